@@ -1,0 +1,35 @@
+import type { ErrorCode } from "./errors.js";
+
+/** One audited operation. Carries ids and timings only, never key material or data. */
+export interface AuditEvent {
+  readonly operation: "encrypt" | "decrypt" | "rewrap" | "unwrap" | "wrap";
+  readonly provider: string;
+  readonly keyRef: string;
+  /** decrypt / unwrap: whether the data key came from the unwrap cache (or a shared flight). */
+  readonly cacheHit?: boolean;
+  /** encrypt: whether a data key was reused (opt-in data-key reuse). */
+  readonly dataKeyReused?: boolean;
+  /** rewrap: whether the KMS rewrapped natively (the data key never left it). */
+  readonly native?: boolean;
+  readonly durationMs: number;
+  readonly outcome: "success" | "failure";
+  readonly errorCode?: ErrorCode;
+}
+
+/**
+ * Receives audit events. Called synchronously; errors thrown by the hook are ignored so
+ * that auditing can never corrupt an encrypt or decrypt.
+ *
+ * @example
+ * createEnvelope({ encrypt: "local-rsa:///run/secrets/key.pem", onAudit: (e) => logger.info(e) })
+ */
+export type AuditHook = (event: AuditEvent) => void;
+
+export function emit(hook: AuditHook | undefined, event: AuditEvent): void {
+  if (!hook) return;
+  try {
+    hook(Object.freeze(event));
+  } catch {
+    // An audit sink failure must not change the result of a cryptographic operation.
+  }
+}

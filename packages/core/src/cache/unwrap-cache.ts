@@ -1,0 +1,106 @@
+import { LRUCache } from "lru-cache";
+import { ConfigError } from "../errors.js";
+
+export interface UnwrapCacheOptions {
+  /** Most data keys held at once. Default 1000. */
+  maxEntries?: number;
+  /** How long an unwrapped data key may be reused, in ms. Default 300000 (5 min). */
+  ttlMs?: number;
+  /** Clock for TTLs (tests only). Default `performance`. */
+  clock?: { now(): number };
+}
+
+/** Counters exposed for metrics. `evictions` counts keys dropped for size or age. */
+export interface UnwrapCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+  inflightJoins: number;
+  size: number;
+}
+
+/**
+ * Unwrapped data keys, keyed by everything that determined the unwrap (provider, key
+ * reference, wrapped bytes, KMS-level context). Bounded by entries and TTL; concurrent
+ * misses for one key share one provider call; every key leaving the cache is zeroed.
+ *
+ * Buffers returned by `peek` belong to the cache: use them synchronously and do not keep
+ * them. `load` returns a private copy the caller must zero.
+ */
+export class UnwrapCache {
+  private readonly lru: LRUCache<string, Buffer>;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly counters = { hits: 0, misses: 0, evictions: 0, inflightJoins: 0 };
+
+  constructor(options: UnwrapCacheOptions = {}) {
+    const max = options.maxEntries ?? 1000;
+    const ttl = options.ttlMs ?? 300_000;
+    if (!Number.isSafeInteger(max) || max < 1) {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", "cache.maxEntries must be a positive integer (e.g. 1000).");
+    }
+    if (!Number.isSafeInteger(ttl) || ttl < 1) {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", "cache.ttlMs must be a positive integer of milliseconds (e.g. 300000).");
+    }
+    this.lru = new LRUCache<string, Buffer>({
+      max,
+      ttl,
+      ttlAutopurge: true,
+      updateAgeOnGet: false,
+      ...(options.clock ? { perf: options.clock } : {}),
+      dispose: (dataKey, _key, reason) => {
+        dataKey.fill(0);
+        if (reason === "evict" || reason === "expire") this.counters.evictions++;
+      },
+    });
+  }
+
+  /** A cached data key, or undefined. The buffer is the cache's: use it synchronously. */
+  peek(key: string): Buffer | undefined {
+    const found = this.lru.get(key);
+    if (found) this.counters.hits++;
+    return found;
+  }
+
+  /**
+   * Loads a missing data key through `loader`, sharing one call among concurrent callers.
+   * Returns a private copy (zero it after use) and whether this caller joined a flight.
+   */
+  async load(key: string, loader: () => Promise<Uint8Array>): Promise<{ dataKey: Buffer; joined: boolean }> {
+    let flight = this.inflight.get(key);
+    const joined = flight !== undefined;
+    if (flight) {
+      this.counters.inflightJoins++;
+    } else {
+      this.counters.misses++;
+      flight = this.fetch(key, loader);
+      this.inflight.set(key, flight);
+    }
+    const owned = await flight;
+    return { dataKey: Buffer.from(owned), joined };
+  }
+
+  private async fetch(key: string, loader: () => Promise<Uint8Array>): Promise<Buffer> {
+    try {
+      const result = await loader();
+      // Keep our own copy so a provider that reuses its buffer cannot alter the cache.
+      const owned = Buffer.from(result);
+      result.fill(0);
+      // The flight's waiters copy from `owned` after this returns; the LRU may evict and
+      // zero it meanwhile, so hand them a separate buffer that is not in the cache.
+      this.lru.set(key, Buffer.from(owned));
+      setImmediate(() => owned.fill(0));
+      return owned;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  /** Drops every key (each is zeroed). */
+  clear(): void {
+    this.lru.clear();
+  }
+
+  stats(): UnwrapCacheStats {
+    return { ...this.counters, size: this.lru.size };
+  }
+}

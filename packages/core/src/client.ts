@@ -1,0 +1,573 @@
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import { type AuditEvent, type AuditHook, emit } from "./audit.js";
+import { hex, type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
+import { type DataKeyReuseOptions, DataKeyCache, type EncryptionMaterials } from "./cache/data-key-cache.js";
+import { UnwrapCache, type UnwrapCacheOptions, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
+import { bodyAad } from "./crypto/aad.js";
+import { sealBody, openBody } from "./crypto/aead.js";
+import { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
+import {
+  ConfigError,
+  DecryptionError,
+  EnvelopeError,
+  type ErrorCode,
+  ProviderError,
+} from "./errors.js";
+import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MESSAGE_ID_LENGTH } from "./format/constants.js";
+import { decodeEnvelope } from "./format/decode.js";
+import { encodeEnvelope } from "./format/encode.js";
+import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+import { fromText, toText } from "./format/text.js";
+import { checkEntry, checkEntryCount } from "./format/validate.js";
+import type { KeyProvider, KeyRequest } from "./providers/types.js";
+
+/** Options of an Envelope client built from provider objects. See `createEnvelope` for config. */
+export interface EnvelopeOptions {
+  /** Provider(s) new data keys are wrapped under. Several = multi-wrap (one entry each). */
+  encrypt: KeyProvider | readonly KeyProvider[];
+  /** Further providers allowed to decrypt (old keys, the previous provider during a migration). */
+  decrypt?: readonly KeyProvider[];
+  /** Unwrap cache. Default `{ maxEntries: 1000, ttlMs: 300000 }`; `false` disables it. */
+  cache?: UnwrapCacheOptions | false;
+  /** Opt-in data-key reuse on encrypt. Default off. */
+  dataKeyReuse?: DataKeyReuseOptions | false;
+  /** Store the canonical context inside each envelope. Default false (the caller supplies it). */
+  storeContext?: boolean;
+  /** Audit hook: one event per encrypt / decrypt / unwrap / wrap / rewrap. */
+  onAudit?: AuditHook;
+}
+
+export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
+  /** Where the value belongs, e.g. `{ table: "users", column: "email", id: "42" }`. */
+  context?: EncryptionContext;
+  /** `binary` (default): a Buffer for bytea/BLOB columns. `text`: an `ev1:` string. */
+  output?: O;
+}
+
+export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {
+  /** The context given at encrypt. Optional when the envelope stores its context. */
+  context?: EncryptionContext;
+  /** `bytes` (default) returns a Buffer; `text` returns a UTF-8 string. */
+  as?: A;
+}
+
+export interface RewrapOptions {
+  /** Provider(s) to re-protect the data key under. Several = multi-wrap. */
+  to: KeyProvider | readonly KeyProvider[];
+  /** The context given at encrypt (needed by KMSs that bind it, such as AWS KMS). */
+  context?: EncryptionContext;
+  /** Keep the existing entries and add the new ones (default: replace them). */
+  keep?: boolean;
+}
+
+/** What `inspect` reports about a sealed value: header facts only, never key material. */
+export interface EnvelopeInfo {
+  form: "binary" | "text";
+  version: number;
+  suite: number;
+  messageId: string;
+  contextStored: boolean;
+  context?: EncryptionContext;
+  entries: { provider: string; keyRef: string; wrappedBytes: number }[];
+  bodyBytes: number;
+  totalBytes: number;
+}
+
+type Sealed = Uint8Array | string;
+
+/**
+ * The Envelope client: encrypt, decrypt and rewrap values with per-message data keys.
+ * Build it from providers here, or from config / env with `createEnvelope` and
+ * `envelopeFromEnv`.
+ *
+ * @example
+ * const envelope = await createEnvelope({ encrypt: "local-rsa:///run/secrets/enc_key.pem" });
+ * const sealed = await envelope.encrypt("alice@example.com", { context: { table: "users", column: "email", id: "42" } });
+ * const email = await envelope.decrypt(sealed, { context: { table: "users", column: "email", id: "42" }, as: "text" });
+ */
+export class Envelope {
+  readonly #encryptors: readonly KeyProvider[];
+  readonly #decryptors: readonly KeyProvider[];
+  readonly #cache: UnwrapCache | undefined;
+  readonly #reuse: DataKeyCache | undefined;
+  readonly #storeContext: boolean;
+  readonly #audit: AuditHook | undefined;
+
+  constructor(options: EnvelopeOptions) {
+    const encrypt = Array.isArray(options.encrypt) ? options.encrypt : [options.encrypt as KeyProvider];
+    if (encrypt.length === 0) {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", "encrypt: give at least one key provider.", {
+        details: { field: "encrypt" },
+      });
+    }
+    checkEntryCount(encrypt.length);
+    encrypt.forEach((p, i) => checkProvider(p, `encrypt[${i}]`));
+    (options.decrypt ?? []).forEach((p, i) => checkProvider(p, `decrypt[${i}]`));
+    this.#encryptors = Object.freeze([...encrypt]);
+    this.#decryptors = Object.freeze([...encrypt, ...(options.decrypt ?? [])]);
+    this.#cache = options.cache === false ? undefined : new UnwrapCache(options.cache ?? {});
+    this.#reuse = options.dataKeyReuse ? new DataKeyCache(options.dataKeyReuse) : undefined;
+    this.#storeContext = options.storeContext ?? false;
+    this.#audit = options.onAudit;
+  }
+
+  /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
+  encrypt(plaintext: PlaintextInput, options: EncryptOptions<"text">): Promise<string>;
+  encrypt(plaintext: PlaintextInput, options?: EncryptOptions<"binary">): Promise<Buffer>;
+  encrypt(plaintext: PlaintextInput, options?: EncryptOptions): Promise<Buffer | string>;
+  async encrypt(plaintext: PlaintextInput, options: EncryptOptions = {}): Promise<Buffer | string> {
+    const started = this.#audit ? performance.now() : 0;
+    const primary = this.#encryptors[0]!;
+    let reused = false;
+    try {
+      const data = plaintextBytes(plaintext);
+      const context = options.context ?? {};
+      const canonical = encodeContext(context);
+      const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
+      const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
+      let materials = this.#reuse?.take(reuseKey, data.length);
+      reused = materials !== undefined;
+      if (!materials) {
+        materials = await this.#freshMaterials({ context });
+        this.#reuse?.put(reuseKey, materials, data.length);
+      }
+      const sealed = seal(materials, data, flags, canonical);
+      if (!reused) materials.dataKey.fill(0);
+      this.#event("encrypt", primary, started, { dataKeyReused: reused });
+      return options.output === "text" ? toText(sealed) : sealed;
+    } catch (error) {
+      this.#event("encrypt", primary, started, { dataKeyReused: reused }, error);
+      throw error;
+    }
+  }
+
+  /** Decrypts a sealed value (binary or `ev1:` text) with whichever configured key can open it. */
+  decrypt(sealed: Sealed, options: DecryptOptions<"text">): Promise<string>;
+  decrypt(sealed: Sealed, options?: DecryptOptions<"bytes">): Promise<Buffer>;
+  decrypt(sealed: Sealed, options?: DecryptOptions): Promise<Buffer | string>;
+  async decrypt(sealed: Sealed, options: DecryptOptions = {}): Promise<Buffer | string> {
+    const started = this.#audit ? performance.now() : 0;
+    let used: { provider: KeyProvider | undefined; cacheHit: boolean } = { provider: undefined, cacheHit: false };
+    try {
+      const parts = parse(sealed);
+      const { context, canonical } = resolveContext(parts, options.context);
+      const aad = bodyAad(parts.flags, parts.messageId, canonical);
+      const plaintext = await this.#open(parts, { context }, aad, (u) => {
+        used = u;
+      });
+      this.#event("decrypt", used.provider, started, { cacheHit: used.cacheHit });
+      return options.as === "text" ? utf8Text(plaintext) : plaintext;
+    } catch (error) {
+      this.#event("decrypt", used.provider, started, { cacheHit: used.cacheHit }, error);
+      throw error;
+    }
+  }
+
+  /**
+   * Re-protects the data key under `to` and leaves the body (ciphertext and tag)
+   * byte-for-byte identical. Uses the KMS's native rewrap when the target provider offers
+   * one for an existing entry (the data key never reaches this process); otherwise
+   * unwraps with a configured key, checks the key commitment, and wraps again.
+   * Entries already under a target's current key are kept as they are (idempotent).
+   * Returns the same form (binary or text) it was given.
+   */
+  rewrap(sealed: string, options: RewrapOptions): Promise<string>;
+  rewrap(sealed: Uint8Array, options: RewrapOptions): Promise<Buffer>;
+  rewrap(sealed: Sealed, options: RewrapOptions): Promise<Buffer | string>;
+  async rewrap(sealed: Sealed, options: RewrapOptions): Promise<Buffer | string> {
+    const started = this.#audit ? performance.now() : 0;
+    const targets = Array.isArray(options.to) ? options.to : [options.to as KeyProvider];
+    try {
+      if (targets.length === 0) {
+        throw new ConfigError("ENVELOPE_BAD_INPUT", "rewrap: `to` must name at least one key provider.");
+      }
+      targets.forEach((p, i) => checkProvider(p, `to[${i}]`));
+      const parts = parse(sealed);
+      const { context } = resolveContext(parts, options.context);
+      const request: KeyRequest = { context };
+      const fresh: WrappedKey[] = [];
+      let dataKey: Buffer | undefined;
+      let native = true;
+      try {
+        for (const target of targets) {
+          const current = parts.entries.find((e) => e.providerId === target.id && e.keyRef === target.keyRef);
+          if (current) {
+            fresh.push(current);
+            continue;
+          }
+          const source = target.rewrap ? parts.entries.find((e) => e.providerId === target.id && target.handles(e)) : undefined;
+          if (source && target.rewrap) {
+            fresh.push(await this.#timed("wrap", target, () => target.rewrap!(source, request), { native: true }));
+            continue;
+          }
+          native = false;
+          dataKey ??= await this.#verifiedDataKey(parts, request);
+          fresh.push(await this.#timed("wrap", target, () => target.wrap(dataKey!, request)));
+        }
+      } finally {
+        dataKey?.fill(0);
+      }
+      fresh.forEach((entry, i) => checkReturnedEntry(entry, targets[i]!));
+      const kept = options.keep
+        ? parts.entries.filter((e) => !fresh.some((f) => f.providerId === e.providerId && f.keyRef === e.keyRef))
+        : [];
+      const entries = [...fresh, ...kept];
+      checkEntryCount(entries.length);
+      const out = encodeEnvelope({ ...parts, entries });
+      this.#event("rewrap", targets[0], started, { native });
+      return typeof sealed === "string" ? toText(out) : out;
+    } catch (error) {
+      this.#event("rewrap", targets[0], started, {}, error);
+      throw error;
+    }
+  }
+
+  /** Header facts of a sealed value (versions, providers, key references, sizes). No secrets. */
+  inspect(sealed: Sealed): EnvelopeInfo {
+    return inspectEnvelope(sealed);
+  }
+
+  /** Unwrap-cache counters (all zero when the cache is disabled). */
+  cacheStats(): UnwrapCacheStats & { dataKeysReused: number } {
+    const stats = this.#cache?.stats() ?? { hits: 0, misses: 0, evictions: 0, inflightJoins: 0, size: 0 };
+    return { ...stats, dataKeysReused: this.#reuse?.reused ?? 0 };
+  }
+
+  /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */
+  clearCaches(): void {
+    this.#cache?.clear();
+    this.#reuse?.clear();
+  }
+
+  /** The providers in use, by id and key reference only. */
+  describe(): { encrypt: string[]; decrypt: string[] } {
+    const name = (p: KeyProvider) => `${p.id}:${p.keyRef}`;
+    return { encrypt: this.#encryptors.map(name), decrypt: this.#decryptors.map(name) };
+  }
+
+  toJSON(): { encrypt: string[]; decrypt: string[] } {
+    return this.describe();
+  }
+
+  [inspect.custom](): string {
+    return `Envelope ${inspect(this.describe())}`;
+  }
+
+  async #freshMaterials(request: KeyRequest): Promise<EncryptionMaterials> {
+    const [primary, ...others] = this.#encryptors as [KeyProvider, ...KeyProvider[]];
+    let dataKey: Buffer;
+    let first: WrappedKey;
+    if (primary.generateDataKey) {
+      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey!(request));
+      checkDataKey(generated?.dataKey, primary);
+      dataKey = Buffer.from(generated.dataKey);
+      generated.dataKey.fill(0);
+      first = generated.entry;
+    } else {
+      dataKey = randomBytes(DATA_KEY_LENGTH);
+      first = await this.#timed("wrap", primary, () => primary.wrap(dataKey, request)).catch((e) => {
+        dataKey.fill(0);
+        throw e;
+      });
+    }
+    try {
+      const rest = await Promise.all(others.map((p) => this.#timed("wrap", p, () => p.wrap(dataKey, request))));
+      const entries = [first, ...rest];
+      entries.forEach((entry, i) => checkReturnedEntry(entry, this.#encryptors[i]!));
+      return { dataKey, entries };
+    } catch (error) {
+      dataKey.fill(0);
+      throw error;
+    }
+  }
+
+  /** Finds a configured provider for some entry, gets its data key, checks commitment, opens. */
+  async #open(
+    parts: EnvelopeParts,
+    request: KeyRequest,
+    aad: Uint8Array,
+    report: (used: { provider: KeyProvider; cacheHit: boolean }) => void,
+  ): Promise<Buffer> {
+    const failures: EnvelopeError[] = [];
+    for (const entry of parts.entries) {
+      for (const provider of this.#decryptors) {
+        if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
+        const key = this.#cacheKey(provider, entry, request);
+        const cached = this.#cache?.peek(key);
+        if (cached) {
+          // Synchronous from peek to open: the cache cannot evict (and zero) this buffer meanwhile.
+          const keys = deriveMessageKeys(cached, parts.messageId);
+          if (commitmentMatches(keys.commitment, parts.commitment)) {
+            report({ provider, cacheHit: true });
+            return openAndZero(keys.encryptionKey, parts.body, aad);
+          }
+          failures.push(commitmentError(provider, entry));
+          continue;
+        }
+        let dataKey: Buffer;
+        let joined = false;
+        try {
+          if (this.#cache) {
+            ({ dataKey, joined } = await this.#cache.load(key, () => this.#unwrap(provider, entry, request)));
+          } else {
+            dataKey = Buffer.from(await this.#unwrap(provider, entry, request));
+          }
+        } catch (error) {
+          failures.push(asEnvelopeError(error));
+          continue;
+        }
+        try {
+          const keys = deriveMessageKeys(dataKey, parts.messageId);
+          if (!commitmentMatches(keys.commitment, parts.commitment)) {
+            failures.push(commitmentError(provider, entry));
+            continue;
+          }
+          report({ provider, cacheHit: joined });
+          return openAndZero(keys.encryptionKey, parts.body, aad);
+        } finally {
+          dataKey.fill(0);
+        }
+      }
+    }
+    throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
+  }
+
+  /** The data key of an envelope, commitment-checked; the caller zeroes it. */
+  async #verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<Buffer> {
+    const failures: EnvelopeError[] = [];
+    for (const entry of parts.entries) {
+      for (const provider of this.#decryptors) {
+        if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
+        let dataKey: Buffer;
+        try {
+          dataKey = Buffer.from(await this.#unwrap(provider, entry, request));
+        } catch (error) {
+          failures.push(asEnvelopeError(error));
+          continue;
+        }
+        const keys = deriveMessageKeys(dataKey, parts.messageId);
+        keys.encryptionKey.fill(0);
+        if (commitmentMatches(keys.commitment, parts.commitment)) return dataKey;
+        dataKey.fill(0);
+        failures.push(commitmentError(provider, entry));
+      }
+    }
+    throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
+  }
+
+  async #unwrap(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): Promise<Uint8Array> {
+    const dataKey = await this.#timed("unwrap", provider, () => provider.unwrap(entry, request), { cacheHit: false }, entry.keyRef);
+    checkDataKey(dataKey, provider);
+    return dataKey;
+  }
+
+  async #timed<T>(
+    operation: AuditEvent["operation"],
+    provider: KeyProvider,
+    call: () => Promise<T>,
+    extra: Partial<AuditEvent> = {},
+    keyRef = provider.keyRef,
+  ): Promise<T> {
+    const started = this.#audit ? performance.now() : 0;
+    try {
+      const result = await call();
+      if (this.#audit) emit(this.#audit, event(operation, provider.id, keyRef, started, extra));
+      return result;
+    } catch (error) {
+      if (this.#audit) emit(this.#audit, event(operation, provider.id, keyRef, started, extra, error));
+      throw error;
+    }
+  }
+
+  #event(
+    operation: AuditEvent["operation"],
+    provider: KeyProvider | undefined,
+    started: number,
+    extra: Partial<AuditEvent>,
+    error?: unknown,
+  ): void {
+    if (!this.#audit) return;
+    emit(this.#audit, event(operation, provider?.id ?? "none", provider?.keyRef ?? "none", started, extra, error));
+  }
+
+  #cacheKey(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): string {
+    const wrapped = Buffer.from(entry.wrapped.buffer, entry.wrapped.byteOffset, entry.wrapped.length);
+    const kms = provider.kmsContextKey?.(request.context) ?? "";
+    return `${provider.id}\u0000${entry.keyRef}\u0000${wrapped.toString("base64")}\u0000${kms}`;
+  }
+
+  #reuseKey(context: EncryptionContext): string {
+    return this.#encryptors.map((p) => p.kmsContextKey?.(context) ?? "").join("\u0000");
+  }
+
+  #noMatchingKey(parts: EnvelopeParts): DecryptionError {
+    const present = parts.entries.map((e) => `${e.providerId}:${e.keyRef}`).join(", ");
+    const configured = this.#decryptors.map((p) => `${p.id}:${p.keyRef}`).join(", ");
+    return new DecryptionError(
+      "ENVELOPE_NO_MATCHING_KEY",
+      `No configured key can unwrap this envelope. It was wrapped under [${present}]; this client has [${configured}]. Add the old key to the decrypt list (ENVELOPE_DECRYPT_KEYS / config.decrypt).`,
+      { details: { wrappedUnder: present, configured } },
+    );
+  }
+}
+
+function seal(materials: EncryptionMaterials, data: Uint8Array, flags: number, canonical: Buffer): Buffer {
+  const messageId = randomBytes(MESSAGE_ID_LENGTH);
+  const keys = deriveMessageKeys(materials.dataKey, messageId);
+  try {
+    const body = sealBody(keys.encryptionKey, data, bodyAad(flags, messageId, canonical));
+    return encodeEnvelope({
+      version: 1,
+      suite: 1,
+      flags,
+      messageId,
+      commitment: keys.commitment,
+      entries: materials.entries,
+      storedContext: flags & FLAG_CONTEXT_STORED ? canonical : undefined,
+      body,
+    });
+  } finally {
+    keys.encryptionKey.fill(0);
+  }
+}
+
+function openAndZero(key: Buffer, body: Uint8Array, aad: Uint8Array): Buffer {
+  try {
+    return openBody(key, body, aad);
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** Parses either form; a string must be the text form. */
+export function parse(sealed: Sealed): EnvelopeParts {
+  if (typeof sealed === "string") return decodeEnvelope(fromText(sealed));
+  if (sealed instanceof Uint8Array) return decodeEnvelope(sealed);
+  throw new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `A sealed value must be a Buffer, Uint8Array or "ev1:" string; got ${sealed === null ? "null" : typeof sealed}.`,
+  );
+}
+
+function resolveContext(
+  parts: EnvelopeParts,
+  given: EncryptionContext | undefined,
+): { context: EncryptionContext; canonical: Buffer } {
+  if (!parts.storedContext) {
+    return { context: given ?? {}, canonical: encodeContext(given) };
+  }
+  const stored = Buffer.from(parts.storedContext);
+  const storedContext = decodeContext(stored);
+  if (given !== undefined && !encodeContext(given).equals(stored)) {
+    throw new DecryptionError(
+      "ENVELOPE_CONTEXT_MISMATCH",
+      "The encryption context given does not match the one stored in the envelope. The value was probably copied from another row or column.",
+    );
+  }
+  return { context: storedContext, canonical: stored };
+}
+
+/** Header facts of a sealed value. No secrets: ids, key references and sizes. */
+export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
+  const parts = parse(sealed);
+  const info: EnvelopeInfo = {
+    form: typeof sealed === "string" ? "text" : "binary",
+    version: parts.version,
+    suite: parts.suite,
+    messageId: hex(parts.messageId),
+    contextStored: parts.storedContext !== undefined,
+    entries: parts.entries.map((e) => ({ provider: e.providerId, keyRef: e.keyRef, wrappedBytes: e.wrapped.length })),
+    bodyBytes: parts.body.length,
+    totalBytes: typeof sealed === "string" ? Buffer.byteLength(sealed) : sealed.length,
+  };
+  if (parts.storedContext) info.context = decodeContext(parts.storedContext);
+  return info;
+}
+
+function checkProvider(provider: KeyProvider, field: string): void {
+  const ok =
+    provider &&
+    typeof provider.id === "string" &&
+    typeof provider.keyRef === "string" &&
+    typeof provider.wrap === "function" &&
+    typeof provider.unwrap === "function" &&
+    typeof provider.handles === "function";
+  if (!ok) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${field} is not a key provider (needs id, keyRef, wrap, unwrap, handles). Pass a provider object, a key URI, or { provider: "<scheme>", … } to createEnvelope.`,
+      { details: { field } },
+    );
+  }
+}
+
+function checkDataKey(dataKey: unknown, provider: KeyProvider): asserts dataKey is Uint8Array {
+  if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
+    throw new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `Key provider "${provider.id}" returned a data key that is not 32 bytes. This is a bug in the provider; nothing was encrypted or decrypted with it.`,
+      { details: { provider: provider.id, keyRef: provider.keyRef } },
+    );
+  }
+}
+
+function checkReturnedEntry(entry: WrappedKey, provider: KeyProvider): void {
+  checkEntry(entry);
+  if (entry.providerId !== provider.id) {
+    throw new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `Key provider "${provider.id}" returned an entry labelled "${entry.providerId}". This is a bug in the provider.`,
+      { details: { provider: provider.id } },
+    );
+  }
+}
+
+function commitmentError(provider: KeyProvider, entry: WrappedKey): DecryptionError {
+  return new DecryptionError(
+    "ENVELOPE_COMMITMENT_MISMATCH",
+    "Could not decrypt: a wrapped key unwrapped to a data key that does not match this envelope's key commitment. The wrapped-key entry was altered or copied from another envelope.",
+    { details: { provider: provider.id, keyRef: entry.keyRef } },
+  );
+}
+
+function asEnvelopeError(error: unknown): EnvelopeError {
+  if (EnvelopeError.isInstance(error)) return error;
+  return new ProviderError(
+    "ENVELOPE_UNWRAP_FAILED",
+    "A key provider failed with an unexpected error while unwrapping a data key. See `cause`.",
+    { cause: error },
+  );
+}
+
+// Prefer errors that tell the operator what to fix (a provider or key problem) over
+// the generic commitment failure of an entry that was merely tried.
+function pickFailure(failures: EnvelopeError[]): EnvelopeError {
+  return failures.find((f) => f.code !== "ENVELOPE_COMMITMENT_MISMATCH") ?? failures[0]!;
+}
+
+function event(
+  operation: AuditEvent["operation"],
+  provider: string,
+  keyRef: string,
+  started: number,
+  extra: Partial<AuditEvent>,
+  error?: unknown,
+): AuditEvent {
+  const failed = error !== undefined;
+  const code: ErrorCode | undefined = failed
+    ? EnvelopeError.isInstance(error)
+      ? error.code
+      : "ENVELOPE_KMS_ERROR"
+    : undefined;
+  return {
+    ...extra,
+    operation,
+    provider,
+    keyRef,
+    durationMs: performance.now() - started,
+    outcome: failed ? "failure" : "success",
+    ...(code ? { errorCode: code } : {}),
+  };
+}

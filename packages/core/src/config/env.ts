@@ -1,0 +1,108 @@
+import type { Envelope } from "../client.js";
+import { ConfigError } from "../errors.js";
+import { createEnvelope } from "./parse.js";
+import type { EnvelopeConfig } from "./schema.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Every variable `envelopeFromEnv` reads. Documented in the README. */
+export const ENV_VARS = {
+  ENVELOPE_ENCRYPT_KEYS: "key URI(s) that seal new values, comma- or space-separated (several = multi-wrap)",
+  ENVELOPE_DECRYPT_KEYS: "extra key URI(s) allowed to decrypt (old keys, previous provider)",
+  ENVELOPE_CACHE: "`off` disables the unwrap cache",
+  ENVELOPE_CACHE_MAX_ENTRIES: "unwrap cache size (default 1000)",
+  ENVELOPE_CACHE_TTL_MS: "unwrap cache TTL in ms (default 300000)",
+  ENVELOPE_STORE_CONTEXT: "`true` stores the context in each envelope",
+  ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES: "turns on data-key reuse: messages per data key",
+  ENVELOPE_DATA_KEY_REUSE_MAX_BYTES: "data-key reuse: plaintext bytes per data key",
+  ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS: "data-key reuse: age limit in ms",
+} as const;
+
+const OUR_PREFIXES = ["ENVELOPE_ENCRYPT", "ENVELOPE_DECRYPT", "ENVELOPE_CACHE", "ENVELOPE_STORE", "ENVELOPE_DATA_KEY"];
+
+/** Reads `ENVELOPE_*` variables into a config (without building providers). */
+export function configFromEnv(env: Env = process.env): EnvelopeConfig {
+  for (const name of Object.keys(env)) {
+    // Reject near-misses of our own names (a typo must not silently fall back to a
+    // default); other ENVELOPE_* names are free for users, e.g. a PEM in ENVELOPE_RSA_KEY.
+    if (OUR_PREFIXES.some((p) => name.startsWith(p)) && !(name in ENV_VARS)) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Unknown environment variable ${name}. Known: ${Object.keys(ENV_VARS).join(", ")}.`,
+        { details: { field: name } },
+      );
+    }
+  }
+  const encrypt = list(env.ENVELOPE_ENCRYPT_KEYS);
+  if (encrypt.length === 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "ENVELOPE_ENCRYPT_KEYS is not set. Set it to the key URI that seals new values, e.g. ENVELOPE_ENCRYPT_KEYS=local-rsa:///run/secrets/enc_key.pem",
+      { details: { field: "ENVELOPE_ENCRYPT_KEYS" } },
+    );
+  }
+  const config: EnvelopeConfig = { encrypt, decrypt: list(env.ENVELOPE_DECRYPT_KEYS) };
+  const cacheSwitch = env.ENVELOPE_CACHE?.trim().toLowerCase();
+  if (cacheSwitch !== undefined && cacheSwitch !== "" && cacheSwitch !== "on" && cacheSwitch !== "off") {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "ENVELOPE_CACHE must be `on` or `off`.", {
+      details: { field: "ENVELOPE_CACHE" },
+    });
+  }
+  if (cacheSwitch === "off") {
+    config.cache = false;
+  } else {
+    const maxEntries = int(env, "ENVELOPE_CACHE_MAX_ENTRIES");
+    const ttlMs = int(env, "ENVELOPE_CACHE_TTL_MS");
+    config.cache = { ...(maxEntries ? { maxEntries } : {}), ...(ttlMs ? { ttlMs } : {}) };
+  }
+  const store = env.ENVELOPE_STORE_CONTEXT?.trim().toLowerCase();
+  if (store !== undefined && store !== "") {
+    if (store !== "true" && store !== "false") {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", "ENVELOPE_STORE_CONTEXT must be `true` or `false`.", {
+        details: { field: "ENVELOPE_STORE_CONTEXT" },
+      });
+    }
+    config.storeContext = store === "true";
+  }
+  const maxMessages = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES");
+  const maxBytes = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_BYTES");
+  const maxAgeMs = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS");
+  if (maxMessages || maxBytes || maxAgeMs) {
+    config.dataKeyReuse = {
+      ...(maxMessages ? { maxMessages } : {}),
+      ...(maxBytes ? { maxBytes } : {}),
+      ...(maxAgeMs ? { maxAgeMs } : {}),
+    };
+  }
+  return config;
+}
+
+/**
+ * Builds an Envelope client from `ENVELOPE_*` environment variables: the way to pick a
+ * provider per deployment without touching code.
+ *
+ * @example
+ * // ENVELOPE_ENCRYPT_KEYS=aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/pii
+ * const envelope = await envelopeFromEnv();
+ */
+export async function envelopeFromEnv(
+  env: Env = process.env,
+  overrides: Partial<EnvelopeConfig> = {},
+): Promise<Envelope> {
+  return createEnvelope({ ...configFromEnv(env), ...overrides }, env);
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "").split(/[\s,]+/).filter((s) => s.length > 0);
+}
+
+function int(env: Env, name: string): number | undefined {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return undefined;
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)) || Number(raw) < 1) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${name} must be a positive integer; got "${raw.slice(0, 20)}".`, {
+      details: { field: name },
+    });
+  }
+  return Number(raw);
+}

@@ -1,0 +1,108 @@
+import { Envelope } from "../client.js";
+import { ConfigError, EnvelopeError } from "../errors.js";
+import { loadFactory } from "../providers/registry.js";
+import type { KeyProvider } from "../providers/types.js";
+import { CONFIG_FIELDS, type EnvelopeConfig, type KeySpec } from "./schema.js";
+import { redactUri, uriScheme } from "./uri.js";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Builds an Envelope client from configuration, loading only the provider packages it
+ * names. Everything is validated up front; errors name the bad field and the fix.
+ *
+ * @example
+ * const envelope = await createEnvelope({ encrypt: "local-rsa:///run/secrets/enc_key.pem" });
+ */
+export async function createEnvelope(config: EnvelopeConfig, env: Env = process.env): Promise<Envelope> {
+  if (typeof config !== "object" || config === null) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "createEnvelope needs a config object, e.g. { encrypt: \"local-rsa:///path/key.pem\" }.");
+  }
+  for (const field of Object.keys(config)) {
+    if (!(CONFIG_FIELDS as readonly string[]).includes(field)) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Unknown config field "${field}". Known fields: ${CONFIG_FIELDS.join(", ")}.`,
+        { details: { field } },
+      );
+    }
+  }
+  if (config.encrypt === undefined) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "encrypt is required: name the key that seals new values, e.g. encrypt: \"local-rsa:///run/secrets/enc_key.pem\" or ENVELOPE_ENCRYPT_KEYS.",
+      { details: { field: "encrypt" } },
+    );
+  }
+  const encryptSpecs = Array.isArray(config.encrypt) ? config.encrypt : [config.encrypt as KeySpec];
+  if (config.decrypt !== undefined && !Array.isArray(config.decrypt)) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "decrypt must be an array of key URIs or provider configs.", {
+      details: { field: "decrypt" },
+    });
+  }
+  const [encrypt, decrypt] = await Promise.all([
+    Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
+    Promise.all((config.decrypt ?? []).map((spec, i) => resolveKey(spec, `decrypt[${i}]`, env))),
+  ]);
+  return new Envelope({
+    encrypt,
+    decrypt,
+    ...(config.cache !== undefined ? { cache: config.cache } : {}),
+    ...(config.dataKeyReuse !== undefined ? { dataKeyReuse: config.dataKeyReuse } : {}),
+    ...(config.storeContext !== undefined ? { storeContext: config.storeContext } : {}),
+    ...(config.onAudit !== undefined ? { onAudit: config.onAudit } : {}),
+  });
+}
+
+/**
+ * Turns one key spec (URI, provider config, or provider) into a provider, loading its
+ * package lazily.
+ *
+ * @example
+ * const next = await resolveKey("local-rsa:///run/secrets/new_key.pem");
+ * await envelope.rewrap(sealed, { to: next });
+ */
+export async function resolveKey(spec: KeySpec, field = "key", env: Env = process.env): Promise<KeyProvider> {
+  if (typeof spec === "string") {
+    const scheme = uriScheme(spec, field);
+    const factory = await loadFactory(scheme, field);
+    return wrapErrors(() => factory.fromUri(spec, env), field, redactUri(spec));
+  }
+  if (typeof spec === "object" && spec !== null) {
+    if (typeof (spec as KeyProvider).wrap === "function") return spec as KeyProvider;
+    const provider = (spec as { provider?: unknown }).provider;
+    if (typeof provider === "string") {
+      const factory = await loadFactory(provider, `${field}.provider`);
+      return wrapErrors(() => factory.fromConfig(spec as Record<string, unknown>), field, provider);
+    }
+  }
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    `${field} must be a key URI, { provider: "<scheme>", … }, or a KeyProvider.`,
+    { details: { field } },
+  );
+}
+
+// Provider factories throw ConfigErrors of their own; prefix them with the field so the
+// operator knows which of several keys is wrong.
+async function wrapErrors(
+  build: () => Promise<KeyProvider>,
+  field: string,
+  label: string,
+): Promise<KeyProvider> {
+  try {
+    return await build();
+  } catch (error) {
+    if (EnvelopeError.isInstance(error)) {
+      const Same = error.constructor as typeof EnvelopeError;
+      throw new Same(error.code, `${field} (${label}): ${error.message}`, {
+        cause: error.cause,
+        details: { ...error.details, field },
+      });
+    }
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${field} (${label}): the provider could not be created. See \`cause\`.`, {
+      cause: error,
+      details: { field },
+    });
+  }
+}

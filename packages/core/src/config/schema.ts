@@ -1,0 +1,43 @@
+import type { AuditHook } from "../audit.js";
+import type { DataKeyReuseOptions } from "../cache/data-key-cache.js";
+import type { UnwrapCacheOptions } from "../cache/unwrap-cache.js";
+import type { KeyProvider } from "../providers/types.js";
+
+/**
+ * One master key, given as a key URI (`local-rsa:///run/secrets/enc_key.pem`), a config
+ * object naming its provider (`{ provider: "local-rsa", path: "…" }`), or a provider object.
+ */
+export type KeySpec = string | KeyProvider | ProviderConfig;
+
+/** Options of one provider; `provider` is its URI scheme. Other fields are the provider's. */
+export interface ProviderConfig {
+  readonly provider: string;
+  readonly [option: string]: unknown;
+}
+
+/**
+ * Envelope configuration: which key(s) encrypt, which may also decrypt, and the caches.
+ * The same shape comes from code, from `ENVELOPE_*` env vars, or from a config file.
+ *
+ * @example
+ * const envelope = await createEnvelope({
+ *   encrypt: "aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/pii",
+ *   decrypt: ["local-rsa:///run/secrets/old_key.pem"], // data sealed before the migration
+ * });
+ */
+export interface EnvelopeConfig {
+  /** Key(s) new values are sealed under; several = multi-wrap, any one of them decrypts. */
+  encrypt: KeySpec | readonly KeySpec[];
+  /** Extra keys allowed to decrypt (old keys, the previous provider during a migration). */
+  decrypt?: readonly KeySpec[];
+  /** Unwrap cache: `{ maxEntries, ttlMs }`, or `false` to disable. On by default. */
+  cache?: UnwrapCacheOptions | false;
+  /** Data-key reuse on encrypt: `{ maxMessages, maxBytes, maxAgeMs }`. Off by default. */
+  dataKeyReuse?: DataKeyReuseOptions | false;
+  /** Store the context in each envelope (default false: the caller supplies it). */
+  storeContext?: boolean;
+  /** Audit hook: ids and timings of every operation, never key material. */
+  onAudit?: AuditHook;
+}
+
+export const CONFIG_FIELDS = ["encrypt", "decrypt", "cache", "dataKeyReuse", "storeContext", "onAudit"] as const;

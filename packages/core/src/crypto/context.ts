@@ -1,0 +1,110 @@
+import { ConfigError, FormatError } from "../errors.js";
+import {
+  MAX_CONTEXT_BYTES,
+  MAX_CONTEXT_KEY_LENGTH,
+  MAX_CONTEXT_PAIRS,
+  MAX_CONTEXT_VALUE_LENGTH,
+} from "../format/constants.js";
+import { Reader } from "../format/reader.js";
+
+/**
+ * The caller's encryption context: non-secret strings that say where a value belongs,
+ * e.g. `{ table: "users", column: "email", id: "42" }`. Authenticated, never encrypted.
+ */
+export type EncryptionContext = Readonly<Record<string, string>>;
+
+const EMPTY = Buffer.from([0, 0]);
+
+/**
+ * Canonical encoding: u16 pair count, then for each pair in ascending bytewise order of
+ * the UTF-8 key: u16 key length, key, u16 value length, value. Unambiguous by
+ * construction (every field is length-prefixed) and independent of insertion order.
+ */
+export function encodeContext(context: EncryptionContext | undefined): Buffer {
+  if (context === undefined) return EMPTY;
+  if (typeof context !== "object" || context === null || Array.isArray(context)) {
+    throw badContext("must be a plain object of string keys to string values");
+  }
+  const keys = Object.keys(context);
+  if (keys.length === 0) return EMPTY;
+  if (keys.length > MAX_CONTEXT_PAIRS) {
+    throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
+  }
+  const pairs: [Buffer, Buffer][] = [];
+  let size = 2;
+  for (const key of keys) {
+    const value = context[key];
+    if (typeof value !== "string") {
+      throw badContext(`value of "${printable(key)}" is a ${typeof value}; convert it to a string`);
+    }
+    const k = utf8Strict(key, "key");
+    const v = utf8Strict(value, `value of "${printable(key)}"`);
+    if (k.length === 0) throw badContext("has an empty key");
+    if (k.length > MAX_CONTEXT_KEY_LENGTH) throw badContext("has a key longer than 1024 bytes");
+    if (v.length > MAX_CONTEXT_VALUE_LENGTH) {
+      throw badContext(`value of "${printable(key)}" is longer than ${MAX_CONTEXT_VALUE_LENGTH} bytes`);
+    }
+    pairs.push([k, v]);
+    size += 4 + k.length + v.length;
+  }
+  if (size > MAX_CONTEXT_BYTES) throw badContext(`encodes to ${size} bytes; the limit is 65535`);
+  pairs.sort((a, b) => Buffer.compare(a[0], b[0]));
+  const out = Buffer.allocUnsafe(size);
+  let o = out.writeUInt16BE(pairs.length, 0);
+  for (const [k, v] of pairs) {
+    o = out.writeUInt16BE(k.length, o);
+    o += k.copy(out, o);
+    o = out.writeUInt16BE(v.length, o);
+    o += v.copy(out, o);
+  }
+  return out;
+}
+
+/** Parses a stored canonical context, rejecting anything that is not canonical. */
+export function decodeContext(bytes: Uint8Array): EncryptionContext {
+  const r = new Reader(bytes);
+  const count = r.u16("context.count");
+  if (count > MAX_CONTEXT_PAIRS) throw badStored(`declares ${count} pairs`);
+  const out: Record<string, string> = Object.create(null);
+  let previous: Uint8Array | undefined;
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (let i = 0; i < count; i++) {
+    const k = r.bytesOf(r.u16("context.keyLength"), "context.key");
+    const v = r.bytesOf(r.u16("context.valueLength"), "context.value");
+    if (k.length === 0 || k.length > MAX_CONTEXT_KEY_LENGTH) throw badStored("has a bad key length");
+    if (v.length > MAX_CONTEXT_VALUE_LENGTH) throw badStored("has a value that is too long");
+    if (previous && Buffer.compare(previous, k) >= 0) throw badStored("is not in canonical order");
+    previous = k;
+    try {
+      out[decoder.decode(k)] = decoder.decode(v);
+    } catch (cause) {
+      throw badStored("is not valid UTF-8", cause);
+    }
+  }
+  r.end();
+  return { ...out };
+}
+
+function utf8Strict(text: string, what: string): Buffer {
+  if (!text.isWellFormed()) throw badContext(`${what} contains an unpaired surrogate`);
+  return Buffer.from(text, "utf8");
+}
+
+// Context keys are not secret, but bound them in messages.
+function printable(key: string): string {
+  return key.length > 40 ? `${key.slice(0, 40)}…` : key;
+}
+
+function badContext(problem: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `Invalid encryption context: it ${problem}. A context is an object of string keys to string values, e.g. { table: "users", column: "email", id: "42" }.`,
+  );
+}
+
+function badStored(problem: string, cause?: unknown): FormatError {
+  return new FormatError("ENVELOPE_BAD_FORMAT", `Malformed envelope: the stored context ${problem}.`, {
+    cause,
+    details: { field: "context" },
+  });
+}

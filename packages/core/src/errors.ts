@@ -1,0 +1,101 @@
+/**
+ * One error hierarchy with stable codes. Messages say what to do and never carry key
+ * material, plaintext or whole envelopes; safe, non-secret facts (provider id, key
+ * reference, field name) go in `details`, the underlying error in `cause`.
+ */
+
+const MARK = Symbol.for("@envelope/core/EnvelopeError");
+
+/** Every code an Envelope error can carry. Documented in docs/ERRORS.md; never renamed. */
+export type ErrorCode =
+  // envelope bytes
+  | "ENVELOPE_BAD_FORMAT"
+  | "ENVELOPE_UNSUPPORTED_VERSION"
+  | "ENVELOPE_UNSUPPORTED_SUITE"
+  | "ENVELOPE_LIMIT_EXCEEDED"
+  // decryption
+  | "ENVELOPE_DECRYPT_FAILED"
+  | "ENVELOPE_COMMITMENT_MISMATCH"
+  | "ENVELOPE_CONTEXT_MISMATCH"
+  | "ENVELOPE_NO_MATCHING_KEY"
+  // caller input and configuration
+  | "ENVELOPE_BAD_INPUT"
+  | "ENVELOPE_BAD_CONFIG"
+  | "ENVELOPE_PROVIDER_NOT_INSTALLED"
+  | "ENVELOPE_BAD_KEY"
+  | "ENVELOPE_ENCRYPT_ONLY"
+  // providers
+  | "ENVELOPE_UNWRAP_FAILED"
+  | "ENVELOPE_PROVIDER_CONTRACT"
+  | "ENVELOPE_KMS_THROTTLED"
+  | "ENVELOPE_KMS_UNAVAILABLE"
+  | "ENVELOPE_KMS_TIMEOUT"
+  | "ENVELOPE_KMS_ACCESS_DENIED"
+  | "ENVELOPE_KMS_CONTEXT_MISMATCH"
+  | "ENVELOPE_KEY_DISABLED"
+  | "ENVELOPE_KEY_NOT_FOUND"
+  | "ENVELOPE_KMS_ERROR";
+
+/** Non-secret facts attached to an error: provider id, key reference, field, attempts. */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | undefined>>;
+
+export interface EnvelopeErrorOptions {
+  cause?: unknown;
+  details?: ErrorDetails;
+}
+
+/**
+ * Base class of every error Envelope throws.
+ *
+ * @example
+ * try { await envelope.decrypt(value, { context }) }
+ * catch (e) { if (EnvelopeError.isInstance(e) && e.code === "ENVELOPE_DECRYPT_FAILED") … }
+ */
+export class EnvelopeError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: EnvelopeErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = Object.freeze({ ...options.details });
+    Object.defineProperty(this, MARK, { value: true });
+  }
+
+  /** `instanceof` that also works across two copies of this package. */
+  static isInstance(value: unknown): value is EnvelopeError {
+    return typeof value === "object" && value !== null && MARK in value;
+  }
+
+  /** Serializes name, code, message and details; never the cause's internals. */
+  toJSON(): { name: string; code: ErrorCode; message: string; details: ErrorDetails } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** The bytes are not a well-formed envelope (truncated, oversized, unknown version…). */
+export class FormatError extends EnvelopeError {}
+
+/** The envelope is well formed but could not be opened with the given keys and context. */
+export class DecryptionError extends EnvelopeError {}
+
+/** The configuration, a key file, or an argument is invalid. The message names the fix. */
+export class ConfigError extends EnvelopeError {}
+
+/** A key provider (KMS, local key) failed or returned something invalid. */
+export class ProviderError extends EnvelopeError {}
+
+/**
+ * Throws `new Err(code, message, options)` unless `condition` holds. Keeps checks at the
+ * door to one line each.
+ */
+export function needs(
+  condition: unknown,
+  Err: new (code: ErrorCode, message: string, options?: EnvelopeErrorOptions) => EnvelopeError,
+  code: ErrorCode,
+  message: string,
+  options?: EnvelopeErrorOptions,
+): asserts condition {
+  if (!condition) throw new Err(code, message, options);
+}

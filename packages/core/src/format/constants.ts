@@ -1,0 +1,42 @@
+/** Envelope format v1 constants. docs/FORMAT.md is the normative description. */
+
+export const FORMAT_VERSION = 0x01;
+
+/** Suite 0x01: AES-256-GCM body, HKDF-SHA256 key derivation, HKDF-derived key commitment. */
+export const SUITE_AES256GCM_HKDF_SHA256_COMMIT = 0x01;
+
+export const DATA_KEY_LENGTH = 32;
+export const MESSAGE_ID_LENGTH = 32;
+export const COMMITMENT_LENGTH = 32;
+export const TAG_LENGTH = 16;
+export const NONCE_LENGTH = 12;
+
+/** Flag bit 0: the canonical encryption context is stored in the envelope. */
+export const FLAG_CONTEXT_STORED = 0x01;
+export const KNOWN_FLAGS = FLAG_CONTEXT_STORED;
+
+export const MAX_ENTRIES = 16;
+export const MAX_PROVIDER_ID_LENGTH = 64;
+export const MAX_KEY_REF_LENGTH = 2048;
+export const MAX_WRAPPED_KEY_LENGTH = 4096;
+/** Single-shot bodies up to 1 GiB; larger values belong in the streaming format. */
+export const MAX_BODY_LENGTH = 2 ** 30;
+
+export const MAX_CONTEXT_PAIRS = 1024;
+export const MAX_CONTEXT_KEY_LENGTH = 1024;
+export const MAX_CONTEXT_VALUE_LENGTH = 8192;
+export const MAX_CONTEXT_BYTES = 65535;
+
+/** Prefix of the text form: `ev1:` followed by unpadded base64url. */
+export const TEXT_PREFIX = "ev1:";
+
+/** Fixed offsets of the v1 header. */
+export const OFFSET_MESSAGE_ID = 3;
+export const OFFSET_COMMITMENT = OFFSET_MESSAGE_ID + MESSAGE_ID_LENGTH;
+export const OFFSET_ENTRY_COUNT = OFFSET_COMMITMENT + COMMITMENT_LENGTH;
+
+/** HKDF info string: fixed, ASCII. */
+export const HKDF_INFO = "envelope:v1:suite1:key+commitment";
+
+/** Provider ids are short lowercase ASCII names such as `local-rsa` or `aws-kms`. */
+export const PROVIDER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;

@@ -1,0 +1,109 @@
+import { FormatError } from "../errors.js";
+import {
+  COMMITMENT_LENGTH,
+  FLAG_CONTEXT_STORED,
+  FORMAT_VERSION,
+  KNOWN_FLAGS,
+  MAX_BODY_LENGTH,
+  MAX_CONTEXT_BYTES,
+  MAX_ENTRIES,
+  MAX_KEY_REF_LENGTH,
+  MAX_PROVIDER_ID_LENGTH,
+  MAX_WRAPPED_KEY_LENGTH,
+  MESSAGE_ID_LENGTH,
+  PROVIDER_ID_PATTERN,
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  TAG_LENGTH,
+} from "./constants.js";
+import type { EnvelopeParts, WrappedKey } from "./envelope.js";
+import { Reader } from "./reader.js";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Parses the binary form. Throws only `FormatError`; never allocates beyond small
+ * strings for provider ids and key references (bounded by the limits), never loops
+ * more than MAX_ENTRIES times.
+ */
+export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new FormatError("ENVELOPE_BAD_FORMAT", "An envelope must be a Uint8Array, Buffer or text-form string.");
+  }
+  const r = new Reader(bytes);
+  const version = r.u8("version");
+  if (version !== FORMAT_VERSION) {
+    throw new FormatError(
+      "ENVELOPE_UNSUPPORTED_VERSION",
+      `Unsupported envelope format version ${version}; this library reads version ${FORMAT_VERSION}. Upgrade @envelope/core, or check that the value is an Envelope value.`,
+      { details: { field: "version", version } },
+    );
+  }
+  const suite = r.u8("suite");
+  if (suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT) {
+    throw new FormatError(
+      "ENVELOPE_UNSUPPORTED_SUITE",
+      `Unsupported algorithm suite ${suite}; this library knows suite 1 (AES-256-GCM, HKDF-SHA256, key commitment). Upgrade @envelope/core.`,
+      { details: { field: "suite", suite } },
+    );
+  }
+  const flags = r.u8("flags");
+  if ((flags & ~KNOWN_FLAGS) !== 0) fail("flags", `unknown flag bits 0x${flags.toString(16)}`);
+  const messageId = r.bytesOf(MESSAGE_ID_LENGTH, "messageId");
+  const commitment = r.bytesOf(COMMITMENT_LENGTH, "commitment");
+
+  const count = r.u8("entryCount");
+  if (count === 0) fail("entryCount", "no wrapped-key entries");
+  if (count > MAX_ENTRIES) fail("entryCount", `${count} entries (limit ${MAX_ENTRIES})`);
+  const entries: WrappedKey[] = [];
+  for (let i = 0; i < count; i++) entries.push(readEntry(r, i));
+
+  let storedContext: Uint8Array | undefined;
+  if (flags & FLAG_CONTEXT_STORED) {
+    const length = r.u16("contextLength");
+    if (length < 2 || length > MAX_CONTEXT_BYTES) fail("contextLength", "out of range");
+    storedContext = r.bytesOf(length, "context");
+  }
+
+  const ciphertextLength = r.u32("ciphertextLength");
+  if (ciphertextLength > MAX_BODY_LENGTH) {
+    throw new FormatError(
+      "ENVELOPE_LIMIT_EXCEEDED",
+      `Envelope body declares ${ciphertextLength} bytes; single-shot envelopes are limited to 1 GiB. Use the streaming format for larger values.`,
+      { details: { field: "ciphertextLength" } },
+    );
+  }
+  const body = r.bytesOf(ciphertextLength + TAG_LENGTH, "body");
+  r.end();
+  return { version, suite, flags, messageId, commitment, entries, storedContext, body };
+}
+
+function readEntry(r: Reader, index: number): WrappedKey {
+  const idLength = r.u8(`entries[${index}].providerIdLength`);
+  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH) fail(`entries[${index}].providerId`, "bad length");
+  const id = r.bytesOf(idLength, `entries[${index}].providerId`);
+  const providerId = Buffer.from(id.buffer, id.byteOffset, id.length).toString("latin1");
+  if (!PROVIDER_ID_PATTERN.test(providerId)) fail(`entries[${index}].providerId`, "not a valid provider id");
+
+  const refLength = r.u16(`entries[${index}].keyRefLength`);
+  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH) fail(`entries[${index}].keyRef`, "bad length");
+  const refBytes = r.bytesOf(refLength, `entries[${index}].keyRef`);
+  let keyRef: string;
+  try {
+    keyRef = utf8.decode(refBytes);
+  } catch {
+    fail(`entries[${index}].keyRef`, "not valid UTF-8");
+  }
+
+  const wrappedLength = r.u16(`entries[${index}].wrappedLength`);
+  if (wrappedLength === 0 || wrappedLength > MAX_WRAPPED_KEY_LENGTH) {
+    fail(`entries[${index}].wrapped`, "bad length");
+  }
+  const wrapped = r.bytesOf(wrappedLength, `entries[${index}].wrapped`);
+  return { providerId, keyRef, wrapped };
+}
+
+function fail(field: string, problem: string): never {
+  throw new FormatError("ENVELOPE_BAD_FORMAT", `Malformed envelope: field "${field}" is invalid (${problem}).`, {
+    details: { field },
+  });
+}

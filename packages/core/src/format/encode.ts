@@ -1,0 +1,46 @@
+import {
+  COMMITMENT_LENGTH,
+  FLAG_CONTEXT_STORED,
+  FORMAT_VERSION,
+  MESSAGE_ID_LENGTH,
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  TAG_LENGTH,
+} from "./constants.js";
+import type { EnvelopeParts } from "./envelope.js";
+import { Writer } from "./reader.js";
+import { checkEntry } from "./validate.js";
+
+/**
+ * Serializes an envelope to its binary form (see docs/FORMAT.md). Inputs come from our
+ * own code paths, but entries may come from a provider: their limits are checked here too.
+ */
+export function encodeEnvelope(parts: EnvelopeParts): Buffer {
+  const ids = parts.entries.map((e) => checkEntry(e));
+  let size = 3 + MESSAGE_ID_LENGTH + COMMITMENT_LENGTH + 1 + 4 + parts.body.length;
+  for (const { id, ref, wrapped } of ids) size += 1 + id.length + 2 + ref.length + 2 + wrapped.length;
+  const stored = parts.storedContext;
+  if (stored) size += 2 + stored.length;
+
+  const w = new Writer(size);
+  w.u8(FORMAT_VERSION);
+  w.u8(SUITE_AES256GCM_HKDF_SHA256_COMMIT);
+  w.u8(stored ? FLAG_CONTEXT_STORED : 0);
+  w.put(parts.messageId);
+  w.put(parts.commitment);
+  w.u8(ids.length);
+  for (const { id, ref, wrapped } of ids) {
+    w.u8(id.length);
+    w.put(id);
+    w.u16(ref.length);
+    w.put(ref);
+    w.u16(wrapped.length);
+    w.put(wrapped);
+  }
+  if (stored) {
+    w.u16(stored.length);
+    w.put(stored);
+  }
+  w.u32(parts.body.length - TAG_LENGTH);
+  w.put(parts.body);
+  return w.finish();
+}

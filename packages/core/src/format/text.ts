@@ -1,0 +1,48 @@
+import { FormatError } from "../errors.js";
+import { MAX_BODY_LENGTH, TEXT_PREFIX } from "./constants.js";
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+// Header and entries are bounded well below 128 KiB; anything longer than that plus the
+// largest body cannot be an envelope, so refuse it before decoding.
+const MAX_TEXT_LENGTH = TEXT_PREFIX.length + Math.ceil(((MAX_BODY_LENGTH + 256 * 1024) * 4) / 3);
+
+/** Text form for text columns: `ev1:` + unpadded base64url of the binary form. */
+export function toText(binary: Uint8Array): string {
+  return TEXT_PREFIX + Buffer.from(binary.buffer, binary.byteOffset, binary.length).toString("base64url");
+}
+
+/** True when a string looks like the text form (cheap prefix check, no decoding). */
+export function isTextForm(value: string): boolean {
+  return value.startsWith(TEXT_PREFIX);
+}
+
+/** Strict decoder: exact prefix, base64url alphabet, no padding, canonical trailing bits. */
+export function fromText(text: string): Buffer {
+  if (!text.startsWith(TEXT_PREFIX)) {
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      `Not an Envelope text value: it must start with "${TEXT_PREFIX}". Was this column ever encrypted? Reading legacy plaintext needs the explicit migration mode.`,
+      { details: { field: "textPrefix" } },
+    );
+  }
+  if (text.length > MAX_TEXT_LENGTH) {
+    throw new FormatError("ENVELOPE_LIMIT_EXCEEDED", "Envelope text value is larger than the 1 GiB limit.");
+  }
+  const payload = text.slice(TEXT_PREFIX.length);
+  if (payload.length % 4 === 1 || !BASE64URL.test(payload)) {
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      "Malformed envelope text: the part after the prefix must be unpadded base64url (A–Z a–z 0–9 - _).",
+      { details: { field: "textPayload" } },
+    );
+  }
+  const bytes = Buffer.from(payload, "base64url");
+  // Reject non-canonical encodings (stray bits in the last character) so one envelope
+  // has exactly one text form.
+  if (bytes.toString("base64url") !== payload) {
+    throw new FormatError("ENVELOPE_BAD_FORMAT", "Malformed envelope text: non-canonical base64url.", {
+      details: { field: "textPayload" },
+    });
+  }
+  return bytes;
+}

@@ -1,0 +1,40 @@
+import { ProviderError } from "../errors.js";
+import {
+  MAX_ENTRIES,
+  MAX_KEY_REF_LENGTH,
+  MAX_WRAPPED_KEY_LENGTH,
+  PROVIDER_ID_PATTERN,
+} from "./constants.js";
+import type { WrappedKey } from "./envelope.js";
+
+/**
+ * Checks a wrapped-key entry against the format's limits and returns its encoded fields.
+ * Entries come from providers, so a violation is a provider contract error.
+ */
+export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrapped: Uint8Array } {
+  const bad = (problem: string) =>
+    new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `Key provider "${String(entry?.providerId).slice(0, 64)}" returned an invalid wrapped key: ${problem}. This is a bug in the provider.`,
+      { details: { provider: String(entry?.providerId).slice(0, 64) } },
+    );
+  if (typeof entry !== "object" || entry === null) throw bad("not an object");
+  if (typeof entry.providerId !== "string" || !PROVIDER_ID_PATTERN.test(entry.providerId)) {
+    throw bad("provider id must match /^[a-z0-9][a-z0-9-]{0,63}$/");
+  }
+  if (typeof entry.keyRef !== "string" || entry.keyRef.length === 0) throw bad("empty key reference");
+  const ref = Buffer.from(entry.keyRef, "utf8");
+  if (ref.length > MAX_KEY_REF_LENGTH) throw bad("key reference longer than 2048 bytes");
+  if (!(entry.wrapped instanceof Uint8Array) || entry.wrapped.length === 0) throw bad("empty wrapped key");
+  if (entry.wrapped.length > MAX_WRAPPED_KEY_LENGTH) throw bad("wrapped key longer than 4096 bytes");
+  return { id: Buffer.from(entry.providerId, "ascii"), ref, wrapped: entry.wrapped };
+}
+
+export function checkEntryCount(count: number): void {
+  if (count < 1 || count > MAX_ENTRIES) {
+    throw new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `An envelope needs between 1 and ${MAX_ENTRIES} wrapped keys; got ${count}. Configure fewer encrypting keys.`,
+    );
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * @envelope/core — envelope encryption with per-record AES-256-GCM data keys wrapped by
+ * a master key chosen by configuration. Imports no cloud SDK.
+ */
+
+export type { AuditEvent, AuditHook } from "./audit.js";
+export type { PlaintextInput } from "./bytes.js";
+export type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
+export { UnwrapCache, type UnwrapCacheOptions, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
+export {
+  Envelope,
+  type DecryptOptions,
+  type EncryptOptions,
+  type EnvelopeInfo,
+  type EnvelopeOptions,
+  inspectEnvelope,
+  type RewrapOptions,
+} from "./client.js";
+export { ENV_VARS, configFromEnv, envelopeFromEnv } from "./config/env.js";
+export { createEnvelope, resolveKey } from "./config/parse.js";
+export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
+export { redactUri } from "./config/uri.js";
+export { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+export {
+  ConfigError,
+  DecryptionError,
+  EnvelopeError,
+  type EnvelopeErrorOptions,
+  type ErrorCode,
+  type ErrorDetails,
+  FormatError,
+  needs,
+  ProviderError,
+} from "./errors.js";
+export {
+  DATA_KEY_LENGTH,
+  FORMAT_VERSION,
+  MAX_ENTRIES,
+  MAX_KEY_REF_LENGTH,
+  MAX_WRAPPED_KEY_LENGTH,
+  TEXT_PREFIX,
+} from "./format/constants.js";
+export { decodeEnvelope } from "./format/decode.js";
+export { encodeEnvelope } from "./format/encode.js";
+export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+export { fromText, isTextForm, toText } from "./format/text.js";
+export { type AesKeyInput, type LocalAesOptions, localAesFactory, localAesProvider } from "./providers/local-aes.js";
+export { knownSchemes, registerProvider } from "./providers/registry.js";
+export { providerError, type RetryOptions, type RetryTarget, withRetry } from "./providers/retry.js";
+export type { GeneratedDataKey, KeyProvider, KeyRequest, ProviderFactory } from "./providers/types.js";

@@ -1,0 +1,132 @@
+import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+import { ConfigError, ProviderError } from "../errors.js";
+import type { WrappedKey } from "../format/envelope.js";
+import type { KeyProvider, ProviderFactory } from "./types.js";
+
+const ID = "local-aes";
+// RFC 3394 default initial value, as node's id-aes256-wrap expects.
+const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
+
+/** A 256-bit key-wrapping key given as bytes, or as 64 hex / 44 base64 characters. */
+export type AesKeyInput = Uint8Array | string;
+
+export interface LocalAesOptions {
+  /** One key, or several: the first wraps new data keys, all of them unwrap (rotation). */
+  keys: AesKeyInput | readonly AesKeyInput[];
+}
+
+/**
+ * Local AES-256 master keys (AES Key Wrap, RFC 3394) from an env var, a file or a Docker
+ * secret: the setup most hand-rolled encryption starts from, without a KMS. Key reference
+ * = a 16-hex-digit fingerprint (SHA-256 of a label and the key), never the key.
+ *
+ * @example
+ * const provider = localAesProvider({ keys: process.env.PII_KEY! }); // 64 hex chars
+ */
+export function localAesProvider(options: LocalAesOptions): KeyProvider {
+  const raw = Array.isArray(options?.keys) ? options.keys : [options?.keys as AesKeyInput];
+  if (raw.length === 0 || raw.some((k) => k === undefined)) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "local-aes: give at least one key (32 bytes, 64 hex or base64).", {
+      details: { field: "keys" },
+    });
+  }
+  const keys = new Map<string, Buffer>();
+  for (const input of raw) {
+    const key = parseKey(input);
+    keys.set(fingerprint(key), key);
+  }
+  const [keyRef, current] = [...keys.entries()][0]!;
+  const provider: KeyProvider & { [inspect.custom](): string; toJSON(): object } = {
+    id: ID,
+    keyRef,
+    handles: (entry) => entry.providerId === ID && keys.has(entry.keyRef),
+    async wrap(dataKey): Promise<WrappedKey> {
+      const cipher = createCipheriv("id-aes256-wrap", current, KW_IV);
+      const wrapped = Buffer.concat([cipher.update(dataKey), cipher.final()]);
+      return { providerId: ID, keyRef, wrapped };
+    },
+    async unwrap(entry): Promise<Uint8Array> {
+      const key = keys.get(entry.keyRef);
+      if (!key) {
+        throw new ProviderError("ENVELOPE_KEY_NOT_FOUND", `local-aes key ${entry.keyRef} is not configured; add it to keys.`, {
+          details: { provider: ID, keyRef: entry.keyRef },
+        });
+      }
+      try {
+        const decipher = createDecipheriv("id-aes256-wrap", key, KW_IV);
+        return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
+      } catch (cause) {
+        throw new ProviderError(
+          "ENVELOPE_UNWRAP_FAILED",
+          `local-aes could not unwrap the data key under key ${entry.keyRef}: the wrapped key is corrupted.`,
+          { cause, details: { provider: ID, keyRef: entry.keyRef } },
+        );
+      }
+    },
+    toJSON: () => ({ provider: ID, keyRef, keys: [...keys.keys()] }),
+    [inspect.custom]: () => `LocalAesProvider { keyRef: '${keyRef}', keys: ${keys.size} }`,
+  };
+  return provider;
+}
+
+/**
+ * `local-aes://env/VAR_NAME` (key in an env var) or `local-aes:///path/to/key` (a file
+ * holding 32 raw bytes, 64 hex or base64 characters; e.g. a Docker secret).
+ */
+export const localAesFactory: ProviderFactory = {
+  scheme: ID,
+  async fromUri(uri, env = process.env) {
+    return localAesProvider({ keys: [keyFromUri(uri, env)] });
+  },
+  async fromConfig(config) {
+    return localAesProvider(config as unknown as LocalAesOptions);
+  },
+};
+
+function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined>>): AesKeyInput {
+  const rest = uri.slice(`${ID}://`.length);
+  if (rest.startsWith("env/")) {
+    const name = rest.slice(4);
+    const value = env[name];
+    if (!value) {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", `local-aes: environment variable ${name} is not set.`, {
+        details: { field: name },
+      });
+    }
+    return value;
+  }
+  if (rest.startsWith("/")) {
+    try {
+      const bytes = readFileSync(decodeURIComponent(rest));
+      return bytes.length === 32 ? bytes : bytes.toString("utf8");
+    } catch (cause) {
+      throw new ConfigError("ENVELOPE_BAD_KEY", `local-aes: cannot read key file ${rest}. Check the path and permissions.`, {
+        cause,
+      });
+    }
+  }
+  throw new ConfigError("ENVELOPE_BAD_CONFIG", "local-aes URIs are local-aes://env/VAR_NAME or local-aes:///absolute/path.");
+}
+
+function parseKey(input: AesKeyInput): Buffer {
+  let key: Buffer | undefined;
+  if (input instanceof Uint8Array) key = Buffer.from(input);
+  else if (typeof input === "string") {
+    const text = input.trim();
+    if (/^[0-9a-fA-F]{64}$/.test(text)) key = Buffer.from(text, "hex");
+    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = Buffer.from(text, "base64");
+  }
+  if (!key || key.length !== 32) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_KEY",
+      "local-aes: a key must be 32 bytes, given raw, as 64 hex characters or as base64. Generate one with: openssl rand -hex 32",
+    );
+  }
+  return key;
+}
+
+function fingerprint(key: Uint8Array): string {
+  return createHash("sha256").update("envelope:local-aes:fingerprint:").update(key).digest("hex").slice(0, 16);
+}

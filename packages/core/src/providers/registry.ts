@@ -1,0 +1,75 @@
+import { ConfigError } from "../errors.js";
+import { localAesFactory } from "./local-aes.js";
+import type { ProviderFactory } from "./types.js";
+
+type Loader = () => Promise<ProviderFactory>;
+
+// Each scheme maps to the package that implements it. Packages load only when config
+// names them, so an app that uses local-rsa never needs a cloud SDK installed.
+const PACKAGES: Record<string, string> = {
+  "local-rsa": "@envelope/local-rsa",
+  "aws-kms": "@envelope/aws-kms",
+  "azure-kv": "@envelope/azure-keyvault",
+  "vault-transit": "@envelope/vault",
+};
+
+// Built into core: no extra package to install.
+const custom = new Map<string, Loader>([["local-aes", async () => localAesFactory]]);
+
+/**
+ * Registers (or overrides) the factory for a URI scheme, for in-house KMSs or tests.
+ *
+ * @example
+ * registerProvider("my-kms", async () => myKmsFactory);
+ */
+export function registerProvider(scheme: string, loader: Loader): void {
+  if (!/^[a-z][a-z0-9-]*$/.test(scheme)) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", `Invalid provider scheme "${scheme}": use lowercase letters, digits and dashes.`);
+  }
+  custom.set(scheme, loader);
+}
+
+/** Schemes that config may name, built in or registered. */
+export function knownSchemes(): string[] {
+  return [...new Set([...Object.keys(PACKAGES), ...custom.keys()])];
+}
+
+export async function loadFactory(scheme: string, field: string): Promise<ProviderFactory> {
+  const loader = custom.get(scheme);
+  if (loader) return checkFactory(await loader(), scheme);
+  const pkg = PACKAGES[scheme];
+  if (!pkg) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${field}: unknown provider "${scheme}". Use one of ${knownSchemes().join(", ")}, or registerProvider() your own.`,
+      { details: { field } },
+    );
+  }
+  let mod: { providerFactory?: ProviderFactory };
+  try {
+    mod = await importPackage(pkg);
+  } catch (cause) {
+    throw new ConfigError(
+      "ENVELOPE_PROVIDER_NOT_INSTALLED",
+      `${field} uses the "${scheme}" provider, but ${pkg} could not be loaded. Install it: npm install ${pkg}`,
+      { cause, details: { field, package: pkg } },
+    );
+  }
+  if (!mod.providerFactory) {
+    throw new ConfigError("ENVELOPE_PROVIDER_NOT_INSTALLED", `${pkg} does not export providerFactory; upgrade it.`);
+  }
+  return checkFactory(mod.providerFactory, scheme);
+}
+
+function checkFactory(factory: ProviderFactory, scheme: string): ProviderFactory {
+  if (!factory || typeof factory.fromUri !== "function" || typeof factory.fromConfig !== "function") {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", `The provider factory for "${scheme}" is not a ProviderFactory.`);
+  }
+  return factory;
+}
+
+// The specifier is a variable on purpose: core must not depend on its provider packages
+// at build time (they depend on core). Node resolves it at run time from the app.
+function importPackage(pkg: string): Promise<{ providerFactory?: ProviderFactory }> {
+  return import(pkg);
+}

@@ -1,0 +1,98 @@
+import { EnvelopeError, ProviderError } from "../errors.js";
+
+export interface RetryOptions {
+  /** Total attempts including the first. Default 3. */
+  attempts?: number;
+  /** First backoff delay; doubles each retry, with full jitter. Default 50 ms. */
+  baseDelayMs?: number;
+  /** Cap on one backoff delay. Default 2 s. */
+  maxDelayMs?: number;
+  /** Per-attempt timeout. Default 10 s. */
+  timeoutMs?: number;
+}
+
+export interface RetryTarget {
+  provider: string;
+  keyRef: string;
+  operation: string;
+}
+
+const RETRYABLE = new Set(["ENVELOPE_KMS_THROTTLED", "ENVELOPE_KMS_UNAVAILABLE", "ENVELOPE_KMS_TIMEOUT"]);
+
+/**
+ * Runs a provider call with a per-attempt timeout and bounded, jittered exponential
+ * backoff. `classify` turns the vendor error into a typed ProviderError; only throttling,
+ * unavailability and timeouts are retried. The last error is thrown with the attempt count.
+ *
+ * The signal passed to `call` aborts when the attempt times out; pass it to the SDK.
+ */
+export async function withRetry<T>(
+  target: RetryTarget,
+  call: (signal: AbortSignal) => Promise<T>,
+  classify: (error: unknown) => EnvelopeError,
+  options: RetryOptions = {},
+): Promise<T> {
+  const attempts = Math.max(1, options.attempts ?? 3);
+  const base = options.baseDelayMs ?? 50;
+  const cap = options.maxDelayMs ?? 2000;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  let last: EnvelopeError | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await withTimeout(target, timeoutMs, call);
+    } catch (error) {
+      last = EnvelopeError.isInstance(error) ? error : classify(error);
+      if (!RETRYABLE.has(last.code) || attempt === attempts) break;
+      const delay = Math.random() * Math.min(cap, base * 2 ** (attempt - 1));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  const final = last!;
+  if (!RETRYABLE.has(final.code)) throw final;
+  throw new ProviderError(
+    final.code,
+    `${final.message} Gave up after ${attempts} attempt(s); the KMS is overloaded or unreachable. Retry later, raise the provider's quota, or enable the unwrap cache / data-key reuse to make fewer calls.`,
+    { cause: final.cause ?? final, details: { ...final.details, attempts } },
+  );
+}
+
+async function withTimeout<T>(
+  target: RetryTarget,
+  timeoutMs: number,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(
+        new ProviderError(
+          "ENVELOPE_KMS_TIMEOUT",
+          `${target.provider} ${target.operation} for key "${target.keyRef}" timed out after ${timeoutMs} ms. Check network access to the KMS, or raise the provider's timeoutMs.`,
+          { details: { provider: target.provider, keyRef: target.keyRef, operation: target.operation } },
+        ),
+      );
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([call(controller.signal), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Builds a ProviderError that names provider, key and operation, with a fix. */
+export function providerError(
+  code: ConstructorParameters<typeof ProviderError>[0],
+  target: RetryTarget,
+  problem: string,
+  fix: string,
+  cause?: unknown,
+): ProviderError {
+  return new ProviderError(
+    code,
+    `${target.provider} ${target.operation} for key "${target.keyRef}" failed: ${problem}. ${fix}`,
+    { cause, details: { provider: target.provider, keyRef: target.keyRef, operation: target.operation } },
+  );
+}

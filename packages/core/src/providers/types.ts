@@ -1,0 +1,69 @@
+import type { EncryptionContext } from "../crypto/context.js";
+import type { WrappedKey } from "../format/envelope.js";
+
+/** What every provider call receives: the caller's full encryption context. */
+export interface KeyRequest {
+  /**
+   * The caller's encryption context. A provider that can bind context at the KMS (AWS
+   * EncryptionContext, say) maps it; others ignore it (the body's AAD binds it anyway).
+   */
+  readonly context: EncryptionContext;
+}
+
+/** A fresh data key and its first wrapped copy, from one KMS call where possible. */
+export interface GeneratedDataKey {
+  /** 32 random bytes. The core zeroes it after use. */
+  readonly dataKey: Uint8Array;
+  readonly entry: WrappedKey;
+}
+
+/**
+ * A master-key provider: the one interface a KMS implements. Small on purpose; a new
+ * KMS is one file. The core checks every result (lengths, ids, limits), so a provider
+ * bug becomes a typed error, never a wrong plaintext.
+ *
+ * @example
+ * const provider: KeyProvider = {
+ *   id: "my-kms", keyRef: "key-1",
+ *   handles: (e) => e.providerId === "my-kms",
+ *   wrap: async (dataKey) => ({ providerId: "my-kms", keyRef: "key-1", wrapped: await myKms.wrap(dataKey) }),
+ *   unwrap: async (entry) => myKms.unwrap(entry.wrapped),
+ * };
+ */
+export interface KeyProvider {
+  /** Provider id written into each entry: lowercase ASCII, e.g. `local-rsa`, `aws-kms`. */
+  readonly id: string;
+  /** Reference of the key new data keys are wrapped under (fingerprint, ARN, name/version). */
+  readonly keyRef: string;
+  /** Wraps a data key under `keyRef`. */
+  wrap(dataKey: Uint8Array, request: KeyRequest): Promise<WrappedKey>;
+  /** Unwraps an entry this provider `handles`. Returns the 32-byte data key. */
+  unwrap(entry: WrappedKey, request: KeyRequest): Promise<Uint8Array>;
+  /** True when this provider holds (or can reach) the key that wrapped `entry`. */
+  handles(entry: WrappedKey): boolean;
+  /** Optional: generate and wrap a data key in one KMS call (AWS GenerateDataKey, Vault datakey). */
+  generateDataKey?(request: KeyRequest): Promise<GeneratedDataKey>;
+  /**
+   * Optional native rewrap: re-protect `entry` (which this provider `handles`) under this
+   * provider's current `keyRef` inside the KMS, so the data key never reaches this process.
+   */
+  rewrap?(entry: WrappedKey, request: KeyRequest): Promise<WrappedKey>;
+  /**
+   * Optional: the part of the context this provider sends to its KMS, canonicalized. It
+   * becomes part of the unwrap-cache key and the data-key-reuse key. Default: none.
+   */
+  kmsContextKey?(context: EncryptionContext): string;
+}
+
+/**
+ * Builds providers of one URI scheme. Each provider package exports one, named
+ * `providerFactory`, and the core loads it lazily when config names the scheme.
+ */
+export interface ProviderFactory {
+  /** URI scheme without `://`, e.g. `local-rsa`. */
+  readonly scheme: string;
+  /** From a key URI such as `local-rsa:///run/secrets/enc_key.pem`. */
+  fromUri(uri: string, env?: Readonly<Record<string, string | undefined>>): Promise<KeyProvider>;
+  /** From a config object `{ provider: "<scheme>", ...options }`. */
+  fromConfig(config: Readonly<Record<string, unknown>>): Promise<KeyProvider>;
+}
