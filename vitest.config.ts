@@ -8,12 +8,13 @@ const pkg = (name: string, entry = "index.ts") =>
 export default defineConfig({
   resolve: {
     alias: [
-      { find: /^@envelope\/core\/internal$/, replacement: pkg("core", "internal.ts") },
       { find: /^@envelope\/core$/, replacement: pkg("core") },
       { find: /^@envelope\/local-rsa$/, replacement: pkg("local-rsa") },
       { find: /^@envelope\/aws-kms$/, replacement: pkg("aws-kms") },
       { find: /^@envelope\/azure-keyvault$/, replacement: pkg("azure-keyvault") },
       { find: /^@envelope\/vault$/, replacement: pkg("vault") },
+      { find: /^@envelope\/batch-rewrap$/, replacement: pkg("batch-rewrap") },
+      { find: /^@envelope\/cli$/, replacement: pkg("cli") },
     ],
   },
   test: {
