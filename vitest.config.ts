@@ -15,6 +15,7 @@ export default defineConfig({
       { find: /^@envelope\/vault$/, replacement: pkg("vault") },
       { find: /^@envelope\/batch-rewrap$/, replacement: pkg("batch-rewrap") },
       { find: /^@envelope\/cli$/, replacement: pkg("cli") },
+      { find: /^@envelope\/hierarchical$/, replacement: pkg("hierarchical") },
     ],
   },
   test: {
