@@ -54,8 +54,12 @@ export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {
 }
 
 export interface RewrapOptions {
-  /** Provider(s) to re-protect the data key under. Several = multi-wrap. */
-  to: KeyProvider | readonly KeyProvider[];
+  /**
+   * Provider(s) to re-protect the data key under. Several = multi-wrap. Default: this
+   * client's encrypting key(s) — so a client configured with the new key to encrypt and
+   * the old one to decrypt moves values onto the new key.
+   */
+  to?: KeyProvider | readonly KeyProvider[];
   /** The context given at encrypt (needed by KMSs that bind it, such as AWS KMS). */
   context?: EncryptionContext;
   /** Keep the existing entries and add the new ones (default: replace them). */
@@ -173,12 +177,13 @@ export class Envelope {
    * Entries already under a target's current key are kept as they are (idempotent).
    * Returns the same form (binary or text) it was given.
    */
-  rewrap(sealed: string, options: RewrapOptions): Promise<string>;
-  rewrap(sealed: Uint8Array, options: RewrapOptions): Promise<Buffer>;
-  rewrap(sealed: Sealed, options: RewrapOptions): Promise<Buffer | string>;
-  async rewrap(sealed: Sealed, options: RewrapOptions): Promise<Buffer | string> {
+  rewrap(sealed: string, options?: RewrapOptions): Promise<string>;
+  rewrap(sealed: Uint8Array, options?: RewrapOptions): Promise<Buffer>;
+  rewrap(sealed: Sealed, options?: RewrapOptions): Promise<Buffer | string>;
+  async rewrap(sealed: Sealed, options: RewrapOptions = {}): Promise<Buffer | string> {
     const started = this.#audit ? performance.now() : 0;
-    const targets = Array.isArray(options.to) ? options.to : [options.to as KeyProvider];
+    const to = options.to ?? this.#encryptors;
+    const targets = Array.isArray(to) ? to : [to as KeyProvider];
     try {
       if (targets.length === 0) {
         throw new ConfigError("ENVELOPE_BAD_INPUT", "rewrap: `to` must name at least one key provider.");
