@@ -1,0 +1,73 @@
+import { ConfigError, type ProviderFactory } from "@envelope/core";
+import { PROVIDER_ID } from "./constants.js";
+import { type LocalRsaOptions, localRsaProvider } from "./provider.js";
+import type { RsaKeySource } from "./sources.js";
+import { parseLocalRsaUri } from "./uri.js";
+
+const SOURCE_FIELDS = [
+  "pem",
+  "path",
+  "env",
+  "passphrase",
+  "passphraseEnv",
+  "passphraseFile",
+] as const;
+
+/**
+ * The `local-rsa` scheme for `createEnvelope` / `resolveKey`: loaded lazily by
+ * @envelope/core when config names a `local-rsa://` URI or `{ provider: "local-rsa" }`.
+ *
+ * @example
+ * const envelope = await createEnvelope({ encrypt: "local-rsa:///run/secrets/enc_key.pem" });
+ * const same = await createEnvelope({ encrypt: { provider: "local-rsa", keys: [{ path: "/run/secrets/enc_key.pem" }] } });
+ */
+export const providerFactory: ProviderFactory = {
+  scheme: PROVIDER_ID,
+  async fromUri(uri, env = process.env) {
+    return localRsaProvider({ keys: [parseLocalRsaUri(uri)], env });
+  },
+  async fromConfig(config) {
+    return localRsaProvider(optionsFromConfig(config));
+  },
+};
+
+/**
+ * `{ provider, keys, env? }` (LocalRsaOptions), or one source inline:
+ * `{ provider, path | pem | env: "VAR", passphrase…? }`.
+ */
+function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaOptions {
+  const inline = config.keys === undefined;
+  const allowed: readonly string[] = inline
+    ? ["provider", ...SOURCE_FIELDS]
+    : ["provider", "keys", "env"];
+  for (const field of Object.keys(config)) {
+    if (!allowed.includes(field)) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `local-rsa: unknown field "${field}". Use { provider: "local-rsa", keys: [{ path | pem | env, passphrase | passphraseEnv | passphraseFile }], env? } or one source inline: { provider: "local-rsa", path: "/run/secrets/enc_key.pem" }.`,
+        { details: { field } },
+      );
+    }
+  }
+  if (inline) {
+    const source: RsaKeySource = {};
+    for (const field of SOURCE_FIELDS) {
+      if (config[field] !== undefined) (source as Record<string, unknown>)[field] = config[field];
+    }
+    return { keys: [source] };
+  }
+  const env = config.env;
+  if (env !== undefined && (typeof env !== "object" || env === null)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "local-rsa: env must be an object of environment variables (default process.env).",
+      {
+        details: { field: "env" },
+      },
+    );
+  }
+  return {
+    keys: config.keys as LocalRsaOptions["keys"],
+    ...(env ? { env: env as LocalRsaOptions["env"] } : {}),
+  };
+}
