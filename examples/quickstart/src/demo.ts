@@ -9,7 +9,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { createEnvelope, decodeEnvelope, type Envelope, EnvelopeError, fromText } from "@envelope/core";
+import {
+  createEnvelope,
+  decodeEnvelope,
+  type Envelope,
+  EnvelopeError,
+  fromText,
+} from "@envelope/core";
 import { generateKeyPair } from "@envelope/local-rsa";
 
 const KEY_DIR = resolve(import.meta.dirname, "../.keys");
@@ -55,19 +61,28 @@ async function main(): Promise<void> {
 
   // 2. Store PII encrypted. email is a text column (ev1: form); phone and ssn are bytea.
   const db = new PGlite();
-  await db.exec(`CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, phone bytea NOT NULL, ssn bytea NOT NULL)`);
+  await db.exec(
+    `CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL, phone bytea NOT NULL, ssn bytea NOT NULL)`,
+  );
   await step(`encrypt + insert ${USERS.length} users`, async () => {
     for (const user of USERS) {
       await db.query("INSERT INTO users (id, email, phone, ssn) VALUES ($1, $2, $3, $4)", [
         user.id,
-        await envelope.encrypt(user.email, { context: contextOf(user.id, "email"), output: "text" }),
+        await envelope.encrypt(user.email, {
+          context: contextOf(user.id, "email"),
+          output: "text",
+        }),
         await envelope.encrypt(user.phone, { context: contextOf(user.id, "phone") }),
         await envelope.encrypt(user.ssn, { context: contextOf(user.id, "ssn") }),
       ]);
     }
   });
-  const stored = await db.query<{ id: number; email: string; ssn: Uint8Array }>("SELECT id, email, ssn FROM users ORDER BY id LIMIT 2");
-  log(`2. Stored ${USERS.length} users; every email, phone and SSN has its own data key. In the table:`);
+  const stored = await db.query<{ id: number; email: string; ssn: Uint8Array }>(
+    "SELECT id, email, ssn FROM users ORDER BY id LIMIT 2",
+  );
+  log(
+    `2. Stored ${USERS.length} users; every email, phone and SSN has its own data key. In the table:`,
+  );
   for (const row of stored.rows) {
     log(`   id=${row.id} email=${short(row.email)} ssn=<${row.ssn.length} bytes>`);
   }
@@ -76,9 +91,12 @@ async function main(): Promise<void> {
   // 3. Read back.
   const readBack = await step("read + decrypt all users", () => readAll(db, envelope));
   log("3. Read back and decrypted (sample data, so printing it is fine here):");
-  for (const user of readBack) log(`   id=${user.id} ${user.email.padEnd(20)} ${user.phone.padEnd(18)} ${user.ssn}`);
+  for (const user of readBack)
+    log(`   id=${user.id} ${user.email.padEnd(20)} ${user.phone.padEnd(18)} ${user.ssn}`);
   const allMatch = readBack.every((u, i) => FIELDS.every((f) => u[f] === USERS[i]![f]));
-  log(`   all ${USERS.length * FIELDS.length} values match the originals: ${allMatch ? "yes" : "NO"}\n`);
+  log(
+    `   all ${USERS.length * FIELDS.length} values match the originals: ${allMatch ? "yes" : "NO"}\n`,
+  );
 
   // 4. A ciphertext copied to another row is refused.
   const bob = await db.query<{ ssn: Uint8Array }>("SELECT ssn FROM users WHERE id = 2");
@@ -94,10 +112,15 @@ async function main(): Promise<void> {
   try {
     const next = await generateKeyPair({ dir: rotationDir, name: "next-key" });
     const nextUri = `local-rsa://${next.privateKeyPath}`;
-    const rotating = await createEnvelope({ encrypt: nextUri, decrypt: [`local-rsa://${KEY_FILE}`] });
+    const rotating = await createEnvelope({
+      encrypt: nextUri,
+      decrypt: [`local-rsa://${KEY_FILE}`],
+    });
     const [newKey] = rotating.describe().encrypt;
     const before = await bodies(db);
-    const rewrapped = await step("rewrap every value to the new key", () => rewrapAll(db, rotating));
+    const rewrapped = await step("rewrap every value to the new key", () =>
+      rewrapAll(db, rotating),
+    );
     const after = await bodies(db);
     const identical = [...before].filter(([k, body]) => after.get(k)?.equals(body)).length;
     log(`5. New key ${newKey}; rewrapped ${rewrapped} values.`);
@@ -107,7 +130,9 @@ async function main(): Promise<void> {
     const retired = await createEnvelope({ encrypt: nextUri });
     const afterRotation = await step("read with the new key only", () => readAll(db, retired));
     const stillMatch = afterRotation.every((u, i) => FIELDS.every((f) => u[f] === USERS[i]![f]));
-    log(`6. Old key retired. With only ${newKey} configured, all records open: ${stillMatch ? "yes" : "NO"}`);
+    log(
+      `6. Old key retired. With only ${newKey} configured, all records open: ${stillMatch ? "yes" : "NO"}`,
+    );
     try {
       await readAll(db, envelope);
       log("   UNEXPECTED: the old key still opens rewrapped data");
@@ -124,13 +149,18 @@ async function main(): Promise<void> {
   for (const [label, ms] of timings) log(`   ${label.padEnd(36)} ${ms.toFixed(1).padStart(8)} ms`);
   const stats = envelope.cacheStats();
   log(`\nUnwrap cache of the first client: ${stats.hits} hits, ${stats.misses} misses.`);
-  log("The rotation key lived in a temporary folder and was deleted; the demo key stays in examples/quickstart/.keys/.");
+  log(
+    "The rotation key lived in a temporary folder and was deleted; the demo key stays in examples/quickstart/.keys/.",
+  );
 }
 
 async function readAll(db: PGlite, envelope: Envelope) {
-  const { rows } = await db.query<{ id: number; email: string; phone: Uint8Array; ssn: Uint8Array }>(
-    "SELECT id, email, phone, ssn FROM users ORDER BY id",
-  );
+  const { rows } = await db.query<{
+    id: number;
+    email: string;
+    phone: Uint8Array;
+    ssn: Uint8Array;
+  }>("SELECT id, email, phone, ssn FROM users ORDER BY id");
   return Promise.all(
     rows.map(async (row) => ({
       id: row.id,
@@ -142,9 +172,12 @@ async function readAll(db: PGlite, envelope: Envelope) {
 }
 
 async function rewrapAll(db: PGlite, envelope: Envelope): Promise<number> {
-  const { rows } = await db.query<{ id: number; email: string; phone: Uint8Array; ssn: Uint8Array }>(
-    "SELECT id, email, phone, ssn FROM users ORDER BY id",
-  );
+  const { rows } = await db.query<{
+    id: number;
+    email: string;
+    phone: Uint8Array;
+    ssn: Uint8Array;
+  }>("SELECT id, email, phone, ssn FROM users ORDER BY id");
   let count = 0;
   for (const row of rows) {
     // No `to`: rewrap onto this client's encrypting key (the new one).
@@ -152,22 +185,22 @@ async function rewrapAll(db: PGlite, envelope: Envelope): Promise<number> {
       FIELDS.map((f) => envelope.rewrap(row[f], { context: contextOf(row.id, f) })),
     );
     // Compare-and-swap: only replace the values we read, so a concurrent write would win.
-    await db.query("UPDATE users SET email = $2, phone = $3, ssn = $4 WHERE id = $1 AND email = $5", [
-      row.id,
-      email,
-      phone,
-      ssn,
-      row.email,
-    ]);
+    await db.query(
+      "UPDATE users SET email = $2, phone = $3, ssn = $4 WHERE id = $1 AND email = $5",
+      [row.id, email, phone, ssn, row.email],
+    );
     count += FIELDS.length;
   }
   return count;
 }
 
 async function bodies(db: PGlite): Promise<Map<string, Buffer>> {
-  const { rows } = await db.query<{ id: number; email: string; phone: Uint8Array; ssn: Uint8Array }>(
-    "SELECT id, email, phone, ssn FROM users",
-  );
+  const { rows } = await db.query<{
+    id: number;
+    email: string;
+    phone: Uint8Array;
+    ssn: Uint8Array;
+  }>("SELECT id, email, phone, ssn FROM users");
   const out = new Map<string, Buffer>();
   for (const row of rows) {
     for (const f of FIELDS) {

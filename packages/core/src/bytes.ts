@@ -8,7 +8,10 @@ export function plaintextBytes(input: PlaintextInput): Uint8Array {
   let bytes: Uint8Array;
   if (typeof input === "string") {
     if (!input.isWellFormed()) {
-      throw new ConfigError("ENVELOPE_BAD_INPUT", "Plaintext string contains an unpaired surrogate; it cannot be encoded as UTF-8.");
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        "Plaintext string contains an unpaired surrogate; it cannot be encoded as UTF-8.",
+      );
     }
     bytes = Buffer.from(input, "utf8");
   } else if (input instanceof Uint8Array) {
@@ -20,7 +23,10 @@ export function plaintextBytes(input: PlaintextInput): Uint8Array {
     );
   }
   if (bytes.length > MAX_BODY_LENGTH) {
-    throw new ConfigError("ENVELOPE_BAD_INPUT", "Plaintext is larger than 1 GiB; use the streaming format for large values.");
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      "Plaintext is larger than 1 GiB; use the streaming format for large values.",
+    );
   }
   return bytes;
 }
@@ -33,7 +39,7 @@ export function utf8Text(bytes: Uint8Array): string {
   } catch (cause) {
     throw new ConfigError(
       "ENVELOPE_BAD_INPUT",
-      "The decrypted value is not valid UTF-8 text; decrypt it as bytes (omit `as: \"text\"`).",
+      'The decrypted value is not valid UTF-8 text; decrypt it as bytes (omit `as: "text"`).',
       { cause },
     );
   }

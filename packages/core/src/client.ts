@@ -1,13 +1,21 @@
-import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { type AuditEvent, type AuditHook, emit } from "./audit.js";
 import { hex, type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
-import { type DataKeyReuseOptions, DataKeyCache, type EncryptionMaterials } from "./cache/data-key-cache.js";
-import { UnwrapCache, type UnwrapCacheOptions, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
+import {
+  DataKeyCache,
+  type DataKeyReuseOptions,
+  type EncryptionMaterials,
+} from "./cache/data-key-cache.js";
+import {
+  UnwrapCache,
+  type UnwrapCacheOptions,
+  type UnwrapCacheStats,
+} from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
-import { sealBody, openBody } from "./crypto/aead.js";
+import { openBody, sealBody } from "./crypto/aead.js";
 import { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
+import { randomBytesPooled } from "./crypto/random.js";
 import {
   ConfigError,
   DecryptionError,
@@ -100,15 +108,17 @@ export class Envelope {
   readonly #audit: AuditHook | undefined;
 
   constructor(options: EnvelopeOptions) {
-    const encrypt = Array.isArray(options.encrypt) ? options.encrypt : [options.encrypt as KeyProvider];
+    const encrypt = Array.isArray(options.encrypt)
+      ? options.encrypt
+      : [options.encrypt as KeyProvider];
     if (encrypt.length === 0) {
       throw new ConfigError("ENVELOPE_BAD_CONFIG", "encrypt: give at least one key provider.", {
         details: { field: "encrypt" },
       });
     }
     checkEntryCount(encrypt.length);
-    encrypt.forEach((p, i) => checkProvider(p, `encrypt[${i}]`));
-    (options.decrypt ?? []).forEach((p, i) => checkProvider(p, `decrypt[${i}]`));
+    for (const [i, p] of encrypt.entries()) checkProvider(p, `encrypt[${i}]`);
+    for (const [i, p] of (options.decrypt ?? []).entries()) checkProvider(p, `decrypt[${i}]`);
     this.#encryptors = Object.freeze([...encrypt]);
     this.#decryptors = Object.freeze([...encrypt, ...(options.decrypt ?? [])]);
     this.#cache = options.cache === false ? undefined : new UnwrapCache(options.cache ?? {});
@@ -153,7 +163,10 @@ export class Envelope {
   decrypt(sealed: Sealed, options?: DecryptOptions): Promise<Buffer | string>;
   async decrypt(sealed: Sealed, options: DecryptOptions = {}): Promise<Buffer | string> {
     const started = this.#audit ? performance.now() : 0;
-    let used: { provider: KeyProvider | undefined; cacheHit: boolean } = { provider: undefined, cacheHit: false };
+    let used: { provider: KeyProvider | undefined; cacheHit: boolean } = {
+      provider: undefined,
+      cacheHit: false,
+    };
     try {
       const parts = parse(sealed);
       const { context, canonical } = resolveContext(parts, options.context);
@@ -186,9 +199,12 @@ export class Envelope {
     const targets = Array.isArray(to) ? to : [to as KeyProvider];
     try {
       if (targets.length === 0) {
-        throw new ConfigError("ENVELOPE_BAD_INPUT", "rewrap: `to` must name at least one key provider.");
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          "rewrap: `to` must name at least one key provider.",
+        );
       }
-      targets.forEach((p, i) => checkProvider(p, `to[${i}]`));
+      for (const [i, p] of targets.entries()) checkProvider(p, `to[${i}]`);
       const parts = parse(sealed);
       const { context } = resolveContext(parts, options.context);
       const request: KeyRequest = { context };
@@ -197,14 +213,22 @@ export class Envelope {
       let native = true;
       try {
         for (const target of targets) {
-          const current = parts.entries.find((e) => e.providerId === target.id && e.keyRef === target.keyRef);
+          const current = parts.entries.find(
+            (e) => e.providerId === target.id && e.keyRef === target.keyRef,
+          );
           if (current) {
             fresh.push(current);
             continue;
           }
-          const source = target.rewrap ? parts.entries.find((e) => e.providerId === target.id && target.handles(e)) : undefined;
+          const source = target.rewrap
+            ? parts.entries.find((e) => e.providerId === target.id && target.handles(e))
+            : undefined;
           if (source && target.rewrap) {
-            fresh.push(await this.#timed("wrap", target, () => target.rewrap!(source, request), { native: true }));
+            fresh.push(
+              await this.#timed("wrap", target, () => target.rewrap!(source, request), {
+                native: true,
+              }),
+            );
             continue;
           }
           native = false;
@@ -214,9 +238,11 @@ export class Envelope {
       } finally {
         dataKey?.fill(0);
       }
-      fresh.forEach((entry, i) => checkReturnedEntry(entry, targets[i]!));
+      for (const [i, entry] of fresh.entries()) checkReturnedEntry(entry, targets[i]!);
       const kept = options.keep
-        ? parts.entries.filter((e) => !fresh.some((f) => f.providerId === e.providerId && f.keyRef === e.keyRef))
+        ? parts.entries.filter(
+            (e) => !fresh.some((f) => f.providerId === e.providerId && f.keyRef === e.keyRef),
+          )
         : [];
       const entries = [...fresh, ...kept];
       checkEntryCount(entries.length);
@@ -236,7 +262,13 @@ export class Envelope {
 
   /** Unwrap-cache counters (all zero when the cache is disabled). */
   cacheStats(): UnwrapCacheStats & { dataKeysReused: number } {
-    const stats = this.#cache?.stats() ?? { hits: 0, misses: 0, evictions: 0, inflightJoins: 0, size: 0 };
+    const stats = this.#cache?.stats() ?? {
+      hits: 0,
+      misses: 0,
+      evictions: 0,
+      inflightJoins: 0,
+      size: 0,
+    };
     return { ...stats, dataKeysReused: this.#reuse?.reused ?? 0 };
   }
 
@@ -271,16 +303,20 @@ export class Envelope {
       generated.dataKey.fill(0);
       first = generated.entry;
     } else {
-      dataKey = randomBytes(DATA_KEY_LENGTH);
-      first = await this.#timed("wrap", primary, () => primary.wrap(dataKey, request)).catch((e) => {
-        dataKey.fill(0);
-        throw e;
-      });
+      dataKey = randomBytesPooled(DATA_KEY_LENGTH);
+      first = await this.#timed("wrap", primary, () => primary.wrap(dataKey, request)).catch(
+        (e) => {
+          dataKey.fill(0);
+          throw e;
+        },
+      );
     }
     try {
-      const rest = await Promise.all(others.map((p) => this.#timed("wrap", p, () => p.wrap(dataKey, request))));
+      const rest = await Promise.all(
+        others.map((p) => this.#timed("wrap", p, () => p.wrap(dataKey, request))),
+      );
       const entries = [first, ...rest];
-      entries.forEach((entry, i) => checkReturnedEntry(entry, this.#encryptors[i]!));
+      for (const [i, entry] of entries.entries()) checkReturnedEntry(entry, this.#encryptors[i]!);
       return { dataKey, entries };
     } catch (error) {
       dataKey.fill(0);
@@ -300,22 +336,36 @@ export class Envelope {
       for (const provider of this.#decryptors) {
         if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
         const key = this.#cacheKey(provider, entry, request);
-        const cached = this.#cache?.peek(key);
-        if (cached) {
-          // Synchronous from peek to open: the cache cannot evict (and zero) this buffer meanwhile.
-          const keys = deriveMessageKeys(cached, parts.messageId);
-          if (commitmentMatches(keys.commitment, parts.commitment)) {
+        if (this.#cache) {
+          // Warm path, synchronous from peek to open so the cache cannot evict (and zero)
+          // the key meanwhile: first a message key already derived, then the data key.
+          const messageId = latin1(parts.messageId);
+          const messageKey = this.#cache.peekMessageKey(key, messageId);
+          if (messageKey) {
             report({ provider, cacheHit: true });
-            return openAndZero(keys.encryptionKey, parts.body, aad);
+            return openBody(messageKey, parts.body, aad);
           }
-          failures.push(commitmentError(provider, entry));
-          continue;
+          const cached = this.#cache.peek(key);
+          if (cached) {
+            const keys = deriveMessageKeys(cached, parts.messageId);
+            if (commitmentMatches(keys.commitment, parts.commitment)) {
+              report({ provider, cacheHit: true });
+              // The commitment matched, so this key is right whatever the AAD: keep it.
+              this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey);
+              return openBody(keys.encryptionKey, parts.body, aad);
+            }
+            keys.encryptionKey.fill(0);
+            failures.push(commitmentError(provider, entry));
+            continue;
+          }
         }
         let dataKey: Buffer;
         let joined = false;
         try {
           if (this.#cache) {
-            ({ dataKey, joined } = await this.#cache.load(key, () => this.#unwrap(provider, entry, request)));
+            ({ dataKey, joined } = await this.#cache.load(key, () =>
+              this.#unwrap(provider, entry, request),
+            ));
           } else {
             dataKey = Buffer.from(await this.#unwrap(provider, entry, request));
           }
@@ -362,8 +412,18 @@ export class Envelope {
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
   }
 
-  async #unwrap(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): Promise<Uint8Array> {
-    const dataKey = await this.#timed("unwrap", provider, () => provider.unwrap(entry, request), { cacheHit: false }, entry.keyRef);
+  async #unwrap(
+    provider: KeyProvider,
+    entry: WrappedKey,
+    request: KeyRequest,
+  ): Promise<Uint8Array> {
+    const dataKey = await this.#timed(
+      "unwrap",
+      provider,
+      () => provider.unwrap(entry, request),
+      { cacheHit: false },
+      entry.keyRef,
+    );
     checkDataKey(dataKey, provider);
     return dataKey;
   }
@@ -381,7 +441,8 @@ export class Envelope {
       if (this.#audit) emit(this.#audit, event(operation, provider.id, keyRef, started, extra));
       return result;
     } catch (error) {
-      if (this.#audit) emit(this.#audit, event(operation, provider.id, keyRef, started, extra, error));
+      if (this.#audit)
+        emit(this.#audit, event(operation, provider.id, keyRef, started, extra, error));
       throw error;
     }
   }
@@ -394,11 +455,18 @@ export class Envelope {
     error?: unknown,
   ): void {
     if (!this.#audit) return;
-    emit(this.#audit, event(operation, provider?.id ?? "none", provider?.keyRef ?? "none", started, extra, error));
+    emit(
+      this.#audit,
+      event(operation, provider?.id ?? "none", provider?.keyRef ?? "none", started, extra, error),
+    );
   }
 
   #cacheKey(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): string {
-    const wrapped = Buffer.from(entry.wrapped.buffer, entry.wrapped.byteOffset, entry.wrapped.length);
+    const wrapped = Buffer.from(
+      entry.wrapped.buffer,
+      entry.wrapped.byteOffset,
+      entry.wrapped.length,
+    );
     const kms = provider.kmsContextKey?.(request.context) ?? "";
     return `${provider.id}\u0000${entry.keyRef}\u0000${wrapped.toString("base64")}\u0000${kms}`;
   }
@@ -418,8 +486,13 @@ export class Envelope {
   }
 }
 
-function seal(materials: EncryptionMaterials, data: Uint8Array, flags: number, canonical: Buffer): Buffer {
-  const messageId = randomBytes(MESSAGE_ID_LENGTH);
+function seal(
+  materials: EncryptionMaterials,
+  data: Uint8Array,
+  flags: number,
+  canonical: Buffer,
+): Buffer {
+  const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
   const keys = deriveMessageKeys(materials.dataKey, messageId);
   try {
     const body = sealBody(keys.encryptionKey, data, bodyAad(flags, messageId, canonical));
@@ -436,6 +509,10 @@ function seal(materials: EncryptionMaterials, data: Uint8Array, flags: number, c
   } finally {
     keys.encryptionKey.fill(0);
   }
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
 }
 
 function openAndZero(key: Buffer, body: Uint8Array, aad: Uint8Array): Buffer {
@@ -483,7 +560,11 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
     suite: parts.suite,
     messageId: hex(parts.messageId),
     contextStored: parts.storedContext !== undefined,
-    entries: parts.entries.map((e) => ({ provider: e.providerId, keyRef: e.keyRef, wrappedBytes: e.wrapped.length })),
+    entries: parts.entries.map((e) => ({
+      provider: e.providerId,
+      keyRef: e.keyRef,
+      wrappedBytes: e.wrapped.length,
+    })),
     bodyBytes: parts.body.length,
     totalBytes: typeof sealed === "string" ? Buffer.byteLength(sealed) : sealed.length,
   };

@@ -6,17 +6,21 @@
 export type { AuditEvent, AuditHook } from "./audit.js";
 export type { PlaintextInput } from "./bytes.js";
 export type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
-export { UnwrapCache, type UnwrapCacheOptions, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
 export {
-  Envelope,
+  UnwrapCache,
+  type UnwrapCacheOptions,
+  type UnwrapCacheStats,
+} from "./cache/unwrap-cache.js";
+export {
   type DecryptOptions,
   type EncryptOptions,
+  Envelope,
   type EnvelopeInfo,
   type EnvelopeOptions,
   inspectEnvelope,
   type RewrapOptions,
 } from "./client.js";
-export { ENV_VARS, configFromEnv, envelopeFromEnv } from "./config/env.js";
+export { configFromEnv, ENV_VARS, envelopeFromEnv } from "./config/env.js";
 export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
 export { redactUri } from "./config/uri.js";
@@ -44,7 +48,22 @@ export { decodeEnvelope } from "./format/decode.js";
 export { encodeEnvelope } from "./format/encode.js";
 export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
 export { fromText, isTextForm, toText } from "./format/text.js";
-export { type AesKeyInput, type LocalAesOptions, localAesFactory, localAesProvider } from "./providers/local-aes.js";
+export {
+  type AesKeyInput,
+  type LocalAesOptions,
+  localAesFactory,
+  localAesProvider,
+} from "./providers/local-aes.js";
 export { knownSchemes, registerProvider } from "./providers/registry.js";
-export { providerError, type RetryOptions, type RetryTarget, withRetry } from "./providers/retry.js";
-export type { GeneratedDataKey, KeyProvider, KeyRequest, ProviderFactory } from "./providers/types.js";
+export {
+  providerError,
+  type RetryOptions,
+  type RetryTarget,
+  withRetry,
+} from "./providers/retry.js";
+export type {
+  GeneratedDataKey,
+  KeyProvider,
+  KeyRequest,
+  ProviderFactory,
+} from "./providers/types.js";

@@ -37,7 +37,10 @@ export class DataKeyCache {
   private readonly slots: LRUCache<string, Slot>;
   reused = 0;
 
-  constructor(options: DataKeyReuseOptions, private readonly now: () => number = Date.now) {
+  constructor(
+    options: DataKeyReuseOptions,
+    private readonly now: () => number = Date.now,
+  ) {
     this.limits = {
       maxMessages: limit(options.maxMessages, 1000, HARD.maxMessages, "maxMessages"),
       maxBytes: limit(options.maxBytes, 2 ** 30, HARD.maxBytes, "maxBytes"),

@@ -7,7 +7,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Every variable `envelopeFromEnv` reads. Documented in the README. */
 export const ENV_VARS = {
-  ENVELOPE_ENCRYPT_KEYS: "key URI(s) that seal new values, comma- or space-separated (several = multi-wrap)",
+  ENVELOPE_ENCRYPT_KEYS:
+    "key URI(s) that seal new values, comma- or space-separated (several = multi-wrap)",
   ENVELOPE_DECRYPT_KEYS: "extra key URI(s) allowed to decrypt (old keys, previous provider)",
   ENVELOPE_CACHE: "`off` disables the unwrap cache",
   ENVELOPE_CACHE_MAX_ENTRIES: "unwrap cache size (default 1000)",
@@ -18,7 +19,13 @@ export const ENV_VARS = {
   ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS: "data-key reuse: age limit in ms",
 } as const;
 
-const OUR_PREFIXES = ["ENVELOPE_ENCRYPT", "ENVELOPE_DECRYPT", "ENVELOPE_CACHE", "ENVELOPE_STORE", "ENVELOPE_DATA_KEY"];
+const OUR_PREFIXES = [
+  "ENVELOPE_ENCRYPT",
+  "ENVELOPE_DECRYPT",
+  "ENVELOPE_CACHE",
+  "ENVELOPE_STORE",
+  "ENVELOPE_DATA_KEY",
+];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
 export function configFromEnv(env: Env = process.env): EnvelopeConfig {
@@ -43,7 +50,12 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
   }
   const config: EnvelopeConfig = { encrypt, decrypt: list(env.ENVELOPE_DECRYPT_KEYS) };
   const cacheSwitch = env.ENVELOPE_CACHE?.trim().toLowerCase();
-  if (cacheSwitch !== undefined && cacheSwitch !== "" && cacheSwitch !== "on" && cacheSwitch !== "off") {
+  if (
+    cacheSwitch !== undefined &&
+    cacheSwitch !== "" &&
+    cacheSwitch !== "on" &&
+    cacheSwitch !== "off"
+  ) {
     throw new ConfigError("ENVELOPE_BAD_CONFIG", "ENVELOPE_CACHE must be `on` or `off`.", {
       details: { field: "ENVELOPE_CACHE" },
     });
@@ -58,9 +70,13 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
   const store = env.ENVELOPE_STORE_CONTEXT?.trim().toLowerCase();
   if (store !== undefined && store !== "") {
     if (store !== "true" && store !== "false") {
-      throw new ConfigError("ENVELOPE_BAD_CONFIG", "ENVELOPE_STORE_CONTEXT must be `true` or `false`.", {
-        details: { field: "ENVELOPE_STORE_CONTEXT" },
-      });
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "ENVELOPE_STORE_CONTEXT must be `true` or `false`.",
+        {
+          details: { field: "ENVELOPE_STORE_CONTEXT" },
+        },
+      );
     }
     config.storeContext = store === "true";
   }
@@ -100,9 +116,13 @@ function int(env: Env, name: string): number | undefined {
   const raw = env[name]?.trim();
   if (raw === undefined || raw === "") return undefined;
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw)) || Number(raw) < 1) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${name} must be a positive integer; got "${raw.slice(0, 20)}".`, {
-      details: { field: name },
-    });
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${name} must be a positive integer; got "${raw.slice(0, 20)}".`,
+      {
+        details: { field: name },
+      },
+    );
   }
   return Number(raw);
 }

@@ -14,9 +14,15 @@ type Env = Readonly<Record<string, string | undefined>>;
  * @example
  * const envelope = await createEnvelope({ encrypt: "local-rsa:///run/secrets/enc_key.pem" });
  */
-export async function createEnvelope(config: EnvelopeConfig, env: Env = process.env): Promise<Envelope> {
+export async function createEnvelope(
+  config: EnvelopeConfig,
+  env: Env = process.env,
+): Promise<Envelope> {
   if (typeof config !== "object" || config === null) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", "createEnvelope needs a config object, e.g. { encrypt: \"local-rsa:///path/key.pem\" }.");
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      'createEnvelope needs a config object, e.g. { encrypt: "local-rsa:///path/key.pem" }.',
+    );
   }
   for (const field of Object.keys(config)) {
     if (!(CONFIG_FIELDS as readonly string[]).includes(field)) {
@@ -30,15 +36,19 @@ export async function createEnvelope(config: EnvelopeConfig, env: Env = process.
   if (config.encrypt === undefined) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      "encrypt is required: name the key that seals new values, e.g. encrypt: \"local-rsa:///run/secrets/enc_key.pem\" or ENVELOPE_ENCRYPT_KEYS.",
+      'encrypt is required: name the key that seals new values, e.g. encrypt: "local-rsa:///run/secrets/enc_key.pem" or ENVELOPE_ENCRYPT_KEYS.',
       { details: { field: "encrypt" } },
     );
   }
   const encryptSpecs = Array.isArray(config.encrypt) ? config.encrypt : [config.encrypt as KeySpec];
   if (config.decrypt !== undefined && !Array.isArray(config.decrypt)) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", "decrypt must be an array of key URIs or provider configs.", {
-      details: { field: "decrypt" },
-    });
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "decrypt must be an array of key URIs or provider configs.",
+      {
+        details: { field: "decrypt" },
+      },
+    );
   }
   const [encrypt, decrypt] = await Promise.all([
     Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
@@ -62,7 +72,11 @@ export async function createEnvelope(config: EnvelopeConfig, env: Env = process.
  * const next = await resolveKey("local-rsa:///run/secrets/new_key.pem");
  * await envelope.rewrap(sealed, { to: next });
  */
-export async function resolveKey(spec: KeySpec, field = "key", env: Env = process.env): Promise<KeyProvider> {
+export async function resolveKey(
+  spec: KeySpec,
+  field = "key",
+  env: Env = process.env,
+): Promise<KeyProvider> {
   if (typeof spec === "string") {
     const scheme = uriScheme(spec, field);
     const factory = await loadFactory(scheme, field);
@@ -100,9 +114,13 @@ async function wrapErrors(
         details: { ...error.details, field },
       });
     }
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${field} (${label}): the provider could not be created. See \`cause\`.`, {
-      cause: error,
-      details: { field },
-    });
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${field} (${label}): the provider could not be created. See \`cause\`.`,
+      {
+        cause: error,
+        details: { field },
+      },
+    );
   }
 }

@@ -40,4 +40,11 @@ export interface EnvelopeConfig {
   onAudit?: AuditHook;
 }
 
-export const CONFIG_FIELDS = ["encrypt", "decrypt", "cache", "dataKeyReuse", "storeContext", "onAudit"] as const;
+export const CONFIG_FIELDS = [
+  "encrypt",
+  "decrypt",
+  "cache",
+  "dataKeyReuse",
+  "storeContext",
+  "onAudit",
+] as const;

@@ -18,6 +18,8 @@ export function uriScheme(uri: string, field: string): string {
  * but someone may paste a token into one.
  */
 export function redactUri(uri: string): string {
-  const text = String(uri).split("?")[0]!.replace(/\/\/[^/@]*@/, "//…@");
+  const text = String(uri)
+    .split("?")[0]!
+    .replace(/\/\/[^/@]*@/, "//…@");
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

@@ -5,7 +5,11 @@ import { FORMAT_VERSION, SUITE_AES256GCM_HKDF_SHA256_COMMIT } from "../format/co
  * wrapped-key entries are deliberately absent: rewrap replaces them without touching
  * the body.
  */
-export function bodyAad(flags: number, messageId: Uint8Array, canonicalContext: Uint8Array): Buffer {
+export function bodyAad(
+  flags: number,
+  messageId: Uint8Array,
+  canonicalContext: Uint8Array,
+): Buffer {
   const aad = Buffer.allocUnsafe(3 + messageId.length + canonicalContext.length);
   aad[0] = FORMAT_VERSION;
   aad[1] = SUITE_AES256GCM_HKDF_SHA256_COMMIT;

@@ -42,7 +42,9 @@ export function encodeContext(context: EncryptionContext | undefined): Buffer {
     if (k.length === 0) throw badContext("has an empty key");
     if (k.length > MAX_CONTEXT_KEY_LENGTH) throw badContext("has a key longer than 1024 bytes");
     if (v.length > MAX_CONTEXT_VALUE_LENGTH) {
-      throw badContext(`value of "${printable(key)}" is longer than ${MAX_CONTEXT_VALUE_LENGTH} bytes`);
+      throw badContext(
+        `value of "${printable(key)}" is longer than ${MAX_CONTEXT_VALUE_LENGTH} bytes`,
+      );
     }
     pairs.push([k, v]);
     size += 4 + k.length + v.length;
@@ -71,7 +73,8 @@ export function decodeContext(bytes: Uint8Array): EncryptionContext {
   for (let i = 0; i < count; i++) {
     const k = r.bytesOf(r.u16("context.keyLength"), "context.key");
     const v = r.bytesOf(r.u16("context.valueLength"), "context.value");
-    if (k.length === 0 || k.length > MAX_CONTEXT_KEY_LENGTH) throw badStored("has a bad key length");
+    if (k.length === 0 || k.length > MAX_CONTEXT_KEY_LENGTH)
+      throw badStored("has a bad key length");
     if (v.length > MAX_CONTEXT_VALUE_LENGTH) throw badStored("has a value that is too long");
     if (previous && Buffer.compare(previous, k) >= 0) throw badStored("is not in canonical order");
     previous = k;
@@ -103,8 +106,12 @@ function badContext(problem: string): ConfigError {
 }
 
 function badStored(problem: string, cause?: unknown): FormatError {
-  return new FormatError("ENVELOPE_BAD_FORMAT", `Malformed envelope: the stored context ${problem}.`, {
-    cause,
-    details: { field: "context" },
-  });
+  return new FormatError(
+    "ENVELOPE_BAD_FORMAT",
+    `Malformed envelope: the stored context ${problem}.`,
+    {
+      cause,
+      details: { field: "context" },
+    },
+  );
 }

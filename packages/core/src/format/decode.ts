@@ -27,7 +27,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   if (!(bytes instanceof Uint8Array)) {
-    throw new FormatError("ENVELOPE_BAD_FORMAT", "An envelope must be a Uint8Array, Buffer or text-form string.");
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      "An envelope must be a Uint8Array, Buffer or text-form string.",
+    );
   }
   const r = new Reader(bytes);
   const version = r.u8("version");
@@ -79,13 +82,16 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
 
 function readEntry(r: Reader, index: number): WrappedKey {
   const idLength = r.u8(`entries[${index}].providerIdLength`);
-  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH) fail(`entries[${index}].providerId`, "bad length");
+  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH)
+    fail(`entries[${index}].providerId`, "bad length");
   const id = r.bytesOf(idLength, `entries[${index}].providerId`);
   const providerId = Buffer.from(id.buffer, id.byteOffset, id.length).toString("latin1");
-  if (!PROVIDER_ID_PATTERN.test(providerId)) fail(`entries[${index}].providerId`, "not a valid provider id");
+  if (!PROVIDER_ID_PATTERN.test(providerId))
+    fail(`entries[${index}].providerId`, "not a valid provider id");
 
   const refLength = r.u16(`entries[${index}].keyRefLength`);
-  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH) fail(`entries[${index}].keyRef`, "bad length");
+  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH)
+    fail(`entries[${index}].keyRef`, "bad length");
   const refBytes = r.bytesOf(refLength, `entries[${index}].keyRef`);
   let keyRef: string;
   try {
@@ -103,7 +109,11 @@ function readEntry(r: Reader, index: number): WrappedKey {
 }
 
 function fail(field: string, problem: string): never {
-  throw new FormatError("ENVELOPE_BAD_FORMAT", `Malformed envelope: field "${field}" is invalid (${problem}).`, {
-    details: { field },
-  });
+  throw new FormatError(
+    "ENVELOPE_BAD_FORMAT",
+    `Malformed envelope: field "${field}" is invalid (${problem}).`,
+    {
+      details: { field },
+    },
+  );
 }

@@ -17,7 +17,8 @@ import { checkEntry } from "./validate.js";
 export function encodeEnvelope(parts: EnvelopeParts): Buffer {
   const ids = parts.entries.map((e) => checkEntry(e));
   let size = 3 + MESSAGE_ID_LENGTH + COMMITMENT_LENGTH + 1 + 4 + parts.body.length;
-  for (const { id, ref, wrapped } of ids) size += 1 + id.length + 2 + ref.length + 2 + wrapped.length;
+  for (const { id, ref, wrapped } of ids)
+    size += 1 + id.length + 2 + ref.length + 2 + wrapped.length;
   const stored = parts.storedContext;
   if (stored) size += 2 + stored.length;
 

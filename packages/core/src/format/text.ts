@@ -8,7 +8,9 @@ const MAX_TEXT_LENGTH = TEXT_PREFIX.length + Math.ceil(((MAX_BODY_LENGTH + 256 *
 
 /** Text form for text columns: `ev1:` + unpadded base64url of the binary form. */
 export function toText(binary: Uint8Array): string {
-  return TEXT_PREFIX + Buffer.from(binary.buffer, binary.byteOffset, binary.length).toString("base64url");
+  return (
+    TEXT_PREFIX + Buffer.from(binary.buffer, binary.byteOffset, binary.length).toString("base64url")
+  );
 }
 
 /** True when a string looks like the text form (cheap prefix check, no decoding). */
@@ -26,7 +28,10 @@ export function fromText(text: string): Buffer {
     );
   }
   if (text.length > MAX_TEXT_LENGTH) {
-    throw new FormatError("ENVELOPE_LIMIT_EXCEEDED", "Envelope text value is larger than the 1 GiB limit.");
+    throw new FormatError(
+      "ENVELOPE_LIMIT_EXCEEDED",
+      "Envelope text value is larger than the 1 GiB limit.",
+    );
   }
   const payload = text.slice(TEXT_PREFIX.length);
   if (payload.length % 4 === 1 || !BASE64URL.test(payload)) {
@@ -40,9 +45,13 @@ export function fromText(text: string): Buffer {
   // Reject non-canonical encodings (stray bits in the last character) so one envelope
   // has exactly one text form.
   if (bytes.toString("base64url") !== payload) {
-    throw new FormatError("ENVELOPE_BAD_FORMAT", "Malformed envelope text: non-canonical base64url.", {
-      details: { field: "textPayload" },
-    });
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      "Malformed envelope text: non-canonical base64url.",
+      {
+        details: { field: "textPayload" },
+      },
+    );
   }
   return bytes;
 }

@@ -22,11 +22,14 @@ export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrappe
   if (typeof entry.providerId !== "string" || !PROVIDER_ID_PATTERN.test(entry.providerId)) {
     throw bad("provider id must match /^[a-z0-9][a-z0-9-]{0,63}$/");
   }
-  if (typeof entry.keyRef !== "string" || entry.keyRef.length === 0) throw bad("empty key reference");
+  if (typeof entry.keyRef !== "string" || entry.keyRef.length === 0)
+    throw bad("empty key reference");
   const ref = Buffer.from(entry.keyRef, "utf8");
   if (ref.length > MAX_KEY_REF_LENGTH) throw bad("key reference longer than 2048 bytes");
-  if (!(entry.wrapped instanceof Uint8Array) || entry.wrapped.length === 0) throw bad("empty wrapped key");
-  if (entry.wrapped.length > MAX_WRAPPED_KEY_LENGTH) throw bad("wrapped key longer than 4096 bytes");
+  if (!(entry.wrapped instanceof Uint8Array) || entry.wrapped.length === 0)
+    throw bad("empty wrapped key");
+  if (entry.wrapped.length > MAX_WRAPPED_KEY_LENGTH)
+    throw bad("wrapped key longer than 4096 bytes");
   return { id: Buffer.from(entry.providerId, "ascii"), ref, wrapped: entry.wrapped };
 }
 

@@ -28,9 +28,13 @@ export interface LocalAesOptions {
 export function localAesProvider(options: LocalAesOptions): KeyProvider {
   const raw = Array.isArray(options?.keys) ? options.keys : [options?.keys as AesKeyInput];
   if (raw.length === 0 || raw.some((k) => k === undefined)) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", "local-aes: give at least one key (32 bytes, 64 hex or base64).", {
-      details: { field: "keys" },
-    });
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "local-aes: give at least one key (32 bytes, 64 hex or base64).",
+      {
+        details: { field: "keys" },
+      },
+    );
   }
   const keys = new Map<string, Buffer>();
   for (const input of raw) {
@@ -50,9 +54,13 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
     async unwrap(entry): Promise<Uint8Array> {
       const key = keys.get(entry.keyRef);
       if (!key) {
-        throw new ProviderError("ENVELOPE_KEY_NOT_FOUND", `local-aes key ${entry.keyRef} is not configured; add it to keys.`, {
-          details: { provider: ID, keyRef: entry.keyRef },
-        });
+        throw new ProviderError(
+          "ENVELOPE_KEY_NOT_FOUND",
+          `local-aes key ${entry.keyRef} is not configured; add it to keys.`,
+          {
+            details: { provider: ID, keyRef: entry.keyRef },
+          },
+        );
       }
       try {
         const decipher = createDecipheriv("id-aes256-wrap", key, KW_IV);
@@ -91,9 +99,13 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
     const name = rest.slice(4);
     const value = env[name];
     if (!value) {
-      throw new ConfigError("ENVELOPE_BAD_CONFIG", `local-aes: environment variable ${name} is not set.`, {
-        details: { field: name },
-      });
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `local-aes: environment variable ${name} is not set.`,
+        {
+          details: { field: name },
+        },
+      );
     }
     return value;
   }
@@ -102,12 +114,19 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
       const bytes = readFileSync(decodeURIComponent(rest));
       return bytes.length === 32 ? bytes : bytes.toString("utf8");
     } catch (cause) {
-      throw new ConfigError("ENVELOPE_BAD_KEY", `local-aes: cannot read key file ${rest}. Check the path and permissions.`, {
-        cause,
-      });
+      throw new ConfigError(
+        "ENVELOPE_BAD_KEY",
+        `local-aes: cannot read key file ${rest}. Check the path and permissions.`,
+        {
+          cause,
+        },
+      );
     }
   }
-  throw new ConfigError("ENVELOPE_BAD_CONFIG", "local-aes URIs are local-aes://env/VAR_NAME or local-aes:///absolute/path.");
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    "local-aes URIs are local-aes://env/VAR_NAME or local-aes:///absolute/path.",
+  );
 }
 
 function parseKey(input: AesKeyInput): Buffer {
@@ -118,7 +137,7 @@ function parseKey(input: AesKeyInput): Buffer {
     if (/^[0-9a-fA-F]{64}$/.test(text)) key = Buffer.from(text, "hex");
     else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = Buffer.from(text, "base64");
   }
-  if (!key || key.length !== 32) {
+  if (key?.length !== 32) {
     throw new ConfigError(
       "ENVELOPE_BAD_KEY",
       "local-aes: a key must be 32 bytes, given raw, as 64 hex characters or as base64. Generate one with: openssl rand -hex 32",
@@ -128,5 +147,9 @@ function parseKey(input: AesKeyInput): Buffer {
 }
 
 function fingerprint(key: Uint8Array): string {
-  return createHash("sha256").update("envelope:local-aes:fingerprint:").update(key).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update("envelope:local-aes:fingerprint:")
+    .update(key)
+    .digest("hex")
+    .slice(0, 16);
 }

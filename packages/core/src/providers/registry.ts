@@ -24,7 +24,10 @@ const custom = new Map<string, Loader>([["local-aes", async () => localAesFactor
  */
 export function registerProvider(scheme: string, loader: Loader): void {
   if (!/^[a-z][a-z0-9-]*$/.test(scheme)) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", `Invalid provider scheme "${scheme}": use lowercase letters, digits and dashes.`);
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Invalid provider scheme "${scheme}": use lowercase letters, digits and dashes.`,
+    );
   }
   custom.set(scheme, loader);
 }
@@ -56,14 +59,24 @@ export async function loadFactory(scheme: string, field: string): Promise<Provid
     );
   }
   if (!mod.providerFactory) {
-    throw new ConfigError("ENVELOPE_PROVIDER_NOT_INSTALLED", `${pkg} does not export providerFactory; upgrade it.`);
+    throw new ConfigError(
+      "ENVELOPE_PROVIDER_NOT_INSTALLED",
+      `${pkg} does not export providerFactory; upgrade it.`,
+    );
   }
   return checkFactory(mod.providerFactory, scheme);
 }
 
 function checkFactory(factory: ProviderFactory, scheme: string): ProviderFactory {
-  if (!factory || typeof factory.fromUri !== "function" || typeof factory.fromConfig !== "function") {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", `The provider factory for "${scheme}" is not a ProviderFactory.`);
+  if (
+    !factory ||
+    typeof factory.fromUri !== "function" ||
+    typeof factory.fromConfig !== "function"
+  ) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `The provider factory for "${scheme}" is not a ProviderFactory.`,
+    );
   }
   return factory;
 }

@@ -17,7 +17,11 @@ export interface RetryTarget {
   operation: string;
 }
 
-const RETRYABLE = new Set(["ENVELOPE_KMS_THROTTLED", "ENVELOPE_KMS_UNAVAILABLE", "ENVELOPE_KMS_TIMEOUT"]);
+const RETRYABLE = new Set([
+  "ENVELOPE_KMS_THROTTLED",
+  "ENVELOPE_KMS_UNAVAILABLE",
+  "ENVELOPE_KMS_TIMEOUT",
+]);
 
 /**
  * Runs a provider call with a per-attempt timeout and bounded, jittered exponential
@@ -70,7 +74,13 @@ async function withTimeout<T>(
         new ProviderError(
           "ENVELOPE_KMS_TIMEOUT",
           `${target.provider} ${target.operation} for key "${target.keyRef}" timed out after ${timeoutMs} ms. Check network access to the KMS, or raise the provider's timeoutMs.`,
-          { details: { provider: target.provider, keyRef: target.keyRef, operation: target.operation } },
+          {
+            details: {
+              provider: target.provider,
+              keyRef: target.keyRef,
+              operation: target.operation,
+            },
+          },
         ),
       );
     }, timeoutMs);
@@ -93,6 +103,9 @@ export function providerError(
   return new ProviderError(
     code,
     `${target.provider} ${target.operation} for key "${target.keyRef}" failed: ${problem}. ${fix}`,
-    { cause, details: { provider: target.provider, keyRef: target.keyRef, operation: target.operation } },
+    {
+      cause,
+      details: { provider: target.provider, keyRef: target.keyRef, operation: target.operation },
+    },
   );
 }
