@@ -1,0 +1,228 @@
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { inspect } from "node:util";
+import { ConfigError, type KeyProvider, ProviderError, type WrappedKey } from "@envelope/core";
+import { keyNotFound, PROVIDER_ID } from "./errors.js";
+import { IntermediateKeyCache, type IntermediateKeyCacheOptions } from "./key-cache.js";
+import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
+import { IK_ID_PATTERN } from "./record.js";
+import type { KeyStore } from "./store/types.js";
+
+// RFC 3394 default IV, as node's id-aes256-wrap expects. AES-KW is deterministic and
+// needs no nonce, so an intermediate key can wrap any number of data keys safely.
+const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
+const WRAPPED_LENGTH = 40;
+
+export interface RotateAfter {
+  /** Start a new intermediate key once the current one is this old, ms. Default 86400000 (24 h). */
+  ageMs?: number;
+  /** … or once it has wrapped this many data keys in this process. Default 1000000. */
+  uses?: number;
+}
+
+export interface HierarchicalOptions {
+  /** The master key provider that wraps intermediate keys (a KMS, local-aes, local-rsa…). */
+  master: KeyProvider;
+  /** Older master providers that may still unwrap intermediate keys (during a master rotation). */
+  decrypt?: readonly KeyProvider[];
+  /** Where intermediate-key records are kept. Back it up: see the README. */
+  store: KeyStore;
+  /** When to start a new intermediate key. */
+  rotateAfter?: RotateAfter;
+  /** Cache of unwrapped intermediate keys. */
+  cache?: IntermediateKeyCacheOptions;
+  /** Clock, ms since the epoch (tests). Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Counters of a hierarchical provider, for metrics and benchmarks. */
+export interface HierarchicalStats {
+  /** Calls made to the master provider (create + unwrap of intermediate keys). */
+  masterCalls: number;
+  intermediateKeysCreated: number;
+  cacheHits: number;
+  cacheMisses: number;
+  inflightJoins: number;
+  cacheSize: number;
+  /** Id of the intermediate key new data keys are wrapped under, if any yet. */
+  current: string | undefined;
+}
+
+/** A KeyProvider with hierarchical extras. */
+export interface HierarchicalProvider extends KeyProvider {
+  /** Counters (no key material). */
+  stats(): HierarchicalStats;
+  /** Starts a new intermediate key now (e.g. after a suspected leak); returns its id. */
+  rotate(): Promise<string>;
+  /** Zeroes and forgets every cached intermediate key. */
+  clear(): void;
+}
+
+interface Current {
+  readonly id: string;
+  readonly key: Buffer;
+  readonly createdAt: number;
+  uses: number;
+}
+
+/**
+ * Hierarchical key mode: each record's data key is wrapped locally (AES-256 key wrap) by
+ * a cached intermediate key (IK); IKs are wrapped by the master provider and kept in a
+ * key store. Encrypt makes no master call except when a new IK starts (by age or use
+ * count); decrypt makes one per IK, not per record. Entries carry provider id
+ * `hierarchical` and the IK id as key reference. Rotating the master key (`rotateMaster`)
+ * rewraps only the IK records.
+ *
+ * @example
+ * const store = await fileKeyStore({ path: "/var/lib/app/envelope-keys.json", create: true });
+ * const provider = hierarchicalProvider({ master: localAesProvider({ keys: process.env.MASTER_KEY! }), store });
+ * const envelope = new Envelope({ encrypt: provider });
+ */
+export function hierarchicalProvider(options: HierarchicalOptions): HierarchicalProvider {
+  const { master, store } = options;
+  if (!master || typeof master.wrap !== "function" || !store || typeof store.get !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "hierarchical: give a master key provider and a key store.",
+      {
+        details: { field: !master ? "master" : "store" },
+      },
+    );
+  }
+  const masters = [master, ...(options.decrypt ?? [])];
+  const maxAge = positive(options.rotateAfter?.ageMs, 86_400_000, "rotateAfter.ageMs");
+  const maxUses = positive(options.rotateAfter?.uses, 1_000_000, "rotateAfter.uses");
+  positive(options.cache?.maxEntries, 256, "cache.maxEntries");
+  positive(options.cache?.ttlMs, 3_600_000, "cache.ttlMs");
+  const now = options.now ?? Date.now;
+  const cache = new IntermediateKeyCache(options.cache ?? {}, now);
+  let current: Current | undefined;
+  let creating: Promise<void> | undefined;
+  let masterCalls = 0;
+  let created = 0;
+
+  const usable = (c: Current | undefined): c is Current =>
+    c !== undefined && c.uses < maxUses && now() - c.createdAt < maxAge;
+
+  // Single flight: concurrent first uses (or a burst at rotation) create one IK.
+  const startNew = (): Promise<void> => {
+    creating ??= (async () => {
+      masterCalls++;
+      const { record, key } = await createIntermediateKey(master, now());
+      try {
+        // Stored before first use: a key that is not saved must never wrap a data key.
+        await store.put(record);
+      } catch (error) {
+        key.fill(0);
+        throw error;
+      }
+      created++;
+      cache.set(record.id, key);
+      current?.key.fill(0);
+      current = { id: record.id, key, createdAt: record.createdAt, uses: 0 };
+    })().finally(() => {
+      creating = undefined;
+    });
+    return creating;
+  };
+
+  const loadKey = async (id: string): Promise<Buffer> => {
+    const record = await store.get(id);
+    if (!record) throw keyNotFound(id, store.name);
+    masterCalls++;
+    return unwrapIntermediateKey(record, masters, store.name);
+  };
+
+  const provider = {
+    id: PROVIDER_ID,
+    get keyRef(): string {
+      return current?.id ?? "unassigned";
+    },
+    handles: (entry: WrappedKey) =>
+      entry.providerId === PROVIDER_ID && IK_ID_PATTERN.test(entry.keyRef),
+
+    async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
+      while (!usable(current)) await startNew();
+      // Check and count in one synchronous step, so the use limit holds under concurrency.
+      const ik = current;
+      ik.uses++;
+      const cipher = createCipheriv("id-aes256-wrap", ik.key, KW_IV);
+      const wrapped = Buffer.concat([cipher.update(dataKey), cipher.final()]);
+      return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped };
+    },
+
+    async unwrap(entry: WrappedKey): Promise<Uint8Array> {
+      if (entry.wrapped.length !== WRAPPED_LENGTH) throw badWrapped(entry.keyRef);
+      const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
+      if (hot) return unwrapWith(hot, entry);
+      const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));
+      try {
+        return unwrapWith(key, entry);
+      } finally {
+        key.fill(0);
+      }
+    },
+
+    stats: (): HierarchicalStats => ({
+      masterCalls,
+      intermediateKeysCreated: created,
+      cacheHits: cache.counters.hits,
+      cacheMisses: cache.counters.misses,
+      inflightJoins: cache.counters.inflightJoins,
+      cacheSize: cache.size,
+      current: current?.id,
+    }),
+
+    async rotate(): Promise<string> {
+      if (creating) await creating;
+      await startNew();
+      return current!.id;
+    },
+
+    clear(): void {
+      cache.clear();
+      current?.key.fill(0);
+      current = undefined;
+    },
+
+    toJSON: () => ({
+      provider: PROVIDER_ID,
+      current: current?.id,
+      master: `${master.id}:${master.keyRef}`,
+      store: store.name,
+    }),
+    [inspect.custom]: () =>
+      `HierarchicalProvider { current: '${current?.id ?? "none"}', master: '${master.id}:${master.keyRef}', store: '${store.name}' }`,
+  };
+  return provider;
+}
+
+function unwrapWith(ik: Buffer, entry: WrappedKey): Buffer {
+  try {
+    const decipher = createDecipheriv("id-aes256-wrap", ik, KW_IV);
+    return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
+  } catch (cause) {
+    throw badWrapped(entry.keyRef, cause);
+  }
+}
+
+function badWrapped(id: string, cause?: unknown): ProviderError {
+  return new ProviderError(
+    "ENVELOPE_UNWRAP_FAILED",
+    `hierarchical: the data key in this envelope does not unwrap under intermediate key ${id}: the wrapped key is corrupted.`,
+    { cause, details: { provider: PROVIDER_ID, keyRef: id } },
+  );
+}
+
+function positive(value: number | undefined, fallback: number, field: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `hierarchical: ${field} must be a positive integer; got ${String(value)}.`,
+      {
+        details: { field },
+      },
+    );
+  }
+  return value;
+}
