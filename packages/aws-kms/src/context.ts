@@ -1,0 +1,48 @@
+import { ConfigError, type EncryptionContext, encodeContext } from "@envelope/core";
+
+/**
+ * Which part of the caller's context becomes the KMS EncryptionContext: `"all"` (the
+ * default), `"none"`, or the listed keys (those present; missing keys are left out).
+ */
+export type KmsContextMapping = "all" | "none" | readonly string[];
+
+/** Checks a mapping from options or config; a ConfigError names the field on failure. */
+export function checkMapping(mapping: unknown): KmsContextMapping {
+  if (mapping === undefined) return "all";
+  if (mapping === "all" || mapping === "none") return mapping;
+  if (Array.isArray(mapping) && mapping.every((k) => typeof k === "string" && k.length > 0)) {
+    return Object.freeze([...mapping]);
+  }
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    'aws-kms: kmsContext must be "all", "none" or an array of context keys, e.g. ["table", "column"].',
+    { details: { field: "kmsContext" } },
+  );
+}
+
+/**
+ * The EncryptionContext sent to KMS, or undefined when it would be empty (KMS treats an
+ * absent and an empty context alike).
+ *
+ * @example
+ * mapContext({ table: "users", id: "42" }, ["table"]) // { table: "users" }
+ */
+export function mapContext(
+  context: EncryptionContext,
+  mapping: KmsContextMapping,
+): Record<string, string> | undefined {
+  if (mapping === "none") return undefined;
+  const out: Record<string, string> = {};
+  const keys = mapping === "all" ? Object.keys(context) : mapping;
+  for (const key of keys) {
+    const value = context[key];
+    if (typeof value === "string") out[key] = value;
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
+}
+
+/** Canonical string of the mapped context: part of the unwrap-cache key. */
+export function mappedContextKey(context: EncryptionContext, mapping: KmsContextMapping): string {
+  const mapped = mapContext(context, mapping);
+  return mapped ? encodeContext(mapped).toString("base64") : "";
+}

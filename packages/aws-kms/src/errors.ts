@@ -1,0 +1,153 @@
+import { type ErrorCode, ProviderError, type RetryTarget } from "@envelope/core";
+
+/** What an AWS SDK error looks like, as far as classification needs. */
+interface AwsLikeError {
+  name?: string;
+  code?: string;
+  $fault?: "client" | "server";
+  $metadata?: { httpStatusCode?: number };
+}
+
+interface Mapping {
+  code: ErrorCode;
+  problem: string;
+  fix: string;
+}
+
+const THROTTLED: Mapping = {
+  code: "ENVELOPE_KMS_THROTTLED",
+  problem: "KMS throttled the request (request quota exceeded)",
+  fix: "Retry later, request a higher KMS quota, or enable the unwrap cache / data-key reuse to make fewer calls.",
+};
+const UNAVAILABLE: Mapping = {
+  code: "ENVELOPE_KMS_UNAVAILABLE",
+  problem: "KMS is unavailable or the connection failed",
+  fix: "Check network access to the KMS endpoint and the AWS Health Dashboard, then retry.",
+};
+const ACCESS_DENIED: Mapping = {
+  code: "ENVELOPE_KMS_ACCESS_DENIED",
+  problem: "the AWS credentials were rejected or lack permission",
+  fix: "Check the credentials in use (default chain: env, profile, role) and that the key policy / IAM policy allows kms:GenerateDataKey, kms:Encrypt, kms:Decrypt, kms:ReEncrypt* and kms:DescribeKey on this key.",
+};
+
+const BY_NAME: Record<string, Mapping> = {
+  ThrottlingException: THROTTLED,
+  ThrottledException: THROTTLED,
+  TooManyRequestsException: THROTTLED,
+  RequestLimitExceeded: THROTTLED,
+  AccessDeniedException: ACCESS_DENIED,
+  UnrecognizedClientException: ACCESS_DENIED,
+  InvalidSignatureException: ACCESS_DENIED,
+  IncompleteSignatureException: ACCESS_DENIED,
+  MissingAuthenticationTokenException: ACCESS_DENIED,
+  InvalidClientTokenId: ACCESS_DENIED,
+  ExpiredTokenException: ACCESS_DENIED,
+  ExpiredToken: ACCESS_DENIED,
+  CredentialsProviderError: {
+    ...ACCESS_DENIED,
+    problem: "no AWS credentials were found",
+    fix: "Provide credentials through the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or task role) or pass `credentials`.",
+  },
+  DisabledException: {
+    code: "ENVELOPE_KEY_DISABLED",
+    problem: "the KMS key is disabled",
+    fix: "Enable the key (aws kms enable-key) or rewrap the data to another key.",
+  },
+  KMSInvalidStateException: {
+    code: "ENVELOPE_KEY_DISABLED",
+    problem:
+      "the KMS key is not in a usable state (pending deletion, pending import, or unavailable)",
+    fix: "If the key is pending deletion, cancel it now (aws kms cancel-key-deletion, then enable-key): once deleted, data under it is lost.",
+  },
+  KeyUnavailableException: UNAVAILABLE,
+  NotFoundException: {
+    code: "ENVELOPE_KEY_NOT_FOUND",
+    problem: "the KMS key or alias does not exist in this account and region",
+    fix: "Check the key ARN / alias and the region; a deleted key cannot be recovered.",
+  },
+  InvalidArnException: {
+    code: "ENVELOPE_KEY_NOT_FOUND",
+    problem: "KMS rejected the key ARN",
+    fix: "Check the key ARN (partition, region, account, key/ or alias/).",
+  },
+  InvalidCiphertextException: {
+    code: "ENVELOPE_KMS_CONTEXT_MISMATCH",
+    problem:
+      "KMS rejected the wrapped data key: the encryption context does not match the one used at encrypt, or the wrapped key is corrupted",
+    fix: "Pass exactly the context given at encrypt (and the same kmsContext setting); if it matches, the stored value is damaged.",
+  },
+  IncorrectKeyException: {
+    code: "ENVELOPE_UNWRAP_FAILED",
+    problem: "the data key was not wrapped under this KMS key",
+    fix: "Configure the key ARN recorded in the envelope (envelope.inspect shows it) as a decrypt key.",
+  },
+  KMSInternalException: UNAVAILABLE,
+  DependencyTimeoutException: UNAVAILABLE,
+  InternalFailure: UNAVAILABLE,
+  ServiceUnavailable: UNAVAILABLE,
+  ServiceUnavailableException: UNAVAILABLE,
+  TimeoutError: {
+    code: "ENVELOPE_KMS_TIMEOUT",
+    problem: "the request to KMS timed out",
+    fix: "Check network access to the KMS endpoint, or raise retry.timeoutMs.",
+  },
+};
+
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * Turns an AWS SDK (or network) error into a typed ProviderError that names the
+ * provider, the key ARN and the operation, says what to do, and keeps the SDK error as
+ * `cause`. Retryable codes (throttled, unavailable, timeout) are retried by core's
+ * withRetry.
+ *
+ * @example
+ * classifyAwsError(err, { provider: "aws-kms", keyRef: arn, operation: "Decrypt" }).code
+ */
+export function classifyAwsError(error: unknown, target: RetryTarget): ProviderError {
+  const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
+  const name = e.name ?? "Error";
+  const status = e.$metadata?.httpStatusCode;
+  let mapping = BY_NAME[name];
+  if (!mapping) {
+    if (status !== undefined && status >= 500) mapping = UNAVAILABLE;
+    else if (status === undefined && (NETWORK_CODES.has(String(e.code)) || isSocketError(error))) {
+      mapping = UNAVAILABLE;
+    } else {
+      mapping = {
+        code: "ENVELOPE_KMS_ERROR",
+        problem: "KMS rejected the request",
+        fix: "See `cause` for the AWS error; check the key type (symmetric ENCRYPT_DECRYPT) and the options.",
+      };
+    }
+  }
+  const aws = status === undefined ? name : `${name}, HTTP ${status}`;
+  return new ProviderError(
+    mapping.code,
+    `${target.provider} ${target.operation} for key "${target.keyRef}" failed: ${mapping.problem} (AWS: ${aws}). ${mapping.fix}`,
+    {
+      cause: error,
+      details: {
+        provider: target.provider,
+        keyRef: target.keyRef,
+        operation: target.operation,
+        awsError: name,
+        ...(status !== undefined ? { httpStatus: status } : {}),
+      },
+    },
+  );
+}
+
+function isSocketError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : "";
+  return /socket hang up|ECONNRESET|ECONNREFUSED|EPIPE|network/i.test(message);
+}
