@@ -80,8 +80,10 @@ export async function unwrapIntermediateKey(
   masters: readonly KeyProvider[],
   storeName: string,
 ): Promise<Buffer> {
-  if (!recordIntact(record))
-    throw corruptRecord(String(record?.id), storeName, "checksum mismatch");
+  if (!recordIntact(record)) {
+    const id = (record as { id?: unknown } | null)?.id;
+    throw corruptRecord(String(id), storeName, "checksum mismatch");
+  }
   const master = masters.find((m) => m.id === record.master.providerId && m.handles(record.master));
   if (!master) {
     const under = `${record.master.providerId}:${record.master.keyRef}`;
