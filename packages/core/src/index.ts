@@ -67,3 +67,19 @@ export type {
   KeyRequest,
   ProviderFactory,
 } from "./providers/types.js";
+export {
+  DEFAULT_CHUNK_SIZE,
+  type DecryptStreamOptions,
+  decryptStream,
+  type EncryptStreamOptions,
+  encryptStream,
+  inspectStream,
+  isStream,
+  MAX_CHUNK_SIZE,
+  MIN_CHUNK_SIZE,
+  parseStreamHeader,
+  rewrapStream,
+  STREAM_MAGIC,
+  type StreamHeader,
+  type StreamInfo,
+} from "./stream/index.js";
