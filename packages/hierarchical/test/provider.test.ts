@@ -96,7 +96,7 @@ describe("hierarchicalProvider", () => {
     const b = await envelope.encrypt("b", { context });
     now += 1;
     const c = await envelope.encrypt("c", { context });
-    const ref = (s: Buffer) => envelope.inspect(s).entries[0]!.keyRef;
+    const ref = (s: Buffer | string) => envelope.inspect(s).entries[0]!.keyRef;
     expect(ref(a)).toBe(ref(b));
     expect(ref(c)).not.toBe(ref(a));
     expect((await store.list()).map((r) => r.createdAt).sort()).toEqual([1_000_000, 1_060_000]);

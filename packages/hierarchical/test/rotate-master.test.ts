@@ -16,7 +16,9 @@ async function sealMany(master: KeyProvider, count: number, uses: number) {
     encrypt: hierarchicalProvider({ master, store, rotateAfter: { uses } }),
   });
   const sealed: Buffer[] = [];
-  for (let i = 0; i < count; i++) sealed.push(await envelope.encrypt(`value ${i}`, { context }));
+  // output "binary" is the default; named here so the overload picks Buffer.
+  for (let i = 0; i < count; i++)
+    sealed.push(await envelope.encrypt(`value ${i}`, { context, output: "binary" }));
   return { store, sealed };
 }
 
