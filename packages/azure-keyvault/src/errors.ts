@@ -1,0 +1,185 @@
+import {
+  type EnvelopeError,
+  type ErrorCode,
+  providerError,
+  type RetryTarget,
+} from "@envelope/core";
+
+/**
+ * What remains of an Azure SDK error once request and response are dropped: the SDK's
+ * RestError keeps the request body, and a failed wrapKey request body holds the data key.
+ */
+export class AzureKeyVaultServiceError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number | undefined,
+    readonly code: string | undefined,
+    readonly innerCode: string | undefined,
+    readonly requestId: string | undefined,
+  ) {
+    super(message);
+    this.name = "AzureKeyVaultServiceError";
+  }
+}
+
+interface RestLike {
+  name?: string;
+  message?: string;
+  code?: string;
+  statusCode?: number;
+  details?: { error?: { code?: string; message?: string; innerError?: { code?: string } } };
+  response?: { headers?: { get?(name: string): string | undefined } };
+}
+
+const NETWORK = new Set([
+  "REQUEST_SEND_ERROR",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "UND_ERR_SOCKET",
+]);
+const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
+const CREDENTIAL = /CredentialUnavailableError|AuthenticationError|AggregateAuthenticationError/;
+
+/**
+ * Turns an Azure SDK / identity / network error into a typed ProviderError that names the
+ * provider, key and operation and says what to do. Only throttling, 5xx and network
+ * failures come out retryable (THROTTLED / UNAVAILABLE).
+ */
+export function classify(target: RetryTarget): (error: unknown) => EnvelopeError {
+  return (error) => {
+    const e = (
+      typeof error === "object" && error !== null ? error : { message: String(error) }
+    ) as RestLike;
+    const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
+    const code = e.details?.error?.code ?? e.code;
+    const inner = e.details?.error?.innerError?.code;
+    const serviceMessage = e.details?.error?.message ?? e.message ?? "unknown error";
+    const requestId = safeHeader(e, "x-ms-request-id");
+    const cause = new AzureKeyVaultServiceError(
+      status
+        ? `Key Vault answered ${status} ${code ?? ""}: ${serviceMessage}`.trim()
+        : `${e.name ?? "Error"}: ${serviceMessage}`,
+      status,
+      code,
+      inner,
+      requestId,
+    );
+    const fail = (c: ErrorCode, problem: string, fix: string) =>
+      providerError(c, target, problem, fix, cause);
+    const said = status
+      ? ` (Key Vault: ${status} ${code ?? ""}${inner ? `/${inner}` : ""}: ${serviceMessage})`
+      : "";
+
+    if (status === 429) {
+      return fail(
+        "ENVELOPE_KMS_THROTTLED",
+        `Key Vault throttled the request${said}`,
+        "Retry later, spread load across vaults, or let the unwrap cache / data-key reuse / local wrap make fewer calls.",
+      );
+    }
+    if (status !== undefined && status >= 500) {
+      return fail(
+        "ENVELOPE_KMS_UNAVAILABLE",
+        `Key Vault is unavailable${said}`,
+        "Check the Azure status page and the network path to the vault; retry later.",
+      );
+    }
+    if (status === 401) {
+      return fail(
+        "ENVELOPE_KMS_ACCESS_DENIED",
+        `Key Vault rejected the bearer token${said}`,
+        "Check the credential (tenant, client id/secret, managed identity) and that the token is for https://vault.azure.net (Managed HSM: https://managedhsm.azure.net).",
+      );
+    }
+    if (status === 403 && (inner === "KeyDisabled" || /disabled key/i.test(serviceMessage))) {
+      return fail(
+        "ENVELOPE_KEY_DISABLED",
+        `the key version is disabled${said}`,
+        "Re-enable that key version in Key Vault, or rewrap the data under an enabled version before disabling the old one.",
+      );
+    }
+    if (status === 403) {
+      return fail(
+        "ENVELOPE_KMS_ACCESS_DENIED",
+        `Key Vault denied the operation${said}`,
+        "Grant the caller the \"Key Vault Crypto User\" role on the key or vault (or an access policy with keys get, wrapKey, unwrapKey), and check the key's permitted operations and the vault's firewall.",
+      );
+    }
+    if (status === 404) {
+      return fail(
+        "ENVELOPE_KEY_NOT_FOUND",
+        `the key or key version does not exist${said}`,
+        "Check the key id; a deleted key can be recovered within its retention period (az keyvault key recover).",
+      );
+    }
+    if (status === 400 && target.operation === "unwrap") {
+      return fail(
+        "ENVELOPE_UNWRAP_FAILED",
+        `Key Vault could not unwrap the data key${said}`,
+        "The entry was not wrapped by this key version with this algorithm, or it is corrupted.",
+      );
+    }
+    if (status !== undefined) {
+      return fail(
+        "ENVELOPE_KMS_ERROR",
+        `Key Vault refused the request${said}`,
+        "See `cause`; check the key id, algorithm and serviceVersion.",
+      );
+    }
+    if (e.name === "AbortError") {
+      return fail(
+        "ENVELOPE_KMS_TIMEOUT",
+        "the request was aborted before Key Vault answered",
+        "Check network access to the vault, or raise retry.timeoutMs.",
+      );
+    }
+    if (CREDENTIAL.test(e.name ?? "")) {
+      return fail(
+        "ENVELOPE_KMS_ACCESS_DENIED",
+        `no Azure token could be obtained (${e.name}: ${serviceMessage})`,
+        "Configure a credential: AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, workload or managed identity, or `az login`; or pass `credential`.",
+      );
+    }
+    if (code && TLS.test(code)) {
+      return fail(
+        "ENVELOPE_KMS_ERROR",
+        `TLS verification of the vault failed (${code})`,
+        "Check the vault host name and any TLS-intercepting proxy; for a test server pass its CA through clientOptions.agent.",
+      );
+    }
+    if (code && NETWORK.has(code)) {
+      return fail(
+        "ENVELOPE_KMS_UNAVAILABLE",
+        `the vault could not be reached (${code}: ${serviceMessage})`,
+        "Check DNS, firewall / private endpoint and proxy settings; retry later.",
+      );
+    }
+    if (/challenge/i.test(serviceMessage)) {
+      return fail(
+        "ENVELOPE_KMS_ERROR",
+        `the Key Vault authentication challenge was refused (${serviceMessage})`,
+        "Check that the key id names a real vault (*.vault.azure.net / *.managedhsm.azure.net).",
+      );
+    }
+    return fail(
+      "ENVELOPE_KMS_ERROR",
+      `unexpected error (${e.name ?? "Error"}: ${serviceMessage})`,
+      "See `cause`.",
+    );
+  };
+}
+
+function safeHeader(e: RestLike, name: string): string | undefined {
+  try {
+    return e.response?.headers?.get?.(name) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}

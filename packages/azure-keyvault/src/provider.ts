@@ -1,0 +1,189 @@
+import { inspect } from "node:util";
+import type { KeyVaultKey } from "@azure/keyvault-keys";
+import {
+  type KeyProvider,
+  ProviderError,
+  providerError,
+  type RetryTarget,
+  type WrappedKey,
+  withRetry,
+} from "@envelope/core";
+import { algorithmFor, tagWrapped, untagWrapped } from "./algorithm.js";
+import { AzureClients } from "./clients.js";
+import { lazyDefaultCredential } from "./credential.js";
+import { classify } from "./errors.js";
+import { CurrentKey } from "./key-cache.js";
+import { formatKeyId, type KeyId, sameKey, tryParseVersioned } from "./key-id.js";
+import { localWrapKey, wrapLocally } from "./local-wrap.js";
+import { type AzureKeyVaultOptions, resolveOptions } from "./options.js";
+
+/** Provider id written into envelope entries (same as the URI scheme). */
+export const PROVIDER_ID = "azure-kv";
+
+/** An Azure Key Vault KeyProvider. `keyRef` is the full, versioned id of the current key once known. */
+export interface AzureKeyVaultProvider extends KeyProvider {
+  /** The configured key id (with or without a version). */
+  readonly keyId: string;
+  /**
+   * Re-reads the current key now (after a rotation, instead of waiting `keyRefreshMs`) and
+   * returns its versioned id, which becomes `keyRef`.
+   */
+  refreshKey(): Promise<string>;
+}
+
+/**
+ * Azure Key Vault / Managed HSM master keys on `@azure/keyvault-keys`. New data keys are
+ * wrapped under the latest version of the key (or the pinned one): locally with the cached
+ * public key for RSA keys (no network call), otherwise with Key Vault's wrapKey. Each entry
+ * records the full versioned key id, and unwrap calls unwrapKey on exactly that version, so
+ * data wrapped before a rotation still opens. Key Vault has no native rewrap: `rewrap`
+ * unwraps and wraps again (the core does this; the body never changes).
+ *
+ * @example
+ * const provider = azureKeyVaultProvider({
+ *   keyId: "https://contoso.vault.azure.net/keys/pii-master",
+ * }); // DefaultAzureCredential, RSA-OAEP-256, local wrap
+ * const envelope = new Envelope({ encrypt: provider });
+ */
+export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVaultProvider {
+  const o = resolveOptions(options);
+  const configured = o.keyId;
+  const configuredId = formatKeyId(configured);
+  const clients = new AzureClients(o.credential ?? lazyDefaultCredential(), {
+    ...o.clientOptions,
+    serviceVersion: o.serviceVersion,
+    // Envelope's withRetry is the one bounded retry loop; see `retry` in the README.
+    retryOptions: { maxRetries: 0 },
+  });
+  const target = (operation: string, keyRef: string): RetryTarget => ({
+    provider: PROVIDER_ID,
+    keyRef,
+    operation,
+  });
+
+  const current = new CurrentKey(
+    () =>
+      withRetry(
+        target("get key", configuredId),
+        (signal) =>
+          clients.keyClient(configured.vaultUrl).getKey(configured.name, {
+            ...(configured.version ? { version: configured.version } : {}),
+            abortSignal: signal,
+          }),
+        classify(target("get key", configuredId)),
+        o.retry,
+      ).then((key) => checkFetched(key, configured, configuredId)),
+    o.keyRefreshMs,
+  );
+
+  const handles = (entry: WrappedKey): boolean => {
+    if (entry.providerId !== PROVIDER_ID) return false;
+    const id = tryParseVersioned(entry.keyRef);
+    if (!id) return false;
+    return (
+      sameKey(id, configured) ||
+      o.additional.some((a) => sameKey(a, id) && (!a.version || a.version === id.version))
+    );
+  };
+
+  const provider: AzureKeyVaultProvider & { toJSON(): object; [inspect.custom](): string } = {
+    id: PROVIDER_ID,
+    keyId: configuredId,
+    get keyRef() {
+      return current.peek()?.id ?? configuredId;
+    },
+    handles,
+
+    async wrap(dataKey) {
+      const key = await current.get();
+      const kid = key.id!;
+      const algorithm = algorithmFor(key.keyType, o.algorithm, kid);
+      if (o.localWrap) {
+        const publicKey = localWrapKey(key);
+        if (publicKey)
+          return {
+            providerId: PROVIDER_ID,
+            keyRef: kid,
+            wrapped: tagWrapped(algorithm, wrapLocally(publicKey, algorithm, dataKey)),
+          };
+      }
+      const versioned = tryParseVersioned(kid)!;
+      const t = target("wrap", kid);
+      const result = await withRetry(
+        t,
+        (signal) => clients.crypto(versioned).wrapKey(algorithm, dataKey, { abortSignal: signal }),
+        classify(t),
+        o.retry,
+      );
+      return {
+        providerId: PROVIDER_ID,
+        keyRef: kid,
+        wrapped: tagWrapped(algorithm, result.result),
+      };
+    },
+
+    async unwrap(entry) {
+      const id = tryParseVersioned(entry.keyRef);
+      // The key reference comes from stored data: only ever send it (and a token) to a
+      // vault and key this provider was configured for.
+      if (!id || !handles(entry)) {
+        throw new ProviderError(
+          "ENVELOPE_KEY_NOT_FOUND",
+          `azure-kv unwrap for key "${entry.keyRef.slice(0, 300)}" refused: it is not a versioned id of ${configuredId}${o.additional.length ? " or additionalKeyIds" : ""}. Add the key to additionalKeyIds if this data is yours.`,
+          {
+            details: {
+              provider: PROVIDER_ID,
+              keyRef: entry.keyRef.slice(0, 300),
+              operation: "unwrap",
+            },
+          },
+        );
+      }
+      const { algorithm, value } = untagWrapped(entry.wrapped, entry.keyRef);
+      const t = target("unwrap", formatKeyId(id));
+      const result = await withRetry(
+        t,
+        (signal) => clients.crypto(id).unwrapKey(algorithm, value, { abortSignal: signal }),
+        classify(t),
+        o.retry,
+      );
+      return result.result;
+    },
+
+    async refreshKey() {
+      return (await current.refresh()).id!;
+    },
+
+    toJSON: () => ({
+      provider: PROVIDER_ID,
+      keyId: configuredId,
+      keyRef: provider.keyRef,
+      algorithm: o.algorithm ?? "default",
+      localWrap: o.localWrap,
+      additionalKeyIds: o.additional.map(formatKeyId),
+    }),
+    [inspect.custom]: () =>
+      `AzureKeyVaultProvider { keyRef: '${provider.keyRef}', localWrap: ${o.localWrap} }`,
+  };
+  return provider;
+}
+
+// A key read from Key Vault must be the configured key and carry a version, or every
+// entry written under it would be unreadable later.
+function checkFetched(key: KeyVaultKey, configured: KeyId, configuredId: string): KeyVaultKey {
+  const id = key.id ? tryParseVersioned(key.id) : undefined;
+  if (
+    !id ||
+    !sameKey(id, configured) ||
+    (configured.version && id.version !== configured.version)
+  ) {
+    throw providerError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      { provider: PROVIDER_ID, keyRef: configuredId, operation: "get key" },
+      `Key Vault returned key "${String(key.id).slice(0, 300)}", not a version of the configured key`,
+      "Check the key id and any proxy between this process and the vault.",
+    );
+  }
+  // Canonical form (lowercased host and version) so keyRef compares equal across calls.
+  return { ...key, id: formatKeyId(id) };
+}
