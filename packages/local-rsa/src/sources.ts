@@ -54,7 +54,7 @@ function loadSource(source: RsaKeySource, field: string, env: Env): LoadedKey[] 
       if (typeof source.pem !== "string" && !(source.pem instanceof Uint8Array)) {
         throw badConfig(`${field}.pem must be PEM text (a string or bytes).`, `${field}.pem`);
       }
-      return [load(Buffer.from(source.pem), passphrase, `${field}.pem`, false)];
+      return [load(Buffer.from(source.pem), passphrase, `${field}.pem`)];
     }
     if (source.path !== undefined) return loadPath(source.path, passphrase, field);
     return [loadEnv(source.env, passphrase, field, env)];
@@ -83,12 +83,7 @@ function loadEnv(
     );
   }
   // Env files and CI secret UIs often flatten newlines to a literal "\n".
-  return load(
-    Buffer.from(value.replace(/\\n/g, "\n")),
-    passphrase,
-    `environment variable ${name}`,
-    true,
-  );
+  return load(Buffer.from(value.replace(/\\n/g, "\n")), passphrase, `environment variable ${name}`);
 }
 
 function loadPath(path: unknown, passphrase: Buffer | undefined, field: string): LoadedKey[] {
@@ -112,9 +107,13 @@ function loadPath(path: unknown, passphrase: Buffer | undefined, field: string):
       stat: statOrThrow(join(path, name), `key file ${join(path, name)}`),
     }))
     .filter((f) => f.stat.isFile())
-    // Newest first; equal times fall back to reverse name order, so timestamped names still sort newest first.
+    // Newest first, to the second: files written together (a Kubernetes Secret update, a
+    // copied folder) tie and fall back to reverse name order, so timestamped names still
+    // put the newest first.
     .sort(
-      (a, b) => b.stat.mtimeMs - a.stat.mtimeMs || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0),
+      (a, b) =>
+        seconds(b.stat.mtimeMs) - seconds(a.stat.mtimeMs) ||
+        (a.name < b.name ? 1 : a.name > b.name ? -1 : 0),
     );
   if (files.length === 0) {
     throw new ConfigError(
@@ -128,6 +127,8 @@ function loadPath(path: unknown, passphrase: Buffer | undefined, field: string):
   return files.map((f) => loadFile(f.file, passphrase));
 }
 
+const seconds = (ms: number) => Math.floor(ms / 1000);
+
 function loadFile(file: string, passphrase: Buffer | undefined): LoadedKey {
   let bytes: Buffer;
   try {
@@ -135,20 +136,15 @@ function loadFile(file: string, passphrase: Buffer | undefined): LoadedKey {
   } catch (cause) {
     throw unreadable(`key file ${file}`, cause);
   }
-  return load(bytes, passphrase, `key file ${file}`, true);
+  return load(bytes, passphrase, `key file ${file}`);
 }
 
-/** Parses and then zeroes `bytes` when this module owns the buffer. */
-function load(
-  bytes: Buffer,
-  passphrase: Buffer | undefined,
-  where: string,
-  owned: boolean,
-): LoadedKey {
+/** Parses and then zeroes `bytes` (always a copy this module made). */
+function load(bytes: Buffer, passphrase: Buffer | undefined, where: string): LoadedKey {
   try {
     return { ...parsePemKey(bytes, passphrase, where), where };
   } finally {
-    if (owned) bytes.fill(0);
+    bytes.fill(0);
   }
 }
 

@@ -187,15 +187,15 @@ describe("key sources", () => {
     expect(provider.keyRef).toBe(rsaKeyRef(k3.publicPem));
   });
 
-  it("a directory with equal mtimes falls back to reverse name order (timestamped names: newest first)", () => {
+  it("a directory with mtimes in the same second falls back to reverse name order (timestamped names: newest first)", () => {
     const dir = join(tmp.dir, "same-time");
     mkdirSync(dir, { recursive: true });
-    for (const [name, pem] of [
-      ["envelope-rsa-20240101-000000.pem", k1.privatePem],
-      ["envelope-rsa-20250101-000000.pem", k2.privatePem],
+    for (const [name, pem, time] of [
+      ["envelope-rsa-20240101-000000.pem", k1.privatePem, 5_000_000.9],
+      ["envelope-rsa-20250101-000000.pem", k2.privatePem, 5_000_000.1],
     ] as const) {
       writeFileSync(join(dir, name), pem);
-      utimesSync(join(dir, name), 5_000_000, 5_000_000);
+      utimesSync(join(dir, name), time, time);
     }
     expect(load({ path: dir }).keyRef).toBe(rsaKeyRef(k2.publicPem));
   });
