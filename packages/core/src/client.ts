@@ -339,7 +339,9 @@ export class Envelope {
         if (this.#cache) {
           // Warm path, synchronous from peek to open so the cache cannot evict (and zero)
           // the key meanwhile: first a message key already derived, then the data key.
-          const messageId = latin1(parts.messageId);
+          // Keyed by message id AND commitment: the message key was remembered after a
+          // commitment check, and must not let an altered commitment skip that check.
+          const messageId = latin1(parts.messageId) + latin1(parts.commitment);
           const messageKey = this.#cache.peekMessageKey(key, messageId);
           if (messageKey) {
             report({ provider, cacheHit: true });
