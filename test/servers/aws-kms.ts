@@ -330,11 +330,15 @@ export async function startAwsKmsServer(
     contextField: string,
   ): { key: Key; plaintext: Buffer } {
     const blob = base64Field(body, "CiphertextBlob", 1, 6144);
+    // A named key is looked up first: a deleted key answers NotFoundException.
+    const named =
+      body[keyField] === undefined
+        ? undefined
+        : resolve(body[keyField], region, keyField === "KeyId" ? "keyId" : "sourceKeyId");
     const parsed = parseBlob(blob);
     const key = keys.get(keyArn(region, parsed.keyId));
     if (!key) throw new KmsFault("InvalidCiphertextException", undefined);
-    if (body[keyField] !== undefined) {
-      const named = resolve(body[keyField], region, keyField === "KeyId" ? "keyId" : "sourceKeyId");
+    if (named !== undefined) {
       if (named !== key) {
         throw new KmsFault(
           "IncorrectKeyException",

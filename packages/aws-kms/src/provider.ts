@@ -36,7 +36,10 @@ export interface AwsKmsProviderOptions {
    * (`alias/pii`) or alias ARN. Entries record the key ARN KMS reports.
    */
   keyId: string;
-  /** Region for calls; default: the region in `keyId` if it is an ARN, else the SDK's chain (AWS_REGION, profile). */
+  /**
+   * Region for calls when `keyId` is not an ARN (an ARN carries its region; a different
+   * `region` is a config error). Default: the SDK's chain (AWS_REGION, profile).
+   */
   region?: string;
   /** Endpoint override (VPC endpoint, FIPS endpoint, a test server). */
   endpoint?: string;
@@ -121,7 +124,14 @@ export function awsKmsProvider(options: AwsKmsProviderOptions): AwsKmsProvider {
       },
     );
   }
-  const home = options.region ?? key.region;
+  if (options.region !== undefined && key.region !== undefined && options.region !== key.region) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `aws-kms: region "${options.region}" conflicts with the region of keyId (${key.region}). KMS keys are used in their own region: drop \`region\`, or for a multi-Region key name the replica ARN in ${options.region}.`,
+      { details: { field: "region" } },
+    );
+  }
+  const home = key.region ?? options.region;
   const keyRef = key.raw;
   const learned = new Set<string>(); // key ARNs an alias resolved to in this process
   const built = new Map<string, KMSClient>();
