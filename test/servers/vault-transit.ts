@@ -13,7 +13,12 @@
  * sealed) and per-operation call counts let tests assert how many KMS calls happened.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from "node:crypto";
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 
@@ -44,7 +49,12 @@ export interface VaultTransitServerOptions {
   /** Named ACL policies tokens can carry. `default` is always attached, as in Vault. */
   policies?: Record<string, VaultPolicy>;
   /** Serve HTTPS; `ca` + `requestCert` demand a client certificate (mTLS). */
-  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
+  tls?: {
+    key: string | Buffer;
+    cert: string | Buffer;
+    ca?: string | Buffer;
+    requestCert?: boolean;
+  };
 }
 
 export interface TokenSpec {
@@ -140,7 +150,9 @@ const DEFAULT_POLICY: VaultPolicy = {
 };
 
 /** Starts the server on 127.0.0.1 with a random port. */
-export async function startVaultTransitServer(options: VaultTransitServerOptions = {}): Promise<VaultTransitServer> {
+export async function startVaultTransitServer(
+  options: VaultTransitServerOptions = {},
+): Promise<VaultTransitServer> {
   const rootToken = options.rootToken ?? "root";
   const tokens = new Map<string, Token>();
   const roles = new Map<string, Role>(); // key: `${mount}\0${roleId}`
@@ -169,7 +181,9 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     mounts.add(`${normNs(spec.namespace)}\0${trimSlashes(spec.path)}`);
   }
 
-  function issueToken(spec: TokenSpec & { path: string; meta?: Record<string, string> | null }): Token {
+  function issueToken(
+    spec: TokenSpec & { path: string; meta?: Record<string, string> | null },
+  ): Token {
     const ttl = spec.ttl ?? 3600;
     const now = Date.now();
     const token: Token = {
@@ -220,7 +234,9 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     const namespace = normNs(header(req, "x-vault-namespace"));
     if (!url.pathname.startsWith("/v1/")) throw new VaultHttpError(404, []);
     const path = decodeURIComponent(url.pathname.slice(4)).replace(/\/+$/, "");
-    const listing = method === "LIST" || (method === "GET" && ["true", "1"].includes(url.searchParams.get("list") ?? ""));
+    const listing =
+      method === "LIST" ||
+      (method === "GET" && ["true", "1"].includes(url.searchParams.get("list") ?? ""));
     const route = resolve(path, namespace, listing ? "LIST" : method);
     calls[route.op] = (calls[route.op] ?? 0) + 1;
 
@@ -241,7 +257,8 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     if (faults.failEvery && n % faults.failEvery === 0) {
       throw new VaultHttpError(500, ["internal error"]);
     }
-    if (server.sealed && route.op !== "sys.health") throw new VaultHttpError(503, ["Vault is sealed"]);
+    if (server.sealed && route.op !== "sys.health")
+      throw new VaultHttpError(503, ["Vault is sealed"]);
 
     const body = await readJson(req);
     let token: Token | undefined;
@@ -251,7 +268,8 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
       token = liveToken(presented);
       if (!token) throw new VaultHttpError(403, ["permission denied"]);
       const capability = route.capability(body);
-      if (!allowed(token, route.aclPath, capability)) throw new VaultHttpError(403, ["permission denied"]);
+      if (!allowed(token, route.aclPath, capability))
+        throw new VaultHttpError(403, ["permission denied"]);
     }
     const result = await route.run(body, token);
     if (result === undefined) {
@@ -298,7 +316,8 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
         unauthenticated: true,
         capability: fixed("read"),
         run: () => {
-          if (server.sealed) throw new VaultHttpError(503, [], { initialized: true, sealed: true, standby: false });
+          if (server.sealed)
+            throw new VaultHttpError(503, [], { initialized: true, sealed: true, standby: false });
           return { data: undefined, status: 200 } as Result;
         },
       };
@@ -306,13 +325,29 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     // AppRole login: auth/<mount>/login
     const login = /^auth\/(.+)\/login$/.exec(path);
     if (login && update && [...roles.values()].some((r) => r.mount === login[1])) {
-      return { op: "auth.approle.login", aclPath: path, unauthenticated: true, capability: fixed("update"), run: (b) => appRoleLogin(login[1]!, b) };
+      return {
+        op: "auth.approle.login",
+        aclPath: path,
+        unauthenticated: true,
+        capability: fixed("update"),
+        run: (b) => appRoleLogin(login[1]!, b),
+      };
     }
     if (path === "auth/token/lookup-self" && method === "GET") {
-      return { op: "auth.token.lookup-self", aclPath: path, capability: fixed("read"), run: (_b, t) => ({ data: lookup(t!) }) };
+      return {
+        op: "auth.token.lookup-self",
+        aclPath: path,
+        capability: fixed("read"),
+        run: (_b, t) => ({ data: lookup(t!) }),
+      };
     }
     if (path === "auth/token/renew-self" && update) {
-      return { op: "auth.token.renew-self", aclPath: path, capability: fixed("update"), run: (b, t) => renewSelf(b, t!) };
+      return {
+        op: "auth.token.renew-self",
+        aclPath: path,
+        capability: fixed("update"),
+        run: (b, t) => renewSelf(b, t!),
+      };
     }
     if (path === "auth/token/revoke-self" && update) {
       return {
@@ -326,28 +361,41 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
       };
     }
     if (path === "auth/token/create" && update) {
-      return { op: "auth.token.create", aclPath: path, capability: fixed("update"), run: (b, t) => createTokenRoute(b, t!) };
+      return {
+        op: "auth.token.create",
+        aclPath: path,
+        capability: fixed("update"),
+        run: (b, t) => createTokenRoute(b, t!),
+      };
     }
     const transit = matchTransit(path, namespace);
     if (transit) {
       const { mount, rest } = transit;
       const key = (name: string) => keys.get(`${namespace}\0${mount}\0${name}`);
       const base = { aclPath: path, mountType: "transit" };
-      let m: RegExpExecArray | null;
+      const keyPath = /^keys\/([^/]+)$/.exec(rest);
+      const rotatePath = /^keys\/([^/]+)\/rotate$/.exec(rest);
+      const configPath = /^keys\/([^/]+)\/config$/.exec(rest);
+      const dataKeyPath = /^datakey\/([^/]+)\/([^/]+)$/.exec(rest);
+      const encryptPath = /^encrypt\/([^/]+)$/.exec(rest);
+      const decryptPath = /^decrypt\/([^/]+)$/.exec(rest);
+      const rewrapPath = /^rewrap\/([^/]+)$/.exec(rest);
       if (rest === "keys" && method === "LIST") {
         return {
           ...base,
           op: "keys.list",
           capability: fixed("list"),
           run: () => {
-            const names = [...keys.keys()].filter((k) => k.startsWith(`${namespace}\0${mount}\0`)).map((k) => k.split("\0")[2]!);
+            const names = [...keys.keys()]
+              .filter((k) => k.startsWith(`${namespace}\0${mount}\0`))
+              .map((k) => k.split("\0")[2]!);
             if (names.length === 0) throw new VaultHttpError(404, []);
             return { data: { keys: names.sort() } };
           },
         };
       }
-      if ((m = /^keys\/([^/]+)$/.exec(rest))) {
-        const name = m[1]!;
+      if (keyPath) {
+        const name = keyPath[1]!;
         if (method === "GET") {
           return {
             ...base,
@@ -361,7 +409,12 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
           };
         }
         if (update) {
-          return { ...base, op: "keys.create", capability: fixed("update"), run: (b) => ({ data: describe(createKey(namespace, mount, name, b)) }) };
+          return {
+            ...base,
+            op: "keys.create",
+            capability: fixed("update"),
+            run: (b) => ({ data: describe(createKey(namespace, mount, name, b)) }),
+          };
         }
         if (method === "DELETE") {
           return {
@@ -371,15 +424,18 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
             run: () => {
               const k = key(name);
               if (!k) return undefined;
-              if (!k.deletionAllowed) throw invalid(`error deleting policy ${name}: deletion is not allowed for this key`);
+              if (!k.deletionAllowed)
+                throw invalid(
+                  `error deleting policy ${name}: deletion is not allowed for this key`,
+                );
               keys.delete(`${namespace}\0${mount}\0${name}`);
               return undefined;
             },
           };
         }
       }
-      if ((m = /^keys\/([^/]+)\/rotate$/.exec(rest)) && update) {
-        const name = m[1]!;
+      if (rotatePath && update) {
+        const name = rotatePath[1]!;
         return {
           ...base,
           op: "keys.rotate",
@@ -393,16 +449,26 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
           },
         };
       }
-      if ((m = /^keys\/([^/]+)\/config$/.exec(rest)) && update) {
-        const name = m[1]!;
-        return { ...base, op: "keys.config", capability: fixed("update"), run: (b) => configKey(key(name), name, b) };
+      if (configPath && update) {
+        const name = configPath[1]!;
+        return {
+          ...base,
+          op: "keys.config",
+          capability: fixed("update"),
+          run: (b) => configKey(key(name), name, b),
+        };
       }
-      if ((m = /^datakey\/([^/]+)\/([^/]+)$/.exec(rest)) && update) {
-        const [kind, name] = [m[1]!, m[2]!];
-        return { ...base, op: "datakey", capability: fixed("update"), run: (b) => dataKey(key(name), kind, b) };
+      if (dataKeyPath && update) {
+        const [kind, name] = [dataKeyPath[1]!, dataKeyPath[2]!];
+        return {
+          ...base,
+          op: "datakey",
+          capability: fixed("update"),
+          run: (b) => dataKey(key(name), kind, b),
+        };
       }
-      if ((m = /^encrypt\/([^/]+)$/.exec(rest)) && update) {
-        const name = m[1]!;
+      if (encryptPath && update) {
+        const name = encryptPath[1]!;
         // Vault's existence check: encrypting under a missing key is a *create* (upsert).
         return {
           ...base,
@@ -411,13 +477,23 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
           run: (b) => encrypt(key(name) ?? upsert(namespace, mount, name, b), b),
         };
       }
-      if ((m = /^decrypt\/([^/]+)$/.exec(rest)) && update) {
-        const name = m[1]!;
-        return { ...base, op: "decrypt", capability: fixed("update"), run: (b) => decrypt(key(name), b) };
+      if (decryptPath && update) {
+        const name = decryptPath[1]!;
+        return {
+          ...base,
+          op: "decrypt",
+          capability: fixed("update"),
+          run: (b) => decrypt(key(name), b),
+        };
       }
-      if ((m = /^rewrap\/([^/]+)$/.exec(rest)) && update) {
-        const name = m[1]!;
-        return { ...base, op: "rewrap", capability: fixed("update"), run: (b) => rewrap(key(name), b) };
+      if (rewrapPath && update) {
+        const name = rewrapPath[1]!;
+        return {
+          ...base,
+          op: "rewrap",
+          capability: fixed("update"),
+          run: (b) => rewrap(key(name), b),
+        };
       }
     }
     return {
@@ -430,13 +506,17 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     };
   }
 
-  function matchTransit(path: string, namespace: string): { mount: string; rest: string } | undefined {
+  function matchTransit(
+    path: string,
+    namespace: string,
+  ): { mount: string; rest: string } | undefined {
     // Longest mount prefix wins, as in Vault's router.
     let best: string | undefined;
     for (const entry of mounts) {
       const [ns, mount] = entry.split("\0") as [string, string];
       if (ns !== namespace) continue;
-      if ((path === mount || path.startsWith(`${mount}/`)) && (!best || mount.length > best.length)) best = mount;
+      if ((path === mount || path.startsWith(`${mount}/`)) && (!best || mount.length > best.length))
+        best = mount;
     }
     return best === undefined ? undefined : { mount: best, rest: path.slice(best.length + 1) };
   }
@@ -447,8 +527,10 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     if (existing) return existing;
     if (!/^\w(([\w.@-]+)?\w)?$/.test(name)) throw invalid(`invalid key name "${name}"`);
     const type = str(body.type, "type") || "aes256-gcm96";
-    if (type !== "aes256-gcm96") throw invalid(`unknown key type: ${type} (this test server supports aes256-gcm96)`);
-    if (bool(body.convergent_encryption)) throw invalid("convergent encryption is not supported by this test server");
+    if (type !== "aes256-gcm96")
+      throw invalid(`unknown key type: ${type} (this test server supports aes256-gcm96)`);
+    if (bool(body.convergent_encryption))
+      throw invalid("convergent encryption is not supported by this test server");
     const key: TransitKey = {
       name,
       type,
@@ -465,7 +547,9 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
   }
 
   function upsert(namespace: string, mount: string, name: string, body: Body): TransitKey {
-    const first = Array.isArray(body.batch_input) ? (body.batch_input[0] as Body | undefined) : body;
+    const first = Array.isArray(body.batch_input)
+      ? (body.batch_input[0] as Body | undefined)
+      : body;
     const derived = typeof first?.context === "string" && first.context.length > 0;
     return createKey(namespace, mount, name, { type: body.type, derived });
   }
@@ -502,19 +586,27 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
       minDec = int(body.min_decryption_version, "min_decryption_version");
       if (minDec < 0) throw invalid("min decryption version cannot be negative");
       if (minDec === 0) minDec = 1;
-      if (minDec > latest) throw invalid(`cannot set min decryption version of ${minDec}, latest key version is ${latest}`);
+      if (minDec > latest)
+        throw invalid(
+          `cannot set min decryption version of ${minDec}, latest key version is ${latest}`,
+        );
     }
     if (body.min_encryption_version !== undefined) {
       minEnc = int(body.min_encryption_version, "min_encryption_version");
       if (minEnc < 0) throw invalid("min encryption version cannot be negative");
-      if (minEnc > latest) throw invalid(`cannot set min encryption version of ${minEnc}, latest key version is ${latest}`);
+      if (minEnc > latest)
+        throw invalid(
+          `cannot set min encryption version of ${minEnc}, latest key version is ${latest}`,
+        );
     }
-    if (minEnc > 0 && minEnc < minDec) throw invalid("min encryption version should not be less than min decryption version");
+    if (minEnc > 0 && minEnc < minDec)
+      throw invalid("min encryption version should not be less than min decryption version");
     k.minDecryptionVersion = minDec;
     k.minEncryptionVersion = minEnc;
     if (body.deletion_allowed !== undefined) k.deletionAllowed = bool(body.deletion_allowed);
     if (body.exportable !== undefined) {
-      if (k.exportable && !bool(body.exportable)) throw invalid("exportable key cannot be made non-exportable");
+      if (k.exportable && !bool(body.exportable))
+        throw invalid("exportable key cannot be made non-exportable");
       k.exportable = bool(body.exportable);
     }
     return { data: describe(k) };
@@ -524,9 +616,12 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     if (requested === 0) return k.versions.length;
     if (requested < 0) throw invalid("requested version for encryption is negative");
     if (requested < k.minEncryptionVersion) {
-      throw invalid("requested version for encryption is less than the minimum encryption key version");
+      throw invalid(
+        "requested version for encryption is less than the minimum encryption key version",
+      );
     }
-    if (requested > k.versions.length) throw invalid("requested version for encryption is higher than the latest key version");
+    if (requested > k.versions.length)
+      throw invalid("requested version for encryption is higher than the latest key version");
     return requested;
   }
 
@@ -534,17 +629,27 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     const key = versionKey(k, version, context);
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv("aes-256-gcm", key, nonce);
-    const out = Buffer.concat([nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    const out = Buffer.concat([
+      nonce,
+      cipher.update(plaintext),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
     return `vault:v${version}:${out.toString("base64")}`;
   }
 
-  function open(k: TransitKey, context: Buffer, value: string): { plaintext: Buffer; version: number } {
+  function open(
+    k: TransitKey,
+    context: Buffer,
+    value: string,
+  ): { plaintext: Buffer; version: number } {
     if (!value.startsWith("vault:v")) throw invalid("invalid ciphertext: no prefix");
     const rest = value.slice("vault:v".length);
     const colon = rest.indexOf(":");
     if (colon < 0) throw invalid("invalid ciphertext: wrong number of fields");
     const digits = rest.slice(0, colon);
-    if (!/^-?\d+$/.test(digits)) throw invalid("invalid ciphertext: version number could not be decoded");
+    if (!/^-?\d+$/.test(digits))
+      throw invalid("invalid ciphertext: version number could not be decoded");
     let version = Number(digits);
     if (version === 0) version = 1; // Vault's compatibility with zero-based versions
     if (version > k.versions.length) throw invalid("invalid ciphertext: version is too new");
@@ -557,7 +662,10 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     try {
       const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, NONCE_BYTES));
       decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-      const plaintext = Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)), decipher.final()]);
+      const plaintext = Buffer.concat([
+        decipher.update(raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
       return { plaintext, version };
     } catch {
       throw invalid("cipher: message authentication failed");
@@ -574,12 +682,16 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
   }
 
   function dataKey(k: TransitKey | undefined, kind: string, body: Body): Result {
-    if (kind !== "plaintext" && kind !== "wrapped") throw invalid("Invalid path, must be 'plaintext' or 'wrapped'");
+    if (kind !== "plaintext" && kind !== "wrapped")
+      throw invalid("Invalid path, must be 'plaintext' or 'wrapped'");
     const context = b64Field(body.context, "failed to base64-decode context");
     if (!k) throw invalid("encryption key not found");
     const bits = body.bits === undefined ? 256 : int(body.bits, "bits");
     if (![128, 256, 512].includes(bits)) throw invalid("invalid bit length");
-    const version = encryptVersion(k, body.key_version === undefined ? 0 : int(body.key_version, "key_version"));
+    const version = encryptVersion(
+      k,
+      body.key_version === undefined ? 0 : int(body.key_version, "key_version"),
+    );
     const fresh = randomBytes(bits / 8);
     // Like Vault: the raw key bytes are encrypted, so decrypt returns base64(key).
     const ciphertext = seal(k, version, context, fresh);
@@ -630,36 +742,37 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
   }
 
   function encrypt(k: TransitKey, body: Body): Result {
-    const { items, isBatch } = batch(
-      body,
-      () => {
-        if (body.plaintext === undefined) throw invalid("missing plaintext to encrypt");
-        return { plaintext: body.plaintext, context: body.context, key_version: body.key_version };
-      },
-    );
+    const { items, isBatch } = batch(body, () => {
+      if (body.plaintext === undefined) throw invalid("missing plaintext to encrypt");
+      return { plaintext: body.plaintext, context: body.context, key_version: body.key_version };
+    });
     return runBatch(
       body,
       isBatch,
       items,
       (item) => {
         const plaintext = str(item.plaintext, "plaintext");
-        if (!isBase64(plaintext)) throw invalid(`illegal base64 data at input byte ${firstBadBase64(plaintext)}`);
+        if (!isBase64(plaintext))
+          throw invalid(`illegal base64 data at input byte ${firstBadBase64(plaintext)}`);
         const context = b64Field(item.context, "failed to base64-decode context");
-        const version = encryptVersion(k, item.key_version === undefined ? 0 : int(item.key_version, "key_version"));
-        return { ciphertext: seal(k, version, context, Buffer.from(plaintext, "base64")), key_version: version };
+        const version = encryptVersion(
+          k,
+          item.key_version === undefined ? 0 : int(item.key_version, "key_version"),
+        );
+        return {
+          ciphertext: seal(k, version, context, Buffer.from(plaintext, "base64")),
+          key_version: version,
+        };
       },
       false,
     );
   }
 
   function decrypt(k: TransitKey | undefined, body: Body): Result {
-    const { items, isBatch } = batch(
-      body,
-      () => {
-        if (!nonEmpty(body.ciphertext)) throw invalid("missing ciphertext to decrypt");
-        return { ciphertext: body.ciphertext, context: body.context };
-      },
-    );
+    const { items, isBatch } = batch(body, () => {
+      if (!nonEmpty(body.ciphertext)) throw invalid("missing ciphertext to decrypt");
+      return { ciphertext: body.ciphertext, context: body.context };
+    });
     if (!k) throw invalid("encryption key not found");
     return runBatch(
       body,
@@ -668,20 +781,21 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
       (item) => {
         if (!nonEmpty(item.ciphertext)) throw invalid("missing ciphertext to decrypt");
         const context = b64Field(item.context, "failed to base64-decode context");
-        return { plaintext: open(k, context, str(item.ciphertext, "ciphertext")).plaintext.toString("base64") };
+        return {
+          plaintext: open(k, context, str(item.ciphertext, "ciphertext")).plaintext.toString(
+            "base64",
+          ),
+        };
       },
       true,
     );
   }
 
   function rewrap(k: TransitKey | undefined, body: Body): Result {
-    const { items, isBatch } = batch(
-      body,
-      () => {
-        if (!nonEmpty(body.ciphertext)) throw invalid("missing ciphertext to decrypt");
-        return { ciphertext: body.ciphertext, context: body.context, key_version: body.key_version };
-      },
-    );
+    const { items, isBatch } = batch(body, () => {
+      if (!nonEmpty(body.ciphertext)) throw invalid("missing ciphertext to decrypt");
+      return { ciphertext: body.ciphertext, context: body.context, key_version: body.key_version };
+    });
     if (!k) throw invalid("encryption key not found");
     return runBatch(
       body,
@@ -691,7 +805,10 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
         if (!nonEmpty(item.ciphertext)) throw invalid("missing ciphertext to decrypt");
         const context = b64Field(item.context, "failed to base64-decode context");
         const { plaintext } = open(k, context, str(item.ciphertext, "ciphertext"));
-        const version = encryptVersion(k, item.key_version === undefined ? 0 : int(item.key_version, "key_version"));
+        const version = encryptVersion(
+          k,
+          item.key_version === undefined ? 0 : int(item.key_version, "key_version"),
+        );
         return { ciphertext: seal(k, version, context, plaintext), key_version: version };
       },
       true,
@@ -721,7 +838,8 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     if (!roleId) throw invalid("missing role_id");
     const role = roles.get(`${mount}\0${roleId}`);
     const secretId = str(body.secret_id, "secret_id");
-    if (!role || !secretId || !role.secretIds.has(secretId)) throw invalid("invalid role or secret ID");
+    if (!role || !secretId || !role.secretIds.has(secretId))
+      throw invalid("invalid role or secret ID");
     const token = issueToken({
       policies: role.policies,
       ttl: role.tokenTtl,
@@ -741,7 +859,9 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     const warnings: string[] = [];
     if (t.maxExpiresAt && expiresAt > t.maxExpiresAt) {
       expiresAt = t.maxExpiresAt;
-      warnings.push("TTL of the token exceeded the effective max_ttl; TTL value is capped accordingly");
+      warnings.push(
+        "TTL of the token exceeded the effective max_ttl; TTL value is capped accordingly",
+      );
     }
     t.expiresAt = expiresAt;
     return { auth: authBlock(t), ...(warnings.length ? { warnings } : {}) };
@@ -778,7 +898,10 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
     const token = issueToken({
       policies: requested.filter((p) => p !== "root" || parent.policies.includes("root")),
       ttl: body.ttl === undefined ? 3600 : duration(body.ttl, "ttl"),
-      maxTtl: body.explicit_max_ttl === undefined ? 0 : duration(body.explicit_max_ttl, "explicit_max_ttl"),
+      maxTtl:
+        body.explicit_max_ttl === undefined
+          ? 0
+          : duration(body.explicit_max_ttl, "explicit_max_ttl"),
       renewable: body.renewable === undefined ? true : bool(body.renewable),
       path: "auth/token/create",
     });
@@ -857,7 +980,12 @@ export async function startVaultTransitServer(options: VaultTransitServerOptions
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) }).end(text);
+  res
+    .writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+    })
+    .end(text);
 }
 
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -872,7 +1000,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   if (!text) return {};
   try {
     const parsed = JSON.parse(text) as unknown;
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("not an object");
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+      throw new Error("not an object");
     return parsed as Record<string, unknown>;
   } catch (error) {
     throw invalid(`failed to parse JSON input: ${(error as Error).message}`);
@@ -926,7 +1055,8 @@ function str(v: unknown, field: string): string {
 
 function int(v: unknown, field: string): number {
   const n = typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n)) throw invalid(`error converting input ${field}: expected an integer`);
+  if (typeof n !== "number" || !Number.isInteger(n))
+    throw invalid(`error converting input ${field}: expected an integer`);
   return n;
 }
 

@@ -1,0 +1,238 @@
+import { ConfigError, ProviderError } from "@envelope/core";
+import type { VaultClient, VaultRequestOptions } from "./client.js";
+import { describeFailure } from "./errors.js";
+import { PROVIDER_ID } from "./key-ref.js";
+
+/** How the provider authenticates to Vault. */
+export type VaultAuth =
+  | {
+      /** A Vault token (VAULT_TOKEN). Renewed with renew-self before it expires, if renewable. */
+      token: string;
+      /** Look the token up and renew it before expiry. Default true. */
+      renew?: boolean;
+    }
+  | {
+      approle: {
+        roleId: string;
+        secretId: string;
+        /** Auth mount path. Default `approle`. */
+        mount?: string;
+      };
+    };
+
+interface Lease {
+  token: string;
+  /** ms since epoch; 0 = does not expire (or unknown). */
+  expiresAt: number;
+  /** Lease length in ms as last granted, to decide when to renew. */
+  durationMs: number;
+  renewable: boolean;
+}
+
+/**
+ * Supplies a valid token for each request. Renewal is lazy and single-flight: when less
+ * than a third of the lease is left, the next request first renews it (renew-self), or
+ * logs in again with AppRole when the token is not renewable or renewal failed or was
+ * capped by the max TTL. No background timers: an idle process keeps nothing running.
+ */
+export class TokenSource {
+  readonly #auth: VaultAuth | undefined;
+  readonly #client: VaultClient;
+  readonly #namespace: string | undefined;
+  #lease: Lease | undefined;
+  #pending: Promise<Lease> | undefined;
+  readonly #now: () => number;
+
+  constructor(
+    auth: VaultAuth | undefined,
+    client: VaultClient,
+    namespace: string | undefined,
+    now: () => number = Date.now,
+  ) {
+    if (auth !== undefined) checkAuth(auth);
+    this.#auth = auth;
+    this.#client = client;
+    this.#namespace = namespace;
+    this.#now = now;
+  }
+
+  /** True when a 403 may be cured by logging in again. */
+  get canRelogin(): boolean {
+    return this.#auth !== undefined && "approle" in this.#auth;
+  }
+
+  /** Headers for one request: the token (unless an injected client carries its own) and the namespace. */
+  async headers(timeout: number): Promise<Record<string, string>> {
+    const headers = this.#baseHeaders();
+    if (!this.#auth) return headers;
+    const lease = await this.#current(timeout);
+    headers["X-Vault-Token"] = lease.token;
+    return headers;
+  }
+
+  /** Drops the current token so the next request logs in again (after a 403 with AppRole). */
+  invalidate(token: string | undefined): void {
+    if (this.#lease && this.#lease.token === token) this.#lease = undefined;
+  }
+
+  /** The token in use, if any (for invalidate). */
+  get token(): string | undefined {
+    return this.#lease?.token;
+  }
+
+  #baseHeaders(): Record<string, string> {
+    return this.#namespace ? { "X-Vault-Namespace": this.#namespace } : {};
+  }
+
+  async #current(timeout: number): Promise<Lease> {
+    const lease = this.#lease;
+    if (lease && !this.#needsRefresh(lease)) return lease;
+    this.#pending ??= this.#refresh(lease, timeout).finally(() => {
+      this.#pending = undefined;
+    });
+    return this.#pending;
+  }
+
+  #needsRefresh(lease: Lease): boolean {
+    if (lease.expiresAt === 0) return false;
+    return lease.expiresAt - this.#now() < lease.durationMs / 3;
+  }
+
+  async #refresh(previous: Lease | undefined, timeout: number): Promise<Lease> {
+    const auth = this.#auth!;
+    let lease: Lease;
+    if ("token" in auth) {
+      if (!previous) {
+        lease =
+          auth.renew === false
+            ? { token: auth.token, expiresAt: 0, durationMs: 0, renewable: false }
+            : await this.#lookup(auth.token, timeout);
+      } else if (previous.renewable) {
+        // A failed renewal keeps the old lease (still valid until it expires); the next request tries again.
+        lease = await this.#renew(previous, timeout).catch(() => previous);
+      } else {
+        // Not renewable: use it until Vault refuses it; a 403 then says what to do.
+        lease = { ...previous, expiresAt: 0 };
+      }
+    } else if (previous?.renewable) {
+      const renewed = await this.#renew(previous, timeout).catch(() => undefined);
+      // Renewal refused, or capped by the token's max TTL (bought less than half a lease): log in again.
+      lease =
+        renewed && renewed.durationMs * 2 >= previous.durationMs
+          ? renewed
+          : await this.#login(auth.approle, timeout);
+    } else {
+      lease = await this.#login(auth.approle, timeout);
+    }
+    this.#lease = lease;
+    return lease;
+  }
+
+  async #lookup(token: string, timeout: number): Promise<Lease> {
+    const body = await this.#client.read("auth/token/lookup-self", this.#options(token, timeout));
+    const data = (body as { data?: { ttl?: unknown; renewable?: unknown } } | undefined)?.data;
+    const ttl = typeof data?.ttl === "number" ? data.ttl : 0;
+    return this.#lease_(token, ttl, data?.renewable === true);
+  }
+
+  async #renew(previous: Lease, timeout: number): Promise<Lease> {
+    const body = await this.#client.write(
+      "auth/token/renew-self",
+      {},
+      this.#options(previous.token, timeout),
+    );
+    return this.#fromAuth(body, previous.token);
+  }
+
+  async #login(
+    approle: { roleId: string; secretId: string; mount?: string },
+    timeout: number,
+  ): Promise<Lease> {
+    const mount = (approle.mount ?? "approle").replace(/^\/+|\/+$/g, "");
+    let body: unknown;
+    try {
+      body = await this.#client.write(
+        `auth/${mount}/login`,
+        { role_id: approle.roleId, secret_id: approle.secretId },
+        { headers: this.#baseHeaders(), timeout },
+      );
+    } catch (error) {
+      const failure = describeFailure(error);
+      // Vault answers a wrong role_id / secret_id with 400; it is a credentials problem, not a retryable one.
+      if (failure.status === 400) {
+        throw new ProviderError(
+          "ENVELOPE_KMS_ACCESS_DENIED",
+          `${PROVIDER_ID}: AppRole login at auth/${mount}/login failed (${failure.message}). Check the role_id and secret_id (VAULT_ROLE_ID / VAULT_SECRET_ID); secret IDs can expire or be limited to a number of uses.`,
+          {
+            cause: new Error(`Vault 400: ${failure.message}`),
+            details: { provider: PROVIDER_ID, operation: "login" },
+          },
+        );
+      }
+      throw error;
+    }
+    return this.#fromAuth(body, undefined);
+  }
+
+  #fromAuth(body: unknown, fallbackToken: string | undefined): Lease {
+    const auth = (
+      body as
+        | { auth?: { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } }
+        | undefined
+    )?.auth;
+    const token =
+      typeof auth?.client_token === "string" && auth.client_token
+        ? auth.client_token
+        : fallbackToken;
+    if (!token) {
+      throw new ProviderError(
+        "ENVELOPE_KMS_ERROR",
+        `${PROVIDER_ID}: Vault's login answer has no auth.client_token. Check the auth mount path.`,
+        {
+          details: { provider: PROVIDER_ID },
+        },
+      );
+    }
+    const ttl = typeof auth?.lease_duration === "number" ? auth.lease_duration : 0;
+    return this.#lease_(token, ttl, auth?.renewable === true);
+  }
+
+  #lease_(token: string, ttlSeconds: number, renewable: boolean): Lease {
+    const durationMs = ttlSeconds * 1000;
+    return {
+      token,
+      expiresAt: ttlSeconds > 0 ? this.#now() + durationMs : 0,
+      durationMs,
+      renewable,
+    };
+  }
+
+  #options(token: string, timeout: number): VaultRequestOptions {
+    return { headers: { ...this.#baseHeaders(), "X-Vault-Token": token }, timeout };
+  }
+
+  toJSON(): object {
+    return {
+      auth: this.#auth === undefined ? "client" : "token" in this.#auth ? "token" : "approle",
+    };
+  }
+}
+
+function checkAuth(auth: VaultAuth): void {
+  const ok =
+    typeof auth === "object" &&
+    auth !== null &&
+    (("token" in auth && typeof auth.token === "string" && auth.token.length > 0) ||
+      ("approle" in auth &&
+        typeof auth.approle?.roleId === "string" &&
+        auth.approle.roleId.length > 0 &&
+        typeof auth.approle.secretId === "string" &&
+        auth.approle.secretId.length > 0));
+  if (!ok) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${PROVIDER_ID}: auth must be { token } or { approle: { roleId, secretId, mount? } } with non-empty strings (VAULT_TOKEN, or VAULT_ROLE_ID + VAULT_SECRET_ID).`,
+      { details: { field: "auth" } },
+    );
+  }
+}
