@@ -117,10 +117,17 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
   const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
   const name = e.name ?? "Error";
   const status = e.$metadata?.httpStatusCode;
-  let mapping = BY_NAME[name];
+  // The SDK names connection failures "TimeoutError" (so it may retry them); the socket
+  // error code says what really happened.
+  const netCode = String(e.code ?? "");
+  let mapping = NETWORK_CODES.has(netCode)
+    ? netCode === "ETIMEDOUT"
+      ? BY_NAME.TimeoutError
+      : UNAVAILABLE
+    : BY_NAME[name];
   if (!mapping) {
     if (status !== undefined && status >= 500) mapping = UNAVAILABLE;
-    else if (status === undefined && (NETWORK_CODES.has(String(e.code)) || isSocketError(error))) {
+    else if (status === undefined && isSocketError(error)) {
       mapping = UNAVAILABLE;
     } else {
       mapping = {
@@ -130,7 +137,8 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
       };
     }
   }
-  const aws = status === undefined ? name : `${name}, HTTP ${status}`;
+  const aws =
+    status !== undefined ? `${name}, HTTP ${status}` : netCode ? `${name} ${netCode}` : name;
   return new ProviderError(
     mapping.code,
     `${target.provider} ${target.operation} for key "${target.keyRef}" failed: ${mapping.problem} (AWS: ${aws}). ${mapping.fix}`,

@@ -18,9 +18,9 @@ describe("rotation and rewrap on KMS", () => {
     const key = h.kms.createKey();
     const provider = h.provider({ keyId: key.arn });
     const envelope = new Envelope({ encrypt: provider, cache: false });
-    const before = await envelope.encrypt("before", { context: CONTEXT });
+    const before = await envelope.encrypt("before", { context: CONTEXT, output: "binary" });
     expect(h.kms.rotateKey(key.arn)).toBe(1);
-    const after = await envelope.encrypt("after", { context: CONTEXT });
+    const after = await envelope.encrypt("after", { context: CONTEXT, output: "binary" });
     const [b, a] = [parts(before).entries[0]!, parts(after).entries[0]!];
     expect(h.kms.inspectCiphertext(b.wrapped).version).toBe(0);
     expect(h.kms.inspectCiphertext(a.wrapped).version).toBe(1);
@@ -32,7 +32,10 @@ describe("rotation and rewrap on KMS", () => {
   it("provider.rewrap moves an entry to the newest key material with ReEncrypt only", async () => {
     const key = h.kms.createKey();
     const provider = h.provider({ keyId: key.arn });
-    const sealed = await new Envelope({ encrypt: provider }).encrypt("v", { context: CONTEXT });
+    const sealed = await new Envelope({ encrypt: provider }).encrypt("v", {
+      context: CONTEXT,
+      output: "binary",
+    });
     h.kms.rotateKey(key.arn);
     h.kms.resetCalls();
     const entry = await provider.rewrap!(parts(sealed).entries[0]!, { context: CONTEXT });
@@ -46,9 +49,7 @@ describe("rotation and rewrap on KMS", () => {
     const newKey = h.kms.createKey();
     const sealed = await new Envelope({ encrypt: h.provider({ keyId: oldKey.arn }) }).encrypt(
       "pii",
-      {
-        context: CONTEXT,
-      },
+      { context: CONTEXT, output: "binary" },
     );
     const target = h.provider({ keyId: newKey.arn, decryptKeys: [oldKey.arn] });
     h.kms.resetCalls();
@@ -70,6 +71,7 @@ describe("rotation and rewrap on KMS", () => {
     const newKey = h.kms.createKey();
     const { aliasArn } = h.kms.createAlias("alias/pii", oldKey.arn);
     const sealed = await new Envelope({ encrypt: h.provider({ keyId: aliasArn }) }).encrypt("v", {
+      output: "binary",
       context: CONTEXT,
     });
     h.kms.createAlias("alias/pii", newKey.arn);
@@ -87,7 +89,7 @@ describe("rotation and rewrap on KMS", () => {
     const key = h.kms.createKey();
     const provider = h.provider({ keyId: key.arn });
     const envelope = new Envelope({ encrypt: provider });
-    const sealed = await envelope.encrypt("v", { context: CONTEXT });
+    const sealed = await envelope.encrypt("v", { context: CONTEXT, output: "binary" });
     h.kms.resetCalls();
     const same = await envelope.rewrap(sealed, { to: provider, context: CONTEXT });
     expect(Buffer.from(same).equals(Buffer.from(sealed))).toBe(true);
@@ -98,7 +100,10 @@ describe("rotation and rewrap on KMS", () => {
     const oldKey = h.kms.createKey();
     const newKey = h.kms.createKey();
     const source = h.provider({ keyId: oldKey.arn });
-    const sealed = await new Envelope({ encrypt: source }).encrypt("v", { context: CONTEXT });
+    const sealed = await new Envelope({ encrypt: source }).encrypt("v", {
+      context: CONTEXT,
+      output: "binary",
+    });
     const target = h.provider({ keyId: newKey.arn });
     h.kms.resetCalls();
     const moved = await new Envelope({ encrypt: target, decrypt: [source] }).rewrap(sealed, {
@@ -114,7 +119,7 @@ describe("unwrap cache in front of KMS", () => {
   it("repeated decrypts of one envelope make one Decrypt call", async () => {
     const key = h.kms.createKey();
     const envelope = new Envelope({ encrypt: h.provider({ keyId: key.arn }) });
-    const sealed = await envelope.encrypt("cached", { context: CONTEXT });
+    const sealed = await envelope.encrypt("cached", { context: CONTEXT, output: "binary" });
     for (let i = 0; i < 10; i++) {
       expect((await envelope.decrypt(sealed, { context: CONTEXT })).toString()).toBe("cached");
     }
@@ -125,6 +130,7 @@ describe("unwrap cache in front of KMS", () => {
   it("50 concurrent decrypts of one envelope share one Decrypt call", async () => {
     const key = h.kms.createKey();
     const sealed = await new Envelope({ encrypt: h.provider({ keyId: key.arn }) }).encrypt("hot", {
+      output: "binary",
       context: CONTEXT,
     });
     h.kms.faults.latencyMs = 30; // keep the first call in flight while the others arrive
@@ -140,7 +146,7 @@ describe("unwrap cache in front of KMS", () => {
   it("a different mapped context is a different cache entry (and KMS checks it)", async () => {
     const key = h.kms.createKey();
     const envelope = new Envelope({ encrypt: h.provider({ keyId: key.arn }) });
-    const sealed = await envelope.encrypt("v", { context: CONTEXT });
+    const sealed = await envelope.encrypt("v", { context: CONTEXT, output: "binary" });
     await envelope.decrypt(sealed, { context: CONTEXT });
     await envelope.decrypt(sealed, { context: { ...CONTEXT, id: "7" } }).catch(() => undefined);
     expect(h.kms.calls.Decrypt).toBe(2);
