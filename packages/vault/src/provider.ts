@@ -282,8 +282,10 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
       return toEntry(body, "rewrap");
     },
     kmsContextKey(context: EncryptionContext) {
-      // Unknown yet (no read so far): assume derived, which only makes cache keys more specific.
-      return derived === false ? "" : transitContext(mapping, context);
+      // Must not change over the provider's life (it keys the unwrap cache), so it follows the
+      // configured `derived`, not what a later key read learns. Extra specificity costs no hits:
+      // one envelope is always opened with one context.
+      return options.derived === false ? "" : transitContext(mapping, context);
     },
     toJSON: () => ({
       provider: PROVIDER_ID,
