@@ -10,12 +10,16 @@ export type KmsContextMapping = "all" | "none" | readonly string[];
 export function checkMapping(mapping: unknown): KmsContextMapping {
   if (mapping === undefined) return "all";
   if (mapping === "all" || mapping === "none") return mapping;
-  if (Array.isArray(mapping) && mapping.every((k) => typeof k === "string" && k.length > 0)) {
+  if (
+    Array.isArray(mapping) &&
+    mapping.length > 0 &&
+    mapping.every((k) => typeof k === "string" && k.length > 0)
+  ) {
     return Object.freeze([...mapping]);
   }
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",
-    'aws-kms: kmsContext must be "all", "none" or an array of context keys, e.g. ["table", "column"].',
+    'aws-kms: kmsContext must be "all", "none" or a non-empty array of context keys, e.g. ["table", "column"].',
     { details: { field: "kmsContext" } },
   );
 }
