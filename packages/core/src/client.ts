@@ -128,7 +128,12 @@ export class Envelope {
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
-  encrypt(plaintext: PlaintextInput, options: EncryptOptions<"text">): Promise<string>;
+  encrypt(
+    plaintext: PlaintextInput,
+    options: EncryptOptions<"text"> & { output: "text" },
+  ): Promise<string>;
+  // `output` / `as` are required in the text overloads: options without them (such as
+  // `{ context }`) return bytes and must not be typed as a string.
   encrypt(plaintext: PlaintextInput, options?: EncryptOptions<"binary">): Promise<Buffer>;
   encrypt(plaintext: PlaintextInput, options?: EncryptOptions): Promise<Buffer | string>;
   async encrypt(plaintext: PlaintextInput, options: EncryptOptions = {}): Promise<Buffer | string> {
@@ -158,7 +163,7 @@ export class Envelope {
   }
 
   /** Decrypts a sealed value (binary or `ev1:` text) with whichever configured key can open it. */
-  decrypt(sealed: Sealed, options: DecryptOptions<"text">): Promise<string>;
+  decrypt(sealed: Sealed, options: DecryptOptions<"text"> & { as: "text" }): Promise<string>;
   decrypt(sealed: Sealed, options?: DecryptOptions<"bytes">): Promise<Buffer>;
   decrypt(sealed: Sealed, options?: DecryptOptions): Promise<Buffer | string>;
   async decrypt(sealed: Sealed, options: DecryptOptions = {}): Promise<Buffer | string> {
