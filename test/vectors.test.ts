@@ -10,8 +10,8 @@ import {
   type KeyProvider,
   localAesProvider,
 } from "@envelope/core";
+import { localRsaProvider } from "@envelope/local-rsa";
 import { describe, expect, it } from "vitest";
-import { referenceRsaProvider } from "./vectors/local-rsa-reference.js";
 
 /** The JSON shape of test/vectors/*.json (see test/vectors/README.md). */
 interface Vector {
@@ -52,15 +52,6 @@ const vectors: Vector[] = readdirSync(DIR)
   .filter((name) => /^(pos|neg)-.*\.json$/.test(name))
   .sort()
   .map((name) => JSON.parse(readFileSync(join(DIR, name), "utf8")) as Vector);
-
-// TODO(before finishing): static import once @envelope/local-rsa exists.
-type RsaFactory = (options: { keys: { pem: string }[] }) => KeyProvider;
-const localRsaProvider: RsaFactory = await import("@envelope/local-rsa")
-  .then((m: { localRsaProvider: RsaFactory }) => m.localRsaProvider)
-  .catch(
-    () => (options: { keys: { pem: string }[] }) =>
-      referenceRsaProvider(options.keys.map((k) => k.pem)),
-  );
 
 /** A client holding exactly the vector's keys, with no cache (every decrypt unwraps). */
 function client(keys: Vector["keys"]): Envelope {
