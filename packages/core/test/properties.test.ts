@@ -13,7 +13,7 @@ import {
   toText,
 } from "@envelope/core";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { expectEnvelopeError, outcome, rejection, thrown } from "./support/codes.js";
 import { countingProvider } from "./support/counting-provider.js";
 
@@ -57,25 +57,35 @@ describe("round trip", () => {
   const envelopes = {
     "local-aes, cache on": new Envelope({ encrypt: aes }),
     "local-aes, cache off": new Envelope({ encrypt: aes, cache: false }),
-    "generateDataKey provider": new Envelope({ encrypt: countingProvider({ generateDataKey: true }) }),
+    "generateDataKey provider": new Envelope({
+      encrypt: countingProvider({ generateDataKey: true }),
+    }),
     "multi-wrap": new Envelope({ encrypt: [aes, other] }),
     "stored context": new Envelope({ encrypt: aes, storeContext: true }),
   };
 
-  it.each(Object.entries(envelopes))("decrypt(encrypt(x, ctx), ctx) = x for bytes (%s)", async (_, env) => {
-    await fc.assert(
-      fc.asyncProperty(plaintextArb, contextArb, fc.boolean(), async (plaintext, context, text) => {
-        const sealed = text
-          ? await env.encrypt(plaintext, { context, output: "text" })
-          : await env.encrypt(plaintext, { context });
-        if (text) expect(sealed).toMatch(/^ev1:[A-Za-z0-9_-]+$/);
-        const opened = await env.decrypt(sealed, { context });
-        expect(Buffer.isBuffer(opened)).toBe(true);
-        expect(opened.equals(plaintext)).toBe(true);
-      }),
-      { numRuns: 60 },
-    );
-  });
+  it.each(Object.entries(envelopes))(
+    "decrypt(encrypt(x, ctx), ctx) = x for bytes (%s)",
+    async (_, env) => {
+      await fc.assert(
+        fc.asyncProperty(
+          plaintextArb,
+          contextArb,
+          fc.boolean(),
+          async (plaintext, context, text) => {
+            const sealed = text
+              ? await env.encrypt(plaintext, { context, output: "text" })
+              : await env.encrypt(plaintext, { context });
+            if (text) expect(sealed).toMatch(/^ev1:[A-Za-z0-9_-]+$/);
+            const opened = await env.decrypt(sealed, { context });
+            expect(Buffer.isBuffer(opened)).toBe(true);
+            expect(opened.equals(plaintext)).toBe(true);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    },
+  );
 
   it("round-trips Unicode strings as text in both output forms", async () => {
     const env = envelopes["local-aes, cache on"];
@@ -113,12 +123,35 @@ describe("round trip", () => {
     );
   });
 
+  it("types the result by output / as (checked by tsc)", () => {
+    const env = envelopes["local-aes, cache on"];
+    expectTypeOf(() => env.encrypt("x")).returns.resolves.toEqualTypeOf<Buffer>();
+    expectTypeOf(() =>
+      env.encrypt("x", { context: { a: "b" } }),
+    ).returns.resolves.toEqualTypeOf<Buffer>();
+    expectTypeOf(() =>
+      env.encrypt("x", { output: "text" }),
+    ).returns.resolves.toEqualTypeOf<string>();
+    expectTypeOf(() =>
+      env.decrypt("ev1:", { context: {} }),
+    ).returns.resolves.toEqualTypeOf<Buffer>();
+    expectTypeOf(() =>
+      env.decrypt("ev1:", { as: "text" }),
+    ).returns.resolves.toEqualTypeOf<string>();
+    expectTypeOf(() => env.rewrap("ev1:", { to: aes })).returns.resolves.toEqualTypeOf<string>();
+    expectTypeOf(() =>
+      env.rewrap(Buffer.alloc(0), { to: aes }),
+    ).returns.resolves.toEqualTypeOf<Buffer>();
+  });
+
   it("gives two encryptions of the same value different message ids and bytes", async () => {
     const env = envelopes["local-aes, cache on"];
     const a = await env.encrypt("same", { context: { id: "1" } });
     const b = await env.encrypt("same", { context: { id: "1" } });
     expect(a.equals(b)).toBe(false);
-    expect(Buffer.from(decodeEnvelope(a).messageId).equals(decodeEnvelope(b).messageId)).toBe(false);
+    expect(Buffer.from(decodeEnvelope(a).messageId).equals(decodeEnvelope(b).messageId)).toBe(
+      false,
+    );
   });
 
   it("refuses strings with lone surrogates instead of encrypting mangled text", async () => {
@@ -208,7 +241,9 @@ describe("single bit flips", () => {
 
   it("every bit of a multi-wrap envelope with a stored context is protected", async () => {
     const env = new Envelope({ encrypt: [aes, other], storeContext: true });
-    const sealed = await env.encrypt(new Uint8Array([0, 1, 2, 255]), { context: { tenant: "ä€😀" } });
+    const sealed = await env.encrypt(new Uint8Array([0, 1, 2, 255]), {
+      context: { tenant: "ä€😀" },
+    });
     await flipAll(env, sealed);
     await flipAll(env, sealed, { tenant: "ä€😀" });
   });
@@ -226,7 +261,10 @@ describe("single bit flips", () => {
   });
 
   it("property: a random bit flip anywhere never yields a plaintext", async () => {
-    const envs = [new Envelope({ encrypt: aes }), new Envelope({ encrypt: aes, storeContext: true })];
+    const envs = [
+      new Envelope({ encrypt: aes }),
+      new Envelope({ encrypt: aes, storeContext: true }),
+    ];
     await fc.assert(
       fc.asyncProperty(
         plaintextArb,
@@ -236,7 +274,9 @@ describe("single bit flips", () => {
         async (plaintext, context, n, which) => {
           const env = envs[which]!;
           const sealed = await env.encrypt(plaintext, { context });
-          const result = await outcome(env.decrypt(flipBit(sealed, n % (sealed.length * 8)), { context }));
+          const result = await outcome(
+            env.decrypt(flipBit(sealed, n % (sealed.length * 8)), { context }),
+          );
           expect(result.ok).toBe(false);
           if (!result.ok) expectEnvelopeError(result.error, undefined, TAMPER_CODES);
         },
@@ -254,7 +294,11 @@ describe("single bit flips", () => {
       id: "weak",
       keyRef: "w1",
       handles: (e: { providerId: string }) => e.providerId === "weak",
-      wrap: async (dataKey: Uint8Array) => ({ providerId: "weak", keyRef: "w1", wrapped: xor(dataKey) }),
+      wrap: async (dataKey: Uint8Array) => ({
+        providerId: "weak",
+        keyRef: "w1",
+        wrapped: xor(dataKey),
+      }),
       unwrap: async (entry: { wrapped: Uint8Array }) => xor(entry.wrapped),
     };
     const env = new Envelope({ encrypt: weak });
@@ -289,7 +333,11 @@ describe("truncation", () => {
     const sealed = await env.encrypt("truncate me", { context: { a: "b" } });
     for (let length = 0; length < sealed.length; length++) {
       const prefix = sealed.subarray(0, length);
-      expectEnvelopeError(thrown(() => decodeEnvelope(prefix)), FormatError, "ENVELOPE_BAD_FORMAT");
+      expectEnvelopeError(
+        thrown(() => decodeEnvelope(prefix)),
+        FormatError,
+        "ENVELOPE_BAD_FORMAT",
+      );
       expectEnvelopeError(await rejection(env.decrypt(prefix)), FormatError, "ENVELOPE_BAD_FORMAT");
     }
   });
@@ -361,7 +409,8 @@ describe("rewrap", () => {
             expect((await reader.decrypt(moved, { context })).equals(plaintext)).toBe(true);
           }
           const oldOnly = new Envelope({ encrypt: a, cache: false });
-          if (keep) expect((await oldOnly.decrypt(moved, { context })).equals(plaintext)).toBe(true);
+          if (keep)
+            expect((await oldOnly.decrypt(moved, { context })).equals(plaintext)).toBe(true);
           else
             expectEnvelopeError(
               await rejection(oldOnly.decrypt(moved, { context })),
@@ -386,8 +435,18 @@ describe("rewrap", () => {
     // Two versions of one KMS key: the fake shares its master key, like a real KMS
     // that can reach every version of a key.
     const master = randomBytes(32);
-    const v1 = countingProvider({ keyRef: "v1", masterKey: master, anyKeyRef: true, nativeRewrap: true });
-    const v2 = countingProvider({ keyRef: "v2", masterKey: master, anyKeyRef: true, nativeRewrap: true });
+    const v1 = countingProvider({
+      keyRef: "v1",
+      masterKey: master,
+      anyKeyRef: true,
+      nativeRewrap: true,
+    });
+    const v2 = countingProvider({
+      keyRef: "v2",
+      masterKey: master,
+      anyKeyRef: true,
+      nativeRewrap: true,
+    });
     const old = await new Envelope({ encrypt: v1 }).encrypt("native");
     const moved = await new Envelope({ encrypt: v1 }).rewrap(old, { to: v2 });
     expect(v2.calls.rewrap).toBe(1);
@@ -408,14 +467,21 @@ describe("rewrap", () => {
     spliced.set(decodeEnvelope(y).entries[0]!.wrapped, offsetIn(x, xe.wrapped));
     const error = await rejection(env.rewrap(spliced, { to: other }));
     expectEnvelopeError(error, DecryptionError, "ENVELOPE_COMMITMENT_MISMATCH");
-    expectEnvelopeError(await rejection(env.decrypt(spliced)), DecryptionError, "ENVELOPE_COMMITMENT_MISMATCH");
+    expectEnvelopeError(
+      await rejection(env.decrypt(spliced)),
+      DecryptionError,
+      "ENVELOPE_COMMITMENT_MISMATCH",
+    );
   });
 });
 
 describe("context canonicalization", () => {
   const shuffled = (context: EncryptionContext, order: number[]) => {
     const entries = Object.entries(context);
-    const keyed = entries.map((entry, i) => ({ entry, rank: order[i % Math.max(order.length, 1)] ?? i }));
+    const keyed = entries.map((entry, i) => ({
+      entry,
+      rank: order[i % Math.max(order.length, 1)] ?? i,
+    }));
     keyed.sort((x, y) => x.rank - y.rank);
     return Object.fromEntries(keyed.map((k) => k.entry));
   };
@@ -444,7 +510,9 @@ describe("context canonicalization", () => {
         fc.constant(c),
         fc.oneof(
           // change one value
-          fc.tuple(fc.constantFrom(...Object.keys(c), "k"), unicode(0, 8)).map(([k, v]) => ({ ...c, [k]: v })),
+          fc
+            .tuple(fc.constantFrom(...Object.keys(c), "k"), unicode(0, 8))
+            .map(([k, v]) => ({ ...c, [k]: v })),
           // drop one key
           fc.constantFrom(...Object.keys(c), "absent").map((k) => {
             const copy: Record<string, string> = { ...c };

@@ -74,24 +74,34 @@ export function countingProvider(options: CountingProviderOptions = {}): Countin
   const generated: Uint8Array[] = [];
   const unwrapContexts: string[] = [];
   const delay = () =>
-    options.delayMs ? new Promise((resolve) => setTimeout(resolve, options.delayMs)) : Promise.resolve();
+    options.delayMs
+      ? new Promise((resolve) => setTimeout(resolve, options.delayMs))
+      : Promise.resolve();
   const bound = (context: EncryptionContext) => options.kmsContext?.(context) ?? "";
   // The KMS context is bound by deriving the key-wrapping key from it.
   const kek = (context: EncryptionContext) =>
     Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), `kms-context:${bound(context)}`, 32));
   const wrapUnder = (dataKey: Uint8Array, context: EncryptionContext): WrappedKey => {
     const cipher = createCipheriv("id-aes256-wrap", kek(context), KW_IV);
-    return { providerId: id, keyRef, wrapped: Buffer.concat([cipher.update(dataKey), cipher.final()]) };
+    return {
+      providerId: id,
+      keyRef,
+      wrapped: Buffer.concat([cipher.update(dataKey), cipher.final()]),
+    };
   };
   const unwrapRaw = (entry: WrappedKey, context: EncryptionContext): Buffer => {
     try {
       const decipher = createDecipheriv("id-aes256-wrap", kek(context), KW_IV);
       return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
     } catch (cause) {
-      throw new ProviderError("ENVELOPE_UNWRAP_FAILED", `${id}: cannot unwrap under ${entry.keyRef}.`, {
-        cause,
-        details: { provider: id, keyRef: entry.keyRef },
-      });
+      throw new ProviderError(
+        "ENVELOPE_UNWRAP_FAILED",
+        `${id}: cannot unwrap under ${entry.keyRef}.`,
+        {
+          cause,
+          details: { provider: id, keyRef: entry.keyRef },
+        },
+      );
     }
   };
 
