@@ -83,6 +83,8 @@ export interface VaultTransitServer extends TestServer {
   /** Issues a token directly (not counted as a call). */
   createToken(spec?: TokenSpec): string;
   revokeToken(token: string): void;
+  /** Every live token except the root token (to revoke them in tests). */
+  issuedTokens(): string[];
   /** Registers an AppRole role and returns a role_id and a fresh secret_id. */
   addAppRole(spec?: AppRoleSpec): { roleId: string; secretId: string };
   enableMount(path: string, namespace?: string): void;
@@ -947,6 +949,9 @@ export async function startVaultTransitServer(
     },
     revokeToken(token) {
       tokens.delete(token);
+    },
+    issuedTokens() {
+      return [...tokens.keys()].filter((t) => t !== rootToken);
     },
     addAppRole(spec = {}) {
       const role: Role = {

@@ -114,7 +114,7 @@ export function classifyVaultError(
     case 401:
       return say(
         "ENVELOPE_KMS_ACCESS_DENIED",
-        `permission denied (${msg})`,
+        `Vault denied the request (${msg})`,
         "Check the token or AppRole credentials (expired or revoked?) and that its policy grants update on the transit paths listed in the @envelope/vault README.",
       );
     case 404:
