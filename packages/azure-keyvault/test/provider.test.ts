@@ -335,6 +335,19 @@ describe("configuration", () => {
     expect((error as Error).message).toMatch(/azure-kv get key .*not recognized/);
   });
 
+  it("without a credential, DefaultAzureCredential is loaded on first use and its failure is typed", async () => {
+    await h.admin.createRsaKey("default-credential");
+    const provider = azureKeyVaultProvider({
+      keyId: `${h.kv.url}/keys/default-credential`,
+      clientOptions: h.clientOptions,
+    });
+    const error = await new Envelope({ encrypt: provider }).encrypt("x").catch((e: unknown) => e);
+    // No AZURE_* settings here: the chain finds no credential. With some (CI with a managed
+    // identity), Azure's token is not one this server accepts. Access denied either way.
+    expect(error).toMatchObject({ code: "ENVELOPE_KMS_ACCESS_DENIED" });
+    expect(h.kv.calls.getKey ?? 0).toBe(0);
+  }, 30_000);
+
   it("toJSON and inspect show key ids only", async () => {
     await h.admin.createRsaKey("printable");
     const provider = h.provider(`${h.kv.url}/keys/printable`);
