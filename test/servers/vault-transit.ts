@@ -943,6 +943,7 @@ export async function startVaultTransitServer(
     faults,
     resetCalls() {
       for (const k of Object.keys(calls)) delete calls[k];
+      requestCount = 0; // the "every Nth request" faults count from here
     },
     createToken(spec = {}) {
       return issueToken({ ...spec, path: "auth/token/create" }).id;

@@ -17,7 +17,10 @@ describe("round trip through the real node-vault client", () => {
   it("seals with one datakey call and opens with one decrypt call", async () => {
     const provider = h.provider();
     const envelope = new Envelope({ encrypt: provider });
-    const sealed = await envelope.encrypt("alice@example.com", { context: CONTEXT, output: "text" });
+    const sealed = await envelope.encrypt("alice@example.com", {
+      context: CONTEXT,
+      output: "text",
+    });
     expect(h.vault.calls.datakey).toBe(1);
     expect(h.vault.calls.encrypt).toBeUndefined();
 
@@ -74,7 +77,10 @@ describe("round trip through the real node-vault client", () => {
     const flipped = `${text.slice(0, 12)}${text[12] === "A" ? "B" : "A"}${text.slice(13)}`;
     const provider = h.provider();
     const error = await failure(
-      provider.unwrap({ ...parts.entries[0]!, wrapped: Buffer.from(flipped, "latin1") }, { context: {} }),
+      provider.unwrap(
+        { ...parts.entries[0]!, wrapped: Buffer.from(flipped, "latin1") },
+        { context: {} },
+      ),
     );
     expect(error.code).toBe("ENVELOPE_UNWRAP_FAILED");
     const mislabelled = await failure(
@@ -169,13 +175,19 @@ describe("derived keys and the context mapping", () => {
     const other = await failure(envelope.decrypt(sealed, { context: { ...CONTEXT, id: "43" } }));
     expect(other.code).toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
     // column is not mapped: Vault unwraps, and the body's AAD catches the change instead.
-    const column = await failure(envelope.decrypt(sealed, { context: { ...CONTEXT, column: "x" } }));
+    const column = await failure(
+      envelope.decrypt(sealed, { context: { ...CONTEXT, column: "x" } }),
+    );
     expect(column.code).not.toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
     expect((await envelope.decrypt(sealed, { context: CONTEXT })).toString()).toBe("x");
 
     // A non-derived key never gets a context.
     bodies.length = 0;
-    const plain = vaultTransitProvider({ client, keyName: "pii", auth: { token: h.vault.rootToken } });
+    const plain = vaultTransitProvider({
+      client,
+      keyName: "pii",
+      auth: { token: h.vault.rootToken },
+    });
     await new Envelope({ encrypt: plain }).encrypt("y", { context: CONTEXT });
     expect(bodies.every((b) => !(b.data as Record<string, unknown>).context)).toBe(true);
   });

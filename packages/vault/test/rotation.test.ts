@@ -38,9 +38,9 @@ describe("rotation", () => {
     expect(h.vault.calls.encrypt).toBeUndefined();
     expect(entryOf(moved).keyRef).toBe("transit/keys/pii@v2");
     expect(wrappedText(moved)).toMatch(/^vault:v2:/);
-    expect(Buffer.from(decodeEnvelope(moved).body).equals(Buffer.from(decodeEnvelope(old).body))).toBe(
-      true,
-    );
+    expect(
+      Buffer.from(decodeEnvelope(moved).body).equals(Buffer.from(decodeEnvelope(old).body)),
+    ).toBe(true);
     expect(Buffer.from(decodeEnvelope(moved).messageId)).toEqual(
       Buffer.from(decodeEnvelope(old).messageId),
     );
@@ -93,7 +93,8 @@ describe("unwrap cache", () => {
     const results = await Promise.all(
       Array.from({ length: 10 }, () => reader.decrypt(sealed, { context: CONTEXT, as: "text" })),
     );
-    for (let i = 0; i < 5; i++) results.push(await reader.decrypt(sealed, { context: CONTEXT, as: "text" }));
+    for (let i = 0; i < 5; i++)
+      results.push(await reader.decrypt(sealed, { context: CONTEXT, as: "text" }));
     expect(new Set(results)).toEqual(new Set(["cached"]));
     expect(h.vault.calls.decrypt).toBe(1);
     expect(reader.cacheStats().hits).toBeGreaterThanOrEqual(5);
