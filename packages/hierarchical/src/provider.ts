@@ -1,6 +1,12 @@
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
-import { ConfigError, type KeyProvider, ProviderError, type WrappedKey } from "@envelope/core";
+import {
+  ConfigError,
+  type GeneratedDataKey,
+  type KeyProvider,
+  ProviderError,
+  type WrappedKey,
+} from "@envelope/core";
 import { keyNotFound, PROVIDER_ID } from "./errors.js";
 import { IntermediateKeyCache, type IntermediateKeyCacheOptions } from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
@@ -10,7 +16,11 @@ import type { KeyStore } from "./store/types.js";
 // RFC 3394 default IV, as node's id-aes256-wrap expects. AES-KW is deterministic and
 // needs no nonce, so an intermediate key can wrap any number of data keys safely.
 const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
+/** Entry of a data key wrapped by AES-KW (`wrap`, e.g. a rewrap into hierarchical mode). */
 const WRAPPED_LENGTH = 40;
+/** Entry of a data key derived from the IK and a random seed (`generateDataKey`, the encrypt path). */
+const SEED_LENGTH = 32;
+const DERIVE_LABEL = Buffer.from("envelope:hierarchical:v1:data-key:", "ascii");
 
 export interface RotateAfter {
   /** Start a new intermediate key once the current one is this old, ms. Default 86400000 (24 h). */
@@ -65,8 +75,8 @@ interface Current {
 }
 
 /**
- * Hierarchical key mode: each record's data key is wrapped locally (AES-256 key wrap) by
- * a cached intermediate key (IK); IKs are wrapped by the master provider and kept in a
+ * Hierarchical key mode: each record's data key is derived from (on encrypt) or wrapped
+ * by (on rewrap, AES-256 key wrap) a cached intermediate key (IK); IKs are wrapped by the master provider and kept in a
  * key store. Encrypt makes no master call except when a new IK starts (by age or use
  * count); decrypt makes one per IK, not per record. Entries carry provider id
  * `hierarchical` and the IK id as key reference. Rotating the master key (`rotateMaster`)
@@ -140,9 +150,27 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
     handles: (entry: WrappedKey) =>
       entry.providerId === PROVIDER_ID && IK_ID_PATTERN.test(entry.keyRef),
 
-    async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
+    /**
+     * The encrypt path: a data key derived as HMAC-SHA256(IK, label || seed) from a fresh
+     * random 256-bit seed, and the seed is the entry. One HMAC (~1.5 µs) instead of an AES
+     * key wrap (~5 µs) each way; the data key is as unpredictable as a random one to
+     * anyone without the IK, and seeds never repeat in practice (2^-128 after 2^64 keys).
+     */
+    async generateDataKey(): Promise<GeneratedDataKey> {
       while (!usable(current)) await startNew();
       // Check and count in one synchronous step, so the use limit holds under concurrency.
+      const ik = current;
+      ik.uses++;
+      const seed = randomBytes(SEED_LENGTH);
+      return {
+        dataKey: derive(ik.key, seed),
+        entry: { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: seed },
+      };
+    },
+
+    /** Wraps a given data key (rewrap into hierarchical mode) with AES-KW under the current IK. */
+    async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
+      while (!usable(current)) await startNew();
       const ik = current;
       ik.uses++;
       const cipher = createCipheriv("id-aes256-wrap", ik.key, KW_IV);
@@ -151,7 +179,8 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
     },
 
     async unwrap(entry: WrappedKey): Promise<Uint8Array> {
-      if (entry.wrapped.length !== WRAPPED_LENGTH) throw badWrapped(entry.keyRef);
+      const length = entry.wrapped.length;
+      if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) throw badWrapped(entry.keyRef);
       const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
       if (hot) return unwrapWith(hot, entry);
       const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));
@@ -196,7 +225,12 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   return provider;
 }
 
+function derive(ik: Buffer, seed: Uint8Array): Buffer {
+  return createHmac("sha256", ik).update(DERIVE_LABEL).update(seed).digest();
+}
+
 function unwrapWith(ik: Buffer, entry: WrappedKey): Buffer {
+  if (entry.wrapped.length === SEED_LENGTH) return derive(ik, entry.wrapped);
   try {
     const decipher = createDecipheriv("id-aes256-wrap", ik, KW_IV);
     return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);

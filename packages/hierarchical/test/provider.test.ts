@@ -17,7 +17,7 @@ describe("hierarchicalProvider", () => {
     expect(info.entries).toHaveLength(1);
     expect(info.entries[0]!.provider).toBe("hierarchical");
     expect(info.entries[0]!.keyRef).toBe(provider.stats().current);
-    expect(info.entries[0]!.wrappedBytes).toBe(40);
+    expect(info.entries[0]!.wrappedBytes).toBe(32); // the seed the data key is derived from
     const [record] = await store.list();
     expect(record!.id).toBe(info.entries[0]!.keyRef);
   });
@@ -168,6 +168,43 @@ describe("hierarchicalProvider", () => {
       .unwrap({ providerId: "hierarchical", keyRef: entry.keyRef, wrapped }, { context })
       .catch((e) => e);
     expect(error.code).toBe("ENVELOPE_UNWRAP_FAILED");
+  });
+
+  it("rewraps a direct-mode envelope into hierarchical mode (AES-KW entry) and opens it", async () => {
+    const local = countingMaster().provider;
+    const provider = hierarchicalProvider({
+      master: countingMaster().provider,
+      store: memoryKeyStore(),
+    });
+    const direct = new Envelope({ encrypt: local });
+    const sealed = await direct.encrypt("moved", { context });
+    const both = new Envelope({ encrypt: provider, decrypt: [local] });
+    const moved = await both.rewrap(sealed, { to: provider, context });
+    expect(both.inspect(moved).entries.map((e) => [e.provider, e.wrappedBytes])).toEqual([
+      ["hierarchical", 40],
+    ]);
+    const reader = new Envelope({ encrypt: provider, cache: false });
+    expect(await reader.decrypt(moved, { context, as: "text" })).toBe("moved");
+  });
+
+  it("a changed seed derives another data key, which the key commitment rejects", async () => {
+    const provider = hierarchicalProvider({
+      master: countingMaster().provider,
+      store: memoryKeyStore(),
+    });
+    const envelope = new Envelope({ encrypt: provider, cache: false });
+    const sealed = await envelope.encrypt("x", { context, output: "binary" });
+    const { decodeEnvelope, encodeEnvelope } = await import("@envelope/core");
+    const parts = decodeEnvelope(sealed);
+    const seed = Buffer.from(parts.entries[0]!.wrapped);
+    seed[0]! ^= 1;
+    const tampered = encodeEnvelope({
+      ...parts,
+      entries: [{ ...parts.entries[0]!, wrapped: seed }],
+    });
+    await expect(envelope.decrypt(tampered, { context })).rejects.toMatchObject({
+      code: "ENVELOPE_COMMITMENT_MISMATCH",
+    });
   });
 
   it("shows only ids when inspected or serialized", async () => {
