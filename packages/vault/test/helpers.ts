@@ -22,9 +22,17 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(options: VaultTransitServerOptions = {}): Promise<Harness> {
+export async function harness(
+  options: VaultTransitServerOptions = {},
+  adminTls: { ca?: string; cert?: string; key?: string } = {},
+): Promise<Harness> {
   const vault = await startVaultTransitServer(options);
-  const admin = nodeVault({ endpoint: vault.url, token: vault.rootToken, debug: () => {} });
+  const admin = nodeVault({
+    endpoint: vault.url,
+    token: vault.rootToken,
+    debug: () => {},
+    requestOptions: adminTls,
+  });
   return {
     vault,
     admin,
