@@ -374,7 +374,7 @@ export class Envelope {
               this.#unwrap(provider, entry, request),
             ));
           } else {
-            dataKey = Buffer.from(await this.#unwrap(provider, entry, request));
+            dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
           }
         } catch (error) {
           failures.push(asEnvelopeError(error));
@@ -404,7 +404,7 @@ export class Envelope {
         if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
         let dataKey: Buffer;
         try {
-          dataKey = Buffer.from(await this.#unwrap(provider, entry, request));
+          dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
         } catch (error) {
           failures.push(asEnvelopeError(error));
           continue;
@@ -520,6 +520,13 @@ function seal(
 
 function latin1(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+}
+
+/** Copies a data key a provider returned into our own buffer, and zeroes the provider's. */
+function takeDataKey(returned: Uint8Array): Buffer {
+  const owned = Buffer.from(returned);
+  returned.fill(0);
+  return owned;
 }
 
 function openAndZero(key: Buffer, body: Uint8Array, aad: Uint8Array): Buffer {
