@@ -3,6 +3,12 @@ import { ConfigError, ProviderError } from "@envelope/core";
 /** Key-wrapping algorithms this provider uses. RSA1_5 is deliberately absent (see README). */
 export type WrapAlgorithm = "RSA-OAEP-256" | "RSA-OAEP" | "A256KW";
 
+/**
+ * Every algorithm `algorithm` accepts.
+ *
+ * @example
+ * ALGORITHMS.includes("RSA-OAEP-256"); // true
+ */
 export const ALGORITHMS: readonly WrapAlgorithm[] = ["RSA-OAEP-256", "RSA-OAEP", "A256KW"];
 
 // The first byte of every wrapped key names the algorithm, so unwrap never depends on

@@ -8,6 +8,10 @@ import {
 /**
  * What remains of an Azure SDK error once request and response are dropped: the SDK's
  * RestError keeps the request body, and a failed wrapKey request body holds the data key.
+ * It is the `cause` of every ProviderError this package throws for a Key Vault answer.
+ *
+ * @example
+ * catch (e) { if (e.cause instanceof AzureKeyVaultServiceError) log(e.cause.requestId, e.cause.innerCode) }
  */
 export class AzureKeyVaultServiceError extends Error {
   constructor(

@@ -57,7 +57,12 @@ export function parseKeyId(input: string, field = "keyId"): KeyId {
   return { vaultUrl: `https://${host}`, host, name, version: version?.toLowerCase() };
 }
 
-/** The canonical identifier: `https://<host>/keys/<name>[/<version>]`. */
+/**
+ * The canonical identifier: `https://<host>/keys/<name>[/<version>]`.
+ *
+ * @example
+ * formatKeyId(parseKeyId("azure-kv://Contoso.vault.azure.net/keys/pii")); // "https://contoso.vault.azure.net/keys/pii"
+ */
 export function formatKeyId(id: KeyId): string {
   return `${id.vaultUrl}/keys/${id.name}${id.version ? `/${id.version}` : ""}`;
 }
