@@ -9,6 +9,9 @@
  * derived keys via HKDF-SHA256(key, info = context) with the context required exactly when
  * the key is derived (ignored otherwise), as Vault's keysutil does.
  *
+ * LIST requests: node:http cannot parse the LIST verb, so listing is `GET ?list=true`, which
+ * is what Vault's Go client (and the vault CLI) send, and node-vault with `noCustomHTTPVerbs`.
+ *
  * Fault injection (latency, 429 every Nth request, 500 every Nth, dropped sockets, hang,
  * sealed) and per-operation call counts let tests assert how many KMS calls happened.
  */
