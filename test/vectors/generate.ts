@@ -1324,7 +1324,7 @@ async function main(): Promise<void> {
       description:
         "The entry is a valid AES-KW wrapping (under the right key) of a 24-byte value: the unwrapped data key is not 32 bytes.",
       from: "stored-context",
-      error: "ENVELOPE_PROVIDER_CONTRACT",
+      error: "ENVELOPE_UNWRAP_FAILED",
       envelope: bytes,
       mutation: { op: "replace", field: "entries[0].wrapped", note: "AES-KW of 24 random bytes" },
     });

@@ -31,7 +31,7 @@ export function plaintextBytes(input: PlaintextInput): Uint8Array {
   return bytes;
 }
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function utf8Text(bytes: Uint8Array): string {
   try {

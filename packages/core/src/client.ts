@@ -72,6 +72,12 @@ export interface RewrapOptions {
   context?: EncryptionContext;
   /** Keep the existing entries and add the new ones (default: replace them). */
   keep?: boolean;
+  /**
+   * Rewrap entries even when they already name the target key. Needed when a KMS rotates
+   * key material behind an unchanged key reference (AWS KMS rotation keeps the ARN) and
+   * you want values on the newest material; uses the native rewrap where available.
+   */
+  force?: boolean;
 }
 
 /** What `inspect` reports about a sealed value: header facts only, never key material. */
@@ -218,9 +224,9 @@ export class Envelope {
       let native = true;
       try {
         for (const target of targets) {
-          const current = parts.entries.find(
-            (e) => e.providerId === target.id && e.keyRef === target.keyRef,
-          );
+          const current = options.force
+            ? undefined
+            : parts.entries.find((e) => e.providerId === target.id && e.keyRef === target.keyRef);
           if (current) {
             fresh.push(current);
             continue;
@@ -431,7 +437,16 @@ export class Envelope {
       { cacheHit: false },
       entry.keyRef,
     );
-    checkDataKey(dataKey, provider);
+    // Whoever can write the stored value can make an entry unwrap to the wrong length:
+    // report it as a bad entry, not as a provider bug.
+    if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
+      if (dataKey instanceof Uint8Array) dataKey.fill(0);
+      throw new ProviderError(
+        "ENVELOPE_UNWRAP_FAILED",
+        `Key provider "${provider.id}" unwrapped a data key that is not 32 bytes: the wrapped-key entry is corrupted or was tampered with.`,
+        { details: { provider: provider.id, keyRef: entry.keyRef } },
+      );
+    }
     return dataKey;
   }
 

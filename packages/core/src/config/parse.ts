@@ -87,7 +87,11 @@ export async function resolveKey(
     const provider = (spec as { provider?: unknown }).provider;
     if (typeof provider === "string") {
       const factory = await loadFactory(provider, `${field}.provider`);
-      return wrapErrors(() => factory.fromConfig(spec as Record<string, unknown>), field, provider);
+      return wrapErrors(
+        () => factory.fromConfig(spec as Record<string, unknown>, env),
+        field,
+        provider,
+      );
     }
   }
   throw new ConfigError(

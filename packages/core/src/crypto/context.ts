@@ -69,7 +69,7 @@ export function decodeContext(bytes: Uint8Array): EncryptionContext {
   if (count > MAX_CONTEXT_PAIRS) throw badStored(`declares ${count} pairs`);
   const out: Record<string, string> = Object.create(null);
   let previous: Uint8Array | undefined;
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   for (let i = 0; i < count; i++) {
     const k = r.bytesOf(r.u16("context.keyLength"), "context.key");
     const v = r.bytesOf(r.u16("context.valueLength"), "context.value");

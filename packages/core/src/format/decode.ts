@@ -18,7 +18,7 @@ import {
 import type { EnvelopeParts, WrappedKey } from "./envelope.js";
 import { Reader } from "./reader.js";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Parses the binary form. Throws only `FormatError`; never allocates beyond small

@@ -39,7 +39,20 @@ export function knownSchemes(): string[] {
 
 export async function loadFactory(scheme: string, field: string): Promise<ProviderFactory> {
   const loader = custom.get(scheme);
-  if (loader) return checkFactory(await loader(), scheme);
+  if (loader) {
+    let factory: ProviderFactory;
+    try {
+      factory = await loader();
+    } catch (cause) {
+      // A registered loader is usually `() => import("some-package")`: same failure as below.
+      throw new ConfigError(
+        "ENVELOPE_PROVIDER_NOT_INSTALLED",
+        `${field} uses the "${scheme}" provider, but its registered loader failed. Check that the package it imports is installed; see \`cause\`.`,
+        { cause, details: { field } },
+      );
+    }
+    return checkFactory(factory, scheme);
+  }
   const pkg = PACKAGES[scheme];
   if (!pkg) {
     throw new ConfigError(

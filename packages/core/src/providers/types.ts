@@ -64,6 +64,12 @@ export interface ProviderFactory {
   readonly scheme: string;
   /** From a key URI such as `local-rsa:///run/secrets/enc_key.pem`. */
   fromUri(uri: string, env?: Readonly<Record<string, string | undefined>>): Promise<KeyProvider>;
-  /** From a config object `{ provider: "<scheme>", ...options }`. */
-  fromConfig(config: Readonly<Record<string, unknown>>): Promise<KeyProvider>;
+  /**
+   * From a config object `{ provider: "<scheme>", ...options }`. `env` is the environment
+   * given to createEnvelope / envelopeFromEnv, for options that name env variables.
+   */
+  fromConfig(
+    config: Readonly<Record<string, unknown>>,
+    env?: Readonly<Record<string, string | undefined>>,
+  ): Promise<KeyProvider>;
 }
