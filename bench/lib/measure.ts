@@ -1,0 +1,110 @@
+/** Timing helpers. Every case runs in this one process, one after another. */
+
+export interface Timing {
+  /** Operations measured. */
+  ops: number;
+  /** Wall time of the measured loop, ms. */
+  ms: number;
+  opsPerSec: number;
+  /** Per-operation latency percentiles, µs (per-op samples, sequential runs only). */
+  p50Us: number | undefined;
+  p99Us: number | undefined;
+}
+
+export interface Budget {
+  /** Warm-up time, ms (JIT, caches, allocator). */
+  warmupMs: number;
+  /** Measuring time, ms: the loop stops at whichever of time or maxOps comes first. */
+  measureMs: number;
+  /** At least this many measured ops, even past measureMs (slow cases). */
+  minOps: number;
+  maxOps: number;
+}
+
+export const MICRO: Budget = { warmupMs: 80, measureMs: 300, minOps: 15, maxOps: 400_000 };
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function summarize(samples: Float64Array, ops: number, ms: number): Timing {
+  const sorted = samples.subarray(0, ops).sort();
+  return {
+    ops,
+    ms,
+    opsPerSec: (ops / ms) * 1000,
+    p50Us: percentile(sorted, 50) * 1000,
+    p99Us: percentile(sorted, 99) * 1000,
+  };
+}
+
+/**
+ * Runs `op` (sync or async) back to back and samples each operation's latency. The
+ * measuring time is split into `ROUNDS` rounds; ops/s is the best round's rate, because on
+ * a shared machine the slower rounds measure the neighbours, not the code. Percentiles
+ * use every sample of every round.
+ */
+export async function timeSequential(op: () => unknown, budget: Budget = MICRO): Promise<Timing> {
+  const warmEnd = performance.now() + budget.warmupMs;
+  while (performance.now() < warmEnd) await op();
+  const samples = new Float64Array(budget.maxOps * ROUNDS);
+  let ops = 0;
+  let best = 0;
+  let totalMs = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    globalThis.gc?.();
+    const start = performance.now();
+    const end = start + budget.measureMs / ROUNDS;
+    const first = ops;
+    let now = start;
+    while (
+      ops - first < budget.maxOps &&
+      (now < end || ops - first < Math.ceil(budget.minOps / ROUNDS))
+    ) {
+      const t0 = now;
+      const r = op();
+      if (r instanceof Promise) await r;
+      now = performance.now();
+      samples[ops++] = now - t0;
+    }
+    totalMs += now - start;
+    best = Math.max(best, ((ops - first) / (now - start)) * 1000);
+  }
+  return { ...summarize(samples, ops, totalMs), opsPerSec: best };
+}
+
+const ROUNDS = 3;
+
+/** Runs `count` distinct operations, `concurrency` at a time; latency per operation. */
+export async function timeBatch(
+  count: number,
+  concurrency: number,
+  op: (index: number) => Promise<unknown>,
+): Promise<Timing> {
+  const samples = new Float64Array(count);
+  let next = 0;
+  const start = performance.now();
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const t0 = performance.now();
+      await op(i);
+      samples[i] = performance.now() - t0;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  const ms = performance.now() - start;
+  return summarize(samples, count, ms);
+}
+
+/** Peak resident set size of this process so far, MiB. */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+/** Heap in use after a full collection, MiB. */
+export function heapAfterGcMiB(): number {
+  globalThis.gc?.();
+  globalThis.gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}

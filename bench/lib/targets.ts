@@ -1,0 +1,170 @@
+import type { KmsResult } from "../cases/kms.js";
+import type { MemoryResult } from "../cases/memory.js";
+import type { MicroResult } from "../cases/micro.js";
+import type { RewrapResult } from "../cases/rewrap.js";
+
+export interface TargetResult {
+  target: string;
+  figure: string;
+  met: boolean;
+}
+
+const x = (n: number) => `${n >= 10 ? n.toFixed(0) : n.toFixed(2)}×`;
+const pct = (n: number) => `${(n * 100).toFixed(0)}%`;
+
+/** Evaluates every target of issue 5 from this run's measurements. */
+export function evaluateTargets(
+  micro: MicroResult[],
+  kms: KmsResult[],
+  rewrap: RewrapResult[],
+  memory: MemoryResult,
+): TargetResult[] {
+  const get = (subject: string, size: string, op: "encrypt" | "decrypt"): number => {
+    const r = micro.find((m) => m.subject === subject && m.size === size && m.op === op);
+    if (!r) throw new Error(`missing result: ${subject} ${size} ${op}`);
+    return r.opsPerSec;
+  };
+  const floor = "floor node:crypto AES-256-GCM";
+  const out: TargetResult[] = [];
+
+  // 1. Warm-cache decrypt vs the floor.
+  {
+    const ratio =
+      get(floor, "64 B", "decrypt") / get("envelope local-aes warm cache", "64 B", "decrypt");
+    out.push({
+      target: "Warm-cache decrypt, 64 B: ≤ 3× the floor's time per op",
+      figure: `${x(ratio)} the floor's time`,
+      met: ratio <= 3,
+    });
+    const dec =
+      get("envelope local-aes warm cache", "1 MiB", "decrypt") / get(floor, "1 MiB", "decrypt");
+    out.push({
+      target: "Warm-cache decrypt, 1 MiB: ≥ 85% of the floor's throughput",
+      figure: pct(dec),
+      met: dec >= 0.85,
+    });
+    const enc =
+      get("envelope local-aes data-key reuse", "1 MiB", "encrypt") / get(floor, "1 MiB", "encrypt");
+    out.push({
+      target: "Warm (data-key reuse) encrypt, 1 MiB: ≥ 85% of the floor's throughput",
+      figure: pct(enc),
+      met: enc >= 0.85,
+    });
+  }
+  // 2. local-aes vs ESDK raw AES (its committing non-signing suite is its fastest, so the strict bar).
+  for (const size of ["64 B", "1 KiB"]) {
+    for (const op of ["encrypt", "decrypt"] as const) {
+      const ours = get("envelope local-aes", size, op);
+      const fast = ours / get("esdk raw-aes committing", size, op);
+      const dflt = ours / get("esdk raw-aes default", size, op);
+      out.push({
+        target: `local-aes vs ESDK raw AES, ${size} ${op}: ≥ 10×`,
+        figure: `${x(fast)} (committing suite), ${x(dflt)} (default suite)`,
+        met: fast >= 10 && dflt >= 10,
+      });
+    }
+  }
+  // 3. local-rsa vs ESDK raw RSA.
+  for (const size of ["64 B", "1 KiB"]) {
+    const enc =
+      get("envelope local-rsa", size, "encrypt") / get("esdk raw-rsa committing", size, "encrypt");
+    const encD =
+      get("envelope local-rsa", size, "encrypt") / get("esdk raw-rsa default", size, "encrypt");
+    out.push({
+      target: `local-rsa vs ESDK raw RSA, ${size} encrypt: ≥ 5×`,
+      figure: `${x(enc)} (committing), ${x(encD)} (default)`,
+      met: enc >= 5 && encD >= 5,
+    });
+    const cold =
+      get("floor RSA-OAEP-3072 (one key op)", "64 B", "decrypt") /
+      get("envelope local-rsa", size, "decrypt");
+    out.push({
+      target: `local-rsa cold decrypt, ${size}: within 10% of one RSA-OAEP-3072 private-key op`,
+      figure: `${cold.toFixed(3)}× the bare op's time`,
+      met: cold <= 1.1,
+    });
+    const warm =
+      get("envelope local-rsa warm cache", size, "decrypt") /
+      get("esdk raw-rsa committing caching CMM", size, "decrypt");
+    const warmD =
+      get("envelope local-rsa warm cache", size, "decrypt") /
+      get("esdk raw-rsa default caching CMM", size, "decrypt");
+    out.push({
+      target: `local-rsa warm-cache decrypt vs ESDK caching CMM, ${size}: ≥ 30×`,
+      figure: `${x(warm)} (committing), ${x(warmD)} (default)`,
+      met: warm >= 30 && warmD >= 30,
+    });
+  }
+  // 4. vs the ESDK default suite, every 64 B / 1 KiB case not bound by an RSA private-key op.
+  {
+    const pairs: [string, string, "encrypt" | "decrypt"][] = [
+      ["envelope local-aes", "esdk raw-aes default", "encrypt"],
+      ["envelope local-aes", "esdk raw-aes default", "decrypt"],
+      ["envelope local-aes warm cache", "esdk raw-aes default caching CMM", "decrypt"],
+      ["envelope local-aes data-key reuse", "esdk raw-aes default caching CMM", "encrypt"],
+      ["envelope hierarchical", "esdk raw-aes default", "encrypt"],
+      ["envelope hierarchical", "esdk raw-aes default", "decrypt"],
+      ["envelope local-rsa", "esdk raw-rsa default", "encrypt"],
+      ["envelope local-rsa warm cache", "esdk raw-rsa default caching CMM", "decrypt"],
+      ["envelope local-rsa data-key reuse", "esdk raw-rsa default caching CMM", "encrypt"],
+    ];
+    for (const size of ["64 B", "1 KiB"]) {
+      const ratios = pairs.map(([a, b, op]) => ({
+        label: `${a} ${op}`,
+        r: get(a, size, op) / get(b, size, op),
+      }));
+      const worst = ratios.reduce((m, r) => (r.r < m.r ? r : m));
+      out.push({
+        target: `vs ESDK default suite, every ${size} case not bound by an RSA private-key op: ≥ 50×`,
+        figure: `lowest ${x(worst.r)} (${worst.label}); ${ratios.filter((r) => r.r >= 50).length}/${ratios.length} cases ≥ 50×`,
+        met: worst.r >= 50,
+      });
+    }
+  }
+  // 5. 10 ms KMS.
+  {
+    const k = (name: string) => {
+      const r = kms.find((m) => m.case === name);
+      if (!r) throw new Error(`missing KMS result: ${name}`);
+      return r;
+    };
+    const warm = k("warm-cache decrypt (reference rate)").opsPerSec;
+    for (const name of [
+      "hierarchical: encrypt 100,000, sequential",
+      "hierarchical: decrypt 10,000 distinct, sequential",
+      "hierarchical: decrypt 10,000 distinct, 64 concurrent",
+    ]) {
+      const r = k(name);
+      out.push({
+        target: `10 ms KMS, ${name}: ≥ half the warm-cache rate, KMS calls per intermediate key`,
+        figure: `${pct(r.opsPerSec / warm)} of ${Math.round(warm).toLocaleString("en-US")}/s; ${r.kmsCalls} KMS calls for ${r.ran.toLocaleString("en-US")} records`,
+        met: r.opsPerSec >= warm / 2 && r.kmsCalls <= Math.ceil(r.ran / 100_000) + 1,
+      });
+    }
+    const direct = k("direct: decrypt 10,000 distinct, 64 concurrent");
+    const bound = (64 / 10) * 1000;
+    out.push({
+      target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 90% of 64 / 10 ms (6,400/s)",
+      figure: `${Math.round(direct.opsPerSec).toLocaleString("en-US")}/s = ${pct(direct.opsPerSec / bound)}`,
+      met: direct.opsPerSec >= 0.9 * bound,
+    });
+  }
+  // 6. Master-key rotation, hierarchical.
+  {
+    const rot = rewrap.filter((r) => r.mode === "hierarchical");
+    const [small, large] = [rot[0]!, rot[1]!];
+    const ratio = large.seconds / small.seconds;
+    out.push({
+      target: "Master rotation, hierarchical: 10,000 vs 1,000,000 records within 2× wall time",
+      figure: `${(small.seconds * 1000).toFixed(1)} ms (${small.intermediateKeys} IK) vs ${(large.seconds * 1000).toFixed(1)} ms (${large.intermediateKeys} IKs): ${ratio.toFixed(2)}×`,
+      met: ratio <= 2 && ratio >= 0.5,
+    });
+  }
+  // 7. Memory.
+  out.push({
+    target: "Memory: caches bounded, heap flat after 1,000,000 operations",
+    figure: `heap ${memory.heapMiB[1]!.toFixed(1)} → ${memory.heapMiB.at(-1)!.toFixed(1)} MiB after ${memory.operations.toLocaleString("en-US")} ops (growth ${memory.heapGrowthMiB.toFixed(2)} MiB); unwrap cache ${memory.unwrapCacheSize} entries`,
+    met: memory.heapGrowthMiB < 2,
+  });
+  return out;
+}
