@@ -36,8 +36,14 @@ function manualClock() {
 function captureCacheBuffers(): Buffer[] {
   const captured: Buffer[] = [];
   for (const method of ["peek", "peekMessageKey"] as const) {
-    const original = UnwrapCache.prototype[method] as (this: UnwrapCache, ...a: string[]) => Buffer | undefined;
-    vi.spyOn(UnwrapCache.prototype, method).mockImplementation(function (this: UnwrapCache, ...args: string[]) {
+    const original = UnwrapCache.prototype[method] as (
+      this: UnwrapCache,
+      ...a: string[]
+    ) => Buffer | undefined;
+    vi.spyOn(UnwrapCache.prototype, method).mockImplementation(function (
+      this: UnwrapCache,
+      ...args: string[]
+    ) {
       const found = original.apply(this, args);
       if (found) captured.push(found);
       return found;
@@ -46,7 +52,8 @@ function captureCacheBuffers(): Buffer[] {
   return captured;
 }
 
-const messageIdOf = (sealed: Buffer) => Buffer.from(decodeEnvelope(sealed).messageId).toString("hex");
+const messageIdOf = (sealed: Buffer) =>
+  Buffer.from(decodeEnvelope(sealed).messageId).toString("hex");
 
 describe("unwrap cache through the client", () => {
   it("counts hits and misses and unwraps each data key once", async () => {
@@ -88,7 +95,8 @@ describe("unwrap cache through the client", () => {
     expect(failing).toHaveBeenCalledTimes(1);
     for (const r of results) {
       expect(r.status).toBe("rejected");
-      if (r.status === "rejected") expectEnvelopeError(r.reason, undefined, "ENVELOPE_UNWRAP_FAILED");
+      if (r.status === "rejected")
+        expectEnvelopeError(r.reason, undefined, "ENVELOPE_UNWRAP_FAILED");
     }
     expect(env.cacheStats()).toMatchObject({ misses: 1, inflightJoins: 9, size: 0 });
     expect(await env.decrypt(sealed, { as: "text" })).toBe("x");
@@ -191,7 +199,8 @@ describe("unwrap cache through the client", () => {
       await env.decrypt(await env.encrypt("x"));
       await env.rewrap(await env.encrypt("y"), { to: localTarget() });
       expect(kms.unwrapped).toHaveLength(2);
-      for (const buffer of kms.unwrapped) expect(isZero(buffer), `cache ${String(cache)}`).toBe(true);
+      for (const buffer of kms.unwrapped)
+        expect(isZero(buffer), `cache ${String(cache)}`).toBe(true);
     }
   });
 
@@ -335,11 +344,17 @@ describe("UnwrapCache on its own", () => {
 });
 
 describe("data-key reuse on encrypt", () => {
-  const wrappedOf = (sealed: Buffer) => Buffer.from(decodeEnvelope(sealed).entries[0]!.wrapped).toString("hex");
+  const wrappedOf = (sealed: Buffer) =>
+    Buffer.from(decodeEnvelope(sealed).entries[0]!.wrapped).toString("hex");
 
-  async function encryptMany(env: Envelope, count: number, context?: (i: number) => EncryptionContext) {
+  async function encryptMany(
+    env: Envelope,
+    count: number,
+    context?: (i: number) => EncryptionContext,
+  ) {
     const out: Buffer[] = [];
-    for (let i = 0; i < count; i++) out.push(await env.encrypt(`value ${i}`, { context: context?.(i) ?? {} }));
+    for (let i = 0; i < count; i++)
+      out.push(await env.encrypt(`value ${i}`, { context: context?.(i) ?? {} }));
     return out;
   }
 
@@ -358,7 +373,8 @@ describe("data-key reuse on encrypt", () => {
     expect(groups[0]).toBe(groups[2]);
     expect(groups[3]).not.toBe(groups[2]);
     expect(new Set(sealed.map(messageIdOf)).size).toBe(7);
-    for (const [i, s] of sealed.entries()) expect(await env.decrypt(s, { as: "text" })).toBe(`value ${i}`);
+    for (const [i, s] of sealed.entries())
+      expect(await env.decrypt(s, { as: "text" })).toBe(`value ${i}`);
     expect(kms.calls.unwrap).toBe(3);
   });
 
@@ -400,16 +416,19 @@ describe("data-key reuse on encrypt", () => {
     const kms = countingProvider({ generateDataKey: true, kmsContext: (c) => c.tenant ?? "" });
     const env = new Envelope({ encrypt: kms, dataKeyReuse: { maxMessages: 100 } });
     const tenants = ["a", "b", "a", "b", "a"];
-    const sealed = await encryptMany(env, tenants.length, (i) => ({ tenant: tenants[i]!, id: String(i) }));
+    const sealed = await encryptMany(env, tenants.length, (i) => ({
+      tenant: tenants[i]!,
+      id: String(i),
+    }));
     expect(kms.calls.generateDataKey).toBe(2);
     const wrapped = sealed.map(wrappedOf);
     expect(wrapped[0]).toBe(wrapped[2]);
     expect(wrapped[1]).toBe(wrapped[3]);
     expect(wrapped[0]).not.toBe(wrapped[1]);
     for (const [i, s] of sealed.entries()) {
-      expect(await env.decrypt(s, { context: { tenant: tenants[i]!, id: String(i) }, as: "text" })).toBe(
-        `value ${i}`,
-      );
+      expect(
+        await env.decrypt(s, { context: { tenant: tenants[i]!, id: String(i) }, as: "text" }),
+      ).toBe(`value ${i}`);
     }
   });
 
