@@ -16,6 +16,7 @@ export default defineConfig({
       { find: /^@envelope\/batch-rewrap$/, replacement: pkg("batch-rewrap") },
       { find: /^@envelope\/cli$/, replacement: pkg("cli") },
       { find: /^@envelope\/hierarchical$/, replacement: pkg("hierarchical") },
+      { find: /^@envelope\/records$/, replacement: pkg("records") },
     ],
   },
   test: {
