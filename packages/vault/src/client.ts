@@ -39,6 +39,10 @@ export interface VaultTlsOptions {
  * A node-vault client for `address` with TLS options, no token of its own (this package
  * sends `X-Vault-Token` per request) and node-vault's debug logger switched off, because
  * `DEBUG=node-vault` would print request bodies, which hold data keys.
+ *
+ * @example
+ * const client = createNodeVaultClient("https://vault.internal:8200", { ca: readFileSync("ca.pem") });
+ * const provider = vaultTransitProvider({ client, keyName: "pii", auth: { token } });
  */
 export function createNodeVaultClient(address: string, tls: VaultTlsOptions = {}): VaultClient {
   if (!/^https?:\/\/[^/]+/.test(address)) {

@@ -46,7 +46,13 @@ export const providerFactory: ProviderFactory = {
   },
 };
 
-/** Parses a `vault-transit://` URI into provider options (credentials from `env`). */
+/**
+ * Parses a `vault-transit://` URI into provider options (credentials from `env`).
+ *
+ * @example
+ * const { options } = optionsFromUri("vault-transit://vault:8200/transit/keys/pii", process.env);
+ * const provider = vaultTransitProvider(options);
+ */
 export function optionsFromUri(
   uri: string,
   env: Env,

@@ -14,15 +14,23 @@ export interface VaultKeyRef {
 const NAME = /^\w(?:[\w.@-]*\w)?$/;
 const CIPHERTEXT = /^vault:v(\d{1,9}):[A-Za-z0-9+/]+={0,2}$/;
 
-/** Formats `<mount>/keys/<name>` or `<mount>/keys/<name>@v<N>`. */
+/**
+ * Formats `<mount>/keys/<name>` or `<mount>/keys/<name>@v<N>`.
+ *
+ * @example
+ * formatKeyRef({ mount: "transit", name: "pii", version: 3 }); // "transit/keys/pii@v3"
+ */
 export function formatKeyRef(ref: VaultKeyRef): string {
   const base = `${ref.mount}/keys/${ref.name}`;
   return ref.version === undefined ? base : `${base}@v${ref.version}`;
 }
 
 /**
- * Parses a key reference. The mount may contain slashes (`team-a/transit`), the name may
+ * Parses a key reference (undefined when it is not one). The mount may contain slashes (`team-a/transit`), the name may
  * contain `@`, so the version suffix is read from the end and the name after the last `/keys/`.
+ *
+ * @example
+ * parseKeyRef("team-a/transit/keys/pii@v2"); // { mount: "team-a/transit", name: "pii", version: 2 }
  */
 export function parseKeyRef(keyRef: string): VaultKeyRef | undefined {
   const at = /@v(\d{1,9})$/.exec(keyRef);
