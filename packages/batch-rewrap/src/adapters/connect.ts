@@ -1,0 +1,48 @@
+import { ConfigError } from "@envelope/core";
+import { mysqlAdapter } from "./mysql.js";
+import { type PGliteLike, pgliteAdapter } from "./pglite.js";
+import { postgresAdapter } from "./postgres.js";
+import type { SqlAdapter } from "./types.js";
+
+/**
+ * An adapter from a URL: `postgres://…` / `postgresql://…`, `mysql://…` / `mariadb://…`,
+ * `pglite://./path/to/dir` (created if missing) or `pglite://memory`. The adapter owns
+ * the connection and `close()` ends it.
+ *
+ * @example
+ * const db = await connect(process.env.DATABASE_URL ?? "pglite://./.envelope/db");
+ */
+export async function connect(url: string): Promise<SqlAdapter> {
+  const scheme = /^([a-z0-9]+):\/\//.exec(url)?.[1];
+  switch (scheme) {
+    case "postgres":
+    case "postgresql":
+      return postgresAdapter(url);
+    case "mysql":
+    case "mariadb":
+      return mysqlAdapter(url.replace(/^mariadb:/, "mysql:"));
+    case "pglite": {
+      const path = url.slice("pglite://".length);
+      let PGlite: new (dataDir?: string) => PGliteLike;
+      try {
+        ({ PGlite } = (await import("@electric-sql/pglite")) as unknown as {
+          PGlite: typeof PGlite;
+        });
+      } catch (cause) {
+        throw new ConfigError(
+          "ENVELOPE_PROVIDER_NOT_INSTALLED",
+          "pglite:// needs @electric-sql/pglite. Install it: npm install @electric-sql/pglite",
+          { cause },
+        );
+      }
+      const db = path === "memory" || path === "" ? new PGlite() : new PGlite(path);
+      return pgliteAdapter(db, { owned: true });
+    }
+    default:
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "Database URL must start with postgres://, mysql://, mariadb:// or pglite:// (e.g. pglite://./data).",
+        { details: { field: "db" } },
+      );
+  }
+}

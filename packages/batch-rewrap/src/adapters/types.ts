@@ -1,0 +1,61 @@
+/** A row as the driver returns it: column name → value (Buffer/Uint8Array, string, number, null). */
+export type Row = Record<string, unknown>;
+
+export interface QueryResult {
+  rows: Row[];
+  /** Rows changed by INSERT / UPDATE / DELETE. */
+  affected: number;
+}
+
+/** Runs SQL written with `?` placeholders (the adapter converts them for its driver). */
+export interface SqlExecutor {
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult>;
+}
+
+/** A dedicated connection: what a worker holds while it owns a range. */
+export interface SqlSession extends SqlExecutor {
+  release(): Promise<void>;
+}
+
+/**
+ * What the engine needs from a database. Three implementations ship: PostgreSQL (`pg`),
+ * MySQL/MariaDB (`mysql2`) and PGlite. Write your own for another driver by following
+ * one of them.
+ */
+export interface SqlAdapter extends SqlExecutor {
+  /** SQL dialect: quoting, introspection and upsert syntax. */
+  readonly dialect: "postgres" | "mysql";
+  /** Human name for messages: `postgresql`, `mysql`, `pglite`. */
+  readonly name: string;
+  /**
+   * True when separate sessions exist (a server database): ranges are then claimed with
+   * `SELECT … FOR UPDATE SKIP LOCKED` held by a session, so a crashed worker's range is
+   * released the moment its connection drops. PGlite (one in-process connection) claims
+   * in memory instead.
+   */
+  readonly sessions: boolean;
+  /** Runs `fn` in one transaction (READ COMMITTED) on one connection. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** A dedicated connection (only when `sessions` is true). */
+  session(): Promise<SqlSession>;
+  /** Closes the pool / database if the adapter opened it. */
+  close(): Promise<void>;
+}
+
+/** Errors a transaction may be retried after: deadlock, serialization failure, lock timeout. */
+export function isRetryableTxError(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown };
+  return e?.code === "40P01" || e?.code === "40001" || e?.errno === 1213 || e?.errno === 1205;
+}
+
+/** Duplicate key on insert (PostgreSQL 23505, MySQL 1062). */
+export function isDuplicateKey(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown };
+  return e?.code === "23505" || e?.errno === 1062;
+}
+
+/** `?` → `$1, $2, …` for PostgreSQL. Our SQL never has `?` in literals or identifiers. */
+export function numberedPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}

@@ -1,0 +1,90 @@
+import type { EncryptionContext, KeyProvider } from "@envelope/core";
+import type { Row, SqlAdapter } from "../adapters/types.js";
+import type { LegacyDecoder } from "./legacy.js";
+import type { RateLimit } from "./limiter.js";
+
+/**
+ * Builds a row's encryption context for one column: it must return exactly the context
+ * the application used when it sealed the value. Default:
+ * `{ table, column, id: String(row[primaryKey]) }`.
+ */
+export type ContextBuilder = (row: Readonly<Row>, column: string) => EncryptionContext;
+
+/** An encrypted column; `form` overrides detection from the SQL type (bytea/BLOB = binary, text types = `ev1:` text). */
+export interface ColumnSpec {
+  name: string;
+  form?: "binary" | "text";
+}
+
+/** Live counters, passed to `onProgress` after every batch. */
+export interface Progress {
+  jobId: string;
+  scanned: number;
+  rewrapped: number;
+  skipped: number;
+  failed: number;
+  conflicts: number;
+  /** Estimated rows in the table (for a progress bar; may be approximate). */
+  estimatedRows: number;
+  elapsedMs: number;
+}
+
+/** Options shared by `rewrapTable`, `migrateTable` and their dry runs. */
+export interface TableJobOptions {
+  db: SqlAdapter;
+  /** `table` or `schema.table`. */
+  table: string;
+  /** Single-column primary key (integer, text or uuid). */
+  primaryKey: string;
+  /** The encrypted column(s). */
+  columns: readonly (string | ColumnSpec)[];
+  /** Context per row and column. Default `{ table, column, id }`. */
+  context?: ContextBuilder;
+  /** Extra columns the context builder reads (e.g. `tenant_id`). */
+  contextColumns?: readonly string[];
+  /** Write changes. Default false: a dry run that reads and reports, and writes nothing. */
+  apply?: boolean;
+  /** Job id (≤ 100 chars). Default: derived from table, columns and targets, so rerunning the same command resumes. */
+  jobId?: string;
+  /** Rows per batch (one transaction each). Default 500. */
+  batchSize?: number;
+  /** Values processed at once within a batch (concurrent KMS calls). Default 8. */
+  concurrency?: number;
+  /** Worker loops in this process, each claiming ranges. Default 1. */
+  workers?: number;
+  /** KMS calls per second for this process (token bucket). Default unlimited. */
+  rateLimit?: number | RateLimit;
+  /** Primary keys per claimable range. Default 10,000. */
+  rangeSize?: number;
+  /** Prefix of the state tables. Default `envelope_rewrap`. */
+  stateTablePrefix?: string;
+  /** Name recorded with checkpoints. Default `<hostname>:<pid>:<n>`. */
+  workerId?: string;
+  /** Aborting stops cleanly after the batch in flight commits. */
+  signal?: AbortSignal;
+  onProgress?: (progress: Progress) => void;
+  /** Retries per value for throttling / unavailable / timeout errors. Default 5. */
+  retries?: number;
+  /**
+   * `sample` (default): before writing anything, fully decrypt a sample of values with
+   * the given contexts and prove the targets can open the result. `all`: also decrypt
+   * every new value with the target keys before it is written (one more KMS call each).
+   */
+  verify?: "sample" | "all";
+  /** Values checked per column before the job starts. Default 16. */
+  sampleSize?: number;
+}
+
+export interface RewrapTableOptions extends TableJobOptions {
+  /** The key(s) every value must end up under. Several = multi-wrap. */
+  to: KeyProvider | readonly KeyProvider[];
+  /** Keys that can unwrap the current values (old keys). The targets are tried too. */
+  decrypt?: readonly KeyProvider[];
+}
+
+export interface MigrateTableOptions extends TableJobOptions {
+  /** The key(s) new envelopes are sealed under. */
+  to: KeyProvider | readonly KeyProvider[];
+  /** How legacy values are read: `legacyDecoder({ format, key })`. */
+  from: LegacyDecoder;
+}

@@ -1,0 +1,282 @@
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
+import { ConfigError, Envelope, EnvelopeError, type KeyProvider } from "@envelope/core";
+import type { Row, SqlAdapter } from "../adapters/types.js";
+import { checkName, quote } from "../sql/identifiers.js";
+import { describeTable, requireColumn } from "../sql/introspect.js";
+import type { JobSpec } from "../state/jobs.js";
+import { Limiter } from "./limiter.js";
+import { metered } from "./metered.js";
+import type {
+  ContextBuilder,
+  MigrateTableOptions,
+  RewrapTableOptions,
+  TableJobOptions,
+} from "./options.js";
+import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
+import { type ColumnPlan, toValue } from "./values.js";
+
+/** Everything a worker needs, resolved and checked once before a job starts. */
+export interface Runtime {
+  db: SqlAdapter;
+  options: TableJobOptions;
+  table: string;
+  tq: string;
+  pk: string;
+  pkq: string;
+  integerKey: boolean;
+  columns: ColumnPlan[];
+  /** Quoted SELECT list: primary key, encrypted columns, context columns. */
+  selectList: string;
+  context: ContextBuilder;
+  transform: ValueTransform;
+  limiter: Limiter;
+  spec: JobSpec;
+  jobId: string;
+  workerBase: string;
+  batchSize: number;
+  concurrency: number;
+  retries: number;
+}
+
+const label = (p: KeyProvider) => `${p.id}:${p.keyRef}`;
+const list = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...x] : [x as T]);
+
+/** Resolves options for a rewrap job: names checked against the database, providers metered. */
+export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtime> {
+  const to = list(options.to);
+  if (to.length === 0)
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "rewrap: `to` must name at least one target key.",
+      { details: { field: "to" } },
+    );
+  const limiter = new Limiter(options.rateLimit);
+  const targets = to.map((p) => metered(p, limiter));
+  const others = (options.decrypt ?? [])
+    .filter((p) => !to.includes(p))
+    .map((p) => metered(p, limiter));
+  const envelope = new Envelope({ encrypt: targets, decrypt: others, cache: false });
+  const transform = rewrapTransform(envelope, targets, options.verify === "all");
+  return prepare(options, transform, limiter, { kind: "rewrap", targets: to.map(label) });
+}
+
+/** Resolves options for a migrate job. */
+export async function prepareMigrate(options: MigrateTableOptions): Promise<Runtime> {
+  const to = list(options.to);
+  if (to.length === 0)
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "migrate: `to` must name at least one key.", {
+      details: { field: "to" },
+    });
+  if (!options.from || typeof options.from.decode !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "migrate: `from` must be a legacy decoder: legacyDecoder({ format, key }).",
+      {
+        details: { field: "from" },
+      },
+    );
+  }
+  const limiter = new Limiter(options.rateLimit);
+  const target = new Envelope({ encrypt: to.map((p) => metered(p, limiter)), cache: false });
+  return prepare(options, migrateTransform(target, options.from), limiter, {
+    kind: "migrate",
+    targets: to.map(label),
+    legacy: options.from.format,
+  });
+}
+
+async function prepare(
+  options: TableJobOptions,
+  transform: ValueTransform,
+  limiter: Limiter,
+  partial: Pick<JobSpec, "kind" | "targets" | "legacy">,
+): Promise<Runtime> {
+  const { db } = options;
+  if (!db || typeof db.query !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "db must be an adapter: postgresAdapter(pool), mysqlAdapter(pool), pgliteAdapter(db) or connect(url).",
+      {
+        details: { field: "db" },
+      },
+    );
+  }
+  const table = checkName(options.table, "table", true);
+  const pk = checkName(options.primaryKey, "primaryKey");
+  const specs = (options.columns ?? []).map((c) => (typeof c === "string" ? { name: c } : c));
+  if (specs.length === 0)
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "Name at least one encrypted column.", {
+      details: { field: "columns" },
+    });
+  const contextColumns = (options.contextColumns ?? []).map((c) => checkName(c, "contextColumns"));
+
+  const described = await describeTable(db, table);
+  const pkInfo = requireColumn(described, table, pk, "primaryKey");
+  if (pkInfo.kind === "binary") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Primary key "${pk}" is a binary column; use an integer, text or uuid key.`,
+      { details: { field: "primaryKey" } },
+    );
+  }
+  const columns: ColumnPlan[] = specs.map((spec) => {
+    const name = checkName(spec.name, "columns");
+    const info = requireColumn(described, table, name, "columns");
+    if (info.kind !== "binary" && info.kind !== "text") {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Column "${name}" is ${info.dataType}; encrypted values live in binary (bytea, BLOB, VARBINARY) or text (TEXT, VARCHAR) columns.`,
+        { details: { field: "columns", column: name } },
+      );
+    }
+    if (name === pk)
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "The primary key cannot be an encrypted column.",
+        { details: { field: "columns" } },
+      );
+    return {
+      name,
+      q: quote(db, name),
+      form: spec.form ?? (info.kind === "binary" ? "binary" : "text"),
+      info,
+    };
+  });
+  for (const c of contextColumns) requireColumn(described, table, c, "contextColumns");
+
+  const selected = [...new Set([pk, ...columns.map((c) => c.name), ...contextColumns])];
+  const spec: JobSpec = {
+    kind: partial.kind,
+    table,
+    primaryKey: pk,
+    columns: columns.map((c) => c.name),
+    targets: partial.targets,
+    ...(partial.legacy ? { legacy: partial.legacy } : {}),
+  };
+  const jobId = options.jobId ?? defaultJobId(spec);
+  if (jobId.length === 0 || jobId.length > 100)
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "jobId must be 1–100 characters.", {
+      details: { field: "jobId" },
+    });
+  const positive = (v: number | undefined, d: number, field: string) => {
+    const n = v ?? d;
+    if (!Number.isInteger(n) || n < 1)
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", `${field} must be a positive integer.`, {
+        details: { field },
+      });
+    return n;
+  };
+  return {
+    db,
+    options,
+    table,
+    tq: quote(db, table),
+    pk,
+    pkq: quote(db, pk),
+    integerKey: pkInfo.kind === "integer",
+    columns,
+    selectList: selected.map((c) => quote(db, c)).join(", "),
+    context: options.context ?? ((row, column) => ({ table, column, id: String(row[pk]) })),
+    transform,
+    limiter,
+    spec,
+    jobId,
+    workerBase: options.workerId ?? `${hostname()}:${process.pid}`,
+    batchSize: positive(options.batchSize, 500, "batchSize"),
+    concurrency: positive(options.concurrency, 8, "concurrency"),
+    retries: options.retries ?? 5,
+  };
+}
+
+function defaultJobId(spec: JobSpec): string {
+  const hash = createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 12);
+  return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
+}
+
+/**
+ * The preflight: before anything is written, read a sample of each column and prove the
+ * job can do it: values are envelopes (rewrap) or decodable legacy values (migrate), the
+ * context builder yields the context they were sealed with, the configured keys unwrap
+ * them, and the targets can open what the job would write. Throws the first problem,
+ * naming the column and row.
+ */
+export async function preflight(rt: Runtime): Promise<{ checked: number }> {
+  const sampleSize = rt.options.sampleSize ?? 16;
+  let checked = 0;
+  for (const column of rt.columns) {
+    const { rows } = await rt.db.query(
+      `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${column.q} IS NOT NULL ORDER BY ${rt.pkq} LIMIT ?`,
+      [sampleSize * 4],
+    );
+    let work = 0;
+    let skips = 0;
+    for (const row of rows) {
+      if (work >= sampleSize) break;
+      const where = `${rt.table}.${column.name} (${rt.pk} = ${String(row[rt.pk]).slice(0, 40)})`;
+      try {
+        const value = toValue(row[column.name], column);
+        const verdict = rt.transform.classify(value);
+        // Values already done are checked too (a few), to catch a wrong context builder.
+        if (verdict === "skip" && (rt.transform.kind === "migrate" || skips++ >= 3)) continue;
+        if (verdict === "work") work++;
+        await rt.transform.check(value, buildContext(rt, row, column.name), column.form);
+        checked++;
+      } catch (error) {
+        throw explain(error, where, rt);
+      }
+    }
+  }
+  return { checked };
+}
+
+export function buildContext(rt: Runtime, row: Row, column: string) {
+  const context = rt.context(row, column);
+  if (typeof context !== "object" || context === null) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      "The context builder must return an object of strings.",
+      { details: { column } },
+    );
+  }
+  return context;
+}
+
+function explain(error: unknown, where: string, rt: Runtime): EnvelopeError {
+  if (!EnvelopeError.isInstance(error)) {
+    return new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `Preflight failed at ${where}: ${String((error as Error)?.message ?? error).slice(0, 200)}. Nothing was written.`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const hints: Partial<Record<string, string>> = {
+    ENVELOPE_BAD_FORMAT:
+      rt.transform.kind === "rewrap"
+        ? "The column does not hold Envelope values there. Use migrate for legacy or plaintext values, or check --column."
+        : "The value is not in the legacy format given; check --from.",
+    ENVELOPE_UNSUPPORTED_VERSION:
+      "The column does not hold Envelope values there. Use migrate for legacy values.",
+    ENVELOPE_DECRYPT_FAILED:
+      rt.transform.kind === "rewrap"
+        ? "The context builder does not produce the context this value was sealed with (check the context template / contextColumns), or the value was altered."
+        : "The legacy key does not decrypt this value (wrong key or wrong format).",
+    ENVELOPE_CONTEXT_MISMATCH:
+      "The context builder does not produce the context stored in this value.",
+    ENVELOPE_NO_MATCHING_KEY:
+      "Add the key this value is wrapped under to the decrypt keys (config decrypt / ENVELOPE_DECRYPT_KEYS).",
+  };
+  const Same = error.constructor as typeof EnvelopeError;
+  return new Same(
+    error.code,
+    `Preflight failed at ${where}: ${error.message} ${hints[error.code] ?? ""} Nothing was written.`
+      .replace(/\s+/g, " ")
+      .trim(),
+    {
+      cause: error,
+      details: { ...error.details, where },
+    },
+  );
+}

@@ -1,0 +1,128 @@
+import { EnvelopeError } from "@envelope/core";
+import type { Row } from "../adapters/types.js";
+import type { Limiter } from "./limiter.js";
+import { buildContext, type Runtime } from "./prepare.js";
+import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
+
+/** A value the job could not do: recorded in the failures table, never written. */
+export interface ValueFailure {
+  column: string;
+  code: string;
+  message: string;
+}
+
+/** The result of processing one row, before anything is written. */
+export interface RowOutcome {
+  row: Row;
+  pkText: string;
+  updates: { column: ColumnPlan; old: unknown; next: string | Buffer }[];
+  failures: ValueFailure[];
+  skipped: number;
+  nulls: number;
+}
+
+const RETRYABLE = new Set([
+  "ENVELOPE_KMS_THROTTLED",
+  "ENVELOPE_KMS_UNAVAILABLE",
+  "ENVELOPE_KMS_TIMEOUT",
+]);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Classifies and transforms every encrypted value of a row (KMS calls here, no writes). */
+export async function processRow(
+  rt: Runtime,
+  row: Row,
+  only?: ReadonlySet<string>,
+): Promise<RowOutcome> {
+  const outcome: RowOutcome = {
+    row,
+    pkText: String(row[rt.pk]),
+    updates: [],
+    failures: [],
+    skipped: 0,
+    nulls: 0,
+  };
+  for (const column of rt.columns) {
+    if (only && !only.has(column.name)) continue;
+    const raw = row[column.name];
+    if (raw === null || raw === undefined) {
+      outcome.nulls++;
+      continue;
+    }
+    try {
+      const value = toValue(raw, column);
+      if (rt.transform.classify(value) === "skip") {
+        outcome.skipped++;
+        continue;
+      }
+      const context = buildContext(rt, row, column.name);
+      const next = toStored(
+        await withKmsRetry(rt.limiter, rt.retries, () =>
+          rt.transform.apply(value, context, column.form),
+        ),
+        column,
+      );
+      const max = column.info.maxLength;
+      if (max !== undefined && storedLength(next) > max) {
+        throw new EnvelopeError(
+          "ENVELOPE_LIMIT_EXCEEDED",
+          `The new value is ${storedLength(next)} long but column "${column.name}" holds at most ${max}. Widen the column (e.g. TEXT / bytea / BLOB).`,
+        );
+      }
+      outcome.updates.push({ column, old: raw, next });
+    } catch (error) {
+      outcome.failures.push(describeFailure(column.name, error));
+    }
+  }
+  return outcome;
+}
+
+/** Retries throttling / unavailable / timeout errors, pausing the whole process on throttles. */
+export async function withKmsRetry<T>(
+  limiter: Limiter,
+  retries: number,
+  call: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const result = await call();
+      limiter.onSuccess();
+      return result;
+    } catch (error) {
+      const code = EnvelopeError.isInstance(error) ? error.code : undefined;
+      if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
+      if (code === "ENVELOPE_KMS_THROTTLED") limiter.onThrottle();
+      else await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
+    }
+  }
+}
+
+function describeFailure(column: string, error: unknown): ValueFailure {
+  if (EnvelopeError.isInstance(error))
+    return { column, code: error.code, message: error.message.slice(0, 1000) };
+  // Not ours (a driver or context-builder bug): keep the type and a bounded message.
+  const e = error as Error;
+  return {
+    column,
+    code: "UNEXPECTED_ERROR",
+    message: `${e?.name ?? "Error"}: ${String(e?.message ?? e).slice(0, 300)}`,
+  };
+}
+
+/** Runs `fn` over items with at most `limit` in flight, keeping order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}

@@ -1,0 +1,236 @@
+import type { SqlAdapter } from "../adapters/types.js";
+import { quote } from "../sql/identifiers.js";
+import { createOrLoadJob, planRanges } from "../state/jobs.js";
+import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
+import { addCounters, type Counters, zeroCounters } from "./counters.js";
+import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
+import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
+import { type ScanResult, scanTable } from "./scan.js";
+import { type RunState, work } from "./worker.js";
+
+/** The final report of a run. Counters count values (row × column) unless named rows. */
+export interface JobReport {
+  jobId: string;
+  kind: "rewrap" | "migrate";
+  /** false: a dry run; nothing was written and `wouldRewrite` says what a real run would change. */
+  apply: boolean;
+  table: string;
+  columns: string[];
+  targets: string[];
+  /** Every range done and no failure outstanding. */
+  complete: boolean;
+  /** Stopped early by the abort signal (Ctrl-C); rerun to resume from the checkpoints. */
+  stopped: boolean;
+  /** What this run did. */
+  run: Counters;
+  /** What the whole job has done, across workers and runs (apply only). */
+  total?: Counters;
+  /** Dry run: values that would be rewritten. */
+  wouldRewrite?: number;
+  /** Dry run: values per `provider:keyRef`. */
+  byKeyRef?: Record<string, number>;
+  /** Outstanding failures by error code (apply: from the failures table; dry run: unusable values). */
+  failures: Record<string, number>;
+  /** Up to 20 failed values: primary key, column, code, message. */
+  sampleFailures: { pk: string; column: string; code: string; message?: string }[];
+  /** Values fully checked before the run (decrypt + target round trip). */
+  preflightChecked: number;
+  durationMs: number;
+  /** Rows scanned per second in this run. */
+  rowsPerSecond: number;
+}
+
+/**
+ * Rewraps every value of the column(s) under the target key(s): the batch half of a key
+ * rotation. Dry run unless `apply: true`. Crash-safe and resumable (rerun the same call),
+ * shareable by several workers and processes, and never overwrites a value the
+ * application changed meanwhile. Throws before writing anything if the preflight finds a
+ * problem (unknown table or column, a value that is not an envelope, a context that does
+ * not match, a key that cannot unwrap).
+ *
+ * @example
+ * const report = await rewrapTable({
+ *   db: await connect("postgres://localhost/app"), table: "users", primaryKey: "id", columns: ["email"],
+ *   to: newKey, decrypt: [oldKey], apply: true,
+ * });
+ */
+export async function rewrapTable(options: RewrapTableOptions): Promise<JobReport> {
+  return runJob(await prepareRewrap(options));
+}
+
+/**
+ * Seals legacy values (plaintext, or hand-rolled AES-GCM JSON / AES-CBC under a static
+ * key) into envelopes in place, with the same engine, checks and guarantees as
+ * `rewrapTable`. Values that already are envelopes are skipped.
+ *
+ * @example
+ * const report = await migrateTable({
+ *   db, table: "users", primaryKey: "id", columns: ["ssn"], to: key,
+ *   from: legacyDecoder({ format: "aes-256-cbc", key: { env: "LEGACY_KEY" } }), apply: true,
+ * });
+ */
+export async function migrateTable(options: MigrateTableOptions): Promise<JobReport> {
+  return runJob(await prepareMigrate(options));
+}
+
+async function runJob(rt: Runtime): Promise<JobReport> {
+  const started = performance.now();
+  const { checked } = await preflight(rt);
+  const estimatedRows = await estimateRows(rt.db, rt.table);
+  const base = {
+    jobId: rt.jobId,
+    kind: rt.spec.kind,
+    apply: Boolean(rt.options.apply),
+    table: rt.table,
+    columns: rt.spec.columns,
+    targets: rt.spec.targets,
+    preflightChecked: checked,
+  };
+  const progress = (
+    c: Pick<Counters, "scanned" | "rewrapped" | "skipped" | "failed" | "conflicts">,
+  ) =>
+    rt.options.onProgress?.({
+      jobId: rt.jobId,
+      ...c,
+      estimatedRows,
+      elapsedMs: performance.now() - started,
+    });
+
+  if (!rt.options.apply) {
+    const scan = await scanTable(rt, (s) =>
+      progress({ scanned: s.scanned, rewrapped: 0, skipped: s.skipped, failed: 0, conflicts: 0 }),
+    );
+    return dryReport(rt, base, scan, started);
+  }
+
+  const t = stateTables(rt.db, rt.options.stateTablePrefix ?? "envelope_rewrap");
+  await ensureStateTables(rt.db, t);
+  await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
+    planRanges(rt.db, rt.table, rt.pk, rt.integerKey, rt.options.rangeSize ?? 10_000),
+  );
+  const run = zeroCounters();
+  const state: RunState = { run, onBatch: () => progress(run) };
+  const workers = Math.max(1, rt.options.workers ?? 1);
+  const results = await Promise.all(
+    Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
+  );
+  // Includes the preflight's calls: everything this run asked of the KMS.
+  run.kmsCalls = rt.limiter.calls;
+  return applyReport(
+    rt,
+    t,
+    base,
+    run,
+    results.some((r) => r.stopped),
+    started,
+  );
+}
+
+async function applyReport(
+  rt: Runtime,
+  t: StateTables,
+  base: Omit<
+    JobReport,
+    "complete" | "stopped" | "run" | "failures" | "sampleFailures" | "durationMs" | "rowsPerSecond"
+  >,
+  run: Counters,
+  stopped: boolean,
+  started: number,
+): Promise<JobReport> {
+  const sums = await rt.db.query(
+    `SELECT SUM(scanned) AS scanned, SUM(rewrapped) AS rewrapped, SUM(skipped) AS skipped, SUM(nulls) AS nulls, SUM(conflicts) AS conflicts, SUM(failed) AS failed, SUM(kms_calls) AS kms_calls FROM ${t.checkpoints} WHERE job_id = ?`,
+    [rt.jobId],
+  );
+  const s = sums.rows[0] ?? {};
+  const total = zeroCounters();
+  addCounters(total, {
+    scanned: Number(s.scanned ?? 0),
+    rewrapped: Number(s.rewrapped ?? 0),
+    skipped: Number(s.skipped ?? 0),
+    nulls: Number(s.nulls ?? 0),
+    conflicts: Number(s.conflicts ?? 0),
+    failed: Number(s.failed ?? 0),
+    kmsCalls: Number(s.kms_calls ?? 0),
+  });
+  const byCode = await rt.db.query(
+    `SELECT code, COUNT(*) AS n FROM ${t.failures} WHERE job_id = ? GROUP BY code`,
+    [rt.jobId],
+  );
+  const failures = Object.fromEntries(byCode.rows.map((r) => [String(r.code), Number(r.n)]));
+  const samples = await rt.db.query(
+    `SELECT pk, column_name, code, message FROM ${t.failures} WHERE job_id = ? ORDER BY pk LIMIT 20`,
+    [rt.jobId],
+  );
+  const pending = await rt.db.query(
+    `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
+    [rt.jobId],
+  );
+  const durationMs = performance.now() - started;
+  return {
+    ...base,
+    complete: Number(pending.rows[0]?.n ?? 0) === 0 && Object.keys(failures).length === 0,
+    stopped,
+    run,
+    total,
+    failures,
+    sampleFailures: samples.rows.map((r) => ({
+      pk: String(r.pk),
+      column: String(r.column_name),
+      code: String(r.code),
+      message: String(r.message),
+    })),
+    durationMs,
+    rowsPerSecond: run.scanned / Math.max(durationMs / 1000, 0.001),
+  };
+}
+
+function dryReport(
+  rt: Runtime,
+  base: Omit<
+    JobReport,
+    "complete" | "stopped" | "run" | "failures" | "sampleFailures" | "durationMs" | "rowsPerSecond"
+  >,
+  scan: ScanResult,
+  started: number,
+): JobReport {
+  const durationMs = performance.now() - started;
+  const run = zeroCounters();
+  addCounters(run, {
+    scanned: scan.scanned,
+    skipped: scan.skipped,
+    nulls: scan.nulls,
+    kmsCalls: rt.limiter.calls,
+  });
+  return {
+    ...base,
+    complete: scan.work === 0 && Object.keys(scan.invalid).length === 0,
+    stopped: Boolean(rt.options.signal?.aborted),
+    run,
+    wouldRewrite: scan.work,
+    byKeyRef: scan.byKeyRef,
+    failures: scan.invalid,
+    sampleFailures: scan.invalidSamples,
+    durationMs,
+    rowsPerSecond: scan.scanned / Math.max(durationMs / 1000, 0.001),
+  };
+}
+
+/** Rows in the table: the planner's estimate on large tables, an exact count on small ones. */
+async function estimateRows(db: SqlAdapter, table: string): Promise<number> {
+  try {
+    const [schema, name] = table.includes(".") ? table.split(".") : [undefined, table];
+    const estimate =
+      db.dialect === "mysql"
+        ? await db.query(
+            "SELECT table_rows AS n FROM information_schema.tables WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?",
+            [schema ?? null, name],
+          )
+        : await db.query("SELECT reltuples AS n FROM pg_class WHERE oid = to_regclass(?)", [table]);
+    const n = Number(estimate.rows[0]?.n ?? -1);
+    if (n > 1_000_000) return n;
+    const exact = await db.query(`SELECT COUNT(*) AS n FROM ${quote(db, table)}`);
+    return Number(exact.rows[0]?.n ?? 0);
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,135 @@
+import {
+  ConfigError,
+  decodeEnvelope,
+  type EncryptionContext,
+  Envelope,
+  EnvelopeError,
+  fromText,
+  isTextForm,
+  type KeyProvider,
+} from "@envelope/core";
+import type { LegacyDecoder } from "./legacy.js";
+
+/** A column value in the form the engine works with: `ev1:` text or binary bytes. */
+export type Value = string | Buffer;
+
+/** What to do with one stored value. */
+export type Verdict = "skip" | "work";
+
+/**
+ * The per-value half of a job: `classify` decides without any KMS call (so dry runs
+ * and skips are free); `apply` produces the new value; `check` is the preflight proof
+ * (full decrypt) run on a sample before anything is written.
+ */
+export interface ValueTransform {
+  readonly kind: "rewrap" | "migrate";
+  /** Throws an EnvelopeError for a value the job cannot handle (e.g. not an envelope). */
+  classify(value: Value): Verdict;
+  apply(value: Value, context: EncryptionContext, form: "text" | "binary"): Promise<Value>;
+  check(value: Value, context: EncryptionContext, form: "text" | "binary"): Promise<void>;
+  /** `provider:keyRef` of each entry of an envelope value (status counts). */
+  keyRefs(value: Value): string[];
+}
+
+const label = (p: { id?: string; providerId?: string; keyRef: string }) =>
+  `${p.providerId ?? p.id}:${p.keyRef}`;
+
+function parts(value: Value) {
+  return decodeEnvelope(typeof value === "string" ? fromText(value) : value);
+}
+
+function keyRefsOf(value: Value): string[] {
+  return parts(value).entries.map(label);
+}
+
+/**
+ * Rewrap: re-protect each value's data key under `to`. A value whose entries are exactly
+ * the targets is skipped. With `verifyAll`, each new value is decrypted with the target
+ * keys alone before it may be written.
+ */
+export function rewrapTransform(
+  envelope: Envelope,
+  to: readonly KeyProvider[],
+  verifyAll: boolean,
+): ValueTransform {
+  const targets = new Set(to.map(label));
+  const targetOnly = new Envelope({ encrypt: [...to], cache: false });
+  const verify = async (value: Value, context: EncryptionContext) => {
+    try {
+      (await targetOnly.decrypt(value, { context, as: "bytes" })).fill(0);
+    } catch (error) {
+      // An encrypt-only target (public key only) cannot prove it by decrypting.
+      if (EnvelopeError.isInstance(error) && error.code === "ENVELOPE_ENCRYPT_ONLY") return;
+      throw error;
+    }
+  };
+  return {
+    kind: "rewrap",
+    classify(value) {
+      const refs = keyRefsOf(value);
+      return refs.length === targets.size && refs.every((r) => targets.has(r)) ? "skip" : "work";
+    },
+    async apply(value, context) {
+      const out = await envelope.rewrap(value, { to: [...to], context });
+      if (verifyAll) await verify(out, context);
+      return out;
+    },
+    async check(value, context) {
+      (await envelope.decrypt(value, { context, as: "bytes" })).fill(0);
+      await verify(await envelope.rewrap(value, { to: [...to], context }), context);
+    },
+    keyRefs: keyRefsOf,
+  };
+}
+
+/**
+ * Migrate: turn a legacy value (plaintext or hand-rolled AES) into an envelope under the
+ * target keys. Values that already are envelopes are skipped. Every new value is
+ * decrypted again and compared with the legacy plaintext before it may be written.
+ */
+export function migrateTransform(target: Envelope, legacy: LegacyDecoder): ValueTransform {
+  const seal = async (value: Value, context: EncryptionContext, form: "text" | "binary") => {
+    const plaintext = legacy.decode(value);
+    try {
+      const out =
+        form === "text"
+          ? await target.encrypt(plaintext, { context, output: "text" })
+          : await target.encrypt(plaintext, { context, output: "binary" });
+      const back = await target.decrypt(out, { context, as: "bytes" });
+      const same = back.equals(plaintext);
+      back.fill(0);
+      if (!same) {
+        throw new ConfigError(
+          "ENVELOPE_PROVIDER_CONTRACT",
+          "Migration self-check failed: the new envelope did not decrypt to the legacy plaintext. Nothing was written.",
+        );
+      }
+      return out;
+    } finally {
+      plaintext.fill(0);
+    }
+  };
+  return {
+    kind: "migrate",
+    classify(value) {
+      return isEnvelope(value) ? "skip" : "work";
+    },
+    apply: seal,
+    async check(value, context, form) {
+      if (!isEnvelope(value)) await seal(value, context, form);
+    },
+    keyRefs(value) {
+      return isEnvelope(value) ? keyRefsOf(value) : ["legacy"];
+    },
+  };
+}
+
+function isEnvelope(value: Value): boolean {
+  if (typeof value === "string" && !isTextForm(value)) return false;
+  try {
+    parts(value);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * @envelope/batch-rewrap — crash-safe, resumable, multi-worker rewrap and migration of
+ * encrypted columns in PostgreSQL, MySQL/MariaDB and PGlite.
+ */
+export { connect } from "./adapters/connect.js";
+export { type MysqlPoolLike, mysqlAdapter } from "./adapters/mysql.js";
+export { type PGliteLike, pgliteAdapter } from "./adapters/pglite.js";
+export { type PgPoolLike, postgresAdapter } from "./adapters/postgres.js";
+export type { QueryResult, Row, SqlAdapter, SqlExecutor, SqlSession } from "./adapters/types.js";
+export type { Counters } from "./engine/counters.js";
+export {
+  type LegacyDecoder,
+  type LegacyFormat,
+  type LegacyKeySource,
+  type LegacyOptions,
+  legacyDecoder,
+  loadLegacyKey,
+} from "./engine/legacy.js";
+export type { RateLimit } from "./engine/limiter.js";
+export type {
+  ColumnSpec,
+  ContextBuilder,
+  MigrateTableOptions,
+  Progress,
+  RewrapTableOptions,
+  TableJobOptions,
+} from "./engine/options.js";
+export { type JobReport, migrateTable, rewrapTable } from "./engine/run.js";
+export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engine/scan.js";

@@ -1,0 +1,141 @@
+import { ConfigError } from "@envelope/core";
+import { isDuplicateKey, type SqlAdapter } from "../adapters/types.js";
+import { quote } from "../sql/identifiers.js";
+import type { StateTables } from "./tables.js";
+
+/** What a job does; stored with the job so a resumed or joining worker can be checked. */
+export interface JobSpec {
+  kind: "rewrap" | "migrate";
+  table: string;
+  primaryKey: string;
+  columns: string[];
+  targets: string[];
+  legacy?: string;
+}
+
+/** A claimable slice of the primary-key space: lo ≤ pk < hi (null = unbounded). */
+export interface KeyRange {
+  rangeId: number;
+  lo: string | null;
+  hi: string | null;
+}
+
+/** The checkpoint row used by failure-retry passes (not a key range). */
+export const RETRY_RANGE_ID = -1;
+const MAX_RANGES = 10_000;
+
+/**
+ * Loads the job, or creates it with its ranges and checkpoints in one transaction.
+ * When two workers start together, one inserts and the other sees the duplicate key and
+ * loads it. A job with another spec under the same id is refused.
+ */
+export async function createOrLoadJob(
+  db: SqlAdapter,
+  t: StateTables,
+  jobId: string,
+  spec: JobSpec,
+  plan: () => Promise<Omit<KeyRange, "rangeId">[]>,
+): Promise<{ created: boolean }> {
+  if (await loadAndCheck(db, t, jobId, spec)) return { created: false };
+  const ranges = await plan();
+  const now = new Date().toISOString();
+  try {
+    await db.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO ${t.jobs} (job_id, spec, status, created_at, updated_at) VALUES (?, ?, 'running', ?, ?)`,
+        [jobId, JSON.stringify(spec), now, now],
+      );
+      for (let i = 0; i < ranges.length; i += 200) {
+        const slice = ranges.slice(i, i + 200);
+        await tx.query(
+          `INSERT INTO ${t.ranges} (job_id, range_id, lo, hi, status) VALUES ${slice.map(() => "(?, ?, ?, ?, 'pending')").join(", ")}`,
+          slice.flatMap((r, j) => [jobId, i + j, r.lo, r.hi]),
+        );
+      }
+      const ids = [RETRY_RANGE_ID, ...ranges.map((_, i) => i)];
+      for (let i = 0; i < ids.length; i += 200) {
+        const slice = ids.slice(i, i + 200);
+        await tx.query(
+          `INSERT INTO ${t.checkpoints} (job_id, range_id) VALUES ${slice.map(() => "(?, ?)").join(", ")}`,
+          slice.flatMap((id) => [jobId, id]),
+        );
+      }
+    });
+    return { created: true };
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    await loadAndCheck(db, t, jobId, spec);
+    return { created: false };
+  }
+}
+
+async function loadAndCheck(
+  db: SqlAdapter,
+  t: StateTables,
+  jobId: string,
+  spec: JobSpec,
+): Promise<boolean> {
+  const { rows } = await db.query(`SELECT spec FROM ${t.jobs} WHERE job_id = ?`, [jobId]);
+  if (rows.length === 0) return false;
+  const stored = JSON.parse(String(rows[0]!.spec)) as JobSpec;
+  if (JSON.stringify(stored) !== JSON.stringify(spec)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Job "${jobId}" exists with a different definition (table ${stored.table}, columns ${stored.columns.join(",")}, targets ${stored.targets.join(",")}). Use the same options to resume it, or another job id to start a new one.`,
+      { details: { field: "jobId", jobId } },
+    );
+  }
+  return true;
+}
+
+/**
+ * Splits the primary-key space into ranges. Integer keys: equal-width numeric ranges
+ * from MIN to MAX (cheap, two index lookups). Other keys: boundaries every `rangeSize`
+ * keys, found by index skips from the previous boundary. The first and last ranges are
+ * open-ended so rows inserted during the job are covered.
+ */
+export async function planRanges(
+  db: SqlAdapter,
+  table: string,
+  primaryKey: string,
+  integerKey: boolean,
+  rangeSize: number,
+): Promise<Omit<KeyRange, "rangeId">[]> {
+  const tq = quote(db, table);
+  const pk = quote(db, primaryKey);
+  const bounds: string[] = [];
+  if (integerKey) {
+    const { rows } = await db.query(`SELECT MIN(${pk}) AS lo, MAX(${pk}) AS hi FROM ${tq}`);
+    const lo = rows[0]?.lo;
+    const hi = rows[0]?.hi;
+    if (lo !== null && lo !== undefined && hi !== null && hi !== undefined) {
+      const min = BigInt(String(lo));
+      const span = BigInt(String(hi)) - min + 1n;
+      let size = BigInt(rangeSize);
+      if (span / size > BigInt(MAX_RANGES)) size = span / BigInt(MAX_RANGES) + 1n;
+      for (let b = min + size; b <= BigInt(String(hi)); b += size) bounds.push(b.toString());
+    }
+  } else {
+    // OFFSET here only skips along the primary-key index from the previous boundary to
+    // find the next one (planning, once per job); the row scan itself is pure keyset.
+    let last: string | undefined;
+    while (bounds.length < MAX_RANGES) {
+      const where = last === undefined ? "" : `WHERE ${pk} > ?`;
+      const { rows } = await db.query(
+        `SELECT ${pk} AS k FROM ${tq} ${where} ORDER BY ${pk} LIMIT 1 OFFSET ?`,
+        [...(last === undefined ? [] : [last]), last === undefined ? rangeSize : rangeSize - 1],
+      );
+      if (rows.length === 0) break;
+      last = String(rows[0]!.k);
+      bounds.push(last);
+    }
+  }
+  const ranges: Omit<KeyRange, "rangeId">[] = [];
+  let lo: string | null = null;
+  for (const b of bounds) {
+    ranges.push({ lo, hi: b });
+    lo = b;
+  }
+  ranges.push({ lo, hi: null });
+  return ranges;
+}
