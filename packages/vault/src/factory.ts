@@ -29,10 +29,9 @@ export const providerFactory: ProviderFactory = {
     if (lookup) await provider.init();
     return provider;
   },
-  async fromConfig(config) {
+  async fromConfig(config, env = process.env) {
     const { provider: _scheme, lookup, ...rest } = config as Record<string, unknown>;
     const options = rest as unknown as VaultTransitOptions;
-    const env = process.env;
     const filled: VaultTransitOptions = {
       ...options,
       address: options.address ?? (options.client ? undefined : env.VAULT_ADDR),
