@@ -465,7 +465,9 @@ export class Envelope {
     } catch (error) {
       if (this.#audit)
         emit(this.#audit, event(operation, provider.id, keyRef, started, extra, error));
-      throw error;
+      // Callers of unwrap type its failures (asEnvelopeError); an untyped error from wrap,
+      // generateDataKey or a native rewrap must not escape encrypt / rewrap untyped either.
+      throw operation === "unwrap" ? error : wrapFailure(error, provider);
     }
   }
 
@@ -653,6 +655,15 @@ function asEnvelopeError(error: unknown): EnvelopeError {
     "ENVELOPE_UNWRAP_FAILED",
     "A key provider failed with an unexpected error while unwrapping a data key. See `cause`.",
     { cause: error },
+  );
+}
+
+function wrapFailure(error: unknown, provider: KeyProvider): EnvelopeError {
+  if (EnvelopeError.isInstance(error)) return error;
+  return new ProviderError(
+    "ENVELOPE_KMS_ERROR",
+    `Key provider "${provider.id}" failed with an unexpected error while wrapping a data key under key "${provider.keyRef}". See \`cause\`.`,
+    { cause: error, details: { provider: provider.id, keyRef: provider.keyRef } },
   );
 }
 
