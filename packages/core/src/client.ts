@@ -174,7 +174,9 @@ export class Envelope {
   decrypt(sealed: Sealed, options?: DecryptOptions): Promise<Buffer | string>;
   async decrypt(sealed: Sealed, options: DecryptOptions = {}): Promise<Buffer | string> {
     const started = this.#audit ? performance.now() : 0;
-    let used: { provider: KeyProvider | undefined; cacheHit: boolean } = {
+    // keyRef: the entry's key that opened the value, which after a rotation is not the
+    // provider's current keyRef.
+    let used: { provider: KeyProvider | undefined; keyRef?: string; cacheHit: boolean } = {
       provider: undefined,
       cacheHit: false,
     };
@@ -185,10 +187,12 @@ export class Envelope {
       const plaintext = await this.#open(parts, { context }, aad, (u) => {
         used = u;
       });
-      this.#event("decrypt", used.provider, started, { cacheHit: used.cacheHit });
+      const extra = { cacheHit: used.cacheHit };
+      this.#event("decrypt", used.provider, started, extra, undefined, used.keyRef);
       return options.as === "text" ? utf8Text(plaintext) : plaintext;
     } catch (error) {
-      this.#event("decrypt", used.provider, started, { cacheHit: used.cacheHit }, error);
+      const extra = { cacheHit: used.cacheHit };
+      this.#event("decrypt", used.provider, started, extra, error, used.keyRef);
       throw error;
     }
   }
@@ -340,7 +344,7 @@ export class Envelope {
     parts: EnvelopeParts,
     request: KeyRequest,
     aad: Uint8Array,
-    report: (used: { provider: KeyProvider; cacheHit: boolean }) => void,
+    report: (used: { provider: KeyProvider; keyRef: string; cacheHit: boolean }) => void,
   ): Promise<Buffer> {
     const failures: EnvelopeError[] = [];
     for (const entry of parts.entries) {
@@ -355,14 +359,14 @@ export class Envelope {
           const messageId = latin1(parts.messageId) + latin1(parts.commitment);
           const messageKey = this.#cache.peekMessageKey(key, messageId);
           if (messageKey) {
-            report({ provider, cacheHit: true });
+            report({ provider, keyRef: entry.keyRef, cacheHit: true });
             return openBody(messageKey, parts.body, aad);
           }
           const cached = this.#cache.peek(key);
           if (cached) {
             const keys = deriveMessageKeys(cached, parts.messageId);
             if (commitmentMatches(keys.commitment, parts.commitment)) {
-              report({ provider, cacheHit: true });
+              report({ provider, keyRef: entry.keyRef, cacheHit: true });
               // The commitment matched, so this key is right whatever the AAD: keep it.
               this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey);
               return openBody(keys.encryptionKey, parts.body, aad);
@@ -392,7 +396,7 @@ export class Envelope {
             failures.push(commitmentError(provider, entry));
             continue;
           }
-          report({ provider, cacheHit: joined });
+          report({ provider, keyRef: entry.keyRef, cacheHit: joined });
           return openAndZero(keys.encryptionKey, parts.body, aad);
         } finally {
           dataKey.fill(0);
@@ -477,12 +481,10 @@ export class Envelope {
     started: number,
     extra: Partial<AuditEvent>,
     error?: unknown,
+    keyRef = provider?.keyRef ?? "none",
   ): void {
     if (!this.#audit) return;
-    emit(
-      this.#audit,
-      event(operation, provider?.id ?? "none", provider?.keyRef ?? "none", started, extra, error),
-    );
+    emit(this.#audit, event(operation, provider?.id ?? "none", keyRef, started, extra, error));
   }
 
   #cacheKey(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): string {
