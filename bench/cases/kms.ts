@@ -151,6 +151,26 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
     });
   }
 
+  {
+    // The same with core's unwrap cache off: the IK cache alone, no per-record LRU insert.
+    const envelope = new Envelope({
+      encrypt: hierarchicalProvider({ master: kms.provider, store }),
+      cache: false,
+    });
+    const { timing, calls } = await counted(() =>
+      timeBatch(10_000, 1, (i) => envelope.decrypt(hierarchical[i]!, { context: CONTEXT })),
+    );
+    add({
+      case: "hierarchical, core unwrap cache off: decrypt 10,000 distinct, sequential",
+      mode: "hierarchical",
+      records: 10_000,
+      ran: 10_000,
+      concurrency: 1,
+      kmsCalls: calls,
+      ...timing,
+    });
+  }
+
   // Direct-mode encrypt: one KMS call per record unless data keys are reused.
   {
     const envelope = new Envelope({ encrypt: kms.provider });

@@ -73,5 +73,5 @@ export async function runMemory(log: (line: string) => void) {
     intermediateKeys: (await store.list()).length,
     kmsCalls: counter.calls,
   };
-  return { result, big: { store, master, samples, records: MEMORY_RECORDS } };
+  return { result, big: { store, master, samples, plaintext, records: MEMORY_RECORDS } };
 }

@@ -136,6 +136,7 @@ export async function runRewrap(
     from: ReturnType<typeof simulatedKms>,
     records: number,
     samples: Buffer[],
+    expected: Buffer,
   ) => {
     const counter = { calls: 0 };
     const to = simulatedKms({ latencyMs: KMS_LATENCY_MS, oldKeys: [from.key], counter });
@@ -152,7 +153,7 @@ export async function runRewrap(
       }),
     });
     for (const s of samples)
-      if (!(await reader.decrypt(s, { context: CONTEXT })).equals(plaintext))
+      if (!(await reader.decrypt(s, { context: CONTEXT })).equals(expected))
         throw new Error("record did not open after rotateMaster");
     add({
       case: `hierarchical rotateMaster (10 ms KMS): ${label}`,
@@ -181,7 +182,7 @@ export async function runRewrap(
       const s = await envelope.encrypt(plaintext, { context: CONTEXT, output: "binary" });
       if (i % 100 === 0) samples.push(s);
     }
-    await rotate("10,000 records", store, master, 10_000, samples);
+    await rotate("10,000 records", store, master, 10_000, samples, plaintext);
   }
   await rotate(
     `${big.records.toLocaleString("en-US")} records`,
@@ -189,6 +190,7 @@ export async function runRewrap(
     big.master,
     big.records,
     big.samples,
+    big.plaintext,
   );
   return results;
 }
