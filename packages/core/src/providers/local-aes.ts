@@ -95,6 +95,14 @@ export const localAesFactory: ProviderFactory = {
 
 function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined>>): AesKeyInput {
   const rest = uri.slice(`${ID}://`.length);
+  // Refuse (without echoing) rather than read "?…" or "#…" as part of a variable name or
+  // path: people paste tokens and keys there, and the name ends up in the message.
+  if (/[?#]/.test(rest)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "local-aes URIs take no query string or fragment: use local-aes://env/VAR_NAME or local-aes:///absolute/path (percent-encode ? and # in paths).",
+    );
+  }
   if (rest.startsWith("env/")) {
     const name = rest.slice(4);
     const value = env[name];
