@@ -287,6 +287,16 @@ export class Envelope {
     return { ...stats, dataKeysReused: this.#reuse?.reused ?? 0 };
   }
 
+  /**
+   * Asks every provider that can (Vault, Azure) to re-read its current key version, so
+   * that after a rotation `rewrap` targets the new version instead of treating entries on
+   * the old one as current. Call it before a rewrap job.
+   */
+  async refreshKeys(): Promise<void> {
+    const all = new Set([...this.#encryptors, ...this.#decryptors]);
+    await Promise.all([...all].map((p) => p.refresh?.()));
+  }
+
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */
   clearCaches(): void {
     this.#cache?.clear();

@@ -53,6 +53,12 @@ export interface KeyProvider {
    * becomes part of the unwrap-cache key and the data-key-reuse key. Default: none.
    */
   kmsContextKey?(context: EncryptionContext): string;
+  /**
+   * Optional: re-read the current key version from the KMS, so `keyRef` reflects a
+   * rotation made elsewhere (Vault, Azure). `Envelope.refreshKeys()` calls it; batch
+   * rewrap jobs call that once before they compare entries with the target key.
+   */
+  refresh?(): Promise<unknown>;
 }
 
 /**
