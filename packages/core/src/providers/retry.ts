@@ -69,7 +69,8 @@ async function withTimeout<T>(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      controller.abort();
+      // Reject first: an SDK that honours the signal rejects its own call with an
+      // AbortError as soon as abort() runs, and that must not win the race.
       reject(
         new ProviderError(
           "ENVELOPE_KMS_TIMEOUT",
@@ -83,6 +84,7 @@ async function withTimeout<T>(
           },
         ),
       );
+      controller.abort();
     }, timeoutMs);
   });
   try {
