@@ -30,7 +30,7 @@ export const ROTATE_CONCURRENCY = 16;
 
 /**
  * Master-key rotation. Direct mode rewraps every record (one native KMS rewrap each, 64
- * at a time); hierarchical mode rewraps the intermediate keys only. `bigStore` holds the
+ * at a time); hierarchical mode rewraps the intermediate keys only. `big.store` holds the
  * intermediate keys of the 1,000,000 records sealed by the memory case.
  */
 export async function runRewrap(
@@ -38,6 +38,7 @@ export async function runRewrap(
     store: KeyStore;
     master: ReturnType<typeof simulatedKms>;
     samples: Buffer[];
+    plaintext: Buffer;
     records: number;
   },
   log: (line: string) => void,

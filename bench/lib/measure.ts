@@ -21,7 +21,7 @@ export interface Budget {
   maxOps: number;
 }
 
-export const MICRO: Budget = { warmupMs: 80, measureMs: 300, minOps: 15, maxOps: 400_000 };
+export const MICRO: Budget = { warmupMs: 100, measureMs: 500, minOps: 15, maxOps: 400_000 };
 
 function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -73,7 +73,7 @@ export async function timeSequential(op: () => unknown, budget: Budget = MICRO):
   return { ...summarize(samples, ops, totalMs), opsPerSec: best };
 }
 
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 /** Runs `count` distinct operations, `concurrency` at a time; latency per operation. */
 export async function timeBatch(

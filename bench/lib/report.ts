@@ -109,7 +109,7 @@ export function toMarkdown(r: BenchResults): string {
     "",
     "## Method",
     "",
-    `One process runs every case in turn. Micro cases: ${MICRO.warmupMs} ms warm-up, then ${MICRO.measureMs} ms split into 3 rounds (at least ${MICRO.minOps} ops, 10 for 1 MiB); ops/s = best round (the machine is shared), p50/p99 over every sample. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
+    `One process runs every case in turn. Micro cases: ${MICRO.warmupMs} ms warm-up, then ${MICRO.measureMs} ms split into 5 rounds (at least ${MICRO.minOps} ops, 10 for 1 MiB); ops/s = best round (the machine is shared), p50/p99 over every sample. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
     "",
   );
   return lines.join("\n");

@@ -2,12 +2,13 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:
 import { inspect } from "node:util";
 import {
   ConfigError,
+  EnvelopeError,
   type GeneratedDataKey,
   type KeyProvider,
   ProviderError,
   type WrappedKey,
 } from "@envelope/core";
-import { keyNotFound, PROVIDER_ID } from "./errors.js";
+import { keyNotFound, PROVIDER_ID, storeUnavailable } from "./errors.js";
 import { IntermediateKeyCache, type IntermediateKeyCacheOptions } from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
 import { IK_ID_PATTERN } from "./record.js";
@@ -123,7 +124,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
         await store.put(record);
       } catch (error) {
         key.fill(0);
-        throw error;
+        throw EnvelopeError.isInstance(error) ? error : storeUnavailable(store.name, "put", error);
       }
       created++;
       cache.set(record.id, key);
@@ -136,7 +137,9 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   };
 
   const loadKey = async (id: string): Promise<Buffer> => {
-    const record = await store.get(id);
+    const record = await store.get(id).catch((error) => {
+      throw EnvelopeError.isInstance(error) ? error : storeUnavailable(store.name, "get", error);
+    });
     if (!record) throw keyNotFound(id, store.name);
     masterCalls++;
     return unwrapIntermediateKey(record, masters, store.name);

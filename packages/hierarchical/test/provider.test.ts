@@ -151,7 +151,9 @@ describe("hierarchicalProvider", () => {
     const envelope = new Envelope({
       encrypt: hierarchicalProvider({ master: countingMaster().provider, store: failing }),
     });
-    await expect(envelope.encrypt("x", { context })).rejects.toThrow("disk full");
+    const error = await envelope.encrypt("x", { context }).catch((e) => e);
+    expect(error.code).toBe("ENVELOPE_KMS_UNAVAILABLE");
+    expect(String(error.cause?.cause ?? error.cause)).toMatch(/disk full/);
     expect(await store.list()).toHaveLength(0);
   });
 
