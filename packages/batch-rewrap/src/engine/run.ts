@@ -33,6 +33,8 @@ export interface JobReport {
   failures: Record<string, number>;
   /** Up to 20 failed values: primary key, column, code, message. */
   sampleFailures: { pk: string; column: string; code: string; message?: string }[];
+  /** Throttling answers from the KMS in this run (each paused the whole process, then retried). */
+  kmsThrottled: number;
   /** Values fully checked before the run (decrypt + target round trip). */
   preflightChecked: number;
   durationMs: number;
@@ -86,6 +88,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     targets: rt.spec.targets,
     preflightChecked: checked,
   };
+  const throttledCount = () => rt.limiter.throttled;
   const progress = (
     c: Pick<Counters, "scanned" | "rewrapped" | "skipped" | "failed" | "conflicts">,
   ) =>
@@ -100,7 +103,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     const scan = await scanTable(rt, (s) =>
       progress({ scanned: s.scanned, rewrapped: 0, skipped: s.skipped, failed: 0, conflicts: 0 }),
     );
-    return dryReport(rt, base, scan, started);
+    return dryReport(rt, { ...base, kmsThrottled: throttledCount() }, scan, started);
   }
 
   const t = stateTables(rt.db, rt.options.stateTablePrefix ?? "envelope_rewrap");
@@ -119,7 +122,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   return applyReport(
     rt,
     t,
-    base,
+    { ...base, kmsThrottled: throttledCount() },
     run,
     results.some((r) => r.stopped),
     started,

@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
+import {
+  type EncryptionContext,
+  Envelope,
+  type KeyProvider,
+  localAesProvider,
+  ProviderError,
+} from "@envelope/core";
+
+export const PG_URL = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const MYSQL_URL = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+
+export const DATABASES = [
+  { name: "postgresql", url: PG_URL },
+  { name: "mariadb", url: MYSQL_URL },
+] as const;
+
+/** A unique, prefixed name so concurrent test files and helpers never collide. */
+export function uniqueName(label: string): string {
+  return `batch_rewrap_${label}_${process.pid}_${randomBytes(3).toString("hex")}`;
+}
+
+export const plaintextOf = (id: number | string) => `user${id}@example.com`;
+export const contextOf = (
+  table: string,
+  column: string,
+  id: number | string,
+): EncryptionContext => ({
+  table,
+  column,
+  id: String(id),
+});
+
+export function keyPair(): { hex: string; provider: KeyProvider } {
+  const hex = randomBytes(32).toString("hex");
+  return { hex, provider: localAesProvider({ keys: hex }) };
+}
+
+/**
+ * Creates `table (id, email)` with `rows` envelopes sealed under `key`, the email column
+ * binary (bytea / BLOB) or text (`ev1:`).
+ */
+export async function seedTable(
+  db: SqlAdapter,
+  table: string,
+  rows: number,
+  key: KeyProvider,
+  form: "binary" | "text" = "binary",
+): Promise<void> {
+  const type = form === "text" ? "TEXT" : db.dialect === "mysql" ? "BLOB" : "BYTEA";
+  await db.query(`DROP TABLE IF EXISTS ${table}`);
+  await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email ${type}, note VARCHAR(50))`);
+  const envelope = new Envelope({ encrypt: key, cache: false });
+  for (let start = 1; start <= rows; start += 500) {
+    const ids = Array.from({ length: Math.min(500, rows - start + 1) }, (_, i) => start + i);
+    const values = await Promise.all(
+      ids.map((id) =>
+        form === "text"
+          ? envelope.encrypt(plaintextOf(id), {
+              context: contextOf(table, "email", id),
+              output: "text",
+            })
+          : envelope.encrypt(plaintextOf(id), {
+              context: contextOf(table, "email", id),
+              output: "binary",
+            }),
+      ),
+    );
+    await db.query(
+      `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+      ids.flatMap((id, i) => [id, values[i]]),
+    );
+  }
+}
+
+/** Drops the test table and the state tables of a prefix. */
+export async function dropAll(db: SqlAdapter, table: string, prefix: string): Promise<void> {
+  for (const t of [
+    table,
+    `${prefix}_jobs`,
+    `${prefix}_ranges`,
+    `${prefix}_checkpoints`,
+    `${prefix}_failures`,
+  ]) {
+    await db.query(`DROP TABLE IF EXISTS ${t}`);
+  }
+}
+
+/**
+ * Asserts every row decrypts (with the target key alone) to what `expected` says and
+ * carries only the target entry. Returns the number of rows checked.
+ */
+export async function verifyAll(
+  db: SqlAdapter,
+  table: string,
+  target: KeyProvider,
+  expected: (id: string) => string = plaintextOf,
+): Promise<{ rows: number; wrong: string[] }> {
+  const onlyTarget = new Envelope({ encrypt: target, cache: false });
+  const { rows } = await db.query(`SELECT id, email FROM ${table} ORDER BY id`);
+  const wrong: string[] = [];
+  for (const row of rows) {
+    const id = String(row.id);
+    const value = row.email as Buffer | string | null;
+    if (value === null) continue;
+    try {
+      const info = onlyTarget.inspect(value);
+      if (info.entries.length !== 1 || info.entries[0]!.keyRef !== target.keyRef) {
+        wrong.push(`${id}: not on target`);
+        continue;
+      }
+      const text = await onlyTarget.decrypt(value, {
+        context: contextOf(table, "email", id),
+        as: "text",
+      });
+      if (text !== expected(id)) wrong.push(`${id}: plaintext differs`);
+    } catch (error) {
+      wrong.push(`${id}: ${(error as Error).message}`);
+    }
+  }
+  return { rows: rows.length, wrong };
+}
+
+/** Wraps a provider to count calls and to inject faults or hooks per call. */
+export function instrumented(
+  inner: KeyProvider,
+  hooks: {
+    beforeWrap?: (request: { context: EncryptionContext }) => Promise<void> | void;
+    beforeUnwrap?: (request: { context: EncryptionContext }) => Promise<void> | void;
+  } = {},
+): KeyProvider & { counts: { wrap: number; unwrap: number } } {
+  const counts = { wrap: 0, unwrap: 0 };
+  return {
+    id: inner.id,
+    keyRef: inner.keyRef,
+    counts,
+    handles: (e) => inner.handles(e),
+    async wrap(dataKey, request) {
+      await hooks.beforeWrap?.(request);
+      counts.wrap++;
+      return inner.wrap(dataKey, request);
+    },
+    async unwrap(entry, request) {
+      await hooks.beforeUnwrap?.(request);
+      counts.unwrap++;
+      return inner.unwrap(entry, request);
+    },
+  };
+}
+
+export const throttled = () =>
+  new ProviderError("ENVELOPE_KMS_THROTTLED", "test KMS: rate exceeded", {
+    details: { provider: "local-aes" },
+  });
+
+export async function openDb(url: string): Promise<SqlAdapter> {
+  return connect(url);
+}
