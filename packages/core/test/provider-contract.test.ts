@@ -73,7 +73,7 @@ describe("the core checks what providers return", () => {
   it("generateDataKey returning a 31-byte key is a contract error; nothing is sealed", async () => {
     const kms = countingProvider({ generateDataKey: true });
     const env = new Envelope({ encrypt: kms });
-    vi.spyOn(kms, "generateDataKey").mockResolvedValue({
+    vi.spyOn(kms as Required<KeyProvider>, "generateDataKey").mockResolvedValue({
       dataKey: randomBytes(31),
       entry: { providerId: "counting", keyRef: kms.keyRef, wrapped: randomBytes(40) },
     });
@@ -83,7 +83,7 @@ describe("the core checks what providers return", () => {
   it("generateDataKey returning a non-buffer key or nothing is a contract error", async () => {
     for (const result of [undefined, { dataKey: "0".repeat(32), entry: {} }, { entry: {} }]) {
       const kms = countingProvider({ generateDataKey: true });
-      vi.spyOn(kms, "generateDataKey").mockResolvedValue(result as never);
+      vi.spyOn(kms as Required<KeyProvider>, "generateDataKey").mockResolvedValue(result as never);
       contract(await rejection(new Envelope({ encrypt: kms }).encrypt("x")));
     }
   });
@@ -91,10 +91,12 @@ describe("the core checks what providers return", () => {
   it("generateDataKey returning a bad entry is refused, and the generated key is zeroed", async () => {
     const kms = countingProvider({ generateDataKey: true });
     const original = kms.generateDataKey!.bind(kms);
-    vi.spyOn(kms, "generateDataKey").mockImplementation(async (request) => {
-      const generated = await original(request);
-      return { ...generated, entry: { ...generated.entry, providerId: "someone-else" } };
-    });
+    vi.spyOn(kms as Required<KeyProvider>, "generateDataKey").mockImplementation(
+      async (request) => {
+        const generated = await original(request);
+        return { ...generated, entry: { ...generated.entry, providerId: "someone-else" } };
+      },
+    );
     contract(await rejection(new Envelope({ encrypt: kms }).encrypt("x")));
     expect(kms.generated).toHaveLength(1);
     expect(isZero(kms.generated[0]!)).toBe(true);
