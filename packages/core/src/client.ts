@@ -23,7 +23,12 @@ import {
   type ErrorCode,
   ProviderError,
 } from "./errors.js";
-import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MESSAGE_ID_LENGTH } from "./format/constants.js";
+import {
+  DATA_KEY_LENGTH,
+  FLAG_CONTEXT_STORED,
+  MAX_ENTRIES,
+  MESSAGE_ID_LENGTH,
+} from "./format/constants.js";
 import { decodeEnvelope } from "./format/decode.js";
 import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
@@ -122,7 +127,13 @@ export class Envelope {
         details: { field: "encrypt" },
       });
     }
-    checkEntryCount(encrypt.length);
+    if (encrypt.length > MAX_ENTRIES) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `encrypt: ${encrypt.length} keys given; an envelope holds at most ${MAX_ENTRIES} wrapped keys. Move the extra keys to \`decrypt\`.`,
+        { details: { field: "encrypt" } },
+      );
+    }
     for (const [i, p] of encrypt.entries()) checkProvider(p, `encrypt[${i}]`);
     for (const [i, p] of (options.decrypt ?? []).entries()) checkProvider(p, `decrypt[${i}]`);
     this.#encryptors = Object.freeze([...encrypt]);
