@@ -108,3 +108,54 @@ export function heapAfterGcMiB(): number {
   globalThis.gc?.();
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
+
+/** One case measured in interleaved slices (see `timeInterleaved`). */
+export interface SliceCase {
+  op: () => unknown;
+  /** At least this many ops per slice, even past the slice time (slow cases). */
+  minOpsPerSlice: number;
+}
+
+/**
+ * Measures many cases round-robin: every round gives each case one short slice, so a
+ * burst of load from a neighbour hits one slice of a few cases instead of a whole case,
+ * and cases that are compared with each other are measured at nearly the same moments.
+ * ops/s = the case's best slice; p50/p99 over all its samples.
+ */
+export async function timeInterleaved(
+  cases: SliceCase[],
+  options: { rounds: number; sliceMs: number; warmupMs: number },
+  onRound?: (round: number) => void,
+): Promise<Timing[]> {
+  for (const c of cases) {
+    const end = performance.now() + options.warmupMs;
+    while (performance.now() < end) await c.op();
+  }
+  const samples: number[][] = cases.map(() => []);
+  const best = cases.map(() => 0);
+  const total = cases.map(() => 0);
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [i, c] of cases.entries()) {
+      const start = performance.now();
+      const end = start + options.sliceMs;
+      let now = start;
+      let ops = 0;
+      while (now < end || ops < c.minOpsPerSlice) {
+        const t0 = now;
+        const r = c.op();
+        if (r instanceof Promise) await r;
+        now = performance.now();
+        samples[i]!.push(now - t0);
+        ops++;
+      }
+      total[i]! += now - start;
+      best[i] = Math.max(best[i]!, (ops / (now - start)) * 1000);
+    }
+    globalThis.gc?.();
+    onRound?.(round);
+  }
+  return cases.map((_, i) => {
+    const all = Float64Array.from(samples[i]!);
+    return { ...summarize(all, all.length, total[i]!), opsPerSec: best[i]! };
+  });
+}

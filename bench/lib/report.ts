@@ -2,9 +2,8 @@ import { cpus, totalmem } from "node:os";
 import type { BreakdownResult } from "../cases/breakdown.js";
 import { KMS_LATENCY_MS, type KmsResult, SEQUENTIAL_SAMPLE } from "../cases/kms.js";
 import type { MemoryResult } from "../cases/memory.js";
-import { fmt, type MicroResult, SIZES } from "../cases/micro.js";
+import { fmt, type MicroResult, ROUNDS, SIZES, SLICE_MS, WARMUP_MS } from "../cases/micro.js";
 import { type RewrapResult, ROTATE_CONCURRENCY } from "../cases/rewrap.js";
-import { MICRO } from "./measure.js";
 import type { TargetResult } from "./targets.js";
 
 export interface BenchResults {
@@ -109,7 +108,7 @@ export function toMarkdown(r: BenchResults): string {
     "",
     "## Method",
     "",
-    `One process runs every case in turn. Micro cases: ${MICRO.warmupMs} ms warm-up, then ${MICRO.measureMs} ms split into 5 rounds (at least ${MICRO.minOps} ops, 10 for 1 MiB); ops/s = best round (the machine is shared), p50/p99 over every sample. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
+    `One process runs every case. Encrypt/decrypt cases of one size are measured interleaved: ${WARMUP_MS} ms warm-up each, then ${ROUNDS} rounds in which every case gets one ${SLICE_MS} ms slice (at least 2 ops); ops/s = the case's best slice (the machine is shared), p50/p99 over all its samples. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
     "",
   );
   return lines.join("\n");
