@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { decodeEnvelope, Envelope, encodeContext, localAesProvider } from "@envelope/core";
+import { hierarchicalProvider, memoryKeyStore } from "@envelope/hierarchical";
 import { MICRO, timeSequential } from "../lib/measure.js";
 import { CONTEXT } from "../lib/subjects.js";
 
@@ -11,8 +12,8 @@ export interface BreakdownResult {
 const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
 
 /**
- * The steps of a warm-cache decrypt of a 64 B value, each timed alone, to show where
- * the time over the AES-GCM floor goes (evidence for changes in core).
+ * The steps of a 64 B encrypt / decrypt, each timed alone, to show where the time over
+ * the AES-GCM floor goes (evidence for changes in core).
  */
 export async function runBreakdown(log: (line: string) => void): Promise<BreakdownResult[]> {
   const key = randomBytes(32);
@@ -33,7 +34,41 @@ export async function runBreakdown(log: (line: string) => void): Promise<Breakdo
     return { ct, tag: c.getAuthTag() };
   })();
   const big = randomBytes(2 ** 20);
+  // Hierarchical: 20,000 distinct records, cycled, so core's 1,000-entry unwrap cache always misses.
+  const hier = hierarchicalProvider({
+    master: localAesProvider({ keys: randomBytes(32) }),
+    store: memoryKeyStore(),
+  });
+  const hierOn = new Envelope({ encrypt: hier });
+  const hierOff = new Envelope({ encrypt: hier, cache: false });
+  const distinct: Buffer[] = [];
+  for (let i = 0; i < 20_000; i++)
+    distinct.push(await hierOn.encrypt(randomBytes(64), { context: CONTEXT, output: "binary" }));
+  const entries = distinct.map((d) => decodeEnvelope(d).entries[0]!);
+  const value = randomBytes(64);
+  let n = 0;
+  const cycle = () => n++ % distinct.length;
   const steps: [string, () => unknown][] = [
+    [
+      "hierarchical provider.generateDataKey alone (pooled seed + HMAC)",
+      () => hier.generateDataKey!({ context: CONTEXT }),
+    ],
+    [
+      "hierarchical provider.unwrap alone (HMAC derive from the cached IK)",
+      () => hier.unwrap(entries[cycle()]!, { context: CONTEXT }),
+    ],
+    [
+      "Envelope.encrypt, hierarchical, 64 B",
+      () => hierOn.encrypt(randomBytes(64), { context: CONTEXT }),
+    ],
+    [
+      "Envelope.decrypt, hierarchical, distinct records, core unwrap cache on",
+      () => hierOn.decrypt(distinct[cycle()]!, { context: CONTEXT }),
+    ],
+    [
+      "Envelope.decrypt, hierarchical, distinct records, core unwrap cache off",
+      () => hierOff.decrypt(distinct[cycle()]!, { context: CONTEXT }),
+    ],
     [
       "hkdfSync SHA-256, 64 bytes out (per-message key + commitment)",
       () => hkdfSync("sha256", key, messageId, info, 64),

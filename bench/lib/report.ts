@@ -98,7 +98,7 @@ export function toMarkdown(r: BenchResults): string {
     "",
     `Heap after full GC at 0%, 10%, …, 100%: ${m.heapMiB.map((h) => h.toFixed(1)).join(", ")} MiB. Growth from 10% to 100%: ${m.heapGrowthMiB.toFixed(2)} MiB. Unwrap cache at the end: ${m.unwrapCacheSize} entries (bounded at 1,000). Peak RSS of the whole run: ${m.peakRssMiB.toFixed(0)} MiB.`,
     "",
-    "## Where a warm 64 B decrypt spends its time (each step alone)",
+    "## Where a 64 B operation spends its time (each step timed alone)",
     "",
     "| step | µs/op |",
     "| --- | ---: |",
