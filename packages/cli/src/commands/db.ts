@@ -1,0 +1,300 @@
+import {
+  connect,
+  type JobReport,
+  type LegacyFormat,
+  legacyDecoder,
+  migrateTable,
+  rewrapTable,
+  type SqlAdapter,
+  type TableJobOptions,
+} from "@envelope/batch-rewrap";
+import { ConfigError } from "@envelope/core";
+import type { Command } from "commander";
+import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/context.js";
+import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
+import { EXIT_CODES } from "../exit-codes.js";
+import { output } from "../io.js";
+import { progressBar } from "../progress.js";
+import { rewrapFile } from "./files.js";
+
+const collect = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value.split(",").filter(Boolean),
+];
+
+/** Flags shared by every database command. */
+export interface DbFlags {
+  db?: string;
+  table?: string;
+  column?: string[];
+  pk: string;
+  context: string;
+  contextColumns?: string[];
+  apply?: boolean;
+  batchSize: string;
+  concurrency: string;
+  workers: string;
+  rateLimit?: string;
+  job?: string;
+  statePrefix: string;
+  verify: string;
+  to?: string[];
+}
+
+export function addDbOptions(cmd: Command, apply = true): Command {
+  cmd
+    .option(
+      "--db <url>",
+      "database: postgres://…, mysql://…, mariadb://…, pglite://./dir (default: $ENVELOPE_DB_URL)",
+    )
+    .option("--table <name>", "table (or schema.table)")
+    .option("--column <name>", "encrypted column(s), repeatable or comma-separated", collect)
+    .option("--pk <name>", "primary key column (single column: integer, text or uuid)", "id");
+  if (!apply) return cmd;
+  return cmd
+    .option(
+      "--context <template>",
+      "context per value; {table} {column} {pk} and {<row column>} are filled in",
+      DEFAULT_ROW_TEMPLATE,
+    )
+    .option("--context-columns <names>", "row columns the context template reads", collect)
+    .option("--apply", "write changes (without it: a dry run that writes nothing)")
+    .option("--batch-size <n>", "rows per batch transaction", "500")
+    .option("--concurrency <n>", "values processed at once per worker (concurrent KMS calls)", "8")
+    .option(
+      "--workers <n>",
+      "worker loops in this process (run more processes with the same --job to scale out)",
+      "1",
+    )
+    .option("--rate-limit <n>", "KMS calls per second for this process")
+    .option(
+      "--job <id>",
+      "job id; default derived from table, columns and target, so rerunning resumes",
+    )
+    .option("--state-prefix <prefix>", "prefix of the job state tables", "envelope_rewrap")
+    .option(
+      "--verify <mode>",
+      "sample (check a sample before writing) or all (also decrypt every new value before it is written)",
+      "sample",
+    );
+}
+
+export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<SqlAdapter> {
+  const url = flags.db ?? ctx.io.env.ENVELOPE_DB_URL;
+  if (!url) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "Give the database with --db <url> or ENVELOPE_DB_URL (postgres://…, mysql://…, pglite://./dir).",
+      {
+        details: { field: "db" },
+      },
+    );
+  }
+  return connect(url);
+}
+
+function need(value: unknown, flag: string): void {
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) {
+    throw new ConfigError("ENVELOPE_BAD_INPUT", `${flag} is required for a database job.`, {
+      details: { field: flag },
+    });
+  }
+}
+
+function int(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError("ENVELOPE_BAD_INPUT", `${flag} must be a positive integer.`, {
+      details: { field: flag },
+    });
+  return n;
+}
+
+async function jobOptions(
+  ctx: CliContext,
+  flags: DbFlags,
+  db: SqlAdapter,
+  onProgress: TableJobOptions["onProgress"],
+): Promise<TableJobOptions> {
+  need(flags.table, "--table");
+  need(flags.column, "--column");
+  if (flags.verify !== "sample" && flags.verify !== "all")
+    throw new ConfigError("ENVELOPE_BAD_INPUT", "--verify is sample or all.");
+  const template = templateContext(flags.context, flags.table!, flags.pk);
+  return {
+    db,
+    table: flags.table!,
+    primaryKey: flags.pk,
+    columns: flags.column!,
+    context: template.build,
+    contextColumns: [...new Set([...(flags.contextColumns ?? []), ...template.columns])],
+    apply: Boolean(flags.apply),
+    batchSize: int(flags.batchSize, "--batch-size"),
+    concurrency: int(flags.concurrency, "--concurrency"),
+    workers: int(flags.workers, "--workers"),
+    ...(flags.rateLimit ? { rateLimit: Number(flags.rateLimit) } : {}),
+    ...(flags.job ? { jobId: flags.job } : {}),
+    stateTablePrefix: flags.statePrefix,
+    signal: ctx.signal,
+    verify: flags.verify as "sample" | "all",
+    ...(onProgress ? { onProgress } : {}),
+  };
+}
+
+/** Prints a job report and returns the exit code it implies. */
+export function printReport(ctx: CliContext, json: boolean, report: JobReport): number {
+  output(ctx.io, json, report, () => {
+    const r = report.run;
+    const verb = report.kind === "rewrap" ? "rewrapped" : "migrated";
+    const lines = [
+      `${report.kind} ${report.table}.${report.columns.join(",")} → ${report.targets.join(", ")}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}`,
+      `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
+      `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
+    ];
+    if (report.total)
+      lines.push(
+        `  whole job: ${verb} ${report.total.rewrapped}, already done ${report.total.skipped}, conflicts ${report.total.conflicts}`,
+      );
+    if (report.byKeyRef)
+      for (const [ref, n] of Object.entries(report.byKeyRef)) lines.push(`  ${ref}: ${n} value(s)`);
+    for (const [code, n] of Object.entries(report.failures)) lines.push(`  FAILED ${code} × ${n}`);
+    for (const f of report.sampleFailures.slice(0, 5))
+      lines.push(`    e.g. ${f.column} at ${report.table} pk=${f.pk}: ${f.code}`);
+    if (!report.apply)
+      lines.push(
+        `  Dry run: ${report.wouldRewrite ?? 0} value(s) would be ${verb}. Nothing was written; run again with --apply.`,
+      );
+    else if (report.stopped)
+      lines.push("  Stopped at a checkpoint. Run the same command again to resume.");
+    else if (!report.complete)
+      lines.push(
+        "  Some values failed and were left as they were (still readable). Fix the cause, then run the same command again to retry them.",
+      );
+    else lines.push("  Complete.");
+    return lines.join("\n");
+  });
+  if (report.stopped) return EXIT_CODES.INTERRUPTED;
+  if (report.apply && !report.complete) return EXIT_CODES.PARTIAL;
+  return EXIT_CODES.OK;
+}
+
+export function registerDbCommands(
+  program: Command,
+  ctx: CliContext,
+  setExit: (code: number) => void,
+): void {
+  const rewrap = program
+    .command("rewrap")
+    .description(
+      "Re-protect data keys under the current encrypting key(s): a file (header only), or a database column (batch job; dry run unless --apply).",
+    )
+    .argument("[file]", "a stream or single-envelope file; omit with --db")
+    .option("-o, --output <file>", "file mode: output file (- = stdout)")
+    .option("--in-place", "file mode: replace the file (written to a temp file, then renamed)")
+    .option(
+      "-c, --file-context <key=value>",
+      "file mode: the context given at encrypt",
+      (v: string, p: string[] = []) => [...p, v],
+    )
+    .option("--to <uri>", "target key URI(s) instead of the config's encrypting keys", collect);
+  addDbOptions(rewrap).addHelpText(
+    "after",
+    "\nExamples:\n  envelope rewrap backup.sql.env --in-place -c file=backup.sql\n  envelope rewrap --db postgres://localhost/app --table users --column email            # dry run\n  envelope rewrap --db postgres://localhost/app --table users --column email --apply    # do it\n  envelope rewrap --db $DB --table users --column email,phone --context 'table=users,column={column},id={id}' --apply --workers 4 --rate-limit 500",
+  );
+  rewrap.action(
+    async (
+      file: string | undefined,
+      opts: DbFlags & { output?: string; inPlace?: boolean; fileContext?: string[] },
+      cmd: Command,
+    ) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
+      if (file) {
+        if (opts.db || opts.table)
+          throw new ConfigError(
+            "ENVELOPE_BAD_INPUT",
+            "rewrap: give a file or --db/--table, not both.",
+          );
+        return rewrapFile(ctx, flags, file, {
+          output: opts.output,
+          inPlace: opts.inPlace,
+          context: opts.fileContext,
+          to: opts.to,
+        });
+      }
+      const keys = await loadKeys(ctx, flags);
+      const to = await targetKeys(ctx, keys, opts.to);
+      const db = await openDb(ctx, opts);
+      const bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
+      try {
+        const report = await rewrapTable({
+          ...(await jobOptions(ctx, opts, db, bar.onProgress)),
+          to,
+          decrypt: [...keys.encrypt, ...keys.decrypt],
+        });
+        bar.stop();
+        setExit(printReport(ctx, Boolean(flags.json), report));
+      } finally {
+        bar.stop();
+        await db.close();
+      }
+    },
+  );
+
+  const migrate = program
+    .command("migrate")
+    .description(
+      "Turn legacy values (plaintext, hand-rolled AES-256-GCM JSON, AES-256-CBC iv:ciphertext) into envelopes in place. Dry run unless --apply.",
+    )
+    .requiredOption("--from <format>", "plaintext | aes-256-gcm-json | aes-256-cbc")
+    .option(
+      "--legacy-key-env <VAR>",
+      "environment variable holding the legacy 32-byte key (hex or base64)",
+    )
+    .option(
+      "--legacy-key-file <path>",
+      "file holding the legacy key (hex, base64 or 32 raw bytes; e.g. a Docker secret)",
+    )
+    .option(
+      "--to <uri>",
+      "key URI(s) to seal under instead of the config's encrypting keys",
+      collect,
+    );
+  addDbOptions(migrate).addHelpText(
+    "after",
+    "\nExamples:\n  envelope migrate --db $DB --table users --column ssn --from aes-256-cbc --legacy-key-env OLD_ENC_KEY\n  envelope migrate --db $DB --table users --column email --from plaintext --apply\n\nThe legacy key is read from the env var or file and never printed.",
+  );
+  migrate.action(
+    async (
+      opts: DbFlags & { from: string; legacyKeyEnv?: string; legacyKeyFile?: string },
+      cmd: Command,
+    ) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const keys = await loadKeys(ctx, flags);
+      const to = await targetKeys(ctx, keys, opts.to);
+      const key = opts.legacyKeyEnv
+        ? { env: opts.legacyKeyEnv }
+        : opts.legacyKeyFile
+          ? { file: opts.legacyKeyFile }
+          : undefined;
+      const from = legacyDecoder({
+        format: opts.from as LegacyFormat,
+        ...(key ? { key } : {}),
+        env: ctx.io.env,
+      });
+      const db = await openDb(ctx, opts);
+      const bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
+      try {
+        const report = await migrateTable({
+          ...(await jobOptions(ctx, opts, db, bar.onProgress)),
+          to,
+          from,
+        });
+        bar.stop();
+        setExit(printReport(ctx, Boolean(flags.json), report));
+      } finally {
+        bar.stop();
+        await db.close();
+      }
+    },
+  );
+}

@@ -1,0 +1,360 @@
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { countKeyRefs } from "@envelope/batch-rewrap";
+import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
+import { generateKeyPair, type ModulusLength } from "@envelope/local-rsa";
+import type { Command } from "commander";
+import { loadConfig, specList } from "../config/load.js";
+import { readJsonConfig, writeJsonConfig } from "../config/write.js";
+import type { CliContext, GlobalFlags } from "../context.js";
+import { EXIT_CODES } from "../exit-codes.js";
+import { output } from "../io.js";
+import { addDbOptions, openDb } from "./db.js";
+
+const DAY = 86_400_000;
+
+async function newLocalKey(
+  ctx: CliContext,
+  opts: { dir: string; name?: string; bits: string; passphraseEnv?: string },
+) {
+  const passphrase = opts.passphraseEnv ? ctx.io.env[opts.passphraseEnv] : undefined;
+  if (opts.passphraseEnv && !passphrase) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `--passphrase-env ${opts.passphraseEnv}: the variable is not set.`,
+      { details: { field: "passphrase-env" } },
+    );
+  }
+  const pair = await generateKeyPair({
+    dir: resolve(ctx.io.cwd, opts.dir),
+    ...(opts.name ? { name: opts.name } : {}),
+    modulusLength: Number(opts.bits) as ModulusLength,
+    ...(passphrase ? { passphrase } : {}),
+  });
+  const query = opts.passphraseEnv ? `?passphrase-env=${opts.passphraseEnv}` : "";
+  return {
+    ...pair,
+    uri: `local-rsa://${pair.privateKeyPath}${query}`,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+export function registerKeyCommands(
+  program: Command,
+  ctx: CliContext,
+  setExit: (code: number) => void,
+): void {
+  program
+    .command("keygen")
+    .description(
+      "Generate a local RSA key pair (private key 0600, public key beside it) for the local-rsa provider.",
+    )
+    .option("--dir <dir>", "folder for the PEM files (created 0700 if missing)", "./keys")
+    .option("--name <name>", "file base name (default envelope-rsa-<date>)")
+    .option("--bits <n>", "modulus length: 3072 or 4096 (2048 only for tests)", "3072")
+    .option("--passphrase-env <VAR>", "encrypt the private key with the passphrase in this env var")
+    .option(
+      "--init",
+      "also write envelope.config.json encrypting with this key (refuses to overwrite one)",
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  envelope keygen --init                # ./keys/envelope-rsa-….pem + envelope.config.json\n  envelope keygen --dir /run/secrets --name enc_key",
+    )
+    .action(
+      async (
+        opts: { dir: string; name?: string; bits: string; passphraseEnv?: string; init?: boolean },
+        cmd: Command,
+      ) => {
+        const flags = cmd.optsWithGlobals<GlobalFlags>();
+        const configPath = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
+        if (opts.init && existsSync(configPath)) {
+          throw new ConfigError(
+            "ENVELOPE_BAD_CONFIG",
+            `${configPath} exists; use \`envelope rotate\` to add a key to it.`,
+            { details: { field: "config" } },
+          );
+        }
+        const key = await newLocalKey(ctx, opts);
+        if (opts.init) {
+          writeJsonConfig(configPath, {
+            encrypt: key.uri,
+            decrypt: [],
+            rotation: {
+              warnDays: 80,
+              dueDays: 90,
+              keyDir: opts.dir,
+              keyCreated: { [key.uri]: key.createdAt },
+            },
+          });
+        }
+        output(
+          ctx.io,
+          Boolean(flags.json),
+          { ...key, config: opts.init ? configPath : undefined },
+          () =>
+            [
+              `private key  ${key.privateKeyPath}  (0600: keep it secret, back it up)`,
+              `public key   ${key.publicKeyPath}  (for encrypt-only services)`,
+              `key ref      ${key.keyRef}`,
+              `key URI      ${key.uri}`,
+              opts.init
+                ? `config       ${configPath} now encrypts with this key`
+                : `Use it: ENVELOPE_ENCRYPT_KEYS=${key.uri}`,
+            ].join("\n"),
+        );
+      },
+    );
+
+  program
+    .command("rotate")
+    .description(
+      "Add a new key and make it the encrypting one in the config file; the old key stays for decryption. Then run `rewrap`.",
+    )
+    .option(
+      "--dir <dir>",
+      "folder for the new local key (default: rotation.keyDir from the config, or ./keys)",
+    )
+    .option("--name <name>", "file base name of the new key")
+    .option("--bits <n>", "modulus length", "3072")
+    .option(
+      "--passphrase-env <VAR>",
+      "encrypt the new private key with the passphrase in this env var",
+    )
+    .option(
+      "--to <uri>",
+      "switch to this existing key URI (e.g. a KMS key) instead of generating a local one",
+    )
+    .addHelpText(
+      "after",
+      "\nExample:\n  envelope rotate && envelope rewrap --db $DB --table users --column email --apply",
+    )
+    .action(
+      async (
+        opts: { dir?: string; name?: string; bits: string; passphraseEnv?: string; to?: string },
+        cmd: Command,
+      ) => {
+        const flags = cmd.optsWithGlobals<GlobalFlags>();
+        const path = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
+        if (!path.endsWith(".json"))
+          throw new ConfigError(
+            "ENVELOPE_BAD_CONFIG",
+            "rotate edits JSON config files only; edit your .js/.ts config by hand.",
+          );
+        const file = readJsonConfig(path);
+        const rotation = {
+          warnDays: 80,
+          dueDays: 90,
+          keyCreated: {},
+          ...((file.rotation as Record<string, unknown>) ?? {}),
+        } as { keyDir?: string; keyCreated: Record<string, string> };
+        let uri: string;
+        let created: Record<string, unknown> = {};
+        if (opts.to) {
+          await resolveKey(opts.to, "--to", ctx.io.env); // fail now, not at the next encrypt
+          uri = opts.to;
+        } else {
+          const key = await newLocalKey(ctx, {
+            ...opts,
+            dir: opts.dir ?? rotation.keyDir ?? "./keys",
+          });
+          uri = key.uri;
+          created = key;
+        }
+        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
+        const decrypt = [...previous, ...specList(file.decrypt as KeySpec[] | undefined)].filter(
+          (s, i, all) => s !== uri && all.indexOf(s) === i,
+        );
+        rotation.keyCreated = { ...rotation.keyCreated, [uri]: new Date().toISOString() };
+        writeJsonConfig(path, { ...file, encrypt: uri, decrypt, rotation });
+        output(
+          ctx.io,
+          Boolean(flags.json),
+          { config: path, encrypt: uri, decrypt, ...created },
+          () =>
+            [
+              `${path}: new values are now sealed under ${redactUri(uri)}`,
+              `old key(s) kept for decryption: ${decrypt.map((s) => (typeof s === "string" ? redactUri(s) : JSON.stringify(s))).join(", ") || "none"}`,
+              "Next: rewrap existing data, then remove the old key from `decrypt` once `envelope status` shows it protects nothing:",
+              "  envelope rewrap --db <url> --table <table> --column <column>          # dry run",
+              "  envelope rewrap --db <url> --table <table> --column <column> --apply",
+            ].join("\n"),
+        );
+      },
+    );
+
+  const status = program
+    .command("status")
+    .description(
+      "Show the configured keys with their age (warn at 80 days, due at 90; configurable) and, for a database column, how many values each key protects.",
+    )
+    .option(
+      "--warn-days <n>",
+      "warn when a key is older than this (default: rotation.warnDays or 80)",
+    )
+    .option(
+      "--due-days <n>",
+      "a key is due for rotation at this age (default: rotation.dueDays or 90)",
+    )
+    .option(
+      "--check",
+      `exit ${EXIT_CODES.ROTATION_DUE} when the encrypting key is due for rotation (for cron / CI)`,
+    );
+  addDbOptions(status, false).addHelpText(
+    "after",
+    "\nExamples:\n  envelope status\n  envelope status --db postgres://localhost/app --table users --column email --json",
+  );
+  status.action(
+    async (
+      opts: {
+        warnDays?: string;
+        dueDays?: string;
+        check?: boolean;
+        db?: string;
+        table?: string;
+        column?: string[];
+        pk: string;
+      },
+      cmd: Command,
+    ) => {
+      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const config = await loadConfig(flags, ctx.io.env, ctx.io.cwd);
+      const warnDays = opts.warnDays ? Number(opts.warnDays) : config.rotation.warnDays;
+      const dueDays = opts.dueDays ? Number(opts.dueDays) : config.rotation.dueDays;
+      const now = Date.now();
+      const describe = async (spec: KeySpec, role: "encrypt" | "decrypt", i: number) => {
+        const label =
+          typeof spec === "string"
+            ? redactUri(spec)
+            : JSON.stringify({
+                provider: (spec as { provider?: string }).provider ?? (spec as { id?: string }).id,
+              });
+        const provider = await resolveKey(spec, `${role}[${i}]`, ctx.io.env);
+        const createdAt =
+          typeof spec === "string"
+            ? (config.rotation.keyCreated[spec] ?? fileTime(spec))
+            : undefined;
+        const ageDays = createdAt ? Math.floor((now - Date.parse(createdAt)) / DAY) : undefined;
+        const state =
+          ageDays === undefined
+            ? "unknown age"
+            : ageDays >= dueDays
+              ? "DUE"
+              : ageDays >= warnDays
+                ? "WARN"
+                : "ok";
+        return {
+          role,
+          key: label,
+          provider: provider.id,
+          keyRef: provider.keyRef,
+          createdAt,
+          ageDays,
+          state,
+        };
+      };
+      const keys = [
+        ...(await Promise.all(
+          specList(config.library.encrypt).map((s, i) => describe(s, "encrypt", i)),
+        )),
+        ...(await Promise.all(
+          specList(config.library.decrypt).map((s, i) => describe(s, "decrypt", i)),
+        )),
+      ];
+      let column:
+        | {
+            table: string;
+            columns: string[];
+            byKeyRef: Record<string, number>;
+            nulls: number;
+            invalid: Record<string, number>;
+            scanned: number;
+          }
+        | undefined;
+      if (opts.table || opts.db) {
+        if (!opts.table || !opts.column?.length)
+          throw new ConfigError(
+            "ENVELOPE_BAD_INPUT",
+            "status for a column needs --table and --column.",
+          );
+        const db = await openDb(ctx, opts);
+        try {
+          const scan = await countKeyRefs({
+            db,
+            table: opts.table,
+            primaryKey: opts.pk,
+            columns: opts.column,
+            signal: ctx.signal,
+          });
+          column = {
+            table: opts.table,
+            columns: opts.column,
+            byKeyRef: scan.byKeyRef,
+            nulls: scan.nulls,
+            invalid: scan.invalid,
+            scanned: scan.scanned,
+          };
+        } finally {
+          await db.close();
+        }
+      }
+      const due = keys.some((k) => k.role === "encrypt" && k.state === "DUE");
+      output(
+        ctx.io,
+        Boolean(flags.json),
+        {
+          config: config.path,
+          sources: config.sources,
+          warnDays,
+          dueDays,
+          keys,
+          column,
+          rotationDue: due,
+        },
+        () => {
+          const lines = [
+            `config: ${config.sources.join(" + ") || "none"}   (warn at ${warnDays} days, due at ${dueDays})`,
+          ];
+          for (const k of keys) {
+            const age = k.ageDays === undefined ? "age unknown" : `${k.ageDays} day(s) old`;
+            const note =
+              k.state === "DUE"
+                ? "  ← DUE: run `envelope rotate`"
+                : k.state === "WARN"
+                  ? "  ← rotate soon"
+                  : "";
+            lines.push(`  ${k.role.padEnd(7)} ${k.provider}:${k.keyRef}  ${age}  ${k.key}${note}`);
+          }
+          if (column) {
+            lines.push(
+              `${column.table}.${column.columns.join(",")}: ${column.scanned} rows, ${column.nulls} null value(s)`,
+            );
+            const known = new Set(keys.map((k) => `${k.provider}:${k.keyRef}`));
+            for (const [ref, n] of Object.entries(column.byKeyRef)) {
+              lines.push(
+                `  ${ref}: ${n} value(s)${known.has(ref) ? "" : "  ← NOT in the config: these cannot be decrypted"}`,
+              );
+            }
+            for (const [code, n] of Object.entries(column.invalid))
+              lines.push(`  not an envelope (${code}): ${n} value(s)`);
+          }
+          return lines.join("\n");
+        },
+      );
+      if (opts.check && due) setExit(EXIT_CODES.ROTATION_DUE);
+    },
+  );
+}
+
+// Age of a local key file when the config has no record: its birth (or change) time.
+function fileTime(uri: string): string | undefined {
+  if (!uri.startsWith("local-rsa:///") && !uri.startsWith("local-aes:///")) return undefined;
+  try {
+    const path = decodeURIComponent(uri.replace(/^local-(rsa|aes):\/\//, "").split("?")[0]!);
+    const st = statSync(path);
+    const born = st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs;
+    return new Date(born).toISOString();
+  } catch {
+    return undefined;
+  }
+}

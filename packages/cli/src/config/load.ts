@@ -1,0 +1,171 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError, configFromEnv, type EnvelopeConfig, type KeySpec } from "@envelope/core";
+
+/** CLI-only settings kept under `rotation` in the config file (stripped before the library sees it). */
+export interface RotationSettings {
+  /** Warn when a key is this many days old. Default 80. */
+  warnDays: number;
+  /** A key is due for rotation at this age. Default 90. */
+  dueDays: number;
+  /** Where `rotate` writes new local keys. Default `./keys` beside the config file. */
+  keyDir?: string;
+  /** Key URI → ISO creation time, recorded by `keygen --init` and `rotate`. */
+  keyCreated: Record<string, string>;
+}
+
+export interface LoadedConfig {
+  /** The file read, if any. */
+  path: string | undefined;
+  /** The library config (same schema as `createEnvelope`). */
+  library: EnvelopeConfig;
+  rotation: RotationSettings;
+  /** Where each setting came from, for `status`. */
+  sources: string[];
+}
+
+export const CONFIG_FILES = [
+  "envelope.config.json",
+  "envelope.config.mjs",
+  "envelope.config.js",
+  "envelope.config.ts",
+];
+
+export interface ConfigFlags {
+  config?: string;
+  key?: string[];
+  decryptKey?: string[];
+}
+
+/**
+ * Config = file (`--config`, or the first envelope.config.{json,mjs,js,ts} in the current
+ * directory), then `ENVELOPE_*` variables (core's `configFromEnv`) over it, then flags
+ * (`--key`, `--decrypt-key`) over both.
+ */
+export async function loadConfig(
+  flags: ConfigFlags,
+  env: Record<string, string | undefined>,
+  cwd: string,
+  options: { requireKey?: boolean } = {},
+): Promise<LoadedConfig> {
+  const path = flags.config
+    ? resolve(cwd, flags.config)
+    : CONFIG_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+  if (flags.config && !existsSync(path!)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Config file ${path} does not exist. Create it with: envelope keygen --init`,
+      {
+        details: { field: "config" },
+      },
+    );
+  }
+  const sources: string[] = [];
+  let file: Record<string, unknown> = {};
+  if (path) {
+    file = await readConfigFile(path);
+    sources.push(path);
+  }
+  const { rotation: rawRotation, ...library } = file as {
+    rotation?: Partial<RotationSettings>;
+  } & Record<string, unknown>;
+  const config = library as unknown as Partial<EnvelopeConfig> & Record<string, unknown>;
+
+  const ours = Object.keys(env).filter(
+    (k) => /^ENVELOPE_(ENCRYPT|DECRYPT|CACHE|STORE|DATA_KEY)/.test(k) && env[k] !== undefined,
+  );
+  if (ours.length > 0) {
+    // configFromEnv validates every ENVELOPE_* variable; take only the fields actually set.
+    const fromEnv = configFromEnv({
+      ...env,
+      ENVELOPE_ENCRYPT_KEYS: env.ENVELOPE_ENCRYPT_KEYS || "local-aes://env/UNUSED",
+    });
+    if (env.ENVELOPE_ENCRYPT_KEYS) config.encrypt = fromEnv.encrypt;
+    if (env.ENVELOPE_DECRYPT_KEYS) config.decrypt = fromEnv.decrypt;
+    if (ours.some((k) => k.startsWith("ENVELOPE_CACHE"))) config.cache = fromEnv.cache;
+    if (env.ENVELOPE_STORE_CONTEXT) config.storeContext = fromEnv.storeContext;
+    if (fromEnv.dataKeyReuse) config.dataKeyReuse = fromEnv.dataKeyReuse;
+    sources.push(`env (${ours.join(", ")})`);
+  }
+  if (flags.key?.length) {
+    config.encrypt = flags.key;
+    sources.push("--key");
+  }
+  if (flags.decryptKey?.length) {
+    config.decrypt = flags.decryptKey;
+    sources.push("--decrypt-key");
+  }
+  if (
+    options.requireKey !== false &&
+    (config.encrypt === undefined || (Array.isArray(config.encrypt) && config.encrypt.length === 0))
+  ) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "No encrypting key configured. Create one with `envelope keygen --init` (writes envelope.config.json), set ENVELOPE_ENCRYPT_KEYS, or pass --key <uri>.",
+      { details: { field: "encrypt" } },
+    );
+  }
+  const rotation: RotationSettings = {
+    warnDays: positive(rawRotation?.warnDays, 80, "rotation.warnDays"),
+    dueDays: positive(rawRotation?.dueDays, 90, "rotation.dueDays"),
+    keyCreated: { ...(rawRotation?.keyCreated ?? {}) },
+    ...(rawRotation?.keyDir ? { keyDir: rawRotation.keyDir } : {}),
+  };
+  return { path, library: config as EnvelopeConfig, rotation, sources };
+}
+
+/** The key specs of a config as a list. */
+export function specList(spec: KeySpec | readonly KeySpec[] | undefined): KeySpec[] {
+  if (spec === undefined) return [];
+  return Array.isArray(spec) ? [...spec] : [spec as KeySpec];
+}
+
+async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  if (path.endsWith(".json")) {
+    try {
+      value = JSON.parse(readFileSync(path, "utf8"));
+    } catch (cause) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Config file ${path} is not valid JSON: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  } else {
+    try {
+      const mod = (await import(pathToFileURL(path).href)) as {
+        default?: unknown;
+        config?: unknown;
+      };
+      value = mod.default ?? mod.config;
+    } catch (cause) {
+      const ts = path.endsWith(".ts");
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        ts
+          ? `Cannot load ${path}: Node needs a TypeScript loader for .ts config files. Run with a loader (node --import tsx …/envelope), use Node ≥ 22.6 with --experimental-strip-types, or use envelope.config.json / .mjs.`
+          : `Cannot load config module ${path}: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Config file ${path} must hold an object ({ "encrypt": "…" }).`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+function positive(value: unknown, fallback: number, field: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${field} must be a positive number of days.`, {
+      details: { field },
+    });
+  }
+  return value;
+}

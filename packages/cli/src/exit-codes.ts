@@ -1,0 +1,48 @@
+import { EnvelopeError } from "@envelope/core";
+
+/** Process exit codes of the `envelope` command. Documented in the README; never renumbered. */
+export const EXIT_CODES = {
+  /** Success (a dry run that found work to do is a success too). */
+  OK: 0,
+  /** Unexpected internal error (a bug): please report it. */
+  INTERNAL: 1,
+  /** Bad usage or configuration: unknown flag, bad config file, missing key, unknown table or column. */
+  USAGE: 2,
+  /** Data error: a value or file is not a valid envelope, is truncated or tampered, or the context is wrong. */
+  DATA: 3,
+  /** Key provider / KMS error: unreachable, throttled after retries, access denied, key disabled. */
+  PROVIDER: 4,
+  /** A database job finished but some values failed (see the report); rerun to retry them. */
+  PARTIAL: 5,
+  /** `status --check`: a key is past its rotation due date. */
+  ROTATION_DUE: 6,
+  /** Interrupted (Ctrl-C): stopped cleanly at a checkpoint; rerun the same command to resume. */
+  INTERRUPTED: 130,
+} as const;
+
+const DATA_CODES = new Set([
+  "ENVELOPE_BAD_FORMAT",
+  "ENVELOPE_UNSUPPORTED_VERSION",
+  "ENVELOPE_UNSUPPORTED_SUITE",
+  "ENVELOPE_LIMIT_EXCEEDED",
+  "ENVELOPE_DECRYPT_FAILED",
+  "ENVELOPE_COMMITMENT_MISMATCH",
+  "ENVELOPE_CONTEXT_MISMATCH",
+  "ENVELOPE_NO_MATCHING_KEY",
+]);
+
+/** Maps an error to the exit code that tells a script what kind of problem it was. */
+export function exitCodeFor(error: unknown): number {
+  if (!EnvelopeError.isInstance(error)) return EXIT_CODES.INTERNAL;
+  if (DATA_CODES.has(error.code)) return EXIT_CODES.DATA;
+  if (
+    error.name === "ProviderError" ||
+    error.code.startsWith("ENVELOPE_KMS_") ||
+    error.code.startsWith("ENVELOPE_KEY_") ||
+    error.code === "ENVELOPE_UNWRAP_FAILED" ||
+    error.code === "ENVELOPE_PROVIDER_CONTRACT"
+  ) {
+    return EXIT_CODES.PROVIDER;
+  }
+  return EXIT_CODES.USAGE;
+}

@@ -1,0 +1,103 @@
+import { EnvelopeError } from "@envelope/core";
+import { Command, CommanderError } from "commander";
+import { registerDbCommands } from "./commands/db.js";
+import { registerDemoCommand } from "./commands/demo.js";
+import { registerFileCommands } from "./commands/files.js";
+import { registerKeyCommands } from "./commands/keys.js";
+import type { CliContext } from "./context.js";
+import { EXIT_CODES, exitCodeFor } from "./exit-codes.js";
+import { type CliIo, processIo } from "./io.js";
+
+const collect = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value.split(/[\s,]+/).filter(Boolean),
+];
+
+/** Builds the `envelope` program. `setExit` records the exit code a command wants. */
+export function buildProgram(ctx: CliContext, setExit: (code: number) => void): Command {
+  const program = new Command("envelope")
+    .description(
+      "Envelope encryption from the command line: keys, files, rotation and batch rewrap of database columns.",
+    )
+    .version("0.1.0")
+    .option("--config <path>", "config file (default: ./envelope.config.json, .mjs, .js or .ts)")
+    .option(
+      "--key <uri>",
+      "encrypting key URI(s), overriding config and ENVELOPE_ENCRYPT_KEYS",
+      collect,
+    )
+    .option(
+      "--decrypt-key <uri>",
+      "extra decrypting key URI(s), overriding config and ENVELOPE_DECRYPT_KEYS",
+      collect,
+    )
+    .option("--json", "machine-readable JSON output (no progress bar)")
+    .showHelpAfterError()
+    .configureOutput({
+      writeOut: (s) => ctx.io.stdout.write(s),
+      writeErr: (s) => ctx.io.stderr.write(s),
+    })
+    .addHelpText(
+      "after",
+      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 130 interrupted (resume by rerunning)`,
+    );
+  registerKeyCommands(program, ctx, setExit);
+  registerFileCommands(program, ctx);
+  registerDbCommands(program, ctx, setExit);
+  registerDemoCommand(program, ctx);
+  program.exitOverride();
+  for (const cmd of program.commands)
+    cmd
+      .exitOverride()
+      .configureOutput({
+        writeOut: (s) => ctx.io.stdout.write(s),
+        writeErr: (s) => ctx.io.stderr.write(s),
+      });
+  return program;
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script) and returns the exit code. Never
+ * calls process.exit, so tests can run it in-process.
+ *
+ * @example
+ * const code = await main(["inspect", "backup.env"]);
+ */
+export async function main(
+  argv: readonly string[],
+  io: CliIo = processIo(),
+  signal: AbortSignal = new AbortController().signal,
+): Promise<number> {
+  let exit: number = EXIT_CODES.OK;
+  const ctx: CliContext = { io, signal };
+  const program = buildProgram(ctx, (code) => {
+    exit = code;
+  });
+  const json = argv.includes("--json");
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exit;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+        ? EXIT_CODES.OK
+        : EXIT_CODES.USAGE;
+    }
+    const code = exitCodeFor(error);
+    if (json) {
+      const body = EnvelopeError.isInstance(error)
+        ? error.toJSON()
+        : { name: "Error", code: "INTERNAL", message: String((error as Error)?.message ?? error) };
+      io.stdout.write(`${JSON.stringify({ error: body, exitCode: code }, null, 2)}\n`);
+    } else if (EnvelopeError.isInstance(error)) {
+      io.stderr.write(`envelope: ${error.message} [${error.code}]\n`);
+    } else {
+      io.stderr.write(
+        `envelope: unexpected error: ${(error as Error)?.stack ?? String(error)}\nThis is a bug; please report it.\n`,
+      );
+    }
+    return code;
+  }
+}
