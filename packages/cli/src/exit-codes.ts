@@ -33,6 +33,7 @@ const DATA_CODES = new Set([
 
 /** Maps an error to the exit code that tells a script what kind of problem it was. */
 export function exitCodeFor(error: unknown): number {
+  if (isFileError(error)) return EXIT_CODES.USAGE;
   if (!EnvelopeError.isInstance(error)) return EXIT_CODES.INTERNAL;
   if (DATA_CODES.has(error.code)) return EXIT_CODES.DATA;
   if (
@@ -45,4 +46,13 @@ export function exitCodeFor(error: unknown): number {
     return EXIT_CODES.PROVIDER;
   }
   return EXIT_CODES.USAGE;
+}
+
+/** A file the user named could not be opened or written (missing, permissions, a directory). */
+export function isFileError(error: unknown): error is NodeJS.ErrnoException {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  return (
+    typeof code === "string" &&
+    ["ENOENT", "EACCES", "EISDIR", "ENOTDIR", "EEXIST", "EPERM", "EROFS", "ENOSPC"].includes(code)
+  );
 }

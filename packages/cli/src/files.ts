@@ -1,12 +1,13 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./io.js";
 
 /** The input: a file, or stdin for `-` / no argument. */
 export function inputStream(io: CliIo, file: string | undefined): Readable {
-  return !file || file === "-" ? io.stdin : createReadStream(file);
+  return !file || file === "-" ? io.stdin : createReadStream(resolve(io.cwd, file));
 }
 
 /**
@@ -25,6 +26,7 @@ export async function pipeTo(
     await pipeline([input, ...transforms, io.stdout as Writable]);
     return;
   }
+  out = resolve(io.cwd, out);
   const temp = `${out}.tmp-${process.pid}`;
   try {
     await pipeline([input, ...transforms, createWriteStream(temp, { mode })]);
@@ -47,7 +49,7 @@ export async function readHead(io: CliIo, file: string | undefined, max: number)
     }
     return Buffer.concat(parts).subarray(0, max);
   }
-  const handle = await open(file, "r");
+  const handle = await open(resolve(io.cwd, file), "r");
   try {
     const buffer = Buffer.alloc(max);
     const { bytesRead } = await handle.read(buffer, 0, max, 0);

@@ -5,7 +5,7 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerFileCommands } from "./commands/files.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import type { CliContext } from "./context.js";
-import { EXIT_CODES, exitCodeFor } from "./exit-codes.js";
+import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, processIo } from "./io.js";
 
 const collect = (value: string, previous: string[] = []) => [
@@ -47,12 +47,10 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   registerDemoCommand(program, ctx);
   program.exitOverride();
   for (const cmd of program.commands)
-    cmd
-      .exitOverride()
-      .configureOutput({
-        writeOut: (s) => ctx.io.stdout.write(s),
-        writeErr: (s) => ctx.io.stderr.write(s),
-      });
+    cmd.exitOverride().configureOutput({
+      writeOut: (s) => ctx.io.stdout.write(s),
+      writeErr: (s) => ctx.io.stderr.write(s),
+    });
   return program;
 }
 
@@ -89,8 +87,16 @@ export async function main(
     if (json) {
       const body = EnvelopeError.isInstance(error)
         ? error.toJSON()
-        : { name: "Error", code: "INTERNAL", message: String((error as Error)?.message ?? error) };
+        : isFileError(error)
+          ? { name: "FileError", code: error.code, message: error.message }
+          : {
+              name: "Error",
+              code: "INTERNAL",
+              message: String((error as Error)?.message ?? error),
+            };
       io.stdout.write(`${JSON.stringify({ error: body, exitCode: code }, null, 2)}\n`);
+    } else if (isFileError(error)) {
+      io.stderr.write(`envelope: ${error.message}. Check the path and permissions.\n`);
     } else if (EnvelopeError.isInstance(error)) {
       io.stderr.write(`envelope: ${error.message} [${error.code}]\n`);
     } else {

@@ -1,4 +1,5 @@
 import { rename } from "node:fs/promises";
+import { resolve } from "node:path";
 import {
   ConfigError,
   decryptStream,
@@ -141,6 +142,7 @@ export async function rewrapFile(
   const keys = await loadKeys(ctx, flags);
   const to = await targetKeys(ctx, keys, opts.to);
   const context = parsePairs(opts.context);
+  file = resolve(ctx.io.cwd, file);
   const out = opts.inPlace ? `${file}.rewrap-${process.pid}` : opts.output;
   const { head, stream } = await peek(inputStream(ctx.io, file), 4);
   const { rewrapStream } = await import("@envelope/core");

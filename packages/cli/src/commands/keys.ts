@@ -1,5 +1,5 @@
 import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, relative, resolve } from "node:path";
 import { countKeyRefs } from "@envelope/batch-rewrap";
 import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import { generateKeyPair, type ModulusLength } from "@envelope/local-rsa";
@@ -51,7 +51,7 @@ export function registerKeyCommands(
     )
     .option("--dir <dir>", "folder for the PEM files (created 0700 if missing)", "./keys")
     .option("--name <name>", "file base name (default envelope-rsa-<date>)")
-    .option("--bits <n>", "modulus length: 3072 or 4096 (2048 only for tests)", "3072")
+    .option("--bits <n>", "modulus length: 3072 or 4096 (2048 is accepted for tests)", "3072")
     .option("--passphrase-env <VAR>", "encrypt the private key with the passphrase in this env var")
     .option(
       "--init",
@@ -83,7 +83,8 @@ export function registerKeyCommands(
             rotation: {
               warnDays: 80,
               dueDays: 90,
-              keyDir: opts.dir,
+              // Relative to the config file, so the project folder can move.
+              keyDir: relative(dirname(configPath), resolve(ctx.io.cwd, opts.dir)) || ".",
               keyCreated: { [key.uri]: key.createdAt },
             },
           });
@@ -154,10 +155,9 @@ export function registerKeyCommands(
           await resolveKey(opts.to, "--to", ctx.io.env); // fail now, not at the next encrypt
           uri = opts.to;
         } else {
-          const key = await newLocalKey(ctx, {
-            ...opts,
-            dir: opts.dir ?? rotation.keyDir ?? "./keys",
-          });
+          // A keyDir from the config is relative to the config file; --dir to the current directory.
+          const dir = opts.dir ?? resolve(dirname(path), rotation.keyDir ?? "./keys");
+          const key = await newLocalKey(ctx, { ...opts, dir });
           uri = key.uri;
           created = key;
         }
