@@ -36,18 +36,24 @@ export function evaluateTargets(
       figure: `${x(ratio)} the floor's time`,
       met: ratio <= 3,
     });
+    // Throughput decides; the median ratio is shown too: at 1 MiB the mean is dominated by
+    // GC pauses of 1 MiB buffers while the median shows the per-operation work.
+    const p50 = (subject: string, op: "encrypt" | "decrypt") =>
+      micro.find((m) => m.subject === subject && m.size === "1 MiB" && m.op === op)!.p50Us!;
     const dec =
       get("envelope local-aes warm cache", "1 MiB", "decrypt") / get(floor, "1 MiB", "decrypt");
+    const decP50 = p50(floor, "decrypt") / p50("envelope local-aes warm cache", "decrypt");
     out.push({
       target: "Warm-cache decrypt, 1 MiB: ≥ 85% of the floor's throughput",
-      figure: pct(dec),
+      figure: `${pct(dec)} (median op: ${pct(decP50)})`,
       met: dec >= 0.85,
     });
     const enc =
       get("envelope local-aes data-key reuse", "1 MiB", "encrypt") / get(floor, "1 MiB", "encrypt");
+    const encP50 = p50(floor, "encrypt") / p50("envelope local-aes data-key reuse", "encrypt");
     out.push({
       target: "Warm (data-key reuse) encrypt, 1 MiB: ≥ 85% of the floor's throughput",
-      figure: pct(enc),
+      figure: `${pct(enc)} (median op: ${pct(encP50)})`,
       met: enc >= 0.85,
     });
   }
