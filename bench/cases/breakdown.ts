@@ -59,7 +59,7 @@ export async function runBreakdown(log: (line: string) => void): Promise<Breakdo
     ],
     [
       "Envelope.encrypt, hierarchical, 64 B",
-      () => hierOn.encrypt(randomBytes(64), { context: CONTEXT }),
+      () => hierOn.encrypt(value, { context: CONTEXT }),
     ],
     [
       "Envelope.decrypt, hierarchical, distinct records, core unwrap cache on",
