@@ -3,10 +3,26 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  legacyDecoder,
+  migrateTable,
+  pgliteAdapter,
+  rewrapTable,
+  type SqlAdapter,
+} from "@envelope/batch-rewrap";
 import { Envelope } from "@envelope/core";
-import { legacyDecoder, migrateTable, pgliteAdapter, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
-import { contextOf, DATABASES, dropAll, keyPair, openDb, plaintextOf, seedTable, uniqueName, verifyAll } from "./support.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  contextOf,
+  DATABASES,
+  dropAll,
+  keyPair,
+  openDb,
+  plaintextOf,
+  seedTable,
+  uniqueName,
+  verifyAll,
+} from "./support.js";
 
 const legacyKey = randomBytes(32);
 
@@ -14,7 +30,11 @@ function gcmJson(text: string): string {
   const iv = randomBytes(16);
   const cipher = createCipheriv("aes-256-gcm", legacyKey, iv);
   const encrypted = Buffer.concat([cipher.update(text, "utf8"), cipher.final()]);
-  return JSON.stringify({ iv: iv.toString("hex"), authTag: cipher.getAuthTag().toString("hex"), encrypted: encrypted.toString("hex") });
+  return JSON.stringify({
+    iv: iv.toString("hex"),
+    authTag: cipher.getAuthTag().toString("hex"),
+    encrypted: encrypted.toString("hex"),
+  });
 }
 
 function cbc(text: string, encoding: "hex" | "base64"): string {
@@ -47,16 +67,31 @@ describe.each(DATABASES)("migrateTable on $name", ({ url }) => {
     const key = keyPair().provider;
     await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, email TEXT)`);
     const ids = Array.from({ length: 200 }, (_, i) => i + 1);
-    await db.query(`INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`, ids.flatMap((id) => [id, legacy(plaintextOf(id), id)]));
+    await db.query(
+      `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+      ids.flatMap((id) => [id, legacy(plaintextOf(id), id)]),
+    );
     // One row was already migrated by the application: it must be skipped, not re-sealed.
-    const already = await new Envelope({ encrypt: key }).encrypt(plaintextOf(200), { context: contextOf(table, "email", 200), output: "text" });
+    const already = await new Envelope({ encrypt: key }).encrypt(plaintextOf(200), {
+      context: contextOf(table, "email", 200),
+      output: "text",
+    });
     await db.query(`UPDATE ${table} SET email = ? WHERE id = 200`, [already]);
 
     const keyFile = join(mkdtempSync(join(tmpdir(), "batch-rewrap-")), "legacy.key");
     writeFileSync(keyFile, legacyKey.toString("base64"), { mode: 0o600 });
     const from = legacyDecoder({ format, key: { file: keyFile } });
     expect(JSON.stringify(from)).toBe(JSON.stringify({ format }));
-    const options = { db, table, primaryKey: "id", columns: ["email"], to: key, from, stateTablePrefix: prefix, batchSize: 64 };
+    const options = {
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: key,
+      from,
+      stateTablePrefix: prefix,
+      batchSize: 64,
+    };
     const dry = await migrateTable(options);
     expect(dry).toMatchObject({ apply: false, wouldRewrite: 199 });
     const report = await migrateTable({ ...options, apply: true });
@@ -70,14 +105,29 @@ describe.each(DATABASES)("migrateTable on $name", ({ url }) => {
     const prefix = `${table}_st`;
     cleanup.push([table, prefix]);
     await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, email TEXT)`);
-    await db.query(`INSERT INTO ${table} (id, email) VALUES (1, ?), (2, ?)`, [gcmJson("a@x"), gcmJson("b@x")]);
+    await db.query(`INSERT INTO ${table} (id, email) VALUES (1, ?), (2, ?)`, [
+      gcmJson("a@x"),
+      gcmJson("b@x"),
+    ]);
     const error = await migrateTable({
-      db, table, primaryKey: "id", columns: ["email"], to: keyPair().provider, stateTablePrefix: prefix, apply: true,
-      from: legacyDecoder({ format: "aes-256-gcm-json", key: { env: "K" }, env: { K: randomBytes(32).toString("hex") } }),
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: keyPair().provider,
+      stateTablePrefix: prefix,
+      apply: true,
+      from: legacyDecoder({
+        format: "aes-256-gcm-json",
+        key: { env: "K" },
+        env: { K: randomBytes(32).toString("hex") },
+      }),
     }).catch((e) => e);
     expect(error).toMatchObject({ code: "ENVELOPE_DECRYPT_FAILED" });
     expect(error.message).toMatch(/legacy key/);
-    expect((await db.query(`SELECT email FROM ${table} WHERE id = 1`)).rows[0]!.email).toMatch(/^\{"iv"/);
+    expect((await db.query(`SELECT email FROM ${table} WHERE id = 1`)).rows[0]!.email).toMatch(
+      /^\{"iv"/,
+    );
   });
 });
 
@@ -95,11 +145,26 @@ describe("PGlite (embedded default)", () => {
   it("migrates plaintext bytea, then rewraps with 2 workers", async () => {
     await db.query("CREATE TABLE batch_rewrap_users (id TEXT PRIMARY KEY, email BYTEA)");
     const ids = Array.from({ length: 300 }, (_, i) => `u${String(i).padStart(4, "0")}`);
-    await db.query(`INSERT INTO batch_rewrap_users VALUES ${ids.map(() => "(?, ?)").join(", ")}`, ids.flatMap((id) => [id, Buffer.from(plaintextOf(id))]));
+    await db.query(
+      `INSERT INTO batch_rewrap_users VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+      ids.flatMap((id) => [id, Buffer.from(plaintextOf(id))]),
+    );
     const a = keyPair().provider;
     const b = keyPair().provider;
-    const base = { db, table: "batch_rewrap_users", primaryKey: "id", columns: ["email"], apply: true, batchSize: 40, rangeSize: 50 };
-    const migrated = await migrateTable({ ...base, to: a, from: legacyDecoder({ format: "plaintext" }) });
+    const base = {
+      db,
+      table: "batch_rewrap_users",
+      primaryKey: "id",
+      columns: ["email"],
+      apply: true,
+      batchSize: 40,
+      rangeSize: 50,
+    };
+    const migrated = await migrateTable({
+      ...base,
+      to: a,
+      from: legacyDecoder({ format: "plaintext" }),
+    });
     expect(migrated.run).toMatchObject({ rewrapped: 300 });
     const rewrapped = await rewrapTable({ ...base, to: b, decrypt: [a], workers: 2 });
     expect(rewrapped).toMatchObject({ complete: true });

@@ -14,7 +14,7 @@ import type {
   TableJobOptions,
 } from "./options.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
-import { type ColumnPlan, toValue } from "./values.js";
+import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
 /** Everything a worker needs, resolved and checked once before a job starts. */
 export interface Runtime {
@@ -220,8 +220,20 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
         // Values already done are checked too (a few), to catch a wrong context builder.
         if (verdict === "skip" && (rt.transform.kind === "migrate" || skips++ >= 3)) continue;
         if (verdict === "work") work++;
-        await rt.transform.check(value, buildContext(rt, row, column.name), column.form);
+        const next = await rt.transform.check(
+          value,
+          buildContext(rt, row, column.name),
+          column.form,
+        );
         checked++;
+        const max = column.info.maxLength;
+        if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
+          throw new ConfigError(
+            "ENVELOPE_BAD_CONFIG",
+            `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
+            { details: { column: column.name } },
+          );
+        }
       } catch (error) {
         throw explain(error, where, rt);
       }

@@ -26,7 +26,12 @@ export interface ValueTransform {
   /** Throws an EnvelopeError for a value the job cannot handle (e.g. not an envelope). */
   classify(value: Value): Verdict;
   apply(value: Value, context: EncryptionContext, form: "text" | "binary"): Promise<Value>;
-  check(value: Value, context: EncryptionContext, form: "text" | "binary"): Promise<void>;
+  /** Returns the value the job would write (undefined when it would write nothing). */
+  check(
+    value: Value,
+    context: EncryptionContext,
+    form: "text" | "binary",
+  ): Promise<Value | undefined>;
   /** `provider:keyRef` of each entry of an envelope value (status counts). */
   keyRefs(value: Value): string[];
 }
@@ -76,7 +81,9 @@ export function rewrapTransform(
     },
     async check(value, context) {
       (await envelope.decrypt(value, { context, as: "bytes" })).fill(0);
-      await verify(await envelope.rewrap(value, { to: [...to], context }), context);
+      const out = await envelope.rewrap(value, { to: [...to], context });
+      await verify(out, context);
+      return out;
     },
     keyRefs: keyRefsOf,
   };
@@ -116,7 +123,7 @@ export function migrateTransform(target: Envelope, legacy: LegacyDecoder): Value
     },
     apply: seal,
     async check(value, context, form) {
-      if (!isEnvelope(value)) await seal(value, context, form);
+      return isEnvelope(value) ? undefined : seal(value, context, form);
     },
     keyRefs(value) {
       return isEnvelope(value) ? keyRefsOf(value) : ["legacy"];
