@@ -57,10 +57,7 @@ export async function runBreakdown(log: (line: string) => void): Promise<Breakdo
       "hierarchical provider.unwrap alone (HMAC derive from the cached IK)",
       () => hier.unwrap(entries[cycle()]!, { context: CONTEXT }),
     ],
-    [
-      "Envelope.encrypt, hierarchical, 64 B",
-      () => hierOn.encrypt(value, { context: CONTEXT }),
-    ],
+    ["Envelope.encrypt, hierarchical, 64 B", () => hierOn.encrypt(value, { context: CONTEXT })],
     [
       "Envelope.decrypt, hierarchical, distinct records, core unwrap cache on",
       () => hierOn.decrypt(distinct[cycle()]!, { context: CONTEXT }),
