@@ -1,0 +1,58 @@
+/**
+ * Measures rewrap throughput on 100,000 rows in the local PostgreSQL:
+ *   node --import tsx packages/batch-rewrap/bench/rewrap-100k.ts [local-rsa|sim-kms] [concurrency] [rows]
+ * local-rsa: 3072-bit keys (unwrap = one RSA-OAEP private-key operation per row).
+ * sim-kms: local-aes keys behind a provider that sleeps 10 ms per call (a KMS round trip).
+ * Not a test: numbers depend on the machine. Prints one JSON line.
+ */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
+import { generateKeyPair, localRsaProvider } from "@envelope/local-rsa";
+import { connect, rewrapTable } from "@envelope/batch-rewrap";
+
+const kind = process.argv[2] ?? "local-rsa";
+const concurrency = Number(process.argv[3] ?? 8);
+const rows = Number(process.argv[4] ?? 100_000);
+const url = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const table = `batch_rewrap_bench_${process.pid}`;
+const prefix = `${table}_st`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function slow(inner: KeyProvider, ms: number): KeyProvider {
+  return {
+    id: inner.id,
+    keyRef: inner.keyRef,
+    handles: (e) => inner.handles(e),
+    wrap: async (k, r) => (await sleep(ms), inner.wrap(k, r)),
+    unwrap: async (e, r) => (await sleep(ms), inner.unwrap(e, r)),
+  };
+}
+
+async function keys(): Promise<[KeyProvider, KeyProvider]> {
+  if (kind === "sim-kms") {
+    return [slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10), slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10)];
+  }
+  const dir = mkdtempSync(`${tmpdir()}/bench-rsa-`);
+  const a = await generateKeyPair({ dir, name: "old" });
+  const b = await generateKeyPair({ dir, name: "new" });
+  return [localRsaProvider({ keys: [{ path: a.privateKeyPath }] }), localRsaProvider({ keys: [{ path: b.privateKeyPath }] })];
+}
+
+const db = await connect(url);
+const [oldKey, newKey] = await keys();
+await db.query(`DROP TABLE IF EXISTS ${table}`);
+await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email BYTEA)`);
+// Seed with a fast copy of the old key's wrap (the sleep is for the measured job only).
+const sealer = new Envelope({ encrypt: kind === "sim-kms" ? oldKey : oldKey, cache: false });
+const seedStart = performance.now();
+for (let start = 1; start <= rows; start += 1000) {
+  const ids = Array.from({ length: Math.min(1000, rows - start + 1) }, (_, i) => start + i);
+  const values = await Promise.all(ids.map((id) => sealer.encrypt(`user${id}@example.com`, { context: { table, column: "email", id: String(id) }, output: "binary" })));
+  await db.query(`INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`, ids.flatMap((id, i) => [id, values[i]]));
+}
+const seedMs = performance.now() - seedStart;
+const report = await rewrapTable({ db, table, primaryKey: "id", columns: ["email"], to: newKey, decrypt: [oldKey], apply: true, concurrency, batchSize: 500, stateTablePrefix: prefix });
+for (const t of [table, `${prefix}_jobs`, `${prefix}_ranges`, `${prefix}_checkpoints`, `${prefix}_failures`]) await db.query(`DROP TABLE IF EXISTS ${t}`);
+await db.close();
+console.log(JSON.stringify({ kind, rows, concurrency, complete: report.complete, rewrapped: report.run.rewrapped, kmsCalls: report.run.kmsCalls, seconds: +(report.durationMs / 1000).toFixed(1), rowsPerSecond: Math.round(report.rowsPerSecond), seedSeconds: +(seedMs / 1000).toFixed(1) }));
