@@ -6,6 +6,8 @@ import { simulatedKms } from "../lib/sim-kms.js";
 import { CONTEXT } from "../lib/subjects.js";
 
 export const KMS_LATENCY_MS = 10;
+/** Rounds of the reference and hierarchical cases (best round kept). */
+export const REPEATS = 3;
 /** Sequential direct-mode runs pay 10 ms per record: a sample stands in for the whole set. */
 export const SEQUENTIAL_SAMPLE = 150;
 
@@ -58,24 +60,6 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
   for (let i = 0; i < 10_000; i++)
     direct.push(await sealer.encrypt(plaintext, { context: CONTEXT, output: "binary" }));
 
-  // Reference: the warm-cache rate (one record, its data key cached) over the same KMS,
-  // measured like the hierarchical cases: one sequential batch of 10,000, total time.
-  {
-    const envelope = new Envelope({ encrypt: kms.provider });
-    await envelope.decrypt(direct[0]!, { context: CONTEXT });
-    const { timing, calls } = await counted(() =>
-      timeBatch(10_000, 1, () => envelope.decrypt(direct[0]!, { context: CONTEXT })),
-    );
-    add({
-      case: "warm-cache decrypt (reference rate)",
-      mode: "reference",
-      records: 10_000,
-      ran: 10_000,
-      concurrency: 1,
-      kmsCalls: calls,
-      ...timing,
-    });
-  }
   {
     const envelope = new Envelope({ encrypt: kms.provider });
     const { timing, calls } = await counted(() =>
@@ -108,67 +92,95 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
     });
   }
 
-  // Hierarchical: encrypt 100,000 (these also feed the decrypt cases).
+  // The reference (warm-cache rate) and the hierarchical cases it is compared with run in
+  // REPEATS interleaved rounds; each keeps its fastest round, so a burst of load from a
+  // neighbour cannot decide a comparison on its own. Every round uses new providers (a new
+  // process: cold intermediate-key cache) over one store.
   const store = memoryKeyStore();
   const hierarchical: Buffer[] = [];
   {
-    const envelope = new Envelope({
-      encrypt: hierarchicalProvider({ master: kms.provider, store }),
-    });
-    const { timing, calls } = await counted(() =>
-      timeBatch(100_000, 1, async (i) => {
-        const sealed = await envelope.encrypt(plaintext, { context: CONTEXT, output: "binary" });
-        if (i < 10_000) hierarchical.push(sealed);
-      }),
-    );
-    add({
-      case: "hierarchical: encrypt 100,000, sequential",
-      mode: "hierarchical",
-      records: 100_000,
-      ran: 100_000,
-      concurrency: 1,
-      kmsCalls: calls,
-      ...timing,
-    });
-  }
-  for (const concurrency of [1, 64]) {
-    // A new provider = a new process: its intermediate-key cache starts cold.
-    const envelope = new Envelope({
-      encrypt: hierarchicalProvider({ master: kms.provider, store }),
-    });
-    const { timing, calls } = await counted(() =>
-      timeBatch(10_000, concurrency, (i) =>
-        envelope.decrypt(hierarchical[i]!, { context: CONTEXT }),
-      ),
-    );
-    add({
-      case: `hierarchical: decrypt 10,000 distinct, ${concurrency === 1 ? "sequential" : "64 concurrent"}`,
-      mode: "hierarchical",
-      records: 10_000,
-      ran: 10_000,
-      concurrency,
-      kmsCalls: calls,
-      ...timing,
-    });
-  }
-
-  {
-    // The same with core's unwrap cache off: the IK cache alone, no per-record LRU insert.
-    const envelope = new Envelope({
-      encrypt: hierarchicalProvider({ master: kms.provider, store }),
-      cache: false,
-    });
-    const { timing, calls } = await counted(() =>
-      timeBatch(10_000, 1, (i) => envelope.decrypt(hierarchical[i]!, { context: CONTEXT })),
-    );
-    add({
-      case: "hierarchical, core unwrap cache off: decrypt 10,000 distinct, sequential",
-      mode: "hierarchical",
-      records: 10_000,
-      ran: 10_000,
-      concurrency: 1,
-      kmsCalls: calls,
-      ...timing,
+    const warm = new Envelope({ encrypt: kms.provider });
+    await warm.decrypt(direct[0]!, { context: CONTEXT });
+    const fresh = (cache?: false) =>
+      new Envelope({
+        encrypt: hierarchicalProvider({ master: kms.provider, store }),
+        ...(cache === false ? { cache } : {}),
+      });
+    const cases: {
+      case: string;
+      mode: KmsResult["mode"];
+      records: number;
+      concurrency: number;
+      run: () => Promise<Timing>;
+    }[] = [
+      {
+        case: "warm-cache decrypt (reference rate)",
+        mode: "reference",
+        records: 10_000,
+        concurrency: 1,
+        run: () => timeBatch(10_000, 1, () => warm.decrypt(direct[0]!, { context: CONTEXT })),
+      },
+      {
+        case: "hierarchical: encrypt 100,000, sequential",
+        mode: "hierarchical",
+        records: 100_000,
+        concurrency: 1,
+        run: () => {
+          const envelope = fresh();
+          const keep = hierarchical.length === 0;
+          return timeBatch(100_000, 1, async (i) => {
+            const sealed = await envelope.encrypt(plaintext, {
+              context: CONTEXT,
+              output: "binary",
+            });
+            if (keep && i < 10_000) hierarchical.push(sealed);
+          });
+        },
+      },
+      ...[1, 64].map((concurrency) => ({
+        case: `hierarchical: decrypt 10,000 distinct, ${concurrency === 1 ? "sequential" : "64 concurrent"}`,
+        mode: "hierarchical" as const,
+        records: 10_000,
+        concurrency,
+        run: () => {
+          const envelope = fresh();
+          return timeBatch(10_000, concurrency, (i) =>
+            envelope.decrypt(hierarchical[i]!, { context: CONTEXT }),
+          );
+        },
+      })),
+      {
+        // Core's unwrap cache off: the IK cache alone, no per-record LRU insert.
+        case: "hierarchical, core unwrap cache off: decrypt 10,000 distinct, sequential",
+        mode: "hierarchical",
+        records: 10_000,
+        concurrency: 1,
+        run: () => {
+          const envelope = fresh(false);
+          return timeBatch(10_000, 1, (i) =>
+            envelope.decrypt(hierarchical[i]!, { context: CONTEXT }),
+          );
+        },
+      },
+    ];
+    const best: ({ timing: Timing; calls: number } | undefined)[] = cases.map(() => undefined);
+    for (let round = 0; round < REPEATS; round++) {
+      for (const [i, c] of cases.entries()) {
+        const outcome = await counted(c.run);
+        if (!best[i] || outcome.timing.opsPerSec > best[i]!.timing.opsPerSec) best[i] = outcome;
+      }
+    }
+    cases.forEach((c, i) => {
+      const { timing, calls } = best[i]!;
+      add({
+        case: c.case,
+        mode: c.mode,
+        records: c.records,
+        ran: c.records,
+        concurrency: c.concurrency,
+        kmsCalls: calls,
+        ...timing,
+      });
     });
   }
 

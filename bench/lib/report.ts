@@ -1,6 +1,6 @@
 import { cpus, totalmem } from "node:os";
 import type { BreakdownResult } from "../cases/breakdown.js";
-import { KMS_LATENCY_MS, type KmsResult, SEQUENTIAL_SAMPLE } from "../cases/kms.js";
+import { KMS_LATENCY_MS, type KmsResult, REPEATS, SEQUENTIAL_SAMPLE } from "../cases/kms.js";
 import type { MemoryResult } from "../cases/memory.js";
 import { fmt, type MicroResult, ROUNDS, SIZES, SLICE_MS, WARMUP_MS } from "../cases/micro.js";
 import { type RewrapResult, ROTATE_CONCURRENCY } from "../cases/rewrap.js";
@@ -108,7 +108,7 @@ export function toMarkdown(r: BenchResults): string {
     "",
     "## Method",
     "",
-    `One process runs every case. Encrypt/decrypt cases of one size are measured interleaved: ${WARMUP_MS} ms warm-up each, then ${ROUNDS} rounds in which every case gets one ${SLICE_MS} ms slice (at least 2 ops); ops/s = the case's best slice (the machine is shared), p50/p99 over all its samples. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
+    `One process runs every case. Encrypt/decrypt cases of one size are measured interleaved: ${WARMUP_MS} ms warm-up each, then ${ROUNDS} rounds in which every case gets one ${SLICE_MS} ms slice (at least 2 ops); ops/s = the case's best slice (the machine is shared), p50/p99 over all its samples. Decrypt opens one sealed value repeatedly: cold for subjects without a cache, warm with one. Direct-mode sequential cases with the ${KMS_LATENCY_MS} ms KMS run ${SEQUENTIAL_SAMPLE} records and project the total; the warm-cache reference and the hierarchical KMS cases run ${REPEATS} interleaved rounds and keep each one's best. rotateMaster concurrency ${ROTATE_CONCURRENCY}.`,
     "",
   );
   return lines.join("\n");
