@@ -120,9 +120,8 @@ describe("encryptStream / decryptStream", () => {
   });
 
   it("any single bit flip is a typed error", async () => {
-    // Unwrap cache off: with a warm cache, core's decrypt currently accepts an altered
-    // commitment field (see the report); this test is about the stream's own checks.
-    const envelope = new Envelope({ encrypt: a, cache: false });
+    // With the unwrap cache on (warm after the first run): an altered commitment in the
+    // header must be caught on the cached path too.
     const sealed = await run(
       encryptStream(envelope, { context: ctx, chunkSize: 1024 }),
       randomBytes(3000),
@@ -139,6 +138,24 @@ describe("encryptStream / decryptStream", () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it("every bit of the header is protected (warm unwrap cache included)", async () => {
+    const sealed = await run(
+      encryptStream(envelope, { context: ctx, chunkSize: 1024 }),
+      randomBytes(1500),
+    );
+    await run(decryptStream(envelope, { context: ctx }), sealed); // warm the cache
+    const headerBytes = inspectStream(sealed).headerBytes;
+    for (let bit = 0; bit < headerBytes * 8; bit++) {
+      const copy = Buffer.from(sealed);
+      copy[bit >> 3]! ^= 1 << (bit & 7);
+      const error = await run(decryptStream(envelope, { context: ctx }), copy).then(
+        () => undefined,
+        (e) => e,
+      );
+      expect(EnvelopeError.isInstance(error), `bit ${bit}`).toBe(true);
+    }
   });
 
   it("any truncation is a typed error", async () => {

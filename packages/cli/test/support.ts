@@ -9,6 +9,7 @@ export interface Run {
   stdout: string;
   stdoutBytes: Buffer;
   stderr: string;
+  // biome-ignore lint/suspicious/noExplicitAny: parsed CLI JSON of many shapes, read by tests
   json: () => any;
 }
 
