@@ -7,9 +7,9 @@
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect, rewrapTable } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import { generateKeyPair, localRsaProvider } from "@envelope/local-rsa";
-import { connect, rewrapTable } from "@envelope/batch-rewrap";
 
 const kind = process.argv[2] ?? "local-rsa";
 const concurrency = Number(process.argv[3] ?? 8);
@@ -31,12 +31,18 @@ function slow(inner: KeyProvider, ms: number): KeyProvider {
 
 async function keys(): Promise<[KeyProvider, KeyProvider]> {
   if (kind === "sim-kms") {
-    return [slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10), slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10)];
+    return [
+      slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10),
+      slow(localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) }), 10),
+    ];
   }
   const dir = mkdtempSync(`${tmpdir()}/bench-rsa-`);
   const a = await generateKeyPair({ dir, name: "old" });
   const b = await generateKeyPair({ dir, name: "new" });
-  return [localRsaProvider({ keys: [{ path: a.privateKeyPath }] }), localRsaProvider({ keys: [{ path: b.privateKeyPath }] })];
+  return [
+    localRsaProvider({ keys: [{ path: a.privateKeyPath }] }),
+    localRsaProvider({ keys: [{ path: b.privateKeyPath }] }),
+  ];
 }
 
 const db = await connect(url);
@@ -48,11 +54,51 @@ const sealer = new Envelope({ encrypt: kind === "sim-kms" ? oldKey : oldKey, cac
 const seedStart = performance.now();
 for (let start = 1; start <= rows; start += 1000) {
   const ids = Array.from({ length: Math.min(1000, rows - start + 1) }, (_, i) => start + i);
-  const values = await Promise.all(ids.map((id) => sealer.encrypt(`user${id}@example.com`, { context: { table, column: "email", id: String(id) }, output: "binary" })));
-  await db.query(`INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`, ids.flatMap((id, i) => [id, values[i]]));
+  const values = await Promise.all(
+    ids.map((id) =>
+      sealer.encrypt(`user${id}@example.com`, {
+        context: { table, column: "email", id: String(id) },
+        output: "binary",
+      }),
+    ),
+  );
+  await db.query(
+    `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+    ids.flatMap((id, i) => [id, values[i]]),
+  );
 }
 const seedMs = performance.now() - seedStart;
-const report = await rewrapTable({ db, table, primaryKey: "id", columns: ["email"], to: newKey, decrypt: [oldKey], apply: true, concurrency, batchSize: 500, stateTablePrefix: prefix });
-for (const t of [table, `${prefix}_jobs`, `${prefix}_ranges`, `${prefix}_checkpoints`, `${prefix}_failures`]) await db.query(`DROP TABLE IF EXISTS ${t}`);
+const report = await rewrapTable({
+  db,
+  table,
+  primaryKey: "id",
+  columns: ["email"],
+  to: newKey,
+  decrypt: [oldKey],
+  apply: true,
+  concurrency,
+  batchSize: 500,
+  stateTablePrefix: prefix,
+});
+for (const t of [
+  table,
+  `${prefix}_jobs`,
+  `${prefix}_ranges`,
+  `${prefix}_checkpoints`,
+  `${prefix}_failures`,
+])
+  await db.query(`DROP TABLE IF EXISTS ${t}`);
 await db.close();
-console.log(JSON.stringify({ kind, rows, concurrency, complete: report.complete, rewrapped: report.run.rewrapped, kmsCalls: report.run.kmsCalls, seconds: +(report.durationMs / 1000).toFixed(1), rowsPerSecond: Math.round(report.rowsPerSecond), seedSeconds: +(seedMs / 1000).toFixed(1) }));
+console.log(
+  JSON.stringify({
+    kind,
+    rows,
+    concurrency,
+    complete: report.complete,
+    rewrapped: report.run.rewrapped,
+    kmsCalls: report.run.kmsCalls,
+    seconds: +(report.durationMs / 1000).toFixed(1),
+    rowsPerSecond: Math.round(report.rowsPerSecond),
+    seedSeconds: +(seedMs / 1000).toFixed(1),
+  }),
+);

@@ -19,7 +19,6 @@ import {
   keyPair,
   openDb,
   plaintextOf,
-  seedTable,
   uniqueName,
   verifyAll,
 } from "./support.js";

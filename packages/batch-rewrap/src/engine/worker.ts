@@ -15,6 +15,8 @@ export interface RunState {
 
 class LostClaim extends Error {}
 
+const retrying = new WeakMap<object, Set<string>>();
+
 /**
  * One worker: claims ranges until none are left, works each in batches (fetch by keyset
  * → KMS work → one transaction with the compare-and-swap updates and the checkpoint),
@@ -292,7 +294,18 @@ async function retryFailures(
       rt.jobId,
     ]);
   };
-  if (!rt.db.sessions) return run(rt.db);
+  if (!rt.db.sessions) {
+    // PGlite: one process, so an in-memory flag keeps a second worker loop out.
+    const busy = retrying.get(rt.db) ?? new Set<string>();
+    retrying.set(rt.db, busy);
+    if (busy.has(rt.jobId)) return;
+    busy.add(rt.jobId);
+    try {
+      return await run(rt.db);
+    } finally {
+      busy.delete(rt.jobId);
+    }
+  }
   const session = await rt.db.session();
   try {
     await session.query("START TRANSACTION");
