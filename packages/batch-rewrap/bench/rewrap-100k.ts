@@ -24,8 +24,14 @@ function slow(inner: KeyProvider, ms: number): KeyProvider {
     id: inner.id,
     keyRef: inner.keyRef,
     handles: (e) => inner.handles(e),
-    wrap: async (k, r) => (await sleep(ms), inner.wrap(k, r)),
-    unwrap: async (e, r) => (await sleep(ms), inner.unwrap(e, r)),
+    wrap: async (k, r) => {
+      await sleep(ms);
+      return inner.wrap(k, r);
+    },
+    unwrap: async (e, r) => {
+      await sleep(ms);
+      return inner.unwrap(e, r);
+    },
   };
 }
 
