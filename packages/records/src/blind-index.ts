@@ -1,0 +1,231 @@
+import { createHash, createHmac, hkdfSync } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+import { ConfigError } from "@envelope/core";
+import { type Normalizer, normalizeWith } from "./normalize.js";
+
+/** How one field is indexed. */
+export interface BlindIndexSpec {
+  /** Canonical form applied before hashing (and to lookups). Default: the value as given. */
+  normalize?: Normalizer;
+  /**
+   * Bits of the HMAC kept, a multiple of 8 from 8 to 256. Default 32: a lookup in a
+   * table of N rows returns about N / 2^32 unrelated rows (0.02 % at a million rows), which
+   * the helpers filter out after decrypting. See README "Blind indexes: what leaks".
+   */
+  bits?: number;
+  /** Column that stores the index. Default `<field>_idx`. */
+  column?: string;
+}
+
+/** Keyed, truncated HMAC-SHA256 of normalized values; lookups during key rotation via `candidates`. */
+export interface BlindIndexer {
+  /** The index of `value` under the current key (the first key), as lowercase hex. */
+  index(field: string, table: string, value: string, spec?: BlindIndexSpec): string;
+  /** The index under every configured key, current first, without duplicates: `WHERE idx = ANY($1)`. */
+  candidates(field: string, table: string, value: string, spec?: BlindIndexSpec): string[];
+  /** Non-secret ids of the keys (first = current). */
+  readonly keyIds: readonly string[];
+}
+
+export type BlindIndexKey = Uint8Array | string;
+
+export interface BlindIndexerOptions {
+  /**
+   * Index keys, first = current, the rest still accepted on lookup while rows are
+   * re-indexed. Bytes (≥ 32), or strings: 64 hex characters, or base64/base64url of ≥ 32
+   * bytes. Generate with `openssl rand -hex 32`. Keep them apart from data keys and KMS keys:
+   * a different secret, a different env variable.
+   */
+  keys: BlindIndexKey | readonly BlindIndexKey[];
+}
+
+export const DEFAULT_BLIND_INDEX_BITS = 32;
+const MIN_KEY_BYTES = 32;
+const DOMAIN = "envelope:blind-index:v1";
+
+/**
+ * Creates a blind indexer. Each (table, field) gets its own HMAC key, derived with
+ * HKDF-SHA256 from the root key and the length-prefixed table and field names, so equal
+ * values in two columns do not share an index.
+ *
+ * @example
+ * const blindIndex = createBlindIndexer({ keys: process.env.USERS_INDEX_KEYS!.split(",") });
+ * const idx = blindIndex.index("email", "users", "Alice@example.com", { normalize: "email" });
+ * await pool.query("SELECT * FROM users WHERE email_idx = ANY($1)", [blindIndex.candidates("email", "users", email, { normalize: "email" })]);
+ */
+export function createBlindIndexer(options: BlindIndexerOptions): BlindIndexer {
+  const list = (Array.isArray(options?.keys) ? options.keys : [options?.keys]) as BlindIndexKey[];
+  if (list.length === 0 || list.some((k) => k === undefined || k === null)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "blind index keys: give at least one key (32+ random bytes, e.g. `openssl rand -hex 32`).",
+      { details: { field: "keys" } },
+    );
+  }
+  const roots = list.map((k, i) => parseKey(k, i));
+  const keyIds = roots.map((root) =>
+    createHash("sha256").update(`${DOMAIN}:key-id`).update(root).digest("hex").slice(0, 16),
+  );
+  const fieldKeys = new Map<string, Buffer[]>();
+
+  const keysFor = (table: string, field: string): Buffer[] => {
+    const name = JSON.stringify([table, field]);
+    let keys = fieldKeys.get(name);
+    if (!keys) {
+      const info = Buffer.concat([Buffer.from(DOMAIN, "ascii"), lp(table), lp(field)]);
+      keys = roots.map((root) => Buffer.from(hkdfSync("sha256", root, Buffer.alloc(0), info, 32)));
+      fieldKeys.set(name, keys);
+    }
+    return keys;
+  };
+
+  const compute = (key: Buffer, value: string, bits: number) =>
+    createHmac("sha256", key)
+      .update(Buffer.from(value, "utf8"))
+      .digest()
+      .subarray(0, bits / 8)
+      .toString("hex");
+
+  const prepare = (
+    field: string,
+    table: string,
+    value: string,
+    spec: BlindIndexSpec | undefined,
+  ) => {
+    checkName(table, "table");
+    checkName(field, "field");
+    if (typeof value !== "string") {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `Blind index of "${field}": the value must be a string (got ${value === null ? "null" : typeof value}).`,
+        { details: { field } },
+      );
+    }
+    const normalized = normalizeWith(spec?.normalize, value);
+    if (!normalized.isWellFormed()) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `Blind index of "${field}": the value contains an unpaired surrogate.`,
+        { details: { field } },
+      );
+    }
+    return { normalized, bits: checkBits(spec?.bits), keys: keysFor(table, field) };
+  };
+
+  const indexer: BlindIndexer & { toJSON(): unknown } = {
+    keyIds,
+    index(field, table, value, spec) {
+      const { normalized, bits, keys } = prepare(field, table, value, spec);
+      return compute(keys[0]!, normalized, bits);
+    },
+    candidates(field, table, value, spec) {
+      const { normalized, bits, keys } = prepare(field, table, value, spec);
+      return [...new Set(keys.map((k) => compute(k, normalized, bits)))];
+    },
+    toJSON: () => ({ blindIndexKeys: keyIds }),
+  };
+  Object.defineProperty(indexer, inspect.custom, {
+    value: () => `BlindIndexer { keyIds: [${keyIds.map((id) => `'${id}'`).join(", ")}] }`,
+  });
+  return Object.freeze(indexer);
+}
+
+/**
+ * Reads blind index keys from an environment variable (comma-separated, current first)
+ * or from a file (one key per line, current first; `#` comments allowed), e.g. a
+ * Kubernetes secret.
+ *
+ * @example
+ * const blindIndex = createBlindIndexer({ keys: blindIndexKeysFrom({ env: "USERS_INDEX_KEYS" }) });
+ */
+export function blindIndexKeysFrom(
+  source:
+    | { env: string; environment?: Readonly<Record<string, string | undefined>> }
+    | { file: string },
+): string[] {
+  let text: string | undefined;
+  let where: string;
+  if ("file" in source) {
+    where = `file ${source.file}`;
+    try {
+      text = readFileSync(source.file, "utf8");
+    } catch (cause) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Could not read blind index keys from ${where}: check the path and permissions.`,
+        { cause, details: { field: "file" } },
+      );
+    }
+  } else {
+    where = `env ${source.env}`;
+    text = (source.environment ?? process.env)[source.env];
+  }
+  const keys = (text ?? "")
+    .split(/[\n,]/)
+    .map((line) => line.replace(/#.*/, "").trim())
+    .filter((line) => line.length > 0);
+  if (keys.length === 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `No blind index keys in ${where}. Generate one with \`openssl rand -hex 32\`.`,
+      { details: { field: "keys" } },
+    );
+  }
+  return keys;
+}
+
+function parseKey(key: BlindIndexKey, i: number): Buffer {
+  let bytes: Buffer | undefined;
+  if (key instanceof Uint8Array) bytes = Buffer.from(key);
+  else if (typeof key === "string") {
+    const text = key.trim();
+    if (/^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 && text.length >= 64) {
+      bytes = Buffer.from(text, "hex");
+    } else if (/^[A-Za-z0-9+/_-]+=*$/.test(text)) {
+      bytes = Buffer.from(text, text.includes("-") || text.includes("_") ? "base64url" : "base64");
+    }
+  }
+  if (!bytes || bytes.length < MIN_KEY_BYTES) {
+    // Never echo the key.
+    throw new ConfigError(
+      "ENVELOPE_BAD_KEY",
+      `blind index keys[${i}] is not a key of at least 32 bytes (bytes, 64+ hex characters, or base64). Generate one with \`openssl rand -hex 32\`.`,
+      { details: { field: `keys[${i}]` } },
+    );
+  }
+  return bytes;
+}
+
+function checkBits(bits: number | undefined): number {
+  const b = bits ?? DEFAULT_BLIND_INDEX_BITS;
+  if (!Number.isInteger(b) || b < 8 || b > 256 || b % 8 !== 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `blind index bits must be a multiple of 8 from 8 to 256 (got ${String(bits)}); the default is ${DEFAULT_BLIND_INDEX_BITS}.`,
+      { details: { field: "bits" } },
+    );
+  }
+  return b;
+}
+
+function checkName(name: string, what: string): void {
+  if (typeof name !== "string" || name.length === 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `Blind index: ${what} must be a non-empty string.`,
+      {
+        details: { field: what },
+      },
+    );
+  }
+}
+
+/** u16 length prefix + UTF-8: unambiguous concatenation of table and field names. */
+function lp(text: string): Buffer {
+  const bytes = Buffer.from(text, "utf8");
+  const out = Buffer.allocUnsafe(2 + bytes.length);
+  out.writeUInt16BE(bytes.length, 0);
+  bytes.copy(out, 2);
+  return out;
+}

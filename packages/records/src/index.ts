@@ -1,0 +1,30 @@
+/**
+ * @envelope/records — encrypted PII columns: whole records sealed under one data key,
+ * searchable blind indexes, and helpers for pg, Drizzle and Prisma.
+ */
+
+export {
+  type BlindIndexer,
+  type BlindIndexerOptions,
+  type BlindIndexKey,
+  type BlindIndexSpec,
+  blindIndexKeysFrom,
+  createBlindIndexer,
+  DEFAULT_BLIND_INDEX_BITS,
+} from "./blind-index.js";
+export { TAG as VALUE_TAGS } from "./codec.js";
+export type { RecordKeyCacheOptions, RecordKeyCacheStats } from "./key-cache.js";
+export {
+  type Normalizer,
+  normalizeEmail,
+  normalizePhone,
+  normalizeTrimLower,
+} from "./normalize.js";
+export {
+  createRecordCipher,
+  type RecordCipher,
+  type RecordCipherOptions,
+  type RecordSchema,
+  type SealedRecord,
+  type SealedValue,
+} from "./record-cipher.js";

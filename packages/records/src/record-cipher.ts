@@ -1,0 +1,413 @@
+import { inspect } from "node:util";
+import {
+  ConfigError,
+  decodeEnvelope,
+  type EncryptionContext,
+  type Envelope,
+  type EnvelopeParts,
+  fromText,
+  type KeyProvider,
+  toText,
+  type WrappedKey,
+} from "@envelope/core";
+import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
+import { decodeValue, encodeValue } from "./codec.js";
+import { openWithDataKey, sealWithDataKey } from "./field-crypto.js";
+import {
+  RecordKeyCache,
+  type RecordKeyCacheOptions,
+  type RecordKeyCacheStats,
+  recordKeyId,
+} from "./key-cache.js";
+import { KeySource, type RecordMaterials } from "./materials.js";
+import { normalizeWith } from "./normalize.js";
+
+/** Which fields of a table's records are encrypted, and which of them are searchable. */
+export interface RecordSchema<F extends string = string> {
+  /** Table name: part of every field's encryption context and of the blind index key. */
+  table: string;
+  /** Field holding the record id. Default `"id"`. Its value must be known before sealing. */
+  idField?: string;
+  /** Fields to encrypt. Each becomes its own envelope bound to `{ table, column, id }`. */
+  encrypted: readonly F[];
+  /** Encrypted fields that also get a blind index column (default `<field>_idx`). */
+  blindIndexes?: Partial<Record<F, BlindIndexSpec>>;
+}
+
+export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
+  /** Required when the schema declares blind indexes. */
+  blindIndex?: BlindIndexer;
+  /** `text` (default): `ev1:` strings for text columns. `binary`: Buffers for bytea columns. */
+  output?: O;
+  /**
+   * The envelope's encrypting key providers, in order (checked against
+   * `envelope.describe()`). With them a record costs exactly one KMS call to seal;
+   * without, two (an encrypt and an unwrap), because core's Envelope does not hand out
+   * data keys. Opening always goes through the envelope.
+   */
+  keys?: KeyProvider | readonly KeyProvider[];
+  /** Cache of record data keys (opened or sealed recently). Default `{ maxEntries: 1000, ttlMs: 300000 }`. */
+  cache?: RecordKeyCacheOptions | false;
+}
+
+/** A sealed value as stored: an `ev1:` string, or a Buffer with `output: "binary"`. */
+export type SealedValue<O extends "text" | "binary" = "text"> = O extends "binary"
+  ? Buffer
+  : string;
+
+/** The record as stored: encrypted fields sealed, blind index columns added, the rest untouched. */
+export type SealedRecord<T, F extends string = string, O extends "text" | "binary" = "text"> = {
+  [K in keyof T]: K extends F
+    ? undefined extends T[K]
+      ? null extends T[K]
+        ? SealedValue<O> | null | undefined
+        : SealedValue<O> | undefined
+      : null extends T[K]
+        ? SealedValue<O> | null
+        : SealedValue<O>
+    : T[K];
+} & { [K in `${F}_idx`]?: string | null };
+
+/** Seals and opens the encrypted fields of one table's records. */
+export interface RecordCipher<F extends string = string, O extends "text" | "binary" = "text"> {
+  readonly schema: Readonly<RecordSchema<F>>;
+  /**
+   * Seals every encrypted field under ONE fresh data key (one KMS call), each field bound
+   * to `{ table, column, id }`; adds blind index columns; leaves other fields, and null /
+   * undefined values, untouched. The record must carry its id.
+   */
+  seal<T extends Record<string, unknown>>(record: T): Promise<SealedRecord<T, F, O>>;
+  /** Opens every encrypted field of a stored row (at most one unwrap per record). */
+  open<T = Record<string, unknown>>(row: Record<string, unknown>): Promise<T>;
+  /** Opens one field of a stored row. */
+  openField(row: Record<string, unknown>, field: F): Promise<unknown>;
+  /**
+   * The columns to write for `changes` to a stored row: changed encrypted fields sealed
+   * under the record's existing data key (no KMS call when that key is cached), their
+   * blind indexes, and the other changed fields as given. Unchanged fields are absent.
+   */
+  update<T extends Record<string, unknown>>(
+    row: Record<string, unknown>,
+    changes: Partial<T>,
+  ): Promise<Record<string, unknown>>;
+  /** Blind index of a plaintext value under the current key. */
+  indexFor(field: F, value: string): string;
+  /** Blind indexes of a value under every key (for `WHERE <field>_idx = ANY($1)`). */
+  candidatesFor(field: F, value: string): string[];
+  /** Column that holds the blind index of `field`, or undefined when it has none. */
+  indexColumn(field: F): string | undefined;
+  /** True when an opened value equals `value` after normalization: filters index false positives. */
+  matches(field: F, opened: unknown, value: string): boolean;
+  /** Record data-key cache counters. */
+  cacheStats(): RecordKeyCacheStats;
+  /** Zeroes and drops every cached record data key. */
+  clearCache(): void;
+}
+
+/**
+ * Creates a record cipher for one table.
+ *
+ * @example
+ * const users = createRecordCipher(envelope, {
+ *   table: "users",
+ *   encrypted: ["email", "phone", "ssn"],
+ *   blindIndexes: { email: { normalize: "email" } },
+ * }, { blindIndex: createBlindIndexer({ keys: process.env.INDEX_KEY! }) });
+ * const row = await users.seal({ id: "42", email: "a@example.com", phone: "+1 555", ssn: null, name: "Ann" });
+ * const user = await users.open(row);
+ */
+export function createRecordCipher<const F extends string, O extends "text" | "binary" = "text">(
+  envelope: Envelope,
+  schema: RecordSchema<F>,
+  options: RecordCipherOptions<O> = {},
+): RecordCipher<F, O> {
+  const s = checkSchema(schema, options);
+  const idField = s.idField ?? "id";
+  const binary = options.output === "binary";
+  const source = new KeySource(envelope, options.keys);
+  const cache = options.cache === false ? undefined : new RecordKeyCache(options.cache ?? {});
+  const inflight = new Map<string, Promise<Buffer>>();
+  const encrypted = new Set<string>(s.encrypted);
+  const specs = (s.blindIndexes ?? {}) as Record<string, BlindIndexSpec | undefined>;
+  const indexer = options.blindIndex;
+
+  const idOf = (row: Record<string, unknown>, what: string): string => {
+    const id = row?.[idField];
+    if (typeof id === "string" && id.length > 0) return id;
+    if ((typeof id === "number" && Number.isSafeInteger(id)) || typeof id === "bigint") {
+      return String(id);
+    }
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${what}: the record has no usable "${idField}" (got ${id === null ? "null" : typeof id}). The id is part of every field's encryption context, so it must be known before sealing: generate it (UUID) or reserve it (SELECT nextval(...)); encryptedPg().insert does this for serial ids.`,
+      { details: { table: s.table, field: idField } },
+    );
+  };
+  const context = (field: string, id: string): EncryptionContext => ({
+    table: s.table,
+    column: field,
+    id,
+  });
+  const recordContext = (id: string): EncryptionContext => ({ table: s.table, id });
+  const emit = (sealed: Buffer): SealedValue<O> =>
+    (binary ? sealed : toText(sealed)) as SealedValue<O>;
+
+  const sealField = (m: RecordMaterials, field: string, value: unknown, id: string) => {
+    const plaintext = encodeValue(value, field);
+    try {
+      return emit(sealWithDataKey(m.dataKey, m.entries, plaintext, context(field, id)));
+    } finally {
+      plaintext.fill(0);
+    }
+  };
+
+  const indexInto = (out: Record<string, unknown>, field: string, value: unknown) => {
+    const spec = specs[field];
+    if (!spec) return;
+    const column = spec.column ?? `${field}_idx`;
+    if (value === null || value === undefined) {
+      out[column] = value ?? null;
+      return;
+    }
+    if (typeof value !== "string") {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `Field "${field}" has a blind index, so its value must be a string (got ${typeof value}).`,
+        { details: { table: s.table, field } },
+      );
+    }
+    out[column] = indexer!.index(field, s.table, value, spec);
+  };
+
+  const fresh = async (id: string): Promise<RecordMaterials> => {
+    const m = await source.fresh(recordContext(id));
+    cache?.set(recordKeyId(s.table, id, m.entries), m.dataKey);
+    return m;
+  };
+
+  /** The data key of a stored value: from the cache, a shared in-flight unwrap, or the envelope. */
+  const dataKeyOf = async (
+    parts: EnvelopeParts,
+    sealed: string | Uint8Array,
+    field: string,
+    id: string,
+  ): Promise<Buffer> => {
+    const key = recordKeyId(s.table, id, parts.entries);
+    const cached = cache?.get(key);
+    if (cached) return cached;
+    let flight = inflight.get(key);
+    if (!flight) {
+      flight = source.existing(sealed, context(field, id)).then((dataKey) => {
+        cache?.set(key, dataKey);
+        return dataKey;
+      });
+      flight.finally(() => inflight.delete(key)).catch(() => {});
+      inflight.set(key, flight);
+      const own = await flight;
+      const copy = Buffer.from(own);
+      // The cache holds its own copy; the flight's buffer is zeroed once every joiner copied it.
+      setImmediate(() => own.fill(0));
+      return copy;
+    }
+    return Buffer.from(await flight);
+  };
+
+  const parse = (value: unknown, field: string): EnvelopeParts => {
+    if (typeof value === "string") return decodeEnvelope(fromText(value));
+    if (value instanceof Uint8Array) return decodeEnvelope(value);
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `Field "${field}" is not a sealed value (got ${typeof value}). Rows passed to open() must be as stored; plaintext in an encrypted column means it was written without seal().`,
+      { details: { table: s.table, field } },
+    );
+  };
+
+  const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
+    const value = row[field];
+    if (value === null || value === undefined) return value;
+    const parts = parse(value, field);
+    const dataKey = await dataKeyOf(parts, value as string | Uint8Array, field, id);
+    try {
+      return decodeValue(openWithDataKey(dataKey, parts, context(field, id)), field);
+    } finally {
+      dataKey.fill(0);
+    }
+  };
+
+  const cipher: RecordCipher<F, O> = {
+    schema: s,
+
+    async seal<T extends Record<string, unknown>>(record: T) {
+      const id = idOf(record, "seal");
+      const out: Record<string, unknown> = { ...record };
+      const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
+      for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
+      if (present.length === 0) return out as SealedRecord<T, F, O>;
+      const m = await fresh(id);
+      try {
+        for (const f of present) out[f] = sealField(m, f, record[f], id);
+      } finally {
+        m.dataKey.fill(0);
+      }
+      return out as SealedRecord<T, F, O>;
+    },
+
+    async open<T>(row: Record<string, unknown>) {
+      const id = idOf(row, "open");
+      const out: Record<string, unknown> = { ...row };
+      // Sequential on purpose: the first field warms the cache for the others.
+      for (const f of s.encrypted) {
+        if (f in row) out[f] = await openOne(row, f, id);
+      }
+      return out as T;
+    },
+
+    async openField(row, field) {
+      checkField(field);
+      return openOne(row, field, idOf(row, "openField"));
+    },
+
+    async update(row, changes) {
+      const id = idOf(row, "update");
+      if (idField in changes && String(changes[idField]) !== id) {
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `update cannot change "${idField}": the id is part of every field's encryption context. Open the record, then seal it again under the new id.`,
+          { details: { table: s.table, field: idField } },
+        );
+      }
+      const out: Record<string, unknown> = {};
+      const toSeal: string[] = [];
+      for (const [k, v] of Object.entries(changes)) {
+        if (!encrypted.has(k)) {
+          out[k] = v;
+          continue;
+        }
+        indexInto(out, k, v);
+        if (v === null || v === undefined) out[k] = v ?? null;
+        else toSeal.push(k);
+      }
+      if (toSeal.length === 0) return out;
+      const m = await materialsOf(row, id);
+      try {
+        for (const f of toSeal) out[f] = sealField(m, f, changes[f], id);
+      } finally {
+        m.dataKey.fill(0);
+      }
+      return out;
+    },
+
+    indexFor(field, value) {
+      return indexer_(field).index(field, s.table, value, specs[field]);
+    },
+    candidatesFor(field, value) {
+      return indexer_(field).candidates(field, s.table, value, specs[field]);
+    },
+    indexColumn(field) {
+      const spec = specs[field];
+      return spec ? (spec.column ?? `${field}_idx`) : undefined;
+    },
+    matches(field, opened, value) {
+      if (typeof opened !== "string" || typeof value !== "string") return false;
+      const n = specs[field]?.normalize;
+      return normalizeWith(n, opened) === normalizeWith(n, value);
+    },
+    cacheStats: () => cache?.stats() ?? { hits: 0, misses: 0, evictions: 0, size: 0 },
+    clearCache: () => cache?.clear(),
+  };
+
+  /** The record's data key and entries, taken from its first sealed field; fresh when it has none. */
+  async function materialsOf(row: Record<string, unknown>, id: string): Promise<RecordMaterials> {
+    for (const f of s.encrypted) {
+      const value = row[f];
+      if (value === null || value === undefined) continue;
+      const parts = parse(value, f);
+      const dataKey = await dataKeyOf(parts, value as string | Uint8Array, f, id);
+      return { dataKey, entries: copyEntries(parts.entries) };
+    }
+    return fresh(id);
+  }
+
+  function checkField(field: string): void {
+    if (!encrypted.has(field)) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `"${field}" is not an encrypted field of table "${s.table}" (encrypted: ${s.encrypted.join(", ")}).`,
+        { details: { table: s.table, field } },
+      );
+    }
+  }
+
+  function indexer_(field: string): BlindIndexer {
+    checkField(field);
+    if (!specs[field]) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `Field "${field}" of table "${s.table}" has no blind index; declare it in schema.blindIndexes.`,
+        { details: { table: s.table, field } },
+      );
+    }
+    return indexer!;
+  }
+
+  Object.defineProperty(cipher, "toJSON", {
+    value: () => ({ table: s.table, encrypted: s.encrypted, envelope: envelope.describe() }),
+  });
+  Object.defineProperty(cipher, inspect.custom, {
+    value: () => `RecordCipher { table: '${s.table}', encrypted: [${s.encrypted.join(", ")}] }`,
+  });
+  return Object.freeze(cipher);
+}
+
+// Entries are views into the stored value: copy them so the caller can drop the row.
+function copyEntries(entries: readonly WrappedKey[]): WrappedKey[] {
+  return entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) }));
+}
+
+function checkSchema<F extends string>(
+  schema: RecordSchema<F>,
+  options: RecordCipherOptions<"text" | "binary">,
+): Readonly<RecordSchema<F>> {
+  const bad = (field: string, problem: string) =>
+    new ConfigError("ENVELOPE_BAD_CONFIG", `Record schema: ${field} ${problem}.`, {
+      details: { field },
+    });
+  if (!schema || typeof schema.table !== "string" || schema.table.length === 0) {
+    throw bad("table", "must be the table name (a non-empty string)");
+  }
+  const idField = schema.idField ?? "id";
+  if (typeof idField !== "string" || idField.length === 0) {
+    throw bad("idField", "must be a non-empty string");
+  }
+  if (!Array.isArray(schema.encrypted) || schema.encrypted.length === 0) {
+    throw bad("encrypted", 'must list at least one field, e.g. ["email", "phone"]');
+  }
+  const seen = new Set<string>();
+  for (const f of schema.encrypted) {
+    if (typeof f !== "string" || f.length === 0) throw bad("encrypted", "holds a non-string name");
+    if (f === idField) throw bad("encrypted", `cannot include the id field "${idField}"`);
+    if (seen.has(f)) throw bad("encrypted", `lists "${f}" twice`);
+    seen.add(f);
+  }
+  const indexes = Object.entries(schema.blindIndexes ?? {}) as [string, BlindIndexSpec][];
+  for (const [field, spec] of indexes) {
+    if (!seen.has(field)) throw bad(`blindIndexes.${field}`, "names a field that is not encrypted");
+    const column = spec?.column ?? `${field}_idx`;
+    if (seen.has(column) || column === idField) {
+      throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
+    }
+  }
+  if (indexes.length > 0 && !options.blindIndex) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "The schema declares blind indexes: pass options.blindIndex = createBlindIndexer({ keys }).",
+      { details: { field: "blindIndex" } },
+    );
+  }
+  if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", 'output must be "text" or "binary".', {
+      details: { field: "output" },
+    });
+  }
+  return Object.freeze({ ...schema, encrypted: Object.freeze([...schema.encrypted]) });
+}
