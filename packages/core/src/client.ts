@@ -12,7 +12,7 @@ import {
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
-import { openBody, sealBody } from "./crypto/aead.js";
+import { openBody, sealBodyInto } from "./crypto/aead.js";
 import { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { randomBytesPooled } from "./crypto/random.js";
@@ -30,7 +30,7 @@ import {
   MESSAGE_ID_LENGTH,
 } from "./format/constants.js";
 import { decodeEnvelope } from "./format/decode.js";
-import { encodeEnvelope } from "./format/encode.js";
+import { encodeEnvelope, encodeEnvelopeWith } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
 import { fromText, toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
@@ -371,25 +371,26 @@ export class Envelope {
     for (const entry of parts.entries) {
       for (const provider of this.#decryptors) {
         if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
-        const key = this.#cacheKey(provider, entry, request);
-        if (this.#cache) {
+        const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+        const key = cache ? this.#cacheKey(provider, entry, request) : "";
+        if (cache) {
           // Warm path, synchronous from peek to open so the cache cannot evict (and zero)
           // the key meanwhile: first a message key already derived, then the data key.
           // Keyed by message id AND commitment: the message key was remembered after a
           // commitment check, and must not let an altered commitment skip that check.
           const messageId = latin1(parts.messageId) + latin1(parts.commitment);
-          const messageKey = this.#cache.peekMessageKey(key, messageId);
+          const messageKey = cache.peekMessageKey(key, messageId);
           if (messageKey) {
             report({ provider, keyRef: entry.keyRef, cacheHit: true });
             return openBody(messageKey, parts.body, aad);
           }
-          const cached = this.#cache.peek(key);
+          const cached = cache.peek(key);
           if (cached) {
             const keys = deriveMessageKeys(cached, parts.messageId);
             if (commitmentMatches(keys.commitment, parts.commitment)) {
               report({ provider, keyRef: entry.keyRef, cacheHit: true });
               // The commitment matched, so this key is right whatever the AAD: keep it.
-              this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey);
+              cache.rememberMessageKey(key, messageId, keys.encryptionKey);
               return openBody(keys.encryptionKey, parts.body, aad);
             }
             keys.encryptionKey.fill(0);
@@ -400,8 +401,8 @@ export class Envelope {
         let dataKey: Buffer;
         let joined = false;
         try {
-          if (this.#cache) {
-            ({ dataKey, joined } = await this.#cache.load(key, () =>
+          if (cache) {
+            ({ dataKey, joined } = await cache.load(key, () =>
               this.#unwrap(provider, entry, request),
             ));
           } else {
@@ -542,8 +543,8 @@ function seal(
   const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
   const keys = deriveMessageKeys(materials.dataKey, messageId);
   try {
-    const body = sealBody(keys.encryptionKey, data, bodyAad(flags, messageId, canonical));
-    return encodeEnvelope({
+    const aad = bodyAad(flags, messageId, canonical);
+    const header = {
       version: 1,
       suite: 1,
       flags,
@@ -551,8 +552,10 @@ function seal(
       commitment: keys.commitment,
       entries: materials.entries,
       storedContext: flags & FLAG_CONTEXT_STORED ? canonical : undefined,
-      body,
-    });
+    };
+    return encodeEnvelopeWith(header, data.length, (out, offset) =>
+      sealBodyInto(keys.encryptionKey, data, aad, out, offset),
+    );
   } finally {
     keys.encryptionKey.fill(0);
   }

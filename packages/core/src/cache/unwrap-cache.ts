@@ -59,7 +59,8 @@ export class UnwrapCache {
     this.lru = new LRUCache<string, CachedKey>({
       max,
       ttl,
-      ttlAutopurge: true,
+      // No per-entry timers (ttlAutopurge costs a setTimeout per miss); one unref'd sweep
+      // below zeroes expired keys within a quarter of the TTL.
       updateAgeOnGet: false,
       ...(options.clock ? { perf: options.clock } : {}),
       dispose: (entry, _key, reason) => {
@@ -69,6 +70,8 @@ export class UnwrapCache {
         if (reason === "evict" || reason === "expire") this.counters.evictions++;
       },
     });
+    const sweep = setInterval(() => this.lru.purgeStale(), Math.max(1000, Math.floor(ttl / 4)));
+    sweep.unref();
   }
 
   /** A cached data key, or undefined. The buffer is the cache's: use it synchronously. */

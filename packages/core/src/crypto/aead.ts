@@ -6,14 +6,27 @@ import { NONCE_LENGTH, TAG_LENGTH } from "../format/constants.js";
 // one body, so a fixed all-zero nonce never repeats under one key and need not be stored.
 const NONCE = Buffer.alloc(NONCE_LENGTH);
 
-/** AES-256-GCM encrypt; returns ciphertext || tag (the envelope body). */
-export function sealBody(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+// Large values are encrypted in slices copied straight into the output buffer: one
+// allocation of the envelope's size instead of ciphertext + concat + header copies.
+const SLICE = 64 * 1024;
+
+/** AES-256-GCM encrypt of `plaintext` into `out` at `offset`: ciphertext, then the tag. */
+export function sealBodyInto(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  out: Buffer,
+  offset: number,
+): void {
   const cipher = createCipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   cipher.setAAD(aad);
-  const head = cipher.update(plaintext);
-  const tail = cipher.final();
-  const tag = cipher.getAuthTag();
-  return Buffer.concat([head, tail, tag], head.length + tail.length + TAG_LENGTH);
+  let at = offset;
+  for (let start = 0; start < plaintext.length; start += SLICE) {
+    const chunk = cipher.update(plaintext.subarray(start, start + SLICE));
+    at += chunk.copy(out, at);
+  }
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
 }
 
 /** AES-256-GCM decrypt of ciphertext || tag. OpenSSL checks the tag in constant time. */

@@ -15,19 +15,35 @@ import { checkEntry } from "./validate.js";
  * own code paths, but entries may come from a provider: their limits are checked here too.
  */
 export function encodeEnvelope(parts: EnvelopeParts): Buffer {
-  const ids = parts.entries.map((e) => checkEntry(e));
-  let size = 3 + MESSAGE_ID_LENGTH + COMMITMENT_LENGTH + 1 + 4 + parts.body.length;
+  return encodeEnvelopeWith(parts, parts.body.length - TAG_LENGTH, (out, offset) => {
+    out.set(parts.body, offset);
+  });
+}
+
+/**
+ * Serializes the header and lets `writeBody` fill ciphertext and tag in place, so a
+ * large value is written once into its final buffer instead of being copied behind the
+ * header afterwards.
+ */
+export function encodeEnvelopeWith(
+  header: Omit<EnvelopeParts, "body">,
+  ciphertextLength: number,
+  writeBody: (out: Buffer, offset: number) => void,
+): Buffer {
+  const ids = header.entries.map((e) => checkEntry(e));
+  const bodyLength = ciphertextLength + TAG_LENGTH;
+  let size = 3 + MESSAGE_ID_LENGTH + COMMITMENT_LENGTH + 1 + 4 + bodyLength;
   for (const { id, ref, wrapped } of ids)
     size += 1 + id.length + 2 + ref.length + 2 + wrapped.length;
-  const stored = parts.storedContext;
+  const stored = header.storedContext;
   if (stored) size += 2 + stored.length;
 
   const w = new Writer(size);
   w.u8(FORMAT_VERSION);
   w.u8(SUITE_AES256GCM_HKDF_SHA256_COMMIT);
   w.u8(stored ? FLAG_CONTEXT_STORED : 0);
-  w.put(parts.messageId);
-  w.put(parts.commitment);
+  w.put(header.messageId);
+  w.put(header.commitment);
   w.u8(ids.length);
   for (const { id, ref, wrapped } of ids) {
     w.u8(id.length);
@@ -41,7 +57,7 @@ export function encodeEnvelope(parts: EnvelopeParts): Buffer {
     w.u16(stored.length);
     w.put(stored);
   }
-  w.u32(parts.body.length - TAG_LENGTH);
-  w.put(parts.body);
+  w.u32(ciphertextLength);
+  writeBody(w.bytes, w.skip(bodyLength));
   return w.finish();
 }

@@ -95,6 +95,13 @@ export class Writer {
     this.offset += value.length;
   }
 
+  /** Reserves `length` bytes for the caller to fill; returns their offset. */
+  skip(length: number): number {
+    const at = this.offset;
+    this.offset += length;
+    return at;
+  }
+
   finish(): Buffer {
     if (this.offset !== this.bytes.length) throw new Error("Writer: size mismatch (bug)");
     return this.bytes;

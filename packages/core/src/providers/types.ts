@@ -59,6 +59,11 @@ export interface KeyProvider {
    * rewrap jobs call that once before they compare entries with the target key.
    */
   refresh?(): Promise<unknown>;
+  /**
+   * Optional hint: unwrap is local and cheaper than a cache entry (hierarchical mode
+   * derives each data key with one HMAC), so the core skips the unwrap cache for it.
+   */
+  readonly skipUnwrapCache?: boolean;
 }
 
 /**
