@@ -20,6 +20,7 @@ export {
   normalizePhone,
   normalizeTrimLower,
 } from "./normalize.js";
+export { type EncryptedPg, encryptedPg, type Queryable } from "./pg.js";
 export {
   createRecordCipher,
   type RecordCipher,

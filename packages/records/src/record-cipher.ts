@@ -94,6 +94,11 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
   indexFor(field: F, value: string): string;
   /** Blind indexes of a value under every key (for `WHERE <field>_idx = ANY($1)`). */
   candidatesFor(field: F, value: string): string[];
+  /**
+   * The blind index columns of an opened (plaintext) record under the current index key:
+   * what a re-index job writes after an index key rotation.
+   */
+  indexesOf(record: Record<string, unknown>): Record<string, string | null>;
   /** Column that holds the blind index of `field`, or undefined when it has none. */
   indexColumn(field: F): string | undefined;
   /** True when an opened value equals `value` after normalization: filters index false positives. */
@@ -302,6 +307,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     },
     candidatesFor(field, value) {
       return indexer_(field).candidates(field, s.table, value, specs[field]);
+    },
+    indexesOf(record) {
+      const out: Record<string, unknown> = {};
+      for (const f of Object.keys(specs)) if (f in record) indexInto(out, f, record[f]);
+      return out as Record<string, string | null>;
     },
     indexColumn(field) {
       const spec = specs[field];

@@ -1,0 +1,154 @@
+import { ConfigError } from "@envelope/core";
+import type { RecordCipher } from "./record-cipher.js";
+import { quoteIdent } from "./sql.js";
+
+/** What the helper needs of `pg.Pool` / `pg.Client` / `pg.PoolClient`: `query(text, values)`. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** Plaintext in, plaintext out; sealed in the database. */
+export interface EncryptedPg {
+  /**
+   * Seals and inserts a record; returns it opened (as stored, decrypted). When the record
+   * has no id, one is reserved first with `nextval` of the id column's sequence (serial or
+   * identity), because the id is part of each field's encryption context.
+   */
+  insert<T = Record<string, unknown>>(table: string, record: Record<string, unknown>): Promise<T>;
+  /** The opened row with this id, or undefined. */
+  findById<T = Record<string, unknown>>(table: string, id: unknown): Promise<T | undefined>;
+  /**
+   * Rows whose encrypted `field` equals `value` (after the field's normalization), found
+   * through its blind index under every index key (`WHERE idx = ANY($1)`), opened, and
+   * checked against `value` so that truncated-index false positives are dropped.
+   */
+  findByBlindIndex<T = Record<string, unknown>>(
+    table: string,
+    field: string,
+    value: string,
+  ): Promise<T[]>;
+  /**
+   * Re-seals the changed fields under the record's data key (no KMS call when cached) and
+   * writes only those columns. Returns the opened row, or undefined when no row has this id.
+   */
+  update<T = Record<string, unknown>>(
+    table: string,
+    id: unknown,
+    changes: Record<string, unknown>,
+  ): Promise<T | undefined>;
+}
+
+/**
+ * Encrypted-column helpers over plain `pg` (parameterized SQL only). One cipher per table.
+ *
+ * @example
+ * const db = encryptedPg(pool, users); // users = createRecordCipher(envelope, { table: "users", … })
+ * const ann = await db.insert("users", { email: "ann@example.com", phone: "+1 555 0100" });
+ * const [found] = await db.findByBlindIndex("users", "email", "Ann@Example.com");
+ * await db.update("users", ann.id, { phone: "+1 555 0199" });
+ */
+export function encryptedPg(
+  db: Queryable,
+  cipher:
+    | RecordCipher<string, "text" | "binary">
+    | readonly RecordCipher<string, "text" | "binary">[],
+): EncryptedPg {
+  const list = (Array.isArray(cipher) ? cipher : [cipher]) as RecordCipher<
+    string,
+    "text" | "binary"
+  >[];
+  const byTable = new Map(list.map((c) => [c.schema.table, c]));
+  if (typeof db?.query !== "function" || byTable.size === 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "encryptedPg(pool, cipher): give a pg Pool or Client and at least one record cipher.",
+    );
+  }
+  const cipherOf = (table: string) => {
+    const c = byTable.get(table);
+    if (!c) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `No record cipher for table "${table}" (known: ${[...byTable.keys()].join(", ")}).`,
+        { details: { table } },
+      );
+    }
+    return { c, idField: c.schema.idField ?? "id", t: quoteIdent(table) };
+  };
+
+  return {
+    async insert<T>(table: string, record: Record<string, unknown>) {
+      const { c, idField, t } = cipherOf(table);
+      let full = record;
+      let reserved = false;
+      if (record[idField] === undefined || record[idField] === null) {
+        const { rows } = await db.query(
+          "SELECT nextval(pg_get_serial_sequence($1, $2))::text AS id",
+          [t, idField],
+        );
+        const id = rows[0]?.id;
+        if (typeof id !== "string") {
+          throw new ConfigError(
+            "ENVELOPE_BAD_INPUT",
+            `insert into "${table}": the record has no "${idField}" and the column has no sequence. Give the id (e.g. randomUUID()) before inserting: it is part of each field's encryption context.`,
+            { details: { table, field: idField } },
+          );
+        }
+        full = { ...record, [idField]: id };
+        reserved = true;
+      }
+      const sealed = (await c.seal(full)) as Record<string, unknown>;
+      const columns = Object.keys(sealed).filter((k) => sealed[k] !== undefined);
+      const sql = `INSERT INTO ${t} (${columns.map(quoteIdent).join(", ")})${reserved ? " OVERRIDING SYSTEM VALUE" : ""} VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")}) RETURNING *`;
+      const { rows } = await db.query(
+        sql,
+        columns.map((k) => sealed[k]),
+      );
+      return c.open<T>(rows[0]!);
+    },
+
+    async findById<T>(table: string, id: unknown) {
+      const { c, idField, t } = cipherOf(table);
+      const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(idField)} = $1`, [id]);
+      return rows[0] ? c.open<T>(rows[0]) : undefined;
+    },
+
+    async findByBlindIndex<T>(table: string, field: string, value: string) {
+      const { c, t } = cipherOf(table);
+      const column = c.indexColumn(field);
+      if (!column) {
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `Field "${field}" of "${table}" has no blind index: declare it in the schema's blindIndexes.`,
+          { details: { table, field } },
+        );
+      }
+      const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(column)} = ANY($1)`, [
+        c.candidatesFor(field, value),
+      ]);
+      const out: T[] = [];
+      for (const row of rows) {
+        const opened = await c.open<Record<string, unknown>>(row);
+        if (c.matches(field, opened[field], value)) out.push(opened as T);
+      }
+      return out;
+    },
+
+    async update<T>(table: string, id: unknown, changes: Record<string, unknown>) {
+      const { c, idField, t } = cipherOf(table);
+      const where = quoteIdent(idField);
+      const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${where} = $1`, [id]);
+      if (!rows[0]) return undefined;
+      const patch = await c.update(rows[0], changes);
+      const columns = Object.keys(patch).filter((k) => patch[k] !== undefined);
+      if (columns.length === 0) return c.open<T>(rows[0]);
+      // Only the changed columns are written: a concurrent update of other fields survives.
+      const sets = columns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(", ");
+      const result = await db.query(
+        `UPDATE ${t} SET ${sets} WHERE ${where} = $${columns.length + 1} RETURNING *`,
+        [...columns.map((k) => patch[k]), id],
+      );
+      return result.rows[0] ? c.open<T>(result.rows[0]) : undefined;
+    },
+  };
+}

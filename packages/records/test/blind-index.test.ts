@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inspect } from "node:util";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  blindIndexKeysFrom,
+  createBlindIndexer,
+  normalizeEmail,
+  normalizePhone,
+  normalizeTrimLower,
+} from "../src/index.js";
+import { INDEX_KEY_1, INDEX_KEY_2 } from "./support.js";
+
+describe("normalizers", () => {
+  it.each([
+    ["  Alice@Example.COM ", "alice@example.com"],
+    ["BOB@x.io", "bob@x.io"],
+    ["e\u0301@x.io", "\u00e9@x.io"], // NFC: decomposed é equals composed é
+  ])("normalizeEmail(%j) = %j", (input, expected) => {
+    expect(normalizeEmail(input)).toBe(expected);
+  });
+
+  it.each([
+    ["+1 (555) 010-0199", "15550100199"],
+    ["1-555-010-0199", "15550100199"],
+    ["０１２", "012"], // full-width digits
+  ])("normalizePhone(%j) = %j", (input, expected) => {
+    expect(normalizePhone(input)).toBe(expected);
+  });
+
+  it("trim-lower", () => expect(normalizeTrimLower("  MiXed ")).toBe("mixed"));
+});
+
+describe("blind indexer", () => {
+  const idx = createBlindIndexer({ keys: INDEX_KEY_1 });
+
+  it("is deterministic, keyed, normalized, and 32 bits (8 hex) by default", () => {
+    const a = idx.index("email", "users", "Ann@Example.com", { normalize: "email" });
+    expect(a).toMatch(/^[0-9a-f]{8}$/);
+    expect(idx.index("email", "users", " ann@example.COM", { normalize: "email" })).toBe(a);
+    expect(idx.index("email", "users", "Ann@Example.com")).not.toBe(a); // no normalizer
+    const other = createBlindIndexer({ keys: INDEX_KEY_2 });
+    expect(other.index("email", "users", "ann@example.com", { normalize: "email" })).not.toBe(a);
+  });
+
+  it("separates tables and fields (the same value indexes differently)", () => {
+    const v = "shared-value";
+    const all = [
+      idx.index("email", "users", v, { bits: 128 }),
+      idx.index("email2", "users", v, { bits: 128 }),
+      idx.index("email", "users2", v, { bits: 128 }),
+      // length prefixes: ("ab","c") and ("a","bc") must not collide
+      idx.index("c", "ab", v, { bits: 128 }),
+      idx.index("bc", "a", v, { bits: 128 }),
+    ];
+    expect(new Set(all).size).toBe(all.length);
+  });
+
+  it("truncates to `bits`, as a prefix of the full HMAC", () => {
+    const full = idx.index("f", "t", "v", { bits: 256 });
+    expect(full).toHaveLength(64);
+    for (const bits of [8, 16, 64, 128]) {
+      expect(idx.index("f", "t", "v", { bits })).toBe(full.slice(0, bits / 4));
+    }
+    for (const bits of [0, 7, 12, 264, 1.5]) {
+      expect(() => idx.index("f", "t", "v", { bits })).toThrow(/multiple of 8/);
+    }
+  });
+
+  it("distinct values practically never collide at 64 bits (property)", () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), (a, b) => {
+        fc.pre(a !== b);
+        expect(idx.index("f", "t", a, { bits: 64 })).not.toBe(idx.index("f", "t", b, { bits: 64 }));
+      }),
+    );
+  });
+
+  it("at 8 bits, collisions happen (which is why lookups re-check the opened value)", () => {
+    const seen = new Set<string>();
+    let collisions = 0;
+    for (let i = 0; i < 100; i++) {
+      const h = idx.index("f", "t", `user${i}@x.io`, { bits: 8 });
+      if (seen.has(h)) collisions++;
+      seen.add(h);
+    }
+    expect(collisions).toBeGreaterThan(0);
+  });
+
+  it("rotation: candidates lists the current key's index first, then the old keys'", () => {
+    const rotated = createBlindIndexer({ keys: [INDEX_KEY_2, INDEX_KEY_1] });
+    const old = idx.index("email", "users", "a@b.c");
+    const current = createBlindIndexer({ keys: INDEX_KEY_2 }).index("email", "users", "a@b.c");
+    expect(rotated.index("email", "users", "a@b.c")).toBe(current);
+    expect(rotated.candidates("email", "users", "a@b.c")).toEqual([current, old]);
+    expect(rotated.keyIds).toHaveLength(2);
+    // The same key twice yields one candidate.
+    expect(
+      createBlindIndexer({ keys: [INDEX_KEY_1, INDEX_KEY_1] }).candidates("e", "u", "x"),
+    ).toHaveLength(1);
+  });
+
+  it("accepts hex, base64, base64url and bytes; refuses short keys without echoing them", () => {
+    const bytes = randomBytes(32);
+    const forms = [
+      bytes,
+      bytes.toString("hex"),
+      bytes.toString("base64"),
+      bytes.toString("base64url"),
+    ];
+    const results = forms.map((k) => createBlindIndexer({ keys: k }).index("f", "t", "v"));
+    expect(new Set(results).size).toBe(1);
+    const short = randomBytes(16).toString("hex");
+    let message = "";
+    try {
+      createBlindIndexer({ keys: short });
+    } catch (e) {
+      message = String((e as Error).message) + JSON.stringify(e);
+    }
+    expect(message).toMatch(/at least 32 bytes/);
+    expect(message).not.toContain(short);
+    expect(() => createBlindIndexer({ keys: [] })).toThrow(/at least one key/);
+  });
+
+  it("shows key ids only", () => {
+    const shown = `${inspect(idx)} ${JSON.stringify(idx)}`;
+    expect(shown).toContain(idx.keyIds[0]!);
+    expect(shown).not.toContain(INDEX_KEY_1);
+  });
+
+  it("reads keys from env (comma-separated) and from a file (one per line, comments)", () => {
+    expect(
+      blindIndexKeysFrom({ env: "K", environment: { K: `${INDEX_KEY_2}, ${INDEX_KEY_1}` } }),
+    ).toEqual([INDEX_KEY_2, INDEX_KEY_1]);
+    const dir = mkdtempSync(join(tmpdir(), "records-keys-"));
+    const file = join(dir, "keys");
+    writeFileSync(file, `# current\n${INDEX_KEY_2}\n# previous\n${INDEX_KEY_1}\n`);
+    expect(blindIndexKeysFrom({ file })).toEqual([INDEX_KEY_2, INDEX_KEY_1]);
+    expect(() => blindIndexKeysFrom({ env: "NOPE", environment: {} })).toThrow(/openssl rand/);
+    expect(() => blindIndexKeysFrom({ file: join(dir, "missing") })).toThrow(/Could not read/);
+  });
+
+  it("refuses non-string values and unknown normalizers", () => {
+    expect(() => idx.index("f", "t", 42 as unknown as string)).toThrow(/must be a string/);
+    expect(() => idx.index("f", "t", "v", { normalize: "upper" as unknown as "email" })).toThrow(
+      /Unknown blind index normalizer/,
+    );
+    expect(idx.index("f", "t", "V", { normalize: (v) => v.toLowerCase() })).toBe(
+      idx.index("f", "t", "v"),
+    );
+  });
+});

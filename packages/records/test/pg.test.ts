@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
+import { counted, dumpContains, envelopeWith, INDEX_KEY_1, INDEX_KEY_2, pool } from "./support.js";
+
+const TABLE = "records_pg_users";
+const db = pool();
+const kms = counted();
+const envelope = envelopeWith(kms);
+const schema = {
+  table: TABLE,
+  encrypted: ["email", "phone", "ssn"],
+  blindIndexes: { email: { normalize: "email" } },
+} as const;
+
+beforeAll(async () => {
+  await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
+  await db.query(`CREATE TABLE ${TABLE} (
+    id serial PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
+  await db.query(`CREATE INDEX ON ${TABLE} (email_idx)`);
+});
+
+afterAll(async () => {
+  await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
+  await db.end();
+});
+
+describe("encryptedPg (real PostgreSQL)", () => {
+  const users = createRecordCipher(envelope, schema, {
+    keys: kms,
+    blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
+  });
+  const repo = encryptedPg(db, users);
+
+  it("inserts with a reserved serial id, stores no plaintext, finds by id and by email", async () => {
+    kms.reset();
+    const ann = await repo.insert<{ id: number; email: string }>(TABLE, {
+      email: "Ann.Lee@Example.com",
+      phone: "+1 555 0100",
+      ssn: "078-05-1120",
+      name: "Ann",
+    });
+    expect(kms.calls.wrap).toBe(1);
+    expect(ann).toMatchObject({ email: "Ann.Lee@Example.com", phone: "+1 555 0100", name: "Ann" });
+    expect(typeof ann.id).toBe("number");
+    for (const secret of ["Ann.Lee", "ann.lee", "555 0100", "078-05-1120"]) {
+      expect(await dumpContains(db, TABLE, secret)).toBe(false);
+    }
+    expect(await dumpContains(db, TABLE, "Ann")).toBe(true); // name is not encrypted
+    expect(await repo.findById(TABLE, ann.id)).toEqual(ann);
+    expect(await repo.findById(TABLE, -1)).toBeUndefined();
+    const found = await repo.findByBlindIndex(TABLE, "email", "  ann.lee@EXAMPLE.com");
+    expect(found).toEqual([ann]);
+    expect(await repo.findByBlindIndex(TABLE, "email", "nobody@example.com")).toEqual([]);
+  });
+
+  it("updates one field with no KMS call and leaves the others untouched", async () => {
+    const bob = await repo.insert<{ id: number }>(TABLE, {
+      email: "bob@x.io",
+      phone: "1",
+      ssn: "2",
+    });
+    const before = (await db.query(`SELECT * FROM ${TABLE} WHERE id = $1`, [bob.id])).rows[0];
+    kms.reset();
+    const after = await repo.update(TABLE, bob.id, { phone: "3" });
+    expect(kms.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 0 });
+    expect(after).toMatchObject({ email: "bob@x.io", phone: "3", ssn: "2" });
+    const stored = (await db.query(`SELECT * FROM ${TABLE} WHERE id = $1`, [bob.id])).rows[0];
+    expect(stored.email).toBe(before.email);
+    expect(stored.ssn).toBe(before.ssn);
+    expect(stored.phone).not.toBe(before.phone);
+    expect(await repo.update(TABLE, -1, { phone: "x" })).toBeUndefined();
+  });
+
+  it("an email change moves the blind index", async () => {
+    const c = await repo.insert<{ id: number }>(TABLE, { email: "c@x.io" });
+    await repo.update(TABLE, c.id, { email: "c2@x.io" });
+    expect(await repo.findByBlindIndex(TABLE, "email", "c@x.io")).toEqual([]);
+    expect(await repo.findByBlindIndex(TABLE, "email", "C2@x.io")).toHaveLength(1);
+  });
+
+  it("a cold process (new cipher, empty cache) reads with one unwrap per record", async () => {
+    const d = await repo.insert<{ id: number }>(TABLE, { email: "d@x.io", phone: "4", ssn: "5" });
+    const cold = encryptedPg(
+      db,
+      createRecordCipher(envelope, schema, {
+        blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
+      }),
+    );
+    kms.reset();
+    expect(await cold.findById(TABLE, d.id)).toMatchObject({
+      email: "d@x.io",
+      phone: "4",
+      ssn: "5",
+    });
+    expect(kms.calls.unwrap).toBe(1);
+  });
+
+  it("truncated indexes collide; lookups drop the false positives after opening", async () => {
+    const t = "records_pg_collide";
+    await db.query(`DROP TABLE IF EXISTS ${t}`);
+    await db.query(`CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text)`);
+    const tiny = createRecordCipher(
+      envelope,
+      { table: t, encrypted: ["email"], blindIndexes: { email: { normalize: "email", bits: 8 } } },
+      { keys: kms, blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+    );
+    const r = encryptedPg(db, tiny);
+    for (let i = 0; i < 300; i++) await r.insert(t, { id: randomUUID(), email: `u${i}@x.io` });
+    const target = "u7@x.io";
+    const sameIndex = await db.query(`SELECT count(*)::int AS n FROM ${t} WHERE email_idx = $1`, [
+      tiny.indexFor("email", target),
+    ]);
+    expect(sameIndex.rows[0].n).toBeGreaterThan(1); // 300 rows over 256 buckets
+    const found = await r.findByBlindIndex<{ email: string }>(t, "email", target);
+    expect(found.map((f) => f.email)).toEqual([target]);
+    await db.query(`DROP TABLE ${t}`);
+  });
+
+  it("index key rotation: old and new keys during re-index, then the new key alone", async () => {
+    const rows = await db.query(`SELECT * FROM ${TABLE}`);
+    const rotated = createRecordCipher(envelope, schema, {
+      blindIndex: createBlindIndexer({ keys: [INDEX_KEY_2, INDEX_KEY_1] }),
+    });
+    const during = encryptedPg(db, rotated);
+    expect(await during.findByBlindIndex(TABLE, "email", "bob@x.io")).toHaveLength(1);
+    // Re-index: open each row, write the index under the current key.
+    for (const row of rows.rows) {
+      const opened = await rotated.open<Record<string, unknown>>(row);
+      const idx = rotated.indexesOf(opened);
+      await db.query(`UPDATE ${TABLE} SET email_idx = $1 WHERE id = $2`, [idx.email_idx, row.id]);
+    }
+    const after = encryptedPg(
+      db,
+      createRecordCipher(envelope, schema, {
+        blindIndex: createBlindIndexer({ keys: INDEX_KEY_2 }),
+      }),
+    );
+    expect(await after.findByBlindIndex(TABLE, "email", "bob@x.io")).toHaveLength(1);
+    expect(await after.findByBlindIndex(TABLE, "email", "ann.lee@example.com")).toHaveLength(1);
+    const oldOnly = encryptedPg(db, users);
+    expect(await oldOnly.findByBlindIndex(TABLE, "email", "bob@x.io")).toEqual([]);
+  });
+
+  it("a client-generated uuid id, a pg.Client, and clear errors", async () => {
+    const t = "records_pg_uuid";
+    await db.query(`DROP TABLE IF EXISTS ${t}`);
+    await db.query(`CREATE TABLE ${t} (id uuid PRIMARY KEY, secret text)`);
+    const client = await db.connect();
+    try {
+      const r = encryptedPg(
+        client,
+        createRecordCipher(envelope, { table: t, encrypted: ["secret"] }),
+      );
+      const id = randomUUID();
+      expect(await r.insert(t, { id, secret: { nested: [1, "two"] } })).toEqual({
+        id,
+        secret: { nested: [1, "two"] },
+      });
+      await expect(r.insert(t, { secret: "no id" })).rejects.toThrow(/has no sequence/);
+      await expect(r.findById("records_unknown", 1)).rejects.toThrow(/No record cipher/);
+      await expect(r.findByBlindIndex(t, "secret", "x")).rejects.toThrow(/no blind index/);
+    } finally {
+      client.release();
+      await db.query(`DROP TABLE ${t}`);
+    }
+  });
+});
