@@ -95,8 +95,8 @@ for (const t of [
 ])
   await db.query(`DROP TABLE IF EXISTS ${t}`);
 await db.close();
-console.log(
-  JSON.stringify({
+process.stdout.write(
+  `${JSON.stringify({
     kind,
     rows,
     concurrency,
@@ -106,5 +106,5 @@ console.log(
     seconds: +(report.durationMs / 1000).toFixed(1),
     rowsPerSecond: Math.round(report.rowsPerSecond),
     seedSeconds: +(seedMs / 1000).toFixed(1),
-  }),
+  })}\n`,
 );
