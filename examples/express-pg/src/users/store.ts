@@ -1,0 +1,194 @@
+import { randomUUID } from "node:crypto";
+import { decodeEnvelope, type Envelope, fromText } from "@envelope/core";
+import { type BlindIndexer, createRecordCipher, type RecordCipher } from "@envelope/records";
+import type { Pool, PoolClient } from "pg";
+import { ApiError } from "../http/errors.js";
+import type { EnvelopeRef } from "../keys/live-envelope.js";
+import { ENCRYPTED_COLUMNS } from "../schema.js";
+import type { SignupInput } from "./validate.js";
+
+/** A user as the API returns it (decrypted). */
+export interface User {
+  id: string;
+  email: string;
+  phone: string | null;
+  ssn: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+type Field = (typeof ENCRYPTED_COLUMNS)[number];
+type Row = Record<string, unknown> & { id: string };
+
+export interface UserStoreOptions {
+  pool: Pool;
+  envelope: EnvelopeRef;
+  blindIndex: BlindIndexer;
+  table: string;
+}
+
+/**
+ * The users table through @envelope/records: fields are sealed before they reach SQL and
+ * opened after, so nothing in between (SQL text, driver, logs, the table) sees PII.
+ */
+export class UserStore {
+  readonly #pool: Pool;
+  readonly #ref: EnvelopeRef;
+  readonly #blindIndex: BlindIndexer;
+  readonly #table: string;
+  #cipher: { envelope: Envelope; cipher: RecordCipher<Field> } | undefined;
+
+  constructor(options: UserStoreOptions) {
+    this.#pool = options.pool;
+    this.#ref = options.envelope;
+    this.#blindIndex = options.blindIndex;
+    this.#table = options.table;
+  }
+
+  /** Signs a user up. 409 EMAIL_TAKEN when the (normalized) email is already registered. */
+  async create(input: SignupInput): Promise<User> {
+    const cipher = this.#current();
+    const id = randomUUID();
+    const sealed = await cipher.seal({ id, ...input });
+    return this.#tx(async (db) => {
+      // Serialize signups of the same email: the check below and the insert are then atomic.
+      await db.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
+        `${this.#table}:${sealed.email_idx}`,
+      ]);
+      if ((await this.#byEmail(db, cipher, input.email)).length > 0) {
+        throw new ApiError(409, "EMAIL_TAKEN", "A user with this email already exists.", ["email"]);
+      }
+      const { rows } = await db.query(
+        `INSERT INTO "${this.#table}" (id, email, email_idx, phone, ssn) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+        [id, sealed.email, sealed.email_idx, sealed.phone, sealed.ssn],
+      );
+      return this.#open(cipher, rows[0] as Row);
+    });
+  }
+
+  async get(id: string): Promise<User | undefined> {
+    const { rows } = await this.#pool.query(`SELECT * FROM "${this.#table}" WHERE id = $1`, [id]);
+    return rows[0] ? this.#open(this.#current(), rows[0] as Row) : undefined;
+  }
+
+  /** Users whose email equals `email` after normalization (trimmed, lower-cased). */
+  async findByEmail(email: string): Promise<User[]> {
+    const cipher = this.#current();
+    const client = await this.#pool.connect();
+    try {
+      return await this.#byEmail(client, cipher, email);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Sets or clears the phone. Normally only the phone is re-sealed, under the record's
+   * data key. If the record is still under a key that no longer encrypts (a rotation is
+   * running), the whole record is re-sealed under the current key instead, so a write
+   * never lands under a key that is about to be retired.
+   */
+  async updatePhone(id: string, phone: string | null): Promise<User | undefined> {
+    const cipher = this.#current();
+    const envelope = this.#ref.current();
+    return this.#tx(async (db) => {
+      const { rows } = await db.query(`SELECT * FROM "${this.#table}" WHERE id = $1 FOR UPDATE`, [
+        id,
+      ]);
+      const row = rows[0] as Row | undefined;
+      if (!row) return undefined;
+      let set: Record<string, unknown>;
+      if (underCurrentKeys(row, envelope)) {
+        set = await cipher.update(row, { phone });
+      } else {
+        const opened = await cipher.open<Row>(row);
+        const { id: _, ...fields } = await cipher.seal({
+          id,
+          email: opened.email,
+          phone,
+          ssn: opened.ssn,
+        });
+        set = fields;
+      }
+      const columns = Object.keys(set).filter((c) =>
+        ["email", "email_idx", "phone", "ssn"].includes(c),
+      );
+      const assignments = columns.map((c, i) => `"${c}" = $${i + 2}`).join(", ");
+      const updated = await db.query(
+        `UPDATE "${this.#table}" SET ${assignments}, updated_at = now() WHERE id = $1 RETURNING *`,
+        [id, ...columns.map((c) => set[c] ?? null)],
+      );
+      return this.#open(cipher, updated.rows[0] as Row);
+    });
+  }
+
+  async #byEmail(db: Pick<PoolClient, "query">, cipher: RecordCipher<Field>, email: string) {
+    // Every blind-index key's candidate, so lookups keep working while the index key rotates.
+    const { rows } = await db.query(
+      `SELECT * FROM "${this.#table}" WHERE email_idx = ANY($1) ORDER BY created_at, id`,
+      [cipher.candidatesFor("email", email)],
+    );
+    const users = await Promise.all(rows.map((r) => this.#open(cipher, r as Row)));
+    // A truncated index has false positives: keep only real matches.
+    return users.filter((u) => cipher.matches("email", u.email, email));
+  }
+
+  async #open(cipher: RecordCipher<Field>, row: Row): Promise<User> {
+    const opened = await cipher.open<Record<string, unknown>>(row);
+    return {
+      id: row.id,
+      email: opened.email as string,
+      phone: (opened.phone as string | null) ?? null,
+      ssn: opened.ssn as string,
+      createdAt: (row.created_at as Date).toISOString(),
+      updatedAt: (row.updated_at as Date).toISOString(),
+    };
+  }
+
+  /** The cipher for the envelope in use now (rebuilt when a key-ring reload replaced it). */
+  #current(): RecordCipher<Field> {
+    const envelope = this.#ref.current();
+    if (this.#cipher?.envelope !== envelope) {
+      const cipher = createRecordCipher(
+        envelope,
+        {
+          table: this.#table,
+          encrypted: [...ENCRYPTED_COLUMNS],
+          blindIndexes: { email: { normalize: "email" } },
+        },
+        { blindIndex: this.#blindIndex },
+      );
+      this.#cipher?.cipher.clearCache();
+      this.#cipher = { envelope, cipher };
+    }
+    return this.#cipher.cipher;
+  }
+
+  async #tx<T>(fn: (db: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await fn(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/** True when every sealed field of the row has an entry under every encrypting key. */
+function underCurrentKeys(row: Row, envelope: Envelope): boolean {
+  const current = envelope.describe().encrypt;
+  return ENCRYPTED_COLUMNS.every((column) => {
+    const value = row[column];
+    if (typeof value !== "string") return true;
+    const refs = new Set(
+      decodeEnvelope(fromText(value)).entries.map((e) => `${e.providerId}:${e.keyRef}`),
+    );
+    return current.every((ref) => refs.has(ref));
+  });
+}
