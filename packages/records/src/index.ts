@@ -22,6 +22,11 @@ export {
 } from "./normalize.js";
 export { type EncryptedPg, encryptedPg, type Queryable } from "./pg.js";
 export {
+  type PrismaEncryptionOptions,
+  type PrismaModelEncryption,
+  prismaEncryption,
+} from "./prisma.js";
+export {
   createRecordCipher,
   type RecordCipher,
   type RecordCipherOptions,

@@ -1,0 +1,288 @@
+import { ConfigError, type Envelope, type KeyProvider } from "@envelope/core";
+import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
+import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
+
+/** One Prisma model's encrypted fields. Field names are the model's field names. */
+export interface PrismaModelEncryption {
+  /** Fields to encrypt (String? columns for text output). */
+  encrypted: readonly string[];
+  /** Encrypted fields with a blind index field (default `<field>_idx`, a String? field). */
+  blindIndexes?: Record<string, BlindIndexSpec>;
+  /** Table name used in the encryption context. Default: the model name. Match what other code (pg, CLI rewrap) uses. */
+  table?: string;
+  /** Id field. Default `"id"`. Its value must be in `data` on create (e.g. `id: randomUUID()`). */
+  idField?: string;
+}
+
+export interface PrismaEncryptionOptions {
+  envelope: Envelope;
+  /** By model name as in schema.prisma, e.g. `{ User: { encrypted: ["email", "phone"] } }`. */
+  models: Record<string, PrismaModelEncryption>;
+  /** Required when a model declares blind indexes. */
+  blindIndex?: BlindIndexer;
+  /** The envelope's encrypting providers: one KMS call per created record instead of two. */
+  keys?: KeyProvider | readonly KeyProvider[];
+}
+
+type Row = Record<string, unknown>;
+type Args = Record<string, unknown> & {
+  data?: unknown;
+  where?: Row;
+  select?: Row;
+  create?: Row;
+  update?: Row;
+};
+interface QueryHook {
+  model?: string;
+  operation: string;
+  args: Args;
+  query: (args: Args) => Promise<unknown>;
+}
+/** The part of a Prisma client the extension uses: model delegates with findUnique. */
+type Delegates = Record<
+  string,
+  { findUnique(args: { where: Row }): Promise<Row | null>; findMany(args: Row): Promise<Row[]> }
+>;
+/** What `$extends` accepts in the callback form (`Prisma.defineExtension`). */
+interface ExtensibleClient {
+  $extends(extension: {
+    name: string;
+    query: { $allModels: { $allOperations(hook: QueryHook): Promise<unknown> } };
+  }): unknown;
+}
+
+const REFUSED = new Set(["updateMany", "updateManyAndReturn"]);
+
+/**
+ * A Prisma client extension: encrypted fields are sealed on create / update / upsert
+ * (one data key per record, each field bound to `{ table, column, id }`), opened on
+ * find* / create / update / delete results, and `where: { email: "..." }` on a field with
+ * a blind index becomes a lookup on its index field (false positives dropped after
+ * opening). Application code reads and writes plaintext.
+ *
+ * @example
+ * const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString }) }).$extends(
+ *   prismaEncryption({
+ *     envelope,
+ *     blindIndex: createBlindIndexer({ keys: process.env.INDEX_KEY! }),
+ *     models: { User: { encrypted: ["email", "phone"], blindIndexes: { email: { normalize: "email" } } } },
+ *   }),
+ * );
+ * await prisma.user.create({ data: { id: randomUUID(), email: "ann@example.com" } });
+ * const ann = await prisma.user.findFirst({ where: { email: "Ann@Example.com" } });
+ */
+export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: C) => C {
+  if (!options?.envelope || typeof options.models !== "object" || options.models === null) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "prismaEncryption({ envelope, models }): give the Envelope and the encrypted fields by model name.",
+    );
+  }
+  const ciphers = new Map<string, RecordCipher>();
+  for (const [model, spec] of Object.entries(options.models)) {
+    ciphers.set(
+      model,
+      createRecordCipher(
+        options.envelope,
+        {
+          table: spec.table ?? model,
+          idField: spec.idField,
+          encrypted: spec.encrypted,
+          blindIndexes: spec.blindIndexes,
+        },
+        { blindIndex: options.blindIndex, keys: options.keys },
+      ),
+    );
+  }
+
+  return <C>(client: C): C => {
+    const base = client as unknown as Delegates;
+    const delegate = (model: string) => {
+      const d = base[model.charAt(0).toLowerCase() + model.slice(1)];
+      if (!d)
+        throw new ConfigError(
+          "ENVELOPE_BAD_CONFIG",
+          `Prisma model "${model}" not found on the client.`,
+        );
+      return d;
+    };
+    return (client as unknown as ExtensibleClient).$extends({
+      name: "@envelope/records",
+      query: {
+        $allModels: {
+          async $allOperations({ model, operation, args, query }: QueryHook) {
+            const cipher = model ? ciphers.get(model) : undefined;
+            if (!cipher || !model) return query(args);
+            return handle(cipher, operation, { ...args }, query, () => delegate(model));
+          },
+        },
+      },
+    }) as C;
+  };
+}
+
+async function handle(
+  cipher: RecordCipher,
+  operation: string,
+  args: Args,
+  query: (args: Args) => Promise<unknown>,
+  delegate: () => Delegates[string],
+): Promise<unknown> {
+  const idField = cipher.schema.idField ?? "id";
+  const encrypted = cipher.schema.encrypted;
+  const touches = (data: unknown) =>
+    typeof data === "object" && data !== null && encrypted.some((f) => f in (data as Row));
+
+  if (REFUSED.has(operation) && touches(args.data)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${operation} cannot write encrypted fields: each row's values are bound to its id. Update rows one by one with update().`,
+      { details: { table: cipher.schema.table, operation } },
+    );
+  }
+  const stripId = addIdToSelect(args, idField, encrypted);
+  let filter: ((row: Row) => boolean) | undefined;
+  if (operation === "findFirst" || operation === "findFirstOrThrow" || operation === "findMany") {
+    filter = rewriteWhere(cipher, args);
+  }
+
+  switch (operation) {
+    case "create":
+      args.data = await cipher.seal(plain(args.data as Row));
+      break;
+    case "createMany":
+    case "createManyAndReturn": {
+      const list = Array.isArray(args.data) ? args.data : [args.data];
+      args.data = await Promise.all(list.map((d) => cipher.seal(plain(d as Row))));
+      break;
+    }
+    case "update":
+      if (touches(args.data))
+        args.data = await patchFor(cipher, delegate, args.where!, args.data as Row);
+      break;
+    case "upsert": {
+      if (touches(args.create)) args.create = await cipher.seal(plain(args.create!));
+      if (touches(args.update)) {
+        const current = await delegate().findUnique({ where: args.where! });
+        args.update = current
+          ? { ...args.update, ...(await cipher.update(current, plain(args.update!))) }
+          : args.update;
+      }
+      break;
+    }
+  }
+
+  const result = await runFiltered(cipher, operation, args, query, delegate, filter);
+  return openResult(cipher, result, stripId);
+}
+
+/** findFirst with a blind-index filter runs as findMany under the hood, then takes the first true match. */
+async function runFiltered(
+  cipher: RecordCipher,
+  operation: string,
+  args: Args,
+  query: (args: Args) => Promise<unknown>,
+  delegate: () => Delegates[string],
+  filter: ((row: Row) => boolean) | undefined,
+): Promise<unknown> {
+  if (!filter) return query(args);
+  // findFirst on a truncated index could stop at a false positive: fetch every candidate
+  // through the base (unextended) client, then keep the first true match.
+  const raw = operation === "findMany" ? await query(args) : await delegate().findMany(args);
+  const rows = (Array.isArray(raw) ? raw : raw ? [raw] : []) as Row[];
+  const kept: Row[] = [];
+  for (const row of rows) {
+    const opened = await cipher.open<Row>(row);
+    if (filter(opened)) kept.push(row);
+  }
+  if (operation === "findMany") return kept;
+  if (kept[0] === undefined && operation === "findFirstOrThrow") {
+    // Let Prisma raise its own not-found error (P2025), as without the extension.
+    const idField = cipher.schema.idField ?? "id";
+    return query({ where: { [idField]: { in: [] } } });
+  }
+  return kept[0] ?? null;
+}
+
+async function openResult(cipher: RecordCipher, result: unknown, stripId: string | undefined) {
+  const open = async (row: unknown) => {
+    if (typeof row !== "object" || row === null || Array.isArray(row)) return row;
+    const opened = await cipher.open<Row>(row as Row);
+    if (stripId) delete opened[stripId];
+    return opened;
+  };
+  if (Array.isArray(result)) return Promise.all(result.map(open));
+  // count, createMany ({ count }), aggregate… carry no encrypted fields.
+  const idField = cipher.schema.idField ?? "id";
+  if (result && typeof result === "object" && !(idField in result)) return result;
+  return open(result);
+}
+
+async function patchFor(
+  cipher: RecordCipher,
+  delegate: () => Delegates[string],
+  where: Row,
+  data: Row,
+): Promise<Row> {
+  const current = await delegate().findUnique({ where });
+  if (!current) return data; // Prisma reports the missing record itself.
+  const sealed = await cipher.update(current, plain(data));
+  return { ...data, ...sealed };
+}
+
+/** Prisma accepts `{ field: { set: value } }`: unwrap it for encrypted fields. */
+function plain(data: Row): Row {
+  const out: Row = { ...data };
+  for (const [k, v] of Object.entries(out)) {
+    if (
+      v &&
+      typeof v === "object" &&
+      !Array.isArray(v) &&
+      "set" in v &&
+      Object.keys(v).length === 1
+    ) {
+      out[k] = (v as { set: unknown }).set;
+    }
+  }
+  return out;
+}
+
+/** Opening needs the id: select it when the caller selected encrypted fields without it. */
+function addIdToSelect(
+  args: Args,
+  idField: string,
+  encrypted: readonly string[],
+): string | undefined {
+  const select = args.select;
+  if (!select || select[idField] || !encrypted.some((f) => select[f])) return undefined;
+  args.select = { ...select, [idField]: true };
+  return idField;
+}
+
+/** `where: { email: "x" }` on a blind-indexed field → `where: { email_idx: { in: candidates } }`. */
+function rewriteWhere(cipher: RecordCipher, args: Args): ((row: Row) => boolean) | undefined {
+  const where = args.where;
+  if (!where) return undefined;
+  const checks: ((row: Row) => boolean)[] = [];
+  const next: Row = { ...where };
+  for (const field of cipher.schema.encrypted) {
+    if (!(field in where)) continue;
+    let value = where[field];
+    if (value && typeof value === "object" && "equals" in value) value = (value as Row).equals;
+    const column = cipher.indexColumn(field);
+    if (typeof value !== "string" || !column) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `where.${field}: encrypted fields can only be matched by equality with a string, and only when they have a blind index.`,
+        { details: { table: cipher.schema.table, field } },
+      );
+    }
+    delete next[field];
+    next[column] = { in: cipher.candidatesFor(field, value) };
+    const expected = value;
+    checks.push((row) => cipher.matches(field, row[field], expected));
+  }
+  if (checks.length === 0) return undefined;
+  args.where = next;
+  return (row) => checks.every((check) => check(row));
+}

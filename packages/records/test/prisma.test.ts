@@ -1,0 +1,236 @@
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBlindIndexer, createRecordCipher, prismaEncryption } from "../src/index.js";
+import { counted, dumpContains, envelopeWith, INDEX_KEY_1, PG_URL, pool } from "./support.js";
+
+// Prisma 7: `prisma generate` wants to download its schema-engine binary first, which an
+// offline machine cannot; the generated client needs no native engine (it talks to
+// PostgreSQL through @prisma/adapter-pg), so any executable will do as that binary.
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+type Row = Record<string, unknown>;
+interface Model {
+  create(args: Row): Promise<Row>;
+  createMany(args: Row): Promise<{ count: number }>;
+  update(args: Row): Promise<Row>;
+  updateMany(args: Row): Promise<{ count: number }>;
+  upsert(args: Row): Promise<Row>;
+  findUnique(args: Row): Promise<Row | null>;
+  findFirst(args: Row): Promise<Row | null>;
+  findFirstOrThrow(args: Row): Promise<Row>;
+  findMany(args?: Row): Promise<Row[]>;
+  delete(args: Row): Promise<Row>;
+  count(args?: Row): Promise<number>;
+}
+interface Client {
+  user: Model;
+  note: Model;
+  $extends(ext: unknown): Client;
+  $disconnect(): Promise<void>;
+}
+
+const db = pool();
+const kms = counted();
+const envelope = envelopeWith(kms);
+const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+let base: Client;
+let prisma: Client;
+
+beforeAll(async () => {
+  const cli = join(dirname(require.resolve("prisma/package.json")), "build/index.js");
+  execFileSync(
+    process.execPath,
+    [cli, "generate", "--schema", join(here, "prisma/schema.prisma")],
+    {
+      env: {
+        ...process.env,
+        PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? "/bin/true",
+        CHECKPOINT_DISABLE: "1",
+        PRISMA_HIDE_UPDATE_MESSAGE: "1",
+      },
+      stdio: "pipe",
+    },
+  );
+  const generated = pathToFileURL(join(here, ".prisma-client/client.ts")).href;
+  const { PrismaClient } = (await import(/* @vite-ignore */ generated)) as {
+    PrismaClient: new (options: unknown) => Client;
+  };
+  const { PrismaPg } = await import("@prisma/adapter-pg");
+  await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
+  await db.query(`CREATE TABLE records_prisma_users (
+    id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
+  await db.query("CREATE TABLE records_prisma_notes (id serial PRIMARY KEY, body text)");
+  base = new PrismaClient({ adapter: new PrismaPg({ connectionString: PG_URL }) });
+  prisma = base.$extends(
+    prismaEncryption({
+      envelope,
+      keys: kms,
+      blindIndex,
+      models: {
+        User: {
+          table: "records_prisma_users",
+          encrypted: ["email", "phone", "ssn"],
+          blindIndexes: { email: { normalize: "email" } },
+        },
+        Note: { table: "records_prisma_notes", encrypted: ["body"] },
+      },
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await base?.$disconnect();
+  await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
+  await db.end();
+});
+
+describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQL)", () => {
+  it("create seals (one KMS call), results and find* come back in plaintext", async () => {
+    const id = randomUUID();
+    kms.reset();
+    const created = await prisma.user.create({
+      data: { id, email: "Mia@Example.com", phone: "+49 30", ssn: "123-45-6789", name: "Mia" },
+    });
+    expect(kms.calls.wrap).toBe(1);
+    expect(created).toEqual({
+      id,
+      email: "Mia@Example.com",
+      email_idx: blindIndex.index("email", "records_prisma_users", "mia@example.com", {
+        normalize: "email",
+      }),
+      phone: "+49 30",
+      ssn: "123-45-6789",
+      name: "Mia",
+    });
+    for (const secret of ["Mia@Example", "mia@example", "+49 30", "123-45-6789"]) {
+      expect(await dumpContains(db, "records_prisma_users", secret)).toBe(false);
+    }
+    const raw = await base.user.findUnique({ where: { id } });
+    expect(String(raw?.email)).toMatch(/^ev1:/);
+    expect(await prisma.user.findUnique({ where: { id } })).toEqual(created);
+    expect(await prisma.user.findMany({ where: { name: "Mia" } })).toEqual([created]);
+  });
+
+  it("where on a blind-indexed field finds by index, normalized", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, email: "leo@x.io", name: "Leo" } });
+    expect((await prisma.user.findFirst({ where: { email: "  LEO@x.io" } }))?.id).toBe(id);
+    expect(await prisma.user.findMany({ where: { email: { equals: "leo@X.io" } } })).toHaveLength(
+      1,
+    );
+    expect(await prisma.user.findFirst({ where: { email: "nobody@x.io" } })).toBeNull();
+    await expect(
+      prisma.user.findFirstOrThrow({ where: { email: "nobody@x.io" } }),
+    ).rejects.toThrow();
+    await expect(prisma.user.findMany({ where: { phone: "1" } })).rejects.toThrow(/blind index/);
+  });
+
+  it("update re-seals only the changed field with no KMS call, and moves the index", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, email: "old@x.io", phone: "1", ssn: "2" } });
+    const before = await base.user.findUnique({ where: { id } });
+    kms.reset();
+    const updated = await prisma.user.update({ where: { id }, data: { phone: { set: "3" } } });
+    expect(kms.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 0 });
+    expect(updated).toMatchObject({ email: "old@x.io", phone: "3", ssn: "2" });
+    const after = await base.user.findUnique({ where: { id } });
+    expect(after?.email).toBe(before?.email);
+    expect(after?.phone).not.toBe(before?.phone);
+    await prisma.user.update({ where: { id }, data: { email: "new@x.io" } });
+    expect(await prisma.user.findFirst({ where: { email: "old@x.io" } })).toBeNull();
+    expect((await prisma.user.findFirst({ where: { email: "NEW@x.io" } }))?.id).toBe(id);
+  });
+
+  it("a cold client (new extension, empty cache) opens with one unwrap per record", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, email: "cold@x.io", phone: "5", ssn: "6" } });
+    const cold = base.$extends(
+      prismaEncryption({
+        envelope,
+        blindIndex,
+        models: {
+          User: {
+            table: "records_prisma_users",
+            encrypted: ["email", "phone", "ssn"],
+            blindIndexes: { email: { normalize: "email" } },
+          },
+        },
+      }),
+    );
+    kms.reset();
+    expect(await cold.user.findUnique({ where: { id } })).toMatchObject({ phone: "5", ssn: "6" });
+    expect(kms.calls.unwrap).toBe(1);
+  });
+
+  it("select without the id still opens; createMany, upsert, delete; updateMany is refused", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, email: "sel@x.io", phone: "7" } });
+    expect(await prisma.user.findUnique({ where: { id }, select: { phone: true } })).toEqual({
+      phone: "7",
+    });
+    const a = randomUUID();
+    const b = randomUUID();
+    await prisma.user.createMany({
+      data: [
+        { id: a, email: "a@x.io" },
+        { id: b, email: "b@x.io" },
+      ],
+    });
+    expect((await prisma.user.findUnique({ where: { id: b } }))?.email).toBe("b@x.io");
+    await prisma.user.upsert({
+      where: { id: a },
+      create: { id: a, email: "no@x.io" },
+      update: { ssn: "9" },
+    });
+    await prisma.user.upsert({
+      where: { id: "fresh" },
+      create: { id: "fresh", email: "fresh@x.io" },
+      update: {},
+    });
+    expect(await prisma.user.findUnique({ where: { id: a } })).toMatchObject({
+      email: "a@x.io",
+      ssn: "9",
+    });
+    expect((await prisma.user.findUnique({ where: { id: "fresh" } }))?.email).toBe("fresh@x.io");
+    expect((await prisma.user.delete({ where: { id: b } })).email).toBe("b@x.io");
+    await expect(prisma.user.updateMany({ data: { phone: "x" } })).rejects.toThrow(/one by one/);
+    expect(await prisma.user.count()).toBeGreaterThan(0);
+  });
+
+  it("a swapped value between rows fails to open", async () => {
+    const x = randomUUID();
+    const y = randomUUID();
+    await prisma.user.create({ data: { id: x, email: "x@x.io", ssn: "1" } });
+    await prisma.user.create({ data: { id: y, email: "y@x.io", ssn: "2" } });
+    await db.query(
+      "UPDATE records_prisma_users SET ssn = (SELECT ssn FROM records_prisma_users WHERE id = $1) WHERE id = $2",
+      [x, y],
+    );
+    await expect(prisma.user.findUnique({ where: { id: y } })).rejects.toMatchObject({
+      code: "ENVELOPE_DECRYPT_FAILED",
+    });
+  });
+
+  it("an autoincrement id must be reserved before create (documented), then works", async () => {
+    await expect(prisma.note.create({ data: { body: "hi" } })).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_INPUT",
+    });
+    const { rows } = await db.query(
+      "SELECT nextval(pg_get_serial_sequence('records_prisma_notes', 'id'))::int AS id",
+    );
+    const note = await prisma.note.create({ data: { id: rows[0].id, body: "hi" } });
+    expect(note).toEqual({ id: rows[0].id, body: "hi" });
+    // The same envelopes open with the plain record cipher (same table/column/id context).
+    const stored = (await db.query("SELECT * FROM records_prisma_notes")).rows[0];
+    const notes = createRecordCipher(envelope, {
+      table: "records_prisma_notes",
+      encrypted: ["body"],
+    });
+    expect(await notes.open(stored)).toEqual({ id: rows[0].id, body: "hi" });
+  });
+});
