@@ -7,6 +7,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 export interface Settings {
   /** HTTP port. `PORT`, default 3000 (0 = any free port). */
   port: number;
+  /** `HOST` to listen on, default 127.0.0.1 (use 0.0.0.0 in a container). */
+  host: string;
   /** `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/test. */
   databaseUrl: string;
   /** `USERS_TABLE`, default `example_users`. Also part of every value's encryption context. */
@@ -38,6 +40,7 @@ export function loadSettings(env: Env = process.env): Settings {
   checkTableName(table);
   return {
     port,
+    host: env.HOST?.trim() || "127.0.0.1",
     databaseUrl: env.DATABASE_URL?.trim() || "postgres://postgres@127.0.0.1:5432/test",
     table,
     keysDir: env.KEYS_DIR?.trim() || DEFAULT_KEYS_DIR,

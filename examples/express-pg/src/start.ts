@@ -12,7 +12,7 @@ import { loadSettings } from "./settings.js";
 type Env = Readonly<Record<string, string | undefined>>;
 
 export interface RunningServer {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (or the HOST it listens on) */
   url: string;
   port: number;
   /** Stops watching keys, closes the HTTP server and the pool. */
@@ -52,7 +52,7 @@ export async function startServer(
     }
     const blindIndex = createBlindIndexer({ keys: await blindIndexKeys(env, settings.keysDir) });
     const app = createApp({ pool, envelope: live, blindIndex, table: settings.table, log });
-    const server = app.listen(settings.port, "127.0.0.1");
+    const server = app.listen(settings.port, settings.host);
     await new Promise<void>((resolve, reject) => {
       server.once("listening", resolve);
       server.once("error", reject);
@@ -60,7 +60,7 @@ export async function startServer(
     const { port } = server.address() as AddressInfo;
     log({ event: "listening", port, table: settings.table, keys: envelope.describe().encrypt });
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: `http://${settings.host === "0.0.0.0" ? "127.0.0.1" : settings.host}:${port}`,
       port,
       async close() {
         stopWatching();
