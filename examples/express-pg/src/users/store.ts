@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { decodeEnvelope, type Envelope, fromText } from "@envelope/core";
-import { type BlindIndexer, createRecordCipher, type RecordCipher } from "@envelope/records";
+import {
+  type BlindIndexer,
+  createRecordCipher,
+  encryptedPg,
+  type RecordCipher,
+} from "@envelope/records";
 import type { Pool, PoolClient } from "pg";
 import { ApiError } from "../http/errors.js";
 import type { EnvelopeRef } from "../keys/live-envelope.js";
@@ -49,37 +54,36 @@ export class UserStore {
   async create(input: SignupInput): Promise<User> {
     const cipher = this.#current();
     const id = randomUUID();
-    const sealed = await cipher.seal({ id, ...input });
     return this.#tx(async (db) => {
       // Serialize signups of the same email: the check below and the insert are then atomic.
       await db.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [
-        `${this.#table}:${sealed.email_idx}`,
+        `${this.#table}:${cipher.indexFor("email", input.email)}`,
       ]);
-      if ((await this.#byEmail(db, cipher, input.email)).length > 0) {
+      const sql = encryptedPg(db, cipher);
+      if ((await sql.findByBlindIndex(this.#table, "email", input.email)).length > 0) {
         throw new ApiError(409, "EMAIL_TAKEN", "A user with this email already exists.", ["email"]);
       }
-      const { rows } = await db.query(
-        `INSERT INTO "${this.#table}" (id, email, email_idx, phone, ssn) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-        [id, sealed.email, sealed.email_idx, sealed.phone, sealed.ssn],
-      );
-      return this.#open(cipher, rows[0] as Row);
+      return toUser(await sql.insert(this.#table, { id, ...input }));
     });
   }
 
   async get(id: string): Promise<User | undefined> {
-    const { rows } = await this.#pool.query(`SELECT * FROM "${this.#table}" WHERE id = $1`, [id]);
-    return rows[0] ? this.#open(this.#current(), rows[0] as Row) : undefined;
+    const cipher = this.#current();
+    const row = await encryptedPg(this.#pool, cipher).findById(this.#table, id);
+    return row ? toUser(row) : undefined;
   }
 
-  /** Users whose email equals `email` after normalization (trimmed, lower-cased). */
+  /**
+   * Users whose email equals `email` after normalization (trimmed, lower-cased), found by
+   * the blind index under every index key; index false positives are dropped.
+   */
   async findByEmail(email: string): Promise<User[]> {
-    const cipher = this.#current();
-    const client = await this.#pool.connect();
-    try {
-      return await this.#byEmail(client, cipher, email);
-    } finally {
-      client.release();
-    }
+    const rows = await encryptedPg(this.#pool, this.#current()).findByBlindIndex(
+      this.#table,
+      "email",
+      email,
+    );
+    return rows.map(toUser);
   }
 
   /**
@@ -118,31 +122,8 @@ export class UserStore {
         `UPDATE "${this.#table}" SET ${assignments}, updated_at = now() WHERE id = $1 RETURNING *`,
         [id, ...columns.map((c) => set[c] ?? null)],
       );
-      return this.#open(cipher, updated.rows[0] as Row);
+      return toUser(await cipher.open(updated.rows[0] as Row));
     });
-  }
-
-  async #byEmail(db: Pick<PoolClient, "query">, cipher: RecordCipher<Field>, email: string) {
-    // Every blind-index key's candidate, so lookups keep working while the index key rotates.
-    const { rows } = await db.query(
-      `SELECT * FROM "${this.#table}" WHERE email_idx = ANY($1) ORDER BY created_at, id`,
-      [cipher.candidatesFor("email", email)],
-    );
-    const users = await Promise.all(rows.map((r) => this.#open(cipher, r as Row)));
-    // A truncated index has false positives: keep only real matches.
-    return users.filter((u) => cipher.matches("email", u.email, email));
-  }
-
-  async #open(cipher: RecordCipher<Field>, row: Row): Promise<User> {
-    const opened = await cipher.open<Record<string, unknown>>(row);
-    return {
-      id: row.id,
-      email: opened.email as string,
-      phone: (opened.phone as string | null) ?? null,
-      ssn: opened.ssn as string,
-      createdAt: (row.created_at as Date).toISOString(),
-      updatedAt: (row.updated_at as Date).toISOString(),
-    };
   }
 
   /** The cipher for the envelope in use now (rebuilt when a key-ring reload replaced it). */
@@ -191,4 +172,16 @@ function underCurrentKeys(row: Row, envelope: Envelope): boolean {
     );
     return current.every((ref) => refs.has(ref));
   });
+}
+
+/** An opened row → the API's shape (no blind index, camelCase timestamps). */
+function toUser(row: Record<string, unknown>): User {
+  return {
+    id: row.id as string,
+    email: row.email as string,
+    phone: (row.phone as string | null) ?? null,
+    ssn: row.ssn as string,
+    createdAt: (row.created_at as Date).toISOString(),
+    updatedAt: (row.updated_at as Date).toISOString(),
+  };
 }
