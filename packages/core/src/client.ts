@@ -100,6 +100,13 @@ export interface EnvelopeInfo {
 
 type Sealed = Uint8Array | string;
 
+/** A data key and its wrapped copies, for sealing several values under one key. */
+export interface DataKeyMaterials {
+  /** 32 bytes. Secret: the holder zeroes it when done. */
+  readonly dataKey: Buffer;
+  readonly entries: readonly WrappedKey[];
+}
+
 /**
  * The Envelope client: encrypt, decrypt and rewrap values with per-message data keys.
  * Build it from providers here, or from config / env with `createEnvelope` and
@@ -281,6 +288,84 @@ export class Envelope {
     }
   }
 
+  /**
+   * A fresh data key wrapped under this client's encrypting key(s), for sealing several
+   * values under one data key with `encryptWithDataKey` (e.g. the fields of one record:
+   * one KMS call per record, not per field). The caller zeroes `dataKey` when done.
+   *
+   * @example
+   * const materials = await envelope.generateDataKey({ context: { table: "users", id: "42" } });
+   * try {
+   *   const email = envelope.encryptWithDataKey(materials, "a@example.com", { context: { table: "users", column: "email", id: "42" } });
+   * } finally { materials.dataKey.fill(0); }
+   */
+  async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
+    const context = options.context ?? {};
+    encodeContext(context);
+    return this.#freshMaterials({ context });
+  }
+
+  /**
+   * The data key of a sealed value and its wrapped entries, commitment-checked and served
+   * from the unwrap cache when warm, to seal more values under the same key (a partial
+   * update of a record). `context` is what the KMS bound at wrap time, if it binds any.
+   * The caller zeroes `dataKey` when done.
+   */
+  async unwrapDataKey(
+    sealed: Sealed,
+    options: { context?: EncryptionContext } = {},
+  ): Promise<DataKeyMaterials> {
+    const parts = parse(sealed);
+    const { context } = resolveContext(parts, options.context);
+    const dataKey = await this.#verifiedDataKey(parts, { context });
+    return {
+      dataKey,
+      entries: parts.entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) })),
+    };
+  }
+
+  /**
+   * Seals one value under a data key from `generateDataKey` / `unwrapDataKey`: a normal
+   * envelope that `decrypt` opens, with its own message id and derived AES key.
+   * Synchronous: no KMS call.
+   */
+  encryptWithDataKey(
+    materials: DataKeyMaterials,
+    plaintext: PlaintextInput,
+    options: EncryptOptions<"text"> & { output: "text" },
+  ): string;
+  encryptWithDataKey(
+    materials: DataKeyMaterials,
+    plaintext: PlaintextInput,
+    options?: EncryptOptions<"binary">,
+  ): Buffer;
+  encryptWithDataKey(
+    materials: DataKeyMaterials,
+    plaintext: PlaintextInput,
+    options?: EncryptOptions,
+  ): Buffer | string;
+  encryptWithDataKey(
+    materials: DataKeyMaterials,
+    plaintext: PlaintextInput,
+    options: EncryptOptions = {},
+  ): Buffer | string {
+    if (
+      !(materials?.dataKey instanceof Uint8Array) ||
+      materials.dataKey.length !== DATA_KEY_LENGTH
+    ) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        "encryptWithDataKey needs materials from generateDataKey or unwrapDataKey.",
+      );
+    }
+    checkEntryCount(materials.entries.length);
+    for (const entry of materials.entries) checkEntry(entry);
+    const canonical = encodeContext(options.context ?? {});
+    const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
+    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical);
+    return options.output === "text" ? toText(sealed) : sealed;
+  }
+
   /** Header facts of a sealed value (versions, providers, key references, sizes). No secrets. */
   inspect(sealed: Sealed): EnvelopeInfo {
     return inspectEnvelope(sealed);
@@ -434,9 +519,18 @@ export class Envelope {
     for (const entry of parts.entries) {
       for (const provider of this.#decryptors) {
         if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
+        const cache = provider.skipUnwrapCache ? undefined : this.#cache;
         let dataKey: Buffer;
         try {
-          dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
+          if (cache) {
+            const key = this.#cacheKey(provider, entry, request);
+            const cached = cache.peek(key);
+            dataKey = cached
+              ? Buffer.from(cached)
+              : (await cache.load(key, () => this.#unwrap(provider, entry, request))).dataKey;
+          } else {
+            dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
+          }
         } catch (error) {
           failures.push(asEnvelopeError(error));
           continue;
