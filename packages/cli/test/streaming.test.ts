@@ -172,8 +172,10 @@ describe("encryptStream / decryptStream", () => {
     }
   });
 
-  it("encrypts 64 MiB in constant memory", async () => {
-    const total = 64 * 1024 * 1024;
+  it("encrypts 256 MiB in bounded memory", async () => {
+    // Garbage collection timing makes small thresholds flaky; holding the stream would
+    // need ≥ 256 MiB, so anything well under that proves the pipeline streams.
+    const total = 256 * 1024 * 1024;
     const piece = randomBytes(1024 * 1024);
     const source = Readable.from(
       (function* () {
@@ -200,7 +202,7 @@ describe("encryptStream / decryptStream", () => {
       sink,
     );
     expect(outHash.digest("hex")).toBe(plainHash.digest("hex"));
-    expect(peak - before).toBeLessThan(48 * 1024 * 1024);
+    expect(peak - before).toBeLessThan(128 * 1024 * 1024);
   });
 
   it("rewrapStream changes only the header; chunks stay byte-for-byte", async () => {
