@@ -4,6 +4,7 @@ import { registerDbCommands } from "./commands/db.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerFileCommands } from "./commands/files.js";
 import { registerKeyCommands } from "./commands/keys.js";
+import { registerKeystoreCommands } from "./commands/keystore.js";
 import type { CliContext } from "./context.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, processIo } from "./io.js";
@@ -45,6 +46,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
   registerFileCommands(program, ctx);
   registerDbCommands(program, ctx, setExit);
   registerDemoCommand(program, ctx);
+  registerKeystoreCommands(program, ctx, setExit);
   program.exitOverride();
   for (const cmd of program.commands)
     cmd.exitOverride().configureOutput({
