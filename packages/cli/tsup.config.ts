@@ -1,11 +1,5 @@
 import { defineConfig } from "tsup";
+import { packageBuild } from "../../tsup.base";
 
-export default defineConfig({
-  // index: the library (main(), EXIT_CODES…); cli: the `envelope` bin (keeps its shebang).
-  entry: ["src/index.ts", "src/cli.ts"],
-  format: ["esm", "cjs"],
-  dts: true,
-  clean: true,
-  sourcemap: true,
-  target: "node20",
-});
+// index: the library (main(), EXIT_CODES…); cli: the `envelope` bin (keeps its shebang).
+export default defineConfig(packageBuild(["src/index.ts", "src/cli.ts"]));

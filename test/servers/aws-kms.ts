@@ -25,31 +25,9 @@ import {
 } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { FaultOptions, TestServer } from "./types.js";
 
-/** Faults every test server can inject. Counters are over all requests since resetCalls(). */
-export interface FaultOptions {
-  /** Delay before every response. */
-  latencyMs?: number;
-  /** Every Nth request gets ThrottlingException (HTTP 400). 1 = every request. */
-  throttleEvery?: number;
-  /** Every Nth request gets KMSInternalException (HTTP 500). */
-  failEvery?: number;
-  /** Every Nth request has its socket destroyed without an answer. */
-  dropEvery?: number;
-  /** Never answer (the socket stays open until the client gives up or the server closes). */
-  hang?: boolean;
-}
-
-/** The handle shape shared by every protocol test server in test/servers. */
-export interface TestServer {
-  url: string;
-  /** Requests received per operation (faulted ones included). */
-  calls: Record<string, number>;
-  /** Mutable: change faults between (or during) tests. */
-  faults: FaultOptions;
-  resetCalls(): void;
-  close(): Promise<void>;
-}
+export type { FaultOptions, TestServer };
 
 /** What the server logs per request: identifiers only, never plaintext or key material. */
 export interface KmsRequestRecord {

@@ -40,27 +40,9 @@ import { createServer, type Server } from "node:https";
 import type { Socket } from "node:net";
 import { promisify } from "node:util";
 import { testCertificate } from "./tls.js";
+import type { FaultOptions, TestServer } from "./types.js";
 
-export interface FaultOptions {
-  /** Added to every authenticated response. */
-  latencyMs?: number;
-  /** Every Nth authenticated request answers 429 Throttled (1 = all of them). */
-  throttleEvery?: number;
-  /** Every Nth authenticated request answers 503. */
-  failEvery?: number;
-  /** Every Nth authenticated request has its socket destroyed. */
-  dropEvery?: number;
-  /** Authenticated requests never get an answer (until `close`). */
-  hang?: boolean;
-}
-
-export interface TestServer {
-  url: string;
-  calls: Record<string, number>;
-  faults: FaultOptions;
-  resetCalls(): void;
-  close(): Promise<void>;
-}
+export type { FaultOptions, TestServer };
 
 export interface AzureKeyVaultServerOptions {
   /** Bearer tokens the server accepts. Default `["test-token"]`. */

@@ -24,22 +24,9 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import type { FaultOptions, TestServer } from "./types.js";
 
-export interface FaultOptions {
-  latencyMs?: number;
-  throttleEvery?: number;
-  failEvery?: number /* 5xx */;
-  dropEvery?: number /* destroy socket */;
-  hang?: boolean;
-}
-
-export interface TestServer {
-  url: string;
-  calls: Record<string, number>;
-  faults: FaultOptions;
-  resetCalls(): void;
-  close(): Promise<void>;
-}
+export type { FaultOptions, TestServer };
 
 /** Vault ACL policy: path pattern (exact, trailing `*` glob, `+` segment) → capabilities. */
 export type VaultPolicy = Record<string, readonly string[]>;
