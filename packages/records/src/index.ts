@@ -13,7 +13,6 @@ export {
   DEFAULT_BLIND_INDEX_BITS,
 } from "./blind-index.js";
 export { TAG as VALUE_TAGS } from "./codec.js";
-export type { RecordKeyCacheOptions, RecordKeyCacheStats } from "./key-cache.js";
 export {
   type Normalizer,
   normalizeEmail,

@@ -29,7 +29,10 @@ export interface EncryptedPg {
   ): Promise<T[]>;
   /**
    * Re-seals the changed fields under the record's data key (no KMS call when cached) and
-   * writes only those columns. Returns the opened row, or undefined when no row has this id.
+   * writes only those columns. During a key rotation (the row is not under exactly the
+   * envelope's encrypting keys) the whole record is re-sealed under the current key and
+   * written only if its other encrypted fields did not change meanwhile (else re-read and
+   * retried, at most 3 times). Returns the opened row, or undefined when no row has this id.
    */
   update<T = Record<string, unknown>>(
     table: string,
@@ -137,18 +140,35 @@ export function encryptedPg(
     async update<T>(table: string, id: unknown, changes: Record<string, unknown>) {
       const { c, idField, t } = cipherOf(table);
       const where = quoteIdent(idField);
-      const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${where} = $1`, [id]);
-      if (!rows[0]) return undefined;
-      const patch = await c.update(rows[0], changes);
-      const columns = Object.keys(patch).filter((k) => patch[k] !== undefined);
-      if (columns.length === 0) return c.open<T>(rows[0]);
-      // Only the changed columns are written: a concurrent update of other fields survives.
-      const sets = columns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(", ");
-      const result = await db.query(
-        `UPDATE ${t} SET ${sets} WHERE ${where} = $${columns.length + 1} RETURNING *`,
-        [...columns.map((k) => patch[k]), id],
-      );
-      return result.rows[0] ? c.open<T>(result.rows[0]) : undefined;
+      for (let attempt = 1; ; attempt++) {
+        const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${where} = $1`, [id]);
+        const row = rows[0];
+        if (!row) return undefined;
+        const patch = await c.update(row, changes);
+        const columns = Object.keys(patch).filter((k) => patch[k] !== undefined);
+        if (columns.length === 0) return c.open<T>(row);
+        // Normally only the changed columns are written, so a concurrent update of other
+        // fields survives. A record moved to the current key (rotation) also rewrites fields
+        // the caller did not change: that write lands only if they still hold what was read.
+        const kept = c.schema.encrypted.filter((f) => f in patch && !(f in changes));
+        const sets = columns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(", ");
+        const guards = kept.map(
+          (f, i) => ` AND ${quoteIdent(f)} IS NOT DISTINCT FROM $${columns.length + 2 + i}`,
+        );
+        const result = await db.query(
+          `UPDATE ${t} SET ${sets} WHERE ${where} = $${columns.length + 1}${guards.join("")} RETURNING *`,
+          [...columns.map((k) => patch[k]), id, ...kept.map((f) => row[f])],
+        );
+        if (result.rows[0]) return c.open<T>(result.rows[0]);
+        if (kept.length === 0) return undefined; // deleted meanwhile
+        if (attempt === 3) {
+          throw new ConfigError(
+            "ENVELOPE_BAD_INPUT",
+            `update: row of "${table}" kept changing while it was re-sealed under the current key (3 attempts). Retry the update.`,
+            { details: { table } },
+          );
+        }
+      }
     },
   };
 }

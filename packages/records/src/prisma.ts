@@ -1,4 +1,4 @@
-import { ConfigError, type Envelope, type KeyProvider } from "@envelope/core";
+import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
 
@@ -20,8 +20,6 @@ export interface PrismaEncryptionOptions {
   models: Record<string, PrismaModelEncryption>;
   /** Required when a model declares blind indexes. */
   blindIndex?: BlindIndexer;
-  /** The envelope's encrypting providers: one KMS call per created record instead of two. */
-  keys?: KeyProvider | readonly KeyProvider[];
 }
 
 type Row = Record<string, unknown>;
@@ -90,7 +88,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
           encrypted: spec.encrypted,
           blindIndexes: spec.blindIndexes,
         },
-        { blindIndex: options.blindIndex, keys: options.keys },
+        { blindIndex: options.blindIndex },
       ),
     );
   }

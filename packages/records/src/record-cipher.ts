@@ -1,26 +1,11 @@
 import { inspect } from "node:util";
-import {
-  ConfigError,
-  decodeEnvelope,
-  type EncryptionContext,
-  type Envelope,
-  type EnvelopeParts,
-  fromText,
-  type KeyProvider,
-  toText,
-  type WrappedKey,
-} from "@envelope/core";
+import { ConfigError, type EncryptionContext, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
-import { openWithDataKey, sealWithDataKey } from "./field-crypto.js";
-import {
-  RecordKeyCache,
-  type RecordKeyCacheOptions,
-  type RecordKeyCacheStats,
-  recordKeyId,
-} from "./key-cache.js";
-import { KeySource, type RecordMaterials } from "./materials.js";
 import { normalizeWith } from "./normalize.js";
+
+/** A data key and its wrapped entries, as core's generateDataKey / unwrapDataKey return them. */
+type Materials = Awaited<ReturnType<Envelope["generateDataKey"]>>;
 
 /** Which fields of a table's records are encrypted, and which of them are searchable. */
 export interface RecordSchema<F extends string = string> {
@@ -39,15 +24,6 @@ export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
   blindIndex?: BlindIndexer;
   /** `text` (default): `ev1:` strings for text columns. `binary`: Buffers for bytea columns. */
   output?: O;
-  /**
-   * The envelope's encrypting key providers, in order (checked against
-   * `envelope.describe()`). With them a record costs exactly one KMS call to seal;
-   * without, two (an encrypt and an unwrap), because core's Envelope does not hand out
-   * data keys. Opening always goes through the envelope.
-   */
-  keys?: KeyProvider | readonly KeyProvider[];
-  /** Cache of record data keys (opened or sealed recently). Default `{ maxEntries: 1000, ttlMs: 300000 }`. */
-  cache?: RecordKeyCacheOptions | false;
 }
 
 /** A sealed value as stored: an `ev1:` string, or a Buffer with `output: "binary"`. */
@@ -77,14 +53,21 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    * undefined values, untouched. The record must carry its id.
    */
   seal<T extends Record<string, unknown>>(record: T): Promise<SealedRecord<T, F, O>>;
-  /** Opens every encrypted field of a stored row (at most one unwrap per record). */
+  /**
+   * Opens every encrypted field of a stored row: at most one unwrap per record (the fields
+   * share one data key and the envelope's unwrap cache), none when that key is cached.
+   */
   open<T = Record<string, unknown>>(row: Record<string, unknown>): Promise<T>;
   /** Opens one field of a stored row. */
   openField(row: Record<string, unknown>, field: F): Promise<unknown>;
   /**
-   * The columns to write for `changes` to a stored row: changed encrypted fields sealed
-   * under the record's existing data key (no KMS call when that key is cached), their
-   * blind indexes, and the other changed fields as given. Unchanged fields are absent.
+   * The columns to write for `changes` to a stored row (pass the whole stored row).
+   * Normally: changed encrypted fields sealed under the record's existing data key (no KMS
+   * call when that key is cached), their blind indexes, and the other changed fields as
+   * given; unchanged fields are absent. During a key rotation — the row's wrapped-key
+   * entries are not exactly the envelope's current encrypting keys — the WHOLE record is
+   * re-sealed under a fresh data key (one KMS call) and every encrypted field of the row
+   * and its blind index come back too, so no write lands under a retiring key.
    */
   update<T extends Record<string, unknown>>(
     row: Record<string, unknown>,
@@ -103,10 +86,6 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
   indexColumn(field: F): string | undefined;
   /** True when an opened value equals `value` after normalization: filters index false positives. */
   matches(field: F, opened: unknown, value: string): boolean;
-  /** Record data-key cache counters. */
-  cacheStats(): RecordKeyCacheStats;
-  /** Zeroes and drops every cached record data key. */
-  clearCache(): void;
 }
 
 /**
@@ -128,10 +107,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
 ): RecordCipher<F, O> {
   const s = checkSchema(schema, options);
   const idField = s.idField ?? "id";
-  const binary = options.output === "binary";
-  const source = new KeySource(envelope, options.keys);
-  const cache = options.cache === false ? undefined : new RecordKeyCache(options.cache ?? {});
-  const inflight = new Map<string, Promise<Buffer>>();
+  const output = options.output === "binary" ? "binary" : "text";
   const encrypted = new Set<string>(s.encrypted);
   const specs = (s.blindIndexes ?? {}) as Record<string, BlindIndexSpec | undefined>;
   const indexer = options.blindIndex;
@@ -153,14 +129,17 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     column: field,
     id,
   });
+  // The KMS request carries the record's context; each field's AAD adds its column.
   const recordContext = (id: string): EncryptionContext => ({ table: s.table, id });
-  const emit = (sealed: Buffer): SealedValue<O> =>
-    (binary ? sealed : toText(sealed)) as SealedValue<O>;
 
-  const sealField = (m: RecordMaterials, field: string, value: unknown, id: string) => {
+  const sealField = (m: Materials, field: string, value: unknown, id: string) => {
     const plaintext = encodeValue(value, field);
     try {
-      return emit(sealWithDataKey(m.dataKey, m.entries, plaintext, context(field, id)));
+      const sealed = envelope.encryptWithDataKey(m, plaintext, {
+        context: context(field, id),
+        output,
+      });
+      return sealed as SealedValue<O>;
     } finally {
       plaintext.fill(0);
     }
@@ -184,42 +163,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     out[column] = indexer!.index(field, s.table, value, spec);
   };
 
-  const fresh = async (id: string): Promise<RecordMaterials> => {
-    const m = await source.fresh(recordContext(id));
-    cache?.set(recordKeyId(s.table, id, m.entries), m.dataKey);
-    return m;
-  };
-
-  /** The data key of a stored value: from the cache, a shared in-flight unwrap, or the envelope. */
-  const dataKeyOf = async (
-    parts: EnvelopeParts,
-    sealed: string | Uint8Array,
-    field: string,
-    id: string,
-  ): Promise<Buffer> => {
-    const key = recordKeyId(s.table, id, parts.entries);
-    const cached = cache?.get(key);
-    if (cached) return cached;
-    let flight = inflight.get(key);
-    if (!flight) {
-      flight = source.existing(sealed, context(field, id)).then((dataKey) => {
-        cache?.set(key, dataKey);
-        return dataKey;
-      });
-      flight.finally(() => inflight.delete(key)).catch(() => {});
-      inflight.set(key, flight);
-      const own = await flight;
-      const copy = Buffer.from(own);
-      // The cache holds its own copy; the flight's buffer is zeroed once every joiner copied it.
-      setImmediate(() => own.fill(0));
-      return copy;
-    }
-    return Buffer.from(await flight);
-  };
-
-  const parse = (value: unknown, field: string): EnvelopeParts => {
-    if (typeof value === "string") return decodeEnvelope(fromText(value));
-    if (value instanceof Uint8Array) return decodeEnvelope(value);
+  const sealedOf = (value: unknown, field: string): string | Uint8Array => {
+    if (typeof value === "string" || value instanceof Uint8Array) return value;
     throw new ConfigError(
       "ENVELOPE_BAD_INPUT",
       `Field "${field}" is not a sealed value (got ${typeof value}). Rows passed to open() must be as stored; plaintext in an encrypted column means it was written without seal().`,
@@ -227,16 +172,35 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     );
   };
 
+  // envelope.decrypt checks the key commitment and serves the data key from the unwrap
+  // cache: every field of a record has the same entries, hence one unwrap per record.
   const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
     const value = row[field];
     if (value === null || value === undefined) return value;
-    const parts = parse(value, field);
-    const dataKey = await dataKeyOf(parts, value as string | Uint8Array, field, id);
-    try {
-      return decodeValue(openWithDataKey(dataKey, parts, context(field, id)), field);
-    } finally {
-      dataKey.fill(0);
-    }
+    const plaintext = await envelope.decrypt(sealedOf(value, field), {
+      context: context(field, id),
+    });
+    return decodeValue(plaintext, field);
+  };
+
+  /** True when every sealed field of the row is wrapped under exactly the current encrypting keys. */
+  const underCurrentKeys = (row: Record<string, unknown>): boolean => {
+    const current = JSON.stringify([...envelope.describe().encrypt].sort());
+    return s.encrypted.every((f) => {
+      const value = row[f];
+      if (value === null || value === undefined) return true;
+      const refs = envelope
+        .inspect(sealedOf(value, f))
+        .entries.map((e) => `${e.provider}:${e.keyRef}`);
+      return JSON.stringify(refs.sort()) === current;
+    });
+  };
+
+  /** The row's data key and entries (from its first sealed field); a fresh key when it has none. */
+  const materialsOf = async (row: Record<string, unknown>, id: string): Promise<Materials> => {
+    const f = s.encrypted.find((name) => row[name] !== null && row[name] !== undefined);
+    if (f === undefined) return envelope.generateDataKey({ context: recordContext(id) });
+    return envelope.unwrapDataKey(sealedOf(row[f], f), { context: context(f, id) });
   };
 
   const cipher: RecordCipher<F, O> = {
@@ -248,7 +212,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
-      const m = await fresh(id);
+      const m = await envelope.generateDataKey({ context: recordContext(id) });
       try {
         for (const f of present) out[f] = sealField(m, f, record[f], id);
       } finally {
@@ -260,10 +224,10 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     async open<T>(row: Record<string, unknown>) {
       const id = idOf(row, "open");
       const out: Record<string, unknown> = { ...row };
-      // Sequential on purpose: the first field warms the cache for the others.
-      for (const f of s.encrypted) {
-        if (f in row) out[f] = await openOne(row, f, id);
-      }
+      const fields = s.encrypted.filter((f) => f in row);
+      // Concurrent misses for one data key share one in-flight unwrap in the envelope.
+      const opened = await Promise.all(fields.map((f) => openOne(row, f, id)));
+      for (const [i, f] of fields.entries()) out[f] = opened[i];
       return out as T;
     },
 
@@ -282,20 +246,28 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
         );
       }
       const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
+      // A row not under exactly the current encrypting keys (a rotation is under way) moves
+      // whole to a fresh data key: re-sealing only the changes under its old entries would
+      // land new data under the retiring key.
+      const rotate = !underCurrentKeys(row);
+      const values: Record<string, unknown> = rotate
+        ? { ...(await cipher.open(row)), ...changes }
+        : changes;
       const toSeal: string[] = [];
-      for (const [k, v] of Object.entries(changes)) {
-        if (!encrypted.has(k)) {
-          out[k] = v;
-          continue;
-        }
-        indexInto(out, k, v);
-        if (v === null || v === undefined) out[k] = v ?? null;
-        else toSeal.push(k);
+      for (const f of s.encrypted) {
+        if (!(f in values)) continue;
+        const v = values[f];
+        indexInto(out, f, v);
+        if (v === null || v === undefined) out[f] = v ?? null;
+        else toSeal.push(f);
       }
       if (toSeal.length === 0) return out;
-      const m = await materialsOf(row, id);
+      const m = rotate
+        ? await envelope.generateDataKey({ context: recordContext(id) })
+        : await materialsOf(row, id);
       try {
-        for (const f of toSeal) out[f] = sealField(m, f, changes[f], id);
+        for (const f of toSeal) out[f] = sealField(m, f, values[f], id);
       } finally {
         m.dataKey.fill(0);
       }
@@ -322,21 +294,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const n = specs[field]?.normalize;
       return normalizeWith(n, opened) === normalizeWith(n, value);
     },
-    cacheStats: () => cache?.stats() ?? { hits: 0, misses: 0, evictions: 0, size: 0 },
-    clearCache: () => cache?.clear(),
   };
-
-  /** The record's data key and entries, taken from its first sealed field; fresh when it has none. */
-  async function materialsOf(row: Record<string, unknown>, id: string): Promise<RecordMaterials> {
-    for (const f of s.encrypted) {
-      const value = row[f];
-      if (value === null || value === undefined) continue;
-      const parts = parse(value, f);
-      const dataKey = await dataKeyOf(parts, value as string | Uint8Array, f, id);
-      return { dataKey, entries: copyEntries(parts.entries) };
-    }
-    return fresh(id);
-  }
 
   function checkField(field: string): void {
     if (!encrypted.has(field)) {
@@ -367,11 +325,6 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     value: () => `RecordCipher { table: '${s.table}', encrypted: [${s.encrypted.join(", ")}] }`,
   });
   return Object.freeze(cipher);
-}
-
-// Entries are views into the stored value: copy them so the caller can drop the row.
-function copyEntries(entries: readonly WrappedKey[]): WrappedKey[] {
-  return entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) }));
 }
 
 function checkSchema<F extends string>(

@@ -29,13 +29,12 @@ const envelope = envelopeWith(kms);
 const cipher = createRecordCipher(
   envelope,
   { table: TABLE, encrypted: ["email", "phone"], blindIndexes: { email: { normalize: "email" } } },
-  { keys: kms, blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+  { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
 );
 const avatars = createRecordCipher(
   envelope,
   { table: TABLE, encrypted: ["avatar"] },
   {
-    keys: kms,
     output: "binary",
   },
 );
@@ -108,11 +107,10 @@ describe("Drizzle (drizzle-orm/node-postgres, real PostgreSQL)", () => {
   });
 
   it("a serial id: reserve it with nextval, then seal and insert", async () => {
-    const notes = createRecordCipher(
-      envelope,
-      { table: "records_drizzle_counter", encrypted: ["note"] },
-      { keys: kms },
-    );
+    const notes = createRecordCipher(envelope, {
+      table: "records_drizzle_counter",
+      encrypted: ["note"],
+    });
     const { rows } = await pg.query(
       "SELECT nextval(pg_get_serial_sequence('records_drizzle_counter', 'id'))::int AS id",
     );

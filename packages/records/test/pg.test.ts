@@ -1,6 +1,12 @@
 import { randomUUID } from "node:crypto";
+import { inspectEnvelope } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
+import {
+  createBlindIndexer,
+  createRecordCipher,
+  encryptedPg,
+  type Queryable,
+} from "../src/index.js";
 import { counted, dumpContains, envelopeWith, INDEX_KEY_1, INDEX_KEY_2, pool } from "./support.js";
 
 const TABLE = "records_pg_users";
@@ -27,7 +33,6 @@ afterAll(async () => {
 
 describe("encryptedPg (real PostgreSQL)", () => {
   const users = createRecordCipher(envelope, schema, {
-    keys: kms,
     blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
   });
   const repo = encryptedPg(db, users);
@@ -79,11 +84,11 @@ describe("encryptedPg (real PostgreSQL)", () => {
     expect(await repo.findByBlindIndex(TABLE, "email", "C2@x.io")).toHaveLength(1);
   });
 
-  it("a cold process (new cipher, empty cache) reads with one unwrap per record", async () => {
+  it("a cold process (new envelope, empty unwrap cache) reads with one unwrap per record", async () => {
     const d = await repo.insert<{ id: number }>(TABLE, { email: "d@x.io", phone: "4", ssn: "5" });
     const cold = encryptedPg(
       db,
-      createRecordCipher(envelope, schema, {
+      createRecordCipher(envelopeWith(kms), schema, {
         blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
       }),
     );
@@ -103,7 +108,7 @@ describe("encryptedPg (real PostgreSQL)", () => {
     const tiny = createRecordCipher(
       envelope,
       { table: t, encrypted: ["email"], blindIndexes: { email: { normalize: "email", bits: 8 } } },
-      { keys: kms, blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+      { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
     );
     const r = encryptedPg(db, tiny);
     for (let i = 0; i < 300; i++) await r.insert(t, { id: randomUUID(), email: `u${i}@x.io` });
@@ -147,6 +152,58 @@ describe("encryptedPg (real PostgreSQL)", () => {
     expect(await after.findByBlindIndex(TABLE, "email", "ann.lee@example.com")).toHaveLength(1);
     const oldOnly = encryptedPg(db, users);
     expect(await oldOnly.findByBlindIndex(TABLE, "email", "bob@x.io")).toEqual([]);
+  });
+
+  it("master key rotation: update moves a stale row whole, and a concurrent write survives", async () => {
+    const t = "records_pg_rotation";
+    await db.query(`DROP TABLE IF EXISTS ${t}`);
+    await db.query(
+      `CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
+    );
+    const oldKey = counted();
+    const newKey = counted();
+    const spec = { ...schema, table: t };
+    const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+    const onOld = createRecordCipher(envelopeWith(oldKey), spec, { blindIndex });
+    const before = encryptedPg(db, onOld);
+    for (const id of ["a", "b"])
+      await before.insert(t, { id, email: `${id}@x.io`, phone: "1", ssn: "2" });
+    const rotated = createRecordCipher(envelopeWith(newKey, [oldKey]), spec, { blindIndex });
+    const keysOf = async (id: string) => {
+      const row = (await db.query(`SELECT * FROM ${t} WHERE id = $1`, [id])).rows[0];
+      return ["email", "phone", "ssn"].map((f) => inspectEnvelope(row[f]).entries[0]?.keyRef);
+    };
+
+    expect(await encryptedPg(db, rotated).update(t, "a", { phone: "3" })).toMatchObject({
+      email: "a@x.io",
+      phone: "3",
+      ssn: "2",
+    });
+    expect(await keysOf("a")).toEqual([newKey.keyRef, newKey.keyRef, newKey.keyRef]);
+    await expect(before.findById(t, "a")).rejects.toMatchObject({
+      code: "ENVELOPE_NO_MATCHING_KEY",
+    });
+
+    // A process still on the old key changes b's email between this update's read and write:
+    // the re-sealed write must not put the old email back.
+    let raced = false;
+    const racy: Queryable = {
+      async query(text, values) {
+        if (!raced && text.startsWith("UPDATE")) {
+          raced = true;
+          await before.update(t, "b", { email: "b2@x.io" });
+        }
+        return db.query(text, values);
+      },
+    };
+    expect(await encryptedPg(racy, rotated).update(t, "b", { phone: "3" })).toMatchObject({
+      email: "b2@x.io",
+      phone: "3",
+      ssn: "2",
+    });
+    expect(raced).toBe(true);
+    expect(await keysOf("b")).toEqual([newKey.keyRef, newKey.keyRef, newKey.keyRef]);
+    await db.query(`DROP TABLE ${t}`);
   });
 
   it("a client-generated uuid id, a pg.Client, and clear errors", async () => {

@@ -69,7 +69,6 @@ beforeAll(async () => {
   prisma = base.$extends(
     prismaEncryption({
       envelope,
-      keys: kms,
       blindIndex,
       models: {
         User: {
@@ -146,12 +145,12 @@ describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQ
     expect((await prisma.user.findFirst({ where: { email: "NEW@x.io" } }))?.id).toBe(id);
   });
 
-  it("a cold client (new extension, empty cache) opens with one unwrap per record", async () => {
+  it("a cold client (new envelope, empty unwrap cache) opens with one unwrap per record", async () => {
     const id = randomUUID();
     await prisma.user.create({ data: { id, email: "cold@x.io", phone: "5", ssn: "6" } });
     const cold = base.$extends(
       prismaEncryption({
-        envelope,
+        envelope: envelopeWith(kms),
         blindIndex,
         models: {
           User: {

@@ -1,5 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { EnvelopeError, fromText, inspectEnvelope, localAesProvider } from "@envelope/core";
+import {
+  Envelope,
+  EnvelopeError,
+  fromText,
+  inspectEnvelope,
+  localAesProvider,
+} from "@envelope/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
@@ -21,10 +27,10 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 describe("record sealing: one data key per record", () => {
-  it("seals 3 fields with one KMS call (keys given), each a v1 envelope envelope.decrypt opens", async () => {
+  it("seals 3 fields with one KMS call, each a v1 envelope envelope.decrypt opens", async () => {
     const kms = counted(undefined, { generateDataKey: true });
     const envelope = envelopeWith(kms);
-    const users = createRecordCipher(envelope, schema, { keys: kms });
+    const users = createRecordCipher(envelope, schema);
     const row = await users.seal({
       id: "42",
       email: "ann@example.com",
@@ -49,24 +55,29 @@ describe("record sealing: one data key per record", () => {
 
   it("with a provider without generateDataKey: one wrap per record, no unwrap", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms });
+    const users = createRecordCipher(envelopeWith(kms), schema);
     for (let i = 0; i < 5; i++) {
       await users.seal({ id: `r${i}`, email: "a@b.c", phone: "1", ssn: "2" });
     }
     expect(kms.calls).toEqual({ wrap: 5, unwrap: 0, generateDataKey: 0 });
   });
 
-  it("without `keys`: one wrap and one unwrap per record whatever the field count", async () => {
-    const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema);
-    await users.seal({ id: "1", email: "a@b.c", phone: "1", ssn: "2" });
-    expect(kms.calls).toEqual({ wrap: 1, unwrap: 1, generateDataKey: 0 });
+  it("two encrypting keys: one call per key per record, every field wrapped under both", async () => {
+    const a = counted(undefined, { generateDataKey: true });
+    const b = counted();
+    const users = createRecordCipher(new Envelope({ encrypt: [a, b] }), schema);
+    const row = await users.seal({ id: "1", email: "a@b.c", phone: "1", ssn: "2" });
+    expect(a.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 1 });
+    expect(b.calls).toEqual({ wrap: 1, unwrap: 0, generateDataKey: 0 });
+    expect(inspectEnvelope(row.ssn).entries.map((e) => e.keyRef)).toEqual([a.keyRef, b.keyRef]);
+    // Either key alone opens the record.
+    expect(await createRecordCipher(envelopeWith(b), schema).open(row)).toMatchObject({ ssn: "2" });
   });
 
   it("opens all fields with at most one unwrap per record, none when cached", async () => {
     const kms = counted();
     const envelope = envelopeWith(kms);
-    const writer = createRecordCipher(envelope, schema, { keys: kms });
+    const writer = createRecordCipher(envelope, schema);
     const reader = createRecordCipher(envelope, schema);
     const record = { id: "7", email: "e@x.io", phone: "+33 1", ssn: "000-00-0000", note: "n" };
     const row = await writer.seal(record);
@@ -76,7 +87,7 @@ describe("record sealing: one data key per record", () => {
     expect(await reader.open(row)).toEqual(record);
     expect(await reader.openField(row, "ssn")).toBe("000-00-0000");
     expect(kms.calls.unwrap).toBe(1);
-    // The writer cached the key it generated: reading back costs nothing.
+    // The unwrap cache is the envelope's: every cipher over it shares the warm key.
     expect(await writer.open(row)).toEqual(record);
     expect(kms.calls.unwrap).toBe(1);
   });
@@ -84,7 +95,7 @@ describe("record sealing: one data key per record", () => {
   it("concurrent opens of one record share one unwrap", async () => {
     const kms = counted();
     const envelope = envelopeWith(kms);
-    const row = await createRecordCipher(envelope, schema, { keys: kms }).seal({
+    const row = await createRecordCipher(envelope, schema).seal({
       id: "c",
       email: "c@c.c",
       phone: "1",
@@ -98,7 +109,7 @@ describe("record sealing: one data key per record", () => {
 
   it("keeps null and undefined as they are and makes no KMS call for an empty record", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms });
+    const users = createRecordCipher(envelopeWith(kms), schema);
     const row = await users.seal({ id: "n", email: null, phone: undefined, name: "x" });
     expect(row).toEqual({ id: "n", email: null, phone: undefined, name: "x" });
     expect(kms.calls.wrap).toBe(0);
@@ -107,23 +118,15 @@ describe("record sealing: one data key per record", () => {
 
   it("binary output yields Buffers that open the same", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms, output: "binary" });
+    const users = createRecordCipher(envelopeWith(kms), schema, { output: "binary" });
     const row = await users.seal({ id: 9, email: "b@b.b" });
     expect(Buffer.isBuffer(row.email)).toBe(true);
     expect(await users.open(row)).toEqual({ id: 9, email: "b@b.b" });
   });
 
-  it("refuses `keys` that are not the envelope's encrypting keys", () => {
-    const kms = counted();
-    const other = counted();
-    expect(() => createRecordCipher(envelopeWith(kms), schema, { keys: other })).toThrow(
-      /encrypting key providers/,
-    );
-  });
-
   it("refuses a record without an id, and bad schemas", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms });
+    const users = createRecordCipher(envelopeWith(kms), schema);
     expect(await codeOf(users.seal({ email: "x@y.z" }))).toBe("ENVELOPE_BAD_INPUT");
     expect(() => createRecordCipher(envelopeWith(kms), { table: "t", encrypted: [] })).toThrow(
       /at least one field/,
@@ -143,13 +146,7 @@ describe("record sealing: one data key per record", () => {
 
 describe("types round-trip exactly", () => {
   const kms = counted();
-  const users = createRecordCipher(
-    envelopeWith(kms),
-    { table: "records_types", encrypted: ["v"] },
-    {
-      keys: kms,
-    },
-  );
+  const users = createRecordCipher(envelopeWith(kms), { table: "records_types", encrypted: ["v"] });
 
   const json = fc.jsonValue().filter((v) => typeof v === "object" && v !== null);
   const value = fc.oneof(
@@ -197,7 +194,7 @@ describe("types round-trip exactly", () => {
 describe("each field is bound to its table, column and id", () => {
   const kms = counted();
   const envelope = envelopeWith(kms);
-  const users = createRecordCipher(envelope, schema, { keys: kms });
+  const users = createRecordCipher(envelope, schema);
 
   it("a field swapped between two rows fails with ENVELOPE_DECRYPT_FAILED", async () => {
     const a = await users.seal({ id: "a", email: "a@a.a", phone: "1" });
@@ -222,11 +219,7 @@ describe("each field is bound to its table, column and id", () => {
     expect(await codeOf(users.openField({ ...a, id: "y" }, "email"))).toBe(
       "ENVELOPE_DECRYPT_FAILED",
     );
-    const other = createRecordCipher(
-      envelope,
-      { ...schema, table: "records_other" },
-      { keys: kms },
-    );
+    const other = createRecordCipher(envelope, { ...schema, table: "records_other" });
     expect(await codeOf(other.openField(a, "email"))).toBe("ENVELOPE_DECRYPT_FAILED");
   });
 
@@ -244,8 +237,9 @@ describe("partial update", () => {
   it("re-seals only the changed fields under the record's key, with no KMS call when cached", async () => {
     const kms = counted();
     const envelope = envelopeWith(kms);
-    const users = createRecordCipher(envelope, schema, { keys: kms });
+    const users = createRecordCipher(envelope, schema);
     const row = await users.seal({ id: "u1", email: "old@x.io", phone: "111", ssn: "999" });
+    await users.open(row); // warms the envelope's unwrap cache, as reading a row before editing it does
     kms.reset();
     const patch = await users.update(row, { phone: "222", name: "New" });
     expect(kms.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 0 });
@@ -267,11 +261,11 @@ describe("partial update", () => {
   it("a cold cipher unwraps once, then updates from the cache", async () => {
     const kms = counted();
     const envelope = envelopeWith(kms);
-    const row = await createRecordCipher(envelope, schema, { keys: kms }).seal({
+    const row = await createRecordCipher(envelope, schema).seal({
       id: "u2",
       email: "a@a.a",
     });
-    const users = createRecordCipher(envelope, schema, { keys: kms });
+    const users = createRecordCipher(envelope, schema);
     kms.reset();
     const first = { ...row, ...(await users.update(row, { phone: "1" })) };
     const second = { ...first, ...(await users.update(first, { ssn: "2" })) };
@@ -281,7 +275,7 @@ describe("partial update", () => {
 
   it("with the cache off every update unwraps; nulls clear fields; the id cannot change", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms, cache: false });
+    const users = createRecordCipher(new Envelope({ encrypt: kms, cache: false }), schema);
     const row = await users.seal({ id: "u3", email: "a@a.a", phone: "1" });
     kms.reset();
     const patch = await users.update(row, { phone: null, ssn: "3" });
@@ -292,25 +286,22 @@ describe("partial update", () => {
 
   it("a record with no sealed field gets a fresh key on update", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms });
+    const users = createRecordCipher(envelopeWith(kms), schema);
     const patch = await users.update({ id: "u4", email: null }, { email: "new@x.io" });
     expect(kms.calls.wrap).toBe(1);
     expect(await users.openField({ id: "u4", ...patch }, "email")).toBe("new@x.io");
   });
 
-  it("evicted keys are zeroed out of reach: a TTL-expired key costs one unwrap again", async () => {
-    let now = 0;
+  it("a key the envelope's cache dropped (clearCaches) costs one unwrap again", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, {
-      keys: kms,
-      cache: { ttlMs: 1000, clock: { now: () => now } },
-    });
-    const row = await users.seal({ id: "ttl", email: "a@a.a" });
-    now = 2000;
+    const envelope = envelopeWith(kms);
+    const users = createRecordCipher(envelope, schema);
+    const row = await users.seal({ id: "cc", email: "a@a.a" });
+    await users.open(row);
+    envelope.clearCaches();
     kms.reset();
     await users.update(row, { phone: "1" });
     expect(kms.calls.unwrap).toBe(1);
-    expect(users.cacheStats().evictions).toBe(1);
   });
 });
 
@@ -320,7 +311,7 @@ describe("rotation of the master key", () => {
     const newKey = counted();
     const before = createRecordCipher(envelopeWith(oldKey), schema);
     const row = await before.seal({ id: "r", email: "a@a.a", phone: "1" });
-    const after = createRecordCipher(envelopeWith(newKey, [oldKey]), schema, { keys: newKey });
+    const after = createRecordCipher(envelopeWith(newKey, [oldKey]), schema);
     expect(await after.open(row)).toMatchObject({ email: "a@a.a", phone: "1" });
     // And a rewrapped field (body unchanged) still opens.
     const rewrapped = await envelopeWith(newKey, [oldKey]).rewrap(row.email, {
@@ -332,6 +323,106 @@ describe("rotation of the master key", () => {
         "email",
       ),
     ).toBe("a@a.a");
+  });
+});
+
+describe("update during a master key rotation", () => {
+  const indexed = { ...schema, blindIndexes: { email: { normalize: "email" as const } } };
+  const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+  const refsOf = (value: unknown) =>
+    inspectEnvelope(value as string).entries.map((e) => `${e.provider}:${e.keyRef}`);
+
+  async function rotated() {
+    const oldKey = counted();
+    const newKey = counted();
+    const row = await createRecordCipher(envelopeWith(oldKey), indexed, { blindIndex }).seal({
+      id: "rot",
+      email: "Ann@x.io",
+      phone: "1",
+      ssn: null,
+      name: "Ann",
+    });
+    const envelope = envelopeWith(newKey, [oldKey]);
+    oldKey.reset();
+    return {
+      oldKey,
+      newKey,
+      row,
+      envelope,
+      users: createRecordCipher(envelope, indexed, { blindIndex }),
+    };
+  }
+
+  it("a row still under the old key moves whole onto a fresh data key under the new key", async () => {
+    const { oldKey, newKey, row, envelope, users } = await rotated();
+    const patch = await users.update(row, { phone: "2", name: "Ann B" });
+    // One unwrap (old key) to read the unchanged fields, one wrap (new key) for the new data key.
+    expect(oldKey.calls).toEqual({ wrap: 0, unwrap: 1, generateDataKey: 0 });
+    expect(newKey.calls).toEqual({ wrap: 1, unwrap: 0, generateDataKey: 0 });
+    // Every encrypted column comes back (ssn stays null), with the blind index and the plain change.
+    expect(Object.keys(patch).sort()).toEqual(["email", "email_idx", "name", "phone", "ssn"]);
+    expect(patch.ssn).toBeNull();
+    expect(patch.email_idx).toBe(row.email_idx);
+    expect(refsOf(patch.email)).toEqual(envelope.describe().encrypt);
+    expect(inspectEnvelope(patch.email as string).entries).toEqual(
+      inspectEnvelope(patch.phone as string).entries,
+    );
+    const stored = { ...row, ...patch };
+    const onlyNew = createRecordCipher(envelopeWith(newKey), indexed, { blindIndex });
+    expect(await onlyNew.open(stored)).toEqual({
+      id: "rot",
+      email: "Ann@x.io",
+      email_idx: row.email_idx,
+      phone: "2",
+      ssn: null,
+      name: "Ann B",
+    });
+    // The retiring key alone can no longer open any field of the record.
+    const onlyOld = createRecordCipher(envelopeWith(oldKey), indexed, { blindIndex });
+    expect(await codeOf(onlyOld.openField(stored, "email"))).toBe("ENVELOPE_NO_MATCHING_KEY");
+    expect(await codeOf(onlyOld.openField(stored, "phone"))).toBe("ENVELOPE_NO_MATCHING_KEY");
+    // Once moved, the next update is partial again: no new data key.
+    newKey.reset();
+    const next = await users.update(stored, { ssn: "3" });
+    expect(Object.keys(next)).toEqual(["ssn"]);
+    expect(newKey.calls.wrap).toBe(0);
+    expect(inspectEnvelope(next.ssn as string).entries).toEqual(
+      inspectEnvelope(patch.email as string).entries,
+    );
+  });
+
+  it("a row rewrapped onto exactly the new key is updated in place (changed fields only)", async () => {
+    const { oldKey, newKey, row, envelope, users } = await rotated();
+    const rewrapped = { ...row };
+    for (const f of ["email", "phone"] as const) {
+      rewrapped[f] = await envelope.rewrap(row[f] as string, {
+        context: { table: "records_users", column: f, id: "rot" },
+      });
+    }
+    oldKey.reset();
+    newKey.reset();
+    const patch = await users.update(rewrapped, { phone: "2" });
+    expect(Object.keys(patch)).toEqual(["phone"]);
+    expect(newKey.calls).toEqual({ wrap: 0, unwrap: 1, generateDataKey: 0 });
+    expect(oldKey.calls.unwrap).toBe(0);
+    expect(refsOf(patch.phone)).toEqual([`local-aes:${newKey.keyRef}`]);
+  });
+
+  it("a row under the new AND the old key (rewrap with keep) is not exactly current: moved whole", async () => {
+    const { newKey, row, envelope, users } = await rotated();
+    const both = { ...row };
+    for (const f of ["email", "phone"] as const) {
+      both[f] = await envelope.rewrap(row[f] as string, {
+        context: { table: "records_users", column: f, id: "rot" },
+        keep: true,
+      });
+    }
+    expect(refsOf(both.email)).toHaveLength(2);
+    newKey.reset();
+    const patch = await users.update(both, { phone: "2" });
+    expect(newKey.calls.wrap).toBe(1);
+    expect(Object.keys(patch).sort()).toEqual(["email", "email_idx", "phone", "ssn"]);
+    expect(refsOf(patch.email)).toEqual(envelope.describe().encrypt);
   });
 });
 
@@ -348,7 +439,7 @@ describe("blind index columns on seal and update", () => {
           phone: { normalize: "phone", column: "phone_hash" },
         },
       },
-      { keys: kms, blindIndex },
+      { blindIndex },
     );
     const row = await users.seal({ id: "i", email: " Ann@Example.com", phone: "+1 (555) 010" });
     expect(row.email_idx).toBe(users.indexFor("email", "ann@example.com"));
@@ -364,7 +455,7 @@ describe("blind index columns on seal and update", () => {
 describe("secrets stay out of logs", () => {
   it("inspect and JSON show table and key ids only", async () => {
     const kms = counted();
-    const users = createRecordCipher(envelopeWith(kms), schema, { keys: kms });
+    const users = createRecordCipher(envelopeWith(kms), schema);
     const shown = `${JSON.stringify(users)} ${(await import("node:util")).inspect(users)}`;
     expect(shown).toContain("records_users");
     expect(shown).not.toMatch(/[0-9a-f]{64}/);
