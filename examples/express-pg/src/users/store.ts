@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { decodeEnvelope, type Envelope, fromText } from "@envelope/core";
+import type { Envelope } from "@envelope/core";
 import {
   type BlindIndexer,
   createRecordCipher,
@@ -87,33 +87,21 @@ export class UserStore {
   }
 
   /**
-   * Sets or clears the phone. Normally only the phone is re-sealed, under the record's
-   * data key. If the record is still under a key that no longer encrypts (a rotation is
-   * running), the whole record is re-sealed under the current key instead, so a write
-   * never lands under a key that is about to be retired.
+   * Sets or clears the phone. `cipher.update` normally re-seals only the phone, under the
+   * record's data key; if the record is still under a key that no longer encrypts (a
+   * rotation is running), it re-seals the whole record under the current key, so a write
+   * never lands under a key that is about to be retired. The row lock keeps the columns
+   * it returns consistent with what it read.
    */
   async updatePhone(id: string, phone: string | null): Promise<User | undefined> {
     const cipher = this.#current();
-    const envelope = this.#ref.current();
     return this.#tx(async (db) => {
       const { rows } = await db.query(`SELECT * FROM "${this.#table}" WHERE id = $1 FOR UPDATE`, [
         id,
       ]);
       const row = rows[0] as Row | undefined;
       if (!row) return undefined;
-      let set: Record<string, unknown>;
-      if (underCurrentKeys(row, envelope)) {
-        set = await cipher.update(row, { phone });
-      } else {
-        const opened = await cipher.open<Row>(row);
-        const { id: _, ...fields } = await cipher.seal({
-          id,
-          email: opened.email,
-          phone,
-          ssn: opened.ssn,
-        });
-        set = fields;
-      }
+      const set = await cipher.update(row, { phone });
       const columns = Object.keys(set).filter((c) =>
         ["email", "email_idx", "phone", "ssn"].includes(c),
       );
@@ -139,7 +127,6 @@ export class UserStore {
         },
         { blindIndex: this.#blindIndex },
       );
-      this.#cipher?.cipher.clearCache();
       this.#cipher = { envelope, cipher };
     }
     return this.#cipher.cipher;
@@ -159,19 +146,6 @@ export class UserStore {
       client.release();
     }
   }
-}
-
-/** True when every sealed field of the row has an entry under every encrypting key. */
-function underCurrentKeys(row: Row, envelope: Envelope): boolean {
-  const current = envelope.describe().encrypt;
-  return ENCRYPTED_COLUMNS.every((column) => {
-    const value = row[column];
-    if (typeof value !== "string") return true;
-    const refs = new Set(
-      decodeEnvelope(fromText(value)).entries.map((e) => `${e.providerId}:${e.keyRef}`),
-    );
-    return current.every((ref) => refs.has(ref));
-  });
 }
 
 /** An opened row → the API's shape (no blind index, camelCase timestamps). */
