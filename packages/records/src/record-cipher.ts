@@ -64,8 +64,9 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    * The columns to write for `changes` to a stored row (pass the whole stored row).
    * Normally: changed encrypted fields sealed under the record's existing data key (no KMS
    * call when that key is cached), their blind indexes, and the other changed fields as
-   * given; unchanged fields are absent. During a key rotation — the row's wrapped-key
-   * entries are not exactly the envelope's current encrypting keys — the WHOLE record is
+   * given; unchanged fields are absent. When an encrypted field changes during a key
+   * rotation — the row's wrapped-key entries are not exactly the envelope's current
+   * encrypting keys — the WHOLE record is
    * re-sealed under a fresh data key (one KMS call) and every encrypted field of the row
    * and its blind index come back too, so no write lands under a retiring key.
    */
@@ -248,9 +249,9 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
       // A row not under exactly the current encrypting keys (a rotation is under way) moves
-      // whole to a fresh data key: re-sealing only the changes under its old entries would
-      // land new data under the retiring key.
-      const rotate = !underCurrentKeys(row);
+      // whole to a fresh data key when an encrypted field changes: re-sealing only the
+      // changes under its old entries would land new data under the retiring key.
+      const rotate = Object.keys(changes).some((k) => encrypted.has(k)) && !underCurrentKeys(row);
       const values: Record<string, unknown> = rotate
         ? { ...(await cipher.open(row)), ...changes }
         : changes;
