@@ -302,7 +302,16 @@ export class Envelope {
   async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
     const context = options.context ?? {};
     encodeContext(context);
-    return this.#freshMaterials({ context });
+    const materials = await this.#freshMaterials({ context });
+    // Values sealed with this key are usually read back soon (a record just written):
+    // prime the unwrap cache so that costs no KMS call.
+    for (const [i, entry] of materials.entries.entries()) {
+      const provider = this.#encryptors[i]!;
+      if (this.#cache && !provider.skipUnwrapCache) {
+        this.#cache.prime(this.#cacheKey(provider, entry, { context }), materials.dataKey);
+      }
+    }
+    return materials;
   }
 
   /**

@@ -12,6 +12,7 @@ export {
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
 export {
+  type DataKeyMaterials,
   type DecryptOptions,
   type EncryptOptions,
   Envelope,

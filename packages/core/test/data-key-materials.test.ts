@@ -36,6 +36,11 @@ describe("sealing several values under one data key", () => {
       "+1 555 0100",
     );
     expect(kms.calls.unwrap).toBe(1); // one record, one unwrap
+    // The writer primed its own cache with the key it generated: reading back is free.
+    expect(await envelope.decrypt(email, { context: field("email"), as: "text" })).toBe(
+      "a@example.com",
+    );
+    expect(kms.calls.unwrap).toBe(1);
     await expect(reader.decrypt(phone, { context: field("email") })).rejects.toMatchObject({
       code: "ENVELOPE_DECRYPT_FAILED",
     });

@@ -1,11 +1,15 @@
 import { inspect } from "node:util";
-import { ConfigError, type EncryptionContext, type Envelope } from "@envelope/core";
+import {
+  ConfigError,
+  type DataKeyMaterials,
+  type EncryptionContext,
+  type Envelope,
+} from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { normalizeWith } from "./normalize.js";
 
-/** A data key and its wrapped entries, as core's generateDataKey / unwrapDataKey return them. */
-type Materials = Awaited<ReturnType<Envelope["generateDataKey"]>>;
+type Materials = DataKeyMaterials;
 
 /** Which fields of a table's records are encrypted, and which of them are searchable. */
 export interface RecordSchema<F extends string = string> {

@@ -144,6 +144,15 @@ export class UnwrapCache {
     }
   }
 
+  /**
+   * Stores a data key this process just generated (a private copy), so the first read of
+   * what it sealed costs no unwrap. Does nothing if the key is already cached.
+   */
+  prime(key: string, dataKey: Uint8Array): void {
+    if (this.lru.has(key)) return;
+    this.lru.set(key, { dataKey: Buffer.from(dataKey), messageKeys: new Map() });
+  }
+
   /** Drops every key (each is zeroed). */
   clear(): void {
     this.lru.clear();
