@@ -30,6 +30,42 @@ export function encodeContext(context: EncryptionContext | undefined): Buffer {
   if (keys.length > MAX_CONTEXT_PAIRS) {
     throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
+  return encodeAscii(context, keys) ?? encodeUtf8(context, keys);
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * The common case — ASCII keys and values such as table names and row ids — without a
+ * Buffer per string: for ASCII, string length is byte length and JavaScript's sort order
+ * is bytewise order, so the result is identical to the general path. Returns undefined
+ * when any string is not ASCII or a limit is hit (the general path reports it).
+ */
+function encodeAscii(context: EncryptionContext, keys: string[]): Buffer | undefined {
+  let size = 2;
+  for (const key of keys) {
+    const value = context[key];
+    if (typeof value !== "string" || key.length === 0 || key.length > MAX_CONTEXT_KEY_LENGTH)
+      return undefined;
+    if (value.length > MAX_CONTEXT_VALUE_LENGTH || !ASCII.test(key) || !ASCII.test(value))
+      return undefined;
+    size += 4 + key.length + value.length;
+  }
+  if (size > MAX_CONTEXT_BYTES) return undefined;
+  const sorted = keys.length > 1 ? [...keys].sort() : keys;
+  const out = Buffer.allocUnsafe(size);
+  let o = out.writeUInt16BE(sorted.length, 0);
+  for (const key of sorted) {
+    const value = context[key]!;
+    o = out.writeUInt16BE(key.length, o);
+    o += out.write(key, o, "latin1");
+    o = out.writeUInt16BE(value.length, o);
+    o += out.write(value, o, "latin1");
+  }
+  return out;
+}
+
+function encodeUtf8(context: EncryptionContext, keys: string[]): Buffer {
   const pairs: [Buffer, Buffer][] = [];
   let size = 2;
   for (const key of keys) {
