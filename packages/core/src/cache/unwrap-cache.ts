@@ -27,6 +27,12 @@ export interface UnwrapCacheStats {
  * Buffers returned by `peek` belong to the cache: use them synchronously and do not keep
  * them. `load` returns a private copy the caller must zero.
  */
+/** One unwrap in progress, shared by every concurrent miss for the same key. */
+interface Flight {
+  readonly result: Promise<Buffer>;
+  waiters: number;
+}
+
 interface CachedKey {
   readonly dataKey: Buffer;
   /** Per-message AES keys already derived and commitment-checked, by message id (latin1). */
@@ -38,7 +44,7 @@ const MESSAGE_KEYS_PER_DATA_KEY = 16;
 
 export class UnwrapCache {
   private readonly lru: LRUCache<string, CachedKey>;
-  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly inflight = new Map<string, Flight>();
   private readonly counters = { hits: 0, misses: 0, evictions: 0, inflightJoins: 0 };
 
   constructor(options: UnwrapCacheOptions = {}) {
@@ -119,26 +125,33 @@ export class UnwrapCache {
     const joined = flight !== undefined;
     if (flight) {
       this.counters.inflightJoins++;
+      flight.waiters++;
     } else {
       this.counters.misses++;
-      flight = this.fetch(key, loader);
+      flight = { waiters: 1, result: this.fetch(key, loader) };
       this.inflight.set(key, flight);
     }
-    const owned = await flight;
-    return { dataKey: Buffer.from(owned), joined };
+    let shared: Buffer;
+    try {
+      shared = await flight.result;
+    } catch (error) {
+      flight.waiters--;
+      throw error;
+    }
+    // Every waiter registered before the flight landed (it leaves the map first); the last
+    // one to resume takes the shared buffer itself, the others copy it.
+    return { dataKey: --flight.waiters === 0 ? shared : Buffer.from(shared), joined };
   }
 
   private async fetch(key: string, loader: () => Promise<Uint8Array>): Promise<Buffer> {
     try {
       const result = await loader();
-      // Keep our own copy so a provider that reuses its buffer cannot alter the cache.
-      const owned = Buffer.from(result);
+      // Our own copies: a provider that reuses its buffer cannot alter the cache, and the
+      // LRU may evict (and zero) the cached copy before the waiters resume.
+      const shared = Buffer.from(result);
       result.fill(0);
-      // The flight's waiters copy from `owned` after this returns; the LRU may evict and
-      // zero it meanwhile, so hand them a separate buffer that is not in the cache.
-      this.lru.set(key, { dataKey: Buffer.from(owned), messageKeys: new Map() });
-      setImmediate(() => owned.fill(0));
-      return owned;
+      this.lru.set(key, { dataKey: Buffer.from(shared), messageKeys: new Map() });
+      return shared;
     } finally {
       this.inflight.delete(key);
     }

@@ -33,7 +33,7 @@ export function encodeContext(context: EncryptionContext | undefined): Buffer {
   return encodeAscii(context, keys) ?? encodeUtf8(context, keys);
 }
 
-const ASCII = /^[\x00-\x7f]*$/;
+const ASCII = /^\p{ASCII}*$/u;
 
 /**
  * The common case — ASCII keys and values such as table names and row ids — without a
