@@ -1,4 +1,4 @@
-import type { ErrorCode } from "./errors.js";
+import { EnvelopeError, type ErrorCode } from "./errors.js";
 
 /** One audited operation. Carries ids and timings only, never key material or data. */
 export interface AuditEvent {
@@ -32,4 +32,30 @@ export function emit(hook: AuditHook | undefined, event: AuditEvent): void {
   } catch {
     // An audit sink failure must not change the result of a cryptographic operation.
   }
+}
+
+/** Builds one audit event; the error, if any, contributes only its code. */
+export function auditEvent(
+  operation: AuditEvent["operation"],
+  provider: string,
+  keyRef: string,
+  started: number,
+  extra: Partial<AuditEvent>,
+  error?: unknown,
+): AuditEvent {
+  const failed = error !== undefined;
+  const code: ErrorCode | undefined = failed
+    ? EnvelopeError.isInstance(error)
+      ? error.code
+      : "ENVELOPE_KMS_ERROR"
+    : undefined;
+  return {
+    ...extra,
+    operation,
+    provider,
+    keyRef,
+    durationMs: performance.now() - started,
+    outcome: failed ? "failure" : "success",
+    ...(code ? { errorCode: code } : {}),
+  };
 }

@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
-import { type AuditEvent, type AuditHook, emit } from "./audit.js";
-import { hex, type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
+import { type AuditEvent, type AuditHook, auditEvent, emit } from "./audit.js";
+import { type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
 import {
   DataKeyCache,
   type DataKeyReuseOptions,
@@ -12,28 +12,36 @@ import {
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
-import { openBody, sealBodyInto } from "./crypto/aead.js";
-import { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+import { openBody } from "./crypto/aead.js";
+import { type EncryptionContext, encodeContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { randomBytesPooled } from "./crypto/random.js";
-import {
-  ConfigError,
-  DecryptionError,
-  EnvelopeError,
-  type ErrorCode,
-  ProviderError,
-} from "./errors.js";
-import {
-  DATA_KEY_LENGTH,
-  FLAG_CONTEXT_STORED,
-  MAX_ENTRIES,
-  MESSAGE_ID_LENGTH,
-} from "./format/constants.js";
-import { decodeEnvelope } from "./format/decode.js";
-import { encodeEnvelope, encodeEnvelopeWith } from "./format/encode.js";
+import { latin1, openAndZero, seal } from "./crypto/seal.js";
+import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from "./errors.js";
+import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
+import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
-import { fromText, toText } from "./format/text.js";
+import {
+  type EnvelopeInfo,
+  inspectEnvelope,
+  parse,
+  resolveContext,
+  type Sealed,
+} from "./format/parse.js";
+import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
+import {
+  checkDataKey,
+  checkProvider,
+  checkReturnedEntry,
+  takeDataKey,
+} from "./providers/checks.js";
+import {
+  asEnvelopeError,
+  commitmentError,
+  pickFailure,
+  wrapFailure,
+} from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
 
 /** Options of an Envelope client built from provider objects. See `createEnvelope` for config. */
@@ -84,21 +92,6 @@ export interface RewrapOptions {
    */
   force?: boolean;
 }
-
-/** What `inspect` reports about a sealed value: header facts only, never key material. */
-export interface EnvelopeInfo {
-  form: "binary" | "text";
-  version: number;
-  suite: number;
-  messageId: string;
-  contextStored: boolean;
-  context?: EncryptionContext;
-  entries: { provider: string; keyRef: string; wrappedBytes: number }[];
-  bodyBytes: number;
-  totalBytes: number;
-}
-
-type Sealed = Uint8Array | string;
 
 /** A data key and its wrapped copies, for sealing several values under one key. */
 export interface DataKeyMaterials {
@@ -589,11 +582,12 @@ export class Envelope {
     const started = this.#audit ? performance.now() : 0;
     try {
       const result = await call();
-      if (this.#audit) emit(this.#audit, event(operation, provider.id, keyRef, started, extra));
+      if (this.#audit)
+        emit(this.#audit, auditEvent(operation, provider.id, keyRef, started, extra));
       return result;
     } catch (error) {
       if (this.#audit)
-        emit(this.#audit, event(operation, provider.id, keyRef, started, extra, error));
+        emit(this.#audit, auditEvent(operation, provider.id, keyRef, started, extra, error));
       // Callers of unwrap type its failures (asEnvelopeError); an untyped error from wrap,
       // generateDataKey or a native rewrap must not escape encrypt / rewrap untyped either.
       throw operation === "unwrap" ? error : wrapFailure(error, provider);
@@ -609,7 +603,7 @@ export class Envelope {
     keyRef = provider?.keyRef ?? "none",
   ): void {
     if (!this.#audit) return;
-    emit(this.#audit, event(operation, provider?.id ?? "none", keyRef, started, extra, error));
+    emit(this.#audit, auditEvent(operation, provider?.id ?? "none", keyRef, started, extra, error));
   }
 
   #cacheKey(provider: KeyProvider, entry: WrappedKey, request: KeyRequest): string {
@@ -635,194 +629,4 @@ export class Envelope {
       { details: { wrappedUnder: present, configured } },
     );
   }
-}
-
-function seal(
-  materials: EncryptionMaterials,
-  data: Uint8Array,
-  flags: number,
-  canonical: Buffer,
-): Buffer {
-  const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
-  const keys = deriveMessageKeys(materials.dataKey, messageId);
-  try {
-    const aad = bodyAad(flags, messageId, canonical);
-    const header = {
-      version: 1,
-      suite: 1,
-      flags,
-      messageId,
-      commitment: keys.commitment,
-      entries: materials.entries,
-      storedContext: flags & FLAG_CONTEXT_STORED ? canonical : undefined,
-    };
-    return encodeEnvelopeWith(header, data.length, (out, offset) =>
-      sealBodyInto(keys.encryptionKey, data, aad, out, offset),
-    );
-  } finally {
-    keys.encryptionKey.fill(0);
-  }
-}
-
-function latin1(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
-}
-
-/** Copies a data key a provider returned into our own buffer, and zeroes the provider's. */
-function takeDataKey(returned: Uint8Array): Buffer {
-  const owned = Buffer.from(returned);
-  returned.fill(0);
-  return owned;
-}
-
-function openAndZero(key: Buffer, body: Uint8Array, aad: Uint8Array): Buffer {
-  try {
-    return openBody(key, body, aad);
-  } finally {
-    key.fill(0);
-  }
-}
-
-/** Parses either form; a string must be the text form. */
-export function parse(sealed: Sealed): EnvelopeParts {
-  if (typeof sealed === "string") return decodeEnvelope(fromText(sealed));
-  if (sealed instanceof Uint8Array) return decodeEnvelope(sealed);
-  throw new ConfigError(
-    "ENVELOPE_BAD_INPUT",
-    `A sealed value must be a Buffer, Uint8Array or "ev1:" string; got ${sealed === null ? "null" : typeof sealed}.`,
-  );
-}
-
-function resolveContext(
-  parts: EnvelopeParts,
-  given: EncryptionContext | undefined,
-): { context: EncryptionContext; canonical: Buffer } {
-  if (!parts.storedContext) {
-    return { context: given ?? {}, canonical: encodeContext(given) };
-  }
-  const stored = Buffer.from(parts.storedContext);
-  const storedContext = decodeContext(stored);
-  if (given !== undefined && !encodeContext(given).equals(stored)) {
-    throw new DecryptionError(
-      "ENVELOPE_CONTEXT_MISMATCH",
-      "The encryption context given does not match the one stored in the envelope. The value was probably copied from another row or column.",
-    );
-  }
-  return { context: storedContext, canonical: stored };
-}
-
-/** Header facts of a sealed value. No secrets: ids, key references and sizes. */
-export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
-  const parts = parse(sealed);
-  const info: EnvelopeInfo = {
-    form: typeof sealed === "string" ? "text" : "binary",
-    version: parts.version,
-    suite: parts.suite,
-    messageId: hex(parts.messageId),
-    contextStored: parts.storedContext !== undefined,
-    entries: parts.entries.map((e) => ({
-      provider: e.providerId,
-      keyRef: e.keyRef,
-      wrappedBytes: e.wrapped.length,
-    })),
-    bodyBytes: parts.body.length,
-    totalBytes: typeof sealed === "string" ? Buffer.byteLength(sealed) : sealed.length,
-  };
-  if (parts.storedContext) info.context = decodeContext(parts.storedContext);
-  return info;
-}
-
-function checkProvider(provider: KeyProvider, field: string): void {
-  const ok =
-    provider &&
-    typeof provider.id === "string" &&
-    typeof provider.keyRef === "string" &&
-    typeof provider.wrap === "function" &&
-    typeof provider.unwrap === "function" &&
-    typeof provider.handles === "function";
-  if (!ok) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_CONFIG",
-      `${field} is not a key provider (needs id, keyRef, wrap, unwrap, handles). Pass a provider object, a key URI, or { provider: "<scheme>", … } to createEnvelope.`,
-      { details: { field } },
-    );
-  }
-}
-
-function checkDataKey(dataKey: unknown, provider: KeyProvider): asserts dataKey is Uint8Array {
-  if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
-    throw new ProviderError(
-      "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${provider.id}" returned a data key that is not 32 bytes. This is a bug in the provider; nothing was encrypted or decrypted with it.`,
-      { details: { provider: provider.id, keyRef: provider.keyRef } },
-    );
-  }
-}
-
-function checkReturnedEntry(entry: WrappedKey, provider: KeyProvider): void {
-  checkEntry(entry);
-  if (entry.providerId !== provider.id) {
-    throw new ProviderError(
-      "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${provider.id}" returned an entry labelled "${entry.providerId}". This is a bug in the provider.`,
-      { details: { provider: provider.id } },
-    );
-  }
-}
-
-function commitmentError(provider: KeyProvider, entry: WrappedKey): DecryptionError {
-  return new DecryptionError(
-    "ENVELOPE_COMMITMENT_MISMATCH",
-    "Could not decrypt: a wrapped key unwrapped to a data key that does not match this envelope's key commitment. The wrapped-key entry was altered or copied from another envelope.",
-    { details: { provider: provider.id, keyRef: entry.keyRef } },
-  );
-}
-
-function asEnvelopeError(error: unknown): EnvelopeError {
-  if (EnvelopeError.isInstance(error)) return error;
-  return new ProviderError(
-    "ENVELOPE_UNWRAP_FAILED",
-    "A key provider failed with an unexpected error while unwrapping a data key. See `cause`.",
-    { cause: error },
-  );
-}
-
-function wrapFailure(error: unknown, provider: KeyProvider): EnvelopeError {
-  if (EnvelopeError.isInstance(error)) return error;
-  return new ProviderError(
-    "ENVELOPE_KMS_ERROR",
-    `Key provider "${provider.id}" failed with an unexpected error while wrapping a data key under key "${provider.keyRef}". See \`cause\`.`,
-    { cause: error, details: { provider: provider.id, keyRef: provider.keyRef } },
-  );
-}
-
-// Prefer errors that tell the operator what to fix (a provider or key problem) over
-// the generic commitment failure of an entry that was merely tried.
-function pickFailure(failures: EnvelopeError[]): EnvelopeError {
-  return failures.find((f) => f.code !== "ENVELOPE_COMMITMENT_MISMATCH") ?? failures[0]!;
-}
-
-function event(
-  operation: AuditEvent["operation"],
-  provider: string,
-  keyRef: string,
-  started: number,
-  extra: Partial<AuditEvent>,
-  error?: unknown,
-): AuditEvent {
-  const failed = error !== undefined;
-  const code: ErrorCode | undefined = failed
-    ? EnvelopeError.isInstance(error)
-      ? error.code
-      : "ENVELOPE_KMS_ERROR"
-    : undefined;
-  return {
-    ...extra,
-    operation,
-    provider,
-    keyRef,
-    durationMs: performance.now() - started,
-    outcome: failed ? "failure" : "success",
-    ...(code ? { errorCode: code } : {}),
-  };
 }

@@ -16,9 +16,7 @@ export {
   type DecryptOptions,
   type EncryptOptions,
   Envelope,
-  type EnvelopeInfo,
   type EnvelopeOptions,
-  inspectEnvelope,
   type RewrapOptions,
 } from "./client.js";
 export { configFromEnv, ENV_VARS, envelopeFromEnv } from "./config/env.js";
@@ -48,6 +46,7 @@ export {
 export { decodeEnvelope } from "./format/decode.js";
 export { encodeEnvelope } from "./format/encode.js";
 export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+export { type EnvelopeInfo, inspectEnvelope, type Sealed } from "./format/parse.js";
 export { fromText, isTextForm, toText } from "./format/text.js";
 export {
   type AesKeyInput,

@@ -1,5 +1,5 @@
-import { type EnvelopeInfo, inspectEnvelope } from "../client.js";
 import { FormatError } from "../errors.js";
+import { type EnvelopeInfo, inspectEnvelope } from "../format/parse.js";
 import { parseStreamHeader } from "./header.js";
 
 /** Header facts of an Envelope stream. No secrets: ids, key references, sizes. */

@@ -1,0 +1,49 @@
+import type { EncryptionMaterials } from "../cache/data-key-cache.js";
+import { FLAG_CONTEXT_STORED, MESSAGE_ID_LENGTH } from "../format/constants.js";
+import { encodeEnvelopeWith } from "../format/encode.js";
+import { bodyAad } from "./aad.js";
+import { openBody, sealBodyInto } from "./aead.js";
+import { deriveMessageKeys } from "./kdf.js";
+import { randomBytesPooled } from "./random.js";
+
+/** Seals one value under a data key: fresh message id, derived key, header + body in one buffer. */
+export function seal(
+  materials: EncryptionMaterials,
+  data: Uint8Array,
+  flags: number,
+  canonical: Buffer,
+): Buffer {
+  const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
+  const keys = deriveMessageKeys(materials.dataKey, messageId);
+  try {
+    const aad = bodyAad(flags, messageId, canonical);
+    const header = {
+      version: 1,
+      suite: 1,
+      flags,
+      messageId,
+      commitment: keys.commitment,
+      entries: materials.entries,
+      storedContext: flags & FLAG_CONTEXT_STORED ? canonical : undefined,
+    };
+    return encodeEnvelopeWith(header, data.length, (out, offset) =>
+      sealBodyInto(keys.encryptionKey, data, aad, out, offset),
+    );
+  } finally {
+    keys.encryptionKey.fill(0);
+  }
+}
+
+/** Opens a body and zeroes the message key afterwards. */
+export function openAndZero(key: Buffer, body: Uint8Array, aad: Uint8Array): Buffer {
+  try {
+    return openBody(key, body, aad);
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** Bytes as a latin1 string: a cheap map key for message ids and commitments. */
+export function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+}

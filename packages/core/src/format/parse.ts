@@ -1,0 +1,72 @@
+import { hex } from "../bytes.js";
+import { decodeContext, type EncryptionContext, encodeContext } from "../crypto/context.js";
+import { ConfigError, DecryptionError } from "../errors.js";
+import { decodeEnvelope } from "./decode.js";
+import type { EnvelopeParts } from "./envelope.js";
+import { fromText } from "./text.js";
+
+/** A sealed value in either form: binary bytes or an `ev1:` string. */
+export type Sealed = Uint8Array | string;
+
+/** What `inspect` reports about a sealed value: header facts only, never key material. */
+export interface EnvelopeInfo {
+  form: "binary" | "text";
+  version: number;
+  suite: number;
+  messageId: string;
+  contextStored: boolean;
+  context?: EncryptionContext;
+  entries: { provider: string; keyRef: string; wrappedBytes: number }[];
+  bodyBytes: number;
+  totalBytes: number;
+}
+
+/** Parses either form; a string must be the text form. */
+export function parse(sealed: Sealed): EnvelopeParts {
+  if (typeof sealed === "string") return decodeEnvelope(fromText(sealed));
+  if (sealed instanceof Uint8Array) return decodeEnvelope(sealed);
+  throw new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `A sealed value must be a Buffer, Uint8Array or "ev1:" string; got ${sealed === null ? "null" : typeof sealed}.`,
+  );
+}
+
+/** The context to authenticate: the stored one (checked against `given`) or `given`. */
+export function resolveContext(
+  parts: EnvelopeParts,
+  given: EncryptionContext | undefined,
+): { context: EncryptionContext; canonical: Buffer } {
+  if (!parts.storedContext) {
+    return { context: given ?? {}, canonical: encodeContext(given) };
+  }
+  const stored = Buffer.from(parts.storedContext);
+  const storedContext = decodeContext(stored);
+  if (given !== undefined && !encodeContext(given).equals(stored)) {
+    throw new DecryptionError(
+      "ENVELOPE_CONTEXT_MISMATCH",
+      "The encryption context given does not match the one stored in the envelope. The value was probably copied from another row or column.",
+    );
+  }
+  return { context: storedContext, canonical: stored };
+}
+
+/** Header facts of a sealed value. No secrets: ids, key references and sizes. */
+export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
+  const parts = parse(sealed);
+  const info: EnvelopeInfo = {
+    form: typeof sealed === "string" ? "text" : "binary",
+    version: parts.version,
+    suite: parts.suite,
+    messageId: hex(parts.messageId),
+    contextStored: parts.storedContext !== undefined,
+    entries: parts.entries.map((e) => ({
+      provider: e.providerId,
+      keyRef: e.keyRef,
+      wrappedBytes: e.wrapped.length,
+    })),
+    bodyBytes: parts.body.length,
+    totalBytes: typeof sealed === "string" ? Buffer.byteLength(sealed) : sealed.length,
+  };
+  if (parts.storedContext) info.context = decodeContext(parts.storedContext);
+  return info;
+}
