@@ -7,7 +7,7 @@
  */
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { connect, rewrapTable } from "@envelope/batch-rewrap";
+import { connect, dropStateTables, rewrapTable } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import { generateKeyPair, localRsaProvider } from "@envelope/local-rsa";
 
@@ -86,14 +86,8 @@ const report = await rewrapTable({
   batchSize: 500,
   stateTablePrefix: prefix,
 });
-for (const t of [
-  table,
-  `${prefix}_jobs`,
-  `${prefix}_ranges`,
-  `${prefix}_checkpoints`,
-  `${prefix}_failures`,
-])
-  await db.query(`DROP TABLE IF EXISTS ${t}`);
+await db.query(`DROP TABLE IF EXISTS ${table}`);
+await dropStateTables(db, prefix);
 await db.close();
 process.stdout.write(
   `${JSON.stringify({

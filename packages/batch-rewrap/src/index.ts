@@ -27,3 +27,4 @@ export type {
 } from "./engine/options.js";
 export { type JobReport, migrateTable, rewrapTable } from "./engine/run.js";
 export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engine/scan.js";
+export { dropStateTables } from "./state/tables.js";

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
+import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
 import {
   type EncryptionContext,
   Envelope,
@@ -76,15 +76,8 @@ export async function seedTable(
 
 /** Drops the test table and the state tables of a prefix. */
 export async function dropAll(db: SqlAdapter, table: string, prefix: string): Promise<void> {
-  for (const t of [
-    table,
-    `${prefix}_jobs`,
-    `${prefix}_ranges`,
-    `${prefix}_checkpoints`,
-    `${prefix}_failures`,
-  ]) {
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
-  }
+  await db.query(`DROP TABLE IF EXISTS ${table}`);
+  await dropStateTables(db, prefix);
 }
 
 /**

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
+import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, tempDir } from "./support.js";
@@ -29,14 +29,8 @@ describe("envelope CLI against PostgreSQL", () => {
     expect(seeded.code, seeded.stderr).toBe(0);
   });
   afterAll(async () => {
-    for (const t of [
-      table,
-      `${prefix}_jobs`,
-      `${prefix}_ranges`,
-      `${prefix}_checkpoints`,
-      `${prefix}_failures`,
-    ])
-      await db.query(`DROP TABLE IF EXISTS ${t}`);
+    await db.query(`DROP TABLE IF EXISTS ${table}`);
+    await dropStateTables(db, prefix);
     await db.close();
   });
 
@@ -154,14 +148,8 @@ describe("envelope migrate against MariaDB", () => {
     db = await connect(MY);
   });
   afterAll(async () => {
-    for (const t of [
-      table,
-      `${prefix}_jobs`,
-      `${prefix}_ranges`,
-      `${prefix}_checkpoints`,
-      `${prefix}_failures`,
-    ])
-      await db.query(`DROP TABLE IF EXISTS ${t}`);
+    await db.query(`DROP TABLE IF EXISTS ${table}`);
+    await dropStateTables(db, prefix);
     await db.close();
   });
 

@@ -20,6 +20,20 @@ export function stateTables(db: SqlAdapter, prefix: string): StateTables {
 }
 
 /**
+ * Drops the four state tables of a prefix: the cleanup after a finished job whose report
+ * you have kept (a later run of the same job then starts from scratch).
+ *
+ * @example
+ * await dropStateTables(db, "envelope_rewrap");
+ */
+export async function dropStateTables(db: SqlAdapter, prefix: string): Promise<void> {
+  const t = stateTables(db, prefix);
+  for (const table of [t.jobs, t.ranges, t.checkpoints, t.failures]) {
+    await db.query(`DROP TABLE IF EXISTS ${table}`);
+  }
+}
+
+/**
  * Creates the state tables if missing. Jobs: one row per job (its spec). Ranges: the
  * primary-key ranges workers claim (`FOR UPDATE SKIP LOCKED`). Checkpoints: per range,
  * the last primary key done and the counters, committed in the same transaction as the
