@@ -258,7 +258,11 @@ export class Envelope {
             continue;
           }
           native = false;
-          dataKey ??= await this.#verifiedDataKey(parts, request);
+          if (!dataKey) {
+            const found = await this.#verifiedDataKey(parts, request);
+            found.encryptionKey.fill(0);
+            dataKey = found.dataKey;
+          }
           fresh.push(await this.#timed("wrap", target, () => target.wrap(dataKey!, request)));
         }
       } finally {
@@ -319,7 +323,9 @@ export class Envelope {
   ): Promise<DataKeyMaterials> {
     const parts = parse(sealed);
     const { context } = resolveContext(parts, options.context);
-    const dataKey = await this.#verifiedDataKey(parts, { context });
+    const found = await this.#verifiedDataKey(parts, { context });
+    found.encryptionKey.fill(0);
+    const dataKey = found.dataKey;
     return {
       dataKey,
       entries: parts.entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) })),
@@ -454,97 +460,98 @@ export class Envelope {
     aad: Uint8Array,
     report: (used: { provider: KeyProvider; keyRef: string; cacheHit: boolean }) => void,
   ): Promise<Buffer> {
+    if (this.#cache) {
+      // Warm path, synchronous from peek to open so the cache cannot evict (and zero) the
+      // key meanwhile: first a message key already derived, then a cached data key.
+      // Keyed by message id AND commitment: the message key was remembered after a
+      // commitment check, and must not let an altered commitment skip that check.
+      const messageId = latin1(parts.messageId) + latin1(parts.commitment);
+      for (const [entry, provider] of this.#candidates(parts)) {
+        if (provider.skipUnwrapCache) continue;
+        const key = this.#cacheKey(provider, entry, request);
+        const messageKey = this.#cache.peekMessageKey(key, messageId);
+        if (messageKey) {
+          report({ provider, keyRef: entry.keyRef, cacheHit: true });
+          return openBody(messageKey, parts.body, aad);
+        }
+        const cached = this.#cache.peek(key);
+        if (!cached) continue;
+        const keys = deriveMessageKeys(cached, parts.messageId);
+        if (commitmentMatches(keys.commitment, parts.commitment)) {
+          report({ provider, keyRef: entry.keyRef, cacheHit: true });
+          // The commitment matched, so this key is right whatever the AAD: keep it.
+          this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey);
+          return openBody(keys.encryptionKey, parts.body, aad);
+        }
+        keys.encryptionKey.fill(0);
+      }
+    }
+    const found = await this.#verifiedDataKey(parts, request);
+    found.dataKey.fill(0);
+    report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });
+    return openAndZero(found.encryptionKey, parts.body, aad);
+  }
+
+  /**
+   * The data key of an envelope from the first entry a configured provider can unwrap
+   * (through the unwrap cache unless the provider opts out), commitment-checked, with the
+   * message key derived on the way. The caller zeroes `dataKey` and `encryptionKey`.
+   */
+  async #verifiedDataKey(
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<{
+    dataKey: Buffer;
+    encryptionKey: Buffer;
+    provider: KeyProvider;
+    entry: WrappedKey;
+    cacheHit: boolean;
+  }> {
     const failures: EnvelopeError[] = [];
-    for (const entry of parts.entries) {
-      for (const provider of this.#decryptors) {
-        if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
-        const cache = provider.skipUnwrapCache ? undefined : this.#cache;
-        const key = cache ? this.#cacheKey(provider, entry, request) : "";
+    for (const [entry, provider] of this.#candidates(parts)) {
+      const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+      let dataKey: Buffer;
+      let cacheHit = false;
+      try {
         if (cache) {
-          // Warm path, synchronous from peek to open so the cache cannot evict (and zero)
-          // the key meanwhile: first a message key already derived, then the data key.
-          // Keyed by message id AND commitment: the message key was remembered after a
-          // commitment check, and must not let an altered commitment skip that check.
-          const messageId = latin1(parts.messageId) + latin1(parts.commitment);
-          const messageKey = cache.peekMessageKey(key, messageId);
-          if (messageKey) {
-            report({ provider, keyRef: entry.keyRef, cacheHit: true });
-            return openBody(messageKey, parts.body, aad);
-          }
+          const key = this.#cacheKey(provider, entry, request);
           const cached = cache.peek(key);
           if (cached) {
-            const keys = deriveMessageKeys(cached, parts.messageId);
-            if (commitmentMatches(keys.commitment, parts.commitment)) {
-              report({ provider, keyRef: entry.keyRef, cacheHit: true });
-              // The commitment matched, so this key is right whatever the AAD: keep it.
-              cache.rememberMessageKey(key, messageId, keys.encryptionKey);
-              return openBody(keys.encryptionKey, parts.body, aad);
-            }
-            keys.encryptionKey.fill(0);
-            failures.push(commitmentError(provider, entry));
-            continue;
-          }
-        }
-        let dataKey: Buffer;
-        let joined = false;
-        try {
-          if (cache) {
-            ({ dataKey, joined } = await cache.load(key, () =>
-              this.#unwrap(provider, entry, request),
-            ));
+            dataKey = Buffer.from(cached);
+            cacheHit = true;
           } else {
-            dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
+            const loaded = await cache.load(key, () => this.#unwrap(provider, entry, request));
+            dataKey = loaded.dataKey;
+            cacheHit = loaded.joined;
           }
-        } catch (error) {
-          failures.push(asEnvelopeError(error));
-          continue;
+        } else {
+          dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
         }
-        try {
-          const keys = deriveMessageKeys(dataKey, parts.messageId);
-          if (!commitmentMatches(keys.commitment, parts.commitment)) {
-            failures.push(commitmentError(provider, entry));
-            continue;
-          }
-          report({ provider, keyRef: entry.keyRef, cacheHit: joined });
-          return openAndZero(keys.encryptionKey, parts.body, aad);
-        } finally {
-          dataKey.fill(0);
-        }
+      } catch (error) {
+        failures.push(asEnvelopeError(error));
+        continue;
       }
+      const keys = deriveMessageKeys(dataKey, parts.messageId);
+      if (commitmentMatches(keys.commitment, parts.commitment)) {
+        return { dataKey, encryptionKey: keys.encryptionKey, provider, entry, cacheHit };
+      }
+      keys.encryptionKey.fill(0);
+      dataKey.fill(0);
+      failures.push(commitmentError(provider, entry));
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
   }
 
-  /** The data key of an envelope, commitment-checked; the caller zeroes it. */
-  async #verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<Buffer> {
-    const failures: EnvelopeError[] = [];
+  /** (entry, provider) pairs in envelope order, then configuration order. */
+  #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
+    const out: [WrappedKey, KeyProvider][] = [];
     for (const entry of parts.entries) {
       for (const provider of this.#decryptors) {
-        if (provider.id !== entry.providerId || !provider.handles(entry)) continue;
-        const cache = provider.skipUnwrapCache ? undefined : this.#cache;
-        let dataKey: Buffer;
-        try {
-          if (cache) {
-            const key = this.#cacheKey(provider, entry, request);
-            const cached = cache.peek(key);
-            dataKey = cached
-              ? Buffer.from(cached)
-              : (await cache.load(key, () => this.#unwrap(provider, entry, request))).dataKey;
-          } else {
-            dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
-          }
-        } catch (error) {
-          failures.push(asEnvelopeError(error));
-          continue;
-        }
-        const keys = deriveMessageKeys(dataKey, parts.messageId);
-        keys.encryptionKey.fill(0);
-        if (commitmentMatches(keys.commitment, parts.commitment)) return dataKey;
-        dataKey.fill(0);
-        failures.push(commitmentError(provider, entry));
+        if (provider.id === entry.providerId && provider.handles(entry))
+          out.push([entry, provider]);
       }
     }
-    throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
+    return out;
   }
 
   async #unwrap(
