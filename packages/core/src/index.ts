@@ -24,6 +24,7 @@ export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
 export { redactUri } from "./config/uri.js";
 export { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+export { aesKeyUnwrap, aesKeyWrap } from "./crypto/key-wrap.js";
 export {
   ConfigError,
   DecryptionError,

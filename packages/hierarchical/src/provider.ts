@@ -1,6 +1,8 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import {
+  aesKeyUnwrap,
+  aesKeyWrap,
   ConfigError,
   EnvelopeError,
   type GeneratedDataKey,
@@ -14,9 +16,6 @@ import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
 import { IK_ID_PATTERN } from "./record.js";
 import type { KeyStore } from "./store/types.js";
 
-// RFC 3394 default IV, as node's id-aes256-wrap expects. AES-KW is deterministic and
-// needs no nonce, so an intermediate key can wrap any number of data keys safely.
-const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
 /** Entry of a data key wrapped by AES-KW (`wrap`, e.g. a rewrap into hierarchical mode). */
 const WRAPPED_LENGTH = 40;
 /** Entry of a data key derived from the IK and a random seed (`generateDataKey`, the encrypt path). */
@@ -178,9 +177,8 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       while (!usable(current)) await startNew();
       const ik = current;
       ik.uses++;
-      const cipher = createCipheriv("id-aes256-wrap", ik.key, KW_IV);
-      const wrapped = Buffer.concat([cipher.update(dataKey), cipher.final()]);
-      return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped };
+      // AES-KW needs no nonce: an intermediate key can wrap any number of data keys.
+      return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: aesKeyWrap(ik.key, dataKey) };
     },
 
     async unwrap(entry: WrappedKey): Promise<Uint8Array> {
@@ -251,8 +249,7 @@ function derive(ik: Buffer, seed: Uint8Array): Buffer {
 function unwrapWith(ik: Buffer, entry: WrappedKey): Buffer {
   if (entry.wrapped.length === SEED_LENGTH) return derive(ik, entry.wrapped);
   try {
-    const decipher = createDecipheriv("id-aes256-wrap", ik, KW_IV);
-    return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
+    return aesKeyUnwrap(ik, entry.wrapped);
   } catch (cause) {
     throw badWrapped(entry.keyRef, cause);
   }

@@ -1,13 +1,12 @@
-import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
+import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
 import { ConfigError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
 import type { KeyProvider, ProviderFactory } from "./types.js";
 
 const ID = "local-aes";
-// RFC 3394 default initial value, as node's id-aes256-wrap expects.
-const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
 
 /** A 256-bit key-wrapping key given as bytes, or as 64 hex / 44 base64 characters. */
 export type AesKeyInput = Uint8Array | string;
@@ -47,9 +46,7 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
     keyRef,
     handles: (entry) => entry.providerId === ID && keys.has(entry.keyRef),
     async wrap(dataKey): Promise<WrappedKey> {
-      const cipher = createCipheriv("id-aes256-wrap", current, KW_IV);
-      const wrapped = Buffer.concat([cipher.update(dataKey), cipher.final()]);
-      return { providerId: ID, keyRef, wrapped };
+      return { providerId: ID, keyRef, wrapped: aesKeyWrap(current, dataKey) };
     },
     async unwrap(entry): Promise<Uint8Array> {
       const key = keys.get(entry.keyRef);
@@ -63,8 +60,7 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
         );
       }
       try {
-        const decipher = createDecipheriv("id-aes256-wrap", key, KW_IV);
-        return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
+        return aesKeyUnwrap(key, entry.wrapped);
       } catch (cause) {
         throw new ProviderError(
           "ENVELOPE_UNWRAP_FAILED",
