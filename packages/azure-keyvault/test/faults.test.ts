@@ -196,6 +196,24 @@ describe("permanent failures get their own typed errors, without retries", () =>
     expect((await failure(writer.encrypt("x"))).code).toBe("ENVELOPE_KEY_NOT_FOUND");
   });
 
+  it("a context mismatch: ENVELOPE_DECRYPT_FAILED from the body's AAD (Key Vault takes no context), not retried", async () => {
+    const { envelope } = await sealed();
+    const context = { table: "users", column: "email", id: "42" };
+    const value = await envelope.encrypt("pii", { context });
+    h.kv.resetCalls();
+    const error = await failure(envelope.decrypt(value, { context: { ...context, id: "43" } }));
+    expect(EnvelopeError.isInstance(error)).toBe(true);
+    expect(error.code).toBe("ENVELOPE_DECRYPT_FAILED");
+    // Distinct from the access, disabled and not-found codes above.
+    expect([
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      "ENVELOPE_KEY_DISABLED",
+      "ENVELOPE_KEY_NOT_FOUND",
+    ]).not.toContain(error.code);
+    expect(h.kv.calls.unwrapKey).toBe(1); // Key Vault unwrapped once; the failure is not retried
+    expect((await envelope.decrypt(value, { context })).toString()).toBe("pii");
+  });
+
   it("a version that never existed: ENVELOPE_KEY_NOT_FOUND", async () => {
     const { provider, value } = await sealed();
     const [entry] = decodeEnvelope(value).entries;

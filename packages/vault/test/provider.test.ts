@@ -178,7 +178,7 @@ describe("derived keys and the context mapping", () => {
     const column = await failure(
       envelope.decrypt(sealed, { context: { ...CONTEXT, column: "x" } }),
     );
-    expect(column.code).not.toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
+    expect(column.code).toBe("ENVELOPE_DECRYPT_FAILED");
     expect((await envelope.decrypt(sealed, { context: CONTEXT })).toString()).toBe("x");
 
     // A non-derived key never gets a context.
@@ -188,8 +188,16 @@ describe("derived keys and the context mapping", () => {
       keyName: "pii",
       auth: { token: h.vault.rootToken },
     });
-    await new Envelope({ encrypt: plain }).encrypt("y", { context: CONTEXT });
+    const plainEnvelope = new Envelope({ encrypt: plain, cache: false });
+    const plainSealed = await plainEnvelope.encrypt("y", { context: CONTEXT });
     expect(bodies.every((b) => !(b.data as Record<string, unknown>).context)).toBe(true);
+    // …so for it a context mismatch is caught by the body's AAD after one Vault decrypt.
+    const decrypts = h.vault.calls.decrypt ?? 0;
+    const mismatch = await failure(
+      plainEnvelope.decrypt(plainSealed, { context: { ...CONTEXT, id: "43" } }),
+    );
+    expect(mismatch.code).toBe("ENVELOPE_DECRYPT_FAILED");
+    expect(h.vault.calls.decrypt).toBe(decrypts + 1);
   });
 
   it("derived=true skips the key read; kmsContextKey reflects the mapping", async () => {
