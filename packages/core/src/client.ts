@@ -159,8 +159,9 @@ export class Envelope {
     let reused = false;
     try {
       const data = plaintextBytes(plaintext);
+      // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
+      const canonical = encodeContext(options.context);
       const context = options.context ?? {};
-      const canonical = encodeContext(context);
       const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
       const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
       let materials = this.#reuse?.take(reuseKey, data.length);
@@ -297,8 +298,8 @@ export class Envelope {
    * } finally { materials.dataKey.fill(0); }
    */
   async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
+    encodeContext(options.context);
     const context = options.context ?? {};
-    encodeContext(context);
     const materials = await this.#freshMaterials({ context });
     // Values sealed with this key are usually read back soon (a record just written):
     // prime the unwrap cache so that costs no KMS call.
@@ -368,7 +369,7 @@ export class Envelope {
     }
     checkEntryCount(materials.entries.length);
     for (const entry of materials.entries) checkEntry(entry);
-    const canonical = encodeContext(options.context ?? {});
+    const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
     const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical);
     return options.output === "text" ? toText(sealed) : sealed;

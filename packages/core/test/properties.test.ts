@@ -591,6 +591,62 @@ describe("context canonicalization", () => {
     }
   });
 
+  it("refuses a Map, Date or other non-plain object instead of binding the empty context", () => {
+    // Object.keys() of these is [], so without a check they would silently seal under {}
+    // and open with no context at all.
+    const bad: unknown[] = [
+      new Map([["table", "users"]]),
+      new Set(["users"]),
+      new Date(0),
+      /users/,
+      new String("users"),
+      Promise.resolve({}),
+    ];
+    for (const context of bad) {
+      expectEnvelopeError(
+        thrown(() => encodeContext(context as EncryptionContext)),
+        undefined,
+        "ENVELOPE_BAD_INPUT",
+      );
+    }
+    // Plain objects in every flavour stay accepted, with the same bytes.
+    class Row {
+      table = "users";
+    }
+    const nullProto = Object.assign(Object.create(null), { table: "users" });
+    const plain = encodeContext({ table: "users" });
+    expect(encodeContext({ ...new Row() }).equals(plain)).toBe(true);
+    expect(encodeContext(new Row() as unknown as EncryptionContext).equals(plain)).toBe(true);
+    expect(encodeContext(nullProto).equals(plain)).toBe(true);
+  });
+
+  it("every client entry point refuses a bad context (null included) before any key is used", async () => {
+    const kms = countingProvider();
+    const env = new Envelope({ encrypt: kms, cache: false });
+    const sealed = await env.encrypt("x");
+    const materials = await env.generateDataKey();
+    const calls = { ...kms.calls };
+    for (const context of [null, new Map([["table", "users"]]), new Date(0)]) {
+      const c = context as unknown as EncryptionContext;
+      const attempts: [string, () => unknown][] = [
+        ["encrypt", () => env.encrypt("x", { context: c })],
+        ["decrypt", () => env.decrypt(sealed, { context: c })],
+        ["rewrap", () => env.rewrap(sealed, { context: c })],
+        ["generateDataKey", () => env.generateDataKey({ context: c })],
+        ["unwrapDataKey", () => env.unwrapDataKey(sealed, { context: c })],
+        ["encryptWithDataKey", () => env.encryptWithDataKey(materials, "x", { context: c })],
+      ];
+      for (const [name, attempt] of attempts) {
+        const error = await rejection(Promise.resolve().then(attempt));
+        expect(error, `${name} with ${String(context)}`).toMatchObject({
+          code: "ENVELOPE_BAD_INPUT",
+        });
+      }
+    }
+    expect(kms.calls).toEqual(calls);
+    materials.dataKey.fill(0);
+  });
+
   it("a stored context with a flipped bit is not silently accepted", async () => {
     const env = new Envelope({ encrypt: aes, storeContext: true });
     const sealed = await env.encrypt("x", { context: { a: "1", b: "2" } });

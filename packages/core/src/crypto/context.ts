@@ -22,7 +22,13 @@ const EMPTY = Buffer.from([0, 0]);
  */
 export function encodeContext(context: EncryptionContext | undefined): Buffer {
   if (context === undefined) return EMPTY;
-  if (typeof context !== "object" || context === null || Array.isArray(context)) {
+  // A Map, Date, Set or boxed string has no own enumerable keys: without this check it
+  // would silently be sealed under (and open with) the empty context.
+  if (
+    typeof context !== "object" ||
+    context === null ||
+    Object.prototype.toString.call(context) !== "[object Object]"
+  ) {
     throw badContext("must be a plain object of string keys to string values");
   }
   const keys = Object.keys(context);
