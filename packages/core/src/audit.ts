@@ -9,7 +9,11 @@ export interface AuditEvent {
   readonly cacheHit?: boolean;
   /** encrypt: whether a data key was reused (opt-in data-key reuse). */
   readonly dataKeyReused?: boolean;
-  /** rewrap: whether the KMS rewrapped natively (the data key never left it). */
+  /**
+   * rewrap: true when at least one entry was rewrapped inside a KMS and the data key never
+   * reached this process; false when it was unwrapped here, or when every entry was
+   * already under its target key (nothing to do).
+   */
   readonly native?: boolean;
   readonly durationMs: number;
   readonly outcome: "success" | "failure";

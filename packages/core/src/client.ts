@@ -153,7 +153,11 @@ export class Envelope {
   // `{ context }`) return bytes and must not be typed as a string.
   encrypt(plaintext: PlaintextInput, options?: EncryptOptions<"binary">): Promise<Buffer>;
   encrypt(plaintext: PlaintextInput, options?: EncryptOptions): Promise<Buffer | string>;
-  async encrypt(plaintext: PlaintextInput, options: EncryptOptions = {}): Promise<Buffer | string> {
+  async encrypt(
+    plaintext: PlaintextInput,
+    options: EncryptOptions | undefined = {},
+  ): Promise<Buffer | string> {
+    options ??= {};
     const started = this.#audit ? performance.now() : 0;
     const primary = this.#encryptors[0]!;
     let reused = false;
@@ -184,7 +188,11 @@ export class Envelope {
   decrypt(sealed: Sealed, options: DecryptOptions<"text"> & { as: "text" }): Promise<string>;
   decrypt(sealed: Sealed, options?: DecryptOptions<"bytes">): Promise<Buffer>;
   decrypt(sealed: Sealed, options?: DecryptOptions): Promise<Buffer | string>;
-  async decrypt(sealed: Sealed, options: DecryptOptions = {}): Promise<Buffer | string> {
+  async decrypt(
+    sealed: Sealed,
+    options: DecryptOptions | undefined = {},
+  ): Promise<Buffer | string> {
+    options ??= {};
     const started = this.#audit ? performance.now() : 0;
     // keyRef: the entry's key that opened the value, which after a rotation is not the
     // provider's current keyRef.
@@ -220,10 +228,12 @@ export class Envelope {
   rewrap(sealed: string, options?: RewrapOptions): Promise<string>;
   rewrap(sealed: Uint8Array, options?: RewrapOptions): Promise<Buffer>;
   rewrap(sealed: Sealed, options?: RewrapOptions): Promise<Buffer | string>;
-  async rewrap(sealed: Sealed, options: RewrapOptions = {}): Promise<Buffer | string> {
+  async rewrap(sealed: Sealed, options: RewrapOptions | undefined = {}): Promise<Buffer | string> {
+    options ??= {};
     const started = this.#audit ? performance.now() : 0;
     const to = options.to ?? this.#encryptors;
-    const targets = Array.isArray(to) ? to : [to as KeyProvider];
+    // The same target named twice would write the same key twice into one envelope.
+    const targets = [...new Set(Array.isArray(to) ? to : [to as KeyProvider])];
     try {
       if (targets.length === 0) {
         throw new ConfigError(
@@ -237,7 +247,9 @@ export class Envelope {
       const request: KeyRequest = { context };
       const fresh: WrappedKey[] = [];
       let dataKey: Buffer | undefined;
-      let native = true;
+      // native: at least one entry moved inside a KMS and the data key never came here.
+      let nativeCalls = 0;
+      let unwrappedHere = false;
       try {
         for (const target of targets) {
           const current = options.force
@@ -251,6 +263,7 @@ export class Envelope {
             ? parts.entries.find((e) => e.providerId === target.id && target.handles(e))
             : undefined;
           if (source && target.rewrap) {
+            nativeCalls++;
             fresh.push(
               await this.#timed("wrap", target, () => target.rewrap!(source, request), {
                 native: true,
@@ -258,7 +271,7 @@ export class Envelope {
             );
             continue;
           }
-          native = false;
+          unwrappedHere = true;
           if (!dataKey) {
             const found = await this.#verifiedDataKey(parts, request);
             found.encryptionKey.fill(0);
@@ -278,7 +291,7 @@ export class Envelope {
       const entries = [...fresh, ...kept];
       checkEntryCount(entries.length);
       const out = encodeEnvelope({ ...parts, entries });
-      this.#event("rewrap", targets[0], started, { native });
+      this.#event("rewrap", targets[0], started, { native: nativeCalls > 0 && !unwrappedHere });
       return typeof sealed === "string" ? toText(out) : out;
     } catch (error) {
       this.#event("rewrap", targets[0], started, {}, error);

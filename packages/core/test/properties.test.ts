@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
+  type AuditEvent,
   DecryptionError,
   decodeContext,
   decodeEnvelope,
@@ -454,6 +455,42 @@ describe("rewrap", () => {
     expect(decodeEnvelope(moved).entries.map((e) => e.keyRef)).toEqual(["v2"]);
     expect(Buffer.from(decodeEnvelope(moved).body).equals(decodeEnvelope(old).body)).toBe(true);
     expect(await new Envelope({ encrypt: v2 }).decrypt(moved, { as: "text" })).toBe("native");
+  });
+
+  it("reports native only when a KMS moved an entry and the data key never came here", async () => {
+    const master = randomBytes(32);
+    const options = { masterKey: master, anyKeyRef: true, nativeRewrap: true } as const;
+    const v1 = countingProvider({ keyRef: "v1", ...options });
+    const v2 = countingProvider({ keyRef: "v2", ...options });
+    const events: AuditEvent[] = [];
+    const env = new Envelope({ encrypt: v1, onAudit: (e) => events.push(e) });
+    const old = await env.encrypt("n");
+    const rewrapEvent = () => events.filter((e) => e.operation === "rewrap").at(-1)!;
+    const moved = await env.rewrap(old, { to: v2 });
+    expect(rewrapEvent().native).toBe(true);
+    // Already under v2: nothing moved, so nothing was rewrapped natively either.
+    expect((await env.rewrap(moved, { to: v2 })).equals(moved)).toBe(true);
+    expect(rewrapEvent().native).toBe(false);
+  });
+
+  it("writes one entry per target even when a target is named twice", async () => {
+    const env = new Envelope({ encrypt: aes });
+    const sealed = await env.encrypt("twice");
+    const moved = await env.rewrap(sealed, { to: [other, other] });
+    expect(decodeEnvelope(moved).entries.map((e) => e.keyRef)).toEqual([other.keyRef]);
+    expect(await new Envelope({ encrypt: other }).decrypt(moved, { as: "text" })).toBe("twice");
+  });
+
+  it("treats null options like no options (JavaScript callers)", async () => {
+    const env = new Envelope({ encrypt: aes });
+    const loose = env as unknown as {
+      encrypt(p: string, o: null): Promise<Buffer>;
+      decrypt(s: Buffer, o: null): Promise<Buffer>;
+      rewrap(s: Buffer, o: null): Promise<Buffer>;
+    };
+    const sealed = await loose.encrypt("null options", null);
+    expect((await loose.decrypt(sealed, null)).toString()).toBe("null options");
+    expect((await loose.rewrap(sealed, null)).equals(sealed)).toBe(true);
   });
 
   it("refuses to rewrap a wrapped key that does not match the commitment", async () => {
