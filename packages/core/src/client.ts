@@ -93,6 +93,13 @@ export interface RewrapOptions {
   force?: boolean;
 }
 
+/** Where a remembered message key came from: the entry, its provider, the KMS context. */
+interface MessageKeyOrigin {
+  readonly provider: KeyProvider;
+  readonly entry: WrappedKey;
+  readonly kms: string;
+}
+
 /** A data key and its wrapped copies, for sealing several values under one key. */
 export interface DataKeyMaterials {
   /** 32 bytes. Secret: the holder zeroes it when done. */
@@ -480,21 +487,28 @@ export class Envelope {
       // Keyed by message id AND commitment: the message key was remembered after a
       // commitment check, and must not let an altered commitment skip that check.
       const messageId = latin1(parts.messageId) + latin1(parts.commitment);
+      const remembered = this.#cache.peekMessageKey<MessageKeyOrigin>(messageId);
+      if (remembered && this.#sameOrigin(remembered.origin, parts, request)) {
+        const { provider, entry } = remembered.origin;
+        report({ provider, keyRef: entry.keyRef, cacheHit: true });
+        return openBody(remembered.key, parts.body, aad);
+      }
       for (const [entry, provider] of this.#candidates(parts)) {
         if (provider.skipUnwrapCache) continue;
         const key = this.#cacheKey(provider, entry, request);
-        const messageKey = this.#cache.peekMessageKey(key, messageId);
-        if (messageKey) {
-          report({ provider, keyRef: entry.keyRef, cacheHit: true });
-          return openBody(messageKey, parts.body, aad);
-        }
         const cached = this.#cache.peek(key);
         if (!cached) continue;
         const keys = deriveMessageKeys(cached, parts.messageId);
         if (commitmentMatches(keys.commitment, parts.commitment)) {
           report({ provider, keyRef: entry.keyRef, cacheHit: true });
-          // The commitment matched, so this key is right whatever the AAD: keep it.
-          this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey);
+          // The commitment matched, so this key is right whatever the AAD: keep it (the
+          // cache owns it from here), with the entry and KMS context it came from.
+          const origin: MessageKeyOrigin = {
+            provider,
+            entry: { ...entry, wrapped: Buffer.from(entry.wrapped) },
+            kms: provider.kmsContextKey?.(request.context) ?? "",
+          };
+          this.#cache.rememberMessageKey(key, messageId, keys.encryptionKey, origin);
           return openBody(keys.encryptionKey, parts.body, aad);
         }
         keys.encryptionKey.fill(0);
@@ -554,6 +568,23 @@ export class Envelope {
       failures.push(commitmentError(provider, entry));
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
+  }
+
+  /**
+   * Whether a remembered message key may open `parts`: the envelope must still carry the
+   * entry the key came from, and the KMS-level context must be the one it was unwrapped
+   * under. That is exactly what the data key's cache lookup would have required, so a
+   * tampered entry or another KMS context falls through to the normal path.
+   */
+  #sameOrigin(origin: MessageKeyOrigin, parts: EnvelopeParts, request: KeyRequest): boolean {
+    const { provider, entry, kms } = origin;
+    const carried = parts.entries.some(
+      (e) =>
+        e.providerId === entry.providerId &&
+        e.keyRef === entry.keyRef &&
+        Buffer.compare(e.wrapped, entry.wrapped) === 0,
+    );
+    return carried && (provider.kmsContextKey?.(request.context) ?? "") === kms;
   }
 
   /** (entry, provider) pairs in envelope order, then configuration order. */

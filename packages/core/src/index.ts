@@ -7,6 +7,7 @@ export type { AuditEvent, AuditHook } from "./audit.js";
 export type { PlaintextInput } from "./bytes.js";
 export type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
 export {
+  type RememberedMessageKey,
   UnwrapCache,
   type UnwrapCacheOptions,
   type UnwrapCacheStats,

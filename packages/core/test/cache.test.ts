@@ -35,20 +35,21 @@ function manualClock() {
  */
 function captureCacheBuffers(): Buffer[] {
   const captured: Buffer[] = [];
-  for (const method of ["peek", "peekMessageKey"] as const) {
-    const original = UnwrapCache.prototype[method] as (
-      this: UnwrapCache,
-      ...a: string[]
-    ) => Buffer | undefined;
-    vi.spyOn(UnwrapCache.prototype, method).mockImplementation(function (
-      this: UnwrapCache,
-      ...args: string[]
-    ) {
-      const found = original.apply(this, args);
-      if (found) captured.push(found);
-      return found;
-    });
-  }
+  const peek = UnwrapCache.prototype.peek;
+  vi.spyOn(UnwrapCache.prototype, "peek").mockImplementation(function (this: UnwrapCache, key) {
+    const found = peek.call(this, key);
+    if (found) captured.push(found);
+    return found;
+  });
+  const peekMessageKey = UnwrapCache.prototype.peekMessageKey;
+  vi.spyOn(UnwrapCache.prototype, "peekMessageKey").mockImplementation(function (
+    this: UnwrapCache,
+    messageId,
+  ) {
+    const found = peekMessageKey.call(this, messageId);
+    if (found) captured.push(found.key);
+    return found;
+  });
   return captured;
 }
 
@@ -234,13 +235,40 @@ describe("unwrap cache through the client", () => {
     const kms = countingProvider({ kmsContext: (c) => c.tenant ?? "" });
     const env = new Envelope({ encrypt: kms });
     const sealed = await env.encrypt("t", { context: { tenant: "a", id: "1" } });
-    await env.decrypt(sealed, { context: { tenant: "a", id: "1" } });
-    await env.decrypt(sealed, { context: { tenant: "a", id: "1" } });
+    // miss, data-key hit, message-key hit
+    for (let i = 0; i < 3; i++) await env.decrypt(sealed, { context: { tenant: "a", id: "1" } });
     expect(kms.calls.unwrap).toBe(1);
     // A real KMS refuses the other tenant's context; the cache must not answer for it.
     const error = await rejection(env.decrypt(sealed, { context: { tenant: "b", id: "1" } }));
     expectEnvelopeError(error, undefined, "ENVELOPE_UNWRAP_FAILED");
     expect(kms.unwrapContexts).toEqual(["a", "b"]);
+  });
+
+  it("a remembered message key opens only an envelope that still carries its entry", async () => {
+    const a = countingProvider();
+    const b = countingProvider();
+    const env = new Envelope({ encrypt: a });
+    const sealed = await env.encrypt("moved");
+    for (let i = 0; i < 3; i++) await env.decrypt(sealed);
+    expect(env.cacheStats()).toMatchObject({ hits: 2, misses: 1 });
+    // Same message id, commitment and body, but now wrapped only under b, which env lacks.
+    const moved = await new Envelope({ encrypt: b, decrypt: [a] }).rewrap(sealed);
+    expect(messageIdOf(moved)).toBe(messageIdOf(sealed));
+    const error = await rejection(env.decrypt(moved));
+    expectEnvelopeError(error, undefined, "ENVELOPE_NO_MATCHING_KEY");
+    expect((await env.decrypt(sealed)).toString()).toBe("moved");
+  });
+
+  it("a remembered message key expires with its data key", async () => {
+    const clock = manualClock();
+    const kms = countingProvider();
+    const env = new Envelope({ encrypt: kms, cache: { ttlMs: 1000, clock } });
+    const sealed = await env.encrypt("x");
+    for (let i = 0; i < 3; i++) await env.decrypt(sealed);
+    expect(kms.calls.unwrap).toBe(1);
+    await clock.advance(1_001);
+    await env.decrypt(sealed);
+    expect(kms.calls.unwrap).toBe(2);
   });
 
   it("without kmsContextKey, the context is not part of the cache key (the AAD still binds it)", async () => {
@@ -317,8 +345,8 @@ describe("UnwrapCache on its own", () => {
     });
     // Only the most recent 16 are kept; older ones are zeroed when dropped.
     expect(messageKeys.slice(0, 4).every(isZero)).toBe(true);
-    expect(cache.peekMessageKey(key(1), "m19")?.equals(Buffer.alloc(32, 20))).toBe(true);
-    expect(cache.peekMessageKey(key(1), "m0")).toBeUndefined();
+    expect(cache.peekMessageKey("m19")?.key.equals(Buffer.alloc(32, 20))).toBe(true);
+    expect(cache.peekMessageKey("m0")).toBeUndefined();
     await cache.load(key(2), loaderOf(2));
     expect(messageKeys.every(isZero)).toBe(true);
     // Remembering under a key that is not cached takes ownership and zeroes it.

@@ -19,14 +19,6 @@ export interface UnwrapCacheStats {
   size: number;
 }
 
-/**
- * Unwrapped data keys, keyed by everything that determined the unwrap (provider, key
- * reference, wrapped bytes, KMS-level context). Bounded by entries and TTL; concurrent
- * misses for one key share one provider call; every key leaving the cache is zeroed.
- *
- * Buffers returned by `peek` belong to the cache: use them synchronously and do not keep
- * them. `load` returns a private copy the caller must zero.
- */
 /** One unwrap in progress, shared by every concurrent miss for the same key. */
 interface Flight {
   readonly result: Promise<Buffer>;
@@ -35,15 +27,44 @@ interface Flight {
 
 interface CachedKey {
   readonly dataKey: Buffer;
-  /** Per-message AES keys already derived and commitment-checked, by message id (latin1). */
-  readonly messageKeys: Map<string, Buffer>;
+  /** Ids of the messages whose keys were remembered under this data key, oldest first. */
+  readonly messages: Set<string>;
+}
+
+/**
+ * The AES key of one message, derived from a cached data key and commitment-checked.
+ * `origin` is the caller's note of which entry and provider it came from (no secrets).
+ */
+export interface RememberedMessageKey<O = unknown> {
+  /** The cache's buffer: use it synchronously and do not keep it. */
+  readonly key: Buffer;
+  readonly origin: O;
+}
+
+interface MessageRecord extends RememberedMessageKey {
+  readonly owner: CachedKey;
+  /** The owner's cache key: the same string object each time, so its hash is computed once. */
+  readonly cacheKey: string;
 }
 
 // A warm decrypt of a recently seen message skips HKDF (≈8 µs, more than the AES itself).
 const MESSAGE_KEYS_PER_DATA_KEY = 16;
 
+/**
+ * Unwrapped data keys, keyed by everything that determined the unwrap (provider, key
+ * reference, wrapped bytes, KMS-level context). Bounded by entries and TTL; concurrent
+ * misses for one key share one provider call; every key leaving the cache is zeroed.
+ * Message keys derived from a cached data key are remembered by message id (at most 16
+ * per data key) and leave with it.
+ *
+ * Buffers returned by `peek` belong to the cache: use them synchronously and do not keep
+ * them. `load` returns a private copy the caller must zero.
+ */
 export class UnwrapCache {
   private readonly lru: LRUCache<string, CachedKey>;
+  // Looked up by message id alone: building the data key's cache key (the wrapped bytes,
+  // 384 for RSA-3072) and hashing it costs more than the AES of a small value.
+  private readonly messages = new Map<string, MessageRecord>();
   private readonly inflight = new Map<string, Flight>();
   private readonly counters = { hits: 0, misses: 0, evictions: 0, inflightJoins: 0 };
 
@@ -71,8 +92,8 @@ export class UnwrapCache {
       ...(options.clock ? { perf: options.clock } : {}),
       dispose: (entry, _key, reason) => {
         entry.dataKey.fill(0);
-        for (const key of entry.messageKeys.values()) key.fill(0);
-        entry.messageKeys.clear();
+        for (const id of entry.messages) this.forget(id, entry);
+        entry.messages.clear();
         if (reason === "evict" || reason === "expire") this.counters.evictions++;
       },
     });
@@ -88,29 +109,48 @@ export class UnwrapCache {
   }
 
   /**
-   * The derived, commitment-checked AES key of one message under a cached data key, or
-   * undefined. Counts as a hit. The buffer is the cache's: use it synchronously.
+   * The remembered key of message `messageId`, or undefined. Counts as a hit. Served only
+   * while its data key is still cached (not expired, evicted or cleared).
    */
-  peekMessageKey(key: string, messageId: string): Buffer | undefined {
-    const found = this.lru.get(key)?.messageKeys.get(messageId);
-    if (found) this.counters.hits++;
-    return found;
+  peekMessageKey<O>(messageId: string): RememberedMessageKey<O> | undefined {
+    const found = this.messages.get(messageId);
+    if (!found) return undefined;
+    // get, not peek: honours the TTL and keeps the data key recent in the LRU.
+    if (this.lru.get(found.cacheKey) !== found.owner) {
+      this.forget(messageId, found.owner);
+      return undefined;
+    }
+    this.counters.hits++;
+    return found as RememberedMessageKey<O>;
   }
 
-  /** Remembers a message key derived from the cached data key `key` (takes ownership). */
-  rememberMessageKey(key: string, messageId: string, messageKey: Buffer): void {
-    const entry = this.lru.peek(key);
-    if (!entry) {
+  /**
+   * Remembers the key of message `messageId`, derived from the cached data key `key`
+   * (takes ownership of `messageKey`; zeroes it if that data key is no longer cached).
+   */
+  rememberMessageKey(key: string, messageId: string, messageKey: Buffer, origin?: unknown): void {
+    const owner = this.lru.peek(key);
+    if (!owner) {
       messageKey.fill(0);
       return;
     }
-    if (entry.messageKeys.size >= MESSAGE_KEYS_PER_DATA_KEY) {
-      const [oldest] = entry.messageKeys.keys();
-      entry.messageKeys.get(oldest!)?.fill(0);
-      entry.messageKeys.delete(oldest!);
+    const previous = this.messages.get(messageId);
+    if (previous) this.forget(messageId, previous.owner);
+    if (owner.messages.size >= MESSAGE_KEYS_PER_DATA_KEY) {
+      const [oldest] = owner.messages;
+      this.forget(oldest!, owner);
     }
-    entry.messageKeys.get(messageId)?.fill(0);
-    entry.messageKeys.set(messageId, messageKey);
+    owner.messages.add(messageId);
+    this.messages.set(messageId, { key: messageKey, origin, owner, cacheKey: key });
+  }
+
+  /** Zeroes and drops a remembered message key if `owner` still holds it. */
+  private forget(messageId: string, owner: CachedKey): void {
+    owner.messages.delete(messageId);
+    const found = this.messages.get(messageId);
+    if (found?.owner !== owner) return;
+    found.key.fill(0);
+    this.messages.delete(messageId);
   }
 
   /**
@@ -150,7 +190,7 @@ export class UnwrapCache {
       // LRU may evict (and zero) the cached copy before the waiters resume.
       const shared = Buffer.from(result);
       result.fill(0);
-      this.lru.set(key, { dataKey: Buffer.from(shared), messageKeys: new Map() });
+      this.lru.set(key, { dataKey: Buffer.from(shared), messages: new Set() });
       return shared;
     } finally {
       this.inflight.delete(key);
@@ -163,12 +203,14 @@ export class UnwrapCache {
    */
   prime(key: string, dataKey: Uint8Array): void {
     if (this.lru.has(key)) return;
-    this.lru.set(key, { dataKey: Buffer.from(dataKey), messageKeys: new Map() });
+    this.lru.set(key, { dataKey: Buffer.from(dataKey), messages: new Set() });
   }
 
   /** Drops every key (each is zeroed). */
   clear(): void {
     this.lru.clear();
+    for (const found of this.messages.values()) found.key.fill(0);
+    this.messages.clear();
   }
 
   stats(): UnwrapCacheStats {
