@@ -202,3 +202,36 @@ describe("envelope migrate against MariaDB", () => {
     expect(missing.stderr).toContain("LEGACY_SSN_KEY is not set");
   });
 });
+
+describe("a database the CLI cannot reach", () => {
+  it.each([
+    ["PostgreSQL, nothing listening", "postgres://app:s3cret-pw@127.0.0.1:1/app", /ECONNREFUSED/],
+    [
+      "PostgreSQL, no such database",
+      PG.replace(/\/[^/]*$/, `/no_such_db_${tag}`),
+      /does not exist/,
+    ],
+    ["MariaDB, nothing listening", "mysql://app:s3cret-pw@127.0.0.1:1/app", /ECONNREFUSED/],
+    ["MariaDB, no such database", MY.replace(/\/[^/]*$/, `/no_such_db_${tag}`), /Unknown database/],
+  ])("%s: a clear configuration error (exit 2), password never shown", async (_name, url, why) => {
+    const cwd = tempDir();
+    expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
+    for (const args of [
+      ["rewrap", "--db", url, "--table", "users", "--column", "email", "--apply"],
+      ["status", "--db", url, "--table", "users", "--column", "email"],
+    ]) {
+      const run = await cli(args, { cwd });
+      expect(run.code, run.stderr).toBe(EXIT_CODES.USAGE);
+      expect(run.stderr).toMatch(/^envelope: Cannot connect to the database /);
+      expect(run.stderr).toMatch(why);
+      expect(run.stderr).not.toMatch(/bug/);
+      expect(run.stderr).not.toContain("s3cret-pw");
+    }
+    const json = await cli(["--json", "rewrap", "--db", url, "--table", "t", "--column", "c"], {
+      cwd,
+    });
+    expect(json.code).toBe(EXIT_CODES.USAGE);
+    expect(json.json().error).toMatchObject({ code: "ENVELOPE_BAD_CONFIG" });
+    expect(json.stdout).not.toContain("s3cret-pw");
+  });
+});

@@ -8,7 +8,7 @@ import {
   type SqlAdapter,
   type TableJobOptions,
 } from "@envelope/batch-rewrap";
-import { ConfigError } from "@envelope/core";
+import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { Command } from "commander";
 import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/context.js";
 import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
@@ -90,7 +90,41 @@ export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<S
       },
     );
   }
-  return connect(url);
+  let db: SqlAdapter | undefined;
+  try {
+    db = await connect(url);
+    // Drivers connect lazily: check now, so a wrong URL, a server that is down or a refused
+    // login is a clear configuration error (exit 2), not an unexpected error mid-job.
+    await db.query("SELECT 1");
+    return db;
+  } catch (cause) {
+    await db?.close().catch(() => {});
+    if (EnvelopeError.isInstance(cause)) throw cause;
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Cannot connect to the database ${redactedUrl(url)}: ${driverReason(cause)}. Check --db / ENVELOPE_DB_URL (host, port, user, password, database name) and that the server is running.`,
+      { cause, details: { field: "db" } },
+    );
+  }
+}
+
+/** The URL without its password (and without query parameters, which may hold one). */
+function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    u.search = "";
+    return u.toString();
+  } catch {
+    return `(${url.split(":")[0]} URL)`;
+  }
+}
+
+/** The driver's own words (host, port, user, database — never a password) and its code. */
+function driverReason(error: unknown): string {
+  const e = error as { message?: string; code?: string; errors?: { message?: string }[] };
+  const message = e?.message || e?.errors?.[0]?.message || String(error);
+  return e?.code && !message.includes(e.code) ? `${message} (${e.code})` : message;
 }
 
 function need(value: unknown, flag: string): void {
