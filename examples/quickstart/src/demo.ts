@@ -148,7 +148,10 @@ async function main(): Promise<void> {
   log("Timings:");
   for (const [label, ms] of timings) log(`   ${label.padEnd(36)} ${ms.toFixed(1).padStart(8)} ms`);
   const stats = envelope.cacheStats();
-  log(`\nUnwrap cache of the first client: ${stats.hits} hits, ${stats.misses} misses.`);
+  const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  log(
+    `\nUnwrap cache of the first client: ${count(stats.hits, "hit", "hits")}, ${count(stats.misses, "miss", "misses")}.`,
+  );
   log(
     "The rotation key lived in a temporary folder and was deleted; the demo key stays in examples/quickstart/.keys/.",
   );
