@@ -173,3 +173,34 @@ describe("envelope CLI: keys and files", () => {
     expect(typo.code).toBe(EXIT_CODES.USAGE);
   });
 });
+
+describe("envelope status: key age thresholds", () => {
+  it("compares the exact age, not whole days: a key one hour old is due at --due-days 0.02", async () => {
+    const cwd = tempDir();
+    expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
+    const path = join(cwd, "envelope.config.json");
+    const config = JSON.parse(readFileSync(path, "utf8"));
+    config.rotation.keyCreated[config.encrypt] = new Date(Date.now() - 3_600_000).toISOString();
+    writeFileSync(path, JSON.stringify(config));
+
+    // 0.02 days = 28.8 minutes: a one-hour-old key is past it (whole days would say 0 < 0.02).
+    const due = await cli(["--json", "status", "--check", "--due-days", "0.02"], { cwd });
+    expect(due.code, due.stderr).toBe(EXIT_CODES.ROTATION_DUE);
+    expect(due.json().keys[0]).toMatchObject({ state: "DUE", ageDays: 0 });
+    // 0.05 days = 72 minutes: not yet due, but past a 0.01-day (14.4 min) warning.
+    const warn = await cli(
+      ["--json", "status", "--check", "--due-days", "0.05", "--warn-days", "0.01"],
+      { cwd },
+    );
+    expect(warn.code, warn.stderr).toBe(EXIT_CODES.OK);
+    expect(warn.json().keys[0]).toMatchObject({ state: "WARN" });
+    const fresh = await cli(["--json", "status", "--check", "--due-days", "0.05"], { cwd });
+    expect(fresh.json().keys[0]).toMatchObject({ state: "ok" });
+
+    for (const bad of ["abc", "0", "-1", ""]) {
+      const run = await cli(["status", "--due-days", bad], { cwd });
+      expect(run.code, bad).toBe(EXIT_CODES.USAGE);
+      expect(run.stderr).toContain("--due-days must be a positive number of days");
+    }
+  });
+});

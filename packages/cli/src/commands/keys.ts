@@ -219,8 +219,8 @@ export function registerKeyCommands(
     ) => {
       const flags = cmd.optsWithGlobals<GlobalFlags>();
       const config = await loadConfig(flags, ctx.io.env, ctx.io.cwd);
-      const warnDays = opts.warnDays ? Number(opts.warnDays) : config.rotation.warnDays;
-      const dueDays = opts.dueDays ? Number(opts.dueDays) : config.rotation.dueDays;
+      const warnDays = days(opts.warnDays, "--warn-days") ?? config.rotation.warnDays;
+      const dueDays = days(opts.dueDays, "--due-days") ?? config.rotation.dueDays;
       const now = Date.now();
       const describe = async (spec: KeySpec, role: "encrypt" | "decrypt", i: number) => {
         const label =
@@ -234,13 +234,15 @@ export function registerKeyCommands(
           typeof spec === "string"
             ? (config.rotation.keyCreated[spec] ?? fileTime(spec))
             : undefined;
-        const ageDays = createdAt ? Math.floor((now - Date.parse(createdAt)) / DAY) : undefined;
+        // Thresholds compare the exact (fractional) age; `ageDays` shows whole days.
+        const age = createdAt ? (now - Date.parse(createdAt)) / DAY : undefined;
+        const ageDays = age === undefined ? undefined : Math.floor(age);
         const state =
-          ageDays === undefined
+          age === undefined
             ? "unknown age"
-            : ageDays >= dueDays
+            : age >= dueDays
               ? "DUE"
-              : ageDays >= warnDays
+              : age >= warnDays
                 ? "WARN"
                 : "ok";
         return {
@@ -344,6 +346,20 @@ export function registerKeyCommands(
       if (opts.check && due) setExit(EXIT_CODES.ROTATION_DUE);
     },
   );
+}
+
+/** A `--warn-days` / `--due-days` value: a positive number of days (fractions allowed). */
+function days(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${flag} must be a positive number of days (e.g. 90, or 0.5 for twelve hours).`,
+      { details: { field: flag } },
+    );
+  }
+  return n;
 }
 
 // Age of a local key file when the config has no record: its birth (or change) time.
