@@ -57,6 +57,29 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
 }
 
 /**
+ * The `error` object of `--json` output. Its `code` is an `ENVELOPE_*` code, a file error
+ * code (`ENOENT`, `EACCES`, …) or `INTERNAL` (an unexpected non-Envelope error: a bug),
+ * all listed in docs/ERRORS.md. These strings are stable: scripts match on them.
+ */
+export function errorJson(error: unknown): {
+  name: string;
+  code: string;
+  message: string;
+  details?: unknown;
+} {
+  if (EnvelopeError.isInstance(error)) return error.toJSON();
+  if (isFileError(error)) return { name: "FileError", code: error.code!, message: error.message };
+  return {
+    name: "Error",
+    code: INTERNAL_ERROR_CODE,
+    message: String((error as Error)?.message ?? error),
+  };
+}
+
+/** `--json` error code of an unexpected error (exit 1). Documented in docs/ERRORS.md; never renamed. */
+export const INTERNAL_ERROR_CODE = "INTERNAL";
+
+/**
  * Runs the CLI with `argv` (without node and script) and returns the exit code. Never
  * calls process.exit, so tests can run it in-process.
  *
@@ -87,16 +110,7 @@ export async function main(
     }
     const code = exitCodeFor(error);
     if (json) {
-      const body = EnvelopeError.isInstance(error)
-        ? error.toJSON()
-        : isFileError(error)
-          ? { name: "FileError", code: error.code, message: error.message }
-          : {
-              name: "Error",
-              code: "INTERNAL",
-              message: String((error as Error)?.message ?? error),
-            };
-      io.stdout.write(`${JSON.stringify({ error: body, exitCode: code }, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify({ error: errorJson(error), exitCode: code }, null, 2)}\n`);
     } else if (isFileError(error)) {
       io.stderr.write(`envelope: ${error.message}. Check the path and permissions.\n`);
     } else if (EnvelopeError.isInstance(error)) {

@@ -204,3 +204,44 @@ describe("envelope status: key age thresholds", () => {
     }
   });
 });
+
+describe("envelope --json errors", () => {
+  const documented = readFileSync(new URL("../../../docs/ERRORS.md", import.meta.url), "utf8");
+  const codesInDocs = new Set([...documented.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
+
+  it("an unexpected (non-Envelope) error is code INTERNAL, exit 1, and docs/ERRORS.md lists it", async () => {
+    const cwd = tempDir();
+    // A config module whose export throws a plain TypeError when read: not an EnvelopeError.
+    writeFileSync(
+      join(cwd, "envelope.config.mjs"),
+      'export default new Proxy({}, { ownKeys() { throw new TypeError("config proxy exploded"); } });\n',
+    );
+    const run = await cli(["--json", "status"], { cwd });
+    expect(run.code).toBe(EXIT_CODES.INTERNAL);
+    expect(run.json()).toEqual({
+      error: { name: "Error", code: "INTERNAL", message: "config proxy exploded" },
+      exitCode: EXIT_CODES.INTERNAL,
+    });
+    expect(codesInDocs).toContain("INTERNAL");
+    expect(documented).toMatch(/\| `INTERNAL` +\| `Error` +\| 1 +\|/);
+  });
+
+  it("a file error carries Node's code, exit 2, and docs/ERRORS.md lists it", async () => {
+    const cwd = tempDir();
+    expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
+    const run = await cli(["--json", "inspect", "no-such-file.env"], { cwd });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.json().error).toMatchObject({ name: "FileError", code: "ENOENT" });
+    for (const code of [
+      "ENOENT",
+      "EACCES",
+      "EISDIR",
+      "ENOTDIR",
+      "EEXIST",
+      "EPERM",
+      "EROFS",
+      "ENOSPC",
+    ])
+      expect(codesInDocs).toContain(code);
+  });
+});
