@@ -134,19 +134,13 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
       );
     }
   } else {
+    const ts = /\.[cm]?ts$/.test(path);
     try {
-      const mod = (await import(pathToFileURL(path).href)) as {
-        default?: unknown;
-        config?: unknown;
-      };
-      value = mod.default ?? mod.config;
+      value = exported(ts ? await importTs(path) : await import(pathToFileURL(path).href));
     } catch (cause) {
-      const ts = path.endsWith(".ts");
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
-        ts
-          ? `Cannot load ${path}: Node needs a TypeScript loader for .ts config files. Run with a loader (node --import tsx …/envelope), use Node ≥ 22.6 with --experimental-strip-types, or use envelope.config.json / .mjs.`
-          : `Cannot load config module ${path}: ${(cause as Error).message}`,
+        `Cannot load config ${ts ? "file" : "module"} ${path}: ${(cause as Error)?.message ?? String(cause)}`,
         { cause },
       );
     }
@@ -158,6 +152,32 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     );
   }
   return value as Record<string, unknown>;
+}
+
+type ConfigModule = { default?: unknown; config?: unknown; __esModule?: boolean };
+
+/**
+ * The config a module exports (`export default` or `export const config`). A file Node treats
+ * as CommonJS (a .ts or .js config without `"type": "module"` nearby) arrives as
+ * `{ default: module.exports }`; its compiled ES exports are one level down.
+ */
+function exported(mod: unknown): unknown {
+  const ns = mod as ConfigModule;
+  const inner = ns.default as ConfigModule | undefined;
+  if (typeof inner === "object" && inner !== null && inner.__esModule)
+    return inner.default ?? inner.config;
+  return ns.default ?? ns.config;
+}
+
+/**
+ * Loads a TypeScript config with tsx's programmatic API, so `envelope.config.ts` works under
+ * plain `node` (Node 20 has no type stripping). Imported lazily: only .ts configs pay for it.
+ * The import is scoped to this one file and its imports; nothing else is hooked.
+ */
+async function importTs(path: string): Promise<unknown> {
+  const { tsImport } = await import("tsx/esm/api");
+  const url = pathToFileURL(path).href;
+  return tsImport(url, { parentURL: url });
 }
 
 function positive(value: unknown, fallback: number, field: string): number {

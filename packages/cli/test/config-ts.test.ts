@@ -1,0 +1,90 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli, tempDir } from "./support.js";
+
+const PKG = fileURLToPath(new URL("../", import.meta.url));
+const TSUP = fileURLToPath(
+  new URL("../../../node_modules/tsup/dist/cli-default.js", import.meta.url),
+);
+
+// The `envelope` bin built from the current sources (as `pnpm build` does, into a private
+// directory under packages/cli so it resolves the package's own dependencies), run with
+// plain `node`: no --import tsx, no type stripping (Node 20 has none).
+describe("envelope.config.ts under plain node", () => {
+  let out: string;
+  let bin: string;
+  beforeAll(() => {
+    out = mkdtempSync(join(PKG, "node_modules", ".envelope-cli-test-"));
+    execFileSync(
+      process.execPath,
+      [
+        TSUP,
+        "src/cli.ts",
+        "--no-config",
+        "--format",
+        "esm",
+        "--target",
+        "node20",
+        "--out-dir",
+        out,
+      ],
+      { cwd: PKG, stdio: "pipe" },
+    );
+    bin = join(out, "cli.js");
+  });
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  const node = (args: string[], cwd: string) =>
+    spawnSync(process.execPath, [bin, ...args], {
+      cwd,
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+    });
+
+  it("loads a config that uses TypeScript-only syntax (an interface, annotations, satisfies)", async () => {
+    const cwd = tempDir();
+    expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
+    const json = JSON.parse(readFileSync(join(cwd, "envelope.config.json"), "utf8"));
+    unlinkSync(join(cwd, "envelope.config.json"));
+    writeFileSync(
+      join(cwd, "envelope.config.ts"),
+      [
+        "interface Settings { encrypt: string; rotation: { warnDays: number; dueDays: number } }",
+        "const warn: number = 7;",
+        `export default { encrypt: ${JSON.stringify(json.encrypt)}, rotation: { warnDays: warn, dueDays: warn * 2 } } satisfies Settings;`,
+        "",
+      ].join("\n"),
+    );
+    const run = node(["--json", "status"], cwd);
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    const status = JSON.parse(run.stdout);
+    expect(status).toMatchObject({
+      config: join(cwd, "envelope.config.ts"),
+      warnDays: 7,
+      dueDays: 14,
+    });
+    expect(status.keys).toHaveLength(1);
+    expect(status.keys[0]).toMatchObject({ role: "encrypt", provider: "local-rsa", state: "ok" });
+
+    // `export const config` works too, and so does --config pointing at a .ts file elsewhere.
+    writeFileSync(
+      join(cwd, "other.config.ts"),
+      `export const config: { encrypt: string } = { encrypt: ${JSON.stringify(json.encrypt)} };\n`,
+    );
+    const named = node(["--config", "other.config.ts", "--json", "status"], cwd);
+    expect(named.status, named.stdout + named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ warnDays: 80, dueDays: 90 });
+  });
+
+  it("a .ts config with a syntax error is a configuration error (exit 2) that names the file", () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "envelope.config.ts"), "export default { encrypt: \n");
+    const run = node(["status"], cwd);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain(`Cannot load config file ${join(cwd, "envelope.config.ts")}`);
+    expect(run.stderr).toContain("ENVELOPE_BAD_CONFIG");
+  });
+});
