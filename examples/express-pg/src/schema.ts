@@ -5,6 +5,14 @@ import { checkTableName } from "./settings.js";
 export const ENCRYPTED_COLUMNS = ["email", "phone", "ssn"] as const;
 
 /**
+ * Each value's encryption context as an `envelope rewrap --context` template. It must be
+ * exactly what the app seals with: @envelope/records binds every field to
+ * `{ table, column, id }` (the table name, the field's column, the row's id). The CLI's
+ * preflight decrypts a sample with it and refuses to start if it does not match.
+ */
+export const CONTEXT_TEMPLATE = "table={table},column={column},id={pk}";
+
+/**
  * Creates the users table if it is missing. Encrypted fields are `text` columns holding
  * `ev1:…` envelopes (one per field, each bound to { table, column, id }); `email_idx`
  * holds the email's blind index (a truncated HMAC), the only thing lookups can use.

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "@envelope/core";
 
@@ -43,7 +44,8 @@ export function loadSettings(env: Env = process.env): Settings {
     host: env.HOST?.trim() || "127.0.0.1",
     databaseUrl: env.DATABASE_URL?.trim() || "postgres://postgres@127.0.0.1:5432/test",
     table,
-    keysDir: env.KEYS_DIR?.trim() || DEFAULT_KEYS_DIR,
+    // Absolute: key URIs (local-rsa:///…) and the CLI (run in another folder) need it.
+    keysDir: resolve(env.KEYS_DIR?.trim() || DEFAULT_KEYS_DIR),
   };
 }
 

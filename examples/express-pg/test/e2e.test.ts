@@ -1,8 +1,8 @@
 // End to end: the real app on an ephemeral port, the real PostgreSQL on localhost, HTTP
 // only (fetch) — then the table itself is read to prove no PII is stored in clear, and a
-// key rotation runs while signups and updates keep coming.
+// key rotation — the `envelope` CLI, spawned — runs while signups and updates keep coming.
 import { createHash, randomBytes, randomInt } from "node:crypto";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEnvelope, decodeEnvelope, fromText } from "@envelope/core";
@@ -10,7 +10,8 @@ import { blindIndexKeysFrom, createBlindIndexer, createRecordCipher } from "@env
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BLIND_INDEX_KEY_FILE } from "../src/keys/blind-index-key.js";
-import { keyUri, readKeyRing } from "../src/keys/key-ring.js";
+import { envelopeCliPath, runEnvelopeCli } from "../src/keys/envelope-cli.js";
+import { CLI_CONFIG_FILE, keyUri, readKeyRing } from "../src/keys/key-ring.js";
 import { type RotationStep, rotateLocalKey } from "../src/keys/rotate-local-key.js";
 import type { LogEntry } from "../src/log.js";
 import { type RunningServer, startServer } from "../src/start.js";
@@ -133,7 +134,22 @@ function expectNoPii(text: string, people: Iterable<[string, Person]>, where: st
   return checked;
 }
 
+/** `envelope --json --config <keysDir>/envelope.config.json status …`, the real CLI process. */
+async function cliStatus(args: string[] = []) {
+  const { json } = await runEnvelopeCli("status", args, {
+    env: { ENVELOPE_DB_URL: DATABASE_URL },
+    cwd: keysDir,
+    config: join(keysDir, CLI_CONFIG_FILE),
+  });
+  return json as {
+    keys: { role: string; provider: string; keyRef: string }[];
+    column?: { byKeyRef: Record<string, number>; scanned: number };
+  };
+}
+
 beforeAll(async () => {
+  // Fails at once, saying to run `pnpm build`, when the CLI's dist/ is missing.
+  envelopeCliPath();
   keysDir = await mkdtemp(join(tmpdir(), "express-pg-e2e-"));
   pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
   server = await startServer(
@@ -165,8 +181,15 @@ describe("examples/express-pg end to end", () => {
     expect(keys.encrypt).toHaveLength(1);
     expect(keys.encrypt[0]).toMatch(/^local-rsa:[0-9a-f]{32}$/);
     const files = await readdir(keysDir);
-    expect(files).toEqual(expect.arrayContaining(["keyring.json", BLIND_INDEX_KEY_FILE]));
+    expect(files).toEqual(
+      expect.arrayContaining(["keyring.json", CLI_CONFIG_FILE, BLIND_INDEX_KEY_FILE]),
+    );
     expect(files.filter((f) => f.endsWith(".pem") && !f.endsWith(".pub.pem"))).toHaveLength(1);
+    // The CLI, given the key ring's mirror, sees exactly the key the API encrypts with.
+    const cli = await cliStatus();
+    expect(cli.keys.map((k) => `${k.role} ${k.provider}:${k.keyRef}`)).toEqual([
+      `encrypt ${keys.encrypt[0]}`,
+    ]);
   });
 
   it("signs users up and returns them normalized; GET /users/:id reads them back", async () => {
@@ -343,8 +366,8 @@ describe("examples/express-pg end to end", () => {
     expectNoPii(JSON.stringify(logs), expected, "logs");
   });
 
-  it("rotates the key mid-traffic without losing a signup or an update", {
-    timeout: 60_000,
+  it("rotates the key mid-traffic with the envelope CLI without losing a signup or an update", {
+    timeout: 90_000,
   }, async () => {
     const before = await health();
     const oldRef = before.encrypt[0]!;
@@ -415,12 +438,41 @@ describe("examples/express-pg end to end", () => {
     expect(steps.some((s) => s.step === "api reloaded" && s.via === "health")).toBe(true);
     expect(Object.keys(report.byKeyRef)).toEqual([newRef]);
 
+    // It went through the CLI: `rotate`, then `rewrap --apply` with the app's context and a
+    // `status` scan per pass; the database URL never on a command line.
+    const commands = steps.flatMap((s) => (s.step === "cli" ? [s.command] : []));
+    const config = join(keysDir, CLI_CONFIG_FILE);
+    expect(commands[0]).toMatch(new RegExp(`^envelope --config ${config} rotate --dir `));
+    const rewraps = commands.filter((c) => / rewrap /.test(c));
+    expect(rewraps).toHaveLength(report.passes);
+    for (const c of rewraps) {
+      expect(c).toContain(`--table ${TABLE} --pk id --column email,phone,ssn`);
+      expect(c).toContain("--context 'table={table},column={column},id={pk}' --apply");
+    }
+    expect(commands.filter((c) => / status --table /.test(c))).toHaveLength(report.passes);
+    expect(commands.join("\n")).not.toContain("postgres://");
+    // … and the CLI's jobs are in the database: one per pass, complete.
+    const jobs = await pool.query(`SELECT * FROM "${TABLE}_rewrap_jobs"`);
+    expect(jobs.rows).toHaveLength(report.passes);
+
     // The API, and the config on disk, now know the new key only; the old one is retired.
     expect(await health()).toEqual({ encrypt: [newRef], decrypt: [newRef] });
     const ring = (await readKeyRing(keysDir))!;
     expect(ring.decrypt).toEqual([]);
     expect(ring.rotatingFrom).toBeUndefined();
     expect(await readdir(join(keysDir, "retired"))).toHaveLength(2);
+    const cliConfig = JSON.parse(await readFile(config, "utf8"));
+    expect(cliConfig).toMatchObject({ encrypt: keyUri(keysDir, ring.encrypt), decrypt: [] });
+    expect(Object.keys(cliConfig.rotation.keyCreated)).toEqual([keyUri(keysDir, ring.encrypt)]);
+    const after = await cliStatus(["--table", TABLE, "--column", "email,phone,ssn"]);
+    expect(after.keys.map((k) => `${k.role} ${k.provider}:${k.keyRef}`)).toEqual([
+      `encrypt ${newRef}`,
+    ]);
+    // (traffic went on after the rotation's last scan: count the values now)
+    const { rows: counts } = await pool.query(
+      `SELECT count(email) + count(phone) + count(ssn) AS n FROM "${TABLE}"`,
+    );
+    expect(after.column?.byKeyRef).toEqual({ [newRef]: Number(counts[0].n) });
 
     // Every row: every sealed field carries exactly one entry, and it names the new key.
     const { rows } = await pool.query(`SELECT * FROM "${TABLE}"`);

@@ -71,21 +71,77 @@ export async function readKeyRing(keysDir: string): Promise<KeyRing | undefined>
   return ring;
 }
 
-/** Replaces the key ring atomically (write + rename), so a reader never sees half a file. */
+/**
+ * Replaces the key ring atomically (write + rename), so a reader never sees half a file.
+ * Its mirror for the `envelope` CLI, `envelope.config.json`, is written first, so the CLI
+ * never sees fewer keys than the app.
+ */
 export async function writeKeyRing(keysDir: string, ring: KeyRing): Promise<void> {
-  const path = join(keysDir, KEY_RING_FILE);
+  await writeCliConfig(keysDir, ring);
+  await writeAtomic(join(keysDir, KEY_RING_FILE), `${JSON.stringify(ring, null, 2)}\n`);
+}
+
+export const CLI_CONFIG_FILE = "envelope.config.json";
+
+/**
+ * The key ring as the `envelope` CLI reads it: `<keysDir>/envelope.config.json` with the
+ * same key URIs in `encrypt` / `decrypt` (so `envelope --config <it> status|rewrap|rotate`
+ * sees exactly the app's keys), `rotation.keyDir: "."` (new keys go in this folder) and the
+ * creation times `envelope rotate` recorded. Other settings an operator added are kept.
+ *
+ * @example
+ * await writeCliConfig(keysDir, await readKeyRing(keysDir));
+ * // envelope --config .keys/envelope.config.json status
+ */
+export async function writeCliConfig(keysDir: string, ring: KeyRing): Promise<string> {
+  const path = join(keysDir, CLI_CONFIG_FILE);
+  let previous: Record<string, unknown> = {};
+  try {
+    previous = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  } catch {
+    // none yet, or unreadable: it is derived from the ring, so start over
+  }
+  const rotation = (previous.rotation ?? {}) as { keyCreated?: Record<string, string> };
+  // `envelope rotate` writes paths unescaped, keyUri %-escapes them: compare decoded.
+  const created = new Map(
+    Object.entries(rotation.keyCreated ?? {}).map(([uri, at]) => [decodeURIComponent(uri), at]),
+  );
+  const encrypt = keyUri(keysDir, ring.encrypt);
+  const decrypt = ring.decrypt.map((f) => keyUri(keysDir, f));
+  const keyCreated: Record<string, string> = {};
+  for (const uri of [encrypt, ...decrypt]) {
+    const at = created.get(decodeURIComponent(uri));
+    if (at) keyCreated[uri] = at;
+  }
+  const config = {
+    ...previous,
+    encrypt,
+    decrypt,
+    rotation: { warnDays: 80, dueDays: 90, ...rotation, keyDir: ".", keyCreated },
+  };
+  await mkdir(keysDir, { recursive: true, mode: 0o700 });
+  await writeAtomic(path, `${JSON.stringify(config, null, 2)}\n`);
+  return path;
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(ring, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(tmp, text, { mode: 0o600 });
   await rename(tmp, path);
 }
 
 /** Generates a new RSA-3072 key pair in the folder; returns its private key file name. */
 export async function newKeyFile(keysDir: string): Promise<string> {
   await mkdir(keysDir, { recursive: true, mode: 0o700 });
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
-  const name = `rsa-${stamp}-${Math.random().toString(36).slice(2, 6)}`;
+  const name = newKeyName();
   await generateKeyPair({ dir: keysDir, name });
   return `${name}.pem`;
+}
+
+/** `rsa-<yyyymmdd-hhmmss>-<4 random chars>`: a base name for a new key file of the folder. */
+export function newKeyName(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\..*/, "").replace("T", "-");
+  return `rsa-${stamp}-${Math.random().toString(36).slice(2, 6).padEnd(4, "0")}`;
 }
 
 /**
