@@ -189,7 +189,8 @@ async function prepare(
   };
 }
 
-function defaultJobId(spec: JobSpec): string {
+/** The job id used when none is given: kind, table and a hash of the whole spec. */
+export function defaultJobId(spec: JobSpec): string {
   const hash = createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 12);
   return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
 }
