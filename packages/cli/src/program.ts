@@ -40,7 +40,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     })
     .addHelpText(
       "after",
-      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 130 interrupted (resume by rerunning)`,
+      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 130 interrupted (rerun, or add --resume, to continue)`,
     );
   registerKeyCommands(program, ctx, setExit);
   registerFileCommands(program, ctx);

@@ -99,9 +99,16 @@ describe("envelope CLI against PostgreSQL", () => {
     expect(stopped.run.rewrapped).toBeGreaterThan(0);
     expect(stopped.run.rewrapped).toBeLessThan(400);
 
-    const resumed = await cli(["--json", "rewrap", ...dbArgs, "--apply"], { cwd });
+    const resumed = await cli(["--json", "rewrap", ...dbArgs, "--apply", "--resume"], { cwd });
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.json()).toMatchObject({ complete: true, total: { rewrapped: 400, skipped: 0 } });
+    expect(resumed.json()).toMatchObject({
+      jobId: stopped.jobId,
+      complete: true,
+      total: { rewrapped: 400, skipped: 0 },
+      resumed: true,
+      previously: { rowsDone: stopped.run.scanned, outstandingFailures: 0, complete: false },
+    });
+    expect(resumed.json().previously.rangesPending).toBeGreaterThan(0);
     expect(resumed.json().run.rewrapped).toBe(400 - stopped.run.rewrapped);
 
     const after = await cli(
@@ -197,6 +204,10 @@ describe("envelope migrate against MariaDB", () => {
     expect(applied.stdout + applied.stderr).not.toContain(env.LEGACY_SSN_KEY);
     const value = (await db.query(`SELECT ssn FROM ${table} WHERE id = 7`)).rows[0]!.ssn as string;
     expect(value.startsWith("ev1:")).toBe(true);
+    // The job is found in MariaDB's state tables by its derived id: nothing left to resume.
+    const resume = await cli([...args, "--apply", "--resume"], { cwd, env });
+    expect(resume.code).toBe(EXIT_CODES.USAGE);
+    expect(resume.stderr).toContain(`--resume: job "${applied.json().jobId}" is already complete`);
     const missing = await cli([...args, "--apply"], { cwd, env: {} });
     expect(missing.code).toBe(EXIT_CODES.USAGE);
     expect(missing.stderr).toContain("LEGACY_SSN_KEY is not set");

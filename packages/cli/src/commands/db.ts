@@ -1,6 +1,9 @@
 import {
   connect,
+  findJob,
   type JobReport,
+  type JobState,
+  jobIdFor,
   type LegacyFormat,
   legacyDecoder,
   migrateTable,
@@ -8,7 +11,7 @@ import {
   type SqlAdapter,
   type TableJobOptions,
 } from "@envelope/batch-rewrap";
-import { ConfigError, EnvelopeError } from "@envelope/core";
+import { ConfigError, EnvelopeError, type KeyProvider } from "@envelope/core";
 import type { Command } from "commander";
 import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/context.js";
 import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
@@ -36,6 +39,7 @@ export interface DbFlags {
   workers: string;
   rateLimit?: string;
   job?: string;
+  resume?: boolean;
   statePrefix: string;
   verify: string;
   to?: string[];
@@ -70,6 +74,10 @@ export function addDbOptions(cmd: Command, apply = true): Command {
     .option(
       "--job <id>",
       "job id; default derived from table, columns and target, so rerunning resumes",
+    )
+    .option(
+      "--resume",
+      "continue an unfinished job (interrupted, crashed, or left with failures); refuse if there is none",
     )
     .option("--state-prefix <prefix>", "prefix of the job state tables", "envelope_rewrap")
     .option(
@@ -175,13 +183,89 @@ async function jobOptions(
   };
 }
 
+/** What the job's state tables held before this run (`--json`: `previously`), if the job existed. */
+export interface PriorJob {
+  rowsDone: number;
+  rangesPending: number;
+  rangesTotal: number;
+  outstandingFailures: number;
+  complete: boolean;
+}
+
+/**
+ * Looks the job up before anything runs. With `--resume` there must be an unfinished job
+ * (else a usage error, and nothing is read beyond the state tables or written). Without it,
+ * an unfinished job is resumed implicitly (same id = same job) and a finished one is left as
+ * it is; either way the operator is told on stderr, before the work starts.
+ */
+export async function checkResume(
+  ctx: CliContext,
+  flags: DbFlags & GlobalFlags,
+  db: SqlAdapter,
+  job: { kind: "rewrap" | "migrate"; to: KeyProvider[]; legacy?: string },
+): Promise<PriorJob | undefined> {
+  need(flags.table, "--table");
+  need(flags.column, "--column");
+  const jobId =
+    flags.job ??
+    jobIdFor({
+      kind: job.kind,
+      table: flags.table!,
+      primaryKey: flags.pk,
+      columns: flags.column!,
+      to: job.to,
+      ...(job.legacy ? { legacy: job.legacy } : {}),
+    });
+  const state: JobState | undefined = await findJob(db, jobId, {
+    stateTablePrefix: flags.statePrefix,
+  });
+  const command = `envelope ${job.kind}`;
+  if (flags.resume && !state) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `--resume: there is no ${job.kind} job "${jobId}" in this database (state tables ${flags.statePrefix}_*), so nothing to resume. Run the command without --resume to start it, or give the --job, --table, --column, --to and --state-prefix of the job you mean. Nothing was written.`,
+      { details: { field: "resume", jobId } },
+    );
+  }
+  if (!state) return undefined;
+  const prior: PriorJob = {
+    rowsDone: state.rowsDone,
+    rangesPending: state.ranges.pending,
+    rangesTotal: state.ranges.total,
+    outstandingFailures: state.outstandingFailures,
+    complete: state.complete,
+  };
+  if (flags.resume && state.complete) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `--resume: job "${jobId}" is already complete (${prior.rowsDone} rows done, no failure outstanding), so nothing to resume. To go over the table again (e.g. for values written since under an old key), start a new job: ${command} … --job <new id>. Nothing was written.`,
+      { details: { field: "resume", jobId } },
+    );
+  }
+  if (!flags.json) {
+    const would = flags.apply ? "" : "dry run (nothing is written); an --apply run would be ";
+    const line = state.complete
+      ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${flags.apply ? "this run has nothing left to do" : "an --apply run would do nothing"}. To go over the table again, start a new job with --job <new id>.`
+      : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
+    ctx.io.stderr.write(`envelope: ${line}\n`);
+  }
+  return prior;
+}
+
 /** Prints a job report and returns the exit code it implies. */
-export function printReport(ctx: CliContext, json: boolean, report: JobReport): number {
-  output(ctx.io, json, report, () => {
+export function printReport(
+  ctx: CliContext,
+  json: boolean,
+  report: JobReport,
+  prior?: PriorJob,
+): number {
+  const resumed = Boolean(report.apply && prior && !prior.complete);
+  const body = { ...report, resumed, ...(prior ? { previously: prior } : {}) };
+  output(ctx.io, json, body, () => {
     const r = report.run;
     const verb = report.kind === "rewrap" ? "rewrapped" : "migrated";
     const lines = [
-      `${report.kind} ${report.table}.${report.columns.join(",")} → ${report.targets.join(", ")}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}`,
+      `${report.kind} ${report.table}.${report.columns.join(",")} → ${report.targets.join(", ")}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}`,
       `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
       `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
     ];
@@ -199,10 +283,16 @@ export function printReport(ctx: CliContext, json: boolean, report: JobReport): 
         `  Dry run: ${report.wouldRewrite ?? 0} value(s) would be ${verb}. Nothing was written; run again with --apply.`,
       );
     else if (report.stopped)
-      lines.push("  Stopped at a checkpoint. Run the same command again to resume.");
+      lines.push(
+        "  Stopped at a checkpoint. Run the same command again (or add --resume) to continue.",
+      );
     else if (!report.complete)
       lines.push(
-        "  Some values failed and were left as they were (still readable). Fix the cause, then run the same command again to retry them.",
+        "  Some values failed and were left as they were (still readable). Fix the cause, then run the same command again (or add --resume) to retry them.",
+      );
+    else if (report.apply && prior?.complete)
+      lines.push(
+        "  Complete (already, before this run: nothing was done). To go over the table again, start a new job with --job <new id>.",
       );
     else lines.push("  Complete.");
     return lines.join("\n");
@@ -258,17 +348,19 @@ export function registerDbCommands(
       const keys = await loadKeys(ctx, flags);
       const to = await targetKeys(ctx, keys, opts.to);
       const db = await openDb(ctx, opts);
-      const bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
+      let bar: ReturnType<typeof progressBar> | undefined;
       try {
+        const prior = await checkResume(ctx, flags, db, { kind: "rewrap", to });
+        bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
         const report = await rewrapTable({
           ...(await jobOptions(ctx, opts, db, bar.onProgress)),
           to,
           decrypt: [...keys.encrypt, ...keys.decrypt],
         });
         bar.stop();
-        setExit(printReport(ctx, Boolean(flags.json), report));
+        setExit(printReport(ctx, Boolean(flags.json), report, prior));
       } finally {
-        bar.stop();
+        bar?.stop();
         await db.close();
       }
     },
@@ -302,7 +394,7 @@ export function registerDbCommands(
       opts: DbFlags & { from: string; legacyKeyEnv?: string; legacyKeyFile?: string },
       cmd: Command,
     ) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags>();
+      const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
       const keys = await loadKeys(ctx, flags);
       const to = await targetKeys(ctx, keys, opts.to);
       const key = opts.legacyKeyEnv
@@ -316,17 +408,23 @@ export function registerDbCommands(
         env: ctx.io.env,
       });
       const db = await openDb(ctx, opts);
-      const bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
+      let bar: ReturnType<typeof progressBar> | undefined;
       try {
+        const prior = await checkResume(ctx, flags, db, {
+          kind: "migrate",
+          to,
+          legacy: from.format,
+        });
+        bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
         const report = await migrateTable({
           ...(await jobOptions(ctx, opts, db, bar.onProgress)),
           to,
           from,
         });
         bar.stop();
-        setExit(printReport(ctx, Boolean(flags.json), report));
+        setExit(printReport(ctx, Boolean(flags.json), report, prior));
       } finally {
-        bar.stop();
+        bar?.stop();
         await db.close();
       }
     },

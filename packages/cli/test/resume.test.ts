@@ -1,0 +1,153 @@
+import { join } from "node:path";
+import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
+import { EXIT_CODES } from "@envelope/cli";
+import { beforeAll, describe, expect, it } from "vitest";
+import { cli, tempDir } from "./support.js";
+
+// PGlite (the embedded default): one process at a time, so the test opens it only between
+// CLI runs.
+async function withDb<T>(url: string, f: (db: SqlAdapter) => Promise<T>): Promise<T> {
+  const db = await connect(url);
+  try {
+    return await f(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const stateTablesOf = (db: SqlAdapter) =>
+  db
+    .query(
+      "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'envelope_rewrap%' ORDER BY table_name",
+    )
+    .then((r) => r.rows.map((row) => String(row.table_name)));
+
+describe("rewrap --resume", () => {
+  let cwd: string;
+  let url: string;
+  let args: string[];
+  beforeAll(async () => {
+    cwd = tempDir();
+    url = `pglite://${join(cwd, "db")}`;
+    args = ["rewrap", "--db", url, "--table", "users", "--column", "email"];
+    expect((await cli(["keygen", "--init", "--bits", "2048", "--name", "k1"], { cwd })).code).toBe(
+      0,
+    );
+    const seeded = await cli(["seed-demo", "--db", url, "--table", "users", "--rows", "120"], {
+      cwd,
+    });
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect((await cli(["rotate", "--bits", "2048", "--name", "k2"], { cwd })).code).toBe(0);
+  });
+
+  it("continues an unfinished job, refuses when there is none or it is complete, and says when it resumes implicitly", async () => {
+    const before = await withDb(url, (db) =>
+      db.query("SELECT id, email FROM users ORDER BY id").then((r) => r.rows),
+    );
+
+    // No job yet: a usage error before anything is written (not even the state tables).
+    for (const extra of [["--apply"], [], ["--apply", "--job", "no-such-job"]]) {
+      const none = await cli([...args, "--resume", ...extra], { cwd });
+      expect(none.code, none.stderr).toBe(EXIT_CODES.USAGE);
+      expect(none.stderr).toMatch(/^envelope: --resume: there is no rewrap job "[^"]+" in this/);
+      expect(none.stderr).toContain("Nothing was written");
+    }
+    const json = await cli(["--json", ...args, "--resume", "--apply"], { cwd });
+    expect(json.code).toBe(EXIT_CODES.USAGE);
+    expect(json.json().error).toMatchObject({
+      code: "ENVELOPE_BAD_INPUT",
+      details: { field: "resume" },
+    });
+    await withDb(url, async (db) => {
+      expect(await stateTablesOf(db)).toEqual([]);
+      expect((await db.query("SELECT id, email FROM users ORDER BY id")).rows).toEqual(before);
+    });
+
+    // A value the job cannot do (past the preflight's sample): the job ends unfinished.
+    const original = before.find((r) => r.id === 100)!.email;
+    await withDb(url, (db) =>
+      db.query("UPDATE users SET email = 'plain@example.com' WHERE id = 100"),
+    );
+    const first = await cli(["--json", ...args, "--apply"], { cwd });
+    expect(first.code, first.stderr).toBe(EXIT_CODES.PARTIAL);
+    expect(first.json()).toMatchObject({ complete: false, resumed: false });
+    expect(first.json().sampleFailures.map((f: { pk: string }) => f.pk)).toEqual(["100"]);
+    expect(first.json().previously).toBeUndefined();
+    const jobId = first.json().jobId as string;
+
+    // Without --resume, rerunning resumes implicitly, and says so.
+    const implicit = await cli(["--json", ...args, "--apply"], { cwd });
+    expect(implicit.code).toBe(EXIT_CODES.PARTIAL);
+    expect(implicit.json()).toMatchObject({
+      jobId,
+      resumed: true,
+      previously: { rowsDone: 120, rangesPending: 0, outstandingFailures: 1, complete: false },
+    });
+
+    // Fixed: --resume finds the job by the same derived id and finishes it.
+    await withDb(url, (db) => db.query("UPDATE users SET email = $1 WHERE id = 100", [original]));
+    const resumed = await cli([...args, "--resume", "--apply"], { cwd });
+    expect(resumed.code, resumed.stderr).toBe(EXIT_CODES.OK);
+    expect(resumed.stderr).toContain(
+      `envelope: resuming job ${jobId} (120 rows already done; 0 of 1 range(s) left; 1 failed value(s) to retry)`,
+    );
+    expect(resumed.stdout).toContain(`job ${jobId} (resumed: 120 rows were already done)`);
+    expect(resumed.stdout).toContain("Complete.");
+    const status = await cli(
+      ["--json", "status", "--db", url, "--table", "users", "--column", "email"],
+      { cwd },
+    );
+    expect(Object.values(status.json().column.byKeyRef)).toEqual([120]);
+
+    // Complete: --resume has nothing to resume (also in a dry run); without it, a no-op that says so.
+    for (const extra of [["--apply"], []]) {
+      const done = await cli([...args, "--resume", ...extra], { cwd });
+      expect(done.code).toBe(EXIT_CODES.USAGE);
+      expect(done.stderr).toContain(`--resume: job "${jobId}" is already complete (`);
+    }
+    const again = await cli([...args, "--apply"], { cwd });
+    expect(again.code, again.stderr).toBe(EXIT_CODES.OK);
+    expect(again.stderr).toContain(`job ${jobId} is already complete (`);
+    expect(again.stdout).toContain("Complete (already, before this run: nothing was done)");
+    const againJson = await cli(["--json", ...args, "--apply"], { cwd });
+    expect(againJson.json()).toMatchObject({
+      resumed: false,
+      previously: { complete: true },
+      run: { rewrapped: 0 },
+    });
+  });
+});
+
+describe("migrate --resume", () => {
+  it("finds the migrate job by its derived id (legacy format included)", async () => {
+    const cwd = tempDir();
+    const url = `pglite://${join(cwd, "db")}`;
+    expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
+    await withDb(url, async (db) => {
+      await db.query("CREATE TABLE people (id INT PRIMARY KEY, ssn TEXT)");
+      await db.query("INSERT INTO people VALUES (1, '123-45-0001'), (2, '123-45-0002')");
+    });
+    const args = [
+      "migrate",
+      "--db",
+      url,
+      "--table",
+      "people",
+      "--column",
+      "ssn",
+      "--from",
+      "plaintext",
+    ];
+    const none = await cli([...args, "--resume", "--apply"], { cwd });
+    expect(none.code).toBe(EXIT_CODES.USAGE);
+    expect(none.stderr).toContain("--resume: there is no migrate job");
+    await withDb(url, async (db) => expect(await stateTablesOf(db)).toEqual([]));
+
+    const applied = await cli(["--json", ...args, "--apply"], { cwd });
+    expect(applied.code, applied.stderr).toBe(EXIT_CODES.OK);
+    expect(applied.json()).toMatchObject({ complete: true, run: { rewrapped: 2 } });
+    const done = await cli([...args, "--resume", "--apply"], { cwd });
+    expect(done.code).toBe(EXIT_CODES.USAGE);
+    expect(done.stderr).toContain(`--resume: job "${applied.json().jobId}" is already complete`);
+  });
+});
