@@ -6,7 +6,6 @@ import { fileURLToPath } from "node:url";
 import type { JobReport, SqlAdapter } from "@envelope/batch-rewrap";
 import { localAesProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureStateTables, stateTables } from "../src/state/tables.js";
 import {
   DATABASES,
   dropAll,
@@ -31,14 +30,6 @@ import {
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CHILD = fileURLToPath(new URL("./fixtures/shared-job-child.ts", import.meta.url));
 const ROWS = 3000;
-/**
- * Known engine bug: on PostgreSQL, workers creating the state tables at the same moment
- * can fail with SQLSTATE 42710 (`type "<prefix>_ranges" already exists`), which
- * ensureStateTables does not treat as "exists" (it accepts 23505 and 42P07 only). Until it
- * does, the state tables are created before the children start; set
- * BATCH_REWRAP_RACE_STATE_TABLES=1 to let the children race on them too.
- */
-const RACE_STATE_TABLES = process.env.BATCH_REWRAP_RACE_STATE_TABLES === "1";
 
 interface ChildResult {
   report?: JobReport;
@@ -147,7 +138,6 @@ describe.each(DATABASES)("separate OS processes sharing one job on $name", ({ ur
       const newKey = keyPair();
       await seedTable(db, table, ROWS, oldKey.provider);
       await createAudit(db, table, audit);
-      if (!RACE_STATE_TABLES) await ensureStateTables(db, stateTables(db, prefix));
 
       const outFile = (i: number) => join(dir, `child-${i}.json`);
       const runs = startAll(n, (i) => ({

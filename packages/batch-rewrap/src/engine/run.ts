@@ -19,6 +19,12 @@ export interface JobReport {
   targets: string[];
   /** Every range done and no failure outstanding. */
   complete: boolean;
+  /**
+   * Apply: ranges not yet done when this run ended. A worker that finds nothing left to
+   * claim ends while other workers still hold ranges: then this is above 0 and the job
+   * is not complete although nothing failed.
+   */
+  pendingRanges?: number;
   /** Stopped early by the abort signal (Ctrl-C); rerun to resume from the checkpoints. */
   stopped: boolean;
   /** What this run did. */
@@ -169,9 +175,11 @@ async function applyReport(
     [rt.jobId],
   );
   const durationMs = performance.now() - started;
+  const pendingRanges = Number(pending.rows[0]?.n ?? 0);
   return {
     ...base,
-    complete: Number(pending.rows[0]?.n ?? 0) === 0 && Object.keys(failures).length === 0,
+    complete: pendingRanges === 0 && Object.keys(failures).length === 0,
+    pendingRanges,
     stopped,
     run,
     total,

@@ -46,10 +46,11 @@ export async function ensureStateTables(db: SqlAdapter, t: StateTables): Promise
     try {
       await db.query(sql);
     } catch (error) {
-      // Two workers starting together may race on CREATE TABLE IF NOT EXISTS (PostgreSQL
-      // reports a duplicate catalog row); the table exists either way.
+      // Two workers starting together may race on CREATE TABLE IF NOT EXISTS: PostgreSQL
+      // then reports a duplicate catalog row (23505), the table (42P07) or its row type
+      // (42710) as existing. The table exists either way.
       const code = (error as { code?: unknown }).code;
-      if (code !== "23505" && code !== "42P07") throw error;
+      if (code !== "23505" && code !== "42P07" && code !== "42710") throw error;
     }
   };
   await create(

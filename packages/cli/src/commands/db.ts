@@ -286,6 +286,10 @@ export function printReport(
       lines.push(
         "  Stopped at a checkpoint. Run the same command again (or add --resume) to continue.",
       );
+    else if (othersStillWorking(report))
+      lines.push(
+        `  This worker is done: nothing left to claim, no failures. Other workers still hold ${report.pendingRanges} range(s); the job completes when they finish (run again with --resume afterwards to check).`,
+      );
     else if (!report.complete)
       lines.push(
         "  Some values failed and were left as they were (still readable). Fix the cause, then run the same command again (or add --resume) to retry them.",
@@ -298,8 +302,18 @@ export function printReport(
     return lines.join("\n");
   });
   if (report.stopped) return EXIT_CODES.INTERRUPTED;
-  if (report.apply && !report.complete) return EXIT_CODES.PARTIAL;
+  if (report.apply && !report.complete && !othersStillWorking(report)) return EXIT_CODES.PARTIAL;
   return EXIT_CODES.OK;
+}
+
+/** A worker of a shared job ended with ranges still claimed by others, and nothing failed. */
+function othersStillWorking(report: JobReport): boolean {
+  return (
+    report.apply &&
+    !report.complete &&
+    (report.pendingRanges ?? 0) > 0 &&
+    Object.keys(report.failures).length === 0
+  );
 }
 
 export function registerDbCommands(
