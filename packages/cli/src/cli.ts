@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { EXIT_CODES } from "./exit-codes.js";
 import { main } from "./program.js";
 
 // First Ctrl-C: stop after the batch in flight commits its checkpoint. Second: leave now
@@ -8,6 +9,13 @@ process.on("SIGINT", () => {
   if (controller.signal.aborted) process.exit(130);
   process.stderr.write("\nenvelope: stopping at the next checkpoint… (Ctrl-C again to quit now)\n");
   controller.abort();
+});
+
+// The reader went away (`envelope decrypt … | head`): stop quietly, as a shell tool killed
+// by SIGPIPE does (exit 141), instead of crashing on an unhandled EPIPE.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(EXIT_CODES.BROKEN_PIPE);
+  throw error;
 });
 
 main(process.argv.slice(2), undefined, controller.signal).then(

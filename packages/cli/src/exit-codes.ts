@@ -18,6 +18,8 @@ export const EXIT_CODES = {
   ROTATION_DUE: 6,
   /** Interrupted (Ctrl-C): stopped cleanly at a checkpoint; rerun the same command to resume. */
   INTERRUPTED: 130,
+  /** The reader of stdout went away (`envelope decrypt … | head`): stopped quietly, like SIGPIPE. */
+  BROKEN_PIPE: 141,
 } as const;
 
 const DATA_CODES = new Set([

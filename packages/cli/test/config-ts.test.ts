@@ -1,41 +1,17 @@
-import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, tempDir } from "./support.js";
+import { type BuiltBin, buildBin, cli, tempDir } from "./support.js";
 
-const PKG = fileURLToPath(new URL("../", import.meta.url));
-const TSUP = fileURLToPath(
-  new URL("../../../node_modules/tsup/dist/cli-default.js", import.meta.url),
-);
-
-// The `envelope` bin built from the current sources (as `pnpm build` does, into a private
-// directory under packages/cli so it resolves the package's own dependencies), run with
-// plain `node`: no --import tsx, no type stripping (Node 20 has none).
 describe("envelope.config.ts under plain node", () => {
-  let out: string;
+  let built: BuiltBin;
   let bin: string;
   beforeAll(() => {
-    out = mkdtempSync(join(PKG, "node_modules", ".envelope-cli-test-"));
-    execFileSync(
-      process.execPath,
-      [
-        TSUP,
-        "src/cli.ts",
-        "--no-config",
-        "--format",
-        "esm",
-        "--target",
-        "node20",
-        "--out-dir",
-        out,
-      ],
-      { cwd: PKG, stdio: "pipe" },
-    );
-    bin = join(out, "cli.js");
+    built = buildBin();
+    bin = built.bin;
   });
-  afterAll(() => rmSync(out, { recursive: true, force: true }));
+  afterAll(() => built.remove());
 
   const node = (args: string[], cwd: string) =>
     spawnSync(process.execPath, [bin, ...args], {

@@ -1,7 +1,9 @@
-import { mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { type CliIo, main } from "@envelope/cli";
 
 export interface Run {
@@ -45,4 +47,30 @@ export async function cli(
 
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "envelope-cli-"));
+}
+
+export interface BuiltBin {
+  /** dist-like cli.js built from the current sources. */
+  bin: string;
+  remove(): void;
+}
+
+const PKG = fileURLToPath(new URL("../", import.meta.url));
+const TSUP = fileURLToPath(
+  new URL("../../../node_modules/tsup/dist/cli-default.js", import.meta.url),
+);
+
+/**
+ * The `envelope` bin built from the current sources (as `pnpm build` does, into a private
+ * directory under packages/cli so it resolves the package's own dependencies), to run
+ * with plain `node`: no --import tsx, no type stripping (Node 20 has none).
+ */
+export function buildBin(): BuiltBin {
+  const out = mkdtempSync(join(PKG, "node_modules", ".envelope-cli-test-"));
+  execFileSync(
+    process.execPath,
+    [TSUP, "src/cli.ts", "--no-config", "--format", "esm", "--target", "node20", "--out-dir", out],
+    { cwd: PKG, stdio: "pipe" },
+  );
+  return { bin: join(out, "cli.js"), remove: () => rmSync(out, { recursive: true, force: true }) };
 }

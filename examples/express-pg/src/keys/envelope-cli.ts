@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { ConfigError } from "@envelope/core";
@@ -32,16 +32,14 @@ export class EnvelopeCliError extends Error {
 }
 
 /**
- * The built CLI's entry point (`bin.envelope` of `@envelope/cli`), found the way Node
- * finds the dependency — the workspace package here, the npm package in a copy of this
- * example. Its `dist/` must exist: in this repository, `pnpm build` makes it.
+ * The built CLI's entry point (`dist/cli.js` of `@envelope/cli`, what its `envelope` bin
+ * runs), found the way Node finds the dependency — the workspace package here, the npm
+ * package in a copy of this example. In this repository, `pnpm build` makes it.
  */
 export function envelopeCliPath(): string {
   const require = createRequire(import.meta.url);
   const manifest = require.resolve("@envelope/cli/package.json");
-  const bin = (JSON.parse(readFileSync(manifest, "utf8")) as { bin?: { envelope?: string } }).bin
-    ?.envelope;
-  const path = join(dirname(manifest), bin ?? "dist/cli.js");
+  const path = join(dirname(manifest), "dist/cli.js");
   if (!existsSync(path)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
