@@ -2,7 +2,7 @@ import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
 import { createOrLoadJob, planRanges } from "../state/jobs.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
-import { addCounters, type Counters, zeroCounters } from "./counters.js";
+import { addCounters, type Counters, countersFromSums, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
 import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
 import { type ScanResult, scanTable } from "./scan.js";
@@ -151,16 +151,7 @@ async function applyReport(
     [rt.jobId],
   );
   const s = sums.rows[0] ?? {};
-  const total = zeroCounters();
-  addCounters(total, {
-    scanned: Number(s.scanned ?? 0),
-    rewrapped: Number(s.rewrapped ?? 0),
-    skipped: Number(s.skipped ?? 0),
-    nulls: Number(s.nulls ?? 0),
-    conflicts: Number(s.conflicts ?? 0),
-    failed: Number(s.failed ?? 0),
-    kmsCalls: Number(s.kms_calls ?? 0),
-  });
+  const total = countersFromSums(s);
   const byCode = await rt.db.query(
     `SELECT code, COUNT(*) AS n FROM ${t.failures} WHERE job_id = ? GROUP BY code`,
     [rt.jobId],

@@ -1,6 +1,6 @@
 import type { KeyProvider } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
-import { addCounters, type Counters, zeroCounters } from "../engine/counters.js";
+import { type Counters, countersFromSums } from "../engine/counters.js";
 import type { ColumnSpec } from "../engine/options.js";
 import { defaultJobId } from "../engine/prepare.js";
 import { type JobSpec, RETRY_RANGE_ID } from "./jobs.js";
@@ -64,16 +64,7 @@ export async function findJob(
     [RETRY_RANGE_ID, jobId],
   );
   const s = sums.rows[0] ?? {};
-  const done = zeroCounters();
-  addCounters(done, {
-    scanned: Number(s.scanned ?? 0),
-    rewrapped: Number(s.rewrapped ?? 0),
-    skipped: Number(s.skipped ?? 0),
-    nulls: Number(s.nulls ?? 0),
-    conflicts: Number(s.conflicts ?? 0),
-    failed: Number(s.failed ?? 0),
-    kmsCalls: Number(s.kms_calls ?? 0),
-  });
+  const done = countersFromSums(s);
   const pending = Number(ranges.rows[0]?.pending ?? 0);
   const outstandingFailures = Number(failures.rows[0]?.n ?? 0);
   return {
