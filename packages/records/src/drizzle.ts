@@ -1,24 +1,49 @@
 import { ConfigError, decodeEnvelope, fromText, isTextForm } from "@envelope/core";
-import { customType } from "drizzle-orm/pg-core";
+import {
+  and,
+  eq,
+  getTableColumns,
+  type InferInsertModel,
+  type InferSelectModel,
+  inArray,
+  isNull,
+  type SQL,
+  sql,
+} from "drizzle-orm";
+import {
+  customType,
+  getTableConfig,
+  type PgColumn,
+  type PgDatabase,
+  type PgQueryResultHKT,
+  type PgTable,
+} from "drizzle-orm/pg-core";
+import { guardedUpdate } from "./guarded-update.js";
+import type { RecordCipher } from "./record-cipher.js";
+import { blindIndexColumn, openAll, openMatching, reservedId, sealAll } from "./rows.js";
+import { quoteIdent } from "./sql.js";
 
 /**
  * Drizzle column types for encrypted fields (import from `@envelope/records/drizzle`).
  *
  * Why the column does not encrypt by itself: Drizzle's `toDriver` / `fromDriver` are
  * synchronous, while sealing needs the KMS (asynchronous) and the row id (the context
- * `{ table, column, id }`). So the record cipher seals before `insert` / `update` and
- * opens after `select`, and these columns are the safety net: writing anything that is
+ * `{ table, column, id }`). So {@link encryptedRepository} seals before `insert` / `update`
+ * and opens after `select`, and these columns are the safety net: writing anything that is
  * not a sealed value throws instead of storing plaintext.
  *
+ * The column's TypeScript type is the plaintext type the repository reads and writes
+ * (`string` by default); declare another with `.$type<T>()`, e.g.
+ * `encryptedText("born").$type<Date>()`.
+ *
  * @example
- * const users = pgTable("users", {
+ * const usersTable = pgTable("users", {
  *   id: text("id").primaryKey(),
  *   email: encryptedText("email"),
  *   email_idx: text("email_idx"),
  * });
- * await db.insert(users).values(await cipher.seal({ id: randomUUID(), email }));
- * const [row] = await db.select().from(users).where(inArray(users.email_idx, cipher.candidatesFor("email", email)));
- * const user = await cipher.open(row);
+ * const users = encryptedRepository(db, usersTable, cipher);
+ * await users.insert({ id: randomUUID(), email: "ann@example.com" });
  */
 export const encryptedText = customType<{ data: string; driverData: string }>({
   dataType: () => "text",
@@ -44,6 +69,234 @@ export const encryptedBytes = customType<{ data: Buffer; driverData: Buffer }>({
 function plaintextWrite(): ConfigError {
   return new ConfigError(
     "ENVELOPE_BAD_INPUT",
-    "Refusing to write a value that is not sealed into an encrypted column: seal the record first (await cipher.seal(record) / cipher.update(row, changes)).",
+    "Refusing to send a value that is not sealed to an encrypted column: write through encryptedRepository (or seal first: await cipher.seal(record) / cipher.update(row, changes)); look rows up by an encrypted field with repository.findBy, not a WHERE on the column.",
   );
+}
+
+/** Any Drizzle PostgreSQL database or transaction (node-postgres, postgres.js, PGlite, …). */
+// biome-ignore lint/suspicious/noExplicitAny: the repository works with any schema generics.
+export type DrizzlePgDatabase = PgDatabase<PgQueryResultHKT, any, any>;
+
+type Row = Record<string, unknown>;
+type IdOf<S> = S extends { id: infer I } ? NonNullable<I> : unknown;
+
+/** Options of {@link EncryptedRepository.find}. */
+export interface FindOptions {
+  orderBy?: (PgColumn | SQL)[];
+  limit?: number;
+  offset?: number;
+}
+
+/**
+ * Plaintext in, plaintext out, sealed in the database: one Drizzle table's rows through
+ * its record cipher. `Select` / `Insert` are the table's Drizzle row types, with the
+ * encrypted columns typed as their plaintext.
+ */
+export interface EncryptedRepository<
+  TTable extends PgTable,
+  F extends string = string,
+  Select = InferSelectModel<TTable>,
+  Insert = InferInsertModel<TTable>,
+> {
+  /** The Drizzle table. */
+  readonly table: TTable;
+  /**
+   * Seals each record (one fresh data key, hence one KMS call, per record), inserts them in
+   * one statement and returns them as stored, opened. Blind index columns are computed.
+   * A record without an id gets one reserved from the id column's sequence first (serial
+   * or identity), because the id is part of each field's encryption context.
+   */
+  insert(values: Insert): Promise<Select>;
+  insert(values: readonly Insert[]): Promise<Select[]>;
+  /**
+   * Selects the rows matching `where` (Drizzle's `eq`, `and`, … on NON-encrypted columns:
+   * an encrypted column holds ciphertext) and opens each one (one unwrap per record at
+   * most, none when its data key is cached).
+   */
+  find(where?: SQL, options?: FindOptions): Promise<Select[]>;
+  /** The first row matching `where`, opened, or undefined. */
+  findOne(where: SQL): Promise<Select | undefined>;
+  /** The row with this id, opened, or undefined. */
+  findById(id: IdOf<Select>): Promise<Select | undefined>;
+  /**
+   * Rows whose encrypted `field` equals `value` after the field's normalization: selected by
+   * its blind index under every index key (`WHERE <field>_idx IN (…)`), opened, and checked
+   * against `value`, so the false positives of a truncated index are dropped.
+   */
+  findBy(field: F, value: string): Promise<Select[]>;
+  /**
+   * Applies `changes` (plaintext) to the row with this id: changed encrypted fields are
+   * re-sealed under the record's data key (no KMS call when it is cached), their blind
+   * indexes follow, and only those columns are written. During a master key rotation the
+   * whole record moves to the current key, and that write lands only if the columns the
+   * caller did not change still hold what was read (else re-read, at most 3 attempts).
+   * Returns the row after the write, opened, or undefined when no row has this id.
+   */
+  update(id: IdOf<Select>, changes: Partial<Insert>): Promise<Select | undefined>;
+}
+
+/**
+ * A repository over one Drizzle table whose encrypted fields are declared once in `cipher`
+ * (`createRecordCipher`): application code reads and writes plaintext. Drizzle builds the
+ * SQL; the record cipher does the crypto. The cipher's field names (encrypted fields, id,
+ * blind index columns) are the table's TypeScript keys. Works over a transaction too
+ * (`db.transaction((tx) => encryptedRepository(tx, usersTable, cipher).update(…))`).
+ *
+ * @example
+ * const cipher = createRecordCipher(envelope, {
+ *   table: "users",
+ *   encrypted: ["email", "phone"],
+ *   blindIndexes: { email: { normalize: "email" } },
+ * }, { blindIndex });
+ * const users = encryptedRepository(db, usersTable, cipher);
+ * const ann = await users.insert({ id: randomUUID(), email: "Ann@Example.com", phone: null });
+ * const [found] = await users.findBy("email", "ann@example.com");
+ * await users.update(ann.id, { phone: "+1 555 0199" });
+ */
+export function encryptedRepository<
+  TTable extends PgTable,
+  const F extends string & keyof InferSelectModel<TTable>,
+  O extends "text" | "binary" = "text",
+>(
+  db: DrizzlePgDatabase,
+  table: TTable,
+  cipher: RecordCipher<F, O>,
+): EncryptedRepository<TTable, F> {
+  const c = cipher as unknown as RecordCipher<string, "text" | "binary">;
+  const columns = getTableColumns(table) as Record<string, PgColumn>;
+  const config = getTableConfig(table);
+  const tableName = config.schema ? `${config.schema}.${config.name}` : config.name;
+  const idField = c.schema.idField ?? "id";
+  checkColumns(c, columns, tableName, idField);
+  const idColumn = columns[idField]!;
+  const byId = (id: unknown) => eq(idColumn, id);
+  // Drizzle's builders are typed per table; here the table is generic, so the rows are plain
+  // records and the public interface carries the table's types.
+  const d = db as unknown as LooseDb;
+
+  const select = (where: SQL | undefined, options: FindOptions = {}) => {
+    let q = d.select().from(table).where(where).$dynamic();
+    if (options.orderBy?.length) q = q.orderBy(...options.orderBy);
+    if (options.limit !== undefined) q = q.limit(options.limit);
+    if (options.offset !== undefined) q = q.offset(options.offset);
+    return q as Promise<Row[]>;
+  };
+
+  const reserveId = async (): Promise<unknown> => {
+    const result = await d.execute(
+      sql`SELECT nextval(pg_get_serial_sequence(${quoteIdent(tableName)}, ${idColumn.name}))::text AS id`,
+    );
+    const id = reservedId(Array.isArray(result) ? result : result.rows, tableName, idField);
+    // Drizzle maps the column's JS type (integer → number, bigint mode → bigint) itself
+    // on select; give the record the same type it will read back.
+    if (idColumn.dataType === "number") return Number(id);
+    if (idColumn.dataType === "bigint") return BigInt(id);
+    return id;
+  };
+
+  const insert = async (values: Row | readonly Row[]) => {
+    const list = Array.isArray(values) ? values : [values as Row];
+    if (list.length === 0) return [];
+    let reserved = false;
+    const full: Row[] = [];
+    for (const record of list) {
+      if (record[idField] !== undefined && record[idField] !== null) full.push(record);
+      else {
+        full.push({ ...record, [idField]: await reserveId() });
+        reserved = true;
+      }
+    }
+    const sealed = await sealAll(c, full);
+    // A reserved id goes into the id column explicitly: allowed for serial and
+    // identity-by-default columns, and for identity-always ones with OVERRIDING SYSTEM VALUE.
+    const builder = reserved ? d.insert(table).overridingSystemValue() : d.insert(table);
+    const rows = (await builder.values(sealed).returning()) as Row[];
+    const opened = await openAll<Row>(c, rows);
+    return Array.isArray(values) ? opened : opened[0];
+  };
+
+  const repository = {
+    table,
+    insert,
+    async find(where?: SQL, options?: FindOptions) {
+      return openAll<Row>(c, await select(where, options));
+    },
+    async findOne(where: SQL) {
+      const [row] = await select(where, { limit: 1 });
+      return row ? c.open<Row>(row) : undefined;
+    },
+    async findById(id: unknown) {
+      const [row] = await select(byId(id), { limit: 1 });
+      return row ? c.open<Row>(row) : undefined;
+    },
+    async findBy(field: string, value: string) {
+      const column = columns[blindIndexColumn(c, field)]!;
+      const rows = await select(inArray(column, c.candidatesFor(field, value)));
+      return openMatching<Row>(c, rows, field, value);
+    },
+    async update(id: unknown, changes: Row) {
+      const written = await guardedUpdate(c, changes, {
+        async read() {
+          const [row] = await select(byId(id), { limit: 1 });
+          return row;
+        },
+        async write(set, guards) {
+          const checks = Object.entries(guards).map(([f, v]) =>
+            v === null || v === undefined ? isNull(columns[f]!) : eq(columns[f]!, v),
+          );
+          const [row] = (await d
+            .update(table)
+            .set(set)
+            .where(and(byId(id), ...checks))
+            .returning()) as Row[];
+          return row;
+        },
+      });
+      return written ? c.open<Row>(written) : undefined;
+    },
+  };
+  return repository as unknown as EncryptedRepository<TTable, F>;
+}
+
+/** The cipher's id, encrypted fields and blind index columns must be columns of the table. */
+function checkColumns(
+  cipher: RecordCipher<string, "text" | "binary">,
+  columns: Record<string, PgColumn>,
+  table: string,
+  idField: string,
+): void {
+  const names = [idField, ...cipher.schema.encrypted];
+  for (const f of cipher.schema.encrypted) {
+    const column = cipher.indexColumn(f);
+    if (column) names.push(column);
+  }
+  const missing = names.filter((n) => !(n in columns));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `encryptedRepository: the record cipher names ${missing.map((m) => `"${m}"`).join(", ")}, which ${missing.length === 1 ? "is not a column" : "are not columns"} of the Drizzle table "${table}". Field names are the table's TypeScript keys (e.g. email_idx: text("email_idx")).`,
+      { details: { table, field: missing[0]! } },
+    );
+  }
+}
+
+/** The Drizzle builder calls the repository makes, without the per-table typing. */
+interface LooseQuery extends Promise<unknown> {
+  where(where: SQL | undefined): LooseQuery;
+  $dynamic(): LooseQuery;
+  orderBy(...by: (PgColumn | SQL)[]): LooseQuery;
+  limit(n: number): LooseQuery;
+  offset(n: number): LooseQuery;
+}
+interface LooseInsert {
+  overridingSystemValue(): LooseInsert;
+  values(rows: Row[]): { returning(): Promise<unknown> };
+}
+interface LooseDb {
+  select(): { from(table: PgTable): LooseQuery };
+  insert(table: PgTable): LooseInsert;
+  update(table: PgTable): {
+    set(values: Row): { where(where: SQL | undefined): { returning(): Promise<unknown> } };
+  };
+  execute(query: SQL): Promise<Row[] | { rows: Row[] }>;
 }

@@ -1,5 +1,7 @@
 import { ConfigError } from "@envelope/core";
+import { guardedUpdate } from "./guarded-update.js";
 import type { RecordCipher } from "./record-cipher.js";
+import { blindIndexColumn, openMatching, reservedId } from "./rows.js";
 import { quoteIdent } from "./sql.js";
 
 /** What the helper needs of `pg.Pool` / `pg.Client` / `pg.PoolClient`: `query(text, values)`. */
@@ -89,15 +91,7 @@ export function encryptedPg(
           "SELECT nextval(pg_get_serial_sequence($1, $2))::text AS id",
           [t, idField],
         );
-        const id = rows[0]?.id;
-        if (typeof id !== "string") {
-          throw new ConfigError(
-            "ENVELOPE_BAD_INPUT",
-            `insert into "${table}": the record has no "${idField}" and the column has no sequence. Give the id (e.g. randomUUID()) before inserting: it is part of each field's encryption context.`,
-            { details: { table, field: idField } },
-          );
-        }
-        full = { ...record, [idField]: id };
+        full = { ...record, [idField]: reservedId(rows, table, idField) };
         reserved = true;
       }
       const sealed = (await c.seal(full)) as Record<string, unknown>;
@@ -118,57 +112,36 @@ export function encryptedPg(
 
     async findByBlindIndex<T>(table: string, field: string, value: string) {
       const { c, t } = cipherOf(table);
-      const column = c.indexColumn(field);
-      if (!column) {
-        throw new ConfigError(
-          "ENVELOPE_BAD_INPUT",
-          `Field "${field}" of "${table}" has no blind index: declare it in the schema's blindIndexes.`,
-          { details: { table, field } },
-        );
-      }
+      const column = blindIndexColumn(c, field);
       const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(column)} = ANY($1)`, [
         c.candidatesFor(field, value),
       ]);
-      const out: T[] = [];
-      for (const row of rows) {
-        const opened = await c.open<Record<string, unknown>>(row);
-        if (c.matches(field, opened[field], value)) out.push(opened as T);
-      }
-      return out;
+      return openMatching<T>(c, rows, field, value);
     },
 
     async update<T>(table: string, id: unknown, changes: Record<string, unknown>) {
       const { c, idField, t } = cipherOf(table);
       const where = quoteIdent(idField);
-      for (let attempt = 1; ; attempt++) {
-        const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${where} = $1`, [id]);
-        const row = rows[0];
-        if (!row) return undefined;
-        const patch = await c.update(row, changes);
-        const columns = Object.keys(patch).filter((k) => patch[k] !== undefined);
-        if (columns.length === 0) return c.open<T>(row);
-        // Normally only the changed columns are written, so a concurrent update of other
-        // fields survives. A record moved to the current key (rotation) also rewrites fields
-        // the caller did not change: that write lands only if they still hold what was read.
-        const kept = c.schema.encrypted.filter((f) => f in patch && !(f in changes));
-        const sets = columns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(", ");
-        const guards = kept.map(
-          (f, i) => ` AND ${quoteIdent(f)} IS NOT DISTINCT FROM $${columns.length + 2 + i}`,
-        );
-        const result = await db.query(
-          `UPDATE ${t} SET ${sets} WHERE ${where} = $${columns.length + 1}${guards.join("")} RETURNING *`,
-          [...columns.map((k) => patch[k]), id, ...kept.map((f) => row[f])],
-        );
-        if (result.rows[0]) return c.open<T>(result.rows[0]);
-        if (kept.length === 0) return undefined; // deleted meanwhile
-        if (attempt === 3) {
-          throw new ConfigError(
-            "ENVELOPE_BAD_INPUT",
-            `update: row of "${table}" kept changing while it was re-sealed under the current key (3 attempts). Retry the update.`,
-            { details: { table } },
+      const written = await guardedUpdate(c, changes, {
+        async read() {
+          const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${where} = $1`, [id]);
+          return rows[0];
+        },
+        async write(set, guards) {
+          const columns = Object.keys(set);
+          const kept = Object.keys(guards);
+          const sets = columns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(", ");
+          const checks = kept.map(
+            (f, i) => ` AND ${quoteIdent(f)} IS NOT DISTINCT FROM $${columns.length + 2 + i}`,
           );
-        }
-      }
+          const { rows } = await db.query(
+            `UPDATE ${t} SET ${sets} WHERE ${where} = $${columns.length + 1}${checks.join("")} RETURNING *`,
+            [...columns.map((k) => set[k]), id, ...kept.map((f) => guards[f])],
+          );
+          return rows[0];
+        },
+      });
+      return written ? c.open<T>(written) : undefined;
     },
   };
 }

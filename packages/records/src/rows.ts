@@ -1,0 +1,81 @@
+import { ConfigError } from "@envelope/core";
+import type { RecordCipher } from "./record-cipher.js";
+
+/**
+ * Row helpers shared by the pg and Drizzle repositories: the query layer differs, the
+ * steps around the record cipher do not.
+ */
+
+type Row = Record<string, unknown>;
+type AnyCipher = RecordCipher<string, "text" | "binary">;
+
+/** Rows opened at once: enough to overlap KMS round trips, few enough not to flood the KMS. */
+const OPEN_CONCURRENCY = 16;
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Opens stored rows (one unwrap per record at most, none when its data key is cached). */
+export function openAll<T>(cipher: AnyCipher, rows: readonly Row[]): Promise<T[]> {
+  return mapLimit(rows, OPEN_CONCURRENCY, (row) => cipher.open<T>(row));
+}
+
+/** Seals records (one data key, hence one KMS call, per record). */
+export function sealAll(cipher: AnyCipher, records: readonly Row[]): Promise<Row[]> {
+  return mapLimit(records, OPEN_CONCURRENCY, (r) => cipher.seal(r) as Promise<Row>);
+}
+
+/** The blind index column of `field`, or a clear error when it has none. */
+export function blindIndexColumn(cipher: AnyCipher, field: string): string {
+  const column = cipher.indexColumn(field);
+  if (column) return column;
+  throw new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `Field "${field}" of "${cipher.schema.table}" has no blind index: declare it in the schema's blindIndexes.`,
+    { details: { table: cipher.schema.table, field } },
+  );
+}
+
+/**
+ * Opens the rows a blind index lookup returned and keeps those whose `field` really equals
+ * `value` after normalization: a truncated index has false positives.
+ */
+export async function openMatching<T>(
+  cipher: AnyCipher,
+  rows: readonly Row[],
+  field: string,
+  value: string,
+): Promise<T[]> {
+  const opened = await openAll<Row>(cipher, rows);
+  return opened.filter((row) => cipher.matches(field, row[field], value)) as T[];
+}
+
+/**
+ * The id reserved by `SELECT nextval(pg_get_serial_sequence(table, column))::text AS id`,
+ * or a clear error when the id column has no sequence. The id is part of every field's
+ * context, so a serial id must be known before sealing.
+ */
+export function reservedId(rows: readonly Row[], table: string, idField: string): string {
+  const id = rows[0]?.id;
+  if (typeof id === "string") return id;
+  throw new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `insert into "${table}": the record has no "${idField}" and the column has no sequence. Give the id (e.g. randomUUID()) before inserting: it is part of each field's encryption context.`,
+    { details: { table, field: idField } },
+  );
+}
