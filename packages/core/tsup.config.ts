@@ -1,4 +1,5 @@
 import { defineConfig } from "tsup";
 import { packageBuild } from "../../tsup.base";
 
-export default defineConfig(packageBuild());
+// index: the public API; internal: helpers for the sibling packages (not public).
+export default defineConfig(packageBuild(["src/index.ts", "src/internal.ts"]));

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { mapLimit } from "@envelope/core/internal";
 import type { RecordCipher } from "./record-cipher.js";
 
 /**
@@ -11,24 +12,6 @@ type AnyCipher = RecordCipher<string, "text" | "binary">;
 
 /** Rows opened at once: enough to overlap KMS round trips, few enough not to flood the KMS. */
 const OPEN_CONCURRENCY = 16;
-
-/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /** Opens stored rows (one unwrap per record at most, none when its data key is cached). */
 export function openAll<T>(cipher: AnyCipher, rows: readonly Row[]): Promise<T[]> {

@@ -1,11 +1,12 @@
 import { ConfigError } from "@envelope/core";
+import { mapLimit } from "@envelope/core/internal";
 import { isRetryableTxError, type Row, type SqlExecutor } from "../adapters/types.js";
 import { memoryClaimer, sessionClaimer } from "../state/claims.js";
 import { type KeyRange, RETRY_RANGE_ID } from "../state/jobs.js";
 import type { StateTables } from "../state/tables.js";
 import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { Runtime } from "./prepare.js";
-import { mapLimit, processRow, type RowOutcome } from "./process.js";
+import { processRow, type RowOutcome } from "./process.js";
 
 /** Shared by the worker loops of one run: counters and the stop signal. */
 export interface RunState {

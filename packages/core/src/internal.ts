@@ -1,0 +1,6 @@
+/**
+ * @envelope/core/internal — helpers the sibling packages share. Not part of the public
+ * API: they may change in any release.
+ */
+
+export { mapLimit } from "./concurrency.js";
