@@ -156,6 +156,7 @@ async function jobOptions(
   ctx: CliContext,
   flags: DbFlags,
   db: SqlAdapter,
+  jobId: string,
   onProgress: TableJobOptions["onProgress"],
 ): Promise<TableJobOptions> {
   need(flags.table, "--table");
@@ -175,7 +176,7 @@ async function jobOptions(
     concurrency: int(flags.concurrency, "--concurrency"),
     workers: int(flags.workers, "--workers"),
     ...(flags.rateLimit ? { rateLimit: Number(flags.rateLimit) } : {}),
-    ...(flags.job ? { jobId: flags.job } : {}),
+    jobId,
     stateTablePrefix: flags.statePrefix,
     signal: ctx.signal,
     verify: flags.verify as "sample" | "all",
@@ -193,7 +194,8 @@ export interface PriorJob {
 }
 
 /**
- * Looks the job up before anything runs. With `--resume` there must be an unfinished job
+ * Looks the job up before anything runs, and names it: the run then uses exactly this job
+ * id, so what was checked is what runs. With `--resume` there must be an unfinished job
  * (else a usage error, and nothing is read beyond the state tables or written). Without it,
  * an unfinished job is resumed implicitly (same id = same job) and a finished one is left as
  * it is; either way the operator is told on stderr, before the work starts.
@@ -203,7 +205,7 @@ export async function checkResume(
   flags: DbFlags & GlobalFlags,
   db: SqlAdapter,
   job: { kind: "rewrap" | "migrate"; to: KeyProvider[]; legacy?: string },
-): Promise<PriorJob | undefined> {
+): Promise<{ jobId: string; prior: PriorJob | undefined }> {
   need(flags.table, "--table");
   need(flags.column, "--column");
   const jobId =
@@ -227,7 +229,7 @@ export async function checkResume(
       { details: { field: "resume", jobId } },
     );
   }
-  if (!state) return undefined;
+  if (!state) return { jobId, prior: undefined };
   const prior: PriorJob = {
     rowsDone: state.rowsDone,
     rangesPending: state.ranges.pending,
@@ -249,7 +251,7 @@ export async function checkResume(
       : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
     ctx.io.stderr.write(`envelope: ${line}\n`);
   }
-  return prior;
+  return { jobId, prior };
 }
 
 /** Prints a job report and returns the exit code it implies. */
@@ -364,10 +366,10 @@ export function registerDbCommands(
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
       try {
-        const prior = await checkResume(ctx, flags, db, { kind: "rewrap", to });
+        const { jobId, prior } = await checkResume(ctx, flags, db, { kind: "rewrap", to });
         bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
         const report = await rewrapTable({
-          ...(await jobOptions(ctx, opts, db, bar.onProgress)),
+          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
           to,
           decrypt: [...keys.encrypt, ...keys.decrypt],
         });
@@ -424,14 +426,14 @@ export function registerDbCommands(
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
       try {
-        const prior = await checkResume(ctx, flags, db, {
+        const { jobId, prior } = await checkResume(ctx, flags, db, {
           kind: "migrate",
           to,
           legacy: from.format,
         });
         bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
         const report = await migrateTable({
-          ...(await jobOptions(ctx, opts, db, bar.onProgress)),
+          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
           to,
           from,
         });
