@@ -4,3 +4,4 @@
  */
 
 export { mapLimit } from "./concurrency.js";
+export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
