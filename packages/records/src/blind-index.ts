@@ -2,6 +2,7 @@ import { createHash, createHmac, hkdfSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "@envelope/core";
+import { nameProblem, shown } from "./names.js";
 import { type Normalizer, normalizeWith } from "./normalize.js";
 
 /** How one field is indexed. */
@@ -150,7 +151,7 @@ export function blindIndexKeysFrom(
   let text: string | undefined;
   let where: string;
   if ("file" in source) {
-    where = `file ${source.file}`;
+    where = `file ${shown(source.file)}`;
     try {
       text = readFileSync(source.file, "utf8");
     } catch (cause) {
@@ -161,7 +162,7 @@ export function blindIndexKeysFrom(
       );
     }
   } else {
-    where = `env ${source.env}`;
+    where = `env ${shown(source.env)}`;
     text = (source.environment ?? process.env)[source.env];
   }
   const keys = (text ?? "")
@@ -237,14 +238,11 @@ function checkBits(bits: number | undefined): number {
 }
 
 function checkName(name: string, what: string): void {
-  if (typeof name !== "string" || name.length === 0) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_INPUT",
-      `Blind index: ${what} must be a non-empty string.`,
-      {
-        details: { field: what },
-      },
-    );
+  const problem = nameProblem(name);
+  if (problem) {
+    throw new ConfigError("ENVELOPE_BAD_INPUT", `Blind index: the ${what} name ${problem}.`, {
+      details: { field: what },
+    });
   }
 }
 

@@ -19,6 +19,7 @@ import {
   type PgTable,
 } from "drizzle-orm/pg-core";
 import { guardedUpdate } from "./guarded-update.js";
+import { nameProblem, shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openAll, openMatching, reservedId, sealAll } from "./rows.js";
 import { quoteIdent } from "./sql.js";
@@ -166,6 +167,14 @@ export function encryptedRepository<
   const columns = getTableColumns(table) as Record<string, PgColumn>;
   const config = getTableConfig(table);
   const tableName = config.schema ? `${config.schema}.${config.name}` : config.name;
+  const badName = nameProblem(tableName);
+  if (badName) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `encryptedRepository: the Drizzle table name "${shown(tableName)}" ${badName}.`,
+      { details: { table: shown(tableName) } },
+    );
+  }
   const idField = c.schema.idField ?? "id";
   checkColumns(c, columns, tableName, idField);
   const idColumn = columns[idField]!;

@@ -1,5 +1,6 @@
 import { ConfigError } from "@envelope/core";
 import { guardedUpdate } from "./guarded-update.js";
+import { shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openMatching, reservedId } from "./rows.js";
 import { quoteIdent } from "./sql.js";
@@ -74,8 +75,8 @@ export function encryptedPg(
     if (!c) {
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",
-        `No record cipher for table "${table}" (known: ${[...byTable.keys()].join(", ")}).`,
-        { details: { table } },
+        `No record cipher for table "${shown(table)}" (known: ${[...byTable.keys()].join(", ")}).`,
+        { details: { table: shown(table) } },
       );
     }
     return { c, idField: c.schema.idField ?? "id", t: quoteIdent(table) };

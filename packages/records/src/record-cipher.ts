@@ -8,6 +8,7 @@ import {
 } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
+import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
 import { normalizeWith } from "./normalize.js";
 
 type Materials = DataKeyMaterials;
@@ -130,7 +131,16 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
 
   const idOf = (row: Record<string, unknown>, what: string): string => {
     const id = row?.[idField];
-    if (typeof id === "string" && id.length > 0) return id;
+    if (typeof id === "string" && id.length > 0) {
+      if (id.length > MAX_ID_BYTES || Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) {
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `${what}: the record's "${idField}" is longer than ${MAX_ID_BYTES} bytes (UTF-8), the limit of an encryption context value; the id is part of every field's context. Use a shorter id (a UUID, a number).`,
+          { details: { table: s.table, field: idField } },
+        );
+      }
+      return id;
+    }
     if ((typeof id === "number" && Number.isSafeInteger(id)) || typeof id === "bigint") {
       return String(id);
     }
@@ -357,8 +367,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     if (!encrypted.has(field)) {
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",
-        `"${field}" is not an encrypted field of table "${s.table}" (encrypted: ${s.encrypted.join(", ")}).`,
-        { details: { table: s.table, field } },
+        `"${shown(field)}" is not an encrypted field of table "${s.table}" (encrypted: ${s.encrypted.join(", ")}).`,
+        { details: { table: s.table, field: shown(field) } },
       );
     }
   }
@@ -395,24 +405,35 @@ function checkSchema<F extends string>(
   if (!schema || typeof schema.table !== "string" || schema.table.length === 0) {
     throw bad("table", "must be the table name (a non-empty string)");
   }
+  // Names go into contexts, blind index key derivation and SQL: one limit for all of them.
+  const checkName = (field: string, name: unknown) => {
+    const problem = nameProblem(name);
+    if (problem) throw bad(field, problem);
+  };
+  checkName("table", schema.table);
   const idField = schema.idField ?? "id";
   if (typeof idField !== "string" || idField.length === 0) {
     throw bad("idField", "must be a non-empty string");
   }
+  checkName("idField", idField);
   if (!Array.isArray(schema.encrypted) || schema.encrypted.length === 0) {
     throw bad("encrypted", 'must list at least one field, e.g. ["email", "phone"]');
   }
   const seen = new Set<string>();
   for (const f of schema.encrypted) {
     if (typeof f !== "string" || f.length === 0) throw bad("encrypted", "holds a non-string name");
+    checkName(`encrypted field "${shown(f)}"`, f);
     if (f === idField) throw bad("encrypted", `cannot include the id field "${idField}"`);
     if (seen.has(f)) throw bad("encrypted", `lists "${f}" twice`);
     seen.add(f);
   }
   const indexes = Object.entries(schema.blindIndexes ?? {}) as [string, BlindIndexSpec][];
   for (const [field, spec] of indexes) {
-    if (!seen.has(field)) throw bad(`blindIndexes.${field}`, "names a field that is not encrypted");
+    if (!seen.has(field)) {
+      throw bad(`blindIndexes.${shown(field)}`, "names a field that is not encrypted");
+    }
     const column = spec?.column ?? `${field}_idx`;
+    checkName(`blindIndexes.${field}.column`, column);
     if (seen.has(column) || column === idField) {
       throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
     }
