@@ -128,8 +128,9 @@ export interface EncryptedRepository<
   /**
    * Applies `changes` (plaintext) to the row with this id: changed encrypted fields are
    * re-sealed under the record's data key (no KMS call when it is cached), their blind
-   * indexes follow, and only those columns are written. During a master key rotation the
-   * whole record moves to the current key, and that write lands only if the columns the
+   * indexes follow, and only those columns are written. During a master key rotation, or
+   * when this process did not generate the record's data key (see `RecordCipher.update`),
+   * the whole record moves to a fresh key, and that write lands only if the columns the
    * caller did not change still hold what was read (else re-read, at most 3 attempts).
    * Returns the row after the write, opened, or undefined when no row has this id.
    */

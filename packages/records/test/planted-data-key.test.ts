@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { createRecordCipher, encryptedPg, VALUE_TAGS } from "../src/index.js";
 import { counted, envelopeWith, pool } from "./support.js";
 
-const TABLE = "planted_users";
+const TABLE = "records_planted_users";
 const schema = { table: TABLE, encrypted: ["email", "phone", "ssn"] } as const;
 const ctx = (column: string, id: string) => ({ table: TABLE, column, id });
 
