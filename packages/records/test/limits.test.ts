@@ -209,7 +209,7 @@ describe("names longer than 255 bytes are typed errors naming the limit", () => 
   }
 
   it("a name of exactly 255 bytes is accepted everywhere, table and field together too", async () => {
-    const n = "é".repeat(127) + "n"; // 255 bytes
+    const n = `${"é".repeat(127)}n`; // 255 bytes
     const m = "m".repeat(255);
     const users = createRecordCipher(
       envelope,
