@@ -2,6 +2,7 @@ import { createHash, createHmac, hkdfSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "@envelope/core";
+import { nameProblem, shown } from "./names.js";
 import { type Normalizer, normalizeWith } from "./normalize.js";
 
 /** How one field is indexed. */
@@ -33,15 +34,18 @@ export type BlindIndexKey = Uint8Array | string;
 export interface BlindIndexerOptions {
   /**
    * Index keys, first = current, the rest still accepted on lookup while rows are
-   * re-indexed. Bytes (≥ 32), or strings: 64 hex characters, or base64/base64url of ≥ 32
-   * bytes. Generate with `openssl rand -hex 32`. Keep them apart from data keys and KMS keys:
-   * a different secret, a different env variable.
+   * re-indexed. Each is exactly 32 bytes: a Uint8Array of 32 bytes, or a string of exactly
+   * 64 hex characters, or canonical base64/base64url (43 characters, or 44 ending in `=`);
+   * surrounding whitespace is ignored; anything else is ENVELOPE_BAD_KEY. Generate with
+   * `openssl rand -hex 32`. Keep them apart from data keys and KMS keys: a different
+   * secret, a different env variable.
    */
   keys: BlindIndexKey | readonly BlindIndexKey[];
 }
 
 export const DEFAULT_BLIND_INDEX_BITS = 32;
-const MIN_KEY_BYTES = 32;
+/** Blind index keys are exactly this many bytes. */
+const KEY_BYTES = 32;
 const DOMAIN = "envelope:blind-index:v1";
 
 /**
@@ -59,7 +63,7 @@ export function createBlindIndexer(options: BlindIndexerOptions): BlindIndexer {
   if (list.length === 0 || list.some((k) => k === undefined || k === null)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      "blind index keys: give at least one key (32+ random bytes, e.g. `openssl rand -hex 32`).",
+      "blind index keys: give at least one key (32 random bytes, e.g. `openssl rand -hex 32`).",
       { details: { field: "keys" } },
     );
   }
@@ -147,7 +151,7 @@ export function blindIndexKeysFrom(
   let text: string | undefined;
   let where: string;
   if ("file" in source) {
-    where = `file ${source.file}`;
+    where = `file ${shown(source.file)}`;
     try {
       text = readFileSync(source.file, "utf8");
     } catch (cause) {
@@ -158,7 +162,7 @@ export function blindIndexKeysFrom(
       );
     }
   } else {
-    where = `env ${source.env}`;
+    where = `env ${shown(source.env)}`;
     text = (source.environment ?? process.env)[source.env];
   }
   const keys = (text ?? "")
@@ -175,24 +179,48 @@ export function blindIndexKeysFrom(
   return keys;
 }
 
+/**
+ * A blind index key: exactly 32 bytes, given as bytes or as one of three text encodings
+ * (surrounding whitespace ignored):
+ * - hex: exactly 64 characters `0-9a-f` (either case), as `openssl rand -hex 32` prints;
+ * - base64 (`+/`) or base64url (`-_`): exactly 43 characters, or 44 ending in one `=`, in
+ *   canonical form (the unused low bits of the last character are zero), as
+ *   `openssl rand -base64 32` or Node's `toString("base64" | "base64url")` print. One
+ *   alphabet per key.
+ * Anything else is refused with ENVELOPE_BAD_KEY; the message never shows the key.
+ */
 function parseKey(key: BlindIndexKey, i: number): Buffer {
-  let bytes: Buffer | undefined;
-  if (key instanceof Uint8Array) bytes = Buffer.from(key);
-  else if (typeof key === "string") {
-    const text = key.trim();
-    if (/^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 && text.length >= 64) {
-      bytes = Buffer.from(text, "hex");
-    } else if (/^[A-Za-z0-9+/_-]+=*$/.test(text)) {
-      bytes = Buffer.from(text, text.includes("-") || text.includes("_") ? "base64url" : "base64");
-    }
-  }
-  if (!bytes || bytes.length < MIN_KEY_BYTES) {
-    // Never echo the key.
-    throw new ConfigError(
+  const refuse = (problem: string) =>
+    new ConfigError(
       "ENVELOPE_BAD_KEY",
-      `blind index keys[${i}] is not a key of at least 32 bytes (bytes, 64+ hex characters, or base64). Generate one with \`openssl rand -hex 32\`.`,
+      `blind index keys[${i}] ${problem}. A key is exactly 32 bytes: bytes, 64 hex characters, or canonical base64/base64url (43 characters, or 44 ending in "="). Generate one with \`openssl rand -hex 32\`.`,
       { details: { field: `keys[${i}]` } },
     );
+  if (key instanceof Uint8Array) {
+    if (key.length !== KEY_BYTES) throw refuse(`has ${key.length} bytes, not ${KEY_BYTES}`);
+    return Buffer.from(key);
+  }
+  if (typeof key !== "string") throw refuse(`is a ${typeof key}, not bytes or a string`);
+  const text = key.trim();
+  if (text.length === 64 && /^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
+  const unpadded = text.length === 44 && text.endsWith("=") ? text.slice(0, 43) : text;
+  if (unpadded.length !== 43 || !/^[A-Za-z0-9+/_-]{43}$/.test(unpadded)) {
+    throw refuse(
+      `is not 64 hex characters nor 43/44 base64 characters (got ${text.length} characters)`,
+    );
+  }
+  if (/[+/]/.test(unpadded) && /[-_]/.test(unpadded)) {
+    throw refuse("mixes the base64 (+/) and base64url (-_) alphabets");
+  }
+  const bytes = Buffer.from(unpadded.replaceAll("+", "-").replaceAll("/", "_"), "base64url");
+  // Node decodes leniently: 43 characters carry 258 bits, and the 2 spare bits of the last
+  // character must be zero, or several strings would name one key.
+  if (
+    bytes.length !== KEY_BYTES ||
+    bytes.toString("base64url") !== unpadded.replaceAll("+", "-").replaceAll("/", "_")
+  ) {
+    bytes.fill(0);
+    throw refuse("is not canonical base64 (the last character has non-zero unused bits)");
   }
   return bytes;
 }
@@ -210,14 +238,11 @@ function checkBits(bits: number | undefined): number {
 }
 
 function checkName(name: string, what: string): void {
-  if (typeof name !== "string" || name.length === 0) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_INPUT",
-      `Blind index: ${what} must be a non-empty string.`,
-      {
-        details: { field: what },
-      },
-    );
+  const problem = nameProblem(name);
+  if (problem) {
+    throw new ConfigError("ENVELOPE_BAD_INPUT", `Blind index: the ${what} name ${problem}.`, {
+      details: { field: what },
+    });
   }
 }
 

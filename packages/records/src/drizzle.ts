@@ -19,6 +19,7 @@ import {
   type PgTable,
 } from "drizzle-orm/pg-core";
 import { guardedUpdate } from "./guarded-update.js";
+import { nameProblem, shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openAll, openMatching, reservedId, sealAll } from "./rows.js";
 import { quoteIdent } from "./sql.js";
@@ -127,8 +128,9 @@ export interface EncryptedRepository<
   /**
    * Applies `changes` (plaintext) to the row with this id: changed encrypted fields are
    * re-sealed under the record's data key (no KMS call when it is cached), their blind
-   * indexes follow, and only those columns are written. During a master key rotation the
-   * whole record moves to the current key, and that write lands only if the columns the
+   * indexes follow, and only those columns are written. During a master key rotation, or
+   * when this process did not generate the record's data key (see `RecordCipher.update`),
+   * the whole record moves to a fresh key, and that write lands only if the columns the
    * caller did not change still hold what was read (else re-read, at most 3 attempts).
    * Returns the row after the write, opened, or undefined when no row has this id.
    */
@@ -166,6 +168,14 @@ export function encryptedRepository<
   const columns = getTableColumns(table) as Record<string, PgColumn>;
   const config = getTableConfig(table);
   const tableName = config.schema ? `${config.schema}.${config.name}` : config.name;
+  const badName = nameProblem(tableName);
+  if (badName) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `encryptedRepository: the Drizzle table name "${shown(tableName)}" ${badName}.`,
+      { details: { table: shown(tableName) } },
+    );
+  }
   const idField = c.schema.idField ?? "id";
   checkColumns(c, columns, tableName, idField);
   const idColumn = columns[idField]!;

@@ -1,5 +1,6 @@
 import { ConfigError } from "@envelope/core";
 import { guardedUpdate } from "./guarded-update.js";
+import { shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openMatching, reservedId } from "./rows.js";
 import { quoteIdent } from "./sql.js";
@@ -31,8 +32,9 @@ export interface EncryptedPg {
   ): Promise<T[]>;
   /**
    * Re-seals the changed fields under the record's data key (no KMS call when cached) and
-   * writes only those columns. During a key rotation (the row is not under exactly the
-   * envelope's encrypting keys) the whole record is re-sealed under the current key and
+   * writes only those columns. When the record moves to a fresh key — a key rotation (the
+   * row is not under exactly the envelope's encrypting keys), or a data key this process
+   * did not generate (see `RecordCipher.update`) — the whole record is re-sealed and
    * written only if its other encrypted fields did not change meanwhile (else re-read and
    * retried, at most 3 times). Returns the opened row, or undefined when no row has this id.
    */
@@ -74,8 +76,8 @@ export function encryptedPg(
     if (!c) {
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",
-        `No record cipher for table "${table}" (known: ${[...byTable.keys()].join(", ")}).`,
-        { details: { table } },
+        `No record cipher for table "${shown(table)}" (known: ${[...byTable.keys()].join(", ")}).`,
+        { details: { table: shown(table) } },
       );
     }
     return { c, idField: c.schema.idField ?? "id", t: quoteIdent(table) };

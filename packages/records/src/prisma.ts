@@ -1,5 +1,6 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
+import { guardedUpdate } from "./guarded-update.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
 
 /** One Prisma model's encrypted fields. Field names are the model's field names. */
@@ -155,16 +156,23 @@ async function handle(
       break;
     }
     case "update":
-      if (touches(args.data))
-        args.data = await patchFor(cipher, delegate, args.where!, args.data as Row);
+      if (touches(args.data)) {
+        return openResult(
+          cipher,
+          await guardedPrismaUpdate(cipher, args, query, delegate),
+          stripId,
+        );
+      }
       break;
     case "upsert": {
       if (touches(args.create)) args.create = await cipher.seal(plain(args.create!));
       if (touches(args.update)) {
         const current = await delegate().findUnique({ where: args.where! });
+        // No row now, so Prisma will create it. Should one appear meanwhile, its update
+        // branch gets the plain changes only: never plaintext for an encrypted column.
         args.update = current
           ? { ...args.update, ...(await cipher.update(current, plain(args.update!))) }
-          : args.update;
+          : withoutFields(args.update!, encrypted);
       }
       break;
     }
@@ -216,16 +224,61 @@ async function openResult(cipher: RecordCipher, result: unknown, stripId: string
   return open(result);
 }
 
-async function patchFor(
+/**
+ * `update` that writes encrypted fields: the stored row is read through the base client,
+ * `cipher.update` seals the changes, and when that re-seals the whole record (a rotation,
+ * or a data key this process did not generate) the write carries the other encrypted
+ * columns' read values in its `where` (compare-and-swap): a concurrent change makes it
+ * match nothing (P2025), and the update is read and sealed again (at most 3 attempts).
+ */
+async function guardedPrismaUpdate(
   cipher: RecordCipher,
+  args: Args,
+  query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
-  where: Row,
-  data: Row,
-): Promise<Row> {
-  const current = await delegate().findUnique({ where });
-  if (!current) return data; // Prisma reports the missing record itself.
-  const sealed = await cipher.update(current, plain(data));
-  return { ...data, ...sealed };
+): Promise<unknown> {
+  const where = args.where!;
+  const data = args.data as Row;
+  const clear = withoutFields(data, cipher.schema.encrypted);
+  let result: unknown;
+  let wrote = false;
+  const found = await guardedUpdate(cipher, plain(data), {
+    read: async () => (await delegate().findUnique({ where })) ?? undefined,
+    async write(set, guards) {
+      const guarded = Object.keys(guards).length > 0;
+      try {
+        result = await query({
+          ...args,
+          where: guarded ? withAnd(where, guards) : where,
+          data: { ...data, ...set },
+        });
+      } catch (error) {
+        if (guarded && (error as { code?: unknown })?.code === "P2025") return undefined;
+        throw error;
+      }
+      wrote = true;
+      return {};
+    },
+  });
+  if (wrote) return result;
+  // Nothing encrypted to write (only undefined values): the plain changes alone.
+  if (found) return query({ ...args, data: clear });
+  // No such row: let Prisma raise its own not-found error (P2025), as without the
+  // extension, by an update that matches nothing — and never with plaintext in `data`.
+  const idField = cipher.schema.idField ?? "id";
+  return query({ ...args, where: withAnd(where, { [idField]: { in: [] } }), data: clear });
+}
+
+function withoutFields(data: Row, fields: readonly string[]): Row {
+  const out: Row = { ...data };
+  for (const f of fields) delete out[f];
+  return out;
+}
+
+/** `where` narrowed by `extra` (Prisma's unique where accepts AND with other filters). */
+function withAnd(where: Row, extra: Row): Row {
+  const and = where.AND === undefined ? [] : Array.isArray(where.AND) ? where.AND : [where.AND];
+  return { ...where, AND: [...and, extra] };
 }
 
 /** Prisma accepts `{ field: { set: value } }`: unwrap it for encrypted fields. */

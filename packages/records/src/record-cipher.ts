@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import {
   ConfigError,
@@ -7,6 +8,7 @@ import {
 } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
+import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
 import { normalizeWith } from "./normalize.js";
 
 type Materials = DataKeyMaterials;
@@ -66,13 +68,22 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
   openField(row: Record<string, unknown>, field: F): Promise<unknown>;
   /**
    * The columns to write for `changes` to a stored row (pass the whole stored row).
-   * Normally: changed encrypted fields sealed under the record's existing data key (no KMS
+   *
+   * Partial: changed encrypted fields sealed under the record's existing data key (no KMS
    * call when that key is cached), their blind indexes, and the other changed fields as
-   * given; unchanged fields are absent. When an encrypted field changes during a key
-   * rotation — the row's wrapped-key entries are not exactly the envelope's current
-   * encrypting keys — the WHOLE record is
-   * re-sealed under a fresh data key (one KMS call) and every encrypted field of the row
-   * and its blind index come back too, so no write lands under a retiring key.
+   * given; unchanged fields are absent. The existing key is reused only when (1) the row's
+   * first sealed field, the one the key is taken from, opens under this row's context (GCM
+   * tag and context verified) and (2) the key was generated in this process by a record
+   * cipher on this same Envelope for this table and id. A stored key that fails (2) may have
+   * been chosen by whoever wrote the row (anyone with an encrypt-only key or kms:Encrypt
+   * can make a field that opens), and would then read everything sealed under it.
+   *
+   * Whole: when an encrypted field changes and the key may not be reused, or during a key
+   * rotation (the row's wrapped-key entries are not exactly the envelope's current
+   * encrypting keys), every encrypted field is opened and verified first, then the WHOLE
+   * record is re-sealed under a fresh data key (one KMS call) and every encrypted field of
+   * the row and its blind index come back. A field that does not open rejects with its
+   * typed decrypt error (`ENVELOPE_DECRYPT_FAILED`, …) and nothing is returned to write.
    */
   update<T extends Record<string, unknown>>(
     row: Record<string, unknown>,
@@ -116,10 +127,20 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const encrypted = new Set<string>(s.encrypted);
   const specs = (s.blindIndexes ?? {}) as Record<string, BlindIndexSpec | undefined>;
   const indexer = options.blindIndex;
+  const own = ownDataKeys(envelope);
 
   const idOf = (row: Record<string, unknown>, what: string): string => {
     const id = row?.[idField];
-    if (typeof id === "string" && id.length > 0) return id;
+    if (typeof id === "string" && id.length > 0) {
+      if (id.length > MAX_ID_BYTES || Buffer.byteLength(id, "utf8") > MAX_ID_BYTES) {
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `${what}: the record's "${idField}" is longer than ${MAX_ID_BYTES} bytes (UTF-8), the limit of an encryption context value; the id is part of every field's context. Use a shorter id (a UUID, a number).`,
+          { details: { table: s.table, field: idField } },
+        );
+      }
+      return id;
+    }
     if ((typeof id === "number" && Number.isSafeInteger(id)) || typeof id === "bigint") {
       return String(id);
     }
@@ -201,11 +222,41 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     });
   };
 
-  /** The row's data key and entries (from its first sealed field); a fresh key when it has none. */
-  const materialsOf = async (row: Record<string, unknown>, id: string): Promise<Materials> => {
-    const f = s.encrypted.find((name) => row[name] !== null && row[name] !== undefined);
-    if (f === undefined) return envelope.generateDataKey({ context: recordContext(id) });
-    return envelope.unwrapDataKey(sealedOf(row[f], f), { context: context(f, id) });
+  /** A fresh data key for the record, remembered as generated here (see {@link OwnDataKeys}). */
+  const freshMaterials = async (id: string): Promise<Materials> => {
+    const m = await envelope.generateDataKey({ context: recordContext(id) });
+    own.add(s.table, id, m.dataKey);
+    return m;
+  };
+
+  /**
+   * The data key of the row's first sealed field, when `update` may seal new data under it;
+   * undefined when it may not (then the whole record moves to a fresh key).
+   *
+   * A stored value can have been made by anyone holding an encrypt-only key (a local-rsa
+   * public key, kms:Encrypt): `unwrapDataKey` checks only that the data key matches the
+   * value's commitment, and a planted field under a data key the attacker chose passes that
+   * check (and, without writer signatures, opens too). So the key is reused only when
+   *  1. that very field opens under this row's context (tag and context verified), which
+   *     also stops a field copied from another row; and
+   *  2. the data key was generated in this process, by a record cipher on this Envelope,
+   *     for this table and id — so nobody else chose it.
+   * A field that does not open throws (typed, nothing to write).
+   */
+  const reusableMaterials = async (
+    row: Record<string, unknown>,
+    f: string,
+    id: string,
+  ): Promise<Materials | undefined> => {
+    const stored = sealedOf(row[f], f);
+    // One immutable copy: the value opened is the value whose key is taken.
+    const sealed = typeof stored === "string" ? stored : Buffer.from(stored);
+    const opened = await envelope.decrypt(sealed, { context: context(f, id) });
+    opened.fill(0);
+    const m = await envelope.unwrapDataKey(sealed, { context: context(f, id) });
+    if (own.has(s.table, id, m.dataKey)) return m;
+    m.dataKey.fill(0);
+    return undefined;
   };
 
   const cipher: RecordCipher<F, O> = {
@@ -217,7 +268,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
-      const m = await envelope.generateDataKey({ context: recordContext(id) });
+      const m = await freshMaterials(id);
       try {
         for (const f of present) out[f] = sealField(m, f, record[f], id);
       } finally {
@@ -252,31 +303,42 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       }
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
+      const touched = Object.keys(changes).some((k) => encrypted.has(k));
+      const sealsData = s.encrypted.some(
+        (f) => f in changes && changes[f] !== null && changes[f] !== undefined,
+      );
+      const first = s.encrypted.find((f) => row[f] !== null && row[f] !== undefined);
       // A row not under exactly the current encrypting keys (a rotation is under way) moves
       // whole to a fresh data key when an encrypted field changes: re-sealing only the
-      // changes under its old entries would land new data under the retiring key.
-      const rotate = Object.keys(changes).some((k) => encrypted.has(k)) && !underCurrentKeys(row);
-      const values: Record<string, unknown> = rotate
-        ? { ...(await cipher.open(row)), ...changes }
-        : changes;
-      const toSeal: string[] = [];
-      for (const f of s.encrypted) {
-        if (!(f in values)) continue;
-        const v = values[f];
-        indexInto(out, f, v);
-        if (v === null || v === undefined) out[f] = v ?? null;
-        else toSeal.push(f);
+      // changes under its old entries would land new data under the retiring key. So does a
+      // row whose data key may not be reused (see reusableMaterials).
+      let m: Materials | undefined;
+      let whole = touched && first !== undefined && !underCurrentKeys(row);
+      if (!whole && sealsData && first !== undefined) {
+        m = await reusableMaterials(row, first, id);
+        whole = m === undefined;
       }
-      if (toSeal.length === 0) return out;
-      const m = rotate
-        ? await envelope.generateDataKey({ context: recordContext(id) })
-        : await materialsOf(row, id);
       try {
+        // The whole record is opened (every field verified) before anything is sealed: a
+        // field that does not open throws here, and nothing is written.
+        const values: Record<string, unknown> = whole
+          ? { ...(await cipher.open(row)), ...changes }
+          : changes;
+        const toSeal: string[] = [];
+        for (const f of s.encrypted) {
+          if (!(f in values)) continue;
+          const v = values[f];
+          indexInto(out, f, v);
+          if (v === null || v === undefined) out[f] = v ?? null;
+          else toSeal.push(f);
+        }
+        if (toSeal.length === 0) return out;
+        m ??= await freshMaterials(id);
         for (const f of toSeal) out[f] = sealField(m, f, values[f], id);
+        return out;
       } finally {
-        m.dataKey.fill(0);
+        m?.dataKey.fill(0);
       }
-      return out;
     },
 
     indexFor(field, value) {
@@ -305,8 +367,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     if (!encrypted.has(field)) {
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",
-        `"${field}" is not an encrypted field of table "${s.table}" (encrypted: ${s.encrypted.join(", ")}).`,
-        { details: { table: s.table, field } },
+        `"${shown(field)}" is not an encrypted field of table "${s.table}" (encrypted: ${s.encrypted.join(", ")}).`,
+        { details: { table: s.table, field: shown(field) } },
       );
     }
   }
@@ -343,24 +405,35 @@ function checkSchema<F extends string>(
   if (!schema || typeof schema.table !== "string" || schema.table.length === 0) {
     throw bad("table", "must be the table name (a non-empty string)");
   }
+  // Names go into contexts, blind index key derivation and SQL: one limit for all of them.
+  const checkName = (field: string, name: unknown) => {
+    const problem = nameProblem(name);
+    if (problem) throw bad(field, problem);
+  };
+  checkName("table", schema.table);
   const idField = schema.idField ?? "id";
   if (typeof idField !== "string" || idField.length === 0) {
     throw bad("idField", "must be a non-empty string");
   }
+  checkName("idField", idField);
   if (!Array.isArray(schema.encrypted) || schema.encrypted.length === 0) {
     throw bad("encrypted", 'must list at least one field, e.g. ["email", "phone"]');
   }
   const seen = new Set<string>();
   for (const f of schema.encrypted) {
     if (typeof f !== "string" || f.length === 0) throw bad("encrypted", "holds a non-string name");
+    checkName(`encrypted field "${shown(f)}"`, f);
     if (f === idField) throw bad("encrypted", `cannot include the id field "${idField}"`);
     if (seen.has(f)) throw bad("encrypted", `lists "${f}" twice`);
     seen.add(f);
   }
   const indexes = Object.entries(schema.blindIndexes ?? {}) as [string, BlindIndexSpec][];
   for (const [field, spec] of indexes) {
-    if (!seen.has(field)) throw bad(`blindIndexes.${field}`, "names a field that is not encrypted");
+    if (!seen.has(field)) {
+      throw bad(`blindIndexes.${shown(field)}`, "names a field that is not encrypted");
+    }
     const column = spec?.column ?? `${field}_idx`;
+    checkName(`blindIndexes.${field}.column`, column);
     if (seen.has(column) || column === idField) {
       throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
     }
@@ -378,4 +451,55 @@ function checkSchema<F extends string>(
     });
   }
   return Object.freeze({ ...schema, encrypted: Object.freeze([...schema.encrypted]) });
+}
+
+/** Data keys generated per Envelope remembered at most (oldest forgotten first). */
+const OWN_DATA_KEYS_MAX = 10_000;
+
+/**
+ * The data keys record ciphers generated through one Envelope, each bound to its table and
+ * record id: the only keys `update` seals new data under. Holds a keyed fingerprint
+ * (HMAC-SHA256 under a random per-Envelope secret, cut to 16 bytes), never a key. Bounded:
+ * a forgotten key only costs the next update of that record a fresh data key.
+ */
+class OwnDataKeys {
+  readonly #secret = randomBytes(32);
+  readonly #seen = new Map<string, true>();
+
+  #tag(table: string, id: string, dataKey: Uint8Array): string {
+    return createHmac("sha256", this.#secret)
+      .update(JSON.stringify([table, id]))
+      .update(dataKey)
+      .digest()
+      .subarray(0, 16)
+      .toString("base64");
+  }
+
+  add(table: string, id: string, dataKey: Uint8Array): void {
+    const tag = this.#tag(table, id, dataKey);
+    this.#seen.delete(tag);
+    this.#seen.set(tag, true);
+    if (this.#seen.size > OWN_DATA_KEYS_MAX) {
+      this.#seen.delete(this.#seen.keys().next().value!);
+    }
+  }
+
+  has(table: string, id: string, dataKey: Uint8Array): boolean {
+    const tag = this.#tag(table, id, dataKey);
+    if (!this.#seen.has(tag)) return false;
+    this.#seen.delete(tag); // most recently used last
+    this.#seen.set(tag, true);
+    return true;
+  }
+}
+
+const ownByEnvelope = new WeakMap<Envelope, OwnDataKeys>();
+
+function ownDataKeys(envelope: Envelope): OwnDataKeys {
+  let own = ownByEnvelope.get(envelope);
+  if (!own) {
+    own = new OwnDataKeys();
+    ownByEnvelope.set(envelope, own);
+  }
+  return own;
 }

@@ -103,26 +103,76 @@ describe("blind indexer", () => {
     ).toHaveLength(1);
   });
 
-  it("accepts hex, base64, base64url and bytes; refuses short keys without echoing them", () => {
+  it("accepts exactly 32 bytes as bytes, hex, base64 (padded or not) and base64url", () => {
     const bytes = randomBytes(32);
+    const b64 = bytes.toString("base64");
     const forms = [
       bytes,
+      new Uint8Array(bytes),
       bytes.toString("hex"),
-      bytes.toString("base64"),
+      bytes.toString("hex").toUpperCase(),
+      b64,
+      b64.slice(0, 43),
       bytes.toString("base64url"),
+      `${bytes.toString("base64url")}=`,
+      `  ${bytes.toString("hex")}\n`,
     ];
     const results = forms.map((k) => createBlindIndexer({ keys: k }).index("f", "t", "v"));
     expect(new Set(results).size).toBe(1);
-    const short = randomBytes(16).toString("hex");
-    let message = "";
-    try {
-      createBlindIndexer({ keys: short });
-    } catch (e) {
-      message = String((e as Error).message) + JSON.stringify(e);
-    }
-    expect(message).toMatch(/at least 32 bytes/);
-    expect(message).not.toContain(short);
     expect(() => createBlindIndexer({ keys: [] })).toThrow(/at least one key/);
+  });
+
+  const k = randomBytes(32);
+  const hex = k.toString("hex");
+  const b64 = k.toString("base64");
+  // A base64 key whose last character carries non-zero unused bits: decodes to 32 bytes
+  // (Node is lenient) but is not the canonical text of any key.
+  const lastFlipped = (text: string) => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const last = alphabet.indexOf(text[42]!);
+    return text.slice(0, 42) + alphabet[last ^ 1]! + text.slice(43);
+  };
+  const mixed = (() => {
+    // 43 characters with both alphabets: force a "+" and a "_" in.
+    const t = k.toString("base64url").slice(0, 43);
+    return `+_${t.slice(2)}`;
+  })();
+  const badKeys: [string, string | Uint8Array, RegExp][] = [
+    ['"a" × 43 (non-canonical base64)', "a".repeat(43), /not canonical/],
+    ["22-byte hex (44 hex characters)", randomBytes(22).toString("hex"), /43\/44 base64/],
+    ["16-byte hex", randomBytes(16).toString("hex"), /got 32 characters/],
+    ["48-byte hex (96 characters)", randomBytes(48).toString("hex"), /got 96 characters/],
+    ["63 hex characters", hex.slice(0, 63), /got 63 characters/],
+    ["65 hex characters", `${hex}0`, /got 65 characters/],
+    ["64 characters, not all hex", `${hex.slice(0, 63)}g`, /got 64 characters/],
+    ["base64 of 31 bytes", randomBytes(31).toString("base64"), /got 44 characters/],
+    ["base64 of 33 bytes", randomBytes(33).toString("base64"), /got 44 characters/],
+    ["base64 of 48 bytes", randomBytes(48).toString("base64"), /got 64 characters/],
+    ["base64 with non-zero unused bits", lastFlipped(b64), /not canonical/],
+    ["unpadded base64 with non-zero unused bits", lastFlipped(b64).slice(0, 43), /not canonical/],
+    ["two padding characters", `${b64.slice(0, 42)}==`, /43\/44 base64/],
+    ["padding in the middle", `${b64.slice(0, 20)}=${b64.slice(21)}`, /43\/44 base64/],
+    ["both alphabets", mixed, /mixes/],
+    ["a space inside", `${hex.slice(0, 32)} ${hex.slice(32)}`, /got 65 characters/],
+    ["empty string", "", /got 0 characters/],
+    ["31 bytes", randomBytes(31), /has 31 bytes/],
+    ["33 bytes", randomBytes(33), /has 33 bytes/],
+    ["64 bytes", randomBytes(64), /has 64 bytes/],
+  ];
+  it.each(badKeys)("refuses %s with ENVELOPE_BAD_KEY, never echoing the key", (_, key, why) => {
+    let error: unknown;
+    try {
+      createBlindIndexer({ keys: [hex, key] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: "ENVELOPE_BAD_KEY", details: { field: "keys[1]" } });
+    const shown = `${(error as Error).message} ${(error as Error).stack} ${JSON.stringify(error)} ${inspect(error, { showHidden: true, depth: 5 })}`;
+    expect((error as Error).message).toMatch(why);
+    const text = typeof key === "string" ? key.trim() : Buffer.from(key).toString("hex");
+    for (const part of [text, text.slice(0, 16), text.slice(-16)].filter((t) => t.length >= 8)) {
+      expect(shown).not.toContain(part);
+    }
   });
 
   it("shows key ids only", () => {

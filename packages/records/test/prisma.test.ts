@@ -215,6 +215,105 @@ describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQ
     });
   });
 
+  it("a whole-record update (another process's data key) is a compare-and-swap: a concurrent write survives", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, email: "cas@x.io", phone: "1", ssn: "2" } });
+    // Another process (its own Envelope) whose first read of the row is followed, before
+    // its write, by a write of this process to another encrypted field.
+    let interleaved = false;
+    const hooked = new Proxy(base, {
+      get(target, key) {
+        if (key !== "user") return Reflect.get(target, key);
+        return {
+          ...target.user,
+          findUnique: async (args: Row) => {
+            const row = await target.user.findUnique(args);
+            if (!interleaved) {
+              interleaved = true;
+              await prisma.user.update({ where: { id }, data: { ssn: "9" } });
+            }
+            return row;
+          },
+        };
+      },
+    }) as Client;
+    const other = prismaEncryption({
+      envelope: envelopeWith(kms),
+      blindIndex,
+      models: {
+        User: {
+          table: "records_prisma_users",
+          encrypted: ["email", "phone", "ssn"],
+          blindIndexes: { email: { normalize: "email" } },
+        },
+      },
+    })(hooked);
+    kms.reset();
+    const updated = await other.user.update({ where: { id }, data: { phone: "3" } });
+    expect(interleaved).toBe(true);
+    // The first attempt matched nothing (ssn changed meanwhile); the second re-read it.
+    expect(updated).toMatchObject({ email: "cas@x.io", phone: "3", ssn: "9" });
+    expect(await prisma.user.findUnique({ where: { id } })).toMatchObject({
+      phone: "3",
+      ssn: "9",
+    });
+    // Each attempt moved the record to a fresh key of the other process: two wraps.
+    expect(kms.calls.wrap).toBe(2);
+  });
+
+  it("update of a missing row is Prisma's own P2025, and no plaintext reaches the query", async () => {
+    // A spy between the extension and Prisma: what the extension hands on is what Prisma
+    // would write if the row appeared between the read and the write.
+    const sent: unknown[] = [];
+    const spy = {
+      name: "spy",
+      query: {
+        $allModels: {
+          async $allOperations({
+            operation,
+            args,
+            query,
+          }: {
+            operation: string;
+            args: Row;
+            query: (args: Row) => Promise<unknown>;
+          }) {
+            if (operation === "update") sent.push(args.data);
+            if (operation === "upsert") sent.push(args.create, args.update);
+            return query(args);
+          },
+        },
+      },
+    };
+    // Prisma runs query extensions in the order they were added: ours, then the spy.
+    const guarded = base
+      .$extends(
+        prismaEncryption({
+          envelope,
+          blindIndex,
+          models: {
+            User: { table: "records_prisma_users", encrypted: ["email", "phone", "ssn"] },
+          },
+        }),
+      )
+      .$extends(spy);
+    const id = randomUUID();
+    await expect(
+      guarded.user.update({ where: { id }, data: { ssn: "078-05-1120", name: "N" } }),
+    ).rejects.toMatchObject({ code: "P2025" });
+    // An upsert of a missing row: the update branch (taken should the row appear
+    // meanwhile) holds no plaintext either.
+    const created = await guarded.user.upsert({
+      where: { id },
+      create: { id, ssn: "219-09-9999" },
+      update: { ssn: "078-05-1120", name: "N" },
+    });
+    expect(created).toMatchObject({ id, ssn: "219-09-9999" });
+    expect(sent.length).toBe(3);
+    expect(JSON.stringify(sent)).not.toContain("078-05-1120");
+    expect(JSON.stringify(sent)).not.toContain("219-09-9999");
+  });
+
   it("an autoincrement id must be reserved before create (documented), then works", async () => {
     await expect(prisma.note.create({ data: { body: "hi" } })).rejects.toMatchObject({
       code: "ENVELOPE_BAD_INPUT",
