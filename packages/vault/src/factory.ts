@@ -59,8 +59,9 @@ export function optionsFromUri(
   let url: URL;
   try {
     url = new URL(uri);
-  } catch (cause) {
-    throw bad(`"${redactUri(uri)}" is not a valid URI`, cause);
+  } catch {
+    // No cause: URL's TypeError keeps the whole URI as `input`, userinfo (a token) included.
+    throw bad(`"${redactUri(uri)}" is not a valid URI`);
   }
   if (url.protocol !== `${PROVIDER_ID}:`)
     throw bad(`"${redactUri(uri)}" does not start with ${PROVIDER_ID}://`);
