@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
-import { ConfigError, ProviderError } from "../errors.js";
+import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { checkKeyFileMode, strictKeyFiles } from "./key-file.js";
 import type { KeyProvider, ProviderFactory } from "./types.js";
 
 const ID = "local-aes";
@@ -114,10 +115,18 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
     return value;
   }
   if (rest.startsWith("/")) {
+    let bytes: Buffer;
     try {
-      const bytes = readFileSync(decodeURIComponent(rest));
-      return bytes.length === 32 ? bytes : bytes.toString("utf8");
+      const file = decodeURIComponent(rest);
+      // Before reading: a refused key never enters memory.
+      checkKeyFileMode(file, statSync(file).mode, {
+        provider: ID,
+        what: "key file",
+        strict: strictKeyFiles(undefined, env),
+      });
+      bytes = readFileSync(file);
     } catch (cause) {
+      if (EnvelopeError.isInstance(cause)) throw cause;
       throw new ConfigError(
         "ENVELOPE_BAD_KEY",
         `local-aes: cannot read key file ${rest}. Check the path and permissions.`,
@@ -126,6 +135,7 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
         },
       );
     }
+    return bytes.length === 32 ? bytes : bytes.toString("utf8");
   }
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",
