@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 let warnings: ReturnType<typeof vi.spyOn>;
 beforeEach(() => {
-  warnings = vi.spyOn(process, "emitWarning");
+  warnings = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
 });
 afterEach(() => warnings.mockRestore());
 

@@ -20,7 +20,7 @@ beforeAll(() => {
 });
 afterAll(() => cleanup());
 beforeEach(() => {
-  warnings = vi.spyOn(process, "emitWarning");
+  warnings = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
 });
 afterEach(() => {
   warnings.mockRestore();
