@@ -78,7 +78,9 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
 
 /**
  * `local-aes://env/VAR_NAME` (key in an env var) or `local-aes:///path/to/key` (a file
- * holding 32 raw bytes, 64 hex or base64 characters; e.g. a Docker secret).
+ * holding 32 raw bytes, 64 hex or base64 characters; e.g. a Docker secret). A key file that
+ * group or others can access is warned about once (`ENVELOPE_KEY_FILE_PERMISSIONS`) and
+ * refused with `ENVELOPE_BAD_KEY` when `ENVELOPE_STRICT_KEY_FILES=1` is in `env`.
  */
 export const localAesFactory: ProviderFactory = {
   scheme: ID,
