@@ -57,7 +57,7 @@ export class AwsKmsServiceError extends Error {
  * Rebuilds an AWS SDK error from its safe fields only (see AwsKmsServiceError). Reads
  * plain data properties and nothing else: no getters run, no `$response`, no `cause`.
  */
-export function sanitizeAwsError(error: unknown): AwsKmsServiceError {
+function sanitizeAwsError(error: unknown): AwsKmsServiceError {
   const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
   const text = (v: unknown, max: number) =>
     typeof v === "string" && v.length > 0 ? scrub(v, max) : undefined;
