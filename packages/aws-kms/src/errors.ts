@@ -4,8 +4,96 @@ import { type ErrorCode, ProviderError, type RetryTarget } from "@envelope/core"
 interface AwsLikeError {
   name?: string;
   code?: string;
+  message?: string;
   $fault?: "client" | "server";
-  $metadata?: { httpStatusCode?: number };
+  $metadata?: { httpStatusCode?: number; requestId?: string };
+}
+
+/**
+ * What remains of an AWS SDK (or network) error once the request and response are
+ * dropped. It is the `cause` of every ProviderError this package throws for a KMS answer.
+ *
+ * The raw SDK error is never kept: its (non-enumerable) `$response` holds the HTTP request,
+ * whose headers carry `Authorization` (the access key id) and `x-amz-security-token` (the
+ * session token every role credential has: ECS task role, EC2 instance profile, IRSA), and
+ * `util.inspect(err, { showHidden: true })` or `util.format("%o", err)` would print them.
+ * This error keeps only the exception name, fault side, HTTP status, request id, socket
+ * error code and AWS's message (one line, at most 300 characters, with anything shaped
+ * like an access key id or a long secret or token replaced by `[redacted]`).
+ *
+ * @example
+ * catch (e) { if (e.cause instanceof AwsKmsServiceError) log(e.cause.awsError, e.cause.requestId) }
+ */
+export class AwsKmsServiceError extends Error {
+  /** AWS's exception name, e.g. `ThrottlingException`, `AccessDeniedException`, `TimeoutError`. */
+  readonly awsError: string;
+  /** `client` or `server`, as the SDK reports it. */
+  readonly fault: "client" | "server" | undefined;
+  readonly httpStatusCode: number | undefined;
+  /** The KMS request id (`x-amzn-requestid`), for AWS support and CloudTrail. */
+  readonly requestId: string | undefined;
+  /** The socket error code (ECONNRESET, ETIMEDOUT, …) of a network failure. */
+  readonly code: string | undefined;
+
+  constructor(fields: {
+    awsError: string;
+    message: string;
+    fault?: "client" | "server";
+    httpStatusCode?: number;
+    requestId?: string;
+    code?: string;
+  }) {
+    super(fields.message);
+    this.name = "AwsKmsServiceError";
+    this.awsError = fields.awsError;
+    this.fault = fields.fault;
+    this.httpStatusCode = fields.httpStatusCode;
+    this.requestId = fields.requestId;
+    this.code = fields.code;
+  }
+}
+
+/**
+ * Rebuilds an AWS SDK error from its safe fields only (see AwsKmsServiceError). Reads
+ * plain data properties and nothing else: no getters run, no `$response`, no `cause`.
+ */
+function sanitizeAwsError(error: unknown): AwsKmsServiceError {
+  const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
+  const text = (v: unknown, max: number) =>
+    typeof v === "string" && v.length > 0 ? scrub(v, max) : undefined;
+  const status = e.$metadata?.httpStatusCode;
+  const awsError = text(e.name, 100) ?? "Error";
+  const message =
+    text(e.message, 300) ?? (typeof error === "string" ? scrub(error, 300) : awsError);
+  const fault = e.$fault === "client" || e.$fault === "server" ? e.$fault : undefined;
+  const requestId = text(e.$metadata?.requestId, 100);
+  const code = text(e.code, 50);
+  return new AwsKmsServiceError({
+    awsError,
+    message: `${awsError}${typeof status === "number" ? ` (HTTP ${status})` : ""}: ${message}`,
+    ...(fault ? { fault } : {}),
+    ...(typeof status === "number" ? { httpStatusCode: status } : {}),
+    ...(requestId ? { requestId } : {}),
+    ...(code ? { code } : {}),
+  });
+}
+
+// AWS access key ids (AKIA… long-term, ASIA… temporary, and the other unique-id prefixes),
+// and any run of 40+ base64 characters (a secret access key is 40, a session token
+// hundreds): neither belongs in a log line. Key ARNs, key ids and request ids break at
+// dashes and stay readable.
+const ACCESS_KEY_ID = /\b(?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{12,}\b/g;
+const LONG_SECRET = /[A-Za-z0-9+/=]{40,}/g;
+
+function scrub(value: string, max: number): string {
+  const oneLine = value
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ")
+    .replace(/\s+/g, " ")
+    .trim()
+    .replace(ACCESS_KEY_ID, "[redacted]")
+    .replace(LONG_SECRET, "[redacted]");
+  return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
 }
 
 interface Mapping {
@@ -106,8 +194,9 @@ const NETWORK_CODES = new Set([
 
 /**
  * Turns an AWS SDK (or network) error into a typed ProviderError that names the
- * provider, the key ARN and the operation, says what to do, and keeps the SDK error as
- * `cause`. Retryable codes (throttled, unavailable, timeout) are retried by core's
+ * provider, the key ARN and the operation and says what to do. Its `cause` is an
+ * AwsKmsServiceError rebuilt from the SDK error's safe fields, never the SDK error itself
+ * (whose `$response` holds the signed request headers, session token included). Retryable codes (throttled, unavailable, timeout) are retried by core's
  * withRetry.
  *
  * @example
@@ -143,7 +232,7 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
     mapping.code,
     `${target.provider} ${target.operation} for key "${target.keyRef}" failed: ${mapping.problem} (AWS: ${aws}). ${mapping.fix}`,
     {
-      cause: error,
+      cause: sanitizeAwsError(error),
       details: {
         provider: target.provider,
         keyRef: target.keyRef,

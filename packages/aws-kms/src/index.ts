@@ -4,7 +4,7 @@
 
 export type { AwsCredentials, KmsClientLike, KmsSendOptions } from "./client.js";
 export { type KmsContextMapping, mapContext } from "./context.js";
-export { classifyAwsError } from "./errors.js";
+export { AwsKmsServiceError, classifyAwsError } from "./errors.js";
 export { providerFactory } from "./factory.js";
 export { type KmsKeyId, parseKeyId } from "./key-ref.js";
 export {

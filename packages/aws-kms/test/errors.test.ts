@@ -1,4 +1,4 @@
-import { classifyAwsError, parseKeyId } from "@envelope/aws-kms";
+import { AwsKmsServiceError, classifyAwsError, parseKeyId } from "@envelope/aws-kms";
 import { describe, expect, it } from "vitest";
 
 const target = {
@@ -32,7 +32,40 @@ describe("classifyAwsError", () => {
     expect(typed.code).toBe(code);
     expect(typed.message).toContain(target.keyRef);
     expect(typed.message).toContain("aws-kms Decrypt");
-    expect(typed.cause).toBe(error);
+    // Never the SDK error itself: a cause rebuilt from its safe fields.
+    expect(typed.cause).not.toBe(error);
+    expect(typed.cause).toBeInstanceOf(AwsKmsServiceError);
+    expect((typed.cause as AwsKmsServiceError).awsError).toBe(
+      error instanceof Error ? error.name : "Error",
+    );
+  });
+
+  it("the cause drops $response and the request, and redacts key ids and long secrets in AWS's message", () => {
+    const sdkError = Object.assign(
+      new Error(
+        "The security token AKIAIOSFODNN7EXAMPLE with secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY is invalid\n for arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      ),
+      {
+        name: "UnrecognizedClientException",
+        $fault: "client",
+        $metadata: { httpStatusCode: 400, requestId: "5e1f-req" },
+      },
+    );
+    Object.defineProperty(sdkError, "$response", {
+      enumerable: false,
+      value: { headers: { "x-amz-security-token": "SESSION-TOKEN-CANARY" } },
+    });
+    const cause = classifyAwsError(sdkError, target).cause as AwsKmsServiceError;
+    expect(cause).toMatchObject({
+      awsError: "UnrecognizedClientException",
+      fault: "client",
+      httpStatusCode: 400,
+      requestId: "5e1f-req",
+    });
+    expect(cause.message).toBe(
+      "UnrecognizedClientException (HTTP 400): The security token [redacted] with secret [redacted] is invalid for arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    );
+    expect(Reflect.ownKeys(cause)).not.toContain("$response");
   });
 });
 

@@ -152,3 +152,31 @@ describe("unwrap cache in front of KMS", () => {
     expect(h.kms.calls.Decrypt).toBe(2);
   });
 });
+
+describe("envelope.refreshKeys() after a KMS rotation", () => {
+  it("key refs carry no version: nothing to re-read; new encrypts use the new material, rewrap needs force", async () => {
+    const key = h.kms.createKey();
+    const provider = h.provider({ keyId: key.arn });
+    // KMS rotation keeps the ARN, and the ARN is all an entry records: no refresh() to call.
+    expect(provider.refresh).toBeUndefined();
+    const envelope = new Envelope({ encrypt: provider, cache: false });
+    const old = await envelope.encrypt("before", { context: CONTEXT, output: "binary" });
+    h.kms.rotateKey(key.arn);
+    h.kms.resetCalls();
+    await envelope.refreshKeys();
+    expect(h.kms.calls).toEqual({}); // no KMS call, nothing cached to go stale
+
+    const fresh = await envelope.encrypt("after", { context: CONTEXT, output: "binary" });
+    expect(h.kms.inspectCiphertext(parts(fresh).entries[0]!.wrapped).version).toBe(1);
+
+    // Same ARN: a plain rewrap keeps the entry as it is; `force` moves it to the new material.
+    const same = await envelope.rewrap(old, { context: CONTEXT });
+    expect(Buffer.from(same).equals(Buffer.from(old))).toBe(true);
+    h.kms.resetCalls();
+    const moved = await envelope.rewrap(old, { context: CONTEXT, force: true });
+    expect(h.kms.calls).toEqual({ ReEncrypt: 1 });
+    expect(h.kms.inspectCiphertext(parts(moved).entries[0]!.wrapped).version).toBe(1);
+    expect(body(moved).equals(body(old))).toBe(true);
+    expect((await envelope.decrypt(moved, { context: CONTEXT })).toString()).toBe("before");
+  });
+});

@@ -49,7 +49,10 @@ const NETWORK = new Set([
   "UND_ERR_SOCKET",
 ]);
 const TLS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
-const CREDENTIAL = /CredentialUnavailableError|AuthenticationError|AggregateAuthenticationError/;
+// AuthenticationRequiredError: @azure/identity's answer when Entra refuses the client
+// credentials (e.g. AADSTS7000215, a wrong client secret).
+const CREDENTIAL =
+  /CredentialUnavailableError|AuthenticationError|AggregateAuthenticationError|AuthenticationRequiredError/;
 
 /**
  * Turns an Azure SDK / identity / network error into a typed ProviderError that names the

@@ -36,7 +36,19 @@ export class CurrentKey {
     return this.refresh();
   }
 
-  /** Fetches now (joining a fetch already in flight). */
+  /**
+   * Fetches now and fails if the fetch fails: for an explicit refresh (after a rotation,
+   * before a rewrap run), where keeping the old version silently would make the caller
+   * believe new wraps and rewraps target the new one.
+   */
+  async reload(): Promise<KeyVaultKey> {
+    const key = await this.fetch();
+    this.#key = key;
+    this.#fetchedAt = this.clock();
+    return key;
+  }
+
+  /** Fetches now (joining a fetch already in flight); keeps the last good key on a transient failure. */
   refresh(): Promise<KeyVaultKey> {
     this.#flight ??= this.fetch()
       .then((key) => {

@@ -26,8 +26,17 @@ export interface AzureKeyVaultProvider extends KeyProvider {
   readonly keyId: string;
   /**
    * Re-reads the current key now (after a rotation, instead of waiting `keyRefreshMs`) and
-   * returns its versioned id, which becomes `keyRef`.
+   * returns its versioned id, which becomes `keyRef`. `envelope.refreshKeys()` calls it.
+   * Unlike the periodic re-read, it rejects with the typed error when Key Vault cannot be
+   * read (throttled, unreachable, denied), so a rotation job never runs on a stale version
+   * without knowing it.
+   *
+   * @example
+   * await envelope.refreshKeys(); // after `az keyvault key rotate`
+   * await envelope.rewrap(sealed, { context }); // now moves the value to the new version
    */
+  refresh(): Promise<string>;
+  /** @deprecated Use `refresh()` (what `envelope.refreshKeys()` calls); same behaviour. */
   refreshKey(): Promise<string>;
 }
 
@@ -150,8 +159,12 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
       return result.result;
     },
 
-    async refreshKey() {
-      return (await current.refresh()).id!;
+    async refresh() {
+      return (await current.reload()).id!;
+    },
+
+    refreshKey() {
+      return provider.refresh();
     },
 
     toJSON: () => ({

@@ -5,3 +5,10 @@
 
 export { mapLimit } from "./concurrency.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
+export {
+  checkKeyFileMode,
+  KEY_FILE_WARNING_CODE,
+  type KeyFileCheck,
+  STRICT_KEY_FILES_ENV,
+  strictKeyFiles,
+} from "./providers/key-file.js";

@@ -38,13 +38,13 @@ export const providerFactory: ProviderFactory = {
 function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaOptions {
   const inline = config.keys === undefined;
   const allowed: readonly string[] = inline
-    ? ["provider", ...SOURCE_FIELDS]
-    : ["provider", "keys", "env"];
+    ? ["provider", "strictKeyFiles", ...SOURCE_FIELDS]
+    : ["provider", "keys", "env", "strictKeyFiles"];
   for (const field of Object.keys(config)) {
     if (!allowed.includes(field)) {
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
-        `local-rsa: unknown field "${field}". Use { provider: "local-rsa", keys: [{ path | pem | env, passphrase | passphraseEnv | passphraseFile }], env? } or one source inline: { provider: "local-rsa", path: "/run/secrets/enc_key.pem" }.`,
+        `local-rsa: unknown field "${field}". Use { provider: "local-rsa", keys: [{ path | pem | env, passphrase | passphraseEnv | passphraseFile }], env?, strictKeyFiles? } or one source inline: { provider: "local-rsa", path: "/run/secrets/enc_key.pem" }.`,
         { details: { field } },
       );
     }
@@ -54,7 +54,12 @@ function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaO
     for (const field of SOURCE_FIELDS) {
       if (config[field] !== undefined) (source as Record<string, unknown>)[field] = config[field];
     }
-    return { keys: [source] };
+    return {
+      keys: [source],
+      ...(config.strictKeyFiles !== undefined
+        ? { strictKeyFiles: config.strictKeyFiles as boolean }
+        : {}),
+    };
   }
   const env = config.env;
   if (env !== undefined && (typeof env !== "object" || env === null)) {
@@ -69,5 +74,8 @@ function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaO
   return {
     keys: config.keys as LocalRsaOptions["keys"],
     ...(env ? { env: env as LocalRsaOptions["env"] } : {}),
+    ...(config.strictKeyFiles !== undefined
+      ? { strictKeyFiles: config.strictKeyFiles as boolean }
+      : {}),
   };
 }

@@ -94,6 +94,15 @@ function checkRsa(key: KeyObject, where: string): void {
   }
 }
 
+/**
+ * True when the first PEM block is a private key of any type (what must not be readable by
+ * group or others); read from the BEGIN line only, before any parsing.
+ */
+export function holdsPrivateKey(pem: Buffer): boolean {
+  const label = pemLabel(pem);
+  return label !== undefined && /PRIVATE KEY$/.test(label);
+}
+
 /** The label of the first PEM block ("PRIVATE KEY", "PUBLIC KEY", …), read without decoding the body. */
 function pemLabel(pem: Buffer): string | undefined {
   const start = pem.indexOf("-----BEGIN ");

@@ -7,6 +7,7 @@ import {
   ProviderError,
   type WrappedKey,
 } from "@envelope/core";
+import { strictKeyFiles } from "@envelope/core/internal";
 import { OAEP, PROVIDER_ID } from "./constants.js";
 import { fingerprint } from "./key-ref.js";
 import { loadSources, type RsaKeySource } from "./sources.js";
@@ -19,6 +20,13 @@ export interface LocalRsaOptions {
   keys: RsaKeySource | readonly RsaKeySource[];
   /** Environment to read `env` / `passphraseEnv` names from. Default: `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Refuse (ConfigError `ENVELOPE_BAD_KEY`) a private key file or passphrase file that group
+   * or others can access, instead of warning once (process warning with code
+   * `ENVELOPE_KEY_FILE_PERMISSIONS`). Default: `ENVELOPE_STRICT_KEY_FILES=1` in `env`, else
+   * false. Not checked on Windows.
+   */
+  strictKeyFiles?: boolean;
 }
 
 /** Non-secret facts about one loaded key. */
@@ -84,7 +92,8 @@ export function localRsaProvider(options: LocalRsaOptions): LocalRsaProvider {
   // Map order = first appearance, so the first key given stays the wrapping key even when
   // a later source supplies its private half.
   const held = new Map<string, HeldKey>();
-  for (const key of loadSources(sources, options.env ?? process.env)) {
+  const env = options.env ?? process.env;
+  for (const key of loadSources(sources, env, strictKeyFiles(options.strictKeyFiles, env))) {
     const ref = fingerprint(key.publicKey);
     const existing = held.get(ref);
     if (!existing) held.set(ref, { publicKey: key.publicKey, privateKey: key.privateKey });

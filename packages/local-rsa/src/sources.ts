@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "@envelope/core";
-import { type ParsedKey, parsePemKey } from "./pem.js";
+import { checkKeyFileMode } from "@envelope/core/internal";
+import { PROVIDER_ID } from "./constants.js";
+import { holdsPrivateKey, type ParsedKey, parsePemKey } from "./pem.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -29,12 +31,20 @@ export interface LoadedKey extends ParsedKey {
   readonly where: string;
 }
 
-/** Loads every source in order; a directory contributes its keys newest file first. */
-export function loadSources(sources: readonly RsaKeySource[], env: Env): LoadedKey[] {
-  return sources.flatMap((source, i) => loadSource(source, `keys[${i}]`, env));
+/**
+ * Loads every source in order; a directory contributes its keys newest file first. A
+ * private key or passphrase file that group or others can access is warned about once, or
+ * refused when `strict` (see checkKeyFileMode in core).
+ */
+export function loadSources(
+  sources: readonly RsaKeySource[],
+  env: Env,
+  strict = false,
+): LoadedKey[] {
+  return sources.flatMap((source, i) => loadSource(source, `keys[${i}]`, env, strict));
 }
 
-function loadSource(source: RsaKeySource, field: string, env: Env): LoadedKey[] {
+function loadSource(source: RsaKeySource, field: string, env: Env, strict: boolean): LoadedKey[] {
   if (typeof source !== "object" || source === null) {
     throw badConfig(
       `${field} must be an object such as { path: "/run/secrets/enc_key.pem" }.`,
@@ -48,7 +58,7 @@ function loadSource(source: RsaKeySource, field: string, env: Env): LoadedKey[] 
       field,
     );
   }
-  const passphrase = readPassphrase(source, field, env);
+  const passphrase = readPassphrase(source, field, env, strict);
   try {
     if (source.pem !== undefined) {
       if (typeof source.pem !== "string" && !(source.pem instanceof Uint8Array)) {
@@ -56,7 +66,7 @@ function loadSource(source: RsaKeySource, field: string, env: Env): LoadedKey[] 
       }
       return [load(Buffer.from(source.pem), passphrase, `${field}.pem`)];
     }
-    if (source.path !== undefined) return loadPath(source.path, passphrase, field);
+    if (source.path !== undefined) return loadPath(source.path, passphrase, field, strict);
     return [loadEnv(source.env, passphrase, field, env)];
   } finally {
     passphrase?.fill(0);
@@ -86,12 +96,17 @@ function loadEnv(
   return load(Buffer.from(value.replace(/\\n/g, "\n")), passphrase, `environment variable ${name}`);
 }
 
-function loadPath(path: unknown, passphrase: Buffer | undefined, field: string): LoadedKey[] {
+function loadPath(
+  path: unknown,
+  passphrase: Buffer | undefined,
+  field: string,
+  strict: boolean,
+): LoadedKey[] {
   if (typeof path !== "string" || path === "") {
     throw badConfig(`${field}.path must be a file or directory path.`, `${field}.path`);
   }
   const stat = statOrThrow(path, `key path ${path}`);
-  if (!stat.isDirectory()) return [loadFile(path, passphrase)];
+  if (!stat.isDirectory()) return [loadFile(path, stat.mode, passphrase, strict)];
   let names: string[];
   try {
     names = readdirSync(path);
@@ -124,17 +139,31 @@ function loadPath(path: unknown, passphrase: Buffer | undefined, field: string):
       },
     );
   }
-  return files.map((f) => loadFile(f.file, passphrase));
+  return files.map((f) => loadFile(f.file, f.stat.mode, passphrase, strict));
 }
 
 const seconds = (ms: number) => Math.floor(ms / 1000);
 
-function loadFile(file: string, passphrase: Buffer | undefined): LoadedKey {
+function loadFile(
+  file: string,
+  mode: number,
+  passphrase: Buffer | undefined,
+  strict: boolean,
+): LoadedKey {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch (cause) {
     throw unreadable(`key file ${file}`, cause);
+  }
+  // Public keys may be world-readable; a private key is checked before it is parsed.
+  if (holdsPrivateKey(bytes)) {
+    try {
+      checkKeyFileMode(file, mode, { provider: PROVIDER_ID, what: "private key file", strict });
+    } catch (error) {
+      bytes.fill(0);
+      throw error;
+    }
   }
   return load(bytes, passphrase, `key file ${file}`);
 }
@@ -148,7 +177,12 @@ function load(bytes: Buffer, passphrase: Buffer | undefined, where: string): Loa
   }
 }
 
-function readPassphrase(source: RsaKeySource, field: string, env: Env): Buffer | undefined {
+function readPassphrase(
+  source: RsaKeySource,
+  field: string,
+  env: Env,
+  strict: boolean,
+): Buffer | undefined {
   const given = (["passphrase", "passphraseEnv", "passphraseFile"] as const).filter(
     (k) => source[k] !== undefined,
   );
@@ -177,6 +211,12 @@ function readPassphrase(source: RsaKeySource, field: string, env: Env): Buffer |
   }
   if (source.passphraseFile !== undefined) {
     const file = source.passphraseFile;
+    const mode = statOrThrow(String(file), `passphrase file ${String(file)}`).mode;
+    checkKeyFileMode(String(file), mode, {
+      provider: PROVIDER_ID,
+      what: "passphrase file",
+      strict,
+    });
     let bytes: Buffer;
     try {
       bytes = readFileSync(String(file));

@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { ConfigError, type ProviderFactory, redactUri } from "@envelope/core";
+import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
 import type { VaultAuth } from "./auth.js";
 import type { VaultTlsOptions } from "./client.js";
 import type { ContextMapping } from "./context.js";
@@ -59,8 +60,9 @@ export function optionsFromUri(
   let url: URL;
   try {
     url = new URL(uri);
-  } catch (cause) {
-    throw bad(`"${redactUri(uri)}" is not a valid URI`, cause);
+  } catch {
+    // No cause: URL's TypeError keeps the whole URI as `input`, userinfo (a token) included.
+    throw bad(`"${redactUri(uri)}" is not a valid URI`);
   }
   if (url.protocol !== `${PROVIDER_ID}:`)
     throw bad(`"${redactUri(uri)}" does not start with ${PROVIDER_ID}://`);
@@ -119,8 +121,29 @@ function tlsFromEnv(env: Env): VaultTlsOptions | undefined {
   const tls: VaultTlsOptions = {};
   if (env.VAULT_CACERT) tls.ca = readPem(env.VAULT_CACERT, "VAULT_CACERT");
   if (env.VAULT_CLIENT_CERT) tls.cert = readPem(env.VAULT_CLIENT_CERT, "VAULT_CLIENT_CERT");
-  if (env.VAULT_CLIENT_KEY) tls.key = readPem(env.VAULT_CLIENT_KEY, "VAULT_CLIENT_KEY");
+  if (env.VAULT_CLIENT_KEY) {
+    // The mTLS private key: warned about (or refused, when strict) if group or others can read it.
+    const path = env.VAULT_CLIENT_KEY;
+    const mode = statMode(path);
+    if (mode !== undefined) {
+      checkKeyFileMode(path, mode, {
+        provider: PROVIDER_ID,
+        what: "TLS client key file (VAULT_CLIENT_KEY)",
+        strict: strictKeyFiles(undefined, env),
+      });
+    }
+    tls.key = readPem(path, "VAULT_CLIENT_KEY");
+  }
   return Object.keys(tls).length > 0 ? tls : undefined;
+}
+
+/** The file's mode, or undefined when it cannot be stat'ed (readPem then says why). */
+function statMode(path: string): number | undefined {
+  try {
+    return statSync(path).mode;
+  } catch {
+    return undefined;
+  }
 }
 
 function readPem(path: string, variable: string): Buffer {

@@ -100,3 +100,36 @@ describe("unwrap cache", () => {
     expect(reader.cacheStats().hits).toBeGreaterThanOrEqual(5);
   });
 });
+
+describe("envelope.refreshKeys() after a Vault rotation", () => {
+  it("new encrypts wrap under the new version and rewrap moves values to it, inside Vault", async () => {
+    const provider = h.provider();
+    await provider.init();
+    const envelope = new Envelope({ encrypt: provider, cache: false });
+    const old = await envelope.encrypt("v1 data", { context: CONTEXT, output: "binary" });
+    expect(entryOf(old).keyRef).toBe("transit/keys/pii@v1");
+
+    await h.admin.write("transit/keys/pii/rotate", {});
+    // Not re-read yet: the provider still names v1, so a rewrap treats v1 entries as current.
+    const early = await envelope.rewrap(old, { context: CONTEXT });
+    expect(entryOf(early).keyRef).toBe("transit/keys/pii@v1");
+
+    await envelope.refreshKeys();
+    expect(provider.keyRef).toBe("transit/keys/pii@v2");
+    const fresh = await envelope.encrypt("v2 data", { context: CONTEXT, output: "binary" });
+    expect(entryOf(fresh).keyRef).toBe("transit/keys/pii@v2");
+    expect(wrappedText(fresh)).toMatch(/^vault:v2:/);
+
+    h.vault.resetCalls();
+    const moved = await envelope.rewrap(old, { context: CONTEXT });
+    expect(h.vault.calls.rewrap).toBe(1);
+    expect(entryOf(moved).keyRef).toBe("transit/keys/pii@v2");
+    expect(wrappedText(moved)).toMatch(/^vault:v2:/);
+    // Only v2 may decrypt now: the moved value opens, the un-moved copy does not.
+    await h.admin.write("transit/keys/pii/config", { min_decryption_version: 2 });
+    expect((await envelope.decrypt(moved, { context: CONTEXT })).toString()).toBe("v1 data");
+    expect((await failure(envelope.decrypt(old, { context: CONTEXT }))).code).toBe(
+      "ENVELOPE_KEY_DISABLED",
+    );
+  });
+});

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
-import { ConfigError, ProviderError } from "../errors.js";
+import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { checkKeyFileMode, strictKeyFiles } from "./key-file.js";
 import type { KeyProvider, ProviderFactory } from "./types.js";
 
 const ID = "local-aes";
@@ -77,7 +78,9 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
 
 /**
  * `local-aes://env/VAR_NAME` (key in an env var) or `local-aes:///path/to/key` (a file
- * holding 32 raw bytes, 64 hex or base64 characters; e.g. a Docker secret).
+ * holding 32 raw bytes, 64 hex or base64 characters; e.g. a Docker secret). A key file that
+ * group or others can access is warned about once (`ENVELOPE_KEY_FILE_PERMISSIONS`) and
+ * refused with `ENVELOPE_BAD_KEY` when `ENVELOPE_STRICT_KEY_FILES=1` is in `env`.
  */
 export const localAesFactory: ProviderFactory = {
   scheme: ID,
@@ -114,10 +117,18 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
     return value;
   }
   if (rest.startsWith("/")) {
+    let bytes: Buffer;
     try {
-      const bytes = readFileSync(decodeURIComponent(rest));
-      return bytes.length === 32 ? bytes : bytes.toString("utf8");
+      const file = decodeURIComponent(rest);
+      // Before reading: a refused key never enters memory.
+      checkKeyFileMode(file, statSync(file).mode, {
+        provider: ID,
+        what: "key file",
+        strict: strictKeyFiles(undefined, env),
+      });
+      bytes = readFileSync(file);
     } catch (cause) {
+      if (EnvelopeError.isInstance(cause)) throw cause;
       throw new ConfigError(
         "ENVELOPE_BAD_KEY",
         `local-aes: cannot read key file ${rest}. Check the path and permissions.`,
@@ -126,6 +137,7 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
         },
       );
     }
+    return bytes.length === 32 ? bytes : bytes.toString("utf8");
   }
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",
