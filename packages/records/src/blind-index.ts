@@ -1,7 +1,8 @@
 import { createHash, createHmac, hkdfSync } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "@envelope/core";
+import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
 import { nameProblem, shown } from "./names.js";
 import { type Normalizer, normalizeWith } from "./normalize.js";
 
@@ -153,8 +154,16 @@ export function blindIndexKeysFrom(
   if ("file" in source) {
     where = `file ${shown(source.file)}`;
     try {
+      // The file holds secrets: warn (or, with ENVELOPE_STRICT_KEY_FILES=1, refuse) when
+      // group or others can read it, as the key providers do.
+      checkKeyFileMode(source.file, statSync(source.file).mode, {
+        provider: "blind-index",
+        what: "key file",
+        strict: strictKeyFiles(undefined, process.env),
+      });
       text = readFileSync(source.file, "utf8");
     } catch (cause) {
+      if (ConfigError.isInstance(cause)) throw cause;
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
         `Could not read blind index keys from ${where}: check the path and permissions.`,

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   blindIndexKeysFrom,
   createBlindIndexer,
@@ -187,10 +187,46 @@ describe("blind indexer", () => {
     ).toEqual([INDEX_KEY_2, INDEX_KEY_1]);
     const dir = mkdtempSync(join(tmpdir(), "records-keys-"));
     const file = join(dir, "keys");
-    writeFileSync(file, `# current\n${INDEX_KEY_2}\n# previous\n${INDEX_KEY_1}\n`);
+    writeFileSync(file, `# current\n${INDEX_KEY_2}\n# previous\n${INDEX_KEY_1}\n`, {
+      mode: 0o600,
+    });
     expect(blindIndexKeysFrom({ file })).toEqual([INDEX_KEY_2, INDEX_KEY_1]);
     expect(() => blindIndexKeysFrom({ env: "NOPE", environment: {} })).toThrow(/openssl rand/);
     expect(() => blindIndexKeysFrom({ file: join(dir, "missing") })).toThrow(/Could not read/);
+  });
+
+  it("warns once about a key file group or others can read, and refuses it when strict", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "records-keys-"));
+    const file = join(dir, "keys");
+    writeFileSync(file, `${INDEX_KEY_1}\n`, { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      expect(blindIndexKeysFrom({ file })).toEqual([INDEX_KEY_1]);
+      expect(blindIndexKeysFrom({ file })).toEqual([INDEX_KEY_1]);
+      vi.stubEnv("ENVELOPE_STRICT_KEY_FILES", "1");
+      const error = (() => {
+        try {
+          blindIndexKeysFrom({ file });
+        } catch (e) {
+          return e as { code?: string; message: string };
+        }
+      })();
+      expect(error?.code).toBe("ENVELOPE_BAD_KEY");
+      expect(error?.message).toContain("chmod 600");
+      expect(error?.message).not.toContain(INDEX_KEY_1);
+    } finally {
+      vi.unstubAllEnvs();
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off("warning", onWarning);
+    }
+    const ours = warnings.filter(
+      (w) => (w as { code?: string }).code === "ENVELOPE_KEY_FILE_PERMISSIONS",
+    );
+    expect(ours).toHaveLength(1);
+    expect(ours[0]!.message).not.toContain(INDEX_KEY_1);
   });
 
   it("refuses non-string values and unknown normalizers", () => {

@@ -1,7 +1,8 @@
 import { createDecipheriv } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError, DecryptionError, FormatError } from "@envelope/core";
+import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
 
 /** The legacy value formats `migrateTable` understands. */
 export type LegacyFormat = "plaintext" | "aes-256-gcm-json" | "aes-256-cbc";
@@ -89,9 +90,15 @@ export function loadLegacyKey(
   } else {
     where = `file ${source.file}`;
     try {
+      checkKeyFileMode(source.file, statSync(source.file).mode, {
+        provider: "legacy",
+        what: "key file",
+        strict: strictKeyFiles(undefined, env),
+      });
       const bytes = readFileSync(source.file);
       raw = bytes.length === 32 ? bytes : bytes.toString("utf8");
     } catch (cause) {
+      if (ConfigError.isInstance(cause)) throw cause;
       throw new ConfigError(
         "ENVELOPE_BAD_KEY",
         `Legacy key: cannot read ${where}. Check the path and permissions.`,
