@@ -1,6 +1,6 @@
+import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
-import { once } from "node:events";
 import { resolve } from "node:path";
 import type { Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";

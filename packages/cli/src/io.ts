@@ -1,5 +1,5 @@
-import { printable } from "@envelope/core/internal";
 import type { Readable, Writable } from "node:stream";
+import { printable } from "@envelope/core/internal";
 
 /** Where a command reads and writes: the process by default, buffers in tests. */
 export interface CliIo {

@@ -124,7 +124,9 @@ export function reportError(io: CliIo, json: boolean, error: unknown): number {
   if (json) {
     io.stdout.write(`${jsonText({ error: errorJson(error), exitCode: code })}\n`);
   } else if (isFileError(error)) {
-    io.stderr.write(`envelope: ${shown(error.message, MESSAGE_MAX)}. Check the path and permissions.\n`);
+    io.stderr.write(
+      `envelope: ${shown(error.message, MESSAGE_MAX)}. Check the path and permissions.\n`,
+    );
   } else if (EnvelopeError.isInstance(error)) {
     io.stderr.write(`envelope: ${shown(error.message, MESSAGE_MAX)} [${shown(error.code)}]\n`);
   } else {
