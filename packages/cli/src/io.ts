@@ -27,7 +27,6 @@ export function output(io: CliIo, json: boolean, value: unknown, human: () => st
 
 // JSON.stringify escapes U+0000–U+001F but leaves DEL, the C1 controls (U+009B is a
 // one-character CSI on some terminals), the line separators and the bidi overrides raw.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /**
