@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Readable, Transform, Writable } from "node:stream";
+import { type Readable, type Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./io.js";
 
@@ -45,12 +45,13 @@ export async function pipeTo(
  * `error` event, which crashed the process with a stack trace and exit 1, and the typed error
  * (or its `--json` form) could no longer be printed. Stdout must outlive the command.
  */
-function toStdout(stdout: Writable): (source: AsyncIterable<Buffer>) => Promise<void> {
-  return async (source) => {
-    for await (const chunk of source) {
-      if (!stdout.write(chunk)) await once(stdout, "drain");
-    }
-  };
+function toStdout(stdout: Writable): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (stdout.write(chunk)) done();
+      else once(stdout, "drain").then(() => done(), done);
+    },
+  });
 }
 
 /** Up to `max` first bytes of a file or stdin (for inspect and format detection). */
