@@ -1,4 +1,4 @@
-import { EnvelopeError } from "@envelope/core";
+import { ConfigError, EnvelopeError } from "@envelope/core";
 import { Command, CommanderError } from "commander";
 import { registerDbCommands } from "./commands/db.js";
 import { registerDemoCommand } from "./commands/demo.js";
@@ -102,11 +102,23 @@ export async function main(
     return exit;
   } catch (error) {
     if (error instanceof CommanderError) {
-      return error.code === "commander.helpDisplayed" ||
+      if (
+        error.code === "commander.helpDisplayed" ||
         error.code === "commander.version" ||
         error.code === "commander.help"
-        ? EXIT_CODES.OK
-        : EXIT_CODES.USAGE;
+      )
+        return EXIT_CODES.OK;
+      // Commander already printed the problem and the usage on stderr; under --json a script
+      // gets the same error object as for any other failure.
+      if (json) {
+        const usage = new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `${error.message.replace(/^error: /, "")}. See envelope <command> --help.`,
+          { details: { field: "arguments", commander: error.code } },
+        );
+        reportError(io, true, usage);
+      }
+      return EXIT_CODES.USAGE;
     }
     return reportError(io, json, error);
   }

@@ -234,3 +234,22 @@ describe("a rewrap report shows stored strings escaped and capped", () => {
     expect(text).not.toContain("x".repeat(300));
   });
 });
+
+describe("a usage error under --json", () => {
+  it("is a JSON error object (ENVELOPE_BAD_INPUT, exit 2) like every other failure", async () => {
+    const run = await cli(["--json", "decrypt", "--bogus"], { cwd: tempDir() });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.json()).toMatchObject({
+      error: {
+        code: "ENVELOPE_BAD_INPUT",
+        message: expect.stringContaining("--bogus"),
+        details: { commander: "commander.unknownOption" },
+      },
+      exitCode: EXIT_CODES.USAGE,
+    });
+    const human = await cli(["decrypt", "--bogus"], { cwd: tempDir() });
+    expect(human.code).toBe(EXIT_CODES.USAGE);
+    expect(human.stdout).toBe("");
+    expect(human.stderr).toContain("unknown option '--bogus'");
+  });
+});
