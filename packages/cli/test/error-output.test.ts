@@ -126,6 +126,7 @@ describe("every error is the typed error and its exit code, on every output path
       expect(toFile.code).toBe(EXIT_CODES.DATA);
       expect(toFile.stderr).toBe(human.stderr);
     },
+    90_000,
   );
 
   it("a hostile key reference is escaped in the error line (human) and stays exact in JSON", async () => {
@@ -141,7 +142,7 @@ describe("every error is the typed error and its exit code, on every output path
       provider: "evil",
       keyRef: EVIL,
     });
-  });
+  }, 60_000);
 
   it("the working path still writes the plaintext to stdout", async () => {
     const ok = await run(["decrypt", "a.env", "-c", "f=a"]);
