@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { EXIT_CODES } from "./exit-codes.js";
-import { main } from "./program.js";
+import { processIo } from "./io.js";
+import { main, reportError } from "./program.js";
 
 // First Ctrl-C: stop after the batch in flight commits its checkpoint. Second: leave now
 // (the database state is still consistent: each batch is one transaction).
@@ -11,19 +12,28 @@ process.on("SIGINT", () => {
   controller.abort();
 });
 
+const json = process.argv.includes("--json");
+
+/**
+ * Last resort for an error that escaped `main` (an `error` event, an unhandled rejection):
+ * reported like any command's error (typed error, its exit code, JSON under --json), never
+ * as Node's crash dump with a stack trace and exit 1.
+ */
+function fatal(error: unknown): void {
+  const io = processIo();
+  const stdoutUsable = !process.stdout.destroyed && process.stdout.writable;
+  process.exit(reportError(stdoutUsable ? io : { ...io, stdout: io.stderr }, json, error));
+}
+
 // The reader went away (`envelope decrypt … | head`): stop quietly, as a shell tool killed
 // by SIGPIPE does (exit 141), instead of crashing on an unhandled EPIPE.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code === "EPIPE") process.exit(EXIT_CODES.BROKEN_PIPE);
-  throw error;
+  fatal(error);
 });
+process.on("uncaughtException", fatal);
+process.on("unhandledRejection", fatal);
 
-main(process.argv.slice(2), undefined, controller.signal).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error) => {
-    process.stderr.write(`envelope: ${String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+main(process.argv.slice(2), undefined, controller.signal).then((code) => {
+  process.exitCode = code;
+}, fatal);

@@ -1,7 +1,8 @@
+import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { resolve } from "node:path";
-import type { Readable, Transform, Writable } from "node:stream";
+import { type Readable, type Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./io.js";
 
@@ -23,7 +24,7 @@ export async function pipeTo(
   mode = 0o600,
 ): Promise<void> {
   if (!out || out === "-") {
-    await pipeline([input, ...transforms, io.stdout as Writable]);
+    await pipeline([input, ...transforms, toStdout(io.stdout)]);
     return;
   }
   out = resolve(io.cwd, out);
@@ -35,6 +36,22 @@ export async function pipeTo(
     await unlink(temp).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * A pipeline sink that writes to stdout without handing stdout itself to `pipeline`. When a
+ * stage fails (a tampered chunk, a wrong context), `pipeline` destroys every stream it was
+ * given with that error: stdout destroyed that way emitted the decryption error as a stdout
+ * `error` event, which crashed the process with a stack trace and exit 1, and the typed error
+ * (or its `--json` form) could no longer be printed. Stdout must outlive the command.
+ */
+function toStdout(stdout: Writable): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (stdout.write(chunk)) done();
+      else once(stdout, "drain").then(() => done(), done);
+    },
+  });
 }
 
 /** Up to `max` first bytes of a file or stdin (for inspect and format detection). */

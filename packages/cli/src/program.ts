@@ -1,4 +1,4 @@
-import { EnvelopeError } from "@envelope/core";
+import { ConfigError, EnvelopeError } from "@envelope/core";
 import { Command, CommanderError } from "commander";
 import { registerDbCommands } from "./commands/db.js";
 import { registerDemoCommand } from "./commands/demo.js";
@@ -7,7 +7,7 @@ import { registerKeyCommands } from "./commands/keys.js";
 import { registerKeystoreCommands } from "./commands/keystore.js";
 import type { CliContext } from "./context.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
-import { type CliIo, processIo } from "./io.js";
+import { type CliIo, jsonText, processIo, shown } from "./io.js";
 
 const collect = (value: string, previous: string[] = []) => [
   ...previous,
@@ -102,24 +102,54 @@ export async function main(
     return exit;
   } catch (error) {
     if (error instanceof CommanderError) {
-      return error.code === "commander.helpDisplayed" ||
+      if (
+        error.code === "commander.helpDisplayed" ||
         error.code === "commander.version" ||
         error.code === "commander.help"
-        ? EXIT_CODES.OK
-        : EXIT_CODES.USAGE;
+      )
+        return EXIT_CODES.OK;
+      // Commander already printed the problem and the usage on stderr; under --json a script
+      // gets the same error object as for any other failure.
+      if (json) {
+        const usage = new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `${error.message.replace(/^error: /, "")}. See envelope <command> --help.`,
+          { details: { field: "arguments", commander: error.code } },
+        );
+        reportError(io, true, usage);
+      }
+      return EXIT_CODES.USAGE;
     }
-    const code = exitCodeFor(error);
-    if (json) {
-      io.stdout.write(`${JSON.stringify({ error: errorJson(error), exitCode: code }, null, 2)}\n`);
-    } else if (isFileError(error)) {
-      io.stderr.write(`envelope: ${error.message}. Check the path and permissions.\n`);
-    } else if (EnvelopeError.isInstance(error)) {
-      io.stderr.write(`envelope: ${error.message} [${error.code}]\n`);
-    } else {
-      io.stderr.write(
-        `envelope: unexpected error: ${(error as Error)?.stack ?? String(error)}\nThis is a bug; please report it.\n`,
-      );
-    }
-    return code;
+    return reportError(io, json, error);
   }
 }
+
+/**
+ * Prints an error the way every command does and returns its exit code: under `--json`,
+ * `{ error, exitCode }` on stdout; otherwise one line on stderr, `envelope: <message> [CODE]`
+ * for a typed error (no stack trace). Messages can name strings read from a stored value, so
+ * human output escapes control characters and caps the length. Only an unexpected error (a
+ * bug, exit 1) shows its stack.
+ */
+export function reportError(io: CliIo, json: boolean, error: unknown): number {
+  const code = exitCodeFor(error);
+  if (json) {
+    io.stdout.write(`${jsonText({ error: errorJson(error), exitCode: code })}\n`);
+  } else if (isFileError(error)) {
+    io.stderr.write(
+      `envelope: ${shown(error.message, MESSAGE_MAX)}. Check the path and permissions.\n`,
+    );
+  } else if (EnvelopeError.isInstance(error)) {
+    io.stderr.write(`envelope: ${shown(error.message, MESSAGE_MAX)} [${shown(error.code)}]\n`);
+  } else {
+    const stack = String((error as Error)?.stack ?? error)
+      .split("\n")
+      .map((line) => shown(line, MESSAGE_MAX))
+      .join("\n");
+    io.stderr.write(`envelope: unexpected error: ${stack}\nThis is a bug; please report it.\n`);
+  }
+  return code;
+}
+
+/** Longest error message shown in human output (each stored string in it is capped by core too). */
+const MESSAGE_MAX = 2000;

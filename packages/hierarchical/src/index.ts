@@ -3,7 +3,7 @@
  * keys; intermediate keys wrapped by the master key and kept in a pluggable key store.
  */
 
-export type { IntermediateKeyCacheOptions } from "./key-cache.js";
+export type { IntermediateKeyCacheOptions, MissCacheOptions } from "./key-cache.js";
 export {
   type HierarchicalOptions,
   type HierarchicalProvider,

@@ -93,3 +93,65 @@ export class IntermediateKeyCache {
     if (evicted) this.counters.evictions++;
   }
 }
+
+export interface MissCacheOptions {
+  /** Unknown intermediate-key ids remembered at once (least recently seen goes first). Default 1024. */
+  maxEntries?: number;
+  /**
+   * How long "not in the key store" is remembered, ms. Default 10000 (10 s). An IK that
+   * another process stores after this process looked for it is found once this has passed.
+   */
+  ttlMs?: number;
+}
+
+/**
+ * Intermediate-key ids the key store did not hold, remembered for a short time, so values
+ * that name unknown ids (planted by whoever can write to the database) cost one store read
+ * per id and TTL, not one per entry per decrypt. Bounded by entries and age.
+ */
+export class MissCache {
+  readonly #seen = new Map<string, number>();
+  readonly #max: number;
+  readonly #ttl: number;
+  readonly #now: () => number;
+  /** Lookups answered from this cache (no store read). */
+  hits = 0;
+
+  constructor(options: MissCacheOptions, now: () => number) {
+    this.#max = options.maxEntries ?? 1024;
+    this.#ttl = options.ttlMs ?? 10_000;
+    this.#now = now;
+  }
+
+  /** True while `id` is remembered as missing (the store is not asked again). */
+  has(id: string): boolean {
+    const at = this.#seen.get(id);
+    if (at === undefined) return false;
+    if (this.#now() - at >= this.#ttl) {
+      this.#seen.delete(id);
+      return false;
+    }
+    this.hits++;
+    return true;
+  }
+
+  /** Remembers that the store did not hold `id`. */
+  add(id: string): void {
+    this.#seen.delete(id);
+    this.#seen.set(id, this.#now());
+    while (this.#seen.size > this.#max) this.#seen.delete(this.#seen.keys().next().value as string);
+  }
+
+  /** Forgets `id` (it was just stored by this process). */
+  delete(id: string): void {
+    this.#seen.delete(id);
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  clear(): void {
+    this.#seen.clear();
+  }
+}

@@ -11,7 +11,12 @@ import {
   type WrappedKey,
 } from "@envelope/core";
 import { keyNotFound, PROVIDER_ID, storeUnavailable } from "./errors.js";
-import { IntermediateKeyCache, type IntermediateKeyCacheOptions } from "./key-cache.js";
+import {
+  IntermediateKeyCache,
+  type IntermediateKeyCacheOptions,
+  MissCache,
+  type MissCacheOptions,
+} from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
 import { IK_ID_PATTERN } from "./record.js";
 import type { KeyStore } from "./store/types.js";
@@ -40,6 +45,13 @@ export interface HierarchicalOptions {
   rotateAfter?: RotateAfter;
   /** Cache of unwrapped intermediate keys. */
   cache?: IntermediateKeyCacheOptions;
+  /**
+   * Memory of intermediate-key ids the store did not hold (bounded, short TTL), so values
+   * naming unknown ids cannot make every decrypt read the key store again. The trade-off:
+   * an IK that another process stores after this process looked for it (a store replica
+   * that lags, a restore from backup) is found only once `ttlMs` has passed.
+   */
+  missCache?: MissCacheOptions;
   /** Clock, ms since the epoch (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -53,6 +65,12 @@ export interface HierarchicalStats {
   cacheMisses: number;
   inflightJoins: number;
   cacheSize: number;
+  /** Key-store reads (`get`) made to load intermediate keys. */
+  storeReads: number;
+  /** Lookups of unknown intermediate-key ids answered from the miss cache (no store read). */
+  missCacheHits: number;
+  /** Unknown intermediate-key ids remembered now. */
+  missCacheSize: number;
   /** Id of the intermediate key new data keys are wrapped under, if any yet. */
   current: string | undefined;
 }
@@ -63,7 +81,7 @@ export interface HierarchicalProvider extends KeyProvider {
   stats(): HierarchicalStats;
   /** Starts a new intermediate key now (e.g. after a suspected leak); returns its id. */
   rotate(): Promise<string>;
-  /** Zeroes and forgets every cached intermediate key. */
+  /** Zeroes and forgets every cached intermediate key, and forgets remembered misses (e.g. after a restore). */
   clear(): void;
 }
 
@@ -103,8 +121,12 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   const maxUses = positive(options.rotateAfter?.uses, 1_000_000, "rotateAfter.uses");
   positive(options.cache?.maxEntries, 256, "cache.maxEntries");
   positive(options.cache?.ttlMs, 3_600_000, "cache.ttlMs");
+  positive(options.missCache?.maxEntries, 1024, "missCache.maxEntries");
+  positive(options.missCache?.ttlMs, 10_000, "missCache.ttlMs");
   const now = options.now ?? Date.now;
   const cache = new IntermediateKeyCache(options.cache ?? {}, now);
+  const misses = new MissCache(options.missCache ?? {}, now);
+  let storeReads = 0;
   let current: Current | undefined;
   let creating: Promise<void> | undefined;
   let masterCalls = 0;
@@ -126,6 +148,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
         throw EnvelopeError.isInstance(error) ? error : storeUnavailable(store.name, "put", error);
       }
       created++;
+      misses.delete(record.id);
       cache.set(record.id, key);
       current?.key.fill(0);
       current = { id: record.id, key, createdAt: record.createdAt, uses: 0 };
@@ -136,10 +159,15 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   };
 
   const loadKey = async (id: string): Promise<Buffer> => {
+    storeReads++;
     const record = await store.get(id).catch((error) => {
       throw EnvelopeError.isInstance(error) ? error : storeUnavailable(store.name, "get", error);
     });
-    if (!record) throw keyNotFound(id, store.name);
+    // Only "not there" is remembered; a store that failed is asked again next time.
+    if (!record) {
+      misses.add(id);
+      throw keyNotFound(id, store.name);
+    }
     masterCalls++;
     return unwrapIntermediateKey(record, masters, store.name);
   };
@@ -186,6 +214,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) throw badWrapped(entry.keyRef);
       const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
       if (hot) return unwrapWith(hot, entry);
+      if (misses.has(entry.keyRef)) throw keyNotFound(entry.keyRef, store.name);
       const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));
       try {
         return unwrapWith(key, entry);
@@ -201,6 +230,9 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       cacheMisses: cache.counters.misses,
       inflightJoins: cache.counters.inflightJoins,
       cacheSize: cache.size,
+      storeReads,
+      missCacheHits: misses.hits,
+      missCacheSize: misses.size,
       current: current?.id,
     }),
 
@@ -212,6 +244,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
     clear(): void {
       cache.clear();
+      misses.clear();
       current?.key.fill(0);
       current = undefined;
     },

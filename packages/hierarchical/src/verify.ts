@@ -1,4 +1,5 @@
 import { EnvelopeError, type KeyProvider } from "@envelope/core";
+import { printable } from "@envelope/core/internal";
 import { unwrapIntermediateKey } from "./master.js";
 import { recordIntact } from "./record.js";
 import type { KeyStore } from "./store/types.js";
@@ -88,13 +89,15 @@ export function formatVerifyReport(report: VerifyReport): string {
   const lines = [
     `key store ${report.store}: ${report.total} intermediate keys, ${report.ok} ok, ${report.failures.length} failed (${report.unwrapped ? "checksum + unwrap + key check" : "checksum only"})`,
   ];
+  // Ids and master references come from the store's records: escaped and capped when shown.
   for (const [master, count] of Object.entries(report.byMaster))
-    lines.push(`  under ${master}: ${count}`);
+    lines.push(`  under ${printable(master)}: ${count}`);
   if (report.oldestCreatedAt !== undefined) {
     lines.push(
       `  oldest ${new Date(report.oldestCreatedAt).toISOString()}, newest ${new Date(report.newestCreatedAt!).toISOString()}`,
     );
   }
-  for (const f of report.failures) lines.push(`  FAILED ${f.id} ${f.code}: ${f.message}`);
+  for (const f of report.failures)
+    lines.push(`  FAILED ${printable(f.id)} ${f.code}: ${printable(f.message, 2000)}`);
   return lines.join("\n");
 }

@@ -16,7 +16,7 @@ import type { Command } from "commander";
 import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/context.js";
 import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
-import { output } from "../io.js";
+import { output, shown } from "../io.js";
 import { progressBar } from "../progress.js";
 import { rewrapFile } from "./files.js";
 
@@ -267,7 +267,7 @@ export function printReport(
     const r = report.run;
     const verb = report.kind === "rewrap" ? "rewrapped" : "migrated";
     const lines = [
-      `${report.kind} ${report.table}.${report.columns.join(",")} → ${report.targets.join(", ")}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}`,
+      `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}`,
       `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
       `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
     ];
@@ -276,10 +276,14 @@ export function printReport(
         `  whole job: ${verb} ${report.total.rewrapped}, already done ${report.total.skipped}, conflicts ${report.total.conflicts}`,
       );
     if (report.byKeyRef)
-      for (const [ref, n] of Object.entries(report.byKeyRef)) lines.push(`  ${ref}: ${n} value(s)`);
-    for (const [code, n] of Object.entries(report.failures)) lines.push(`  FAILED ${code} × ${n}`);
+      for (const [ref, n] of Object.entries(report.byKeyRef))
+        lines.push(`  ${shown(ref)}: ${n} value(s)`);
+    for (const [code, n] of Object.entries(report.failures))
+      lines.push(`  FAILED ${shown(code)} × ${n}`);
     for (const f of report.sampleFailures.slice(0, 5))
-      lines.push(`    e.g. ${f.column} at ${report.table} pk=${f.pk}: ${f.code}`);
+      lines.push(
+        `    e.g. ${shown(f.column)} at ${shown(report.table)} pk=${shown(f.pk)}: ${shown(f.code)}`,
+      );
     if (!report.apply)
       lines.push(
         `  Dry run: ${report.wouldRewrite ?? 0} value(s) would be ${verb}. Nothing was written; run again with --apply.`,

@@ -8,7 +8,7 @@ import { loadConfig, specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import type { CliContext, GlobalFlags } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
-import { output } from "../io.js";
+import { output, shown } from "../io.js";
 import { addDbOptions, openDb } from "./db.js";
 
 const DAY = 86_400_000;
@@ -325,7 +325,9 @@ export function registerKeyCommands(
                 : k.state === "WARN"
                   ? "  ← rotate soon"
                   : "";
-            lines.push(`  ${k.role.padEnd(7)} ${k.provider}:${k.keyRef}  ${age}  ${k.key}${note}`);
+            lines.push(
+              `  ${k.role.padEnd(7)} ${shown(k.provider)}:${shown(k.keyRef)}  ${age}  ${shown(k.key)}${note}`,
+            );
           }
           if (column) {
             lines.push(
@@ -333,12 +335,13 @@ export function registerKeyCommands(
             );
             const known = new Set(keys.map((k) => `${k.provider}:${k.keyRef}`));
             for (const [ref, n] of Object.entries(column.byKeyRef)) {
+              // `ref` (provider:keyRef) is read from the stored values: escaped and capped.
               lines.push(
-                `  ${ref}: ${n} value(s)${known.has(ref) ? "" : "  ← NOT in the config: these cannot be decrypted"}`,
+                `  ${shown(ref)}: ${n} value(s)${known.has(ref) ? "" : "  ← NOT in the config: these cannot be decrypted"}`,
               );
             }
             for (const [code, n] of Object.entries(column.invalid))
-              lines.push(`  not an envelope (${code}): ${n} value(s)`);
+              lines.push(`  not an envelope (${shown(code)}): ${n} value(s)`);
           }
           return lines.join("\n");
         },
