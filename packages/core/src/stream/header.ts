@@ -1,4 +1,5 @@
 import { FormatError } from "../errors.js";
+import type { ByteQueue } from "./byte-queue.js";
 import {
   FIXED_HEADER_LENGTH,
   MAX_CHUNK_SIZE,
@@ -104,6 +105,23 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
     keyEnvelope: b.subarray(FIXED_HEADER_LENGTH, length),
     length,
   };
+}
+
+/**
+ * The header at the front of `queue`, once all of it has arrived; `undefined` until then.
+ * Each call copies at most the 15 fixed bytes until the whole header is there, and then
+ * the header once, so collecting a header from many small writes is linear in its size
+ * (peeking everything queued on each write was quadratic). The fixed fields are checked
+ * as soon as their bytes arrive. The caller skips `header.length` bytes afterwards.
+ */
+export function readStreamHeader(queue: ByteQueue): StreamHeader | undefined {
+  const fixed = queue.peek(Math.min(queue.length, FIXED_HEADER_LENGTH));
+  // Checks magic … keyEnvelopeLength; never complete at 15 bytes (the key envelope is ≥ 1).
+  parseStreamHeader(fixed);
+  if (fixed.length < FIXED_HEADER_LENGTH) return undefined;
+  const length = FIXED_HEADER_LENGTH + fixed.readUInt32BE(11);
+  if (queue.length < length) return undefined;
+  return parseStreamHeader(queue.peek(length));
 }
 
 export function checkChunkSize(chunkSize: number): void {
