@@ -13,7 +13,7 @@ import { checkChunkSize, encodeStreamHeader, headerPrefix } from "./header.js";
 export interface EncryptStreamOptions {
   /** Authenticated context, e.g. `{ file: "backup-2024-06-01.sql" }`. Needed again to decrypt. */
   context?: EncryptionContext;
-  /** Plaintext bytes per chunk, 1 KiB..16 MiB. Default 64 KiB. */
+  /** Plaintext bytes per chunk, 1024 … 16 777 216 (1 KiB … 16 MiB). Default 65 536. */
   chunkSize?: number;
 }
 

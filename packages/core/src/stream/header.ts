@@ -91,7 +91,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
   if (envelopeLength === 0 || envelopeLength > MAX_KEY_ENVELOPE_LENGTH) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
-      `Malformed stream: key envelope length ${envelopeLength} is outside 1..${MAX_KEY_ENVELOPE_LENGTH}.`,
+      `Malformed stream: key envelope length ${envelopeLength} is outside 1 … ${MAX_KEY_ENVELOPE_LENGTH}.`,
       { details: { field: "keyEnvelopeLength" } },
     );
   }
@@ -128,7 +128,7 @@ export function checkChunkSize(chunkSize: number): void {
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
-      `Stream chunk size ${chunkSize} is outside ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes.`,
+      `Stream chunk size ${chunkSize} is outside ${MIN_CHUNK_SIZE} … ${MAX_CHUNK_SIZE} bytes.`,
       { details: { field: "chunkSize" } },
     );
   }
