@@ -31,6 +31,7 @@ const DATA_CODES = new Set([
   "ENVELOPE_COMMITMENT_MISMATCH",
   "ENVELOPE_CONTEXT_MISMATCH",
   "ENVELOPE_NO_MATCHING_KEY",
+  "ENVELOPE_WRONG_PURPOSE",
 ]);
 
 /** Maps an error to the exit code that tells a script what kind of problem it was. */

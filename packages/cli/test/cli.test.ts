@@ -174,6 +174,30 @@ describe("envelope CLI: keys and files", () => {
   });
 });
 
+describe("envelope decrypt: streams from before the stream-key flag", () => {
+  const vectors = JSON.parse(
+    readFileSync(join(import.meta.dirname, "vectors", "streaming.json"), "utf8"),
+  ) as { localAesKeyHex: string; positive: { name: string; plaintext: string; stream: string }[] };
+  const three = vectors.positive.find((p) => p.name === "three-chunks")!;
+  const env = {
+    ENVELOPE_ENCRYPT_KEYS: "local-aes://env/VECTOR_KEY",
+    VECTOR_KEY: vectors.localAesKeyHex,
+  };
+
+  it("refuses them (exit 3, ENVELOPE_WRONG_PURPOSE) unless --allow-legacy-stream", async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, "old.env"), Buffer.from(three.stream, "hex"));
+    const args = ["decrypt", "old.env", "-o", "out.bin", "-c", "file=vector.bin,purpose=test"];
+    const refused = await cli(args, { cwd, env });
+    expect(refused.code).toBe(EXIT_CODES.DATA);
+    expect(refused.stderr).toContain("ENVELOPE_WRONG_PURPOSE");
+    expect(existsSync(join(cwd, "out.bin"))).toBe(false);
+    const opened = await cli([...args, "--allow-legacy-stream"], { cwd, env });
+    expect(opened.code, opened.stderr).toBe(0);
+    expect(readFileSync(join(cwd, "out.bin")).toString("hex")).toBe(three.plaintext);
+  });
+});
+
 describe("envelope status: key age thresholds", () => {
   it("compares the exact age, not whole days: a key one hour old is due at --due-days 0.02", async () => {
     const cwd = tempDir();

@@ -28,6 +28,7 @@ import {
   resolveContext,
   type Sealed,
 } from "./format/parse.js";
+import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
 import {
@@ -173,7 +174,7 @@ export class Envelope {
       // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
       const canonical = encodeContext(options.context);
       const context = options.context ?? {};
-      const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
+      const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purposeFlags(options);
       const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
       let materials = this.#reuse?.take(reuseKey, data.length);
       reused = materials !== undefined;
@@ -209,6 +210,7 @@ export class Envelope {
     };
     try {
       const parts = parse(sealed);
+      checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
       const { context, canonical } = resolveContext(parts, options.context);
       const aad = bodyAad(parts.flags, parts.messageId, canonical);
       const plaintext = await this.#open(parts, { context }, aad, (u) => {

@@ -271,8 +271,14 @@ describe("header fields", () => {
   it.each([0, 2, 0xff])("suite %i is refused as unsupported", (suite) => {
     expect(decodeError(craft({ suite }))?.code).toBe("ENVELOPE_UNSUPPORTED_SUITE");
   });
-  it.each([2, 4, 0x80, 0xfe])("unknown flag bits 0x%s are refused", (flags) => {
+  // Bit 1 (0x02) is the stream-key purpose: known to the decoder, refused by decrypt.
+  it.each([4, 6, 0x80, 0xfc, 0xfe])("unknown flag bits 0x%s are refused", (flags) => {
     expect(decodeError(craft({ flags }))?.details.field).toBe("flags");
+  });
+  it.each([2, 3])("flags 0x%s (stream-key purpose) decode", (flags) => {
+    expect(
+      decodeError(craft({ flags, ...(flags & 1 ? { context: new Uint8Array(2) } : {}) })),
+    ).toBeUndefined();
   });
 });
 

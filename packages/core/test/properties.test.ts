@@ -52,6 +52,8 @@ const TAMPER_CODES = [
   "ENVELOPE_CONTEXT_MISMATCH",
   "ENVELOPE_NO_MATCHING_KEY",
   "ENVELOPE_UNWRAP_FAILED",
+  // flags bit 1 set: a value now claims to be a stream key envelope; refused before unwrap.
+  "ENVELOPE_WRONG_PURPOSE",
 ];
 
 describe("round trip", () => {
@@ -211,7 +213,11 @@ describe("single bit flips", () => {
     const byteCodes = (from: number, to: number) => new Set(codes.slice(from * 8, to * 8));
     expect(byteCodes(0, 1)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_VERSION"]));
     expect(byteCodes(1, 2)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_SUITE"]));
-    expect(byteCodes(2, 3)).toEqual(new Set(["ENVELOPE_BAD_FORMAT"]));
+    // flags: bit 1 is the stream-key purpose (decrypt refuses it), every other bit breaks the layout.
+    expect(codes[2 * 8 + 1]).toBe("ENVELOPE_WRONG_PURPOSE");
+    expect(new Set(codes.slice(2 * 8, 3 * 8).filter((_, i) => i !== 1))).toEqual(
+      new Set(["ENVELOPE_BAD_FORMAT"]),
+    );
     expect(byteCodes(3, 67)).toEqual(new Set(["ENVELOPE_COMMITMENT_MISMATCH"]));
     expect(byteCodes(67, 68)).toEqual(new Set(["ENVELOPE_BAD_FORMAT"]));
     const wrappedAt = offsetIn(sealed, entry.wrapped);

@@ -65,6 +65,10 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
       "output file (mode 0600, written only if the whole input verifies); - or omitted = stdout",
     )
     .option("-c, --context <key=value>", "the context given at encrypt", collect)
+    .option(
+      "--allow-legacy-stream",
+      "also open streams written by @envelope/core 0.1 (key envelope without the stream-key flag); weaker, see docs/STREAMING.md",
+    )
     .addHelpText(
       "after",
       "\nExample:\n  envelope decrypt backup.sql.env -o backup.sql -c file=backup.sql\n\nWhen writing to stdout, the output already written is invalid if the command fails.",
@@ -72,14 +76,16 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       async (
         file: string | undefined,
-        opts: { output?: string; context?: string[] },
+        opts: { output?: string; context?: string[]; allowLegacyStream?: boolean },
         cmd: Command,
       ) => {
         const keys = await loadKeys(ctx, cmd.optsWithGlobals<GlobalFlags>());
         const context = parsePairs(opts.context);
         const { head, stream } = await peek(inputStream(ctx.io, file), 4);
         if (isStream(head) || head.length === 0) {
-          await pipeTo(ctx.io, stream, [decryptStream(keys.envelope, { context })], opts.output);
+          const allowLegacyKeyEnvelope = opts.allowLegacyStream === true;
+          const transform = decryptStream(keys.envelope, { context, allowLegacyKeyEnvelope });
+          await pipeTo(ctx.io, stream, [transform], opts.output);
           return;
         }
         const bytes = await readAll(stream, SINGLE_MAX);

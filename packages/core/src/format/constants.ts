@@ -13,7 +13,13 @@ export const NONCE_LENGTH = 12;
 
 /** Flag bit 0: the canonical encryption context is stored in the envelope. */
 export const FLAG_CONTEXT_STORED = 0x01;
-export const KNOWN_FLAGS = FLAG_CONTEXT_STORED;
+/**
+ * Flag bit 1: the envelope is a stream key envelope (its plaintext is a stream key, see
+ * docs/STREAMING.md). `decrypt` refuses it; `decryptStream` requires it. In the AAD, so
+ * it cannot be flipped without breaking the tag.
+ */
+export const FLAG_STREAM_KEY = 0x02;
+export const KNOWN_FLAGS = FLAG_CONTEXT_STORED | FLAG_STREAM_KEY;
 
 export const MAX_ENTRIES = 16;
 export const MAX_PROVIDER_ID_LENGTH = 64;

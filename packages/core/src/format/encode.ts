@@ -1,6 +1,7 @@
 import {
   COMMITMENT_LENGTH,
   FLAG_CONTEXT_STORED,
+  FLAG_STREAM_KEY,
   FORMAT_VERSION,
   MESSAGE_ID_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
@@ -41,7 +42,9 @@ export function encodeEnvelopeWith(
   const w = new Writer(size);
   w.u8(FORMAT_VERSION);
   w.u8(SUITE_AES256GCM_HKDF_SHA256_COMMIT);
-  w.u8(stored ? FLAG_CONTEXT_STORED : 0);
+  // Bit 0 follows the stored context; bit 1 (purpose) is carried as given, so a rewrap
+  // keeps it: it is in the body's AAD.
+  w.u8((stored ? FLAG_CONTEXT_STORED : 0) | (header.flags & FLAG_STREAM_KEY));
   w.put(header.messageId);
   w.put(header.commitment);
   w.u8(ids.length);

@@ -1,6 +1,7 @@
 import { hex } from "../bytes.js";
 import { decodeContext, type EncryptionContext, encodeContext } from "../crypto/context.js";
 import { ConfigError, DecryptionError } from "../errors.js";
+import { FLAG_STREAM_KEY } from "./constants.js";
 import { decodeEnvelope } from "./decode.js";
 import type { EnvelopeParts } from "./envelope.js";
 import { fromText } from "./text.js";
@@ -15,6 +16,8 @@ export interface EnvelopeInfo {
   suite: number;
   messageId: string;
   contextStored: boolean;
+  /** Flags bit 1: the key envelope of a stream (opened by `decryptStream`, never by `decrypt`). */
+  streamKey: boolean;
   context?: EncryptionContext;
   entries: { provider: string; keyRef: string; wrappedBytes: number }[];
   bodyBytes: number;
@@ -59,6 +62,7 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
     suite: parts.suite,
     messageId: hex(parts.messageId),
     contextStored: parts.storedContext !== undefined,
+    streamKey: (parts.flags & FLAG_STREAM_KEY) !== 0,
     entries: parts.entries.map((e) => ({
       provider: e.providerId,
       keyRef: e.keyRef,

@@ -1,9 +1,16 @@
 /**
  * A FIFO of buffers: push what arrives, take exactly n bytes when available. Keeps the
  * streaming code in constant memory (at most one chunk plus one incoming buffer).
+ *
+ * Linear in the bytes pushed: `peek(n)` copies only when the first n bytes span several
+ * buffers, and callers peek a field only once enough bytes for it have arrived (see
+ * `readStreamHeader`), so a header that arrives in many small writes is copied once,
+ * not once per write. Consumed buffers are dropped by advancing an index (no
+ * `Array.shift`, which moves every remaining element).
  */
 export class ByteQueue {
-  #parts: Buffer[] = [];
+  #parts: (Buffer | undefined)[] = [];
+  #head = 0;
   #length = 0;
 
   get length(): number {
@@ -23,15 +30,14 @@ export class ByteQueue {
     return out;
   }
 
-  /** The first n bytes (n ≤ length), without removing them. */
+  /** The first n bytes (n ≤ length), without removing them. Copies only if they span buffers. */
   peek(n: number): Buffer {
-    const first = this.#parts[0];
+    const first = this.#parts[this.#head];
     if (first && first.length >= n) return first.subarray(0, n);
     const out = Buffer.allocUnsafe(n);
     let o = 0;
-    for (const part of this.#parts) {
-      if (o === n) break;
-      const piece = part.subarray(0, n - o);
+    for (let i = this.#head; o < n; i++) {
+      const piece = this.#parts[i]!.subarray(0, n - o);
       out.set(piece, o);
       o += piece.length;
     }
@@ -41,14 +47,22 @@ export class ByteQueue {
   skip(n: number): void {
     this.#length -= n;
     while (n > 0) {
-      const first = this.#parts[0]!;
+      const first = this.#parts[this.#head]!;
       if (first.length <= n) {
-        this.#parts.shift();
+        this.#parts[this.#head++] = undefined;
         n -= first.length;
       } else {
-        this.#parts[0] = first.subarray(n);
+        this.#parts[this.#head] = first.subarray(n);
         n = 0;
       }
+    }
+    // Drop the consumed slots once they are the larger part of the array: amortized O(1).
+    if (this.#head === this.#parts.length) {
+      this.#parts = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#parts.length) {
+      this.#parts = this.#parts.slice(this.#head);
+      this.#head = 0;
     }
   }
 

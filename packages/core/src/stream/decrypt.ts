@@ -1,25 +1,33 @@
 import { Transform } from "node:stream";
-import type { Envelope } from "../client.js";
+import type { DecryptOptions, Envelope } from "../client.js";
 import type { EncryptionContext } from "../crypto/context.js";
 import { FormatError } from "../errors.js";
 import { decodeEnvelope } from "../format/decode.js";
+import { PURPOSE, type Purpose, type WithPurpose } from "../format/purpose.js";
 import { ByteQueue } from "./byte-queue.js";
 import { type ChunkAadBase, deriveChunkKey, openChunk } from "./chunk-crypto.js";
 import {
   CHUNK_FINAL,
   CHUNK_HEADER_LENGTH,
   CHUNK_MORE,
-  FIXED_HEADER_LENGTH,
   MAX_CHUNKS,
-  MAX_KEY_ENVELOPE_LENGTH,
   STREAM_KEY_LENGTH,
   TAG_LENGTH,
 } from "./constants.js";
-import { headerPrefix, parseStreamHeader, type StreamHeader } from "./header.js";
+import { headerPrefix, readStreamHeader, type StreamHeader } from "./header.js";
 
 export interface DecryptStreamOptions {
   /** The context given to `encryptStream` (optional if the key envelope stores it). */
   context?: EncryptionContext;
+  /**
+   * Also accept a key envelope without the stream-key purpose flag (flags bit 1), as
+   * written by @envelope/core 0.1 before the flag existed. **Weaker**: with it, any value
+   * envelope that seals 32 bytes under the same context (a value an attacker who can
+   * write to the database may be able to plant) is accepted as the stream key. Use it
+   * only for files whose origin you trust, to read them once and re-encrypt them.
+   * Default false: such a stream fails with `ENVELOPE_WRONG_PURPOSE`.
+   */
+  allowLegacyKeyEnvelope?: boolean;
 }
 
 /**
@@ -44,18 +52,22 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
     key = undefined;
   };
 
+  const purpose: Purpose = options.allowLegacyKeyEnvelope ? "legacy-stream-key" : "stream-key";
+
+  // The key envelope is fully verified (purpose, commitment, GCM tag, context) here,
+  // before any chunk is looked at.
   const openHeader = async (): Promise<boolean> => {
-    const parsed = parseStreamHeader(
-      queue.peek(Math.min(queue.length, FIXED_HEADER_LENGTH + MAX_KEY_ENVELOPE_LENGTH)),
-    );
+    const parsed = readStreamHeader(queue);
     if (!parsed) return false;
     const keyEnvelope = Buffer.from(parsed.keyEnvelope);
     queue.skip(parsed.length);
     header = parsed;
-    const streamKey = await envelope.decrypt(keyEnvelope, {
+    const decryptOptions: DecryptOptions<"bytes"> & WithPurpose = {
       ...(options.context ? { context: options.context } : {}),
       as: "bytes",
-    });
+      [PURPOSE]: purpose,
+    };
+    const streamKey = await envelope.decrypt(keyEnvelope, decryptOptions);
     try {
       if (streamKey.length !== STREAM_KEY_LENGTH) {
         throw new FormatError(

@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
-import type { Envelope } from "../client.js";
+import type { EncryptOptions, Envelope } from "../client.js";
 import type { EncryptionContext } from "../crypto/context.js";
 import { ConfigError } from "../errors.js";
 import { decodeEnvelope } from "../format/decode.js";
+import { PURPOSE, type WithPurpose } from "../format/purpose.js";
 import { ByteQueue } from "./byte-queue.js";
 import { type ChunkAadBase, deriveChunkKey, sealChunk } from "./chunk-crypto.js";
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNKS, STREAM_KEY_LENGTH } from "./constants.js";
@@ -12,7 +13,7 @@ import { checkChunkSize, encodeStreamHeader, headerPrefix } from "./header.js";
 export interface EncryptStreamOptions {
   /** Authenticated context, e.g. `{ file: "backup-2024-06-01.sql" }`. Needed again to decrypt. */
   context?: EncryptionContext;
-  /** Plaintext bytes per chunk, 1 KiB..16 MiB. Default 64 KiB. */
+  /** Plaintext bytes per chunk, 1024 … 16 777 216 (1 KiB … 16 MiB). Default 65 536. */
   chunkSize?: number;
 }
 
@@ -51,10 +52,12 @@ export function encryptStream(envelope: Envelope, options: EncryptStreamOptions 
     async construct(callback) {
       const streamKey = randomBytes(STREAM_KEY_LENGTH);
       try {
-        const keyEnvelope = await envelope.encrypt(streamKey, {
+        const encryptOptions: EncryptOptions<"binary"> & WithPurpose = {
           context: options.context ?? {},
           output: "binary",
-        });
+          [PURPOSE]: "stream-key", // flags bit 1: `decrypt` will refuse this envelope
+        };
+        const keyEnvelope = await envelope.encrypt(streamKey, encryptOptions);
         const { messageId } = decodeEnvelope(keyEnvelope);
         key = deriveChunkKey(streamKey, messageId);
         base = { prefix: headerPrefix(0, chunkSize), messageId: Buffer.from(messageId) };

@@ -1,4 +1,5 @@
 import { FormatError } from "../errors.js";
+import type { ByteQueue } from "./byte-queue.js";
 import {
   FIXED_HEADER_LENGTH,
   MAX_CHUNK_SIZE,
@@ -90,7 +91,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
   if (envelopeLength === 0 || envelopeLength > MAX_KEY_ENVELOPE_LENGTH) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
-      `Malformed stream: key envelope length ${envelopeLength} is outside 1..${MAX_KEY_ENVELOPE_LENGTH}.`,
+      `Malformed stream: key envelope length ${envelopeLength} is outside 1 … ${MAX_KEY_ENVELOPE_LENGTH}.`,
       { details: { field: "keyEnvelopeLength" } },
     );
   }
@@ -106,11 +107,28 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
   };
 }
 
+/**
+ * The header at the front of `queue`, once all of it has arrived; `undefined` until then.
+ * Each call copies at most the 15 fixed bytes until the whole header is there, and then
+ * the header once, so collecting a header from many small writes is linear in its size
+ * (peeking everything queued on each write was quadratic). The fixed fields are checked
+ * as soon as their bytes arrive. The caller skips `header.length` bytes afterwards.
+ */
+export function readStreamHeader(queue: ByteQueue): StreamHeader | undefined {
+  const fixed = queue.peek(Math.min(queue.length, FIXED_HEADER_LENGTH));
+  // Checks magic … keyEnvelopeLength; never complete at 15 bytes (the key envelope is ≥ 1).
+  parseStreamHeader(fixed);
+  if (fixed.length < FIXED_HEADER_LENGTH) return undefined;
+  const length = FIXED_HEADER_LENGTH + fixed.readUInt32BE(11);
+  if (queue.length < length) return undefined;
+  return parseStreamHeader(queue.peek(length));
+}
+
 export function checkChunkSize(chunkSize: number): void {
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
-      `Stream chunk size ${chunkSize} is outside ${MIN_CHUNK_SIZE}..${MAX_CHUNK_SIZE} bytes.`,
+      `Stream chunk size ${chunkSize} is outside ${MIN_CHUNK_SIZE} … ${MAX_CHUNK_SIZE} bytes.`,
       { details: { field: "chunkSize" } },
     );
   }

@@ -2,8 +2,7 @@ import { Transform } from "node:stream";
 import type { Envelope, RewrapOptions } from "../client.js";
 import { FormatError } from "../errors.js";
 import { ByteQueue } from "./byte-queue.js";
-import { FIXED_HEADER_LENGTH, MAX_KEY_ENVELOPE_LENGTH } from "./constants.js";
-import { encodeStreamHeader, parseStreamHeader } from "./header.js";
+import { encodeStreamHeader, readStreamHeader } from "./header.js";
 
 /**
  * A Transform that rewraps an Envelope stream: only the header's key envelope changes
@@ -22,9 +21,7 @@ export function rewrapStream(envelope: Envelope, options: RewrapOptions): Transf
       queue.push(chunk);
       const header = (() => {
         try {
-          return parseStreamHeader(
-            queue.peek(Math.min(queue.length, FIXED_HEADER_LENGTH + MAX_KEY_ENVELOPE_LENGTH)),
-          );
+          return readStreamHeader(queue);
         } catch (error) {
           callback(error as Error);
           return null;
