@@ -85,6 +85,7 @@ export class TrustedSigners {
 
 /** Loads a writer's signing key; a ConfigError naming `field` (never the key) if it is not one. */
 export function loadSigningKey(input: unknown, field: string, env: Env = process.env): SigningKey {
+  if (input instanceof SigningKey) return input; // already loaded (createEnvelope)
   let key: KeyObject;
   if (input instanceof KeyObject) {
     key = input;
