@@ -17,7 +17,7 @@ import { type EncryptionContext, encodeContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { randomBytesPooled } from "./crypto/random.js";
 import { latin1, openAndZero, seal } from "./crypto/seal.js";
-import { checkSignature } from "./crypto/signature.js";
+import { checkSignature, VerifiedSignatures } from "./crypto/signature.js";
 import {
   loadSigningKey,
   loadTrustedSigners,
@@ -147,6 +147,7 @@ export class Envelope {
   readonly #audit: AuditHook | undefined;
   readonly #signer: SigningKey | undefined;
   readonly #trusted: TrustedSigners | undefined;
+  readonly #verified: VerifiedSignatures | undefined;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -178,6 +179,8 @@ export class Envelope {
         : loadSigningKey(options.signing?.key, "signing.key");
     this.#trusted =
       options.trustedSigners === undefined ? undefined : loadTrustedSigners(options.trustedSigners);
+    // With caching on, a signature verified once is not verified again (see the class).
+    this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -241,7 +244,7 @@ export class Envelope {
       const { context, canonical } = resolveContext(parts, options.context);
       // Signed mode: refuse unsigned / untrusted values and check the signature before
       // any cache lookup or unwrap (the warm path in #open included).
-      checkSignature(parts, canonical, this.#trusted);
+      checkSignature(parts, canonical, this.#trusted, this.#verified);
       const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
       const plaintext = await this.#open(parts, { context }, aad, (u) => {
         used = u;

@@ -578,3 +578,41 @@ describe("signing keys and trusted signers: inputs, config, env", () => {
     expect(createPrivateKey(writerKeys.privateKeyPem).asymmetricKeyType).toBe("ed25519");
   });
 });
+
+describe("verified-signature memo (warm reads skip Ed25519 verify)", () => {
+  it("is bounded, oldest first, and keyed by key, signature and signed bytes together", async () => {
+    const { VerifiedSignatures } = await import("../src/crypto/signature.js");
+    const memo = new VerifiedSignatures(3);
+    const k = Buffer.alloc(32, 1);
+    const sig = Buffer.alloc(64, 2);
+    const digests = [0, 1, 2, 3].map((i) => memo.digest(k, sig, Buffer.of(i)));
+    expect(new Set(digests).size).toBe(4);
+    expect(memo.digest(Buffer.alloc(32, 9), sig, Buffer.of(0))).not.toBe(digests[0]);
+    expect(memo.digest(k, Buffer.alloc(64, 9), Buffer.of(0))).not.toBe(digests[0]);
+    for (const d of digests) memo.add(d);
+    expect(memo.has(digests[0]!)).toBe(false);
+    expect(digests.slice(1).every((d) => memo.has(d))).toBe(true);
+  });
+
+  it("a value re-signed with a different signature after the genuine one was memoized is still checked", async () => {
+    const { writer, provider } = pair();
+    const reader = new Envelope({ encrypt: provider }); // cache on: memo on, unpinned
+    const value = await writer.encrypt("secret", { context });
+    await reader.decrypt(value, { context });
+    await reader.decrypt(value, { context }); // memo hit
+    for (const bad of [flip(value, SIGNATURE_AT + 63), flip(value, value.length - 1)]) {
+      expectEnvelopeError(
+        await rejection(reader.decrypt(bad, { context })),
+        DecryptionError,
+        "ENVELOPE_BAD_SIGNATURE",
+      );
+    }
+    // The memo holds the verification of (key, signature, signed bytes) only: the same
+    // signature with another context is verified again, and fails.
+    expectEnvelopeError(
+      await rejection(reader.decrypt(value, { context: { ...context, id: "43" } })),
+      DecryptionError,
+      "ENVELOPE_BAD_SIGNATURE",
+    );
+  });
+});

@@ -101,6 +101,7 @@ export function checkSignature(
   parts: EnvelopeParts,
   canonicalContext: Uint8Array,
   trusted: TrustedSigners | undefined,
+  verified?: VerifiedSignatures,
 ): void {
   if (parts.suite !== SUITE_SIGNED_ED25519) {
     if (trusted) {
@@ -125,10 +126,13 @@ export function checkSignature(
   }
   let ok = false;
   try {
+    const message = signedBytes(parts as SignedFields, canonicalContext);
+    const memo = verified?.digest(signerKey, parts.signature!, message);
+    if (memo !== undefined && verified!.has(memo)) return;
     key ??= publicKeyFromRaw(signerKey);
     ok =
-      parts.signature!.length === SIGNATURE_LENGTH &&
-      verify(null, signedBytes(parts as SignedFields, canonicalContext), key, parts.signature!);
+      parts.signature!.length === SIGNATURE_LENGTH && verify(null, message, key, parts.signature!);
+    if (ok && memo !== undefined) verified!.add(memo);
   } catch {
     // A signer key that is not a valid Ed25519 point fails like a bad signature.
     ok = false;
@@ -138,6 +142,42 @@ export function checkSignature(
       "ENVELOPE_BAD_SIGNATURE",
       "Could not decrypt: the value's signature does not verify (its header, context or body was altered, or the wrong context was given). Check the context; otherwise restore the value from a backup.",
     );
+  }
+}
+
+/**
+ * Signatures already verified by this client, so a value read again (a hot row) skips the
+ * Ed25519 verification, which costs far more than the rest of a warm decrypt. Keyed by
+ * SHA-256(signerKey ‖ signature ‖ signedBytes): an entry stands for exactly the triple
+ * that verified, and verification of that triple is deterministic. Bounded (oldest
+ * dropped first); holds no secret.
+ */
+export class VerifiedSignatures {
+  readonly #seen = new Set<string>();
+
+  constructor(private readonly max = 1024) {}
+
+  digest(signerKey: Uint8Array, signature: Uint8Array, message: Uint8Array): string {
+    return createHash("sha256")
+      .update(signerKey)
+      .update(signature)
+      .update(message)
+      .digest("base64");
+  }
+
+  has(digest: string): boolean {
+    return this.#seen.has(digest);
+  }
+
+  add(digest: string): void {
+    if (this.#seen.size >= this.max) {
+      this.#seen.delete(this.#seen.values().next().value!);
+    }
+    this.#seen.add(digest);
+  }
+
+  clear(): void {
+    this.#seen.clear();
   }
 }
 
