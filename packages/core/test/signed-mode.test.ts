@@ -580,18 +580,18 @@ describe("signing keys and trusted signers: inputs, config, env", () => {
 });
 
 describe("verified-signature memo (warm reads skip Ed25519 verify)", () => {
-  it("is bounded, oldest first, and keyed by key, signature and signed bytes together", async () => {
+  it("is bounded, oldest first, and hits only on the same signature AND signed bytes", async () => {
     const { VerifiedSignatures } = await import("../src/crypto/signature.js");
     const memo = new VerifiedSignatures(3);
-    const k = Buffer.alloc(32, 1);
-    const sig = Buffer.alloc(64, 2);
-    const digests = [0, 1, 2, 3].map((i) => memo.digest(k, sig, Buffer.of(i)));
-    expect(new Set(digests).size).toBe(4);
-    expect(memo.digest(Buffer.alloc(32, 9), sig, Buffer.of(0))).not.toBe(digests[0]);
-    expect(memo.digest(k, Buffer.alloc(64, 9), Buffer.of(0))).not.toBe(digests[0]);
-    for (const d of digests) memo.add(d);
-    expect(memo.has(digests[0]!)).toBe(false);
-    expect(digests.slice(1).every((d) => memo.has(d))).toBe(true);
+    const sigs = [0, 1, 2, 3].map((i) => Buffer.alloc(64, i));
+    const message = (i: number) => Buffer.alloc(200, i);
+    sigs.forEach((sig, i) => memo.add(sig, message(i)));
+    expect(memo.has(sigs[0]!, message(0))).toBe(false); // evicted
+    expect([1, 2, 3].every((i) => memo.has(sigs[i]!, message(i)))).toBe(true);
+    expect(memo.has(sigs[1]!, message(2))).toBe(false); // same signature, other bytes
+    const other = message(1);
+    other[199]! ^= 1;
+    expect(memo.has(sigs[1]!, other)).toBe(false);
   });
 
   it("a value re-signed with a different signature after the genuine one was memoized is still checked", async () => {

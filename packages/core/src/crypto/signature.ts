@@ -47,7 +47,9 @@ interface SignedFields {
  * needs one buffer, and Ed25519 reads its message twice).
  */
 export function signedBytes(fields: SignedFields, canonicalContext: Uint8Array): Buffer {
-  const m = Buffer.allocUnsafe(DOMAIN.length + 3 + 32 * 3 + 2 + canonicalContext.length + 4 + 32);
+  // Buffer.alloc, not allocUnsafe: never a slice of node's shared pool, since
+  // VerifiedSignatures may keep it.
+  const m = Buffer.alloc(DOMAIN.length + 3 + 32 * 3 + 2 + canonicalContext.length + 4 + 32);
   let o = DOMAIN.copy(m, 0);
   m[o++] = FORMAT_VERSION;
   m[o++] = SUITE_SIGNED_ED25519;
@@ -127,12 +129,11 @@ export function checkSignature(
   let ok = false;
   try {
     const message = signedBytes(parts as SignedFields, canonicalContext);
-    const memo = verified?.digest(signerKey, parts.signature!, message);
-    if (memo !== undefined && verified!.has(memo)) return;
+    if (verified?.has(parts.signature!, message)) return;
     key ??= publicKeyFromRaw(signerKey);
     ok =
       parts.signature!.length === SIGNATURE_LENGTH && verify(null, message, key, parts.signature!);
-    if (ok && memo !== undefined) verified!.add(memo);
+    if (ok) verified?.add(parts.signature!, message);
   } catch {
     // A signer key that is not a valid Ed25519 point fails like a bad signature.
     ok = false;
@@ -147,38 +148,34 @@ export function checkSignature(
 
 /**
  * Signatures already verified by this client, so a value read again (a hot row) skips the
- * Ed25519 verification, which costs far more than the rest of a warm decrypt. Keyed by
- * SHA-256(signerKey ‖ signature ‖ signedBytes): an entry stands for exactly the triple
- * that verified, and verification of that triple is deterministic. Bounded (oldest
- * dropped first); holds no secret.
+ * Ed25519 verification, which costs far more than the rest of a warm decrypt. Each entry
+ * maps a signature to the exact signed bytes (which include the signer key) it verified
+ * against; a hit needs both to be byte-equal, and verification of that pair is
+ * deterministic. Bounded (oldest dropped first); holds nothing secret.
  */
 export class VerifiedSignatures {
-  readonly #seen = new Set<string>();
+  readonly #seen = new Map<string, Buffer>();
 
   constructor(private readonly max = 1024) {}
 
-  digest(signerKey: Uint8Array, signature: Uint8Array, message: Uint8Array): string {
-    return createHash("sha256")
-      .update(signerKey)
-      .update(signature)
-      .update(message)
-      .digest("base64");
+  has(signature: Uint8Array, message: Buffer): boolean {
+    return this.#seen.get(latin1Key(signature))?.equals(message) === true;
   }
 
-  has(digest: string): boolean {
-    return this.#seen.has(digest);
-  }
-
-  add(digest: string): void {
-    if (this.#seen.size >= this.max) {
-      this.#seen.delete(this.#seen.values().next().value!);
-    }
-    this.#seen.add(digest);
+  add(signature: Uint8Array, message: Buffer): void {
+    const key = latin1Key(signature);
+    this.#seen.delete(key);
+    if (this.#seen.size >= this.max) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(key, message);
   }
 
   clear(): void {
     this.#seen.clear();
   }
+}
+
+function latin1Key(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
 }
 
 /** A KeyObject for a raw 32-byte Ed25519 public key. */
