@@ -616,3 +616,35 @@ describe("verified-signature memo (warm reads skip Ed25519 verify)", () => {
     );
   });
 });
+
+describe("every bit flip of a signed value (pinned reader)", () => {
+  it("is a typed refusal; outside the entries it is refused before any unwrap", async () => {
+    const { writer, reader, provider } = pair({ cache: false });
+    const value = await writer.encrypt("abc", { context });
+    const parts = decodeEnvelope(value);
+    const entriesStart = ENTRY_COUNT_AT;
+    const entriesEnd = value.length - (4 + parts.body.length);
+    const allowed = new Set([
+      "ENVELOPE_BAD_FORMAT",
+      "ENVELOPE_UNSUPPORTED_VERSION",
+      "ENVELOPE_UNSUPPORTED_SUITE",
+      "ENVELOPE_LIMIT_EXCEEDED",
+      "ENVELOPE_UNSIGNED",
+      "ENVELOPE_UNTRUSTED_SIGNER",
+      "ENVELOPE_BAD_SIGNATURE",
+      "ENVELOPE_NO_MATCHING_KEY",
+      "ENVELOPE_UNWRAP_FAILED",
+      "ENVELOPE_COMMITMENT_MISMATCH",
+    ]);
+    for (let bit = 0; bit < value.length * 8; bit++) {
+      const at = bit >> 3;
+      provider.reset();
+      const error = await rejection(reader.decrypt(flip(value, at, 1 << (bit & 7)), { context }));
+      const e = expectEnvelopeError(error);
+      expect(allowed.has(e.code), `${e.code} at bit ${bit}`).toBe(true);
+      if (at < entriesStart || at >= entriesEnd) {
+        expect(provider.calls.unwrap, `unwrap after a flip at byte ${at}`).toBe(0);
+      }
+    }
+  });
+});
