@@ -585,7 +585,7 @@ describe("verified-signature memo (warm reads skip Ed25519 verify)", () => {
     const memo = new VerifiedSignatures(3);
     const sigs = [0, 1, 2, 3].map((i) => Buffer.alloc(64, i));
     const message = (i: number) => Buffer.alloc(200, i);
-    sigs.forEach((sig, i) => memo.add(sig, message(i)));
+    for (const [i, sig] of sigs.entries()) memo.add(sig, message(i));
     expect(memo.has(sigs[0]!, message(0))).toBe(false); // evicted
     expect([1, 2, 3].every((i) => memo.has(sigs[i]!, message(i)))).toBe(true);
     expect(memo.has(sigs[1]!, message(2))).toBe(false); // same signature, other bytes
@@ -645,6 +645,22 @@ describe("every bit flip of a signed value (pinned reader)", () => {
       if (at < entriesStart || at >= entriesEnd) {
         expect(provider.calls.unwrap, `unwrap after a flip at byte ${at}`).toBe(0);
       }
+    }
+  });
+});
+
+describe("suite 0x02 decoder on hostile bytes", () => {
+  it("random bytes behind a suite 2 header, and every truncation of a signed value, are FormatErrors", async () => {
+    for (let i = 0; i < 3000; i++) {
+      const bytes = Buffer.concat([Buffer.of(1, 2, i & 1), randomBytes(i % 400)]);
+      const error = thrown(() => decodeEnvelope(bytes));
+      expectEnvelopeError(error, FormatError);
+    }
+    const { writer } = pair();
+    const value = await writer.encrypt("abc", { context, output: "binary" });
+    for (let cut = 0; cut < value.length; cut++) {
+      const error = thrown(() => decodeEnvelope(value.subarray(0, cut)));
+      expectEnvelopeError(error, FormatError, "ENVELOPE_BAD_FORMAT");
     }
   });
 });
