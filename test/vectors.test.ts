@@ -47,6 +47,18 @@ interface Vector {
   };
 }
 
+/**
+ * Vectors whose expected outcome changed when the format gained suite 0x02 (signed mode,
+ * docs/FORMAT.md §14). The files stay byte-for-byte as generated; the new outcome is
+ * pinned here, with the reason, and test/vectors/README.md lists them.
+ */
+const SUPERSEDED: Readonly<Record<string, { error: string; errorClass: string }>> = {
+  // A suite-1 value with its suite byte set to 2 now decodes as suite 2: the 96 bytes
+  // after the commitment are read as signer key and signature, and the byte after them,
+  // read as entryCount, is 52 (over the limit of 16).
+  "neg-058-suite-2": { error: "ENVELOPE_BAD_FORMAT", errorClass: "FormatError" },
+};
+
 const DIR = fileURLToPath(new URL("./vectors/", import.meta.url));
 const vectors: Vector[] = readdirSync(DIR)
   .filter((name) => /^(pos|neg)-.*\.json$/.test(name))
@@ -147,8 +159,9 @@ describe("envelope format v1 test vectors", () => {
       () => new Error("decrypt succeeded; the vector expects it to fail"),
       (e: unknown) => e,
     );
+    const expected = SUPERSEDED[v.id] ?? v.expected;
     expect(EnvelopeError.isInstance(error), String(error)).toBe(true);
-    expect((error as EnvelopeError).code).toBe(v.expected.error);
-    expect((error as EnvelopeError).name).toBe(v.expected.errorClass);
+    expect((error as EnvelopeError).code).toBe(expected.error);
+    expect((error as EnvelopeError).name).toBe(expected.errorClass);
   });
 });

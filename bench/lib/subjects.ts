@@ -19,7 +19,12 @@ import {
   RawAesWrappingSuiteIdentifier,
   RawRsaKeyringNode,
 } from "@aws-crypto/client-node";
-import { Envelope, type EnvelopeOptions, localAesProvider } from "@envelope/core";
+import {
+  Envelope,
+  type EnvelopeOptions,
+  generateSigningKeyPair,
+  localAesProvider,
+} from "@envelope/core";
 import { hierarchicalProvider, memoryKeyStore } from "@envelope/hierarchical";
 import { localRsaProvider } from "@envelope/local-rsa";
 
@@ -72,9 +77,20 @@ export function buildSubjects(): {
       open: (sealed) => envelope.decrypt(sealed as Buffer, { context: CONTEXT }),
     };
   };
+  // Signed mode (suite 0x02): the writer signs with Ed25519, the reader pins its key and
+  // verifies before unwrapping. Beside the unsigned local-aes rows, so the cost shows.
+  const signer = generateSigningKeyPair();
+  const signed = { signing: { key: signer.privateKeyPem }, trustedSigners: [signer.publicKey] };
   subjects.push(
     env("envelope local-aes", ["encrypt", "decrypt"], { encrypt: aes, cache: false }, true),
+    env(
+      "envelope local-aes signed",
+      ["encrypt", "decrypt"],
+      { encrypt: aes, cache: false, ...signed },
+      true,
+    ),
     env("envelope local-aes warm cache", ["decrypt"], { encrypt: aes }, true),
+    env("envelope local-aes warm cache signed", ["decrypt"], { encrypt: aes, ...signed }, true),
     env("envelope local-aes data-key reuse", ["encrypt"], { encrypt: aes, dataKeyReuse: {} }, true),
     env(
       "envelope hierarchical",

@@ -17,6 +17,15 @@ import { type EncryptionContext, encodeContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { randomBytesPooled } from "./crypto/random.js";
 import { latin1, openAndZero, seal } from "./crypto/seal.js";
+import { checkSignature, VerifiedSignatures } from "./crypto/signature.js";
+import {
+  loadSigningKey,
+  loadTrustedSigners,
+  type SigningKey,
+  type SigningOptions,
+  type TrustedSignerInput,
+  type TrustedSigners,
+} from "./crypto/signing-keys.js";
 import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
@@ -59,6 +68,18 @@ export interface EnvelopeOptions {
   storeContext?: boolean;
   /** Audit hook: one event per encrypt / decrypt / unwrap / wrap / rewrap. */
   onAudit?: AuditHook;
+  /**
+   * Writer authentication: sign every value this client seals (suite 0x02) with an
+   * Ed25519 private key. Rewrap keeps the signature (it needs no signing key).
+   */
+  signing?: SigningOptions;
+  /**
+   * Signed mode for readers: decrypt only values signed by one of these Ed25519 public
+   * keys; an unsigned value is `ENVELOPE_UNSIGNED`, another signer
+   * `ENVELOPE_UNTRUSTED_SIGNER`. Without it, signed values are still verified (integrity)
+   * and unsigned ones opened, so anyone who can wrap a data key can forge values.
+   */
+  trustedSigners?: readonly TrustedSignerInput[];
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -125,6 +146,9 @@ export class Envelope {
   readonly #reuse: DataKeyCache | undefined;
   readonly #storeContext: boolean;
   readonly #audit: AuditHook | undefined;
+  readonly #signer: SigningKey | undefined;
+  readonly #trusted: TrustedSigners | undefined;
+  readonly #verified: VerifiedSignatures | undefined;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -150,6 +174,14 @@ export class Envelope {
     this.#reuse = options.dataKeyReuse ? new DataKeyCache(options.dataKeyReuse) : undefined;
     this.#storeContext = options.storeContext ?? false;
     this.#audit = options.onAudit;
+    this.#signer =
+      options.signing === undefined
+        ? undefined
+        : loadSigningKey(options.signing?.key, "signing.key");
+    this.#trusted =
+      options.trustedSigners === undefined ? undefined : loadTrustedSigners(options.trustedSigners);
+    // With caching on, a signature verified once is not verified again (see the class).
+    this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -182,7 +214,7 @@ export class Envelope {
         materials = await this.#freshMaterials({ context });
         this.#reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical);
+      const sealed = seal(materials, data, flags, canonical, this.#signer);
       if (!reused) materials.dataKey.fill(0);
       this.#event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -212,7 +244,10 @@ export class Envelope {
       const parts = parse(sealed);
       checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
       const { context, canonical } = resolveContext(parts, options.context);
-      const aad = bodyAad(parts.flags, parts.messageId, canonical);
+      // Signed mode: refuse unsigned / untrusted values and check the signature before
+      // any cache lookup or unwrap (the warm path in #open included).
+      checkSignature(parts, canonical, this.#trusted, this.#verified);
+      const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
       const plaintext = await this.#open(parts, { context }, aad, (u) => {
         used = u;
       });
@@ -412,7 +447,7 @@ export class Envelope {
     for (const entry of materials.entries) checkEntry(entry);
     const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
-    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical);
+    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical, this.#signer);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 

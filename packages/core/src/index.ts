@@ -26,6 +26,12 @@ export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js
 export { redactUri } from "./config/uri.js";
 export { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
 export { aesKeyUnwrap, aesKeyWrap } from "./crypto/key-wrap.js";
+export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/signature.js";
+export type {
+  SigningKeyInput,
+  SigningOptions,
+  TrustedSignerInput,
+} from "./crypto/signing-keys.js";
 export {
   ConfigError,
   DecryptionError,
@@ -43,6 +49,8 @@ export {
   MAX_ENTRIES,
   MAX_KEY_REF_LENGTH,
   MAX_WRAPPED_KEY_LENGTH,
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_SIGNED_ED25519,
   TEXT_PREFIX,
 } from "./format/constants.js";
 export { decodeEnvelope } from "./format/decode.js";

@@ -17,6 +17,10 @@ export const ENV_VARS = {
   ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES: "turns on data-key reuse: messages per data key",
   ENVELOPE_DATA_KEY_REUSE_MAX_BYTES: "data-key reuse: plaintext bytes per data key",
   ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS: "data-key reuse: age limit in ms",
+  ENVELOPE_SIGNING_KEY:
+    "writers: Ed25519 private key that signs every value (PEM, ed25519:///path.pem or ed25519://env/VAR)",
+  ENVELOPE_TRUSTED_SIGNERS:
+    "readers: signed mode; trusted writer public keys (ed25519:<hex> or ed25519:///path.pub.pem), comma- or space-separated, or PEM text",
 } as const;
 
 const OUR_PREFIXES = [
@@ -25,6 +29,8 @@ const OUR_PREFIXES = [
   "ENVELOPE_CACHE",
   "ENVELOPE_STORE",
   "ENVELOPE_DATA_KEY",
+  "ENVELOPE_SIGNING_KEY",
+  "ENVELOPE_TRUSTED_SIGNER",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -90,7 +96,19 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       ...(maxAgeMs ? { maxAgeMs } : {}),
     };
   }
+  const signingKey = env.ENVELOPE_SIGNING_KEY?.trim();
+  if (signingKey) config.signing = { key: signingKey };
+  const trusted = env.ENVELOPE_TRUSTED_SIGNERS?.trim();
+  if (trusted) config.trustedSigners = trustedList(trusted);
   return config;
+}
+
+/** `ed25519:<hex>` / `ed25519:///path` items, or PEM text holding one or more public keys. */
+function trustedList(value: string): string[] {
+  if (!value.startsWith("-----BEGIN")) return list(value);
+  const pems = value.match(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g) ?? [];
+  // No complete block: pass the text on whole, so the loader reports it as a bad key.
+  return pems.length > 0 ? pems : [value];
 }
 
 /**

@@ -1,4 +1,6 @@
+import type { KeyObject } from "node:crypto";
 import { Envelope } from "../client.js";
+import { loadSigningKey } from "../crypto/signing-keys.js";
 import { ConfigError, EnvelopeError } from "../errors.js";
 import { loadFactory } from "../providers/registry.js";
 import type { KeyProvider } from "../providers/types.js";
@@ -50,6 +52,25 @@ export async function createEnvelope(
       },
     );
   }
+  // Resolved here so that ed25519://env/VAR reads the env given to createEnvelope; the
+  // client gets a KeyObject-backed key (it redacts itself when printed).
+  if (
+    config.signing !== undefined &&
+    (typeof config.signing !== "object" || config.signing === null)
+  ) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "signing must be { key: <Ed25519 private key> }.",
+      {
+        details: { field: "signing" },
+      },
+    );
+  }
+  const signing =
+    config.signing === undefined
+      ? undefined
+      : // A loaded SigningKey is accepted where a key input is (see loadSigningKey).
+        { key: loadSigningKey(config.signing.key, "signing.key", env) as unknown as KeyObject };
   const [encrypt, decrypt] = await Promise.all([
     Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
     Promise.all((config.decrypt ?? []).map((spec, i) => resolveKey(spec, `decrypt[${i}]`, env))),
@@ -61,6 +82,8 @@ export async function createEnvelope(
     ...(config.dataKeyReuse !== undefined ? { dataKeyReuse: config.dataKeyReuse } : {}),
     ...(config.storeContext !== undefined ? { storeContext: config.storeContext } : {}),
     ...(config.onAudit !== undefined ? { onAudit: config.onAudit } : {}),
+    ...(signing !== undefined ? { signing } : {}),
+    ...(config.trustedSigners !== undefined ? { trustedSigners: config.trustedSigners } : {}),
   });
 }
 

@@ -1,6 +1,7 @@
 import type { AuditHook } from "../audit.js";
 import type { DataKeyReuseOptions } from "../cache/data-key-cache.js";
 import type { UnwrapCacheOptions } from "../cache/unwrap-cache.js";
+import type { SigningOptions, TrustedSignerInput } from "../crypto/signing-keys.js";
 import type { KeyProvider } from "../providers/types.js";
 
 /**
@@ -38,6 +39,17 @@ export interface EnvelopeConfig {
   storeContext?: boolean;
   /** Audit hook: ids and timings of every operation, never key material. */
   onAudit?: AuditHook;
+  /**
+   * Writers: sign every value with this Ed25519 private key (suite 0x02). `key` is a PEM
+   * string, `ed25519:///run/secrets/signer.pem`, `ed25519://env/VAR` or a KeyObject.
+   */
+  signing?: SigningOptions;
+  /**
+   * Readers in signed mode: the writers' Ed25519 public keys (`ed25519:<hex>`, PEM,
+   * `ed25519:///path.pub.pem`, 32 raw bytes or a KeyObject). Unsigned values and other
+   * signers are refused.
+   */
+  trustedSigners?: readonly TrustedSignerInput[];
 }
 
 export const CONFIG_FIELDS = [
@@ -47,4 +59,6 @@ export const CONFIG_FIELDS = [
   "dataKeyReuse",
   "storeContext",
   "onAudit",
+  "signing",
+  "trustedSigners",
 ] as const;

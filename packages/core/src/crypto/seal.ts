@@ -1,34 +1,53 @@
 import type { EncryptionMaterials } from "../cache/data-key-cache.js";
-import { FLAG_CONTEXT_STORED, MESSAGE_ID_LENGTH } from "../format/constants.js";
+import {
+  FLAG_CONTEXT_STORED,
+  MESSAGE_ID_LENGTH,
+  SIGNATURE_LENGTH,
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_SIGNED_ED25519,
+  TAG_LENGTH,
+} from "../format/constants.js";
 import { encodeEnvelopeWith } from "../format/encode.js";
 import { bodyAad } from "./aad.js";
 import { openBody, sealBodyInto } from "./aead.js";
 import { deriveMessageKeys } from "./kdf.js";
 import { randomBytesPooled } from "./random.js";
+import { signSealedInPlace } from "./signature.js";
+import type { SigningKey } from "./signing-keys.js";
 
-/** Seals one value under a data key: fresh message id, derived key, header + body in one buffer. */
+/**
+ * Seals one value under a data key: fresh message id, derived key, header + body in one
+ * buffer. With `signer` the value is suite 0x02, signed in place once the body is written.
+ */
 export function seal(
   materials: EncryptionMaterials,
   data: Uint8Array,
   flags: number,
   canonical: Buffer,
+  signer?: SigningKey,
 ): Buffer {
   const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
   const keys = deriveMessageKeys(materials.dataKey, messageId);
   try {
-    const aad = bodyAad(flags, messageId, canonical);
+    const suite = signer ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT;
+    const aad = bodyAad(flags, messageId, canonical, suite);
     const header = {
       version: 1,
-      suite: 1,
+      suite,
       flags,
       messageId,
       commitment: keys.commitment,
       entries: materials.entries,
       storedContext: flags & FLAG_CONTEXT_STORED ? canonical : undefined,
+      ...(signer
+        ? { signerKey: signer.publicKey, signature: new Uint8Array(SIGNATURE_LENGTH) }
+        : {}),
     };
-    return encodeEnvelopeWith(header, data.length, (out, offset) =>
+    const out = encodeEnvelopeWith(header, data.length, (out, offset) =>
       sealBodyInto(keys.encryptionKey, data, aad, out, offset),
     );
+    if (signer) signSealedInPlace(out, signer, canonical, data.length + TAG_LENGTH);
+    return out;
   } finally {
     keys.encryptionKey.fill(0);
   }

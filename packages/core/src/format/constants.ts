@@ -46,3 +46,18 @@ export const HKDF_INFO = "envelope:v1:suite1:key+commitment";
 
 /** Provider ids are short lowercase ASCII names such as `local-rsa` or `aws-kms`. */
 export const PROVIDER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
+
+/**
+ * Suite 0x02 (signed mode): suite 0x01 plus an Ed25519 signature by the writer. The
+ * signer's 32-byte public key and the 64-byte signature sit at fixed offsets right after
+ * the commitment, so entries (which rewrap replaces) follow them and stay unsigned.
+ */
+export const SUITE_SIGNED_ED25519 = 0x02;
+export const SIGNER_KEY_LENGTH = 32;
+export const SIGNATURE_LENGTH = 64;
+export const OFFSET_SIGNER_KEY = OFFSET_ENTRY_COUNT;
+export const OFFSET_SIGNATURE = OFFSET_SIGNER_KEY + SIGNER_KEY_LENGTH;
+/** Where `entryCount` sits in a suite 0x02 value. */
+export const OFFSET_ENTRY_COUNT_SIGNED = OFFSET_SIGNATURE + SIGNATURE_LENGTH;
+/** First field of the bytes an Ed25519 signature of suite 0x02 covers: fixed, ASCII. */
+export const SIGNATURE_DOMAIN = "envelope:v1:suite2:ed25519-signature";

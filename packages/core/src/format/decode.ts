@@ -12,7 +12,10 @@ import {
   MAX_WRAPPED_KEY_LENGTH,
   MESSAGE_ID_LENGTH,
   PROVIDER_ID_PATTERN,
+  SIGNATURE_LENGTH,
+  SIGNER_KEY_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_SIGNED_ED25519,
   TAG_LENGTH,
 } from "./constants.js";
 import type { EnvelopeParts, WrappedKey } from "./envelope.js";
@@ -42,10 +45,10 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
     );
   }
   const suite = r.u8("suite");
-  if (suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT) {
+  if (suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT && suite !== SUITE_SIGNED_ED25519) {
     throw new FormatError(
       "ENVELOPE_UNSUPPORTED_SUITE",
-      `Unsupported algorithm suite ${suite}; this library knows suite 1 (AES-256-GCM, HKDF-SHA256, key commitment). Upgrade @envelope/core.`,
+      `Unsupported algorithm suite ${suite}; this library knows suites 1 (AES-256-GCM, HKDF-SHA256, key commitment) and 2 (suite 1 signed with Ed25519). Upgrade @envelope/core.`,
       { details: { field: "suite", suite } },
     );
   }
@@ -53,6 +56,10 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   if ((flags & ~KNOWN_FLAGS) !== 0) fail("flags", `unknown flag bits 0x${flags.toString(16)}`);
   const messageId = r.bytesOf(MESSAGE_ID_LENGTH, "messageId");
   const commitment = r.bytesOf(COMMITMENT_LENGTH, "commitment");
+  // Suite 0x02: signer key and signature at fixed offsets 67 and 99, before the entries.
+  const signed = suite === SUITE_SIGNED_ED25519;
+  const signerKey = signed ? r.bytesOf(SIGNER_KEY_LENGTH, "signerKey") : undefined;
+  const signature = signed ? r.bytesOf(SIGNATURE_LENGTH, "signature") : undefined;
 
   const count = r.u8("entryCount");
   if (count === 0) fail("entryCount", "no wrapped-key entries");
@@ -77,7 +84,8 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   }
   const body = r.bytesOf(ciphertextLength + TAG_LENGTH, "body");
   r.end();
-  return { version, suite, flags, messageId, commitment, entries, storedContext, body };
+  const parts = { version, suite, flags, messageId, commitment, entries, storedContext, body };
+  return signed ? { ...parts, signerKey, signature } : parts;
 }
 
 function readEntry(r: Reader, index: number): WrappedKey {

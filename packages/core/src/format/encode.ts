@@ -4,7 +4,10 @@ import {
   FLAG_STREAM_KEY,
   FORMAT_VERSION,
   MESSAGE_ID_LENGTH,
+  SIGNATURE_LENGTH,
+  SIGNER_KEY_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_SIGNED_ED25519,
   TAG_LENGTH,
 } from "./constants.js";
 import type { EnvelopeParts } from "./envelope.js";
@@ -33,7 +36,20 @@ export function encodeEnvelopeWith(
 ): Buffer {
   const ids = header.entries.map((e) => checkEntry(e));
   const bodyLength = ciphertextLength + TAG_LENGTH;
+  // Suite 0x02 carries signer key and signature; they are copied as given (rewrap keeps
+  // them byte for byte; a fresh seal fills the signature in afterwards, see crypto/seal.ts).
+  const signed = header.suite === SUITE_SIGNED_ED25519;
+  if (
+    signed &&
+    (header.signerKey?.length !== SIGNER_KEY_LENGTH ||
+      header.signature?.length !== SIGNATURE_LENGTH)
+  ) {
+    throw new Error(
+      "encodeEnvelope: suite 2 needs a 32-byte signer key and 64-byte signature (bug)",
+    );
+  }
   let size = 3 + MESSAGE_ID_LENGTH + COMMITMENT_LENGTH + 1 + 4 + bodyLength;
+  if (signed) size += SIGNER_KEY_LENGTH + SIGNATURE_LENGTH;
   for (const { id, ref, wrapped } of ids)
     size += 1 + id.length + 2 + ref.length + 2 + wrapped.length;
   const stored = header.storedContext;
@@ -41,12 +57,16 @@ export function encodeEnvelopeWith(
 
   const w = new Writer(size);
   w.u8(FORMAT_VERSION);
-  w.u8(SUITE_AES256GCM_HKDF_SHA256_COMMIT);
+  w.u8(signed ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT);
   // Bit 0 follows the stored context; bit 1 (purpose) is carried as given, so a rewrap
-  // keeps it: it is in the body's AAD.
+  // keeps it: it is in the body's AAD (and, for suite 2, in the signed bytes).
   w.u8((stored ? FLAG_CONTEXT_STORED : 0) | (header.flags & FLAG_STREAM_KEY));
   w.put(header.messageId);
   w.put(header.commitment);
+  if (signed) {
+    w.put(header.signerKey!);
+    w.put(header.signature!);
+  }
   w.u8(ids.length);
   for (const { id, ref, wrapped } of ids) {
     w.u8(id.length);

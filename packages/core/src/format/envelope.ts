@@ -21,4 +21,8 @@ export interface EnvelopeParts {
   readonly storedContext: Uint8Array | undefined;
   /** Ciphertext followed by the 16-byte GCM tag: the part rewrap never touches. */
   readonly body: Uint8Array;
+  /** Suite 0x02 only: the writer's raw 32-byte Ed25519 public key. */
+  readonly signerKey?: Uint8Array | undefined;
+  /** Suite 0x02 only: the 64-byte Ed25519 signature (docs/FORMAT.md §14). */
+  readonly signature?: Uint8Array | undefined;
 }

@@ -19,6 +19,8 @@ export interface EnvelopeInfo {
   /** Flags bit 1: the key envelope of a stream (opened by `decryptStream`, never by `decrypt`). */
   streamKey: boolean;
   context?: EncryptionContext;
+  /** Suite 0x02: the signer's public key as `ed25519:<hex>` (not verified by inspect). */
+  signer?: string;
   entries: { provider: string; keyRef: string; wrappedBytes: number }[];
   bodyBytes: number;
   totalBytes: number;
@@ -72,5 +74,6 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
     totalBytes: typeof sealed === "string" ? Buffer.byteLength(sealed) : sealed.length,
   };
   if (parts.storedContext) info.context = decodeContext(parts.storedContext);
+  if (parts.signerKey) info.signer = `ed25519:${hex(parts.signerKey)}`;
   return info;
 }
