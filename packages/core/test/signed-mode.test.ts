@@ -629,6 +629,7 @@ describe("every bit flip of a signed value (pinned reader)", () => {
       "ENVELOPE_UNSUPPORTED_VERSION",
       "ENVELOPE_UNSUPPORTED_SUITE",
       "ENVELOPE_LIMIT_EXCEEDED",
+      "ENVELOPE_WRONG_PURPOSE", // flags bit 1 (stream key envelope), checked first
       "ENVELOPE_UNSIGNED",
       "ENVELOPE_UNTRUSTED_SIGNER",
       "ENVELOPE_BAD_SIGNATURE",
