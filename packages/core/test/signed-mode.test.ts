@@ -460,6 +460,35 @@ describe("signing keys and trusted signers: inputs, config, env", () => {
     }
   });
 
+  it("a signing key file group or others can read: one warning, refused when strict", async () => {
+    const loose = join(dir, "loose-signer.pem");
+    writeFileSync(loose, writerKeys.privateKeyPem);
+    chmodSync(loose, 0o640);
+    const warnings: (Error & { code?: string })[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      new Envelope({ encrypt: kms(), signing: { key: `ed25519://${loose}` } });
+      new Envelope({ encrypt: kms(), signing: { key: `ed25519://${loose}` } });
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.filter((w) => w.code === "ENVELOPE_KEY_FILE_PERMISSIONS")).toHaveLength(1);
+    const strict = await createEnvelope(
+      { encrypt: "local-aes://env/AES", signing: { key: `ed25519://${loose}` } },
+      { AES: randomBytes(32).toString("hex"), ENVELOPE_STRICT_KEY_FILES: "1" },
+    ).catch((e: unknown) => e);
+    const e = expectEnvelopeError(strict, undefined, "ENVELOPE_BAD_KEY");
+    expect(e.message).toContain("chmod 600");
+    expect(e.message).not.toContain("PRIVATE KEY");
+    // A trusted signer's public key file is not secret: no check.
+    chmodSync(pubPath, 0o644);
+    expect(
+      () => new Envelope({ encrypt: kms(), trustedSigners: [`ed25519://${pubPath}`] }),
+    ).not.toThrow();
+  });
+
   it("createEnvelope: signing from a file URI or ed25519://env/VAR, trustedSigners pinned", async () => {
     const aesKey = randomBytes(32).toString("hex");
     const env = { SIGNER_PEM: writerKeys.privateKeyPem, AES: aesKey };

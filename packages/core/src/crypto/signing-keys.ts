@@ -1,8 +1,9 @@
 import { createPrivateKey, createPublicKey, KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "../errors.js";
 import { SIGNER_KEY_LENGTH } from "../format/constants.js";
+import { checkKeyFileMode, strictKeyFiles } from "../providers/key-file.js";
 import { ed25519Sign, publicKeyFromRaw, rawPublicKey } from "./signature.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -187,8 +188,17 @@ function pemFrom(input: string, field: string, env: Env, kind: "signing" | "trus
       throw bad(field, "no query or fragment allowed in the URI.");
     let bytes: Buffer;
     try {
+      // A signing key file is as secret as a private key; trusted-signer files are public.
+      if (kind === "signing") {
+        checkKeyFileMode(path, statSync(path).mode, {
+          provider: "signing",
+          what: "private key file",
+          strict: strictKeyFiles(undefined, env),
+        });
+      }
       bytes = readFileSync(path);
     } catch (cause) {
+      if (ConfigError.isInstance(cause)) throw cause;
       throw bad(field, `cannot read the key file ${shown(path)}.`, errorName(cause));
     }
     try {
