@@ -10,9 +10,10 @@ export interface AuditEvent {
   /** encrypt: whether a data key was reused (opt-in data-key reuse). */
   readonly dataKeyReused?: boolean;
   /**
-   * rewrap: true when at least one entry was rewrapped inside a KMS and the data key never
-   * reached this process; false when it was unwrapped here, or when every entry was
-   * already under its target key (nothing to do).
+   * rewrap: true when every new entry was made by a KMS's native rewrap (no data key was
+   * wrapped here). Each such entry was then unwrapped once here to check it against the
+   * key commitment, so the data key did reach this process for that check. False when a
+   * data key was wrapped here, or when every entry was already under its target key.
    */
   readonly native?: boolean;
   readonly durationMs: number;

@@ -17,6 +17,8 @@ export const ENV_VARS = {
   ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES: "turns on data-key reuse: messages per data key",
   ENVELOPE_DATA_KEY_REUSE_MAX_BYTES: "data-key reuse: plaintext bytes per data key",
   ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS: "data-key reuse: age limit in ms",
+  ENVELOPE_MAX_ENTRIES_TRIED:
+    "most wrapped keys one value may make a decrypt try (default 3, or the number of encrypt keys)",
 } as const;
 
 const OUR_PREFIXES = [
@@ -25,6 +27,7 @@ const OUR_PREFIXES = [
   "ENVELOPE_CACHE",
   "ENVELOPE_STORE",
   "ENVELOPE_DATA_KEY",
+  "ENVELOPE_MAX_ENTRIES",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -80,6 +83,8 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
     }
     config.storeContext = store === "true";
   }
+  const maxEntriesTried = int(env, "ENVELOPE_MAX_ENTRIES_TRIED");
+  if (maxEntriesTried) config.maxEntriesTried = maxEntriesTried;
   const maxMessages = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES");
   const maxBytes = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_BYTES");
   const maxAgeMs = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS");

@@ -61,6 +61,7 @@ export async function createEnvelope(
     ...(config.dataKeyReuse !== undefined ? { dataKeyReuse: config.dataKeyReuse } : {}),
     ...(config.storeContext !== undefined ? { storeContext: config.storeContext } : {}),
     ...(config.onAudit !== undefined ? { onAudit: config.onAudit } : {}),
+    ...(config.maxEntriesTried !== undefined ? { maxEntriesTried: config.maxEntriesTried } : {}),
   });
 }
 

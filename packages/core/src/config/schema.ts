@@ -38,6 +38,8 @@ export interface EnvelopeConfig {
   storeContext?: boolean;
   /** Audit hook: ids and timings of every operation, never key material. */
   onAudit?: AuditHook;
+  /** Most wrapped keys one value may make this client try (default 3); see `EnvelopeOptions`. */
+  maxEntriesTried?: number;
 }
 
 export const CONFIG_FIELDS = [
@@ -47,4 +49,5 @@ export const CONFIG_FIELDS = [
   "dataKeyReuse",
   "storeContext",
   "onAudit",
+  "maxEntriesTried",
 ] as const;
