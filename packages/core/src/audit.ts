@@ -1,4 +1,5 @@
 import { EnvelopeError, type ErrorCode } from "./errors.js";
+import { printable } from "./format/printable.js";
 
 /** One audited operation. Carries ids and timings only, never key material or data. */
 export interface AuditEvent {
@@ -57,8 +58,9 @@ export function auditEvent(
   return {
     ...extra,
     operation,
-    provider,
-    keyRef,
+    // Both may come from a stored value (an entry's provider id and key reference).
+    provider: printable(provider),
+    keyRef: printable(keyRef),
     durationMs: performance.now() - started,
     outcome: failed ? "failure" : "success",
     ...(code ? { errorCode: code } : {}),

@@ -741,7 +741,7 @@ export class Envelope {
       throw new ProviderError(
         "ENVELOPE_UNWRAP_FAILED",
         `Key provider "${provider.id}" unwrapped a data key that is not 32 bytes: the wrapped-key entry is corrupted or was tampered with.`,
-        { details: { provider: provider.id, keyRef: entry.keyRef } },
+        { details: { provider: provider.id, keyRef: printable(entry.keyRef) } },
       );
     }
     return dataKey;
@@ -804,7 +804,7 @@ export class Envelope {
     return new DecryptionError(
       "ENVELOPE_NO_MATCHING_KEY",
       `No configured key can unwrap this envelope. It was wrapped under [${present}]; this client has [${configured}]. Add the old key to the decrypt list (ENVELOPE_DECRYPT_KEYS / config.decrypt).`,
-      { details: { wrappedUnder: present, configured } },
+      { details: { wrappedUnder: present, configured: printable(configured, 1000) } },
     );
   }
 }
