@@ -1,4 +1,10 @@
-import { ConfigError, DecryptionError, EnvelopeError, ProviderError } from "../errors.js";
+import {
+  ConfigError,
+  DecryptionError,
+  EnvelopeError,
+  FormatError,
+  ProviderError,
+} from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
 import { printable } from "../format/printable.js";
 import type { KeyProvider } from "./types.js";
@@ -61,8 +67,8 @@ export function maxEntriesTried(value: number | undefined, encryptKeys: number):
 }
 
 /** A value asks this client to try more wrapped keys than `maxEntriesTried` allows. */
-export function entryLimitError(count: number, max: number): DecryptionError {
-  return new DecryptionError(
+export function entryLimitError(count: number, max: number): FormatError {
+  return new FormatError(
     "ENVELOPE_LIMIT_EXCEEDED",
     `This value has ${count} wrapped keys that this client's keys could try; the limit is ${max}. Nothing was unwrapped. If you multi-wrap values under that many keys, raise maxEntriesTried (ENVELOPE_MAX_ENTRIES_TRIED); otherwise the stored value was planted or tampered with.`,
     { details: { field: "maxEntriesTried", entries: count, limit: max } },
