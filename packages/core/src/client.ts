@@ -15,11 +15,10 @@ import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
 import { type EncryptionContext, encodeContext, snapshotContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
-import { randomBytesPooled } from "./crypto/random.js";
 import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
-export type { DataKeyMaterials } from "./crypto/materials.js";
-import { verifyBody } from "./crypto/verify-body.js";
+import { randomBytesPooled } from "./crypto/random.js";
 import { latin1, openAndZero, seal } from "./crypto/seal.js";
+import { verifyBody } from "./crypto/verify-body.js";
 import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
@@ -50,6 +49,8 @@ import {
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
+
+export type { DataKeyMaterials } from "./crypto/materials.js";
 
 /** Options of an Envelope client built from provider objects. See `createEnvelope` for config. */
 export interface EnvelopeOptions {
@@ -126,7 +127,6 @@ interface MessageKeyOrigin {
   readonly entry: WrappedKey;
   readonly kms: string;
 }
-
 
 /**
  * The Envelope client: encrypt, decrypt and rewrap values with per-message data keys.
@@ -310,7 +310,11 @@ export class Envelope {
         if (options.verifyBody) {
           const keys = deriveMessageKeys(await dataKeyOf(), parts.messageId);
           try {
-            verifyBody(keys.encryptionKey, parts.body, bodyAad(parts.flags, parts.messageId, canonical));
+            verifyBody(
+              keys.encryptionKey,
+              parts.body,
+              bodyAad(parts.flags, parts.messageId, canonical),
+            );
           } finally {
             keys.encryptionKey.fill(0);
           }

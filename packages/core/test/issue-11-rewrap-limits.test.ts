@@ -11,7 +11,6 @@ import {
   encodeContext,
   encodeEnvelope,
   localAesProvider,
-  toText,
   type WrappedKey,
 } from "@envelope/core";
 import { describe, expect, it } from "vitest";
@@ -47,9 +46,7 @@ describe("rewrap never drops the only good entry (issue 11, 4a)", () => {
     const entries = decodeEnvelope(moved).entries;
     expect(entries.map((e) => e.keyRef)).toEqual([target.keyRef]);
     expect(Buffer.from(entries[0]!.wrapped).equals(Buffer.from(bogus.wrapped))).toBe(false);
-    expect(await new Envelope({ encrypt: target }).decrypt(moved, { as: "text" })).toBe(
-      "precious",
-    );
+    expect(await new Envelope({ encrypt: target }).decrypt(moved, { as: "text" })).toBe("precious");
   });
 
   it("fails, leaving the value as it was, when the only provable entry cannot be opened", async () => {
@@ -60,12 +57,14 @@ describe("rewrap never drops the only good entry (issue 11, 4a)", () => {
     const planted = withEntries(sealed, [...decodeEnvelope(sealed).entries, bogus]);
     // This client holds only the target key: keeping the bogus entry and dropping the
     // other would leave a value nobody can open.
-    const error = await rejection(new Envelope({ encrypt: target }).rewrap(planted, { to: target }));
+    const error = await rejection(
+      new Envelope({ encrypt: target }).rewrap(planted, { to: target }),
+    );
     expect(error.code).toBe("ENVELOPE_COMMITMENT_MISMATCH");
     // With the key back, the value still opens: nothing was lost.
-    expect(
-      await new Envelope({ encrypt: unreachable }).decrypt(planted, { as: "text" }),
-    ).toBe("precious");
+    expect(await new Envelope({ encrypt: unreachable }).decrypt(planted, { as: "text" })).toBe(
+      "precious",
+    );
   });
 
   it("checks the entry a native rewrap returns before the old entries are dropped", async () => {
@@ -80,7 +79,11 @@ describe("rewrap never drops the only good entry (issue 11, 4a)", () => {
     const bogus = await v1.wrap(randomBytes(32), { context: {} });
     const planted = withEntries(sealed, [decodeEnvelope(sealed).entries[0]!, bogus]);
     const events: AuditEvent[] = [];
-    const env = new Envelope({ encrypt: v2, decrypt: [v1, backup], onAudit: (e) => events.push(e) });
+    const env = new Envelope({
+      encrypt: v2,
+      decrypt: [v1, backup],
+      onAudit: (e) => events.push(e),
+    });
     const error = await rejection(env.rewrap(planted, { to: v2 }));
     expect(error.code).toBe("ENVELOPE_COMMITMENT_MISMATCH");
     expect(v2.calls.rewrap).toBe(1);
@@ -172,7 +175,10 @@ describe("entry cap (issue 11, 5)", () => {
     expect(error.code).toBe("ENVELOPE_LIMIT_EXCEEDED");
     expect(error.message).toContain("maxEntriesTried");
     expect(kms.calls.unwrap).toBe(0);
-    for (const attempt of [env.unwrapDataKey(value), env.rewrap(value, { to: countingProvider() })]) {
+    for (const attempt of [
+      env.unwrapDataKey(value),
+      env.rewrap(value, { to: countingProvider() }),
+    ]) {
       expect((await rejection(attempt)).code).toBe("ENVELOPE_LIMIT_EXCEEDED");
     }
     expect(kms.calls.unwrap).toBe(0);
@@ -198,7 +204,10 @@ describe("entry cap (issue 11, 5)", () => {
   });
 
   it("is configurable from config and env, and validated", async () => {
-    expect(configFromEnv({ ENVELOPE_ENCRYPT_KEYS: "local-aes://env/K", ENVELOPE_MAX_ENTRIES_TRIED: "5" }).maxEntriesTried).toBe(5);
+    expect(
+      configFromEnv({ ENVELOPE_ENCRYPT_KEYS: "local-aes://env/K", ENVELOPE_MAX_ENTRIES_TRIED: "5" })
+        .maxEntriesTried,
+    ).toBe(5);
     const env = { K: randomBytes(32).toString("hex") };
     await expect(
       createEnvelope({ encrypt: "local-aes://env/K", maxEntriesTried: 0 }, env),
@@ -236,7 +245,12 @@ describe("context read once (issue 11, 7)", () => {
 
   it.each([
     ["inherited properties", Object.create({ a: "1" })],
-    ["a class instance", new (class Row { table = "users"; })()],
+    [
+      "a class instance",
+      new (class Row {
+        table = "users";
+      })(),
+    ],
   ])("%s is ENVELOPE_BAD_INPUT, not the empty context", async (_name, context) => {
     const env = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
     for (const attempt of [

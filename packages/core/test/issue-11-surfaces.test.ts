@@ -77,9 +77,11 @@ describe("no key pasted into a URI is echoed (issue 11, 13)", () => {
     expect(redactUri("local-rsa:///run/secrets/enc_key.pem")).toBe(
       "local-rsa:///run/secrets/enc_key.pem",
     );
-    const arn = "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const arn =
+      "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     expect(redactUri(arn)).toBe(arn);
-    const mrk = "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+    const mrk =
+      "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
     expect(redactUri(mrk)).toBe(mrk);
     const azure = "azure-kv://pii.vault.azure.net/keys/users/0123456789abcdef0123456789abcdef";
     expect(redactUri(azure)).toBe(azure);
@@ -144,7 +146,10 @@ describe("strings from a stored value are escaped wherever shown (issue 11, 8)",
   it("local-aes errors for an unknown entry", async () => {
     const aes = localAesProvider({ keys: randomBytes(32) });
     const error = await caught(() =>
-      aes.unwrap({ providerId: "local-aes", keyRef: evil, wrapped: randomBytes(40) }, { context: {} }),
+      aes.unwrap(
+        { providerId: "local-aes", keyRef: evil, wrapped: randomBytes(40) },
+        { context: {} },
+      ),
     );
     clean([(error as EnvelopeError).message, JSON.stringify((error as EnvelopeError).details)]);
   });
@@ -175,8 +180,12 @@ describe("lengths around every u16 boundary give typed errors (issue 11, 10)", (
         });
         await probe(`context key ${ch}×${n}`, () => env.encrypt("x", { context: { [s]: "v" } }));
         await probe(`table name ${ch}×${n}`, () => env.encrypt("x", { context: { table: s } }));
-        await probe(`decrypt context ${ch}×${n}`, () => env.decrypt(sealed, { context: { table: s } }));
-        await probe(`rewrap context ${ch}×${n}`, () => env.rewrap(sealed, { context: { table: s } }));
+        await probe(`decrypt context ${ch}×${n}`, () =>
+          env.decrypt(sealed, { context: { table: s } }),
+        );
+        await probe(`rewrap context ${ch}×${n}`, () =>
+          env.rewrap(sealed, { context: { table: s } }),
+        );
         await probe(`keyRef ${ch}×${n}`, () =>
           new Envelope({ encrypt: relabelled({ keyRef: s }) }).encrypt("x"),
         );

@@ -31,7 +31,10 @@ export function wrapFailure(error: unknown, provider: KeyProvider): EnvelopeErro
   return new ProviderError(
     "ENVELOPE_KMS_ERROR",
     `Key provider "${printable(provider.id)}" failed with an unexpected error while wrapping a data key under key "${printable(provider.keyRef)}". See \`cause\`.`,
-    { cause: error, details: { provider: printable(provider.id), keyRef: printable(provider.keyRef) } },
+    {
+      cause: error,
+      details: { provider: printable(provider.id), keyRef: printable(provider.keyRef) },
+    },
   );
 }
 
