@@ -709,19 +709,24 @@ export class Envelope {
   }
 
   /**
-   * (entry, provider) pairs in envelope order, then configuration order. More than
-   * `maxEntriesTried` pairs is refused before any of them is tried.
+   * (entry, provider) pairs in envelope order, then configuration order. A value with more
+   * entries that some configured key handles than `maxEntriesTried` is refused before any
+   * of them is tried (the entries are the attacker's to multiply; the providers per entry
+   * are bounded by this client's configuration).
    */
   #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
     const out: [WrappedKey, KeyProvider][] = [];
+    let entries = 0;
     for (const entry of parts.entries) {
+      const before = out.length;
       for (const provider of this.#decryptors) {
         if (provider.id === entry.providerId && provider.handles(entry))
           out.push([entry, provider]);
       }
+      if (out.length > before) entries++;
     }
-    if (out.length > this.#maxEntriesTried) {
-      throw entryLimitError(out.length, this.#maxEntriesTried);
+    if (entries > this.#maxEntriesTried) {
+      throw entryLimitError(entries, this.#maxEntriesTried);
     }
     return out;
   }

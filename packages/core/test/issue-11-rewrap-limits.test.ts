@@ -303,3 +303,15 @@ describe("data-key materials print no key (issue 11, 12)", () => {
     expect((await env.decrypt(sealed)).toString()).toBe("y");
   });
 });
+
+describe("entry cap counts entries, not (entry, key) pairs", () => {
+  it("two keys that both handle both entries of a multi-wrapped value stay within the default", async () => {
+    const master = randomBytes(32);
+    // Two providers of one KMS (discovery-like): each handles every entry of that KMS.
+    const a = countingProvider({ keyRef: "a", masterKey: master, anyKeyRef: true });
+    const b = countingProvider({ keyRef: "b", masterKey: master, anyKeyRef: true });
+    const env = new Envelope({ encrypt: [a, b], cache: false });
+    const sealed = await env.encrypt("two regions");
+    expect((await env.decrypt(sealed)).toString()).toBe("two regions");
+  });
+});
