@@ -133,8 +133,11 @@ describe("aws-kms provider against the KMS test server", () => {
       to: europe,
       context: CONTEXT,
     });
-    expect(h.kms.calls).toEqual({ ReEncrypt: 1 });
+    // Issue 11: the KMS's new entry is unwrapped once and checked against the key
+    // commitment before the old entry is dropped.
+    expect(h.kms.calls).toEqual({ ReEncrypt: 1, Decrypt: 1 });
     expect(h.kms.requests[0]).toMatchObject({ region: "eu-west-1" });
+    expect(h.kms.requests[1]).toMatchObject({ operation: "Decrypt", region: "eu-west-1" });
     expect(entriesOf(moved)[0]!.keyRef).toBe(replica.arn);
   });
 
@@ -225,6 +228,7 @@ describe("aws-kms provider against the KMS test server", () => {
       "Encrypt",
       "Decrypt",
       "ReEncrypt",
+      "Decrypt", // the commitment check of the new entry (issue 11)
     ]);
     for (const r of h.kms.requests) expect(r.grantTokens).toEqual(grantTokens);
   });

@@ -1,4 +1,5 @@
 import { EnvelopeError, type ErrorCode } from "./errors.js";
+import { printable } from "./format/printable.js";
 
 /** One audited operation. Carries ids and timings only, never key material or data. */
 export interface AuditEvent {
@@ -10,9 +11,10 @@ export interface AuditEvent {
   /** encrypt: whether a data key was reused (opt-in data-key reuse). */
   readonly dataKeyReused?: boolean;
   /**
-   * rewrap: true when at least one entry was rewrapped inside a KMS and the data key never
-   * reached this process; false when it was unwrapped here, or when every entry was
-   * already under its target key (nothing to do).
+   * rewrap: true when every new entry was made by a KMS's native rewrap (no data key was
+   * wrapped here). Each such entry was then unwrapped once here to check it against the
+   * key commitment, so the data key did reach this process for that check. False when a
+   * data key was wrapped here, or when every entry was already under its target key.
    */
   readonly native?: boolean;
   readonly durationMs: number;
@@ -56,8 +58,9 @@ export function auditEvent(
   return {
     ...extra,
     operation,
-    provider,
-    keyRef,
+    // Both may come from a stored value (an entry's provider id and key reference).
+    provider: printable(provider),
+    keyRef: printable(keyRef),
     durationMs: performance.now() - started,
     outcome: failed ? "failure" : "success",
     ...(code ? { errorCode: code } : {}),

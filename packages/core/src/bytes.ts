@@ -1,4 +1,5 @@
-import { ConfigError } from "./errors.js";
+import { constants } from "node:buffer";
+import { ConfigError, FormatError } from "./errors.js";
 import { MAX_BODY_LENGTH } from "./format/constants.js";
 
 /** Plaintext accepted by encrypt: bytes, or a string (encoded as UTF-8). */
@@ -34,6 +35,13 @@ export function plaintextBytes(input: PlaintextInput): Uint8Array {
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 export function utf8Text(bytes: Uint8Array): string {
+  // V8 strings hold at most ~512 Mi characters; say so instead of "not valid UTF-8".
+  if (bytes.length > constants.MAX_STRING_LENGTH) {
+    throw new FormatError(
+      "ENVELOPE_LIMIT_EXCEEDED",
+      `The decrypted value is ${bytes.length} bytes, more than a JavaScript string can hold (${constants.MAX_STRING_LENGTH} characters): decrypt it as bytes (omit \`as: "text"\`), or use the streaming API (decryptStream) for values this large.`,
+    );
+  }
   try {
     return strictUtf8.decode(bytes);
   } catch (cause) {

@@ -13,8 +13,9 @@ import {
 } from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
-import { type EncryptionContext, encodeContext } from "./crypto/context.js";
+import { type EncryptionContext, encodeContext, snapshotContext } from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
+import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
 import { randomBytesPooled } from "./crypto/random.js";
 import { latin1, openAndZero, seal } from "./crypto/seal.js";
 import { checkSignature, VerifiedSignatures } from "./crypto/signature.js";
@@ -26,6 +27,7 @@ import {
   type TrustedSignerInput,
   type TrustedSigners,
 } from "./crypto/signing-keys.js";
+import { verifyBody } from "./crypto/verify-body.js";
 import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
@@ -37,6 +39,7 @@ import {
   resolveContext,
   type Sealed,
 } from "./format/parse.js";
+import { printable } from "./format/printable.js";
 import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
@@ -49,10 +52,15 @@ import {
 import {
   asEnvelopeError,
   commitmentError,
+  entryLimitError,
+  maxEntriesTried,
+  nativeRewrapError,
   pickFailure,
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
+
+export type { DataKeyMaterials } from "./crypto/materials.js";
 
 /** Options of an Envelope client built from provider objects. See `createEnvelope` for config. */
 export interface EnvelopeOptions {
@@ -80,6 +88,14 @@ export interface EnvelopeOptions {
    * and unsigned ones opened, so anyone who can wrap a data key can forge values.
    */
   trustedSigners?: readonly TrustedSignerInput[];
+   * Most wrapped-key entries one value may make this client try (entries a configured key
+   * handles; each try can cost an RSA private-key operation or a KMS call). A value with
+   * more is refused with `ENVELOPE_LIMIT_EXCEEDED` before any unwrap, so a planted value
+   * cannot make one read cost 16 KMS calls. Default: 3, or the number of `encrypt` keys
+   * when that is larger (every value this client writes must stay readable). Raise it when
+   * values are multi-wrapped under more keys this client also holds.
+   */
+  maxEntriesTried?: number;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -113,6 +129,17 @@ export interface RewrapOptions {
    * you want values on the newest material; uses the native rewrap where available.
    */
   force?: boolean;
+  /**
+   * Also authenticate the body before anything is rewrapped: the data key is unwrapped
+   * here and the ciphertext is checked against its GCM tag under `context` (or the stored
+   * context), without keeping any plaintext. A value that is corrupted, or that belongs to
+   * another row or column, then fails with the error `decrypt` would give
+   * (`ENVELOPE_DECRYPT_FAILED`, `ENVELOPE_CONTEXT_MISMATCH`) instead of being carried
+   * forward under the new key. Costs one pass of AES-GCM over the body, and an unwrap even
+   * when a native rewrap would have done. Default false here for compatibility; the batch
+   * rewrap engine and `envelope rewrap` turn it on by default.
+   */
+  verifyBody?: boolean;
 }
 
 /** Where a remembered message key came from: the entry, its provider, the KMS context. */
@@ -120,13 +147,6 @@ interface MessageKeyOrigin {
   readonly provider: KeyProvider;
   readonly entry: WrappedKey;
   readonly kms: string;
-}
-
-/** A data key and its wrapped copies, for sealing several values under one key. */
-export interface DataKeyMaterials {
-  /** 32 bytes. Secret: the holder zeroes it when done. */
-  readonly dataKey: Buffer;
-  readonly entries: readonly WrappedKey[];
 }
 
 /**
@@ -149,6 +169,7 @@ export class Envelope {
   readonly #signer: SigningKey | undefined;
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
+  readonly #maxEntriesTried: number;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -182,6 +203,7 @@ export class Envelope {
       options.trustedSigners === undefined ? undefined : loadTrustedSigners(options.trustedSigners);
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
+    this.#maxEntriesTried = maxEntriesTried(options.maxEntriesTried, encrypt.length);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -204,8 +226,10 @@ export class Envelope {
     try {
       const data = plaintextBytes(plaintext);
       // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
-      const canonical = encodeContext(options.context);
-      const context = options.context ?? {};
+      // Read once (issue 11): the bytes authenticated and the context a KMS binds agree.
+      const given = snapshotContext(options.context);
+      const canonical = encodeContext(given);
+      const context = given ?? {};
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purposeFlags(options);
       const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
       let materials = this.#reuse?.take(reuseKey, data.length);
@@ -243,7 +267,7 @@ export class Envelope {
     try {
       const parts = parse(sealed);
       checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
-      const { context, canonical } = resolveContext(parts, options.context);
+      const { context, canonical } = resolveContext(parts, snapshotContext(options.context));
       // Signed mode: refuse unsigned / untrusted values and check the signature before
       // any cache lookup or unwrap (the warm path in #open included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);
@@ -264,10 +288,18 @@ export class Envelope {
   /**
    * Re-protects the data key under `to` and leaves the body (ciphertext and tag)
    * byte-for-byte identical. Uses the KMS's native rewrap when the target provider offers
-   * one for an existing entry (the data key never reaches this process); otherwise
-   * unwraps with a configured key, checks the key commitment, and wraps again.
-   * Entries already under a target's current key are kept as they are (idempotent).
-   * Returns the same form (binary or text) it was given.
+   * one for an existing entry; otherwise unwraps with a configured key, checks the key
+   * commitment, and wraps again. Returns the same form (binary or text) it was given.
+   *
+   * No entry is dropped until every entry that stays or replaces it is proven to open to
+   * this value's data key (the key commitment): an entry already under a target key is
+   * kept only after it was unwrapped and checked (or it was the entry that yielded the
+   * verified data key), and is replaced by a fresh wrap when it cannot be proven; the
+   * entry a native rewrap returns is unwrapped once with the target to check it before
+   * the old entries go (so the target needs decrypt permission, and the data key does
+   * reach this process for that check). When nothing would be dropped (entries already
+   * exactly the targets, or `keep`), entries are kept as they are and nothing is unwrapped.
+   * With `verifyBody`, the body is authenticated too (see {@link RewrapOptions.verifyBody}).
    */
   rewrap(sealed: string, options?: RewrapOptions): Promise<string>;
   rewrap(sealed: Uint8Array, options?: RewrapOptions): Promise<Buffer>;
@@ -287,46 +319,85 @@ export class Envelope {
       }
       for (const [i, p] of targets.entries()) checkProvider(p, `to[${i}]`);
       const parts = parse(sealed);
-      const { context } = resolveContext(parts, options.context);
+      const { context, canonical } = resolveContext(parts, snapshotContext(options.context));
       const request: KeyRequest = { context };
+      const plan = targets.map((target) => ({
+        target,
+        current: options.force
+          ? undefined
+          : parts.entries.find((e) => e.providerId === target.id && e.keyRef === target.keyRef),
+      }));
+      // Entries kept as they are need proof only when others are dropped beside them.
+      const drops = !options.keep && parts.entries.some((e) => !plan.some((p) => p.current === e));
       const fresh: WrappedKey[] = [];
-      let dataKey: Buffer | undefined;
-      // native: at least one entry moved inside a KMS and the data key never came here.
+      let verified: { dataKey: Buffer; entry: WrappedKey } | undefined;
+      const dataKeyOf = async (): Promise<Buffer> => {
+        if (!verified) {
+          const found = await this.#verifiedDataKey(parts, request);
+          found.encryptionKey.fill(0);
+          verified = { dataKey: found.dataKey, entry: found.entry };
+        }
+        return verified.dataKey;
+      };
+      // native: every new entry was made inside a KMS (none wrapped here).
       let nativeCalls = 0;
-      let unwrappedHere = false;
+      let wrappedHere = false;
       try {
-        for (const target of targets) {
-          const current = options.force
-            ? undefined
-            : parts.entries.find((e) => e.providerId === target.id && e.keyRef === target.keyRef);
+        if (options.verifyBody) {
+          const keys = deriveMessageKeys(await dataKeyOf(), parts.messageId);
+          try {
+            verifyBody(
+              keys.encryptionKey,
+              parts.body,
+              bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+            );
+          } finally {
+            keys.encryptionKey.fill(0);
+          }
+        }
+        for (const { target, current } of plan) {
           if (current) {
-            fresh.push(current);
-            continue;
+            const proven =
+              !drops ||
+              verified?.entry === current ||
+              (await this.#opensToCommitment(current, [target], parts, request));
+            if (proven) {
+              fresh.push(current);
+              continue;
+            }
+            // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
           const source = target.rewrap
-            ? parts.entries.find((e) => e.providerId === target.id && target.handles(e))
+            ? parts.entries.find(
+                (e) => e !== current && e.providerId === target.id && target.handles(e),
+              )
             : undefined;
           if (source && target.rewrap) {
             nativeCalls++;
-            fresh.push(
-              await this.#timed("wrap", target, () => target.rewrap!(source, request), {
-                native: true,
-              }),
+            const entry: WrappedKey = await this.#timed(
+              "wrap",
+              target,
+              () => target.rewrap!(source, request),
+              { native: true },
             );
+            checkReturnedEntry(entry, target);
+            if (!(await this.#opensToCommitment(entry, [target], parts, request, true))) {
+              throw nativeRewrapError(target, entry);
+            }
+            fresh.push(entry);
             continue;
           }
-          unwrappedHere = true;
-          if (!dataKey) {
-            const found = await this.#verifiedDataKey(parts, request);
-            found.encryptionKey.fill(0);
-            dataKey = found.dataKey;
-          }
-          fresh.push(await this.#timed("wrap", target, () => target.wrap(dataKey!, request)));
+          wrappedHere = true;
+          const dataKey = await dataKeyOf();
+          const entry: WrappedKey = await this.#timed("wrap", target, () =>
+            target.wrap(dataKey, request),
+          );
+          checkReturnedEntry(entry, target);
+          fresh.push(entry);
         }
       } finally {
-        dataKey?.fill(0);
+        verified?.dataKey.fill(0);
       }
-      for (const [i, entry] of fresh.entries()) checkReturnedEntry(entry, targets[i]!);
       const kept = options.keep
         ? parts.entries.filter(
             (e) => !fresh.some((f) => f.providerId === e.providerId && f.keyRef === e.keyRef),
@@ -335,7 +406,7 @@ export class Envelope {
       const entries = [...fresh, ...kept];
       checkEntryCount(entries.length);
       const out = encodeEnvelope({ ...parts, entries });
-      this.#event("rewrap", targets[0], started, { native: nativeCalls > 0 && !unwrappedHere });
+      this.#event("rewrap", targets[0], started, { native: nativeCalls > 0 && !wrappedHere });
       return typeof sealed === "string" ? toText(out) : out;
     } catch (error) {
       this.#event("rewrap", targets[0], started, {}, error);
@@ -355,8 +426,9 @@ export class Envelope {
    * } finally { materials.dataKey.fill(0); }
    */
   async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
-    encodeContext(options.context);
-    const context = options.context ?? {};
+    const given = snapshotContext(options.context);
+    encodeContext(given);
+    const context = given ?? {};
     const materials = await this.#freshMaterials({ context });
     // Values sealed with this key are usually read back soon (a record just written):
     // prime the unwrap cache so that costs no KMS call.
@@ -366,7 +438,8 @@ export class Envelope {
         this.#cache.prime(this.#cacheKey(provider, entry, { context }), materials.dataKey);
       }
     }
-    return materials;
+    // The data key stays reachable as `.dataKey` but prints nowhere (inspect, JSON).
+    return dataKeyMaterials(materials.dataKey, materials.entries);
   }
 
   /**
@@ -393,14 +466,17 @@ export class Envelope {
     options: { context?: EncryptionContext } = {},
   ): Promise<DataKeyMaterials> {
     const parts = parse(sealed);
-    const { context } = resolveContext(parts, options.context);
+    checkPurpose(parts.flags, {}); // a stream key envelope's data key is not a record's
+    const { context, canonical } = resolveContext(parts, snapshotContext(options.context));
+    // Signed mode: a planted unsigned (or untrusted) value must not hand out its data key
+    // for new data, which this client would then sign as genuine.
+    checkSignature(parts, canonical, this.#trusted, this.#verified);
     const found = await this.#verifiedDataKey(parts, { context });
     found.encryptionKey.fill(0);
-    const dataKey = found.dataKey;
-    return {
-      dataKey,
-      entries: parts.entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) })),
-    };
+    return dataKeyMaterials(
+      found.dataKey,
+      parts.entries.map((e) => ({ ...e, wrapped: Buffer.from(e.wrapped) })),
+    );
   }
 
   /**
@@ -593,37 +669,85 @@ export class Envelope {
   }> {
     const failures: EnvelopeError[] = [];
     for (const [entry, provider] of this.#candidates(parts)) {
-      const cache = provider.skipUnwrapCache ? undefined : this.#cache;
-      let dataKey: Buffer;
-      let cacheHit = false;
       try {
-        if (cache) {
-          const key = this.#cacheKey(provider, entry, request);
-          const cached = cache.peek(key);
-          if (cached) {
-            dataKey = Buffer.from(cached);
-            cacheHit = true;
-          } else {
-            const loaded = await cache.load(key, () => this.#unwrap(provider, entry, request));
-            dataKey = loaded.dataKey;
-            cacheHit = loaded.joined;
-          }
-        } else {
-          dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
-        }
+        const found = await this.#entryKey(provider, entry, parts, request);
+        return { ...found, provider, entry };
       } catch (error) {
         failures.push(asEnvelopeError(error));
-        continue;
       }
-      const keys = deriveMessageKeys(dataKey, parts.messageId);
-      if (commitmentMatches(keys.commitment, parts.commitment)) {
-        return { dataKey, encryptionKey: keys.encryptionKey, provider, entry, cacheHit };
-      }
-      keys.encryptionKey.fill(0);
-      dataKey.fill(0);
-      failures.push(commitmentError(provider, entry));
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
+  }
+
+  /**
+   * Unwraps one entry with one provider (through the unwrap cache unless the provider opts
+   * out) and checks the result against the envelope's key commitment; throws
+   * `ENVELOPE_COMMITMENT_MISMATCH` when it opens to another data key. The caller zeroes
+   * `dataKey` and `encryptionKey`.
+   */
+  async #entryKey(
+    provider: KeyProvider,
+    entry: WrappedKey,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
+    const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+    let dataKey: Buffer;
+    let cacheHit = false;
+    if (cache) {
+      const key = this.#cacheKey(provider, entry, request);
+      const cached = cache.peek(key);
+      if (cached) {
+        dataKey = Buffer.from(cached);
+        cacheHit = true;
+      } else {
+        const loaded = await cache.load(key, () => this.#unwrap(provider, entry, request));
+        dataKey = loaded.dataKey;
+        cacheHit = loaded.joined;
+      }
+    } else {
+      dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
+    }
+    const keys = deriveMessageKeys(dataKey, parts.messageId);
+    if (commitmentMatches(keys.commitment, parts.commitment)) {
+      return { dataKey, encryptionKey: keys.encryptionKey, cacheHit };
+    }
+    keys.encryptionKey.fill(0);
+    dataKey.fill(0);
+    throw commitmentError(provider, entry);
+  }
+
+  /**
+   * Whether `entry` opens to this envelope's data key (unwrap + key commitment), tried
+   * with `preferred` and then the configured keys that handle it. False when it opens to
+   * another key or no provider can unwrap it; with `strict`, the unwrap failure is thrown
+   * instead (a native rewrap whose result cannot be checked must not be written).
+   */
+  async #opensToCommitment(
+    entry: WrappedKey,
+    preferred: readonly KeyProvider[],
+    parts: EnvelopeParts,
+    request: KeyRequest,
+    strict = false,
+  ): Promise<boolean> {
+    const providers = [...new Set([...preferred, ...this.#decryptors])].filter(
+      (p) => p.id === entry.providerId && p.handles(entry),
+    );
+    let failure: EnvelopeError | undefined;
+    for (const provider of providers) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        found.dataKey.fill(0);
+        found.encryptionKey.fill(0);
+        return true;
+      } catch (error) {
+        const typed = asEnvelopeError(error);
+        if (typed.code === "ENVELOPE_COMMITMENT_MISMATCH") return false;
+        failure ??= typed;
+      }
+    }
+    if (strict && failure) throw failure;
+    return false;
   }
 
   /**
@@ -643,14 +767,25 @@ export class Envelope {
     return carried && (provider.kmsContextKey?.(request.context) ?? "") === kms;
   }
 
-  /** (entry, provider) pairs in envelope order, then configuration order. */
+  /**
+   * (entry, provider) pairs in envelope order, then configuration order. A value with more
+   * entries that some configured key handles than `maxEntriesTried` is refused before any
+   * of them is tried (the entries are the attacker's to multiply; the providers per entry
+   * are bounded by this client's configuration).
+   */
   #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
     const out: [WrappedKey, KeyProvider][] = [];
+    let entries = 0;
     for (const entry of parts.entries) {
+      const before = out.length;
       for (const provider of this.#decryptors) {
         if (provider.id === entry.providerId && provider.handles(entry))
           out.push([entry, provider]);
       }
+      if (out.length > before) entries++;
+    }
+    if (entries > this.#maxEntriesTried) {
+      throw entryLimitError(entries, this.#maxEntriesTried);
     }
     return out;
   }
@@ -674,7 +809,7 @@ export class Envelope {
       throw new ProviderError(
         "ENVELOPE_UNWRAP_FAILED",
         `Key provider "${provider.id}" unwrapped a data key that is not 32 bytes: the wrapped-key entry is corrupted or was tampered with.`,
-        { details: { provider: provider.id, keyRef: entry.keyRef } },
+        { details: { provider: provider.id, keyRef: printable(entry.keyRef) } },
       );
     }
     return dataKey;
@@ -729,12 +864,15 @@ export class Envelope {
   }
 
   #noMatchingKey(parts: EnvelopeParts): DecryptionError {
-    const present = parts.entries.map((e) => `${e.providerId}:${e.keyRef}`).join(", ");
+    // Read from the stored value: escaped and capped before it is shown.
+    const present = parts.entries
+      .map((e) => printable(`${e.providerId}:${e.keyRef}`, 100))
+      .join(", ");
     const configured = this.#decryptors.map((p) => `${p.id}:${p.keyRef}`).join(", ");
     return new DecryptionError(
       "ENVELOPE_NO_MATCHING_KEY",
       `No configured key can unwrap this envelope. It was wrapped under [${present}]; this client has [${configured}]. Add the old key to the decrypt list (ENVELOPE_DECRYPT_KEYS / config.decrypt).`,
-      { details: { wrappedUnder: present, configured } },
+      { details: { wrappedUnder: present, configured: printable(configured, 1000) } },
     );
   }
 }

@@ -78,6 +78,15 @@ export interface TableJobOptions {
 export interface RewrapTableOptions extends TableJobOptions {
   /** The key(s) every value must end up under. Several = multi-wrap. */
   to: KeyProvider | readonly KeyProvider[];
+  /**
+   * Authenticate every value's body (AES-GCM tag under the row's context) before it is
+   * rewrapped. Default true: a corrupted value, or one moved from another row, is
+   * recorded as a failure with its code (`ENVELOPE_DECRYPT_FAILED`,
+   * `ENVELOPE_CONTEXT_MISMATCH`) and left byte-for-byte as it was, instead of being carried
+   * forward under the new key and counted as done. `false` skips the check (one AES pass
+   * over each body less, and a native rewrap then needs no local unwrap of the old entry).
+   */
+  verifyBody?: boolean;
   /** Keys that can unwrap the current values (old keys). The targets are tried too. */
   decrypt?: readonly KeyProvider[];
 }

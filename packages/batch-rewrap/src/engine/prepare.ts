@@ -57,7 +57,10 @@ export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtim
     .filter((p) => !to.includes(p))
     .map((p) => metered(p, limiter));
   const envelope = new Envelope({ encrypt: targets, decrypt: others, cache: false });
-  const transform = rewrapTransform(envelope, targets, options.verify === "all");
+  const transform = rewrapTransform(envelope, targets, {
+    verifyAll: options.verify === "all",
+    verifyBody: options.verifyBody ?? true,
+  });
   return prepare(options, transform, limiter, { kind: "rewrap", targets: to.map(label) });
 }
 

@@ -49,13 +49,15 @@ function keyRefsOf(value: Value): string[] {
 
 /**
  * Rewrap: re-protect each value's data key under `to`. A value whose entries are exactly
- * the targets is skipped. With `verifyAll`, each new value is decrypted with the target
- * keys alone before it may be written.
+ * the targets is skipped. With `verifyBody` (the engine's default), each value's body is
+ * authenticated under its row's context before it is rewrapped, so a corrupted or moved
+ * value fails and is left as it was. With `verifyAll`, each new value is decrypted with
+ * the target keys alone before it may be written.
  */
 export function rewrapTransform(
   envelope: Envelope,
   to: readonly KeyProvider[],
-  verifyAll: boolean,
+  { verifyAll, verifyBody }: { verifyAll: boolean; verifyBody: boolean },
 ): ValueTransform {
   const targets = new Set(to.map(label));
   const targetOnly = new Envelope({ encrypt: [...to], cache: false });
@@ -75,7 +77,7 @@ export function rewrapTransform(
       return refs.length === targets.size && refs.every((r) => targets.has(r)) ? "skip" : "work";
     },
     async apply(value, context) {
-      const out = await envelope.rewrap(value, { to: [...to], context });
+      const out = await envelope.rewrap(value, { to: [...to], context, verifyBody });
       if (verifyAll) await verify(out, context);
       return out;
     },

@@ -340,7 +340,11 @@ export function registerDbCommands(
       "file mode: the context given at encrypt",
       (v: string, p: string[] = []) => [...p, v],
     )
-    .option("--to <uri>", "target key URI(s) instead of the config's encrypting keys", collect);
+    .option("--to <uri>", "target key URI(s) instead of the config's encrypting keys", collect)
+    .option(
+      "--no-verify-body",
+      "skip authenticating each value's body (GCM tag under its context) before it is rewrapped; by default a corrupted or moved value is reported as a failure and left unchanged",
+    );
   addDbOptions(rewrap).addHelpText(
     "after",
     "\nExamples:\n  envelope rewrap backup.sql.env --in-place -c file=backup.sql\n  envelope rewrap --db postgres://localhost/app --table users --column email            # dry run\n  envelope rewrap --db postgres://localhost/app --table users --column email --apply    # do it\n  envelope rewrap --db $DB --table users --column email,phone --context 'table=users,column={column},id={id}' --apply --workers 4 --rate-limit 500",
@@ -348,7 +352,12 @@ export function registerDbCommands(
   rewrap.action(
     async (
       file: string | undefined,
-      opts: DbFlags & { output?: string; inPlace?: boolean; fileContext?: string[] },
+      opts: DbFlags & {
+        output?: string;
+        inPlace?: boolean;
+        fileContext?: string[];
+        verifyBody?: boolean;
+      },
       cmd: Command,
     ) => {
       const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
@@ -363,6 +372,7 @@ export function registerDbCommands(
           inPlace: opts.inPlace,
           context: opts.fileContext,
           to: opts.to,
+          verifyBody: opts.verifyBody !== false,
         });
       }
       const keys = await loadKeys(ctx, flags);
@@ -376,6 +386,7 @@ export function registerDbCommands(
           ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
           to,
           decrypt: [...keys.encrypt, ...keys.decrypt],
+          verifyBody: opts.verifyBody !== false,
         });
         bar.stop();
         setExit(printReport(ctx, Boolean(flags.json), report, prior));

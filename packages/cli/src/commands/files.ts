@@ -136,7 +136,13 @@ export async function rewrapFile(
   ctx: CliContext,
   flags: GlobalFlags,
   file: string,
-  opts: { output?: string; inPlace?: boolean; context?: string[]; to?: string[] },
+  opts: {
+    output?: string;
+    inPlace?: boolean;
+    context?: string[];
+    to?: string[];
+    verifyBody?: boolean;
+  },
 ): Promise<void> {
   if (!opts.output && !opts.inPlace) {
     throw new ConfigError(
@@ -157,9 +163,11 @@ export async function rewrapFile(
   } else {
     const bytes = await readAll(stream, SINGLE_MAX);
     const text = bytes.toString("latin1").trim();
+    // The body is authenticated first (unless --no-verify-body): a damaged value fails.
+    const verifyBody = opts.verifyBody !== false;
     const next = isTextForm(text)
-      ? `${await keys.envelope.rewrap(text, { to, context })}\n`
-      : await keys.envelope.rewrap(bytes, { to, context });
+      ? `${await keys.envelope.rewrap(text, { to, context, verifyBody })}\n`
+      : await keys.envelope.rewrap(bytes, { to, context, verifyBody });
     const { Readable } = await import("node:stream");
     await pipeTo(ctx.io, Readable.from([Buffer.from(next)]), [], out, 0o644);
   }

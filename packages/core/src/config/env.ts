@@ -21,6 +21,8 @@ export const ENV_VARS = {
     "writers: Ed25519 private key that signs every value (PEM, ed25519:///path.pem or ed25519://env/VAR)",
   ENVELOPE_TRUSTED_SIGNERS:
     "readers: signed mode; trusted writer public keys (ed25519:<hex> or ed25519:///path.pub.pem), comma- or space-separated, or PEM text",
+  ENVELOPE_MAX_ENTRIES_TRIED:
+    "most wrapped keys one value may make a decrypt try (default 3, or the number of encrypt keys)",
 } as const;
 
 const OUR_PREFIXES = [
@@ -31,6 +33,7 @@ const OUR_PREFIXES = [
   "ENVELOPE_DATA_KEY",
   "ENVELOPE_SIGNING_KEY",
   "ENVELOPE_TRUSTED_SIGNER",
+  "ENVELOPE_MAX_ENTRIES",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -86,6 +89,8 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
     }
     config.storeContext = store === "true";
   }
+  const maxEntriesTried = int(env, "ENVELOPE_MAX_ENTRIES_TRIED");
+  if (maxEntriesTried) config.maxEntriesTried = maxEntriesTried;
   const maxMessages = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_MESSAGES");
   const maxBytes = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_BYTES");
   const maxAgeMs = int(env, "ENVELOPE_DATA_KEY_REUSE_MAX_AGE_MS");

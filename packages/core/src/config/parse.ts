@@ -84,6 +84,7 @@ export async function createEnvelope(
     ...(config.onAudit !== undefined ? { onAudit: config.onAudit } : {}),
     ...(signing !== undefined ? { signing } : {}),
     ...(config.trustedSigners !== undefined ? { trustedSigners: config.trustedSigners } : {}),
+    ...(config.maxEntriesTried !== undefined ? { maxEntriesTried: config.maxEntriesTried } : {}),
   });
 }
 

@@ -50,6 +50,8 @@ export interface EnvelopeConfig {
    * signers are refused.
    */
   trustedSigners?: readonly TrustedSignerInput[];
+  /** Most wrapped keys one value may make this client try (default 3); see `EnvelopeOptions`. */
+  maxEntriesTried?: number;
 }
 
 export const CONFIG_FIELDS = [
@@ -61,4 +63,5 @@ export const CONFIG_FIELDS = [
   "onAudit",
   "signing",
   "trustedSigners",
+  "maxEntriesTried",
 ] as const;

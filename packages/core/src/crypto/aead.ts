@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { createCipheriv, createDecipheriv, type DecipherGCM } from "node:crypto";
 import { DecryptionError } from "../errors.js";
 import { NONCE_LENGTH, TAG_LENGTH } from "../format/constants.js";
 
@@ -29,18 +29,60 @@ export function sealBodyInto(
   cipher.getAuthTag().copy(out, at);
 }
 
+// Buffers this library decoded from the text form itself (nobody else holds them), large
+// enough that deciphering them in place saves a body-sized copy.
+const decodedHere = new WeakSet<ArrayBufferLike>();
+const IN_PLACE_MIN = 1024 * 1024;
+
+/**
+ * Marks a buffer decoded from the text form by this library (never a caller's buffer) so
+ * that `openBody` may decipher its body in place: a 1 GiB text value then costs one
+ * body-sized buffer, not two.
+ */
+export function markDecodedHere(bytes: Buffer): void {
+  if (bytes.length >= IN_PLACE_MIN && bytes.byteOffset === 0) decodedHere.add(bytes.buffer);
+}
+
 /** AES-256-GCM decrypt of ciphertext || tag. OpenSSL checks the tag in constant time. */
 export function openBody(key: Uint8Array, body: Uint8Array, aad: Uint8Array): Buffer {
   const split = body.length - TAG_LENGTH;
   const decipher = createDecipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   decipher.setAAD(aad);
   decipher.setAuthTag(body.subarray(split));
+  if (split >= IN_PLACE_MIN && decodedHere.delete(body.buffer)) {
+    return openInPlace(decipher, body, split);
+  }
   const head = decipher.update(body.subarray(0, split));
   try {
     const tail = decipher.final();
     return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch (cause) {
     head.fill(0);
+    throw new DecryptionError(
+      "ENVELOPE_DECRYPT_FAILED",
+      "Could not decrypt: authentication failed. The encryption context differs from the one used to encrypt (check table/column/id), or the stored value was altered.",
+      { cause },
+    );
+  }
+}
+
+/**
+ * Deciphers a body into its own bytes, 64 KiB at a time (GCM outputs exactly as many
+ * bytes as it is given), and returns a view of them. On a bad tag the unauthenticated
+ * plaintext is zeroed before the error is thrown.
+ */
+function openInPlace(decipher: DecipherGCM, body: Uint8Array, split: number): Buffer {
+  const out = Buffer.from(body.buffer, body.byteOffset, split);
+  for (let start = 0; start < split; start += SLICE) {
+    const chunk = decipher.update(out.subarray(start, Math.min(start + SLICE, split)));
+    chunk.copy(out, start);
+    chunk.fill(0);
+  }
+  try {
+    decipher.final();
+    return out;
+  } catch (cause) {
+    out.fill(0);
     throw new DecryptionError(
       "ENVELOPE_DECRYPT_FAILED",
       "Could not decrypt: authentication failed. The encryption context differs from the one used to encrypt (check table/column/id), or the stored value was altered.",

@@ -22,6 +22,32 @@ const EMPTY = Buffer.from([0, 0]);
  */
 export function encodeContext(context: EncryptionContext | undefined): Buffer {
   if (context === undefined) return EMPTY;
+  // Every property is read once, into a snapshot: a getter that changes between the
+  // length pass and the copy pass would otherwise write past what it measured.
+  const snapshot = snapshotContext(context)!;
+  const keys = Object.keys(snapshot);
+  if (keys.length === 0) return EMPTY;
+  if (keys.length > MAX_CONTEXT_PAIRS) {
+    throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
+  }
+  return encodeAscii(snapshot, keys) ?? encodeUtf8(snapshot, keys);
+}
+
+const snapshots = new WeakSet<object>();
+
+/**
+ * The caller's context read exactly once: a frozen plain object of its own enumerable
+ * properties, each read one time (a getter runs once), so the bytes authenticated, the
+ * context stored and the context a KMS binds are all the same. `undefined` stays
+ * `undefined`. A context whose prototype is not a plain object's (a class instance, a
+ * Map, `Object.create(proto)` with inherited properties) is `ENVELOPE_BAD_INPUT`: its
+ * fields would otherwise be silently dropped and the value sealed under `{}`.
+ */
+export function snapshotContext(
+  context: EncryptionContext | undefined,
+): EncryptionContext | undefined {
+  if (context === undefined) return undefined;
+  if (typeof context === "object" && context !== null && snapshots.has(context)) return context;
   // A Map, Date, Set or boxed string has no own enumerable keys: without this check it
   // would silently be sealed under (and open with) the empty context.
   if (
@@ -31,12 +57,22 @@ export function encodeContext(context: EncryptionContext | undefined): Buffer {
   ) {
     throw badContext("must be a plain object of string keys to string values");
   }
+  // Object.prototype of this or another realm (vm, test runners), or null.
+  const proto: unknown = Object.getPrototypeOf(context);
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) {
+    throw badContext(
+      "is a class instance or inherits properties from a prototype; pass a plain object literal (e.g. { ...fields })",
+    );
+  }
   const keys = Object.keys(context);
-  if (keys.length === 0) return EMPTY;
   if (keys.length > MAX_CONTEXT_PAIRS) {
     throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
-  return encodeAscii(context, keys) ?? encodeUtf8(context, keys);
+  const pairs: [string, unknown][] = [];
+  for (const key of keys) pairs.push([key, context[key]]);
+  const out = Object.freeze(Object.fromEntries(pairs)) as EncryptionContext;
+  snapshots.add(out);
+  return out;
 }
 
 const ASCII = /^\p{ASCII}*$/u;

@@ -1,8 +1,11 @@
+import { ConfigError, FormatError } from "../errors.js";
 import {
   COMMITMENT_LENGTH,
   FLAG_CONTEXT_STORED,
   FLAG_STREAM_KEY,
   FORMAT_VERSION,
+  MAX_BODY_LENGTH,
+  MAX_CONTEXT_BYTES,
   MESSAGE_ID_LENGTH,
   SIGNATURE_LENGTH,
   SIGNER_KEY_LENGTH,
@@ -12,13 +15,16 @@ import {
 } from "./constants.js";
 import type { EnvelopeParts } from "./envelope.js";
 import { Writer } from "./reader.js";
-import { checkEntry } from "./validate.js";
+import { checkEntry, checkEntryCount } from "./validate.js";
 
 /**
  * Serializes an envelope to its binary form (see docs/FORMAT.md). Inputs come from our
  * own code paths, but entries may come from a provider: their limits are checked here too.
  */
 export function encodeEnvelope(parts: EnvelopeParts): Buffer {
+  if (!(parts?.body instanceof Uint8Array) || parts.body.length < TAG_LENGTH) {
+    throw badPart("body", `a Uint8Array of at least ${TAG_LENGTH} bytes (ciphertext and tag)`);
+  }
   return encodeEnvelopeWith(parts, parts.body.length - TAG_LENGTH, (out, offset) => {
     out.set(parts.body, offset);
   });
@@ -34,7 +40,31 @@ export function encodeEnvelopeWith(
   ciphertextLength: number,
   writeBody: (out: Buffer, offset: number) => void,
 ): Buffer {
+  // Every length is checked before a field is written: a wrong one is a typed error,
+  // never a RangeError from the buffer writes below.
+  fixedBytes(header.messageId, MESSAGE_ID_LENGTH, "messageId");
+  fixedBytes(header.commitment, COMMITMENT_LENGTH, "commitment");
+  if (!Array.isArray(header.entries)) throw badPart("entries", "an array of wrapped keys");
+  checkEntryCount(header.entries.length);
   const ids = header.entries.map((e) => checkEntry(e));
+  if (
+    header.storedContext !== undefined &&
+    (!(header.storedContext instanceof Uint8Array) ||
+      header.storedContext.length < 2 ||
+      header.storedContext.length > MAX_CONTEXT_BYTES)
+  ) {
+    throw badPart("storedContext", `a canonical context of 2 to ${MAX_CONTEXT_BYTES} bytes`);
+  }
+  if (!Number.isSafeInteger(ciphertextLength) || ciphertextLength < 0) {
+    throw badPart("body", "ciphertext and tag");
+  }
+  if (ciphertextLength > MAX_BODY_LENGTH) {
+    throw new FormatError(
+      "ENVELOPE_LIMIT_EXCEEDED",
+      "Envelope body is larger than the 1 GiB single-shot limit. Use the streaming format for larger values.",
+      { details: { field: "ciphertextLength" } },
+    );
+  }
   const bodyLength = ciphertextLength + TAG_LENGTH;
   // Suite 0x02 carries signer key and signature; they are copied as given (rewrap keeps
   // them byte for byte; a fresh seal fills the signature in afterwards, see crypto/seal.ts).
@@ -83,4 +113,18 @@ export function encodeEnvelopeWith(
   w.u32(ciphertextLength);
   writeBody(w.bytes, w.skip(bodyLength));
   return w.finish();
+}
+
+function fixedBytes(value: unknown, length: number, field: string): void {
+  if (!(value instanceof Uint8Array) || value.length !== length) {
+    throw badPart(field, `exactly ${length} bytes`);
+  }
+}
+
+function badPart(field: string, expected: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `encodeEnvelope: "${field}" must be ${expected}. Pass the parts decodeEnvelope returned, changing only the entries.`,
+    { details: { field } },
+  );
 }

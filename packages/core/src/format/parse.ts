@@ -1,4 +1,5 @@
 import { hex } from "../bytes.js";
+import { markDecodedHere } from "../crypto/aead.js";
 import { decodeContext, type EncryptionContext, encodeContext } from "../crypto/context.js";
 import { ConfigError, DecryptionError } from "../errors.js";
 import { FLAG_STREAM_KEY } from "./constants.js";
@@ -28,7 +29,12 @@ export interface EnvelopeInfo {
 
 /** Parses either form; a string must be the text form. */
 export function parse(sealed: Sealed): EnvelopeParts {
-  if (typeof sealed === "string") return decodeEnvelope(fromText(sealed));
+  if (typeof sealed === "string") {
+    // Decoded here and held by no one else: a large body may be deciphered in place.
+    const bytes = fromText(sealed);
+    markDecodedHere(bytes);
+    return decodeEnvelope(bytes);
+  }
   if (sealed instanceof Uint8Array) return decodeEnvelope(sealed);
   throw new ConfigError(
     "ENVELOPE_BAD_INPUT",

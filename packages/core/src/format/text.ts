@@ -1,3 +1,4 @@
+import { constants } from "node:buffer";
 import { FormatError } from "../errors.js";
 import { MAX_BODY_LENGTH, TEXT_PREFIX } from "./constants.js";
 
@@ -8,6 +9,14 @@ const MAX_TEXT_LENGTH = TEXT_PREFIX.length + Math.ceil(((MAX_BODY_LENGTH + 256 *
 
 /** Text form for text columns: `ev1:` + unpadded base64url of the binary form. */
 export function toText(binary: Uint8Array): string {
+  // A JavaScript string holds at most ~512 Mi characters: about 384 MiB of envelope.
+  if (Math.ceil((binary.length * 4) / 3) + TEXT_PREFIX.length > constants.MAX_STRING_LENGTH) {
+    throw new FormatError(
+      "ENVELOPE_LIMIT_EXCEEDED",
+      `An envelope of ${binary.length} bytes is too large for the text form (a JavaScript string holds at most ${constants.MAX_STRING_LENGTH} characters, about 384 MiB of envelope). Use the binary form (output: "binary"), or the streaming API for values this large.`,
+      { details: { field: "textForm" } },
+    );
+  }
   return (
     TEXT_PREFIX + Buffer.from(binary.buffer, binary.byteOffset, binary.length).toString("base64url")
   );
@@ -43,8 +52,14 @@ export function fromText(text: string): Buffer {
   }
   const bytes = Buffer.from(payload, "base64url");
   // Reject non-canonical encodings (stray bits in the last character) so one envelope
-  // has exactly one text form.
-  if (bytes.toString("base64url") !== payload) {
+  // has exactly one text form. Only the final partial group can carry stray bits: check
+  // it alone rather than re-encode the whole value (a second copy of a 1 GiB string).
+  const partial = payload.length % 4;
+  const tailBytes = partial === 0 ? 0 : partial - 1;
+  if (
+    tailBytes > 0 &&
+    bytes.subarray(bytes.length - tailBytes).toString("base64url") !== payload.slice(-partial)
+  ) {
     throw new FormatError(
       "ENVELOPE_BAD_FORMAT",
       "Malformed envelope text: non-canonical base64url.",

@@ -6,6 +6,7 @@ import {
   PROVIDER_ID_PATTERN,
 } from "./constants.js";
 import type { WrappedKey } from "./envelope.js";
+import { printable } from "./printable.js";
 
 /**
  * Checks a wrapped-key entry against the format's limits and returns its encoded fields.
@@ -15,8 +16,8 @@ export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrappe
   const bad = (problem: string) =>
     new ProviderError(
       "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${String(entry?.providerId).slice(0, 64)}" returned an invalid wrapped key: ${problem}. This is a bug in the provider.`,
-      { details: { provider: String(entry?.providerId).slice(0, 64) } },
+      `Key provider "${printable(String(entry?.providerId), 64)}" returned an invalid wrapped key: ${problem}. This is a bug in the provider.`,
+      { details: { provider: printable(String(entry?.providerId), 64) } },
     );
   if (typeof entry !== "object" || entry === null) throw bad("not an object");
   if (typeof entry.providerId !== "string" || !PROVIDER_ID_PATTERN.test(entry.providerId)) {

@@ -1,6 +1,7 @@
 import { ConfigError, ProviderError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { printable } from "../format/printable.js";
 import { checkEntry } from "../format/validate.js";
 import type { KeyProvider } from "./types.js";
 
@@ -30,8 +31,8 @@ export function checkDataKey(
   if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
     throw new ProviderError(
       "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${provider.id}" returned a data key that is not 32 bytes. This is a bug in the provider; nothing was encrypted or decrypted with it.`,
-      { details: { provider: provider.id, keyRef: provider.keyRef } },
+      `Key provider "${printable(provider.id)}" returned a data key that is not 32 bytes. This is a bug in the provider; nothing was encrypted or decrypted with it.`,
+      { details: { provider: printable(provider.id), keyRef: printable(provider.keyRef) } },
     );
   }
 }
@@ -41,8 +42,8 @@ export function checkReturnedEntry(entry: WrappedKey, provider: KeyProvider): vo
   if (entry.providerId !== provider.id) {
     throw new ProviderError(
       "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${provider.id}" returned an entry labelled "${entry.providerId}". This is a bug in the provider.`,
-      { details: { provider: provider.id } },
+      `Key provider "${printable(provider.id)}" returned an entry labelled "${printable(String(entry.providerId))}". This is a bug in the provider.`,
+      { details: { provider: printable(provider.id) } },
     );
   }
 }

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
+import { redactSecrets } from "../config/uri.js";
 import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
 import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { printable } from "../format/printable.js";
 import { checkKeyFileMode, strictKeyFiles } from "./key-file.js";
 import type { KeyProvider, ProviderFactory } from "./types.js";
 
@@ -54,9 +56,9 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
       if (!key) {
         throw new ProviderError(
           "ENVELOPE_KEY_NOT_FOUND",
-          `local-aes key ${entry.keyRef} is not configured; add it to keys.`,
+          `local-aes key ${printable(entry.keyRef)} is not configured; add it to keys.`,
           {
-            details: { provider: ID, keyRef: entry.keyRef },
+            details: { provider: ID, keyRef: printable(entry.keyRef) },
           },
         );
       }
@@ -65,8 +67,8 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
       } catch (cause) {
         throw new ProviderError(
           "ENVELOPE_UNWRAP_FAILED",
-          `local-aes could not unwrap the data key under key ${entry.keyRef}: the wrapped key is corrupted.`,
-          { cause, details: { provider: ID, keyRef: entry.keyRef } },
+          `local-aes could not unwrap the data key under key ${printable(entry.keyRef)}: the wrapped key is corrupted.`,
+          { cause, details: { provider: ID, keyRef: printable(entry.keyRef) } },
         );
       }
     },
@@ -106,11 +108,13 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
     const name = rest.slice(4);
     const value = env[name];
     if (!value) {
+      // A key pasted where the variable name goes (local-aes://env/<hex>) is not echoed.
+      const shown = redactSecrets(name).slice(0, 100);
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
-        `local-aes: environment variable ${name} is not set.`,
+        `local-aes: environment variable ${shown} is not set. Use local-aes://env/VAR_NAME with the name of a variable that holds the key, never the key itself.`,
         {
-          details: { field: name },
+          details: { field: shown },
         },
       );
     }
@@ -127,21 +131,21 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
         strict: strictKeyFiles(undefined, env),
       });
       bytes = readFileSync(file);
-    } catch (cause) {
-      if (EnvelopeError.isInstance(cause)) throw cause;
+    } catch (error) {
+      if (EnvelopeError.isInstance(error)) throw error;
+      // The system error names the path (which may be a pasted key): keep its code only.
+      const code = (error as NodeJS.ErrnoException)?.code ?? "EIO";
       throw new ConfigError(
         "ENVELOPE_BAD_KEY",
-        `local-aes: cannot read key file ${rest}. Check the path and permissions.`,
-        {
-          cause,
-        },
+        `local-aes: cannot read key file ${redactSecrets(rest).slice(0, 200)} (${code}). Check the path and permissions; the URI names a file holding the key, never the key itself.`,
+        { cause: new Error(`reading the key file failed: ${code}`), details: { code } },
       );
     }
     return bytes.length === 32 ? bytes : bytes.toString("utf8");
   }
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",
-    "local-aes URIs are local-aes://env/VAR_NAME or local-aes:///absolute/path.",
+    "local-aes URIs are local-aes://env/VAR_NAME or local-aes:///absolute/path (never the key itself).",
   );
 }
 

@@ -45,7 +45,9 @@ export interface KeyProvider {
   generateDataKey?(request: KeyRequest): Promise<GeneratedDataKey>;
   /**
    * Optional native rewrap: re-protect `entry` (which this provider `handles`) under this
-   * provider's current `keyRef` inside the KMS, so the data key never reaches this process.
+   * provider's current `keyRef` inside the KMS. Envelope unwraps the returned entry once
+   * (with `unwrap`, so the key needs decrypt permission too) and checks it against the
+   * value's key commitment before any old entry is dropped.
    */
   rewrap?(entry: WrappedKey, request: KeyRequest): Promise<WrappedKey>;
   /**
