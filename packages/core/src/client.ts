@@ -88,6 +88,7 @@ export interface EnvelopeOptions {
    * and unsigned ones opened, so anyone who can wrap a data key can forge values.
    */
   trustedSigners?: readonly TrustedSignerInput[];
+  /**
    * Most wrapped-key entries one value may make this client try (entries a configured key
    * handles; each try can cost an RSA private-key operation or a KMS call). A value with
    * more is refused with `ENVELOPE_LIMIT_EXCEEDED` before any unwrap, so a planted value
