@@ -177,7 +177,9 @@ describe("envelope.refreshKeys() after a KMS rotation", () => {
     expect(Buffer.from(same).equals(Buffer.from(old))).toBe(true);
     h.kms.resetCalls();
     const moved = await envelope.rewrap(old, { context: CONTEXT, force: true });
-    expect(h.kms.calls).toEqual({ ReEncrypt: 1 });
+    // ReEncrypt moves it; one Decrypt of the new entry proves it opens to the committed
+    // data key before the old entry is dropped (issue 11 item 4a).
+    expect(h.kms.calls).toEqual({ ReEncrypt: 1, Decrypt: 1 });
     expect(h.kms.inspectCiphertext(parts(moved).entries[0]!.wrapped).version).toBe(1);
     expect(body(moved).equals(body(old))).toBe(true);
     expect((await envelope.decrypt(moved, { context: CONTEXT })).toString()).toBe("before");

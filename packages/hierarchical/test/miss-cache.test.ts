@@ -62,7 +62,13 @@ describe("hierarchical mode remembers unknown intermediate-key ids", () => {
 
     const { store, counts } = countingStore();
     const provider = hierarchicalProvider({ master: countingMaster().provider, store });
-    const reader = new Envelope({ encrypt: provider, cache: false });
+    // The default entry cap (3) refuses these values before any store read; raise it to
+    // measure the miss memory alone, as a client configured for wide multi-wrap would be.
+    const capped = new Envelope({ encrypt: provider, cache: false });
+    const refused = await rejection(capped.decrypt(hostile[0]!, { context }));
+    expect(refused.code).toBe("ENVELOPE_LIMIT_EXCEEDED");
+    expect(counts.get).toBe(0);
+    const reader = new Envelope({ encrypt: provider, cache: false, maxEntriesTried: 16 });
     for (const value of hostile) {
       const error = await rejection(reader.decrypt(value, { context }));
       expect(error.code).toBe("ENVELOPE_KEY_NOT_FOUND");
