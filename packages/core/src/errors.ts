@@ -4,6 +4,8 @@
  * reference, field name) go in `details`, the underlying error in `cause`.
  */
 
+import { printable } from "./format/printable.js";
+
 const MARK = Symbol.for("@envelope/core/EnvelopeError");
 
 /** Every code an Envelope error can carry. Documented in docs/ERRORS.md; never renamed. */
@@ -41,6 +43,19 @@ export type ErrorCode =
   | "ENVELOPE_KEY_NOT_FOUND"
   | "ENVELOPE_KMS_ERROR";
 
+/** Longest error message kept; longer ones are cut (they quote stored strings). */
+export const MAX_MESSAGE_LENGTH = 4096;
+/** Longest string detail kept: a whole key reference (2048 bytes) and then some. */
+const MAX_DETAIL_LENGTH = 2100;
+
+function safeDetails(details: ErrorDetails | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(details ?? {})) {
+    out[key] = typeof value === "string" ? printable(value, MAX_DETAIL_LENGTH) : value;
+  }
+  return out;
+}
+
 /** Non-secret facts attached to an error: provider id, key reference, field, attempts. */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | undefined>>;
 
@@ -61,10 +76,16 @@ export class EnvelopeError extends Error {
   readonly details: ErrorDetails;
 
   constructor(code: ErrorCode, message: string, options: EnvelopeErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Messages and details often quote strings read from a stored value (key references,
+    // provider ids), which an attacker with database access chooses: whatever a provider
+    // or a caller interpolated, no error can carry a raw newline or terminal escape.
+    super(
+      printable(message, MAX_MESSAGE_LENGTH),
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = new.target.name;
     this.code = code;
-    this.details = Object.freeze({ ...options.details });
+    this.details = Object.freeze(safeDetails(options.details));
     Object.defineProperty(this, MARK, { value: true });
   }
 
