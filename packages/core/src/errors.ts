@@ -48,8 +48,8 @@ export const MAX_MESSAGE_LENGTH = 4096;
 /** Longest string detail kept: a whole key reference (2048 bytes) and then some. */
 const MAX_DETAIL_LENGTH = 2100;
 
-function safeDetails(details: ErrorDetails | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+function safeDetails(details: ErrorDetails | undefined): ErrorDetails {
+  const out: Record<string, string | number | boolean | undefined> = {};
   for (const [key, value] of Object.entries(details ?? {})) {
     out[key] = typeof value === "string" ? printable(value, MAX_DETAIL_LENGTH) : value;
   }
