@@ -13,7 +13,12 @@ import {
 } from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
-import { type EncryptionContext, encodeContext, snapshotContext } from "./crypto/context.js";
+import {
+  type EncryptionContext,
+  encodeContext,
+  encodeSnapshot,
+  snapshotContext,
+} from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
 import { randomBytesPooled } from "./crypto/random.js";
@@ -229,7 +234,7 @@ export class Envelope {
       // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
       // Read once (issue 11): the bytes authenticated and the context a KMS binds agree.
       const given = snapshotContext(options.context);
-      const canonical = encodeContext(given);
+      const canonical = encodeSnapshot(given);
       const context = given ?? {};
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purposeFlags(options);
       const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
@@ -428,7 +433,7 @@ export class Envelope {
    */
   async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
     const given = snapshotContext(options.context);
-    encodeContext(given);
+    encodeSnapshot(given);
     const context = given ?? {};
     const materials = await this.#freshMaterials({ context });
     // Values sealed with this key are usually read back soon (a record just written):

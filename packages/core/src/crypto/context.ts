@@ -21,10 +21,17 @@ const EMPTY = Buffer.from([0, 0]);
  * construction (every field is length-prefixed) and independent of insertion order.
  */
 export function encodeContext(context: EncryptionContext | undefined): Buffer {
-  if (context === undefined) return EMPTY;
   // Every property is read once, into a snapshot: a getter that changes between the
   // length pass and the copy pass would otherwise write past what it measured.
-  const snapshot = snapshotContext(context)!;
+  return encodeSnapshot(snapshotContext(context));
+}
+
+/**
+ * `encodeContext` for a context that `snapshotContext` already read (the client reads the
+ * caller's context once and uses the snapshot for the AAD and the KMS): no second copy.
+ */
+export function encodeSnapshot(snapshot: EncryptionContext | undefined): Buffer {
+  if (snapshot === undefined) return EMPTY;
   const keys = Object.keys(snapshot);
   if (keys.length === 0) return EMPTY;
   if (keys.length > MAX_CONTEXT_PAIRS) {
@@ -33,10 +40,8 @@ export function encodeContext(context: EncryptionContext | undefined): Buffer {
   return encodeAscii(snapshot, keys) ?? encodeUtf8(snapshot, keys);
 }
 
-const snapshots = new WeakSet<object>();
-
 /**
- * The caller's context read exactly once: a frozen plain object of its own enumerable
+ * The caller's context read exactly once: a new plain object of its own enumerable
  * properties, each read one time (a getter runs once), so the bytes authenticated, the
  * context stored and the context a KMS binds are all the same. `undefined` stays
  * `undefined`. A context whose prototype is not a plain object's (a class instance, a
@@ -47,31 +52,29 @@ export function snapshotContext(
   context: EncryptionContext | undefined,
 ): EncryptionContext | undefined {
   if (context === undefined) return undefined;
-  if (typeof context === "object" && context !== null && snapshots.has(context)) return context;
-  // A Map, Date, Set or boxed string has no own enumerable keys: without this check it
-  // would silently be sealed under (and open with) the empty context.
-  if (
-    typeof context !== "object" ||
-    context === null ||
-    Object.prototype.toString.call(context) !== "[object Object]"
-  ) {
+  if (typeof context !== "object" || context === null) {
     throw badContext("must be a plain object of string keys to string values");
   }
-  // Object.prototype of this or another realm (vm, test runners), or null.
+  // Object.prototype of this or another realm (vm, test runners), or null. A Map, Date,
+  // Set, array or boxed string has another prototype and is refused here: it has no own
+  // enumerable keys and would otherwise be sealed under (and open with) the empty context.
   const proto: unknown = Object.getPrototypeOf(context);
   if (proto !== null && Object.getPrototypeOf(proto) !== null) {
     throw badContext(
       "is a class instance or inherits properties from a prototype; pass a plain object literal (e.g. { ...fields })",
     );
   }
+  // Null-prototype objects pass the check above; exotic ones (a module namespace) do not
+  // describe themselves as plain objects.
+  if (proto === null && Object.prototype.toString.call(context) !== "[object Object]") {
+    throw badContext("must be a plain object of string keys to string values");
+  }
   const keys = Object.keys(context);
   if (keys.length > MAX_CONTEXT_PAIRS) {
     throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
-  const pairs: [string, unknown][] = [];
-  for (const key of keys) pairs.push([key, context[key]]);
-  const out = Object.freeze(Object.fromEntries(pairs)) as EncryptionContext;
-  snapshots.add(out);
+  const out: Record<string, string> = {};
+  for (const key of keys) out[key] = context[key] as string;
   return out;
 }
 

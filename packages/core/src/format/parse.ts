@@ -1,6 +1,6 @@
 import { hex } from "../bytes.js";
 import { markDecodedHere } from "../crypto/aead.js";
-import { decodeContext, type EncryptionContext, encodeContext } from "../crypto/context.js";
+import { decodeContext, type EncryptionContext, encodeSnapshot } from "../crypto/context.js";
 import { ConfigError, DecryptionError } from "../errors.js";
 import { FLAG_STREAM_KEY } from "./constants.js";
 import { decodeEnvelope } from "./decode.js";
@@ -42,17 +42,20 @@ export function parse(sealed: Sealed): EnvelopeParts {
   );
 }
 
-/** The context to authenticate: the stored one (checked against `given`) or `given`. */
+/**
+ * The context to authenticate: the stored one (checked against `given`) or `given`.
+ * `given` is a `snapshotContext` result (read once by the caller).
+ */
 export function resolveContext(
   parts: EnvelopeParts,
   given: EncryptionContext | undefined,
 ): { context: EncryptionContext; canonical: Buffer } {
   if (!parts.storedContext) {
-    return { context: given ?? {}, canonical: encodeContext(given) };
+    return { context: given ?? {}, canonical: encodeSnapshot(given) };
   }
   const stored = Buffer.from(parts.storedContext);
   const storedContext = decodeContext(stored);
-  if (given !== undefined && !encodeContext(given).equals(stored)) {
+  if (given !== undefined && !encodeSnapshot(given).equals(stored)) {
     throw new DecryptionError(
       "ENVELOPE_CONTEXT_MISMATCH",
       "The encryption context given does not match the one stored in the envelope. The value was probably copied from another row or column.",
