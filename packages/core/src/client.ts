@@ -236,13 +236,16 @@ export class Envelope {
       const given = snapshotContext(options.context);
       const canonical = encodeSnapshot(given);
       const context = given ?? {};
-      const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purposeFlags(options);
-      const reuseKey = this.#reuse ? this.#reuseKey(context) : "";
-      let materials = this.#reuse?.take(reuseKey, data.length);
+      const purpose = purposeFlags(options);
+      const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
+      // A stream key gets a data key of its own, never one shared with values.
+      const reuse = purpose === 0 ? this.#reuse : undefined;
+      const reuseKey = reuse ? this.#reuseKey(context) : "";
+      let materials = reuse?.take(reuseKey, data.length);
       reused = materials !== undefined;
       if (!materials) {
         materials = await this.#freshMaterials({ context });
-        this.#reuse?.put(reuseKey, materials, data.length);
+        reuse?.put(reuseKey, materials, data.length);
       }
       const sealed = seal(materials, data, flags, canonical, this.#signer);
       if (!reused) materials.dataKey.fill(0);

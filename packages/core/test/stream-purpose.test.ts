@@ -9,6 +9,7 @@ import {
   encryptStream,
   inspectEnvelope,
   inspectStream,
+  localAesProvider,
   parseStreamHeader,
   rewrapStream,
 } from "@envelope/core";
@@ -131,6 +132,22 @@ describe("stream key envelopes are domain-separated from values (flags bit 1)", 
     const streamMoved = await run(rewrapStream(envelope, { to: b, context }), sealed);
     const onlyB = new Envelope({ encrypt: b });
     expect((await run(decryptStream(onlyB, { context }), streamMoved)).toString()).toBe("rows");
+  });
+
+  it("with data-key reuse on, a stream key never shares a data key with values", async () => {
+    const aes = localAesProvider({ keys: randomBytes(32) });
+    const envelope = new Envelope({ encrypt: aes, dataKeyReuse: { maxMessages: 100 } });
+    const value = await envelope.encrypt("v", { context });
+    const again = await envelope.encrypt("w", { context });
+    // Reuse is on: the two values share a data key (AES-KW is deterministic).
+    expect(decodeEnvelope(again).entries[0]!.wrapped).toEqual(
+      decodeEnvelope(value).entries[0]!.wrapped,
+    );
+    const stream = await run(encryptStream(envelope, { context }), Buffer.from("data"));
+    const keyEntry = decodeEnvelope(parseStreamHeader(stream).keyEnvelope).entries[0]!;
+    expect(Buffer.from(keyEntry.wrapped).equals(decodeEnvelope(value).entries[0]!.wrapped)).toBe(
+      false,
+    );
   });
 
   it("values stay values: ordinary encrypt never sets the flag", async () => {
