@@ -144,7 +144,7 @@ describe("stream key envelopes are domain-separated from values (flags bit 1)", 
       decodeEnvelope(value).entries[0]!.wrapped,
     );
     const stream = await run(encryptStream(envelope, { context }), Buffer.from("data"));
-    const keyEntry = decodeEnvelope(parseStreamHeader(stream).keyEnvelope).entries[0]!;
+    const keyEntry = decodeEnvelope(parseStreamHeader(stream)!.keyEnvelope).entries[0]!;
     expect(Buffer.from(keyEntry.wrapped).equals(decodeEnvelope(value).entries[0]!.wrapped)).toBe(
       false,
     );
