@@ -540,6 +540,18 @@ describe("context canonicalization", () => {
     );
   });
 
+  it("a key named __proto__ is an ordinary pair (encoded, authenticated, not dropped)", async () => {
+    const context = JSON.parse('{"__proto__":"x","table":"users"}') as Record<string, string>;
+    expect(Object.keys(context)).toEqual(["__proto__", "table"]);
+    expect(decodeContext(encodeContext(context))).toEqual(context);
+    expect(encodeContext(context).equals(encodeContext({ table: "users" }))).toBe(false);
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const sealed = await envelope.encrypt("v", { context });
+    const error = await envelope.decrypt(sealed, { context: { table: "users" } }).catch((e) => e);
+    expect((error as { code?: string }).code).toBe("ENVELOPE_DECRYPT_FAILED");
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe("v");
+  });
+
   it("decodes back to the same context (so the encoding is injective)", () => {
     fc.assert(
       fc.property(contextArb, (context) => {

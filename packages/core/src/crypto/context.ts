@@ -74,7 +74,15 @@ export function snapshotContext(
     throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
   const out: Record<string, string> = {};
-  for (const key of keys) out[key] = context[key] as string;
+  for (const key of keys) {
+    // `out.__proto__ = v` would set the prototype, not a property: the pair would vanish
+    // and the value be sealed under a context without it.
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, { value: context[key], enumerable: true, writable: true });
+    } else {
+      out[key] = context[key] as string;
+    }
+  }
   return out;
 }
 
