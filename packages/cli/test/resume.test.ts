@@ -40,7 +40,10 @@ describe("rewrap --resume", () => {
     expect((await cli(["rotate", "--bits", "2048", "--name", "k2"], { cwd })).code).toBe(0);
   });
 
-  it("continues an unfinished job, refuses when there is none or it is complete, and says when it resumes implicitly", async () => {
+  // Runs the built CLI a dozen times on PGlite (each start-up ~2 s): longer than the default.
+  it("continues an unfinished job, refuses when there is none or it is complete, and says when it resumes implicitly", {
+    timeout: 120_000,
+  }, async () => {
     const before = await withDb(url, (db) =>
       db.query("SELECT id, email FROM users ORDER BY id").then((r) => r.rows),
     );
@@ -119,7 +122,9 @@ describe("rewrap --resume", () => {
 });
 
 describe("migrate --resume", () => {
-  it("finds the migrate job by its derived id (legacy format included)", async () => {
+  it("finds the migrate job by its derived id (legacy format included)", {
+    timeout: 120_000,
+  }, async () => {
     const cwd = tempDir();
     const url = `pglite://${join(cwd, "db")}`;
     expect((await cli(["keygen", "--init", "--bits", "2048"], { cwd })).code).toBe(0);
