@@ -108,9 +108,7 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     // Past the rows the preflight refuses on: the run records them and leaves them.
     const good = (await db.query(`SELECT email FROM ${table} WHERE id = 1`)).rows[0]!
       .email as Buffer;
-    await db.query(`UPDATE ${table} SET email = ? WHERE id IN (200, 250)`, [
-      good.subarray(0, 20),
-    ]);
+    await db.query(`UPDATE ${table} SET email = ? WHERE id IN (200, 250)`, [good.subarray(0, 20)]);
     await db.query(`UPDATE ${table} SET email = ? WHERE id IN (210, 260)`, [
       Buffer.from("not an envelope at all"),
     ]);

@@ -318,7 +318,9 @@ async function retryFailures(
         return commitBatch(rt, t, tx, RETRY_RANGE_ID, undefined, outcomes, workerId, before);
       });
       // Rows a range of this run already read are not scanned twice.
-      counters.scanned = rows.filter((r) => !state.failedRows.has(String(r[rt.pk]).slice(0, 255))).length;
+      counters.scanned = rows.filter(
+        (r) => !state.failedRows.has(String(r[rt.pk]).slice(0, 255)),
+      ).length;
       const retried = slice.flatMap((pk) =>
         [...(byPk.get(pk) ?? [])].map((column) => ({ pk, column })),
       );

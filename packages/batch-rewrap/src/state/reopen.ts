@@ -19,9 +19,7 @@ export async function reopenIfFinished(
   jobId: string,
 ): Promise<boolean> {
   return db.transaction(async (tx: SqlExecutor) => {
-    const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [
-      jobId,
-    ]);
+    const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
     if (job.rows.length === 0) return false;
     const pending = await tx.query(
       `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
@@ -29,7 +27,10 @@ export async function reopenIfFinished(
     );
     if (Number(pending.rows[0]?.n ?? 0) > 0) return false;
     const now = new Date().toISOString();
-    await tx.query(`UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`, [jobId]);
+    await tx.query(
+      `UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`,
+      [jobId],
+    );
     await tx.query(
       `UPDATE ${t.checkpoints} SET last_pk = NULL, scanned = 0, rewrapped = 0, skipped = 0, nulls = 0, conflicts = 0, failed = 0, kms_calls = 0, updated_at = ? WHERE job_id = ?`,
       [now, jobId],
