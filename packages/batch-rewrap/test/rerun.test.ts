@@ -187,4 +187,22 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     expect(oldKey.ids.length).toBeGreaterThan(0);
     expect(await verifyAll(db, table, newKey.provider)).toEqual({ rows: 200, wrong: [] });
   });
+
+  it("a value under a key the config lacks: the preflight gives its advice once", async () => {
+    const { table, prefix } = names("nokey");
+    const oldKey = keyPair().provider;
+    await seedTable(db, table, 20, oldKey);
+    const error = await rewrapTable({
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: keyPair().provider,
+      stateTablePrefix: prefix,
+      apply: true,
+    }).catch((e) => e);
+    expect(error).toMatchObject({ code: "ENVELOPE_NO_MATCHING_KEY" });
+    expect(error.message.match(/decrypt (list|keys)/g)).toEqual(["decrypt list"]);
+    expect(error.message).toMatch(/Nothing was written\.$/);
+  });
 });

@@ -246,9 +246,17 @@ export async function checkResume(
   }
   if (!flags.json) {
     const would = flags.apply ? "" : "dry run (nothing is written); an --apply run would be ";
+    const failed = prior.outstandingFailures
+      ? `; ${prior.outstandingFailures} failed value(s) to retry`
+      : "";
+    const again = flags.apply
+      ? "this run goes over the table again and moves every value not yet on the target key"
+      : "dry run (nothing is written); an --apply run goes over the table again and moves the values counted below";
     const line = state.complete
-      ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${flags.apply ? "this run goes over the table again and moves every value not yet on the target key" : "dry run (nothing is written); an --apply run goes over the table again and moves the values counted below"}.`
-      : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
+      ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${again}.`
+      : prior.rangesPending === 0
+        ? `job ${jobId} has every range done (${prior.rowsDone} rows${failed}): ${again}.`
+        : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
     ctx.io.stderr.write(`envelope: ${line}\n`);
   }
   return { jobId, prior };
@@ -261,13 +269,14 @@ export function printReport(
   report: JobReport,
   prior?: PriorJob,
 ): number {
-  const resumed = Boolean(report.apply && prior && !prior.complete);
+  // A run on a job whose ranges were all done goes over the table again: not a resume.
+  const resumed = Boolean(report.apply && prior && !prior.complete && !report.reopened);
   const body = { ...report, resumed, ...(prior ? { previously: prior } : {}) };
   output(ctx.io, json, body, () => {
     const r = report.run;
     const verb = report.kind === "rewrap" ? "rewrapped" : "migrated";
     const lines = [
-      `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}`,
+      `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}${report.reopened ? " (every range was done before: went over the table again)" : ""}`,
       `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
       `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
     ];
