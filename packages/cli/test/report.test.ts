@@ -70,3 +70,37 @@ describe("printReport", () => {
     expect(text).toContain("Complete.");
   });
 });
+
+describe("printReport: what a failure means for the value", () => {
+  const failed = (failures: Record<string, number>) =>
+    print(report({ complete: false, failures, run: { ...counters, failed: 1 } })).text;
+
+  it("damaged or non-envelope values are said to be unreadable, not 'still readable'", () => {
+    const text = failed({ ENVELOPE_BAD_FORMAT: 4 });
+    expect(text).toContain(
+      "FAILED ENVELOPE_BAD_FORMAT × 4: not an Envelope value, or damaged (e.g. truncated): left unchanged and NOT readable with any key",
+    );
+    expect(text).not.toMatch(/still readable/);
+  });
+
+  it.each([
+    ["ENVELOPE_DECRYPT_FAILED", "its body or its context is wrong", /still readable/],
+    ["ENVELOPE_NO_MATCHING_KEY", "still readable with that key; add it to the decrypt keys", null],
+    ["ENVELOPE_KMS_THROTTLED", "left unchanged and still readable once the key is reachable", null],
+    ["ENVELOPE_KMS_ACCESS_DENIED", "fix access if denied, then run again to retry", null],
+  ] as const)("%s", (code, says, never) => {
+    const text = failed({ [code]: 2 });
+    expect(text).toContain(`FAILED ${code} × 2: `);
+    expect(text).toContain(says);
+    if (never) expect(text).not.toMatch(never);
+  });
+
+  it("a run on a finished job says it went over the table again, not 'already complete'", () => {
+    const { code, text } = print(report({ reopened: true, run: { ...counters, rewrapped: 10 } }));
+    expect(code).toBe(EXIT_CODES.OK);
+    expect(text).toContain("(every range was done before: went over the table again)");
+    expect(text).toContain(
+      "Complete. The job had finished before: this run went over the table again and rewrapped 10 value(s) not yet on the target key.",
+    );
+  });
+});

@@ -78,23 +78,30 @@ describe("rewrap --resume", () => {
     expect(first.json().previously).toBeUndefined();
     const jobId = first.json().jobId as string;
 
-    // Without --resume, rerunning resumes implicitly, and says so.
+    // Without --resume, rerunning the same job: every range was done, so it goes over the
+    // table again (the failure is retried on the way).
     const implicit = await cli(["--json", ...args, "--apply"], { cwd });
     expect(implicit.code).toBe(EXIT_CODES.PARTIAL);
     expect(implicit.json()).toMatchObject({
       jobId,
-      resumed: true,
+      resumed: false,
+      reopened: true,
+      run: { scanned: 120, failed: 1 },
       previously: { rowsDone: 120, rangesPending: 0, outstandingFailures: 1, complete: false },
     });
 
     // Fixed: --resume finds the job by the same derived id and finishes it.
     await withDb(url, (db) => db.query("UPDATE users SET email = $1 WHERE id = 100", [original]));
+    // Every range was done: the run goes over the table again (which retries the failure).
     const resumed = await cli([...args, "--resume", "--apply"], { cwd });
     expect(resumed.code, resumed.stderr).toBe(EXIT_CODES.OK);
     expect(resumed.stderr).toContain(
-      `envelope: resuming job ${jobId} (120 rows already done; 0 of 1 range(s) left; 1 failed value(s) to retry)`,
+      `envelope: job ${jobId} has every range done (120 rows; 1 failed value(s) to retry): this run goes over the table again and moves every value not yet on the target key.`,
     );
-    expect(resumed.stdout).toContain(`job ${jobId} (resumed: 120 rows were already done)`);
+    expect(resumed.stdout).toContain(
+      `job ${jobId} (every range was done before: went over the table again)`,
+    );
+    expect(resumed.stdout).toContain("rewrapped 1 ·");
     expect(resumed.stdout).toContain("Complete.");
     const status = await cli(
       ["--json", "status", "--db", url, "--table", "users", "--column", "email"],
@@ -108,17 +115,39 @@ describe("rewrap --resume", () => {
       expect(done.code).toBe(EXIT_CODES.USAGE);
       expect(done.stderr).toContain(`--resume: job "${jobId}" is already complete (`);
     }
+    // Without --resume, a finished job is gone over again: a value an application on the
+    // old config wrote since is counted by the dry run and moved by the apply.
+    const oldValue = before.find((r) => r.id === 7)!.email;
+    await withDb(url, (db) => db.query("UPDATE users SET email = $1 WHERE id = 7", [oldValue]));
+    const dry = await cli(args, { cwd });
+    expect(dry.code, dry.stderr).toBe(EXIT_CODES.OK);
+    expect(dry.stderr).toContain(
+      `job ${jobId} is already complete (120 rows done): dry run (nothing is written); an --apply run goes over the table again and moves the values counted below.`,
+    );
+    expect(dry.stdout).toContain("Dry run: 1 value(s) would be rewrapped.");
     const again = await cli([...args, "--apply"], { cwd });
     expect(again.code, again.stderr).toBe(EXIT_CODES.OK);
-    expect(again.stderr).toContain(`job ${jobId} is already complete (`);
-    expect(again.stdout).toContain("Complete (already, before this run: nothing was done)");
+    expect(again.stderr).toContain(
+      `job ${jobId} is already complete (120 rows done): this run goes over the table again and moves every value not yet on the target key.`,
+    );
+    expect(again.stdout).toContain("rewrapped 1 ·");
+    expect(again.stdout).toContain(
+      "Complete. The job had finished before: this run went over the table again and rewrapped 1 value(s) not yet on the target key.",
+    );
+    expect(again.stdout).not.toContain("already, before this run");
+    const after = await cli(
+      ["--json", "status", "--db", url, "--table", "users", "--column", "email"],
+      { cwd },
+    );
+    expect(Object.values(after.json().column.byKeyRef)).toEqual([120]);
     const againJson = await cli(["--json", ...args, "--apply"], { cwd });
     expect(againJson.json()).toMatchObject({
       resumed: false,
+      reopened: true,
       previously: { complete: true },
-      run: { rewrapped: 0 },
+      run: { rewrapped: 0, kmsCalls: 0 },
     });
-  });
+  }, 120_000);
 });
 
 describe("migrate --resume", () => {

@@ -13,6 +13,7 @@ import type {
   RewrapTableOptions,
   TableJobOptions,
 } from "./options.js";
+import { keysetRows } from "./scan.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
 import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
@@ -198,52 +199,82 @@ export function defaultJobId(spec: JobSpec): string {
   return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
 }
 
+/** Rows the preflight reads at most while looking for values to sample (reads only, no KMS call). */
+export const PREFLIGHT_SCAN_ROWS = 100_000;
+
 /**
  * The preflight: before anything is written, read a sample of each column and prove the
  * job can do it: values are envelopes (rewrap) or decodable legacy values (migrate), the
  * context builder yields the context they were sealed with, the configured keys unwrap
  * them, and the targets can open what the job would write. Throws the first problem,
  * naming the column and row.
+ *
+ * Only values the job will actually rewrite are sampled (up to `sampleSize` per column,
+ * among the first {@link PREFLIGHT_SCAN_ROWS} rows in key order): values already on the
+ * target cost no KMS call, so a run with nothing to do makes none.
  */
 export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   const sampleSize = rt.options.sampleSize ?? 16;
   let checked = 0;
-  for (const column of rt.columns) {
-    const { rows } = await rt.db.query(
-      `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${column.q} IS NOT NULL ORDER BY ${rt.pkq} LIMIT ?`,
-      [sampleSize * 4],
-    );
-    let work = 0;
-    let skips = 0;
+  if (sampleSize < 1) return { checked };
+  const sampled = new Map(rt.columns.map((c) => [c.name, 0]));
+  let read = 0;
+  for await (const rows of keysetRows(
+    rt.db,
+    rt.tq,
+    rt.pkq,
+    rt.pk,
+    rt.selectList,
+    rt.batchSize,
+    rt.options.signal,
+  )) {
     for (const row of rows) {
-      if (work >= sampleSize) break;
-      const where = `${rt.table}.${column.name} (${rt.pk} = ${String(row[rt.pk]).slice(0, 40)})`;
-      try {
-        const value = toValue(row[column.name], column);
-        const verdict = rt.transform.classify(value);
-        // Values already done are checked too (a few), to catch a wrong context builder.
-        if (verdict === "skip" && (rt.transform.kind === "migrate" || skips++ >= 3)) continue;
-        if (verdict === "work") work++;
-        const next = await rt.transform.check(
-          value,
-          buildContext(rt, row, column.name),
-          column.form,
-        );
-        checked++;
-        const max = column.info.maxLength;
-        if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
-          throw new ConfigError(
-            "ENVELOPE_BAD_CONFIG",
-            `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
-            { details: { column: column.name } },
-          );
+      read++;
+      for (const column of rt.columns) {
+        if (sampled.get(column.name)! >= sampleSize) continue;
+        const raw = row[column.name];
+        if (raw === null || raw === undefined) continue;
+        const where = `${rt.table}.${column.name} (${rt.pk} = ${String(row[rt.pk]).slice(0, 40)})`;
+        let value: string | Buffer;
+        try {
+          value = toValue(raw, column);
+          if (rt.transform.classify(value) !== "work") continue;
+        } catch (error) {
+          // A value that is not usable refuses the job when it is among the first rows;
+          // further on, the run records it as a failure and leaves it unchanged.
+          if (read <= sampleSize * 4) throw explain(error, where, rt);
+          continue;
         }
-      } catch (error) {
-        throw explain(error, where, rt);
+        try {
+          sampled.set(column.name, sampled.get(column.name)! + 1);
+          checked += await checkOne(rt, row, column, value);
+        } catch (error) {
+          throw explain(error, where, rt);
+        }
       }
     }
+    if (read >= PREFLIGHT_SCAN_ROWS || [...sampled.values()].every((n) => n >= sampleSize)) break;
   }
   return { checked };
+}
+
+/** The full proof on one value: decrypt, and the target can open what would be written. */
+async function checkOne(
+  rt: Runtime,
+  row: Row,
+  column: ColumnPlan,
+  value: string | Buffer,
+): Promise<number> {
+  const next = await rt.transform.check(value, buildContext(rt, row, column.name), column.form);
+  const max = column.info.maxLength;
+  if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
+      { details: { column: column.name } },
+    );
+  }
+  return 1;
 }
 
 export function buildContext(rt: Runtime, row: Row, column: string) {
@@ -281,8 +312,7 @@ function explain(error: unknown, where: string, rt: Runtime): EnvelopeError {
         : "The legacy key does not decrypt this value (wrong key or wrong format).",
     ENVELOPE_CONTEXT_MISMATCH:
       "The context builder does not produce the context stored in this value.",
-    ENVELOPE_NO_MATCHING_KEY:
-      "Add the key this value is wrapped under to the decrypt keys (config decrypt / ENVELOPE_DECRYPT_KEYS).",
+    // The error's own message already says which keys and how to add one: no second advice.
   };
   const Same = error.constructor as typeof EnvelopeError;
   return new Same(

@@ -1,6 +1,7 @@
 import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
-import { createOrLoadJob, planRanges } from "../state/jobs.js";
+import { createOrLoadJob, planRanges, RETRY_RANGE_ID } from "../state/jobs.js";
+import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
 import { addCounters, type Counters, countersFromSums, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
@@ -25,6 +26,12 @@ export interface JobReport {
    * is not complete although nothing failed.
    */
   pendingRanges?: number;
+  /**
+   * Apply: the job id named a job whose ranges were all done, so this run went over the
+   * whole table again (a new pass) instead of doing nothing. An apply run always moves
+   * every value not yet on the target key; the job id only lets it resume.
+   */
+  reopened?: boolean;
   /** Stopped early by the abort signal (Ctrl-C); rerun to resume from the checkpoints. */
   stopped: boolean;
   /** What this run did. */
@@ -114,11 +121,17 @@ async function runJob(rt: Runtime): Promise<JobReport> {
 
   const t = stateTables(rt.db, rt.options.stateTablePrefix ?? "envelope_rewrap");
   await ensureStateTables(rt.db, t);
-  await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
+  const { created } = await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
     planRanges(rt.db, rt.table, rt.pk, rt.integerKey, rt.options.rangeSize ?? 10_000),
   );
+  const reopened = !created && (await reopenIfFinished(rt.db, t, rt.jobId));
   const run = zeroCounters();
-  const state: RunState = { run, onBatch: () => progress(run) };
+  const state: RunState = {
+    run,
+    onBatch: () => progress(run),
+    failedKeys: new Set(),
+    failedRows: new Set(),
+  };
   const workers = Math.max(1, rt.options.workers ?? 1);
   const results = await Promise.all(
     Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
@@ -128,7 +141,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   return applyReport(
     rt,
     t,
-    { ...base, kmsThrottled: throttledCount() },
+    { ...base, reopened, kmsThrottled: throttledCount() },
     run,
     results.some((r) => r.stopped),
     started,
@@ -157,6 +170,14 @@ async function applyReport(
     [rt.jobId],
   );
   const failures = Object.fromEntries(byCode.rows.map((r) => [String(r.code), Number(r.n)]));
+  // Rows: the ranges' rows only (a retry step re-reads rows already counted there).
+  // Failed: the values failing now (the failures table), not every failed attempt.
+  const rangeRows = await rt.db.query(
+    `SELECT SUM(scanned) AS n FROM ${t.checkpoints} WHERE job_id = ? AND range_id <> ?`,
+    [rt.jobId, RETRY_RANGE_ID],
+  );
+  total.scanned = Number(rangeRows.rows[0]?.n ?? 0);
+  total.failed = Object.values(failures).reduce((a, b) => a + b, 0);
   const samples = await rt.db.query(
     `SELECT pk, column_name, code, message FROM ${t.failures} WHERE job_id = ? ORDER BY pk LIMIT 20`,
     [rt.jobId],

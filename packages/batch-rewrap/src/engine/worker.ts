@@ -12,6 +12,32 @@ import { processRow, type RowOutcome } from "./process.js";
 export interface RunState {
   run: Counters;
   onBatch: () => void;
+  /**
+   * Values (`pk \0 column`) this run left failed. `run.failed` is its size, so a value that
+   * fails in a range and again in the retry step counts once, and one the retry step
+   * fixes counts as not failed.
+   */
+  failedKeys: Set<string>;
+  /** Rows a range of this run already counted as scanned (the retry step does not recount them). */
+  failedRows: Set<string>;
+}
+
+const failureKey = (pk: string, column: string) => `${pk.slice(0, 255)}\u0000${column}`;
+
+/** Adds a committed batch to the run's counters, counting each failed value once. */
+function account(
+  state: RunState,
+  counters: Counters,
+  failed: readonly { pk: string; column: string }[],
+  retried?: readonly { pk: string; column: string }[],
+): void {
+  for (const r of retried ?? []) state.failedKeys.delete(failureKey(r.pk, r.column));
+  for (const f of failed) {
+    state.failedKeys.add(failureKey(f.pk, f.column));
+    state.failedRows.add(f.pk.slice(0, 255));
+  }
+  addCounters(state.run, { ...counters, failed: 0 });
+  state.run.failed = state.failedKeys.size;
 }
 
 class LostClaim extends Error {}
@@ -76,10 +102,10 @@ async function workRange(
       try {
         const before = rt.limiter.calls;
         const outcomes = await mapLimit(rows, rt.concurrency, (row) => processRow(rt, row));
-        const counters = await rt.db.transaction((tx) =>
+        const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(rt, t, tx, range.rangeId, last, outcomes, workerId, before),
         );
-        addCounters(state.run, counters);
+        account(state, counters, failed);
         last = String(rows.at(-1)![rt.pk]);
         state.onBatch();
         break;
@@ -124,7 +150,7 @@ async function commitBatch(
   outcomes: RowOutcome[],
   workerId: string,
   callsBefore: number,
-): Promise<Counters> {
+): Promise<{ counters: Counters; failed: { pk: string; column: string }[] }> {
   const lock = await tx.query(
     `SELECT last_pk FROM ${t.checkpoints} WHERE job_id = ? AND range_id = ? FOR UPDATE`,
     [rt.jobId, rangeId],
@@ -168,12 +194,16 @@ async function commitBatch(
     }
     finals.push(outcome);
   }
+  const failed: { pk: string; column: string }[] = [];
   for (const o of finals) {
     counters.rewrapped += o.updates.length;
     counters.skipped += o.skipped;
     counters.nulls += o.nulls;
     counters.failed += o.failures.length;
-    for (const f of o.failures) await recordFailure(rt, t, tx, o.pkText, f);
+    for (const f of o.failures) {
+      await recordFailure(rt, t, tx, o.pkText, f);
+      failed.push({ pk: o.pkText, column: f.column });
+    }
   }
   counters.kmsCalls = rt.limiter.calls - callsBefore;
   const newLast =
@@ -199,7 +229,7 @@ async function commitBatch(
       rangeId,
     ],
   );
-  return counters;
+  return { counters, failed };
 }
 
 /** UPDATE … SET col = new WHERE pk = ? AND col = old (byte-exact compare). True if it applied. */
@@ -281,13 +311,20 @@ async function retryFailures(
       const outcomes = await mapLimit(rows, rt.concurrency, (row) =>
         processRow(rt, row, byPk.get(String(row[rt.pk]))),
       );
-      const counters = await rt.db.transaction(async (tx) => {
+      const { counters, failed } = await rt.db.transaction(async (tx) => {
         // Clear the old records of this slice; commitBatch re-records what still fails.
         for (const pk of slice)
           await tx.query(`DELETE FROM ${t.failures} WHERE job_id = ? AND pk = ?`, [rt.jobId, pk]);
         return commitBatch(rt, t, tx, RETRY_RANGE_ID, undefined, outcomes, workerId, before);
       });
-      addCounters(state.run, counters);
+      // Rows a range of this run already read are not scanned twice.
+      counters.scanned = rows.filter(
+        (r) => !state.failedRows.has(String(r[rt.pk]).slice(0, 255)),
+      ).length;
+      const retried = slice.flatMap((pk) =>
+        [...(byPk.get(pk) ?? [])].map((column) => ({ pk, column })),
+      );
+      account(state, counters, failed, retried);
       state.onBatch();
     }
     await q.query(`UPDATE ${t.jobs} SET status = 'done', updated_at = ? WHERE job_id = ?`, [

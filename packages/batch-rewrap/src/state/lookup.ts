@@ -67,6 +67,9 @@ export async function findJob(
   const done = countersFromSums(s);
   const pending = Number(ranges.rows[0]?.pending ?? 0);
   const outstandingFailures = Number(failures.rows[0]?.n ?? 0);
+  // As JobReport.total: rows of the ranges only, failed = values failing now.
+  done.scanned = Number(s.range_rows ?? 0);
+  done.failed = outstandingFailures;
   return {
     jobId,
     spec: JSON.parse(String(row.spec)) as JobSpec,

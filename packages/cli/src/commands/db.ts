@@ -240,15 +240,23 @@ export async function checkResume(
   if (flags.resume && state.complete) {
     throw new ConfigError(
       "ENVELOPE_BAD_INPUT",
-      `--resume: job "${jobId}" is already complete (${prior.rowsDone} rows done, no failure outstanding), so nothing to resume. To go over the table again (e.g. for values written since under an old key), start a new job: ${command} … --job <new id>. Nothing was written.`,
+      `--resume: job "${jobId}" is already complete (${prior.rowsDone} rows done, no failure outstanding), so nothing to resume. Run the same command without --resume: ${command} --apply goes over the table again and moves every value not yet on the target key (e.g. values written since under an old key). Nothing was written.`,
       { details: { field: "resume", jobId } },
     );
   }
   if (!flags.json) {
     const would = flags.apply ? "" : "dry run (nothing is written); an --apply run would be ";
+    const failed = prior.outstandingFailures
+      ? `; ${prior.outstandingFailures} failed value(s) to retry`
+      : "";
+    const again = flags.apply
+      ? "this run goes over the table again and moves every value not yet on the target key"
+      : "dry run (nothing is written); an --apply run goes over the table again and moves the values counted below";
     const line = state.complete
-      ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${flags.apply ? "this run has nothing left to do" : "an --apply run would do nothing"}. To go over the table again, start a new job with --job <new id>.`
-      : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
+      ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${again}.`
+      : prior.rangesPending === 0
+        ? `job ${jobId} has every range done (${prior.rowsDone} rows${failed}): ${again}.`
+        : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
     ctx.io.stderr.write(`envelope: ${line}\n`);
   }
   return { jobId, prior };
@@ -261,13 +269,14 @@ export function printReport(
   report: JobReport,
   prior?: PriorJob,
 ): number {
-  const resumed = Boolean(report.apply && prior && !prior.complete);
+  // A run on a job whose ranges were all done goes over the table again: not a resume.
+  const resumed = Boolean(report.apply && prior && !prior.complete && !report.reopened);
   const body = { ...report, resumed, ...(prior ? { previously: prior } : {}) };
   output(ctx.io, json, body, () => {
     const r = report.run;
     const verb = report.kind === "rewrap" ? "rewrapped" : "migrated";
     const lines = [
-      `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}`,
+      `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}${report.reopened ? " (every range was done before: went over the table again)" : ""}`,
       `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
       `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
     ];
@@ -279,7 +288,7 @@ export function printReport(
       for (const [ref, n] of Object.entries(report.byKeyRef))
         lines.push(`  ${shown(ref)}: ${n} value(s)`);
     for (const [code, n] of Object.entries(report.failures))
-      lines.push(`  FAILED ${shown(code)} × ${n}`);
+      lines.push(`  FAILED ${shown(code)} × ${n}: ${failureMeaning(code, report.kind)}`);
     for (const f of report.sampleFailures.slice(0, 5))
       lines.push(
         `    e.g. ${shown(f.column)} at ${shown(report.table)} pk=${shown(f.pk)}: ${shown(f.code)}`,
@@ -298,11 +307,11 @@ export function printReport(
       );
     else if (!report.complete)
       lines.push(
-        "  Some values failed and were left as they were (still readable). Fix the cause, then run the same command again (or add --resume) to retry them.",
+        "  Some values failed: none of them was changed (what each code means for the value is above). Fix the cause, then run the same command again (or add --resume) to retry them.",
       );
-    else if (report.apply && prior?.complete)
+    else if (report.reopened)
       lines.push(
-        "  Complete (already, before this run: nothing was done). To go over the table again, start a new job with --job <new id>.",
+        `  Complete. The job had finished before: this run went over the table again and ${verb} ${r.rewrapped} value(s) not yet on the target key.`,
       );
     else lines.push("  Complete.");
     return lines.join("\n");
@@ -310,6 +319,39 @@ export function printReport(
   if (report.stopped) return EXIT_CODES.INTERRUPTED;
   if (report.apply && !report.complete && !othersStillWorking(report)) return EXIT_CODES.PARTIAL;
   return EXIT_CODES.OK;
+}
+
+/**
+ * What a failure code says about the value it was recorded for: the job never changes a
+ * failed value, but whether the value is still readable depends on why it failed.
+ */
+export function failureMeaning(code: string, kind: "rewrap" | "migrate"): string {
+  const unchanged = "left unchanged";
+  if (code === "ENVELOPE_BAD_FORMAT" || code === "ENVELOPE_UNSUPPORTED_VERSION")
+    return kind === "migrate"
+      ? `not in the legacy format given (--from), or damaged: ${unchanged}; check --from`
+      : `not an Envelope value, or damaged (e.g. truncated): ${unchanged} and NOT readable with any key; restore it from a backup or write it again`;
+  if (
+    code === "ENVELOPE_DECRYPT_FAILED" ||
+    code === "ENVELOPE_CONTEXT_MISMATCH" ||
+    code === "ENVELOPE_KMS_CONTEXT_MISMATCH"
+  )
+    return kind === "migrate"
+      ? `the legacy key does not decrypt it (wrong key, or a damaged value): ${unchanged}`
+      : `its body or its context is wrong (the value was altered or moved to another row, or --context does not build the context it was sealed with): ${unchanged}; it does not decrypt as stored`;
+  if (code === "ENVELOPE_NO_MATCHING_KEY")
+    return `wrapped under a key that is not in your config: ${unchanged}, still readable with that key; add it to the decrypt keys and run again`;
+  if (
+    code.startsWith("ENVELOPE_KMS_") ||
+    code === "ENVELOPE_KEY_DISABLED" ||
+    code === "ENVELOPE_KEY_NOT_FOUND"
+  )
+    return `the KMS refused or failed: ${unchanged} and still readable once the key is reachable; fix access if denied, then run again to retry`;
+  if (code === "ENVELOPE_LIMIT_EXCEEDED")
+    return `the new value does not fit the column: ${unchanged} and still readable; widen the column, then run again`;
+  if (code === "CONFLICT")
+    return `the row kept changing while the job held its lock: ${unchanged} and still readable; run again`;
+  return `${unchanged}; see docs/ERRORS.md for what the code means`;
 }
 
 /** A worker of a shared job ended with ranges still claimed by others, and nothing failed. */

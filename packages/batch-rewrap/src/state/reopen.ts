@@ -1,0 +1,44 @@
+import type { SqlAdapter, SqlExecutor } from "../adapters/types.js";
+import type { StateTables } from "./tables.js";
+
+/**
+ * An apply run on a job whose ranges are all done starts a new pass over the table:
+ * every range back to pending, checkpoints back to the start with their counters at zero
+ * (the job's totals then describe this pass). Failure records are kept: the pass and its
+ * retry step redo them. Without this, a finished job id made `--apply` skip values written
+ * under an old key after the job finished, while the dry run (which reads every row)
+ * counted them.
+ *
+ * Runs under a lock on the job row, so of several workers or processes starting together
+ * exactly one reopens; the others then see pending ranges and join the pass. A job with
+ * ranges still pending is left as it is (that is a resume). Returns whether it reopened.
+ */
+export async function reopenIfFinished(
+  db: SqlAdapter,
+  t: StateTables,
+  jobId: string,
+): Promise<boolean> {
+  return db.transaction(async (tx: SqlExecutor) => {
+    const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
+    if (job.rows.length === 0) return false;
+    const pending = await tx.query(
+      `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
+      [jobId],
+    );
+    if (Number(pending.rows[0]?.n ?? 0) > 0) return false;
+    const now = new Date().toISOString();
+    await tx.query(
+      `UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`,
+      [jobId],
+    );
+    await tx.query(
+      `UPDATE ${t.checkpoints} SET last_pk = NULL, scanned = 0, rewrapped = 0, skipped = 0, nulls = 0, conflicts = 0, failed = 0, kms_calls = 0, updated_at = ? WHERE job_id = ?`,
+      [now, jobId],
+    );
+    await tx.query(`UPDATE ${t.jobs} SET status = 'running', updated_at = ? WHERE job_id = ?`, [
+      now,
+      jobId,
+    ]);
+    return true;
+  });
+}
