@@ -147,7 +147,7 @@ describe("rewrap --resume", () => {
       previously: { complete: true },
       run: { rewrapped: 0, kmsCalls: 0 },
     });
-  }, 120_000);
+  });
 });
 
 describe("migrate --resume", () => {
