@@ -1,5 +1,6 @@
 import { ConfigError, type ProviderFactory } from "@envelope/core";
 import { PROVIDER_ID } from "./constants.js";
+import { THREADS_ENV } from "./pool.js";
 import { type LocalRsaOptions, localRsaProvider } from "./provider.js";
 import type { RsaKeySource } from "./sources.js";
 import { parseLocalRsaUri, uriThreads } from "./uri.js";
@@ -32,8 +33,12 @@ export const providerFactory: ProviderFactory = {
       ...(threads !== undefined ? { threads: threads as LocalRsaOptions["threads"] } : {}),
     });
   },
-  async fromConfig(config) {
-    return localRsaProvider(optionsFromConfig(config));
+  async fromConfig(config, env = process.env) {
+    const options = optionsFromConfig(config);
+    // Without `threads` in the config, ENVELOPE_LOCAL_RSA_THREADS of the caller's env decides.
+    if (options.threads === undefined && env[THREADS_ENV] !== undefined)
+      options.threads = env[THREADS_ENV] as LocalRsaOptions["threads"];
+    return localRsaProvider(options);
   },
 };
 
