@@ -77,6 +77,13 @@ describe("local-rsa worker threads", () => {
       })) as ReturnType<typeof localRsaProvider>;
       opened.push(viaConfig);
       expect(viaConfig.threads).toBe(availableParallelism());
+      // Without threads in the config, the env given to the factory decides.
+      const configEnv = (await providerFactory.fromConfig(
+        { provider: "local-rsa", path },
+        { ENVELOPE_LOCAL_RSA_THREADS: "1" },
+      )) as ReturnType<typeof localRsaProvider>;
+      opened.push(configEnv);
+      expect(configEnv.threads).toBe(1);
       await expect(
         providerFactory.fromUri(`local-rsa://${path}?threads=many`, {}),
       ).rejects.toMatchObject({ code: "ENVELOPE_BAD_CONFIG" });
