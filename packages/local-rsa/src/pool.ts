@@ -138,8 +138,12 @@ export class RsaPool {
     return new Promise<Buffer>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.pending.size === 1) slot.worker.ref();
-      // `wrapped` is copied (structured clone): the caller's buffer stays theirs.
-      slot.worker.postMessage({ id, keyId, wrapped, ...(first ? { key } : {}) });
+      // An exact copy, transferred: a view into a larger buffer (a parsed envelope, Node's
+      // Buffer pool) would otherwise be cloned whole, with whatever else it holds.
+      const copy = new Uint8Array(wrapped);
+      slot.worker.postMessage({ id, keyId, wrapped: copy, ...(first ? { key } : {}) }, [
+        copy.buffer,
+      ]);
     });
   }
 

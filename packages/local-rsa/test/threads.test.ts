@@ -52,6 +52,16 @@ describe("local-rsa worker threads", () => {
     expect(inline.threadStats()).toEqual([]);
   });
 
+  it("an entry that is a view into a larger buffer unwraps, and the caller's buffer stays intact", async () => {
+    const { keys, entries } = await wrapMany(1);
+    const big = Buffer.concat([Buffer.alloc(100, 7), Buffer.from(entries[0]!.wrapped)]);
+    const view = big.subarray(100);
+    const key = await provider(1).unwrap({ ...entries[0]!, wrapped: view }, request);
+    expect(key.equals(keys[0]!)).toBe(true);
+    expect(big.byteLength).toBe(100 + entries[0]!.wrapped.length);
+    expect(view.equals(Buffer.from(entries[0]!.wrapped))).toBe(true);
+  });
+
   it('"auto" sizes the pool to the cores; threads come from config, URI and env', async () => {
     expect(provider("auto").threads).toBe(availableParallelism());
     const fromEnv = localRsaProvider({
