@@ -42,8 +42,12 @@ describe("local-rsa worker threads", () => {
     expect(pooled.threads).toBe(2);
     const fromInline = await Promise.all(entries.map((e) => inline.unwrap(e, request)));
     const fromPool = await Promise.all(entries.map((e) => pooled.unwrap(e, request)));
-    expect(fromPool.map((k) => k.toString("hex"))).toEqual(keys.map((k) => k.toString("hex")));
-    expect(fromInline.map((k) => k.toString("hex"))).toEqual(keys.map((k) => k.toString("hex")));
+    expect(fromPool.map((k) => Buffer.from(k).toString("hex"))).toEqual(
+      keys.map((k) => k.toString("hex")),
+    );
+    expect(fromInline.map((k) => Buffer.from(k).toString("hex"))).toEqual(
+      keys.map((k) => k.toString("hex")),
+    );
     const stats = pooled.threadStats();
     // Thread ids as the workers report them: distinct, none the main thread (0).
     expect(new Set(stats.map((s) => s.threadId)).size).toBe(2);
@@ -57,7 +61,7 @@ describe("local-rsa worker threads", () => {
     const big = Buffer.concat([Buffer.alloc(100, 7), Buffer.from(entries[0]!.wrapped)]);
     const view = big.subarray(100);
     const key = await provider(1).unwrap({ ...entries[0]!, wrapped: view }, request);
-    expect(key.equals(keys[0]!)).toBe(true);
+    expect(Buffer.from(key).equals(keys[0]!)).toBe(true);
     expect(big.byteLength).toBe(100 + entries[0]!.wrapped.length);
     expect(view.equals(Buffer.from(entries[0]!.wrapped))).toBe(true);
   });
@@ -147,7 +151,7 @@ describe("local-rsa worker threads", () => {
     for (const f of failed) expect(f).toMatchObject({ code: "ENVELOPE_KMS_UNAVAILABLE" });
     // After close: inline, same result, no new thread.
     const after = await pooled.unwrap(entries[0]!, request);
-    expect(after.equals(keys[0]!)).toBe(true);
+    expect(Buffer.from(after).equals(keys[0]!)).toBe(true);
     expect(pooled.threadStats().length).toBe(2);
     await pooled.close();
   });
