@@ -5,7 +5,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
-import { EnvelopeError, type WrappedKey } from "@envelope/core";
+import { Envelope, EnvelopeError, type WrappedKey } from "@envelope/core";
 import { localRsaProvider, providerFactory } from "@envelope/local-rsa";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { OAEP } from "../src/constants.js";
@@ -54,6 +54,21 @@ describe("local-rsa worker threads", () => {
     expect(stats.every((s) => s.threadId > 0 && s.unwraps > 0)).toBe(true);
     expect(stats.reduce((n, s) => n + s.unwraps, 0)).toBe(40);
     expect(inline.threadStats()).toEqual([]);
+  });
+
+  it("bulk Envelope.decrypt of distinct values (Promise.all) spreads over the threads", async () => {
+    const pooled = provider(2);
+    const envelope = new Envelope({ encrypt: pooled });
+    const plain = Array.from({ length: 30 }, (_, i) => `user${i}@example.com`);
+    const sealed = await Promise.all(plain.map((p) => envelope.encrypt(p, { context: ctx })));
+    const reader = new Envelope({ encrypt: pooled, cache: false });
+    const opened = await Promise.all(
+      sealed.map((s) => reader.decrypt(s, { context: ctx, as: "text" })),
+    );
+    expect(opened).toEqual(plain);
+    const stats = pooled.threadStats();
+    expect(stats.length).toBe(2);
+    expect(stats.every((s) => s.unwraps > 0)).toBe(true);
   });
 
   it("an entry that is a view into a larger buffer unwraps, and the caller's buffer stays intact", async () => {
