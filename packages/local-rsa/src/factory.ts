@@ -1,8 +1,9 @@
 import { ConfigError, type ProviderFactory } from "@envelope/core";
 import { PROVIDER_ID } from "./constants.js";
+import { THREADS_ENV } from "./pool.js";
 import { type LocalRsaOptions, localRsaProvider } from "./provider.js";
 import type { RsaKeySource } from "./sources.js";
-import { parseLocalRsaUri } from "./uri.js";
+import { parseLocalRsaUri, uriThreads } from "./uri.js";
 
 const SOURCE_FIELDS = [
   "pem",
@@ -24,10 +25,20 @@ const SOURCE_FIELDS = [
 export const providerFactory: ProviderFactory = {
   scheme: PROVIDER_ID,
   async fromUri(uri, env = process.env) {
-    return localRsaProvider({ keys: [parseLocalRsaUri(uri)], env });
+    const source = parseLocalRsaUri(uri);
+    const threads = uriThreads(uri);
+    return localRsaProvider({
+      keys: [source],
+      env,
+      ...(threads !== undefined ? { threads: threads as LocalRsaOptions["threads"] } : {}),
+    });
   },
-  async fromConfig(config) {
-    return localRsaProvider(optionsFromConfig(config));
+  async fromConfig(config, env = process.env) {
+    const options = optionsFromConfig(config);
+    // Without `threads` in the config, ENVELOPE_LOCAL_RSA_THREADS of the caller's env decides.
+    if (options.threads === undefined && env[THREADS_ENV] !== undefined)
+      options.threads = env[THREADS_ENV] as LocalRsaOptions["threads"];
+    return localRsaProvider(options);
   },
 };
 
@@ -38,13 +49,13 @@ export const providerFactory: ProviderFactory = {
 function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaOptions {
   const inline = config.keys === undefined;
   const allowed: readonly string[] = inline
-    ? ["provider", "strictKeyFiles", ...SOURCE_FIELDS]
-    : ["provider", "keys", "env", "strictKeyFiles"];
+    ? ["provider", "strictKeyFiles", "threads", ...SOURCE_FIELDS]
+    : ["provider", "keys", "env", "strictKeyFiles", "threads"];
   for (const field of Object.keys(config)) {
     if (!allowed.includes(field)) {
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
-        `local-rsa: unknown field "${field}". Use { provider: "local-rsa", keys: [{ path | pem | env, passphrase | passphraseEnv | passphraseFile }], env?, strictKeyFiles? } or one source inline: { provider: "local-rsa", path: "/run/secrets/enc_key.pem" }.`,
+        `local-rsa: unknown field "${field}". Use { provider: "local-rsa", keys: [{ path | pem | env, passphrase | passphraseEnv | passphraseFile }], env?, strictKeyFiles?, threads? } or one source inline: { provider: "local-rsa", path: "/run/secrets/enc_key.pem" }.`,
         { details: { field } },
       );
     }
@@ -56,6 +67,7 @@ function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaO
     }
     return {
       keys: [source],
+      ...threadsOf(config),
       ...(config.strictKeyFiles !== undefined
         ? { strictKeyFiles: config.strictKeyFiles as boolean }
         : {}),
@@ -73,9 +85,16 @@ function optionsFromConfig(config: Readonly<Record<string, unknown>>): LocalRsaO
   }
   return {
     keys: config.keys as LocalRsaOptions["keys"],
+    ...threadsOf(config),
     ...(env ? { env: env as LocalRsaOptions["env"] } : {}),
     ...(config.strictKeyFiles !== undefined
       ? { strictKeyFiles: config.strictKeyFiles as boolean }
       : {}),
   };
+}
+
+function threadsOf(config: Readonly<Record<string, unknown>>): Pick<LocalRsaOptions, "threads"> {
+  return config.threads !== undefined
+    ? { threads: config.threads as LocalRsaOptions["threads"] }
+    : {};
 }

@@ -13,6 +13,7 @@ export {
 export { providerFactory } from "./factory.js";
 export { type GeneratedKeyPair, type GenerateKeyPairOptions, generateKeyPair } from "./generate.js";
 export { rsaKeyRef } from "./key-ref.js";
+export { MAX_THREADS, type RsaThreadStats, type RsaThreads, THREADS_ENV } from "./pool.js";
 export {
   type LocalRsaOptions,
   type LocalRsaProvider,
@@ -20,4 +21,4 @@ export {
   type RsaKeyInfo,
 } from "./provider.js";
 export type { RsaKeySource } from "./sources.js";
-export { parseLocalRsaUri } from "./uri.js";
+export { parseLocalRsaUri, uriThreads } from "./uri.js";

@@ -10,6 +10,14 @@ import {
 import { strictKeyFiles } from "@envelope/core/internal";
 import { OAEP, PROVIDER_ID } from "./constants.js";
 import { fingerprint } from "./key-ref.js";
+import {
+  PoolUnwrapError,
+  RsaPool,
+  type RsaThreadStats,
+  type RsaThreads,
+  THREADS_ENV,
+  threadCount,
+} from "./pool.js";
 import { loadSources, type RsaKeySource } from "./sources.js";
 
 export interface LocalRsaOptions {
@@ -27,6 +35,15 @@ export interface LocalRsaOptions {
    * false. Not checked on Windows.
    */
   strictKeyFiles?: boolean;
+  /**
+   * Run RSA private-key operations (unwraps) on a pool of worker threads, so one process
+   * decrypts on every core: `"auto"` (one thread per core), a count, or `false` (the
+   * calling thread). Concurrency comes from callers issuing many unwraps at once
+   * (`Promise.all`, the batch engine). Threads start on the first unwrap, never keep the
+   * process alive when idle, and stop on `close()`. Wraps (public-key operations, ~20× cheaper) stay
+   * on the calling thread. Default: `ENVELOPE_LOCAL_RSA_THREADS` in `env`, else `false`.
+   */
+  threads?: RsaThreads;
 }
 
 /** Non-secret facts about one loaded key. */
@@ -40,6 +57,15 @@ export interface RsaKeyInfo {
 /** A local-rsa KeyProvider; `keys` lists what it holds, by key reference only. */
 export interface LocalRsaProvider extends KeyProvider {
   readonly keys: readonly RsaKeyInfo[];
+  /** Worker threads this provider may use for unwraps; 0 = on the calling thread. */
+  readonly threads: number;
+  /** Per worker thread started so far: its thread id and how many unwraps it ran. */
+  threadStats(): RsaThreadStats[];
+  /**
+   * Stops the worker threads (pending unwraps fail with ENVELOPE_KMS_UNAVAILABLE). Later
+   * unwraps run on the calling thread. Not needed for the process to exit. Idempotent.
+   */
+  close(): Promise<void>;
 }
 
 interface HeldKey {
@@ -109,6 +135,11 @@ export function localRsaProvider(options: LocalRsaOptions): LocalRsaProvider {
       }),
     ),
   );
+  const size = threadCount(
+    options.threads !== undefined ? options.threads : env[THREADS_ENV],
+    options.threads !== undefined ? "threads" : THREADS_ENV,
+  );
+  const pool = size > 0 ? new RsaPool(size) : undefined;
   const describe = () => ({
     provider: PROVIDER_ID,
     keyRef,
@@ -142,16 +173,29 @@ export function localRsaProvider(options: LocalRsaOptions): LocalRsaProvider {
         );
       }
       let dataKey: Buffer;
-      try {
-        dataKey = privateDecrypt({ key: key.privateKey, ...OAEP }, entry.wrapped);
-      } catch (cause) {
-        throw unwrapFailed(entry.keyRef, cause);
+      if (pool && !pool.closed) {
+        try {
+          dataKey = await pool.unwrap(key.privateKey, entry.wrapped);
+        } catch (cause) {
+          throw poolFailed(entry.keyRef, cause);
+        }
+      } else {
+        try {
+          dataKey = privateDecrypt({ key: key.privateKey, ...OAEP }, entry.wrapped);
+        } catch (cause) {
+          throw unwrapFailed(entry.keyRef, cause);
+        }
       }
       if (dataKey.length !== DATA_KEY_LENGTH) {
         dataKey.fill(0);
         throw unwrapFailed(entry.keyRef);
       }
       return dataKey;
+    },
+    threads: size,
+    threadStats: () => pool?.stats() ?? [],
+    close: async () => {
+      await pool?.close();
     },
     toJSON: describe,
     [inspect.custom]: () =>
@@ -165,5 +209,18 @@ function unwrapFailed(keyRef: string, cause?: unknown): ProviderError {
     "ENVELOPE_UNWRAP_FAILED",
     `local-rsa could not unwrap the data key under key ${keyRef}: wrong key or corrupted entry. Check that this is the key the value was sealed with and that the stored value is intact.`,
     { details: { provider: PROVIDER_ID, keyRef }, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+function poolFailed(keyRef: string, cause: unknown): ProviderError {
+  if (cause instanceof PoolUnwrapError && cause.reason === "decrypt") {
+    const rebuilt = new Error(cause.message);
+    if (cause.opensslCode) (rebuilt as Error & { code?: string }).code = cause.opensslCode;
+    return unwrapFailed(keyRef, rebuilt);
+  }
+  return new ProviderError(
+    "ENVELOPE_KMS_UNAVAILABLE",
+    `local-rsa: the worker thread unwrapping a data key under key ${keyRef} stopped (provider closed, or the thread failed). Retry; after close() unwraps run on the calling thread.`,
+    { details: { provider: PROVIDER_ID, keyRef } },
   );
 }

@@ -3,7 +3,7 @@ import { PROVIDER_ID } from "./constants.js";
 import type { RsaKeySource } from "./sources.js";
 
 const SHAPES =
-  "Use local-rsa:///absolute/path/key.pem (a PEM file or a directory of *.pem), or local-rsa://env/VAR_NAME (PEM in an env var), optionally with ?passphrase-env=VAR or ?passphrase-file=/path.";
+  "Use local-rsa:///absolute/path/key.pem (a PEM file or a directory of *.pem), or local-rsa://env/VAR_NAME (PEM in an env var), optionally with ?passphrase-env=VAR or ?passphrase-file=/path, and ?threads=auto (or a count) to unwrap on worker threads.";
 
 /**
  * Parses a local-rsa key URI into a key source. The passphrase itself never goes in a
@@ -36,6 +36,9 @@ export function parseLocalRsaUri(uri: string): RsaKeySource {
   }
   if (q >= 0) {
     const params = new URLSearchParams(rest.slice(q + 1));
+    // threads is a provider option (see uriThreads), not part of the key source.
+    if (params.getAll("threads").length > 1) throw bad("give threads once.");
+    params.delete("threads");
     const names = [...params.keys()];
     for (const name of names) {
       if (name !== "passphrase-env" && name !== "passphrase-file") {
@@ -77,4 +80,17 @@ function decode(path: string): string {
 
 function bad(problem: string): ConfigError {
   return new ConfigError("ENVELOPE_BAD_CONFIG", `local-rsa: bad key URI: ${problem} ${SHAPES}`);
+}
+
+/**
+ * The `?threads=` setting of a local-rsa key URI (`auto`, a count, `off`), or undefined
+ * when the URI has none. The value is checked by the provider.
+ *
+ * @example
+ * uriThreads("local-rsa:///run/secrets/enc_key.pem?threads=auto"); // "auto"
+ */
+export function uriThreads(uri: string): string | undefined {
+  const q = uri.indexOf("?");
+  if (q < 0) return undefined;
+  return new URLSearchParams(uri.slice(q + 1)).get("threads") ?? undefined;
 }

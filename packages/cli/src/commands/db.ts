@@ -184,6 +184,15 @@ async function jobOptions(
   };
 }
 
+/**
+ * A table rewrap unwraps many values at once: local-rsa keys then unwrap on one worker
+ * thread per core (`ENVELOPE_LOCAL_RSA_THREADS=auto`) unless the environment or the key's
+ * `?threads=` says otherwise (`ENVELOPE_LOCAL_RSA_THREADS=off` keeps them on the main thread).
+ */
+function threaded(ctx: CliContext): CliContext {
+  return { ...ctx, io: { ...ctx.io, env: { ENVELOPE_LOCAL_RSA_THREADS: "auto", ...ctx.io.env } } };
+}
+
 /** What the job's state tables held before this run (`--json`: `previously`), if the job existed. */
 export interface PriorJob {
   rowsDone: number;
@@ -417,8 +426,8 @@ export function registerDbCommands(
           verifyBody: opts.verifyBody !== false,
         });
       }
-      const keys = await loadKeys(ctx, flags);
-      const to = await targetKeys(ctx, keys, opts.to);
+      const keys = await loadKeys(threaded(ctx), flags);
+      const to = await targetKeys(threaded(ctx), keys, opts.to);
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
       try {

@@ -1,0 +1,190 @@
+/**
+ * Does one process use every core? Rewrap rows/s on the local PostgreSQL, next to the bound
+ * measured in the same run:
+ *   node --import tsx packages/batch-rewrap/bench/rewrap-threads.ts [rsaRows] [aesRows] [concurrency]
+ * local-rsa-3072: one RSA-OAEP-3072 private-key operation per row (the unwrap; the wrap
+ *   under the new key is a public-key operation). Runs with the unwraps on the main thread
+ *   (threads: false), on a pool of 1 thread and on a pool of one thread per core
+ *   (threads: "auto"). Bound = cores / (one bare private-key operation, timed on the main
+ *   thread right before each job); target: ≥ 0.8 × bound with all cores.
+ * local-aes: AES-256-GCM key wrapping; target ≥ 20,000 rows/s.
+ * coresBusy: CPU time of all the process's threads / wall time (above 1: more than one core).
+ * coresAvailable: the same for `cores` threads spinning for 1 s just before each job (below
+ *   `cores`: other processes hold CPU); ofAvailableBound compares with that share.
+ * Not a test: numbers depend on the machine and its load (printed). Prints JSON lines.
+ */
+import { createPrivateKey, privateDecrypt, publicEncrypt, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { Worker } from "node:worker_threads";
+import { connect, dropStateTables, rewrapTable } from "@envelope/batch-rewrap";
+import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
+import { generateKeyPair, localRsaProvider, type RsaThreads } from "@envelope/local-rsa";
+
+const rsaRows = Number(process.argv[2] ?? 4000);
+const aesRows = Number(process.argv[3] ?? 50_000);
+const concurrency = Number(process.argv[4] ?? 16);
+const url = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const table = `batch_rewrap_threads_${process.pid}`;
+const prefix = `${table}_st`;
+const cores = availableParallelism();
+const OAEP = { padding: 4 /* RSA_PKCS1_OAEP_PADDING */, oaepHash: "sha256" } as const;
+
+/**
+ * How many cores this process can get right now: `cores` threads spin for one second and
+ * their CPU time is divided by the wall time (≈ cores on an idle machine, less when other
+ * processes compete). Printed next to the figures, so a run on a busy machine says so.
+ */
+async function coresAvailable(): Promise<number> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from(
+      { length: cores },
+      () =>
+        new Promise((resolve, reject) => {
+          const w = new Worker("const end = Date.now() + 1000; while (Date.now() < end) {}", {
+            eval: true,
+          });
+          w.on("exit", resolve);
+          w.on("error", reject);
+        }),
+    ),
+  );
+  const c = process.cpuUsage(c0);
+  return +((c.user + c.system) / 1000 / (performance.now() - t0)).toFixed(2);
+}
+
+const db = await connect(url);
+const line = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function seed(sealUnder: KeyProvider, rows: number): Promise<void> {
+  await db.query(`DROP TABLE IF EXISTS ${table}`);
+  await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email BYTEA)`);
+  const sealer = new Envelope({ encrypt: sealUnder, cache: false });
+  for (let start = 1; start <= rows; start += 1000) {
+    const ids = Array.from({ length: Math.min(1000, rows - start + 1) }, (_, i) => start + i);
+    const values = await Promise.all(
+      ids.map((id) =>
+        sealer.encrypt(`user${id}@example.com`, {
+          context: { table, column: "email", id: String(id) },
+          output: "binary",
+        }),
+      ),
+    );
+    await db.query(
+      `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+      ids.flatMap((id, i) => [id, values[i]]),
+    );
+  }
+}
+
+/** The job's report, and how many cores this process kept busy (CPU time of all its threads / wall time). */
+async function rewrap(from: KeyProvider, to: KeyProvider) {
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
+  const report = await rewrapTable({
+    db,
+    table,
+    primaryKey: "id",
+    columns: ["email"],
+    to,
+    decrypt: [from],
+    apply: true,
+    concurrency,
+    batchSize: 500,
+    stateTablePrefix: prefix,
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const coresBusy = +((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)).toFixed(2);
+  await dropStateTables(db, prefix);
+  if (!report.complete) throw new Error("bench: the rewrap job did not complete");
+  return Object.assign(report, { coresBusy });
+}
+
+const dir = mkdtempSync(`${tmpdir()}/bench-rsa-threads-`);
+try {
+  const oldPair = await generateKeyPair({ dir, name: "old" });
+  const newPair = await generateKeyPair({ dir, name: "new" });
+  // The bound: one bare RSA-OAEP-3072 private-key operation, on this thread, this run.
+  const privatePem = readFileSync(oldPair.privateKeyPath, "utf8");
+  const wrapped = publicEncrypt({ key: privatePem, ...OAEP }, randomBytes(32));
+  const key = createPrivateKey(privatePem);
+  for (let i = 0; i < 20; i++) privateDecrypt({ key, ...OAEP }, wrapped);
+  // Timed again right before each job (the machine's load moves): each job is compared
+  // with the op timed next to it.
+  const bareOp = (): number => {
+    const ops = 300;
+    const t0 = performance.now();
+    for (let i = 0; i < ops; i++) privateDecrypt({ key, ...OAEP }, wrapped);
+    return (performance.now() - t0) / ops;
+  };
+  const first = bareOp();
+  line({
+    case: "bare RSA-OAEP-3072 private-key op",
+    ms: +first.toFixed(3),
+    opsPerSecond: Math.round(1000 / first),
+    cores,
+    boundRowsPerSecond: Math.round(cores * (1000 / first)),
+    targetRowsPerSecond: Math.round(0.8 * cores * (1000 / first)),
+    loadavg: loadavg().map((x) => +x.toFixed(2)),
+  });
+  const settings: [string, RsaThreads][] = [
+    ["main thread", false],
+    ["1 worker thread", 1],
+    [`auto (${cores} threads)`, "auto"],
+  ];
+  for (const [name, threads] of settings) {
+    const available = await coresAvailable();
+    const bareMs = bareOp();
+    const bound = cores * (1000 / bareMs);
+    const seedKey = localRsaProvider({ keys: [{ path: oldPair.privateKeyPath }], env: {} });
+    await seed(seedKey, rsaRows);
+    const from = localRsaProvider({ keys: [{ path: oldPair.privateKeyPath }], threads, env: {} });
+    const to = localRsaProvider({ keys: [{ path: newPair.privateKeyPath }], env: {} });
+    const report = await rewrap(from, to);
+    const stats = from.threadStats();
+    await from.close();
+    line({
+      case: `local-rsa-3072 rewrap, unwraps on ${name}`,
+      rows: rsaRows,
+      concurrency,
+      rewrapped: report.run.rewrapped,
+      seconds: +(report.durationMs / 1000).toFixed(2),
+      rowsPerSecond: Math.round(report.rowsPerSecond),
+      bareOpMs: +bareMs.toFixed(3),
+      boundRowsPerSecond: Math.round(bound),
+      ofBound: +(report.rowsPerSecond / bound).toFixed(2),
+      coresAvailable: available,
+      ofAvailableBound: +(report.rowsPerSecond / (available * (1000 / bareMs))).toFixed(2),
+      ...(threads === "auto" ? { targetMet: report.rowsPerSecond >= 0.8 * bound } : {}),
+      threadsUsed: stats.length,
+      coresBusy: report.coresBusy,
+      loadavg: loadavg().map((x) => +x.toFixed(2)),
+    });
+  }
+
+  if (aesRows > 0) {
+    const oldAes = localAesProvider({ keys: randomBytes(32) });
+    const newAes = localAesProvider({ keys: randomBytes(32) });
+    await seed(oldAes, aesRows);
+    const report = await rewrap(oldAes, newAes);
+    line({
+      case: "local-aes rewrap",
+      rows: aesRows,
+      concurrency,
+      rewrapped: report.run.rewrapped,
+      seconds: +(report.durationMs / 1000).toFixed(2),
+      rowsPerSecond: Math.round(report.rowsPerSecond),
+      targetRowsPerSecond: 20_000,
+      targetMet: report.rowsPerSecond >= 20_000,
+      coresBusy: report.coresBusy,
+      loadavg: loadavg().map((x) => +x.toFixed(2)),
+    });
+  }
+} finally {
+  await db.query(`DROP TABLE IF EXISTS ${table}`);
+  await dropStateTables(db, prefix);
+  await db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
