@@ -50,7 +50,10 @@ export function registerKeyCommands(
       "Generate a local RSA key pair (private key 0600, public key beside it) for the local-rsa provider.",
     )
     .option("--dir <dir>", "folder for the PEM files (created 0700 if missing)", "./keys")
-    .option("--name <name>", "file base name (default envelope-rsa-<date>)")
+    .option(
+      "--name <name>",
+      "file base name (default envelope-rsa-<yyyymmdd-hhmmss-mmm>-<random>: unique, sorts by time)",
+    )
     .option("--bits <n>", "modulus length: 3072 or 4096 (2048 is accepted for tests)", "3072")
     .option("--passphrase-env <VAR>", "encrypt the private key with the passphrase in this env var")
     .option(
