@@ -178,9 +178,11 @@ export function registerKeyCommands(
             [
               `${path}: new values are now sealed under ${redactUri(uri)}`,
               `old key(s) kept for decryption: ${decrypt.map((s) => (typeof s === "string" ? redactUri(s) : JSON.stringify(s))).join(", ") || "none"}`,
-              "Next: rewrap existing data, then remove the old key from `decrypt` once `envelope status` shows it protects nothing:",
+              "Next: rewrap existing data, check, then retire the old key (refused while any value still needs it):",
               "  envelope rewrap --db <url> --table <table> --column <column>          # dry run",
               "  envelope rewrap --db <url> --table <table> --column <column> --apply",
+              "  envelope status --check --db <url> --table <table> --column <column>",
+              "  envelope retire <old key> --db <url> --table <table> --column <column>",
             ].join("\n"),
         );
       },
