@@ -65,7 +65,7 @@ describe("the ROTATION.md runbook, through the built CLI on PostgreSQL", () => {
         env: { PATH: process.env.PATH, ENVELOPE_CLI: built.bin },
         encoding: "utf8",
       });
-      return { code: run.status, out: `${run.stdout}${run.stderr}` };
+      return { code: run.status, out: `${run.stdout}${run.stderr}`, stdout: run.stdout };
     };
 
     // Before the runbook: a key, a config and a table of values under it.
@@ -113,7 +113,7 @@ describe("the ROTATION.md runbook, through the built CLI on PostgreSQL", () => {
     expect(after.decrypt).toEqual([]);
     const check = sh([...head, `envelope --json status --check --table ${table} --column email`]);
     expect(check.code, check.out).toBe(0);
-    expect(Object.values(JSON.parse(check.out).column.byKeyRef)).toEqual([205]);
+    expect(Object.values(JSON.parse(check.stdout).column.byKeyRef)).toEqual([205]);
     // Every value still opens with the config as it is now.
     const now = await createEnvelope({ encrypt: after.encrypt });
     const row = (await db.query(`SELECT email FROM ${table} WHERE id = 3`)).rows[0]!;
