@@ -102,5 +102,5 @@ describe.each(cases)("status --check and retire on %s", (_name, url) => {
     expect(after.encrypt).toBe(config.encrypt);
     expect(Object.keys(after.rotation.keyCreated)).toEqual([config.encrypt]);
     expect((await cli(["status", "--check", ...on], { cwd })).code).toBe(0);
-  }, 60_000);
+  }, 180_000);
 });
