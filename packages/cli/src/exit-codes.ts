@@ -16,6 +16,13 @@ export const EXIT_CODES = {
   PARTIAL: 5,
   /** `status --check`: a key is past its rotation due date. */
   ROTATION_DUE: 6,
+  /**
+   * `status --check` with `--table`/`--column`: some values are under a key that no
+   * configured key can open (stranded: they cannot be decrypted). Takes precedence over 6.
+   */
+  STRANDED: 7,
+  /** `retire` refused: the key still protects values in the named columns; config unchanged. */
+  KEY_IN_USE: 8,
   /** Interrupted (Ctrl-C): stopped cleanly at a checkpoint; rerun the same command to resume. */
   INTERRUPTED: 130,
   /** The reader of stdout went away (`envelope decrypt … | head`): stopped quietly, like SIGPIPE. */

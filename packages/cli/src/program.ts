@@ -5,6 +5,7 @@ import { registerDemoCommand } from "./commands/demo.js";
 import { registerFileCommands } from "./commands/files.js";
 import { registerKeyCommands } from "./commands/keys.js";
 import { registerKeystoreCommands } from "./commands/keystore.js";
+import { registerRetireCommand } from "./commands/retire.js";
 import type { CliContext } from "./context.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, jsonText, processIo, shown } from "./io.js";
@@ -40,9 +41,10 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     })
     .addHelpText(
       "after",
-      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 130 interrupted (rerun, or add --resume, to continue)`,
+      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 7 stranded values (status --check) · 8 key still in use (retire) · 130 interrupted (rerun, or add --resume, to continue)`,
     );
   registerKeyCommands(program, ctx, setExit);
+  registerRetireCommand(program, ctx, setExit);
   registerFileCommands(program, ctx);
   registerDbCommands(program, ctx, setExit);
   registerDemoCommand(program, ctx);

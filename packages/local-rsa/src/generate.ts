@@ -1,4 +1,4 @@
-import { generateKeyPair as generateRsa } from "node:crypto";
+import { generateKeyPair as generateRsa, randomBytes } from "node:crypto";
 import { chmod, mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -15,7 +15,12 @@ const generate = promisify(generateRsa);
 export interface GenerateKeyPairOptions {
   /** Directory to write into; created with mode 0700 if missing. */
   dir: string;
-  /** File base name: writes `<name>.pem` and `<name>.pub.pem`. Default `envelope-rsa-<yyyymmdd-hhmmss>` (UTC). */
+  /**
+   * File base name: writes `<name>.pem` and `<name>.pub.pem`. Default
+   * `envelope-rsa-<yyyymmdd-hhmmss-mmm>-<8 hex>`: the UTC time to the millisecond, then a
+   * random suffix, so keys generated in the same second (or by two processes at once) never
+   * collide, and names sort by creation time.
+   */
   name?: string;
   /** RSA modulus size in bits. Default 3072. */
   modulusLength?: ModulusLength;
@@ -118,11 +123,14 @@ async function writeNew(path: string, content: string, mode: number): Promise<vo
   await chmod(path, mode);
 }
 
+// Fixed width, so the alphabetical order is the creation order (a directory source falls
+// back to reverse name order when mtimes tie); the random suffix makes names unique even
+// within one millisecond.
 function defaultName(now: Date): string {
-  const p = (n: number) => String(n).padStart(2, "0");
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
   const date = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}`;
   const time = `${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
-  return `envelope-rsa-${date}-${time}`;
+  return `envelope-rsa-${date}-${time}-${p(now.getUTCMilliseconds(), 3)}-${randomBytes(4).toString("hex")}`;
 }
 
 function badConfig(message: string, field: string): ConfigError {

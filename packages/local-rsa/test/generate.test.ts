@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Envelope } from "@envelope/core";
 import { generateKeyPair, localRsaProvider, rsaKeyRef } from "@envelope/local-rsa";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { ctx, tempDir } from "./helpers.js";
 
 const tmp = tempDir();
@@ -14,7 +14,7 @@ describe("generateKeyPair", () => {
   it("defaults: 3072-bit, timestamped name, 0600 private key, 0700 new dir, loadable", async () => {
     const dir = join(tmp.dir, "fresh", "keys");
     const pair = await generateKeyPair({ dir });
-    expect(pair.privateKeyPath).toMatch(/\/envelope-rsa-\d{8}-\d{6}\.pem$/);
+    expect(pair.privateKeyPath).toMatch(/\/envelope-rsa-\d{8}-\d{6}-\d{3}-[0-9a-f]{8}\.pem$/);
     expect(pair.publicKeyPath).toBe(pair.privateKeyPath.replace(/\.pem$/, ".pub.pem"));
     expect(mode(dir)).toBe(0o700);
     expect(mode(pair.privateKeyPath)).toBe(0o600);
@@ -29,6 +29,23 @@ describe("generateKeyPair", () => {
     const sealed = await envelope.encrypt("hi", { context: ctx });
     expect(await envelope.decrypt(sealed, { context: ctx, as: "text" })).toBe("hi");
     expect(envelope.inspect(sealed).entries[0]!.wrappedBytes).toBe(384);
+  });
+
+  it("default names are unique within the same millisecond and sort by creation time", async () => {
+    const dir = join(tmp.dir, "same-instant");
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.parse("2026-01-02T03:04:05.678Z") });
+    try {
+      const pairs = [];
+      for (let i = 0; i < 3; i++) pairs.push(await generateKeyPair({ dir, modulusLength: 2048 }));
+      const names = pairs.map((p) => p.privateKeyPath);
+      expect(new Set(names).size).toBe(3);
+      for (const name of names) expect(name).toContain("envelope-rsa-20260102-030405-678-");
+      vi.setSystemTime(Date.parse("2026-01-02T03:04:05.679Z"));
+      const later = await generateKeyPair({ dir, modulusLength: 2048 });
+      expect([...names, later.privateKeyPath].sort().at(-1)).toBe(later.privateKeyPath);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a passphrase encrypts the private key (PKCS#8, aes-256-cbc)", async () => {

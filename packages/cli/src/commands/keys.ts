@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { countKeyRefs } from "@envelope/batch-rewrap";
-import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
+import { ConfigError, type KeyProvider, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import { generateKeyPair, type ModulusLength } from "@envelope/local-rsa";
 import type { Command } from "commander";
 import { loadConfig, specList } from "../config/load.js";
@@ -50,7 +50,10 @@ export function registerKeyCommands(
       "Generate a local RSA key pair (private key 0600, public key beside it) for the local-rsa provider.",
     )
     .option("--dir <dir>", "folder for the PEM files (created 0700 if missing)", "./keys")
-    .option("--name <name>", "file base name (default envelope-rsa-<date>)")
+    .option(
+      "--name <name>",
+      "file base name (default envelope-rsa-<yyyymmdd-hhmmss-mmm>-<random>: unique, sorts by time)",
+    )
     .option("--bits <n>", "modulus length: 3072 or 4096 (2048 is accepted for tests)", "3072")
     .option("--passphrase-env <VAR>", "encrypt the private key with the passphrase in this env var")
     .option(
@@ -175,9 +178,11 @@ export function registerKeyCommands(
             [
               `${path}: new values are now sealed under ${redactUri(uri)}`,
               `old key(s) kept for decryption: ${decrypt.map((s) => (typeof s === "string" ? redactUri(s) : JSON.stringify(s))).join(", ") || "none"}`,
-              "Next: rewrap existing data, then remove the old key from `decrypt` once `envelope status` shows it protects nothing:",
+              "Next: rewrap existing data, check, then retire the old key (refused while any value still needs it):",
               "  envelope rewrap --db <url> --table <table> --column <column>          # dry run",
               "  envelope rewrap --db <url> --table <table> --column <column> --apply",
+              "  envelope status --check --db <url> --table <table> --column <column>",
+              "  envelope retire <old key> --db <url> --table <table> --column <column>",
             ].join("\n"),
         );
       },
@@ -198,7 +203,7 @@ export function registerKeyCommands(
     )
     .option(
       "--check",
-      `exit ${EXIT_CODES.ROTATION_DUE} when the encrypting key is due for rotation (for cron / CI)`,
+      `exit ${EXIT_CODES.ROTATION_DUE} when the encrypting key is due for rotation, ${EXIT_CODES.STRANDED} when the column holds values no configured key can open (for cron / CI)`,
     );
   addDbOptions(status, false).addHelpText(
     "after",
@@ -222,6 +227,7 @@ export function registerKeyCommands(
       const warnDays = days(opts.warnDays, "--warn-days") ?? config.rotation.warnDays;
       const dueDays = days(opts.dueDays, "--due-days") ?? config.rotation.dueDays;
       const now = Date.now();
+      const providers: KeyProvider[] = [];
       const describe = async (spec: KeySpec, role: "encrypt" | "decrypt", i: number) => {
         const label =
           typeof spec === "string"
@@ -230,6 +236,7 @@ export function registerKeyCommands(
                 provider: (spec as { provider?: string }).provider ?? (spec as { id?: string }).id,
               });
         const provider = await resolveKey(spec, `${role}[${i}]`, ctx.io.env);
+        providers.push(provider);
         const createdAt =
           typeof spec === "string"
             ? (config.rotation.keyCreated[spec] ?? fileTime(spec))
@@ -271,6 +278,8 @@ export function registerKeyCommands(
             nulls: number;
             invalid: Record<string, number>;
             scanned: number;
+            /** provider:keyRef → values no configured key can open. */
+            stranded: Record<string, number>;
           }
         | undefined;
       if (opts.table || opts.db) {
@@ -295,12 +304,16 @@ export function registerKeyCommands(
             nulls: scan.nulls,
             invalid: scan.invalid,
             scanned: scan.scanned,
+            stranded: Object.fromEntries(
+              Object.entries(scan.byKeyRef).filter(([ref]) => !handledBy(providers, ref)),
+            ),
           };
         } finally {
           await db.close();
         }
       }
       const due = keys.some((k) => k.role === "encrypt" && k.state === "DUE");
+      const strandedValues = Object.values(column?.stranded ?? {}).reduce((a, n) => a + n, 0);
       output(
         ctx.io,
         Boolean(flags.json),
@@ -312,6 +325,7 @@ export function registerKeyCommands(
           keys,
           column,
           rotationDue: due,
+          strandedValues,
         },
         () => {
           const lines = [
@@ -333,22 +347,37 @@ export function registerKeyCommands(
             lines.push(
               `${column.table}.${column.columns.join(",")}: ${column.scanned} rows, ${column.nulls} null value(s)`,
             );
-            const known = new Set(keys.map((k) => `${k.provider}:${k.keyRef}`));
             for (const [ref, n] of Object.entries(column.byKeyRef)) {
               // `ref` (provider:keyRef) is read from the stored values: escaped and capped.
               lines.push(
-                `  ${shown(ref)}: ${n} value(s)${known.has(ref) ? "" : "  ← NOT in the config: these cannot be decrypted"}`,
+                `  ${shown(ref)}: ${n} value(s)${column.stranded[ref] === undefined ? "" : "  ← NOT in the config: these cannot be decrypted"}`,
               );
             }
+            if (strandedValues > 0)
+              lines.push(
+                `STRANDED: ${strandedValues} value(s) are under keys no configured key can open. Put the missing key back in \`decrypt\` (from its backup) before anything else.`,
+              );
             for (const [code, n] of Object.entries(column.invalid))
               lines.push(`  not an envelope (${shown(code)}): ${n} value(s)`);
           }
           return lines.join("\n");
         },
       );
-      if (opts.check && due) setExit(EXIT_CODES.ROTATION_DUE);
+      if (opts.check && strandedValues > 0) setExit(EXIT_CODES.STRANDED);
+      else if (opts.check && due) setExit(EXIT_CODES.ROTATION_DUE);
     },
   );
+}
+
+/** True when one of `providers` can open an entry under `ref` (`provider:keyRef` as counted). */
+export function handledBy(providers: readonly KeyProvider[], ref: string): boolean {
+  const colon = ref.indexOf(":");
+  const entry = {
+    providerId: ref.slice(0, colon),
+    keyRef: ref.slice(colon + 1),
+    wrapped: new Uint8Array(0),
+  };
+  return providers.some((p) => p.handles(entry));
 }
 
 /** A `--warn-days` / `--due-days` value: a positive number of days (fractions allowed). */

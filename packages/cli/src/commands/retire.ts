@@ -1,0 +1,212 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { countKeyRefs } from "@envelope/batch-rewrap";
+import { ConfigError, type KeyProvider, type KeySpec, redactUri, resolveKey } from "@envelope/core";
+import type { Command } from "commander";
+import { specList } from "../config/load.js";
+import { readJsonConfig, writeJsonConfig } from "../config/write.js";
+import type { CliContext, GlobalFlags } from "../context.js";
+import { EXIT_CODES } from "../exit-codes.js";
+import { output, shown } from "../io.js";
+import { addDbOptions, openDb } from "./db.js";
+import { handledBy } from "./keys.js";
+
+interface RetireFlags {
+  db?: string;
+  table?: string;
+  column?: string[];
+  pk: string;
+  dryRun?: boolean;
+}
+
+/**
+ * `retire <key>`: the last step of a rotation. Removes a key from `decrypt` in the JSON
+ * config file, but only when the named columns hold no value that only this key can open;
+ * otherwise it refuses with the count (exit 8) and leaves the file untouched.
+ */
+export function registerRetireCommand(
+  program: Command,
+  ctx: CliContext,
+  setExit: (code: number) => void,
+): void {
+  const retire = program
+    .command("retire <key>")
+    .description(
+      "Remove an old key from `decrypt` in the config file, only if the given column(s) hold no value that needs it (refuses with the count otherwise). The last step of a rotation.",
+    )
+    .option("--dry-run", "check and report, but do not change the config file");
+  addDbOptions(retire, false).addHelpText(
+    "after",
+    [
+      "",
+      "<key> is the key's URI as listed in `decrypt`, or its provider:keyRef / keyRef as `envelope status` shows it.",
+      `Exit ${EXIT_CODES.KEY_IN_USE} (config unchanged) when values still need the key: run \`envelope rewrap … --apply\` again, then retry.`,
+      "",
+      "Examples:",
+      "  envelope retire local-rsa:5f0c… --db $DB --table users --column email --dry-run",
+      "  envelope retire local-rsa:///srv/keys/old.pem --db $DB --table users --column email,phone",
+    ].join("\n"),
+  );
+  retire.action(async (key: string, opts: RetireFlags, cmd: Command) => {
+    const flags = cmd.optsWithGlobals<GlobalFlags>();
+    const path = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
+    if (!path.endsWith(".json"))
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "retire edits JSON config files only; with a .js/.ts config, check with `envelope status --check` and edit it by hand.",
+        { details: { field: "config" } },
+      );
+    if (!existsSync(path))
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `Config file ${path} does not exist; retire removes a key from a config file's \`decrypt\`.`,
+        { details: { field: "config" } },
+      );
+    // The decision is made on the file's keys; keys from the environment or flags would make
+    // it describe a config that is not the one being edited.
+    const overrides = [
+      ctx.io.env.ENVELOPE_ENCRYPT_KEYS ? "ENVELOPE_ENCRYPT_KEYS" : "",
+      ctx.io.env.ENVELOPE_DECRYPT_KEYS ? "ENVELOPE_DECRYPT_KEYS" : "",
+      flags.key?.length ? "--key" : "",
+      flags.decryptKey?.length ? "--decrypt-key" : "",
+    ].filter(Boolean);
+    if (overrides.length > 0)
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `retire edits ${path}, but ${overrides.join(", ")} override its keys; unset them (or edit them by hand after \`envelope status --check\`).`,
+        { details: { field: "config" } },
+      );
+    if (!opts.table || !opts.column?.length)
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        "retire needs --table and --column: the columns that may hold values under the key (run it for each table).",
+        { details: { field: "table" } },
+      );
+
+    const file = readJsonConfig(path);
+    const encrypt = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
+    const decrypt = specList(file.decrypt as KeySpec | KeySpec[] | undefined);
+    const resolved = async (specs: KeySpec[], role: string) =>
+      Promise.all(
+        specs.map(async (spec, i) => ({
+          spec,
+          provider: await resolveKey(spec, `${role}[${i}]`, ctx.io.env),
+        })),
+      );
+    const encrypting = await resolved(encrypt, "encrypt");
+    const decrypting = await resolved(decrypt, "decrypt");
+    const matches = ({ spec, provider }: { spec: KeySpec; provider: KeyProvider }) =>
+      spec === key ||
+      (typeof spec === "string" && redactUri(spec) === key) ||
+      `${provider.id}:${provider.keyRef}` === key ||
+      provider.keyRef === key;
+    if (encrypting.some(matches))
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `${shown(key)} is the encrypting key of ${path}; run \`envelope rotate\` and \`envelope rewrap … --apply\` first.`,
+        { details: { field: "key" } },
+      );
+    const retired = decrypting.filter(matches);
+    if (retired.length === 0)
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `${shown(key)} is not in \`decrypt\` of ${path}; give its URI as listed there, or its provider:keyRef as \`envelope status\` shows it.`,
+        { details: { field: "key" } },
+      );
+    const kept = [...encrypting, ...decrypting.filter((k) => !retired.includes(k))];
+
+    const db = await openDb(ctx, opts);
+    let scan: Awaited<ReturnType<typeof countKeyRefs>>;
+    try {
+      scan = await countKeyRefs({
+        db,
+        table: opts.table,
+        primaryKey: opts.pk,
+        columns: opts.column,
+        signal: ctx.signal,
+      });
+    } finally {
+      await db.close();
+    }
+    const retiredProviders = retired.map((k) => k.provider);
+    const keptProviders = kept.map((k) => k.provider);
+    // Values the retired key opens and no remaining key does: retiring would strand them.
+    const blocking: Record<string, number> = {};
+    // Values no configured key opens even now: not caused by this retire, but shown.
+    const alreadyStranded: Record<string, number> = {};
+    for (const [ref, n] of Object.entries(scan.byKeyRef)) {
+      if (handledBy(keptProviders, ref)) continue;
+      if (handledBy(retiredProviders, ref)) blocking[ref] = n;
+      else alreadyStranded[ref] = n;
+    }
+    const inUse = Object.values(blocking).reduce((a, n) => a + n, 0);
+    const stranded = Object.values(alreadyStranded).reduce((a, n) => a + n, 0);
+    const label = (spec: KeySpec) =>
+      typeof spec === "string" ? redactUri(spec) : `${JSON.stringify(spec).slice(0, 80)}…`;
+    const removedSpecs = retired.map((k) => k.spec);
+    const changed = inUse === 0 && !opts.dryRun;
+    if (changed) {
+      const rotation = file.rotation as { keyCreated?: Record<string, string> } | undefined;
+      const keyCreated = { ...(rotation?.keyCreated ?? {}) };
+      for (const spec of removedSpecs) if (typeof spec === "string") delete keyCreated[spec];
+      writeJsonConfig(path, {
+        ...file,
+        decrypt: decrypt.filter((s) => !removedSpecs.includes(s)),
+        ...(rotation ? { rotation: { ...rotation, keyCreated } } : {}),
+      });
+    }
+    const where = `${opts.table}.${opts.column.join(",")}`;
+    output(
+      ctx.io,
+      Boolean(flags.json),
+      {
+        config: path,
+        key: retired.map((k) => ({
+          uri: label(k.spec),
+          provider: k.provider.id,
+          keyRef: k.provider.keyRef,
+        })),
+        table: opts.table,
+        columns: opts.column,
+        scanned: scan.scanned,
+        valuesUnderKey: inUse,
+        byKeyRef: blocking,
+        alreadyStranded,
+        dryRun: Boolean(opts.dryRun),
+        retired: changed,
+        refused: inUse > 0,
+      },
+      () => {
+        const names = retired
+          .map((k) => `${shown(k.provider.id)}:${shown(k.provider.keyRef)}`)
+          .join(", ");
+        const lines: string[] = [];
+        if (inUse > 0) {
+          lines.push(
+            `REFUSED: ${inUse} value(s) in ${where} are still under ${names}; ${path} is unchanged.`,
+          );
+          for (const [ref, n] of Object.entries(blocking))
+            lines.push(`  ${shown(ref)}: ${n} value(s)`);
+          lines.push(
+            "Make sure every application instance runs the new config, then run `envelope rewrap … --apply` again and retry.",
+          );
+        } else if (opts.dryRun) {
+          lines.push(
+            `${where}: ${scan.scanned} rows, no value needs ${names}: \`retire\` without --dry-run would remove it from \`decrypt\` of ${path}.`,
+          );
+        } else {
+          lines.push(
+            `${path}: removed ${names} from \`decrypt\` (${where}: ${scan.scanned} rows, none under it).`,
+            "Keep its key file until your backups that used it have expired; check other tables with `envelope status --check`.",
+          );
+        }
+        if (stranded > 0)
+          lines.push(
+            `Note: ${stranded} value(s) in ${where} are under keys no configured key opens (see \`envelope status\`).`,
+          );
+        return lines.join("\n");
+      },
+    );
+    if (inUse > 0) setExit(EXIT_CODES.KEY_IN_USE);
+  });
+}
