@@ -90,6 +90,8 @@ export async function migrateTable(options: MigrateTableOptions): Promise<JobRep
 
 async function runJob(rt: Runtime): Promise<JobReport> {
   const started = performance.now();
+  const rangeSize =
+    rt.options.rangeSize === undefined ? undefined : rangeSizeOption(rt.options.rangeSize);
   // The limiter may be shared with other jobs (`rateLimit: Limiter`): count from here.
   const callsAtStart = rt.limiter.calls;
   const throttledAtStart = rt.limiter.throttled;
@@ -136,8 +138,8 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   const workers = Math.max(1, rt.options.workers ?? 1);
   // Ranges are planned once, when the job is created; a resumed or joining run keeps them.
   const sizing: RangeSizing =
-    rt.options.rangeSize !== undefined
-      ? { rangeSize: rangeSizeOption(rt.options.rangeSize) }
+    rangeSize !== undefined
+      ? { rangeSize }
       : { ranges: planRangeCount(estimatedRows, workers, rt.batchSize), rows: estimatedRows };
   await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
     planRanges(rt.db, rt.table, rt.pk, rt.integerKey, sizing),
