@@ -48,7 +48,11 @@ function slow(inner: KeyProvider, ms: number): KeyProvider {
 async function keys(): Promise<{ oldKey: KeyProvider; newKey: KeyProvider; seed: KeyProvider }> {
   if (kind === "sim-kms-native") {
     const kms = new SimKms({ latencyMs: LATENCY_MS });
-    return { oldKey: kms.key("old"), newKey: kms.key("new"), seed: kms.key("old", { latency: false }) };
+    return {
+      oldKey: kms.key("old"),
+      newKey: kms.key("new"),
+      seed: kms.key("old", { latency: false }),
+    };
   }
   if (kind === "sim-kms") {
     const fastOld = localAesProvider({ keys: crypto.getRandomValues(new Uint8Array(32)) });

@@ -66,7 +66,11 @@ export class SimKms {
     const cipher = createCipheriv("aes-256-gcm", this.#keys.get(name)!, iv);
     cipher.setAAD(Buffer.from(name));
     const body = Buffer.concat([cipher.update(dataKey), cipher.final()]);
-    return { providerId: ID, keyRef: name, wrapped: Buffer.concat([iv, body, cipher.getAuthTag()]) };
+    return {
+      providerId: ID,
+      keyRef: name,
+      wrapped: Buffer.concat([iv, body, cipher.getAuthTag()]),
+    };
   }
 
   #unwrap(entry: WrappedKey): Uint8Array {

@@ -103,10 +103,9 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
     });
     expect(report.complete).toBe(true);
     expect(report.run.rewrapped).toBe(20_000);
-    const ranges = await db.query(
-      `SELECT COUNT(*) AS n FROM ${prefix}_ranges WHERE job_id = ?`,
-      [report.jobId],
-    );
+    const ranges = await db.query(`SELECT COUNT(*) AS n FROM ${prefix}_ranges WHERE job_id = ?`, [
+      report.jobId,
+    ]);
     expect(Number(ranges.rows[0]!.n)).toBe(12);
     // Each range's checkpoint names the worker that did it: all three worked.
     const byWorker = await db.query(
@@ -148,7 +147,11 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
           `SELECT range_id, lo, hi FROM ${prefix}_ranges WHERE job_id = ? ORDER BY range_id`,
           [first.jobId],
         )
-      ).rows.map((r) => [Number(r.range_id), r.lo === null ? null : String(r.lo), r.hi === null ? null : String(r.hi)]);
+      ).rows.map((r) => [
+        Number(r.range_id),
+        r.lo === null ? null : String(r.lo),
+        r.hi === null ? null : String(r.hi),
+      ]);
     const planned = await plan();
     expect(planned).toHaveLength(planRangeCount(3000, 2, 100)); // 8
     const second = await rewrapTable({ ...base, workers: 5 }); // a fresh plan would be 20 ranges
@@ -173,10 +176,9 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
       stateTablePrefix: prefix,
     });
     expect(report.complete).toBe(true);
-    const ranges = await db.query(
-      `SELECT COUNT(*) AS n FROM ${prefix}_ranges WHERE job_id = ?`,
-      [report.jobId],
-    );
+    const ranges = await db.query(`SELECT COUNT(*) AS n FROM ${prefix}_ranges WHERE job_id = ?`, [
+      report.jobId,
+    ]);
     expect(Number(ranges.rows[0]!.n)).toBe(4);
     await expect(
       rewrapTable({
@@ -282,12 +284,18 @@ describe("adaptive rate against a throttling KMS (PostgreSQL)", () => {
       const ids = Array.from({ length: rows }, (_, i) => i + 1);
       const values = await Promise.all(
         ids.map((id) =>
-          sealer.encrypt(plaintextOf(id), { context: contextOf(table, "email", id), output: "binary" }),
+          sealer.encrypt(plaintextOf(id), {
+            context: contextOf(table, "email", id),
+            output: "binary",
+          }),
         ),
       );
       for (let i = 0; i < rows; i += 200)
         await db.query(
-          `INSERT INTO ${table} (id, email) VALUES ${ids.slice(i, i + 200).map(() => "(?, ?)").join(", ")}`,
+          `INSERT INTO ${table} (id, email) VALUES ${ids
+            .slice(i, i + 200)
+            .map(() => "(?, ?)")
+            .join(", ")}`,
           ids.slice(i, i + 200).flatMap((id) => [id, values[id - 1]]),
         );
     };

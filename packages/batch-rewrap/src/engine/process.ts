@@ -79,7 +79,7 @@ export async function processRow(
 
 /** Retries throttling / unavailable / timeout errors (throttles pause the whole process through the limiter). */
 export async function withKmsRetry<T>(
-  limiter: Limiter,
+  _limiter: Limiter,
   retries: number,
   call: () => Promise<T>,
 ): Promise<T> {
@@ -91,7 +91,8 @@ export async function withKmsRetry<T>(
       if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
       // A throttle already cut the limiter's rate and paused it (the metered provider
       // reports it per call), so the retry's next call waits there; no sleep of our own.
-      if (code !== "ENVELOPE_KMS_THROTTLED") await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
+      if (code !== "ENVELOPE_KMS_THROTTLED")
+        await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
     }
   }
 }
