@@ -50,7 +50,7 @@ export class Limiter {
   #throttleStreak = 0;
   #lastDecrease = Number.NEGATIVE_INFINITY;
   #peak = 0; // the rate when last throttled (sets the growth step)
-  #windowStart: number;
+  #windowStart = Number.NEGATIVE_INFINITY; // the first call opens the first window
   #windowCalls = 0;
   #previousWindowCalls = 0;
   /** KMS calls made through this limiter. */
@@ -73,7 +73,6 @@ export class Limiter {
     this.#rate = this.#ceiling;
     this.#burst = burst;
     this.#clock = clock;
-    this.#windowStart = clock.now();
   }
 
   /** The configured limit (calls per second; Infinity = none). */
@@ -110,7 +109,7 @@ export class Limiter {
     }
   }
 
-  /** The KMS throttled a call: cut the rate (once per burst) and pause every caller. */
+  /** The KMS throttled a call: cut the rate (once per burst) and pause every caller (longer for each throttle in a row). */
   onThrottle(): number {
     this.throttled++;
     const now = this.#clock.now();
@@ -122,9 +121,12 @@ export class Limiter {
       this.#lastDecrease = now;
       this.decreases++;
     }
+    // Calls already in flight when the pause began are refused together: one pause for
+    // them all. Only a call sent after the pause, refused again, makes the next one longer.
+    if (now < this.#pausedUntil) return this.#pausedUntil - now;
     this.#throttleStreak = Math.min(this.#throttleStreak + 1, 8);
     const pause = Math.min(10_000, 50 * 2 ** this.#throttleStreak) * (0.5 + Math.random() / 2);
-    this.#pausedUntil = Math.max(this.#pausedUntil, now + pause);
+    this.#pausedUntil = now + pause;
     return pause;
   }
 
@@ -147,11 +149,17 @@ export class Limiter {
     this.#windowCalls++;
   }
 
-  /** Calls per second actually sent lately (the current or the previous one-second window). */
+  /**
+   * Calls per second actually sent lately: the last full one-second window, or the
+   * current one scaled to a second (a job throttled in its first milliseconds was sending
+   * at the rate of those milliseconds, not at their count per second).
+   */
   #recentRate(now: number): number {
-    if (now - this.#windowStart >= 2000) return 0;
-    if (now - this.#windowStart >= 1000) return this.#windowCalls;
-    return Math.max(this.#windowCalls, this.#previousWindowCalls);
+    const elapsed = now - this.#windowStart;
+    if (elapsed >= 2000) return 0;
+    if (elapsed >= 1000) return this.#windowCalls;
+    if (elapsed < 100 && this.#previousWindowCalls > 0) return this.#previousWindowCalls;
+    return (this.#windowCalls * 1000) / Math.max(elapsed, 1);
   }
 }
 
