@@ -234,6 +234,13 @@ describe("Limiter (AIMD)", () => {
     expect(limiter.rate).toBe(1000);
   });
 
+  it("refuses a bad limit with a typed error", () => {
+    for (const bad of [0, -1, Number.NaN, { perSecond: 10, burst: 0 }])
+      expect(() => new Limiter(bad)).toThrow(
+        expect.objectContaining({ code: "ENVELOPE_BAD_CONFIG" }),
+      );
+  });
+
   it("without a ceiling, backs off from the rate actually sent", async () => {
     const clock = new FakeClock();
     const limiter = new Limiter(undefined, clock);

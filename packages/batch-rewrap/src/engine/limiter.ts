@@ -1,3 +1,5 @@
+import { ConfigError } from "@envelope/core";
+
 /** Calls per second, with an optional burst (default: a tenth of a second's worth, at least 1). */
 export interface RateLimit {
   perSecond: number;
@@ -63,11 +65,17 @@ export class Limiter {
   constructor(limit?: number | RateLimit, clock: Clock = realClock) {
     const perSecond = typeof limit === "number" ? limit : limit?.perSecond;
     if (perSecond !== undefined && !(perSecond > 0)) {
-      throw new RangeError("rateLimit must be a positive number of calls per second");
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "rateLimit must be a positive number of calls per second.",
+        { details: { field: "rateLimit" } },
+      );
     }
     const burst = typeof limit === "object" ? limit.burst : undefined;
     if (burst !== undefined && !(burst >= 1)) {
-      throw new RangeError("rateLimit.burst must be at least 1");
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", "rateLimit.burst must be at least 1.", {
+        details: { field: "rateLimit" },
+      });
     }
     this.#ceiling = perSecond ?? Number.POSITIVE_INFINITY;
     this.#rate = this.#ceiling;
