@@ -5,7 +5,7 @@ import {
   rewrapTable,
   type SqlAdapter,
 } from "@envelope/batch-rewrap";
-import { Envelope, ProviderError } from "@envelope/core";
+import { Envelope, type KeyProvider, ProviderError } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SimKms } from "../bench/sim-kms.js";
 import {
@@ -158,6 +158,62 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
     expect(second.complete).toBe(true);
     expect(await plan()).toEqual(planned);
     expect((await verifyAll(db, table, newKey)).wrong).toEqual([]);
+  }, 60_000);
+
+  it("the next batch's KMS work runs while a batch commits", async () => {
+    const { table, prefix } = names("pipeline");
+    const kms = new SimKms({ latencyMs: 20 });
+    await seedTable(db, table, 400, kms.key("old", { latency: false }));
+    let inFlight = 0;
+    const track =
+      <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        inFlight++;
+        try {
+          return await fn(...args);
+        } finally {
+          inFlight--;
+        }
+      };
+    const tracked = (p: KeyProvider): KeyProvider => ({
+      id: p.id,
+      keyRef: p.keyRef,
+      handles: (e) => p.handles(e),
+      wrap: track((k, r) => p.wrap(k, r)),
+      unwrap: track((e, r) => p.unwrap(e, r)),
+      rewrap: track((e, r) => p.rewrap!(e, r)),
+    });
+    const atCommit: number[] = [];
+    const watched: SqlAdapter = {
+      dialect: db.dialect,
+      name: db.name,
+      sessions: db.sessions,
+      query: (sql, params) => db.query(sql, params),
+      session: () => db.session(),
+      close: () => db.close(),
+      transaction: (fn) => {
+        atCommit.push(inFlight);
+        return db.transaction(fn);
+      },
+    };
+    const report = await rewrapTable({
+      db: watched,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: tracked(kms.key("new")),
+      decrypt: [tracked(kms.key("old"))],
+      apply: true,
+      batchSize: 50,
+      concurrency: 8,
+      rangeSize: 1000, // one range
+      sampleSize: 0,
+      stateTablePrefix: prefix,
+    });
+    expect(report.complete).toBe(true);
+    expect(report.run.rewrapped).toBe(400);
+    // One range of 8 batches: each commit but the last starts with the next batch's KMS calls in flight.
+    expect(atCommit.filter((n) => n > 0).length).toBeGreaterThanOrEqual(6);
   }, 60_000);
 
   it("rangeSize fixes the size: 2,000 rows, rangeSize 500 → 4 ranges", async () => {
