@@ -98,7 +98,9 @@ const seedMs = performance.now() - seedStart;
 // The same KMS work without the database, in this run: `workers × concurrency` values
 // rewrapped at once through the same providers (body check and proof included).
 async function kmsOnly(n: number): Promise<number> {
-  const { rows: sample } = await db.query(`SELECT id, email FROM ${table} ORDER BY id LIMIT ?`, [n]);
+  const { rows: sample } = await db.query(`SELECT id, email FROM ${table} ORDER BY id LIMIT ?`, [
+    n,
+  ]);
   const client = new Envelope({ encrypt: newKey, decrypt: [oldKey], cache: false });
   const queue = [...sample];
   const start = performance.now();
