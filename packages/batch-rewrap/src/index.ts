@@ -16,7 +16,7 @@ export {
   legacyDecoder,
   loadLegacyKey,
 } from "./engine/legacy.js";
-export type { RateLimit } from "./engine/limiter.js";
+export { BACKOFF, type Clock, Limiter, type RateLimit } from "./engine/limiter.js";
 export type {
   ColumnSpec,
   ContextBuilder,
@@ -27,6 +27,6 @@ export type {
 } from "./engine/options.js";
 export { type JobReport, migrateTable, rewrapTable } from "./engine/run.js";
 export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engine/scan.js";
-export type { JobSpec } from "./state/jobs.js";
+export { type JobSpec, planRangeCount } from "./state/jobs.js";
 export { findJob, type JobState, jobIdFor } from "./state/lookup.js";
 export { dropStateTables } from "./state/tables.js";

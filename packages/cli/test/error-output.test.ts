@@ -218,6 +218,7 @@ describe("a rewrap report shows stored strings escaped and capped", () => {
       stopped: false,
       run: { scanned: 3, rewrapped: 0, skipped: 0, nulls: 0, conflicts: 0, failed: 0, kmsCalls: 0 },
       kmsThrottled: 0,
+      kmsCallsPerValue: 0,
       durationMs: 1,
       rowsPerSecond: 1,
       wouldRewrite: 1,

@@ -30,6 +30,7 @@ function report(overrides: Partial<JobReport>): JobReport {
     failures: {},
     sampleFailures: [],
     kmsThrottled: 0,
+    kmsCallsPerValue: 0,
     preflightChecked: 10,
     durationMs: 1000,
     rowsPerSecond: 1000,

@@ -1,7 +1,7 @@
 import type { EncryptionContext, KeyProvider } from "@envelope/core";
 import type { Row, SqlAdapter } from "../adapters/types.js";
 import type { LegacyDecoder } from "./legacy.js";
-import type { RateLimit } from "./limiter.js";
+import type { Limiter, RateLimit } from "./limiter.js";
 
 /**
  * Builds a row's encryption context for one column: it must return exactly the context
@@ -52,9 +52,21 @@ export interface TableJobOptions {
   concurrency?: number;
   /** Worker loops in this process, each claiming ranges. Default 1. */
   workers?: number;
-  /** KMS calls per second for this process (token bucket). Default unlimited. */
-  rateLimit?: number | RateLimit;
-  /** Primary keys per claimable range. Default 10,000. */
+  /**
+   * KMS calls per second for this process: the ceiling of an adaptive rate that backs off
+   * when the KMS throttles (`ENVELOPE_KMS_THROTTLED`) and grows back after (see
+   * `Limiter`). Default: no ceiling (the rate still adapts once the KMS throttles). Pass a
+   * `Limiter` to share one quota between several jobs of this process.
+   */
+  rateLimit?: number | RateLimit | Limiter;
+  /**
+   * Primary keys per claimable range, fixed when the job is created (a resumed job keeps
+   * its ranges). Integer keys: the width of each range in key values; other keys: the
+   * number of keys. Default: adaptive, from the table's row estimate and `workers`, aiming
+   * at 4 ranges per worker, each between `batchSize` and 10,000 rows (see
+   * {@link planRangeCount}). Set it when several processes share the job: rows / (4 ×
+   * all workers).
+   */
   rangeSize?: number;
   /** Prefix of the state tables. Default `envelope_rewrap`. */
   stateTablePrefix?: string;

@@ -5,7 +5,7 @@ import type { Row, SqlAdapter } from "../adapters/types.js";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
-import { Limiter } from "./limiter.js";
+import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
 import type {
   ContextBuilder,
@@ -52,7 +52,7 @@ export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtim
       "rewrap: `to` must name at least one target key.",
       { details: { field: "to" } },
     );
-  const limiter = new Limiter(options.rateLimit);
+  const limiter = toLimiter(options.rateLimit);
   const targets = to.map((p) => metered(p, limiter));
   const others = (options.decrypt ?? [])
     .filter((p) => !to.includes(p))
@@ -81,7 +81,7 @@ export async function prepareMigrate(options: MigrateTableOptions): Promise<Runt
       },
     );
   }
-  const limiter = new Limiter(options.rateLimit);
+  const limiter = toLimiter(options.rateLimit);
   const target = new Envelope({ encrypt: to.map((p) => metered(p, limiter)), cache: false });
   return prepare(options, migrateTransform(target, options.from), limiter, {
     kind: "migrate",

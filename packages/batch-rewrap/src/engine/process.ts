@@ -77,22 +77,22 @@ export async function processRow(
   return outcome;
 }
 
-/** Retries throttling / unavailable / timeout errors, pausing the whole process on throttles. */
+/** Retries throttling / unavailable / timeout errors (throttles pause the whole process through the limiter). */
 export async function withKmsRetry<T>(
-  limiter: Limiter,
+  _limiter: Limiter,
   retries: number,
   call: () => Promise<T>,
 ): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const result = await call();
-      limiter.onSuccess();
-      return result;
+      return await call();
     } catch (error) {
       const code = EnvelopeError.isInstance(error) ? error.code : undefined;
       if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
-      if (code === "ENVELOPE_KMS_THROTTLED") limiter.onThrottle();
-      else await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
+      // A throttle already cut the limiter's rate and paused it (the metered provider
+      // reports it per call), so the retry's next call waits there; no sleep of our own.
+      if (code !== "ENVELOPE_KMS_THROTTLED")
+        await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
     }
   }
 }

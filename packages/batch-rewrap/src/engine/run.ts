@@ -1,6 +1,13 @@
+import { ConfigError } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
-import { createOrLoadJob, planRanges, RETRY_RANGE_ID } from "../state/jobs.js";
+import {
+  createOrLoadJob,
+  planRangeCount,
+  planRanges,
+  type RangeSizing,
+  RETRY_RANGE_ID,
+} from "../state/jobs.js";
 import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
 import { addCounters, type Counters, countersFromSums, zeroCounters } from "./counters.js";
@@ -46,8 +53,14 @@ export interface JobReport {
   failures: Record<string, number>;
   /** Up to 20 failed values: primary key, column, code, message. */
   sampleFailures: { pk: string; column: string; code: string; message?: string }[];
-  /** Throttling answers from the KMS in this run (each paused the whole process, then retried). */
+  /** Throttling answers from the KMS in this run (each paused the whole process, cut its adaptive rate, then was retried). */
   kmsThrottled: number;
+  /**
+   * KMS (provider) calls per value rewritten in this run, the preflight's calls left out:
+   * the cost of one value, e.g. 3 for a native rewrap with `verifyBody` (unwrap the old
+   * entry, rewrap, unwrap the new entry to prove it). 0 when nothing was rewritten.
+   */
+  kmsCallsPerValue: number;
   /** Values fully checked before the run (decrypt + target round trip). */
   preflightChecked: number;
   durationMs: number;
@@ -90,7 +103,13 @@ export async function migrateTable(options: MigrateTableOptions): Promise<JobRep
 
 async function runJob(rt: Runtime): Promise<JobReport> {
   const started = performance.now();
+  const rangeSize =
+    rt.options.rangeSize === undefined ? undefined : rangeSizeOption(rt.options.rangeSize);
+  // The limiter may be shared with other jobs (`rateLimit: Limiter`): count from here.
+  const callsAtStart = rt.limiter.calls;
+  const throttledAtStart = rt.limiter.throttled;
   const { checked } = await preflight(rt);
+  const preflightCalls = rt.limiter.calls - callsAtStart;
   const estimatedRows = await estimateRows(rt.db, rt.table);
   const base = {
     jobId: rt.jobId,
@@ -101,7 +120,9 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     targets: rt.spec.targets,
     preflightChecked: checked,
   };
-  const throttledCount = () => rt.limiter.throttled;
+  const throttledCount = () => rt.limiter.throttled - throttledAtStart;
+  const perValue = (rewrapped: number) =>
+    rewrapped > 0 ? (rt.limiter.calls - callsAtStart - preflightCalls) / rewrapped : 0;
   const progress = (
     c: Pick<Counters, "scanned" | "rewrapped" | "skipped" | "failed" | "conflicts">,
   ) =>
@@ -116,13 +137,25 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     const scan = await scanTable(rt, (s) =>
       progress({ scanned: s.scanned, rewrapped: 0, skipped: s.skipped, failed: 0, conflicts: 0 }),
     );
-    return dryReport(rt, { ...base, kmsThrottled: throttledCount() }, scan, started);
+    return dryReport(
+      rt,
+      { ...base, kmsThrottled: throttledCount(), kmsCallsPerValue: 0 },
+      scan,
+      started,
+      rt.limiter.calls - callsAtStart,
+    );
   }
 
   const t = stateTables(rt.db, rt.options.stateTablePrefix ?? "envelope_rewrap");
   await ensureStateTables(rt.db, t);
+  const workers = Math.max(1, rt.options.workers ?? 1);
+  // Ranges are planned once, when the job is created; a resumed or joining run keeps them.
+  const sizing: RangeSizing =
+    rangeSize !== undefined
+      ? { rangeSize }
+      : { ranges: planRangeCount(estimatedRows, workers, rt.batchSize), rows: estimatedRows };
   const { created } = await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
-    planRanges(rt.db, rt.table, rt.pk, rt.integerKey, rt.options.rangeSize ?? 10_000),
+    planRanges(rt.db, rt.table, rt.pk, rt.integerKey, sizing),
   );
   const reopened = !created && (await reopenIfFinished(rt.db, t, rt.jobId));
   const run = zeroCounters();
@@ -132,16 +165,20 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     failedKeys: new Set(),
     failedRows: new Set(),
   };
-  const workers = Math.max(1, rt.options.workers ?? 1);
   const results = await Promise.all(
     Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
   );
   // Includes the preflight's calls: everything this run asked of the KMS.
-  run.kmsCalls = rt.limiter.calls;
+  run.kmsCalls = rt.limiter.calls - callsAtStart;
   return applyReport(
     rt,
     t,
-    { ...base, reopened, kmsThrottled: throttledCount() },
+    {
+      ...base,
+      reopened,
+      kmsThrottled: throttledCount(),
+      kmsCallsPerValue: perValue(run.rewrapped),
+    },
     run,
     results.some((r) => r.stopped),
     started,
@@ -215,6 +252,7 @@ function dryReport(
   >,
   scan: ScanResult,
   started: number,
+  kmsCalls: number,
 ): JobReport {
   const durationMs = performance.now() - started;
   const run = zeroCounters();
@@ -222,7 +260,7 @@ function dryReport(
     scanned: scan.scanned,
     skipped: scan.skipped,
     nulls: scan.nulls,
-    kmsCalls: rt.limiter.calls,
+    kmsCalls,
   });
   return {
     ...base,
@@ -236,6 +274,14 @@ function dryReport(
     durationMs,
     rowsPerSecond: scan.scanned / Math.max(durationMs / 1000, 0.001),
   };
+}
+
+function rangeSizeOption(n: number): number {
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "rangeSize must be a positive integer.", {
+      details: { field: "rangeSize" },
+    });
+  return n;
 }
 
 /** Rows in the table: the planner's estimate on large tables, an exact count on small ones. */

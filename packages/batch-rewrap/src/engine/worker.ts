@@ -94,22 +94,43 @@ async function workRange(
     [rt.jobId, range.rangeId],
   );
   let last = cp[0]?.last_pk === null || cp[0]?.last_pk === undefined ? null : String(cp[0].last_pk);
+  // The next batch is read and its KMS work started while this one commits, so the KMS
+  // is never idle during a commit (never more than `concurrency` values in flight).
+  type Ahead = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
+  const start = async (from: string | null): Promise<Ahead> => {
+    const rows = await fetchBatch(rt, range, from);
+    const outcomes = mapLimit(rows, rt.concurrency, (row) => processRow(rt, row));
+    outcomes.catch(() => {}); // awaited when its turn comes
+    return { rows, outcomes };
+  };
+  let ahead: Ahead | undefined;
+  const drop = async () => {
+    await ahead?.outcomes.catch(() => {});
+    ahead = undefined;
+  };
   for (;;) {
-    if (rt.options.signal?.aborted) return "stopped" as const;
+    if (rt.options.signal?.aborted) {
+      await drop();
+      return "stopped" as const;
+    }
     for (let attempt = 1; ; attempt++) {
-      const rows = await fetchBatch(rt, range, last);
-      if (rows.length === 0) return "done" as const;
+      const current = ahead ?? (await start(last));
+      ahead = undefined;
+      if (current.rows.length === 0) return "done" as const;
       try {
         const before = rt.limiter.calls;
-        const outcomes = await mapLimit(rows, rt.concurrency, (row) => processRow(rt, row));
+        const outcomes = await current.outcomes;
+        const next = String(current.rows.at(-1)![rt.pk]);
+        if (!rt.options.signal?.aborted) ahead = await start(next);
         const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(rt, t, tx, range.rangeId, last, outcomes, workerId, before),
         );
         account(state, counters, failed);
-        last = String(rows.at(-1)![rt.pk]);
+        last = next;
         state.onBatch();
         break;
       } catch (error) {
+        await drop();
         if (error instanceof LostClaim) return "lost" as const;
         if (!isRetryableTxError(error) || attempt >= 5) throw error;
       }

@@ -88,18 +88,39 @@ async function loadAndCheck(
   return true;
 }
 
+/** Range sizing bounds: rows per range when the size is adaptive. */
+export const MAX_RANGE_ROWS = 10_000;
+
+/**
+ * How many ranges an adaptive plan aims at: 4 per worker, so a worker that finishes early
+ * finds more to claim, with each range between `minRows` (one batch; smaller ranges only
+ * add claims) and {@link MAX_RANGE_ROWS} rows (so a crash or a new process never waits
+ * on a huge range). A 20,000-row table with 3 workers gets 12 ranges.
+ */
+export function planRangeCount(estimatedRows: number, workers: number, minRows: number): number {
+  const rows = Math.max(0, Math.floor(estimatedRows));
+  let n = Math.max(1, workers) * 4;
+  n = Math.min(n, Math.floor(rows / Math.max(1, minRows)));
+  n = Math.max(n, Math.ceil(rows / MAX_RANGE_ROWS));
+  return Math.min(MAX_RANGES, Math.max(1, n));
+}
+
+/** How to size ranges: a fixed number of keys per range, or a number of ranges over about `rows` rows. */
+export type RangeSizing = { rangeSize: number } | { ranges: number; rows: number };
+
 /**
  * Splits the primary-key space into ranges. Integer keys: equal-width numeric ranges
- * from MIN to MAX (cheap, two index lookups). Other keys: boundaries every `rangeSize`
- * keys, found by index skips from the previous boundary. The first and last ranges are
- * open-ended so rows inserted during the job are covered.
+ * from MIN to MAX (cheap, two index lookups). Other keys: boundaries every N keys, found
+ * by index skips from the previous boundary. The first and last ranges are open-ended so
+ * rows inserted during the job are covered. Sizing: `rangeSize` keys (integer keys: key
+ * values) per range, or `ranges` ranges over the table's `rows`.
  */
 export async function planRanges(
   db: SqlAdapter,
   table: string,
   primaryKey: string,
   integerKey: boolean,
-  rangeSize: number,
+  sizing: RangeSizing,
 ): Promise<Omit<KeyRange, "rangeId">[]> {
   const tq = quote(db, table);
   const pk = quote(db, primaryKey);
@@ -111,11 +132,17 @@ export async function planRanges(
     if (lo !== null && lo !== undefined && hi !== null && hi !== undefined) {
       const min = BigInt(String(lo));
       const span = BigInt(String(hi)) - min + 1n;
-      let size = BigInt(rangeSize);
+      const count = BigInt(Math.max(1, "ranges" in sizing ? sizing.ranges : 1));
+      let size =
+        "rangeSize" in sizing ? BigInt(sizing.rangeSize) : (span + count - 1n) / count || 1n;
       if (span / size > BigInt(MAX_RANGES)) size = span / BigInt(MAX_RANGES) + 1n;
       for (let b = min + size; b <= BigInt(String(hi)); b += size) bounds.push(b.toString());
     }
   } else {
+    const rangeSize =
+      "rangeSize" in sizing
+        ? sizing.rangeSize
+        : Math.max(1, Math.ceil(sizing.rows / Math.max(1, sizing.ranges)));
     // OFFSET here only skips along the primary-key index from the previous boundary to
     // find the next one (planning, once per job); the row scan itself is pure keyset.
     let last: string | undefined;

@@ -38,6 +38,7 @@ export interface DbFlags {
   concurrency: string;
   workers: string;
   rateLimit?: string;
+  rangeSize?: string;
   job?: string;
   resume?: boolean;
   statePrefix: string;
@@ -70,7 +71,14 @@ export function addDbOptions(cmd: Command, apply = true): Command {
       "worker loops in this process (run more processes with the same --job to scale out)",
       "1",
     )
-    .option("--rate-limit <n>", "KMS calls per second for this process")
+    .option(
+      "--rate-limit <n>",
+      "KMS calls per second for this process: the ceiling of an adaptive rate that backs off when the KMS throttles and grows back after (default: no ceiling)",
+    )
+    .option(
+      "--range-size <n>",
+      "primary keys per claimable range, fixed when the job is created (default: adaptive, about 4 ranges per worker, 500–10,000 rows each)",
+    )
     .option(
       "--job <id>",
       "job id; default derived from table, columns and target, so rerunning resumes",
@@ -176,6 +184,7 @@ async function jobOptions(
     concurrency: int(flags.concurrency, "--concurrency"),
     workers: int(flags.workers, "--workers"),
     ...(flags.rateLimit ? { rateLimit: Number(flags.rateLimit) } : {}),
+    ...(flags.rangeSize ? { rangeSize: int(flags.rangeSize, "--range-size") } : {}),
     jobId,
     stateTablePrefix: flags.statePrefix,
     signal: ctx.signal,
@@ -287,7 +296,7 @@ export function printReport(
     const lines = [
       `${report.kind} ${shown(report.table)}.${shown(report.columns.join(","))} → ${shown(report.targets.join(", "))}  [${report.apply ? "APPLIED" : "DRY RUN"}] job ${report.jobId}${resumed ? ` (resumed: ${prior!.rowsDone} rows were already done)` : ""}${report.reopened ? " (every range was done before: went over the table again)" : ""}`,
       `  scanned ${r.scanned} rows · ${verb} ${r.rewrapped} · already done ${r.skipped} · null ${r.nulls} · conflicts ${r.conflicts} · failed ${r.failed}`,
-      `  KMS calls ${r.kmsCalls} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
+      `  KMS calls ${r.kmsCalls}${report.kmsCallsPerValue ? ` (${report.kmsCallsPerValue.toFixed(2)} per value)` : ""} (throttled ${report.kmsThrottled}) · ${(report.durationMs / 1000).toFixed(1)} s · ${report.rowsPerSecond.toFixed(0)} rows/s`,
     ];
     if (report.total)
       lines.push(
