@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { connect, dropStateTables, rewrapTable } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import { generateKeyPair, localRsaProvider } from "@envelope/local-rsa";
+import { insertSealedEmails } from "./seed.js";
 import { SimKms } from "./sim-kms.js";
 
 const kind = process.argv[2] ?? "local-rsa";
@@ -78,21 +79,7 @@ await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email BYTEA)`);
 // only): same key material, id and key reference, so the job unwraps what this sealed.
 const sealer = new Envelope({ encrypt: seed, cache: false });
 const seedStart = performance.now();
-for (let start = 1; start <= rows; start += 1000) {
-  const ids = Array.from({ length: Math.min(1000, rows - start + 1) }, (_, i) => start + i);
-  const values = await Promise.all(
-    ids.map((id) =>
-      sealer.encrypt(`user${id}@example.com`, {
-        context: { table, column: "email", id: String(id) },
-        output: "binary",
-      }),
-    ),
-  );
-  await db.query(
-    `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
-    ids.flatMap((id, i) => [id, values[i]]),
-  );
-}
+await insertSealedEmails(db, table, sealer, rows);
 const seedMs = performance.now() - seedStart;
 
 // The same KMS work without the database, in this run: `workers × concurrency` values

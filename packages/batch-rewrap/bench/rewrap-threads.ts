@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads";
 import { connect, dropStateTables, rewrapTable } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import { generateKeyPair, localRsaProvider, type RsaThreads } from "@envelope/local-rsa";
+import { insertSealedEmails } from "./seed.js";
 
 const rsaRows = Number(process.argv[2] ?? 4000);
 const aesRows = Number(process.argv[3] ?? 50_000);
@@ -62,21 +63,7 @@ async function seed(sealUnder: KeyProvider, rows: number): Promise<void> {
   await db.query(`DROP TABLE IF EXISTS ${table}`);
   await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email BYTEA)`);
   const sealer = new Envelope({ encrypt: sealUnder, cache: false });
-  for (let start = 1; start <= rows; start += 1000) {
-    const ids = Array.from({ length: Math.min(1000, rows - start + 1) }, (_, i) => start + i);
-    const values = await Promise.all(
-      ids.map((id) =>
-        sealer.encrypt(`user${id}@example.com`, {
-          context: { table, column: "email", id: String(id) },
-          output: "binary",
-        }),
-      ),
-    );
-    await db.query(
-      `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
-      ids.flatMap((id, i) => [id, values[i]]),
-    );
-  }
+  await insertSealedEmails(db, table, sealer, rows);
 }
 
 /** The job's report, and how many cores this process kept busy (CPU time of all its threads / wall time). */

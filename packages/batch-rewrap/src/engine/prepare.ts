@@ -13,7 +13,7 @@ import type {
   RewrapTableOptions,
   TableJobOptions,
 } from "./options.js";
-import { keysetRows } from "./scan.js";
+import { runtimeRows } from "./scan.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
 import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
@@ -219,15 +219,7 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   if (sampleSize < 1) return { checked };
   const sampled = new Map(rt.columns.map((c) => [c.name, 0]));
   let read = 0;
-  for await (const rows of keysetRows(
-    rt.db,
-    rt.tq,
-    rt.pkq,
-    rt.pk,
-    rt.selectList,
-    rt.batchSize,
-    rt.options.signal,
-  )) {
+  for await (const rows of runtimeRows(rt)) {
     for (const row of rows) {
       read++;
       for (const column of rt.columns) {

@@ -45,21 +45,18 @@ export async function* keysetRows(
   }
 }
 
+/** The job's table in key order, a batch at a time (the dry run and the preflight read it so). */
+export function runtimeRows(rt: Runtime): AsyncGenerator<Row[]> {
+  return keysetRows(rt.db, rt.tq, rt.pkq, rt.pk, rt.selectList, rt.batchSize, rt.options.signal);
+}
+
 /** The dry run: classify every value with no KMS call and no write. */
 export async function scanTable(
   rt: Runtime,
   onBatch?: (r: ScanResult) => void,
 ): Promise<ScanResult> {
   const result = emptyScan();
-  for await (const rows of keysetRows(
-    rt.db,
-    rt.tq,
-    rt.pkq,
-    rt.pk,
-    rt.selectList,
-    rt.batchSize,
-    rt.options.signal,
-  )) {
+  for await (const rows of runtimeRows(rt)) {
     for (const row of rows) classifyRow(row, rt.pk, rt.columns, rt.transform, result);
     onBatch?.(result);
   }
