@@ -49,6 +49,12 @@ import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
 import {
+  cachesUnwrap,
+  supportsDataKeyGeneration,
+  supportsNativeRewrap,
+  supportsRefresh,
+} from "./providers/capabilities.js";
+import {
   checkDataKey,
   checkProvider,
   checkReturnedEntry,
@@ -61,6 +67,7 @@ import {
   maxEntriesTried,
   nativeRewrapError,
   pickFailure,
+  type TriedEntry,
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
@@ -376,17 +383,17 @@ export class Envelope {
             }
             // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
-          const source = target.rewrap
+          const source = supportsNativeRewrap(target)
             ? parts.entries.find(
                 (e) => e !== current && e.providerId === target.id && target.handles(e),
               )
             : undefined;
-          if (source && target.rewrap) {
+          if (source && supportsNativeRewrap(target)) {
             nativeCalls++;
             const entry: WrappedKey = await this.#timed(
               "wrap",
               target,
-              () => target.rewrap!(source, request),
+              () => target.rewrap(source, request),
               { native: true },
             );
             checkReturnedEntry(entry, target);
@@ -443,7 +450,7 @@ export class Envelope {
     // prime the unwrap cache so that costs no KMS call.
     for (const [i, entry] of materials.entries.entries()) {
       const provider = this.#encryptors[i]!;
-      if (this.#cache && !provider.skipUnwrapCache) {
+      if (this.#cache && cachesUnwrap(provider)) {
         this.#cache.prime(this.#cacheKey(provider, entry, { context }), materials.dataKey);
       }
     }
@@ -560,7 +567,7 @@ export class Envelope {
    */
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#encryptors, ...this.#decryptors]);
-    await Promise.all([...all].map((p) => p.refresh?.()));
+    await Promise.all([...all].map((p) => (supportsRefresh(p) ? p.refresh() : undefined)));
   }
 
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */
@@ -587,8 +594,8 @@ export class Envelope {
     const [primary, ...others] = this.#encryptors as [KeyProvider, ...KeyProvider[]];
     let dataKey: Buffer;
     let first: WrappedKey;
-    if (primary.generateDataKey) {
-      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey!(request));
+    if (supportsDataKeyGeneration(primary)) {
+      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
       dataKey = Buffer.from(generated.dataKey);
       generated.dataKey.fill(0);
@@ -635,7 +642,7 @@ export class Envelope {
         return openBody(remembered.key, parts.body, aad);
       }
       for (const [entry, provider] of this.#candidates(parts)) {
-        if (provider.skipUnwrapCache) continue;
+        if (!cachesUnwrap(provider)) continue;
         const key = this.#cacheKey(provider, entry, request);
         const cached = this.#cache.peek(key);
         if (!cached) continue;
@@ -676,13 +683,13 @@ export class Envelope {
     entry: WrappedKey;
     cacheHit: boolean;
   }> {
-    const failures: EnvelopeError[] = [];
+    const failures: TriedEntry[] = [];
     for (const [entry, provider] of this.#candidates(parts)) {
       try {
         const found = await this.#entryKey(provider, entry, parts, request);
         return { ...found, provider, entry };
       } catch (error) {
-        failures.push(asEnvelopeError(error));
+        failures.push({ provider, entry, error: asEnvelopeError(error) });
       }
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
@@ -700,7 +707,7 @@ export class Envelope {
     parts: EnvelopeParts,
     request: KeyRequest,
   ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
-    const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
     let dataKey: Buffer;
     let cacheHit = false;
     if (cache) {
