@@ -70,6 +70,7 @@ export {
 export {
   defineProviderFactory,
   type ProviderFactoryDefinition,
+  parseUriQuery,
   type UriOptionType,
   type UriOptionValue,
 } from "./providers/define-factory.js";

@@ -125,8 +125,19 @@ function normalizeOptions(
   return out;
 }
 
-function parseUriQuery(
-  definition: ProviderFactoryDefinition,
+/**
+ * Parses the query string of a key URI (without `?`) against a definition's URI options:
+ * deprecated names mapped (and warned about), unknown or repeated names refused, values
+ * typed. The factory calls it; exported for providers that also parse URIs elsewhere.
+ *
+ * @example
+ * parseUriQuery(definition, "kmsContext=table,column&timeoutMs=500");
+ */
+export function parseUriQuery(
+  definition: Pick<
+    ProviderFactoryDefinition,
+    "scheme" | "uriOptions" | "deprecatedUriOptions" | "uriShape"
+  >,
   query: string,
 ): Record<string, UriOptionValue> {
   const known = definition.uriOptions ?? {};
