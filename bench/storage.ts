@@ -10,7 +10,12 @@
  */
 import { createCipheriv, generateKeyPairSync, randomBytes } from "node:crypto";
 import { awsKmsProvider } from "@envelope/aws-kms";
-import { Envelope, type EnvelopeOptions, generateSigningKeyPair, localAesProvider } from "@envelope/core";
+import {
+  Envelope,
+  type EnvelopeOptions,
+  generateSigningKeyPair,
+  localAesProvider,
+} from "@envelope/core";
 import { hierarchicalProvider, memoryKeyStore } from "@envelope/hierarchical";
 import { localRsaProvider } from "@envelope/local-rsa";
 import { vaultTransitProvider } from "@envelope/vault";
@@ -119,17 +124,16 @@ async function main() {
       for (const keySize of [2048, 3072] as const) {
         const key = await azure.admin.createRsaKey(`rsa-${keySize}`, { keySize });
         const note = "key id on https://127.0.0.1:<port>, about as long as <name>.vault.azure.net";
-        rows.push(await measure(`azure-kv RSA-${keySize}`, { encrypt: azure.provider(key.id!) }, 0, note));
+        rows.push(
+          await measure(`azure-kv RSA-${keySize}`, { encrypt: azure.provider(key.id!) }, 0, note),
+        );
       }
     } finally {
       await azure.close();
     }
     rows.push(
       await measure("multi-wrap local-aes + local-rsa-3072", {
-        encrypt: [
-          aes,
-          localRsaProvider({ keys: [{ pem: rsaPem(3072) }] }),
-        ],
+        encrypt: [aes, localRsaProvider({ keys: [{ pem: rsaPem(3072) }] })],
       }),
     );
   } finally {
@@ -142,7 +146,9 @@ async function main() {
     return;
   }
   const gb = (bytes: number) => ((bytes * ROWS) / 1e9).toFixed(1);
-  console.log(`Overhead per value (plaintext ${PLAINTEXT.length} B; cost on ${ROWS / 1e6} M rows)\n`);
+  console.log(
+    `Overhead per value (plaintext ${PLAINTEXT.length} B; cost on ${ROWS / 1e6} M rows)\n`,
+  );
   console.log("| mode | binary B | text B | 100 M rows, binary | 100 M rows, text |");
   console.log("| --- | ---: | ---: | ---: | ---: |");
   for (const r of rows) {
