@@ -64,6 +64,7 @@ import {
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
+import { checkReadiness, type ReadinessOptions, type ReadinessReport } from "./readiness.js";
 
 export type { DataKeyMaterials } from "./crypto/materials.js";
 
@@ -561,6 +562,16 @@ export class Envelope {
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#encryptors, ...this.#decryptors]);
     await Promise.all([...all].map((p) => p.refresh?.()));
+  }
+
+  /**
+   * Readiness check for startup and health endpoints: wraps and unwraps a canary data key
+   * with every configured provider and reports, per provider, ok / the typed error and the
+   * latency. Touches no application data and caches nothing. `report.ok` is false when a
+   * provider failed; see ProviderReadiness for `degraded` (encrypt-only keys and the like).
+   */
+  check(options?: ReadinessOptions): Promise<ReadinessReport> {
+    return checkReadiness(this.#encryptors, this.#decryptors, options);
   }
 
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */

@@ -78,6 +78,13 @@ export type {
   ProviderFactory,
 } from "./providers/types.js";
 export {
+  type ProviderReadiness,
+  READINESS_CONTEXT,
+  type ReadinessOptions,
+  type ReadinessReport,
+  type ReadinessStatus,
+} from "./readiness.js";
+export {
   DEFAULT_CHUNK_SIZE,
   type DecryptStreamOptions,
   decryptStream,
