@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { randomBytesPooled } from "./crypto/random.js";
-import { EnvelopeError, ProviderError } from "./errors.js";
+import { ConfigError, EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH } from "./format/constants.js";
 import type { WrappedKey } from "./format/envelope.js";
 import { checkDataKey, checkReturnedEntry, takeDataKey } from "./providers/checks.js";
@@ -57,6 +57,13 @@ export async function checkReadiness(
   options: ReadinessOptions = {},
 ): Promise<ReadinessReport> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `check: timeoutMs must be a whole number of milliseconds ≥ 1 (got ${String(timeoutMs)}).`,
+      { details: { field: "timeoutMs" } },
+    );
+  }
   const decryptOnly = decryptors.filter((p) => !encryptors.includes(p));
   const providers = await Promise.all([
     ...encryptors.map((p) => checkOne(p, "encrypt", timeoutMs)),

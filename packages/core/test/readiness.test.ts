@@ -160,4 +160,11 @@ describe("Envelope.check()", () => {
     expect(report.providers[0]?.error?.code).toBe("ENVELOPE_KMS_ERROR");
     expect(JSON.stringify(report)).not.toContain("SECRET-CANARY");
   });
+
+  it("a bad timeoutMs is ENVELOPE_BAD_CONFIG", async () => {
+    const envelope = new Envelope({ encrypt: bent() });
+    await expect(envelope.check({ timeoutMs: Number.NaN })).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+    });
+  });
 });
