@@ -4,6 +4,7 @@
  */
 
 export type { AuditEvent, AuditHook } from "./audit.js";
+export type { BulkOptions, BulkResult, DecryptManyItem, EncryptManyItem } from "./bulk.js";
 export type { PlaintextInput } from "./bytes.js";
 export type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
 export {
