@@ -211,6 +211,8 @@ export function encryptModel<M extends Model, const F extends string>(
   };
 
   const hooks: Record<string, Hook> = {
+    // Validators run before beforeCreate: they see the plaintext again after a failed create.
+    beforeValidate: (instance: Instance) => swaps.recover(instance, instance.dataValues),
     beforeCreate: (instance: Instance, options: SaveOptions) => sealInto(instance, options),
     afterCreate: (instance: Instance) => swaps.restore(instance, instance.dataValues),
     beforeUpdate,

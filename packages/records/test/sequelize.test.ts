@@ -195,6 +195,52 @@ describe.each([
     expect((await stored(id)).phone).toBeNull();
   });
 
+  it("a create that fails leaves sealed values on the instance; saving it again seals the plaintext once", async () => {
+    const taken = await User.create({ email: "taken@x.io", phone: "1" });
+    const dup = User.build({ id: taken.get("id"), email: "dup@x.io", phone: "2" });
+    await expect(dup.save()).rejects.toThrow(); // duplicate primary key
+    expect(String(dup.get("email"))).toMatch(/^ev1:/); // never plaintext, but not transparent
+    dup.setDataValue("id", randomUUID()); // set() keeps a primary key once given
+    await dup.save();
+    expect(dup.get("email")).toBe("dup@x.io");
+    expect((await User.findByPk(dup.get("id") as string))?.get("email")).toBe("dup@x.io");
+  });
+
+  it("findAll opens many rows with bounded concurrency (cold cache)", async () => {
+    const seen = { inFlight: 0, max: 0 };
+    const inner = counted();
+    const slow = {
+      ...inner,
+      handles: inner.handles,
+      wrap: inner.wrap,
+      async unwrap(...args: Parameters<typeof inner.unwrap>) {
+        seen.inFlight++;
+        seen.max = Math.max(seen.max, seen.inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        try {
+          return await inner.unwrap(...args);
+        } finally {
+          seen.inFlight--;
+        }
+      },
+    };
+    const { U: Seeder } = defineUsers(`Seed${suffix}`, envelopeWith(inner));
+    const { U: Cold } = defineUsers(`Cold${suffix}`, envelopeWith(slow));
+    await Seeder.bulkCreate(
+      Array.from({ length: 40 }, (_, i) => ({
+        email: `many${i}@x.io`,
+        phone: `${i}`,
+        name: "many",
+      })),
+    );
+    const found = await Cold.findAll({ where: { name: "many" } });
+    expect(found.map((f) => f.get("phone")).sort()).toEqual(
+      Array.from({ length: 40 }, (_, i) => `${i}`).sort(),
+    );
+    expect(seen.max).toBeGreaterThan(1);
+    expect(seen.max).toBeLessThanOrEqual(16);
+  });
+
   it("reload gives plaintext and a clean instance", async () => {
     const cy = await User.create({ email: "cy@x.io", phone: "1" });
     const other = await User.findByPk(cy.get("id") as string);
