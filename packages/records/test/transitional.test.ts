@@ -134,9 +134,9 @@ describe("transitional read: legacy values open, explicitly and audited", () => 
       },
     };
     const { people } = setup({ allowPlaintext: true, decoders: [odd] });
-    const error = await people
+    const error = (await people
       .openField({ id: "1", ssn: "x" }, "ssn")
-      .catch((e: EnvelopeError) => e);
+      .catch((e: unknown) => e)) as EnvelopeError;
     expect(error.code).toBe("ENVELOPE_DECRYPT_FAILED");
     expect(error.details.format).toBe("odd");
     expect(error.message).not.toContain("078-05");
