@@ -35,7 +35,8 @@ export interface TakeoverReport {
   leftAfter: Record<string, unknown>;
   traffic: TrafficReport;
   final: { rows: number; envelopes: number; readBack: number };
-  dump: { bytes: number; plaintextFound: number; legacyValuesFound: number };
+  /** Envelopes seen in the dump, users whose email or SSN appears in clear, legacy JSON values. */
+  dump: { bytes: number; envelopes: number; plaintextFound: number; legacyValuesFound: number };
 }
 
 export async function runTakeover(o: TakeoverOptions): Promise<TakeoverReport> {
@@ -51,46 +52,91 @@ export async function runTakeover(o: TakeoverOptions): Promise<TakeoverReport> {
   const { LEGACY_ENC_KEY: _removed, ...after } = during;
   const settings = (env: Env): Settings => ({ databaseUrl: o.databaseUrl, table: o.table, env });
   const pause = () => new Promise((r) => setTimeout(r, stageMs));
+  const statePrefix = `${o.table}_job`;
 
   log("1. the app before Envelope: EncryptedString (AES-256-GCM JSON, static key)");
   await dropTable(o.databaseUrl, o.table); // the example starts from an empty legacy table
   let app: App = await startApp(settings(before));
   const traffic = new Traffic(() => app.users);
-  const seedUsers = o.seedUsers ?? 200;
-  for (let i = 0; i < seedUsers; i++) {
+  const seeded = o.seedUsers ?? 200;
+  for (let i = 0; i < seeded; i++) {
     const user = fakeUser(-i - 1);
     traffic.know(await app.users.create(user), user);
   }
-  log(`   ${seedUsers} users written by the legacy app; traffic starts`);
+  log(`   ${seeded} users written by the legacy app; traffic starts`);
   traffic.start();
-  await pause();
-
   const swap = async (env: Env) => {
     const next = await startApp(settings(env), () => {}); // the example counts; a real app logs
     const old = app;
     app = next; // requests from now on go to the new configuration
     await old.close();
   };
-  log("2. switch the app to Envelope with the transitional read (legacy key still configured)");
-  await swap(during);
-  await pause();
-  const legacyReads = app.legacyReads();
-  log(`   legacy values read so far (audited): ${JSON.stringify(legacyReads)}`);
 
-  log("3. envelope migrate --from aes-256-gcm-json --apply (traffic continues)");
-  const cwd = await mkdtemp(join(tmpdir(), "envelope-takeover-"));
-  const statePrefix = `${o.table}_job`;
-  const cliEnv: Env = {
-    PATH: process.env.PATH,
-    ENVELOPE_DB_URL: o.databaseUrl,
-    ENVELOPE_ENCRYPT_KEYS: during.ENVELOPE_ENCRYPT_KEYS,
-    APP_MASTER_KEY: o.masterKey,
-    LEGACY_ENC_KEY: o.legacyKey,
+  let legacyReads: Readonly<Record<string, number>>;
+  let migrated: { migrate: Record<string, unknown>; leftAfter: Record<string, unknown> };
+  try {
+    await pause();
+    log("2. switch the app to Envelope with the transitional read (legacy key still configured)");
+    await swap(during);
+    await pause();
+    legacyReads = app.legacyReads();
+    log(`   legacy values read so far (audited): ${JSON.stringify(legacyReads)}`);
+
+    log("3. envelope migrate --from aes-256-gcm-json --apply (traffic continues)");
+    const cliEnv: Env = {
+      PATH: process.env.PATH,
+      ENVELOPE_DB_URL: o.databaseUrl,
+      ENVELOPE_ENCRYPT_KEYS: during.ENVELOPE_ENCRYPT_KEYS,
+      APP_MASTER_KEY: o.masterKey,
+      LEGACY_ENC_KEY: o.legacyKey,
+    };
+    migrated = await migrateUntilClean(o.table, statePrefix, cliEnv, log, pause);
+
+    log("   nothing legacy left: LEGACY_ENC_KEY removed from the config");
+    await swap(after);
+    await pause();
+  } catch (error) {
+    await traffic.stop();
+    await app.close();
+    throw error;
+  }
+  const traffic_ = await traffic.stop();
+  log(`   traffic: ${JSON.stringify(traffic_)}`);
+  await app.close();
+
+  log("5. every value an envelope; the dump holds no plaintext");
+  const final = await verifyTable(settings(after), traffic, statePrefix);
+  const dump = await dumpTable(o.databaseUrl, o.table);
+  const plaintextFound = [...traffic.expected.values()].filter(
+    (u) => (u.email && dump.includes(u.email)) || (u.ssn && dump.includes(u.ssn)),
+  ).length;
+  const dumpFacts = {
+    bytes: dump.length,
+    envelopes: dump.split("ev1:").length - 1,
+    plaintextFound,
+    legacyValuesFound: dump.split("authTag").length - 1,
   };
-  const migrateArgs = [
+  log(`   ${JSON.stringify({ final, dump: dumpFacts })}`);
+  return { seeded, legacyReads, ...migrated, traffic: traffic_, final, dump: dumpFacts };
+}
+
+/**
+ * The operator's loop: `migrate --apply`, then a dry run must find nothing legacy. A value
+ * the app rewrote while the job held it is a CAS conflict (the app's write wins); rerunning
+ * `--apply` goes over the table again and picks up anything still legacy.
+ */
+async function migrateUntilClean(
+  table: string,
+  statePrefix: string,
+  env: Env,
+  log: (line: string) => void,
+  pause: () => Promise<unknown>,
+) {
+  const cwd = await mkdtemp(join(tmpdir(), "envelope-takeover-"));
+  const args = [
     "migrate",
     "--table",
-    o.table,
+    table,
     "--column",
     "email,ssn",
     "--pk",
@@ -102,56 +148,29 @@ export async function runTakeover(o: TakeoverOptions): Promise<TakeoverReport> {
     "--state-prefix",
     statePrefix,
   ];
-  let migrate: Record<string, unknown>;
-  let leftAfter: Record<string, unknown>;
   try {
-    const applied = await envelope([...migrateArgs, "--apply"], cliEnv, cwd);
-    if (applied.exitCode !== 0)
-      throw new Error(`migrate exited ${applied.exitCode}: ${JSON.stringify(applied.json)}`);
-    migrate = applied.json;
-    log(
-      `   ${JSON.stringify(migrate.run)} (conflicts: rows the app wrote meanwhile; its write wins)`,
-    );
-    await pause();
-
-    log("4. dry run: nothing legacy left? then remove LEGACY_ENC_KEY from the config");
-    const dry = await envelope(migrateArgs, cliEnv, cwd);
-    leftAfter = dry.json;
-    log(
-      `   dry run: would rewrite ${dry.json.wouldRewrite}; values by key ${JSON.stringify(dry.json.byKeyRef)}`,
-    );
-    if (dry.exitCode !== 0 || !nothingLeft(dry.json))
-      throw new Error(`legacy values remain: ${JSON.stringify(dry.json)}`);
-    await swap(after);
-    await pause();
+    for (let attempt = 1; ; attempt++) {
+      const applied = await envelope([...args, "--apply"], env, cwd);
+      if (applied.exitCode !== 0) {
+        throw new Error(`migrate exited ${applied.exitCode}: ${JSON.stringify(applied.json)}`);
+      }
+      log(
+        `   ${JSON.stringify(applied.json.run)} (conflicts: the app wrote the row meanwhile; its write wins)`,
+      );
+      await pause();
+      log("4. dry run: is anything legacy left?");
+      const dry = await envelope(args, env, cwd);
+      log(
+        `   would rewrite ${dry.json.wouldRewrite}; values by key ${JSON.stringify(dry.json.byKeyRef)}`,
+      );
+      if (dry.exitCode === 0 && nothingLeft(dry.json))
+        return { migrate: applied.json, leftAfter: dry.json };
+      if (attempt === 3) throw new Error(`legacy values remain: ${JSON.stringify(dry.json)}`);
+      log("3'. legacy values remain: envelope migrate … --apply again");
+    }
   } finally {
     await rm(cwd, { recursive: true, force: true });
   }
-  const report = await traffic.stop();
-  log(`   traffic: ${JSON.stringify(report)}`);
-  await app.close();
-
-  log("5. every value an envelope; the dump holds no plaintext");
-  const final = await verifyTable(settings(after), traffic, statePrefix);
-  const dump = await dumpTable(o.databaseUrl, o.table);
-  const plaintextFound = [...traffic.expected.values()].filter(
-    (u) => (u.email && dump.includes(u.email)) || (u.ssn && dump.includes(u.ssn)),
-  ).length;
-  const result = {
-    seeded: seedUsers,
-    legacyReads,
-    migrate,
-    leftAfter,
-    traffic: report,
-    final,
-    dump: {
-      bytes: dump.length,
-      plaintextFound,
-      legacyValuesFound: dump.split("authTag").length - 1,
-    },
-  };
-  log(`   ${JSON.stringify({ final, dump: result.dump })}`);
-  return result;
 }
 
 /** A dry run's report says there is nothing to migrate: no value to rewrite, none failing, none legacy. */
