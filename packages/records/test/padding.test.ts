@@ -61,6 +61,17 @@ describe("per-field length padding in record schemas", () => {
     expect(await users.open(row)).toEqual({ id: "1", email: "ann@example.com", flag: true });
   });
 
+  it("existing unpadded rows get padded by an update with their own values", async () => {
+    const envelope = envelopeOf();
+    const before = createRecordCipher(envelope, { table, encrypted: ["ssn"] });
+    const row = await before.seal({ id: "9", ssn: "078-05-1120" });
+    expect(inspectEnvelope(row.ssn as string).padded).toBe(false);
+    const after = createRecordCipher(envelope, { table, encrypted: ["ssn"], pad: { ssn: "pii" } });
+    const changes = await after.update(row, await after.open(row));
+    expect(bodyBytes(changes.ssn)).toBe(64);
+    expect(await after.open({ ...row, ...changes })).toEqual({ id: "9", ssn: "078-05-1120" });
+  });
+
   it.each([
     [{ phone: 32 }, "pad.phone"],
     [{ email: 1 }, "pad.email"],
