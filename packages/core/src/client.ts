@@ -19,6 +19,7 @@ import {
   type UnwrapCacheOptions,
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
+import { choosePad, type PadOption, padRule } from "./config/padding.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
 import {
@@ -45,6 +46,7 @@ import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from 
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
   inspectEnvelope,
@@ -118,6 +120,13 @@ export interface EnvelopeOptions {
    * values are multi-wrapped under more keys this client also holds.
    */
   maxEntriesTried?: number;
+  /**
+   * Length padding of every value this client seals (`32`, `{ bucket: 32, min: 64 }`,
+   * `"pii"`), so a stored value shows a length bucket instead of its exact length; off by
+   * default. `encrypt(…, { pad })` overrides it per call. Readers need @envelope/core with
+   * padding support (docs/FORMAT.md §2.3). Never applied to stream key envelopes.
+   */
+  pad?: PadOption;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -125,6 +134,8 @@ export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text">
   context?: EncryptionContext;
   /** `binary` (default): a Buffer for bytea/BLOB columns. `text`: an `ev1:` string. */
   output?: O;
+  /** Length padding for this value; overrides the client's `pad` (`false` turns it off). */
+  pad?: PadOption;
 }
 
 export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {
@@ -192,6 +203,7 @@ export class Envelope {
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
   readonly #maxEntriesTried: number;
+  readonly #pad: PadRule | undefined;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -226,6 +238,7 @@ export class Envelope {
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
     this.#maxEntriesTried = maxEntriesTried(options.maxEntriesTried, encrypt.length);
+    this.#pad = padRule(options.pad);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -254,6 +267,7 @@ export class Envelope {
       const context = given ?? {};
       const purpose = purposeFlags(options);
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
+      const pad = purpose === 0 ? choosePad(options.pad, this.#pad) : undefined;
       // A stream key gets a data key of its own, never one shared with values.
       const reuse = purpose === 0 ? this.#reuse : undefined;
       const reuseKey = reuse ? this.#reuseKey(context) : "";
@@ -263,7 +277,7 @@ export class Envelope {
         materials = await this.#freshMaterials({ context });
         reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical, this.#signer);
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
       if (!reused) materials.dataKey.fill(0);
       this.#event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -297,9 +311,10 @@ export class Envelope {
       // any cache lookup or unwrap (the warm path in #open included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);
       const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
-      const plaintext = await this.#open(parts, { context }, aad, (u) => {
+      const opened = await this.#open(parts, { context }, aad, (u) => {
         used = u;
       });
+      const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#event("decrypt", used.provider, started, extra, undefined, used.keyRef);
       return options.as === "text" ? utf8Text(plaintext) : plaintext;
@@ -375,6 +390,7 @@ export class Envelope {
               keys.encryptionKey,
               parts.body,
               bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+              parts.flags,
             );
           } finally {
             keys.encryptionKey.fill(0);
@@ -548,7 +564,9 @@ export class Envelope {
     for (const entry of materials.entries) checkEntry(entry);
     const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
-    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical, this.#signer);
+    const pad = choosePad(options.pad, this.#pad);
+    const data = plaintextBytes(plaintext);
+    const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 
