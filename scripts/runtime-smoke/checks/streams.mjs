@@ -19,7 +19,7 @@ const context = { file: "export.csv" };
 /** Pipes `input` (a Buffer) through `transform` and collects the output. */
 async function through(input, transform) {
   const out = [];
-  await pipeline(Readable.from(slices(input, 7_777)), transform, async function* (source) {
+  await pipeline(Readable.from(slices(input, 7_777)), transform, async (source) => {
     for await (const chunk of source) out.push(chunk);
   });
   return Buffer.concat(out);
