@@ -10,6 +10,7 @@
 
 import { cjsChecks } from "./checks/cjs.mjs";
 import { coreChecks } from "./checks/core.mjs";
+import { hierarchicalChecks } from "./checks/hierarchical.mjs";
 import { localRsaChecks } from "./checks/local-rsa.mjs";
 import { recordsChecks } from "./checks/records.mjs";
 import { signedChecks } from "./checks/signed.mjs";
@@ -22,6 +23,7 @@ const checks = [
   ...streamChecks,
   ...localRsaChecks,
   ...recordsChecks,
+  ...hierarchicalChecks,
   ...cjsChecks,
 ];
 
