@@ -1,5 +1,13 @@
 import { inspect } from "node:util";
 import { type AuditEvent, type AuditHook, auditEvent, emit } from "./audit.js";
+import {
+  type BulkOptions,
+  type BulkResult,
+  type DecryptManyItem,
+  decryptGrouped,
+  type EncryptManyItem,
+  encryptEach,
+} from "./bulk.js";
 import { type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
 import {
   DataKeyCache,
@@ -64,6 +72,7 @@ import {
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
+import { checkReadiness, type ReadinessOptions, type ReadinessReport } from "./readiness.js";
 
 export type { DataKeyMaterials } from "./crypto/materials.js";
 
@@ -561,6 +570,57 @@ export class Envelope {
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#encryptors, ...this.#decryptors]);
     await Promise.all([...all].map((p) => p.refresh?.()));
+  }
+
+  /**
+   * Decrypts many values: values that share a data key (the fields of one record) unwrap it
+   * once, at most `concurrency` distinct data keys are unwrapped at a time, and each result
+   * comes back in input order as `{ ok: true, value }` or `{ ok: false, error }` (a bad
+   * value does not fail the batch). Needs the unwrap cache (the default) to share unwraps.
+   */
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as: "text" },
+  ): Promise<BulkResult<string>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options?: BulkOptions & { as?: "bytes" },
+  ): Promise<BulkResult<Buffer>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as?: "bytes" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return decryptGrouped(items, options ?? {}, (item) =>
+      this.decrypt(item.sealed, { context: item.context, as: options?.as }),
+    );
+  }
+
+  /** Encrypts many values, at most `concurrency` at a time; per-item results in input order. */
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output: "text" },
+  ): Promise<BulkResult<string>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options?: BulkOptions & { output?: "binary" },
+  ): Promise<BulkResult<Buffer>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output?: "binary" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return encryptEach(items, options ?? {}, (item) =>
+      this.encrypt(item.plaintext, { context: item.context, output: options?.output }),
+    );
+  }
+
+  /**
+   * Readiness check for startup and health endpoints: wraps and unwraps a canary data key
+   * with every configured provider and reports, per provider, ok / the typed error and the
+   * latency. Touches no application data and caches nothing. `report.ok` is false when a
+   * provider failed; see ProviderReadiness for `degraded` (encrypt-only keys and the like).
+   */
+  check(options?: ReadinessOptions): Promise<ReadinessReport> {
+    return checkReadiness(this.#encryptors, this.#decryptors, options);
   }
 
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */
