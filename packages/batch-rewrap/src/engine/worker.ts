@@ -4,6 +4,7 @@ import { isRetryableTxError, type Row, type SqlExecutor } from "../adapters/type
 import { memoryClaimer, sessionClaimer } from "../state/claims.js";
 import { type KeyRange, RETRY_RANGE_ID } from "../state/jobs.js";
 import type { StateTables } from "../state/tables.js";
+import { casUpdateMany, casUpdateOne } from "./cas.js";
 import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { Runtime } from "./prepare.js";
 import { processRow, type RowOutcome } from "./process.js";
@@ -192,8 +193,10 @@ async function commitBatch(
   const counters = zeroCounters();
   counters.scanned = outcomes.length;
   const finals: RowOutcome[] = [];
+  // One multi-row compare-and-swap for the batch; only the rows it missed are redone one by one.
+  const missed = await casUpdateMany(rt, tx, outcomes);
   for (let outcome of outcomes) {
-    if (outcome.updates.length > 0 && !(await casUpdate(rt, tx, outcome))) {
+    if (missed.has(outcome)) {
       // The application wrote this row since we read it: lock it, redo it from its current value.
       counters.conflicts++;
       const fresh = await tx.query(
@@ -202,7 +205,7 @@ async function commitBatch(
       );
       if (fresh.rows.length === 0) continue; // deleted meanwhile: nothing left to protect
       outcome = await processRow(rt, fresh.rows[0]!);
-      if (outcome.updates.length > 0 && !(await casUpdate(rt, tx, outcome))) {
+      if (outcome.updates.length > 0 && !(await casUpdateOne(rt, tx, outcome))) {
         outcome.failures.push(
           ...outcome.updates.map((u) => ({
             column: u.column.name,
@@ -251,22 +254,6 @@ async function commitBatch(
     ],
   );
   return { counters, failed };
-}
-
-/** UPDATE … SET col = new WHERE pk = ? AND col = old (byte-exact compare). True if it applied. */
-async function casUpdate(rt: Runtime, tx: SqlExecutor, outcome: RowOutcome): Promise<boolean> {
-  const binaryCompare = (q: string, kind: string) =>
-    rt.db.dialect === "mysql" && kind === "text" ? `BINARY ${q}` : q;
-  const sets = outcome.updates.map((u) => `${u.column.q} = ?`).join(", ");
-  const checks = outcome.updates
-    .map((u) => `${binaryCompare(u.column.q, u.column.info.kind)} = ?`)
-    .join(" AND ");
-  const result = await tx.query(`UPDATE ${rt.tq} SET ${sets} WHERE ${rt.pkq} = ? AND ${checks}`, [
-    ...outcome.updates.map((u) => u.next),
-    outcome.row[rt.pk],
-    ...outcome.updates.map((u) => u.old),
-  ]);
-  return result.affected === 1;
 }
 
 async function recordFailure(
