@@ -57,8 +57,9 @@ export interface JobReport {
   kmsThrottled: number;
   /**
    * KMS (provider) calls per value rewritten in this run, the preflight's calls left out:
-   * the cost of one value, e.g. 3 for a native rewrap with `verifyBody` (unwrap the old
-   * entry, rewrap, unwrap the new entry to prove it). 0 when nothing was rewritten.
+   * the cost of one value, e.g. 2 for a native rewrap (rewrap, then unwrap the new entry:
+   * the proof that it opens to the value's data key, whose key also checks the body), 1 for
+   * a local key. 0 when nothing was rewritten.
    */
   kmsCallsPerValue: number;
   /** Values fully checked before the run (decrypt + target round trip). */
