@@ -8,6 +8,7 @@ import { casUpdateMany, casUpdateOne } from "./cas.js";
 import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { Runtime } from "./prepare.js";
 import { processRow, type RowOutcome } from "./process.js";
+import { Slots } from "./slots.js";
 
 /** Shared by the worker loops of one run: counters and the stop signal. */
 export interface RunState {
@@ -57,6 +58,7 @@ export async function work(
   state: RunState,
   workerId: string,
 ): Promise<{ stopped: boolean }> {
+  const slots = new Slots(rt.concurrency);
   const claimer = rt.db.sessions
     ? await sessionClaimer(rt.db, t, rt.jobId)
     : memoryClaimer(rt.db, t, rt.jobId);
@@ -67,7 +69,7 @@ export async function work(
       if (!claim) break;
       let result: "done" | "stopped" | "lost";
       try {
-        result = await workRange(rt, t, state, workerId, claim.range);
+        result = await workRange(rt, t, state, workerId, claim.range, slots);
       } catch (error) {
         await claim.release(false).catch(() => {});
         throw error;
@@ -89,25 +91,28 @@ async function workRange(
   state: RunState,
   workerId: string,
   range: KeyRange,
+  slots: Slots,
 ) {
   const { rows: cp } = await rt.db.query(
     `SELECT last_pk FROM ${t.checkpoints} WHERE job_id = ? AND range_id = ?`,
     [rt.jobId, range.rangeId],
   );
   let last = cp[0]?.last_pk === null || cp[0]?.last_pk === undefined ? null : String(cp[0].last_pk);
-  // The next batch is read and its KMS work started while this one commits, so the KMS
-  // is never idle during a commit (never more than `concurrency` values in flight).
-  type Ahead = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
-  const start = async (from: string | null): Promise<Ahead> => {
+  // Pipelined: the next batch is read as soon as this one is, and its values queue for the
+  // worker's KMS slots behind this batch's, so the KMS is busy while a batch is read, while
+  // its last values finish and while it commits (never more than `concurrency` in flight).
+  type Batch = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
+  const start = async (from: string | null): Promise<Batch> => {
     const rows = await fetchBatch(rt, range, from);
-    const outcomes = mapLimit(rows, rt.concurrency, (row) => processRow(rt, row));
+    const outcomes = Promise.all(rows.map((row) => slots.run(() => processRow(rt, row))));
     outcomes.catch(() => {}); // awaited when its turn comes
     return { rows, outcomes };
   };
-  let ahead: Ahead | undefined;
+  let current: Batch | undefined;
+  let ahead: Batch | undefined;
   const drop = async () => {
-    await ahead?.outcomes.catch(() => {});
-    ahead = undefined;
+    for (const b of [current, ahead]) await b?.outcomes.catch(() => {});
+    current = ahead = undefined;
   };
   for (;;) {
     if (rt.options.signal?.aborted) {
@@ -115,14 +120,14 @@ async function workRange(
       return "stopped" as const;
     }
     for (let attempt = 1; ; attempt++) {
-      const current = ahead ?? (await start(last));
+      current = ahead ?? (await start(last));
       ahead = undefined;
       if (current.rows.length === 0) return "done" as const;
       try {
         const before = rt.limiter.calls;
-        const outcomes = await current.outcomes;
         const next = String(current.rows.at(-1)![rt.pk]);
         if (!rt.options.signal?.aborted) ahead = await start(next);
+        const outcomes = await current.outcomes;
         const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(rt, t, tx, range.rangeId, last, outcomes, workerId, before),
         );
