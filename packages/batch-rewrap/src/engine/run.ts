@@ -14,6 +14,7 @@ import { addCounters, type Counters, countersFromSums, zeroCounters } from "./co
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
 import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
 import { type ScanResult, scanTable } from "./scan.js";
+import { Demand } from "./split.js";
 import { type RunState, work } from "./worker.js";
 
 /** The final report of a run. Counters count values (row × column) unless named rows. */
@@ -165,6 +166,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     onBatch: () => progress(run),
     failedKeys: new Set(),
     failedRows: new Set(),
+    demand: new Demand(),
   };
   const results = await Promise.all(
     Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
