@@ -369,9 +369,17 @@ export class Envelope {
         }
         return verified;
       };
+      const nativeSource = (target: KeyProvider, current: WrappedKey | undefined) =>
+        target.rewrap
+          ? parts.entries.find(
+              (e) => e !== current && e.providerId === target.id && target.handles(e),
+            )
+          : undefined;
       // With verifyBody and a native rewrap, the body is checked with the data key the new
       // entry's proof unwraps (2 KMS calls per value, not 3: the old entry is not unwrapped).
-      const bodyAfterNative = Boolean(options.verifyBody) && plan.some((p) => p.target.rewrap);
+      const bodyAfterNative =
+        Boolean(options.verifyBody) &&
+        plan.some(({ target, current }) => !current && nativeSource(target, current));
       // native: every new entry was made inside a KMS (none wrapped here).
       let nativeCalls = 0;
       let wrappedHere = false;
@@ -389,11 +397,7 @@ export class Envelope {
             }
             // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
-          const source = target.rewrap
-            ? parts.entries.find(
-                (e) => e !== current && e.providerId === target.id && target.handles(e),
-              )
-            : undefined;
+          const source = nativeSource(target, current);
           if (source && target.rewrap) {
             nativeCalls++;
             const entry: WrappedKey = await this.#timed(
