@@ -1,8 +1,9 @@
 import { PGlite } from "@electric-sql/pglite";
 import { pgliteAdapter, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
-import type { KeyProvider } from "@envelope/core";
+import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  contextOf,
   DATABASES,
   dropAll,
   instrumented,
@@ -77,5 +78,53 @@ describe.each(targets)("range splitting on $name", ({ open }) => {
     );
     expect(Number(workers.rows[0]!.n)).toBe(3);
     expect((await verifyAll(db, table, target)).wrong).toEqual([]);
+  }, 60_000);
+
+  it("text primary keys: batched writes and splits by key order, every row once", async () => {
+    const db = await open();
+    const table = uniqueName("splittext");
+    const prefix = `${table}_st`;
+    opened.push([db, table, prefix]);
+    const oldKey = keyPair().provider;
+    const target = instrumented(keyPair().provider);
+    const type = db.dialect === "mysql" ? "BLOB" : "BYTEA";
+    await db.query(`CREATE TABLE ${table} (id VARCHAR(64) PRIMARY KEY, email ${type})`);
+    const sealer = new Envelope({ encrypt: oldKey, cache: false });
+    // Mixed case and lengths: key order is the database's, not numeric.
+    const ids = Array.from({ length: 600 }, (_, i) => `${i % 2 ? "K" : "k"}-${(i * 7919) % 1000}`);
+    for (let i = 0; i < ids.length; i += 100) {
+      const slice = ids.slice(i, i + 100);
+      const values = await Promise.all(
+        slice.map((id) =>
+          sealer.encrypt(`v-${id}`, { context: contextOf(table, "email", id), output: "binary" }),
+        ),
+      );
+      await db.query(
+        `INSERT INTO ${table} (id, email) VALUES ${slice.map(() => "(?, ?)").join(", ")}`,
+        slice.flatMap((id, j) => [id, values[j]]),
+      );
+    }
+    const report = await rewrapTable({
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: target,
+      decrypt: [slow(oldKey, 2)],
+      stateTablePrefix: prefix,
+      apply: true,
+      workers: 3,
+      batchSize: 40,
+      rangeSize: 1_000_000,
+      concurrency: 4,
+      sampleSize: 0,
+    });
+    expect(report.complete).toBe(true);
+    expect(report.total).toMatchObject({ scanned: 600, rewrapped: 600, conflicts: 0, failed: 0 });
+    expect(target.counts.wrap).toBe(600);
+    const ranges = await db.query(`SELECT COUNT(*) AS n FROM ${prefix}_ranges`);
+    expect(Number(ranges.rows[0]!.n)).toBeGreaterThanOrEqual(3);
+    const check = await verifyAll(db, table, target, (id) => `v-${id}`);
+    expect(check).toEqual({ rows: 600, wrong: [] });
   }, 60_000);
 });
