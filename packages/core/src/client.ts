@@ -168,11 +168,30 @@ export interface RewrapOptions {
    * context), without keeping any plaintext. A value that is corrupted, or that belongs to
    * another row or column, then fails with the error `decrypt` would give
    * (`ENVELOPE_DECRYPT_FAILED`, `ENVELOPE_CONTEXT_MISMATCH`) instead of being carried
-   * forward under the new key. Costs one pass of AES-GCM over the body, and an unwrap even
-   * when a native rewrap would have done. Default false here for compatibility; the batch
-   * rewrap engine and `envelope rewrap` turn it on by default.
+   * forward under the new key. Costs one pass of AES-GCM over the body. With a native
+   * rewrap it costs no extra KMS call: the unwrap that proves the new entry also yields the
+   * key that checks the body (2 calls per value); otherwise the old entry is unwrapped, as
+   * a local rewrap does anyway. Default false here for compatibility; the batch rewrap
+   * engine and `envelope rewrap` turn it on by default.
    */
   verifyBody?: boolean;
+}
+
+/** A data key proven against a value's commitment, its message key, and the entry it came from. */
+interface VerifiedKey {
+  readonly dataKey: Buffer;
+  readonly encryptionKey: Buffer;
+  readonly entry: WrappedKey;
+}
+
+/** Authenticates a value's body (GCM tag) with its message key; no plaintext is kept. */
+function checkBody(key: VerifiedKey, parts: EnvelopeParts, canonical: Uint8Array): void {
+  verifyBody(
+    key.encryptionKey,
+    parts.body,
+    bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+    parts.flags,
+  );
 }
 
 /** Where a remembered message key came from: the entry, its provider, the KMS context. */
@@ -370,32 +389,34 @@ export class Envelope {
       // Entries kept as they are need proof only when others are dropped beside them.
       const drops = !options.keep && parts.entries.some((e) => !plan.some((p) => p.current === e));
       const fresh: WrappedKey[] = [];
-      let verified: { dataKey: Buffer; entry: WrappedKey } | undefined;
-      const dataKeyOf = async (): Promise<Buffer> => {
+      let verified: VerifiedKey | undefined;
+      const dataKeyOf = async (): Promise<VerifiedKey> => {
         if (!verified) {
           const found = await this.#verifiedDataKey(parts, request);
-          found.encryptionKey.fill(0);
-          verified = { dataKey: found.dataKey, entry: found.entry };
+          verified = {
+            dataKey: found.dataKey,
+            encryptionKey: found.encryptionKey,
+            entry: found.entry,
+          };
         }
-        return verified.dataKey;
+        return verified;
       };
+      const nativeSource = (target: KeyProvider, current: WrappedKey | undefined) =>
+        supportsNativeRewrap(target)
+          ? parts.entries.find(
+              (e) => e !== current && e.providerId === target.id && target.handles(e),
+            )
+          : undefined;
+      // With verifyBody and a native rewrap, the body is checked with the data key the new
+      // entry's proof unwraps (2 KMS calls per value, not 3: the old entry is not unwrapped).
+      const bodyAfterNative =
+        Boolean(options.verifyBody) &&
+        plan.some(({ target, current }) => !current && nativeSource(target, current));
       // native: every new entry was made inside a KMS (none wrapped here).
       let nativeCalls = 0;
       let wrappedHere = false;
       try {
-        if (options.verifyBody) {
-          const keys = deriveMessageKeys(await dataKeyOf(), parts.messageId);
-          try {
-            verifyBody(
-              keys.encryptionKey,
-              parts.body,
-              bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
-              parts.flags,
-            );
-          } finally {
-            keys.encryptionKey.fill(0);
-          }
-        }
+        if (options.verifyBody && !bodyAfterNative) checkBody(await dataKeyOf(), parts, canonical);
         for (const { target, current } of plan) {
           if (current) {
             const proven =
@@ -408,11 +429,7 @@ export class Envelope {
             }
             // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
-          const source = supportsNativeRewrap(target)
-            ? parts.entries.find(
-                (e) => e !== current && e.providerId === target.id && target.handles(e),
-              )
-            : undefined;
+          const source = nativeSource(target, current);
           if (source && supportsNativeRewrap(target)) {
             nativeCalls++;
             const entry: WrappedKey = await this.#timed(
@@ -422,22 +439,26 @@ export class Envelope {
               { native: true },
             );
             checkReturnedEntry(entry, target);
-            if (!(await this.#opensToCommitment(entry, [target], parts, request, true))) {
+            if (!verified && options.verifyBody) {
+              verified = await this.#nativeEntryKey(entry, target, parts, request);
+            } else if (!(await this.#opensToCommitment(entry, [target], parts, request, true))) {
               throw nativeRewrapError(target, entry);
             }
             fresh.push(entry);
             continue;
           }
           wrappedHere = true;
-          const dataKey = await dataKeyOf();
+          const { dataKey } = await dataKeyOf();
           const entry: WrappedKey = await this.#timed("wrap", target, () =>
             target.wrap(dataKey, request),
           );
           checkReturnedEntry(entry, target);
           fresh.push(entry);
         }
+        if (bodyAfterNative) checkBody(await dataKeyOf(), parts, canonical);
       } finally {
         verified?.dataKey.fill(0);
+        verified?.encryptionKey.fill(0);
       }
       const kept = options.keep
         ? parts.entries.filter(
@@ -842,6 +863,35 @@ export class Envelope {
     }
     if (strict && failure) throw failure;
     return false;
+  }
+
+  /**
+   * The proof of a native rewrap's entry that also yields its keys: unwrapped with the
+   * target (then the configured keys that handle it) and checked against the key
+   * commitment. Throws `nativeRewrapError` when it opens to another data key, and the
+   * unwrap failure when no provider can open it (an unchecked entry must not be written).
+   */
+  async #nativeEntryKey(
+    entry: WrappedKey,
+    target: KeyProvider,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<VerifiedKey> {
+    const providers = [...new Set([target, ...this.#decryptors])].filter(
+      (p) => p.id === entry.providerId && p.handles(entry),
+    );
+    let failure: EnvelopeError | undefined;
+    for (const provider of providers) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        return { dataKey: found.dataKey, encryptionKey: found.encryptionKey, entry };
+      } catch (error) {
+        const typed = asEnvelopeError(error);
+        if (typed.code === "ENVELOPE_COMMITMENT_MISMATCH") throw nativeRewrapError(target, entry);
+        failure ??= typed;
+      }
+    }
+    throw failure ?? nativeRewrapError(target, entry);
   }
 
   /**
