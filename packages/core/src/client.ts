@@ -13,12 +13,6 @@ import {
 } from "./cache/unwrap-cache.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
-import {
-  type EncryptionContext,
-  encodeContext,
-  encodeSnapshot,
-  snapshotContext,
-} from "./crypto/context.js";
 import { commitmentMatches, deriveMessageKeys } from "./crypto/kdf.js";
 import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
 import { randomBytesPooled } from "./crypto/random.js";
@@ -35,6 +29,12 @@ import {
 import { verifyBody } from "./crypto/verify-body.js";
 import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
+import {
+  type EncryptionContext,
+  encodeContext,
+  encodeSnapshot,
+  snapshotContext,
+} from "./format/context.js";
 import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
 import {

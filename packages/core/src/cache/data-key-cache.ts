@@ -1,6 +1,8 @@
 import { LRUCache } from "lru-cache";
+import type { EncryptionMaterials } from "../crypto/materials.js";
 import { ConfigError } from "../errors.js";
-import type { WrappedKey } from "../format/envelope.js";
+
+export type { EncryptionMaterials } from "../crypto/materials.js";
 
 /**
  * Limits for opt-in data-key reuse on encrypt. Each message still gets its own AES key
@@ -16,11 +18,6 @@ export interface DataKeyReuseOptions {
   maxAgeMs?: number;
   /** Distinct KMS contexts held at once. Default 100. */
   maxEntries?: number;
-}
-
-export interface EncryptionMaterials {
-  readonly dataKey: Buffer;
-  readonly entries: readonly WrappedKey[];
 }
 
 interface Slot extends EncryptionMaterials {

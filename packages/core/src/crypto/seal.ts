@@ -1,4 +1,3 @@
-import type { EncryptionMaterials } from "../cache/data-key-cache.js";
 import {
   FLAG_CONTEXT_STORED,
   MESSAGE_ID_LENGTH,
@@ -11,6 +10,7 @@ import { encodeEnvelopeWith } from "../format/encode.js";
 import { bodyAad } from "./aad.js";
 import { openBody, sealBodyInto } from "./aead.js";
 import { deriveMessageKeys } from "./kdf.js";
+import type { EncryptionMaterials } from "./materials.js";
 import { randomBytesPooled } from "./random.js";
 import { signSealedInPlace } from "./signature.js";
 import type { SigningKey } from "./signing-keys.js";
