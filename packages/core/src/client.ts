@@ -72,6 +72,7 @@ export class Envelope {
   readonly #signer: SigningKey | undefined;
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
+  #closed = false;
 
   constructor(options: EnvelopeOptions) {
     this.#audit = new Auditor(options.onAudit);
@@ -110,6 +111,7 @@ export class Envelope {
     options: EncryptOptions | undefined = {},
   ): Promise<Buffer | string> {
     options ??= {};
+    this.#checkOpen();
     const started = this.#audit.start();
     const primary = this.#ring.encryptors[0]!;
     let reused = false;
@@ -150,6 +152,7 @@ export class Envelope {
     options: DecryptOptions | undefined = {},
   ): Promise<Buffer | string> {
     options ??= {};
+    this.#checkOpen();
     const started = this.#audit.start();
     // keyRef: the entry's key that opened the value, which after a rotation is not the
     // provider's current keyRef.
@@ -196,6 +199,7 @@ export class Envelope {
   rewrap(sealed: Sealed, options?: RewrapOptions): Promise<Buffer | string>;
   async rewrap(sealed: Sealed, options: RewrapOptions | undefined = {}): Promise<Buffer | string> {
     options ??= {};
+    this.#checkOpen();
     const started = this.#audit.start();
     const to = options.to ?? this.#ring.encryptors;
     const named = (Array.isArray(to) ? to[0] : to) as KeyProvider | undefined;
@@ -222,6 +226,7 @@ export class Envelope {
    * } finally { materials.dataKey.fill(0); }
    */
   async generateDataKey(options: { context?: EncryptionContext } = {}): Promise<DataKeyMaterials> {
+    this.#checkOpen();
     const given = snapshotContext(options.context);
     encodeSnapshot(given);
     const context = given ?? {};
@@ -256,6 +261,7 @@ export class Envelope {
     sealed: Sealed,
     options: { context?: EncryptionContext } = {},
   ): Promise<DataKeyMaterials> {
+    this.#checkOpen();
     const parts = parse(sealed);
     checkPurpose(parts.flags, {}); // a stream key envelope's data key is not a record's
     const { context, canonical } = resolveContext(parts, snapshotContext(options.context));
@@ -301,6 +307,7 @@ export class Envelope {
     plaintext: PlaintextInput,
     options: EncryptOptions = {},
   ): Buffer | string {
+    this.#checkOpen();
     if (
       !(materials?.dataKey instanceof Uint8Array) ||
       materials.dataKey.length !== DATA_KEY_LENGTH
@@ -344,6 +351,33 @@ export class Envelope {
   clearCaches(): void {
     this.#cache?.clear();
     this.#reuse?.clear();
+  }
+
+  /**
+   * Shuts the client down: stops the unwrap cache's sweep timer and zeroes every cached
+   * key (unwrapped data keys, remembered message keys, reused data keys). Later calls
+   * fail with `ENVELOPE_CLOSED`. Safe to call twice. `await using` calls it too.
+   *
+   * @example
+   * await using envelope = await createEnvelope({ encrypt: "local-aes://env/MASTER_KEY" });
+   * // … closed (keys zeroed, timer stopped) when the block is left
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#cache?.close();
+    this.#reuse?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #checkOpen(): void {
+    if (!this.#closed) return;
+    throw new ConfigError(
+      "ENVELOPE_CLOSED",
+      "This Envelope client was closed (close() or `await using`), and its cached keys zeroed. Create a new client to go on.",
+    );
   }
 
   /** The providers in use, by id and key reference only. */
