@@ -1,8 +1,16 @@
 // The public client as a façade: the key work is in keyring/ (providers, data keys, the
 // unwrap cache), rewrap/ (planner and executor) and crypto/seal.ts. Over 300 lines only
-// because of the public methods' overloads and TSDoc, which belong with them.
+// because of the public methods' overloads and TSDoc (about half the file), which belong with them.
 import { inspect } from "node:util";
 import { Auditor } from "./audit.js";
+import {
+  type BulkOptions,
+  type BulkResult,
+  type DecryptManyItem,
+  decryptGrouped,
+  type EncryptManyItem,
+  encryptEach,
+} from "./bulk.js";
 import { type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
 import { DataKeyCache } from "./cache/data-key-cache.js";
 import { UnwrapCache, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
@@ -43,6 +51,7 @@ import { checkEntry, checkEntryCount } from "./format/validate.js";
 import { reuseCacheKey } from "./keyring/cache-keys.js";
 import { KeyRing, type OpenedBy } from "./keyring/key-ring.js";
 import type { KeyProvider } from "./providers/types.js";
+import { checkReadiness, type ReadinessOptions, type ReadinessReport } from "./readiness.js";
 import { rewrapSealed, rewrapTargets } from "./rewrap/rewrap.js";
 
 export type {
@@ -345,6 +354,57 @@ export class Envelope {
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#ring.encryptors, ...this.#ring.decryptors]);
     await Promise.all([...all].map((p) => p.refresh?.()));
+  }
+
+  /**
+   * Decrypts many values: values that share a data key (the fields of one record) unwrap it
+   * once, at most `concurrency` distinct data keys are unwrapped at a time, and each result
+   * comes back in input order as `{ ok: true, value }` or `{ ok: false, error }` (a bad
+   * value does not fail the batch). Needs the unwrap cache (the default) to share unwraps.
+   */
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as: "text" },
+  ): Promise<BulkResult<string>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options?: BulkOptions & { as?: "bytes" },
+  ): Promise<BulkResult<Buffer>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as?: "bytes" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return decryptGrouped(items, options ?? {}, (item) =>
+      this.decrypt(item.sealed, { context: item.context, as: options?.as }),
+    );
+  }
+
+  /** Encrypts many values, at most `concurrency` at a time; per-item results in input order. */
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output: "text" },
+  ): Promise<BulkResult<string>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options?: BulkOptions & { output?: "binary" },
+  ): Promise<BulkResult<Buffer>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output?: "binary" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return encryptEach(items, options ?? {}, (item) =>
+      this.encrypt(item.plaintext, { context: item.context, output: options?.output }),
+    );
+  }
+
+  /**
+   * Readiness check for startup and health endpoints: wraps and unwraps a canary data key
+   * with every configured provider and reports, per provider, ok / the typed error and the
+   * latency. Touches no application data and caches nothing. `report.ok` is false when a
+   * provider failed; see ProviderReadiness for `degraded` (encrypt-only keys and the like).
+   */
+  check(options?: ReadinessOptions): Promise<ReadinessReport> {
+    return checkReadiness(this.#ring.encryptors, this.#ring.decryptors, options);
   }
 
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */

@@ -4,6 +4,7 @@
  */
 
 export type { AuditEvent, AuditHook } from "./audit.js";
+export type { BulkOptions, BulkResult, DecryptManyItem, EncryptManyItem } from "./bulk.js";
 export type { PlaintextInput } from "./bytes.js";
 export type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
 export {
@@ -77,6 +78,13 @@ export type {
   KeyRequest,
   ProviderFactory,
 } from "./providers/types.js";
+export {
+  type ProviderReadiness,
+  READINESS_CONTEXT,
+  type ReadinessOptions,
+  type ReadinessReport,
+  type ReadinessStatus,
+} from "./readiness.js";
 export {
   DEFAULT_CHUNK_SIZE,
   type DecryptStreamOptions,
