@@ -50,6 +50,7 @@ import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
 import { reuseCacheKey } from "./keyring/cache-keys.js";
 import { KeyRing, type OpenedBy } from "./keyring/key-ring.js";
+import { supportsRefresh } from "./providers/capabilities.js";
 import type { KeyProvider } from "./providers/types.js";
 import { checkReadiness, type ReadinessOptions, type ReadinessReport } from "./readiness.js";
 import { rewrapSealed, rewrapTargets } from "./rewrap/rewrap.js";
@@ -353,7 +354,7 @@ export class Envelope {
    */
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#ring.encryptors, ...this.#ring.decryptors]);
-    await Promise.all([...all].map((p) => p.refresh?.()));
+    await Promise.all([...all].map((p) => (supportsRefresh(p) ? p.refresh() : undefined)));
   }
 
   /**

@@ -60,22 +60,49 @@ export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
 export { type EnvelopeInfo, inspectEnvelope, type Sealed } from "./format/parse.js";
 export { fromText, isTextForm, toText } from "./format/text.js";
 export {
+  bindsKmsContext,
+  cachesUnwrap,
+  kmsContextKeyOf,
+  providerCapabilities,
+  supportsDataKeyGeneration,
+  supportsNativeRewrap,
+  supportsRefresh,
+} from "./providers/capabilities.js";
+export {
+  defineProviderFactory,
+  type ProviderFactoryDefinition,
+  parseUriQuery,
+  type UriOptionType,
+  type UriOptionValue,
+} from "./providers/define-factory.js";
+export {
   type AesKeyInput,
   type LocalAesOptions,
   localAesFactory,
   localAesProvider,
 } from "./providers/local-aes.js";
-export { knownSchemes, registerProvider } from "./providers/registry.js";
 export {
+  isBuiltInScheme,
+  knownSchemes,
+  type RegisterProviderOptions,
+  registerProvider,
+} from "./providers/registry.js";
+export {
+  checkRetryOptions,
+  MAX_RETRY_ATTEMPTS,
   providerError,
   type RetryOptions,
   type RetryTarget,
   withRetry,
 } from "./providers/retry.js";
 export type {
+  DataKeyGeneration,
   GeneratedDataKey,
   KeyProvider,
+  KeyRefresh,
   KeyRequest,
+  KmsContextBinding,
+  NativeRewrap,
   ProviderFactory,
 } from "./providers/types.js";
 export {

@@ -12,7 +12,7 @@ const target = (id: string, keyRef: string, native = false): RewrapTarget => ({
   id,
   keyRef,
   handles: (e) => e.providerId === id,
-  ...(native ? { rewrap: true } : {}),
+  ...(native ? { rewrap: async (e: WrappedKey) => e } : {}),
 });
 
 const oldAws = entry("aws-kms", "key/old");

@@ -10,6 +10,7 @@ import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
 import { normalizeWith } from "./normalize.js";
+import { isSealedValue, legacyFieldValue, type TransitionalRead } from "./transitional.js";
 
 type Materials = DataKeyMaterials;
 
@@ -30,6 +31,12 @@ export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
   blindIndex?: BlindIndexer;
   /** `text` (default): `ev1:` strings for text columns. `binary`: Buffers for bytea columns. */
   output?: O;
+  /**
+   * Also read legacy values (hand-rolled AES, plaintext) while a migration runs: a
+   * `transitionalRead({ decoders, allowPlaintext?, onLegacyRead })`. Off by default; writes
+   * always seal, and `update` of a row holding a legacy value re-seals the whole record.
+   */
+  transitional?: TransitionalRead;
 }
 
 /** A sealed value as stored: an `ev1:` string, or a Buffer with `output: "binary"`. */
@@ -128,6 +135,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const specs = (s.blindIndexes ?? {}) as Record<string, BlindIndexSpec | undefined>;
   const indexer = options.blindIndex;
   const own = ownDataKeys(envelope);
+  const transitional = options.transitional;
 
   const idOf = (row: Record<string, unknown>, what: string): string => {
     const id = row?.[idField];
@@ -203,11 +211,25 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
     const value = row[field];
     if (value === null || value === undefined) return value;
+    if (transitional) {
+      const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
+      return read.legacyFormat === undefined
+        ? decodeValue(read.plaintext, field)
+        : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+    }
     const plaintext = await envelope.decrypt(sealedOf(value, field), {
       context: context(field, id),
     });
     return decodeValue(plaintext, field);
   };
+
+  /** True when the transitional read is on and a field of the row still holds a legacy value. */
+  const holdsLegacy = (row: Record<string, unknown>): boolean =>
+    transitional !== undefined &&
+    s.encrypted.some((f) => {
+      const value = row[f];
+      return value !== null && value !== undefined && !isSealedValue(sealedOf(value, f));
+    });
 
   /** True when every sealed field of the row is wrapped under exactly the current encrypting keys. */
   const underCurrentKeys = (row: Record<string, unknown>): boolean => {
@@ -313,7 +335,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       // changes under its old entries would land new data under the retiring key. So does a
       // row whose data key may not be reused (see reusableMaterials).
       let m: Materials | undefined;
-      let whole = touched && first !== undefined && !underCurrentKeys(row);
+      // A row still holding a legacy value (transitional read) is re-sealed whole, too.
+      let whole = touched && first !== undefined && (holdsLegacy(row) || !underCurrentKeys(row));
       if (!whole && sealsData && first !== undefined) {
         m = await reusableMaterials(row, first, id);
         whole = m === undefined;
@@ -443,6 +466,13 @@ function checkSchema<F extends string>(
       "ENVELOPE_BAD_CONFIG",
       "The schema declares blind indexes: pass options.blindIndex = createBlindIndexer({ keys }).",
       { details: { field: "blindIndex" } },
+    );
+  }
+  if (options.transitional !== undefined && typeof options.transitional?.open !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "options.transitional must be made by transitionalRead({ decoders, onLegacyRead }).",
+      { details: { field: "transitional" } },
     );
   }
   if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {

@@ -49,7 +49,7 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       );
     }
   }
-  const encrypt = list(env.ENVELOPE_ENCRYPT_KEYS);
+  const encrypt = keyList(env.ENVELOPE_ENCRYPT_KEYS, "ENVELOPE_ENCRYPT_KEYS");
   if (encrypt.length === 0) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -57,7 +57,10 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       { details: { field: "ENVELOPE_ENCRYPT_KEYS" } },
     );
   }
-  const config: EnvelopeConfig = { encrypt, decrypt: list(env.ENVELOPE_DECRYPT_KEYS) };
+  const config: EnvelopeConfig = {
+    encrypt,
+    decrypt: keyList(env.ENVELOPE_DECRYPT_KEYS, "ENVELOPE_DECRYPT_KEYS"),
+  };
   const cacheSwitch = env.ENVELOPE_CACHE?.trim().toLowerCase();
   if (
     cacheSwitch !== undefined &&
@@ -129,6 +132,26 @@ export async function envelopeFromEnv(
   overrides: Partial<EnvelopeConfig> = {},
 ): Promise<Envelope> {
   return createEnvelope({ ...configFromEnv(env), ...overrides }, env);
+}
+
+/**
+ * Key URIs separated by whitespace or commas. A comma splits only where the next item
+ * starts a URI (`scheme://`), so a URI option holding a comma stays whole:
+ * `aws-kms://arn…?kmsContext=table,column`. An item that is not a URI is refused with a
+ * hint, since it is usually the tail of such an option cut off by a space.
+ */
+export function keyList(value: string | undefined, variable: string): string[] {
+  const items = (value ?? "").split(/\s+|,(?=\s*[a-z][a-z0-9-]*:\/\/)/).filter((s) => s.length > 0);
+  for (const [i, item] of items.entries()) {
+    if (/^[a-z][a-z0-9-]*:\/\//.test(item)) continue;
+    // Items cut from a URI option (a space after a comma): name the position, not the value.
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${variable}: item ${i + 1} is not a key URI (it does not start with <scheme>://). Separate key URIs with spaces or commas; inside one URI's options write lists without spaces (kmsContext=table,column).`,
+      { details: { field: variable } },
+    );
+  }
+  return items;
 }
 
 function list(value: string | undefined): string[] {

@@ -1,5 +1,6 @@
 import type { EncryptionContext } from "../format/context.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { kmsContextKeyOf } from "../providers/capabilities.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
 
 /**
@@ -27,5 +28,5 @@ export function reuseCacheKey(
 
 /** The part of the context a provider binds at its KMS ("" when it binds none). */
 export function kmsContextOf(provider: KeyProvider, context: EncryptionContext): string {
-  return provider.kmsContextKey?.(context) ?? "";
+  return kmsContextKeyOf(provider, context);
 }

@@ -8,15 +8,17 @@ import { type EnvelopeError, ProviderError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
 import { printable } from "../format/printable.js";
+import { cachesUnwrap, supportsDataKeyGeneration } from "../providers/capabilities.js";
 import { checkDataKey, checkReturnedEntry, takeDataKey } from "../providers/checks.js";
 import {
   asEnvelopeError,
   commitmentError,
   maxEntriesTried,
   pickFailure,
+  type TriedEntry,
   wrapFailure,
 } from "../providers/failures.js";
-import type { KeyProvider, KeyRequest } from "../providers/types.js";
+import type { KeyProvider, KeyRequest, NativeRewrap } from "../providers/types.js";
 import { unwrapCacheKey } from "./cache-keys.js";
 import { candidates, checkedProviders, handlersOf, noMatchingKey } from "./candidates.js";
 import { type OpenedBy, openWarm } from "./warm-path.js";
@@ -72,8 +74,8 @@ export class KeyRing {
     const [primary, ...others] = this.encryptors as [KeyProvider, ...KeyProvider[]];
     let dataKey: Buffer;
     let first: WrappedKey;
-    if (primary.generateDataKey) {
-      const generated = await this.#call("wrap", primary, () => primary.generateDataKey!(request));
+    if (supportsDataKeyGeneration(primary)) {
+      const generated = await this.#call("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
       dataKey = Buffer.from(generated.dataKey);
       generated.dataKey.fill(0);
@@ -103,7 +105,7 @@ export class KeyRing {
     if (!this.#cache) return;
     for (const [i, entry] of materials.entries.entries()) {
       const provider = this.encryptors[i]!;
-      if (provider.skipUnwrapCache) continue;
+      if (!cachesUnwrap(provider)) continue;
       this.#cache.prime(unwrapCacheKey(provider, entry, request), materials.dataKey);
     }
   }
@@ -117,11 +119,11 @@ export class KeyRing {
 
   /** `target`'s native rewrap of `source` (no data key here); the entry is checked. */
   async nativeRewrap(
-    target: KeyProvider,
+    target: KeyProvider & NativeRewrap,
     source: WrappedKey,
     request: KeyRequest,
   ): Promise<WrappedKey> {
-    const entry = await this.#call("wrap", target, () => target.rewrap!(source, request), {
+    const entry = await this.#call("wrap", target, () => target.rewrap(source, request), {
       native: true,
     });
     checkReturnedEntry(entry, target);
@@ -151,13 +153,13 @@ export class KeyRing {
    * message key derived on the way. The caller zeroes `dataKey` and `encryptionKey`.
    */
   async verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<VerifiedDataKey> {
-    const failures: EnvelopeError[] = [];
+    const failures: TriedEntry[] = [];
     for (const [entry, provider] of this.#candidates(parts)) {
       try {
         const found = await this.#entryKey(provider, entry, parts, request);
         return { ...found, provider, entry };
       } catch (error) {
-        failures.push(asEnvelopeError(error));
+        failures.push({ provider, entry, error: asEnvelopeError(error) });
       }
     }
     throw failures.length > 0 ? pickFailure(failures) : noMatchingKey(parts, this.decryptors);
@@ -205,7 +207,7 @@ export class KeyRing {
     parts: EnvelopeParts,
     request: KeyRequest,
   ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
-    const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
     let dataKey: Buffer;
     let cacheHit = false;
     if (cache) {

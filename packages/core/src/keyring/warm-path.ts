@@ -3,6 +3,7 @@ import { openBody } from "../crypto/aead.js";
 import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
 import { latin1 } from "../crypto/seal.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
+import { cachesUnwrap } from "../providers/capabilities.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
 import { kmsContextOf, unwrapCacheKey } from "./cache-keys.js";
 
@@ -39,7 +40,7 @@ export function openWarm(
     return openBody(remembered.key, parts.body, aad);
   }
   for (const [entry, provider] of candidates()) {
-    if (provider.skipUnwrapCache) continue;
+    if (!cachesUnwrap(provider)) continue;
     const key = unwrapCacheKey(provider, entry, request);
     const cached = cache.peek(key);
     if (!cached) continue;

@@ -5,7 +5,7 @@ export interface RewrapTarget {
   readonly id: string;
   readonly keyRef: string;
   handles(entry: WrappedKey): boolean;
-  /** Present when the KMS can rewrap an entry itself (the data key never leaves it). */
+  /** A function when the KMS can rewrap an entry itself (the data key never leaves it). */
   readonly rewrap?: unknown;
 }
 
@@ -60,9 +60,10 @@ export function planRewrap<T extends RewrapTarget>(
   const drops = !options.keep && entries.some((e) => !current.includes(e));
   return targets.map((target, i) => {
     const entry = current[i];
-    const source = target.rewrap
-      ? entries.find((e) => e !== entry && e.providerId === target.id && target.handles(e))
-      : undefined;
+    const source =
+      typeof target.rewrap === "function"
+        ? entries.find((e) => e !== entry && e.providerId === target.id && target.handles(e))
+        : undefined;
     const otherwise: NewEntry = source ? { action: "native", source } : { action: "local" };
     if (entry) return { action: "keep", target, entry, proof: drops, otherwise };
     return { target, ...otherwise };

@@ -8,6 +8,7 @@ import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
 import { parse, resolveContext, type Sealed } from "../format/parse.js";
 import { checkEntryCount } from "../format/validate.js";
 import type { KeyRing } from "../keyring/key-ring.js";
+import { supportsNativeRewrap } from "../providers/capabilities.js";
 import { checkProvider } from "../providers/checks.js";
 import { nativeRewrapError } from "../providers/failures.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
@@ -61,7 +62,7 @@ export async function rewrapSealed(
   let nativeCalls = 0;
   let wrappedHere = false;
   const make = async (target: KeyProvider, how: NewEntry): Promise<WrappedKey> => {
-    if (how.action === "native") {
+    if (how.action === "native" && supportsNativeRewrap(target)) {
       nativeCalls++;
       const entry = await ring.nativeRewrap(target, how.source, keyRequest);
       if (!(await ring.opensToCommitment(entry, [target], parts, keyRequest, true))) {
