@@ -1,6 +1,7 @@
 import type { AuditHook } from "./audit.js";
 import type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
 import type { UnwrapCacheOptions } from "./cache/unwrap-cache.js";
+import type { PadOption } from "./config/padding.js";
 import type { SigningOptions, TrustedSignerInput } from "./crypto/signing-keys.js";
 import type { EncryptionContext } from "./format/context.js";
 import type { KeyProvider } from "./providers/types.js";
@@ -42,6 +43,13 @@ export interface EnvelopeOptions {
    * values are multi-wrapped under more keys this client also holds.
    */
   maxEntriesTried?: number;
+  /**
+   * Length padding of every value this client seals (`32`, `{ bucket: 32, min: 64 }`,
+   * `"pii"`), so a stored value shows a length bucket instead of its exact length; off by
+   * default. `encrypt(…, { pad })` overrides it per call. Readers need @envelope/core with
+   * padding support (docs/FORMAT.md §2.3). Never applied to stream key envelopes.
+   */
+  pad?: PadOption;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -49,6 +57,8 @@ export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text">
   context?: EncryptionContext;
   /** `binary` (default): a Buffer for bytea/BLOB columns. `text`: an `ev1:` string. */
   output?: O;
+  /** Length padding for this value; overrides the client's `pad` (`false` turns it off). */
+  pad?: PadOption;
 }
 
 export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {

@@ -20,6 +20,7 @@ import type {
   EnvelopeOptions,
   RewrapOptions,
 } from "./client-options.js";
+import { choosePad, padRule } from "./config/padding.js";
 import { bodyAad } from "./crypto/aad.js";
 import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
 import { seal } from "./crypto/seal.js";
@@ -38,6 +39,7 @@ import {
   encodeSnapshot,
   snapshotContext,
 } from "./format/context.js";
+import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
   inspectEnvelope,
@@ -82,6 +84,7 @@ export class Envelope {
   readonly #signer: SigningKey | undefined;
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
+  readonly #pad: PadRule | undefined;
   #closed = false;
 
   constructor(options: EnvelopeOptions) {
@@ -105,6 +108,7 @@ export class Envelope {
       options.trustedSigners === undefined ? undefined : loadTrustedSigners(options.trustedSigners);
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
+    this.#pad = padRule(options.pad);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -134,6 +138,7 @@ export class Envelope {
       const context = given ?? {};
       const purpose = purposeFlags(options);
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
+      const pad = purpose === 0 ? choosePad(options.pad, this.#pad) : undefined;
       // A stream key gets a data key of its own, never one shared with values.
       const reuse = purpose === 0 ? this.#reuse : undefined;
       const reuseKey = reuse ? reuseCacheKey(this.#ring.encryptors, context) : "";
@@ -143,7 +148,7 @@ export class Envelope {
         materials = await this.#ring.freshMaterials({ context });
         reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical, this.#signer);
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
       if (!reused) materials.dataKey.fill(0);
       this.#audit.event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -175,9 +180,10 @@ export class Envelope {
       // any cache lookup or unwrap (the warm path included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);
       const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
-      const plaintext = await this.#ring.open(parts, { context }, aad, (u) => {
+      const opened = await this.#ring.open(parts, { context }, aad, (u) => {
         used = u;
       });
+      const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#audit.event("decrypt", used.provider, started, extra, undefined, used.keyRef);
       return options.as === "text" ? utf8Text(plaintext) : plaintext;
@@ -331,7 +337,9 @@ export class Envelope {
     for (const entry of materials.entries) checkEntry(entry);
     const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
-    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical, this.#signer);
+    const pad = choosePad(options.pad, this.#pad);
+    const data = plaintextBytes(plaintext);
+    const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 

@@ -22,6 +22,7 @@ export {
   type RewrapOptions,
 } from "./client.js";
 export { configFromEnv, ENV_VARS, envelopeFromEnv } from "./config/env.js";
+export { type PadOption, PII_PADDING } from "./config/padding.js";
 export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
 export { redactUri } from "./config/uri.js";

@@ -11,6 +11,7 @@ export {
   type SecretKeyCacheOptions,
 } from "./cache/secret-key-cache.js";
 export { mapLimit } from "./concurrency.js";
+export { padRule } from "./config/padding.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
 export {
   checkKeyFileMode,

@@ -1,5 +1,6 @@
 import type { Envelope } from "../client.js";
 import { ConfigError } from "../errors.js";
+import { padFromEnv } from "./padding.js";
 import { createEnvelope } from "./parse.js";
 import type { EnvelopeConfig } from "./schema.js";
 
@@ -23,6 +24,10 @@ export const ENV_VARS = {
     "readers: signed mode; trusted writer public keys (ed25519:<hex> or ed25519:///path.pub.pem), comma- or space-separated, or PEM text",
   ENVELOPE_MAX_ENTRIES_TRIED:
     "most wrapped keys one value may make a decrypt try (default 3, or the number of encrypt keys)",
+  ENVELOPE_PAD:
+    "length padding of every value: a bucket size in bytes (e.g. 32), `pii` (64 bytes minimum, then steps of 32) or `off` (default)",
+  ENVELOPE_PAD_MIN:
+    "length padding: pad every value to at least this many bytes (with ENVELOPE_PAD=<bucket>)",
 } as const;
 
 const OUR_PREFIXES = [
@@ -34,6 +39,7 @@ const OUR_PREFIXES = [
   "ENVELOPE_SIGNING_KEY",
   "ENVELOPE_TRUSTED_SIGNER",
   "ENVELOPE_MAX_ENTRIES",
+  "ENVELOPE_PAD",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -104,6 +110,8 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       ...(maxAgeMs ? { maxAgeMs } : {}),
     };
   }
+  const pad = padFromEnv(env.ENVELOPE_PAD, env.ENVELOPE_PAD_MIN);
+  if (pad !== undefined) config.pad = pad;
   const signingKey = env.ENVELOPE_SIGNING_KEY?.trim();
   if (signingKey) config.signing = { key: signingKey };
   const trusted = env.ENVELOPE_TRUSTED_SIGNERS?.trim();

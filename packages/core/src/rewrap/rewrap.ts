@@ -104,6 +104,7 @@ function checkBody(parts: EnvelopeParts, canonical: Buffer, dataKey: Buffer): vo
       keys.encryptionKey,
       parts.body,
       bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+      parts.flags,
     );
   } finally {
     keys.encryptionKey.fill(0);
