@@ -1,0 +1,23 @@
+import { DecryptionError, FormatError } from "@envelope/core";
+
+/** The value has the wrong shape for `format` (no key was tried). */
+export function notLegacy(format: string, problem: string, cause?: unknown): FormatError {
+  return new FormatError(
+    "ENVELOPE_BAD_FORMAT",
+    `Value is not in the legacy ${format} format: ${problem}.`,
+    { cause, details: { field: "legacyValue" } },
+  );
+}
+
+/** The value has the right shape but no configured key opens it. */
+export function wrongKey(format: string, cause?: unknown): DecryptionError {
+  return new DecryptionError(
+    "ENVELOPE_DECRYPT_FAILED",
+    `Could not decrypt a legacy ${format} value: wrong legacy key, or the value was altered.`,
+    { cause },
+  );
+}
+
+/** Text view of a column value (bytes as UTF-8). */
+export const asText = (value: string | Buffer): string =>
+  typeof value === "string" ? value : value.toString("utf8");

@@ -1,0 +1,17 @@
+/**
+ * @envelope/legacy — decoders for hand-rolled legacy encryption, so `migrateTable` /
+ * `envelope migrate` (and a transitional read path) can take over existing columns.
+ */
+export { type LegacyOptions, legacyDecoder, type StaticKeyFormat } from "./decoder.js";
+export { type CbcOptions, cbcDecoder, looksLikeCbc } from "./formats/cbc.js";
+export { gcmJsonDecoder, looksLikeGcmJson } from "./formats/gcm-json.js";
+export { plaintextDecoder } from "./formats/plaintext.js";
+export type { KeyInput } from "./keys/key-input.js";
+export { type Env, type LegacyKeySource, loadLegacyKey } from "./keys/static-key.js";
+export type {
+  AnyLegacyDecoder,
+  AsyncLegacyDecoder,
+  LegacyDecoder,
+  LegacyFormat,
+  LegacyRow,
+} from "./types.js";
