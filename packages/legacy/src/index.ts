@@ -4,6 +4,13 @@
  */
 export { type LegacyOptions, legacyDecoder, type StaticKeyFormat } from "./decoder.js";
 export { type CbcOptions, cbcDecoder, looksLikeCbc } from "./formats/cbc.js";
+export { fernetDecoder, looksLikeFernet, MAX_FERNET_TOKEN_CHARS } from "./formats/fernet.js";
+export {
+  deriveFernetKey,
+  FERNET_KEY_BYTES,
+  type Pbkdf2FernetOptions,
+  parseFernetKey,
+} from "./formats/fernet-key.js";
 export { gcmJsonDecoder, looksLikeGcmJson } from "./formats/gcm-json.js";
 export { plaintextDecoder } from "./formats/plaintext.js";
 export type { KeyInput } from "./keys/key-input.js";
