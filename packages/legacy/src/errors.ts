@@ -21,3 +21,12 @@ export function wrongKey(format: string, cause?: unknown): DecryptionError {
 /** Text view of a column value (bytes as UTF-8). */
 export const asText = (value: string | Buffer): string =>
   typeof value === "string" ? value : value.toString("utf8");
+
+/** A value in a mixed column that none of the configured legacy formats accepts. */
+export function unrecognized(formats: readonly string[]): FormatError {
+  return new FormatError(
+    "ENVELOPE_LEGACY_UNRECOGNIZED",
+    `Value is neither an Envelope value nor in a configured legacy format (${formats.join(", ") || "none"}). It was left unchanged: add its format, or allow plaintext only if it really is plaintext.`,
+    { details: { field: "legacyValue" } },
+  );
+}

@@ -12,7 +12,13 @@ export {
   parseFernetKey,
 } from "./formats/fernet-key.js";
 export { gcmJsonDecoder, looksLikeGcmJson } from "./formats/gcm-json.js";
+export { type MixedDecoder, type MixedOptions, mixedDecoder } from "./formats/mixed.js";
 export { plaintextDecoder } from "./formats/plaintext.js";
+export {
+  DEFAULT_VERSION_PREFIX,
+  type VersionedOptions,
+  versionedDecoder,
+} from "./formats/versioned.js";
 export type { KeyInput } from "./keys/key-input.js";
 export { type Env, type LegacyKeySource, loadLegacyKey } from "./keys/static-key.js";
 export type {
