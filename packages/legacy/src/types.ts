@@ -25,6 +25,8 @@ export interface LegacyDecoder {
   readonly columns?: readonly string[];
   matches(value: string | Buffer): boolean;
   decode(value: string | Buffer, row?: LegacyRow): Buffer;
+  /** Mixed decoders: the format a value would be decoded as (undefined: unrecognized). */
+  formatOf?(value: string | Buffer): LegacyFormat | undefined;
 }
 
 /**
@@ -37,6 +39,7 @@ export interface AsyncLegacyDecoder {
   readonly async: true;
   matches(value: string | Buffer): boolean;
   decode(value: string | Buffer, row?: LegacyRow): Promise<Buffer>;
+  formatOf?(value: string | Buffer): LegacyFormat | undefined;
 }
 
 /** Either kind of decoder. */
