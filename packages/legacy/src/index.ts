@@ -13,6 +13,12 @@ export {
 } from "./formats/fernet-key.js";
 export { gcmJsonDecoder, looksLikeGcmJson } from "./formats/gcm-json.js";
 export { type MixedDecoder, type MixedOptions, mixedDecoder } from "./formats/mixed.js";
+export {
+  looksLikePgcrypto,
+  type PgcryptoOptions,
+  type PgQueryable,
+  pgcryptoDecoder,
+} from "./formats/pgcrypto.js";
 export { plaintextDecoder } from "./formats/plaintext.js";
 export {
   DEFAULT_VERSION_PREFIX,
