@@ -25,8 +25,18 @@ export {
   type VersionedOptions,
   versionedDecoder,
 } from "./formats/versioned.js";
+export type { AwsSecretSource, SecretsManagerLike } from "./keys/aws-secrets-manager.js";
 export type { KeyInput } from "./keys/key-input.js";
+export { deriveFernetKeyFrom, loadAesKey, loadFernetKey } from "./keys/load-keys.js";
+export {
+  describeSecretSource,
+  loadSecret,
+  loadSecretText,
+  parseSecretSpec,
+  type SecretSource,
+} from "./keys/secret-source.js";
 export { type Env, type LegacyKeySource, loadLegacyKey } from "./keys/static-key.js";
+export type { VaultKvClient, VaultKvSource } from "./keys/vault-kv.js";
 export type {
   AnyLegacyDecoder,
   AsyncLegacyDecoder,
