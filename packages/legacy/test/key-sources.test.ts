@@ -163,8 +163,10 @@ describe("Vault KV v2 (node-vault, test server)", () => {
   });
 
   it("maps missing, deleted, forbidden and throttled reads to typed errors", async () => {
-    const code = (source: Parameters<typeof loadSecretText>[0], e = env()) =>
-      asyncCodeOf(() => loadSecretText(source, e));
+    const code = (
+      source: Parameters<typeof loadSecretText>[0],
+      e: Record<string, string> = env(),
+    ) => asyncCodeOf(() => loadSecretText(source, e));
     expect(await code({ vault: { path: "app/none", field: "key" } })).toBe(
       "ENVELOPE_KEY_NOT_FOUND",
     );
