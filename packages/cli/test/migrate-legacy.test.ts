@@ -194,4 +194,35 @@ describe("envelope migrate from Fernet, versioned and pgcrypto values (PostgreSQ
     expect(applied.json()).toMatchObject({ complete: true, run: { rewrapped: 30 } });
     expect(applied.stdout).not.toContain(passphrase);
   });
+  it("a mixed column: Fernet and GCM JSON with a key each (<format>=<source>)", async () => {
+    const fk = randomBytes(32);
+    const gk = randomBytes(32);
+    const table = await newTable("mix", "id INT PRIMARY KEY, email TEXT");
+    const rows: [number, string][] = [
+      [1, fernetToken(fk, "user1@example.com")],
+      [2, gcmJson(gk, "user2@example.com")],
+      [3, fernetToken(fk, "user3@example.com")],
+    ];
+    await db.query(
+      `INSERT INTO ${table} VALUES ${rows.map(() => "(?, ?)").join(", ")}`,
+      rows.flat(),
+    );
+    const env = { FERNET_KEY: fk.toString("base64url"), OLD_ENC_KEY: gk.toString("hex") };
+    const applied = await cli(
+      [
+        ...base(table, "email"),
+        "--from",
+        "fernet,aes-256-gcm-json",
+        "--apply",
+        "--legacy-key",
+        "fernet=env:FERNET_KEY",
+        "--legacy-key",
+        "aes-256-gcm-json=env:OLD_ENC_KEY",
+      ],
+      { cwd, env },
+    );
+    expect(applied.code, applied.stdout).toBe(0);
+    expect(applied.json()).toMatchObject({ complete: true, run: { rewrapped: 3 } });
+    expect(Number(await envelopes(table, "email"))).toBe(3);
+  });
 });

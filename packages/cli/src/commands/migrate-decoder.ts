@@ -66,21 +66,39 @@ export async function buildLegacyDecoder(
   const plaintext = formats.includes("plaintext") || Boolean(flags.allowPlaintext);
   const ciphers = formats.filter((f) => f !== "plaintext");
   if (ciphers.length === 0) return plaintextDecoder();
-  const keys = keySpecs(flags);
   const decoders: AnyLegacyDecoder[] = [];
   for (const format of ciphers) {
     if (format === "versioned") decoders.push(await versioned(flags, env, pgPool));
-    else decoders.push(await cipherDecoder(format as Cipher, keys, flags, env, pgPool));
+    else
+      decoders.push(
+        await cipherDecoder(
+          format as Cipher,
+          keySpecs(flags, format as Cipher),
+          flags,
+          env,
+          pgPool,
+        ),
+      );
   }
   if (decoders.length === 1 && !plaintext) return decoders[0]!;
   return mixedDecoder({ decoders, plaintext });
 }
 
-function keySpecs(flags: LegacyFlags): SecretSource[] {
+/**
+ * The legacy keys for one format: `--legacy-key <source>` goes to every format that takes
+ * a key, `--legacy-key <format>=<source>` only to that format (a mixed column whose
+ * formats have different keys).
+ */
+function keySpecs(flags: LegacyFlags, format: Cipher): SecretSource[] {
   const out: SecretSource[] = [];
   if (flags.legacyKeyEnv) out.push({ env: flags.legacyKeyEnv });
   if (flags.legacyKeyFile) out.push({ file: flags.legacyKeyFile });
-  for (const spec of flags.legacyKey ?? []) out.push(parseSecretSpec(spec));
+  for (const spec of flags.legacyKey ?? []) {
+    const m = /^([a-z0-9-]+)=(.+)$/.exec(spec);
+    if (m && (CIPHERS as readonly string[]).includes(m[1]!)) {
+      if (m[1] === format) out.push(parseSecretSpec(m[2]!));
+    } else out.push(parseSecretSpec(spec));
+  }
   return out;
 }
 

@@ -32,7 +32,8 @@ Examples:
   envelope migrate --db $DB --table users --column phone --from pgcrypto --pgp-passphrase env:PGP_PASSPHRASE
   envelope migrate --db $DB --table users --column email --from versioned \\
       --key-version 1=aes-256-cbc:env:KEY_V1 --key-version 2=aes-256-gcm-json:vault-kv:secret/app#key_v2
-  envelope migrate --db $DB --table users --column email --from fernet,aes-256-gcm-json --allow-plaintext ...
+  envelope migrate --db $DB --table users --column email --from fernet,aes-256-gcm-json --allow-plaintext \\
+      --legacy-key fernet=env:FERNET_KEY --legacy-key aes-256-gcm-json=env:OLD_ENC_KEY
 
 Values that already are envelopes are skipped. A value in none of the --from formats is
 left unchanged and reported (ENVELOPE_LEGACY_UNRECOGNIZED); plaintext is sealed only with
@@ -55,7 +56,7 @@ export function registerMigrateCommand(
     )
     .option(
       "--legacy-key <source>",
-      "legacy key (repeatable: Fernet keys in MultiFernet order, newest first)",
+      "legacy key source (repeatable: Fernet keys in MultiFernet order, newest first); <format>=<source> for one format of a mixed column",
       collect,
     )
     .option(
