@@ -107,6 +107,17 @@ describe("AWS Secrets Manager (real SDK client, test server)", () => {
         loadSecretText({ aws: { secretId: "app/fernet", client: badCreds } }),
       ),
     ).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+    const unreachable = new SecretsManagerClient({
+      region: sm.region,
+      endpoint: "http://127.0.0.1:1",
+      credentials: sm.credentials,
+      maxAttempts: 1,
+    });
+    expect(
+      await asyncCodeOf(() =>
+        loadSecretText({ aws: { secretId: "app/fernet", client: unreachable } }),
+      ),
+    ).toBe("ENVELOPE_KMS_UNAVAILABLE");
     sm.faults = { throttleEvery: 1 };
     try {
       const error = await loadSecretText({ aws: { secretId: "app/fernet", client } }).catch(

@@ -131,6 +131,7 @@ const ADVICE: Record<string, string> = {
   ENVELOPE_KMS_THROTTLED: "Try again later.",
   ENVELOPE_KEY_DISABLED:
     "The secret is marked for deletion: restore it (RestoreSecret) to read it.",
+  ENVELOPE_KMS_UNAVAILABLE: "Check the region, endpoint and network; try again.",
 };
 
 /** A typed error from safe fields only (the SDK error carries request metadata). */
@@ -138,8 +139,10 @@ function mapAwsError(error: unknown, where: string): ProviderError {
   const e = error as { name?: unknown; $metadata?: { httpStatusCode?: number } };
   const name = typeof e?.name === "string" ? e.name.slice(0, 100) : "Error";
   const status = e?.$metadata?.httpStatusCode;
+  // No HTTP status: the request never got an answer (refused, reset, DNS, timeout).
   const code =
-    CODES[name] ?? (status && status >= 500 ? "ENVELOPE_KMS_UNAVAILABLE" : "ENVELOPE_KMS_ERROR");
+    CODES[name] ??
+    (status === undefined || status >= 500 ? "ENVELOPE_KMS_UNAVAILABLE" : "ENVELOPE_KMS_ERROR");
   const cause = Object.assign(new Error(name), { name, ...(status ? { status } : {}) });
   return new ProviderError(
     code,
