@@ -10,6 +10,7 @@ export default defineConfig({
     alias: [
       { find: /^@envelope\/core$/, replacement: pkg("core") },
       { find: /^@envelope\/core\/internal$/, replacement: pkg("core", "internal.ts") },
+      { find: /^@envelope\/core\/testing$/, replacement: pkg("core", "testing/index.ts") },
       { find: /^@envelope\/local-rsa$/, replacement: pkg("local-rsa") },
       { find: /^@envelope\/aws-kms$/, replacement: pkg("aws-kms") },
       { find: /^@envelope\/azure-keyvault$/, replacement: pkg("azure-keyvault") },

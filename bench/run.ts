@@ -22,6 +22,7 @@ if (typeof globalThis.gc !== "function") {
 }
 
 const { runBreakdown } = await import("./cases/breakdown.js");
+const { runBulk } = await import("./cases/bulk.js");
 const { runKms } = await import("./cases/kms.js");
 const { runMemory } = await import("./cases/memory.js");
 const { runMicro } = await import("./cases/micro.js");
@@ -44,6 +45,8 @@ section("64 B operations, step by step");
 const breakdown = await runBreakdown(log);
 section("simulated KMS, 10 ms per call");
 const kms = await runKms(log);
+section("bulk decrypt of rows read from PostgreSQL, 10 ms KMS");
+kms.push(...(await runBulk(log)));
 section("memory: 1,000,000 hierarchical encrypts + 100,000 decrypts");
 const { result: memory, big } = await runMemory(log);
 section("rewrap after a master-key rotation");

@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts", "src/drizzle.ts"],
+  entry: ["src/index.ts", "src/drizzle.ts", "src/sequelize.ts", "src/typeorm.ts"],
   format: ["esm", "cjs"],
   dts: true,
   clean: true,

@@ -23,6 +23,11 @@ export const EXIT_CODES = {
   STRANDED: 7,
   /** `retire` refused: the key still protects values in the named columns; config unchanged. */
   KEY_IN_USE: 8,
+  /**
+   * `check`: every provider can do its job, but some only in part (an encrypt-only key, or a
+   * decrypt-only key whose KMS refused the canary wrap). `--allow-degraded` makes this 0.
+   */
+  DEGRADED: 9,
   /** Interrupted (Ctrl-C): stopped cleanly at a checkpoint; rerun the same command to resume. */
   INTERRUPTED: 130,
   /** The reader of stdout went away (`envelope decrypt … | head`): stopped quietly, like SIGPIPE. */

@@ -1,5 +1,6 @@
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import { Command, CommanderError } from "commander";
+import { registerCheckCommand } from "./commands/check.js";
 import { registerDbCommands } from "./commands/db.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerFileCommands } from "./commands/files.js";
@@ -45,6 +46,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     );
   registerKeyCommands(program, ctx, setExit);
   registerRetireCommand(program, ctx, setExit);
+  registerCheckCommand(program, ctx, setExit);
   registerFileCommands(program, ctx);
   registerDbCommands(program, ctx, setExit);
   registerDemoCommand(program, ctx);

@@ -1,5 +1,13 @@
 import { inspect } from "node:util";
 import { type AuditEvent, type AuditHook, auditEvent, emit } from "./audit.js";
+import {
+  type BulkOptions,
+  type BulkResult,
+  type DecryptManyItem,
+  decryptGrouped,
+  type EncryptManyItem,
+  encryptEach,
+} from "./bulk.js";
 import { type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
 import {
   DataKeyCache,
@@ -11,6 +19,7 @@ import {
   type UnwrapCacheOptions,
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
+import { choosePad, type PadOption, padRule } from "./config/padding.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
 import {
@@ -37,6 +46,7 @@ import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from 
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
   inspectEnvelope,
@@ -48,6 +58,12 @@ import { printable } from "./format/printable.js";
 import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
+import {
+  cachesUnwrap,
+  supportsDataKeyGeneration,
+  supportsNativeRewrap,
+  supportsRefresh,
+} from "./providers/capabilities.js";
 import {
   checkDataKey,
   checkProvider,
@@ -61,9 +77,11 @@ import {
   maxEntriesTried,
   nativeRewrapError,
   pickFailure,
+  type TriedEntry,
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
+import { checkReadiness, type ReadinessOptions, type ReadinessReport } from "./readiness.js";
 
 export type { DataKeyMaterials } from "./crypto/materials.js";
 
@@ -102,6 +120,13 @@ export interface EnvelopeOptions {
    * values are multi-wrapped under more keys this client also holds.
    */
   maxEntriesTried?: number;
+  /**
+   * Length padding of every value this client seals (`32`, `{ bucket: 32, min: 64 }`,
+   * `"pii"`), so a stored value shows a length bucket instead of its exact length; off by
+   * default. `encrypt(…, { pad })` overrides it per call. Readers need @envelope/core with
+   * padding support (docs/FORMAT.md §2.3). Never applied to stream key envelopes.
+   */
+  pad?: PadOption;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -109,6 +134,8 @@ export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text">
   context?: EncryptionContext;
   /** `binary` (default): a Buffer for bytea/BLOB columns. `text`: an `ev1:` string. */
   output?: O;
+  /** Length padding for this value; overrides the client's `pad` (`false` turns it off). */
+  pad?: PadOption;
 }
 
 export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {
@@ -176,6 +203,7 @@ export class Envelope {
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
   readonly #maxEntriesTried: number;
+  readonly #pad: PadRule | undefined;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -210,6 +238,7 @@ export class Envelope {
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
     this.#maxEntriesTried = maxEntriesTried(options.maxEntriesTried, encrypt.length);
+    this.#pad = padRule(options.pad);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -238,6 +267,7 @@ export class Envelope {
       const context = given ?? {};
       const purpose = purposeFlags(options);
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
+      const pad = purpose === 0 ? choosePad(options.pad, this.#pad) : undefined;
       // A stream key gets a data key of its own, never one shared with values.
       const reuse = purpose === 0 ? this.#reuse : undefined;
       const reuseKey = reuse ? this.#reuseKey(context) : "";
@@ -247,7 +277,7 @@ export class Envelope {
         materials = await this.#freshMaterials({ context });
         reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical, this.#signer);
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
       if (!reused) materials.dataKey.fill(0);
       this.#event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -281,9 +311,10 @@ export class Envelope {
       // any cache lookup or unwrap (the warm path in #open included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);
       const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
-      const plaintext = await this.#open(parts, { context }, aad, (u) => {
+      const opened = await this.#open(parts, { context }, aad, (u) => {
         used = u;
       });
+      const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#event("decrypt", used.provider, started, extra, undefined, used.keyRef);
       return options.as === "text" ? utf8Text(plaintext) : plaintext;
@@ -359,6 +390,7 @@ export class Envelope {
               keys.encryptionKey,
               parts.body,
               bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+              parts.flags,
             );
           } finally {
             keys.encryptionKey.fill(0);
@@ -376,17 +408,17 @@ export class Envelope {
             }
             // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
-          const source = target.rewrap
+          const source = supportsNativeRewrap(target)
             ? parts.entries.find(
                 (e) => e !== current && e.providerId === target.id && target.handles(e),
               )
             : undefined;
-          if (source && target.rewrap) {
+          if (source && supportsNativeRewrap(target)) {
             nativeCalls++;
             const entry: WrappedKey = await this.#timed(
               "wrap",
               target,
-              () => target.rewrap!(source, request),
+              () => target.rewrap(source, request),
               { native: true },
             );
             checkReturnedEntry(entry, target);
@@ -443,7 +475,7 @@ export class Envelope {
     // prime the unwrap cache so that costs no KMS call.
     for (const [i, entry] of materials.entries.entries()) {
       const provider = this.#encryptors[i]!;
-      if (this.#cache && !provider.skipUnwrapCache) {
+      if (this.#cache && cachesUnwrap(provider)) {
         this.#cache.prime(this.#cacheKey(provider, entry, { context }), materials.dataKey);
       }
     }
@@ -532,7 +564,9 @@ export class Envelope {
     for (const entry of materials.entries) checkEntry(entry);
     const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
-    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical, this.#signer);
+    const pad = choosePad(options.pad, this.#pad);
+    const data = plaintextBytes(plaintext);
+    const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 
@@ -560,7 +594,58 @@ export class Envelope {
    */
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#encryptors, ...this.#decryptors]);
-    await Promise.all([...all].map((p) => p.refresh?.()));
+    await Promise.all([...all].map((p) => (supportsRefresh(p) ? p.refresh() : undefined)));
+  }
+
+  /**
+   * Decrypts many values: values that share a data key (the fields of one record) unwrap it
+   * once, at most `concurrency` distinct data keys are unwrapped at a time, and each result
+   * comes back in input order as `{ ok: true, value }` or `{ ok: false, error }` (a bad
+   * value does not fail the batch). Needs the unwrap cache (the default) to share unwraps.
+   */
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as: "text" },
+  ): Promise<BulkResult<string>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options?: BulkOptions & { as?: "bytes" },
+  ): Promise<BulkResult<Buffer>[]>;
+  decryptMany(
+    items: readonly DecryptManyItem[],
+    options: BulkOptions & { as?: "bytes" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return decryptGrouped(items, options ?? {}, (item) =>
+      this.decrypt(item.sealed, { context: item.context, as: options?.as }),
+    );
+  }
+
+  /** Encrypts many values, at most `concurrency` at a time; per-item results in input order. */
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output: "text" },
+  ): Promise<BulkResult<string>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options?: BulkOptions & { output?: "binary" },
+  ): Promise<BulkResult<Buffer>[]>;
+  encryptMany(
+    items: readonly EncryptManyItem[],
+    options: BulkOptions & { output?: "binary" | "text" } = {},
+  ): Promise<BulkResult<Buffer | string>[]> {
+    return encryptEach(items, options ?? {}, (item) =>
+      this.encrypt(item.plaintext, { context: item.context, output: options?.output }),
+    );
+  }
+
+  /**
+   * Readiness check for startup and health endpoints: wraps and unwraps a canary data key
+   * with every configured provider and reports, per provider, ok / the typed error and the
+   * latency. Touches no application data and caches nothing. `report.ok` is false when a
+   * provider failed; see ProviderReadiness for `degraded` (encrypt-only keys and the like).
+   */
+  check(options?: ReadinessOptions): Promise<ReadinessReport> {
+    return checkReadiness(this.#encryptors, this.#decryptors, options);
   }
 
   /** Zeroes and drops every cached data key (after a suspected compromise, or on shutdown). */
@@ -587,8 +672,8 @@ export class Envelope {
     const [primary, ...others] = this.#encryptors as [KeyProvider, ...KeyProvider[]];
     let dataKey: Buffer;
     let first: WrappedKey;
-    if (primary.generateDataKey) {
-      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey!(request));
+    if (supportsDataKeyGeneration(primary)) {
+      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
       dataKey = Buffer.from(generated.dataKey);
       generated.dataKey.fill(0);
@@ -635,7 +720,7 @@ export class Envelope {
         return openBody(remembered.key, parts.body, aad);
       }
       for (const [entry, provider] of this.#candidates(parts)) {
-        if (provider.skipUnwrapCache) continue;
+        if (!cachesUnwrap(provider)) continue;
         const key = this.#cacheKey(provider, entry, request);
         const cached = this.#cache.peek(key);
         if (!cached) continue;
@@ -676,13 +761,13 @@ export class Envelope {
     entry: WrappedKey;
     cacheHit: boolean;
   }> {
-    const failures: EnvelopeError[] = [];
+    const failures: TriedEntry[] = [];
     for (const [entry, provider] of this.#candidates(parts)) {
       try {
         const found = await this.#entryKey(provider, entry, parts, request);
         return { ...found, provider, entry };
       } catch (error) {
-        failures.push(asEnvelopeError(error));
+        failures.push({ provider, entry, error: asEnvelopeError(error) });
       }
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
@@ -700,7 +785,7 @@ export class Envelope {
     parts: EnvelopeParts,
     request: KeyRequest,
   ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
-    const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
     let dataKey: Buffer;
     let cacheHit = false;
     if (cache) {

@@ -33,3 +33,12 @@ export {
   type SealedRecord,
   type SealedValue,
 } from "./record-cipher.js";
+export {
+  isSealedValue,
+  type LegacyReadEvent,
+  type LegacyValueDecoder,
+  type TransitionalOpened,
+  type TransitionalRead,
+  type TransitionalReadOptions,
+  transitionalRead,
+} from "./transitional.js";

@@ -5,11 +5,14 @@ import {
   type DataKeyMaterials,
   type EncryptionContext,
   type Envelope,
+  type PadOption,
 } from "@envelope/core";
+import { padRule } from "@envelope/core/internal";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
 import { normalizeWith } from "./normalize.js";
+import { isSealedValue, legacyFieldValue, type TransitionalRead } from "./transitional.js";
 
 type Materials = DataKeyMaterials;
 
@@ -23,6 +26,13 @@ export interface RecordSchema<F extends string = string> {
   encrypted: readonly F[];
   /** Encrypted fields that also get a blind index column (default `<field>_idx`). */
   blindIndexes?: Partial<Record<F, BlindIndexSpec>>;
+  /**
+   * Length padding per encrypted field, e.g. `{ email: 32, address: { bucket: 64 }, ssn:
+   * "pii" }`: the stored value then shows the field's length bucket, not its exact
+   * length. A field not listed uses the Envelope's own `pad` (off by default); `false`
+   * turns padding off for a field. Changing it later affects only values sealed after.
+   */
+  pad?: Partial<Record<F, PadOption>>;
 }
 
 export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
@@ -30,6 +40,12 @@ export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
   blindIndex?: BlindIndexer;
   /** `text` (default): `ev1:` strings for text columns. `binary`: Buffers for bytea columns. */
   output?: O;
+  /**
+   * Also read legacy values (hand-rolled AES, plaintext) while a migration runs: a
+   * `transitionalRead({ decoders, allowPlaintext?, onLegacyRead })`. Off by default; writes
+   * always seal, and `update` of a row holding a legacy value re-seals the whole record.
+   */
+  transitional?: TransitionalRead;
 }
 
 /** A sealed value as stored: an `ev1:` string, or a Buffer with `output: "binary"`. */
@@ -128,6 +144,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const specs = (s.blindIndexes ?? {}) as Record<string, BlindIndexSpec | undefined>;
   const indexer = options.blindIndex;
   const own = ownDataKeys(envelope);
+  const transitional = options.transitional;
 
   const idOf = (row: Record<string, unknown>, what: string): string => {
     const id = row?.[idField];
@@ -161,9 +178,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const sealField = (m: Materials, field: string, value: unknown, id: string) => {
     const plaintext = encodeValue(value, field);
     try {
+      const pad = s.pad?.[field as F];
       const sealed = envelope.encryptWithDataKey(m, plaintext, {
         context: context(field, id),
         output,
+        ...(pad !== undefined ? { pad } : {}),
       });
       return sealed as SealedValue<O>;
     } finally {
@@ -203,11 +222,25 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
     const value = row[field];
     if (value === null || value === undefined) return value;
+    if (transitional) {
+      const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
+      return read.legacyFormat === undefined
+        ? decodeValue(read.plaintext, field)
+        : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+    }
     const plaintext = await envelope.decrypt(sealedOf(value, field), {
       context: context(field, id),
     });
     return decodeValue(plaintext, field);
   };
+
+  /** True when the transitional read is on and a field of the row still holds a legacy value. */
+  const holdsLegacy = (row: Record<string, unknown>): boolean =>
+    transitional !== undefined &&
+    s.encrypted.some((f) => {
+      const value = row[f];
+      return value !== null && value !== undefined && !isSealedValue(sealedOf(value, f));
+    });
 
   /** True when every sealed field of the row is wrapped under exactly the current encrypting keys. */
   const underCurrentKeys = (row: Record<string, unknown>): boolean => {
@@ -313,7 +346,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       // changes under its old entries would land new data under the retiring key. So does a
       // row whose data key may not be reused (see reusableMaterials).
       let m: Materials | undefined;
-      let whole = touched && first !== undefined && !underCurrentKeys(row);
+      // A row still holding a legacy value (transitional read) is re-sealed whole, too.
+      let whole = touched && first !== undefined && (holdsLegacy(row) || !underCurrentKeys(row));
       if (!whole && sealsData && first !== undefined) {
         m = await reusableMaterials(row, first, id);
         whole = m === undefined;
@@ -438,6 +472,17 @@ function checkSchema<F extends string>(
       throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
     }
   }
+  const pads = schema.pad ?? {};
+  if (typeof pads !== "object" || pads === null || Array.isArray(pads)) {
+    throw bad(
+      "pad",
+      'must map encrypted fields to a padding option, e.g. { email: 32, ssn: "pii" }',
+    );
+  }
+  for (const [field, option] of Object.entries(pads)) {
+    if (!seen.has(field)) throw bad(`pad.${shown(field)}`, "names a field that is not encrypted");
+    padRule(option, `pad.${field}`);
+  }
   if (indexes.length > 0 && !options.blindIndex) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -445,12 +490,23 @@ function checkSchema<F extends string>(
       { details: { field: "blindIndex" } },
     );
   }
+  if (options.transitional !== undefined && typeof options.transitional?.open !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "options.transitional must be made by transitionalRead({ decoders, onLegacyRead }).",
+      { details: { field: "transitional" } },
+    );
+  }
   if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {
     throw new ConfigError("ENVELOPE_BAD_CONFIG", 'output must be "text" or "binary".', {
       details: { field: "output" },
     });
   }
-  return Object.freeze({ ...schema, encrypted: Object.freeze([...schema.encrypted]) });
+  return Object.freeze({
+    ...schema,
+    encrypted: Object.freeze([...schema.encrypted]),
+    ...(schema.pad ? { pad: Object.freeze({ ...schema.pad }) } : {}),
+  });
 }
 
 /** Data keys generated per Envelope remembered at most (oldest forgotten first). */

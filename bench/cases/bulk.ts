@@ -1,0 +1,103 @@
+import { randomBytes } from "node:crypto";
+import { Envelope } from "@envelope/core";
+import pg from "pg";
+import { simulatedKms } from "../lib/sim-kms.js";
+import { KMS_LATENCY_MS, type KmsResult } from "./kms.js";
+
+const ROWS = 1_000;
+const CONCURRENCY = 64;
+/** The sequential loop pays one 10 ms call per row: this many rows stand in for all. */
+const LOOP_SAMPLE = 150;
+const PG_URL = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/**
+ * Issue 15, item 3: 1,000 rows of three encrypted fields read from PostgreSQL, opened by a
+ * loop of `await decrypt` and by `decryptMany`, with a 10 ms KMS. Each timing includes the
+ * SELECT. The bound is the concurrency over the KMS latency (64 / 10 ms = 6,400 rows/s).
+ */
+export async function runBulk(log: (line: string) => void): Promise<KmsResult[]> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  try {
+    await client.connect();
+  } catch {
+    log(`  skipped: no PostgreSQL at ${PG_URL} (set BENCH_PG_URL)`);
+    return [];
+  }
+  const table = `bench_bulk_${process.pid}`;
+  const counter = { calls: 0 };
+  const kms = simulatedKms({ latencyMs: KMS_LATENCY_MS, counter });
+  const fast = simulatedKms({ latencyMs: 0, key: kms.key });
+  const columns = ["email", "phone", "ssn"] as const;
+  const context = (id: number, column: string) => ({ table, column, id: String(id) });
+  try {
+    await client.query(
+      `CREATE TABLE ${table} (id int PRIMARY KEY, email bytea, phone bytea, ssn bytea)`,
+    );
+    const sealer = new Envelope({ encrypt: fast.provider, cache: false });
+    for (let id = 0; id < ROWS; id++) {
+      const materials = await sealer.generateDataKey();
+      const values = columns.map((c) =>
+        sealer.encryptWithDataKey(materials, randomBytes(16).toString("hex"), {
+          context: context(id, c),
+        }),
+      );
+      materials.dataKey.fill(0);
+      await client.query(`INSERT INTO ${table} VALUES ($1, $2, $3, $4)`, [id, ...values]);
+    }
+    type Row = { id: number; email: Buffer; phone: Buffer; ssn: Buffer };
+    const items = (rows: Row[]) =>
+      rows.flatMap((r) => columns.map((c) => ({ sealed: r[c], context: context(r.id, c) })));
+    const results: KmsResult[] = [];
+    const run = async (
+      name: string,
+      ran: number,
+      concurrency: number,
+      open: (rows: Row[]) => Promise<void>,
+    ) => {
+      const before = counter.calls;
+      const started = performance.now();
+      const { rows } = await client.query<Row>(`SELECT * FROM ${table} ORDER BY id LIMIT ${ran}`);
+      await open(rows);
+      const ms = performance.now() - started;
+      const result: KmsResult = {
+        case: name,
+        mode: "direct",
+        records: ROWS,
+        ran,
+        concurrency,
+        kmsCalls: counter.calls - before,
+        kmsPer1000: ((counter.calls - before) / ran) * 1000,
+        ops: ran,
+        ms,
+        opsPerSec: (ran / ms) * 1000,
+        p50Us: undefined,
+        p99Us: undefined,
+        projectedSeconds: ROWS / ((ran / ms) * 1000),
+        note: `rows of 3 fields (one data key per row), SELECT included; bound ${((CONCURRENCY * 1000) / KMS_LATENCY_MS).toLocaleString("en-US")} rows/s at ${CONCURRENCY} in flight`,
+      };
+      results.push(result);
+      log(
+        `  ${name.padEnd(58)} ${Math.round(result.opsPerSec).toLocaleString("en-US").padStart(9)} rows/s  KMS/1000 rows: ${result.kmsPer1000.toFixed(0)}`,
+      );
+    };
+    await run("bulk: loop of await decrypt, rows from PostgreSQL", LOOP_SAMPLE, 1, async (rows) => {
+      const envelope = new Envelope({ encrypt: kms.provider });
+      for (const item of items(rows))
+        await envelope.decrypt(item.sealed, { context: item.context });
+    });
+    await run(
+      `bulk: decryptMany, ${ROWS.toLocaleString("en-US")} rows from PostgreSQL, ${CONCURRENCY} in flight`,
+      ROWS,
+      CONCURRENCY,
+      async (rows) => {
+        const envelope = new Envelope({ encrypt: kms.provider });
+        const opened = await envelope.decryptMany(items(rows), { concurrency: CONCURRENCY });
+        if (!opened.every((r) => r.ok)) throw new Error("bulk bench: a value failed to open");
+      },
+    );
+    return results;
+  } finally {
+    await client.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await client.end();
+  }
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { Envelope, type KeyProvider, localAesProvider } from "../src/index.js";
+
+/** local-aes behind a delay, counting unwraps and the most unwraps in flight at once. */
+function countingKms(delayMs = 5) {
+  const aes = localAesProvider({ keys: randomBytes(32) });
+  const stats = { unwraps: 0, inFlight: 0, maxInFlight: 0 };
+  const provider: KeyProvider = {
+    id: aes.id,
+    keyRef: aes.keyRef,
+    handles: (e) => aes.handles(e),
+    wrap: (k, r) => aes.wrap(k, r),
+    async unwrap(entry, request) {
+      stats.unwraps++;
+      stats.inFlight++;
+      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+      await new Promise((r) => setTimeout(r, delayMs));
+      stats.inFlight--;
+      return aes.unwrap(entry, request);
+    },
+  };
+  return { provider, stats };
+}
+
+const ctx = (id: number, column: string) => ({ table: "users", column, id: String(id) });
+
+/** `records` rows of three fields each, every row under its own data key. */
+async function sealRows(envelope: Envelope, records: number) {
+  const items = [];
+  for (let id = 0; id < records; id++) {
+    const materials = await envelope.generateDataKey();
+    for (const column of ["email", "phone", "ssn"]) {
+      const context = ctx(id, column);
+      items.push({
+        sealed: envelope.encryptWithDataKey(materials, `${column}-${id}`, { context }),
+        context,
+      });
+    }
+    materials.dataKey.fill(0);
+  }
+  return items;
+}
+
+describe("decryptMany", () => {
+  it("unwraps each distinct data key once and returns results in input order", async () => {
+    const { provider, stats } = countingKms();
+    const items = (await sealRows(new Envelope({ encrypt: provider }), 20)).reverse();
+    const reader = new Envelope({ encrypt: provider }); // a cold cache, as another process has
+    const results = await reader.decryptMany(items, { as: "text", concurrency: 4 });
+    expect(results.map((r) => (r.ok ? r.value : r.error.code))).toEqual(
+      items.map((i) => `${i.context.column}-${i.context.id}`),
+    );
+    expect(stats.unwraps).toBe(20);
+    expect(stats.maxInFlight).toBeLessThanOrEqual(4);
+    expect(stats.maxInFlight).toBeGreaterThan(1);
+  });
+
+  it("a bad item gets its own typed error; the others open", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const [a, b] = await sealRows(envelope, 1);
+    const results = await envelope.decryptMany([
+      a!,
+      { sealed: "ev1:not-an-envelope" },
+      { sealed: b!.sealed, context: ctx(99, "phone") }, // another row's context
+      null as never,
+      b!,
+    ]);
+    expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([
+      "ok",
+      "ENVELOPE_BAD_FORMAT",
+      "ENVELOPE_DECRYPT_FAILED",
+      "ENVELOPE_BAD_INPUT",
+      "ok",
+    ]);
+  });
+
+  it("refuses a non-array and a bad concurrency up front", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    await expect(envelope.decryptMany("x" as never)).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_INPUT",
+    });
+    await expect(envelope.decryptMany([], { concurrency: 0 })).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+    });
+    expect(await envelope.decryptMany([])).toEqual([]);
+  });
+});
+
+describe("encryptMany", () => {
+  it("seals each item under its own context, in input order, as decryptMany reads back", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const items = Array.from({ length: 30 }, (_, id) => ({
+      plaintext: `v${id}`,
+      context: ctx(id, "email"),
+    }));
+    const sealed = await envelope.encryptMany(items, { output: "text", concurrency: 3 });
+    const back = await envelope.decryptMany(
+      sealed.map((r, i) => ({ sealed: r.ok ? r.value : "", context: items[i]!.context })),
+      { as: "text" },
+    );
+    expect(back.map((r) => r.ok && r.value)).toEqual(items.map((i) => i.plaintext));
+  });
+
+  it("a bad plaintext fails alone", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const results = await envelope.encryptMany([{ plaintext: "ok" }, { plaintext: 42 as never }]);
+    expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual(["ok", "ENVELOPE_BAD_INPUT"]);
+  });
+});
