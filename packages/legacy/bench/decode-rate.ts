@@ -72,7 +72,9 @@ try {
       }),
     );
     const seconds = (performance.now() - started) / 1000;
-    console.log(JSON.stringify({ format, values: n, decodesPerSecond: Math.round(n / seconds) }));
+    process.stdout.write(
+      `${JSON.stringify({ format, values: n, decodesPerSecond: Math.round(n / seconds) })}\n`,
+    );
   }
 } finally {
   await pool.end();

@@ -117,8 +117,8 @@ try {
         concurrency,
         stateTablePrefix: prefix,
       });
-      console.log(
-        JSON.stringify({
+      process.stdout.write(
+        `${JSON.stringify({
           format,
           rows,
           concurrency,
@@ -127,7 +127,7 @@ try {
           seconds: Number((report.durationMs / 1000).toFixed(1)),
           rowsPerSecond: Math.round(report.rowsPerSecond),
           seedSeconds: Number(seedSeconds.toFixed(1)),
-        }),
+        })}\n`,
       );
     } finally {
       await db.query(`DROP TABLE IF EXISTS ${table}`);
