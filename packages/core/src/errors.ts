@@ -15,6 +15,8 @@ export type ErrorCode =
   | "ENVELOPE_UNSUPPORTED_VERSION"
   | "ENVELOPE_UNSUPPORTED_SUITE"
   | "ENVELOPE_LIMIT_EXCEEDED"
+  // legacy values (@envelope/legacy, migrate)
+  | "ENVELOPE_LEGACY_UNRECOGNIZED"
   // decryption
   | "ENVELOPE_DECRYPT_FAILED"
   | "ENVELOPE_COMMITMENT_MISMATCH"
