@@ -3,6 +3,8 @@
  * searchable blind indexes, and helpers for pg, Drizzle and Prisma.
  */
 
+/** Re-exported: the per-row result type of `RecordCipher.openMany`. */
+export type { BulkResult } from "@envelope/core";
 export {
   type BlindIndexer,
   type BlindIndexerOptions,
@@ -27,6 +29,7 @@ export {
 } from "./prisma.js";
 export {
   createRecordCipher,
+  type OpenManyOptions,
   type RecordCipher,
   type RecordCipherOptions,
   type RecordSchema,
