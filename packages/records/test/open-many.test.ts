@@ -123,12 +123,17 @@ describe("RecordCipher.openMany", () => {
       output: "text",
     });
     const decrypted: Buffer[] = [];
-    const real = envelope.decryptMany.bind(envelope);
-    vi.spyOn(envelope, "decryptMany").mockImplementation(async (items, options) => {
-      const results = await real(items, options as never);
-      for (const r of results) if (r.ok) decrypted.push(r.value as Buffer);
+    // The real decryptMany, watched: every buffer it hands back is checked afterwards.
+    const real = envelope.decryptMany.bind(envelope) as (
+      ...args: Parameters<typeof envelope.decryptMany>
+    ) => Promise<BulkResult<Buffer>[]>;
+    vi.spyOn(envelope, "decryptMany").mockImplementation((async (
+      ...args: Parameters<typeof envelope.decryptMany>
+    ) => {
+      const results = await real(...args);
+      for (const r of results) if (r.ok) decrypted.push(r.value);
       return results;
-    });
+    }) as typeof envelope.decryptMany);
     // Row b: all three decrypt, but email (decoded first) has no type tag. Row c: email and
     // ssn decrypt, phone (another row's) does not. Row a opens.
     const results = await users.openMany([
