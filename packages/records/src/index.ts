@@ -21,7 +21,7 @@ export {
   normalizePhone,
   normalizeTrimLower,
 } from "./normalize.js";
-export { type EncryptedPg, encryptedPg, type Queryable } from "./pg.js";
+export { type EncryptedPg, encryptedPg, type FindManyOptions, type Queryable } from "./pg.js";
 export {
   type PrismaEncryptionOptions,
   type PrismaModelEncryption,
