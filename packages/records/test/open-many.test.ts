@@ -1,36 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { legacyDecoder } from "@envelope/batch-rewrap";
-import { type BulkResult, EnvelopeError, type KeyProvider, localAesProvider } from "@envelope/core";
+import { type BulkResult, EnvelopeError, localAesProvider } from "@envelope/core";
 import { describe, expect, it, vi } from "vitest";
 import { createRecordCipher, type LegacyReadEvent, transitionalRead } from "../src/index.js";
 import { handRolledGcmJson } from "./legacy-values.js";
-import { counted, envelopeWith } from "./support.js";
+import { envelopeWith, watchedUnwraps } from "./support.js";
 
 const schema = { table: "records_open_many", encrypted: ["email", "phone", "ssn"] } as const;
 type Row = Record<string, unknown>;
 
-/** A real local-aes provider whose unwraps take `ms` and are watched: calls and peak in flight. */
-function slowUnwraps(ms: number) {
-  const inner = counted(localAesProvider({ keys: randomBytes(32) }));
-  const seen = { inFlight: 0, max: 0 };
-  const provider: KeyProvider = {
-    id: inner.id,
-    keyRef: inner.keyRef,
-    handles: (e) => inner.handles(e),
-    wrap: (k, r) => inner.wrap(k, r),
-    async unwrap(entry, request) {
-      seen.inFlight++;
-      seen.max = Math.max(seen.max, seen.inFlight);
-      try {
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        return await inner.unwrap(entry, request);
-      } finally {
-        seen.inFlight--;
-      }
-    },
-  };
-  return { provider, calls: inner.calls, seen };
-}
+/** A real local-aes provider whose unwraps take `ms` and are watched. */
+const slowUnwraps = (ms: number) => watchedUnwraps(localAesProvider({ keys: randomBytes(32) }), ms);
 
 const codes = (results: BulkResult<unknown>[]) => results.map((r) => (r.ok ? "ok" : r.error.code));
 
@@ -51,15 +31,15 @@ describe("RecordCipher.openMany", () => {
     const rows = await Promise.all(records.map((r) => users.seal(r)));
     // A fresh Envelope on the same key: a cold unwrap cache, as in another process.
     const cold = createRecordCipher(envelopeWith(kms.provider), schema, { concurrency: 8 });
-    kms.calls.unwrap = 0;
+    kms.reset();
     const results = await cold.openMany(rows);
     expect(results).toEqual(records.map((value) => ({ ok: true, value })));
-    expect(kms.calls.unwrap).toBe(40); // 3 fields (or 2), one data key per record
+    expect(kms.seen.unwraps).toBe(40); // 3 fields (or 2), one data key per record
     expect(kms.seen.max).toBeGreaterThan(1);
     expect(kms.seen.max).toBeLessThanOrEqual(8);
     // Warm: every key is cached now.
     expect(codes(await cold.openMany(rows)).every((c) => c === "ok")).toBe(true);
-    expect(kms.calls.unwrap).toBe(40);
+    expect(kms.seen.unwraps).toBe(40);
   });
 
   it("a per-call concurrency overrides the cipher's", async () => {
