@@ -70,6 +70,7 @@ export interface EncryptedPg {
  * const db = encryptedPg(pool, users); // users = createRecordCipher(envelope, { table: "users", … })
  * const ann = await db.insert("users", { email: "ann@example.com", phone: "+1 555 0100" });
  * const [found] = await db.findByBlindIndex("users", "email", "Ann@Example.com");
+ * const page = await db.findMany("users", { where: { org_id: 7 }, orderBy: "id", limit: 50 });
  * await db.update("users", ann.id, { phone: "+1 555 0199" });
  */
 export function encryptedPg(
