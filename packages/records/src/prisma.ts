@@ -223,19 +223,22 @@ async function findFiltered(
  * that does not open fails the whole call with its typed error), a single row with open.
  */
 async function openResult(cipher: RecordCipher, result: unknown, stripId: string | undefined) {
+  // count, createMany ({ count }), aggregate, a select of plain fields only… carry no
+  // encrypted field and are returned as they are; a row that carries one must open.
+  const sealed = (x: unknown): x is Row =>
+    typeof x === "object" &&
+    x !== null &&
+    !Array.isArray(x) &&
+    cipher.schema.encrypted.some((f) => f in x);
   if (Array.isArray(result)) {
-    const rows = result.filter(isRow);
+    const rows = result.filter(sealed);
     const opened = (await openAll<Row>(cipher, rows)).map((row) => strip(row, stripId));
     let next = 0;
-    return result.map((item) => (isRow(item) ? opened[next++] : item));
+    return result.map((item) => (sealed(item) ? opened[next++] : item));
   }
-  // count, createMany ({ count }), aggregate… carry no encrypted fields.
-  const idField = cipher.schema.idField ?? "id";
-  if (!isRow(result) || !(idField in result)) return result;
+  if (!sealed(result)) return result;
   return strip(await cipher.open<Row>(result), stripId);
 }
-
-const isRow = (x: unknown): x is Row => typeof x === "object" && x !== null && !Array.isArray(x);
 
 function strip(row: Row, stripId: string | undefined): Row {
   if (stripId) delete row[stripId];
@@ -316,12 +319,21 @@ function plain(data: Row): Row {
   return out;
 }
 
-/** Opening needs the id: select it when the caller selected encrypted fields without it. */
+/**
+ * Opening needs the id: select it when the caller selected encrypted fields without it,
+ * or stop omitting it when encrypted fields are returned (`omit: { id: true }`).
+ */
 function addIdToSelect(
   args: Args,
   idField: string,
   encrypted: readonly string[],
 ): string | undefined {
+  const omit = args.omit as Row | undefined;
+  if (omit?.[idField] && !args.select && !encrypted.every((f) => omit[f])) {
+    const { [idField]: _, ...rest } = omit;
+    args.omit = rest;
+    return idField;
+  }
   const select = args.select;
   if (!select || select[idField] || !encrypted.some((f) => select[f])) return undefined;
   args.select = { ...select, [idField]: true };

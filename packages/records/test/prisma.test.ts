@@ -204,6 +204,13 @@ describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQ
     expect(watched.seen.unwraps).toBe(24);
     expect(watched.seen.max).toBeGreaterThan(1);
     expect(watched.seen.max).toBeLessThanOrEqual(4);
+    // A select of plain fields only needs no id and opens nothing (it used to be refused).
+    expect(await cold.user.findMany({ where: { name }, select: { name: true } })).toEqual(
+      ids.map(() => ({ name })),
+    );
+    const [first] = await cold.user.findMany({ where: { name }, omit: { id: true }, take: 1 });
+    expect(first).toMatchObject({ email: expect.stringMatching(/^list\d+@x\.io$/) });
+    expect(first).not.toHaveProperty("id");
     // A blind-index findMany opens its candidates once and returns them opened.
     expect(await cold.user.findMany({ where: { email: "LIST3@x.io" } })).toMatchObject([
       { id: ids[3], email: "list3@x.io", phone: "3" },
