@@ -19,6 +19,7 @@ import {
   type UnwrapCacheOptions,
   type UnwrapCacheStats,
 } from "./cache/unwrap-cache.js";
+import { choosePad, type PadOption, padRule } from "./config/padding.js";
 import { bodyAad } from "./crypto/aad.js";
 import { openBody } from "./crypto/aead.js";
 import {
@@ -45,6 +46,7 @@ import { ConfigError, DecryptionError, type EnvelopeError, ProviderError } from 
 import { DATA_KEY_LENGTH, FLAG_CONTEXT_STORED, MAX_ENTRIES } from "./format/constants.js";
 import { encodeEnvelope } from "./format/encode.js";
 import type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
+import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
   inspectEnvelope,
@@ -56,6 +58,12 @@ import { printable } from "./format/printable.js";
 import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
+import {
+  cachesUnwrap,
+  supportsDataKeyGeneration,
+  supportsNativeRewrap,
+  supportsRefresh,
+} from "./providers/capabilities.js";
 import {
   checkDataKey,
   checkProvider,
@@ -69,6 +77,7 @@ import {
   maxEntriesTried,
   nativeRewrapError,
   pickFailure,
+  type TriedEntry,
   wrapFailure,
 } from "./providers/failures.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
@@ -111,6 +120,13 @@ export interface EnvelopeOptions {
    * values are multi-wrapped under more keys this client also holds.
    */
   maxEntriesTried?: number;
+  /**
+   * Length padding of every value this client seals (`32`, `{ bucket: 32, min: 64 }`,
+   * `"pii"`), so a stored value shows a length bucket instead of its exact length; off by
+   * default. `encrypt(…, { pad })` overrides it per call. Readers need @envelope/core with
+   * padding support (docs/FORMAT.md §2.3). Never applied to stream key envelopes.
+   */
+  pad?: PadOption;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {
@@ -118,6 +134,8 @@ export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text">
   context?: EncryptionContext;
   /** `binary` (default): a Buffer for bytea/BLOB columns. `text`: an `ev1:` string. */
   output?: O;
+  /** Length padding for this value; overrides the client's `pad` (`false` turns it off). */
+  pad?: PadOption;
 }
 
 export interface DecryptOptions<A extends "bytes" | "text" = "bytes" | "text"> {
@@ -150,11 +168,30 @@ export interface RewrapOptions {
    * context), without keeping any plaintext. A value that is corrupted, or that belongs to
    * another row or column, then fails with the error `decrypt` would give
    * (`ENVELOPE_DECRYPT_FAILED`, `ENVELOPE_CONTEXT_MISMATCH`) instead of being carried
-   * forward under the new key. Costs one pass of AES-GCM over the body, and an unwrap even
-   * when a native rewrap would have done. Default false here for compatibility; the batch
-   * rewrap engine and `envelope rewrap` turn it on by default.
+   * forward under the new key. Costs one pass of AES-GCM over the body. With a native
+   * rewrap it costs no extra KMS call: the unwrap that proves the new entry also yields the
+   * key that checks the body (2 calls per value); otherwise the old entry is unwrapped, as
+   * a local rewrap does anyway. Default false here for compatibility; the batch rewrap
+   * engine and `envelope rewrap` turn it on by default.
    */
   verifyBody?: boolean;
+}
+
+/** A data key proven against a value's commitment, its message key, and the entry it came from. */
+interface VerifiedKey {
+  readonly dataKey: Buffer;
+  readonly encryptionKey: Buffer;
+  readonly entry: WrappedKey;
+}
+
+/** Authenticates a value's body (GCM tag) with its message key; no plaintext is kept. */
+function checkBody(key: VerifiedKey, parts: EnvelopeParts, canonical: Uint8Array): void {
+  verifyBody(
+    key.encryptionKey,
+    parts.body,
+    bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
+    parts.flags,
+  );
 }
 
 /** Where a remembered message key came from: the entry, its provider, the KMS context. */
@@ -185,6 +222,7 @@ export class Envelope {
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
   readonly #maxEntriesTried: number;
+  readonly #pad: PadRule | undefined;
 
   constructor(options: EnvelopeOptions) {
     const encrypt = Array.isArray(options.encrypt)
@@ -219,6 +257,7 @@ export class Envelope {
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
     this.#maxEntriesTried = maxEntriesTried(options.maxEntriesTried, encrypt.length);
+    this.#pad = padRule(options.pad);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -247,6 +286,7 @@ export class Envelope {
       const context = given ?? {};
       const purpose = purposeFlags(options);
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
+      const pad = purpose === 0 ? choosePad(options.pad, this.#pad) : undefined;
       // A stream key gets a data key of its own, never one shared with values.
       const reuse = purpose === 0 ? this.#reuse : undefined;
       const reuseKey = reuse ? this.#reuseKey(context) : "";
@@ -256,7 +296,7 @@ export class Envelope {
         materials = await this.#freshMaterials({ context });
         reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical, this.#signer);
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
       if (!reused) materials.dataKey.fill(0);
       this.#event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -290,9 +330,10 @@ export class Envelope {
       // any cache lookup or unwrap (the warm path in #open included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);
       const aad = bodyAad(parts.flags, parts.messageId, canonical, parts.suite);
-      const plaintext = await this.#open(parts, { context }, aad, (u) => {
+      const opened = await this.#open(parts, { context }, aad, (u) => {
         used = u;
       });
+      const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#event("decrypt", used.provider, started, extra, undefined, used.keyRef);
       return options.as === "text" ? utf8Text(plaintext) : plaintext;
@@ -348,31 +389,34 @@ export class Envelope {
       // Entries kept as they are need proof only when others are dropped beside them.
       const drops = !options.keep && parts.entries.some((e) => !plan.some((p) => p.current === e));
       const fresh: WrappedKey[] = [];
-      let verified: { dataKey: Buffer; entry: WrappedKey } | undefined;
-      const dataKeyOf = async (): Promise<Buffer> => {
+      let verified: VerifiedKey | undefined;
+      const dataKeyOf = async (): Promise<VerifiedKey> => {
         if (!verified) {
           const found = await this.#verifiedDataKey(parts, request);
-          found.encryptionKey.fill(0);
-          verified = { dataKey: found.dataKey, entry: found.entry };
+          verified = {
+            dataKey: found.dataKey,
+            encryptionKey: found.encryptionKey,
+            entry: found.entry,
+          };
         }
-        return verified.dataKey;
+        return verified;
       };
+      const nativeSource = (target: KeyProvider, current: WrappedKey | undefined) =>
+        supportsNativeRewrap(target)
+          ? parts.entries.find(
+              (e) => e !== current && e.providerId === target.id && target.handles(e),
+            )
+          : undefined;
+      // With verifyBody and a native rewrap, the body is checked with the data key the new
+      // entry's proof unwraps (2 KMS calls per value, not 3: the old entry is not unwrapped).
+      const bodyAfterNative =
+        Boolean(options.verifyBody) &&
+        plan.some(({ target, current }) => !current && nativeSource(target, current));
       // native: every new entry was made inside a KMS (none wrapped here).
       let nativeCalls = 0;
       let wrappedHere = false;
       try {
-        if (options.verifyBody) {
-          const keys = deriveMessageKeys(await dataKeyOf(), parts.messageId);
-          try {
-            verifyBody(
-              keys.encryptionKey,
-              parts.body,
-              bodyAad(parts.flags, parts.messageId, canonical, parts.suite),
-            );
-          } finally {
-            keys.encryptionKey.fill(0);
-          }
-        }
+        if (options.verifyBody && !bodyAfterNative) checkBody(await dataKeyOf(), parts, canonical);
         for (const { target, current } of plan) {
           if (current) {
             const proven =
@@ -385,36 +429,36 @@ export class Envelope {
             }
             // Bogus, or unprovable (an encrypt-only target): replaced by a proven entry.
           }
-          const source = target.rewrap
-            ? parts.entries.find(
-                (e) => e !== current && e.providerId === target.id && target.handles(e),
-              )
-            : undefined;
-          if (source && target.rewrap) {
+          const source = nativeSource(target, current);
+          if (source && supportsNativeRewrap(target)) {
             nativeCalls++;
             const entry: WrappedKey = await this.#timed(
               "wrap",
               target,
-              () => target.rewrap!(source, request),
+              () => target.rewrap(source, request),
               { native: true },
             );
             checkReturnedEntry(entry, target);
-            if (!(await this.#opensToCommitment(entry, [target], parts, request, true))) {
+            if (!verified && options.verifyBody) {
+              verified = await this.#nativeEntryKey(entry, target, parts, request);
+            } else if (!(await this.#opensToCommitment(entry, [target], parts, request, true))) {
               throw nativeRewrapError(target, entry);
             }
             fresh.push(entry);
             continue;
           }
           wrappedHere = true;
-          const dataKey = await dataKeyOf();
+          const { dataKey } = await dataKeyOf();
           const entry: WrappedKey = await this.#timed("wrap", target, () =>
             target.wrap(dataKey, request),
           );
           checkReturnedEntry(entry, target);
           fresh.push(entry);
         }
+        if (bodyAfterNative) checkBody(await dataKeyOf(), parts, canonical);
       } finally {
         verified?.dataKey.fill(0);
+        verified?.encryptionKey.fill(0);
       }
       const kept = options.keep
         ? parts.entries.filter(
@@ -452,7 +496,7 @@ export class Envelope {
     // prime the unwrap cache so that costs no KMS call.
     for (const [i, entry] of materials.entries.entries()) {
       const provider = this.#encryptors[i]!;
-      if (this.#cache && !provider.skipUnwrapCache) {
+      if (this.#cache && cachesUnwrap(provider)) {
         this.#cache.prime(this.#cacheKey(provider, entry, { context }), materials.dataKey);
       }
     }
@@ -541,7 +585,9 @@ export class Envelope {
     for (const entry of materials.entries) checkEntry(entry);
     const canonical = encodeContext(options.context);
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
-    const sealed = seal(materials, plaintextBytes(plaintext), flags, canonical, this.#signer);
+    const pad = choosePad(options.pad, this.#pad);
+    const data = plaintextBytes(plaintext);
+    const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 
@@ -569,7 +615,7 @@ export class Envelope {
    */
   async refreshKeys(): Promise<void> {
     const all = new Set([...this.#encryptors, ...this.#decryptors]);
-    await Promise.all([...all].map((p) => p.refresh?.()));
+    await Promise.all([...all].map((p) => (supportsRefresh(p) ? p.refresh() : undefined)));
   }
 
   /**
@@ -647,8 +693,8 @@ export class Envelope {
     const [primary, ...others] = this.#encryptors as [KeyProvider, ...KeyProvider[]];
     let dataKey: Buffer;
     let first: WrappedKey;
-    if (primary.generateDataKey) {
-      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey!(request));
+    if (supportsDataKeyGeneration(primary)) {
+      const generated = await this.#timed("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
       dataKey = Buffer.from(generated.dataKey);
       generated.dataKey.fill(0);
@@ -695,7 +741,7 @@ export class Envelope {
         return openBody(remembered.key, parts.body, aad);
       }
       for (const [entry, provider] of this.#candidates(parts)) {
-        if (provider.skipUnwrapCache) continue;
+        if (!cachesUnwrap(provider)) continue;
         const key = this.#cacheKey(provider, entry, request);
         const cached = this.#cache.peek(key);
         if (!cached) continue;
@@ -736,13 +782,13 @@ export class Envelope {
     entry: WrappedKey;
     cacheHit: boolean;
   }> {
-    const failures: EnvelopeError[] = [];
+    const failures: TriedEntry[] = [];
     for (const [entry, provider] of this.#candidates(parts)) {
       try {
         const found = await this.#entryKey(provider, entry, parts, request);
         return { ...found, provider, entry };
       } catch (error) {
-        failures.push(asEnvelopeError(error));
+        failures.push({ provider, entry, error: asEnvelopeError(error) });
       }
     }
     throw failures.length > 0 ? pickFailure(failures) : this.#noMatchingKey(parts);
@@ -760,7 +806,7 @@ export class Envelope {
     parts: EnvelopeParts,
     request: KeyRequest,
   ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
-    const cache = provider.skipUnwrapCache ? undefined : this.#cache;
+    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
     let dataKey: Buffer;
     let cacheHit = false;
     if (cache) {
@@ -817,6 +863,35 @@ export class Envelope {
     }
     if (strict && failure) throw failure;
     return false;
+  }
+
+  /**
+   * The proof of a native rewrap's entry that also yields its keys: unwrapped with the
+   * target (then the configured keys that handle it) and checked against the key
+   * commitment. Throws `nativeRewrapError` when it opens to another data key, and the
+   * unwrap failure when no provider can open it (an unchecked entry must not be written).
+   */
+  async #nativeEntryKey(
+    entry: WrappedKey,
+    target: KeyProvider,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<VerifiedKey> {
+    const providers = [...new Set([target, ...this.#decryptors])].filter(
+      (p) => p.id === entry.providerId && p.handles(entry),
+    );
+    let failure: EnvelopeError | undefined;
+    for (const provider of providers) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        return { dataKey: found.dataKey, encryptionKey: found.encryptionKey, entry };
+      } catch (error) {
+        const typed = asEnvelopeError(error);
+        if (typed.code === "ENVELOPE_COMMITMENT_MISMATCH") throw nativeRewrapError(target, entry);
+        failure ??= typed;
+      }
+    }
+    throw failure ?? nativeRewrapError(target, entry);
   }
 
   /**

@@ -4,6 +4,7 @@
  */
 
 export { mapLimit } from "./concurrency.js";
+export { padRule } from "./config/padding.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
 export {
   checkKeyFileMode,

@@ -10,13 +10,18 @@ const NONCE = Buffer.alloc(NONCE_LENGTH);
 // allocation of the envelope's size instead of ciphertext + concat + header copies.
 const SLICE = 64 * 1024;
 
-/** AES-256-GCM encrypt of `plaintext` into `out` at `offset`: ciphertext, then the tag. */
+/**
+ * AES-256-GCM encrypt of `plaintext || tail` into `out` at `offset`: ciphertext, then the
+ * tag. `tail` is the length padding (docs/FORMAT.md §2.3), fed to GCM after the value so
+ * the value is never copied to be padded.
+ */
 export function sealBodyInto(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array,
   out: Buffer,
   offset: number,
+  tail?: Uint8Array,
 ): void {
   const cipher = createCipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   cipher.setAAD(aad);
@@ -25,6 +30,7 @@ export function sealBodyInto(
     const chunk = cipher.update(plaintext.subarray(start, start + SLICE));
     at += chunk.copy(out, at);
   }
+  if (tail && tail.length > 0) at += cipher.update(tail).copy(out, at);
   at += cipher.final().copy(out, at);
   cipher.getAuthTag().copy(out, at);
 }

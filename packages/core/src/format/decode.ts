@@ -2,6 +2,8 @@ import { FormatError } from "../errors.js";
 import {
   COMMITMENT_LENGTH,
   FLAG_CONTEXT_STORED,
+  FLAG_PADDED,
+  FLAG_STREAM_KEY,
   FORMAT_VERSION,
   KNOWN_FLAGS,
   MAX_BODY_LENGTH,
@@ -54,6 +56,9 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   }
   const flags = r.u8("flags");
   if ((flags & ~KNOWN_FLAGS) !== 0) fail("flags", `unknown flag bits 0x${flags.toString(16)}`);
+  // A stream key envelope is never padded (FORMAT.md §2.3).
+  const padded = (flags & FLAG_PADDED) !== 0;
+  if (padded && (flags & FLAG_STREAM_KEY) !== 0) fail("flags", "bits 1 and 2 both set");
   const messageId = r.bytesOf(MESSAGE_ID_LENGTH, "messageId");
   const commitment = r.bytesOf(COMMITMENT_LENGTH, "commitment");
   // Suite 0x02: signer key and signature at fixed offsets 67 and 99, before the entries.
@@ -82,6 +87,8 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
       { details: { field: "ciphertextLength" } },
     );
   }
+  // Padding is at least the 0x80 marker: a padded value has a non-empty GCM plaintext.
+  if (padded && ciphertextLength === 0) fail("ciphertextLength", "0 with flags bit 2 (padded)");
   const body = r.bytesOf(ciphertextLength + TAG_LENGTH, "body");
   r.end();
   const parts = { version, suite, flags, messageId, commitment, entries, storedContext, body };

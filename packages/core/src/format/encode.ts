@@ -2,6 +2,7 @@ import { ConfigError, FormatError } from "../errors.js";
 import {
   COMMITMENT_LENGTH,
   FLAG_CONTEXT_STORED,
+  FLAG_PADDED,
   FLAG_STREAM_KEY,
   FORMAT_VERSION,
   MAX_BODY_LENGTH,
@@ -65,6 +66,15 @@ export function encodeEnvelopeWith(
       { details: { field: "ciphertextLength" } },
     );
   }
+  // The decoder's structural rules for bit 2 (FORMAT.md §2.3), so no encoder output is
+  // refused on read.
+  const padded = (header.flags & FLAG_PADDED) !== 0;
+  if (padded && (header.flags & FLAG_STREAM_KEY) !== 0) {
+    throw badPart("flags", "without bit 2 (padded) on a stream key envelope (bit 1)");
+  }
+  if (padded && ciphertextLength === 0) {
+    throw badPart("body", "at least 1 byte of ciphertext when flags bit 2 (padded) is set");
+  }
   const bodyLength = ciphertextLength + TAG_LENGTH;
   // Suite 0x02 carries signer key and signature; they are copied as given (rewrap keeps
   // them byte for byte; a fresh seal fills the signature in afterwards, see crypto/seal.ts).
@@ -88,9 +98,10 @@ export function encodeEnvelopeWith(
   const w = new Writer(size);
   w.u8(FORMAT_VERSION);
   w.u8(signed ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT);
-  // Bit 0 follows the stored context; bit 1 (purpose) is carried as given, so a rewrap
-  // keeps it: it is in the body's AAD (and, for suite 2, in the signed bytes).
-  w.u8((stored ? FLAG_CONTEXT_STORED : 0) | (header.flags & FLAG_STREAM_KEY));
+  // Bit 0 follows the stored context; bits 1 (purpose) and 2 (padded) are carried as
+  // given, so a rewrap keeps them: they are in the body's AAD (and, for suite 2, in the
+  // signed bytes).
+  w.u8((stored ? FLAG_CONTEXT_STORED : 0) | (header.flags & (FLAG_STREAM_KEY | FLAG_PADDED)));
   w.put(header.messageId);
   w.put(header.commitment);
   if (signed) {
