@@ -6,7 +6,12 @@ type Stats = ReturnType<Envelope["cacheStats"]>;
 
 // Each cumulative counter of `cacheStats()` and the instrument that reports it.
 const COUNTERS: readonly [keyof Stats, string, string, string][] = [
-  ["hits", METRICS.cacheHits, "Decrypts served by the unwrap cache (no KMS call).", "{hit}"],
+  [
+    "hits",
+    METRICS.cacheHits,
+    "Data-key lookups served by the unwrap cache (no KMS call).",
+    "{hit}",
+  ],
   ["misses", METRICS.cacheMisses, "Unwrap-cache misses that started a KMS unwrap.", "{miss}"],
   [
     "evictions",
