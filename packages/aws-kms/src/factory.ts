@@ -1,27 +1,16 @@
-import { ConfigError, type ProviderFactory } from "@envelope/core";
+import { ConfigError, defineProviderFactory } from "@envelope/core";
 import type { AwsCredentials } from "./client.js";
 import { parseKeyId } from "./key-ref.js";
-import { type AwsKmsProviderOptions, awsKmsProvider } from "./provider.js";
-
-const SCHEME = "aws-kms";
-const OPTION_FIELDS = [
-  "keyId",
-  "region",
-  "endpoint",
-  "credentials",
-  "client",
-  "grantTokens",
-  "kmsContext",
-  "decryptKeys",
-  "discovery",
-  "mrkAware",
-  "retry",
-] as const;
+import { type AwsKmsProviderOptions, OPTION_FIELDS } from "./options.js";
+import { awsKmsProvider } from "./provider.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const URI_SHAPE =
+  "aws-kms://<key ARN or alias ARN>[?endpoint=…&kmsContext=all|none|k1,k2&grantTokens=t1,t2&decryptKeys=arn1,arn2&attempts=3&timeoutMs=5000] (the region comes from the ARN)";
+
 /**
- * `aws-kms://<key-arn-or-alias-arn>[?endpoint=…&kmsContext=all|none|k1,k2&grantTokens=t1,t2&timeoutMs=…&attempts=…]`
+ * `aws-kms://<key-arn-or-alias-arn>[?endpoint=…&kmsContext=all|none|k1,k2&grantTokens=t1,t2&decryptKeys=…&timeoutMs=…&attempts=…]`
  * and `{ provider: "aws-kms", keyId, …AwsKmsProviderOptions }`. The region comes from
  * the ARN. Credentials come from the SDK's default chain (or AWS_ACCESS_KEY_ID /
  * AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in the `env` passed to `fromUri`).
@@ -29,61 +18,39 @@ type Env = Readonly<Record<string, string | undefined>>;
  * @example
  * const envelope = await createEnvelope({ encrypt: "aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/pii" });
  */
-export const providerFactory: ProviderFactory = {
-  scheme: SCHEME,
-  async fromUri(uri, env = process.env) {
-    if (typeof uri !== "string" || !uri.startsWith(`${SCHEME}://`)) {
-      throw badUri();
-    }
-    const [arn = "", query = ""] = uri.slice(SCHEME.length + 3).split("?", 2);
-    const keyId = decodeURIComponent(arn);
+export const providerFactory = defineProviderFactory({
+  scheme: "aws-kms",
+  options: OPTION_FIELDS,
+  uriOptions: {
+    endpoint: "string",
+    kmsContext: "kmsContext",
+    grantTokens: "list",
+    decryptKeys: "list",
+    timeoutMs: "integer",
+    attempts: "integer",
+  },
+  uriShape: URI_SHAPE,
+  fromUri(location, query, env) {
+    const keyId = decodeURIComponent(location);
     const parsed = parseKeyId(keyId);
-    if (!parsed || (parsed.kind !== "key-arn" && parsed.kind !== "alias-arn")) throw badUri();
-    const options: AwsKmsProviderOptions = { keyId };
-    for (const [name, value] of new URLSearchParams(query)) {
-      switch (name) {
-        case "endpoint":
-          options.endpoint = value;
-          break;
-        case "kmsContext":
-          options.kmsContext = value === "all" || value === "none" ? value : list(value);
-          break;
-        case "grantTokens":
-          options.grantTokens = list(value);
-          break;
-        case "decryptKeys":
-          options.decryptKeys = list(value);
-          break;
-        case "timeoutMs":
-        case "attempts":
-          options.retry = { ...options.retry, [name]: number(name, value) };
-          break;
-        default:
-          throw new ConfigError(
-            "ENVELOPE_BAD_CONFIG",
-            `aws-kms: unknown URI option "${name}". Known: endpoint, kmsContext, grantTokens, decryptKeys, timeoutMs, attempts.`,
-            { details: { field: name } },
-          );
-      }
+    if (!parsed || (parsed.kind !== "key-arn" && parsed.kind !== "alias-arn")) {
+      throw new ConfigError("ENVELOPE_BAD_CONFIG", `aws-kms URIs are ${URI_SHAPE}.`);
     }
+    const { timeoutMs, attempts, ...rest } = query;
+    const retry = {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(attempts !== undefined ? { attempts } : {}),
+    };
     const credentials = envCredentials(env);
-    if (credentials) options.credentials = credentials;
-    return awsKmsProvider(options);
+    return {
+      keyId,
+      ...rest,
+      ...(Object.keys(retry).length > 0 ? { retry } : {}),
+      ...(credentials ? { credentials } : {}),
+    };
   },
-  async fromConfig(config) {
-    const { provider: _scheme, ...rest } = config;
-    for (const field of Object.keys(rest)) {
-      if (!(OPTION_FIELDS as readonly string[]).includes(field)) {
-        throw new ConfigError(
-          "ENVELOPE_BAD_CONFIG",
-          `aws-kms: unknown option "${field}". Known options: ${OPTION_FIELDS.join(", ")}.`,
-          { details: { field } },
-        );
-      }
-    }
-    return awsKmsProvider(rest as unknown as AwsKmsProviderOptions);
-  },
-};
+  create: (options) => awsKmsProvider(options as unknown as AwsKmsProviderOptions),
+});
 
 // Only when the caller passed its own env: process.env is what the SDK's chain reads anyway.
 function envCredentials(env: Env): AwsCredentials | undefined {
@@ -96,32 +63,4 @@ function envCredentials(env: Env): AwsCredentials | undefined {
     secretAccessKey,
     ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
   };
-}
-
-function list(value: string): string[] {
-  return value
-    .split(",")
-    .map((v) => v.trim())
-    .filter((v) => v.length > 0);
-}
-
-function number(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_CONFIG",
-      `aws-kms: URI option ${name} must be a positive integer.`,
-      {
-        details: { field: name },
-      },
-    );
-  }
-  return n;
-}
-
-function badUri(): ConfigError {
-  return new ConfigError(
-    "ENVELOPE_BAD_CONFIG",
-    "aws-kms URIs are aws-kms://<key ARN or alias ARN>, e.g. aws-kms://arn:aws:kms:eu-west-1:111122223333:alias/pii (the region comes from the ARN).",
-  );
 }

@@ -78,7 +78,7 @@ describe("aws-kms providerFactory", () => {
   });
 
   it("config alone selects AWS KMS through createEnvelope", async () => {
-    registerProvider("aws-kms", async () => providerFactory);
+    registerProvider("aws-kms", async () => providerFactory, { override: true });
     const key = h.kms.createKey();
     const envelope = await createEnvelope(
       { encrypt: `aws-kms://${key.arn}?endpoint=${h.kms.url}` },

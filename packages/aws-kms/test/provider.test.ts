@@ -295,7 +295,7 @@ describe("aws-kms provider against the KMS test server", () => {
     [{ keyId: "alias/x", decryptKeys: ["alias/y"] }, "decryptKeys[0]"],
     [{ keyId: "alias/x", grantTokens: "t" }, "grantTokens"],
     [{ keyId: "alias/x", discovery: { accountIds: ["12"] } }, "discovery"],
-    [{ keyId: "alias/x", retry: { attempts: 0 } }, "retry"],
+    [{ keyId: "alias/x", retry: { attempts: 0 } }, "retry.attempts"],
     [{ keyId: "arn:aws:kms:us-east-1:111122223333:alias/x", region: "eu-west-1" }, "region"],
   ])("rejects bad options up front (%j)", (options, field) => {
     try {

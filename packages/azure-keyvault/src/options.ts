@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs";
+import { Agent } from "node:https";
 import type { TokenCredential } from "@azure/core-auth";
 import type { CryptographyClientOptions } from "@azure/keyvault-keys";
-import { ConfigError, type RetryOptions } from "@envelope/core";
+import { ConfigError, checkRetryOptions, type RetryOptions } from "@envelope/core";
 import { checkAlgorithm, type WrapAlgorithm } from "./algorithm.js";
 import { isTokenCredential } from "./credential.js";
 import { type KeyId, parseKeyId } from "./key-id.js";
@@ -36,7 +38,21 @@ export interface AzureKeyVaultOptions {
    * More keys this provider may unwrap, e.g. the previous key after moving to a new key name.
    * Without a version, any version of that key. Only these hosts ever receive a token.
    */
+  decryptKeys?: readonly string[];
+  /** @deprecated Use `decryptKeys` (the name every provider uses); same meaning. */
   additionalKeyIds?: readonly string[];
+  /**
+   * PEM file of the CA that signed the vault's TLS certificate, for a host outside
+   * `*.vault.azure.net` (private endpoint, proxy, emulator). Env: ENVELOPE_AZURE_KV_CA_FILE.
+   */
+  caFile?: string;
+  /**
+   * Accept a bearer challenge whose resource does not match the vault's host: needed for a
+   * vault reached under another name (private endpoint DNS name, proxy, emulator). The
+   * token is then sent to that host, so only set it for a host you trust. Default false.
+   * Env: ENVELOPE_AZURE_KV_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=true.
+   */
+  disableChallengeResourceVerification?: boolean;
   /** Key Vault REST api-version, pinned so an SDK upgrade does not change the wire. Default "7.6". */
   serviceVersion?: string;
   /**
@@ -71,7 +87,9 @@ export const OPTION_FIELDS = [
   "algorithm",
   "localWrap",
   "keyRefreshMs",
-  "additionalKeyIds",
+  "decryptKeys",
+  "caFile",
+  "disableChallengeResourceVerification",
   "serviceVersion",
   "retry",
   "clientOptions",
@@ -101,31 +119,19 @@ export function resolveOptions(options: AzureKeyVaultOptions): ResolvedOptions {
   if (!Number.isSafeInteger(keyRefreshMs) || keyRefreshMs < 0) {
     throw bad("keyRefreshMs", "must be a non-negative integer of milliseconds (e.g. 600000).");
   }
-  if (options.additionalKeyIds !== undefined && !Array.isArray(options.additionalKeyIds)) {
-    throw bad("additionalKeyIds", "must be an array of key ids.");
+  if (options.additionalKeyIds !== undefined && options.decryptKeys !== undefined) {
+    throw bad("decryptKeys", "and its deprecated alias additionalKeyIds: give one, not both.");
   }
-  const additional = (options.additionalKeyIds ?? []).map((id, i) =>
-    parseKeyId(id, `additionalKeyIds[${i}]`),
-  );
+  const extra = options.decryptKeys ?? options.additionalKeyIds;
+  if (extra !== undefined && !Array.isArray(extra)) {
+    throw bad("decryptKeys", "must be an array of key ids.");
+  }
+  const additional = (extra ?? []).map((id, i) => parseKeyId(id, `decryptKeys[${i}]`));
   const serviceVersion = options.serviceVersion ?? "7.6";
   if (typeof serviceVersion !== "string" || !/^[0-9][0-9.a-z-]*$/.test(serviceVersion)) {
     throw bad("serviceVersion", 'must be a Key Vault api-version such as "7.6".');
   }
-  const retry = options.retry ?? {};
-  if (typeof retry !== "object" || retry === null)
-    throw bad("retry", "must be an object { attempts, baseDelayMs, maxDelayMs, timeoutMs }.");
-  for (const [k, v] of Object.entries(retry)) {
-    if (
-      !["attempts", "baseDelayMs", "maxDelayMs", "timeoutMs"].includes(k) ||
-      !Number.isSafeInteger(v) ||
-      (v as number) < 0
-    ) {
-      throw bad(
-        `retry.${k}`,
-        "is not a known retry option or not a non-negative integer (attempts, baseDelayMs, maxDelayMs, timeoutMs).",
-      );
-    }
-  }
+  const retry = checkRetryOptions(options.retry, "azure-kv");
   const clientOptions = options.clientOptions ?? {};
   if (typeof clientOptions !== "object" || clientOptions === null)
     throw bad("clientOptions", "must be an object.");
@@ -134,6 +140,12 @@ export function resolveOptions(options: AzureKeyVaultOptions): ResolvedOptions {
       "clientOptions",
       "must not set retryOptions or serviceVersion: use the provider's retry and serviceVersion options (the SDK's own retries are off so the total stays bounded).",
     );
+  }
+  if (
+    options.disableChallengeResourceVerification !== undefined &&
+    typeof options.disableChallengeResourceVerification !== "boolean"
+  ) {
+    throw bad("disableChallengeResourceVerification", "must be true or false.");
   }
   return {
     keyId,
@@ -144,6 +156,25 @@ export function resolveOptions(options: AzureKeyVaultOptions): ResolvedOptions {
     additional,
     serviceVersion,
     retry,
-    clientOptions,
+    clientOptions: {
+      ...clientOptions,
+      ...(options.caFile !== undefined ? { agent: caAgent(options.caFile) } : {}),
+      ...(options.disableChallengeResourceVerification
+        ? { disableChallengeResourceVerification: true }
+        : {}),
+    },
   };
+}
+
+// An HTTPS agent that trusts the CA in `file` (and the system CAs, which Node keeps).
+function caAgent(file: unknown): Agent {
+  if (typeof file !== "string" || file.length === 0) throw bad("caFile", "must be a file path.");
+  let ca: Buffer;
+  try {
+    ca = readFileSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException)?.code ?? "EIO";
+    throw bad("caFile", `cannot be read (${code}): check the path and permissions.`);
+  }
+  return new Agent({ ca, keepAlive: true });
 }

@@ -295,11 +295,13 @@ describe("configuration", () => {
     );
   });
 
-  it("providerFactory: azure-kv:// URIs (https implied, no query) and config objects", async () => {
+  it("providerFactory: azure-kv:// URIs (https implied, typed query options) and config objects", async () => {
     const fromUri = await providerFactory.fromUri("azure-kv://contoso.vault.azure.net/keys/pii");
     expect(fromUri.keyRef).toBe("https://contoso.vault.azure.net/keys/pii");
+    // URI options are accepted since issue 14 item 8; unknown ones are still refused.
+    await providerFactory.fromUri("azure-kv://contoso.vault.azure.net/keys/pii?localWrap=false");
     await expect(
-      providerFactory.fromUri("azure-kv://contoso.vault.azure.net/keys/pii?localWrap=false"),
+      providerFactory.fromUri("azure-kv://contoso.vault.azure.net/keys/pii?typo=1"),
     ).rejects.toMatchObject({
       code: "ENVELOPE_BAD_CONFIG",
     });

@@ -22,12 +22,12 @@ export {
   type RewrapOptions,
 } from "./client.js";
 export { configFromEnv, ENV_VARS, envelopeFromEnv } from "./config/env.js";
+export { type PadOption, PII_PADDING } from "./config/padding.js";
 export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
 export { redactUri } from "./config/uri.js";
-export { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/ed25519.js";
 export { aesKeyUnwrap, aesKeyWrap } from "./crypto/key-wrap.js";
-export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/signature.js";
 export type {
   SigningKeyInput,
   SigningOptions,
@@ -54,28 +54,56 @@ export {
   SUITE_SIGNED_ED25519,
   TEXT_PREFIX,
 } from "./format/constants.js";
+export { decodeContext, type EncryptionContext, encodeContext } from "./format/context.js";
 export { decodeEnvelope } from "./format/decode.js";
 export { encodeEnvelope } from "./format/encode.js";
 export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";
 export { type EnvelopeInfo, inspectEnvelope, type Sealed } from "./format/parse.js";
 export { fromText, isTextForm, toText } from "./format/text.js";
 export {
+  bindsKmsContext,
+  cachesUnwrap,
+  kmsContextKeyOf,
+  providerCapabilities,
+  supportsDataKeyGeneration,
+  supportsNativeRewrap,
+  supportsRefresh,
+} from "./providers/capabilities.js";
+export {
+  defineProviderFactory,
+  type ProviderFactoryDefinition,
+  parseUriQuery,
+  type UriOptionType,
+  type UriOptionValue,
+} from "./providers/define-factory.js";
+export {
   type AesKeyInput,
   type LocalAesOptions,
   localAesFactory,
   localAesProvider,
 } from "./providers/local-aes.js";
-export { knownSchemes, registerProvider } from "./providers/registry.js";
 export {
+  isBuiltInScheme,
+  knownSchemes,
+  type RegisterProviderOptions,
+  registerProvider,
+} from "./providers/registry.js";
+export {
+  checkRetryOptions,
+  MAX_RETRY_ATTEMPTS,
   providerError,
   type RetryOptions,
   type RetryTarget,
   withRetry,
 } from "./providers/retry.js";
 export type {
+  DataKeyGeneration,
   GeneratedDataKey,
   KeyProvider,
+  KeyRefresh,
   KeyRequest,
+  KmsContextBinding,
+  NativeRewrap,
   ProviderFactory,
 } from "./providers/types.js";
 export {

@@ -273,8 +273,16 @@ describe("header fields", () => {
     expect(decodeError(craft({ suite }))?.code).toBe("ENVELOPE_UNSUPPORTED_SUITE");
   });
   // Bit 1 (0x02) is the stream-key purpose: known to the decoder, refused by decrypt.
-  it.each([4, 6, 0x80, 0xfc, 0xfe])("unknown flag bits 0x%s are refused", (flags) => {
+  // Bit 2 (0x04) is padding (FORMAT.md §2.3); 6 sets bits 1 and 2 together, which no
+  // envelope may (a stream key is never padded).
+  it.each([6, 7, 8, 0x80, 0xfc, 0xfe])("unknown flag bits 0x%s are refused", (flags) => {
     expect(decodeError(craft({ flags }))?.details.field).toBe("flags");
+  });
+  it.each([4, 5])("flags 0x%s (padded) decode with a non-empty ciphertext", (flags) => {
+    const context = flags & 1 ? { context: new Uint8Array(2) } : {};
+    expect(decodeError(craft({ flags, ...context, body: new Uint8Array(17) }))).toBeUndefined();
+    // Padding is at least the 0x80 marker: an empty padded plaintext cannot exist.
+    expect(decodeError(craft({ flags, ...context }))?.details.field).toBe("ciphertextLength");
   });
   it.each([2, 3])("flags 0x%s (stream-key purpose) decode", (flags) => {
     expect(

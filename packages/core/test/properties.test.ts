@@ -213,9 +213,11 @@ describe("single bit flips", () => {
     const byteCodes = (from: number, to: number) => new Set(codes.slice(from * 8, to * 8));
     expect(byteCodes(0, 1)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_VERSION"]));
     expect(byteCodes(1, 2)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_SUITE"]));
-    // flags: bit 1 is the stream-key purpose (decrypt refuses it), every other bit breaks the layout.
+    // flags: bit 1 is the stream-key purpose (decrypt refuses it); bit 2 (padded) decodes
+    // and is in the AAD, so GCM refuses it; every other bit breaks the layout.
     expect(codes[2 * 8 + 1]).toBe("ENVELOPE_WRONG_PURPOSE");
-    expect(new Set(codes.slice(2 * 8, 3 * 8).filter((_, i) => i !== 1))).toEqual(
+    expect(codes[2 * 8 + 2]).toBe("ENVELOPE_DECRYPT_FAILED");
+    expect(new Set(codes.slice(2 * 8, 3 * 8).filter((_, i) => i !== 1 && i !== 2))).toEqual(
       new Set(["ENVELOPE_BAD_FORMAT"]),
     );
     expect(byteCodes(3, 67)).toEqual(new Set(["ENVELOPE_COMMITMENT_MISMATCH"]));

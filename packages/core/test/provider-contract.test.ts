@@ -167,7 +167,13 @@ describe("the core checks what providers return", () => {
     const denied = new ProviderError("ENVELOPE_KMS_ACCESS_DENIED", "denied");
     vi.spyOn(down, "unwrap").mockRejectedValue(denied);
     vi.spyOn(wrong, "unwrap").mockResolvedValue(randomBytes(32));
-    expect(await rejection(new Envelope({ encrypt: [down, wrong] }).decrypt(sealed))).toBe(denied);
+    // Its code and class lead; since both entries failed, the message lists each one tried.
+    const error = await rejection(new Envelope({ encrypt: [down, wrong] }).decrypt(sealed));
+    expectEnvelopeError(error, ProviderError, "ENVELOPE_KMS_ACCESS_DENIED");
+    expect((error as Error).cause).toBe(denied);
+    expect((error as Error).message).toMatch(
+      /kms-a .*ENVELOPE_KMS_ACCESS_DENIED; kms-b .*ENVELOPE_COMMITMENT_MISMATCH/,
+    );
   });
 
   it("a provider that does not handle an entry is never asked to unwrap it", async () => {

@@ -174,8 +174,6 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
   const provider = {
     id: PROVIDER_ID,
-    // Unwrap is one HMAC with a cached intermediate key: cheaper than a cache entry.
-    skipUnwrapCache: true,
     get keyRef(): string {
       return current?.id ?? "unassigned";
     },

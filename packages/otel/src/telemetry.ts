@@ -1,6 +1,7 @@
 import {
   type AuditHook,
   ConfigError,
+  cachesUnwrap,
   type Envelope,
   type EnvelopeConfig,
   type EnvelopeOptions,
@@ -40,7 +41,7 @@ export interface EnvelopeTelemetry {
   instrumentProvider(provider: KeyProvider): KeyProvider;
   /**
    * Options for `new Envelope(...)`: providers instrumented (except those whose unwrap is
-   * local, `skipUnwrapCache`: instrument their master instead) and the audit hook chained
+   * a local derivation, hierarchical mode: instrument its master instead) and the audit hook chained
    * after yours.
    */
   instrument(options: EnvelopeOptions): EnvelopeOptions;
@@ -106,9 +107,10 @@ export function envelopeTelemetry(options: TelemetryOptions = {}): EnvelopeTelem
     return wrapped;
   };
   // Hierarchical mode's unwrap is a local HMAC, not a KMS call: spans there would count
-  // every record. Its master provider is where the KMS calls are.
+  // every record. Its master provider is where the KMS calls are. Core's own test for "an
+  // unwrap worth caching" tells the two kinds apart.
   const forClient = (provider: KeyProvider) =>
-    provider.skipUnwrapCache ? provider : instrumentProvider(provider);
+    cachesUnwrap(provider) ? instrumentProvider(provider) : provider;
 
   const instrument = (given: EnvelopeOptions): EnvelopeOptions => {
     const encrypt = Array.isArray(given.encrypt)

@@ -5,7 +5,9 @@ import {
   type DataKeyMaterials,
   type EncryptionContext,
   type Envelope,
+  type PadOption,
 } from "@envelope/core";
+import { padRule } from "@envelope/core/internal";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
@@ -24,6 +26,13 @@ export interface RecordSchema<F extends string = string> {
   encrypted: readonly F[];
   /** Encrypted fields that also get a blind index column (default `<field>_idx`). */
   blindIndexes?: Partial<Record<F, BlindIndexSpec>>;
+  /**
+   * Length padding per encrypted field, e.g. `{ email: 32, address: { bucket: 64 }, ssn:
+   * "pii" }`: the stored value then shows the field's length bucket, not its exact
+   * length. A field not listed uses the Envelope's own `pad` (off by default); `false`
+   * turns padding off for a field. Changing it later affects only values sealed after.
+   */
+  pad?: Partial<Record<F, PadOption>>;
 }
 
 export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
@@ -169,9 +178,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const sealField = (m: Materials, field: string, value: unknown, id: string) => {
     const plaintext = encodeValue(value, field);
     try {
+      const pad = s.pad?.[field as F];
       const sealed = envelope.encryptWithDataKey(m, plaintext, {
         context: context(field, id),
         output,
+        ...(pad !== undefined ? { pad } : {}),
       });
       return sealed as SealedValue<O>;
     } finally {
@@ -461,6 +472,17 @@ function checkSchema<F extends string>(
       throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
     }
   }
+  const pads = schema.pad ?? {};
+  if (typeof pads !== "object" || pads === null || Array.isArray(pads)) {
+    throw bad(
+      "pad",
+      'must map encrypted fields to a padding option, e.g. { email: 32, ssn: "pii" }',
+    );
+  }
+  for (const [field, option] of Object.entries(pads)) {
+    if (!seen.has(field)) throw bad(`pad.${shown(field)}`, "names a field that is not encrypted");
+    padRule(option, `pad.${field}`);
+  }
   if (indexes.length > 0 && !options.blindIndex) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -480,7 +502,11 @@ function checkSchema<F extends string>(
       details: { field: "output" },
     });
   }
-  return Object.freeze({ ...schema, encrypted: Object.freeze([...schema.encrypted]) });
+  return Object.freeze({
+    ...schema,
+    encrypted: Object.freeze([...schema.encrypted]),
+    ...(schema.pad ? { pad: Object.freeze({ ...schema.pad }) } : {}),
+  });
 }
 
 /** Data keys generated per Envelope remembered at most (oldest forgotten first). */

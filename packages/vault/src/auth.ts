@@ -42,18 +42,22 @@ export class TokenSource {
   #lease: Lease | undefined;
   #pending: Promise<Lease> | undefined;
   readonly #now: () => number;
+  readonly #keyLabel: string | undefined;
 
   constructor(
     auth: VaultAuth | undefined,
     client: VaultClient,
     namespace: string | undefined,
     now: () => number = Date.now,
+    /** The key this token serves (`<mount>/keys/<name>`), named in lookup failures. */
+    keyLabel?: string,
   ) {
     if (auth !== undefined) checkAuth(auth);
     this.#auth = auth;
     this.#client = client;
     this.#namespace = namespace;
     this.#now = now;
+    this.#keyLabel = keyLabel;
   }
 
   /** True when a 403 may be cured by logging in again. */
@@ -129,7 +133,12 @@ export class TokenSource {
   }
 
   async #lookup(token: string, timeout: number): Promise<Lease> {
-    const body = await this.#client.read("auth/token/lookup-self", this.#options(token, timeout));
+    let body: unknown;
+    try {
+      body = await this.#client.read("auth/token/lookup-self", this.#options(token, timeout));
+    } catch (error) {
+      throw lookupFailure(error, this.#keyLabel);
+    }
     const data = (body as { data?: { ttl?: unknown; renewable?: unknown } } | undefined)?.data;
     const ttl = typeof data?.ttl === "number" ? data.ttl : 0;
     return this.#lease_(token, ttl, data?.renewable === true);
@@ -235,4 +244,36 @@ function checkAuth(auth: VaultAuth): void {
       { details: { field: "auth" } },
     );
   }
+}
+
+const NO_LOOKUP =
+  "To use the token without looking it up (no renewal), set renew=false: ?renew=false in the URI, ENVELOPE_VAULT_TOKEN_RENEW=false, or auth: { token, renew: false }.";
+
+/**
+ * A failed token lookup (GET auth/token/lookup-self), reported as what it is rather than
+ * as a transit failure: a proxy that forwards only transit paths answers it 404, which
+ * would otherwise read "no such key or transit mount". Transient failures (no answer, 429,
+ * 5xx) are left as they are, for the retry loop to classify and retry.
+ */
+function lookupFailure(error: unknown, keyLabel: string | undefined): unknown {
+  const failure = describeFailure(error);
+  const status = failure.status;
+  if (status === undefined || status === 429 || status >= 500) return error;
+  const denied = status === 401 || status === 403;
+  const forKey = keyLabel ? ` for key ${keyLabel}` : "";
+  return new ProviderError(
+    denied ? "ENVELOPE_KMS_ACCESS_DENIED" : "ENVELOPE_KMS_ERROR",
+    denied
+      ? `${PROVIDER_ID}: the token lookup (auth/token/lookup-self)${forKey} was refused (${status}: ${failure.message}). The token is invalid, expired or revoked, or its policy lacks read on auth/token/lookup-self. ${NO_LOOKUP}`
+      : `${PROVIDER_ID}: the token lookup (auth/token/lookup-self)${forKey} failed with ${status} (${failure.message}), so the token's TTL is unknown. If a proxy in front of Vault forwards only transit paths, that is why. ${NO_LOOKUP}`,
+    {
+      cause: new Error(`Vault ${status}: ${failure.message}`),
+      details: {
+        provider: PROVIDER_ID,
+        operation: "token lookup",
+        httpStatus: status,
+        ...(keyLabel ? { keyRef: keyLabel } : {}),
+      },
+    },
+  );
 }

@@ -15,9 +15,9 @@ export function checkMapping(mapping: unknown): ContextMapping {
     return [...mapping];
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",
-    `${PROVIDER_ID}: context must be "all", "none" or an array of context field names.`,
+    `${PROVIDER_ID}: kmsContext must be "all", "none" or an array of context field names.`,
     {
-      details: { field: "context" },
+      details: { field: "kmsContext" },
     },
   );
 }

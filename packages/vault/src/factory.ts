@@ -1,50 +1,85 @@
 import { readFileSync, statSync } from "node:fs";
-import { ConfigError, type ProviderFactory, redactUri } from "@envelope/core";
+import {
+  ConfigError,
+  defineProviderFactory,
+  parseUriQuery,
+  redactUri,
+  type UriOptionValue,
+} from "@envelope/core";
 import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
 import type { VaultAuth } from "./auth.js";
 import type { VaultTlsOptions } from "./client.js";
 import type { ContextMapping } from "./context.js";
 import { PROVIDER_ID } from "./key-ref.js";
-import { type VaultTransitOptions, vaultTransitProvider } from "./provider.js";
+import { OPTION_FIELDS, type VaultTransitOptions } from "./options.js";
+import { vaultTransitProvider } from "./provider.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+const URI_SHAPE =
+  "vault-transit://<host[:port]>/<mount>/keys/<name>, or vault-transit:///<mount>/keys/<name> with the address in VAULT_ADDR, [?tls=false&namespace=…&derived=true&kmsContext=all|none|a,b&approleMount=…&timeoutMs=…&attempts=…&lookup=false&renew=false]";
+
+/** Environment variable that sets `auth.renew` for a VAULT_TOKEN (`false` skips lookup and renewal). */
+export const TOKEN_RENEW_ENV = "ENVELOPE_VAULT_TOKEN_RENEW";
+
+const URI_SYNTAX = {
+  scheme: PROVIDER_ID,
+  uriShape: URI_SHAPE,
+  uriOptions: {
+    tls: "boolean",
+    namespace: "string",
+    derived: "boolean",
+    kmsContext: "kmsContext",
+    approleMount: "string",
+    timeoutMs: "integer",
+    attempts: "integer",
+    lookup: "boolean",
+    renew: "boolean",
+  },
+  deprecatedUriOptions: {
+    context: "kmsContext",
+    timeout_ms: "timeoutMs",
+    approle_mount: "approleMount",
+  },
+} as const;
+
 /**
  * Builds Vault transit providers from config. URI:
- * `vault-transit://<host[:port]>/<mount>/keys/<name>[?tls=false&namespace=…&derived=true&context=all|none|a,b&approle_mount=…&timeout_ms=…&lookup=false]`.
+ * `vault-transit://<host[:port]>/<mount>/keys/<name>[?tls=false&namespace=…&derived=true&kmsContext=all|none|a,b&approleMount=…&timeoutMs=…&attempts=…&lookup=false&renew=false]`,
+ * or `vault-transit:///<mount>/keys/<name>` to take the address from VAULT_ADDR.
  * HTTPS unless `tls=false`; port 8200 when omitted. Credentials come from the environment:
  * VAULT_TOKEN, or VAULT_ROLE_ID + VAULT_SECRET_ID (AppRole, mount VAULT_APPROLE_MOUNT or
  * `approle`); namespace from the URI or VAULT_NAMESPACE; TLS files from VAULT_CACERT,
- * VAULT_CLIENT_CERT, VAULT_CLIENT_KEY. The provider reads the key once at start-up
- * (latest version, derived flag) unless `lookup=false`.
+ * VAULT_CLIENT_CERT, VAULT_CLIENT_KEY; token renewal off with ENVELOPE_VAULT_TOKEN_RENEW=false
+ * or `renew=false`. The provider reads the key once at start-up (latest version, derived
+ * flag) unless `lookup=false`.
  *
  * @example
- * // ENVELOPE_ENCRYPT_KEY=vault-transit://vault.internal:8200/transit/keys/pii
+ * // ENVELOPE_ENCRYPT_KEYS=vault-transit://vault.internal:8200/transit/keys/pii
  * const envelope = await createEnvelope({ encrypt: "vault-transit://vault.internal:8200/transit/keys/pii" });
  */
-export const providerFactory: ProviderFactory = {
-  scheme: PROVIDER_ID,
-  async fromUri(uri, env = process.env) {
-    const { options, lookup } = optionsFromUri(uri, env);
-    const provider = vaultTransitProvider(options);
-    if (lookup) await provider.init();
-    return provider;
+export const providerFactory = defineProviderFactory({
+  ...URI_SYNTAX,
+  options: OPTION_FIELDS,
+  deprecatedOptions: { context: "kmsContext", timeoutMs: "retry.timeoutMs" },
+  fromUri: (location, query, env) => {
+    const { options, lookup } = optionsFromLocation(location, query, env);
+    return { ...options, lookup };
   },
-  async fromConfig(config, env = process.env) {
-    const { provider: _scheme, lookup, ...rest } = config as Record<string, unknown>;
-    const options = rest as unknown as VaultTransitOptions;
-    const filled: VaultTransitOptions = {
-      ...options,
-      address: options.address ?? (options.client ? undefined : env.VAULT_ADDR),
-      namespace: options.namespace ?? env.VAULT_NAMESPACE,
-      auth: options.auth ?? (options.client ? undefined : authFromEnv(env)),
-      tls: options.tls ?? tlsFromEnv(env),
+  async create(config, env) {
+    const { lookup, ...rest } = config as unknown as VaultTransitOptions & { lookup?: unknown };
+    const options: VaultTransitOptions = {
+      ...rest,
+      address: rest.address ?? (rest.client ? undefined : env.VAULT_ADDR),
+      namespace: rest.namespace ?? env.VAULT_NAMESPACE,
+      auth: rest.auth ?? (rest.client ? undefined : authFromEnv(env)),
+      tls: rest.tls ?? tlsFromEnv(env),
     };
-    const provider = vaultTransitProvider(filled);
+    const provider = vaultTransitProvider(options);
     if (lookup !== false) await provider.init();
     return provider;
   },
-};
+});
 
 /**
  * Parses a `vault-transit://` URI into provider options (credentials from `env`).
@@ -57,51 +92,80 @@ export function optionsFromUri(
   uri: string,
   env: Env,
 ): { options: VaultTransitOptions; lookup: boolean } {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    // No cause: URL's TypeError keeps the whole URI as `input`, userinfo (a token) included.
-    throw bad(`"${redactUri(uri)}" is not a valid URI`);
+  if (typeof uri !== "string" || !uri.startsWith(`${PROVIDER_ID}://`))
+    throw bad(`"${redactUri(String(uri))}" does not start with ${PROVIDER_ID}://`);
+  const rest = uri.slice(`${PROVIDER_ID}://`.length);
+  const q = rest.indexOf("?");
+  const query = q < 0 ? {} : parseUriQuery(URI_SYNTAX, rest.slice(q + 1));
+  return optionsFromLocation(q < 0 ? rest : rest.slice(0, q), query, env);
+}
+
+/** `host[:port]/<mount>/keys/<name>` (or `/<mount>/keys/<name>` with VAULT_ADDR) plus URI options. */
+function optionsFromLocation(
+  location: string,
+  q: Readonly<Record<string, UriOptionValue>>,
+  env: Env,
+): { options: VaultTransitOptions; lookup: boolean } {
+  const slash = location.indexOf("/");
+  const host = slash < 0 ? location : location.slice(0, slash);
+  let address: string;
+  if (host === "") {
+    // vault-transit:///transit/keys/pii: the address is VAULT_ADDR's, scheme and port included.
+    const fromEnv = env.VAULT_ADDR?.trim();
+    if (!fromEnv) throw bad("the URI names no Vault host and VAULT_ADDR is not set");
+    if (q.tls !== undefined) throw bad("tls= does not apply with VAULT_ADDR (its scheme decides)");
+    address = fromEnv.replace(/\/+$/, "");
+  } else {
+    let url: URL;
+    try {
+      url = new URL(`http://${host}`);
+    } catch {
+      // No cause: URL's TypeError keeps the whole input, userinfo (a token) included.
+      throw bad(`"${redactUri(`${PROVIDER_ID}://${location}`)}" is not a valid URI`);
+    }
+    if (url.username || url.password)
+      throw bad(
+        "do not put credentials in the URI; use VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID",
+      );
+    const https = q.tls !== false;
+    address = `${https ? "https" : "http"}://${url.hostname}:${url.port || "8200"}`;
   }
-  if (url.protocol !== `${PROVIDER_ID}:`)
-    throw bad(`"${redactUri(uri)}" does not start with ${PROVIDER_ID}://`);
-  if (url.username || url.password)
-    throw bad(
-      "do not put credentials in the URI; use VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID",
-    );
-  if (!url.hostname) throw bad(`"${redactUri(uri)}" has no Vault host`);
-  const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, "");
+  let path: string;
+  try {
+    path = decodeURIComponent(slash < 0 ? "" : location.slice(slash)).replace(/^\/+|\/+$/g, "");
+  } catch {
+    throw bad("the URI path has a broken %-escape");
+  }
   const cut = path.lastIndexOf("/keys/");
   if (cut <= 0)
     throw bad(
-      `"${redactUri(uri)}" must end in /<mount>/keys/<name>, e.g. ${PROVIDER_ID}://vault:8200/transit/keys/pii`,
+      `"${redactUri(`${PROVIDER_ID}://${location}`)}" must end in /<mount>/keys/<name>, e.g. ${PROVIDER_ID}://vault:8200/transit/keys/pii`,
     );
-  const q = url.searchParams;
-  const https = q.get("tls") !== "false";
   const options: VaultTransitOptions = {
-    address: `${https ? "https" : "http"}://${url.hostname.includes(":") ? `[${url.hostname}]` : url.hostname}:${url.port || "8200"}`,
+    address,
     mount: path.slice(0, cut),
     keyName: path.slice(cut + "/keys/".length),
-    auth: authFromEnv(env, q.get("approle_mount") ?? undefined),
+    auth: authFromEnv(env, q.approleMount as string | undefined, q.renew as boolean | undefined),
   };
-  const namespace = q.get("namespace") ?? env.VAULT_NAMESPACE;
+  const namespace = (q.namespace as string | undefined) ?? env.VAULT_NAMESPACE;
   if (namespace) options.namespace = namespace;
-  if (q.has("derived")) options.derived = q.get("derived") === "true";
-  const context = q.get("context");
-  if (context)
-    options.context = (
-      context === "all" || context === "none" ? context : context.split(",")
-    ) as ContextMapping;
-  const timeout = q.get("timeout_ms");
-  if (timeout) options.timeoutMs = Number(timeout);
+  if (q.derived !== undefined) options.derived = q.derived as boolean;
+  if (q.kmsContext !== undefined) options.kmsContext = q.kmsContext as ContextMapping;
+  const retry = {
+    ...(q.timeoutMs !== undefined ? { timeoutMs: q.timeoutMs as number } : {}),
+    ...(q.attempts !== undefined ? { attempts: q.attempts as number } : {}),
+  };
+  if (Object.keys(retry).length > 0) options.retry = retry;
   const tls = tlsFromEnv(env);
-  if (https && tls) options.tls = tls;
-  return { options, lookup: q.get("lookup") !== "false" };
+  if (address.startsWith("https:") && tls) options.tls = tls;
+  return { options, lookup: q.lookup !== false };
 }
 
-function authFromEnv(env: Env, approleMount?: string): VaultAuth {
-  if (env.VAULT_TOKEN) return { token: env.VAULT_TOKEN };
+function authFromEnv(env: Env, approleMount?: string, renew?: boolean): VaultAuth {
+  if (env.VAULT_TOKEN) {
+    const renewToken = renew ?? renewFromEnv(env);
+    return { token: env.VAULT_TOKEN, ...(renewToken === false ? { renew: false } : {}) };
+  }
   if (env.VAULT_ROLE_ID && env.VAULT_SECRET_ID) {
     const mount = approleMount ?? env.VAULT_APPROLE_MOUNT;
     return {
@@ -115,6 +179,13 @@ function authFromEnv(env: Env, approleMount?: string): VaultAuth {
   throw bad(
     "no Vault credentials: set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole",
   );
+}
+
+function renewFromEnv(env: Env): boolean | undefined {
+  const value = env[TOKEN_RENEW_ENV]?.trim().toLowerCase();
+  if (value === undefined || value === "") return undefined;
+  if (value !== "true" && value !== "false") throw bad(`${TOKEN_RENEW_ENV} must be true or false`);
+  return value === "true";
 }
 
 function tlsFromEnv(env: Env): VaultTlsOptions | undefined {

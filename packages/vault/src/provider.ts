@@ -1,62 +1,21 @@
 import { inspect } from "node:util";
 import {
-  ConfigError,
   type EncryptionContext,
   type GeneratedDataKey,
   type KeyProvider,
   type KeyRequest,
   ProviderError,
-  type RetryOptions,
-  type RetryTarget,
   type WrappedKey,
-  withRetry,
 } from "@envelope/core";
-import { TokenSource, type VaultAuth } from "./auth.js";
-import {
-  createNodeVaultClient,
-  type VaultClient,
-  type VaultRequestOptions,
-  type VaultTlsOptions,
-} from "./client.js";
-import { type ContextMapping, checkMapping, transitContext } from "./context.js";
-import { classifyVaultError, describeFailure, type FailureHint } from "./errors.js";
-import {
-  ciphertextVersion,
-  entryCiphertext,
-  formatKeyRef,
-  isKeyName,
-  isMountPath,
-  PROVIDER_ID,
-  parseKeyRef,
-} from "./key-ref.js";
+import { TokenSource } from "./auth.js";
+import { createNodeVaultClient } from "./client.js";
+import { transitContext } from "./context.js";
+import type { FailureHint } from "./errors.js";
+import { entryCiphertext, formatKeyRef, PROVIDER_ID, parseKeyRef } from "./key-ref.js";
+import { resolveOptions, type VaultTransitOptions } from "./options.js";
+import { contract, PLAIN, transit } from "./transit.js";
 
-export interface VaultTransitOptions {
-  /** Vault address, e.g. `https://vault.example.com:8200` (VAULT_ADDR). Required unless `client` is given. */
-  address?: string;
-  /** Transit mount path. Default `transit`. */
-  mount?: string;
-  /** Name of the transit key (type aes256-gcm96 recommended). */
-  keyName: string;
-  /** Vault Enterprise / HCP namespace, sent as X-Vault-Namespace (VAULT_NAMESPACE). */
-  namespace?: string;
-  /** `{ token }` or `{ approle: { roleId, secretId, mount? } }`. Required unless `client` carries a token. */
-  auth?: VaultAuth;
-  /** CA, client certificate and key for HTTPS / mTLS. */
-  tls?: VaultTlsOptions;
-  /**
-   * Whether the key is derived (created with derived=true). Default: read from Vault on
-   * first use (needs read on `<mount>/keys/<name>`); set it to skip that read.
-   */
-  derived?: boolean;
-  /** Context fields sent to Vault for a derived key: "all" (default), "none", or a list. */
-  context?: ContextMapping;
-  /** Your own client (node-vault instance or the narrow VaultClient interface). */
-  client?: VaultClient;
-  /** Per-attempt timeout in ms. Default 10000. */
-  timeoutMs?: number;
-  /** Bounded retries of throttling (429), 5xx / sealed, network errors and timeouts. */
-  retry?: Omit<RetryOptions, "timeoutMs">;
-}
+export type { VaultTransitOptions } from "./options.js";
 
 /** What Vault says about the key (from GET `<mount>/keys/<name>`). */
 export interface VaultKeyInfo {
@@ -97,39 +56,9 @@ export interface VaultTransitProvider extends KeyProvider {
  * const envelope = new Envelope({ encrypt: provider });
  */
 export function vaultTransitProvider(options: VaultTransitOptions): VaultTransitProvider {
-  const mount = (options?.mount ?? "transit").replace(/^\/+|\/+$/g, "");
-  const name = options?.keyName;
-  needsConfig(
-    isMountPath(mount),
-    "mount",
-    `mount "${mount}" is not a mount path such as transit or team-a/transit`,
-  );
-  needsConfig(
-    typeof name === "string" && isKeyName(name),
-    "keyName",
-    "keyName must be a transit key name (letters, digits, _ . - @)",
-  );
-  needsConfig(
-    options.client !== undefined || typeof options.address === "string",
-    "address",
-    "give address (https://host:8200) or client",
-  );
-  needsConfig(
-    options.client !== undefined || options.auth !== undefined,
-    "auth",
-    "give auth: { token } or { approle: { roleId, secretId } }",
-  );
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  needsConfig(
-    Number.isSafeInteger(timeoutMs) && timeoutMs > 0,
-    "timeoutMs",
-    "timeoutMs must be a positive integer of milliseconds",
-  );
-  const namespace = options.namespace?.replace(/^\/+|\/+$/g, "") || undefined;
-  const mapping = checkMapping(options.context);
+  const { mount, name, namespace, mapping, timeoutMs, retry } = resolveOptions(options);
   const client = options.client ?? createNodeVaultClient(options.address!, options.tls);
-  const auth = new TokenSource(options.auth, client, namespace);
-  const retry: RetryOptions = { ...options.retry, timeoutMs };
+  const auth = new TokenSource(options.auth, client, namespace, Date.now, `${mount}/keys/${name}`);
   const address = options.address ?? "(injected client)";
 
   let latest: number | undefined;
@@ -138,51 +67,30 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
 
   const keyRef = () =>
     formatKeyRef(latest === undefined ? { mount, name } : { mount, name, version: latest });
-  const noteVersion = (version: number) => {
-    if (latest === undefined || version > latest) latest = version;
-  };
-
-  /** One Vault call: token, timeout, bounded retries, typed errors; one re-login after a 403 with AppRole. */
-  async function call(
-    operation: string,
-    ref: string,
-    hint: FailureHint,
-    fn: (o: VaultRequestOptions) => Promise<unknown>,
-  ) {
-    const target: RetryTarget = { provider: PROVIDER_ID, keyRef: ref, operation };
-    return withRetry(
-      target,
-      async () => {
-        const headers = await auth.headers(timeoutMs);
-        try {
-          return await fn({ headers, timeout: timeoutMs });
-        } catch (error) {
-          if (!auth.canRelogin || describeFailure(error).status !== 403) throw error;
-          auth.invalidate(headers["X-Vault-Token"]);
-          return await fn({ headers: await auth.headers(timeoutMs), timeout: timeoutMs });
-        }
-      },
-      (error) => classifyVaultError(error, target, hint),
-      retry,
-    );
-  }
-
-  const plain: FailureHint = { unwrapping: false, derivedWithContext: false };
+  const vault = transit({
+    client,
+    auth,
+    mount,
+    name,
+    timeoutMs,
+    retry,
+    noteVersion: (version) => {
+      if (latest === undefined || version > latest) latest = version;
+    },
+  });
   const unwrapping = (): FailureHint => ({
     unwrapping: true,
     derivedWithContext: derived === true,
   });
 
   async function readKey(): Promise<VaultKeyInfo> {
-    const body = await call("read key", keyRef(), plain, (o) =>
-      client.read(`${mount}/keys/${name}`, o),
-    );
+    const body = await vault.read("read key", keyRef(), `keys/${name}`);
     const data = (body as { data?: Record<string, unknown> } | undefined)?.data;
     const version = data?.latest_version;
     if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
       throw contract(`GET ${mount}/keys/${name} returned no latest_version`);
     }
-    noteVersion(version);
+    if (latest === undefined || version > latest) latest = version;
     derived = data?.derived === true;
     const min = typeof data?.min_decryption_version === "number" ? data.min_decryption_version : 1;
     return { latestVersion: version, minDecryptionVersion: min, derived };
@@ -198,27 +106,6 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
   async function contextFields(request: KeyRequest): Promise<{ context?: string }> {
     if (derived === undefined) await refresh();
     return derived ? { context: transitContext(mapping, request?.context ?? {}) } : {};
-  }
-
-  function toEntry(body: unknown, operation: string): WrappedKey {
-    const ciphertext = (body as { data?: { ciphertext?: unknown } } | undefined)?.data?.ciphertext;
-    const version = typeof ciphertext === "string" ? ciphertextVersion(ciphertext) : undefined;
-    if (typeof ciphertext !== "string" || version === undefined)
-      throw contract(`${operation} returned no vault:vN: ciphertext`);
-    noteVersion(version);
-    return {
-      providerId: PROVIDER_ID,
-      keyRef: formatKeyRef({ mount, name, version }),
-      wrapped: Buffer.from(ciphertext, "latin1"),
-    };
-  }
-
-  function plaintextKey(body: unknown, operation: string): Buffer {
-    const plaintext = (body as { data?: { plaintext?: unknown } } | undefined)?.data?.plaintext;
-    if (typeof plaintext !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(plaintext)) {
-      throw contract(`${operation} returned no base64 plaintext`);
-    }
-    return Buffer.from(plaintext, "base64");
   }
 
   function checkHandled(entry: WrappedKey): void {
@@ -247,39 +134,40 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
     refresh,
     async generateDataKey(request): Promise<GeneratedDataKey> {
       const ctx = await contextFields(request);
-      const body = await call("datakey", keyRef(), plain, (o) =>
-        client.write(`${mount}/datakey/plaintext/${name}`, { bits: 256, ...ctx }, o),
-      );
-      const entry = toEntry(body, "datakey");
-      return { dataKey: plaintextKey(body, "datakey"), entry };
+      const body = await vault.write("datakey", keyRef(), PLAIN, "datakey/plaintext", {
+        bits: 256,
+        ...ctx,
+      });
+      const entry = vault.toEntry(body, "datakey");
+      return { dataKey: vault.plaintextKey(body, "datakey"), entry };
     },
     async wrap(dataKey, request) {
       const ctx = await contextFields(request);
       const plaintext = Buffer.from(dataKey.buffer, dataKey.byteOffset, dataKey.length).toString(
         "base64",
       );
-      const body = await call("encrypt", keyRef(), plain, (o) =>
-        client.write(`${mount}/encrypt/${name}`, { plaintext, ...ctx }, o),
-      );
-      return toEntry(body, "encrypt");
+      const body = await vault.write("encrypt", keyRef(), PLAIN, "encrypt", { plaintext, ...ctx });
+      return vault.toEntry(body, "encrypt");
     },
     async unwrap(entry, request) {
       checkHandled(entry);
       const { ciphertext } = entryCiphertext(entry.wrapped, entry.keyRef);
       const ctx = await contextFields(request);
-      const body = await call("decrypt", entry.keyRef, unwrapping(), (o) =>
-        client.write(`${mount}/decrypt/${name}`, { ciphertext, ...ctx }, o),
-      );
-      return plaintextKey(body, "decrypt");
+      const body = await vault.write("decrypt", entry.keyRef, unwrapping(), "decrypt", {
+        ciphertext,
+        ...ctx,
+      });
+      return vault.plaintextKey(body, "decrypt");
     },
     async rewrap(entry, request) {
       checkHandled(entry);
       const { ciphertext } = entryCiphertext(entry.wrapped, entry.keyRef);
       const ctx = await contextFields(request);
-      const body = await call("rewrap", entry.keyRef, unwrapping(), (o) =>
-        client.write(`${mount}/rewrap/${name}`, { ciphertext, ...ctx }, o),
-      );
-      return toEntry(body, "rewrap");
+      const body = await vault.write("rewrap", entry.keyRef, unwrapping(), "rewrap", {
+        ciphertext,
+        ...ctx,
+      });
+      return vault.toEntry(body, "rewrap");
     },
     kmsContextKey(context: EncryptionContext) {
       // Must not change over the provider's life (it keys the unwrap cache), so it follows the
@@ -298,20 +186,4 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
       `VaultTransitProvider { address: '${address}', keyRef: '${keyRef()}'${namespace ? `, namespace: '${namespace}'` : ""} }`,
   };
   return provider;
-}
-
-function needsConfig(condition: unknown, field: string, message: string): asserts condition {
-  if (!condition) {
-    throw new ConfigError("ENVELOPE_BAD_CONFIG", `${PROVIDER_ID}: ${message}.`, {
-      details: { field },
-    });
-  }
-}
-
-function contract(problem: string): ProviderError {
-  return new ProviderError(
-    "ENVELOPE_KMS_ERROR",
-    `${PROVIDER_ID}: Vault's answer was not what the transit API returns (${problem}). Check that the address and mount point at a Vault transit engine.`,
-    { details: { provider: PROVIDER_ID } },
-  );
 }

@@ -21,8 +21,9 @@ describe("vault-transit:// URIs", () => {
         address: "https://10.0.0.5:8300",
         namespace: "ns1",
         derived: true,
-        context: ["table", "column"],
-        timeoutMs: 2500,
+        // The old URI names (context, timeout_ms) still work; the options use the shared vocabulary.
+        kmsContext: ["table", "column"],
+        retry: { timeoutMs: 2500 },
       },
     ],
   ])("%s", (uri, expected) => {

@@ -42,8 +42,7 @@ export async function harness(
         keyName: "pii",
         auth: { token: vault.rootToken },
         // Fast backoff keeps fault tests quick; the bound (attempts) is what they check.
-        retry: { baseDelayMs: 1, maxDelayMs: 5 },
-        timeoutMs: 5000,
+        retry: { baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 5000 },
         ...overrides,
       });
     },

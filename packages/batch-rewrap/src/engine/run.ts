@@ -14,6 +14,7 @@ import { addCounters, type Counters, countersFromSums, zeroCounters } from "./co
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
 import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
 import { type ScanResult, scanTable } from "./scan.js";
+import { Demand } from "./split.js";
 import { type RunState, work } from "./worker.js";
 
 /** The final report of a run. Counters count values (row × column) unless named rows. */
@@ -57,8 +58,9 @@ export interface JobReport {
   kmsThrottled: number;
   /**
    * KMS (provider) calls per value rewritten in this run, the preflight's calls left out:
-   * the cost of one value, e.g. 3 for a native rewrap with `verifyBody` (unwrap the old
-   * entry, rewrap, unwrap the new entry to prove it). 0 when nothing was rewritten.
+   * the cost of one value, e.g. 2 for a native rewrap (rewrap, then unwrap the new entry:
+   * the proof that it opens to the value's data key, whose key also checks the body), 1 for
+   * a local key. 0 when nothing was rewritten.
    */
   kmsCallsPerValue: number;
   /** Values fully checked before the run (decrypt + target round trip). */
@@ -164,6 +166,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     onBatch: () => progress(run),
     failedKeys: new Set(),
     failedRows: new Set(),
+    demand: new Demand(),
   };
   const results = await Promise.all(
     Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),

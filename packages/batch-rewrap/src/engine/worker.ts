@@ -1,54 +1,23 @@
-import { ConfigError } from "@envelope/core";
-import { mapLimit } from "@envelope/core/internal";
-import { isRetryableTxError, type Row, type SqlExecutor } from "../adapters/types.js";
-import { memoryClaimer, sessionClaimer } from "../state/claims.js";
-import { type KeyRange, RETRY_RANGE_ID } from "../state/jobs.js";
+import { isRetryableTxError, type Row } from "../adapters/types.js";
+import { type Claim, memoryClaimer, sessionClaimer } from "../state/claims.js";
+import type { KeyRange } from "../state/jobs.js";
 import type { StateTables } from "../state/tables.js";
-import { addCounters, type Counters, zeroCounters } from "./counters.js";
+import { commitBatch, LostClaim } from "./commit.js";
 import type { Runtime } from "./prepare.js";
 import { processRow, type RowOutcome } from "./process.js";
+import { retryFailures } from "./retry.js";
+import { account, type RunState } from "./run-state.js";
+import { Slots } from "./slots.js";
+import { type Demand, splitPoint } from "./split.js";
 
-/** Shared by the worker loops of one run: counters and the stop signal. */
-export interface RunState {
-  run: Counters;
-  onBatch: () => void;
-  /**
-   * Values (`pk \0 column`) this run left failed. `run.failed` is its size, so a value that
-   * fails in a range and again in the retry step counts once, and one the retry step
-   * fixes counts as not failed.
-   */
-  failedKeys: Set<string>;
-  /** Rows a range of this run already counted as scanned (the retry step does not recount them). */
-  failedRows: Set<string>;
-}
-
-const failureKey = (pk: string, column: string) => `${pk.slice(0, 255)}\u0000${column}`;
-
-/** Adds a committed batch to the run's counters, counting each failed value once. */
-function account(
-  state: RunState,
-  counters: Counters,
-  failed: readonly { pk: string; column: string }[],
-  retried?: readonly { pk: string; column: string }[],
-): void {
-  for (const r of retried ?? []) state.failedKeys.delete(failureKey(r.pk, r.column));
-  for (const f of failed) {
-    state.failedKeys.add(failureKey(f.pk, f.column));
-    state.failedRows.add(f.pk.slice(0, 255));
-  }
-  addCounters(state.run, { ...counters, failed: 0 });
-  state.run.failed = state.failedKeys.size;
-}
-
-class LostClaim extends Error {}
-
-const retrying = new WeakMap<object, Set<string>>();
+export type { RunState } from "./run-state.js";
 
 /**
  * One worker: claims ranges until none are left, works each in batches (fetch by keyset
  * → KMS work → one transaction with the compare-and-swap updates and the checkpoint),
- * then, once all ranges are done, retries recorded failures. Returns whether it stopped
- * early because the signal aborted.
+ * then, once all ranges are done, retries recorded failures. With nothing left to claim
+ * while other workers of this run still work, it waits for one of them to split its range
+ * (see {@link Demand}). Returns whether it stopped early because the signal aborted.
  */
 export async function work(
   rt: Runtime,
@@ -56,6 +25,7 @@ export async function work(
   state: RunState,
   workerId: string,
 ): Promise<{ stopped: boolean }> {
+  const slots = new Slots(rt.concurrency);
   const claimer = rt.db.sessions
     ? await sessionClaimer(rt.db, t, rt.jobId)
     : memoryClaimer(rt.db, t, rt.jobId);
@@ -63,15 +33,23 @@ export async function work(
     for (;;) {
       if (rt.options.signal?.aborted) return { stopped: true };
       const claim = await claimer.next();
-      if (!claim) break;
+      if (!claim) {
+        if (state.demand.busy === 0) break;
+        await state.demand.idle();
+        continue;
+      }
       let result: "done" | "stopped" | "lost";
+      state.demand.busy++;
       try {
-        result = await workRange(rt, t, state, workerId, claim.range);
+        result = await workRange(rt, t, state, workerId, claim, slots);
+        await claim.release(result === "done");
       } catch (error) {
         await claim.release(false).catch(() => {});
         throw error;
+      } finally {
+        state.demand.busy--;
+        state.demand.notify();
       }
-      await claim.release(result === "done");
       if (result === "stopped") return { stopped: true };
     }
   } finally {
@@ -87,26 +65,30 @@ async function workRange(
   t: StateTables,
   state: RunState,
   workerId: string,
-  range: KeyRange,
+  claim: Claim,
+  slots: Slots,
 ) {
+  const { range } = claim;
   const { rows: cp } = await rt.db.query(
     `SELECT last_pk FROM ${t.checkpoints} WHERE job_id = ? AND range_id = ?`,
     [rt.jobId, range.rangeId],
   );
   let last = cp[0]?.last_pk === null || cp[0]?.last_pk === undefined ? null : String(cp[0].last_pk);
-  // The next batch is read and its KMS work started while this one commits, so the KMS
-  // is never idle during a commit (never more than `concurrency` values in flight).
-  type Ahead = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
-  const start = async (from: string | null): Promise<Ahead> => {
+  // Pipelined: the next batch is read as soon as this one is, and its values queue for the
+  // worker's KMS slots behind this batch's, so the KMS is busy while a batch is read, while
+  // its last values finish and while it commits (never more than `concurrency` in flight).
+  type Batch = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
+  const start = async (from: string | null): Promise<Batch> => {
     const rows = await fetchBatch(rt, range, from);
-    const outcomes = mapLimit(rows, rt.concurrency, (row) => processRow(rt, row));
+    const outcomes = Promise.all(rows.map((row) => slots.run(() => processRow(rt, row))));
     outcomes.catch(() => {}); // awaited when its turn comes
     return { rows, outcomes };
   };
-  let ahead: Ahead | undefined;
+  let current: Batch | undefined;
+  let ahead: Batch | undefined;
   const drop = async () => {
-    await ahead?.outcomes.catch(() => {});
-    ahead = undefined;
+    for (const b of [current, ahead]) await b?.outcomes.catch(() => {});
+    current = ahead = undefined;
   };
   for (;;) {
     if (rt.options.signal?.aborted) {
@@ -114,20 +96,27 @@ async function workRange(
       return "stopped" as const;
     }
     for (let attempt = 1; ; attempt++) {
-      const current = ahead ?? (await start(last));
+      current = ahead ?? (await start(last));
       ahead = undefined;
       if (current.rows.length === 0) return "done" as const;
       try {
         const before = rt.limiter.calls;
-        const outcomes = await current.outcomes;
         const next = String(current.rows.at(-1)![rt.pk]);
         if (!rt.options.signal?.aborted) ahead = await start(next);
+        const outcomes = await current.outcomes;
         const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(rt, t, tx, range.rangeId, last, outcomes, workerId, before),
         );
         account(state, counters, failed);
         last = next;
         state.onBatch();
+        if (
+          state.demand.waiting > 0 &&
+          !(await offerSplit(rt, claim, ahead ?? current, state.demand))
+        ) {
+          await drop();
+          return "lost" as const;
+        }
         break;
       } catch (error) {
         await drop();
@@ -136,6 +125,25 @@ async function workRange(
       }
     }
   }
+}
+
+/**
+ * A worker of this run is idle: give it the upper half of what is left of this range
+ * (beyond the batch already read ahead). False when this worker lost the range meanwhile.
+ */
+async function offerSplit(
+  rt: Runtime,
+  claim: Claim,
+  lastRead: { rows: Row[] },
+  demand: Demand,
+): Promise<boolean> {
+  const tail = lastRead.rows.at(-1);
+  if (!tail) return true; // the range is finished: nothing to give
+  const at = await splitPoint(rt, claim.range, String(tail[rt.pk]));
+  if (at === undefined) return true;
+  const kept = await claim.split(at);
+  demand.notify();
+  return kept;
 }
 
 async function fetchBatch(rt: Runtime, range: KeyRange, last: string | null): Promise<Row[]> {
@@ -154,230 +162,4 @@ async function fetchBatch(rt: Runtime, range: KeyRange, last: string | null): Pr
   }
   const sql = `SELECT ${rt.selectList} FROM ${rt.tq} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${rt.pkq} LIMIT ?`;
   return (await rt.db.query(sql, [...params, rt.batchSize])).rows;
-}
-
-/**
- * One transaction: check this worker still owns the range (the checkpoint is where it
- * left it), compare-and-swap each changed row, redo rows the application changed
- * meanwhile (locked, so they cannot change again), record failures, and move the
- * checkpoint. A crash before COMMIT loses the whole batch and nothing else.
- */
-async function commitBatch(
-  rt: Runtime,
-  t: StateTables,
-  tx: SqlExecutor,
-  rangeId: number,
-  expectedLast: string | null | undefined,
-  outcomes: RowOutcome[],
-  workerId: string,
-  callsBefore: number,
-): Promise<{ counters: Counters; failed: { pk: string; column: string }[] }> {
-  const lock = await tx.query(
-    `SELECT last_pk FROM ${t.checkpoints} WHERE job_id = ? AND range_id = ? FOR UPDATE`,
-    [rt.jobId, rangeId],
-  );
-  if (lock.rows.length === 0) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_CONFIG",
-      `Job ${rt.jobId} has no checkpoint for range ${rangeId}; its state tables were changed by hand.`,
-    );
-  }
-  const stored = lock.rows[0]!.last_pk;
-  if (
-    expectedLast !== undefined &&
-    (stored === null || stored === undefined ? null : String(stored)) !== expectedLast
-  )
-    throw new LostClaim();
-
-  const counters = zeroCounters();
-  counters.scanned = outcomes.length;
-  const finals: RowOutcome[] = [];
-  for (let outcome of outcomes) {
-    if (outcome.updates.length > 0 && !(await casUpdate(rt, tx, outcome))) {
-      // The application wrote this row since we read it: lock it, redo it from its current value.
-      counters.conflicts++;
-      const fresh = await tx.query(
-        `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${rt.pkq} = ? FOR UPDATE`,
-        [outcome.row[rt.pk]],
-      );
-      if (fresh.rows.length === 0) continue; // deleted meanwhile: nothing left to protect
-      outcome = await processRow(rt, fresh.rows[0]!);
-      if (outcome.updates.length > 0 && !(await casUpdate(rt, tx, outcome))) {
-        outcome.failures.push(
-          ...outcome.updates.map((u) => ({
-            column: u.column.name,
-            code: "CONFLICT",
-            message: "The row changed under a row lock; retry the job.",
-          })),
-        );
-        outcome.updates = [];
-      }
-    }
-    finals.push(outcome);
-  }
-  const failed: { pk: string; column: string }[] = [];
-  for (const o of finals) {
-    counters.rewrapped += o.updates.length;
-    counters.skipped += o.skipped;
-    counters.nulls += o.nulls;
-    counters.failed += o.failures.length;
-    for (const f of o.failures) {
-      await recordFailure(rt, t, tx, o.pkText, f);
-      failed.push({ pk: o.pkText, column: f.column });
-    }
-  }
-  counters.kmsCalls = rt.limiter.calls - callsBefore;
-  const newLast =
-    rangeId === RETRY_RANGE_ID
-      ? null
-      : outcomes.length
-        ? String(outcomes.at(-1)!.row[rt.pk])
-        : (expectedLast ?? null);
-  await tx.query(
-    `UPDATE ${t.checkpoints} SET last_pk = ?, scanned = scanned + ?, rewrapped = rewrapped + ?, skipped = skipped + ?, nulls = nulls + ?, conflicts = conflicts + ?, failed = failed + ?, kms_calls = kms_calls + ?, worker = ?, updated_at = ? WHERE job_id = ? AND range_id = ?`,
-    [
-      newLast,
-      counters.scanned,
-      counters.rewrapped,
-      counters.skipped,
-      counters.nulls,
-      counters.conflicts,
-      counters.failed,
-      counters.kmsCalls,
-      workerId,
-      new Date().toISOString(),
-      rt.jobId,
-      rangeId,
-    ],
-  );
-  return { counters, failed };
-}
-
-/** UPDATE … SET col = new WHERE pk = ? AND col = old (byte-exact compare). True if it applied. */
-async function casUpdate(rt: Runtime, tx: SqlExecutor, outcome: RowOutcome): Promise<boolean> {
-  const binaryCompare = (q: string, kind: string) =>
-    rt.db.dialect === "mysql" && kind === "text" ? `BINARY ${q}` : q;
-  const sets = outcome.updates.map((u) => `${u.column.q} = ?`).join(", ");
-  const checks = outcome.updates
-    .map((u) => `${binaryCompare(u.column.q, u.column.info.kind)} = ?`)
-    .join(" AND ");
-  const result = await tx.query(`UPDATE ${rt.tq} SET ${sets} WHERE ${rt.pkq} = ? AND ${checks}`, [
-    ...outcome.updates.map((u) => u.next),
-    outcome.row[rt.pk],
-    ...outcome.updates.map((u) => u.old),
-  ]);
-  return result.affected === 1;
-}
-
-async function recordFailure(
-  rt: Runtime,
-  t: StateTables,
-  tx: SqlExecutor,
-  pk: string,
-  f: { column: string; code: string; message: string },
-) {
-  await tx.query(`DELETE FROM ${t.failures} WHERE job_id = ? AND pk = ? AND column_name = ?`, [
-    rt.jobId,
-    pk.slice(0, 255),
-    f.column,
-  ]);
-  await tx.query(
-    `INSERT INTO ${t.failures} (job_id, pk, column_name, code, message, at) VALUES (?, ?, ?, ?, ?, ?)`,
-    [
-      rt.jobId,
-      pk.slice(0, 255),
-      f.column,
-      f.code.slice(0, 64),
-      f.message,
-      new Date().toISOString(),
-    ],
-  );
-}
-
-/**
- * Once every range is done, one worker (the one that locks the job row) retries the
- * values recorded as failed: a rerun of the same job finishes what a failing KMS left.
- */
-async function retryFailures(
-  rt: Runtime,
-  t: StateTables,
-  state: RunState,
-  workerId: string,
-): Promise<void> {
-  const run = async (q: SqlExecutor) => {
-    const pending = await q.query(
-      `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
-      [rt.jobId],
-    );
-    if (Number(pending.rows[0]?.n ?? 0) > 0) return;
-    const { rows: failed } = await q.query(
-      `SELECT pk, column_name FROM ${t.failures} WHERE job_id = ? ORDER BY pk, column_name`,
-      [rt.jobId],
-    );
-    const byPk = new Map<string, Set<string>>();
-    for (const f of failed) {
-      const key = String(f.pk);
-      if (!byPk.has(key)) byPk.set(key, new Set());
-      byPk.get(key)!.add(String(f.column_name));
-    }
-    const keys = [...byPk.keys()];
-    for (let i = 0; i < keys.length; i += rt.batchSize) {
-      if (rt.options.signal?.aborted) return;
-      const slice = keys.slice(i, i + rt.batchSize);
-      const { rows } = await rt.db.query(
-        `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${rt.pkq} IN (${slice.map(() => "?").join(", ")})`,
-        slice,
-      );
-      const before = rt.limiter.calls;
-      const outcomes = await mapLimit(rows, rt.concurrency, (row) =>
-        processRow(rt, row, byPk.get(String(row[rt.pk]))),
-      );
-      const { counters, failed } = await rt.db.transaction(async (tx) => {
-        // Clear the old records of this slice; commitBatch re-records what still fails.
-        for (const pk of slice)
-          await tx.query(`DELETE FROM ${t.failures} WHERE job_id = ? AND pk = ?`, [rt.jobId, pk]);
-        return commitBatch(rt, t, tx, RETRY_RANGE_ID, undefined, outcomes, workerId, before);
-      });
-      // Rows a range of this run already read are not scanned twice.
-      counters.scanned = rows.filter(
-        (r) => !state.failedRows.has(String(r[rt.pk]).slice(0, 255)),
-      ).length;
-      const retried = slice.flatMap((pk) =>
-        [...(byPk.get(pk) ?? [])].map((column) => ({ pk, column })),
-      );
-      account(state, counters, failed, retried);
-      state.onBatch();
-    }
-    await q.query(`UPDATE ${t.jobs} SET status = 'done', updated_at = ? WHERE job_id = ?`, [
-      new Date().toISOString(),
-      rt.jobId,
-    ]);
-  };
-  if (!rt.db.sessions) {
-    // PGlite: one process, so an in-memory flag keeps a second worker loop out.
-    const busy = retrying.get(rt.db) ?? new Set<string>();
-    retrying.set(rt.db, busy);
-    if (busy.has(rt.jobId)) return;
-    busy.add(rt.jobId);
-    try {
-      return await run(rt.db);
-    } finally {
-      busy.delete(rt.jobId);
-    }
-  }
-  const session = await rt.db.session();
-  try {
-    await session.query("START TRANSACTION");
-    const { rows } = await session.query(
-      `SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE SKIP LOCKED`,
-      [rt.jobId],
-    );
-    if (rows.length > 0) await run(session);
-    await session.query("COMMIT");
-  } catch (error) {
-    await session.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    await session.release();
-  }
 }

@@ -1,12 +1,47 @@
-import type { SqlAdapter, SqlSession } from "../adapters/types.js";
+import type { SqlAdapter, SqlExecutor, SqlSession } from "../adapters/types.js";
 import type { KeyRange } from "./jobs.js";
 import type { StateTables } from "./tables.js";
 
 /** A range this worker owns until `release`. */
 export interface Claim {
+  /** The range; `hi` moves down when the range is split. */
   readonly range: KeyRange;
   /** Marks the range done (or leaves it pending) and lets others see it again. */
   release(done: boolean): Promise<void>;
+  /**
+   * Gives the keys from `at` up to this range's end to a new pending range (with its own
+   * checkpoint), committed at once so an idle worker can claim it; this range then ends
+   * at `at`. Returns false when this worker lost the range meanwhile (it must stop).
+   */
+  split(at: string): Promise<boolean>;
+}
+
+/**
+ * The statements of a split, run in one transaction: the job row is locked first, so two
+ * workers splitting at once pick different range ids.
+ */
+async function splitStatements(
+  q: SqlExecutor,
+  t: StateTables,
+  jobId: string,
+  range: KeyRange,
+  at: string,
+): Promise<void> {
+  await q.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
+  const { rows } = await q.query(`SELECT MAX(range_id) AS m FROM ${t.ranges} WHERE job_id = ?`, [
+    jobId,
+  ]);
+  const id = Number(rows[0]?.m ?? 0) + 1;
+  await q.query(`UPDATE ${t.ranges} SET hi = ? WHERE job_id = ? AND range_id = ?`, [
+    at,
+    jobId,
+    range.rangeId,
+  ]);
+  await q.query(
+    `INSERT INTO ${t.ranges} (job_id, range_id, lo, hi, status) VALUES (?, ?, ?, ?, 'pending')`,
+    [jobId, id, at, range.hi],
+  );
+  await q.query(`INSERT INTO ${t.checkpoints} (job_id, range_id) VALUES (?, ?)`, [jobId, id]);
 }
 
 export interface Claimer {
@@ -47,9 +82,25 @@ export async function sessionClaimer(
         return undefined;
       }
       const range = toRange(rows[0]!);
+      let lost = false;
+      const reclaim = async () => {
+        await session.query("START TRANSACTION");
+        open = true;
+        const again = await session.query(
+          `SELECT range_id FROM ${t.ranges} WHERE job_id = ? AND range_id = ? AND status = 'pending' FOR UPDATE SKIP LOCKED`,
+          [jobId, range.rangeId],
+        );
+        if (again.rows.length > 0) return true;
+        // Another worker claimed it between the commit and now: it is theirs.
+        await session.query("COMMIT");
+        open = false;
+        lost = true;
+        return false;
+      };
       return {
         range,
         async release(done) {
+          if (lost) return;
           if (done) {
             await session.query(
               `UPDATE ${t.ranges} SET status = 'done' WHERE job_id = ? AND range_id = ?`,
@@ -58,6 +109,22 @@ export async function sessionClaimer(
           }
           await session.query(done ? "COMMIT" : "ROLLBACK");
           open = false;
+        },
+        async split(at) {
+          // In the claim's own transaction, which holds this range's lock: committing it
+          // publishes the new range and releases the lock, so the range is claimed again.
+          try {
+            await splitStatements(session, t, jobId, range, at);
+            await session.query("COMMIT");
+          } catch {
+            // Only an optimization: if it fails (a deadlock, say), the range stays whole.
+            await session.query("ROLLBACK").catch(() => {});
+            open = false;
+            return reclaim();
+          }
+          range.hi = at;
+          open = false;
+          return reclaim();
         },
       };
     },
@@ -97,6 +164,11 @@ export function memoryClaimer(db: SqlAdapter, t: StateTables, jobId: string): Cl
           } finally {
             mine.delete(key);
           }
+        },
+        async split(at) {
+          await db.transaction((tx) => splitStatements(tx, t, jobId, range, at));
+          range.hi = at;
+          return true;
         },
       };
     },

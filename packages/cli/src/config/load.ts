@@ -73,7 +73,10 @@ export async function loadConfig(
   const config = library as unknown as Partial<EnvelopeConfig> & Record<string, unknown>;
 
   const ours = Object.keys(env).filter(
-    (k) => /^ENVELOPE_(ENCRYPT|DECRYPT|CACHE|STORE|DATA_KEY)/.test(k) && env[k] !== undefined,
+    (k) =>
+      /^ENVELOPE_(ENCRYPT|DECRYPT|CACHE|STORE|DATA_KEY|PAD|SIGNING_KEY|TRUSTED_SIGNERS|MAX_ENTRIES_TRIED)/.test(
+        k,
+      ) && env[k] !== undefined,
   );
   if (ours.length > 0) {
     // configFromEnv validates every ENVELOPE_* variable; take only the fields actually set.
@@ -86,6 +89,12 @@ export async function loadConfig(
     if (ours.some((k) => k.startsWith("ENVELOPE_CACHE"))) config.cache = fromEnv.cache;
     if (env.ENVELOPE_STORE_CONTEXT) config.storeContext = fromEnv.storeContext;
     if (fromEnv.dataKeyReuse) config.dataKeyReuse = fromEnv.dataKeyReuse;
+    // The library reads these from the environment; the CLI must not silently ignore them
+    // (a reader told to trust only some signers, a writer told to pad).
+    if (fromEnv.pad !== undefined) config.pad = fromEnv.pad;
+    if (fromEnv.signing) config.signing = fromEnv.signing;
+    if (fromEnv.trustedSigners) config.trustedSigners = fromEnv.trustedSigners;
+    if (fromEnv.maxEntriesTried) config.maxEntriesTried = fromEnv.maxEntriesTried;
     sources.push(`env (${ours.join(", ")})`);
   }
   if (flags.key?.length) {

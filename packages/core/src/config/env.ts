@@ -1,5 +1,6 @@
 import type { Envelope } from "../client.js";
 import { ConfigError } from "../errors.js";
+import { padFromEnv } from "./padding.js";
 import { createEnvelope } from "./parse.js";
 import type { EnvelopeConfig } from "./schema.js";
 
@@ -23,6 +24,10 @@ export const ENV_VARS = {
     "readers: signed mode; trusted writer public keys (ed25519:<hex> or ed25519:///path.pub.pem), comma- or space-separated, or PEM text",
   ENVELOPE_MAX_ENTRIES_TRIED:
     "most wrapped keys one value may make a decrypt try (default 3, or the number of encrypt keys)",
+  ENVELOPE_PAD:
+    "length padding of every value: a bucket size in bytes (e.g. 32), `pii` (64 bytes minimum, then steps of 32) or `off` (default)",
+  ENVELOPE_PAD_MIN:
+    "length padding: pad every value to at least this many bytes (with ENVELOPE_PAD=<bucket>)",
 } as const;
 
 const OUR_PREFIXES = [
@@ -34,6 +39,7 @@ const OUR_PREFIXES = [
   "ENVELOPE_SIGNING_KEY",
   "ENVELOPE_TRUSTED_SIGNER",
   "ENVELOPE_MAX_ENTRIES",
+  "ENVELOPE_PAD",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -49,7 +55,7 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       );
     }
   }
-  const encrypt = list(env.ENVELOPE_ENCRYPT_KEYS);
+  const encrypt = keyList(env.ENVELOPE_ENCRYPT_KEYS, "ENVELOPE_ENCRYPT_KEYS");
   if (encrypt.length === 0) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -57,7 +63,10 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       { details: { field: "ENVELOPE_ENCRYPT_KEYS" } },
     );
   }
-  const config: EnvelopeConfig = { encrypt, decrypt: list(env.ENVELOPE_DECRYPT_KEYS) };
+  const config: EnvelopeConfig = {
+    encrypt,
+    decrypt: keyList(env.ENVELOPE_DECRYPT_KEYS, "ENVELOPE_DECRYPT_KEYS"),
+  };
   const cacheSwitch = env.ENVELOPE_CACHE?.trim().toLowerCase();
   if (
     cacheSwitch !== undefined &&
@@ -101,6 +110,8 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
       ...(maxAgeMs ? { maxAgeMs } : {}),
     };
   }
+  const pad = padFromEnv(env.ENVELOPE_PAD, env.ENVELOPE_PAD_MIN);
+  if (pad !== undefined) config.pad = pad;
   const signingKey = env.ENVELOPE_SIGNING_KEY?.trim();
   if (signingKey) config.signing = { key: signingKey };
   const trusted = env.ENVELOPE_TRUSTED_SIGNERS?.trim();
@@ -129,6 +140,26 @@ export async function envelopeFromEnv(
   overrides: Partial<EnvelopeConfig> = {},
 ): Promise<Envelope> {
   return createEnvelope({ ...configFromEnv(env), ...overrides }, env);
+}
+
+/**
+ * Key URIs separated by whitespace or commas. A comma splits only where the next item
+ * starts a URI (`scheme://`), so a URI option holding a comma stays whole:
+ * `aws-kms://arn…?kmsContext=table,column`. An item that is not a URI is refused with a
+ * hint, since it is usually the tail of such an option cut off by a space.
+ */
+export function keyList(value: string | undefined, variable: string): string[] {
+  const items = (value ?? "").split(/\s+|,(?=\s*[a-z][a-z0-9-]*:\/\/)/).filter((s) => s.length > 0);
+  for (const [i, item] of items.entries()) {
+    if (/^[a-z][a-z0-9-]*:\/\//.test(item)) continue;
+    // Items cut from a URI option (a space after a comma): name the position, not the value.
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${variable}: item ${i + 1} is not a key URI (it does not start with <scheme>://). Separate key URIs with spaces or commas; inside one URI's options write lists without spaces (kmsContext=table,column).`,
+      { details: { field: variable } },
+    );
+  }
+  return items;
 }
 
 function list(value: string | undefined): string[] {

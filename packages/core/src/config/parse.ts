@@ -4,6 +4,7 @@ import { loadSigningKey } from "../crypto/signing-keys.js";
 import { ConfigError, EnvelopeError } from "../errors.js";
 import { loadFactory } from "../providers/registry.js";
 import type { KeyProvider } from "../providers/types.js";
+import { padRule } from "./padding.js";
 import { CONFIG_FIELDS, type EnvelopeConfig, type KeySpec } from "./schema.js";
 import { redactUri, uriScheme } from "./uri.js";
 
@@ -71,6 +72,7 @@ export async function createEnvelope(
       ? undefined
       : // A loaded SigningKey is accepted where a key input is (see loadSigningKey).
         { key: loadSigningKey(config.signing.key, "signing.key", env) as unknown as KeyObject };
+  padRule(config.pad); // a bad padding option fails before any provider is loaded
   const [encrypt, decrypt] = await Promise.all([
     Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
     Promise.all((config.decrypt ?? []).map((spec, i) => resolveKey(spec, `decrypt[${i}]`, env))),
@@ -85,6 +87,7 @@ export async function createEnvelope(
     ...(signing !== undefined ? { signing } : {}),
     ...(config.trustedSigners !== undefined ? { trustedSigners: config.trustedSigners } : {}),
     ...(config.maxEntriesTried !== undefined ? { maxEntriesTried: config.maxEntriesTried } : {}),
+    ...(config.pad !== undefined ? { pad: config.pad } : {}),
   });
 }
 

@@ -3,6 +3,7 @@ import type { DataKeyReuseOptions } from "../cache/data-key-cache.js";
 import type { UnwrapCacheOptions } from "../cache/unwrap-cache.js";
 import type { SigningOptions, TrustedSignerInput } from "../crypto/signing-keys.js";
 import type { KeyProvider } from "../providers/types.js";
+import type { PadOption } from "./padding.js";
 
 /**
  * One master key, given as a key URI (`local-rsa:///run/secrets/enc_key.pem`), a config
@@ -52,6 +53,11 @@ export interface EnvelopeConfig {
   trustedSigners?: readonly TrustedSignerInput[];
   /** Most wrapped keys one value may make this client try (default 3); see `EnvelopeOptions`. */
   maxEntriesTried?: number;
+  /**
+   * Length padding of every sealed value: a bucket size (`32`), `{ bucket, min }` or
+   * `"pii"` (`{ bucket: 32, min: 64 }`). Off by default; `encrypt(…, { pad })` overrides it.
+   */
+  pad?: PadOption;
 }
 
 export const CONFIG_FIELDS = [
@@ -64,4 +70,5 @@ export const CONFIG_FIELDS = [
   "signing",
   "trustedSigners",
   "maxEntriesTried",
+  "pad",
 ] as const;

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, type DecipherGCM } from "node:crypto";
 import { DecryptionError } from "../errors.js";
 import { NONCE_LENGTH, TAG_LENGTH } from "../format/constants.js";
+import { IN_PLACE_MIN, takeDecodedHere } from "../format/decoded-here.js";
 
 // Each message key is derived from a fresh random 32-byte message id and encrypts exactly
 // one body, so a fixed all-zero nonce never repeats under one key and need not be stored.
@@ -10,13 +11,18 @@ const NONCE = Buffer.alloc(NONCE_LENGTH);
 // allocation of the envelope's size instead of ciphertext + concat + header copies.
 const SLICE = 64 * 1024;
 
-/** AES-256-GCM encrypt of `plaintext` into `out` at `offset`: ciphertext, then the tag. */
+/**
+ * AES-256-GCM encrypt of `plaintext || tail` into `out` at `offset`: ciphertext, then the
+ * tag. `tail` is the length padding (docs/FORMAT.md §2.3), fed to GCM after the value so
+ * the value is never copied to be padded.
+ */
 export function sealBodyInto(
   key: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array,
   out: Buffer,
   offset: number,
+  tail?: Uint8Array,
 ): void {
   const cipher = createCipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   cipher.setAAD(aad);
@@ -25,22 +31,9 @@ export function sealBodyInto(
     const chunk = cipher.update(plaintext.subarray(start, start + SLICE));
     at += chunk.copy(out, at);
   }
+  if (tail && tail.length > 0) at += cipher.update(tail).copy(out, at);
   at += cipher.final().copy(out, at);
   cipher.getAuthTag().copy(out, at);
-}
-
-// Buffers this library decoded from the text form itself (nobody else holds them), large
-// enough that deciphering them in place saves a body-sized copy.
-const decodedHere = new WeakSet<ArrayBufferLike>();
-const IN_PLACE_MIN = 1024 * 1024;
-
-/**
- * Marks a buffer decoded from the text form by this library (never a caller's buffer) so
- * that `openBody` may decipher its body in place: a 1 GiB text value then costs one
- * body-sized buffer, not two.
- */
-export function markDecodedHere(bytes: Buffer): void {
-  if (bytes.length >= IN_PLACE_MIN && bytes.byteOffset === 0) decodedHere.add(bytes.buffer);
 }
 
 /** AES-256-GCM decrypt of ciphertext || tag. OpenSSL checks the tag in constant time. */
@@ -49,7 +42,7 @@ export function openBody(key: Uint8Array, body: Uint8Array, aad: Uint8Array): Bu
   const decipher = createDecipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   decipher.setAAD(aad);
   decipher.setAuthTag(body.subarray(split));
-  if (split >= IN_PLACE_MIN && decodedHere.delete(body.buffer)) {
+  if (split >= IN_PLACE_MIN && takeDecodedHere(body.buffer)) {
     return openInPlace(decipher, body, split);
   }
   const head = decipher.update(body.subarray(0, split));

@@ -1,8 +1,30 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import { blockKeyUnwrap, blockKeyWrap } from "./key-wrap-blocks.js";
 
 // RFC 3394 default initial value, as node's id-aes256-wrap expects. AES-KW is
 // deterministic and needs no nonce: one key-wrapping key can wrap any number of keys.
 const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
+
+// OpenSSL's AES-KW under the first name this runtime's node:crypto accepts: Node knows
+// both, Deno only the alias, Bun (BoringSSL) neither — there the same algorithm runs over
+// single AES blocks (key-wrap-blocks.ts). Probed once, on first use.
+let wrapCipher: string | null | undefined;
+
+function nativeWrapCipher(): string | null {
+  if (wrapCipher === undefined) {
+    wrapCipher = null;
+    for (const name of ["id-aes256-wrap", "aes256-wrap"]) {
+      try {
+        createCipheriv(name, Buffer.alloc(32), KW_IV);
+        wrapCipher = name;
+        break;
+      } catch {
+        // not in this runtime's crypto; try the next name
+      }
+    }
+  }
+  return wrapCipher;
+}
 
 /**
  * AES-256 Key Wrap (RFC 3394) of `key` under `kek`: 8 bytes longer than `key`.
@@ -11,7 +33,9 @@ const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
  * const wrapped = aesKeyWrap(kek, dataKey); // 40 bytes for a 32-byte data key
  */
 export function aesKeyWrap(kek: Uint8Array, key: Uint8Array): Buffer {
-  const cipher = createCipheriv("id-aes256-wrap", kek, KW_IV);
+  const name = nativeWrapCipher();
+  if (!name) return blockKeyWrap(kek, key);
+  const cipher = createCipheriv(name, kek, KW_IV);
   return Buffer.concat([cipher.update(key), cipher.final()]);
 }
 
@@ -20,6 +44,8 @@ export function aesKeyWrap(kek: Uint8Array, key: Uint8Array): Buffer {
  * (wrong key-wrapping key, or altered bytes); callers turn it into their typed error.
  */
 export function aesKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
-  const decipher = createDecipheriv("id-aes256-wrap", kek, KW_IV);
+  const name = nativeWrapCipher();
+  if (!name) return blockKeyUnwrap(kek, wrapped);
+  const decipher = createDecipheriv(name, kek, KW_IV);
   return Buffer.concat([decipher.update(wrapped), decipher.final()]);
 }

@@ -1,6 +1,6 @@
-import type { EncryptionMaterials } from "../cache/data-key-cache.js";
 import {
   FLAG_CONTEXT_STORED,
+  FLAG_PADDED,
   MESSAGE_ID_LENGTH,
   SIGNATURE_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
@@ -8,9 +8,11 @@ import {
   TAG_LENGTH,
 } from "../format/constants.js";
 import { encodeEnvelopeWith } from "../format/encode.js";
+import { type PadRule, paddedLength, paddingTail } from "../format/padding.js";
 import { bodyAad } from "./aad.js";
 import { openBody, sealBodyInto } from "./aead.js";
 import { deriveMessageKeys } from "./kdf.js";
+import type { EncryptionMaterials } from "./materials.js";
 import { randomBytesPooled } from "./random.js";
 import { signSealedInPlace } from "./signature.js";
 import type { SigningKey } from "./signing-keys.js";
@@ -18,6 +20,8 @@ import type { SigningKey } from "./signing-keys.js";
 /**
  * Seals one value under a data key: fresh message id, derived key, header + body in one
  * buffer. With `signer` the value is suite 0x02, signed in place once the body is written.
+ * With `pad` the value is padded to its bucket and flags bit 2 is set (docs/FORMAT.md
+ * §2.3); callers never pass `pad` for a stream key envelope.
  */
 export function seal(
   materials: EncryptionMaterials,
@@ -25,8 +29,12 @@ export function seal(
   flags: number,
   canonical: Buffer,
   signer?: SigningKey,
+  pad?: PadRule,
 ): Buffer {
   const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
+  const length = pad ? paddedLength(data.length, pad) : data.length;
+  const tail = pad ? paddingTail(data.length, length) : undefined;
+  if (pad) flags |= FLAG_PADDED;
   const keys = deriveMessageKeys(materials.dataKey, messageId);
   try {
     const suite = signer ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT;
@@ -43,10 +51,10 @@ export function seal(
         ? { signerKey: signer.publicKey, signature: new Uint8Array(SIGNATURE_LENGTH) }
         : {}),
     };
-    const out = encodeEnvelopeWith(header, data.length, (out, offset) =>
-      sealBodyInto(keys.encryptionKey, data, aad, out, offset),
+    const out = encodeEnvelopeWith(header, length, (out, offset) =>
+      sealBodyInto(keys.encryptionKey, data, aad, out, offset, tail),
     );
-    if (signer) signSealedInPlace(out, signer, canonical, data.length + TAG_LENGTH);
+    if (signer) signSealedInPlace(out, signer, canonical, length + TAG_LENGTH);
     return out;
   } finally {
     keys.encryptionKey.fill(0);

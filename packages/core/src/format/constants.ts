@@ -19,7 +19,15 @@ export const FLAG_CONTEXT_STORED = 0x01;
  * it cannot be flipped without breaking the tag.
  */
 export const FLAG_STREAM_KEY = 0x02;
-export const KNOWN_FLAGS = FLAG_CONTEXT_STORED | FLAG_STREAM_KEY;
+/**
+ * Flag bit 2: the GCM plaintext is the value followed by ISO/IEC 7816-4 padding (0x80,
+ * then zero or more 0x00), docs/FORMAT.md §2.3. In the AAD (and the signed bytes), so it
+ * cannot be flipped; never set together with bit 1 (a stream key is never padded).
+ */
+export const FLAG_PADDED = 0x04;
+export const KNOWN_FLAGS = FLAG_CONTEXT_STORED | FLAG_STREAM_KEY | FLAG_PADDED;
+/** The first byte of ISO/IEC 7816-4 padding; the rest are 0x00. */
+export const PADDING_MARKER = 0x80;
 
 export const MAX_ENTRIES = 16;
 export const MAX_PROVIDER_ID_LENGTH = 64;

@@ -1,9 +1,8 @@
-import { hex } from "../bytes.js";
-import { markDecodedHere } from "../crypto/aead.js";
-import { decodeContext, type EncryptionContext, encodeSnapshot } from "../crypto/context.js";
 import { ConfigError, DecryptionError } from "../errors.js";
-import { FLAG_STREAM_KEY } from "./constants.js";
+import { FLAG_PADDED, FLAG_STREAM_KEY } from "./constants.js";
+import { decodeContext, type EncryptionContext, encodeSnapshot } from "./context.js";
 import { decodeEnvelope } from "./decode.js";
+import { markDecodedHere } from "./decoded-here.js";
 import type { EnvelopeParts } from "./envelope.js";
 import { fromText } from "./text.js";
 
@@ -19,6 +18,11 @@ export interface EnvelopeInfo {
   contextStored: boolean;
   /** Flags bit 1: the key envelope of a stream (opened by `decryptStream`, never by `decrypt`). */
   streamKey: boolean;
+  /**
+   * Flags bit 2: the body holds the value plus length padding (FORMAT.md §2.3), so
+   * `bodyBytes` is the padded length, not the value's.
+   */
+  padded: boolean;
   context?: EncryptionContext;
   /** Suite 0x02: the signer's public key as `ed25519:<hex>` (not verified by inspect). */
   signer?: string;
@@ -74,6 +78,7 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
     messageId: hex(parts.messageId),
     contextStored: parts.storedContext !== undefined,
     streamKey: (parts.flags & FLAG_STREAM_KEY) !== 0,
+    padded: (parts.flags & FLAG_PADDED) !== 0,
     entries: parts.entries.map((e) => ({
       provider: e.providerId,
       keyRef: e.keyRef,
@@ -85,4 +90,8 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
   if (parts.storedContext) info.context = decodeContext(parts.storedContext);
   if (parts.signerKey) info.signer = `ed25519:${hex(parts.signerKey)}`;
   return info;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 }

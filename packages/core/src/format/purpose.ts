@@ -1,5 +1,5 @@
 import { DecryptionError } from "../errors.js";
-import { FLAG_STREAM_KEY } from "./constants.js";
+import { FLAG_PADDED, FLAG_STREAM_KEY } from "./constants.js";
 
 /**
  * What an envelope is for, bound into its AAD through flags bit 1 (docs/FORMAT.md §2):
@@ -46,6 +46,14 @@ export function checkPurpose(flags: number, options: object | undefined): void {
       "ENVELOPE_WRONG_PURPOSE",
       "This envelope is the key envelope of a stream, not a value: `decrypt` does not open it. Decrypt the whole stream with `decryptStream` (or `envelope decrypt`).",
       { details: { field: "flags", expected: "value", found: "stream-key" } },
+    );
+  }
+  // A legacy stream key envelope predates padding: a padded one was never a stream's key.
+  if (purpose !== "value" && (flags & FLAG_PADDED) !== 0) {
+    throw new DecryptionError(
+      "ENVELOPE_WRONG_PURPOSE",
+      "The stream's key envelope is padded (flags bit 2), which no stream key envelope is: it is a value envelope placed in a stream header. The stream was altered or planted.",
+      { details: { field: "flags", expected: "stream-key", found: "value" } },
     );
   }
   if (purpose === "stream-key" && !streamKey) {

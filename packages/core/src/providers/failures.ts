@@ -38,10 +38,44 @@ export function wrapFailure(error: unknown, provider: KeyProvider): EnvelopeErro
   );
 }
 
-// Prefer errors that tell the operator what to fix (a provider or key problem) over
-// the generic commitment failure of an entry that was merely tried.
-export function pickFailure(failures: EnvelopeError[]): EnvelopeError {
-  return failures.find((f) => f.code !== "ENVELOPE_COMMITMENT_MISMATCH") ?? failures[0]!;
+/** One provider's attempt at one entry that failed, as the decrypt search records it. */
+export interface TriedEntry {
+  readonly provider: KeyProvider;
+  readonly entry: WrappedKey;
+  readonly error: EnvelopeError;
+}
+
+/** Most attempts listed in the message; the rest are counted. */
+const MAX_LISTED = 8;
+
+/**
+ * The error thrown when every candidate entry failed. It keeps the class and code of the
+ * most telling failure (a provider or key problem beats the generic commitment mismatch
+ * of an entry that was merely tried) and, when more than one was tried, lists each
+ * provider tried with its key and code, so the operator sees every problem at once.
+ */
+export function pickFailure(tried: readonly TriedEntry[]): EnvelopeError {
+  const picked = tried.find((t) => t.error.code !== "ENVELOPE_COMMITMENT_MISMATCH") ?? tried[0]!;
+  if (tried.length === 1) return picked.error;
+  const listed = tried
+    .slice(0, MAX_LISTED)
+    .map(
+      (t) => `${printable(t.provider.id, 64)} (${printable(t.entry.keyRef, 120)}): ${t.error.code}`,
+    );
+  const more = tried.length > MAX_LISTED ? `; and ${tried.length - MAX_LISTED} more` : "";
+  const Same = picked.error.constructor as typeof EnvelopeError;
+  return new Same(
+    picked.error.code,
+    `${picked.error.message} Every key tried failed (${tried.length}): ${listed.join("; ")}${more}.`,
+    {
+      cause: picked.error,
+      details: {
+        ...picked.error.details,
+        tried: tried.length,
+        triedCodes: tried.map((t) => `${t.provider.id}:${t.error.code}`).join(","),
+      },
+    },
+  );
 }
 
 /** A native rewrap returned an entry that unwraps to another data key: nothing is written. */

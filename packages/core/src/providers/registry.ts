@@ -14,31 +14,61 @@ const PACKAGES: Record<string, string> = {
 };
 
 // Built into core: no extra package to install.
-const custom = new Map<string, Loader>([["local-aes", async () => localAesFactory]]);
+const BUILT_IN: Record<string, Loader> = { "local-aes": async () => localAesFactory };
+const custom = new Map<string, Loader>();
+
+/** Options of `registerProvider`. */
+export interface RegisterProviderOptions {
+  /**
+   * Replace a built-in scheme (`local-aes`, `local-rsa`, `aws-kms`, `azure-kv`,
+   * `vault-transit`). Without it that is refused: a dependency that registers one would
+   * otherwise silently take over every key URI of that scheme.
+   */
+  override?: boolean;
+}
 
 /**
- * Registers (or overrides) the factory for a URI scheme, for in-house KMSs or tests.
+ * Registers the factory for a URI scheme, for in-house KMSs or tests. A built-in scheme
+ * is replaced only with `{ override: true }`; otherwise ConfigError ENVELOPE_BAD_CONFIG.
  *
  * @example
  * registerProvider("my-kms", async () => myKmsFactory);
+ * registerProvider("aws-kms", async () => patchedAwsFactory, { override: true }); // tests
  */
-export function registerProvider(scheme: string, loader: Loader): void {
+export function registerProvider(
+  scheme: string,
+  loader: Loader,
+  options: RegisterProviderOptions = {},
+): void {
   if (!/^[a-z][a-z0-9-]*$/.test(scheme)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       `Invalid provider scheme "${scheme}": use lowercase letters, digits and dashes.`,
     );
   }
+  if (isBuiltInScheme(scheme) && options.override !== true) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `registerProvider: "${scheme}" is a built-in scheme. Pick another name for your provider, or pass { override: true } to replace the built-in one on purpose.`,
+      { details: { field: "scheme" } },
+    );
+  }
   custom.set(scheme, loader);
+}
+
+/** True for the schemes Envelope ships (in core or as its provider packages). */
+export function isBuiltInScheme(scheme: string): boolean {
+  return Object.hasOwn(PACKAGES, scheme) || Object.hasOwn(BUILT_IN, scheme);
 }
 
 /** Schemes that config may name, built in or registered. */
 export function knownSchemes(): string[] {
-  return [...new Set([...Object.keys(PACKAGES), ...custom.keys()])];
+  return [...new Set([...Object.keys(BUILT_IN), ...Object.keys(PACKAGES), ...custom.keys()])];
 }
 
 export async function loadFactory(scheme: string, field: string): Promise<ProviderFactory> {
-  const loader = custom.get(scheme);
+  const loader =
+    custom.get(scheme) ?? (Object.hasOwn(BUILT_IN, scheme) ? BUILT_IN[scheme] : undefined);
   if (loader) {
     let factory: ProviderFactory;
     try {
@@ -53,7 +83,7 @@ export async function loadFactory(scheme: string, field: string): Promise<Provid
     }
     return checkFactory(factory, scheme);
   }
-  const pkg = PACKAGES[scheme];
+  const pkg = Object.hasOwn(PACKAGES, scheme) ? PACKAGES[scheme] : undefined;
   if (!pkg) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",

@@ -1,4 +1,4 @@
-import { EnvelopeError, ProviderError } from "../errors.js";
+import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 
 export interface RetryOptions {
   /** Total attempts including the first. Default 3. */
@@ -9,6 +9,50 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** Per-attempt timeout. Default 10 s. */
   timeoutMs?: number;
+}
+
+const RETRY_FIELDS = ["attempts", "baseDelayMs", "maxDelayMs", "timeoutMs"] as const;
+/** Most attempts one operation may make: bounds the work (and KMS calls) of one value. */
+export const MAX_RETRY_ATTEMPTS = 10;
+
+/**
+ * Validates a provider's `retry` option: every provider uses this one check, so the same
+ * input is accepted or refused everywhere. `attempts` is an integer 1–10, `timeoutMs` an
+ * integer of at least 1, the delays non-negative integers; unknown fields are refused.
+ * Throws ConfigError ENVELOPE_BAD_CONFIG naming `provider` and the field.
+ *
+ * @example
+ * const retry = checkRetryOptions(options.retry, "aws-kms"); // {} when undefined
+ */
+export function checkRetryOptions(value: unknown, provider: string, field = "retry"): RetryOptions {
+  if (value === undefined) return {};
+  const bad = (where: string, why: string) =>
+    new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${provider}: ${where} ${why} Use ${field}: { attempts?: 1-${MAX_RETRY_ATTEMPTS}, baseDelayMs?, maxDelayMs?, timeoutMs?: >= 1 } (integers, milliseconds).`,
+      { details: { field: where } },
+    );
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw bad(field, "must be an object.");
+  }
+  const v = value as Record<string, unknown>;
+  for (const [key, n] of Object.entries(v)) {
+    if (!(RETRY_FIELDS as readonly string[]).includes(key)) {
+      throw bad(`${field}.${key}`, "is not a retry option.");
+    }
+    if (n === undefined) continue;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+      throw bad(`${field}.${key}`, "must be a non-negative integer.");
+    }
+  }
+  const attempts = v.attempts as number | undefined;
+  if (attempts !== undefined && (attempts < 1 || attempts > MAX_RETRY_ATTEMPTS)) {
+    throw bad(`${field}.attempts`, `must be from 1 to ${MAX_RETRY_ATTEMPTS}.`);
+  }
+  if (v.timeoutMs !== undefined && (v.timeoutMs as number) < 1) {
+    throw bad(`${field}.timeoutMs`, "must be at least 1.");
+  }
+  return { ...(v as RetryOptions) };
 }
 
 export interface RetryTarget {

@@ -18,9 +18,12 @@ export interface GeneratedDataKey {
 }
 
 /**
- * A master-key provider: the one interface a KMS implements. Small on purpose; a new
- * KMS is one file. The core checks every result (lengths, ids, limits), so a provider
- * bug becomes a typed error, never a wrong plaintext.
+ * A master-key provider: the one interface a KMS implements. Five required members, on
+ * purpose; a new KMS is one file. What a KMS can do beyond wrap and unwrap is a named
+ * capability (`DataKeyGeneration`, `NativeRewrap`, `KmsContextBinding`, `KeyRefresh`)
+ * that the core detects with a type guard (`supportsNativeRewrap(provider)`, …). The core
+ * checks every result (lengths, ids, limits), so a provider bug becomes a typed error,
+ * never a wrong plaintext.
  *
  * @example
  * const provider: KeyProvider = {
@@ -30,7 +33,11 @@ export interface GeneratedDataKey {
  *   unwrap: async (entry) => myKms.unwrap(entry.wrapped),
  * };
  */
-export interface KeyProvider {
+export interface KeyProvider
+  extends Partial<DataKeyGeneration>,
+    Partial<NativeRewrap>,
+    Partial<KmsContextBinding>,
+    Partial<KeyRefresh> {
   /** Provider id written into each entry: lowercase ASCII, e.g. `local-rsa`, `aws-kms`. */
   readonly id: string;
   /** Reference of the key new data keys are wrapped under (fingerprint, ARN, name/version). */
@@ -41,31 +48,45 @@ export interface KeyProvider {
   unwrap(entry: WrappedKey, request: KeyRequest): Promise<Uint8Array>;
   /** True when this provider holds (or can reach) the key that wrapped `entry`. */
   handles(entry: WrappedKey): boolean;
-  /** Optional: generate and wrap a data key in one KMS call (AWS GenerateDataKey, Vault datakey). */
-  generateDataKey?(request: KeyRequest): Promise<GeneratedDataKey>;
   /**
-   * Optional native rewrap: re-protect `entry` (which this provider `handles`) under this
-   * provider's current `keyRef` inside the KMS. Envelope unwraps the returned entry once
-   * (with `unwrap`, so the key needs decrypt permission too) and checks it against the
-   * value's key commitment before any old entry is dropped.
-   */
-  rewrap?(entry: WrappedKey, request: KeyRequest): Promise<WrappedKey>;
-  /**
-   * Optional: the part of the context this provider sends to its KMS, canonicalized. It
-   * becomes part of the unwrap-cache key and the data-key-reuse key. Default: none.
-   */
-  kmsContextKey?(context: EncryptionContext): string;
-  /**
-   * Optional: re-read the current key version from the KMS, so `keyRef` reflects a
-   * rotation made elsewhere (Vault, Azure). `Envelope.refreshKeys()` calls it; batch
-   * rewrap jobs call that once before they compare entries with the target key.
-   */
-  refresh?(): Promise<unknown>;
-  /**
-   * Optional hint: unwrap is local and cheaper than a cache entry (hierarchical mode
-   * derives each data key with one HMAC), so the core skips the unwrap cache for it.
+   * @deprecated Whether a data key is cached is core policy now (see `cachesUnwrap`); the
+   * flag is still honoured until the next minor version.
    */
   readonly skipUnwrapCache?: boolean;
+}
+
+/** Capability: generate and wrap a data key in one KMS call (AWS GenerateDataKey, Vault datakey). */
+export interface DataKeyGeneration {
+  generateDataKey(request: KeyRequest): Promise<GeneratedDataKey>;
+}
+
+/**
+ * Capability: native rewrap. Re-protects `entry` (which this provider `handles`) under
+ * this provider's current `keyRef` inside the KMS, so the data key never reaches this
+ * process. Envelope unwraps the returned entry once (with `unwrap`, so the key needs
+ * decrypt permission too) and checks it against the value's key commitment before any
+ * old entry is dropped.
+ */
+export interface NativeRewrap {
+  rewrap(entry: WrappedKey, request: KeyRequest): Promise<WrappedKey>;
+}
+
+/**
+ * Capability: the provider binds (part of) the context at the KMS. `kmsContextKey`
+ * returns that part, canonicalized; it becomes part of the unwrap-cache key and the
+ * data-key-reuse key. It must not change over the provider's life.
+ */
+export interface KmsContextBinding {
+  kmsContextKey(context: EncryptionContext): string;
+}
+
+/**
+ * Capability: re-read the current key version from the KMS, so `keyRef` reflects a
+ * rotation made elsewhere (Vault, Azure). `Envelope.refreshKeys()` calls it; batch
+ * rewrap jobs call that once before they compare entries with the target key.
+ */
+export interface KeyRefresh {
+  refresh(): Promise<unknown>;
 }
 
 /**

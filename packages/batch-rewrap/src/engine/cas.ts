@@ -1,0 +1,150 @@
+import type { SqlExecutor } from "../adapters/types.js";
+import type { Runtime } from "./prepare.js";
+import type { RowOutcome } from "./process.js";
+import type { ColumnPlan } from "./values.js";
+
+type Update = RowOutcome["updates"][number];
+
+/** Rows per multi-row UPDATE at most (PostgreSQL allows 65,535 parameters per statement). */
+export const CAS_MAX_ROWS = 500;
+/**
+ * Bytes of old + new values per multi-row UPDATE at most: MySQL sends parameters inline
+ * (hex for binary, so twice this), and MariaDB's default max_allowed_packet is 16 MiB.
+ */
+export const CAS_MAX_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Compare-and-swap writes for a whole batch: `UPDATE … SET col = new WHERE pk = ? AND
+ * col = old` for many rows in one statement (byte-exact compare). Rows that change the
+ * same columns share a statement:
+ *
+ *   UPDATE t SET c = CASE pk WHEN ? THEN ? … END
+ *    WHERE pk IN (?, …) AND c = CASE pk WHEN ? THEN ? … END
+ *
+ * A row is written only when every column still holds the value the job read (the old
+ * value is picked by the same primary key as the new one). When fewer rows changed than
+ * were sent, the rows are read back in the same transaction to find which ones the
+ * application wrote meanwhile. Returns those: the caller locks and redoes them.
+ */
+export async function casUpdateMany(
+  rt: Runtime,
+  tx: SqlExecutor,
+  outcomes: readonly RowOutcome[],
+): Promise<Set<RowOutcome>> {
+  const missed = new Set<RowOutcome>();
+  for (const group of groupByColumns(outcomes)) {
+    for (const chunk of chunks(group)) {
+      const affected = await updateChunk(rt, tx, chunk);
+      if (affected === chunk.length) continue;
+      for (const o of await notWritten(rt, tx, chunk)) missed.add(o);
+    }
+  }
+  return missed;
+}
+
+/** Single-row compare-and-swap (the conflict path, under a row lock). True if it applied. */
+export async function casUpdateOne(
+  rt: Runtime,
+  tx: SqlExecutor,
+  outcome: RowOutcome,
+): Promise<boolean> {
+  return (await updateChunk(rt, tx, [outcome])) === 1;
+}
+
+function groupByColumns(outcomes: readonly RowOutcome[]): RowOutcome[][] {
+  const groups = new Map<string, RowOutcome[]>();
+  for (const o of outcomes) {
+    if (o.updates.length === 0) continue;
+    const key = o.updates.map((u) => u.column.name).join("\u0000");
+    const group = groups.get(key);
+    if (group) group.push(o);
+    else groups.set(key, [o]);
+  }
+  return [...groups.values()];
+}
+
+function* chunks(group: RowOutcome[]): Generator<RowOutcome[]> {
+  let chunk: RowOutcome[] = [];
+  let bytes = 0;
+  for (const o of group) {
+    const size = o.updates.reduce((n, u) => n + byteLength(u.next) + byteLength(u.old), 0);
+    if (chunk.length > 0 && (chunk.length >= CAS_MAX_ROWS || bytes + size > CAS_MAX_BYTES)) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(o);
+    bytes += size;
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function byteLength(v: unknown): number {
+  if (typeof v === "string") return Buffer.byteLength(v);
+  if (v instanceof Uint8Array) return v.length;
+  return 16;
+}
+
+/** One statement for rows that all update the same columns; returns the rows it changed. */
+async function updateChunk(rt: Runtime, tx: SqlExecutor, chunk: RowOutcome[]): Promise<number> {
+  const columns = chunk[0]!.updates.map((u) => u.column);
+  const pkOf = (o: RowOutcome) => o.row[rt.pk];
+  const params: unknown[] = [];
+  // One `CASE pk WHEN ? THEN ? … END` per column: its new values for SET, its old ones for WHERE.
+  const byPk = (i: number, pick: (u: Update) => unknown) => {
+    const arms = chunk.map((o) => {
+      params.push(pkOf(o), pick(o.updates[i]!));
+      return `WHEN ? THEN ${valueParam(rt, columns[i]!)}`;
+    });
+    return `CASE ${rt.pkq} ${arms.join(" ")} END`;
+  };
+  const sets = columns.map((c, i) => `${c.q} = ${byPk(i, (u) => u.next)}`);
+  const inList = chunk.map((o) => {
+    params.push(pkOf(o));
+    return "?";
+  });
+  const checks = columns.map((c, i) => `${compared(rt, c)} = ${byPk(i, (u) => u.old)}`);
+  const sql = `UPDATE ${rt.tq} SET ${sets.join(", ")} WHERE ${rt.pkq} IN (${inList.join(", ")}) AND ${checks.join(" AND ")}`;
+  return (await tx.query(sql, params)).affected;
+}
+
+/**
+ * PostgreSQL infers a parameter's type from its use; a CASE result has none, so the value
+ * is cast to the column's kind (bytea, or text which every text type accepts).
+ */
+function valueParam(rt: Runtime, column: ColumnPlan): string {
+  if (rt.db.dialect !== "postgres") return "?";
+  return column.info.kind === "binary" ? "CAST(? AS bytea)" : "CAST(? AS text)";
+}
+
+/** MySQL compares text case- and accent-insensitively by default: compare bytes instead. */
+function compared(rt: Runtime, column: ColumnPlan): string {
+  return rt.db.dialect === "mysql" && column.info.kind === "text" ? `BINARY ${column.q}` : column.q;
+}
+
+/** The rows of `chunk` that do not hold the new values now (read in the writing transaction). */
+async function notWritten(
+  rt: Runtime,
+  tx: SqlExecutor,
+  chunk: RowOutcome[],
+): Promise<RowOutcome[]> {
+  const columns = chunk[0]!.updates.map((u) => u.column);
+  const list = [rt.pkq, ...columns.map((c) => c.q)].join(", ");
+  const { rows } = await tx.query(
+    `SELECT ${list} FROM ${rt.tq} WHERE ${rt.pkq} IN (${chunk.map(() => "?").join(", ")})`,
+    chunk.map((o) => o.row[rt.pk]),
+  );
+  const now = new Map(rows.map((r) => [String(r[rt.pk]), r]));
+  return chunk.filter((o) => {
+    const row = now.get(o.pkText);
+    return !row || !o.updates.every((u) => sameValue(row[u.column.name], u.next));
+  });
+}
+
+function sameValue(stored: unknown, written: string | Buffer): boolean {
+  if (typeof written === "string") {
+    if (typeof stored === "string") return stored === written;
+    return Buffer.isBuffer(stored) && stored.toString("utf8") === written;
+  }
+  return stored instanceof Uint8Array && Buffer.compare(stored, written) === 0;
+}
