@@ -18,6 +18,7 @@ export default defineConfig({
       { find: /^@envelope\/batch-rewrap$/, replacement: pkg("batch-rewrap") },
       { find: /^@envelope\/cli$/, replacement: pkg("cli") },
       { find: /^@envelope\/hierarchical$/, replacement: pkg("hierarchical") },
+      { find: /^@envelope\/otel$/, replacement: pkg("otel") },
       { find: /^@envelope\/records$/, replacement: pkg("records") },
       { find: /^@envelope\/legacy$/, replacement: pkg("legacy") },
     ],

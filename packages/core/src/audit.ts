@@ -40,7 +40,11 @@ export function emit(hook: AuditHook | undefined, event: AuditEvent): void {
   }
 }
 
-/** Builds one audit event; the error, if any, contributes only its code. */
+/**
+ * Builds one audit event; the error, if any, contributes only its code. Fields are set one
+ * by one rather than spread: object spread here cost several µs per event (more than a
+ * warm decrypt), and every operation builds one while a hook is set.
+ */
 export function auditEvent(
   operation: AuditEvent["operation"],
   provider: string,
@@ -50,21 +54,21 @@ export function auditEvent(
   error?: unknown,
 ): AuditEvent {
   const failed = error !== undefined;
-  const code: ErrorCode | undefined = failed
-    ? EnvelopeError.isInstance(error)
-      ? error.code
-      : "ENVELOPE_KMS_ERROR"
-    : undefined;
-  return {
-    ...extra,
+  const event: { -readonly [K in keyof AuditEvent]: AuditEvent[K] } = {
     operation,
     // Both may come from a stored value (an entry's provider id and key reference).
     provider: printable(provider),
     keyRef: printable(keyRef),
     durationMs: performance.now() - started,
     outcome: failed ? "failure" : "success",
-    ...(code ? { errorCode: code } : {}),
   };
+  if (extra.cacheHit !== undefined) event.cacheHit = extra.cacheHit;
+  if (extra.dataKeyReused !== undefined) event.dataKeyReused = extra.dataKeyReused;
+  if (extra.native !== undefined) event.native = extra.native;
+  if (failed) {
+    event.errorCode = EnvelopeError.isInstance(error) ? error.code : "ENVELOPE_KMS_ERROR";
+  }
+  return event;
 }
 
 /** Who an audit event names: a provider's id and its current key reference. */
