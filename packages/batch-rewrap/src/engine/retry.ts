@@ -1,11 +1,12 @@
 import { mapLimit } from "@envelope/core/internal";
 import type { SqlExecutor } from "../adapters/types.js";
+import { clearRowFailures, failedValuesByPk } from "../state/failures.js";
+import { countPendingRanges, markJobDone, tryLockJob } from "../state/job-status.js";
 import { RETRY_RANGE_ID } from "../state/jobs.js";
-import type { StateTables } from "../state/tables.js";
 import { commitBatch } from "./commit.js";
-import type { Runtime } from "./prepare.js";
 import { processRow } from "./process.js";
-import { account, type RunState } from "./run-state.js";
+import { account } from "./run-state.js";
+import type { WorkerScope } from "./worker-scope.js";
 
 const retrying = new WeakMap<object, Set<string>>();
 
@@ -13,28 +14,11 @@ const retrying = new WeakMap<object, Set<string>>();
  * Once every range is done, one worker (the one that locks the job row) retries the
  * values recorded as failed: a rerun of the same job finishes what a failing KMS left.
  */
-export async function retryFailures(
-  rt: Runtime,
-  t: StateTables,
-  state: RunState,
-  workerId: string,
-): Promise<void> {
+export async function retryFailures(scope: WorkerScope): Promise<void> {
+  const { rt, t, state } = scope;
   const run = async (q: SqlExecutor) => {
-    const pending = await q.query(
-      `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
-      [rt.jobId],
-    );
-    if (Number(pending.rows[0]?.n ?? 0) > 0) return;
-    const { rows: failed } = await q.query(
-      `SELECT pk, column_name FROM ${t.failures} WHERE job_id = ? ORDER BY pk, column_name`,
-      [rt.jobId],
-    );
-    const byPk = new Map<string, Set<string>>();
-    for (const f of failed) {
-      const key = String(f.pk);
-      if (!byPk.has(key)) byPk.set(key, new Set());
-      byPk.get(key)!.add(String(f.column_name));
-    }
+    if ((await countPendingRanges(q, t, rt.jobId)) > 0) return;
+    const byPk = await failedValuesByPk(q, t, rt.jobId);
     const keys = [...byPk.keys()];
     for (let i = 0; i < keys.length; i += rt.batchSize) {
       if (rt.options.signal?.aborted) return;
@@ -49,9 +33,13 @@ export async function retryFailures(
       );
       const { counters, failed } = await rt.db.transaction(async (tx) => {
         // Clear the old records of this slice; commitBatch re-records what still fails.
-        for (const pk of slice)
-          await tx.query(`DELETE FROM ${t.failures} WHERE job_id = ? AND pk = ?`, [rt.jobId, pk]);
-        return commitBatch(rt, t, tx, RETRY_RANGE_ID, undefined, outcomes, workerId, before);
+        for (const pk of slice) await clearRowFailures(tx, t, rt.jobId, pk);
+        return commitBatch(scope, tx, {
+          rangeId: RETRY_RANGE_ID,
+          expectedLast: undefined,
+          outcomes,
+          callsBefore: before,
+        });
       });
       // Rows a range of this run already read are not scanned twice.
       counters.scanned = rows.filter(
@@ -63,10 +51,7 @@ export async function retryFailures(
       account(state, counters, failed, retried);
       state.onBatch();
     }
-    await q.query(`UPDATE ${t.jobs} SET status = 'done', updated_at = ? WHERE job_id = ?`, [
-      new Date().toISOString(),
-      rt.jobId,
-    ]);
+    await markJobDone(q, t, rt.jobId);
   };
   if (!rt.db.sessions) {
     // PGlite: one process, so an in-memory flag keeps a second worker loop out.
@@ -83,11 +68,7 @@ export async function retryFailures(
   const session = await rt.db.session();
   try {
     await session.query("START TRANSACTION");
-    const { rows } = await session.query(
-      `SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE SKIP LOCKED`,
-      [rt.jobId],
-    );
-    if (rows.length > 0) await run(session);
+    if (await tryLockJob(session, t, rt.jobId)) await run(session);
     await session.query("COMMIT");
   } catch (error) {
     await session.query("ROLLBACK").catch(() => {});

@@ -1,16 +1,13 @@
 import { ConfigError } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
-import {
-  createOrLoadJob,
-  planRangeCount,
-  planRanges,
-  type RangeSizing,
-  RETRY_RANGE_ID,
-} from "../state/jobs.js";
+import { sumCheckpoints } from "../state/checkpoints.js";
+import { failureCounts, sampleFailures } from "../state/failures.js";
+import { countPendingRanges } from "../state/job-status.js";
+import { createOrLoadJob, planRangeCount, planRanges, type RangeSizing } from "../state/jobs.js";
 import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
-import { addCounters, type Counters, countersFromSums, zeroCounters } from "./counters.js";
+import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
 import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
 import { type ScanResult, scanTable } from "./scan.js";
@@ -169,7 +166,9 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     demand: new Demand(),
   };
   const results = await Promise.all(
-    Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
+    Array.from({ length: workers }, (_, i) =>
+      work({ rt, t, state, workerId: `${rt.workerBase}:${i}` }),
+    ),
   );
   // Includes the preflight's calls: everything this run asked of the KMS.
   run.kmsCalls = rt.limiter.calls - callsAtStart;
@@ -199,35 +198,13 @@ async function applyReport(
   stopped: boolean,
   started: number,
 ): Promise<JobReport> {
-  const sums = await rt.db.query(
-    `SELECT SUM(scanned) AS scanned, SUM(rewrapped) AS rewrapped, SUM(skipped) AS skipped, SUM(nulls) AS nulls, SUM(conflicts) AS conflicts, SUM(failed) AS failed, SUM(kms_calls) AS kms_calls FROM ${t.checkpoints} WHERE job_id = ?`,
-    [rt.jobId],
-  );
-  const s = sums.rows[0] ?? {};
-  const total = countersFromSums(s);
-  const byCode = await rt.db.query(
-    `SELECT code, COUNT(*) AS n FROM ${t.failures} WHERE job_id = ? GROUP BY code`,
-    [rt.jobId],
-  );
-  const failures = Object.fromEntries(byCode.rows.map((r) => [String(r.code), Number(r.n)]));
-  // Rows: the ranges' rows only (a retry step re-reads rows already counted there).
+  const total = await sumCheckpoints(rt.db, t, rt.jobId);
+  const failures = await failureCounts(rt.db, t, rt.jobId);
   // Failed: the values failing now (the failures table), not every failed attempt.
-  const rangeRows = await rt.db.query(
-    `SELECT SUM(scanned) AS n FROM ${t.checkpoints} WHERE job_id = ? AND range_id <> ?`,
-    [rt.jobId, RETRY_RANGE_ID],
-  );
-  total.scanned = Number(rangeRows.rows[0]?.n ?? 0);
   total.failed = Object.values(failures).reduce((a, b) => a + b, 0);
-  const samples = await rt.db.query(
-    `SELECT pk, column_name, code, message FROM ${t.failures} WHERE job_id = ? ORDER BY pk LIMIT 20`,
-    [rt.jobId],
-  );
-  const pending = await rt.db.query(
-    `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
-    [rt.jobId],
-  );
+  const samples = await sampleFailures(rt.db, t, rt.jobId);
+  const pendingRanges = await countPendingRanges(rt.db, t, rt.jobId);
   const durationMs = performance.now() - started;
-  const pendingRanges = Number(pending.rows[0]?.n ?? 0);
   return {
     ...base,
     complete: pendingRanges === 0 && Object.keys(failures).length === 0,
@@ -236,12 +213,7 @@ async function applyReport(
     run,
     total,
     failures,
-    sampleFailures: samples.rows.map((r) => ({
-      pk: String(r.pk),
-      column: String(r.column_name),
-      code: String(r.code),
-      message: String(r.message),
-    })),
+    sampleFailures: samples,
     durationMs,
     rowsPerSecond: run.scanned / Math.max(durationMs / 1000, 0.001),
   };
