@@ -33,11 +33,11 @@ export async function commitBatch(
   batch: BatchToCommit,
 ): Promise<{ counters: Counters; failed: { pk: string; column: string }[] }> {
   const { rangeId, expectedLast, outcomes } = batch;
-  const checkpoint = await lockCheckpoint(tx, t, rt.jobId, rangeId);
+  const checkpoint = await lockCheckpoint(tx, t, rt.job.id, rangeId);
   if (!checkpoint) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `Job ${rt.jobId} has no checkpoint for range ${rangeId}; its state tables were changed by hand.`,
+      `Job ${rt.job.id} has no checkpoint for range ${rangeId}; its state tables were changed by hand.`,
     );
   }
   if (expectedLast !== undefined && checkpoint.lastPk !== expectedLast) throw new LostClaim();
@@ -52,8 +52,8 @@ export async function commitBatch(
       // The application wrote this row since we read it: lock it, redo it from its current value.
       counters.conflicts++;
       const fresh = await tx.query(
-        `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${rt.pkq} = ? FOR UPDATE`,
-        [outcome.row[rt.pk]],
+        `SELECT ${rt.table.selectList} FROM ${rt.table.q} WHERE ${rt.table.pkq} = ? FOR UPDATE`,
+        [outcome.row[rt.table.pk]],
       );
       if (fresh.rows.length === 0) continue; // deleted meanwhile: nothing left to protect
       outcome = await processRow(rt, fresh.rows[0]!);
@@ -77,17 +77,17 @@ export async function commitBatch(
     counters.nulls += o.nulls;
     counters.failed += o.failures.length;
     for (const f of o.failures) {
-      await recordFailure(tx, t, rt.jobId, o.pkText, f);
+      await recordFailure(tx, t, rt.job.id, o.pkText, f);
       failed.push({ pk: o.pkText, column: f.column });
     }
   }
-  counters.kmsCalls = rt.limiter.calls - batch.callsBefore;
+  counters.kmsCalls = rt.limits.limiter.calls - batch.callsBefore;
   const lastPk =
     rangeId === RETRY_RANGE_ID
       ? null
       : outcomes.length
-        ? String(outcomes.at(-1)!.row[rt.pk])
+        ? String(outcomes.at(-1)!.row[rt.table.pk])
         : (expectedLast ?? null);
-  await advanceCheckpoint(tx, t, rt.jobId, rangeId, { lastPk, counters, workerId });
+  await advanceCheckpoint(tx, t, rt.job.id, rangeId, { lastPk, counters, workerId });
   return { counters, failed };
 }

@@ -1,44 +1,19 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { ConfigError, Envelope, EnvelopeError, type KeyProvider } from "@envelope/core";
-import type { Row, SqlAdapter } from "../adapters/types.js";
+import type { Row } from "../adapters/types.js";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
 import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
-import type {
-  ContextBuilder,
-  MigrateTableOptions,
-  RewrapTableOptions,
-  TableJobOptions,
-} from "./options.js";
+import type { MigrateTableOptions, RewrapTableOptions, TableJobOptions } from "./options.js";
+import type { Runtime } from "./runtime.js";
 import { runtimeRows } from "./scan.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
 import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
-/** Everything a worker needs, resolved and checked once before a job starts. */
-export interface Runtime {
-  db: SqlAdapter;
-  options: TableJobOptions;
-  table: string;
-  tq: string;
-  pk: string;
-  pkq: string;
-  integerKey: boolean;
-  columns: ColumnPlan[];
-  /** Quoted SELECT list: primary key, encrypted columns, context columns. */
-  selectList: string;
-  context: ContextBuilder;
-  transform: ValueTransform;
-  limiter: Limiter;
-  spec: JobSpec;
-  jobId: string;
-  workerBase: string;
-  batchSize: number;
-  concurrency: number;
-  retries: number;
-}
+export type { Runtime } from "./runtime.js";
 
 const label = (p: KeyProvider) => `${p.id}:${p.keyRef}`;
 const list = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...x] : [x as T]);
@@ -174,22 +149,24 @@ async function prepare(
   return {
     db,
     options,
-    table,
-    tq: quote(db, table),
-    pk,
-    pkq: quote(db, pk),
-    integerKey: pkInfo.kind === "integer",
-    columns,
-    selectList: selected.map((c) => quote(db, c)).join(", "),
+    table: {
+      name: table,
+      q: quote(db, table),
+      pk,
+      pkq: quote(db, pk),
+      integerKey: pkInfo.kind === "integer",
+      columns,
+      selectList: selected.map((c) => quote(db, c)).join(", "),
+    },
+    job: { id: jobId, spec, workerBase: options.workerId ?? `${hostname()}:${process.pid}` },
+    limits: {
+      limiter,
+      batchSize: positive(options.batchSize, 500, "batchSize"),
+      concurrency: positive(options.concurrency, 8, "concurrency"),
+      retries: options.retries ?? 5,
+    },
     context: options.context ?? ((row, column) => ({ table, column, id: String(row[pk]) })),
     transform,
-    limiter,
-    spec,
-    jobId,
-    workerBase: options.workerId ?? `${hostname()}:${process.pid}`,
-    batchSize: positive(options.batchSize, 500, "batchSize"),
-    concurrency: positive(options.concurrency, 8, "concurrency"),
-    retries: options.retries ?? 5,
   };
 }
 
@@ -217,16 +194,16 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   const sampleSize = rt.options.sampleSize ?? 16;
   let checked = 0;
   if (sampleSize < 1) return { checked };
-  const sampled = new Map(rt.columns.map((c) => [c.name, 0]));
+  const sampled = new Map(rt.table.columns.map((c) => [c.name, 0]));
   let read = 0;
   for await (const rows of runtimeRows(rt)) {
     for (const row of rows) {
       read++;
-      for (const column of rt.columns) {
+      for (const column of rt.table.columns) {
         if (sampled.get(column.name)! >= sampleSize) continue;
         const raw = row[column.name];
         if (raw === null || raw === undefined) continue;
-        const where = `${rt.table}.${column.name} (${rt.pk} = ${String(row[rt.pk]).slice(0, 40)})`;
+        const where = `${rt.table.name}.${column.name} (${rt.table.pk} = ${String(row[rt.table.pk]).slice(0, 40)})`;
         let value: string | Buffer;
         try {
           value = toValue(raw, column);
@@ -262,7 +239,7 @@ async function checkOne(
   if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
+      `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table.name} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
       { details: { column: column.name } },
     );
   }

@@ -17,23 +17,23 @@ const retrying = new WeakMap<object, Set<string>>();
 export async function retryFailures(scope: WorkerScope): Promise<void> {
   const { rt, t, state } = scope;
   const run = async (q: SqlExecutor) => {
-    if ((await countPendingRanges(q, t, rt.jobId)) > 0) return;
-    const byPk = await failedValuesByPk(q, t, rt.jobId);
+    if ((await countPendingRanges(q, t, rt.job.id)) > 0) return;
+    const byPk = await failedValuesByPk(q, t, rt.job.id);
     const keys = [...byPk.keys()];
-    for (let i = 0; i < keys.length; i += rt.batchSize) {
+    for (let i = 0; i < keys.length; i += rt.limits.batchSize) {
       if (rt.options.signal?.aborted) return;
-      const slice = keys.slice(i, i + rt.batchSize);
+      const slice = keys.slice(i, i + rt.limits.batchSize);
       const { rows } = await rt.db.query(
-        `SELECT ${rt.selectList} FROM ${rt.tq} WHERE ${rt.pkq} IN (${slice.map(() => "?").join(", ")})`,
+        `SELECT ${rt.table.selectList} FROM ${rt.table.q} WHERE ${rt.table.pkq} IN (${slice.map(() => "?").join(", ")})`,
         slice,
       );
-      const before = rt.limiter.calls;
-      const outcomes = await mapLimit(rows, rt.concurrency, (row) =>
-        processRow(rt, row, byPk.get(String(row[rt.pk]))),
+      const before = rt.limits.limiter.calls;
+      const outcomes = await mapLimit(rows, rt.limits.concurrency, (row) =>
+        processRow(rt, row, byPk.get(String(row[rt.table.pk]))),
       );
       const { counters, failed } = await rt.db.transaction(async (tx) => {
         // Clear the old records of this slice; commitBatch re-records what still fails.
-        for (const pk of slice) await clearRowFailures(tx, t, rt.jobId, pk);
+        for (const pk of slice) await clearRowFailures(tx, t, rt.job.id, pk);
         return commitBatch(scope, tx, {
           rangeId: RETRY_RANGE_ID,
           expectedLast: undefined,
@@ -43,7 +43,7 @@ export async function retryFailures(scope: WorkerScope): Promise<void> {
       });
       // Rows a range of this run already read are not scanned twice.
       counters.scanned = rows.filter(
-        (r) => !state.failedRows.has(String(r[rt.pk]).slice(0, 255)),
+        (r) => !state.failedRows.has(String(r[rt.table.pk]).slice(0, 255)),
       ).length;
       const retried = slice.flatMap((pk) =>
         [...(byPk.get(pk) ?? [])].map((column) => ({ pk, column })),
@@ -51,24 +51,24 @@ export async function retryFailures(scope: WorkerScope): Promise<void> {
       account(state, counters, failed, retried);
       state.onBatch();
     }
-    await markJobDone(q, t, rt.jobId);
+    await markJobDone(q, t, rt.job.id);
   };
   if (!rt.db.sessions) {
     // PGlite: one process, so an in-memory flag keeps a second worker loop out.
     const busy = retrying.get(rt.db) ?? new Set<string>();
     retrying.set(rt.db, busy);
-    if (busy.has(rt.jobId)) return;
-    busy.add(rt.jobId);
+    if (busy.has(rt.job.id)) return;
+    busy.add(rt.job.id);
     try {
       return await run(rt.db);
     } finally {
-      busy.delete(rt.jobId);
+      busy.delete(rt.job.id);
     }
   }
   const session = await rt.db.session();
   try {
     await session.query("START TRANSACTION");
-    if (await tryLockJob(session, t, rt.jobId)) await run(session);
+    if (await tryLockJob(session, t, rt.job.id)) await run(session);
     await session.query("COMMIT");
   } catch (error) {
     await session.query("ROLLBACK").catch(() => {});

@@ -9,7 +9,8 @@ import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
 import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
-import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
+import { preflight, prepareMigrate, prepareRewrap } from "./prepare.js";
+import type { Runtime } from "./runtime.js";
 import { type ScanResult, scanTable } from "./scan.js";
 import { Demand } from "./split.js";
 import { type RunState, work } from "./worker.js";
@@ -105,28 +106,28 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   const rangeSize =
     rt.options.rangeSize === undefined ? undefined : rangeSizeOption(rt.options.rangeSize);
   // The limiter may be shared with other jobs (`rateLimit: Limiter`): count from here.
-  const callsAtStart = rt.limiter.calls;
-  const throttledAtStart = rt.limiter.throttled;
+  const callsAtStart = rt.limits.limiter.calls;
+  const throttledAtStart = rt.limits.limiter.throttled;
   const { checked } = await preflight(rt);
-  const preflightCalls = rt.limiter.calls - callsAtStart;
-  const estimatedRows = await estimateRows(rt.db, rt.table);
+  const preflightCalls = rt.limits.limiter.calls - callsAtStart;
+  const estimatedRows = await estimateRows(rt.db, rt.table.name);
   const base = {
-    jobId: rt.jobId,
-    kind: rt.spec.kind,
+    jobId: rt.job.id,
+    kind: rt.job.spec.kind,
     apply: Boolean(rt.options.apply),
-    table: rt.table,
-    columns: rt.spec.columns,
-    targets: rt.spec.targets,
+    table: rt.table.name,
+    columns: rt.job.spec.columns,
+    targets: rt.job.spec.targets,
     preflightChecked: checked,
   };
-  const throttledCount = () => rt.limiter.throttled - throttledAtStart;
+  const throttledCount = () => rt.limits.limiter.throttled - throttledAtStart;
   const perValue = (rewrapped: number) =>
-    rewrapped > 0 ? (rt.limiter.calls - callsAtStart - preflightCalls) / rewrapped : 0;
+    rewrapped > 0 ? (rt.limits.limiter.calls - callsAtStart - preflightCalls) / rewrapped : 0;
   const progress = (
     c: Pick<Counters, "scanned" | "rewrapped" | "skipped" | "failed" | "conflicts">,
   ) =>
     rt.options.onProgress?.({
-      jobId: rt.jobId,
+      jobId: rt.job.id,
       ...c,
       estimatedRows,
       elapsedMs: performance.now() - started,
@@ -141,7 +142,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
       { ...base, kmsThrottled: throttledCount(), kmsCallsPerValue: 0 },
       scan,
       started,
-      rt.limiter.calls - callsAtStart,
+      rt.limits.limiter.calls - callsAtStart,
     );
   }
 
@@ -152,11 +153,14 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   const sizing: RangeSizing =
     rangeSize !== undefined
       ? { rangeSize }
-      : { ranges: planRangeCount(estimatedRows, workers, rt.batchSize), rows: estimatedRows };
-  const { created } = await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
-    planRanges(rt.db, rt.table, rt.pk, rt.integerKey, sizing),
+      : {
+          ranges: planRangeCount(estimatedRows, workers, rt.limits.batchSize),
+          rows: estimatedRows,
+        };
+  const { created } = await createOrLoadJob(rt.db, t, rt.job.id, rt.job.spec, () =>
+    planRanges(rt.db, rt.table.name, rt.table.pk, rt.table.integerKey, sizing),
   );
-  const reopened = !created && (await reopenIfFinished(rt.db, t, rt.jobId));
+  const reopened = !created && (await reopenIfFinished(rt.db, t, rt.job.id));
   const run = zeroCounters();
   const state: RunState = {
     run,
@@ -167,11 +171,11 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   };
   const results = await Promise.all(
     Array.from({ length: workers }, (_, i) =>
-      work({ rt, t, state, workerId: `${rt.workerBase}:${i}` }),
+      work({ rt, t, state, workerId: `${rt.job.workerBase}:${i}` }),
     ),
   );
   // Includes the preflight's calls: everything this run asked of the KMS.
-  run.kmsCalls = rt.limiter.calls - callsAtStart;
+  run.kmsCalls = rt.limits.limiter.calls - callsAtStart;
   return applyReport(
     rt,
     t,
@@ -198,12 +202,12 @@ async function applyReport(
   stopped: boolean,
   started: number,
 ): Promise<JobReport> {
-  const total = await sumCheckpoints(rt.db, t, rt.jobId);
-  const failures = await failureCounts(rt.db, t, rt.jobId);
+  const total = await sumCheckpoints(rt.db, t, rt.job.id);
+  const failures = await failureCounts(rt.db, t, rt.job.id);
   // Failed: the values failing now (the failures table), not every failed attempt.
   total.failed = Object.values(failures).reduce((a, b) => a + b, 0);
-  const samples = await sampleFailures(rt.db, t, rt.jobId);
-  const pendingRanges = await countPendingRanges(rt.db, t, rt.jobId);
+  const samples = await sampleFailures(rt.db, t, rt.job.id);
+  const pendingRanges = await countPendingRanges(rt.db, t, rt.job.id);
   const durationMs = performance.now() - started;
   return {
     ...base,

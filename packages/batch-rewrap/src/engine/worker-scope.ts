@@ -1,6 +1,6 @@
 import type { StateTables } from "../state/tables.js";
-import type { Runtime } from "./prepare.js";
 import type { RunState } from "./run-state.js";
+import type { Runtime } from "./runtime.js";
 
 /** What one worker loop works with: the job, its state tables, the run it is part of, its id. */
 export interface WorkerScope {
