@@ -4,9 +4,11 @@ import { registerCheckCommand } from "./commands/check.js";
 import { registerDbCommands } from "./commands/db.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerFileCommands } from "./commands/files.js";
-import { registerKeyCommands } from "./commands/keys.js";
+import { registerKeygenCommand } from "./commands/keygen.js";
 import { registerKeystoreCommands } from "./commands/keystore.js";
 import { registerRetireCommand } from "./commands/retire.js";
+import { registerRotateCommand } from "./commands/rotate.js";
+import { registerStatusCommand } from "./commands/status.js";
 import type { CliContext } from "./context.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, jsonText, processIo, shown } from "./io.js";
@@ -44,7 +46,9 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       "after",
       `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 7 stranded values (status --check) · 8 key still in use (retire) · 130 interrupted (rerun, or add --resume, to continue)`,
     );
-  registerKeyCommands(program, ctx, setExit);
+  registerKeygenCommand(program, ctx);
+  registerRotateCommand(program, ctx);
+  registerStatusCommand(program, ctx, setExit);
   registerRetireCommand(program, ctx, setExit);
   registerCheckCommand(program, ctx, setExit);
   registerFileCommands(program, ctx);

@@ -8,8 +8,8 @@ import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import type { CliContext, GlobalFlags } from "../context.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
+import { handledBy } from "../rotation/handled-by.js";
 import { addDbOptions, openDb } from "./db.js";
-import { handledBy } from "./keys.js";
 
 interface RetireFlags {
   db?: string;
