@@ -12,6 +12,7 @@ import { registerStatusCommand } from "./commands/status.js";
 import type { CliContext } from "./context.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, jsonText, processIo, shown } from "./io.js";
+import { CLI_VERSION } from "./version.js";
 
 const collect = (value: string, previous: string[] = []) => [
   ...previous,
@@ -24,7 +25,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description(
       "Envelope encryption from the command line: keys, files, rotation and batch rewrap of database columns.",
     )
-    .version("0.1.0")
+    .version(CLI_VERSION)
     .option("--config <path>", "config file (default: ./envelope.config.json, .mjs, .js or .ts)")
     .option(
       "--key <uri>",
