@@ -23,10 +23,8 @@ describe("tsx is an optional peer dependency, loaded only for envelope.config.ts
   });
 
   it("a missing package other than tsx itself (one of its own imports) is passed on unchanged", async () => {
-    const error = await loadTsx(
-      "/app/envelope.config.ts",
-      () => import("envelope-test-package-that-is-not-installed"),
-    ).catch((e) => e);
+    const missing = "envelope-test-package-that-is-not-installed";
+    const error = await loadTsx("/app/envelope.config.ts", () => import(missing)).catch((e) => e);
     expect(ConfigError.isInstance(error)).toBe(false);
     expect(error.code).toBe("ERR_MODULE_NOT_FOUND");
   });
