@@ -19,6 +19,7 @@ export default defineConfig({
       { find: /^@envelope\/cli$/, replacement: pkg("cli") },
       { find: /^@envelope\/hierarchical$/, replacement: pkg("hierarchical") },
       { find: /^@envelope\/records$/, replacement: pkg("records") },
+      { find: /^@envelope\/legacy$/, replacement: pkg("legacy") },
     ],
   },
   test: {

@@ -66,3 +66,54 @@ export function auditEvent(
     ...(code ? { errorCode: code } : {}),
   };
 }
+
+/** Who an audit event names: a provider's id and its current key reference. */
+interface Audited {
+  readonly id: string;
+  readonly keyRef: string;
+}
+
+/**
+ * Times operations for one client's audit hook. Without a hook nothing is measured, so
+ * the fast paths pay no `performance.now()` call.
+ */
+export class Auditor {
+  constructor(private readonly hook: AuditHook | undefined) {}
+
+  /** A start time for `event`, or 0 when no one listens. */
+  start(): number {
+    return this.hook ? performance.now() : 0;
+  }
+
+  /** One event for an operation that began at `started` (see `start`). */
+  event(
+    operation: AuditEvent["operation"],
+    provider: Audited | undefined,
+    started: number,
+    extra: Partial<AuditEvent>,
+    error?: unknown,
+    keyRef = provider?.keyRef ?? "none",
+  ): void {
+    if (!this.hook) return;
+    emit(this.hook, auditEvent(operation, provider?.id ?? "none", keyRef, started, extra, error));
+  }
+
+  /** Runs one provider call and reports it, success or failure; rethrows what it threw. */
+  async timed<T>(
+    operation: AuditEvent["operation"],
+    provider: Audited,
+    call: () => Promise<T>,
+    extra: Partial<AuditEvent> = {},
+    keyRef = provider.keyRef,
+  ): Promise<T> {
+    const started = this.start();
+    try {
+      const result = await call();
+      this.event(operation, provider, started, extra, undefined, keyRef);
+      return result;
+    } catch (error) {
+      this.event(operation, provider, started, extra, error, keyRef);
+      throw error;
+    }
+  }
+}

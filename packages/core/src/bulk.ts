@@ -1,6 +1,6 @@
 import type { PlaintextInput } from "./bytes.js";
-import type { EncryptionContext } from "./crypto/context.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
+import type { EncryptionContext } from "./format/context.js";
 import { parse, type Sealed } from "./format/parse.js";
 
 /** One item's outcome: its value, or the typed error that item alone failed with. */

@@ -52,7 +52,3 @@ export function utf8Text(bytes: Uint8Array): string {
     );
   }
 }
-
-export function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
-}

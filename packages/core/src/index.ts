@@ -26,9 +26,8 @@ export { type PadOption, PII_PADDING } from "./config/padding.js";
 export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
 export { redactUri } from "./config/uri.js";
-export { decodeContext, type EncryptionContext, encodeContext } from "./crypto/context.js";
+export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/ed25519.js";
 export { aesKeyUnwrap, aesKeyWrap } from "./crypto/key-wrap.js";
-export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/signature.js";
 export type {
   SigningKeyInput,
   SigningOptions,
@@ -55,6 +54,7 @@ export {
   SUITE_SIGNED_ED25519,
   TEXT_PREFIX,
 } from "./format/constants.js";
+export { decodeContext, type EncryptionContext, encodeContext } from "./format/context.js";
 export { decodeEnvelope } from "./format/decode.js";
 export { encodeEnvelope } from "./format/encode.js";
 export type { EnvelopeParts, WrappedKey } from "./format/envelope.js";

@@ -3,6 +3,13 @@
  * API: they may change in any release.
  */
 
+export {
+  type LeaveReason,
+  type SecretEntry,
+  SecretKeyCache,
+  type SecretKeyCacheCounters,
+  type SecretKeyCacheOptions,
+} from "./cache/secret-key-cache.js";
 export { mapLimit } from "./concurrency.js";
 export { padRule } from "./config/padding.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";

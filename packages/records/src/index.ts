@@ -3,6 +3,8 @@
  * searchable blind indexes, and helpers for pg, Drizzle and Prisma.
  */
 
+/** Re-exported: the per-row result type of `RecordCipher.openMany`. */
+export type { BulkResult } from "@envelope/core";
 export {
   type BlindIndexer,
   type BlindIndexerOptions,
@@ -19,7 +21,7 @@ export {
   normalizePhone,
   normalizeTrimLower,
 } from "./normalize.js";
-export { type EncryptedPg, encryptedPg, type Queryable } from "./pg.js";
+export { type EncryptedPg, encryptedPg, type FindManyOptions, type Queryable } from "./pg.js";
 export {
   type PrismaEncryptionOptions,
   type PrismaModelEncryption,
@@ -27,6 +29,7 @@ export {
 } from "./prisma.js";
 export {
   createRecordCipher,
+  type OpenManyOptions,
   type RecordCipher,
   type RecordCipherOptions,
   type RecordSchema,

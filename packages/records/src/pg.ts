@@ -2,12 +2,23 @@ import { ConfigError } from "@envelope/core";
 import { guardedUpdate } from "./guarded-update.js";
 import { shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
-import { blindIndexColumn, openMatching, reservedId } from "./rows.js";
+import { blindIndexColumn, openAll, openMatching, reservedId } from "./rows.js";
 import { quoteIdent } from "./sql.js";
 
 /** What the helper needs of `pg.Pool` / `pg.Client` / `pg.PoolClient`: `query(text, values)`. */
 export interface Queryable {
   query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** Options of {@link EncryptedPg.findMany}. Column names are quoted; values are parameters. */
+export interface FindManyOptions {
+  /** Equality on plain (not encrypted) columns, ANDed: `{ org_id: 7, deleted_at: null }` (null: IS NULL). */
+  where?: Record<string, unknown>;
+  /** A plain column to sort by (ascending unless `descending`). */
+  orderBy?: string;
+  descending?: boolean;
+  limit?: number;
+  offset?: number;
 }
 
 /** Plaintext in, plaintext out; sealed in the database. */
@@ -18,6 +29,13 @@ export interface EncryptedPg {
    * identity), because the id is part of each field's encryption context.
    */
   insert<T = Record<string, unknown>>(table: string, record: Record<string, unknown>): Promise<T>;
+  /**
+   * A list read: the rows matching `where` (plain columns only), opened with the cipher's
+   * `openMany` — each record's data key unwrapped once, the cipher's `concurrency` at a
+   * time. All or nothing: a row that does not open rejects the whole read with its typed
+   * error (use `cipher.openMany` on your own SELECT for per-row results).
+   */
+  findMany<T = Record<string, unknown>>(table: string, options?: FindManyOptions): Promise<T[]>;
   /** The opened row with this id, or undefined. */
   findById<T = Record<string, unknown>>(table: string, id: unknown): Promise<T | undefined>;
   /**
@@ -52,6 +70,7 @@ export interface EncryptedPg {
  * const db = encryptedPg(pool, users); // users = createRecordCipher(envelope, { table: "users", … })
  * const ann = await db.insert("users", { email: "ann@example.com", phone: "+1 555 0100" });
  * const [found] = await db.findByBlindIndex("users", "email", "Ann@Example.com");
+ * const page = await db.findMany("users", { where: { org_id: 7 }, orderBy: "id", limit: 50 });
  * await db.update("users", ann.id, { phone: "+1 555 0199" });
  */
 export function encryptedPg(
@@ -106,6 +125,13 @@ export function encryptedPg(
       return c.open<T>(rows[0]!);
     },
 
+    async findMany<T>(table: string, options: FindManyOptions = {}) {
+      const { c, t } = cipherOf(table);
+      const { sql, values } = listQuery(c, options);
+      const { rows } = await db.query(`SELECT * FROM ${t}${sql}`, values);
+      return openAll<T>(c, rows);
+    },
+
     async findById<T>(table: string, id: unknown) {
       const { c, idField, t } = cipherOf(table);
       const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(idField)} = $1`, [id]);
@@ -146,4 +172,50 @@ export function encryptedPg(
       return written ? c.open<T>(written) : undefined;
     },
   };
+}
+
+/** WHERE / ORDER BY / LIMIT / OFFSET of a findMany, refusing what cannot match ciphertext. */
+function listQuery(
+  cipher: RecordCipher<string, "text" | "binary">,
+  options: FindManyOptions,
+): { sql: string; values: unknown[] } {
+  const bad = (field: string, problem: string) =>
+    new ConfigError("ENVELOPE_BAD_INPUT", `findMany on "${cipher.schema.table}": ${problem}`, {
+      details: { table: cipher.schema.table, field },
+    });
+  const plainColumn = (column: string, what: string) => {
+    if (cipher.schema.encrypted.includes(column)) {
+      throw bad(
+        column,
+        `"${shown(column)}" is encrypted, so it cannot be ${what} (it holds ciphertext). Use findByBlindIndex for equality on an encrypted field.`,
+      );
+    }
+    return quoteIdent(column);
+  };
+  const where = options.where ?? {};
+  if (typeof where !== "object" || where === null || Array.isArray(where)) {
+    throw bad("where", "where must be an object of column → value.");
+  }
+  const values: unknown[] = [];
+  const checks: string[] = [];
+  for (const [column, value] of Object.entries(where)) {
+    if (value === undefined) continue;
+    if (value === null) checks.push(`${plainColumn(column, "matched")} IS NULL`);
+    else {
+      values.push(value);
+      checks.push(`${plainColumn(column, "matched")} = $${values.length}`);
+    }
+  }
+  let sql = checks.length > 0 ? ` WHERE ${checks.join(" AND ")}` : "";
+  if (options.orderBy !== undefined) {
+    sql += ` ORDER BY ${plainColumn(options.orderBy, "sorted on")}${options.descending ? " DESC" : ""}`;
+  }
+  for (const key of ["limit", "offset"] as const) {
+    const n = options[key];
+    if (n === undefined) continue;
+    if (!Number.isSafeInteger(n) || n < 0) throw bad(key, `${key} must be a whole number ≥ 0.`);
+    values.push(n);
+    sql += ` ${key.toUpperCase()} $${values.length}`;
+  }
+  return { sql, values };
 }

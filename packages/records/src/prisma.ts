@@ -2,6 +2,7 @@ import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { guardedUpdate } from "./guarded-update.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
+import { openAll, sealAll } from "./rows.js";
 
 /** One Prisma model's encrypted fields. Field names are the model's field names. */
 export interface PrismaModelEncryption {
@@ -21,6 +22,11 @@ export interface PrismaEncryptionOptions {
   models: Record<string, PrismaModelEncryption>;
   /** Required when a model declares blind indexes. */
   blindIndex?: BlindIndexer;
+  /**
+   * Records opened at once by list reads (findMany, createManyAndReturn…): KMS calls in
+   * flight on a cold cache. Default 16; see `RecordCipherOptions.concurrency`.
+   */
+  concurrency?: number;
 }
 
 type Row = Record<string, unknown>;
@@ -89,7 +95,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
           encrypted: spec.encrypted,
           blindIndexes: spec.blindIndexes,
         },
-        { blindIndex: options.blindIndex },
+        { blindIndex: options.blindIndex, concurrency: options.concurrency },
       ),
     );
   }
@@ -152,7 +158,10 @@ async function handle(
     case "createMany":
     case "createManyAndReturn": {
       const list = Array.isArray(args.data) ? args.data : [args.data];
-      args.data = await Promise.all(list.map((d) => cipher.seal(plain(d as Row))));
+      args.data = await sealAll(
+        cipher,
+        list.map((d) => plain(d as Row)),
+      );
       break;
     }
     case "update":
@@ -178,29 +187,28 @@ async function handle(
     }
   }
 
-  const result = await runFiltered(cipher, operation, args, query, delegate, filter);
-  return openResult(cipher, result, stripId);
+  if (filter) return findFiltered(cipher, operation, args, query, delegate, filter, stripId);
+  return openResult(cipher, await query(args), stripId);
 }
 
-/** findFirst with a blind-index filter runs as findMany under the hood, then takes the first true match. */
-async function runFiltered(
+/**
+ * find* with a blind-index filter: the candidates are opened (once, with openMany), the
+ * false positives of a truncated index dropped, and the opened rows returned. findFirst
+ * runs as findMany through the base (unextended) client, because it could otherwise stop
+ * at a false positive, then takes the first true match.
+ */
+async function findFiltered(
   cipher: RecordCipher,
   operation: string,
   args: Args,
   query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
-  filter: ((row: Row) => boolean) | undefined,
+  filter: (row: Row) => boolean,
+  stripId: string | undefined,
 ): Promise<unknown> {
-  if (!filter) return query(args);
-  // findFirst on a truncated index could stop at a false positive: fetch every candidate
-  // through the base (unextended) client, then keep the first true match.
   const raw = operation === "findMany" ? await query(args) : await delegate().findMany(args);
   const rows = (Array.isArray(raw) ? raw : raw ? [raw] : []) as Row[];
-  const kept: Row[] = [];
-  for (const row of rows) {
-    const opened = await cipher.open<Row>(row);
-    if (filter(opened)) kept.push(row);
-  }
+  const kept = (await openAll<Row>(cipher, rows)).filter(filter).map((row) => strip(row, stripId));
   if (operation === "findMany") return kept;
   if (kept[0] === undefined && operation === "findFirstOrThrow") {
     // Let Prisma raise its own not-found error (P2025), as without the extension.
@@ -210,18 +218,31 @@ async function runFiltered(
   return kept[0] ?? null;
 }
 
+/**
+ * Opens what a query returned: a list with openMany (bounded, one unwrap per record; a row
+ * that does not open fails the whole call with its typed error), a single row with open.
+ */
 async function openResult(cipher: RecordCipher, result: unknown, stripId: string | undefined) {
-  const open = async (row: unknown) => {
-    if (typeof row !== "object" || row === null || Array.isArray(row)) return row;
-    const opened = await cipher.open<Row>(row as Row);
-    if (stripId) delete opened[stripId];
-    return opened;
-  };
-  if (Array.isArray(result)) return Promise.all(result.map(open));
-  // count, createMany ({ count }), aggregate… carry no encrypted fields.
-  const idField = cipher.schema.idField ?? "id";
-  if (result && typeof result === "object" && !(idField in result)) return result;
-  return open(result);
+  // count, createMany ({ count }), aggregate, a select of plain fields only… carry no
+  // encrypted field and are returned as they are; a row that carries one must open.
+  const sealed = (x: unknown): x is Row =>
+    typeof x === "object" &&
+    x !== null &&
+    !Array.isArray(x) &&
+    cipher.schema.encrypted.some((f) => f in x);
+  if (Array.isArray(result)) {
+    const rows = result.filter(sealed);
+    const opened = (await openAll<Row>(cipher, rows)).map((row) => strip(row, stripId));
+    let next = 0;
+    return result.map((item) => (sealed(item) ? opened[next++] : item));
+  }
+  if (!sealed(result)) return result;
+  return strip(await cipher.open<Row>(result), stripId);
+}
+
+function strip(row: Row, stripId: string | undefined): Row {
+  if (stripId) delete row[stripId];
+  return row;
 }
 
 /**
@@ -298,12 +319,21 @@ function plain(data: Row): Row {
   return out;
 }
 
-/** Opening needs the id: select it when the caller selected encrypted fields without it. */
+/**
+ * Opening needs the id: select it when the caller selected encrypted fields without it,
+ * or stop omitting it when encrypted fields are returned (`omit: { id: true }`).
+ */
 function addIdToSelect(
   args: Args,
   idField: string,
   encrypted: readonly string[],
 ): string | undefined {
+  const omit = args.omit as Row | undefined;
+  if (omit?.[idField] && !args.select && !encrypted.every((f) => omit[f])) {
+    const { [idField]: _, ...rest } = omit;
+    args.omit = rest;
+    return idField;
+  }
   const select = args.select;
   if (!select || select[idField] || !encrypted.some((f) => select[f])) return undefined;
   args.select = { ...select, [idField]: true };

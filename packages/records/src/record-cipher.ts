@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import {
+  type BulkResult,
   ConfigError,
   type DataKeyMaterials,
   type EncryptionContext,
@@ -12,6 +13,7 @@ import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
 import { MAX_ID_BYTES, nameProblem, shown } from "./names.js";
 import { normalizeWith } from "./normalize.js";
+import { checkConcurrency, openRows } from "./open-many.js";
 import { isSealedValue, legacyFieldValue, type TransitionalRead } from "./transitional.js";
 
 type Materials = DataKeyMaterials;
@@ -46,6 +48,18 @@ export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
    * always seal, and `update` of a row holding a legacy value re-seals the whole record.
    */
   transitional?: TransitionalRead;
+  /**
+   * Records opened at once by `openMany` and by the ORM helpers' list reads: the data keys
+   * unwrapped at once, i.e. KMS calls in flight on a cold cache. Default 16, at most 1024.
+   * A list read over distinct records runs at about `concurrency / KMS latency` rows/s.
+   */
+  concurrency?: number;
+}
+
+/** Options of {@link RecordCipher.openMany}. */
+export interface OpenManyOptions {
+  /** Records opened at once (KMS calls in flight); default: the cipher's `concurrency`. */
+  concurrency?: number;
 }
 
 /** A sealed value as stored: an `ev1:` string, or a Buffer with `output: "binary"`. */
@@ -80,6 +94,24 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    * share one data key and the envelope's unwrap cache), none when that key is cached.
    */
   open<T = Record<string, unknown>>(row: Record<string, unknown>): Promise<T>;
+  /**
+   * Opens many stored rows (a list page, an export) through `envelope.decryptMany`: each
+   * record's data key is unwrapped once, at most `concurrency` at a time, and each row comes
+   * back in input order as `{ ok: true, value }` or `{ ok: false, error }` with that row's
+   * typed error (a bad id, a value from another row, a missing type tag…): one bad row does
+   * not stop the others. Checks and transitional reads are those of `open`.
+   *
+   * @example
+   * const { rows } = await pool.query("SELECT * FROM users ORDER BY id LIMIT 500");
+   * for (const r of await users.openMany(rows)) {
+   *   if (r.ok) show(r.value);
+   *   else log.warn({ code: r.error.code }, "a user row did not open");
+   * }
+   */
+  openMany<T = Record<string, unknown>>(
+    rows: readonly Record<string, unknown>[],
+    options?: OpenManyOptions,
+  ): Promise<BulkResult<T>[]>;
   /** Opens one field of a stored row. */
   openField(row: Record<string, unknown>, field: F): Promise<unknown>;
   /**
@@ -145,6 +177,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const indexer = options.blindIndex;
   const own = ownDataKeys(envelope);
   const transitional = options.transitional;
+  const concurrency = checkConcurrency(options.concurrency);
 
   const idOf = (row: Record<string, unknown>, what: string): string => {
     const id = row?.[idField];
@@ -318,6 +351,18 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const opened = await Promise.all(fields.map((f) => openOne(row, f, id)));
       for (const [i, f] of fields.entries()) out[f] = opened[i];
       return out as T;
+    },
+
+    openMany<T>(rows: readonly Record<string, unknown>[], options: OpenManyOptions = {}) {
+      const opener = {
+        envelope,
+        encrypted: s.encrypted,
+        transitional,
+        idOf,
+        contextOf: context,
+        sealedOf,
+      };
+      return openRows<T>(opener, rows, options?.concurrency ?? concurrency);
     },
 
     async openField(row, field) {

@@ -1,4 +1,4 @@
-import { ConfigError } from "@envelope/core";
+import { type BulkResult, ConfigError } from "@envelope/core";
 import { mapLimit } from "@envelope/core/internal";
 import type { RecordCipher } from "./record-cipher.js";
 
@@ -10,17 +10,29 @@ import type { RecordCipher } from "./record-cipher.js";
 type Row = Record<string, unknown>;
 type AnyCipher = RecordCipher<string, "text" | "binary">;
 
-/** Rows opened at once: enough to overlap KMS round trips, few enough not to flood the KMS. */
-const OPEN_CONCURRENCY = 16;
+/** Records sealed at once: enough to overlap KMS round trips, few enough not to flood the KMS. */
+const SEAL_CONCURRENCY = 16;
 
-/** Opens stored rows (one unwrap per record at most, none when its data key is cached). */
-export function openAll<T>(cipher: AnyCipher, rows: readonly Row[]): Promise<T[]> {
-  return mapLimit(rows, OPEN_CONCURRENCY, (row) => cipher.open<T>(row));
+/**
+ * Opens the rows of a list read with `cipher.openMany` (one unwrap per record at most, the
+ * cipher's `concurrency` at a time). All or nothing: when a row does not open, the read
+ * rejects with the typed error of the first such row, never a list that silently lacks it.
+ */
+export async function openAll<T>(cipher: AnyCipher, rows: readonly Row[]): Promise<T[]> {
+  return valuesOrThrow(await cipher.openMany<T>(rows));
+}
+
+/** The values of per-row results, or the error of the first row that failed. */
+export function valuesOrThrow<T>(results: readonly BulkResult<T>[]): T[] {
+  return results.map((r) => {
+    if (!r.ok) throw r.error;
+    return r.value;
+  });
 }
 
 /** Seals records (one data key, hence one KMS call, per record). */
 export function sealAll(cipher: AnyCipher, records: readonly Row[]): Promise<Row[]> {
-  return mapLimit(records, OPEN_CONCURRENCY, (r) => cipher.seal(r) as Promise<Row>);
+  return mapLimit(records, SEAL_CONCURRENCY, (r) => cipher.seal(r) as Promise<Row>);
 }
 
 /** The blind index column of `field`, or a clear error when it has none. */

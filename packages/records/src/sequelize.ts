@@ -11,7 +11,7 @@ import {
 import { guardedUpdate } from "./guarded-update.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
-import { blindIndexColumn, reservedId } from "./rows.js";
+import { blindIndexColumn, reservedId, valuesOrThrow } from "./rows.js";
 import {
   addIdAttribute,
   checkModel,
@@ -26,8 +26,8 @@ export { EncryptedText } from "./sequelize-type.js";
 type Row = Record<string, unknown>;
 type AnyCipher = RecordCipher<string, "text" | "binary">;
 
-/** Rows opened at once by a find: enough to overlap KMS round trips, few enough not to flood it. */
-const OPEN_CONCURRENCY = 16;
+/** Records sealed at once by bulkCreate (one KMS call each): overlap, without flooding. */
+const SEAL_CONCURRENCY = 16;
 
 /** The parts of a Sequelize instance the hooks touch (public API plus the two value maps). */
 interface Instance {
@@ -225,7 +225,7 @@ export function encryptModel<M extends Model, const F extends string>(
       // Sequelize validates after this hook: validate the plaintext now instead.
       if (options.validate) await validateAll(instances as never, options as Row);
       options.validate = false;
-      await mapLimit(instances, OPEN_CONCURRENCY, (i) => sealInto(i, options));
+      await mapLimit(instances, SEAL_CONCURRENCY, (i) => sealInto(i, options));
     },
     afterBulkCreate(instances: Instance[]) {
       for (const i of instances) swaps.restore(i, i.dataValues);
@@ -273,12 +273,15 @@ function bagOf(item: Instance | Row): Row {
 }
 
 /**
- * Opens found rows in place, with at most {@link OPEN_CONCURRENCY} records in flight:
- * instances (and the instances of encrypted models reached through `include`) and the
- * plain objects of `raw: true`.
+ * Opens found rows in place: instances (and the instances of encrypted models reached
+ * through `include`) and the plain objects of `raw: true`. The rows of each model go through
+ * its cipher's `openMany` (one unwrap per record, the cipher's `concurrency` at a time),
+ * one model after the other so that bound holds for the whole find. All or nothing: when a
+ * row does not open, the find rejects with its typed error and no row is changed.
  */
 async function openFound(items: readonly (Instance | Row)[], own: AnyCipher): Promise<void> {
-  const tasks: { cipher: AnyCipher; bag: Row; previous?: Row }[] = [];
+  type Task = { cipher: AnyCipher; bag: Row; previous?: Row };
+  const tasks: Task[] = [];
   const seen = new Set<object>();
   const visit = (item: unknown, rawCipher?: AnyCipher) => {
     if (typeof item !== "object" || item === null || seen.has(item)) return;
@@ -299,12 +302,24 @@ async function openFound(items: readonly (Instance | Row)[], own: AnyCipher): Pr
     if (rawCipher) tasks.push({ cipher: rawCipher, bag: item as Row });
   };
   for (const item of items) visit(item, own);
-  await mapLimit(tasks, OPEN_CONCURRENCY, async ({ cipher, bag, previous }) => {
-    const opened = await cipher.open<Row>(bag);
-    for (const f of cipher.schema.encrypted) {
-      if (!(f in bag)) continue;
-      bag[f] = opened[f];
-      if (previous) previous[f] = opened[f];
+  const byCipher = new Map<AnyCipher, Task[]>();
+  for (const task of tasks) {
+    const group = byCipher.get(task.cipher);
+    if (group) group.push(task);
+    else byCipher.set(task.cipher, [task]);
+  }
+  const writes: (() => void)[] = [];
+  for (const [cipher, group] of byCipher) {
+    const opened = valuesOrThrow(await cipher.openMany<Row>(group.map((t) => t.bag)));
+    for (const [i, { bag, previous }] of group.entries()) {
+      writes.push(() => {
+        for (const f of cipher.schema.encrypted) {
+          if (!(f in bag)) continue;
+          bag[f] = opened[i]![f];
+          if (previous) previous[f] = opened[i]![f];
+        }
+      });
     }
-  });
+  }
+  for (const write of writes) write();
 }

@@ -13,16 +13,13 @@ import {
   type ObjectLiteral,
   type UpdateEvent,
 } from "typeorm";
+import { loadBatcher } from "./load-batch.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
-import { limiter } from "./typeorm-limit.js";
 
 type Row = Record<string, unknown>;
 type AnyCipher = RecordCipher<string, "text" | "binary">;
-
-/** Entities opened at once (a find of 10,000 rows must not send 10,000 KMS calls at once). */
-const OPEN_CONCURRENCY = 16;
 
 /** Options of {@link EncryptedEntity.findBy}. */
 export interface FindByOptions<E> {
@@ -51,7 +48,7 @@ export interface EncryptedEntity<E extends ObjectLiteral, F extends string> {
  * while opening a value may need the KMS (asynchronous) and needs the row id (the context
  * `{ table, column, id }`); TypeORM also calls `transformer.to` to compare values when it
  * computes what changed, so a transformer cannot even refuse plaintext. Subscriber hooks are
- * awaited: `afterLoad` opens (bounded concurrency), `beforeInsert` seals, `beforeUpdate`
+ * awaited: `afterLoad` opens (the rows of a find in one bounded `openMany`), `beforeInsert` seals, `beforeUpdate`
  * re-seals what changed under a row lock.
  *
  * Encrypted properties are `text` columns holding `ev1:` values; each blind index is a
@@ -84,7 +81,9 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   const idField = c.schema.idField ?? "id";
   const indexColumns = encrypted.map((f) => c.indexColumn(f)).filter((x) => x !== undefined);
   const swaps = new Swaps();
-  const limit = limiter(OPEN_CONCURRENCY);
+  // A find of 10,000 rows must not send 10,000 KMS calls at once: its rows are opened
+  // together with openMany, at most the cipher's `concurrency` records at a time.
+  const openLoaded = loadBatcher(c);
 
   const seal = async (entity: Row): Promise<void> => {
     swaps.recover(entity, entity);
@@ -103,12 +102,10 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   const subscriber: EntitySubscriberInterface<E> = {
     listenTo: () => metadata.target as never,
 
-    afterLoad(entity) {
-      return limit(async () => {
-        const row = entity as Row;
-        const opened = await c.open<Row>(row);
-        for (const f of encrypted) if (f in row) row[f] = opened[f];
-      });
+    async afterLoad(entity) {
+      const row = entity as Row;
+      const opened = await openLoaded(row);
+      for (const f of encrypted) if (f in row) row[f] = opened[f];
     },
 
     async beforeInsert(event: InsertEvent<E>) {

@@ -5,7 +5,15 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher, prismaEncryption } from "../src/index.js";
-import { counted, dumpContains, envelopeWith, INDEX_KEY_1, PG_URL, pool } from "./support.js";
+import {
+  counted,
+  dumpContains,
+  envelopeWith,
+  INDEX_KEY_1,
+  PG_URL,
+  pool,
+  watchedUnwraps,
+} from "./support.js";
 
 // Prisma 7: `prisma generate` wants to download its schema-engine binary first, which an
 // offline machine cannot; the generated client needs no native engine (it talks to
@@ -164,6 +172,57 @@ describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQ
     kms.reset();
     expect(await cold.user.findUnique({ where: { id } })).toMatchObject({ phone: "5", ssn: "6" });
     expect(kms.calls.unwrap).toBe(1);
+  });
+
+  it("findMany opens through openMany: one unwrap per record, the `concurrency` option; a bad row fails the read", async () => {
+    const name = `list-${randomUUID()}`;
+    const ids = Array.from({ length: 24 }, () => randomUUID());
+    await prisma.user.createMany({
+      data: ids.map((id, i) => ({ id, email: `list${i}@x.io`, phone: `${i}`, name })),
+    });
+    const watched = watchedUnwraps(kms, 5);
+    const cold = base.$extends(
+      prismaEncryption({
+        envelope: envelopeWith(watched.provider),
+        blindIndex,
+        concurrency: 4,
+        models: {
+          User: {
+            table: "records_prisma_users",
+            encrypted: ["email", "phone", "ssn"],
+            blindIndexes: { email: { normalize: "email" } },
+          },
+        },
+      }),
+    );
+    const found = await cold.user.findMany({
+      where: { name },
+      select: { email: true, phone: true },
+    });
+    expect(found.map((u) => u.phone).sort()).toEqual(ids.map((_, i) => `${i}`).sort());
+    expect(found.every((u) => !("id" in u) && String(u.email).endsWith("@x.io"))).toBe(true);
+    expect(watched.seen.unwraps).toBe(24);
+    expect(watched.seen.max).toBeGreaterThan(1);
+    expect(watched.seen.max).toBeLessThanOrEqual(4);
+    // A select of plain fields only needs no id and opens nothing (it used to be refused).
+    expect(await cold.user.findMany({ where: { name }, select: { name: true } })).toEqual(
+      ids.map(() => ({ name })),
+    );
+    const [first] = await cold.user.findMany({ where: { name }, omit: { id: true }, take: 1 });
+    expect(first).toMatchObject({ email: expect.stringMatching(/^list\d+@x\.io$/) });
+    expect(first).not.toHaveProperty("id");
+    // A blind-index findMany opens its candidates once and returns them opened.
+    expect(await cold.user.findMany({ where: { email: "LIST3@x.io" } })).toMatchObject([
+      { id: ids[3], email: "list3@x.io", phone: "3" },
+    ]);
+    await db.query(
+      "UPDATE records_prisma_users SET phone = (SELECT phone FROM records_prisma_users WHERE id = $1) WHERE id = $2",
+      [ids[0], ids[1]],
+    );
+    await expect(cold.user.findMany({ where: { name } })).rejects.toMatchObject({
+      code: "ENVELOPE_DECRYPT_FAILED",
+    });
+    await db.query("DELETE FROM records_prisma_users WHERE name = $1", [name]);
   });
 
   it("select without the id still opens; createMany, upsert, delete; updateMany is refused", async () => {

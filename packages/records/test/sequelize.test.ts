@@ -11,7 +11,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
-import { counted, envelopeWith, INDEX_KEY_1, PG_URL } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, PG_URL, watchedUnwraps } from "./support.js";
 
 const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
@@ -239,6 +239,61 @@ describe.each([
     );
     expect(seen.max).toBeGreaterThan(1);
     expect(seen.max).toBeLessThanOrEqual(16);
+  });
+
+  it("findAll opens through openMany per model: one unwrap per record, the cipher's concurrency, includes too; a bad row fails the find", async () => {
+    const inner = counted();
+    const tag = randomBytes(3).toString("hex");
+    const { U: Seeder } = defineUsers(`SeedMany${suffix}`, envelopeWith(inner));
+    const seeded = await Seeder.bulkCreate(
+      Array.from({ length: 24 }, (_, i) => ({ email: `om${i}@x.io`, phone: `${i}`, name: tag })),
+    );
+    const owner = (await User.create({ email: "owner@x.io", phone: "0" })).get("id") as string;
+    await Note.bulkCreate(
+      Array.from({ length: 6 }, (_, i) => ({ id: randomUUID(), body: `note ${i}`, userId: owner })),
+    );
+    const watched = watchedUnwraps(inner, 5);
+    const envelope = envelopeWith(watched.provider);
+    class ColdUser extends Model {}
+    ColdUser.init(attributes, { sequelize, modelName: `ColdMany${suffix}`, tableName: TABLE });
+    encryptModel(
+      ColdUser as ModelStatic<Model>,
+      createRecordCipher(envelope, schema, { blindIndex, concurrency: 4 }),
+    );
+    const found = await ColdUser.findAll({ where: { name: tag } });
+    expect(found.map((u) => u.get("phone")).sort()).toEqual(
+      Array.from({ length: 24 }, (_, i) => `${i}`).sort(),
+    );
+    expect(found.every((u) => u.changed() === false)).toBe(true);
+    expect(watched.seen.unwraps).toBe(24);
+    expect(watched.seen.max).toBeGreaterThan(1);
+    expect(watched.seen.max).toBeLessThanOrEqual(4);
+
+    // An included encrypted model opens in the same find (its own cipher, after the users).
+    const [withNotes] = await User.findAll({
+      where: { id: owner },
+      include: [{ model: Note, as: "notes" }],
+    });
+    expect((withNotes!.get("notes") as Model[]).map((n) => n.get("body")).sort()).toEqual(
+      Array.from({ length: 6 }, (_, i) => `note ${i}`),
+    );
+
+    // One row holding another row's phone: the whole findAll rejects with the typed error.
+    await sequelize.query(`UPDATE ${q(TABLE)} SET phone = :phone WHERE id = :id`, {
+      replacements: {
+        phone: (await stored(seeded[0]!.get("id") as string)).phone,
+        id: seeded[1]!.get("id"),
+      },
+    });
+    expect(await codeOf(ColdUser.findAll({ where: { name: tag } }))).toBe(
+      "ENVELOPE_DECRYPT_FAILED",
+    );
+    expect(await codeOf(ColdUser.findAll({ where: { name: tag }, raw: true }))).toBe(
+      "ENVELOPE_DECRYPT_FAILED",
+    );
+    await sequelize.query(`DELETE FROM ${q(TABLE)} WHERE id = :id`, {
+      replacements: { id: seeded[1]!.get("id") },
+    });
   });
 
   it("reload gives plaintext and a clean instance", async () => {

@@ -62,3 +62,33 @@ export async function dumpContains(db: pg.Pool, table: string, needle: string): 
 
 export const INDEX_KEY_1 = randomBytes(32).toString("hex");
 export const INDEX_KEY_2 = randomBytes(32).toString("hex");
+
+/**
+ * The same provider with unwraps that take `ms` (a KMS round trip) and are watched: the
+ * unwraps made and the most in flight at once.
+ */
+export function watchedUnwraps(inner: KeyProvider, ms = 5) {
+  const seen = { unwraps: 0, inFlight: 0, max: 0 };
+  const provider: KeyProvider = {
+    id: inner.id,
+    keyRef: inner.keyRef,
+    handles: (e) => inner.handles(e),
+    wrap: (k, r) => inner.wrap(k, r),
+    async unwrap(entry, request) {
+      seen.unwraps++;
+      seen.inFlight++;
+      seen.max = Math.max(seen.max, seen.inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return await inner.unwrap(entry, request);
+      } finally {
+        seen.inFlight--;
+      }
+    },
+  };
+  const reset = () => {
+    seen.unwraps = 0;
+    seen.max = 0;
+  };
+  return { provider, seen, reset };
+}

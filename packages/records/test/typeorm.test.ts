@@ -4,7 +4,7 @@ import { DataSource, EntitySchema, type EntitySubscriberInterface } from "typeor
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
-import { counted, envelopeWith, INDEX_KEY_1, PG_URL } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, PG_URL, watchedUnwraps } from "./support.js";
 
 const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
@@ -307,6 +307,75 @@ describe.each([
       expect(found.map((p) => p.phone).sort()).toEqual(rows.map((r) => r.phone).sort());
       expect(seen.max).toBeGreaterThan(1);
       expect(seen.max).toBeLessThanOrEqual(16);
+    } finally {
+      await seeded.destroy();
+      await cold.destroy();
+    }
+  });
+
+  it("a find opens its rows in one openMany: one unwrap per record, the cipher's concurrency across finds; a bad row fails only its own find", async () => {
+    const inner = counted();
+    const seeded = await open();
+    const cold = await open();
+    const tag = randomBytes(3).toString("hex");
+    try {
+      encryptEntity(
+        seeded,
+        Person,
+        createRecordCipher(envelopeWith(inner), schema, { blindIndex }),
+      );
+      const rows = Array.from({ length: 30 }, (_, i) => ({
+        id: randomUUID(),
+        email: `batch${i}@x.io`,
+        phone: `${i}`,
+        name: i < 20 ? `a-${tag}` : `b-${tag}`,
+      }));
+      await seeded.getRepository(Person).save(rows);
+      const watched = watchedUnwraps(inner, 5);
+      const envelope = envelopeWith(watched.provider);
+      encryptEntity(
+        cold,
+        Person,
+        createRecordCipher(envelope, schema, { blindIndex, concurrency: 4 }),
+      );
+      const repo = cold.getRepository(Person);
+      const found = await repo.find({ where: { name: `a-${tag}` } });
+      expect(found.map((p) => p.phone).sort()).toEqual(
+        rows
+          .slice(0, 20)
+          .map((r) => r.phone)
+          .sort(),
+      );
+      expect(watched.seen.unwraps).toBe(20);
+      expect(watched.seen.max).toBeGreaterThan(1);
+      expect(watched.seen.max).toBeLessThanOrEqual(4);
+
+      // Two finds at once on a cold cache: the bound holds for both together.
+      envelope.clearCaches();
+      watched.reset();
+      const [a, b] = await Promise.all([
+        repo.find({ where: { name: `a-${tag}` } }),
+        repo.find({ where: { name: `b-${tag}` } }),
+      ]);
+      expect(a.length + b.length).toBe(30);
+      expect(watched.seen.unwraps).toBe(30);
+      expect(watched.seen.max).toBeLessThanOrEqual(4);
+
+      // Row 21 (of find b) holds row 20's email: find b fails with the typed error, find a reads.
+      const p = type === "postgres" ? ["$1", "$2"] : ["?", "?"];
+      await cold.query(
+        `UPDATE ${cold.driver.escape(TABLE)} SET email = ${p[0]} WHERE id = ${p[1]}`,
+        [(await stored(rows[20]!.id)).email, rows[21]!.id],
+      );
+      const [okFind, badFind] = await Promise.allSettled([
+        repo.find({ where: { name: `a-${tag}` } }),
+        repo.find({ where: { name: `b-${tag}` } }),
+      ]);
+      expect(okFind.status === "fulfilled" && okFind.value.length).toBe(20);
+      expect(badFind.status).toBe("rejected");
+      expect(await codeOf(Promise.reject((badFind as PromiseRejectedResult).reason))).toBe(
+        "ENVELOPE_DECRYPT_FAILED",
+      );
     } finally {
       await seeded.destroy();
       await cold.destroy();

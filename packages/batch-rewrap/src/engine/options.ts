@@ -1,6 +1,6 @@
 import type { EncryptionContext, KeyProvider } from "@envelope/core";
 import type { Row, SqlAdapter } from "../adapters/types.js";
-import type { LegacyDecoder } from "./legacy.js";
+import type { AnyLegacyDecoder } from "./legacy.js";
 import type { Limiter, RateLimit } from "./limiter.js";
 
 /**
@@ -106,6 +106,9 @@ export interface RewrapTableOptions extends TableJobOptions {
 export interface MigrateTableOptions extends TableJobOptions {
   /** The key(s) new envelopes are sealed under. */
   to: KeyProvider | readonly KeyProvider[];
-  /** How legacy values are read: `legacyDecoder({ format, key })`. */
-  from: LegacyDecoder;
+  /**
+   * How legacy values are read: a decoder from @envelope/legacy (`legacyDecoder`,
+   * `fernetDecoder`, `pgcryptoDecoder`, `versionedDecoder`, `mixedDecoder`, …).
+   */
+  from: AnyLegacyDecoder;
 }

@@ -58,7 +58,9 @@ export async function prepareMigrate(options: MigrateTableOptions): Promise<Runt
   }
   const limiter = toLimiter(options.rateLimit);
   const target = new Envelope({ encrypt: to.map((p) => metered(p, limiter)), cache: false });
-  return prepare(options, migrateTransform(target, options.from), limiter, {
+  // Columns the decoder reads besides the value (a key-version column) are selected too.
+  const contextColumns = [...(options.contextColumns ?? []), ...(options.from.columns ?? [])];
+  return prepare({ ...options, contextColumns }, migrateTransform(target, options.from), limiter, {
     kind: "migrate",
     targets: to.map(label),
     legacy: options.from.format,
@@ -196,6 +198,10 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   if (sampleSize < 1) return { checked };
   const sampled = new Map(rt.table.columns.map((c) => [c.name, 0]));
   let read = 0;
+  // migrate, mixed columns: a value in no configured format is a per-row failure, unless
+  // nothing at all is recognized (then --from is wrong and the job is refused).
+  let done = 0;
+  let unrecognized: { error: unknown; where: string } | undefined;
   for await (const rows of runtimeRows(rt)) {
     for (const row of rows) {
       read++;
@@ -207,8 +213,15 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
         let value: string | Buffer;
         try {
           value = toValue(raw, column);
-          if (rt.transform.classify(value) !== "work") continue;
+          if (rt.transform.classify(value) !== "work") {
+            done++;
+            continue;
+          }
         } catch (error) {
+          if (isUnrecognized(error)) {
+            unrecognized ??= { error, where };
+            continue;
+          }
           // A value that is not usable refuses the job when it is among the first rows;
           // further on, the run records it as a failure and leaves it unchanged.
           if (read <= sampleSize * 4) throw explain(error, where, rt);
@@ -224,6 +237,8 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
     }
     if (read >= PREFLIGHT_SCAN_ROWS || [...sampled.values()].every((n) => n >= sampleSize)) break;
   }
+  if (unrecognized && checked === 0 && done === 0)
+    throw explain(unrecognized.error, unrecognized.where, rt);
   return { checked };
 }
 
@@ -234,7 +249,12 @@ async function checkOne(
   column: ColumnPlan,
   value: string | Buffer,
 ): Promise<number> {
-  const next = await rt.transform.check(value, buildContext(rt, row, column.name), column.form);
+  const next = await rt.transform.check(
+    value,
+    buildContext(rt, row, column.name),
+    column.form,
+    row,
+  );
   const max = column.info.maxLength;
   if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
     throw new ConfigError(
@@ -258,6 +278,9 @@ export function buildContext(rt: Runtime, row: Row, column: string) {
   return context;
 }
 
+const isUnrecognized = (error: unknown) =>
+  EnvelopeError.isInstance(error) && error.code === "ENVELOPE_LEGACY_UNRECOGNIZED";
+
 function explain(error: unknown, where: string, rt: Runtime): EnvelopeError {
   if (!EnvelopeError.isInstance(error)) {
     return new ConfigError(
@@ -273,6 +296,8 @@ function explain(error: unknown, where: string, rt: Runtime): EnvelopeError {
       rt.transform.kind === "rewrap"
         ? "The column does not hold Envelope values there. Use migrate for legacy or plaintext values, or check --column."
         : "The value is not in the legacy format given; check --from.",
+    ENVELOPE_LEGACY_UNRECOGNIZED:
+      "No value read so far is in the legacy format(s) given; check --from.",
     ENVELOPE_UNSUPPORTED_VERSION:
       "The column does not hold Envelope values there. Use migrate for legacy values.",
     ENVELOPE_DECRYPT_FAILED:

@@ -59,7 +59,7 @@ export async function processRow(
       const context = buildContext(rt, row, column.name);
       const next = toStored(
         await withKmsRetry(rt.limits.limiter, rt.limits.retries, () =>
-          rt.transform.apply(value, context, column.form),
+          rt.transform.apply(value, context, column.form, row),
         ),
         column,
       );

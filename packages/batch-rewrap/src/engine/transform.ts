@@ -4,11 +4,13 @@ import {
   type EncryptionContext,
   Envelope,
   EnvelopeError,
+  FormatError,
   fromText,
   isTextForm,
   type KeyProvider,
 } from "@envelope/core";
-import type { LegacyDecoder } from "./legacy.js";
+import type { Row } from "../adapters/types.js";
+import type { AnyLegacyDecoder } from "./legacy.js";
 
 /** A column value in the form the engine works with: `ev1:` text or binary bytes. */
 export type Value = string | Buffer;
@@ -25,12 +27,19 @@ export interface ValueTransform {
   readonly kind: "rewrap" | "migrate";
   /** Throws an EnvelopeError for a value the job cannot handle (e.g. not an envelope). */
   classify(value: Value): Verdict;
-  apply(value: Value, context: EncryptionContext, form: "text" | "binary"): Promise<Value>;
+  /** `row`: the row the value was read from (a legacy decoder may read a version column). */
+  apply(
+    value: Value,
+    context: EncryptionContext,
+    form: "text" | "binary",
+    row?: Row,
+  ): Promise<Value>;
   /** Returns the value the job would write (undefined when it would write nothing). */
   check(
     value: Value,
     context: EncryptionContext,
     form: "text" | "binary",
+    row?: Row,
   ): Promise<Value | undefined>;
   /** `provider:keyRef` of each entry of an envelope value (status counts). */
   keyRefs(value: Value): string[];
@@ -92,13 +101,20 @@ export function rewrapTransform(
 }
 
 /**
- * Migrate: turn a legacy value (plaintext or hand-rolled AES) into an envelope under the
- * target keys. Values that already are envelopes are skipped. Every new value is
- * decrypted again and compared with the legacy plaintext before it may be written.
+ * Migrate: turn a legacy value (plaintext, hand-rolled AES, Fernet, pgcrypto, versioned)
+ * into an envelope under the target keys. Values that already are envelopes are skipped; a
+ * value the decoder's shape test (`matches`) rejects is `ENVELOPE_LEGACY_UNRECOGNIZED` and
+ * is left as is. Every new value is decrypted again and compared with the legacy
+ * plaintext before it may be written.
  */
-export function migrateTransform(target: Envelope, legacy: LegacyDecoder): ValueTransform {
-  const seal = async (value: Value, context: EncryptionContext, form: "text" | "binary") => {
-    const plaintext = legacy.decode(value);
+export function migrateTransform(target: Envelope, legacy: AnyLegacyDecoder): ValueTransform {
+  const seal = async (
+    value: Value,
+    context: EncryptionContext,
+    form: "text" | "binary",
+    row?: Row,
+  ) => {
+    const plaintext = await legacy.decode(value, row);
     try {
       const out =
         form === "text"
@@ -118,19 +134,32 @@ export function migrateTransform(target: Envelope, legacy: LegacyDecoder): Value
       plaintext.fill(0);
     }
   };
+  const recognized = (value: Value) => !legacy.matches || legacy.matches(value);
   return {
     kind: "migrate",
     classify(value) {
-      return isEnvelope(value) ? "skip" : "work";
+      if (isEnvelope(value)) return "skip";
+      if (!recognized(value)) throw unrecognizedValue(legacy.format);
+      return "work";
     },
     apply: seal,
-    async check(value, context, form) {
-      return isEnvelope(value) ? undefined : seal(value, context, form);
+    async check(value, context, form, row) {
+      return isEnvelope(value) ? undefined : seal(value, context, form, row);
     },
     keyRefs(value) {
-      return isEnvelope(value) ? keyRefsOf(value) : ["legacy"];
+      if (isEnvelope(value)) return keyRefsOf(value);
+      const format = recognized(value) ? (legacy.formatOf?.(value) ?? legacy.format) : undefined;
+      return format ? [`legacy:${format}`] : [];
     },
   };
+}
+
+function unrecognizedValue(format: string): FormatError {
+  return new FormatError(
+    "ENVELOPE_LEGACY_UNRECOGNIZED",
+    `Value is neither an Envelope value nor in the legacy format given (${format}). It was left unchanged: add its format to --from, or allow plaintext only if it really is plaintext.`,
+    { details: { field: "legacyValue" } },
+  );
 }
 
 function isEnvelope(value: Value): boolean {

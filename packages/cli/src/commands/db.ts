@@ -4,9 +4,6 @@ import {
   type JobReport,
   type JobState,
   jobIdFor,
-  type LegacyFormat,
-  legacyDecoder,
-  migrateTable,
   rewrapTable,
   type SqlAdapter,
   type TableJobOptions,
@@ -19,8 +16,9 @@ import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 import { progressBar } from "../progress.js";
 import { rewrapFile } from "./files.js";
+import { registerMigrateCommand } from "./migrate.js";
 
-const collect = (value: string, previous: string[] = []) => [
+export const collect = (value: string, previous: string[] = []) => [
   ...previous,
   ...value.split(",").filter(Boolean),
 ];
@@ -160,7 +158,7 @@ function int(value: string, flag: string): number {
   return n;
 }
 
-async function jobOptions(
+export async function jobOptions(
   ctx: CliContext,
   flags: DbFlags,
   db: SqlAdapter,
@@ -357,6 +355,8 @@ export function failureMeaning(code: string, kind: "rewrap" | "migrate"): string
     return kind === "migrate"
       ? `the legacy key does not decrypt it (wrong key, or a damaged value): ${unchanged}`
       : `its body or its context is wrong (the value was altered or moved to another row, or --context does not build the context it was sealed with): ${unchanged}; it does not decrypt as stored`;
+  if (code === "ENVELOPE_LEGACY_UNRECOGNIZED")
+    return `in none of the legacy formats given (--from), and plaintext not allowed: ${unchanged}; add its format to --from, or --allow-plaintext if it is plaintext`;
   if (code === "ENVELOPE_NO_MATCHING_KEY")
     return `wrapped under a key that is not in your config: ${unchanged}, still readable with that key; add it to the decrypt keys and run again`;
   if (
@@ -457,67 +457,5 @@ export function registerDbCommands(
     },
   );
 
-  const migrate = program
-    .command("migrate")
-    .description(
-      "Turn legacy values (plaintext, hand-rolled AES-256-GCM JSON, AES-256-CBC iv:ciphertext) into envelopes in place. Dry run unless --apply.",
-    )
-    .requiredOption("--from <format>", "plaintext | aes-256-gcm-json | aes-256-cbc")
-    .option(
-      "--legacy-key-env <VAR>",
-      "environment variable holding the legacy 32-byte key (hex or base64)",
-    )
-    .option(
-      "--legacy-key-file <path>",
-      "file holding the legacy key (hex, base64 or 32 raw bytes; e.g. a Docker secret)",
-    )
-    .option(
-      "--to <uri>",
-      "key URI(s) to seal under instead of the config's encrypting keys",
-      collect,
-    );
-  addDbOptions(migrate).addHelpText(
-    "after",
-    "\nExamples:\n  envelope migrate --db $DB --table users --column ssn --from aes-256-cbc --legacy-key-env OLD_ENC_KEY\n  envelope migrate --db $DB --table users --column email --from plaintext --apply\n\nThe legacy key is read from the env var or file and never printed.",
-  );
-  migrate.action(
-    async (
-      opts: DbFlags & { from: string; legacyKeyEnv?: string; legacyKeyFile?: string },
-      cmd: Command,
-    ) => {
-      const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
-      const keys = await loadKeys(ctx, flags);
-      const to = await targetKeys(ctx, keys, opts.to);
-      const key = opts.legacyKeyEnv
-        ? { env: opts.legacyKeyEnv }
-        : opts.legacyKeyFile
-          ? { file: opts.legacyKeyFile }
-          : undefined;
-      const from = legacyDecoder({
-        format: opts.from as LegacyFormat,
-        ...(key ? { key } : {}),
-        env: ctx.io.env,
-      });
-      const db = await openDb(ctx, opts);
-      let bar: ReturnType<typeof progressBar> | undefined;
-      try {
-        const { jobId, prior } = await checkResume(ctx, flags, db, {
-          kind: "migrate",
-          to,
-          legacy: from.format,
-        });
-        bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
-        const report = await migrateTable({
-          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
-          to,
-          from,
-        });
-        bar.stop();
-        setExit(printReport(ctx, Boolean(flags.json), report, prior));
-      } finally {
-        bar?.stop();
-        await db.close();
-      }
-    },
-  );
+  registerMigrateCommand(program, ctx, setExit);
 }

@@ -1,6 +1,9 @@
-import { LRUCache } from "lru-cache";
+import type { EncryptionMaterials } from "../crypto/materials.js";
 import { ConfigError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
+import { SecretKeyCache } from "./secret-key-cache.js";
+
+export type { EncryptionMaterials } from "../crypto/materials.js";
 
 /**
  * Limits for opt-in data-key reuse on encrypt. Each message still gets its own AES key
@@ -18,12 +21,9 @@ export interface DataKeyReuseOptions {
   maxEntries?: number;
 }
 
-export interface EncryptionMaterials {
-  readonly dataKey: Buffer;
+/** What is kept beside a reused data key: its entries and how much it has sealed. */
+interface Slot {
   readonly entries: readonly WrappedKey[];
-}
-
-interface Slot extends EncryptionMaterials {
   messages: number;
   bytes: number;
   readonly createdAt: number;
@@ -34,7 +34,7 @@ const HARD = { maxMessages: 2 ** 32, maxBytes: 2 ** 48, maxAgeMs: 86_400_000 };
 /** Reuses a data key (and its wrapped entries) for several encrypts, within limits. */
 export class DataKeyCache {
   private readonly limits: Required<Omit<DataKeyReuseOptions, "maxEntries">>;
-  private readonly slots: LRUCache<string, Slot>;
+  private readonly slots: SecretKeyCache<Slot>;
   reused = 0;
 
   constructor(
@@ -46,9 +46,13 @@ export class DataKeyCache {
       maxBytes: limit(options.maxBytes, 2 ** 30, HARD.maxBytes, "maxBytes"),
       maxAgeMs: limit(options.maxAgeMs, 60_000, HARD.maxAgeMs, "maxAgeMs"),
     };
-    this.slots = new LRUCache<string, Slot>({
-      max: limit(options.maxEntries, 100, 100_000, "maxEntries"),
-      dispose: (slot) => slot.dataKey.fill(0),
+    // `take` checks every limit itself; the TTL and sweep only zero a key that has aged
+    // out without being asked for again (one unref'd timer, stopped by `close`).
+    this.slots = new SecretKeyCache<Slot>({
+      maxEntries: limit(options.maxEntries, 100, 100_000, "maxEntries"),
+      ttlMs: this.limits.maxAgeMs,
+      clock: { now },
+      sweepMs: Math.max(1000, Math.floor(this.limits.maxAgeMs / 4)),
     });
   }
 
@@ -58,8 +62,9 @@ export class DataKeyCache {
    * The data key is the cache's: use it synchronously.
    */
   take(key: string, bytes: number): EncryptionMaterials | undefined {
-    const slot = this.slots.get(key);
-    if (!slot) return undefined;
+    const found = this.slots.lookup(key);
+    if (!found) return undefined;
+    const slot = found.meta;
     const fresh =
       slot.messages < this.limits.maxMessages &&
       slot.bytes + bytes <= this.limits.maxBytes &&
@@ -71,14 +76,13 @@ export class DataKeyCache {
     slot.messages++;
     slot.bytes += bytes;
     this.reused++;
-    return slot;
+    return { dataKey: found.key, entries: slot.entries };
   }
 
   /** Stores fresh materials (a copy of the data key), already counting their first use. */
   put(key: string, materials: EncryptionMaterials, bytes: number): void {
     if (bytes > this.limits.maxBytes) return;
-    this.slots.set(key, {
-      dataKey: Buffer.from(materials.dataKey),
+    this.slots.set(key, materials.dataKey, {
       entries: materials.entries,
       messages: 1,
       bytes,
@@ -86,8 +90,14 @@ export class DataKeyCache {
     });
   }
 
+  /** Zeroes and drops every data key. */
   clear(): void {
     this.slots.clear();
+  }
+
+  /** Zeroes every data key and stores none from now on. */
+  close(): void {
+    this.slots.close();
   }
 }
 

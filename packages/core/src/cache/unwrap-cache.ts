@@ -1,5 +1,5 @@
-import { LRUCache } from "lru-cache";
 import { ConfigError } from "../errors.js";
+import { type SecretEntry, SecretKeyCache } from "./secret-key-cache.js";
 
 export interface UnwrapCacheOptions {
   /** Most data keys held at once. Default 1000. */
@@ -19,17 +19,8 @@ export interface UnwrapCacheStats {
   size: number;
 }
 
-/** One unwrap in progress, shared by every concurrent miss for the same key. */
-interface Flight {
-  readonly result: Promise<Buffer>;
-  waiters: number;
-}
-
-interface CachedKey {
-  readonly dataKey: Buffer;
-  /** Ids of the messages whose keys were remembered under this data key, oldest first. */
-  readonly messages: Set<string>;
-}
+/** Ids of the messages whose keys were remembered under a data key, oldest first. */
+type CachedKey = SecretEntry<{ readonly messages: Set<string> }>;
 
 /**
  * The AES key of one message, derived from a cached data key and commitment-checked.
@@ -61,12 +52,10 @@ const MESSAGE_KEYS_PER_DATA_KEY = 16;
  * them. `load` returns a private copy the caller must zero.
  */
 export class UnwrapCache {
-  private readonly lru: LRUCache<string, CachedKey>;
+  private readonly keys: SecretKeyCache<{ readonly messages: Set<string> }>;
   // Looked up by message id alone: building the data key's cache key (the wrapped bytes,
   // 384 for RSA-3072) and hashing it costs more than the AES of a small value.
   private readonly messages = new Map<string, MessageRecord>();
-  private readonly inflight = new Map<string, Flight>();
-  private readonly counters = { hits: 0, misses: 0, evictions: 0, inflightJoins: 0 };
 
   constructor(options: UnwrapCacheOptions = {}) {
     const max = options.maxEntries ?? 1000;
@@ -83,29 +72,23 @@ export class UnwrapCache {
         "cache.ttlMs must be a positive integer of milliseconds (e.g. 300000).",
       );
     }
-    this.lru = new LRUCache<string, CachedKey>({
-      max,
-      ttl,
-      // No per-entry timers (ttlAutopurge costs a setTimeout per miss); one unref'd sweep
-      // below zeroes expired keys within a quarter of the TTL.
-      updateAgeOnGet: false,
-      ...(options.clock ? { perf: options.clock } : {}),
-      dispose: (entry, _key, reason) => {
-        entry.dataKey.fill(0);
-        for (const id of entry.messages) this.forget(id, entry);
-        entry.messages.clear();
-        if (reason === "evict" || reason === "expire") this.counters.evictions++;
+    this.keys = new SecretKeyCache({
+      maxEntries: max,
+      ttlMs: ttl,
+      clock: options.clock,
+      // One unref'd sweep zeroes expired keys within a quarter of the TTL; `close` stops it.
+      sweepMs: Math.max(1000, Math.floor(ttl / 4)),
+      // A data key takes the message keys derived from it along when it leaves.
+      onLeave: (entry) => {
+        for (const id of entry.meta.messages) this.forget(id, entry);
+        entry.meta.messages.clear();
       },
     });
-    const sweep = setInterval(() => this.lru.purgeStale(), Math.max(1000, Math.floor(ttl / 4)));
-    sweep.unref();
   }
 
   /** A cached data key, or undefined. The buffer is the cache's: use it synchronously. */
   peek(key: string): Buffer | undefined {
-    const found = this.lru.get(key);
-    if (found) this.counters.hits++;
-    return found?.dataKey;
+    return this.keys.get(key)?.key;
   }
 
   /**
@@ -116,11 +99,11 @@ export class UnwrapCache {
     const found = this.messages.get(messageId);
     if (!found) return undefined;
     // get, not peek: honours the TTL and keeps the data key recent in the LRU.
-    if (this.lru.get(found.cacheKey) !== found.owner) {
+    if (this.keys.lookup(found.cacheKey) !== found.owner) {
       this.forget(messageId, found.owner);
       return undefined;
     }
-    this.counters.hits++;
+    this.keys.counters.hits++;
     return found as RememberedMessageKey<O>;
   }
 
@@ -129,24 +112,24 @@ export class UnwrapCache {
    * (takes ownership of `messageKey`; zeroes it if that data key is no longer cached).
    */
   rememberMessageKey(key: string, messageId: string, messageKey: Buffer, origin?: unknown): void {
-    const owner = this.lru.peek(key);
+    const owner = this.keys.peek(key);
     if (!owner) {
       messageKey.fill(0);
       return;
     }
     const previous = this.messages.get(messageId);
     if (previous) this.forget(messageId, previous.owner);
-    if (owner.messages.size >= MESSAGE_KEYS_PER_DATA_KEY) {
-      const [oldest] = owner.messages;
+    if (owner.meta.messages.size >= MESSAGE_KEYS_PER_DATA_KEY) {
+      const [oldest] = owner.meta.messages;
       this.forget(oldest!, owner);
     }
-    owner.messages.add(messageId);
+    owner.meta.messages.add(messageId);
     this.messages.set(messageId, { key: messageKey, origin, owner, cacheKey: key });
   }
 
   /** Zeroes and drops a remembered message key if `owner` still holds it. */
   private forget(messageId: string, owner: CachedKey): void {
-    owner.messages.delete(messageId);
+    owner.meta.messages.delete(messageId);
     const found = this.messages.get(messageId);
     if (found?.owner !== owner) return;
     found.key.fill(0);
@@ -161,40 +144,10 @@ export class UnwrapCache {
     key: string,
     loader: () => Promise<Uint8Array>,
   ): Promise<{ dataKey: Buffer; joined: boolean }> {
-    let flight = this.inflight.get(key);
-    const joined = flight !== undefined;
-    if (flight) {
-      this.counters.inflightJoins++;
-      flight.waiters++;
-    } else {
-      this.counters.misses++;
-      flight = { waiters: 1, result: this.fetch(key, loader) };
-      this.inflight.set(key, flight);
-    }
-    let shared: Buffer;
-    try {
-      shared = await flight.result;
-    } catch (error) {
-      flight.waiters--;
-      throw error;
-    }
-    // Every waiter registered before the flight landed (it leaves the map first); the last
-    // one to resume takes the shared buffer itself, the others copy it.
-    return { dataKey: --flight.waiters === 0 ? shared : Buffer.from(shared), joined };
-  }
-
-  private async fetch(key: string, loader: () => Promise<Uint8Array>): Promise<Buffer> {
-    try {
-      const result = await loader();
-      // Our own copies: a provider that reuses its buffer cannot alter the cache, and the
-      // LRU may evict (and zero) the cached copy before the waiters resume.
-      const shared = Buffer.from(result);
-      result.fill(0);
-      this.lru.set(key, { dataKey: Buffer.from(shared), messages: new Set() });
-      return shared;
-    } finally {
-      this.inflight.delete(key);
-    }
+    const { key: dataKey, joined } = await this.keys.load(key, loader, () => ({
+      messages: new Set<string>(),
+    }));
+    return { dataKey, joined };
   }
 
   /**
@@ -202,18 +155,27 @@ export class UnwrapCache {
    * what it sealed costs no unwrap. Does nothing if the key is already cached.
    */
   prime(key: string, dataKey: Uint8Array): void {
-    if (this.lru.has(key)) return;
-    this.lru.set(key, { dataKey: Buffer.from(dataKey), messages: new Set() });
+    if (this.keys.has(key)) return;
+    this.keys.set(key, dataKey, { messages: new Set() });
   }
 
   /** Drops every key (each is zeroed). */
   clear(): void {
-    this.lru.clear();
+    this.keys.clear();
     for (const found of this.messages.values()) found.key.fill(0);
     this.messages.clear();
   }
 
+  /**
+   * Stops the sweep timer and zeroes every key; the cache stores nothing afterwards (each
+   * lookup misses). For a client that is shutting down: `Envelope.close()` calls it.
+   */
+  close(): void {
+    this.keys.close();
+    this.clear();
+  }
+
   stats(): UnwrapCacheStats {
-    return { ...this.counters, size: this.lru.size };
+    return { ...this.keys.counters, size: this.keys.size };
   }
 }

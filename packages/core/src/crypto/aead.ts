@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, type DecipherGCM } from "node:crypto";
 import { DecryptionError } from "../errors.js";
 import { NONCE_LENGTH, TAG_LENGTH } from "../format/constants.js";
+import { IN_PLACE_MIN, takeDecodedHere } from "../format/decoded-here.js";
 
 // Each message key is derived from a fresh random 32-byte message id and encrypts exactly
 // one body, so a fixed all-zero nonce never repeats under one key and need not be stored.
@@ -35,27 +36,13 @@ export function sealBodyInto(
   cipher.getAuthTag().copy(out, at);
 }
 
-// Buffers this library decoded from the text form itself (nobody else holds them), large
-// enough that deciphering them in place saves a body-sized copy.
-const decodedHere = new WeakSet<ArrayBufferLike>();
-const IN_PLACE_MIN = 1024 * 1024;
-
-/**
- * Marks a buffer decoded from the text form by this library (never a caller's buffer) so
- * that `openBody` may decipher its body in place: a 1 GiB text value then costs one
- * body-sized buffer, not two.
- */
-export function markDecodedHere(bytes: Buffer): void {
-  if (bytes.length >= IN_PLACE_MIN && bytes.byteOffset === 0) decodedHere.add(bytes.buffer);
-}
-
 /** AES-256-GCM decrypt of ciphertext || tag. OpenSSL checks the tag in constant time. */
 export function openBody(key: Uint8Array, body: Uint8Array, aad: Uint8Array): Buffer {
   const split = body.length - TAG_LENGTH;
   const decipher = createDecipheriv("aes-256-gcm", key, NONCE, { authTagLength: TAG_LENGTH });
   decipher.setAAD(aad);
   decipher.setAuthTag(body.subarray(split));
-  if (split >= IN_PLACE_MIN && decodedHere.delete(body.buffer)) {
+  if (split >= IN_PLACE_MIN && takeDecodedHere(body.buffer)) {
     return openInPlace(decipher, body, split);
   }
   const head = decipher.update(body.subarray(0, split));

@@ -9,6 +9,15 @@ export interface DataKeyMaterials {
   readonly entries: readonly WrappedKey[];
 }
 
+/**
+ * A data key and the entries it is wrapped in, as `seal` consumes them (fresh materials,
+ * or reused ones from the data-key cache). The data key belongs to whoever made it.
+ */
+export interface EncryptionMaterials {
+  readonly dataKey: Buffer;
+  readonly entries: readonly WrappedKey[];
+}
+
 const REDACTED = "[redacted]";
 
 /**

@@ -1,4 +1,3 @@
-import type { EncryptionMaterials } from "../cache/data-key-cache.js";
 import {
   FLAG_CONTEXT_STORED,
   FLAG_PADDED,
@@ -13,6 +12,7 @@ import { type PadRule, paddedLength, paddingTail } from "../format/padding.js";
 import { bodyAad } from "./aad.js";
 import { openBody, sealBodyInto } from "./aead.js";
 import { deriveMessageKeys } from "./kdf.js";
+import type { EncryptionMaterials } from "./materials.js";
 import { randomBytesPooled } from "./random.js";
 import { signSealedInPlace } from "./signature.js";
 import type { SigningKey } from "./signing-keys.js";

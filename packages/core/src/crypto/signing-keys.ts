@@ -4,7 +4,7 @@ import { inspect } from "node:util";
 import { ConfigError } from "../errors.js";
 import { SIGNER_KEY_LENGTH } from "../format/constants.js";
 import { checkKeyFileMode, strictKeyFiles } from "../providers/key-file.js";
-import { ed25519Sign, publicKeyFromRaw, rawPublicKey } from "./signature.js";
+import { ed25519Sign, publicKeyFromRaw, rawPublicKey } from "./ed25519.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -1,34 +1,13 @@
 import { FormatError } from "../errors.js";
-import {
-  COMMITMENT_LENGTH,
-  FLAG_CONTEXT_STORED,
-  FLAG_PADDED,
-  FLAG_STREAM_KEY,
-  FORMAT_VERSION,
-  KNOWN_FLAGS,
-  MAX_BODY_LENGTH,
-  MAX_CONTEXT_BYTES,
-  MAX_ENTRIES,
-  MAX_KEY_REF_LENGTH,
-  MAX_PROVIDER_ID_LENGTH,
-  MAX_WRAPPED_KEY_LENGTH,
-  MESSAGE_ID_LENGTH,
-  PROVIDER_ID_PATTERN,
-  SIGNATURE_LENGTH,
-  SIGNER_KEY_LENGTH,
-  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
-  SUITE_SIGNED_ED25519,
-  TAG_LENGTH,
-} from "./constants.js";
-import type { EnvelopeParts, WrappedKey } from "./envelope.js";
+import { FORMAT_VERSION } from "./constants.js";
+import type { EnvelopeParts } from "./envelope.js";
 import { Reader } from "./reader.js";
-
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+import { decodeV1 } from "./v1/decode.js";
 
 /**
- * Parses the binary form. Throws only `FormatError`; never allocates beyond small
- * strings for provider ids and key references (bounded by the limits), never loops
- * more than MAX_ENTRIES times.
+ * Parses the binary form: reads the version byte (docs/FORMAT.md §2.1 step 1) and hands
+ * the rest to that version's decoder. Only v1 exists; a v2 adds `v2/decode.ts` and a case
+ * here. Throws only `FormatError`.
  */
 export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   if (!(bytes instanceof Uint8Array)) {
@@ -39,96 +18,10 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
   }
   const r = new Reader(bytes);
   const version = r.u8("version");
-  if (version !== FORMAT_VERSION) {
-    throw new FormatError(
-      "ENVELOPE_UNSUPPORTED_VERSION",
-      `Unsupported envelope format version ${version}; this library reads version ${FORMAT_VERSION}. Upgrade @envelope/core, or check that the value is an Envelope value.`,
-      { details: { field: "version", version } },
-    );
-  }
-  const suite = r.u8("suite");
-  if (suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT && suite !== SUITE_SIGNED_ED25519) {
-    throw new FormatError(
-      "ENVELOPE_UNSUPPORTED_SUITE",
-      `Unsupported algorithm suite ${suite}; this library knows suites 1 (AES-256-GCM, HKDF-SHA256, key commitment) and 2 (suite 1 signed with Ed25519). Upgrade @envelope/core.`,
-      { details: { field: "suite", suite } },
-    );
-  }
-  const flags = r.u8("flags");
-  if ((flags & ~KNOWN_FLAGS) !== 0) fail("flags", `unknown flag bits 0x${flags.toString(16)}`);
-  // A stream key envelope is never padded (FORMAT.md §2.3).
-  const padded = (flags & FLAG_PADDED) !== 0;
-  if (padded && (flags & FLAG_STREAM_KEY) !== 0) fail("flags", "bits 1 and 2 both set");
-  const messageId = r.bytesOf(MESSAGE_ID_LENGTH, "messageId");
-  const commitment = r.bytesOf(COMMITMENT_LENGTH, "commitment");
-  // Suite 0x02: signer key and signature at fixed offsets 67 and 99, before the entries.
-  const signed = suite === SUITE_SIGNED_ED25519;
-  const signerKey = signed ? r.bytesOf(SIGNER_KEY_LENGTH, "signerKey") : undefined;
-  const signature = signed ? r.bytesOf(SIGNATURE_LENGTH, "signature") : undefined;
-
-  const count = r.u8("entryCount");
-  if (count === 0) fail("entryCount", "no wrapped-key entries");
-  if (count > MAX_ENTRIES) fail("entryCount", `${count} entries (limit ${MAX_ENTRIES})`);
-  const entries: WrappedKey[] = [];
-  for (let i = 0; i < count; i++) entries.push(readEntry(r, i));
-
-  let storedContext: Uint8Array | undefined;
-  if (flags & FLAG_CONTEXT_STORED) {
-    const length = r.u16("contextLength");
-    if (length < 2 || length > MAX_CONTEXT_BYTES) fail("contextLength", "out of range");
-    storedContext = r.bytesOf(length, "context");
-  }
-
-  const ciphertextLength = r.u32("ciphertextLength");
-  if (ciphertextLength > MAX_BODY_LENGTH) {
-    throw new FormatError(
-      "ENVELOPE_LIMIT_EXCEEDED",
-      `Envelope body declares ${ciphertextLength} bytes; single-shot envelopes are limited to 1 GiB. Use the streaming format for larger values.`,
-      { details: { field: "ciphertextLength" } },
-    );
-  }
-  // Padding is at least the 0x80 marker: a padded value has a non-empty GCM plaintext.
-  if (padded && ciphertextLength === 0) fail("ciphertextLength", "0 with flags bit 2 (padded)");
-  const body = r.bytesOf(ciphertextLength + TAG_LENGTH, "body");
-  r.end();
-  const parts = { version, suite, flags, messageId, commitment, entries, storedContext, body };
-  return signed ? { ...parts, signerKey, signature } : parts;
-}
-
-function readEntry(r: Reader, index: number): WrappedKey {
-  const idLength = r.u8(`entries[${index}].providerIdLength`);
-  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH)
-    fail(`entries[${index}].providerId`, "bad length");
-  const id = r.bytesOf(idLength, `entries[${index}].providerId`);
-  const providerId = Buffer.from(id.buffer, id.byteOffset, id.length).toString("latin1");
-  if (!PROVIDER_ID_PATTERN.test(providerId))
-    fail(`entries[${index}].providerId`, "not a valid provider id");
-
-  const refLength = r.u16(`entries[${index}].keyRefLength`);
-  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH)
-    fail(`entries[${index}].keyRef`, "bad length");
-  const refBytes = r.bytesOf(refLength, `entries[${index}].keyRef`);
-  let keyRef: string;
-  try {
-    keyRef = utf8.decode(refBytes);
-  } catch {
-    fail(`entries[${index}].keyRef`, "not valid UTF-8");
-  }
-
-  const wrappedLength = r.u16(`entries[${index}].wrappedLength`);
-  if (wrappedLength === 0 || wrappedLength > MAX_WRAPPED_KEY_LENGTH) {
-    fail(`entries[${index}].wrapped`, "bad length");
-  }
-  const wrapped = r.bytesOf(wrappedLength, `entries[${index}].wrapped`);
-  return { providerId, keyRef, wrapped };
-}
-
-function fail(field: string, problem: string): never {
+  if (version === FORMAT_VERSION) return decodeV1(r);
   throw new FormatError(
-    "ENVELOPE_BAD_FORMAT",
-    `Malformed envelope: field "${field}" is invalid (${problem}).`,
-    {
-      details: { field },
-    },
+    "ENVELOPE_UNSUPPORTED_VERSION",
+    `Unsupported envelope format version ${version}; this library reads version ${FORMAT_VERSION}. Upgrade @envelope/core, or check that the value is an Envelope value.`,
+    { details: { field: "version", version } },
   );
 }

@@ -1,9 +1,8 @@
-import { hex } from "../bytes.js";
-import { markDecodedHere } from "../crypto/aead.js";
-import { decodeContext, type EncryptionContext, encodeSnapshot } from "../crypto/context.js";
 import { ConfigError, DecryptionError } from "../errors.js";
 import { FLAG_PADDED, FLAG_STREAM_KEY } from "./constants.js";
+import { decodeContext, type EncryptionContext, encodeSnapshot } from "./context.js";
 import { decodeEnvelope } from "./decode.js";
+import { markDecodedHere } from "./decoded-here.js";
 import type { EnvelopeParts } from "./envelope.js";
 import { fromText } from "./text.js";
 
@@ -91,4 +90,8 @@ export function inspectEnvelope(sealed: Sealed): EnvelopeInfo {
   if (parts.storedContext) info.context = decodeContext(parts.storedContext);
   if (parts.signerKey) info.signer = `ed25519:${hex(parts.signerKey)}`;
   return info;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("hex");
 }

@@ -1,7 +1,7 @@
 import { Transform } from "node:stream";
 import type { DecryptOptions, Envelope } from "../client.js";
-import type { EncryptionContext } from "../crypto/context.js";
 import { FormatError } from "../errors.js";
+import type { EncryptionContext } from "../format/context.js";
 import { decodeEnvelope } from "../format/decode.js";
 import { PURPOSE, type Purpose, type WithPurpose } from "../format/purpose.js";
 import { ByteQueue } from "./byte-queue.js";

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
 import type { EncryptOptions, Envelope } from "../client.js";
-import type { EncryptionContext } from "../crypto/context.js";
 import { ConfigError } from "../errors.js";
+import type { EncryptionContext } from "../format/context.js";
 import { decodeEnvelope } from "../format/decode.js";
 import { PURPOSE, type WithPurpose } from "../format/purpose.js";
 import { ByteQueue } from "./byte-queue.js";

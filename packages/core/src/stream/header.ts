@@ -1,4 +1,5 @@
 import { FormatError } from "../errors.js";
+import { Reader, Writer } from "../format/reader.js";
 import type { ByteQueue } from "./byte-queue.js";
 import {
   FIXED_HEADER_LENGTH,
@@ -9,6 +10,9 @@ import {
   STREAM_SUITE,
   STREAM_VERSION,
 } from "./constants.js";
+
+/** magic[4] version suite flags chunkSize(u32): the part of the header every chunk's AAD repeats. */
+const PREFIX_LENGTH = 11;
 
 /** The parsed stream header. `keyEnvelope` is a format-v1 envelope sealing the stream key. */
 export interface StreamHeader {
@@ -32,42 +36,53 @@ export function isStream(bytes: Uint8Array): boolean {
 
 /** The 11 bytes every chunk's AAD starts with: magic, version, suite, flags, chunk size. */
 export function headerPrefix(flags: number, chunkSize: number): Buffer {
-  const out = Buffer.alloc(11);
-  STREAM_MAGIC.copy(out, 0);
-  out[4] = STREAM_VERSION;
-  out[5] = STREAM_SUITE;
-  out[6] = flags;
-  out.writeUInt32BE(chunkSize, 7);
-  return out;
+  const w = new Writer(PREFIX_LENGTH);
+  writePrefix(w, flags, chunkSize);
+  return w.finish();
 }
 
-/** Serializes the header: prefix, u32 key-envelope length, key envelope. */
+/** Serializes the header: prefix, u32 key-envelope length, key envelope (STREAMING.md "Layout"). */
 export function encodeStreamHeader(chunkSize: number, keyEnvelope: Uint8Array): Buffer {
   checkChunkSize(chunkSize);
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(keyEnvelope.length, 0);
-  return Buffer.concat([headerPrefix(0, chunkSize), length, keyEnvelope]);
+  const w = new Writer(FIXED_HEADER_LENGTH + keyEnvelope.length);
+  writePrefix(w, 0, chunkSize);
+  w.u32(keyEnvelope.length);
+  w.put(keyEnvelope);
+  return w.finish();
+}
+
+function writePrefix(w: Writer, flags: number, chunkSize: number): void {
+  w.put(STREAM_MAGIC);
+  w.u8(STREAM_VERSION);
+  w.u8(STREAM_SUITE);
+  w.u8(flags);
+  w.u32(chunkSize);
 }
 
 /**
  * Parses a header from the first bytes of a stream. Returns `undefined` while more bytes
  * are needed (never more than 15 + 256 KiB); throws `FormatError` for anything malformed.
+ * Checks in the order of docs/STREAMING.md "Decoding", steps 1 and 2; the key envelope
+ * (step 3) is decoded by the caller.
  *
  * @example
  * const header = parseStreamHeader(firstBytes); // undefined → read more
  */
 export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const magicBytes = Math.min(b.length, STREAM_MAGIC.length);
-  if (!STREAM_MAGIC.subarray(0, magicBytes).equals(b.subarray(0, magicBytes))) {
+  // Step 1: the magic, on as many of its bytes as have arrived.
+  const magicBytes = Math.min(bytes.length, STREAM_MAGIC.length);
+  if (!STREAM_MAGIC.subarray(0, magicBytes).equals(bytes.subarray(0, magicBytes))) {
     throw new FormatError(
       "ENVELOPE_BAD_FORMAT",
       'Not an Envelope stream: it must start with "ENVS". Single values use `decrypt`; streams come from `encryptStream` / `envelope encrypt`.',
       { details: { field: "magic" } },
     );
   }
-  if (b.length < FIXED_HEADER_LENGTH) return undefined;
-  const version = b[4]!;
+  // Step 2: the fixed header, field by field, once all 15 bytes are there.
+  if (bytes.length < FIXED_HEADER_LENGTH) return undefined;
+  const r = new Reader(bytes);
+  r.bytesOf(STREAM_MAGIC.length, "magic");
+  const version = r.u8("version");
   if (version !== STREAM_VERSION) {
     throw new FormatError(
       "ENVELOPE_UNSUPPORTED_VERSION",
@@ -75,7 +90,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "version", version } },
     );
   }
-  const suite = b[5]!;
+  const suite = r.u8("suite");
   if (suite !== STREAM_SUITE) {
     throw new FormatError(
       "ENVELOPE_UNSUPPORTED_SUITE",
@@ -83,11 +98,12 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "suite", suite } },
     );
   }
-  const flags = b[6]!;
+  const flags = r.u8("flags");
   if (flags !== 0) bad("flags", `unknown flag bits 0x${flags.toString(16)}`);
-  const chunkSize = b.readUInt32BE(7);
+  const chunkSize = r.u32("chunkSize");
   checkChunkSize(chunkSize);
-  const envelopeLength = b.readUInt32BE(11);
+  // Checked before any of the key envelope is awaited or buffered.
+  const envelopeLength = r.u32("keyEnvelopeLength");
   if (envelopeLength === 0 || envelopeLength > MAX_KEY_ENVELOPE_LENGTH) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
@@ -95,16 +111,9 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "keyEnvelopeLength" } },
     );
   }
-  const length = FIXED_HEADER_LENGTH + envelopeLength;
-  if (b.length < length) return undefined;
-  return {
-    version,
-    suite,
-    flags,
-    chunkSize,
-    keyEnvelope: b.subarray(FIXED_HEADER_LENGTH, length),
-    length,
-  };
+  if (r.remaining < envelopeLength) return undefined;
+  const keyEnvelope = r.bytesOf(envelopeLength, "keyEnvelope");
+  return { version, suite, flags, chunkSize, keyEnvelope, length: r.position };
 }
 
 /**
@@ -119,7 +128,8 @@ export function readStreamHeader(queue: ByteQueue): StreamHeader | undefined {
   // Checks magic … keyEnvelopeLength; never complete at 15 bytes (the key envelope is ≥ 1).
   parseStreamHeader(fixed);
   if (fixed.length < FIXED_HEADER_LENGTH) return undefined;
-  const length = FIXED_HEADER_LENGTH + fixed.readUInt32BE(11);
+  const length =
+    FIXED_HEADER_LENGTH + new Reader(fixed.subarray(PREFIX_LENGTH)).u32("keyEnvelopeLength");
   if (queue.length < length) return undefined;
   return parseStreamHeader(queue.peek(length));
 }

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Envelope } from "../client.js";
-import type { EncryptionContext } from "../crypto/context.js";
 import type { EnvelopeError, ErrorCode } from "../errors.js";
+import type { EncryptionContext } from "../format/context.js";
 import { decodeEnvelope } from "../format/decode.js";
 import { supportsNativeRewrap } from "../providers/capabilities.js";
 import type { KeyProvider } from "../providers/types.js";

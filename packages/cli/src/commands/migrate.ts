@@ -1,0 +1,147 @@
+import { migrateTable } from "@envelope/batch-rewrap";
+import type { PgQueryable } from "@envelope/legacy";
+import type { Command } from "commander";
+import pg from "pg";
+import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
+import { progressBar } from "../progress.js";
+import {
+  addDbOptions,
+  checkResume,
+  collect,
+  type DbFlags,
+  jobOptions,
+  openDb,
+  printReport,
+} from "./db.js";
+import { buildLegacyDecoder, type LegacyFlags } from "./migrate-decoder.js";
+
+const EXAMPLES = `
+Legacy key sources (--legacy-key, --pgp-passphrase, --fernet-secret, --fernet-salt, --key-version):
+  env:NAME                                   an environment variable
+  file:/run/secrets/name                     a file / Docker or Kubernetes secret (chmod 600)
+  aws-sm:<name|ARN>[?stage=AWSPREVIOUS][#field]   AWS Secrets Manager (AWS_REGION, default credentials)
+  vault-kv:<mount>/<path>[?version=N]#field  Vault KV v2 (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE)
+
+Examples:
+  envelope migrate --db $DB --table users --column ssn --from aes-256-cbc --legacy-key-env OLD_ENC_KEY
+  envelope migrate --db $DB --table users --column email --from plaintext --apply
+  envelope migrate --db $DB --table users --column email --from fernet \\
+      --legacy-key aws-sm:app/fernet#FERNET_KEY --legacy-key 'aws-sm:app/fernet?stage=AWSPREVIOUS#FERNET_KEY'
+  envelope migrate --db $DB --table users --column email --from fernet \\
+      --fernet-secret env:SECRET_KEY --fernet-salt env:ENCRYPTION_SALT --fernet-iterations 100000
+  envelope migrate --db $DB --table users --column phone --from pgcrypto --pgp-passphrase env:PGP_PASSPHRASE
+  envelope migrate --db $DB --table users --column email --from versioned \\
+      --key-version 1=aes-256-cbc:env:KEY_V1 --key-version 2=aes-256-gcm-json:vault-kv:secret/app#key_v2
+  envelope migrate --db $DB --table users --column email --from fernet,aes-256-gcm-json --allow-plaintext \\
+      --legacy-key fernet=env:FERNET_KEY --legacy-key aes-256-gcm-json=env:OLD_ENC_KEY
+
+Values that already are envelopes are skipped. A value in none of the --from formats is
+left unchanged and reported (ENVELOPE_LEGACY_UNRECOGNIZED); plaintext is sealed only with
+--allow-plaintext (or --from plaintext). Legacy keys are never printed.`;
+
+/** `envelope migrate`: seal legacy values into envelopes in place (dry run unless --apply). */
+export function registerMigrateCommand(
+  program: Command,
+  ctx: CliContext,
+  setExit: (code: number) => void,
+): void {
+  const migrate = program
+    .command("migrate")
+    .description(
+      "Turn legacy values (plaintext, AES-256-GCM JSON, AES-256-CBC iv:ciphertext, Fernet, pgcrypto, key-versioned, or a mix) into envelopes in place. Dry run unless --apply.",
+    )
+    .requiredOption(
+      "--from <formats>",
+      "plaintext | aes-256-gcm-json | aes-256-cbc | fernet | pgcrypto | versioned; comma-separated for a mixed column",
+    )
+    .option(
+      "--legacy-key <source>",
+      "legacy key source (repeatable: Fernet keys in MultiFernet order, newest first); <format>=<source> for one format of a mixed column",
+      collect,
+    )
+    .option(
+      "--legacy-key-env <VAR>",
+      "environment variable holding the legacy 32-byte key (hex or base64)",
+    )
+    .option(
+      "--legacy-key-file <path>",
+      "file holding the legacy key (hex, base64 or 32 raw bytes; e.g. a Docker secret)",
+    )
+    .option("--allow-plaintext", "also seal values in none of the --from formats as plaintext")
+    .option("--fernet-secret <source>", "PBKDF2 Fernet key: the password (e.g. env:SECRET_KEY)")
+    .option("--fernet-salt <source>", "PBKDF2 Fernet key: the salt (e.g. env:ENCRYPTION_SALT)")
+    .option("--fernet-salt-encoding <enc>", "utf8 | hex | base64 (default utf8)")
+    .option("--fernet-iterations <n>", "PBKDF2 iterations, exactly as the app used")
+    .option(
+      "--fernet-output <raw|hex>",
+      "how the app turned the derived bytes into the key (default raw)",
+    )
+    .option(
+      "--pgp-passphrase <source>",
+      "pgcrypto: the pgp_sym_encrypt passphrase (sent only as a bound parameter)",
+    )
+    .option(
+      "--pgcrypto-db <url>",
+      "pgcrypto: PostgreSQL to decrypt in (default: --db when it is PostgreSQL)",
+    )
+    .option(
+      "--key-version <v=cipher:source>",
+      "versioned: one legacy key per version (repeatable)",
+      collect,
+    )
+    .option(
+      "--version-prefix <regex>",
+      'versioned: prefix with one capture group (default "^v(\\d+):")',
+    )
+    .option("--version-column <name>", "versioned: the column holding each row's key version")
+    .option(
+      "--to <uri>",
+      "key URI(s) to seal under instead of the config's encrypting keys",
+      collect,
+    );
+  addDbOptions(migrate).addHelpText("after", EXAMPLES);
+  migrate.action(async (opts: DbFlags & LegacyFlags & { pgcryptoDb?: string }, cmd: Command) => {
+    const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
+    const keys = await loadKeys(ctx, flags);
+    const to = await targetKeys(ctx, keys, opts.to);
+    let pool: pg.Pool | undefined;
+    const pgPool = async (): Promise<PgQueryable> => {
+      const url = opts.pgcryptoDb ?? opts.db ?? ctx.io.env.ENVELOPE_DB_URL;
+      if (!url || !/^postgres(ql)?:\/\//.test(url)) {
+        const { ConfigError } = await import("@envelope/core");
+        throw new ConfigError(
+          "ENVELOPE_BAD_CONFIG",
+          "--from pgcrypto decrypts in PostgreSQL: give --pgcrypto-db postgres://… when --db is not PostgreSQL.",
+          { details: { field: "pgcryptoDb" } },
+        );
+      }
+      pool ??= new pg.Pool({ connectionString: url, max: 8 });
+      return pool;
+    };
+    try {
+      const from = await buildLegacyDecoder(opts, ctx.io.env, pgPool);
+      const db = await openDb(ctx, opts);
+      let bar: ReturnType<typeof progressBar> | undefined;
+      try {
+        const { jobId, prior } = await checkResume(ctx, flags, db, {
+          kind: "migrate",
+          to,
+          legacy: from.format,
+        });
+        bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
+        const report = await migrateTable({
+          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
+          to,
+          from,
+        });
+        bar.stop();
+        setExit(printReport(ctx, Boolean(flags.json), report, prior));
+      } finally {
+        bar?.stop();
+        await db.close();
+      }
+    } finally {
+      await pool?.end();
+    }
+  });
+}

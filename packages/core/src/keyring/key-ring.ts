@@ -1,0 +1,307 @@
+import type { AuditEvent, Auditor } from "../audit.js";
+import type { UnwrapCache } from "../cache/unwrap-cache.js";
+import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
+import type { EncryptionMaterials } from "../crypto/materials.js";
+import { randomBytesPooled } from "../crypto/random.js";
+import { openAndZero } from "../crypto/seal.js";
+import { type EnvelopeError, ProviderError } from "../errors.js";
+import { DATA_KEY_LENGTH } from "../format/constants.js";
+import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
+import { printable } from "../format/printable.js";
+import { cachesUnwrap, supportsDataKeyGeneration } from "../providers/capabilities.js";
+import { checkDataKey, checkReturnedEntry, takeDataKey } from "../providers/checks.js";
+import {
+  asEnvelopeError,
+  commitmentError,
+  maxEntriesTried,
+  nativeRewrapError,
+  pickFailure,
+  type TriedEntry,
+  wrapFailure,
+} from "../providers/failures.js";
+import type { KeyProvider, KeyRequest, NativeRewrap } from "../providers/types.js";
+import { unwrapCacheKey } from "./cache-keys.js";
+import { candidates, checkedProviders, handlersOf, noMatchingKey } from "./candidates.js";
+import { type OpenedBy, openWarm } from "./warm-path.js";
+
+export type { OpenedBy } from "./warm-path.js";
+
+export interface KeyRingOptions {
+  /** Providers new data keys are wrapped under (the first one generates it). */
+  encrypt: KeyProvider | readonly KeyProvider[];
+  /** Further providers allowed to unwrap. */
+  decrypt?: readonly KeyProvider[] | undefined;
+  /** Shared unwrap cache, or undefined for none. */
+  cache: UnwrapCache | undefined;
+  auditor: Auditor;
+  maxEntriesTried?: number | undefined;
+}
+
+/** A data key proven (key commitment) to be the one of an envelope, and where it came from. */
+export interface VerifiedDataKey {
+  /** The caller zeroes it. */
+  readonly dataKey: Buffer;
+  /** The message key derived on the way. The caller zeroes it. */
+  readonly encryptionKey: Buffer;
+  readonly provider: KeyProvider;
+  readonly entry: WrappedKey;
+  readonly cacheHit: boolean;
+}
+
+/**
+ * The keyring half of the client (the ESDK's keyring / materials split): the encrypting
+ * and decrypting providers, fresh data keys wrapped under every encrypting key, and data
+ * keys of stored values, unwrapped (through the unwrap cache) and checked against the key
+ * commitment. Every provider result is checked before it is used.
+ */
+export class KeyRing {
+  readonly encryptors: readonly KeyProvider[];
+  readonly decryptors: readonly KeyProvider[];
+  readonly #cache: UnwrapCache | undefined;
+  readonly #audit: Auditor;
+  readonly #maxEntriesTried: number;
+
+  constructor(options: KeyRingOptions) {
+    const { encrypt, decrypt } = checkedProviders(options.encrypt, options.decrypt);
+    this.encryptors = encrypt;
+    this.decryptors = decrypt;
+    this.#cache = options.cache;
+    this.#audit = options.auditor;
+    this.#maxEntriesTried = maxEntriesTried(options.maxEntriesTried, encrypt.length);
+  }
+
+  /** A new data key wrapped under every encrypting key (one entry each). The caller zeroes it. */
+  async freshMaterials(request: KeyRequest): Promise<EncryptionMaterials> {
+    const [primary, ...others] = this.encryptors as [KeyProvider, ...KeyProvider[]];
+    let dataKey: Buffer;
+    let first: WrappedKey;
+    if (supportsDataKeyGeneration(primary)) {
+      const generated = await this.#call("wrap", primary, () => primary.generateDataKey(request));
+      checkDataKey(generated?.dataKey, primary);
+      dataKey = Buffer.from(generated.dataKey);
+      generated.dataKey.fill(0);
+      first = generated.entry;
+    } else {
+      dataKey = randomBytesPooled(DATA_KEY_LENGTH);
+      first = await this.#call("wrap", primary, () => primary.wrap(dataKey, request)).catch((e) => {
+        dataKey.fill(0);
+        throw e;
+      });
+    }
+    try {
+      const rest = await Promise.all(
+        others.map((p) => this.#call("wrap", p, () => p.wrap(dataKey, request))),
+      );
+      const entries = [first, ...rest];
+      for (const [i, entry] of entries.entries()) checkReturnedEntry(entry, this.encryptors[i]!);
+      return { dataKey, entries };
+    } catch (error) {
+      dataKey.fill(0);
+      throw error;
+    }
+  }
+
+  /** Caches a data key this process just generated, so reading back what it sealed costs no unwrap. */
+  prime(materials: EncryptionMaterials, request: KeyRequest): void {
+    if (!this.#cache) return;
+    for (const [i, entry] of materials.entries.entries()) {
+      const provider = this.encryptors[i]!;
+      if (!cachesUnwrap(provider)) continue;
+      this.#cache.prime(unwrapCacheKey(provider, entry, request), materials.dataKey);
+    }
+  }
+
+  /** Wraps `dataKey` under `target` (a rewrap done here); the entry is checked. */
+  async wrap(target: KeyProvider, dataKey: Buffer, request: KeyRequest): Promise<WrappedKey> {
+    const entry = await this.#call("wrap", target, () => target.wrap(dataKey, request));
+    checkReturnedEntry(entry, target);
+    return entry;
+  }
+
+  /** `target`'s native rewrap of `source` (no data key here); the entry is checked. */
+  async nativeRewrap(
+    target: KeyProvider & NativeRewrap,
+    source: WrappedKey,
+    request: KeyRequest,
+  ): Promise<WrappedKey> {
+    const entry = await this.#call("wrap", target, () => target.rewrap(source, request), {
+      native: true,
+    });
+    checkReturnedEntry(entry, target);
+    return entry;
+  }
+
+  /** Finds a configured provider for some entry, gets its data key, checks commitment, opens. */
+  async open(
+    parts: EnvelopeParts,
+    request: KeyRequest,
+    aad: Uint8Array,
+    report: (used: OpenedBy) => void,
+  ): Promise<Buffer> {
+    const warm = this.#cache
+      ? openWarm(this.#cache, () => this.#candidates(parts), parts, request, aad, report)
+      : undefined;
+    if (warm) return warm;
+    const found = await this.verifiedDataKey(parts, request);
+    found.dataKey.fill(0);
+    report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });
+    return openAndZero(found.encryptionKey, parts.body, aad);
+  }
+
+  /**
+   * The data key of an envelope from the first entry a configured provider can unwrap
+   * (through the unwrap cache unless the provider opts out), commitment-checked, with the
+   * message key derived on the way. The caller zeroes `dataKey` and `encryptionKey`.
+   */
+  async verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<VerifiedDataKey> {
+    const failures: TriedEntry[] = [];
+    for (const [entry, provider] of this.#candidates(parts)) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        return { ...found, provider, entry };
+      } catch (error) {
+        failures.push({ provider, entry, error: asEnvelopeError(error) });
+      }
+    }
+    throw failures.length > 0 ? pickFailure(failures) : noMatchingKey(parts, this.decryptors);
+  }
+
+  /**
+   * Whether `entry` opens to this envelope's data key (unwrap + key commitment), tried
+   * with `preferred` and then the configured keys that handle it. False when it opens to
+   * another key or no provider can unwrap it; with `strict`, the unwrap failure is thrown
+   * instead (a native rewrap whose result cannot be checked must not be written).
+   */
+  async opensToCommitment(
+    entry: WrappedKey,
+    preferred: readonly KeyProvider[],
+    parts: EnvelopeParts,
+    request: KeyRequest,
+    strict = false,
+  ): Promise<boolean> {
+    let failure: EnvelopeError | undefined;
+    for (const provider of handlersOf(entry, [...preferred, ...this.decryptors])) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        found.dataKey.fill(0);
+        found.encryptionKey.fill(0);
+        return true;
+      } catch (error) {
+        const typed = asEnvelopeError(error);
+        if (typed.code === "ENVELOPE_COMMITMENT_MISMATCH") return false;
+        failure ??= typed;
+      }
+    }
+    if (strict && failure) throw failure;
+    return false;
+  }
+
+  /**
+   * The proof of a native rewrap's entry that also yields its keys: unwrapped with the
+   * target (then the configured keys that handle it) and checked against the key
+   * commitment. Throws `nativeRewrapError` when it opens to another data key, and the
+   * unwrap failure when no provider can open it (an unchecked entry must not be written).
+   * The caller zeroes `dataKey` and `encryptionKey`.
+   */
+  async provenNativeEntry(
+    entry: WrappedKey,
+    target: KeyProvider,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; entry: WrappedKey }> {
+    let failure: EnvelopeError | undefined;
+    for (const provider of handlersOf(entry, [target, ...this.decryptors])) {
+      try {
+        const found = await this.#entryKey(provider, entry, parts, request);
+        return { dataKey: found.dataKey, encryptionKey: found.encryptionKey, entry };
+      } catch (error) {
+        const typed = asEnvelopeError(error);
+        if (typed.code === "ENVELOPE_COMMITMENT_MISMATCH") throw nativeRewrapError(target, entry);
+        failure ??= typed;
+      }
+    }
+    throw failure ?? nativeRewrapError(target, entry);
+  }
+
+  /**
+   * Unwraps one entry with one provider (through the unwrap cache unless the provider opts
+   * out) and checks the result against the envelope's key commitment; throws
+   * `ENVELOPE_COMMITMENT_MISMATCH` when it opens to another data key. The caller zeroes
+   * `dataKey` and `encryptionKey`.
+   */
+  async #entryKey(
+    provider: KeyProvider,
+    entry: WrappedKey,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
+    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
+    let dataKey: Buffer;
+    let cacheHit = false;
+    if (cache) {
+      const key = unwrapCacheKey(provider, entry, request);
+      const cached = cache.peek(key);
+      if (cached) {
+        dataKey = Buffer.from(cached);
+        cacheHit = true;
+      } else {
+        const loaded = await cache.load(key, () => this.#unwrap(provider, entry, request));
+        dataKey = loaded.dataKey;
+        cacheHit = loaded.joined;
+      }
+    } else {
+      dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
+    }
+    const keys = deriveMessageKeys(dataKey, parts.messageId);
+    if (commitmentMatches(keys.commitment, parts.commitment)) {
+      return { dataKey, encryptionKey: keys.encryptionKey, cacheHit };
+    }
+    keys.encryptionKey.fill(0);
+    dataKey.fill(0);
+    throw commitmentError(provider, entry);
+  }
+
+  async #unwrap(
+    provider: KeyProvider,
+    entry: WrappedKey,
+    request: KeyRequest,
+  ): Promise<Uint8Array> {
+    // Unwrap failures are typed by the callers (asEnvelopeError), not here.
+    const dataKey = await this.#audit.timed(
+      "unwrap",
+      provider,
+      () => provider.unwrap(entry, request),
+      { cacheHit: false },
+      entry.keyRef,
+    );
+    // Whoever can write the stored value can make an entry unwrap to the wrong length:
+    // report it as a bad entry, not as a provider bug.
+    if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
+      if (dataKey instanceof Uint8Array) dataKey.fill(0);
+      throw new ProviderError(
+        "ENVELOPE_UNWRAP_FAILED",
+        `Key provider "${provider.id}" unwrapped a data key that is not 32 bytes: the wrapped-key entry is corrupted or was tampered with.`,
+        { details: { provider: provider.id, keyRef: printable(entry.keyRef) } },
+      );
+    }
+    return dataKey;
+  }
+
+  #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
+    return candidates(parts, this.decryptors, this.#maxEntriesTried);
+  }
+
+  /** A wrap-side provider call, audited; an untyped failure must not escape untyped. */
+  async #call<T>(
+    operation: AuditEvent["operation"],
+    provider: KeyProvider,
+    call: () => Promise<T>,
+    extra: Partial<AuditEvent> = {},
+  ): Promise<T> {
+    try {
+      return await this.#audit.timed(operation, provider, call, extra);
+    } catch (error) {
+      throw wrapFailure(error, provider);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import { createDecipheriv } from "node:crypto";
+import { asText, notLegacy, wrongKey } from "../errors.js";
+import { type KeyInput, keyBytes } from "../keys/key-input.js";
+import { tag } from "../tag.js";
+import type { LegacyDecoder } from "../types.js";
+
+const FORMAT = "aes-256-cbc";
+const HEX_FORM = /^[0-9a-fA-F]{32}:(?:[0-9a-fA-F]{32})+$/;
+const B64_FORM = /^[A-Za-z0-9+/]{22}(?:==)?:[A-Za-z0-9+/]+={0,2}$/;
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The shape test: `<iv>:<ciphertext>` in hex (32 hex iv) or base64 (16-byte iv). */
+export function looksLikeCbc(value: string | Buffer): boolean {
+  const text = asText(value).trim();
+  return HEX_FORM.test(text) || B64_FORM.test(text);
+}
+
+export interface CbcOptions {
+  /**
+   * Reject decrypted values that are not valid UTF-8 (default true). CBC has no integrity
+   * check: a wrong key passes the padding check about 1 time in 256, and this catches
+   * nearly all of those instead of migrating garbage.
+   */
+  requireUtf8?: boolean;
+}
+
+/**
+ * `<iv>:<ciphertext>` (hex or base64), AES-256-CBC with PKCS#7 padding under a static
+ * 32-byte key: the classic `iv.toString("hex") + ":" + encrypted.toString("hex")`.
+ *
+ * @example
+ * const from = cbcDecoder(loadLegacyKey({ file: "/run/secrets/legacy_key" }));
+ */
+export function cbcDecoder(key: KeyInput, options: CbcOptions = {}): LegacyDecoder {
+  const k = keyBytes(key, 32, FORMAT);
+  const requireUtf8 = options.requireUtf8 ?? true;
+  return tag({
+    format: FORMAT,
+    matches: looksLikeCbc,
+    decode: (value: string | Buffer) => decodeCbc(k, value, requireUtf8),
+  });
+}
+
+function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): Buffer {
+  const parts = asText(value).trim().split(":");
+  if (parts.length !== 2) throw notLegacy(FORMAT, "expected <iv>:<ciphertext>");
+  const [ivText, ctText] = parts as [string, string];
+  const isHex = /^[0-9a-fA-F]{32}$/.test(ivText) && /^(?:[0-9a-fA-F]{32})+$/.test(ctText);
+  const iv = Buffer.from(ivText, isHex ? "hex" : "base64");
+  const ciphertext = Buffer.from(ctText, isHex ? "hex" : "base64");
+  if (iv.length !== 16 || ciphertext.length === 0 || ciphertext.length % 16 !== 0) {
+    throw notLegacy(
+      FORMAT,
+      "iv must be 16 bytes and the ciphertext a multiple of 16 bytes (hex or base64)",
+    );
+  }
+  let plain: Buffer;
+  try {
+    const decipher = createDecipheriv("aes-256-cbc", key, iv);
+    plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch (cause) {
+    throw wrongKey(FORMAT, cause);
+  }
+  if (requireUtf8) {
+    try {
+      strictUtf8.decode(plain);
+    } catch (cause) {
+      plain.fill(0);
+      throw wrongKey(FORMAT, cause);
+    }
+  }
+  return plain;
+}
