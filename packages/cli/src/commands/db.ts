@@ -10,13 +10,14 @@ import {
 } from "@envelope/batch-rewrap";
 import { ConfigError, EnvelopeError, type KeyProvider } from "@envelope/core";
 import type { Command } from "commander";
-import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/context.js";
-import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { DEFAULT_ROW_TEMPLATE, templateContext } from "../config/encryption-context.js";
+import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 import { progressBar } from "../progress.js";
-import { rewrapFile } from "./files.js";
 import { registerMigrateCommand } from "./migrate.js";
+import { rewrapFile } from "./rewrap-file.js";
 
 export const collect = (value: string, previous: string[] = []) => [
   ...previous,

@@ -1,7 +1,7 @@
 import { ConfigError } from "@envelope/core";
 import type { Command } from "commander";
-import type { CliContext, GlobalFlags } from "../context.js";
-import { loadKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys } from "../config/load-keys.js";
 import { output } from "../io.js";
 import { openDb } from "./db.js";
 

@@ -2,8 +2,8 @@ import { existsSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { ConfigError } from "@envelope/core";
 import type { Command } from "commander";
+import type { CliContext, GlobalFlags } from "../command-context.js";
 import { writeJsonConfig } from "../config/write.js";
-import type { CliContext, GlobalFlags } from "../context.js";
 import { output } from "../io.js";
 import { newLocalKey } from "./local-key.js";
 

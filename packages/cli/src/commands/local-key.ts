@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { ConfigError } from "@envelope/core";
 import { generateKeyPair, type ModulusLength } from "@envelope/local-rsa";
-import type { CliContext } from "../context.js";
+import type { CliContext } from "../command-context.js";
 
 /** Generates a local RSA key pair for `keygen` and `rotate`; returns its paths, key ref and URI. */
 export async function newLocalKey(

@@ -2,7 +2,8 @@ import { migrateTable } from "@envelope/batch-rewrap";
 import type { PgQueryable } from "@envelope/legacy";
 import type { Command } from "commander";
 import pg from "pg";
-import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { progressBar } from "../progress.js";
 import {
   addDbOptions,

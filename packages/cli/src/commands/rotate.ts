@@ -1,9 +1,9 @@
 import { dirname, resolve } from "node:path";
 import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import type { Command } from "commander";
+import type { CliContext, GlobalFlags } from "../command-context.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
-import type { CliContext, GlobalFlags } from "../context.js";
 import { output } from "../io.js";
 import { newLocalKey } from "./local-key.js";
 
