@@ -6,10 +6,11 @@ import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
+import { addDbOptions } from "../db/job-flags.js";
+import { openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 import { handledBy } from "../rotation/handled-by.js";
-import { addDbOptions, openDb } from "./db.js";
 
 interface RetireFlags {
   db?: string;

@@ -4,6 +4,8 @@ import { ConfigError, type KeyProvider, type KeySpec, redactUri, resolveKey } fr
 import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
 import { type LoadedConfig, loadConfig, specList } from "../config/load.js";
+import { addDbOptions } from "../db/job-flags.js";
+import { openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output } from "../io.js";
 import { handledBy } from "../rotation/handled-by.js";
@@ -15,7 +17,6 @@ import {
   type StatusReport,
   statusExitCode,
 } from "../rotation/status-report.js";
-import { addDbOptions, openDb } from "./db.js";
 
 interface StatusFlags {
   warnDays?: string;
