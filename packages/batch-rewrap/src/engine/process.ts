@@ -1,7 +1,7 @@
 import { EnvelopeError } from "@envelope/core";
 import type { Row } from "../adapters/types.js";
 import type { Limiter } from "./limiter.js";
-import { buildContext } from "./prepare.js";
+import { buildContext } from "./row-context.js";
 import type { Runtime } from "./runtime.js";
 import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
