@@ -1,7 +1,7 @@
 /**
  * @envelope/cli — the `envelope` command as a library: run it in-process with `main`.
  */
-export { DEFAULT_ROW_TEMPLATE, parsePairs, templateContext } from "./config/context.js";
+export { DEFAULT_ROW_TEMPLATE, parsePairs, templateContext } from "./config/encryption-context.js";
 export {
   CONFIG_FILES,
   type ConfigFlags,

@@ -1,15 +1,21 @@
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import { Command, CommanderError } from "commander";
+import type { CliContext } from "./command-context.js";
 import { registerCheckCommand } from "./commands/check.js";
-import { registerDbCommands } from "./commands/db.js";
+import { registerDecryptCommand } from "./commands/decrypt.js";
 import { registerDemoCommand } from "./commands/demo.js";
-import { registerFileCommands } from "./commands/files.js";
-import { registerKeyCommands } from "./commands/keys.js";
+import { registerEncryptCommand } from "./commands/encrypt.js";
+import { registerInspectCommand } from "./commands/inspect.js";
+import { registerKeygenCommand } from "./commands/keygen.js";
 import { registerKeystoreCommands } from "./commands/keystore.js";
+import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerRetireCommand } from "./commands/retire.js";
-import type { CliContext } from "./context.js";
+import { registerRewrapCommand } from "./commands/rewrap.js";
+import { registerRotateCommand } from "./commands/rotate.js";
+import { registerStatusCommand } from "./commands/status.js";
 import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
 import { type CliIo, jsonText, processIo, shown } from "./io.js";
+import { CLI_VERSION } from "./version.js";
 
 const collect = (value: string, previous: string[] = []) => [
   ...previous,
@@ -22,7 +28,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
     .description(
       "Envelope encryption from the command line: keys, files, rotation and batch rewrap of database columns.",
     )
-    .version("0.1.0")
+    .version(CLI_VERSION)
     .option("--config <path>", "config file (default: ./envelope.config.json, .mjs, .js or .ts)")
     .option(
       "--key <uri>",
@@ -44,11 +50,16 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       "after",
       `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 7 stranded values (status --check) · 8 key still in use (retire) · 130 interrupted (rerun, or add --resume, to continue)`,
     );
-  registerKeyCommands(program, ctx, setExit);
+  registerKeygenCommand(program, ctx);
+  registerRotateCommand(program, ctx);
+  registerStatusCommand(program, ctx, setExit);
   registerRetireCommand(program, ctx, setExit);
   registerCheckCommand(program, ctx, setExit);
-  registerFileCommands(program, ctx);
-  registerDbCommands(program, ctx, setExit);
+  registerEncryptCommand(program, ctx);
+  registerDecryptCommand(program, ctx);
+  registerInspectCommand(program, ctx);
+  registerRewrapCommand(program, ctx, setExit);
+  registerMigrateCommand(program, ctx, setExit);
   registerDemoCommand(program, ctx);
   registerKeystoreCommands(program, ctx, setExit);
   program.exitOverride();

@@ -7,8 +7,8 @@ import { connect } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { createEnvelope, Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { printReport } from "../src/commands/db.js";
-import type { CliContext } from "../src/context.js";
+import type { CliContext } from "../src/command-context.js";
+import { printReport } from "../src/report/job-report.js";
 import { type BuiltBin, buildBin, cli, tempDir } from "./support.js";
 
 // A key reference a database writer chose: a newline, "clear screen", an 8-bit CSI, a bidi

@@ -1,8 +1,8 @@
 import { PassThrough, Readable } from "node:stream";
 import type { JobReport } from "@envelope/batch-rewrap";
 import { describe, expect, it } from "vitest";
-import { printReport } from "../src/commands/db.js";
 import { EXIT_CODES } from "../src/exit-codes.js";
+import { printReport } from "../src/report/job-report.js";
 
 const counters = {
   scanned: 1000,

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { loadDriver } from "./driver.js";
 import { mysqlAdapter } from "./mysql.js";
 import { type PGliteLike, pgliteAdapter } from "./pglite.js";
 import { postgresAdapter } from "./postgres.js";
@@ -23,18 +24,11 @@ export async function connect(url: string): Promise<SqlAdapter> {
       return mysqlAdapter(url.replace(/^mariadb:/, "mysql:"));
     case "pglite": {
       const path = url.slice("pglite://".length);
-      let PGlite: new (dataDir?: string) => PGliteLike;
-      try {
-        ({ PGlite } = (await import("@electric-sql/pglite")) as unknown as {
-          PGlite: typeof PGlite;
-        });
-      } catch (cause) {
-        throw new ConfigError(
-          "ENVELOPE_PROVIDER_NOT_INSTALLED",
-          "pglite:// needs @electric-sql/pglite. Install it: npm install @electric-sql/pglite",
-          { cause },
-        );
-      }
+      const { PGlite } = (await loadDriver(
+        "@electric-sql/pglite",
+        "A pglite:// database",
+        () => import("@electric-sql/pglite"),
+      )) as unknown as { PGlite: new (dataDir?: string) => PGliteLike };
       const db = path === "memory" || path === "" ? new PGlite() : new PGlite(path);
       return pgliteAdapter(db, { owned: true });
     }

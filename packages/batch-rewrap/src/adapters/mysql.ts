@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, PoolOptions, ResultSetHeader } from "mysql2/promise";
+import { loadDriver } from "./driver.js";
 import type { QueryResult, Row, SqlAdapter, SqlExecutor, SqlSession } from "./types.js";
 
 /** The part of a `mysql2/promise` Pool the adapter uses. */
@@ -18,7 +19,11 @@ export async function mysqlAdapter(
   let owned = false;
   let p: MysqlPoolLike;
   if (typeof pool === "string" || !("getConnection" in pool)) {
-    const mysql = await import("mysql2/promise");
+    const mysql = await loadDriver(
+      "mysql2",
+      "A mysql:// or mariadb:// database",
+      () => import("mysql2/promise"),
+    );
     const create = (mysql.default?.createPool ?? mysql.createPool) as typeof mysql.createPool;
     const base = { supportBigNumbers: true, bigNumberStrings: true, connectionLimit: 8 };
     p = typeof pool === "string" ? create({ uri: pool, ...base }) : create({ ...base, ...pool });

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient, PoolConfig } from "pg";
+import { loadDriver } from "./driver.js";
 import {
   numberedPlaceholders,
   type QueryResult,
@@ -21,7 +22,7 @@ export async function postgresAdapter(pool: PgPoolLike | string | PoolConfig): P
   let owned = false;
   let p: PgPoolLike;
   if (typeof pool === "string" || !("connect" in pool)) {
-    const pg = await import("pg");
+    const pg = await loadDriver("pg", "A postgres:// database", () => import("pg"));
     const Pool = (pg.default?.Pool ??
       (pg as unknown as { Pool: typeof import("pg").Pool }).Pool) as typeof import("pg").Pool;
     p = new Pool(typeof pool === "string" ? { connectionString: pool, max: 8 } : pool);

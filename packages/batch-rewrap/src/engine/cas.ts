@@ -1,6 +1,10 @@
 import type { SqlExecutor } from "../adapters/types.js";
-import type { Runtime } from "./prepare.js";
 import type { RowOutcome } from "./process.js";
+import type { Runtime } from "./runtime.js";
+
+/** What the compare-and-swap writes need: the dialect and the table. */
+type CasScope = Pick<Runtime, "db" | "table">;
+
 import type { ColumnPlan } from "./values.js";
 
 type Update = RowOutcome["updates"][number];
@@ -27,7 +31,7 @@ export const CAS_MAX_BYTES = 2 * 1024 * 1024;
  * application wrote meanwhile. Returns those: the caller locks and redoes them.
  */
 export async function casUpdateMany(
-  rt: Runtime,
+  rt: CasScope,
   tx: SqlExecutor,
   outcomes: readonly RowOutcome[],
 ): Promise<Set<RowOutcome>> {
@@ -44,7 +48,7 @@ export async function casUpdateMany(
 
 /** Single-row compare-and-swap (the conflict path, under a row lock). True if it applied. */
 export async function casUpdateOne(
-  rt: Runtime,
+  rt: CasScope,
   tx: SqlExecutor,
   outcome: RowOutcome,
 ): Promise<boolean> {
@@ -86,9 +90,9 @@ function byteLength(v: unknown): number {
 }
 
 /** One statement for rows that all update the same columns; returns the rows it changed. */
-async function updateChunk(rt: Runtime, tx: SqlExecutor, chunk: RowOutcome[]): Promise<number> {
+async function updateChunk(rt: CasScope, tx: SqlExecutor, chunk: RowOutcome[]): Promise<number> {
   const columns = chunk[0]!.updates.map((u) => u.column);
-  const pkOf = (o: RowOutcome) => o.row[rt.pk];
+  const pkOf = (o: RowOutcome) => o.row[rt.table.pk];
   const params: unknown[] = [];
   // One `CASE pk WHEN ? THEN ? … END` per column: its new values for SET, its old ones for WHERE.
   const byPk = (i: number, pick: (u: Update) => unknown) => {
@@ -96,7 +100,7 @@ async function updateChunk(rt: Runtime, tx: SqlExecutor, chunk: RowOutcome[]): P
       params.push(pkOf(o), pick(o.updates[i]!));
       return `WHEN ? THEN ${valueParam(rt, columns[i]!)}`;
     });
-    return `CASE ${rt.pkq} ${arms.join(" ")} END`;
+    return `CASE ${rt.table.pkq} ${arms.join(" ")} END`;
   };
   const sets = columns.map((c, i) => `${c.q} = ${byPk(i, (u) => u.next)}`);
   const inList = chunk.map((o) => {
@@ -104,7 +108,7 @@ async function updateChunk(rt: Runtime, tx: SqlExecutor, chunk: RowOutcome[]): P
     return "?";
   });
   const checks = columns.map((c, i) => `${compared(rt, c)} = ${byPk(i, (u) => u.old)}`);
-  const sql = `UPDATE ${rt.tq} SET ${sets.join(", ")} WHERE ${rt.pkq} IN (${inList.join(", ")}) AND ${checks.join(" AND ")}`;
+  const sql = `UPDATE ${rt.table.q} SET ${sets.join(", ")} WHERE ${rt.table.pkq} IN (${inList.join(", ")}) AND ${checks.join(" AND ")}`;
   return (await tx.query(sql, params)).affected;
 }
 
@@ -112,29 +116,29 @@ async function updateChunk(rt: Runtime, tx: SqlExecutor, chunk: RowOutcome[]): P
  * PostgreSQL infers a parameter's type from its use; a CASE result has none, so the value
  * is cast to the column's kind (bytea, or text which every text type accepts).
  */
-function valueParam(rt: Runtime, column: ColumnPlan): string {
+function valueParam(rt: CasScope, column: ColumnPlan): string {
   if (rt.db.dialect !== "postgres") return "?";
   return column.info.kind === "binary" ? "CAST(? AS bytea)" : "CAST(? AS text)";
 }
 
 /** MySQL compares text case- and accent-insensitively by default: compare bytes instead. */
-function compared(rt: Runtime, column: ColumnPlan): string {
+function compared(rt: CasScope, column: ColumnPlan): string {
   return rt.db.dialect === "mysql" && column.info.kind === "text" ? `BINARY ${column.q}` : column.q;
 }
 
 /** The rows of `chunk` that do not hold the new values now (read in the writing transaction). */
 async function notWritten(
-  rt: Runtime,
+  rt: CasScope,
   tx: SqlExecutor,
   chunk: RowOutcome[],
 ): Promise<RowOutcome[]> {
   const columns = chunk[0]!.updates.map((u) => u.column);
-  const list = [rt.pkq, ...columns.map((c) => c.q)].join(", ");
+  const list = [rt.table.pkq, ...columns.map((c) => c.q)].join(", ");
   const { rows } = await tx.query(
-    `SELECT ${list} FROM ${rt.tq} WHERE ${rt.pkq} IN (${chunk.map(() => "?").join(", ")})`,
-    chunk.map((o) => o.row[rt.pk]),
+    `SELECT ${list} FROM ${rt.table.q} WHERE ${rt.table.pkq} IN (${chunk.map(() => "?").join(", ")})`,
+    chunk.map((o) => o.row[rt.table.pk]),
   );
-  const now = new Map(rows.map((r) => [String(r[rt.pk]), r]));
+  const now = new Map(rows.map((r) => [String(r[rt.table.pk]), r]));
   return chunk.filter((o) => {
     const row = now.get(o.pkText);
     return !row || !o.updates.every((u) => sameValue(row[u.column.name], u.next));

@@ -29,18 +29,3 @@ export const zeroCounters = (): Counters => ({
 export function addCounters(into: Counters, more: Partial<Counters>): void {
   for (const k of Object.keys(into) as (keyof Counters)[]) into[k] += more[k] ?? 0;
 }
-
-/** Counters from a `SELECT SUM(scanned) AS scanned, …, SUM(kms_calls) AS kms_calls` row of the checkpoints table. */
-export function countersFromSums(row: Record<string, unknown> | undefined): Counters {
-  const n = (v: unknown) => Number(v ?? 0);
-  const s = row ?? {};
-  return {
-    scanned: n(s.scanned),
-    rewrapped: n(s.rewrapped),
-    skipped: n(s.skipped),
-    nulls: n(s.nulls),
-    conflicts: n(s.conflicts),
-    failed: n(s.failed),
-    kmsCalls: n(s.kms_calls),
-  };
-}

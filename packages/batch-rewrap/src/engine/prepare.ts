@@ -1,44 +1,15 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
-import { ConfigError, Envelope, EnvelopeError, type KeyProvider } from "@envelope/core";
-import type { Row, SqlAdapter } from "../adapters/types.js";
+import { ConfigError, Envelope, type KeyProvider } from "@envelope/core";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
 import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
-import type {
-  ContextBuilder,
-  MigrateTableOptions,
-  RewrapTableOptions,
-  TableJobOptions,
-} from "./options.js";
-import { runtimeRows } from "./scan.js";
+import type { MigrateTableOptions, RewrapTableOptions, TableJobOptions } from "./options.js";
+import type { Runtime } from "./runtime.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
-import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
-
-/** Everything a worker needs, resolved and checked once before a job starts. */
-export interface Runtime {
-  db: SqlAdapter;
-  options: TableJobOptions;
-  table: string;
-  tq: string;
-  pk: string;
-  pkq: string;
-  integerKey: boolean;
-  columns: ColumnPlan[];
-  /** Quoted SELECT list: primary key, encrypted columns, context columns. */
-  selectList: string;
-  context: ContextBuilder;
-  transform: ValueTransform;
-  limiter: Limiter;
-  spec: JobSpec;
-  jobId: string;
-  workerBase: string;
-  batchSize: number;
-  concurrency: number;
-  retries: number;
-}
+import type { ColumnPlan } from "./values.js";
 
 const label = (p: KeyProvider) => `${p.id}:${p.keyRef}`;
 const list = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...x] : [x as T]);
@@ -176,22 +147,24 @@ async function prepare(
   return {
     db,
     options,
-    table,
-    tq: quote(db, table),
-    pk,
-    pkq: quote(db, pk),
-    integerKey: pkInfo.kind === "integer",
-    columns,
-    selectList: selected.map((c) => quote(db, c)).join(", "),
+    table: {
+      name: table,
+      q: quote(db, table),
+      pk,
+      pkq: quote(db, pk),
+      integerKey: pkInfo.kind === "integer",
+      columns,
+      selectList: selected.map((c) => quote(db, c)).join(", "),
+    },
+    job: { id: jobId, spec, workerBase: options.workerId ?? `${hostname()}:${process.pid}` },
+    limits: {
+      limiter,
+      batchSize: positive(options.batchSize, 500, "batchSize"),
+      concurrency: positive(options.concurrency, 8, "concurrency"),
+      retries: options.retries ?? 5,
+    },
     context: options.context ?? ((row, column) => ({ table, column, id: String(row[pk]) })),
     transform,
-    limiter,
-    spec,
-    jobId,
-    workerBase: options.workerId ?? `${hostname()}:${process.pid}`,
-    batchSize: positive(options.batchSize, 500, "batchSize"),
-    concurrency: positive(options.concurrency, 8, "concurrency"),
-    retries: options.retries ?? 5,
   };
 }
 
@@ -199,147 +172,4 @@ async function prepare(
 export function defaultJobId(spec: JobSpec): string {
   const hash = createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 12);
   return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
-}
-
-/** Rows the preflight reads at most while looking for values to sample (reads only, no KMS call). */
-export const PREFLIGHT_SCAN_ROWS = 100_000;
-
-/**
- * The preflight: before anything is written, read a sample of each column and prove the
- * job can do it: values are envelopes (rewrap) or decodable legacy values (migrate), the
- * context builder yields the context they were sealed with, the configured keys unwrap
- * them, and the targets can open what the job would write. Throws the first problem,
- * naming the column and row.
- *
- * Only values the job will actually rewrite are sampled (up to `sampleSize` per column,
- * among the first {@link PREFLIGHT_SCAN_ROWS} rows in key order): values already on the
- * target cost no KMS call, so a run with nothing to do makes none.
- */
-export async function preflight(rt: Runtime): Promise<{ checked: number }> {
-  const sampleSize = rt.options.sampleSize ?? 16;
-  let checked = 0;
-  if (sampleSize < 1) return { checked };
-  const sampled = new Map(rt.columns.map((c) => [c.name, 0]));
-  let read = 0;
-  // migrate, mixed columns: a value in no configured format is a per-row failure, unless
-  // nothing at all is recognized (then --from is wrong and the job is refused).
-  let done = 0;
-  let unrecognized: { error: unknown; where: string } | undefined;
-  for await (const rows of runtimeRows(rt)) {
-    for (const row of rows) {
-      read++;
-      for (const column of rt.columns) {
-        if (sampled.get(column.name)! >= sampleSize) continue;
-        const raw = row[column.name];
-        if (raw === null || raw === undefined) continue;
-        const where = `${rt.table}.${column.name} (${rt.pk} = ${String(row[rt.pk]).slice(0, 40)})`;
-        let value: string | Buffer;
-        try {
-          value = toValue(raw, column);
-          if (rt.transform.classify(value) !== "work") {
-            done++;
-            continue;
-          }
-        } catch (error) {
-          if (isUnrecognized(error)) {
-            unrecognized ??= { error, where };
-            continue;
-          }
-          // A value that is not usable refuses the job when it is among the first rows;
-          // further on, the run records it as a failure and leaves it unchanged.
-          if (read <= sampleSize * 4) throw explain(error, where, rt);
-          continue;
-        }
-        try {
-          sampled.set(column.name, sampled.get(column.name)! + 1);
-          checked += await checkOne(rt, row, column, value);
-        } catch (error) {
-          throw explain(error, where, rt);
-        }
-      }
-    }
-    if (read >= PREFLIGHT_SCAN_ROWS || [...sampled.values()].every((n) => n >= sampleSize)) break;
-  }
-  if (unrecognized && checked === 0 && done === 0)
-    throw explain(unrecognized.error, unrecognized.where, rt);
-  return { checked };
-}
-
-/** The full proof on one value: decrypt, and the target can open what would be written. */
-async function checkOne(
-  rt: Runtime,
-  row: Row,
-  column: ColumnPlan,
-  value: string | Buffer,
-): Promise<number> {
-  const next = await rt.transform.check(
-    value,
-    buildContext(rt, row, column.name),
-    column.form,
-    row,
-  );
-  const max = column.info.maxLength;
-  if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_CONFIG",
-      `Column "${column.name}" holds at most ${max} ${column.info.kind === "binary" ? "bytes" : "characters"} (${column.info.dataType}), but its new values need about ${storedLength(toStored(next, column))}. Widen it first (e.g. ALTER TABLE ${rt.table} ALTER/MODIFY ${column.name} to TEXT, bytea or BLOB).`,
-      { details: { column: column.name } },
-    );
-  }
-  return 1;
-}
-
-export function buildContext(rt: Runtime, row: Row, column: string) {
-  const context = rt.context(row, column);
-  if (typeof context !== "object" || context === null) {
-    throw new ConfigError(
-      "ENVELOPE_BAD_INPUT",
-      "The context builder must return an object of strings.",
-      { details: { column } },
-    );
-  }
-  return context;
-}
-
-const isUnrecognized = (error: unknown) =>
-  EnvelopeError.isInstance(error) && error.code === "ENVELOPE_LEGACY_UNRECOGNIZED";
-
-function explain(error: unknown, where: string, rt: Runtime): EnvelopeError {
-  if (!EnvelopeError.isInstance(error)) {
-    return new ConfigError(
-      "ENVELOPE_BAD_INPUT",
-      `Preflight failed at ${where}: ${String((error as Error)?.message ?? error).slice(0, 200)}. Nothing was written.`,
-      {
-        cause: error,
-      },
-    );
-  }
-  const hints: Partial<Record<string, string>> = {
-    ENVELOPE_BAD_FORMAT:
-      rt.transform.kind === "rewrap"
-        ? "The column does not hold Envelope values there. Use migrate for legacy or plaintext values, or check --column."
-        : "The value is not in the legacy format given; check --from.",
-    ENVELOPE_LEGACY_UNRECOGNIZED:
-      "No value read so far is in the legacy format(s) given; check --from.",
-    ENVELOPE_UNSUPPORTED_VERSION:
-      "The column does not hold Envelope values there. Use migrate for legacy values.",
-    ENVELOPE_DECRYPT_FAILED:
-      rt.transform.kind === "rewrap"
-        ? "The context builder does not produce the context this value was sealed with (check the context template / contextColumns), or the value was altered."
-        : "The legacy key does not decrypt this value (wrong key or wrong format).",
-    ENVELOPE_CONTEXT_MISMATCH:
-      "The context builder does not produce the context stored in this value.",
-    // The error's own message already says which keys and how to add one: no second advice.
-  };
-  const Same = error.constructor as typeof EnvelopeError;
-  return new Same(
-    error.code,
-    `Preflight failed at ${where}: ${error.message} ${hints[error.code] ?? ""} Nothing was written.`
-      .replace(/\s+/g, " ")
-      .trim(),
-    {
-      cause: error,
-      details: { ...error.details, where },
-    },
-  );
 }

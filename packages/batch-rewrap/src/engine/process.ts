@@ -1,7 +1,8 @@
 import { EnvelopeError } from "@envelope/core";
 import type { Row } from "../adapters/types.js";
 import type { Limiter } from "./limiter.js";
-import { buildContext, type Runtime } from "./prepare.js";
+import { buildContext } from "./row-context.js";
+import type { Runtime } from "./runtime.js";
 import { type ColumnPlan, storedLength, toStored, toValue } from "./values.js";
 
 /** A value the job could not do: recorded in the failures table, never written. */
@@ -36,13 +37,13 @@ export async function processRow(
 ): Promise<RowOutcome> {
   const outcome: RowOutcome = {
     row,
-    pkText: String(row[rt.pk]),
+    pkText: String(row[rt.table.pk]),
     updates: [],
     failures: [],
     skipped: 0,
     nulls: 0,
   };
-  for (const column of rt.columns) {
+  for (const column of rt.table.columns) {
     if (only && !only.has(column.name)) continue;
     const raw = row[column.name];
     if (raw === null || raw === undefined) {
@@ -57,7 +58,7 @@ export async function processRow(
       }
       const context = buildContext(rt, row, column.name);
       const next = toStored(
-        await withKmsRetry(rt.limiter, rt.retries, () =>
+        await withKmsRetry(rt.limits.limiter, rt.limits.retries, () =>
           rt.transform.apply(value, context, column.form, row),
         ),
         column,

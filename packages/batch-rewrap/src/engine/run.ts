@@ -1,18 +1,17 @@
 import { ConfigError } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
-import {
-  createOrLoadJob,
-  planRangeCount,
-  planRanges,
-  type RangeSizing,
-  RETRY_RANGE_ID,
-} from "../state/jobs.js";
+import { sumCheckpoints } from "../state/checkpoints.js";
+import { failureCounts, sampleFailures } from "../state/failures.js";
+import { countPendingRanges } from "../state/job-status.js";
+import { createOrLoadJob, planRangeCount, planRanges, type RangeSizing } from "../state/jobs.js";
 import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
-import { addCounters, type Counters, countersFromSums, zeroCounters } from "./counters.js";
+import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
-import { preflight, prepareMigrate, prepareRewrap, type Runtime } from "./prepare.js";
+import { preflight } from "./preflight.js";
+import { prepareMigrate, prepareRewrap } from "./prepare.js";
+import type { Runtime } from "./runtime.js";
 import { type ScanResult, scanTable } from "./scan.js";
 import { Demand } from "./split.js";
 import { type RunState, work } from "./worker.js";
@@ -108,28 +107,28 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   const rangeSize =
     rt.options.rangeSize === undefined ? undefined : rangeSizeOption(rt.options.rangeSize);
   // The limiter may be shared with other jobs (`rateLimit: Limiter`): count from here.
-  const callsAtStart = rt.limiter.calls;
-  const throttledAtStart = rt.limiter.throttled;
+  const callsAtStart = rt.limits.limiter.calls;
+  const throttledAtStart = rt.limits.limiter.throttled;
   const { checked } = await preflight(rt);
-  const preflightCalls = rt.limiter.calls - callsAtStart;
-  const estimatedRows = await estimateRows(rt.db, rt.table);
+  const preflightCalls = rt.limits.limiter.calls - callsAtStart;
+  const estimatedRows = await estimateRows(rt.db, rt.table.name);
   const base = {
-    jobId: rt.jobId,
-    kind: rt.spec.kind,
+    jobId: rt.job.id,
+    kind: rt.job.spec.kind,
     apply: Boolean(rt.options.apply),
-    table: rt.table,
-    columns: rt.spec.columns,
-    targets: rt.spec.targets,
+    table: rt.table.name,
+    columns: rt.job.spec.columns,
+    targets: rt.job.spec.targets,
     preflightChecked: checked,
   };
-  const throttledCount = () => rt.limiter.throttled - throttledAtStart;
+  const throttledCount = () => rt.limits.limiter.throttled - throttledAtStart;
   const perValue = (rewrapped: number) =>
-    rewrapped > 0 ? (rt.limiter.calls - callsAtStart - preflightCalls) / rewrapped : 0;
+    rewrapped > 0 ? (rt.limits.limiter.calls - callsAtStart - preflightCalls) / rewrapped : 0;
   const progress = (
     c: Pick<Counters, "scanned" | "rewrapped" | "skipped" | "failed" | "conflicts">,
   ) =>
     rt.options.onProgress?.({
-      jobId: rt.jobId,
+      jobId: rt.job.id,
       ...c,
       estimatedRows,
       elapsedMs: performance.now() - started,
@@ -144,7 +143,7 @@ async function runJob(rt: Runtime): Promise<JobReport> {
       { ...base, kmsThrottled: throttledCount(), kmsCallsPerValue: 0 },
       scan,
       started,
-      rt.limiter.calls - callsAtStart,
+      rt.limits.limiter.calls - callsAtStart,
     );
   }
 
@@ -155,11 +154,14 @@ async function runJob(rt: Runtime): Promise<JobReport> {
   const sizing: RangeSizing =
     rangeSize !== undefined
       ? { rangeSize }
-      : { ranges: planRangeCount(estimatedRows, workers, rt.batchSize), rows: estimatedRows };
-  const { created } = await createOrLoadJob(rt.db, t, rt.jobId, rt.spec, () =>
-    planRanges(rt.db, rt.table, rt.pk, rt.integerKey, sizing),
+      : {
+          ranges: planRangeCount(estimatedRows, workers, rt.limits.batchSize),
+          rows: estimatedRows,
+        };
+  const { created } = await createOrLoadJob(rt.db, t, rt.job.id, rt.job.spec, () =>
+    planRanges(rt.db, rt.table.name, rt.table.pk, rt.table.integerKey, sizing),
   );
-  const reopened = !created && (await reopenIfFinished(rt.db, t, rt.jobId));
+  const reopened = !created && (await reopenIfFinished(rt.db, t, rt.job.id));
   const run = zeroCounters();
   const state: RunState = {
     run,
@@ -169,10 +171,12 @@ async function runJob(rt: Runtime): Promise<JobReport> {
     demand: new Demand(),
   };
   const results = await Promise.all(
-    Array.from({ length: workers }, (_, i) => work(rt, t, state, `${rt.workerBase}:${i}`)),
+    Array.from({ length: workers }, (_, i) =>
+      work({ rt, t, state, workerId: `${rt.job.workerBase}:${i}` }),
+    ),
   );
   // Includes the preflight's calls: everything this run asked of the KMS.
-  run.kmsCalls = rt.limiter.calls - callsAtStart;
+  run.kmsCalls = rt.limits.limiter.calls - callsAtStart;
   return applyReport(
     rt,
     t,
@@ -199,35 +203,13 @@ async function applyReport(
   stopped: boolean,
   started: number,
 ): Promise<JobReport> {
-  const sums = await rt.db.query(
-    `SELECT SUM(scanned) AS scanned, SUM(rewrapped) AS rewrapped, SUM(skipped) AS skipped, SUM(nulls) AS nulls, SUM(conflicts) AS conflicts, SUM(failed) AS failed, SUM(kms_calls) AS kms_calls FROM ${t.checkpoints} WHERE job_id = ?`,
-    [rt.jobId],
-  );
-  const s = sums.rows[0] ?? {};
-  const total = countersFromSums(s);
-  const byCode = await rt.db.query(
-    `SELECT code, COUNT(*) AS n FROM ${t.failures} WHERE job_id = ? GROUP BY code`,
-    [rt.jobId],
-  );
-  const failures = Object.fromEntries(byCode.rows.map((r) => [String(r.code), Number(r.n)]));
-  // Rows: the ranges' rows only (a retry step re-reads rows already counted there).
+  const total = await sumCheckpoints(rt.db, t, rt.job.id);
+  const failures = await failureCounts(rt.db, t, rt.job.id);
   // Failed: the values failing now (the failures table), not every failed attempt.
-  const rangeRows = await rt.db.query(
-    `SELECT SUM(scanned) AS n FROM ${t.checkpoints} WHERE job_id = ? AND range_id <> ?`,
-    [rt.jobId, RETRY_RANGE_ID],
-  );
-  total.scanned = Number(rangeRows.rows[0]?.n ?? 0);
   total.failed = Object.values(failures).reduce((a, b) => a + b, 0);
-  const samples = await rt.db.query(
-    `SELECT pk, column_name, code, message FROM ${t.failures} WHERE job_id = ? ORDER BY pk LIMIT 20`,
-    [rt.jobId],
-  );
-  const pending = await rt.db.query(
-    `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
-    [rt.jobId],
-  );
+  const samples = await sampleFailures(rt.db, t, rt.job.id);
+  const pendingRanges = await countPendingRanges(rt.db, t, rt.job.id);
   const durationMs = performance.now() - started;
-  const pendingRanges = Number(pending.rows[0]?.n ?? 0);
   return {
     ...base,
     complete: pendingRanges === 0 && Object.keys(failures).length === 0,
@@ -236,12 +218,7 @@ async function applyReport(
     run,
     total,
     failures,
-    sampleFailures: samples.rows.map((r) => ({
-      pk: String(r.pk),
-      column: String(r.column_name),
-      code: String(r.code),
-      message: String(r.message),
-    })),
+    sampleFailures: samples,
     durationMs,
     rowsPerSecond: run.scanned / Math.max(durationMs / 1000, 0.001),
   };

@@ -2,7 +2,7 @@ import { decodeEnvelope, EnvelopeError, fromText } from "@envelope/core";
 import type { Row, SqlAdapter } from "../adapters/types.js";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
-import type { Runtime } from "./prepare.js";
+import type { Runtime, TablePlan } from "./runtime.js";
 import type { ValueTransform } from "./transform.js";
 import { type ColumnPlan, toValue } from "./values.js";
 
@@ -25,13 +25,11 @@ export interface ScanResult {
 /** Walks a table by keyset pagination (`WHERE pk > last ORDER BY pk LIMIT n`), never OFFSET. */
 export async function* keysetRows(
   db: SqlAdapter,
-  tq: string,
-  pkq: string,
-  pkName: string,
-  selectList: string,
+  table: Pick<TablePlan, "q" | "pk" | "pkq" | "selectList">,
   batchSize: number,
   signal?: AbortSignal,
 ): AsyncGenerator<Row[]> {
+  const { q: tq, pkq, selectList } = table;
   let last: unknown;
   for (;;) {
     if (signal?.aborted) return;
@@ -41,13 +39,13 @@ export async function* keysetRows(
     );
     if (rows.length === 0) return;
     yield rows;
-    last = rows.at(-1)![pkName];
+    last = rows.at(-1)![table.pk];
   }
 }
 
 /** The job's table in key order, a batch at a time (the dry run and the preflight read it so). */
 export function runtimeRows(rt: Runtime): AsyncGenerator<Row[]> {
-  return keysetRows(rt.db, rt.tq, rt.pkq, rt.pk, rt.selectList, rt.batchSize, rt.options.signal);
+  return keysetRows(rt.db, rt.table, rt.limits.batchSize, rt.options.signal);
 }
 
 /** The dry run: classify every value with no KMS call and no write. */
@@ -57,7 +55,7 @@ export async function scanTable(
 ): Promise<ScanResult> {
   const result = emptyScan();
   for await (const rows of runtimeRows(rt)) {
-    for (const row of rows) classifyRow(row, rt.pk, rt.columns, rt.transform, result);
+    for (const row of rows) classifyRow(row, rt.table.pk, rt.table.columns, rt.transform, result);
     onBatch?.(result);
   }
   return result;
@@ -148,15 +146,8 @@ export async function countKeyRefs(options: CountKeyRefsOptions): Promise<ScanRe
     .map((c) => quote(db, c))
     .join(", ");
   const result = emptyScan();
-  for await (const rows of keysetRows(
-    db,
-    quote(db, table),
-    quote(db, pk),
-    pk,
-    selectList,
-    options.batchSize ?? 1000,
-    options.signal,
-  )) {
+  const plan = { q: quote(db, table), pk, pkq: quote(db, pk), selectList };
+  for await (const rows of keysetRows(db, plan, options.batchSize ?? 1000, options.signal)) {
     for (const row of rows) classifyRow(row, pk, columns, undefined, result);
   }
   return result;

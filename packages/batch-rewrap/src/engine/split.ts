@@ -1,5 +1,5 @@
 import type { KeyRange } from "../state/jobs.js";
-import type { Runtime } from "./prepare.js";
+import type { Runtime } from "./runtime.js";
 
 /**
  * Who is working and who waits, among the workers of one run (one process). A worker
@@ -39,32 +39,32 @@ export const SPLIT_COUNT_CAP = 200_000;
  * already read), or undefined when less than two batches are left: not worth a split.
  */
 export async function splitPoint(
-  rt: Runtime,
+  rt: Pick<Runtime, "db" | "table" | "limits">,
   range: KeyRange,
   after: string | null,
 ): Promise<string | undefined> {
   const where: string[] = [];
   const params: unknown[] = [];
   if (after !== null) {
-    where.push(`${rt.pkq} > ?`);
+    where.push(`${rt.table.pkq} > ?`);
     params.push(after);
   } else if (range.lo !== null) {
-    where.push(`${rt.pkq} >= ?`);
+    where.push(`${rt.table.pkq} >= ?`);
     params.push(range.lo);
   }
   if (range.hi !== null) {
-    where.push(`${rt.pkq} < ?`);
+    where.push(`${rt.table.pkq} < ?`);
     params.push(range.hi);
   }
-  const rest = `FROM ${rt.tq} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}`;
+  const rest = `FROM ${rt.table.q} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}`;
   const counted = await rt.db.query(
-    `SELECT COUNT(*) AS n FROM (SELECT ${rt.pkq} ${rest} ORDER BY ${rt.pkq} LIMIT ?) AS left_keys`,
+    `SELECT COUNT(*) AS n FROM (SELECT ${rt.table.pkq} ${rest} ORDER BY ${rt.table.pkq} LIMIT ?) AS left_keys`,
     [...params, SPLIT_COUNT_CAP],
   );
   const n = Number(counted.rows[0]?.n ?? 0);
-  if (n < 2 * rt.batchSize) return undefined;
+  if (n < 2 * rt.limits.batchSize) return undefined;
   const mid = await rt.db.query(
-    `SELECT ${rt.pkq} AS k ${rest} ORDER BY ${rt.pkq} LIMIT 1 OFFSET ?`,
+    `SELECT ${rt.table.pkq} AS k ${rest} ORDER BY ${rt.table.pkq} LIMIT 1 OFFSET ?`,
     [...params, Math.floor(n / 2)],
   );
   const k = mid.rows[0]?.k;

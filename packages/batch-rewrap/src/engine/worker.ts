@@ -1,14 +1,15 @@
 import { isRetryableTxError, type Row } from "../adapters/types.js";
+import { readCheckpoint } from "../state/checkpoints.js";
 import { type Claim, memoryClaimer, sessionClaimer } from "../state/claims.js";
 import type { KeyRange } from "../state/jobs.js";
-import type { StateTables } from "../state/tables.js";
 import { commitBatch, LostClaim } from "./commit.js";
-import type { Runtime } from "./prepare.js";
 import { processRow, type RowOutcome } from "./process.js";
 import { retryFailures } from "./retry.js";
-import { account, type RunState } from "./run-state.js";
+import { account } from "./run-state.js";
+import type { Runtime } from "./runtime.js";
 import { Slots } from "./slots.js";
 import { type Demand, splitPoint } from "./split.js";
+import type { WorkerScope } from "./worker-scope.js";
 
 export type { RunState } from "./run-state.js";
 
@@ -19,16 +20,12 @@ export type { RunState } from "./run-state.js";
  * while other workers of this run still work, it waits for one of them to split its range
  * (see {@link Demand}). Returns whether it stopped early because the signal aborted.
  */
-export async function work(
-  rt: Runtime,
-  t: StateTables,
-  state: RunState,
-  workerId: string,
-): Promise<{ stopped: boolean }> {
-  const slots = new Slots(rt.concurrency);
+export async function work(scope: WorkerScope): Promise<{ stopped: boolean }> {
+  const { rt, t, state } = scope;
+  const slots = new Slots(rt.limits.concurrency);
   const claimer = rt.db.sessions
-    ? await sessionClaimer(rt.db, t, rt.jobId)
-    : memoryClaimer(rt.db, t, rt.jobId);
+    ? await sessionClaimer(rt.db, t, rt.job.id)
+    : memoryClaimer(rt.db, t, rt.job.id);
   try {
     for (;;) {
       if (rt.options.signal?.aborted) return { stopped: true };
@@ -41,7 +38,7 @@ export async function work(
       let result: "done" | "stopped" | "lost";
       state.demand.busy++;
       try {
-        result = await workRange(rt, t, state, workerId, claim, slots);
+        result = await workRange(scope, claim, slots);
         await claim.release(result === "done");
       } catch (error) {
         await claim.release(false).catch(() => {});
@@ -56,24 +53,14 @@ export async function work(
     await claimer.close();
   }
   if (rt.options.signal?.aborted) return { stopped: true };
-  await retryFailures(rt, t, state, workerId);
+  await retryFailures(scope);
   return { stopped: Boolean(rt.options.signal?.aborted) };
 }
 
-async function workRange(
-  rt: Runtime,
-  t: StateTables,
-  state: RunState,
-  workerId: string,
-  claim: Claim,
-  slots: Slots,
-) {
+async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
+  const { rt, t, state } = scope;
   const { range } = claim;
-  const { rows: cp } = await rt.db.query(
-    `SELECT last_pk FROM ${t.checkpoints} WHERE job_id = ? AND range_id = ?`,
-    [rt.jobId, range.rangeId],
-  );
-  let last = cp[0]?.last_pk === null || cp[0]?.last_pk === undefined ? null : String(cp[0].last_pk);
+  let last = await readCheckpoint(rt.db, t, rt.job.id, range.rangeId);
   // Pipelined: the next batch is read as soon as this one is, and its values queue for the
   // worker's KMS slots behind this batch's, so the KMS is busy while a batch is read, while
   // its last values finish and while it commits (never more than `concurrency` in flight).
@@ -100,12 +87,17 @@ async function workRange(
       ahead = undefined;
       if (current.rows.length === 0) return "done" as const;
       try {
-        const before = rt.limiter.calls;
-        const next = String(current.rows.at(-1)![rt.pk]);
+        const before = rt.limits.limiter.calls;
+        const next = String(current.rows.at(-1)![rt.table.pk]);
         if (!rt.options.signal?.aborted) ahead = await start(next);
         const outcomes = await current.outcomes;
         const { counters, failed } = await rt.db.transaction((tx) =>
-          commitBatch(rt, t, tx, range.rangeId, last, outcomes, workerId, before),
+          commitBatch(scope, tx, {
+            rangeId: range.rangeId,
+            expectedLast: last,
+            outcomes,
+            callsBefore: before,
+          }),
         );
         account(state, counters, failed);
         last = next;
@@ -139,7 +131,7 @@ async function offerSplit(
 ): Promise<boolean> {
   const tail = lastRead.rows.at(-1);
   if (!tail) return true; // the range is finished: nothing to give
-  const at = await splitPoint(rt, claim.range, String(tail[rt.pk]));
+  const at = await splitPoint(rt, claim.range, String(tail[rt.table.pk]));
   if (at === undefined) return true;
   const kept = await claim.split(at);
   demand.notify();
@@ -150,16 +142,16 @@ async function fetchBatch(rt: Runtime, range: KeyRange, last: string | null): Pr
   const where: string[] = [];
   const params: unknown[] = [];
   if (last !== null) {
-    where.push(`${rt.pkq} > ?`);
+    where.push(`${rt.table.pkq} > ?`);
     params.push(last);
   } else if (range.lo !== null) {
-    where.push(`${rt.pkq} >= ?`);
+    where.push(`${rt.table.pkq} >= ?`);
     params.push(range.lo);
   }
   if (range.hi !== null) {
-    where.push(`${rt.pkq} < ?`);
+    where.push(`${rt.table.pkq} < ?`);
     params.push(range.hi);
   }
-  const sql = `SELECT ${rt.selectList} FROM ${rt.tq} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${rt.pkq} LIMIT ?`;
-  return (await rt.db.query(sql, [...params, rt.batchSize])).rows;
+  const sql = `SELECT ${rt.table.selectList} FROM ${rt.table.q} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${rt.table.pkq} LIMIT ?`;
+  return (await rt.db.query(sql, [...params, rt.limits.batchSize])).rows;
 }

@@ -1,8 +1,9 @@
 import type { KeyProvider } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
-import { type Counters, countersFromSums } from "../engine/counters.js";
+import type { Counters } from "../engine/counters.js";
 import type { ColumnSpec } from "../engine/options.js";
 import { defaultJobId } from "../engine/prepare.js";
+import { countersFromSums } from "./checkpoints.js";
 import { type JobSpec, RETRY_RANGE_ID } from "./jobs.js";
 import { stateTables } from "./tables.js";
 

@@ -1,4 +1,5 @@
 import type { SqlAdapter, SqlExecutor } from "../adapters/types.js";
+import { countPendingRanges } from "./job-status.js";
 import type { StateTables } from "./tables.js";
 
 /**
@@ -21,11 +22,7 @@ export async function reopenIfFinished(
   return db.transaction(async (tx: SqlExecutor) => {
     const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
     if (job.rows.length === 0) return false;
-    const pending = await tx.query(
-      `SELECT COUNT(*) AS n FROM ${t.ranges} WHERE job_id = ? AND status = 'pending'`,
-      [jobId],
-    );
-    if (Number(pending.rows[0]?.n ?? 0) > 0) return false;
+    if ((await countPendingRanges(tx, t, jobId)) > 0) return false;
     const now = new Date().toISOString();
     await tx.query(
       `UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`,

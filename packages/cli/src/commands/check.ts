@@ -1,6 +1,7 @@
 import type { ProviderReadiness, ReadinessReport } from "@envelope/core";
 import type { Command } from "commander";
-import { type CliContext, type GlobalFlags, loadKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys } from "../config/load-keys.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 

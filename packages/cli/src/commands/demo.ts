@@ -1,9 +1,9 @@
 import { ConfigError } from "@envelope/core";
 import type { Command } from "commander";
-import type { CliContext, GlobalFlags } from "../context.js";
-import { loadKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys } from "../config/load-keys.js";
+import { openDb } from "../db/open-db.js";
 import { output } from "../io.js";
-import { openDb } from "./db.js";
 
 /** `seed-demo`: a table of encrypted sample rows to practise rotation on. */
 export function registerDemoCommand(program: Command, ctx: CliContext): void {

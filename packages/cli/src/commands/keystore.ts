@@ -8,7 +8,8 @@ import {
   verifyKeyStore,
 } from "@envelope/hierarchical";
 import type { Command } from "commander";
-import { type CliContext, type GlobalFlags, loadKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys } from "../config/load-keys.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output } from "../io.js";
 

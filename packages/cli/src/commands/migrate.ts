@@ -2,17 +2,13 @@ import { migrateTable } from "@envelope/batch-rewrap";
 import type { PgQueryable } from "@envelope/legacy";
 import type { Command } from "commander";
 import pg from "pg";
-import { type CliContext, type GlobalFlags, loadKeys, targetKeys } from "../context.js";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { loadKeys, targetKeys } from "../config/load-keys.js";
+import { addDbOptions, collect, type DbFlags, jobOptions } from "../db/job-flags.js";
+import { openDb } from "../db/open-db.js";
+import { checkResume } from "../db/resume.js";
 import { progressBar } from "../progress.js";
-import {
-  addDbOptions,
-  checkResume,
-  collect,
-  type DbFlags,
-  jobOptions,
-  openDb,
-  printReport,
-} from "./db.js";
+import { printReport } from "../report/job-report.js";
 import { buildLegacyDecoder, type LegacyFlags } from "./migrate-decoder.js";
 
 const EXAMPLES = `

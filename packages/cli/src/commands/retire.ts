@@ -3,13 +3,14 @@ import { resolve } from "node:path";
 import { countKeyRefs } from "@envelope/batch-rewrap";
 import { ConfigError, type KeyProvider, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import type { Command } from "commander";
+import type { CliContext, GlobalFlags } from "../command-context.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
-import type { CliContext, GlobalFlags } from "../context.js";
+import { addDbOptions } from "../db/job-flags.js";
+import { openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
-import { addDbOptions, openDb } from "./db.js";
-import { handledBy } from "./keys.js";
+import { handledBy } from "../rotation/handled-by.js";
 
 interface RetireFlags {
   db?: string;

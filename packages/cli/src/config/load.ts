@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError, configFromEnv, type EnvelopeConfig, type KeySpec } from "@envelope/core";
+import { importTs, loadTsx } from "./typescript-config.js";
 
 /** CLI-only settings kept under `rotation` in the config file (stripped before the library sees it). */
 export interface RotationSettings {
@@ -144,8 +145,12 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     }
   } else {
     const ts = /\.[cm]?ts$/.test(path);
+    // Outside the try: a missing tsx is its own error (what to install), not a broken config.
+    const tsImport = ts ? await loadTsx(path) : undefined;
     try {
-      value = exported(ts ? await importTs(path) : await import(pathToFileURL(path).href));
+      value = exported(
+        tsImport ? await importTs(path, tsImport) : await import(pathToFileURL(path).href),
+      );
     } catch (cause) {
       throw new ConfigError(
         "ENVELOPE_BAD_CONFIG",
@@ -176,17 +181,6 @@ function exported(mod: unknown): unknown {
   if (typeof inner === "object" && inner !== null && inner.__esModule)
     return inner.default ?? inner.config;
   return ns.default ?? ns.config;
-}
-
-/**
- * Loads a TypeScript config with tsx's programmatic API, so `envelope.config.ts` works under
- * plain `node` (Node 20 has no type stripping). Imported lazily: only .ts configs pay for it.
- * The import is scoped to this one file and its imports; nothing else is hooked.
- */
-async function importTs(path: string): Promise<unknown> {
-  const { tsImport } = await import("tsx/esm/api");
-  const url = pathToFileURL(path).href;
-  return tsImport(url, { parentURL: url });
 }
 
 function positive(value: unknown, fallback: number, field: string): number {

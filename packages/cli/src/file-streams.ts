@@ -6,6 +6,9 @@ import { type Readable, type Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./io.js";
 
+/** Largest single envelope (not a stream) read whole: 1 GiB of body plus room for its entries. */
+export const SINGLE_ENVELOPE_MAX = 1024 * 1024 * 1024 + 300 * 1024;
+
 /** The input: a file, or stdin for `-` / no argument. */
 export function inputStream(io: CliIo, file: string | undefined): Readable {
   return !file || file === "-" ? io.stdin : createReadStream(resolve(io.cwd, file));

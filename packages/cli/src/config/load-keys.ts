@@ -1,16 +1,6 @@
 import { createEnvelope, type Envelope, type KeyProvider, resolveKey } from "@envelope/core";
-import { type ConfigFlags, type LoadedConfig, loadConfig, specList } from "./config/load.js";
-import type { CliIo } from "./io.js";
-
-/** What every command gets: io, the global flags, and a stop signal (Ctrl-C). */
-export interface CliContext {
-  io: CliIo;
-  signal: AbortSignal;
-}
-
-export interface GlobalFlags extends ConfigFlags {
-  json?: boolean;
-}
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { type LoadedConfig, loadConfig, specList } from "./load.js";
 
 /** Config + Envelope client + resolved providers, built once per command. */
 export interface Keys {
@@ -20,6 +10,7 @@ export interface Keys {
   decrypt: KeyProvider[];
 }
 
+/** The config (file, env, flags) and the Envelope client and key providers it names. */
 export async function loadKeys(ctx: CliContext, flags: GlobalFlags): Promise<Keys> {
   const config = await loadConfig(flags, ctx.io.env, ctx.io.cwd);
   const envelope = await createEnvelope(config.library, ctx.io.env);

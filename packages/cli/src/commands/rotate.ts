@@ -1,0 +1,89 @@
+import { dirname, resolve } from "node:path";
+import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
+import type { Command } from "commander";
+import type { CliContext, GlobalFlags } from "../command-context.js";
+import { specList } from "../config/load.js";
+import { readJsonConfig, writeJsonConfig } from "../config/write.js";
+import { output } from "../io.js";
+import { newLocalKey } from "./local-key.js";
+
+/** `rotate`: a new encrypting key in the JSON config; the old one stays for decryption. */
+export function registerRotateCommand(program: Command, ctx: CliContext): void {
+  program
+    .command("rotate")
+    .description(
+      "Add a new key and make it the encrypting one in the config file; the old key stays for decryption. Then run `rewrap`.",
+    )
+    .option(
+      "--dir <dir>",
+      "folder for the new local key (default: rotation.keyDir from the config, or ./keys)",
+    )
+    .option("--name <name>", "file base name of the new key")
+    .option("--bits <n>", "modulus length", "3072")
+    .option(
+      "--passphrase-env <VAR>",
+      "encrypt the new private key with the passphrase in this env var",
+    )
+    .option(
+      "--to <uri>",
+      "switch to this existing key URI (e.g. a KMS key) instead of generating a local one",
+    )
+    .addHelpText(
+      "after",
+      "\nExample:\n  envelope rotate && envelope rewrap --db $DB --table users --column email --apply",
+    )
+    .action(
+      async (
+        opts: { dir?: string; name?: string; bits: string; passphraseEnv?: string; to?: string },
+        cmd: Command,
+      ) => {
+        const flags = cmd.optsWithGlobals<GlobalFlags>();
+        const path = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
+        if (!path.endsWith(".json"))
+          throw new ConfigError(
+            "ENVELOPE_BAD_CONFIG",
+            "rotate edits JSON config files only; edit your .js/.ts config by hand.",
+          );
+        const file = readJsonConfig(path);
+        const rotation = {
+          warnDays: 80,
+          dueDays: 90,
+          keyCreated: {},
+          ...((file.rotation as Record<string, unknown>) ?? {}),
+        } as { keyDir?: string; keyCreated: Record<string, string> };
+        let uri: string;
+        let created: Record<string, unknown> = {};
+        if (opts.to) {
+          await resolveKey(opts.to, "--to", ctx.io.env); // fail now, not at the next encrypt
+          uri = opts.to;
+        } else {
+          // A keyDir from the config is relative to the config file; --dir to the current directory.
+          const dir = opts.dir ?? resolve(dirname(path), rotation.keyDir ?? "./keys");
+          const key = await newLocalKey(ctx, { ...opts, dir });
+          uri = key.uri;
+          created = key;
+        }
+        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
+        const decrypt = [...previous, ...specList(file.decrypt as KeySpec[] | undefined)].filter(
+          (s, i, all) => s !== uri && all.indexOf(s) === i,
+        );
+        rotation.keyCreated = { ...rotation.keyCreated, [uri]: new Date().toISOString() };
+        writeJsonConfig(path, { ...file, encrypt: uri, decrypt, rotation });
+        output(
+          ctx.io,
+          Boolean(flags.json),
+          { config: path, encrypt: uri, decrypt, ...created },
+          () =>
+            [
+              `${path}: new values are now sealed under ${redactUri(uri)}`,
+              `old key(s) kept for decryption: ${decrypt.map((s) => (typeof s === "string" ? redactUri(s) : JSON.stringify(s))).join(", ") || "none"}`,
+              "Next: rewrap existing data, check, then retire the old key (refused while any value still needs it):",
+              "  envelope rewrap --db <url> --table <table> --column <column>          # dry run",
+              "  envelope rewrap --db <url> --table <table> --column <column> --apply",
+              "  envelope status --check --db <url> --table <table> --column <column>",
+              "  envelope retire <old key> --db <url> --table <table> --column <column>",
+            ].join("\n"),
+        );
+      },
+    );
+}
