@@ -4,7 +4,8 @@ import { defineConfig } from "vitest/config";
 const pkg = (name: string, entry = "index.ts") =>
   fileURLToPath(new URL(`./packages/${name}/src/${entry}`, import.meta.url));
 
-// Tests run against the TypeScript sources, so `pnpm test` needs no build first.
+// Tests run against the TypeScript sources. The few that run the built `envelope` command
+// get their dist/ from test/global-setup.ts, which builds first when dist/ is missing or stale.
 export default defineConfig({
   resolve: {
     alias: [
@@ -24,6 +25,7 @@ export default defineConfig({
     ],
   },
   test: {
+    globalSetup: ["test/global-setup.ts"],
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts", "examples/*/test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
