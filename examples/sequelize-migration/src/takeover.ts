@@ -69,6 +69,7 @@ export async function runTakeover(o: TakeoverOptions): Promise<TakeoverReport> {
     const next = await startApp(settings(env), () => {}); // the example counts; a real app logs
     const old = app;
     app = next; // requests from now on go to the new configuration
+    await traffic.drain(); // the request in flight may still be on the old one
     await old.close();
   };
 

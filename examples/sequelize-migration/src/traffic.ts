@@ -23,6 +23,7 @@ export class Traffic {
   readonly expected = new Map<string, Expected>();
   readonly #report: TrafficReport = { ops: 0, reads: 0, writes: 0, mismatches: 0, errors: {} };
   #running: Promise<void> | undefined;
+  #inFlight: Promise<void> | undefined;
   #stop = false;
   #serial = 0;
 
@@ -37,6 +38,14 @@ export class Traffic {
     this.#running = this.#loop();
   }
 
+  /**
+   * Resolves when the operation in flight now has finished: after a switch, the old app's
+   * connections may be closed only then (a real app drains its requests the same way).
+   */
+  async drain(): Promise<void> {
+    await this.#inFlight?.catch(() => {});
+  }
+
   async stop(): Promise<TrafficReport> {
     this.#stop = true;
     await this.#running;
@@ -46,7 +55,8 @@ export class Traffic {
   async #loop(): Promise<void> {
     while (!this.#stop) {
       try {
-        await this.#one();
+        this.#inFlight = this.#one();
+        await this.#inFlight;
       } catch (error) {
         const code = (error as { code?: string }).code ?? (error as Error).name ?? "Error";
         this.#report.errors[code] = (this.#report.errors[code] ?? 0) + 1;
