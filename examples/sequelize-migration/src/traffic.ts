@@ -60,7 +60,6 @@ export class Traffic {
       } catch (error) {
         const code = (error as { code?: string }).code ?? (error as Error).name ?? "Error";
         this.#report.errors[code] = (this.#report.errors[code] ?? 0) + 1;
-        if (process.env.TAKEOVER_DEBUG) console.error("traffic error", error);
       }
       this.#report.ops++;
       await new Promise((r) => setTimeout(r, 2));
