@@ -1,8 +1,8 @@
 /**
  * Generates the envelope format v1 test vectors in this folder.
  *
- *   pnpm exec tsx test/vectors/generate.ts           # refuses if vectors exist
- *   pnpm exec tsx test/vectors/generate.ts --force   # replaces them (a format change!)
+ *   pnpm exec tsx packages/core/test/vectors/v1/generate.ts           # refuses if vectors exist
+ *   pnpm exec tsx packages/core/test/vectors/v1/generate.ts --force   # replaces them (a format change!)
  *
  * Positive vectors are built with the real @envelope/core API (Envelope, localAesProvider)
  * plus an independent `local-rsa` reference provider (./local-rsa-reference.ts). Negative
@@ -462,7 +462,7 @@ async function main(): Promise<void> {
   const existing = readdirSync(DIR).filter((f) => VECTOR_FILE.test(f));
   if (existing.length > 0 && !force) {
     console.error(
-      `test/vectors already holds ${existing.length} vector files. Vectors are checked in and never regenerated silently: a changed vector is a format change. Pass --force to replace them.`,
+      `packages/core/test/vectors/v1 already holds ${existing.length} vector files. Vectors are checked in and never regenerated silently: a changed vector is a format change. Pass --force to replace them.`,
     );
     process.exit(1);
   }
@@ -1083,7 +1083,7 @@ async function main(): Promise<void> {
     ["version-2", 0, 2, "ENVELOPE_UNSUPPORTED_VERSION"],
     ["version-255", 0, 255, "ENVELOPE_UNSUPPORTED_VERSION"],
     // Suite 2 is signed mode since FORMAT.md §14; the checked-in neg-058 was made with 2
-    // (vectors.test.ts pins its new outcome). A regeneration uses the next unknown suite.
+    // (the v1 family pins its new outcome). A regeneration uses the next unknown suite.
     ["suite-3", 1, 3, "ENVELOPE_UNSUPPORTED_SUITE"],
     ["suite-0", 1, 0, "ENVELOPE_UNSUPPORTED_SUITE"],
   ] as const) {

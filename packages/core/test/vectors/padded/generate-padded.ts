@@ -3,8 +3,8 @@
  * `padded-pos-*.json` and `padded-neg-*.json`, beside the other vectors (which it never
  * touches).
  *
- *   pnpm exec tsx test/vectors/generate-padded.ts           # refuses: vectors exist
- *   pnpm exec tsx test/vectors/generate-padded.ts --force   # replaces the padded-* files
+ *   pnpm exec tsx packages/core/test/vectors/padded/generate-padded.ts           # refuses: vectors exist
+ *   pnpm exec tsx packages/core/test/vectors/padded/generate-padded.ts --force   # replaces the padded-* files
  *
  * Values the core cannot be made to write (padding of an odd length, malformed padding
  * under a valid tag, an empty padded plaintext) are sealed here from the spec alone
@@ -305,7 +305,7 @@ async function main(): Promise<void> {
   const existing = readdirSync(DIR).filter((f) => PADDED_FILE.test(f));
   if (existing.length > 0 && !force) {
     throw new Error(
-      `test/vectors already holds ${existing.length} padded vector files. Vectors are never regenerated silently; pass --force to replace them.`,
+      `packages/core/test/vectors/padded already holds ${existing.length} padded vector files. Vectors are never regenerated silently; pass --force to replace them.`,
     );
   }
   const utf8 = (s: string) => Buffer.from(s, "utf8");

@@ -1,8 +1,8 @@
 /**
- * Generates packages/cli/test/vectors/streaming-purpose.json: streaming vectors whose key
+ * Generates packages/core/test/vectors/stream/streaming-purpose.json: streaming vectors whose key
  * envelope carries the stream-key purpose flag (FORMAT.md flags bit 1), and the negative
  * vectors for that flag and for the stream header's error codes. Run once:
- *   pnpm exec tsx packages/cli/test/vectors/generate-streaming-purpose.ts
+ *   pnpm exec tsx packages/core/test/vectors/stream/generate-streaming-purpose.ts
  * Refuses to overwrite an existing file unless given --force: a changed vector is a
  * format change.
  *
@@ -18,7 +18,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { fileURLToPath } from "node:url";
-import { PURPOSE } from "../../../core/src/format/purpose.js";
+import { PURPOSE } from "../../../src/format/purpose.js";
 import {
   decodeEnvelope,
   decryptStream,
@@ -26,7 +26,7 @@ import {
   EnvelopeError,
   encryptStream,
   localAesProvider,
-} from "../../../core/src/index.js";
+} from "../../../src/index.js";
 
 const out = fileURLToPath(new URL("./streaming-purpose.json", import.meta.url));
 if (existsSync(out) && !process.argv.includes("--force")) {
@@ -257,7 +257,7 @@ const keyEnvelopeOfThreeChunks = base.subarray(15, headerLength);
 const doc = {
   description:
     "Envelope streaming format v1 vectors with the stream-key purpose flag (docs/STREAMING.md, docs/FORMAT.md flags bit 1). Key: local-aes test key below. Decrypt each positive stream with the context and compare with plaintext; each negative stream must fail with the given code (default options). `withAllowLegacy` gives the outcome with allowLegacyKeyEnvelope: true where it differs. `keyEnvelopeViaDecrypt` is the key envelope of three-chunks given to the single-value decrypt.",
-  generatedBy: "packages/cli/test/vectors/generate-streaming-purpose.ts",
+  generatedBy: "packages/core/test/vectors/stream/generate-streaming-purpose.ts",
   localAesKeyHex: KEY,
   chunkSize: CHUNK,
   context,

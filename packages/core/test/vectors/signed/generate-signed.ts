@@ -2,8 +2,8 @@
  * Generates the suite 0x02 (signed mode) vectors, `signed-pos-*.json` and
  * `signed-neg-*.json`, beside the suite 0x01 vectors (which it never touches).
  *
- *   pnpm exec tsx test/vectors/generate-signed.ts           # refuses: vectors exist
- *   pnpm exec tsx test/vectors/generate-signed.ts --force   # replaces the signed-* files
+ *   pnpm exec tsx packages/core/test/vectors/signed/generate-signed.ts           # refuses: vectors exist
+ *   pnpm exec tsx packages/core/test/vectors/signed/generate-signed.ts --force   # replaces the signed-* files
  *
  * Every positive vector is re-derived from docs/FORMAT.md alone (field walk, AES-KW
  * unwrap, HKDF, AAD, the signed bytes of §14.2, Ed25519 verify, AES-GCM open) and every
@@ -295,7 +295,7 @@ async function main(): Promise<void> {
   const existing = readdirSync(DIR).filter((f) => SIGNED_FILE.test(f));
   if (existing.length > 0 && !force) {
     throw new Error(
-      `test/vectors already holds ${existing.length} signed vector files. Vectors are never regenerated silently; pass --force to replace them.`,
+      `packages/core/test/vectors/signed already holds ${existing.length} signed vector files. Vectors are never regenerated silently; pass --force to replace them.`,
     );
   }
 

@@ -1,6 +1,6 @@
 /**
- * Generates packages/cli/test/vectors/streaming.json. Run once:
- *   node --import tsx packages/cli/test/vectors/generate-streaming.ts
+ * Generates packages/core/test/vectors/stream/streaming.json. Run once:
+ *   node --import tsx packages/core/test/vectors/stream/generate-streaming.ts
  * Refuses to overwrite an existing file unless given --force: a changed vector is a
  * format change and needs a version bump.
  */
@@ -102,7 +102,7 @@ const negative = [
 const doc = {
   description:
     "Envelope streaming format v1 vectors (docs/STREAMING.md). Key: local-aes test key below. Decrypt each positive stream with the context and compare with plaintext; each negative stream must fail with the given error code.",
-  generatedBy: "packages/cli/test/vectors/generate-streaming.ts",
+  generatedBy: "packages/core/test/vectors/stream/generate-streaming.ts",
   localAesKeyHex: KEY,
   chunkSize: CHUNK,
   context,
