@@ -176,7 +176,10 @@ describe("envelope CLI: keys and files", () => {
 
 describe("envelope decrypt: streams from before the stream-key flag", () => {
   const vectors = JSON.parse(
-    readFileSync(join(import.meta.dirname, "vectors", "streaming.json"), "utf8"),
+    readFileSync(
+      join(import.meta.dirname, "../../core/test/vectors/stream/streaming.json"),
+      "utf8",
+    ),
   ) as { localAesKeyHex: string; positive: { name: string; plaintext: string; stream: string }[] };
   const three = vectors.positive.find((p) => p.name === "three-chunks")!;
   const env = {

@@ -1,17 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { Readable, Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
 import {
-  DecryptionError,
   decodeEnvelope,
   decryptStream,
   Envelope,
   EnvelopeError,
   encryptStream,
-  FormatError,
   inspectStream,
   isStream,
   localAesProvider,
@@ -20,40 +16,6 @@ import {
 } from "@envelope/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-
-const vectors = JSON.parse(
-  readFileSync(fileURLToPath(new URL("./vectors/streaming.json", import.meta.url)), "utf8"),
-) as {
-  localAesKeyHex: string;
-  context: Record<string, string>;
-  chunkSize: number;
-  /** These streams predate the stream-key flag: their outcomes hold with the legacy opt-in. */
-  decryptOptions: { allowLegacyKeyEnvelope: boolean };
-  positive: { name: string; plaintext: string; stream: string }[];
-  negative: { name: string; code: string; stream: string }[];
-  wrongContext: { stream: string; context: Record<string, string>; code: string };
-};
-
-const purposeVectors = JSON.parse(
-  readFileSync(fileURLToPath(new URL("./vectors/streaming-purpose.json", import.meta.url)), "utf8"),
-) as {
-  localAesKeyHex: string;
-  context: Record<string, string>;
-  positive: { name: string; plaintext: string; stream: string }[];
-  negative: {
-    name: string;
-    code: string;
-    stream: string;
-    withAllowLegacy?: { plaintext: string } | { code: string };
-  }[];
-  keyEnvelopeViaDecrypt: { envelope: string; context: Record<string, string>; code: string };
-};
-const legacy = vectors.decryptOptions;
-
-const vectorEnvelope = new Envelope({
-  encrypt: localAesProvider({ keys: vectors.localAesKeyHex }),
-  cache: false,
-});
 
 async function run(transform: NodeJS.ReadWriteStream, input: Buffer | Buffer[]): Promise<Buffer> {
   return buffer(Readable.from(Array.isArray(input) ? input : [input]).pipe(transform));
@@ -73,94 +35,8 @@ function pieces(bytes: Buffer, seed: number): Buffer[] {
   return out;
 }
 
-describe("streaming vectors", () => {
-  it.each(vectors.positive)("decrypts $name", async ({ plaintext, stream }) => {
-    const out = await run(
-      decryptStream(vectorEnvelope, { context: vectors.context, ...legacy }),
-      pieces(Buffer.from(stream, "hex"), 7),
-    );
-    expect(out.toString("hex")).toBe(plaintext);
-  });
-
-  it.each(vectors.negative)("rejects $name with $code", async ({ code, stream }) => {
-    const error = await run(
-      decryptStream(vectorEnvelope, { context: vectors.context, ...legacy }),
-      Buffer.from(stream, "hex"),
-    ).catch((e) => e);
-    expect(EnvelopeError.isInstance(error)).toBe(true);
-    expect(error.code).toBe(code);
-    expect(
-      error instanceof FormatError ||
-        error instanceof DecryptionError ||
-        error.name === "ProviderError",
-    ).toBe(true);
-  });
-
-  it("rejects the wrong context", async () => {
-    const stream = vectors.positive.find((p) => p.name === vectors.wrongContext.stream)!.stream;
-    await expect(
-      run(
-        decryptStream(vectorEnvelope, { context: vectors.wrongContext.context, ...legacy }),
-        Buffer.from(stream, "hex"),
-      ),
-    ).rejects.toMatchObject({ code: vectors.wrongContext.code });
-  });
-
-  it("needs the legacy opt-in: by default every legacy stream with a readable header is refused", async () => {
-    expect(legacy).toEqual({ allowLegacyKeyEnvelope: true });
-    const headerLevel = new Set(["header-truncated", "bad-magic", "unknown-version"]);
-    for (const v of [...vectors.positive, ...vectors.negative]) {
-      const error = await run(
-        decryptStream(vectorEnvelope, { context: vectors.context }),
-        Buffer.from(v.stream, "hex"),
-      ).catch((e) => e);
-      const want = headerLevel.has(v.name)
-        ? (v as { code: string }).code
-        : "ENVELOPE_WRONG_PURPOSE";
-      expect(error?.code, v.name).toBe(want);
-    }
-  });
-});
-
-describe("streaming vectors with the stream-key purpose flag", () => {
-  const purposeEnvelope = new Envelope({
-    encrypt: localAesProvider({ keys: purposeVectors.localAesKeyHex }),
-    cache: false,
-  });
-  const open = (stream: string, options: { allowLegacyKeyEnvelope?: boolean } = {}) =>
-    run(
-      decryptStream(purposeEnvelope, { context: purposeVectors.context, ...options }),
-      pieces(Buffer.from(stream, "hex"), 11),
-    );
-
-  it.each(purposeVectors.positive)("decrypts $name", async ({ plaintext, stream }) => {
-    expect((await open(stream)).toString("hex")).toBe(plaintext);
-  });
-
-  it.each(purposeVectors.negative)("rejects $name with $code", async ({ code, stream }) => {
-    const error = await open(stream).catch((e) => e);
-    expect(EnvelopeError.isInstance(error)).toBe(true);
-    expect(error.code).toBe(code);
-  });
-
-  it.each(purposeVectors.negative)(
-    "$name with allowLegacyKeyEnvelope",
-    async ({ code, stream, withAllowLegacy }) => {
-      const got = await open(stream, { allowLegacyKeyEnvelope: true }).then(
-        (b) => ({ plaintext: b.toString("hex") }),
-        (e) => ({ code: e.code }),
-      );
-      expect(got).toEqual(withAllowLegacy ?? { code });
-    },
-  );
-
-  it("the key envelope given to decrypt is refused", async () => {
-    const { envelope, context, code } = purposeVectors.keyEnvelopeViaDecrypt;
-    await expect(
-      purposeEnvelope.decrypt(Buffer.from(envelope, "hex"), { context }),
-    ).rejects.toMatchObject({ code });
-  });
-});
+// The streaming vectors (docs/STREAMING.md) run in the one vector runner:
+// packages/core/test/vectors.test.ts (family packages/core/test/vectors/stream/).
 
 describe("encryptStream / decryptStream", () => {
   const a = localAesProvider({ keys: randomBytes(32) });

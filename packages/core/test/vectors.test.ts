@@ -1,0 +1,64 @@
+import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  defineFamily,
+  type Family,
+  loadFamily,
+  parseDecryptVector,
+  VECTORS_DIR,
+} from "./vectors/harness.js";
+import { padded } from "./vectors/padded/family.js";
+import { signed } from "./vectors/signed/family.js";
+import { stream } from "./vectors/stream/family.js";
+import { v1 } from "./vectors/v1/family.js";
+
+/**
+ * The one runner for every vector family in ./vectors/ (see vectors/README.md). A family
+ * is a folder (vector files, their generator, and a family.ts saying how to run them) plus
+ * one line here.
+ */
+const FAMILIES: readonly Family<never>[] = [v1, padded, signed, stream] as Family<never>[];
+
+for (const family of FAMILIES as readonly Family<unknown>[]) {
+  describe(`${family.folder}: ${family.title}`, () => {
+    family.tests(loadFamily(family));
+  });
+}
+
+describe("the vector runner", () => {
+  it("runs every folder in vectors/, each once", () => {
+    const folders = readdirSync(VECTORS_DIR)
+      .filter((name) => statSync(join(VECTORS_DIR, name)).isDirectory())
+      .sort();
+    expect(FAMILIES.map((f) => f.folder).sort()).toEqual(folders);
+  });
+
+  const probe = defineFamily({
+    folder: "probe",
+    title: "probe",
+    files: /^pos-.*\.json$/,
+    parse: parseDecryptVector,
+    tests() {},
+  });
+  const root = () => {
+    const dir = mkdtempSync(join(tmpdir(), "envelope-vectors-"));
+    mkdirSync(join(dir, "probe"));
+    return dir;
+  };
+
+  it("fails on a family folder with no vector file", () => {
+    const dir = root();
+    writeFileSync(join(dir, "probe", "generate.ts"), "");
+    expect(() => loadFamily(probe, dir)).toThrow(/no file matching/);
+  });
+
+  it("fails on a vector file that is not JSON, or not a vector", () => {
+    const dir = root();
+    writeFileSync(join(dir, "probe", "pos-01-a.json"), "{ not json");
+    expect(() => loadFamily(probe, dir)).toThrow(/pos-01-a\.json is not valid JSON/);
+    writeFileSync(join(dir, "probe", "pos-01-a.json"), JSON.stringify({ id: "pos-02-b" }));
+    expect(() => loadFamily(probe, dir)).toThrow(/does not match the file name/);
+  });
+});
