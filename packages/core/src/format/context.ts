@@ -151,10 +151,15 @@ function encodeUtf8(context: EncryptionContext, keys: string[]): Buffer {
   return out;
 }
 
-/** Parses a stored canonical context, rejecting anything that is not canonical. */
+/**
+ * Parses a stored canonical context, rejecting anything that is not canonical
+ * (docs/FORMAT.md §4.1: pairs ≤ 1024, keys 1 … 1024 bytes, values ≤ 8192 bytes, keys
+ * strictly ascending, valid UTF-8, nothing after the last pair), all ENVELOPE_BAD_FORMAT.
+ */
 export function decodeContext(bytes: Uint8Array): EncryptionContext {
   const r = new Reader(bytes);
   const count = r.u16("context.count");
+  // §4.1: pair count ≤ 1024; each length is bounds-checked by the Reader before its bytes.
   if (count > MAX_CONTEXT_PAIRS) throw badStored(`declares ${count} pairs`);
   const out: Record<string, string> = Object.create(null);
   let previous: Uint8Array | undefined;
@@ -165,6 +170,7 @@ export function decodeContext(bytes: Uint8Array): EncryptionContext {
     if (k.length === 0 || k.length > MAX_CONTEXT_KEY_LENGTH)
       throw badStored("has a bad key length");
     if (v.length > MAX_CONTEXT_VALUE_LENGTH) throw badStored("has a value that is too long");
+    // §4 canonical order: bytewise ascending UTF-8 keys, so no duplicates.
     if (previous && Buffer.compare(previous, k) >= 0) throw badStored("is not in canonical order");
     previous = k;
     try {
@@ -173,6 +179,7 @@ export function decodeContext(bytes: Uint8Array): EncryptionContext {
       throw badStored("is not valid UTF-8", cause);
     }
   }
+  // §4.1: no bytes after the last pair.
   r.end();
   return { ...out };
 }

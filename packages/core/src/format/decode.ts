@@ -17,6 +17,7 @@ export function decodeEnvelope(bytes: Uint8Array): EnvelopeParts {
     );
   }
   const r = new Reader(bytes);
+  // §2.1 step 1: version 0x01, else ENVELOPE_UNSUPPORTED_VERSION (checked before the suite).
   const version = r.u8("version");
   if (version === FORMAT_VERSION) return decodeV1(r);
   throw new FormatError(

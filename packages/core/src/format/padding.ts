@@ -39,6 +39,7 @@ export function paddingTail(length: number, padded: number): Buffer {
  * with its ISO/IEC 7816-4 padding removed (the last non-zero byte must be 0x80; it and
  * everything after it go). Runs only after the GCM tag has verified, so it is no padding
  * oracle: a bad padding can only come from a writer that held the data key.
+ * docs/FORMAT.md §2.3 "Decoding", §7 step 7.
  */
 export function stripPadding(plaintext: Buffer, flags: number): Buffer {
   if ((flags & FLAG_PADDED) === 0) return plaintext;

@@ -31,7 +31,10 @@ export interface EnvelopeInfo {
   totalBytes: number;
 }
 
-/** Parses either form; a string must be the text form. */
+/**
+ * docs/FORMAT.md §7 step 1: a string must be the text form (§9) and becomes bytes; the
+ * bytes are decoded as the binary form (§2.1). The purpose check (§2.2) is the caller's.
+ */
 export function parse(sealed: Sealed): EnvelopeParts {
   if (typeof sealed === "string") {
     // Decoded here and held by no one else: a large body may be deciphered in place.
@@ -48,16 +51,19 @@ export function parse(sealed: Sealed): EnvelopeParts {
 
 /**
  * The context to authenticate: the stored one (checked against `given`) or `given`.
- * `given` is a `snapshotContext` result (read once by the caller).
+ * `given` is a `snapshotContext` result (read once by the caller). FORMAT.md §7 step 2.
  */
 export function resolveContext(
   parts: EnvelopeParts,
   given: EncryptionContext | undefined,
 ): { context: EncryptionContext; canonical: Buffer } {
+  // §7 step 2, flag clear: the supplied context's canonical encoding (`00 00` if none).
   if (!parts.storedContext) {
     return { context: given ?? {}, canonical: encodeSnapshot(given) };
   }
   const stored = Buffer.from(parts.storedContext);
+  // Flag set: the stored context must be canonical (§4.1), and equal the supplied one if
+  // any (ENVELOPE_CONTEXT_MISMATCH, before any key is used).
   const storedContext = decodeContext(stored);
   if (given !== undefined && !encodeSnapshot(given).equals(stored)) {
     throw new DecryptionError(

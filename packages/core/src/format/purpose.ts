@@ -36,11 +36,13 @@ export function purposeFlags(options: object | undefined): number {
 
 /**
  * Refuses an envelope whose flags bit 1 does not match the purpose it is opened for,
- * with `ENVELOPE_WRONG_PURPOSE`. Called right after parsing, before any key is unwrapped.
+ * with `ENVELOPE_WRONG_PURPOSE`. Called right after parsing, before any key is unwrapped
+ * (docs/FORMAT.md §2.2, §7 step 1; STREAMING.md "Decoding" step 3, "purpose").
  */
 export function checkPurpose(flags: number, options: object | undefined): void {
   const purpose = purposeOf(options);
   const streamKey = (flags & FLAG_STREAM_KEY) !== 0;
+  // §2.2: `decrypt` refuses a stream key envelope.
   if (purpose === "value" && streamKey) {
     throw new DecryptionError(
       "ENVELOPE_WRONG_PURPOSE",
@@ -48,7 +50,8 @@ export function checkPurpose(flags: number, options: object | undefined): void {
       { details: { field: "flags", expected: "value", found: "stream-key" } },
     );
   }
-  // A legacy stream key envelope predates padding: a padded one was never a stream's key.
+  // §2.3 structure rules: a legacy stream key envelope predates padding, so a padded one
+  // was never a stream's key (bits 1 and 2 together are already refused by the decoder).
   if (purpose !== "value" && (flags & FLAG_PADDED) !== 0) {
     throw new DecryptionError(
       "ENVELOPE_WRONG_PURPOSE",
@@ -56,6 +59,8 @@ export function checkPurpose(flags: number, options: object | undefined): void {
       { details: { field: "flags", expected: "stream-key", found: "value" } },
     );
   }
+  // §2.2 and STREAMING.md "Purpose": a stream decoder requires bit 1 unless it opted in to
+  // legacy key envelopes.
   if (purpose === "stream-key" && !streamKey) {
     throw new DecryptionError(
       "ENVELOPE_WRONG_PURPOSE",

@@ -1,8 +1,9 @@
 import { FormatError } from "../errors.js";
 
 /**
- * A bounds-checked cursor over envelope bytes. Every read checks the remaining length
- * before it slices and names the field in its error; slices are views, never copies, so
+ * A bounds-checked cursor over envelope bytes (docs/FORMAT.md §2.1: "before every read it
+ * checks that enough bytes remain"). Every read checks the remaining length before it
+ * slices and names the field in its error; slices are views, never copies, so
  * hostile input cannot make the decoder allocate more than the input itself.
  */
 export class Reader {
@@ -46,6 +47,7 @@ export class Reader {
     return slice;
   }
 
+  /** §2.1 step 10: nothing after the tag (or, in a stored context, after the last pair). */
   end(): void {
     if (this.remaining !== 0) {
       throw new FormatError(
@@ -67,7 +69,10 @@ export class Reader {
   }
 }
 
-/** Appends big-endian fields into one pre-sized buffer. */
+/**
+ * Appends big-endian fields into one pre-sized buffer. The envelope encoder (§6) and the
+ * stream header encoder (STREAMING.md "Layout") both write through it.
+ */
 export class Writer {
   private offset = 0;
   readonly bytes: Buffer;

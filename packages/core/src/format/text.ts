@@ -27,8 +27,12 @@ export function isTextForm(value: string): boolean {
   return value.startsWith(TEXT_PREFIX);
 }
 
-/** Strict decoder: exact prefix, base64url alphabet, no padding, canonical trailing bits. */
+/**
+ * Strict decoder (docs/FORMAT.md §9): exact prefix, base64url alphabet, no padding,
+ * canonical trailing bits. The bytes then go to the binary decoder (§2.1).
+ */
 export function fromText(text: string): Buffer {
+  // §9 "Prefix": exactly `ev1:`, case-sensitive.
   if (!text.startsWith(TEXT_PREFIX)) {
     throw new FormatError(
       "ENVELOPE_BAD_FORMAT",
@@ -36,6 +40,7 @@ export function fromText(text: string): Buffer {
       { details: { field: "textPrefix" } },
     );
   }
+  // §9 "Length": the whole string's limit, after the prefix and before decoding.
   if (text.length > MAX_TEXT_LENGTH) {
     throw new FormatError(
       "ENVELOPE_LIMIT_EXCEEDED",
@@ -43,6 +48,7 @@ export function fromText(text: string): Buffer {
     );
   }
   const payload = text.slice(TEXT_PREFIX.length);
+  // §9 "Alphabet" and "Length": base64url only (no `=`, whitespace, `+`, `/`); never 1 mod 4.
   if (payload.length % 4 === 1 || !BASE64URL.test(payload)) {
     throw new FormatError(
       "ENVELOPE_BAD_FORMAT",
@@ -51,9 +57,9 @@ export function fromText(text: string): Buffer {
     );
   }
   const bytes = Buffer.from(payload, "base64url");
-  // Reject non-canonical encodings (stray bits in the last character) so one envelope
-  // has exactly one text form. Only the final partial group can carry stray bits: check
-  // it alone rather than re-encode the whole value (a second copy of a 1 GiB string).
+  // §9 "Canonical": reject non-canonical encodings (stray bits in the last character) so
+  // one envelope has exactly one text form. Only the final partial group can carry stray
+  // bits: check it alone rather than re-encode the whole value (a second copy of 1 GiB).
   const partial = payload.length % 4;
   const tailBytes = partial === 0 ? 0 : partial - 1;
   if (

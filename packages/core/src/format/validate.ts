@@ -10,7 +10,9 @@ import { printable } from "./printable.js";
 
 /**
  * Checks a wrapped-key entry against the format's limits and returns its encoded fields.
- * Entries come from providers, so a violation is a provider contract error.
+ * Entries come from providers, so a violation is a provider contract error. The limits are
+ * the decoder's (docs/FORMAT.md §2 entry table, §2.1 step 6), applied on encode (§8: "the
+ * same limits bind encoders").
  */
 export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrapped: Uint8Array } {
   const bad = (problem: string) =>
@@ -34,6 +36,7 @@ export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrappe
   return { id: Buffer.from(entry.providerId, "ascii"), ref, wrapped: entry.wrapped };
 }
 
+/** §2.1 step 5 on encode: 1 … 16 entries. */
 export function checkEntryCount(count: number): void {
   if (count < 1 || count > MAX_ENTRIES) {
     throw new ProviderError(

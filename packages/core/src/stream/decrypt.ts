@@ -54,8 +54,8 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
 
   const purpose: Purpose = options.allowLegacyKeyEnvelope ? "legacy-stream-key" : "stream-key";
 
-  // The key envelope is fully verified (purpose, commitment, GCM tag, context) here,
-  // before any chunk is looked at.
+  // STREAMING.md "Decoding" step 3: the key envelope is fully verified (decode, purpose,
+  // context, unwrap, commitment, GCM tag: FORMAT.md §7) here, before any chunk is looked at.
   const openHeader = async (): Promise<boolean> => {
     const parsed = readStreamHeader(queue);
     if (!parsed) return false;
@@ -69,6 +69,7 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
     };
     const streamKey = await envelope.decrypt(keyEnvelope, decryptOptions);
     try {
+      // Step 3, last check: the stream key is exactly 32 bytes.
       if (streamKey.length !== STREAM_KEY_LENGTH) {
         throw new FormatError(
           "ENVELOPE_BAD_FORMAT",
@@ -96,6 +97,8 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
       const head = queue.peek(CHUNK_HEADER_LENGTH);
       const marker = head[0]!;
       const length = head.readUInt32BE(1);
+      // Step 4, on the 5-byte chunk header, before the chunk's body is buffered: the marker,
+      // the length against chunkSize (exact unless final), at most 2^32 chunks.
       if (marker !== CHUNK_MORE && marker !== CHUNK_FINAL)
         malformed(index, `unknown chunk marker 0x${marker.toString(16)}`);
       const final = marker === CHUNK_FINAL;
@@ -105,6 +108,7 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
       const need = CHUNK_HEADER_LENGTH + length + TAG_LENGTH;
       if (queue.length < need) return;
       const sealed = queue.take(need).subarray(CHUNK_HEADER_LENGTH);
+      // Step 4, once length + 16 bytes are there: released only after the tag verifies.
       self.push(openChunk(key!, base!, index, final, sealed));
       index++;
       if (final) {
@@ -112,6 +116,7 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
         wipe();
       }
     }
+    // Step 5: nothing after the final chunk (its tag was checked first).
     if (done && queue.length > 0) {
       throw new FormatError(
         "ENVELOPE_BAD_FORMAT",
@@ -140,6 +145,7 @@ export function decryptStream(envelope: Envelope, options: DecryptStreamOptions 
     },
     flush(callback) {
       if (done) return callback();
+      // Step 6: input ended before a final chunk verified (in the header, or after a chunk).
       wipe();
       callback(
         new FormatError(

@@ -82,6 +82,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
   if (bytes.length < FIXED_HEADER_LENGTH) return undefined;
   const r = new Reader(bytes);
   r.bytesOf(STREAM_MAGIC.length, "magic");
+  // Step 2, field by field: version 0x01 …
   const version = r.u8("version");
   if (version !== STREAM_VERSION) {
     throw new FormatError(
@@ -90,6 +91,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "version", version } },
     );
   }
+  // … suite 0x01 …
   const suite = r.u8("suite");
   if (suite !== STREAM_SUITE) {
     throw new FormatError(
@@ -98,11 +100,13 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "suite", suite } },
     );
   }
+  // … flags 0x00 (no stream flags are defined; the key envelope has its own flags) …
   const flags = r.u8("flags");
   if (flags !== 0) bad("flags", `unknown flag bits 0x${flags.toString(16)}`);
+  // … chunkSize 1024 … 16 777 216 …
   const chunkSize = r.u32("chunkSize");
   checkChunkSize(chunkSize);
-  // Checked before any of the key envelope is awaited or buffered.
+  // … keyEnvelopeLength 1 … 262 144, before any of the key envelope is awaited or buffered.
   const envelopeLength = r.u32("keyEnvelopeLength");
   if (envelopeLength === 0 || envelopeLength > MAX_KEY_ENVELOPE_LENGTH) {
     throw new FormatError(
@@ -111,6 +115,7 @@ export function parseStreamHeader(bytes: Uint8Array): StreamHeader | undefined {
       { details: { field: "keyEnvelopeLength" } },
     );
   }
+  // Step 3 begins once all of it has arrived: the caller decodes and opens the key envelope.
   if (r.remaining < envelopeLength) return undefined;
   const keyEnvelope = r.bytesOf(envelopeLength, "keyEnvelope");
   return { version, suite, flags, chunkSize, keyEnvelope, length: r.position };
@@ -134,6 +139,7 @@ export function readStreamHeader(queue: ByteQueue): StreamHeader | undefined {
   return parseStreamHeader(queue.peek(length));
 }
 
+/** STREAMING.md "Layout" / "Decoding" step 2: chunkSize 1024 … 16 777 216 (encoder too). */
 export function checkChunkSize(chunkSize: number): void {
   if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
     throw new FormatError(

@@ -45,13 +45,14 @@ export function decodeV1(r: Reader): EnvelopeParts {
   // §2.1 step 3: only the defined flag bits; bits 1 and 2 never together.
   const flags = r.u8("flags");
   if ((flags & ~KNOWN_FLAGS) !== 0) fail("flags", `unknown flag bits 0x${flags.toString(16)}`);
-  // A stream key envelope is never padded (FORMAT.md §2.3).
+  // A stream key envelope is never padded (§2.3 structure rules).
   const padded = (flags & FLAG_PADDED) !== 0;
   if (padded && (flags & FLAG_STREAM_KEY) !== 0) fail("flags", "bits 1 and 2 both set");
   // §2.1 step 4.
   const messageId = r.bytesOf(MESSAGE_ID_LENGTH, "messageId");
   const commitment = r.bytesOf(COMMITMENT_LENGTH, "commitment");
-  // Suite 0x02: signer key and signature at fixed offsets 67 and 99, before the entries.
+  // §14.1: suite 0x02 has signer key and signature at fixed offsets 67 and 99, before the
+  // entries (their checks are §14.5 step 3, on the decrypt path).
   const signed = suite === SUITE_SIGNED_ED25519;
   const signerKey = signed ? r.bytesOf(SIGNER_KEY_LENGTH, "signerKey") : undefined;
   const signature = signed ? r.bytesOf(SIGNATURE_LENGTH, "signature") : undefined;
@@ -63,7 +64,8 @@ export function decodeV1(r: Reader): EnvelopeParts {
   const entries: WrappedKey[] = [];
   for (let i = 0; i < count; i++) entries.push(readEntry(r, i));
 
-  // §2.1 step 7: the stored context's bytes (parsed later, on the decrypt path: §7 step 2).
+  // §2.1 step 7: contextLength 2 … 65535, then the stored context's bytes (parsed later,
+  // on the decrypt path: §4.1, §7 step 2).
   let storedContext: Uint8Array | undefined;
   if (flags & FLAG_CONTEXT_STORED) {
     const length = r.u16("contextLength");
@@ -80,7 +82,8 @@ export function decodeV1(r: Reader): EnvelopeParts {
       { details: { field: "ciphertextLength" } },
     );
   }
-  // Padding is at least the 0x80 marker: a padded value has a non-empty GCM plaintext.
+  // §2.1 step 8 and §2.3 structure rules: padding is at least the 0x80 marker, so a padded
+  // value has a non-empty GCM plaintext.
   if (padded && ciphertextLength === 0) fail("ciphertextLength", "0 with flags bit 2 (padded)");
   // §2.1 steps 9 and 10: ciphertext || tag, then nothing more.
   const body = r.bytesOf(ciphertextLength + TAG_LENGTH, "body");
@@ -89,7 +92,11 @@ export function decodeV1(r: Reader): EnvelopeParts {
   return signed ? { ...parts, signerKey, signature } : parts;
 }
 
-/** §2.1 step 6 (the entry layout of §2): every length checked before its bytes are read. */
+/**
+ * §2.1 step 6 (the entry layout of §2): every length checked before its bytes are read:
+ * providerIdLength 1 … 64 and its bytes `[a-z0-9-]` not starting with `-`, keyRefLength
+ * 1 … 2048 and valid UTF-8, wrappedLength 1 … 4096.
+ */
 function readEntry(r: Reader, index: number): WrappedKey {
   const idLength = r.u8(`entries[${index}].providerIdLength`);
   if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH)
