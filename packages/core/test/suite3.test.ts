@@ -1,12 +1,17 @@
 // Suite 0x03 (docs/FORMAT.md §15): the one-step SHA-512 KDF, and when writers use it.
 import { createHash, hkdfSync, randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { buffer } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
 import { deriveMessageKeys } from "../src/crypto/kdf.js";
 import {
+  decryptStream,
   Envelope,
+  encryptStream,
   generateSigningKeyPair,
   type KeyProvider,
   localAesProvider,
+  parseStreamHeader,
 } from "../src/index.js";
 
 const CONTEXT = { table: "users", column: "email", id: "42" };
@@ -118,5 +123,17 @@ describe("writing suite 0x03", () => {
     expect(moved[1]).toBe(0x03);
     const reader = new Envelope({ encrypt: localAesProvider({ keys: newKey }) });
     expect((await reader.decrypt(moved, { context: CONTEXT })).toString()).toBe("v");
+  });
+
+  it("a stream's key envelope is suite 3 too, and the stream opens", async () => {
+    const envelope = new Envelope({ encrypt: askingFor(3) });
+    const sealed = await buffer(
+      Readable.from([Buffer.from("rows")]).pipe(encryptStream(envelope, { context: CONTEXT })),
+    );
+    expect(parseStreamHeader(sealed)!.keyEnvelope[1]).toBe(0x03);
+    const opened = await buffer(
+      Readable.from([sealed]).pipe(decryptStream(envelope, { context: CONTEXT })),
+    );
+    expect(opened.toString()).toBe("rows");
   });
 });
