@@ -101,11 +101,17 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
   {
     const warm = new Envelope({ encrypt: kms.provider });
     await warm.decrypt(direct[0]!, { context: CONTEXT });
-    const fresh = (cache?: false) =>
+    // Suite 0x03 (one SHA-512 per message, FORMAT.md §15), as a deployment whose readers
+    // all know it would configure; the suite 0x01 case below is the before/after reference.
+    const fresh = (cache?: false, suite: 1 | 3 = 3) =>
       new Envelope({
-        encrypt: hierarchicalProvider({ master: kms.provider, store }),
+        encrypt: hierarchicalProvider({ master: kms.provider, store, suite }),
         ...(cache === false ? { cache } : {}),
       });
+    const suite1: Buffer[] = [];
+    const sealer1 = fresh(undefined, 1);
+    for (let i = 0; i < 10_000; i++)
+      suite1.push(await sealer1.encrypt(plaintext, { context: CONTEXT, output: "binary" }));
     const cases: {
       case: string;
       mode: KmsResult["mode"];
@@ -149,6 +155,16 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
           );
         },
       })),
+      {
+        case: "hierarchical, suite 0x01 values: decrypt 10,000 distinct, sequential",
+        mode: "hierarchical",
+        records: 10_000,
+        concurrency: 1,
+        run: () => {
+          const envelope = fresh(undefined, 1);
+          return timeBatch(10_000, 1, (i) => envelope.decrypt(suite1[i]!, { context: CONTEXT }));
+        },
+      },
       {
         // Core's unwrap cache off: the IK cache alone, no per-record LRU insert.
         case: "hierarchical, core unwrap cache off: decrypt 10,000 distinct, sequential",

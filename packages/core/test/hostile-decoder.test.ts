@@ -268,8 +268,8 @@ describe("header fields", () => {
   it.each([0, 2, 0xff])("version %i is refused as unsupported", (version) => {
     expect(decodeError(craft({ version }))?.code).toBe("ENVELOPE_UNSUPPORTED_VERSION");
   });
-  // Suite 2 is signed mode (FORMAT.md §14); 3 is the next unknown one.
-  it.each([0, 3, 0xff])("suite %i is refused as unsupported", (suite) => {
+  // Suite 2 is signed mode (FORMAT.md §14), 3 the one-step SHA-512 KDF (§15); 4 is the next unknown one.
+  it.each([0, 4, 0xff])("suite %i is refused as unsupported", (suite) => {
     expect(decodeError(craft({ suite }))?.code).toBe("ENVELOPE_UNSUPPORTED_SUITE");
   });
   // Bit 1 (0x02) is the stream-key purpose: known to the decoder, refused by decrypt.

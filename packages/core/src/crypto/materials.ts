@@ -16,6 +16,8 @@ export interface DataKeyMaterials {
 export interface EncryptionMaterials {
   readonly dataKey: Buffer;
   readonly entries: readonly WrappedKey[];
+  /** 0x03 when the generating provider asked for suite 0x03 (FORMAT.md §15); else 0x01. */
+  readonly suite?: number;
 }
 
 const REDACTED = "[redacted]";

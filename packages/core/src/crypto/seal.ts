@@ -4,6 +4,7 @@ import {
   MESSAGE_ID_LENGTH,
   SIGNATURE_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_AES256GCM_SHA512_COMMIT,
   SUITE_SIGNED_ED25519,
   TAG_LENGTH,
 } from "../format/constants.js";
@@ -20,6 +21,7 @@ import type { SigningKey } from "./signing-keys.js";
 /**
  * Seals one value under a data key: fresh message id, derived key, header + body in one
  * buffer. With `signer` the value is suite 0x02, signed in place once the body is written.
+ * Otherwise suite 0x03 when the materials ask for it (docs/FORMAT.md §15), else 0x01.
  * With `pad` the value is padded to its bucket and flags bit 2 is set (docs/FORMAT.md
  * §2.3); callers never pass `pad` for a stream key envelope.
  */
@@ -35,9 +37,14 @@ export function seal(
   const length = pad ? paddedLength(data.length, pad) : data.length;
   const tail = pad ? paddingTail(data.length, length) : undefined;
   if (pad) flags |= FLAG_PADDED;
-  const keys = deriveMessageKeys(materials.dataKey, messageId);
+  // Signed mode wins over suite 0x03: there is no signed variant of it (FORMAT.md §15.4).
+  const suite = signer
+    ? SUITE_SIGNED_ED25519
+    : materials.suite === SUITE_AES256GCM_SHA512_COMMIT
+      ? SUITE_AES256GCM_SHA512_COMMIT
+      : SUITE_AES256GCM_HKDF_SHA256_COMMIT;
+  const keys = deriveMessageKeys(materials.dataKey, messageId, suite);
   try {
-    const suite = signer ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT;
     const aad = bodyAad(flags, messageId, canonical, suite);
     const header = {
       version: 1,

@@ -4,6 +4,12 @@ export const FORMAT_VERSION = 0x01;
 
 /** Suite 0x01: AES-256-GCM body, HKDF-SHA256 key derivation, HKDF-derived key commitment. */
 export const SUITE_AES256GCM_HKDF_SHA256_COMMIT = 0x01;
+/**
+ * Suite 0x03: suite 0x01's layout and AEAD, but the message key and commitment come from
+ * one SHA-512 call (NIST SP 800-56C one-step KDF, docs/FORMAT.md §15) instead of HKDF's
+ * three HMACs. Opt-in for writers: readers before this suite existed refuse it.
+ */
+export const SUITE_AES256GCM_SHA512_COMMIT = 0x03;
 
 export const DATA_KEY_LENGTH = 32;
 export const MESSAGE_ID_LENGTH = 32;
@@ -51,6 +57,8 @@ export const OFFSET_ENTRY_COUNT = OFFSET_COMMITMENT + COMMITMENT_LENGTH;
 
 /** HKDF info string: fixed, ASCII. */
 export const HKDF_INFO = "envelope:v1:suite1:key+commitment";
+/** Suite 0x03 KDF label (FixedInfo prefix, §15.2): fixed, ASCII, 33 bytes. */
+export const SUITE3_KDF_INFO = "envelope:v1:suite3:key+commitment";
 
 /** Provider ids are short lowercase ASCII names such as `local-rsa` or `aws-kms`. */
 export const PROVIDER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;

@@ -75,12 +75,14 @@ export class KeyRing {
     const [primary, ...others] = this.encryptors as [KeyProvider, ...KeyProvider[]];
     let dataKey: Buffer;
     let first: WrappedKey;
+    let suite: number | undefined;
     if (supportsDataKeyGeneration(primary)) {
       const generated = await this.#call("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
       dataKey = Buffer.from(generated.dataKey);
       generated.dataKey.fill(0);
       first = generated.entry;
+      suite = generated.suite;
     } else {
       dataKey = randomBytesPooled(DATA_KEY_LENGTH);
       first = await this.#call("wrap", primary, () => primary.wrap(dataKey, request)).catch((e) => {
@@ -94,7 +96,7 @@ export class KeyRing {
       );
       const entries = [first, ...rest];
       for (const [i, entry] of entries.entries()) checkReturnedEntry(entry, this.encryptors[i]!);
-      return { dataKey, entries };
+      return suite === undefined ? { dataKey, entries } : { dataKey, entries, suite };
     } catch (error) {
       dataKey.fill(0);
       throw error;
@@ -252,7 +254,7 @@ export class KeyRing {
     } else {
       dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
     }
-    const keys = deriveMessageKeys(dataKey, parts.messageId);
+    const keys = deriveMessageKeys(dataKey, parts.messageId, parts.suite);
     if (commitmentMatches(keys.commitment, parts.commitment)) {
       return { dataKey, encryptionKey: keys.encryptionKey, cacheHit };
     }

@@ -44,7 +44,7 @@ export function openWarm(
     const key = unwrapCacheKey(provider, entry, request);
     const cached = cache.peek(key);
     if (!cached) continue;
-    const keys = deriveMessageKeys(cached, parts.messageId);
+    const keys = deriveMessageKeys(cached, parts.messageId, parts.suite);
     if (commitmentMatches(keys.commitment, parts.commitment)) {
       report({ provider, keyRef: entry.keyRef, cacheHit: true });
       // The commitment matched, so this key is right whatever the AAD: keep it (the

@@ -15,6 +15,12 @@ export interface GeneratedDataKey {
   /** 32 random bytes. The core zeroes it after use. */
   readonly dataKey: Uint8Array;
   readonly entry: WrappedKey;
+  /**
+   * `0x03`: seal values under this key as suite 0x03 (one-step SHA-512 KDF, FORMAT.md §15)
+   * instead of 0x01. Only for providers whose users opted in: readers older than suite
+   * 0x03 refuse such values. Ignored when the writer signs (suite 0x02).
+   */
+  readonly suite?: number;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   SIGNATURE_LENGTH,
   SIGNER_KEY_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_AES256GCM_SHA512_COMMIT,
   SUITE_SIGNED_ED25519,
   TAG_LENGTH,
 } from "../constants.js";
@@ -33,12 +34,16 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  */
 export function decodeV1(r: Reader): EnvelopeParts {
   const version = FORMAT_VERSION;
-  // §2.1 step 2: suite 0x01, or 0x02 (signed, §14).
+  // §2.1 step 2: suite 0x01, 0x02 (signed, §14) or 0x03 (one-step SHA-512 KDF, §15).
   const suite = r.u8("suite");
-  if (suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT && suite !== SUITE_SIGNED_ED25519) {
+  if (
+    suite !== SUITE_AES256GCM_HKDF_SHA256_COMMIT &&
+    suite !== SUITE_SIGNED_ED25519 &&
+    suite !== SUITE_AES256GCM_SHA512_COMMIT
+  ) {
     throw new FormatError(
       "ENVELOPE_UNSUPPORTED_SUITE",
-      `Unsupported algorithm suite ${suite}; this library knows suites 1 (AES-256-GCM, HKDF-SHA256, key commitment) and 2 (suite 1 signed with Ed25519). Upgrade @envelope/core.`,
+      `Unsupported algorithm suite ${suite}; this library knows suites 1 (AES-256-GCM, HKDF-SHA256, key commitment), 2 (suite 1 signed with Ed25519) and 3 (AES-256-GCM, one-step SHA-512 KDF, key commitment). Upgrade @envelope/core.`,
       { details: { field: "suite", suite } },
     );
   }

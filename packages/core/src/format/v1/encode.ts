@@ -11,6 +11,7 @@ import {
   SIGNATURE_LENGTH,
   SIGNER_KEY_LENGTH,
   SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_AES256GCM_SHA512_COMMIT,
   SUITE_SIGNED_ED25519,
   TAG_LENGTH,
 } from "../constants.js";
@@ -97,7 +98,15 @@ export function encodeEnvelopeWith(
 
   const w = new Writer(size);
   w.u8(FORMAT_VERSION);
-  w.u8(signed ? SUITE_SIGNED_ED25519 : SUITE_AES256GCM_HKDF_SHA256_COMMIT);
+  // Suite 0x03 (§15) is kept as given, so a rewrap of a suite 0x03 value stays one; any
+  // other unsigned value is suite 0x01.
+  w.u8(
+    signed
+      ? SUITE_SIGNED_ED25519
+      : header.suite === SUITE_AES256GCM_SHA512_COMMIT
+        ? SUITE_AES256GCM_SHA512_COMMIT
+        : SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  );
   // Bit 0 follows the stored context; bits 1 (purpose) and 2 (padded) are carried as
   // given, so a rewrap keeps them: they are in the body's AAD (and, for suite 2, in the
   // signed bytes).
