@@ -12,6 +12,7 @@ import {
 import { padded } from "./vectors/padded/family.js";
 import { signed } from "./vectors/signed/family.js";
 import { stream } from "./vectors/stream/family.js";
+import { suite3 } from "./vectors/suite3/family.js";
 import { v1 } from "./vectors/v1/family.js";
 
 /** Registers one family's tests on its loaded vectors; returns its folder. */
@@ -27,7 +28,13 @@ function runFamily<V>(family: Family<V>): string {
  * is a folder (vector files, their generator, and a family.ts saying how to run them) plus
  * one line here.
  */
-const FOLDERS = [runFamily(v1), runFamily(padded), runFamily(signed), runFamily(stream)];
+const FOLDERS = [
+  runFamily(v1),
+  runFamily(padded),
+  runFamily(signed),
+  runFamily(stream),
+  runFamily(suite3),
+];
 
 describe("the vector runner", () => {
   it("runs every folder in vectors/, each once", () => {

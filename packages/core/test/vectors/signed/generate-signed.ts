@@ -638,11 +638,13 @@ async function main(): Promise<void> {
   });
   negative({
     ...base,
-    slug: "suite-3",
-    description: "Suite byte set to 3: unknown suite.",
+    // Suite 3 exists since FORMAT.md §15: the checked-in signed-neg-021 used 3 (its new
+    // outcome is pinned in family.ts); a regeneration uses 4.
+    slug: "suite-4",
+    description: "Suite byte set to 4: unknown suite.",
     envelope: (() => {
       const c = Buffer.from(signed);
-      c[1] = 3;
+      c[1] = 4;
       return c;
     })(),
     trusted: PIN,

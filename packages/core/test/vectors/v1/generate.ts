@@ -745,9 +745,11 @@ async function main(): Promise<void> {
     S,
     "suite",
     0,
-    1,
+    2,
     "ENVELOPE_UNSUPPORTED_SUITE",
-    "suite 0x01 -> 0x03.",
+    // Suite 3 exists since FORMAT.md §15; the checked-in neg-020 flipped bit 1 (-> 0x03)
+    // and the v1 family pins its new outcome. A regeneration flips bit 2 (-> 0x05).
+    "suite 0x01 -> 0x05.",
   );
   flipIn(
     "flip-flags-clear-stored",
@@ -1083,8 +1085,9 @@ async function main(): Promise<void> {
     ["version-2", 0, 2, "ENVELOPE_UNSUPPORTED_VERSION"],
     ["version-255", 0, 255, "ENVELOPE_UNSUPPORTED_VERSION"],
     // Suite 2 is signed mode since FORMAT.md §14; the checked-in neg-058 was made with 2
-    // (the v1 family pins its new outcome). A regeneration uses the next unknown suite.
-    ["suite-3", 1, 3, "ENVELOPE_UNSUPPORTED_SUITE"],
+    // (the v1 family pins its new outcome). A regeneration uses the next unknown suite (3 is
+    // FORMAT.md §15 since, so 4).
+    ["suite-4", 1, 4, "ENVELOPE_UNSUPPORTED_SUITE"],
     ["suite-0", 1, 0, "ENVELOPE_UNSUPPORTED_SUITE"],
   ] as const) {
     negative({

@@ -2,9 +2,9 @@
  * Generates the suite 0x03 vectors (docs/FORMAT.md §15), `suite3-*.json` beside this file.
  * Values are sealed from the spec alone (node:crypto primitives, no @envelope/core code):
  * AES-KW entry, one-step SHA-512 KDF, AAD, AES-256-GCM with the zero nonce.
- * `suite3-vectors.test.ts` opens them with @envelope/core.
+ * `vectors.test.ts` (family `suite3/family.ts`) opens them with @envelope/core.
  *
- *   pnpm exec tsx packages/core/test/vectors/generate-suite3.ts
+ *   pnpm exec tsx packages/core/test/vectors/suite3/generate-suite3.ts
  */
 import { createCipheriv, createHash, hkdfSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -191,7 +191,10 @@ for (const [id, description, bytes, decrypt, expected] of vectors) {
     envelopeHex: bytes.toString("hex"),
     keys,
     decrypt,
-    expected,
+    expected:
+      "plaintextUtf8" in expected
+        ? { plaintextHex: Buffer.from(expected.plaintextUtf8, "utf8").toString("hex"), ...expected }
+        : expected,
   };
   writeFileSync(join(DIR, `suite3-${id}.json`), `${JSON.stringify(vector, null, 2)}\n`);
 }
