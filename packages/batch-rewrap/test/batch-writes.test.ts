@@ -320,4 +320,41 @@ describe.each(DATABASES)("batched writes on $name", ({ url }) => {
     // PostgreSQL: the batch goes as arrays (key, offsets and lengths) and two blobs, not 3 parameters per row.
     if (db.dialect === "postgres") expect(updates[0]).toBe(7);
   }, 60_000);
+
+  it("PostgreSQL key types written as arrays (integer, numeric, uuid, char(n)): every row written", async () => {
+    if (db.dialect !== "postgres") return; // MySQL keeps the CASE form for every key type
+    const keys: [string, (n: number) => string][] = [
+      ["INTEGER", (n) => String(n)],
+      ["NUMERIC(12, 2)", (n) => `${n}.50`],
+      ["UUID", (n) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`],
+      ["CHAR(8)", (n) => `k${String(n).padStart(7, "0")}`], // no array cast: the CASE form
+    ];
+    for (const [type, keyOf] of keys) {
+      const { table, prefix } = names("pktype");
+      const oldKey = keyPair().provider;
+      const newKey = keyPair().provider;
+      await db.query(`CREATE TABLE ${table} (id ${type} PRIMARY KEY, email BYTEA)`);
+      const sealer = new Envelope({ encrypt: oldKey, cache: false });
+      for (let n = 1; n <= 30; n++) {
+        const value = await sealer.encrypt(plaintextOf(keyOf(n)), {
+          context: contextOf(table, "email", keyOf(n)),
+          output: "binary",
+        });
+        await db.query(`INSERT INTO ${table} (id, email) VALUES (?, ?)`, [keyOf(n), value]);
+      }
+      const report = await rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to: newKey,
+        decrypt: [oldKey],
+        apply: true,
+        stateTablePrefix: prefix,
+      });
+      expect(report.run, type).toMatchObject({ rewrapped: 30, conflicts: 0, failed: 0 });
+      const check = await verifyAll(db, table, newKey);
+      expect(check.wrong, type).toEqual([]);
+    }
+  }, 60_000);
 });
