@@ -211,7 +211,16 @@ try {
       ofBound: +(report.rowsPerSecond / bound).toFixed(2),
       coresAvailable: available,
       ofAvailableBound: +(report.rowsPerSecond / (available * (1000 / bareMs))).toFixed(2),
-      ...(threads === "auto" ? { targetMet: report.rowsPerSecond >= 0.8 * bound } : {}),
+      // Judged only when the process could get (nearly) every core: on a loaded machine the
+      // bare op, timed by wall clock, is slowed too and the bound means little.
+      ...(threads === "auto"
+        ? {
+            targetMet:
+              available >= 0.9 * cores
+                ? report.rowsPerSecond >= 0.8 * bound
+                : "not judged: other processes hold the cores (coresAvailable)",
+          }
+        : {}),
       threadsUsed: stats.length,
       coresBusy: report.coresBusy,
       mainThreadBusy: report.mainThreadBusy,
@@ -238,7 +247,12 @@ try {
         seconds: +(report.durationMs / 1000).toFixed(2),
         rowsPerSecond: Math.round(report.rowsPerSecond),
         targetRowsPerSecond: 20_000,
-        targetMet: report.rowsPerSecond >= 20_000,
+        // Below it on a loaded machine says nothing about an idle one.
+        targetMet:
+          report.rowsPerSecond >= 20_000 ||
+          (available >= 0.9 * cores
+            ? false
+            : "not judged: other processes hold the cores (coresAvailable)"),
         inMemoryRewrapsPerSecond: Math.round(inMemory.perSecond),
         ofInMemory: +(report.rowsPerSecond / inMemory.perSecond).toFixed(2),
         inMemoryCpuUsPerRow: inMemory.cpuUsPerRow,
