@@ -7,6 +7,9 @@
  *   Vault rewrap), each call 10 ms. `bound` = the latency bound of one process,
  *   workers × concurrency / 10 ms (6,400 rows/s at 64) if a row cost one call;
  *   `boundAtCallsPerRow` divides it by the calls a row really costs.
+ *   `timerBound`: the same in-flight values each doing `kmsCallsPerValue` bare 10 ms sleeps
+ *   in a row, no crypto, no database, timed in this run: what this machine's timers allow
+ *   (setTimeout(10) takes ≥ 10 ms, more on a loaded machine). `ofTimerBound` compares.
  * verifyBody: "false" to skip the body check (default on, as in the engine).
  * Not a test: numbers depend on the machine. Prints one JSON line.
  */
@@ -105,6 +108,23 @@ async function kmsOnly(n: number): Promise<number> {
   return sample.length / ((performance.now() - start) / 1000);
 }
 const kmsOnlyRowsPerSecond = kind === "local-rsa" ? undefined : await kmsOnly(Math.min(rows, 5000));
+
+/** Values per second when each of `workers × concurrency` loops does `calls` bare sleeps of 10 ms in a row. */
+async function timerBound(calls: number, seconds = 2): Promise<number> {
+  let done = 0;
+  const end = performance.now() + seconds * 1000;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: workers * concurrency }, async () => {
+      while (performance.now() < end) {
+        for (let c = 0; c < calls; c++) await sleep(LATENCY_MS);
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - start) / 1000);
+}
+const cpu0 = process.cpuUsage();
 const report = await rewrapTable({
   db,
   table,
@@ -119,6 +139,11 @@ const report = await rewrapTable({
   batchSize: 500,
   stateTablePrefix: prefix,
 });
+const cpu = process.cpuUsage(cpu0);
+const timer =
+  kind.startsWith("sim-kms") && report.kmsCallsPerValue > 0
+    ? await timerBound(Math.round(report.kmsCallsPerValue))
+    : undefined;
 await db.query(`DROP TABLE IF EXISTS ${table}`);
 await dropStateTables(db, prefix);
 await db.close();
@@ -143,6 +168,19 @@ process.stdout.write(
       : {}),
     seconds: +(report.durationMs / 1000).toFixed(1),
     rowsPerSecond: Math.round(report.rowsPerSecond),
+    ...(timer
+      ? {
+          timerBound: Math.round(timer),
+          ofTimerBound: +(report.rowsPerSecond / timer).toFixed(2),
+          ofBoundAtCallsPerRow: +(
+            (report.rowsPerSecond * LATENCY_MS * report.kmsCallsPerValue) /
+            (workers * concurrency * 1000)
+          ).toFixed(2),
+        }
+      : {}),
+    cpuMicrosecondsPerRow: +((cpu.user + cpu.system) / Math.max(1, report.run.rewrapped)).toFixed(
+      1,
+    ),
     seedSeconds: +(seedMs / 1000).toFixed(1),
     ...(kmsOnlyRowsPerSecond ? { kmsOnlyRowsPerSecond: Math.round(kmsOnlyRowsPerSecond) } : {}),
   })}\n`,

@@ -7,8 +7,15 @@
  *   (threads: false), on a pool of 1 thread and on a pool of one thread per core
  *   (threads: "auto"). Bound = cores / (one bare private-key operation, timed on the main
  *   thread right before each job); target: ≥ 0.8 × bound with all cores.
- * local-aes: AES-256 key wrapping; target ≥ 20,000 rows/s. Printed next to it: the rate of
- *   `Envelope.rewrap` alone on the same values in memory (no database), timed right before.
+ * local-aes: AES-256 key wrapping; target ≥ 20,000 rows/s, with 1 and with `cores` workers
+ *   (ranges worked at once in this process). Printed next to it: the rate of
+ *   `Envelope.rewrap` alone on the same values in memory (no database), timed right before
+ *   (after a warm-up pass), and the CPU each costs per row.
+ * mainThreadBusy: event-loop utilization of the main thread during the job (near 1: the
+ *   main thread is the limit; RSA threads and PostgreSQL are not counted in it).
+ * cpuUsPerRow: CPU time of the whole process (all threads) per row rewrapped.
+ * pgCpuUsPerRow: CPU time of the PostgreSQL backends serving this process per row (from
+ *   /proc; the same machine's cores), so the database's share of the cores is visible.
  * coresBusy: CPU time of all the process's threads / wall time (above 1: more than one core).
  * coresAvailable: the same for `cores` threads spinning for 1 s just before each job (below
  *   `cores`: other processes hold CPU); ofAvailableBound compares with that share.
@@ -26,7 +33,9 @@ import { insertSealedEmails } from "./seed.js";
 const rsaRows = Number(process.argv[2] ?? 4000);
 const aesRows = Number(process.argv[3] ?? 50_000);
 const concurrency = Number(process.argv[4] ?? 16);
-const url = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const APP = `rewrap_bench_${process.pid}`;
+const baseUrl = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const url = `${baseUrl}${baseUrl.includes("?") ? "&" : "?"}application_name=${APP}`;
 const table = `batch_rewrap_threads_${process.pid}`;
 const prefix = `${table}_st`;
 const cores = availableParallelism();
@@ -67,8 +76,32 @@ async function seed(sealUnder: KeyProvider, rows: number): Promise<void> {
   await insertSealedEmails(db, table, sealer, rows);
 }
 
-/** The job's report, and how many cores this process kept busy (CPU time of all its threads / wall time). */
-async function rewrap(from: KeyProvider, to: KeyProvider) {
+/** CPU milliseconds of each PostgreSQL backend serving this process (Linux /proc; empty elsewhere). */
+async function backendCpu(): Promise<Map<number, number>> {
+  const { rows } = await db.query("SELECT pid FROM pg_stat_activity WHERE application_name = ?", [
+    APP,
+  ]);
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out.set(Number(pid), (Number(f[11]) + Number(f[12])) * 10); // utime + stime, 10 ms ticks
+    } catch {
+      // not Linux, or the backend ended: not counted
+    }
+  }
+  return out;
+}
+const cpuSince = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after].reduce((n, [pid, ms]) => n + ms - (before.get(pid) ?? 0), 0);
+
+/**
+ * The job's report, how many cores this process kept busy (CPU time of all its threads /
+ * wall time), the main thread's busy share, and CPU per row here and in PostgreSQL.
+ */
+async function rewrap(from: KeyProvider, to: KeyProvider, workers = 1) {
+  const pg0 = await backendCpu();
+  const elu0 = performance.eventLoopUtilization();
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   const report = await rewrapTable({
@@ -80,29 +113,47 @@ async function rewrap(from: KeyProvider, to: KeyProvider) {
     decrypt: [from],
     apply: true,
     concurrency,
+    workers,
     batchSize: 500,
     stateTablePrefix: prefix,
   });
   const cpu = process.cpuUsage(cpu0);
+  const mainThreadBusy = +performance.eventLoopUtilization(elu0).utilization.toFixed(2);
   const coresBusy = +((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)).toFixed(2);
+  const rows = Math.max(1, report.run.rewrapped);
+  const pgCpuUsPerRow = Math.round((cpuSince(pg0, await backendCpu()) * 1000) / rows);
   await dropStateTables(db, prefix);
   if (!report.complete) throw new Error("bench: the rewrap job did not complete");
-  return Object.assign(report, { coresBusy });
+  const cpuUsPerRow = Math.round((cpu.user + cpu.system) / rows);
+  return Object.assign(report, { coresBusy, mainThreadBusy, cpuUsPerRow, pgCpuUsPerRow });
 }
 
-/** `Envelope.rewrap` (body verified, as the job does) of the table's first `n` values, no database. */
-async function rewrapInMemory(from: KeyProvider, to: KeyProvider, n: number): Promise<number> {
+/**
+ * `Envelope.rewrap` (body verified, as the job does) of the table's first `n` values, no
+ * database: rows per second and CPU microseconds per row of the second of two passes (the
+ * first warms the JIT up, as the job's first batches do).
+ */
+async function rewrapInMemory(from: KeyProvider, to: KeyProvider, n: number) {
   const { rows } = await db.query(`SELECT id, email FROM ${table} ORDER BY id LIMIT ?`, [n]);
   const client = new Envelope({ encrypt: to, decrypt: [from], cache: false });
+  const pass = async () => {
+    for (const row of rows) {
+      await client.rewrap(row.email as Buffer, {
+        to,
+        context: { table, column: "email", id: String(row.id) },
+        verifyBody: true,
+      });
+    }
+  };
+  await pass();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  for (const row of rows) {
-    await client.rewrap(row.email as Buffer, {
-      to,
-      context: { table, column: "email", id: String(row.id) },
-      verifyBody: true,
-    });
-  }
-  return rows.length / ((performance.now() - t0) / 1000);
+  await pass();
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    perSecond: rows.length / ((performance.now() - t0) / 1000),
+    cpuUsPerRow: Math.round((cpu.user + cpu.system) / rows.length),
+  };
 }
 
 const dir = mkdtempSync(`${tmpdir()}/bench-rsa-threads-`);
@@ -160,34 +211,61 @@ try {
       ofBound: +(report.rowsPerSecond / bound).toFixed(2),
       coresAvailable: available,
       ofAvailableBound: +(report.rowsPerSecond / (available * (1000 / bareMs))).toFixed(2),
-      ...(threads === "auto" ? { targetMet: report.rowsPerSecond >= 0.8 * bound } : {}),
+      // Judged only when the process could get (nearly) every core: on a loaded machine the
+      // bare op, timed by wall clock, is slowed too and the bound means little.
+      ...(threads === "auto"
+        ? {
+            targetMet:
+              available >= 0.9 * cores
+                ? report.rowsPerSecond >= 0.8 * bound
+                : "not judged: other processes hold the cores (coresAvailable)",
+          }
+        : {}),
       threadsUsed: stats.length,
       coresBusy: report.coresBusy,
+      mainThreadBusy: report.mainThreadBusy,
+      cpuMsPerRow: +(report.cpuUsPerRow / 1000).toFixed(3),
+      pgCpuMsPerRow: +(report.pgCpuUsPerRow / 1000).toFixed(3),
       loadavg: loadavg().map((x) => +x.toFixed(2)),
     });
   }
 
   if (aesRows > 0) {
-    const oldAes = localAesProvider({ keys: randomBytes(32) });
-    const newAes = localAesProvider({ keys: randomBytes(32) });
+    let oldAes = localAesProvider({ keys: randomBytes(32) });
+    let newAes = localAesProvider({ keys: randomBytes(32) });
     await seed(oldAes, aesRows);
-    const inMemory = await rewrapInMemory(oldAes, newAes, Math.min(aesRows, 20_000));
-    const available = await coresAvailable();
-    const report = await rewrap(oldAes, newAes);
-    line({
-      case: "local-aes rewrap",
-      rows: aesRows,
-      concurrency,
-      rewrapped: report.run.rewrapped,
-      seconds: +(report.durationMs / 1000).toFixed(2),
-      rowsPerSecond: Math.round(report.rowsPerSecond),
-      targetRowsPerSecond: 20_000,
-      targetMet: report.rowsPerSecond >= 20_000,
-      inMemoryRewrapsPerSecond: Math.round(inMemory),
-      coresAvailable: available,
-      coresBusy: report.coresBusy,
-      loadavg: loadavg().map((x) => +x.toFixed(2)),
-    });
+    for (const workers of [...new Set([1, cores])]) {
+      const inMemory = await rewrapInMemory(oldAes, newAes, Math.min(aesRows, 20_000));
+      const available = await coresAvailable();
+      const report = await rewrap(oldAes, newAes, workers);
+      line({
+        case: `local-aes rewrap, ${workers} worker(s)`,
+        rows: aesRows,
+        concurrency,
+        workers,
+        rewrapped: report.run.rewrapped,
+        seconds: +(report.durationMs / 1000).toFixed(2),
+        rowsPerSecond: Math.round(report.rowsPerSecond),
+        targetRowsPerSecond: 20_000,
+        // Below it on a loaded machine says nothing about an idle one.
+        targetMet:
+          report.rowsPerSecond >= 20_000 ||
+          (available >= 0.9 * cores
+            ? false
+            : "not judged: other processes hold the cores (coresAvailable)"),
+        inMemoryRewrapsPerSecond: Math.round(inMemory.perSecond),
+        ofInMemory: +(report.rowsPerSecond / inMemory.perSecond).toFixed(2),
+        inMemoryCpuUsPerRow: inMemory.cpuUsPerRow,
+        cpuUsPerRow: report.cpuUsPerRow,
+        pgCpuUsPerRow: report.pgCpuUsPerRow,
+        coresAvailable: available,
+        coresBusy: report.coresBusy,
+        mainThreadBusy: report.mainThreadBusy,
+        loadavg: loadavg().map((x) => +x.toFixed(2)),
+      });
+      // The table is now under newAes: the next case rewraps it back.
+      [oldAes, newAes] = [newAes, oldAes];
+    }
   }
 } finally {
   await db.query(`DROP TABLE IF EXISTS ${table}`);

@@ -207,4 +207,154 @@ describe.each(DATABASES)("batched writes on $name", ({ url }) => {
     // Idle once, at the very end: never between batches (each batch read and queued early).
     expect(emptied).toBe(1);
   }, 60_000);
+
+  it("two batches are read and in the KMS slots ahead of the one committing", async () => {
+    const { table, prefix } = names("readahead");
+    const kms = new SimKms({ latencyMs: 5 });
+    await seedTable(db, table, 400, kms.key("old", { latency: false }));
+    let read = 0; // batch reads that returned rows
+    let commits = 0;
+    const ahead: number[] = []; // batches read beyond the one committing, at each commit
+    const watched: SqlAdapter = {
+      ...db,
+      session: () => db.session(),
+      close: () => db.close(),
+      query: async (sql, params) => {
+        const result = await db.query(sql, params);
+        const batchRead =
+          sql.startsWith("SELECT") && sql.includes("ORDER BY") && !sql.includes(prefix);
+        if (batchRead && result.rows.length > 0) read++;
+        return result;
+      },
+      transaction: (fn) => {
+        // Batch commits only (the job's setup runs a transaction before the first read).
+        if (read > 0) ahead.push(read - ++commits);
+        return db.transaction(fn);
+      },
+    };
+    const report = await rewrapTable({
+      db: watched,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: kms.key("new"),
+      decrypt: [kms.key("old", { latency: false })],
+      apply: true,
+      batchSize: 50,
+      concurrency: 8,
+      rangeSize: 1000, // one range of 8 batches
+      sampleSize: 0,
+      stateTablePrefix: prefix,
+    });
+    expect(report.complete).toBe(true);
+    expect(report.run.rewrapped).toBe(400);
+    // Before: one batch ahead at most (the next read began only after a commit).
+    expect(Math.max(...ahead)).toBe(2);
+    expect(ahead.filter((n) => n >= 2).length).toBeGreaterThanOrEqual(5);
+  }, 60_000);
+
+  it("text primary keys: one compare-and-swap statement per batch, conflicts still caught", async () => {
+    const { table, prefix } = names("textpk");
+    const oldKey = keyPair().provider;
+    const newKey = keyPair().provider;
+    const type = db.dialect === "mysql" ? "BLOB" : "BYTEA";
+    await db.query(`CREATE TABLE ${table} (id VARCHAR(40) PRIMARY KEY, email ${type})`);
+    const sealer = new Envelope({ encrypt: oldKey, cache: false });
+    const keyOf = (n: number) => `user-${String(n).padStart(3, "0")}`;
+    for (let n = 1; n <= 120; n++) {
+      const value = await sealer.encrypt(plaintextOf(keyOf(n)), {
+        context: contextOf(table, "email", keyOf(n)),
+        output: "binary",
+      });
+      await db.query(`INSERT INTO ${table} (id, email) VALUES (?, ?)`, [keyOf(n), value]);
+    }
+    // While the job works user-007, the application rewrites it (under the old key).
+    const appValue = await sealer.encrypt("changed@example.com", {
+      context: contextOf(table, "email", keyOf(7)),
+      output: "binary",
+    });
+    let written = false; // once: the redo of the row (under its row lock) must not wait on it
+    const target = instrumented(newKey, {
+      beforeWrap: async ({ context }) => {
+        if (context.id !== keyOf(7) || written) return;
+        written = true;
+        await db.query(`UPDATE ${table} SET email = ? WHERE id = ?`, [appValue, keyOf(7)]);
+      },
+    });
+    const updates: number[] = [];
+    const watched: SqlAdapter = {
+      ...db,
+      session: () => db.session(),
+      close: () => db.close(),
+      query: (sql, params) => db.query(sql, params),
+      transaction: (fn) =>
+        db.transaction((tx) =>
+          fn({
+            query: (sql, params) => {
+              if (sql.startsWith("UPDATE") && sql.includes(table) && !sql.includes(prefix))
+                updates.push(params?.length ?? 0);
+              return tx.query(sql, params);
+            },
+          }),
+        ),
+    };
+    const report = await rewrapTable({
+      db: watched,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: target,
+      decrypt: [oldKey],
+      apply: true,
+      batchSize: 120,
+      sampleSize: 0,
+      stateTablePrefix: prefix,
+    });
+    expect(report.complete).toBe(true);
+    expect(report.run).toMatchObject({ rewrapped: 120, conflicts: 1, failed: 0 });
+    const check = await verifyAll(db, table, newKey, (id) =>
+      id === keyOf(7) ? "changed@example.com" : plaintextOf(id),
+    );
+    expect(check.rows).toBe(120);
+    expect(check.wrong).toEqual([]);
+    // PostgreSQL: the batch goes as arrays (key, offsets and lengths) and two blobs, not 3 parameters per row.
+    if (db.dialect === "postgres") expect(updates[0]).toBe(7);
+  }, 60_000);
+
+  it("PostgreSQL key types written as arrays (integer, numeric, uuid, char(n)): every row written", async () => {
+    if (db.dialect !== "postgres") return; // MySQL keeps the CASE form for every key type
+    const keys: [string, (n: number) => string][] = [
+      ["INTEGER", (n) => String(n)],
+      ["NUMERIC(12, 2)", (n) => `${n}.50`],
+      ["UUID", (n) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`],
+      ["CHAR(8)", (n) => `k${String(n).padStart(7, "0")}`], // no array cast: the CASE form
+    ];
+    for (const [type, keyOf] of keys) {
+      const { table, prefix } = names("pktype");
+      const oldKey = keyPair().provider;
+      const newKey = keyPair().provider;
+      await db.query(`CREATE TABLE ${table} (id ${type} PRIMARY KEY, email BYTEA)`);
+      const sealer = new Envelope({ encrypt: oldKey, cache: false });
+      for (let n = 1; n <= 30; n++) {
+        const value = await sealer.encrypt(plaintextOf(keyOf(n)), {
+          context: contextOf(table, "email", keyOf(n)),
+          output: "binary",
+        });
+        await db.query(`INSERT INTO ${table} (id, email) VALUES (?, ?)`, [keyOf(n), value]);
+      }
+      const report = await rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to: newKey,
+        decrypt: [oldKey],
+        apply: true,
+        stateTablePrefix: prefix,
+      });
+      expect(report.run, type).toMatchObject({ rewrapped: 30, conflicts: 0, failed: 0 });
+      const check = await verifyAll(db, table, newKey);
+      expect(check.wrong, type).toEqual([]);
+    }
+  }, 60_000);
 });

@@ -89,8 +89,101 @@ function byteLength(v: unknown): number {
   return 16;
 }
 
+/**
+ * PostgreSQL array types for a primary key, by information_schema type name: keys of
+ * these types are written with {@link updateUnnest}. Other types (char(n), enums, …) take
+ * the portable CASE statement.
+ */
+const PG_KEY_ARRAYS: Record<string, string> = {
+  smallint: "smallint[]",
+  integer: "integer[]",
+  bigint: "bigint[]",
+  numeric: "numeric[]",
+  text: "text[]",
+  "character varying": "text[]",
+  uuid: "uuid[]",
+};
+
 /** One statement for rows that all update the same columns; returns the rows it changed. */
 async function updateChunk(rt: CasScope, tx: SqlExecutor, chunk: RowOutcome[]): Promise<number> {
+  const keyArray = rt.db.dialect === "postgres" ? PG_KEY_ARRAYS[rt.table.pkType] : undefined;
+  if (keyArray) return updateUnnest(rt, tx, chunk, keyArray);
+  return updateCase(rt, tx, chunk);
+}
+
+/**
+ * PostgreSQL: the batch as arrays joined to the table, a fixed number of parameters
+ * whatever the row count (the CASE form costs PostgreSQL a scan of every arm per row).
+ * Binary values travel as one bytea of all of them with int arrays of offsets and lengths
+ * (a bytea[] would go as hex text, parsed back by PostgreSQL); text values as text[]:
+ *
+ *   UPDATE t SET c = substring(? FROM v.n0 FOR v.m0)
+ *     FROM unnest(?::bigint[], ?::int[], ?::int[], ?::int[], ?::int[]) AS v(k, o0, p0, n0, m0)
+ *    WHERE t.pk = v.k AND t.c = substring(? FROM v.o0 FOR v.p0)
+ */
+async function updateUnnest(
+  rt: CasScope,
+  tx: SqlExecutor,
+  chunk: RowOutcome[],
+  keyArray: string,
+): Promise<number> {
+  const columns = chunk[0]!.updates.map((u) => u.column);
+  const sets: { sql: string; params: unknown[] }[] = [];
+  const checks: { sql: string; params: unknown[] }[] = [];
+  const arrays: string[] = [`CAST(? AS ${keyArray})`];
+  const arrayParams: unknown[] = [chunk.map((o) => o.row[rt.table.pk])];
+  const names = ["k"];
+  for (const [i, c] of columns.entries()) {
+    const olds = chunk.map((o) => o.updates[i]!.old);
+    const news = chunk.map((o) => o.updates[i]!.next);
+    if (c.info.kind === "binary" && olds.every(Buffer.isBuffer) && news.every(Buffer.isBuffer)) {
+      const [oldBlob, oldAt, oldLen] = packed(olds as Buffer[]);
+      const [newBlob, newAt, newLen] = packed(news as Buffer[]);
+      arrays.push("CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])");
+      arrayParams.push(oldAt, oldLen, newAt, newLen);
+      names.push(`o${i}`, `p${i}`, `n${i}`, `m${i}`);
+      sets.push({
+        sql: `${c.q} = substring(CAST(? AS bytea) FROM v.n${i} FOR v.m${i})`,
+        params: [newBlob],
+      });
+      checks.push({
+        sql: `t.${c.q} = substring(CAST(? AS bytea) FROM v.o${i} FOR v.p${i})`,
+        params: [oldBlob],
+      });
+    } else {
+      const type = c.info.kind === "binary" ? "bytea[]" : "text[]";
+      arrays.push(`CAST(? AS ${type})`, `CAST(? AS ${type})`);
+      arrayParams.push(olds, news);
+      names.push(`o${i}`, `n${i}`);
+      sets.push({ sql: `${c.q} = v.n${i}`, params: [] });
+      checks.push({ sql: `t.${c.q} = v.o${i}`, params: [] });
+    }
+  }
+  // Parameters in the order their `?` appear: SET, FROM, WHERE.
+  const sql = `UPDATE ${rt.table.q} AS t SET ${sets.map((x) => x.sql).join(", ")} FROM unnest(${arrays.join(", ")}) AS v(${names.join(", ")}) WHERE t.${rt.table.pkq} = v.k AND ${checks.map((x) => x.sql).join(" AND ")}`;
+  const params = [
+    ...sets.flatMap((x) => x.params),
+    ...arrayParams,
+    ...checks.flatMap((x) => x.params),
+  ];
+  return (await tx.query(sql, params)).affected;
+}
+
+/** One buffer of `values` end to end, with each one's 1-based offset and length (SQL substring). */
+function packed(values: Buffer[]): [Buffer, number[], number[]] {
+  const at: number[] = [];
+  const len: number[] = [];
+  let offset = 1;
+  for (const v of values) {
+    at.push(offset);
+    len.push(v.length);
+    offset += v.length;
+  }
+  return [Buffer.concat(values), at, len];
+}
+
+/** The portable form: one `CASE pk WHEN ? THEN ? … END` per column (MySQL, other key types). */
+async function updateCase(rt: CasScope, tx: SqlExecutor, chunk: RowOutcome[]): Promise<number> {
   const columns = chunk[0]!.updates.map((u) => u.column);
   const pkOf = (o: RowOutcome) => o.row[rt.table.pk];
   const params: unknown[] = [];

@@ -153,6 +153,7 @@ async function prepare(
       pk,
       pkq: quote(db, pk),
       integerKey: pkInfo.kind === "integer",
+      pkType: pkInfo.dataType,
       columns,
       selectList: selected.map((c) => quote(db, c)).join(", "),
     },

@@ -15,6 +15,8 @@ export interface TablePlan {
   pkq: string;
   /** Integer primary key: ranges are planned arithmetically. */
   integerKey: boolean;
+  /** The primary key's SQL type, as information_schema names it (e.g. `bigint`). */
+  pkType: string;
   columns: ColumnPlan[];
   /** Quoted SELECT list: primary key, encrypted columns, context columns. */
   selectList: string;

@@ -57,57 +57,87 @@ export async function work(scope: WorkerScope): Promise<{ stopped: boolean }> {
   return { stopped: Boolean(rt.options.signal?.aborted) };
 }
 
+/** Batches read ahead of the one committing: while batch i commits, i+1 is in the KMS slots and i+2 is read. */
+export const READ_AHEAD = 3;
+
+type Batch = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
+/** The range has no rows left, or (STOP) the signal aborted before the read. */
+const END: Batch = { rows: [], outcomes: Promise.resolve([]) };
+const STOP: Batch = { rows: [], outcomes: Promise.resolve([]) };
+
 async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
   const { rt, t, state } = scope;
   const { range } = claim;
   let last = await readCheckpoint(rt.db, t, rt.job.id, range.rangeId);
-  // Pipelined: the next batch is read as soon as this one is, and its values queue for the
-  // worker's KMS slots behind this batch's, so the KMS is busy while a batch is read, while
-  // its last values finish and while it commits (never more than `concurrency` in flight).
-  type Batch = { rows: Row[]; outcomes: Promise<RowOutcome[]> };
+  const lastKey = (b: Batch) => String(b.rows.at(-1)![rt.table.pk]);
+  // Pipelined: up to READ_AHEAD batches are read in key order, each as soon as the one
+  // before it is, and their values queue for the worker's KMS slots (FIFO, never more than
+  // `concurrency` in flight). So the CPU/KMS work of the next batches runs while a batch
+  // commits, and the read after them runs too: neither the KMS nor the database waits for
+  // the other.
   const start = async (from: string | null): Promise<Batch> => {
     const rows = await fetchBatch(rt, range, from);
+    if (rows.length === 0) return END;
     const outcomes = Promise.all(rows.map((row) => slots.run(() => processRow(rt, row))));
     outcomes.catch(() => {}); // awaited when its turn comes
     return { rows, outcomes };
   };
-  let current: Batch | undefined;
-  let ahead: Batch | undefined;
-  const drop = async () => {
-    for (const b of [current, ahead]) await b?.outcomes.catch(() => {});
-    current = ahead = undefined;
+  let reads: Promise<Batch>[] = [];
+  const topUp = () => {
+    while (reads.length < READ_AHEAD) {
+      const prev = reads.at(-1);
+      const read = prev
+        ? prev.then((b) =>
+            b === END || b === STOP ? b : rt.options.signal?.aborted ? STOP : start(lastKey(b)),
+          )
+        : start(last);
+      read.catch(() => {}); // awaited when its turn comes
+      reads.push(read);
+    }
   };
+  const drop = async () => {
+    const pending = reads;
+    reads = [];
+    for (const r of pending) await r.then((b) => b.outcomes).catch(() => {});
+  };
+  // KMS calls are counted per batch over back-to-back windows (a batch's calls start
+  // before the batch before it commits).
+  let mark = rt.limits.limiter.calls;
   for (;;) {
     if (rt.options.signal?.aborted) {
       await drop();
       return "stopped" as const;
     }
     for (let attempt = 1; ; attempt++) {
-      current = ahead ?? (await start(last));
-      ahead = undefined;
-      if (current.rows.length === 0) return "done" as const;
       try {
-        const before = rt.limits.limiter.calls;
-        const next = String(current.rows.at(-1)![rt.table.pk]);
-        if (!rt.options.signal?.aborted) ahead = await start(next);
+        topUp();
+        const current = await reads[0]!;
+        if (current === STOP || current === END) {
+          await drop();
+          return current === STOP ? ("stopped" as const) : ("done" as const);
+        }
         const outcomes = await current.outcomes;
         const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(scope, tx, {
             rangeId: range.rangeId,
             expectedLast: last,
             outcomes,
-            callsBefore: before,
+            callsBefore: mark,
           }),
         );
+        mark += counters.kmsCalls;
+        reads.shift();
         account(state, counters, failed);
-        last = next;
+        last = lastKey(current);
         state.onBatch();
-        if (
-          state.demand.waiting > 0 &&
-          !(await offerSplit(rt, claim, ahead ?? current, state.demand))
-        ) {
-          await drop();
-          return "lost" as const;
+        if (state.demand.waiting > 0) {
+          // Split beyond everything read so far (the reads in flight finish first).
+          const read = await Promise.all(reads);
+          const tail = read.length === 0 ? current : read.at(-1)!;
+          if (!(await offerSplit(rt, claim, tail, state.demand))) {
+            await drop();
+            return "lost" as const;
+          }
         }
         break;
       } catch (error) {
