@@ -1,12 +1,14 @@
-import { ConfigError } from "@envelope/core";
+import { ConfigError, isTextForm } from "@envelope/core";
 import { mapLimit } from "@envelope/core/internal";
 import {
+  col,
   type FindOptions,
   Model,
   type ModelStatic,
   Op,
   QueryTypes,
   type Transaction,
+  where,
 } from "sequelize";
 import { guardedUpdate } from "./guarded-update.js";
 import { Swaps } from "./orm-swap.js";
@@ -178,7 +180,7 @@ export function encryptModel<M extends Model, const F extends string>(
         } as FindOptions)) as Row | null) ?? undefined,
       async write(set, guards) {
         const [count] = await model.update(set as never, {
-          where: { ...guards, [idField]: id } as never,
+          where: { [Op.and]: [{ [idField]: id }, ...guardsOf(model, guards)] } as never,
           fields: Object.keys(set) as never,
           hooks: false,
           validate: false,
@@ -266,6 +268,20 @@ export function encryptModel<M extends Model, const F extends string>(
       return rows.filter((r) => c.matches(field, bagOf(r as never)[field], value));
     },
   };
+}
+
+/**
+ * The compare-and-swap conditions of a guarded write. A guard holding a legacy value (the
+ * transitional read re-seals such a row whole) is compared as a plain column, outside the
+ * EncryptedText type, which refuses to send anything but a sealed value.
+ */
+function guardsOf(model: ModelStatic<Model>, guards: Row): unknown[] {
+  const attributes = model.getAttributes() as Record<string, { field?: string }>;
+  return Object.entries(guards).map(([k, v]) =>
+    v === null || (typeof v === "string" && isTextForm(v))
+      ? { [k]: v }
+      : where(col(attributes[k]?.field ?? k), Op.eq, v as string),
+  );
 }
 
 function bagOf(item: Instance | Row): Row {
