@@ -83,7 +83,7 @@ export async function runTakeover(o: TakeoverOptions): Promise<TakeoverReport> {
     legacyReads = app.legacyReads();
     log(`   legacy values read so far (audited): ${JSON.stringify(legacyReads)}`);
 
-    log("3. envelope migrate --from aes-256-gcm-json --apply (traffic continues)");
+    log("3. envelope migrate --from aes-256-gcm-json --records --apply (traffic continues)");
     const cliEnv: Env = {
       PATH: process.env.PATH,
       ENVELOPE_DB_URL: o.databaseUrl,
@@ -148,6 +148,7 @@ async function migrateUntilClean(
     "LEGACY_ENC_KEY",
     "--state-prefix",
     statePrefix,
+    "--records", // the app reads through @envelope/records: write its field layout
   ];
   try {
     for (let attempt = 1; ; attempt++) {

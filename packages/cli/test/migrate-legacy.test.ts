@@ -2,6 +2,8 @@ import { createCipheriv, randomBytes } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
+import { envelopeFromEnv } from "@envelope/core";
+import { createRecordCipher } from "@envelope/records";
 import * as fernet from "fernet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -224,5 +226,44 @@ describe("envelope migrate from Fernet, versioned and pgcrypto values (PostgreSQ
     expect(applied.code, applied.stdout).toBe(0);
     expect(applied.json()).toMatchObject({ complete: true, run: { rewrapped: 3 } });
     expect(Number(await envelopes(table, "email"))).toBe(3);
+  });
+
+  it("--records writes what a RecordCipher opens (its type tag); without it, RecordCipher refuses", async () => {
+    const gk = randomBytes(32);
+    const table = await newTable("rec", "id INT PRIMARY KEY, email TEXT, plain_email TEXT");
+    const legacy = gcmJson(gk, "ann@example.com");
+    await db.query(`INSERT INTO ${table} VALUES (1, ?, ?)`, [legacy, legacy]);
+    const env = {
+      OLD_ENC_KEY: gk.toString("hex"),
+      APP_KEY: randomBytes(32).toString("hex"),
+    };
+    const flags = (column: string) => [
+      ...base(table, column),
+      "--from",
+      "aes-256-gcm-json",
+      "--legacy-key-env",
+      "OLD_ENC_KEY",
+      "--to",
+      "local-aes://env/APP_KEY",
+      "--apply",
+    ];
+    const bad = await cli([...flags("email"), "--records", "json"], { cwd, env });
+    expect(bad.code).toBe(2);
+    expect(bad.stdout + bad.stderr).toContain("--records takes string");
+    const tagged = await cli([...flags("email"), "--records"], { cwd, env });
+    expect(tagged.code, tagged.stdout).toBe(0);
+    const untagged = await cli(flags("plain_email"), { cwd, env });
+    expect(untagged.code, untagged.stdout).toBe(0);
+
+    const envelope = await envelopeFromEnv({
+      ...env,
+      ENVELOPE_ENCRYPT_KEYS: "local-aes://env/APP_KEY",
+    });
+    const cipher = createRecordCipher(envelope, { table, encrypted: ["email", "plain_email"] });
+    const row = (await db.query(`SELECT id, email, plain_email FROM ${table}`)).rows[0]!;
+    expect(await cipher.openField(row, "email")).toBe("ann@example.com");
+    await expect(cipher.openField(row, "plain_email")).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_FORMAT",
+    });
   });
 });

@@ -37,6 +37,11 @@ export {
 } from "./keys/secret-source.js";
 export { type Env, type LegacyKeySource, loadLegacyKey } from "./keys/static-key.js";
 export type { VaultKvClient, VaultKvSource } from "./keys/vault-kv.js";
+export {
+  RECORD_VALUE_TAGS,
+  type RecordValueType,
+  recordValueDecoder,
+} from "./record-value.js";
 export type {
   AnyLegacyDecoder,
   AsyncLegacyDecoder,

@@ -1,4 +1,4 @@
-import { ConfigError, decodeEnvelope, fromText, isTextForm } from "@envelope/core";
+import { ConfigError } from "@envelope/core";
 import {
   and,
   eq,
@@ -11,7 +11,6 @@ import {
   sql,
 } from "drizzle-orm";
 import {
-  customType,
   getTableConfig,
   type PgColumn,
   type PgDatabase,
@@ -24,55 +23,8 @@ import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openAll, openMatching, reservedId, sealAll } from "./rows.js";
 import { quoteIdent } from "./sql.js";
 
-/**
- * Drizzle column types for encrypted fields (import from `@envelope/records/drizzle`).
- *
- * Why the column does not encrypt by itself: Drizzle's `toDriver` / `fromDriver` are
- * synchronous, while sealing needs the KMS (asynchronous) and the row id (the context
- * `{ table, column, id }`). So {@link encryptedRepository} seals before `insert` / `update`
- * and opens after `select`, and these columns are the safety net: writing anything that is
- * not a sealed value throws instead of storing plaintext.
- *
- * The column's TypeScript type is the plaintext type the repository reads and writes
- * (`string` by default); declare another with `.$type<T>()`, e.g.
- * `encryptedText("born").$type<Date>()`.
- *
- * @example
- * const usersTable = pgTable("users", {
- *   id: text("id").primaryKey(),
- *   email: encryptedText("email"),
- *   email_idx: text("email_idx"),
- * });
- * const users = encryptedRepository(db, usersTable, cipher);
- * await users.insert({ id: randomUUID(), email: "ann@example.com" });
- */
-export const encryptedText = customType<{ data: string; driverData: string }>({
-  dataType: () => "text",
-  toDriver(value) {
-    if (typeof value !== "string" || !isTextForm(value)) throw plaintextWrite();
-    decodeEnvelope(fromText(value)); // throws a FormatError on anything malformed
-    return value;
-  },
-  fromDriver: (value) => value,
-});
-
-/** Like `encryptedText` for `bytea` columns; use with a cipher created with `output: "binary"`. */
-export const encryptedBytes = customType<{ data: Buffer; driverData: Buffer }>({
-  dataType: () => "bytea",
-  toDriver(value) {
-    if (!(value instanceof Uint8Array)) throw plaintextWrite();
-    decodeEnvelope(value);
-    return Buffer.from(value.buffer, value.byteOffset, value.length);
-  },
-  fromDriver: (value) => value,
-});
-
-function plaintextWrite(): ConfigError {
-  return new ConfigError(
-    "ENVELOPE_BAD_INPUT",
-    "Refusing to send a value that is not sealed to an encrypted column: write through encryptedRepository (or seal first: await cipher.seal(record) / cipher.update(row, changes)); look rows up by an encrypted field with repository.findBy, not a WHERE on the column.",
-  );
-}
+// The column types are in drizzle-columns.ts: re-exported from this entry point.
+export { encryptedBytes, encryptedText } from "./drizzle-columns.js";
 
 /** Any Drizzle PostgreSQL database or transaction (node-postgres, postgres.js, PGlite, …). */
 // biome-ignore lint/suspicious/noExplicitAny: the repository works with any schema generics.

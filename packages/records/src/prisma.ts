@@ -1,8 +1,19 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
-import { guardedUpdate } from "./guarded-update.js";
+import {
+  type Args,
+  addIdToSelect,
+  type Delegates,
+  plain,
+  rewriteWhere,
+  withoutFields,
+} from "./prisma-args.js";
+import { findFiltered, openResult } from "./prisma-read.js";
+import { guardedPrismaUpdate } from "./prisma-update.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
-import { openAll, sealAll } from "./rows.js";
+import { sealAll } from "./rows.js";
+
+type Row = Record<string, unknown>;
 
 /** One Prisma model's encrypted fields. Field names are the model's field names. */
 export interface PrismaModelEncryption {
@@ -29,25 +40,12 @@ export interface PrismaEncryptionOptions {
   concurrency?: number;
 }
 
-type Row = Record<string, unknown>;
-type Args = Record<string, unknown> & {
-  data?: unknown;
-  where?: Row;
-  select?: Row;
-  create?: Row;
-  update?: Row;
-};
 interface QueryHook {
   model?: string;
   operation: string;
   args: Args;
   query: (args: Args) => Promise<unknown>;
 }
-/** The part of a Prisma client the extension uses: model delegates with findUnique. */
-type Delegates = Record<
-  string,
-  { findUnique(args: { where: Row }): Promise<Row | null>; findMany(args: Row): Promise<Row[]> }
->;
 /** What `$extends` accepts in the callback form (`Prisma.defineExtension`). */
 interface ExtensibleClient {
   $extends(extension: {
@@ -189,181 +187,4 @@ async function handle(
 
   if (filter) return findFiltered(cipher, operation, args, query, delegate, filter, stripId);
   return openResult(cipher, await query(args), stripId);
-}
-
-/**
- * find* with a blind-index filter: the candidates are opened (once, with openMany), the
- * false positives of a truncated index dropped, and the opened rows returned. findFirst
- * runs as findMany through the base (unextended) client, because it could otherwise stop
- * at a false positive, then takes the first true match.
- */
-async function findFiltered(
-  cipher: RecordCipher,
-  operation: string,
-  args: Args,
-  query: (args: Args) => Promise<unknown>,
-  delegate: () => Delegates[string],
-  filter: (row: Row) => boolean,
-  stripId: string | undefined,
-): Promise<unknown> {
-  const raw = operation === "findMany" ? await query(args) : await delegate().findMany(args);
-  const rows = (Array.isArray(raw) ? raw : raw ? [raw] : []) as Row[];
-  const kept = (await openAll<Row>(cipher, rows)).filter(filter).map((row) => strip(row, stripId));
-  if (operation === "findMany") return kept;
-  if (kept[0] === undefined && operation === "findFirstOrThrow") {
-    // Let Prisma raise its own not-found error (P2025), as without the extension.
-    const idField = cipher.schema.idField ?? "id";
-    return query({ where: { [idField]: { in: [] } } });
-  }
-  return kept[0] ?? null;
-}
-
-/**
- * Opens what a query returned: a list with openMany (bounded, one unwrap per record; a row
- * that does not open fails the whole call with its typed error), a single row with open.
- */
-async function openResult(cipher: RecordCipher, result: unknown, stripId: string | undefined) {
-  // count, createMany ({ count }), aggregate, a select of plain fields only… carry no
-  // encrypted field and are returned as they are; a row that carries one must open.
-  const sealed = (x: unknown): x is Row =>
-    typeof x === "object" &&
-    x !== null &&
-    !Array.isArray(x) &&
-    cipher.schema.encrypted.some((f) => f in x);
-  if (Array.isArray(result)) {
-    const rows = result.filter(sealed);
-    const opened = (await openAll<Row>(cipher, rows)).map((row) => strip(row, stripId));
-    let next = 0;
-    return result.map((item) => (sealed(item) ? opened[next++] : item));
-  }
-  if (!sealed(result)) return result;
-  return strip(await cipher.open<Row>(result), stripId);
-}
-
-function strip(row: Row, stripId: string | undefined): Row {
-  if (stripId) delete row[stripId];
-  return row;
-}
-
-/**
- * `update` that writes encrypted fields: the stored row is read through the base client,
- * `cipher.update` seals the changes, and when that re-seals the whole record (a rotation,
- * or a data key this process did not generate) the write carries the other encrypted
- * columns' read values in its `where` (compare-and-swap): a concurrent change makes it
- * match nothing (P2025), and the update is read and sealed again (at most 3 attempts).
- */
-async function guardedPrismaUpdate(
-  cipher: RecordCipher,
-  args: Args,
-  query: (args: Args) => Promise<unknown>,
-  delegate: () => Delegates[string],
-): Promise<unknown> {
-  const where = args.where!;
-  const data = args.data as Row;
-  const clear = withoutFields(data, cipher.schema.encrypted);
-  let result: unknown;
-  let wrote = false;
-  const found = await guardedUpdate(cipher, plain(data), {
-    read: async () => (await delegate().findUnique({ where })) ?? undefined,
-    async write(set, guards) {
-      const guarded = Object.keys(guards).length > 0;
-      try {
-        result = await query({
-          ...args,
-          where: guarded ? withAnd(where, guards) : where,
-          data: { ...data, ...set },
-        });
-      } catch (error) {
-        if (guarded && (error as { code?: unknown })?.code === "P2025") return undefined;
-        throw error;
-      }
-      wrote = true;
-      return {};
-    },
-  });
-  if (wrote) return result;
-  // Nothing encrypted to write (only undefined values): the plain changes alone.
-  if (found) return query({ ...args, data: clear });
-  // No such row: let Prisma raise its own not-found error (P2025), as without the
-  // extension, by an update that matches nothing — and never with plaintext in `data`.
-  const idField = cipher.schema.idField ?? "id";
-  return query({ ...args, where: withAnd(where, { [idField]: { in: [] } }), data: clear });
-}
-
-function withoutFields(data: Row, fields: readonly string[]): Row {
-  const out: Row = { ...data };
-  for (const f of fields) delete out[f];
-  return out;
-}
-
-/** `where` narrowed by `extra` (Prisma's unique where accepts AND with other filters). */
-function withAnd(where: Row, extra: Row): Row {
-  const and = where.AND === undefined ? [] : Array.isArray(where.AND) ? where.AND : [where.AND];
-  return { ...where, AND: [...and, extra] };
-}
-
-/** Prisma accepts `{ field: { set: value } }`: unwrap it for encrypted fields. */
-function plain(data: Row): Row {
-  const out: Row = { ...data };
-  for (const [k, v] of Object.entries(out)) {
-    if (
-      v &&
-      typeof v === "object" &&
-      !Array.isArray(v) &&
-      "set" in v &&
-      Object.keys(v).length === 1
-    ) {
-      out[k] = (v as { set: unknown }).set;
-    }
-  }
-  return out;
-}
-
-/**
- * Opening needs the id: select it when the caller selected encrypted fields without it,
- * or stop omitting it when encrypted fields are returned (`omit: { id: true }`).
- */
-function addIdToSelect(
-  args: Args,
-  idField: string,
-  encrypted: readonly string[],
-): string | undefined {
-  const omit = args.omit as Row | undefined;
-  if (omit?.[idField] && !args.select && !encrypted.every((f) => omit[f])) {
-    const { [idField]: _, ...rest } = omit;
-    args.omit = rest;
-    return idField;
-  }
-  const select = args.select;
-  if (!select || select[idField] || !encrypted.some((f) => select[f])) return undefined;
-  args.select = { ...select, [idField]: true };
-  return idField;
-}
-
-/** `where: { email: "x" }` on a blind-indexed field → `where: { email_idx: { in: candidates } }`. */
-function rewriteWhere(cipher: RecordCipher, args: Args): ((row: Row) => boolean) | undefined {
-  const where = args.where;
-  if (!where) return undefined;
-  const checks: ((row: Row) => boolean)[] = [];
-  const next: Row = { ...where };
-  for (const field of cipher.schema.encrypted) {
-    if (!(field in where)) continue;
-    let value = where[field];
-    if (value && typeof value === "object" && "equals" in value) value = (value as Row).equals;
-    const column = cipher.indexColumn(field);
-    if (typeof value !== "string" || !column) {
-      throw new ConfigError(
-        "ENVELOPE_BAD_INPUT",
-        `where.${field}: encrypted fields can only be matched by equality with a string, and only when they have a blind index.`,
-        { details: { table: cipher.schema.table, field } },
-      );
-    }
-    delete next[field];
-    next[column] = { in: cipher.candidatesFor(field, value) };
-    const expected = value;
-    checks.push((row) => cipher.matches(field, row[field], expected));
-  }
-  if (checks.length === 0) return undefined;
-  args.where = next;
-  return (row) => checks.every((check) => check(row));
 }

@@ -2,7 +2,7 @@ import { ConfigError } from "@envelope/core";
 import { mapLimit } from "@envelope/core/internal";
 import {
   type FindOptions,
-  Model,
+  type Model,
   type ModelStatic,
   Op,
   QueryTypes,
@@ -11,7 +11,7 @@ import {
 import { guardedUpdate } from "./guarded-update.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
-import { blindIndexColumn, reservedId, valuesOrThrow } from "./rows.js";
+import { blindIndexColumn, reservedId } from "./rows.js";
 import {
   addIdAttribute,
   checkModel,
@@ -19,6 +19,8 @@ import {
   refuseWhere,
   validateAll,
 } from "./sequelize-checks.js";
+import { bagOf, cipherOf, type Instance, openFound } from "./sequelize-find.js";
+import { guardsOf } from "./sequelize-guards.js";
 import { quoteIdent } from "./sql.js";
 
 export { EncryptedText } from "./sequelize-type.js";
@@ -29,12 +31,6 @@ type AnyCipher = RecordCipher<string, "text" | "binary">;
 /** Records sealed at once by bulkCreate (one KMS call each): overlap, without flooding. */
 const SEAL_CONCURRENCY = 16;
 
-/** The parts of a Sequelize instance the hooks touch (public API plus the two value maps). */
-interface Instance {
-  dataValues: Row;
-  _previousDataValues: Row;
-  changed(key: string, dirty: boolean): void;
-}
 interface SaveOptions {
   fields?: string[];
   defaultFields?: string[];
@@ -48,8 +44,6 @@ interface SaveOptions {
 }
 type Hook = (...args: never[]) => unknown;
 
-/** Model class → its cipher: opens encrypted models reached through `include`. */
-const cipherOf = new WeakMap<object, AnyCipher>();
 /** The id attribute a find added to `attributes` so rows could be opened; removed after. */
 const ADDED_ID = Symbol("envelope.addedId");
 
@@ -178,7 +172,7 @@ export function encryptModel<M extends Model, const F extends string>(
         } as FindOptions)) as Row | null) ?? undefined,
       async write(set, guards) {
         const [count] = await model.update(set as never, {
-          where: { ...guards, [idField]: id } as never,
+          where: { [Op.and]: [{ [idField]: id }, ...guardsOf(model, guards)] } as never,
           fields: Object.keys(set) as never,
           hooks: false,
           validate: false,
@@ -266,60 +260,4 @@ export function encryptModel<M extends Model, const F extends string>(
       return rows.filter((r) => c.matches(field, bagOf(r as never)[field], value));
     },
   };
-}
-
-function bagOf(item: Instance | Row): Row {
-  return item instanceof Model ? (item as unknown as Instance).dataValues : (item as Row);
-}
-
-/**
- * Opens found rows in place: instances (and the instances of encrypted models reached
- * through `include`) and the plain objects of `raw: true`. The rows of each model go through
- * its cipher's `openMany` (one unwrap per record, the cipher's `concurrency` at a time),
- * one model after the other so that bound holds for the whole find. All or nothing: when a
- * row does not open, the find rejects with its typed error and no row is changed.
- */
-async function openFound(items: readonly (Instance | Row)[], own: AnyCipher): Promise<void> {
-  type Task = { cipher: AnyCipher; bag: Row; previous?: Row };
-  const tasks: Task[] = [];
-  const seen = new Set<object>();
-  const visit = (item: unknown, rawCipher?: AnyCipher) => {
-    if (typeof item !== "object" || item === null || seen.has(item)) return;
-    seen.add(item);
-    if (Array.isArray(item)) {
-      for (const x of item) visit(x);
-      return;
-    }
-    if (item instanceof Model) {
-      const instance = item as unknown as Instance;
-      const cipher = cipherOf.get(item.constructor);
-      if (cipher)
-        tasks.push({ cipher, bag: instance.dataValues, previous: instance._previousDataValues });
-      for (const v of Object.values(instance.dataValues)) if (typeof v === "object") visit(v);
-      return;
-    }
-    // raw: true: a plain object of the model's own attributes.
-    if (rawCipher) tasks.push({ cipher: rawCipher, bag: item as Row });
-  };
-  for (const item of items) visit(item, own);
-  const byCipher = new Map<AnyCipher, Task[]>();
-  for (const task of tasks) {
-    const group = byCipher.get(task.cipher);
-    if (group) group.push(task);
-    else byCipher.set(task.cipher, [task]);
-  }
-  const writes: (() => void)[] = [];
-  for (const [cipher, group] of byCipher) {
-    const opened = valuesOrThrow(await cipher.openMany<Row>(group.map((t) => t.bag)));
-    for (const [i, { bag, previous }] of group.entries()) {
-      writes.push(() => {
-        for (const f of cipher.schema.encrypted) {
-          if (!(f in bag)) continue;
-          bag[f] = opened[i]![f];
-          if (previous) previous[f] = opened[i]![f];
-        }
-      });
-    }
-  }
-  for (const write of writes) write();
 }

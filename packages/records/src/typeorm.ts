@@ -17,6 +17,8 @@ import { loadBatcher } from "./load-batch.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
+import { indexColumnsOnUpsert } from "./typeorm-upsert.js";
+import { refuseEncryptedWhere } from "./typeorm-where.js";
 
 type Row = Record<string, unknown>;
 type AnyCipher = RecordCipher<string, "text" | "binary">;
@@ -157,6 +159,8 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
     },
   };
   dataSource.subscribers.push(subscriber);
+  indexColumnsOnUpsert(metadata, c);
+  refuseEncryptedWhere(metadata, encrypted, c.schema.table);
 
   return {
     cipher,

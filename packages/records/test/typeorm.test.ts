@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { EnvelopeError, inspectEnvelope, type KeyProvider } from "@envelope/core";
-import { DataSource, EntitySchema, type EntitySubscriberInterface } from "typeorm";
+import { DataSource, EntitySchema, type EntitySubscriberInterface, IsNull, Not } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
@@ -187,17 +187,43 @@ describe.each([
     expect(await dumpHas("x@x.io")).toBe(false);
   });
 
-  it("upsert seals like an insert; its update branch moves the index only when the index column is named", async () => {
+  it("upsert seals like an insert; its update branch moves the blind index too", async () => {
     const repo = ds.getRepository(Person);
     const id = randomUUID();
     await repo.upsert({ id, email: "up1@x.io", phone: "1" }, ["id"]);
-    // TypeORM picks the columns to overwrite before the subscriber adds email_idx.
+    // TypeORM picks the columns to overwrite before the subscriber adds email_idx: the
+    // wrapped upsert names email_idx, so the update branch writes the new index.
     await repo.upsert({ id, email: "up2@x.io", phone: "2" }, ["id"]);
     expect(await repo.findOneBy({ id })).toMatchObject({ email: "up2@x.io", phone: "2" });
-    expect(await people.findBy("email", "up2@x.io")).toEqual([]); // stale index: documented
-    await repo.upsert({ id, email: "up3@x.io", email_idx: null, phone: "3" }, ["id"]);
-    expect((await people.findBy("email", "up3@x.io"))[0]?.id).toBe(id);
+    expect((await people.findBy("email", "up2@x.io"))[0]?.id).toBe(id);
+    expect(await people.findBy("email", "up1@x.io")).toEqual([]);
+    // Through a transaction's manager, and an upsert that leaves email alone keeps its index.
+    await ds.transaction((m) => m.upsert(Person, [{ id, email: "up3@x.io", phone: "3" }], ["id"]));
+    await repo.upsert({ id, phone: "4" }, ["id"]);
+    expect((await people.findBy("email", "up3@x.io"))[0]).toMatchObject({ id, phone: "4" });
+    await repo.upsert({ id, email: null, phone: "5" }, ["id"]);
+    expect((await stored(id)).email_idx).toBeNull();
     expect(await dumpHas("up3@x.io")).toBe(false);
+  });
+
+  it("where on an encrypted column is refused (typed, pointing to findBy); IsNull is allowed", async () => {
+    const repo = ds.getRepository(Person);
+    const e = await repo.save(repo.create({ email: "w@x.io", phone: null }));
+    expect(await codeOf(repo.findBy({ email: "w@x.io" }))).toBe("ENVELOPE_BAD_INPUT");
+    expect(await codeOf(repo.findOne({ where: [{ id: "none" }, { email: "w@x.io" }] }))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    expect(await codeOf(repo.count({ where: { email: "w@x.io" } }))).toBe("ENVELOPE_BAD_INPUT");
+    expect(await codeOf(ds.manager.exists(Person, { where: { phone: "1" } }))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    const error = await repo.findBy({ email: "w@x.io" }).catch((x: unknown) => x);
+    expect(String((error as Error).message)).toContain('findBy("email", value)');
+    expect(String((error as Error).message)).not.toContain("w@x.io");
+    const withNull = await repo.findBy({ id: e.id, phone: IsNull() });
+    expect(withNull.map((p) => p.id)).toEqual([e.id]);
+    expect(await repo.count({ where: { id: e.id, phone: Not(IsNull()) } })).toBe(0);
+    expect((await people.findBy("email", "W@x.io"))[0]?.id).toBe(e.id);
   });
 
   it("a value from another row (wrong context) fails with a typed error, never the raw value", async () => {

@@ -1,10 +1,13 @@
-// THE APP AFTER THE TAKEOVER: the same User model, its encrypted attributes now plain TEXT
-// columns sealed by Envelope (hooks in envelope-attributes.ts) instead of EncryptedString.
+// THE APP AFTER THE TAKEOVER: the same User model, its encrypted attributes now sealed by
+// @envelope/records (one data key per row, each value bound to { table, column, id })
+// instead of EncryptedString. While the table may still hold legacy values, the cipher
+// reads through the transitional read; `envelope migrate --records` writes exactly what
+// this cipher reads.
 import type { Envelope } from "@envelope/core";
-import type { TransitionalRead } from "@envelope/records";
+import { createRecordCipher, type TransitionalRead } from "@envelope/records";
+import { EncryptedText, encryptModel } from "@envelope/records/sequelize";
 import { DataTypes, type ModelStatic, type Sequelize } from "sequelize";
 import type { UserModel } from "../users.js";
-import { encryptAttributes } from "./envelope-attributes.js";
 
 export function defineUser(
   sequelize: Sequelize,
@@ -16,11 +19,16 @@ export function defineUser(
     {
       id: { type: DataTypes.UUID, defaultValue: DataTypes.UUIDV4, primaryKey: true },
       name: { type: DataTypes.STRING(100), allowNull: false },
-      email: { type: DataTypes.TEXT },
-      ssn: { type: DataTypes.TEXT },
+      email: EncryptedText,
+      ssn: EncryptedText,
     },
     { tableName, timestamps: false },
   ) as ModelStatic<UserModel>;
-  encryptAttributes(Users, { ...keys, table: tableName, attributes: ["email", "ssn"] });
+  const cipher = createRecordCipher(
+    keys.envelope,
+    { table: tableName, encrypted: ["email", "ssn"] },
+    keys.transitional ? { transitional: keys.transitional } : {},
+  );
+  encryptModel(Users, cipher);
   return Users;
 }

@@ -14,6 +14,7 @@ import {
   parseSecretSpec,
   pgcryptoDecoder,
   plaintextDecoder,
+  recordValueDecoder,
   versionedDecoder,
 } from "@envelope/legacy";
 
@@ -33,6 +34,8 @@ export interface LegacyFlags {
   keyVersion?: string[];
   versionPrefix?: string;
   versionColumn?: string;
+  /** `--records [string|bytes]`: seal the @envelope/records field layout (type tag + value). */
+  records?: boolean | string;
 }
 
 const CIPHERS = ["aes-256-gcm-json", "aes-256-cbc", "fernet", "pgcrypto"] as const;
@@ -46,9 +49,30 @@ const bad = (message: string, field: string) =>
  * Builds the decoder `envelope migrate` runs with. One format → that decoder; several
  * (`--from fernet,aes-256-gcm-json`) → a mixed-column decoder; `plaintext` in the list or
  * `--allow-plaintext` accepts unencrypted values too. Keys are read here, once, and never
- * printed. `pgcrypto` needs a PostgreSQL pool (the --db one, or --pgcrypto-db).
+ * printed. `pgcrypto` needs a PostgreSQL pool (the --db one, or --pgcrypto-db). With
+ * `--records`, each plaintext is laid out as an `@envelope/records` field (type tag first),
+ * so a RecordCipher opens the migrated values.
  */
 export async function buildLegacyDecoder(
+  flags: LegacyFlags,
+  env: Env,
+  pgPool: () => Promise<PgQueryable>,
+): Promise<AnyLegacyDecoder> {
+  const records = flags.records;
+  if (records === undefined || records === false) return columnDecoder(flags, env, pgPool);
+  if (records !== true && records !== "string" && records !== "bytes")
+    throw bad(
+      `--records takes string (the default) or bytes, not "${String(records).slice(0, 20)}".`,
+      "records",
+    );
+  return recordValueDecoder(
+    await columnDecoder(flags, env, pgPool),
+    records === true ? "string" : records,
+  );
+}
+
+/** The decoder for the legacy values as stored (the plaintext bytes, untagged). */
+async function columnDecoder(
   flags: LegacyFlags,
   env: Env,
   pgPool: () => Promise<PgQueryable>,

@@ -31,6 +31,9 @@ Examples:
   envelope migrate --db $DB --table users --column email --from fernet,aes-256-gcm-json --allow-plaintext \\
       --legacy-key fernet=env:FERNET_KEY --legacy-key aes-256-gcm-json=env:OLD_ENC_KEY
 
+  envelope migrate --db $DB --table users --column email,ssn --from aes-256-gcm-json \\
+      --legacy-key-env OLD_ENC_KEY --records     # the app reads users through @envelope/records
+
 Values that already are envelopes are skipped. A value in none of the --from formats is
 left unchanged and reported (ENVELOPE_LEGACY_UNRECOGNIZED); plaintext is sealed only with
 --allow-plaintext (or --from plaintext). Legacy keys are never printed.`;
@@ -90,6 +93,10 @@ export function registerMigrateCommand(
       'versioned: prefix with one capture group (default "^v(\\d+):")',
     )
     .option("--version-column <name>", "versioned: the column holding each row's key version")
+    .option(
+      "--records [type]",
+      "write what @envelope/records reads (its one-byte type tag before the value): for a column an app reads through createRecordCipher or the Sequelize / TypeORM / Drizzle / Prisma integrations. type: string (default) or bytes",
+    )
     .option(
       "--to <uri>",
       "key URI(s) to seal under instead of the config's encrypting keys",

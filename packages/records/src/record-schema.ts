@@ -1,0 +1,87 @@
+import { ConfigError } from "@envelope/core";
+import { padRule } from "@envelope/core/internal";
+import type { BlindIndexSpec } from "./blind-index.js";
+import { nameProblem, shown } from "./names.js";
+import type { RecordCipherOptions, RecordSchema } from "./record-types.js";
+
+/** Checks a record schema and the cipher options that depend on it; a frozen copy. */
+export function checkSchema<F extends string>(
+  schema: RecordSchema<F>,
+  options: RecordCipherOptions<"text" | "binary">,
+): Readonly<RecordSchema<F>> {
+  const bad = (field: string, problem: string) =>
+    new ConfigError("ENVELOPE_BAD_CONFIG", `Record schema: ${field} ${problem}.`, {
+      details: { field },
+    });
+  if (!schema || typeof schema.table !== "string" || schema.table.length === 0) {
+    throw bad("table", "must be the table name (a non-empty string)");
+  }
+  // Names go into contexts, blind index key derivation and SQL: one limit for all of them.
+  const checkName = (field: string, name: unknown) => {
+    const problem = nameProblem(name);
+    if (problem) throw bad(field, problem);
+  };
+  checkName("table", schema.table);
+  const idField = schema.idField ?? "id";
+  if (typeof idField !== "string" || idField.length === 0) {
+    throw bad("idField", "must be a non-empty string");
+  }
+  checkName("idField", idField);
+  if (!Array.isArray(schema.encrypted) || schema.encrypted.length === 0) {
+    throw bad("encrypted", 'must list at least one field, e.g. ["email", "phone"]');
+  }
+  const seen = new Set<string>();
+  for (const f of schema.encrypted) {
+    if (typeof f !== "string" || f.length === 0) throw bad("encrypted", "holds a non-string name");
+    checkName(`encrypted field "${shown(f)}"`, f);
+    if (f === idField) throw bad("encrypted", `cannot include the id field "${idField}"`);
+    if (seen.has(f)) throw bad("encrypted", `lists "${f}" twice`);
+    seen.add(f);
+  }
+  const indexes = Object.entries(schema.blindIndexes ?? {}) as [string, BlindIndexSpec][];
+  for (const [field, spec] of indexes) {
+    if (!seen.has(field)) {
+      throw bad(`blindIndexes.${shown(field)}`, "names a field that is not encrypted");
+    }
+    const column = spec?.column ?? `${field}_idx`;
+    checkName(`blindIndexes.${field}.column`, column);
+    if (seen.has(column) || column === idField) {
+      throw bad(`blindIndexes.${field}.column`, `"${column}" is already a field of the record`);
+    }
+  }
+  const pads = schema.pad ?? {};
+  if (typeof pads !== "object" || pads === null || Array.isArray(pads)) {
+    throw bad(
+      "pad",
+      'must map encrypted fields to a padding option, e.g. { email: 32, ssn: "pii" }',
+    );
+  }
+  for (const [field, option] of Object.entries(pads)) {
+    if (!seen.has(field)) throw bad(`pad.${shown(field)}`, "names a field that is not encrypted");
+    padRule(option, `pad.${field}`);
+  }
+  if (indexes.length > 0 && !options.blindIndex) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "The schema declares blind indexes: pass options.blindIndex = createBlindIndexer({ keys }).",
+      { details: { field: "blindIndex" } },
+    );
+  }
+  if (options.transitional !== undefined && typeof options.transitional?.open !== "function") {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "options.transitional must be made by transitionalRead({ decoders, onLegacyRead }).",
+      { details: { field: "transitional" } },
+    );
+  }
+  if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", 'output must be "text" or "binary".', {
+      details: { field: "output" },
+    });
+  }
+  return Object.freeze({
+    ...schema,
+    encrypted: Object.freeze([...schema.encrypted]),
+    ...(schema.pad ? { pad: Object.freeze({ ...schema.pad }) } : {}),
+  });
+}
