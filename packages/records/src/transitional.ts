@@ -6,6 +6,9 @@ import {
   EnvelopeError,
   FormatError,
   isTextForm,
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_AES256GCM_SHA512_COMMIT,
+  SUITE_SIGNED_ED25519,
 } from "@envelope/core";
 import { shown } from "./names.js";
 
@@ -85,13 +88,21 @@ export interface TransitionalRead {
 
 /**
  * True when a stored value is meant to be an envelope: `ev1:` text, or bytes starting with
- * the format version 0x01 and a known suite (0x01, 0x02). Such a value is always opened as
- * an envelope — a damaged one is an error, never re-read as a legacy value or plaintext.
+ * the format version 0x01 and a known suite (0x01, 0x02, 0x03). Such a value is always
+ * opened as an envelope — a damaged one is an error, never re-read as a legacy value or
+ * plaintext.
  */
 export function isSealedValue(value: string | Uint8Array): boolean {
   if (typeof value === "string") return isTextForm(value);
-  return value.length >= 2 && value[0] === 0x01 && (value[1] === 0x01 || value[1] === 0x02);
+  return value.length >= 2 && value[0] === 0x01 && SEALED_SUITES.has(value[1]!);
 }
+
+/** Every suite FORMAT.md defines; a new suite must be added here before writers emit it. */
+const SEALED_SUITES: ReadonlySet<number> = new Set([
+  SUITE_AES256GCM_HKDF_SHA256_COMMIT,
+  SUITE_SIGNED_ED25519,
+  SUITE_AES256GCM_SHA512_COMMIT,
+]);
 
 /**
  * An explicit, audited read path for a column that still holds legacy values during a

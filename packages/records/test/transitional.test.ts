@@ -240,3 +240,32 @@ describe("transitional read: legacy values open, explicitly and audited", () => 
     ).toThrow(/transitionalRead/);
   });
 });
+
+describe("isSealedValue and suite 0x03 (FORMAT.md §15)", () => {
+  it("a binary suite 0x03 value is an envelope: opened as one, never read as legacy or plaintext", async () => {
+    const { hierarchicalProvider, memoryKeyStore } = await import("@envelope/hierarchical");
+    const master = localAesProvider({ keys: randomBytes(32) });
+    const provider = hierarchicalProvider({ master, store: memoryKeyStore(), suite: 3 });
+    const envelope = envelopeWith(provider);
+    const context = { table: "records_files", column: "blob" };
+    const sealed = await envelope.encrypt(Buffer.from("abc"), { context, output: "binary" });
+    expect(sealed[1]).toBe(0x03);
+    expect(isSealedValue(sealed)).toBe(true);
+
+    // With plaintext allowed, a damaged suite 0x03 value must fail, not come back as "plaintext".
+    const legacyReads: LegacyReadEvent[] = [];
+    const reads = transitionalRead({
+      decoders: [],
+      allowPlaintext: true,
+      legacyAs: "bytes",
+      onLegacyRead: (e) => legacyReads.push(e),
+    });
+    const opened = await reads.open(envelope, sealed, context);
+    expect(Buffer.from(opened.plaintext)).toEqual(Buffer.from("abc"));
+    expect(opened.legacyFormat).toBeUndefined();
+    const damaged = Buffer.from(sealed);
+    damaged[damaged.length - 1]! ^= 1;
+    expect(await codeOf(reads.open(envelope, damaged, context))).toBe("ENVELOPE_DECRYPT_FAILED");
+    expect(legacyReads).toEqual([]);
+  });
+});
