@@ -46,8 +46,8 @@ export async function entryKey(
       dataKey = Buffer.from(found);
       cacheHit = true;
     } else {
-      const loaded = await cached.load(key, () => unwrapEntry(audit, provider, entry, request));
-      dataKey = loaded.dataKey;
+      const loaded = await cached.loadKey(key, () => unwrapEntry(audit, provider, entry, request));
+      dataKey = loaded.key;
       cacheHit = loaded.joined;
     }
   } else {
