@@ -1,8 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { Envelope, type KeyProvider, type WrappedKey } from "@envelope/core";
+import { Envelope } from "@envelope/core";
+import { memoryProvider } from "../lib/memory-provider.js";
 import { CONTEXT } from "../lib/subjects.js";
 
 /** Issue 15, item 2: CPU of a cold decrypt (data key not cached) besides the unwrap itself. */
+export { memoryProvider };
+
 export const COLD_CPU_TARGET_US = 15;
 
 export interface ColdResult {
@@ -13,29 +16,6 @@ export interface ColdResult {
   providerUs: number;
   records: number;
   concurrency: number;
-}
-
-/**
- * A provider whose unwrap costs ~0: the "wrapped" key is an index into an in-memory
- * table. Only what core does around the unwrap is left to measure.
- */
-export function memoryProvider(): KeyProvider {
-  const keys: Buffer[] = [];
-  return {
-    id: "memory",
-    keyRef: "m1",
-    handles: (e) => e.providerId === "memory",
-    async wrap(dataKey) {
-      const wrapped = Buffer.alloc(4);
-      wrapped.writeUInt32BE(keys.push(Buffer.from(dataKey)) - 1);
-      return { providerId: "memory", keyRef: "m1", wrapped };
-    },
-    async unwrap(entry: WrappedKey) {
-      const key = keys[Buffer.from(entry.wrapped).readUInt32BE(0)];
-      if (!key) throw new Error("unknown entry");
-      return Buffer.from(key);
-    },
-  };
 }
 
 function cpuUs(): number {

@@ -6,8 +6,10 @@
 // warm: one 64 B local-aes value read again.
 import { randomBytes } from "node:crypto";
 import { Envelope, localAesProvider } from "@envelope/core";
-import { memoryProvider } from "../cases/cold.js";
-import { CONTEXT } from "../lib/subjects.js";
+import { memoryProvider } from "../lib/memory-provider.js";
+
+// The same as bench/lib/subjects.ts (not imported: it loads every provider package).
+const CONTEXT = { table: "users", column: "email", id: "42" };
 
 const mode = process.argv[2] ?? "cold";
 const n = Number(process.argv[3] ?? 3000);
