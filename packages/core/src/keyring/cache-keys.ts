@@ -23,9 +23,11 @@ export function cacheKeysOf(
   pairs: readonly (readonly [WrappedKey, KeyProvider])[],
   request: KeyRequest,
 ): (string | undefined)[] {
-  return pairs.map(([entry, provider]) =>
-    cachesUnwrap(provider) ? unwrapCacheKey(provider, entry, request) : undefined,
-  );
+  const keys: (string | undefined)[] = [];
+  for (const pair of pairs) {
+    keys.push(cachesUnwrap(pair[1]) ? unwrapCacheKey(pair[1], pair[0], request) : undefined);
+  }
+  return keys;
 }
 
 /** The data-key reuse cache's key: one slot per KMS-level context of the encrypting keys. */
