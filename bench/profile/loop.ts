@@ -3,7 +3,8 @@
 // warm: one 64 B local-aes value decrypted again and again (default unwrap cache).
 // cold: 20,000 distinct records under an in-memory provider, 64 in flight.
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { Session } from "node:inspector/promises";
 import { Envelope, localAesProvider } from "@envelope/core";
 import { memoryProvider } from "../cases/cold.js";
@@ -54,6 +55,7 @@ if (mode === "warm") {
 }
 const u = process.cpuUsage();
 const { profile } = await session.post("Profiler.stop");
+mkdirSync(dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify(profile));
 console.log(
   `${mode}: ${ops} ops, ${((u.user + u.system - cpu0) / ops).toFixed(2)} µs CPU/op (profiler on)`,
