@@ -4,8 +4,8 @@
 // cold: 20,000 distinct records under an in-memory provider, 64 in flight.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { Session } from "node:inspector/promises";
+import { dirname } from "node:path";
 import { Envelope, localAesProvider } from "@envelope/core";
 import { memoryProvider } from "../cases/cold.js";
 import { CONTEXT } from "../lib/subjects.js";
