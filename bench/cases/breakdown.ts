@@ -3,6 +3,7 @@ import { decodeEnvelope, Envelope, encodeContext, localAesProvider } from "@enve
 import { hierarchicalProvider, memoryKeyStore } from "@envelope/hierarchical";
 import { MICRO, timeSequential } from "../lib/measure.js";
 import { CONTEXT } from "../lib/subjects.js";
+import { COLD_CPU_TARGET_US, runCold } from "./cold.js";
 
 export interface BreakdownResult {
   step: string;
@@ -105,6 +106,13 @@ export async function runBreakdown(log: (line: string) => void): Promise<Breakdo
     const us = 1e6 / t.opsPerSec;
     results.push({ step, us });
     log(`  ${us.toFixed(2).padStart(8)} µs  ${step}`);
+  }
+  // Issue 15, item 2: CPU per record of a decrypt whose data key is not cached, besides
+  // the unwrap (an in-memory provider whose own unwrap CPU is measured and subtracted).
+  for (const cold of await runCold(() => {}, 10_000)) {
+    const step = `cold CPU per record (µs), ${cold.case}, besides the unwrap (${cold.providerUs.toFixed(2)} µs): target ≤ ${COLD_CPU_TARGET_US}`;
+    results.push({ step, us: cold.cpuUs });
+    log(`  ${cold.cpuUs.toFixed(2).padStart(8)} µs  ${step}`);
   }
   return results;
 }

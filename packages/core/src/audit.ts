@@ -103,12 +103,31 @@ export class Auditor {
   }
 
   /** Runs one provider call and reports it, success or failure; rethrows what it threw. */
-  async timed<T>(
+  timed<T>(
     operation: AuditEvent["operation"],
     provider: Audited,
     call: () => Promise<T>,
     extra: Partial<AuditEvent> = {},
     keyRef = provider.keyRef,
+  ): Promise<T> {
+    // Without a hook the call is returned as is: no async frame (a promise and a
+    // microtask) around every KMS call.
+    if (!this.hook) {
+      try {
+        return call();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#timed(operation, provider, call, extra, keyRef);
+  }
+
+  async #timed<T>(
+    operation: AuditEvent["operation"],
+    provider: Audited,
+    call: () => Promise<T>,
+    extra: Partial<AuditEvent>,
+    keyRef: string,
   ): Promise<T> {
     const started = this.start();
     try {

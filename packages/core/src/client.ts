@@ -12,6 +12,7 @@ import {
   encryptEach,
 } from "./bulk.js";
 import { type PlaintextInput, plaintextBytes, utf8Text } from "./bytes.js";
+import { ContextMemo } from "./cache/context-memo.js";
 import { DataKeyCache } from "./cache/data-key-cache.js";
 import { UnwrapCache, type UnwrapCacheStats } from "./cache/unwrap-cache.js";
 import type {
@@ -85,6 +86,7 @@ export class Envelope {
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
   readonly #pad: PadRule | undefined;
+  readonly #contexts = new ContextMemo();
   #closed = false;
 
   constructor(options: EnvelopeOptions) {
@@ -134,7 +136,7 @@ export class Envelope {
       // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
       // Read once (issue 11): the bytes authenticated and the context a KMS binds agree.
       const given = snapshotContext(options.context);
-      const canonical = encodeSnapshot(given);
+      const canonical = this.#contexts.encode(given);
       const context = given ?? {};
       const purpose = purposeFlags(options);
       const flags = (this.#storeContext ? FLAG_CONTEXT_STORED : 0) | purpose;
@@ -175,7 +177,11 @@ export class Envelope {
     try {
       const parts = parse(sealed);
       checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
-      const { context, canonical } = resolveContext(parts, snapshotContext(options.context));
+      const given = snapshotContext(options.context);
+      // Without a stored context the canonical bytes are the given context's (memoized).
+      const { context, canonical } = parts.storedContext
+        ? resolveContext(parts, given)
+        : { context: given ?? {}, canonical: this.#contexts.encode(given) };
       // Signed mode: refuse unsigned / untrusted values and check the signature before
       // any cache lookup or unwrap (the warm path included).
       checkSignature(parts, canonical, this.#trusted, this.#verified);

@@ -11,7 +11,7 @@ describe("kdf", () => {
       const expected = Buffer.from(
         hkdfSync("sha256", dek, id, "envelope:v1:suite1:key+commitment", 64),
       );
-      const got = deriveMessageKeys(dek, id);
+      const got = deriveMessageKeys(dek, id, 1);
       expect(Buffer.concat([got.encryptionKey, got.commitment]).equals(expected)).toBe(true);
     }
   });

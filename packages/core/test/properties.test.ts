@@ -212,7 +212,12 @@ describe("single bit flips", () => {
     const entry = parts.entries[0]!;
     const byteCodes = (from: number, to: number) => new Set(codes.slice(from * 8, to * 8));
     expect(byteCodes(0, 1)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_VERSION"]));
-    expect(byteCodes(1, 2)).toEqual(new Set(["ENVELOPE_UNSUPPORTED_SUITE"]));
+    // suite: bit 1 turns 0x01 into 0x03 (FORMAT.md §15), a known suite whose KDF yields
+    // another commitment; every other bit makes an unknown suite.
+    expect(codes[1 * 8 + 1]).toBe("ENVELOPE_COMMITMENT_MISMATCH");
+    expect(new Set(codes.slice(8, 16).filter((_, bit) => bit !== 1))).toEqual(
+      new Set(["ENVELOPE_UNSUPPORTED_SUITE"]),
+    );
     // flags: bit 1 is the stream-key purpose (decrypt refuses it); bit 2 (padded) decodes
     // and is in the AAD, so GCM refuses it; every other bit breaks the layout.
     expect(codes[2 * 8 + 1]).toBe("ENVELOPE_WRONG_PURPOSE");

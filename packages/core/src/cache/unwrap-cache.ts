@@ -19,8 +19,14 @@ export interface UnwrapCacheStats {
   size: number;
 }
 
-/** Ids of the messages whose keys were remembered under a data key, oldest first. */
-type CachedKey = SecretEntry<{ readonly messages: Set<string> }>;
+/**
+ * Ids of the messages whose keys were remembered under a data key, oldest first. Made on
+ * the first one: a cold read (a data key used once) allocates no Set.
+ */
+interface Messages {
+  messages: Set<string> | undefined;
+}
+type CachedKey = SecretEntry<Messages>;
 
 /**
  * The AES key of one message, derived from a cached data key and commitment-checked.
@@ -38,6 +44,8 @@ interface MessageRecord extends RememberedMessageKey {
   readonly cacheKey: string;
 }
 
+const noMessages = (): Messages => ({ messages: undefined });
+
 // A warm decrypt of a recently seen message skips HKDF (≈8 µs, more than the AES itself).
 const MESSAGE_KEYS_PER_DATA_KEY = 16;
 
@@ -52,7 +60,7 @@ const MESSAGE_KEYS_PER_DATA_KEY = 16;
  * them. `load` returns a private copy the caller must zero.
  */
 export class UnwrapCache {
-  private readonly keys: SecretKeyCache<{ readonly messages: Set<string> }>;
+  private readonly keys: SecretKeyCache<Messages>;
   // Looked up by message id alone: building the data key's cache key (the wrapped bytes,
   // 384 for RSA-3072) and hashing it costs more than the AES of a small value.
   private readonly messages = new Map<string, MessageRecord>();
@@ -80,8 +88,10 @@ export class UnwrapCache {
       sweepMs: Math.max(1000, Math.floor(ttl / 4)),
       // A data key takes the message keys derived from it along when it leaves.
       onLeave: (entry) => {
-        for (const id of entry.meta.messages) this.forget(id, entry);
-        entry.meta.messages.clear();
+        const { messages } = entry.meta;
+        if (!messages) return;
+        for (const id of messages) this.forget(id, entry);
+        messages.clear();
       },
     });
   }
@@ -119,6 +129,7 @@ export class UnwrapCache {
     }
     const previous = this.messages.get(messageId);
     if (previous) this.forget(messageId, previous.owner);
+    owner.meta.messages ??= new Set();
     if (owner.meta.messages.size >= MESSAGE_KEYS_PER_DATA_KEY) {
       const [oldest] = owner.meta.messages;
       this.forget(oldest!, owner);
@@ -129,7 +140,7 @@ export class UnwrapCache {
 
   /** Zeroes and drops a remembered message key if `owner` still holds it. */
   private forget(messageId: string, owner: CachedKey): void {
-    owner.meta.messages.delete(messageId);
+    owner.meta.messages?.delete(messageId);
     const found = this.messages.get(messageId);
     if (found?.owner !== owner) return;
     found.key.fill(0);
@@ -144,10 +155,16 @@ export class UnwrapCache {
     key: string,
     loader: () => Promise<Uint8Array>,
   ): Promise<{ dataKey: Buffer; joined: boolean }> {
-    const { key: dataKey, joined } = await this.keys.load(key, loader, () => ({
-      messages: new Set<string>(),
-    }));
+    const { key: dataKey, joined } = await this.loadKey(key, loader);
     return { dataKey, joined };
+  }
+
+  /** `load` for the keyring: the same, without a second async frame on every miss. */
+  loadKey(
+    key: string,
+    loader: () => Promise<Uint8Array>,
+  ): Promise<{ key: Buffer; joined: boolean }> {
+    return this.keys.load(key, loader, noMessages);
   }
 
   /**
@@ -156,7 +173,7 @@ export class UnwrapCache {
    */
   prime(key: string, dataKey: Uint8Array): void {
     if (this.keys.has(key)) return;
-    this.keys.set(key, dataKey, { messages: new Set() });
+    this.keys.set(key, dataKey, noMessages());
   }
 
   /** Drops every key (each is zeroed). */

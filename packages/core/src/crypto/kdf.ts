@@ -28,7 +28,8 @@ export interface MessageKeys {
 export function deriveMessageKeys(
   dataKey: Uint8Array,
   messageId: Uint8Array,
-  suite?: number,
+  // Required, so a call site cannot silently derive a suite-3 value's keys with HKDF.
+  suite: number,
 ): MessageKeys {
   return suite === SUITE_AES256GCM_SHA512_COMMIT
     ? oneStepSha512(dataKey, messageId)

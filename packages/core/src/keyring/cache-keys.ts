@@ -1,6 +1,6 @@
 import type { EncryptionContext } from "../format/context.js";
 import type { WrappedKey } from "../format/envelope.js";
-import { kmsContextKeyOf } from "../providers/capabilities.js";
+import { cachesUnwrap, kmsContextKeyOf } from "../providers/capabilities.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
 
 /**
@@ -16,6 +16,18 @@ export function unwrapCacheKey(
   const wrapped = Buffer.from(entry.wrapped.buffer, entry.wrapped.byteOffset, entry.wrapped.length);
   const kms = kmsContextOf(provider, request.context);
   return `${provider.id}\u0000${entry.keyRef}\u0000${wrapped.toString("base64")}\u0000${kms}`;
+}
+
+/** The unwrap-cache key of each (entry, provider) pair; undefined where the provider opts out. */
+export function cacheKeysOf(
+  pairs: readonly (readonly [WrappedKey, KeyProvider])[],
+  request: KeyRequest,
+): (string | undefined)[] {
+  const keys: (string | undefined)[] = [];
+  for (const pair of pairs) {
+    keys.push(cachesUnwrap(pair[1]) ? unwrapCacheKey(pair[1], pair[0], request) : undefined);
+  }
+  return keys;
 }
 
 /** The data-key reuse cache's key: one slot per KMS-level context of the encrypting keys. */

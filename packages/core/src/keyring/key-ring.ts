@@ -1,18 +1,15 @@
 import type { AuditEvent, Auditor } from "../audit.js";
 import type { UnwrapCache } from "../cache/unwrap-cache.js";
-import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
 import type { EncryptionMaterials } from "../crypto/materials.js";
 import { randomBytesPooled } from "../crypto/random.js";
 import { openAndZero } from "../crypto/seal.js";
-import { type EnvelopeError, ProviderError } from "../errors.js";
+import type { EnvelopeError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
-import { printable } from "../format/printable.js";
 import { cachesUnwrap, supportsDataKeyGeneration } from "../providers/capabilities.js";
-import { checkDataKey, checkReturnedEntry, takeDataKey } from "../providers/checks.js";
+import { checkDataKey, checkReturnedEntry } from "../providers/checks.js";
 import {
   asEnvelopeError,
-  commitmentError,
   maxEntriesTried,
   nativeRewrapError,
   pickFailure,
@@ -20,9 +17,10 @@ import {
   wrapFailure,
 } from "../providers/failures.js";
 import type { KeyProvider, KeyRequest, NativeRewrap } from "../providers/types.js";
-import { unwrapCacheKey } from "./cache-keys.js";
+import { cacheKeysOf, unwrapCacheKey } from "./cache-keys.js";
 import { candidates, checkedProviders, handlersOf, noMatchingKey } from "./candidates.js";
-import { type OpenedBy, openWarm } from "./warm-path.js";
+import { type EntryKey, entryKey } from "./entry-key.js";
+import { type OpenedBy, openCached, openRemembered } from "./warm-path.js";
 
 export type { OpenedBy } from "./warm-path.js";
 
@@ -140,11 +138,16 @@ export class KeyRing {
     aad: Uint8Array,
     report: (used: OpenedBy) => void,
   ): Promise<Buffer> {
-    const warm = this.#cache
-      ? openWarm(this.#cache, () => this.#candidates(parts), parts, request, aad, report)
-      : undefined;
+    const cache = this.#cache;
+    const remembered = cache ? openRemembered(cache, parts, request, aad, report) : undefined;
+    if (remembered) return remembered;
+    // Listed once, cache keys built once: the cached-key peek and the cold path share them.
+    const pairs = this.#candidates(parts);
+    const keys = cache ? cacheKeysOf(pairs, request) : undefined;
+    const warm =
+      cache && keys ? openCached(cache, pairs, keys, parts, request, aad, report) : undefined;
     if (warm) return warm;
-    const found = await this.verifiedDataKey(parts, request);
+    const found = await this.#firstDataKey(pairs, keys, parts, request);
     found.dataKey.fill(0);
     report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });
     return openAndZero(found.encryptionKey, parts.body, aad);
@@ -155,17 +158,32 @@ export class KeyRing {
    * (through the unwrap cache unless the provider opts out), commitment-checked, with the
    * message key derived on the way. The caller zeroes `dataKey` and `encryptionKey`.
    */
-  async verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<VerifiedDataKey> {
-    const failures: TriedEntry[] = [];
-    for (const [entry, provider] of this.#candidates(parts)) {
+  verifiedDataKey(parts: EnvelopeParts, request: KeyRequest): Promise<VerifiedDataKey> {
+    return this.#firstDataKey(this.#candidates(parts), undefined, parts, request);
+  }
+
+  async #firstDataKey(
+    pairs: readonly [WrappedKey, KeyProvider][],
+    keys: readonly (string | undefined)[] | undefined,
+    parts: EnvelopeParts,
+    request: KeyRequest,
+  ): Promise<VerifiedDataKey> {
+    let failures: TriedEntry[] | undefined;
+    for (let i = 0; i < pairs.length; i++) {
+      // Indexing, not `const [entry, provider] = …`, and no object spread below: both
+      // showed as self time of this loop in the cold-read profile (issue 15, item 2).
+      const entry = pairs[i]![0];
+      const provider = pairs[i]![1];
       try {
-        const found = await this.#entryKey(provider, entry, parts, request);
-        return { ...found, provider, entry };
+        const found = await this.#entryKey(provider, entry, parts, request, keys?.[i]);
+        const { dataKey, encryptionKey, cacheHit } = found;
+        return { dataKey, encryptionKey, cacheHit, provider, entry };
       } catch (error) {
+        if (!failures) failures = [];
         failures.push({ provider, entry, error: asEnvelopeError(error) });
       }
     }
-    throw failures.length > 0 ? pickFailure(failures) : noMatchingKey(parts, this.decryptors);
+    throw failures ? pickFailure(failures) : noMatchingKey(parts, this.decryptors);
   }
 
   /**
@@ -225,68 +243,14 @@ export class KeyRing {
     throw failure ?? nativeRewrapError(target, entry);
   }
 
-  /**
-   * Unwraps one entry with one provider (through the unwrap cache unless the provider opts
-   * out) and checks the result against the envelope's key commitment; throws
-   * `ENVELOPE_COMMITMENT_MISMATCH` when it opens to another data key. The caller zeroes
-   * `dataKey` and `encryptionKey`.
-   */
-  async #entryKey(
+  #entryKey(
     provider: KeyProvider,
     entry: WrappedKey,
     parts: EnvelopeParts,
     request: KeyRequest,
-  ): Promise<{ dataKey: Buffer; encryptionKey: Buffer; cacheHit: boolean }> {
-    const cache = cachesUnwrap(provider) ? this.#cache : undefined;
-    let dataKey: Buffer;
-    let cacheHit = false;
-    if (cache) {
-      const key = unwrapCacheKey(provider, entry, request);
-      const cached = cache.peek(key);
-      if (cached) {
-        dataKey = Buffer.from(cached);
-        cacheHit = true;
-      } else {
-        const loaded = await cache.load(key, () => this.#unwrap(provider, entry, request));
-        dataKey = loaded.dataKey;
-        cacheHit = loaded.joined;
-      }
-    } else {
-      dataKey = takeDataKey(await this.#unwrap(provider, entry, request));
-    }
-    const keys = deriveMessageKeys(dataKey, parts.messageId, parts.suite);
-    if (commitmentMatches(keys.commitment, parts.commitment)) {
-      return { dataKey, encryptionKey: keys.encryptionKey, cacheHit };
-    }
-    keys.encryptionKey.fill(0);
-    dataKey.fill(0);
-    throw commitmentError(provider, entry);
-  }
-
-  async #unwrap(
-    provider: KeyProvider,
-    entry: WrappedKey,
-    request: KeyRequest,
-  ): Promise<Uint8Array> {
-    // Unwrap failures are typed by the callers (asEnvelopeError), not here.
-    const dataKey = await this.#audit.timed(
-      "unwrap",
-      provider,
-      () => provider.unwrap(entry, request),
-      { cacheHit: false },
-      entry.keyRef,
-    );
-    // Whoever can write the stored value can make an entry unwrap to the wrong length:
-    // report it as a bad entry, not as a provider bug.
-    if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
-      if (dataKey instanceof Uint8Array) dataKey.fill(0);
-      throw new ProviderError(
-        "ENVELOPE_UNWRAP_FAILED",
-        `Key provider "${provider.id}" unwrapped a data key that is not 32 bytes: the wrapped-key entry is corrupted or was tampered with.`,
-        { details: { provider: provider.id, keyRef: printable(entry.keyRef) } },
-      );
-    }
-    return dataKey;
+    cacheKey?: string,
+  ): Promise<EntryKey> {
+    return entryKey(this.#cache, this.#audit, provider, entry, parts, request, cacheKey);
   }
 
   #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {

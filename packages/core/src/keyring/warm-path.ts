@@ -3,9 +3,8 @@ import { openBody } from "../crypto/aead.js";
 import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
 import { latin1 } from "../crypto/seal.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
-import { cachesUnwrap } from "../providers/capabilities.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
-import { kmsContextOf, unwrapCacheKey } from "./cache-keys.js";
+import { kmsContextOf } from "./cache-keys.js";
 
 /** Which entry and provider opened a value, for the audit event of the operation. */
 export type OpenedBy = { provider: KeyProvider; keyRef: string; cacheHit: boolean };
@@ -18,13 +17,12 @@ interface MessageKeyOrigin {
 }
 
 /**
- * The warm path of decrypt, synchronous from peek to open so the cache cannot evict (and
- * zero) the key meanwhile: first a message key already derived, then a cached data key
- * of a candidate entry (listed only when no message key was remembered). Undefined when neither is cached.
+ * The warm path of decrypt, part 1: a message key already derived for this message id
+ * and commitment, from an entry the envelope still carries. Synchronous from peek to
+ * open, so the cache cannot evict (and zero) the key meanwhile. Undefined when none.
  */
-export function openWarm(
+export function openRemembered(
   cache: UnwrapCache,
-  candidates: () => readonly [WrappedKey, KeyProvider][],
   parts: EnvelopeParts,
   request: KeyRequest,
   aad: Uint8Array,
@@ -32,20 +30,36 @@ export function openWarm(
 ): Buffer | undefined {
   // Keyed by message id AND commitment: the message key was remembered after a
   // commitment check, and must not let an altered commitment skip that check.
-  const messageId = latin1(parts.messageId) + latin1(parts.commitment);
-  const remembered = cache.peekMessageKey<MessageKeyOrigin>(messageId);
-  if (remembered && sameOrigin(remembered.origin, parts, request)) {
-    const { provider, entry } = remembered.origin;
-    report({ provider, keyRef: entry.keyRef, cacheHit: true });
-    return openBody(remembered.key, parts.body, aad);
-  }
-  for (const [entry, provider] of candidates()) {
-    if (!cachesUnwrap(provider)) continue;
-    const key = unwrapCacheKey(provider, entry, request);
+  const remembered = cache.peekMessageKey<MessageKeyOrigin>(messageKeyId(parts));
+  if (!remembered || !sameOrigin(remembered.origin, parts, request)) return undefined;
+  const { provider, entry } = remembered.origin;
+  report({ provider, keyRef: entry.keyRef, cacheHit: true });
+  return openBody(remembered.key, parts.body, aad);
+}
+
+/**
+ * The warm path of decrypt, part 2: a cached data key of a candidate entry (`keys[i]` is
+ * the unwrap-cache key of `pairs[i]`, undefined where the provider opts out). The message
+ * key derived is remembered for the next read. Synchronous like part 1. Undefined when
+ * no candidate's data key is cached.
+ */
+export function openCached(
+  cache: UnwrapCache,
+  pairs: readonly (readonly [WrappedKey, KeyProvider])[],
+  keys: readonly (string | undefined)[],
+  parts: EnvelopeParts,
+  request: KeyRequest,
+  aad: Uint8Array,
+  report: (used: OpenedBy) => void,
+): Buffer | undefined {
+  for (let i = 0; i < pairs.length; i++) {
+    const key = keys[i];
+    if (key === undefined) continue;
     const cached = cache.peek(key);
     if (!cached) continue;
-    const keys = deriveMessageKeys(cached, parts.messageId, parts.suite);
-    if (commitmentMatches(keys.commitment, parts.commitment)) {
+    const [entry, provider] = pairs[i]!;
+    const derived = deriveMessageKeys(cached, parts.messageId, parts.suite);
+    if (commitmentMatches(derived.commitment, parts.commitment)) {
       report({ provider, keyRef: entry.keyRef, cacheHit: true });
       // The commitment matched, so this key is right whatever the AAD: keep it (the
       // cache owns it from here), with the entry and KMS context it came from.
@@ -54,12 +68,16 @@ export function openWarm(
         entry: { ...entry, wrapped: Buffer.from(entry.wrapped) },
         kms: kmsContextOf(provider, request.context),
       };
-      cache.rememberMessageKey(key, messageId, keys.encryptionKey, origin);
-      return openBody(keys.encryptionKey, parts.body, aad);
+      cache.rememberMessageKey(key, messageKeyId(parts), derived.encryptionKey, origin);
+      return openBody(derived.encryptionKey, parts.body, aad);
     }
-    keys.encryptionKey.fill(0);
+    derived.encryptionKey.fill(0);
   }
   return undefined;
+}
+
+function messageKeyId(parts: EnvelopeParts): string {
+  return latin1(parts.messageId) + latin1(parts.commitment);
 }
 
 /**

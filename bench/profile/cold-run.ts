@@ -1,0 +1,3 @@
+import { runCold } from "../cases/cold.js";
+
+await runCold(console.log);
