@@ -57,6 +57,7 @@ describe.each([
   afterAll(async () => {
     const db = await connect(url);
     await db.query(`DROP TABLE IF EXISTS ${table}`);
+    await db.query(`DROP TABLE IF EXISTS ${table}_b`);
     await dropStateTables(db, prefix);
     await db.close();
   });
@@ -174,6 +175,57 @@ describe.each([
       const retired = await cli(["--json", "retire", config.decrypt[0], ...on], { cwd });
       expect(retired.code, retired.stderr).toBe(0);
       expect(retired.json()).toMatchObject({ retired: true, valuesUnderKey: 0 });
+    } finally {
+      await db.close();
+    }
+  }, 180_000);
+
+  it("a job paused before its first commit: rotate --db refuses (10); after a rotate made without --db, retire of the job's target refuses (10) although the count is 0, so nothing is stranded when the job goes on", async () => {
+    const cwd = tempDir();
+    const configPath = join(cwd, "envelope.config.json");
+    const t2 = `${table}_b`;
+    const on = ["--db", url, "--table", t2, "--column", "email", "--state-prefix", prefix];
+    expect((await cli(["keygen", "--init", "--bits", "2048", "--name", "k1"], { cwd })).code).toBe(
+      0,
+    );
+    expect(
+      (await cli(["seed-demo", "--db", url, "--table", t2, "--rows", "30"], { cwd })).code,
+    ).toBe(0);
+    expect((await cli(["rotate", "--bits", "2048", "--name", "k2"], { cwd })).code).toBe(0);
+    const config = JSON.parse(readFileSync(configPath, "utf8"));
+    const env = { PATH: process.env.PATH };
+    const k2 = config.encrypt as string;
+    const db = await connect(url);
+    try {
+      // No preflight sample: the first wrap is in the first batch, after the job row exists.
+      const slow = gated(await resolveKey(k2, "encrypt", env), 1);
+      const job = rewrapTable({
+        db,
+        table: t2,
+        primaryKey: "id",
+        columns: ["email"],
+        to: slow.provider,
+        decrypt: [await resolveKey(config.decrypt[0], "decrypt[0]", env)],
+        apply: true,
+        batchSize: 100,
+        sampleSize: 0,
+        stateTablePrefix: prefix,
+      });
+      await slow.paused;
+      const rotateDb = await cli(["rotate", "--bits", "2048", "--name", "k3", ...on], { cwd });
+      expect(rotateDb.code, rotateDb.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
+      expect(JSON.parse(readFileSync(configPath, "utf8")).encrypt).toBe(k2);
+      // Without a database rotate cannot look (documented); the retire then must.
+      expect((await cli(["rotate", "--bits", "2048", "--name", "k3"], { cwd })).code).toBe(0);
+      const rotated = readFileSync(configPath, "utf8");
+      const retire = await cli(["retire", k2, ...on], { cwd });
+      expect(retire.code, retire.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
+      expect(readFileSync(configPath, "utf8")).toBe(rotated);
+      slow.release();
+      expect((await job).complete).toBe(true);
+      // The job wrote its 30 values under k2, which the config still opens.
+      const status = await cli(["status", "--check", ...on.slice(0, 6)], { cwd });
+      expect(status.code, status.stdout).toBe(0);
     } finally {
       await db.close();
     }
