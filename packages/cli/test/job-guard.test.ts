@@ -81,9 +81,9 @@ describe.each([
     const filesBefore = keyFiles();
 
     const db = await connect(url);
+    // A job that stops in its third batch, on a KMS call, with two batches committed.
+    const slow = gated(newKey, 25);
     try {
-      // A job that stops in its third batch, on a KMS call, with two batches committed.
-      const slow = gated(newKey, 25);
       const abort = new AbortController();
       const job: Promise<JobReport> = rewrapTable({
         db,
@@ -176,6 +176,7 @@ describe.each([
       expect(retired.code, retired.stderr).toBe(0);
       expect(retired.json()).toMatchObject({ retired: true, valuesUnderKey: 0 });
     } finally {
+      slow.release(); // a failed assertion must not leave the job waiting
       await db.close();
     }
   }, 180_000);
@@ -196,9 +197,9 @@ describe.each([
     const env = { PATH: process.env.PATH };
     const k2 = config.encrypt as string;
     const db = await connect(url);
+    // No preflight sample: the first wrap is in the first batch, after the job row exists.
+    const slow = gated(await resolveKey(k2, "encrypt", env), 1);
     try {
-      // No preflight sample: the first wrap is in the first batch, after the job row exists.
-      const slow = gated(await resolveKey(k2, "encrypt", env), 1);
       const job = rewrapTable({
         db,
         table: t2,
@@ -227,6 +228,7 @@ describe.each([
       const status = await cli(["status", "--check", ...on.slice(0, 6)], { cwd });
       expect(status.code, status.stdout).toBe(0);
     } finally {
+      slow.release(); // a failed assertion must not leave the job waiting
       await db.close();
     }
   }, 180_000);
