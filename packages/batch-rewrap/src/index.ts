@@ -30,3 +30,9 @@ export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engin
 export { type JobSpec, planRangeCount } from "./state/jobs.js";
 export { findJob, type JobState, jobIdFor } from "./state/lookup.js";
 export { dropStateTables } from "./state/tables.js";
+export {
+  DEFAULT_STALE_AFTER_SECONDS,
+  type FindUnfinishedOptions,
+  findUnfinishedJobs,
+  type UnfinishedJob,
+} from "./state/unfinished.js";

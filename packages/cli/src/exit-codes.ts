@@ -28,6 +28,11 @@ export const EXIT_CODES = {
    * decrypt-only key whose KMS refused the canary wrap). `--allow-degraded` makes this 0.
    */
   DEGRADED: 9,
+  /**
+   * `retire` / `rotate` refused: a rewrap or migrate job on the same table/columns is running,
+   * or incomplete (stopped or killed, not resumed); nothing was changed.
+   */
+  JOB_IN_PROGRESS: 10,
   /** Interrupted (Ctrl-C): stopped cleanly at a checkpoint; rerun the same command to resume. */
   INTERRUPTED: 130,
   /** The reader of stdout went away (`envelope decrypt … | head`): stopped quietly, like SIGPIPE. */
@@ -51,6 +56,7 @@ export function exitCodeFor(error: unknown): number {
   if (isFileError(error)) return EXIT_CODES.USAGE;
   if (!EnvelopeError.isInstance(error)) return EXIT_CODES.INTERNAL;
   if (DATA_CODES.has(error.code)) return EXIT_CODES.DATA;
+  if (error.code === "ENVELOPE_JOB_IN_PROGRESS") return EXIT_CODES.JOB_IN_PROGRESS;
   if (
     error.name === "ProviderError" ||
     error.code.startsWith("ENVELOPE_KMS_") ||

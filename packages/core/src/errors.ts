@@ -35,6 +35,8 @@ export type ErrorCode =
   | "ENVELOPE_BAD_KEY"
   | "ENVELOPE_ENCRYPT_ONLY"
   | "ENVELOPE_CLOSED"
+  // batch jobs (@envelope/batch-rewrap, CLI)
+  | "ENVELOPE_JOB_IN_PROGRESS"
   // providers
   | "ENVELOPE_UNWRAP_FAILED"
   | "ENVELOPE_PROVIDER_CONTRACT"

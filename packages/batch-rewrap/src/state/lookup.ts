@@ -115,7 +115,7 @@ export function jobIdFor(job: {
   return defaultJobId(spec);
 }
 
-async function tableExists(db: SqlAdapter, table: string): Promise<boolean> {
+export async function tableExists(db: SqlAdapter, table: string): Promise<boolean> {
   const [schema, name] = table.includes(".") ? table.split(".") : [undefined, table];
   const current = db.dialect === "mysql" ? "DATABASE()" : "current_schema()";
   const { rows } = await db.query(

@@ -11,8 +11,9 @@ import { openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 import { handledBy } from "../rotation/handled-by.js";
+import { addGuardOptions, type GuardFlags, refuseDuringJobs } from "../rotation/job-guard.js";
 
-interface RetireFlags {
+interface RetireFlags extends GuardFlags {
   db?: string;
   table?: string;
   column?: string[];
@@ -36,12 +37,13 @@ export function registerRetireCommand(
       "Remove an old key from `decrypt` in the config file, only if the given column(s) hold no value that needs it (refuses with the count otherwise). The last step of a rotation.",
     )
     .option("--dry-run", "check and report, but do not change the config file");
-  addDbOptions(retire, false).addHelpText(
+  addGuardOptions(addDbOptions(retire, false)).addHelpText(
     "after",
     [
       "",
       "<key> is the key's URI as listed in `decrypt`, or its provider:keyRef / keyRef as `envelope status` shows it.",
       `Exit ${EXIT_CODES.KEY_IN_USE} (config unchanged) when values still need the key: run \`envelope rewrap … --apply\` again, then retry.`,
+      `Exit ${EXIT_CODES.JOB_IN_PROGRESS} (config unchanged) while a rewrap/migrate job on these columns is running, or incomplete (resume it; --force overrides an incomplete one only).`,
       "",
       "Examples:",
       "  envelope retire local-rsa:5f0c… --db $DB --table users --column email --dry-run",
@@ -118,7 +120,12 @@ export function registerRetireCommand(
 
     const db = await openDb(ctx, opts);
     let scan: Awaited<ReturnType<typeof countKeyRefs>>;
+    const where = { table: opts.table, columns: opts.column };
+    let forced: { jobId: string }[] = [];
     try {
+      // Before the count (fail fast) and after it (a job started meanwhile): a job moving
+      // values, or one still writing under this key, makes the count meaningless.
+      forced = await refuseDuringJobs(ctx, db, "retire", where, opts);
       scan = await countKeyRefs({
         db,
         table: opts.table,
@@ -126,6 +133,7 @@ export function registerRetireCommand(
         columns: opts.column,
         signal: ctx.signal,
       });
+      await refuseDuringJobs(ctx, db, "retire", where, { ...opts, quiet: true });
     } finally {
       await db.close();
     }
@@ -156,7 +164,7 @@ export function registerRetireCommand(
         ...(rotation ? { rotation: { ...rotation, keyCreated } } : {}),
       });
     }
-    const where = `${opts.table}.${opts.column.join(",")}`;
+    const place = `${opts.table}.${opts.column.join(",")}`;
     output(
       ctx.io,
       Boolean(flags.json),
@@ -176,6 +184,7 @@ export function registerRetireCommand(
         dryRun: Boolean(opts.dryRun),
         retired: changed,
         refused: inUse > 0,
+        forcedPastJobs: forced.map((j) => j.jobId),
       },
       () => {
         const names = retired
@@ -184,7 +193,7 @@ export function registerRetireCommand(
         const lines: string[] = [];
         if (inUse > 0) {
           lines.push(
-            `REFUSED: ${inUse} value(s) in ${where} are still under ${names}; ${path} is unchanged.`,
+            `REFUSED: ${inUse} value(s) in ${place} are still under ${names}; ${path} is unchanged.`,
           );
           for (const [ref, n] of Object.entries(blocking))
             lines.push(`  ${shown(ref)}: ${n} value(s)`);
@@ -193,17 +202,17 @@ export function registerRetireCommand(
           );
         } else if (opts.dryRun) {
           lines.push(
-            `${where}: ${scan.scanned} rows, no value needs ${names}: \`retire\` without --dry-run would remove it from \`decrypt\` of ${path}.`,
+            `${place}: ${scan.scanned} rows, no value needs ${names}: \`retire\` without --dry-run would remove it from \`decrypt\` of ${path}.`,
           );
         } else {
           lines.push(
-            `${path}: removed ${names} from \`decrypt\` (${where}: ${scan.scanned} rows, none under it).`,
+            `${path}: removed ${names} from \`decrypt\` (${place}: ${scan.scanned} rows, none under it).`,
             "Keep its key file until your backups that used it have expired; check other tables with `envelope status --check`.",
           );
         }
         if (stranded > 0)
           lines.push(
-            `Note: ${stranded} value(s) in ${where} are under keys no configured key opens (see \`envelope status\`).`,
+            `Note: ${stranded} value(s) in ${place} are under keys no configured key opens (see \`envelope status\`).`,
           );
         return lines.join("\n");
       },

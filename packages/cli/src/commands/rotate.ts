@@ -4,12 +4,16 @@ import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
+import { addDbOptions } from "../db/job-flags.js";
+import { openDb } from "../db/open-db.js";
+import { EXIT_CODES } from "../exit-codes.js";
 import { output } from "../io.js";
+import { addGuardOptions, type GuardFlags, refuseDuringJobs } from "../rotation/job-guard.js";
 import { newLocalKey } from "./local-key.js";
 
 /** `rotate`: a new encrypting key in the JSON config; the old one stays for decryption. */
 export function registerRotateCommand(program: Command, ctx: CliContext): void {
-  program
+  const rotate = program
     .command("rotate")
     .description(
       "Add a new key and make it the encrypting one in the config file; the old key stays for decryption. Then run `rewrap`.",
@@ -27,14 +31,32 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
     .option(
       "--to <uri>",
       "switch to this existing key URI (e.g. a KMS key) instead of generating a local one",
-    )
+    );
+  addGuardOptions(addDbOptions(rotate, false))
     .addHelpText(
       "after",
-      "\nExample:\n  envelope rotate && envelope rewrap --db $DB --table users --column email --apply",
+      [
+        "",
+        "With a database (--db or ENVELOPE_DB_URL), rotate first checks the rewrap job state tables:",
+        `exit ${EXIT_CODES.JOB_IN_PROGRESS} (config unchanged) while a rewrap/migrate job is running or incomplete`,
+        "(all tables, or only --table/--column if given): finish or resume it first, so its target does not change under it.",
+        "",
+        "Example:",
+        "  envelope rotate --db $DB && envelope rewrap --db $DB --table users --column email --apply",
+      ].join("\n"),
     )
     .action(
       async (
-        opts: { dir?: string; name?: string; bits: string; passphraseEnv?: string; to?: string },
+        opts: {
+          dir?: string;
+          name?: string;
+          bits: string;
+          passphraseEnv?: string;
+          to?: string;
+          db?: string;
+          table?: string;
+          column?: string[];
+        } & GuardFlags,
         cmd: Command,
       ) => {
         const flags = cmd.optsWithGlobals<GlobalFlags>();
@@ -45,6 +67,22 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
             "rotate edits JSON config files only; edit your .js/.ts config by hand.",
           );
         const file = readJsonConfig(path);
+        let forced: { jobId: string }[] = [];
+        if (opts.db ?? ctx.io.env.ENVELOPE_DB_URL) {
+          // Before anything is written: no new key file, no config change while a job runs.
+          const db = await openDb(ctx, opts);
+          try {
+            forced = await refuseDuringJobs(
+              ctx,
+              db,
+              "rotate",
+              { ...(opts.table ? { table: opts.table } : {}), columns: opts.column ?? [] },
+              opts,
+            );
+          } finally {
+            await db.close();
+          }
+        }
         const rotation = {
           warnDays: 80,
           dueDays: 90,
@@ -72,7 +110,13 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         output(
           ctx.io,
           Boolean(flags.json),
-          { config: path, encrypt: uri, decrypt, ...created },
+          {
+            config: path,
+            encrypt: uri,
+            decrypt,
+            ...created,
+            forcedPastJobs: forced.map((j) => j.jobId),
+          },
           () =>
             [
               `${path}: new values are now sealed under ${redactUri(uri)}`,

@@ -1,0 +1,98 @@
+import {
+  DEFAULT_STALE_AFTER_SECONDS,
+  findUnfinishedJobs,
+  type SqlAdapter,
+  type UnfinishedJob,
+} from "@envelope/batch-rewrap";
+import { ConfigError, EnvelopeError } from "@envelope/core";
+import type { Command } from "commander";
+import type { CliContext } from "../command-context.js";
+import { shown } from "../io.js";
+
+/** The flags of the job guard of `retire` and `rotate`. */
+export interface GuardFlags {
+  statePrefix: string;
+  staleAfter: string;
+  force?: boolean;
+  /** No --force warning (already given by an earlier check of the same command). */
+  quiet?: boolean;
+}
+
+export function addGuardOptions(cmd: Command): Command {
+  return cmd
+    .option("--state-prefix <prefix>", "prefix of the rewrap job state tables", "envelope_rewrap")
+    .option(
+      "--stale-after <seconds>",
+      "a job with no progress for this long is incomplete (its process stopped or was killed), not running",
+      String(DEFAULT_STALE_AFTER_SECONDS),
+    )
+    .option(
+      "--force",
+      "go ahead despite an incomplete (stopped, not running) job on these columns, with a warning; never despite a running one",
+    );
+}
+
+/**
+ * Refuses (ENVELOPE_JOB_IN_PROGRESS, exit 10) while the state tables hold a rewrap or
+ * migrate job on the given table/columns that is running, or incomplete unless `--force`:
+ * a retire could pass its count between two batches of a job that writes under the key,
+ * and a rotate would change the target under a job. Returns the jobs overridden by --force.
+ */
+export async function refuseDuringJobs(
+  ctx: CliContext,
+  db: SqlAdapter,
+  command: "retire" | "rotate",
+  where: { table?: string; columns?: string[] },
+  flags: GuardFlags,
+): Promise<UnfinishedJob[]> {
+  const staleAfter = Number(flags.staleAfter);
+  if (!Number.isFinite(staleAfter) || staleAfter < 0)
+    throw new ConfigError("ENVELOPE_BAD_INPUT", "--stale-after is a number of seconds (≥ 0).", {
+      details: { field: "stale-after" },
+    });
+  const jobs = await findUnfinishedJobs(db, {
+    stateTablePrefix: flags.statePrefix,
+    ...(where.table ? { table: where.table } : {}),
+    ...(where.columns?.length ? { columns: where.columns } : {}),
+    staleAfterSeconds: staleAfter,
+  });
+  if (jobs.length === 0) return [];
+  const running = jobs.filter((j) => j.state === "running");
+  if (running.length === 0 && flags.force) {
+    if (!flags.quiet)
+      for (const job of jobs)
+        ctx.io.stderr.write(
+          `envelope: WARNING: --force: ${command} goes ahead although job ${shown(job.jobId)} on ${describe(job)} is incomplete; resume it later only with the keys it was started with.\n`,
+        );
+    return jobs;
+  }
+  const job = running[0] ?? jobs[0]!;
+  const what = job.state === "running" ? "is running" : "is incomplete";
+  const advice =
+    job.state === "running"
+      ? `Wait for it to finish, then retry. If its process is gone, it counts as incomplete once ${staleAfter} s have passed without progress: then resume it with \`${resumeHint(job, flags.statePrefix)}\``
+      : `Resume it to the end with \`${resumeHint(job, flags.statePrefix)}\` (or finish it from the process that ran it), then retry; --force goes ahead anyway (not advised)`;
+  throw new EnvelopeError(
+    "ENVELOPE_JOB_IN_PROGRESS",
+    `${command} refused: ${job.spec.kind} job ${shown(job.jobId)} on ${describe(job)} ${what} (last progress ${job.idleSeconds < 0 ? "unknown" : `${job.idleSeconds} s ago`}, ${job.ranges.pending} of ${job.ranges.total} range(s) left${jobs.length > 1 ? `; ${jobs.length} unfinished job(s) in all` : ""}). ${advice}. Nothing was changed.`,
+    {
+      details: {
+        jobId: job.jobId,
+        state: job.state,
+        table: job.spec.table,
+        jobs: jobs.length,
+        running: running.length,
+      },
+    },
+  );
+}
+
+const describe = (job: UnfinishedJob) => `${job.spec.table}(${job.spec.columns.join(",")})`;
+
+const resumeHint = (job: UnfinishedJob, prefix: string) =>
+  [
+    `envelope ${job.spec.kind} --db … --table ${job.spec.table} --column ${job.spec.columns.join(",")}`,
+    job.spec.primaryKey !== "id" ? ` --pk ${job.spec.primaryKey}` : "",
+    prefix !== "envelope_rewrap" ? ` --state-prefix ${prefix}` : "",
+    ` --apply --resume --job ${job.jobId}`,
+  ].join("");
