@@ -36,11 +36,16 @@ export type OpenItem<T> = (item: DecryptManyItem, parts: EnvelopeParts | undefin
  * Decrypts `items` in groups that share a data key (same first wrapped-key entry: the
  * fields of one record, values under a reused data key). Each value is parsed once, here,
  * and its parts handed to `open`. A lane takes a whole group: its first value pays the
- * unwrap, the rest open from the unwrap cache. With `pipeline` (the client has an unwrap
- * cache), once a group's first value has opened the lane starts the next group's unwrap
- * before opening the rest, so that CPU work runs while the next KMS call is out; a lane
- * whose first value failed opens the rest before moving on, so a lane never has two
- * unwraps out. Results come back in input order; a bad item gets its own error.
+ * unwrap, the rest open from the unwrap cache.
+ *
+ * Lanes start while the items are still being grouped: a new group gets a lane at once
+ * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
+ * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
+ * lane sees every member of its group. With `pipeline` (the client has an unwrap cache),
+ * once a group's first value has opened the lane starts the next group's unwrap before
+ * opening the rest, so that CPU work runs while the next KMS call is out; a lane whose
+ * first value failed opens the rest before moving on, so a lane never has two unwraps
+ * out. Results come back in input order; a bad item gets its own error.
  */
 export async function decryptGrouped<T>(
   items: readonly DecryptManyItem[],
@@ -50,17 +55,8 @@ export async function decryptGrouped<T>(
   const lanes = concurrencyOf(options);
   checkItems(items, "decryptMany");
   const parsed = new Array<EnvelopeParts | undefined>(items.length);
-  const groups = new Map<string, number[]>();
-  for (let i = 0; i < items.length; i++) {
-    const parts = partsOf(items[i]);
-    parsed[i] = parts;
-    const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
-    const group = groups.get(key);
-    if (group) group.push(i);
-    else groups.set(key, [i]);
-  }
   const results = new Array<BulkResult<T>>(items.length);
-  const queue = [...groups.values()];
+  const queue: number[][] = [];
   let next = 0;
   const openAt = (i: number) => settle(() => open(itemAt(items, i), parsed[i]));
   const lane = async () => {
@@ -79,7 +75,22 @@ export async function decryptGrouped<T>(
       group = following;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+  const running: Promise<void>[] = [];
+  const groups = new Map<string, number[]>();
+  for (let i = 0; i < items.length; i++) {
+    const parts = partsOf(items[i]);
+    parsed[i] = parts;
+    const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
+    const group = groups.get(key);
+    if (group) {
+      group.push(i);
+      continue;
+    }
+    groups.set(key, [i]);
+    queue.push(groups.get(key)!);
+    if (running.length < lanes) running.push(lane()); // its unwrap starts now
+  }
+  await Promise.all(running);
   return results;
 }
 

@@ -1,6 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
+
+const { parse: parseActual } =
+  await vi.importActual<typeof import("../src/format/parse.js")>("../src/format/parse.js");
+
 import { Envelope, type KeyProvider, localAesProvider } from "../src/index.js";
 
 // Counts parses: decryptMany parses each value once (to group it) and hands the parts on.
@@ -69,6 +73,27 @@ describe("decryptMany", () => {
     const results = await reader.decryptMany(items, { concurrency: 2 });
     expect(results.every((r) => r.ok)).toBe(true);
     expect(vi.mocked(parse).mock.calls.length).toBe(items.length);
+  });
+
+  it("sends the first unwrap before the rest of the batch is parsed", async () => {
+    const log: string[] = [];
+    const { provider } = countingKms(1, log);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 3);
+    log.length = 0;
+    vi.mocked(parse).mockImplementation((sealed) => {
+      log.push("parse");
+      return parseActual(sealed);
+    });
+    try {
+      const reader = new Envelope({ encrypt: provider });
+      const results = await reader.decryptMany(items, { concurrency: 2 });
+      expect(results.every((r) => r.ok)).toBe(true);
+    } finally {
+      vi.mocked(parse).mockImplementation(parseActual);
+    }
+    // Row 1's unwrap goes out after its first value parsed, row 2's after its first.
+    expect(log.slice(0, 5)).toEqual(["parse", "unwrap 1", "parse", "parse", "parse"]);
+    expect(log.indexOf("unwrap 2")).toBeLessThan(log.lastIndexOf("parse"));
   });
 
   it("refills a slot the moment an unwrap returns (a pool, not rounds)", async () => {
