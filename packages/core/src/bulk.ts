@@ -58,7 +58,11 @@ export async function decryptGrouped<T>(
   const results = new Array<BulkResult<T>>(items.length);
   const queue: number[][] = [];
   let next = 0;
-  const openAt = (i: number) => settle(() => open(itemAt(items, i), parsed[i]));
+  const openAt = (i: number) => {
+    const parts = parsed[i];
+    parsed[i] = undefined; // each value opens once; its parts need not outlive that
+    return settle(() => open(itemAt(items, i), parts));
+  };
   const lane = async () => {
     let group = queue[next++];
     let first = group && openAt(group[0]!);
