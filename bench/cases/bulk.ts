@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Envelope } from "@envelope/core";
 import pg from "pg";
 import { simulatedKms } from "../lib/sim-kms.js";
-import { KMS_LATENCY_MS, type KmsResult } from "./kms.js";
+import { KMS_LATENCY_MS, type KmsResult, REPEATS } from "./kms.js";
 
 const ROWS = 1_000;
 const CONCURRENCY = 64;
@@ -12,8 +12,14 @@ const PG_URL = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/t
 
 /**
  * Issue 15, item 3: 1,000 rows of three encrypted fields read from PostgreSQL, opened by a
- * loop of `await decrypt` and by `decryptMany`, with a 10 ms KMS. Each timing includes the
- * SELECT. The bound is the concurrency over the KMS latency (64 / 10 ms = 6,400 rows/s).
+ * loop of `await decrypt` and by `decryptMany`, with a 10 ms KMS. The timed span is the
+ * same for both: from sending the SELECT to the last value opened, so it includes the
+ * query, pg's decoding of the rows, building the items, a new client (cold unwrap cache:
+ * every row costs one KMS call) and the decrypts. Each case runs REPEATS times (a new client
+ * each time, so each round pays the same KMS calls) and keeps the best round, as the other
+ * 10 ms KMS cases do. The bound is the concurrency over the KMS latency (64 / 10 ms =
+ * 6,400 rows/s); the simulated KMS's setTimeout fires on a whole millisecond, so a call
+ * takes 10–11 ms and the bound cannot quite be reached.
  */
 export async function runBulk(log: (line: string) => void): Promise<KmsResult[]> {
   const client = new pg.Client({ connectionString: PG_URL });
@@ -55,25 +61,32 @@ export async function runBulk(log: (line: string) => void): Promise<KmsResult[]>
       open: (rows: Row[]) => Promise<void>,
     ) => {
       const before = counter.calls;
-      const started = performance.now();
-      const { rows } = await client.query<Row>(`SELECT * FROM ${table} ORDER BY id LIMIT ${ran}`);
-      await open(rows);
-      const ms = performance.now() - started;
+      const rates: number[] = [];
+      let ms = Number.POSITIVE_INFINITY;
+      for (let round = 0; round < REPEATS; round++) {
+        const started = performance.now();
+        const { rows } = await client.query<Row>(`SELECT * FROM ${table} ORDER BY id LIMIT ${ran}`);
+        await open(rows);
+        const took = performance.now() - started;
+        rates.push((ran / took) * 1000);
+        ms = Math.min(ms, took);
+      }
+      const calls = (counter.calls - before) / REPEATS;
       const result: KmsResult = {
         case: name,
         mode: "direct",
         records: ROWS,
         ran,
         concurrency,
-        kmsCalls: counter.calls - before,
-        kmsPer1000: ((counter.calls - before) / ran) * 1000,
+        kmsCalls: calls,
+        kmsPer1000: (calls / ran) * 1000,
         ops: ran,
         ms,
         opsPerSec: (ran / ms) * 1000,
         p50Us: undefined,
         p99Us: undefined,
         projectedSeconds: ROWS / ((ran / ms) * 1000),
-        note: `rows of 3 fields (one data key per row), SELECT included; bound ${((CONCURRENCY * 1000) / KMS_LATENCY_MS).toLocaleString("en-US")} rows/s at ${CONCURRENCY} in flight`,
+        note: `rows of 3 fields (one data key per row); timed from the SELECT to the last value opened (query, row decoding, new client, decrypts); best of ${REPEATS} rounds (${rates.map((r) => Math.round(r).toLocaleString("en-US")).join(", ")} rows/s); bound ${((concurrency * 1000) / KMS_LATENCY_MS).toLocaleString("en-US")} rows/s at ${concurrency} in flight`,
       };
       results.push(result);
       log(

@@ -164,7 +164,7 @@ export function evaluateTargets(
       const bound = (bulk.concurrency / KMS_MS) * 1000;
       out.push({
         target: `Bulk decrypt, rows from PostgreSQL, 10 ms KMS: ≥ 90% of ${bulk.concurrency} / 10 ms (${bound.toLocaleString("en-US")} rows/s)`,
-        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows`,
+        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds`,
         met: bulk.opsPerSec >= 0.9 * bound,
       });
     }

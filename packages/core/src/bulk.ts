@@ -1,6 +1,7 @@
 import type { PlaintextInput } from "./bytes.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
+import type { EnvelopeParts } from "./format/envelope.js";
 import { parse, type Sealed } from "./format/parse.js";
 
 /** One item's outcome: its value, or the typed error that item alone failed with. */
@@ -28,36 +29,72 @@ export interface EncryptManyItem {
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 1024;
 
+/** How `decryptGrouped` opens one item: its parts when they parsed (else it parses and fails). */
+export type OpenItem<T> = (item: DecryptManyItem, parts: EnvelopeParts | undefined) => Promise<T>;
+
 /**
  * Decrypts `items` in groups that share a data key (same first wrapped-key entry: the
- * fields of one record, values under a reused data key). One lane takes a whole group:
- * its first value pays the unwrap, the rest open from the unwrap cache right after, so a
- * data key is unwrapped once and lanes never wait on one another's KMS call. Results come
- * back in input order; a bad item gets its own error and does not fail the batch.
+ * fields of one record, values under a reused data key). Each value is parsed once, here,
+ * and its parts handed to `open`. A lane takes a whole group: its first value pays the
+ * unwrap, the rest open from the unwrap cache.
+ *
+ * Lanes start while the items are still being grouped: a new group gets a lane at once
+ * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
+ * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
+ * lane sees every member of its group. With `pipeline` (the client has an unwrap cache),
+ * once a group's first value has opened the lane starts the next group's unwrap before
+ * opening the rest, so that CPU work runs while the next KMS call is out; a lane whose
+ * first value failed opens the rest before moving on, so a lane never has two unwraps
+ * out. Results come back in input order; a bad item gets its own error.
  */
 export async function decryptGrouped<T>(
   items: readonly DecryptManyItem[],
-  options: BulkOptions,
-  open: (item: DecryptManyItem) => Promise<T>,
+  options: BulkOptions & { pipeline?: boolean },
+  open: OpenItem<T>,
 ): Promise<BulkResult<T>[]> {
   const lanes = concurrencyOf(options);
   checkItems(items, "decryptMany");
-  const groups = new Map<string, number[]>();
-  items.forEach((item, i) => {
-    const key = (isItem(item) && dataKeyOf(item.sealed)) || `#${i}`; // unparsable: its own group, fails alone
-    const group = groups.get(key);
-    if (group) group.push(i);
-    else groups.set(key, [i]);
-  });
+  const parsed = new Array<EnvelopeParts | undefined>(items.length);
   const results = new Array<BulkResult<T>>(items.length);
-  const queue = [...groups.values()];
+  const queue: number[][] = [];
   let next = 0;
+  const openAt = (i: number) => {
+    const parts = parsed[i];
+    parsed[i] = undefined; // each value opens once; its parts need not outlive that
+    return settle(() => open(itemAt(items, i), parts));
+  };
   const lane = async () => {
-    while (next < queue.length) {
-      for (const i of queue[next++]!) results[i] = await settle(() => open(itemAt(items, i)));
+    let group = queue[next++];
+    let first = group && openAt(group[0]!);
+    while (group && first) {
+      const opened = await first;
+      results[group[0]!] = opened;
+      const following = next < queue.length ? queue[next++] : undefined;
+      // The next KMS call goes out before this group's remaining (cache-warm) values open.
+      const early = options.pipeline && opened.ok && following;
+      first = early ? openAt(following[0]!) : undefined;
+      first?.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
+      for (let j = 1; j < group.length; j++) results[group[j]!] = await openAt(group[j]!);
+      if (following && !first) first = openAt(following[0]!);
+      group = following;
     }
   };
-  await Promise.all(Array.from({ length: Math.min(lanes, queue.length) }, lane));
+  const running: Promise<void>[] = [];
+  const groups = new Map<string, number[]>();
+  for (let i = 0; i < items.length; i++) {
+    const parts = partsOf(items[i]);
+    parsed[i] = parts;
+    const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
+    const group = groups.get(key);
+    if (group) {
+      group.push(i);
+      continue;
+    }
+    groups.set(key, [i]);
+    queue.push(groups.get(key)!);
+    if (running.length < lanes) running.push(lane()); // its unwrap starts now
+  }
+  await Promise.all(running);
   return results;
 }
 
@@ -106,14 +143,22 @@ function itemAt<T>(items: readonly T[], i: number): T {
   return item;
 }
 
-/** The first entry's bytes name the data key; undefined when the value does not parse. */
-function dataKeyOf(sealed: Sealed): string | undefined {
+/** The parts of an item's sealed value; undefined when it is no item or does not parse. */
+function partsOf(item: unknown): EnvelopeParts | undefined {
+  if (!isItem(item)) return undefined;
   try {
-    const entry = parse(sealed).entries[0]!;
-    return `${entry.providerId}\u0000${entry.keyRef}\u0000${Buffer.from(entry.wrapped).toString("latin1")}`;
+    return parse((item as DecryptManyItem).sealed);
   } catch {
-    return undefined;
+    return undefined; // opened alone, where `open` parses again and reports the error
   }
+}
+
+/** The first entry names the data key: provider, key reference and wrapped bytes. */
+function dataKeyOf(parts: EnvelopeParts): string {
+  const entry = parts.entries[0]!;
+  const w = entry.wrapped;
+  const wrapped = Buffer.from(w.buffer, w.byteOffset, w.length).toString("latin1");
+  return `${entry.providerId}\u0000${entry.keyRef}\u0000${wrapped}`;
 }
 
 async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {

@@ -40,6 +40,7 @@ import {
   encodeSnapshot,
   snapshotContext,
 } from "./format/context.js";
+import type { EnvelopeParts } from "./format/envelope.js";
 import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
@@ -168,14 +169,22 @@ export class Envelope {
     sealed: Sealed,
     options: DecryptOptions | undefined = {},
   ): Promise<Buffer | string> {
-    options ??= {};
+    return this.#decrypt(sealed, undefined, options ?? {});
+  }
+
+  /** `decrypt`, given the value's parts when the caller parsed it already (decryptMany). */
+  async #decrypt(
+    sealed: Sealed,
+    parsed: EnvelopeParts | undefined,
+    options: DecryptOptions,
+  ): Promise<Buffer | string> {
     this.#checkOpen();
     const started = this.#audit.start();
     // keyRef: the entry's key that opened the value, which after a rotation is not the
     // provider's current keyRef.
     let used: Partial<OpenedBy> & { cacheHit: boolean } = { cacheHit: false };
     try {
-      const parts = parse(sealed);
+      const parts = parsed ?? parse(sealed);
       checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
       const given = snapshotContext(options.context);
       // Without a stored context the canonical bytes are the given context's (memoized).
@@ -389,8 +398,12 @@ export class Envelope {
     items: readonly DecryptManyItem[],
     options: BulkOptions & { as?: "bytes" | "text" } = {},
   ): Promise<BulkResult<Buffer | string>[]> {
-    return decryptGrouped(items, options ?? {}, (item) =>
-      this.decrypt(item.sealed, { context: item.context, as: options?.as }),
+    const as = options?.as;
+    // With the unwrap cache a group's other values need no KMS call, so the next group's
+    // unwrap may start before they open (see decryptGrouped).
+    const bulk = { ...options, pipeline: this.#cache !== undefined };
+    return decryptGrouped(items, bulk, (item, parts) =>
+      this.#decrypt(item.sealed, parts, { context: item.context, as }),
     );
   }
 

@@ -1,9 +1,23 @@
 import { randomBytes } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { parse } from "../src/format/parse.js";
+
+const { parse: parseActual } =
+  await vi.importActual<typeof import("../src/format/parse.js")>("../src/format/parse.js");
+
 import { Envelope, type KeyProvider, localAesProvider } from "../src/index.js";
 
-/** local-aes behind a delay, counting unwraps and the most unwraps in flight at once. */
-function countingKms(delayMs = 5) {
+// Counts parses: decryptMany parses each value once (to group it) and hands the parts on.
+vi.mock("../src/format/parse.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../src/format/parse.js")>();
+  return { ...actual, parse: vi.fn(actual.parse) };
+});
+
+/**
+ * local-aes behind a delay (per call number when a function), counting unwraps and the most
+ * in flight at once, and logging each call's start and end to `log`.
+ */
+function countingKms(delayMs: number | ((call: number) => number) = 5, log: string[] = []) {
   const aes = localAesProvider({ keys: randomBytes(32) });
   const stats = { unwraps: 0, inFlight: 0, maxInFlight: 0 };
   const provider: KeyProvider = {
@@ -15,7 +29,11 @@ function countingKms(delayMs = 5) {
       stats.unwraps++;
       stats.inFlight++;
       stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
-      await new Promise((r) => setTimeout(r, delayMs));
+      const call = stats.unwraps;
+      log.push(`unwrap ${call}`);
+      const ms = typeof delayMs === "number" ? delayMs : delayMs(call);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`returned ${call}`);
       stats.inFlight--;
       return aes.unwrap(entry, request);
     },
@@ -43,6 +61,80 @@ async function sealRows(envelope: Envelope, records: number) {
 }
 
 describe("decryptMany", () => {
+  beforeEach(() => {
+    vi.mocked(parse).mockClear();
+  });
+
+  it("parses each value once", async () => {
+    const { provider } = countingKms(0);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 4);
+    const reader = new Envelope({ encrypt: provider });
+    vi.mocked(parse).mockClear();
+    const results = await reader.decryptMany(items, { concurrency: 2 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(vi.mocked(parse).mock.calls.length).toBe(items.length);
+  });
+
+  it("sends the first unwrap before the rest of the batch is parsed", async () => {
+    const log: string[] = [];
+    const { provider } = countingKms(1, log);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 3);
+    log.length = 0;
+    vi.mocked(parse).mockImplementation((sealed) => {
+      log.push("parse");
+      return parseActual(sealed);
+    });
+    try {
+      const reader = new Envelope({ encrypt: provider });
+      const results = await reader.decryptMany(items, { concurrency: 2 });
+      expect(results.every((r) => r.ok)).toBe(true);
+    } finally {
+      vi.mocked(parse).mockImplementation(parseActual);
+    }
+    // Row 1's unwrap goes out after its first value parsed, row 2's after its first.
+    expect(log.slice(0, 5)).toEqual(["parse", "unwrap 1", "parse", "parse", "parse"]);
+    expect(log.indexOf("unwrap 2")).toBeLessThan(log.lastIndexOf("parse"));
+  });
+
+  it("refills a slot the moment an unwrap returns (a pool, not rounds)", async () => {
+    const log: string[] = [];
+    const { provider } = countingKms((call) => (call === 1 ? 80 : 5), log);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 4);
+    log.length = 0;
+    const reader = new Envelope({ encrypt: provider });
+    const results = await reader.decryptMany(items, { concurrency: 2 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    // Rows 2, 3 and 4 go through the second slot while the first unwrap is still out.
+    expect(log.indexOf("unwrap 4")).toBeLessThan(log.indexOf("returned 1"));
+  });
+
+  it("starts the next group's unwrap before opening the rest of a group", async () => {
+    const log: string[] = [];
+    const { provider } = countingKms(1, log);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 2);
+    log.length = 0;
+    const reader = new Envelope({
+      encrypt: provider,
+      onAudit: (e) => {
+        if (e.operation === "decrypt") log.push("opened");
+      },
+    });
+    const results = await reader.decryptMany(items, { concurrency: 1 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(log).toEqual([
+      "unwrap 1",
+      "returned 1",
+      "opened",
+      "unwrap 2", // before the first row's other two values open
+      "opened",
+      "opened",
+      "returned 2",
+      "opened",
+      "opened",
+      "opened",
+    ]);
+  });
+
   it("unwraps each distinct data key once and returns results in input order", async () => {
     const { provider, stats } = countingKms();
     const items = (await sealRows(new Envelope({ encrypt: provider }), 20)).reverse();
