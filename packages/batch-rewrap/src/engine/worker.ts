@@ -109,6 +109,7 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
       return "stopped" as const;
     }
     for (let attempt = 1; ; attempt++) {
+      let committing = false;
       try {
         topUp();
         const current = await reads[0]!;
@@ -117,6 +118,7 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
           return current === STOP ? ("stopped" as const) : ("done" as const);
         }
         const outcomes = await current.outcomes;
+        committing = true;
         const { counters, failed } = await rt.db.transaction((tx) =>
           commitBatch(scope, tx, {
             rangeId: range.rangeId,
@@ -125,6 +127,7 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
             callsBefore: mark,
           }),
         );
+        committing = false;
         mark += counters.kmsCalls;
         reads.shift();
         account(state, counters, failed);
@@ -141,9 +144,13 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
         }
         break;
       } catch (error) {
+        const retry = isRetryableTxError(error) && attempt < 5;
+        // A deadlock rolled the commit back, but the batch's new values still hold (each
+        // write compares the old value): commit them again rather than redo their KMS work.
+        if (retry && committing) continue;
         await drop();
         if (error instanceof LostClaim) return "lost" as const;
-        if (!isRetryableTxError(error) || attempt >= 5) throw error;
+        if (!retry) throw error;
       }
     }
   }
