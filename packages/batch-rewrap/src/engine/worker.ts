@@ -137,10 +137,7 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
           // Split beyond everything read so far (the reads in flight finish first).
           const read = await Promise.all(reads);
           const tail = read.length === 0 ? current : read.at(-1)!;
-          if (!(await offerSplit(rt, claim, tail, state.demand))) {
-            await drop();
-            return "lost" as const;
-          }
+          await offerSplit(rt, claim, tail, state.demand);
         }
         break;
       } catch (error) {
@@ -158,21 +155,20 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
 
 /**
  * A worker of this run is idle: give it the upper half of what is left of this range
- * (beyond the batch already read ahead). False when this worker lost the range meanwhile.
+ * (beyond the batches already read ahead).
  */
 async function offerSplit(
   rt: Runtime,
   claim: Claim,
   lastRead: { rows: Row[] },
   demand: Demand,
-): Promise<boolean> {
+): Promise<void> {
   const tail = lastRead.rows.at(-1);
-  if (!tail) return true; // the range is finished: nothing to give
+  if (!tail) return; // the range is finished: nothing to give
   const at = await splitPoint(rt, claim.range, String(tail[rt.table.pk]));
-  if (at === undefined) return true;
-  const kept = await claim.split(at);
+  if (at === undefined) return;
+  await claim.split(at);
   demand.notify();
-  return kept;
 }
 
 async function fetchBatch(rt: Runtime, range: KeyRange, last: string | null): Promise<Row[]> {

@@ -11,16 +11,17 @@ export interface Claim {
   /**
    * Gives the keys from `at` up to this range's end to a new pending range (with its own
    * checkpoint), committed at once so an idle worker can claim it; this range then ends
-   * at `at`. Returns false when this worker lost the range meanwhile (it must stop).
+   * at `at`. The claim is kept throughout.
    */
-  split(at: string): Promise<boolean>;
+  split(at: string): Promise<void>;
 }
 
 /**
- * The statements of a split, run in one transaction: the job row is locked first, so two
- * workers splitting at once pick different range ids.
+ * Publishes the keys from `at` up to `range.hi` as a new pending range with its own
+ * checkpoint. The job row is locked first, so two workers splitting at once pick
+ * different range ids. The caller then ends its own range at `at` (setRangeEnd).
  */
-async function splitStatements(
+async function insertSplitOff(
   q: SqlExecutor,
   t: StateTables,
   jobId: string,
@@ -32,17 +33,19 @@ async function splitStatements(
     jobId,
   ]);
   const id = Number(rows[0]?.m ?? 0) + 1;
-  await q.query(`UPDATE ${t.ranges} SET hi = ? WHERE job_id = ? AND range_id = ?`, [
-    at,
-    jobId,
-    range.rangeId,
-  ]);
   await q.query(
     `INSERT INTO ${t.ranges} (job_id, range_id, lo, hi, status) VALUES (?, ?, ?, ?, 'pending')`,
     [jobId, id, at, range.hi],
   );
   await q.query(`INSERT INTO ${t.checkpoints} (job_id, range_id) VALUES (?, ?)`, [jobId, id]);
 }
+
+const setRangeEnd = (q: SqlExecutor, t: StateTables, jobId: string, range: KeyRange, at: string) =>
+  q.query(`UPDATE ${t.ranges} SET hi = ? WHERE job_id = ? AND range_id = ?`, [
+    at,
+    jobId,
+    range.rangeId,
+  ]);
 
 export interface Claimer {
   next(): Promise<Claim | undefined>;
@@ -82,49 +85,33 @@ export async function sessionClaimer(
         return undefined;
       }
       const range = toRange(rows[0]!);
-      let lost = false;
-      const reclaim = async () => {
-        await session.query("START TRANSACTION");
-        open = true;
-        const again = await session.query(
-          `SELECT range_id FROM ${t.ranges} WHERE job_id = ? AND range_id = ? AND status = 'pending' FOR UPDATE SKIP LOCKED`,
-          [jobId, range.rangeId],
-        );
-        if (again.rows.length > 0) return true;
-        // Another worker claimed it between the commit and now: it is theirs.
-        await session.query("COMMIT");
-        open = false;
-        lost = true;
-        return false;
-      };
       return {
         range,
         async release(done) {
-          if (lost) return;
           if (done) {
             await session.query(
               `UPDATE ${t.ranges} SET status = 'done' WHERE job_id = ? AND range_id = ?`,
               [jobId, range.rangeId],
             );
           }
-          await session.query(done ? "COMMIT" : "ROLLBACK");
+          // COMMIT either way: the transaction holds only the claim, its splits' new end and
+          // the done flag, and a range left pending must keep the end it was split at.
+          await session.query("COMMIT");
           open = false;
         },
         async split(at) {
-          // In the claim's own transaction, which holds this range's lock: committing it
-          // publishes the new range and releases the lock, so the range is claimed again.
+          // The new range is committed on another connection; this range's new end is
+          // written in the claim's own transaction, which keeps holding its lock (no other
+          // worker can take the range, and with it the batches read ahead, in between).
+          // A crash before the claim commits restores the old end: the overlap is only
+          // scanned again, its values already on the target key are skipped.
           try {
-            await splitStatements(session, t, jobId, range, at);
-            await session.query("COMMIT");
+            await db.transaction((tx) => insertSplitOff(tx, t, jobId, range, at));
           } catch {
-            // Only an optimization: if it fails (a deadlock, say), the range stays whole.
-            await session.query("ROLLBACK").catch(() => {});
-            open = false;
-            return reclaim();
+            return; // only an optimization: if it fails (a deadlock, say), the range stays whole
           }
+          await setRangeEnd(session, t, jobId, range, at);
           range.hi = at;
-          open = false;
-          return reclaim();
         },
       };
     },
@@ -166,9 +153,11 @@ export function memoryClaimer(db: SqlAdapter, t: StateTables, jobId: string): Cl
           }
         },
         async split(at) {
-          await db.transaction((tx) => splitStatements(tx, t, jobId, range, at));
+          await db.transaction(async (tx) => {
+            await insertSplitOff(tx, t, jobId, range, at);
+            await setRangeEnd(tx, t, jobId, range, at);
+          });
           range.hi = at;
-          return true;
         },
       };
     },
