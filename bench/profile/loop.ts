@@ -2,6 +2,7 @@
 // The profiler (node:inspector) starts after the setup, so the profile holds the loop only.
 // warm: one 64 B local-aes value decrypted again and again (default unwrap cache).
 // cold: 20,000 distinct records under an in-memory provider, 64 in flight.
+// hier / hier-nocache: 20,000 distinct hierarchical records in sequence, core cache on / off.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -26,7 +27,26 @@ async function begin() {
   const u = process.cpuUsage();
   cpu0 = u.user + u.system;
 }
-if (mode === "warm") {
+if (mode === "hier" || mode === "hier-nocache") {
+  // Hierarchical (suite 0x03), distinct records in sequence, IK cached after the first read.
+  const { hierarchicalProvider, memoryKeyStore } = await import("@envelope/hierarchical");
+  const master = localAesProvider({ keys: randomBytes(32) });
+  const provider = hierarchicalProvider({ master, store: memoryKeyStore(), suite: 3 });
+  const sealer = new Envelope({ encrypt: provider, cache: false });
+  const sealed: Buffer[] = [];
+  for (let i = 0; i < 20_000; i++)
+    sealed.push(await sealer.encrypt(randomBytes(64), { context: CONTEXT, output: "binary" }));
+  const envelope = new Envelope({
+    encrypt: provider,
+    ...(mode === "hier-nocache" ? { cache: false as const } : {}),
+  });
+  for (const s of sealed) await envelope.decrypt(s, { context: CONTEXT });
+  await begin();
+  while (performance.now() < end) {
+    for (const s of sealed) await envelope.decrypt(s, { context: CONTEXT });
+    ops += sealed.length;
+  }
+} else if (mode === "warm") {
   const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
   const sealed = await envelope.encrypt(randomBytes(64), { context: CONTEXT });
   for (let i = 0; i < 20_000; i++) await envelope.decrypt(sealed, { context: CONTEXT });

@@ -69,6 +69,7 @@ export {
   supportsDataKeyGeneration,
   supportsNativeRewrap,
   supportsRefresh,
+  unwrapsLocally,
 } from "./providers/capabilities.js";
 export {
   defineProviderFactory,
@@ -104,6 +105,7 @@ export type {
   KeyRefresh,
   KeyRequest,
   KmsContextBinding,
+  LocalUnwrap,
   NativeRewrap,
   ProviderFactory,
 } from "./providers/types.js";

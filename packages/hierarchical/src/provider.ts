@@ -221,6 +221,14 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: aesKeyWrap(ik.key, dataKey) };
     },
 
+    // LocalUnwrap: with the IK at hand, the data key is one HMAC away (no promise).
+    unwrapNow(entry: WrappedKey): Uint8Array | undefined {
+      const length = entry.wrapped.length;
+      if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) return undefined;
+      const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
+      return hot ? unwrapWith(hot, entry) : undefined;
+    },
+
     async unwrap(entry: WrappedKey): Promise<Uint8Array> {
       const length = entry.wrapped.length;
       if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) throw badWrapped(entry.keyRef);

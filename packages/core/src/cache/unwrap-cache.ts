@@ -102,6 +102,14 @@ export class UnwrapCache {
   }
 
   /**
+   * Whether any message key is remembered. False for a reader whose providers all opt out
+   * of the cache (hierarchical): it then skips building the message id of each read.
+   */
+  get remembersMessages(): boolean {
+    return this.messages.size > 0;
+  }
+
+  /**
    * The remembered key of message `messageId`, or undefined. Counts as a hit. Served only
    * while its data key is still cached (not expired, evicted or cleared).
    */

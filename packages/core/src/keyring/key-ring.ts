@@ -20,6 +20,7 @@ import type { KeyProvider, KeyRequest, NativeRewrap } from "../providers/types.j
 import { cacheKeysOf, unwrapCacheKey } from "./cache-keys.js";
 import { candidates, checkedProviders, handlersOf, noMatchingKey } from "./candidates.js";
 import { type EntryKey, entryKey } from "./entry-key.js";
+import { openNow } from "./open-now.js";
 import { type OpenedBy, openCached, openRemembered } from "./warm-path.js";
 
 export type { OpenedBy } from "./warm-path.js";
@@ -147,6 +148,8 @@ export class KeyRing {
     const warm =
       cache && keys ? openCached(cache, pairs, keys, parts, request, aad, report) : undefined;
     if (warm) return warm;
+    const now = openNow(this.#audit, pairs, parts, request, aad, report);
+    if (now) return now;
     const found = await this.#firstDataKey(pairs, keys, parts, request);
     found.dataKey.fill(0);
     report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });

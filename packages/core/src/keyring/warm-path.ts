@@ -28,6 +28,7 @@ export function openRemembered(
   aad: Uint8Array,
   report: (used: OpenedBy) => void,
 ): Buffer | undefined {
+  if (!cache.remembersMessages) return undefined;
   // Keyed by message id AND commitment: the message key was remembered after a
   // commitment check, and must not let an altered commitment skip that check.
   const remembered = cache.peekMessageKey<MessageKeyOrigin>(messageKeyId(parts));

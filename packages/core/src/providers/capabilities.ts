@@ -3,6 +3,7 @@ import type {
   KeyProvider,
   KeyRefresh,
   KmsContextBinding,
+  LocalUnwrap,
   NativeRewrap,
 } from "./types.js";
 
@@ -55,6 +56,16 @@ export function supportsRefresh(provider: KeyProvider): provider is KeyProvider 
   return typeof provider.refresh === "function";
 }
 
+/**
+ * True when the provider can give some data keys at once, without I/O (`unwrapNow`).
+ *
+ * @example
+ * const key = unwrapsLocally(provider) ? provider.unwrapNow(entry, { context }) : undefined;
+ */
+export function unwrapsLocally(provider: KeyProvider): provider is KeyProvider & LocalUnwrap {
+  return typeof provider.unwrapNow === "function";
+}
+
 /** The KMS-bound part of `context` for `provider`, or "" when it binds none. */
 export function kmsContextKeyOf(
   provider: KeyProvider,
@@ -70,6 +81,7 @@ export function providerCapabilities(provider: KeyProvider): string[] {
     supportsNativeRewrap(provider) ? "nativeRewrap" : "",
     bindsKmsContext(provider) ? "kmsContextBinding" : "",
     supportsRefresh(provider) ? "refresh" : "",
+    unwrapsLocally(provider) ? "localUnwrap" : "",
   ].filter(Boolean);
 }
 

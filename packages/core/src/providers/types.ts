@@ -26,7 +26,8 @@ export interface GeneratedDataKey {
 /**
  * A master-key provider: the one interface a KMS implements. Five required members, on
  * purpose; a new KMS is one file. What a KMS can do beyond wrap and unwrap is a named
- * capability (`DataKeyGeneration`, `NativeRewrap`, `KmsContextBinding`, `KeyRefresh`)
+ * capability (`DataKeyGeneration`, `NativeRewrap`, `KmsContextBinding`, `KeyRefresh`,
+ * `LocalUnwrap`)
  * that the core detects with a type guard (`supportsNativeRewrap(provider)`, …). The core
  * checks every result (lengths, ids, limits), so a provider bug becomes a typed error,
  * never a wrong plaintext.
@@ -43,7 +44,8 @@ export interface KeyProvider
   extends Partial<DataKeyGeneration>,
     Partial<NativeRewrap>,
     Partial<KmsContextBinding>,
-    Partial<KeyRefresh> {
+    Partial<KeyRefresh>,
+    Partial<LocalUnwrap> {
   /** Provider id written into each entry: lowercase ASCII, e.g. `local-rsa`, `aws-kms`. */
   readonly id: string;
   /** Reference of the key new data keys are wrapped under (fingerprint, ARN, name/version). */
@@ -84,6 +86,17 @@ export interface NativeRewrap {
  */
 export interface KmsContextBinding {
   kmsContextKey(context: EncryptionContext): string;
+}
+
+/**
+ * Capability: the data key of an entry at once, when the provider can have it without
+ * I/O (hierarchical mode with the intermediate key cached: one HMAC). Returns undefined
+ * when it cannot (the key is not at hand, or the entry is malformed); the core then calls
+ * `unwrap`, which reports what went wrong. Lets a decrypt skip the promises of the unwrap
+ * path, which cost more than such a derivation.
+ */
+export interface LocalUnwrap {
+  unwrapNow(entry: WrappedKey, request: KeyRequest): Uint8Array | undefined;
 }
 
 /**
