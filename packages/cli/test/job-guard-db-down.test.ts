@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { connect } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, tempDir } from "./support.js";
@@ -142,4 +144,44 @@ describe("rotate and retire when the database is down, refuses or does not answe
       details: { field: "ENVELOPE_DB_CONNECT_TIMEOUT" },
     });
   });
+
+  it.each([
+    ["PostgreSQL", process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test"],
+    ["MariaDB", process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test"],
+  ])(
+    "%s: state tables that cannot be read are a configuration error (exit 2) naming them, not a crash; nothing changed",
+    async (_name, url) => {
+      const prefix = `jg_down_st_${process.pid}_${randomBytes(2).toString("hex")}`;
+      const db = await connect(url);
+      try {
+        // Tables of those names that are not state tables (another tool's, or hand-made).
+        for (const suffix of ["jobs", "ranges", "checkpoints"])
+          await db.query(`CREATE TABLE ${prefix}_${suffix} (n INT)`);
+        const config = readFileSync(configPath, "utf8");
+        const keys = readdirSync(join(cwd, "keys")).sort();
+        const on = ["--db", url, "--table", "users", "--column", "email", "--state-prefix", prefix];
+        for (const args of [
+          ["--json", "retire", oldKey, ...on],
+          ["--json", "rotate", "--bits", "2048", ...on],
+        ]) {
+          const run = await cli(args, { cwd });
+          expect(run.code, run.stdout).toBe(EXIT_CODES.USAGE);
+          expect(run.json().error).toMatchObject({
+            code: "ENVELOPE_BAD_CONFIG",
+            details: { field: "db", statePrefix: prefix },
+          });
+          expect(run.json().error.message).toContain(
+            `could not read the rewrap job state tables ${prefix}_jobs`,
+          );
+          expect(run.json().error.message).toContain("Nothing was changed.");
+        }
+        expect(readFileSync(configPath, "utf8")).toBe(config);
+        expect(readdirSync(join(cwd, "keys")).sort()).toEqual(keys);
+      } finally {
+        for (const suffix of ["jobs", "ranges", "checkpoints"])
+          await db.query(`DROP TABLE IF EXISTS ${prefix}_${suffix}`);
+        await db.close();
+      }
+    },
+  );
 });
