@@ -51,7 +51,7 @@ export async function advanceCheckpoint(
 ): Promise<void> {
   const c = step.counters;
   await tx.query(
-    `UPDATE ${t.checkpoints} SET last_pk = ?, scanned = scanned + ?, rewrapped = rewrapped + ?, skipped = skipped + ?, nulls = nulls + ?, conflicts = conflicts + ?, failed = failed + ?, kms_calls = kms_calls + ?, worker = ?, updated_at = ? WHERE job_id = ? AND range_id = ?`,
+    `UPDATE ${t.checkpoints} SET last_pk = ?, scanned = scanned + ?, rewrapped = rewrapped + ?, skipped = skipped + ?, nulls = nulls + ?, conflicts = conflicts + ?, failed = failed + ?, kms_calls = kms_calls + ?, worker = ?, updated_at = ${t.now} WHERE job_id = ? AND range_id = ?`,
     [
       step.lastPk,
       c.scanned,
@@ -62,7 +62,6 @@ export async function advanceCheckpoint(
       c.failed,
       c.kmsCalls,
       step.workerId,
-      new Date().toISOString(),
       jobId,
       rangeId,
     ],

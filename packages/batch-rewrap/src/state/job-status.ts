@@ -16,8 +16,7 @@ export async function countPendingRanges(
 
 /** Marks the job done (every range done and its failures retried). */
 export async function markJobDone(q: SqlExecutor, t: StateTables, jobId: string): Promise<void> {
-  await q.query(`UPDATE ${t.jobs} SET status = 'done', updated_at = ? WHERE job_id = ?`, [
-    new Date().toISOString(),
+  await q.query(`UPDATE ${t.jobs} SET status = 'done', updated_at = ${t.now} WHERE job_id = ?`, [
     jobId,
   ]);
 }

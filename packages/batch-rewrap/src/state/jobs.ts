@@ -38,12 +38,11 @@ export async function createOrLoadJob(
 ): Promise<{ created: boolean }> {
   if (await loadAndCheck(db, t, jobId, spec)) return { created: false };
   const ranges = await plan();
-  const now = new Date().toISOString();
   try {
     await db.transaction(async (tx) => {
       await tx.query(
-        `INSERT INTO ${t.jobs} (job_id, spec, status, created_at, updated_at) VALUES (?, ?, 'running', ?, ?)`,
-        [jobId, JSON.stringify(spec), now, now],
+        `INSERT INTO ${t.jobs} (job_id, spec, status, created_at, updated_at) VALUES (?, ?, 'running', ${t.now}, ${t.now})`,
+        [jobId, JSON.stringify(spec)],
       );
       for (let i = 0; i < ranges.length; i += 200) {
         const slice = ranges.slice(i, i + 200);

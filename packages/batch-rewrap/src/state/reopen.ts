@@ -23,19 +23,18 @@ export async function reopenIfFinished(
     const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
     if (job.rows.length === 0) return false;
     if ((await countPendingRanges(tx, t, jobId)) > 0) return false;
-    const now = new Date().toISOString();
     await tx.query(
       `UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`,
       [jobId],
     );
     await tx.query(
-      `UPDATE ${t.checkpoints} SET last_pk = NULL, scanned = 0, rewrapped = 0, skipped = 0, nulls = 0, conflicts = 0, failed = 0, kms_calls = 0, updated_at = ? WHERE job_id = ?`,
-      [now, jobId],
+      `UPDATE ${t.checkpoints} SET last_pk = NULL, scanned = 0, rewrapped = 0, skipped = 0, nulls = 0, conflicts = 0, failed = 0, kms_calls = 0, updated_at = ${t.now} WHERE job_id = ?`,
+      [jobId],
     );
-    await tx.query(`UPDATE ${t.jobs} SET status = 'running', updated_at = ? WHERE job_id = ?`, [
-      now,
-      jobId,
-    ]);
+    await tx.query(
+      `UPDATE ${t.jobs} SET status = 'running', updated_at = ${t.now} WHERE job_id = ?`,
+      [jobId],
+    );
     return true;
   });
 }

@@ -1,5 +1,6 @@
 import type { SqlAdapter } from "../adapters/types.js";
 import { checkName, quote } from "../sql/identifiers.js";
+import { dbNowSql } from "./db-clock.js";
 
 /** Names of the four state tables for a prefix (default `envelope_rewrap`). */
 export interface StateTables {
@@ -7,6 +8,8 @@ export interface StateTables {
   ranges: string;
   checkpoints: string;
   failures: string;
+  /** SQL for the database's current time, the one clock of heartbeats (see {@link dbNowSql}). */
+  now: string;
 }
 
 export function stateTables(db: SqlAdapter, prefix: string): StateTables {
@@ -16,6 +19,7 @@ export function stateTables(db: SqlAdapter, prefix: string): StateTables {
     ranges: quote(db, `${prefix}_ranges`),
     checkpoints: quote(db, `${prefix}_checkpoints`),
     failures: quote(db, `${prefix}_failures`),
+    now: dbNowSql(db),
   };
 }
 

@@ -12,9 +12,12 @@ export interface UnfinishedJob {
    * `incomplete`: no progress for longer than that, its process was stopped or killed (resume it).
    */
   state: "running" | "incomplete";
-  /** The last progress any worker recorded (ISO time, the workers' clock). */
+  /**
+   * The last progress any worker recorded: ISO time by the database's clock (rows written
+   * by earlier versions carry their worker's clock); "" when none was recorded.
+   */
   lastProgressAt: string;
-  /** Seconds since then, by this process's clock (never negative). */
+  /** Seconds since then, by the database's clock (never negative); -1 when unknown. */
   idleSeconds: number;
   ranges: { total: number; pending: number };
 }
@@ -30,8 +33,6 @@ export interface FindUnfinishedOptions {
    * `running`. Workers record progress with every committed batch. Default 120.
    */
   staleAfterSeconds?: number;
-  /** For tests: the current time. */
-  now?: Date;
 }
 
 /** Default lease: well above one batch's time, even with a throttled KMS. */
@@ -42,7 +43,9 @@ export const DEFAULT_STALE_AFTER_SECONDS = 120;
  * ranges still pending), each `running` or `incomplete` by its heartbeat: the newest
  * `updated_at` of the job row and its checkpoints, which every committed batch moves. A
  * SIGKILLed worker stops moving it, so its job turns `incomplete` once the lease has
- * passed. Read-only: no lock is taken (a lock probe on the ranges would make a worker's
+ * passed. Heartbeats are written and aged by the database's clock only (this process's
+ * clock is never read), so a worker or a reader on a machine whose clock is off is still
+ * judged right. Read-only: no lock is taken (a lock probe on the ranges would make a worker's
  * `SKIP LOCKED` claim skip them), nothing is created. `[]` when the state tables do not exist.
  *
  * @example
@@ -62,10 +65,10 @@ export async function findUnfinishedJobs(
     `SELECT j.job_id, j.spec, j.status, j.updated_at,
       (SELECT COUNT(*) FROM ${t.ranges} r WHERE r.job_id = j.job_id) AS total,
       (SELECT COUNT(*) FROM ${t.ranges} r WHERE r.job_id = j.job_id AND r.status = 'pending') AS pending,
-      (SELECT MAX(c.updated_at) FROM ${t.checkpoints} c WHERE c.job_id = j.job_id) AS beat
+      (SELECT MAX(c.updated_at) FROM ${t.checkpoints} c WHERE c.job_id = j.job_id) AS beat,
+      ${t.now} AS db_now
      FROM ${t.jobs} j ORDER BY j.job_id`,
   );
-  const now = (options.now ?? new Date()).getTime();
   const leaseMs = (options.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS) * 1000;
   const table = options.table?.toLowerCase();
   const columns = new Set((options.columns ?? []).map((c) => c.toLowerCase()));
@@ -76,11 +79,14 @@ export async function findUnfinishedJobs(
     const spec = JSON.parse(String(row.spec)) as JobSpec;
     if (table !== undefined && spec.table.toLowerCase() !== table) continue;
     if (columns.size > 0 && !spec.columns.some((c) => columns.has(c.toLowerCase()))) continue;
-    // ISO strings of one format: the greater string is the later time.
+    // ISO strings of one format: the greater string is the later time. Both it and db_now
+    // come from the database's clock, so the difference is the same on every machine.
     const beats = [row.updated_at, row.beat].filter((v) => v !== null && v !== undefined);
     const last = beats.map(String).sort().at(-1) ?? "";
     const at = Date.parse(last);
-    const idleMs = Number.isNaN(at) ? Number.POSITIVE_INFINITY : Math.max(0, now - at);
+    const now = Date.parse(String(row.db_now));
+    const idleMs =
+      Number.isNaN(at) || Number.isNaN(now) ? Number.POSITIVE_INFINITY : Math.max(0, now - at);
     out.push({
       jobId: String(row.job_id),
       spec,

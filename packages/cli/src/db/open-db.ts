@@ -2,7 +2,14 @@ import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { CliContext } from "../command-context.js";
 
-/** Opens `--db` / `ENVELOPE_DB_URL` and checks the connection, so a bad URL fails before any work. */
+/** Seconds the connection check may take: mysql2's own connect timeout; `pg` has none. */
+export const DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 10;
+
+/**
+ * Opens `--db` / `ENVELOPE_DB_URL` and checks the connection, so a bad URL, a server that is
+ * down, refuses or does not answer fails before any work (ConfigError ENVELOPE_BAD_CONFIG,
+ * field `db`: exit 2), with nothing written.
+ */
 export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<SqlAdapter> {
   const url = flags.db ?? ctx.io.env.ENVELOPE_DB_URL;
   if (!url) {
@@ -14,22 +21,52 @@ export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<S
       },
     );
   }
+  const seconds = connectTimeout(ctx.io.env.ENVELOPE_DB_CONNECT_TIMEOUT);
   let db: SqlAdapter | undefined;
   try {
     db = await connect(url);
     // Drivers connect lazily: check now, so a wrong URL, a server that is down or a refused
-    // login is a clear configuration error (exit 2), not an unexpected error mid-job.
-    await db.query("SELECT 1");
+    // login is a clear configuration error (exit 2), not an unexpected error mid-job. Bounded:
+    // `pg` waits forever on a host that takes the connection and never answers.
+    await withinSeconds(db.query("SELECT 1"), seconds);
     return db;
   } catch (cause) {
-    await db?.close().catch(() => {});
+    // A connection still being attempted may not end on close(): do not wait for it.
+    if (db) await withinSeconds(db.close(), 1).catch(() => {});
     if (EnvelopeError.isInstance(cause)) throw cause;
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `Cannot connect to the database ${redactedUrl(url)}: ${driverReason(cause)}. Check --db / ENVELOPE_DB_URL (host, port, user, password, database name) and that the server is running.`,
+      `Cannot connect to the database ${redactedUrl(url)}: ${driverReason(cause)}. Check --db / ENVELOPE_DB_URL (host, port, user, password, database name) and that the server is running and reachable from here, then retry. Nothing was changed.`,
       { cause, details: { field: "db" } },
     );
   }
+}
+
+function connectTimeout(value: string | undefined): number {
+  if (value === undefined || value === "") return DEFAULT_DB_CONNECT_TIMEOUT_SECONDS;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `ENVELOPE_DB_CONNECT_TIMEOUT is a number of seconds (> 0), not ${JSON.stringify(value.slice(0, 20))}.`,
+      { details: { field: "ENVELOPE_DB_CONNECT_TIMEOUT" } },
+    );
+  return seconds;
+}
+
+/** `work`, or a rejection after `seconds` (the work's own later failure is then ignored). */
+function withinSeconds<T>(work: Promise<T>, seconds: number): Promise<T> {
+  work.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(Object.assign(new Error(`no answer within ${seconds} s`), { code: "ETIMEDOUT" })),
+      seconds * 1000,
+    );
+    timer.unref();
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The URL without its password (and without query parameters, which may hold one). */

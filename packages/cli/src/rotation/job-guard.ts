@@ -50,12 +50,25 @@ export async function refuseDuringJobs(
     throw new ConfigError("ENVELOPE_BAD_INPUT", "--stale-after is a number of seconds (≥ 0).", {
       details: { field: "stale-after" },
     });
-  const jobs = await findUnfinishedJobs(db, {
-    stateTablePrefix: flags.statePrefix,
-    ...(where.table ? { table: where.table } : {}),
-    ...(where.columns?.length ? { columns: where.columns } : {}),
-    staleAfterSeconds: staleAfter,
-  });
+  let jobs: UnfinishedJob[];
+  try {
+    jobs = await findUnfinishedJobs(db, {
+      stateTablePrefix: flags.statePrefix,
+      ...(where.table ? { table: where.table } : {}),
+      ...(where.columns?.length ? { columns: where.columns } : {}),
+      staleAfterSeconds: staleAfter,
+    });
+  } catch (cause) {
+    if (EnvelopeError.isInstance(cause)) throw cause;
+    // The connection was checked a moment ago: the server went away, or the tables cannot
+    // be read (permissions, a table of that name that is not a state table).
+    const reason = (cause as { message?: string })?.message || String(cause);
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `${command} could not read the rewrap job state tables ${flags.statePrefix}_jobs/_ranges/_checkpoints on the ${db.name} database: ${reason}. Check that the server is up and this user can read those tables (or give the right --state-prefix), then retry. Nothing was changed.`,
+      { cause, details: { field: "db", statePrefix: flags.statePrefix } },
+    );
+  }
   if (jobs.length === 0) return [];
   const running = jobs.filter((j) => j.state === "running");
   if (running.length === 0 && flags.force) {
