@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable, Writable } from "node:stream";
-import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
 import {
   decodeEnvelope,
@@ -16,24 +15,7 @@ import {
 } from "@envelope/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-
-async function run(transform: NodeJS.ReadWriteStream, input: Buffer | Buffer[]): Promise<Buffer> {
-  return buffer(Readable.from(Array.isArray(input) ? input : [input]).pipe(transform));
-}
-
-// Feeds the input in small random pieces, so framing across buffer boundaries is exercised.
-function pieces(bytes: Buffer, seed: number): Buffer[] {
-  const out: Buffer[] = [];
-  let o = 0;
-  let s = seed;
-  while (o < bytes.length) {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    const n = 1 + (s % 3000);
-    out.push(bytes.subarray(o, o + n));
-    o += n;
-  }
-  return out;
-}
+import { pieces, run } from "../../../test/support/streams.js";
 
 // The streaming vectors (docs/STREAMING.md) run in the one vector runner:
 // packages/core/test/vectors.test.ts (family packages/core/test/vectors/stream/).

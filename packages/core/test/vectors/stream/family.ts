@@ -1,5 +1,3 @@
-import { Readable } from "node:stream";
-import { buffer } from "node:stream/consumers";
 import {
   DecryptionError,
   decryptStream,
@@ -9,6 +7,7 @@ import {
   localAesProvider,
 } from "@envelope/core";
 import { describe, expect, it } from "vitest";
+import { pieces, run } from "../../../../../test/support/streams.js";
 import { defineFamily } from "../harness.js";
 
 /** streaming.json: streams from before the stream-key flag (docs/STREAMING.md). */
@@ -53,24 +52,6 @@ function parse(json: unknown, file: string): StreamFile {
   if (!ok)
     throw new Error(`vector file stream/${file}: not a streaming vector file this runner knows`);
   return { file, data } as StreamFile;
-}
-
-async function run(transform: NodeJS.ReadWriteStream, input: Buffer | Buffer[]): Promise<Buffer> {
-  return buffer(Readable.from(Array.isArray(input) ? input : [input]).pipe(transform));
-}
-
-// Feeds the input in small random pieces, so framing across buffer boundaries is exercised.
-function pieces(bytes: Buffer, seed: number): Buffer[] {
-  const out: Buffer[] = [];
-  let o = 0;
-  let s = seed;
-  while (o < bytes.length) {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    const n = 1 + (s % 3000);
-    out.push(bytes.subarray(o, o + n));
-    o += n;
-  }
-  return out;
 }
 
 function legacyTests(vectors: LegacyFile): void {
