@@ -4,13 +4,13 @@ import type { PgQueryable } from "@envelope/legacy";
 import type { Command } from "commander";
 import pg from "pg";
 import type { CliContext, GlobalFlags } from "../command-context.js";
+import { DEFAULT_ROW_TEMPLATE } from "../config/encryption-context.js";
 import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { addDbOptions, collect, type DbFlags, jobOptions } from "../db/job-flags.js";
 import { openDb } from "../db/open-db.js";
 import { checkResume } from "../db/resume.js";
 import { progressBar } from "../progress.js";
 import { printReport } from "../report/job-report.js";
-import { DEFAULT_ROW_TEMPLATE } from "../config/encryption-context.js";
 import { buildLegacyDecoder, type LegacyFlags } from "./migrate-decoder.js";
 import { loadRecordsConfig } from "./migrate-records.js";
 
