@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import { type MigrateRecordsOptions, migrateTable, type SqlAdapter } from "@envelope/batch-rewrap";
-import { Envelope } from "@envelope/core";
+import { decodeEnvelope, Envelope, fromText } from "@envelope/core";
 import { gcmJsonDecoder, recordValueDecoder } from "@envelope/legacy";
 import { createBlindIndexer, createRecordCipher, type RecordSchema } from "@envelope/records";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +25,11 @@ function gcmJson(text: string): string {
 const emailOf = (id: number) => `U${"x".repeat(id % 7)}${id}@Example.com`;
 const phoneOf = (id: number) => `+1 555 01${String(id).padStart(2, "0")}`;
 const ROWS = 40;
+/** The wrapped-key entries of a stored value: equal for values under one data key. */
+const entriesOf = (value: unknown) =>
+  decodeEnvelope(typeof value === "string" ? fromText(value) : (value as Buffer)).entries.map((e) =>
+    Buffer.from(e.wrapped).toString("hex"),
+  );
 
 describe.each(DATABASES)("migrate with records on $name", ({ url }) => {
   let db: SqlAdapter;
@@ -91,8 +96,12 @@ describe.each(DATABASES)("migrate with records on $name", ({ url }) => {
   it.each(["text", "binary"] as const)(
     "fills the blind index in the same write (%s column): findBy finds the migrated row, padded as an app write",
     async (form) => {
-      const { table, cipher, job } = await setup(form);
-      const report = await migrateTable({ ...job, apply: true });
+      const { table, key, cipher, job } = await setup(form);
+      const to = instrumented(key);
+      const report = await migrateTable({ ...job, to, apply: true });
+      // One data key per row, as the record cipher seals a record: one wrap per row (the
+      // preflight's sample seals each value under its own key).
+      expect(to.counts.wrap - report.preflightChecked).toBe(ROWS);
       expect(report.run.failed).toBe(0);
       expect(report.run.rewrapped).toBe(ROWS + ROWS - ROWS / 5);
 
@@ -119,6 +128,7 @@ describe.each(DATABASES)("migrate with records on $name", ({ url }) => {
         expect(opened.phone).toBe(id % 5 === 0 ? null : phoneOf(id));
         expect(row.email_idx).toBe(cipher.indexFor("email", emailOf(id)));
         expect((row.email as string | Buffer).length).toBe(app.email.length);
+        if (row.phone !== null) expect(entriesOf(row.phone)).toEqual(entriesOf(row.email));
       }
       expect(new Set(all.map((r) => (r.email as string | Buffer).length)).size).toBe(1);
     },

@@ -84,6 +84,7 @@ export async function processRow(
       outcome.failures.push(describeFailure(column.name, error));
     }
   }
+  rt.transform.endRow?.(row);
   return outcome;
 }
 

@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  type DataKeyMaterials,
   decodeEnvelope,
   type EncryptionContext,
   Envelope,
@@ -8,6 +9,7 @@ import {
   fromText,
   isTextForm,
   type KeyProvider,
+  type PadOption,
 } from "@envelope/core";
 import { RECORD_VALUE_TAGS } from "@envelope/legacy";
 import type { Row } from "../adapters/types.js";
@@ -57,6 +59,8 @@ export interface ValueTransform {
   ): Promise<Value | undefined>;
   /** `provider:keyRef` of each entry of an envelope value (status counts). */
   keyRefs(value: Value): string[];
+  /** Called once every value of a row was applied (or failed): per-row state is released. */
+  endRow?(row: Row): void;
 }
 
 const label = (p: { id?: string; providerId?: string; keyRef: string }) =>
@@ -130,12 +134,37 @@ export function migrateTransform(
   legacy: AnyLegacyDecoder,
   records?: RecordPlan,
 ): ValueTransform {
+  // Records: the fields of one row share one data key, as the record cipher seals them
+  // (one KMS call per record, wrapped with the record context { table, id }). Released by
+  // endRow once the row's values are done.
+  const rowKeys = new WeakMap<Row, Promise<DataKeyMaterials>>();
+  const rowKey = (row: Row, table: string, id: string) => {
+    let key = rowKeys.get(row);
+    if (!key) {
+      const fresh = target.generateDataKey({ context: { table, id } });
+      // A failed call (throttled) is not kept: the engine's retry asks again.
+      fresh.catch(() => rowKeys.get(row) === fresh && rowKeys.delete(row));
+      rowKeys.set(row, fresh);
+      key = fresh;
+    }
+    return key;
+  };
+  const encrypt = async (
+    plaintext: Buffer,
+    options: { context: EncryptionContext; output: "text" | "binary"; pad?: PadOption },
+    shared: { row: Row; table: string } | undefined,
+  ): Promise<Value> => {
+    if (!shared) return target.encrypt(plaintext, options);
+    const materials = await rowKey(shared.row, shared.table, String(options.context.id));
+    return target.encryptWithDataKey(materials, plaintext, options);
+  };
   const seal = async (
     value: Value,
     context: EncryptionContext,
     form: "text" | "binary",
     row?: Row,
     column?: string,
+    shareRowKey = false,
   ): Promise<Applied> => {
     const plaintext = await legacy.decode(value, row);
     try {
@@ -145,10 +174,9 @@ export function migrateTransform(
       const also = field?.index
         ? [{ column: field.index.column, value: field.index.of(fieldText(plaintext)) }]
         : undefined;
-      const out =
-        form === "text"
-          ? await target.encrypt(plaintext, { context, output: "text", ...pad })
-          : await target.encrypt(plaintext, { context, output: "binary", ...pad });
+      const shared =
+        shareRowKey && records && field && row ? { row, table: records.table } : undefined;
+      const out = await encrypt(plaintext, { context, output: form, ...pad }, shared);
       const back = await target.decrypt(out, { context, as: "bytes" });
       const same = back.equals(plaintext);
       back.fill(0);
@@ -171,9 +199,18 @@ export function migrateTransform(
       if (!recognized(value)) throw unrecognizedValue(legacy.format);
       return "work";
     },
-    apply: seal,
+    apply: (value, context, form, row, column) => seal(value, context, form, row, column, true),
+    // The preflight's sample seals each value under a key of its own (nothing is written).
     async check(value, context, form, row, column) {
       return isEnvelope(value) ? undefined : (await seal(value, context, form, row, column)).value;
+    },
+    endRow(row) {
+      const key = rowKeys.get(row);
+      rowKeys.delete(row);
+      key?.then(
+        (m) => m.dataKey.fill(0),
+        () => {},
+      );
     },
     keyRefs(value) {
       if (isEnvelope(value)) return keyRefsOf(value);
