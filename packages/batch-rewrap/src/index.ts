@@ -25,6 +25,12 @@ export type {
   RewrapTableOptions,
   TableJobOptions,
 } from "./engine/options.js";
+export type {
+  BlindIndexerLike,
+  BlindIndexSpecLike,
+  MigrateRecordsOptions,
+  RecordSchemaLike,
+} from "./engine/record-fields.js";
 export { type JobReport, migrateTable, rewrapTable } from "./engine/run.js";
 export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engine/scan.js";
 export { type JobSpec, planRangeCount } from "./state/jobs.js";

@@ -41,6 +41,7 @@ export {
   RECORD_VALUE_TAGS,
   type RecordValueType,
   recordValueDecoder,
+  recordValueTypeOf,
 } from "./record-value.js";
 export type {
   AnyLegacyDecoder,

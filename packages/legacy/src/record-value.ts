@@ -11,6 +11,12 @@ export const RECORD_VALUE_TAGS = { string: 0x01, bytes: 0x06 } as const;
 /** How a legacy plaintext becomes a records field value: UTF-8 text (default) or bytes. */
 export type RecordValueType = keyof typeof RECORD_VALUE_TAGS;
 
+/** The layout a decoder made by {@link recordValueDecoder} returns (migrate reads it to avoid tagging twice). */
+export function recordValueTypeOf(decoder: AnyLegacyDecoder): RecordValueType | undefined {
+  const as = (decoder as { recordValue?: unknown }).recordValue;
+  return as === "string" || as === "bytes" ? as : undefined;
+}
+
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
@@ -56,6 +62,7 @@ export function recordValueDecoder<D extends AnyLegacyDecoder>(
   };
   const base = {
     format: decoder.format,
+    recordValue: as,
     ...(decoder.columns ? { columns: decoder.columns } : {}),
     matches: (value: string | Buffer) => decoder.matches(value),
     ...(decoder.formatOf ? { formatOf: decoder.formatOf.bind(decoder) } : {}),

@@ -6,6 +6,7 @@ import {
   pgcryptoDecoder,
   RECORD_VALUE_TAGS,
   recordValueDecoder,
+  recordValueTypeOf,
 } from "@envelope/legacy";
 import { createRecordCipher, VALUE_TAGS } from "@envelope/records";
 import { describe, expect, it } from "vitest";
@@ -30,6 +31,14 @@ describe("recordValueDecoder: migrate output a RecordCipher opens", () => {
   it("uses the records codec's tags", () => {
     expect(RECORD_VALUE_TAGS.string).toBe(VALUE_TAGS.string);
     expect(RECORD_VALUE_TAGS.bytes).toBe(VALUE_TAGS.bytes);
+  });
+
+  it("recordValueTypeOf tells a wrapped decoder (so migrate does not tag twice)", () => {
+    const plain = gcmJsonDecoder(key);
+    expect(recordValueTypeOf(plain)).toBeUndefined();
+    expect(recordValueTypeOf(recordValueDecoder(plain))).toBe("string");
+    expect(recordValueTypeOf(recordValueDecoder(plain, "bytes"))).toBe("bytes");
+    expect(JSON.stringify(recordValueDecoder(plain))).toBe('{"format":"aes-256-gcm-json"}');
   });
 
   it("a migrated string opens with RecordCipher.open; an untagged one does not", async () => {

@@ -12,8 +12,8 @@ let installed = false;
  * `SelectQueryBuilder.setFindOptions`) whose `where` compares an encrypted property would
  * compare ciphertext with a plaintext, match nothing, and send that plaintext to the
  * database: refused with `ENVELOPE_BAD_INPUT` pointing to `findBy` on the blind index.
- * `IsNull()` (and `Not(IsNull())`) stay allowed. Relations in `where` are walked. Where
- * strings and QueryBuilder `.where(…)` SQL are not inspected.
+ * `IsNull()` (and `Not(IsNull())`) stay allowed. Relations in `where` are walked.
+ * QueryBuilder wheres are guarded in typeorm-query-builder.ts.
  */
 export function refuseEncryptedWhere(
   metadata: EntityMetadata,
@@ -29,15 +29,16 @@ export function refuseEncryptedWhere(
     options,
   ) {
     const main = this.expressionMap.mainAlias;
-    if (main?.hasMetadata && options?.where) check(main.metadata, options.where, 0);
+    if (main?.hasMetadata && options?.where) checkWhere(main.metadata, options.where, 0);
     return setFindOptions.call(this, options);
   };
 }
 
-function check(metadata: EntityMetadata, where: unknown, depth: number): void {
+/** Throws when a find-options / object `where` compares an encrypted property (relations walked). */
+export function checkWhere(metadata: EntityMetadata, where: unknown, depth: number): void {
   if (depth > 8 || typeof where !== "object" || where === null) return;
   if (Array.isArray(where)) {
-    for (const w of where) check(metadata, w, depth + 1);
+    for (const w of where) checkWhere(metadata, w, depth + 1);
     return;
   }
   const encrypted = encryptedOf.get(metadata);
@@ -51,7 +52,7 @@ function check(metadata: EntityMetadata, where: unknown, depth: number): void {
       );
     }
     const relation = metadata.findRelationWithPropertyPath(key);
-    if (relation) check(relation.inverseEntityMetadata, value, depth + 1);
+    if (relation) checkWhere(relation.inverseEntityMetadata, value, depth + 1);
   }
 }
 

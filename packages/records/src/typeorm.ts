@@ -17,6 +17,7 @@ import { loadBatcher } from "./load-batch.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
+import { guardQueryBuilders } from "./typeorm-query-builder.js";
 import { indexColumnsOnUpsert } from "./typeorm-upsert.js";
 import { refuseEncryptedWhere } from "./typeorm-where.js";
 
@@ -161,6 +162,8 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   dataSource.subscribers.push(subscriber);
   indexColumnsOnUpsert(metadata, c);
   refuseEncryptedWhere(metadata, encrypted, c.schema.table);
+  const indexOf = new Map(encrypted.map((f) => [f, c.indexColumn(f)] as const));
+  guardQueryBuilders(metadata, c.schema.table, indexOf);
 
   return {
     cipher,

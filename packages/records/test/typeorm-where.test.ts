@@ -1,4 +1,5 @@
-// where on an encrypted column reached through a relation (find options walk relations).
+// where on an encrypted column reached through a relation (find options walk relations),
+// on PostgreSQL and MariaDB.
 import { randomBytes } from "node:crypto";
 import { EnvelopeError, localAesProvider } from "@envelope/core";
 import { DataSource, EntitySchema } from "typeorm";
@@ -18,7 +19,12 @@ class Pet {
   owner?: Owner | null;
 }
 
-describe("TypeORM: where through a relation on PostgreSQL", () => {
+const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+
+describe.each([
+  { type: "postgres" as const, url: PG_URL },
+  { type: "mariadb" as const, url: MYSQL_URL },
+])("TypeORM: where through a relation on $type", ({ type, url }) => {
   const suffix = randomBytes(4).toString("hex");
   const OWNERS = `records_typeorm_owners_${suffix}`;
   const PETS = `records_typeorm_pets_${suffix}`;
@@ -45,8 +51,8 @@ describe("TypeORM: where through a relation on PostgreSQL", () => {
   let ds: DataSource;
   beforeAll(async () => {
     ds = await new DataSource({
-      type: "postgres",
-      url: PG_URL,
+      type,
+      url,
       entities: [owners, pets],
       synchronize: true,
       logging: false,
@@ -55,8 +61,8 @@ describe("TypeORM: where through a relation on PostgreSQL", () => {
     encryptEntity(ds, Owner, createRecordCipher(envelope, { table: OWNERS, encrypted: ["email"] }));
   });
   afterAll(async () => {
-    await ds.query(`DROP TABLE IF EXISTS "${PETS}"`);
-    await ds.query(`DROP TABLE IF EXISTS "${OWNERS}"`);
+    await ds.query(`DROP TABLE IF EXISTS ${ds.driver.escape(PETS)}`);
+    await ds.query(`DROP TABLE IF EXISTS ${ds.driver.escape(OWNERS)}`);
     await ds.destroy();
   });
 

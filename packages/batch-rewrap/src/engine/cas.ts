@@ -26,7 +26,8 @@ export const CAS_MAX_BYTES = 2 * 1024 * 1024;
  *    WHERE pk IN (?, …) AND c = CASE pk WHEN ? THEN ? … END
  *
  * A row is written only when every column still holds the value the job read (the old
- * value is picked by the same primary key as the new one). When fewer rows changed than
+ * value is picked by the same primary key as the new one); `setOnly` columns (a blind
+ * index written with its value) are set, not compared. When fewer rows changed than
  * were sent, the rows are read back in the same transaction to find which ones the
  * application wrote meanwhile. Returns those: the caller locks and redoes them.
  */
@@ -136,7 +137,16 @@ async function updateUnnest(
   for (const [i, c] of columns.entries()) {
     const olds = chunk.map((o) => o.updates[i]!.old);
     const news = chunk.map((o) => o.updates[i]!.next);
-    if (c.info.kind === "binary" && olds.every(Buffer.isBuffer) && news.every(Buffer.isBuffer)) {
+    if (chunk[0]!.updates[i]!.setOnly) {
+      arrays.push(`CAST(? AS ${c.info.kind === "binary" ? "bytea[]" : "text[]"})`);
+      arrayParams.push(news);
+      names.push(`n${i}`);
+      sets.push({ sql: `${c.q} = v.n${i}`, params: [] });
+    } else if (
+      c.info.kind === "binary" &&
+      olds.every(Buffer.isBuffer) &&
+      news.every(Buffer.isBuffer)
+    ) {
       const [oldBlob, oldAt, oldLen] = packed(olds as Buffer[]);
       const [newBlob, newAt, newLen] = packed(news as Buffer[]);
       arrays.push("CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])");
@@ -200,7 +210,9 @@ async function updateCase(rt: CasScope, tx: SqlExecutor, chunk: RowOutcome[]): P
     params.push(pkOf(o));
     return "?";
   });
-  const checks = columns.map((c, i) => `${compared(rt, c)} = ${byPk(i, (u) => u.old)}`);
+  const checks = columns.flatMap((c, i) =>
+    chunk[0]!.updates[i]!.setOnly ? [] : [`${compared(rt, c)} = ${byPk(i, (u) => u.old)}`],
+  );
   const sql = `UPDATE ${rt.table.q} SET ${sets.join(", ")} WHERE ${rt.table.pkq} IN (${inList.join(", ")}) AND ${checks.join(" AND ")}`;
   return (await tx.query(sql, params)).affected;
 }

@@ -59,11 +59,13 @@ export async function commitBatch(
       outcome = await processRow(rt, fresh.rows[0]!);
       if (outcome.updates.length > 0 && !(await casUpdateOne(rt, tx, outcome))) {
         outcome.failures.push(
-          ...outcome.updates.map((u) => ({
-            column: u.column.name,
-            code: "CONFLICT",
-            message: "The row changed under a row lock; retry the job.",
-          })),
+          ...outcome.updates
+            .filter((u) => !u.setOnly)
+            .map((u) => ({
+              column: u.column.name,
+              code: "CONFLICT",
+              message: "The row changed under a row lock; retry the job.",
+            })),
         );
         outcome.updates = [];
       }
@@ -72,7 +74,8 @@ export async function commitBatch(
   }
   const failed: { pk: string; column: string }[] = [];
   for (const o of finals) {
-    counters.rewrapped += o.updates.length;
+    // A blind index written with its value is not a value of its own.
+    counters.rewrapped += o.updates.filter((u) => !u.setOnly).length;
     counters.skipped += o.skipped;
     counters.nulls += o.nulls;
     counters.failed += o.failures.length;

@@ -2,6 +2,7 @@ import type { EncryptionContext, KeyProvider } from "@envelope/core";
 import type { Row, SqlAdapter } from "../adapters/types.js";
 import type { AnyLegacyDecoder } from "./legacy.js";
 import type { Limiter, RateLimit } from "./limiter.js";
+import type { MigrateRecordsOptions } from "./record-fields.js";
 
 /**
  * Builds a row's encryption context for one column: it must return exactly the context
@@ -111,4 +112,10 @@ export interface MigrateTableOptions extends TableJobOptions {
    * `fernetDecoder`, `pgcryptoDecoder`, `versionedDecoder`, `mixedDecoder`, …).
    */
   from: AnyLegacyDecoder;
+  /**
+   * The table is read through `@envelope/records`: the app's schema and blind indexer, so
+   * each value is written as the app writes it (type tag, padding, blind index column set
+   * in the same compare-and-swap). The context is then `{ table: schema.table, column, id }`.
+   */
+  records?: MigrateRecordsOptions;
 }

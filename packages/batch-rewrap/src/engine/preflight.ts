@@ -81,6 +81,7 @@ async function checkOne(
     buildContext(rt, row, column.name),
     column.form,
     row,
+    column.name,
   );
   const max = column.info.maxLength;
   if (next !== undefined && max !== undefined && storedLength(toStored(next, column)) > max) {

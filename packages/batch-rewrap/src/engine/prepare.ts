@@ -1,12 +1,19 @@
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { ConfigError, Envelope, type KeyProvider } from "@envelope/core";
+import { type AnyLegacyDecoder, recordValueDecoder, recordValueTypeOf } from "@envelope/legacy";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
 import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
-import type { MigrateTableOptions, RewrapTableOptions, TableJobOptions } from "./options.js";
+import type {
+  ContextBuilder,
+  MigrateTableOptions,
+  RewrapTableOptions,
+  TableJobOptions,
+} from "./options.js";
+import { planRecords, type RecordPlan } from "./record-fields.js";
 import type { Runtime } from "./runtime.js";
 import { migrateTransform, rewrapTransform, type ValueTransform } from "./transform.js";
 import type { ColumnPlan } from "./values.js";
@@ -56,7 +63,9 @@ export async function prepareMigrate(options: MigrateTableOptions): Promise<Runt
   const target = new Envelope({ encrypt: to.map((p) => metered(p, limiter)), cache: false });
   // Columns the decoder reads besides the value (a key-version column) are selected too.
   const contextColumns = [...(options.contextColumns ?? []), ...(options.from.columns ?? [])];
-  return prepare({ ...options, contextColumns }, migrateTransform(target, options.from), limiter, {
+  const { from, records, context } = await recordsLayout(options);
+  const job = { ...options, contextColumns, ...(context ? { context } : {}) };
+  return prepare(job, migrateTransform(target, from, records), limiter, {
     kind: "migrate",
     targets: to.map(label),
     legacy: options.from.format,
@@ -173,4 +182,45 @@ async function prepare(
 export function defaultJobId(spec: JobSpec): string {
   const hash = createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 12);
   return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
+}
+
+/**
+ * A records migrate: the legacy plaintext laid out as a records field (unless the decoder
+ * already does it), the schema's fields and index columns checked against the table, and
+ * the record cipher's context `{ table: schema.table, column, id }`.
+ */
+async function recordsLayout(options: MigrateTableOptions): Promise<{
+  from: AnyLegacyDecoder;
+  records?: RecordPlan;
+  context?: ContextBuilder;
+}> {
+  if (options.records === undefined) return { from: options.from };
+  if (options.context) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "migrate: give records or context, not both: with records the context is the record cipher's { table, column, id }.",
+      { details: { field: "context" } },
+    );
+  }
+  const table = checkName(options.table, "table", true);
+  const pk = checkName(options.primaryKey, "primaryKey");
+  const columns = (options.columns ?? []).map((c) =>
+    checkName(typeof c === "string" ? c : c.name, "columns"),
+  );
+  const records = await planRecords(options.db, table, pk, columns, options.records);
+  const tagged = recordValueTypeOf(options.from);
+  if (tagged !== undefined && tagged !== records.valueType) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `migrate: the decoder already lays values out as ${tagged} fields but records.valueType is ${records.valueType}; pass the plain decoder.`,
+      { details: { field: "records.valueType" } },
+    );
+  }
+  const from = tagged ? options.from : recordValueDecoder(options.from, records.valueType);
+  const context: ContextBuilder = (row, column) => ({
+    table: records.table,
+    column,
+    id: String(row[pk]),
+  });
+  return { from, records, context };
 }

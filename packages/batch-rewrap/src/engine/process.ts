@@ -16,7 +16,11 @@ export interface ValueFailure {
 export interface RowOutcome {
   row: Row;
   pkText: string;
-  updates: { column: ColumnPlan; old: unknown; next: string | Buffer }[];
+  /**
+   * Columns to write. `setOnly`: written with the row's values but not compared (a blind
+   * index column set by migrate), the values beside it carry the compare-and-swap.
+   */
+  updates: { column: ColumnPlan; old: unknown; next: string | Buffer; setOnly?: true }[];
   failures: ValueFailure[];
   skipped: number;
   nulls: number;
@@ -57,12 +61,10 @@ export async function processRow(
         continue;
       }
       const context = buildContext(rt, row, column.name);
-      const next = toStored(
-        await withKmsRetry(rt.limits.limiter, rt.limits.retries, () =>
-          rt.transform.apply(value, context, column.form, row),
-        ),
-        column,
+      const applied = await withKmsRetry(rt.limits.limiter, rt.limits.retries, () =>
+        rt.transform.apply(value, context, column.form, row, column.name),
       );
+      const next = toStored(applied.value, column);
       const max = column.info.maxLength;
       if (max !== undefined && storedLength(next) > max) {
         throw new EnvelopeError(
@@ -71,10 +73,18 @@ export async function processRow(
         );
       }
       outcome.updates.push({ column, old: raw, next });
+      for (const also of applied.also ?? [])
+        outcome.updates.push({
+          column: also.column,
+          old: row[also.column.name],
+          next: also.value,
+          setOnly: true,
+        });
     } catch (error) {
       outcome.failures.push(describeFailure(column.name, error));
     }
   }
+  rt.transform.endRow?.(row);
   return outcome;
 }
 

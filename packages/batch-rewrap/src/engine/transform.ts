@@ -1,5 +1,6 @@
 import {
   ConfigError,
+  type DataKeyMaterials,
   decodeEnvelope,
   type EncryptionContext,
   Envelope,
@@ -8,15 +9,25 @@ import {
   fromText,
   isTextForm,
   type KeyProvider,
+  type PadOption,
 } from "@envelope/core";
+import { RECORD_VALUE_TAGS } from "@envelope/legacy";
 import type { Row } from "../adapters/types.js";
 import type { AnyLegacyDecoder } from "./legacy.js";
+import type { RecordPlan } from "./record-fields.js";
+import type { ColumnPlan } from "./values.js";
 
 /** A column value in the form the engine works with: `ev1:` text or binary bytes. */
 export type Value = string | Buffer;
 
 /** What to do with one stored value. */
 export type Verdict = "skip" | "work";
+
+/** A new value, and other columns of its row written in the same compare-and-swap (a blind index). */
+export interface Applied {
+  value: Value;
+  also?: { column: ColumnPlan; value: string }[];
+}
 
 /**
  * The per-value half of a job: `classify` decides without any KMS call (so dry runs
@@ -27,22 +38,29 @@ export interface ValueTransform {
   readonly kind: "rewrap" | "migrate";
   /** Throws an EnvelopeError for a value the job cannot handle (e.g. not an envelope). */
   classify(value: Value): Verdict;
-  /** `row`: the row the value was read from (a legacy decoder may read a version column). */
+  /**
+   * `row`: the row the value was read from (a legacy decoder may read a version column);
+   * `column`: the column it was read from.
+   */
   apply(
     value: Value,
     context: EncryptionContext,
     form: "text" | "binary",
     row?: Row,
-  ): Promise<Value>;
+    column?: string,
+  ): Promise<Applied>;
   /** Returns the value the job would write (undefined when it would write nothing). */
   check(
     value: Value,
     context: EncryptionContext,
     form: "text" | "binary",
     row?: Row,
+    column?: string,
   ): Promise<Value | undefined>;
   /** `provider:keyRef` of each entry of an envelope value (status counts). */
   keyRefs(value: Value): string[];
+  /** Called once every value of a row was applied (or failed): per-row state is released. */
+  endRow?(row: Row): void;
 }
 
 const label = (p: { id?: string; providerId?: string; keyRef: string }) =>
@@ -88,7 +106,7 @@ export function rewrapTransform(
     async apply(value, context) {
       const out = await envelope.rewrap(value, { to: [...to], context, verifyBody });
       if (verifyAll) await verify(out, context);
-      return out;
+      return { value: out };
     },
     async check(value, context) {
       (await envelope.decrypt(value, { context, as: "bytes" })).fill(0);
@@ -106,20 +124,59 @@ export function rewrapTransform(
  * value the decoder's shape test (`matches`) rejects is `ENVELOPE_LEGACY_UNRECOGNIZED` and
  * is left as is. Every new value is decrypted again and compared with the legacy
  * plaintext before it may be written.
+ *
+ * With `records` (a table the app reads through `@envelope/records`), the decoder returns
+ * the field's tagged plaintext (see `recordValueDecoder`), the value is padded as the
+ * schema says, and its blind index is returned to be written with it.
  */
-export function migrateTransform(target: Envelope, legacy: AnyLegacyDecoder): ValueTransform {
+export function migrateTransform(
+  target: Envelope,
+  legacy: AnyLegacyDecoder,
+  records?: RecordPlan,
+): ValueTransform {
+  // Records: the fields of one row share one data key, as the record cipher seals them
+  // (one KMS call per record, wrapped with the record context { table, id }). Released by
+  // endRow once the row's values are done.
+  const rowKeys = new WeakMap<Row, Promise<DataKeyMaterials>>();
+  const rowKey = (row: Row, table: string, id: string) => {
+    let key = rowKeys.get(row);
+    if (!key) {
+      const fresh = target.generateDataKey({ context: { table, id } });
+      // A failed call (throttled) is not kept: the engine's retry asks again.
+      fresh.catch(() => rowKeys.get(row) === fresh && rowKeys.delete(row));
+      rowKeys.set(row, fresh);
+      key = fresh;
+    }
+    return key;
+  };
+  const encrypt = async (
+    plaintext: Buffer,
+    options: { context: EncryptionContext; output: "text" | "binary"; pad?: PadOption },
+    shared: { row: Row; table: string } | undefined,
+  ): Promise<Value> => {
+    if (!shared) return target.encrypt(plaintext, options);
+    const materials = await rowKey(shared.row, shared.table, String(options.context.id));
+    return target.encryptWithDataKey(materials, plaintext, options);
+  };
   const seal = async (
     value: Value,
     context: EncryptionContext,
     form: "text" | "binary",
     row?: Row,
-  ) => {
+    column?: string,
+    shareRowKey = false,
+  ): Promise<Applied> => {
     const plaintext = await legacy.decode(value, row);
     try {
-      const out =
-        form === "text"
-          ? await target.encrypt(plaintext, { context, output: "text" })
-          : await target.encrypt(plaintext, { context, output: "binary" });
+      const field = column === undefined ? undefined : records?.fields.get(column);
+      const pad = field?.pad === undefined ? {} : { pad: field.pad };
+      // Computed before sealing: a value the index refuses (not text) is not written.
+      const also = field?.index
+        ? [{ column: field.index.column, value: field.index.of(fieldText(plaintext)) }]
+        : undefined;
+      const shared =
+        shareRowKey && records && field && row ? { row, table: records.table } : undefined;
+      const out = await encrypt(plaintext, { context, output: form, ...pad }, shared);
       const back = await target.decrypt(out, { context, as: "bytes" });
       const same = back.equals(plaintext);
       back.fill(0);
@@ -129,7 +186,7 @@ export function migrateTransform(target: Envelope, legacy: AnyLegacyDecoder): Va
           "Migration self-check failed: the new envelope did not decrypt to the legacy plaintext. Nothing was written.",
         );
       }
-      return out;
+      return also ? { value: out, also } : { value: out };
     } finally {
       plaintext.fill(0);
     }
@@ -142,9 +199,18 @@ export function migrateTransform(target: Envelope, legacy: AnyLegacyDecoder): Va
       if (!recognized(value)) throw unrecognizedValue(legacy.format);
       return "work";
     },
-    apply: seal,
-    async check(value, context, form, row) {
-      return isEnvelope(value) ? undefined : seal(value, context, form, row);
+    apply: (value, context, form, row, column) => seal(value, context, form, row, column, true),
+    // The preflight's sample seals each value under a key of its own (nothing is written).
+    async check(value, context, form, row, column) {
+      return isEnvelope(value) ? undefined : (await seal(value, context, form, row, column)).value;
+    },
+    endRow(row) {
+      const key = rowKeys.get(row);
+      rowKeys.delete(row);
+      key?.then(
+        (m) => m.dataKey.fill(0),
+        () => {},
+      );
     },
     keyRefs(value) {
       if (isEnvelope(value)) return keyRefsOf(value);
@@ -152,6 +218,28 @@ export function migrateTransform(target: Envelope, legacy: AnyLegacyDecoder): Va
       return format ? [`legacy:${format}`] : [];
     },
   };
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** The string a records field's tagged plaintext holds (what the app's blind index was computed from). */
+function fieldText(tagged: Buffer): string {
+  if (tagged[0] !== RECORD_VALUE_TAGS.string) {
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      'A blind-indexed field must hold text, but the migrated value is not a string field. Migrate it with records valueType "string".',
+      { details: { field: "legacyValue" } },
+    );
+  }
+  try {
+    return strictUtf8.decode(tagged.subarray(1));
+  } catch (cause) {
+    throw new FormatError(
+      "ENVELOPE_BAD_FORMAT",
+      "A legacy value decrypted to bytes that are not UTF-8 text, so it has no blind index. It was left unchanged.",
+      { cause, details: { field: "legacyValue" } },
+    );
+  }
 }
 
 function unrecognizedValue(format: string): FormatError {

@@ -1,8 +1,10 @@
-import { migrateTable } from "@envelope/batch-rewrap";
+import { type MigrateRecordsOptions, migrateTable } from "@envelope/batch-rewrap";
+import { ConfigError } from "@envelope/core";
 import type { PgQueryable } from "@envelope/legacy";
 import type { Command } from "commander";
 import pg from "pg";
 import type { CliContext, GlobalFlags } from "../command-context.js";
+import { DEFAULT_ROW_TEMPLATE } from "../config/encryption-context.js";
 import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { addDbOptions, collect, type DbFlags, jobOptions } from "../db/job-flags.js";
 import { openDb } from "../db/open-db.js";
@@ -10,6 +12,7 @@ import { checkResume } from "../db/resume.js";
 import { progressBar } from "../progress.js";
 import { printReport } from "../report/job-report.js";
 import { buildLegacyDecoder, type LegacyFlags } from "./migrate-decoder.js";
+import { loadRecordsConfig } from "./migrate-records.js";
 
 const EXAMPLES = `
 Legacy key sources (--legacy-key, --pgp-passphrase, --fernet-secret, --fernet-salt, --key-version):
@@ -33,6 +36,10 @@ Examples:
 
   envelope migrate --db $DB --table users --column email,ssn --from aes-256-gcm-json \\
       --legacy-key-env OLD_ENC_KEY --records     # the app reads users through @envelope/records
+  envelope migrate --db $DB --table users --column email,ssn --from aes-256-gcm-json \\
+      --legacy-key-env OLD_ENC_KEY --records-config ./migrate-records.mjs
+      # ... and declares blind indexes / padding: fill email_idx, pad as the app does.
+      # migrate-records.mjs exports records = { schema, blindIndex } (the app's own objects)
 
 Values that already are envelopes are skipped. A value in none of the --from formats is
 left unchanged and reported (ENVELOPE_LEGACY_UNRECOGNIZED); plaintext is sealed only with
@@ -98,12 +105,16 @@ export function registerMigrateCommand(
       "write what @envelope/records reads (its one-byte type tag before the value): for a column an app reads through createRecordCipher or the Sequelize / TypeORM / Drizzle / Prisma integrations. type: string (default) or bytes",
     )
     .option(
+      "--records-config <module>",
+      "the app's @envelope/records config (a .mjs/.js/.ts module exporting records = { schema, blindIndex }): migrated values get the schema's padding and their blind index columns are filled in the same write, as the app writes them (implies --records)",
+    )
+    .option(
       "--to <uri>",
       "key URI(s) to seal under instead of the config's encrypting keys",
       collect,
     );
   addDbOptions(migrate).addHelpText("after", EXAMPLES);
-  migrate.action(async (opts: DbFlags & LegacyFlags & { pgcryptoDb?: string }, cmd: Command) => {
+  migrate.action(async (opts: MigrateFlags, cmd: Command) => {
     const flags = cmd.optsWithGlobals<GlobalFlags & DbFlags>();
     const keys = await loadKeys(ctx, flags);
     const to = await targetKeys(ctx, keys, opts.to);
@@ -111,7 +122,6 @@ export function registerMigrateCommand(
     const pgPool = async (): Promise<PgQueryable> => {
       const url = opts.pgcryptoDb ?? opts.db ?? ctx.io.env.ENVELOPE_DB_URL;
       if (!url || !/^postgres(ql)?:\/\//.test(url)) {
-        const { ConfigError } = await import("@envelope/core");
         throw new ConfigError(
           "ENVELOPE_BAD_CONFIG",
           "--from pgcrypto decrypts in PostgreSQL: give --pgcrypto-db postgres://… when --db is not PostgreSQL.",
@@ -122,7 +132,13 @@ export function registerMigrateCommand(
       return pool;
     };
     try {
-      const from = await buildLegacyDecoder(opts, ctx.io.env, pgPool);
+      const records = opts.recordsConfig ? await recordsOptions(opts, ctx.io.cwd) : undefined;
+      // With --records-config the engine lays values out as records fields itself.
+      const from = await buildLegacyDecoder(
+        records ? { ...opts, records: undefined } : opts,
+        ctx.io.env,
+        pgPool,
+      );
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
       try {
@@ -132,8 +148,10 @@ export function registerMigrateCommand(
           legacy: from.format,
         });
         bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
+        const { context, ...job } = await jobOptions(ctx, opts, db, jobId, bar.onProgress);
         const report = await migrateTable({
-          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
+          ...job,
+          ...(records ? { records } : { context }),
           to,
           from,
         });
@@ -147,4 +165,21 @@ export function registerMigrateCommand(
       await pool?.end();
     }
   });
+}
+
+type MigrateFlags = DbFlags & LegacyFlags & { pgcryptoDb?: string; recordsConfig?: string };
+
+/** `--records-config`: the app's schema and blind indexer; `--records bytes` sets the value type. */
+async function recordsOptions(opts: MigrateFlags, cwd: string): Promise<MigrateRecordsOptions> {
+  if (opts.context !== DEFAULT_ROW_TEMPLATE) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "--records-config sets each value's context to the record cipher's { table, column, id }: drop --context.",
+      { details: { field: "context" } },
+    );
+  }
+  const records = await loadRecordsConfig(opts.recordsConfig!, cwd);
+  if (opts.records === "string" || opts.records === "bytes")
+    return { ...records, valueType: records.valueType ?? opts.records };
+  return records;
 }

@@ -1,0 +1,139 @@
+import { ConfigError, type PadOption } from "@envelope/core";
+import type { SqlAdapter } from "../adapters/types.js";
+import { checkName, quote } from "../sql/identifiers.js";
+import { describeTable, requireColumn } from "../sql/introspect.js";
+import type { ColumnPlan } from "./values.js";
+
+/** How one field is blind-indexed: the `BlindIndexSpec` of `@envelope/records`. */
+export interface BlindIndexSpecLike {
+  column?: string;
+  normalize?: unknown;
+  bits?: number;
+}
+
+/** The record schema of `@envelope/records` (`createRecordCipher`'s second argument), as migrate reads it. */
+export interface RecordSchemaLike {
+  table: string;
+  idField?: string;
+  encrypted: readonly string[];
+  blindIndexes?: Partial<Record<string, BlindIndexSpecLike>>;
+  pad?: Partial<Record<string, PadOption>>;
+}
+
+/** The blind indexer of `@envelope/records` (`createBlindIndexer({ keys })`). */
+export interface BlindIndexerLike {
+  index(field: string, table: string, value: string, spec?: BlindIndexSpecLike): string;
+}
+
+/**
+ * Migrate a table the application reads through `@envelope/records`: pass the same schema
+ * and blind indexer the app gives `createRecordCipher`, and each migrated value is written
+ * as the app writes it — the field's type tag before the value, the field's padding, and
+ * its blind index column(s) set in the same compare-and-swap `UPDATE` as the value, so
+ * `findBy` finds the row.
+ */
+export interface MigrateRecordsOptions {
+  /** The app's record schema: table, idField, encrypted fields, blindIndexes, pad. */
+  schema: RecordSchemaLike;
+  /** The app's blind indexer. Required when the schema declares blind indexes for a migrated column. */
+  blindIndex?: BlindIndexerLike;
+  /** How a legacy plaintext becomes the field's value: `string` (default, UTF-8 text) or `bytes` (a Buffer field). */
+  valueType?: "string" | "bytes";
+  /** The app Envelope's own `pad`, used for fields the schema's `pad` does not list. Default: none. */
+  pad?: PadOption;
+}
+
+/** One migrated column as the app's record cipher writes it. */
+export interface RecordField {
+  field: string;
+  pad?: PadOption;
+  /** The blind index column, its plan, and the index of a plaintext string. */
+  index?: { column: ColumnPlan; of: (value: string) => string };
+}
+
+/** The records layout of a migrate job, resolved against the database. */
+export interface RecordPlan {
+  /** The schema's table name: the `table` of every value's context. */
+  table: string;
+  valueType: "string" | "bytes";
+  fields: ReadonlyMap<string, RecordField>;
+}
+
+const bad = (field: string, message: string) =>
+  new ConfigError("ENVELOPE_BAD_CONFIG", `migrate records: ${message}`, { details: { field } });
+
+/**
+ * Checks the records options against the job (columns = the schema's field names, the
+ * primary key = its idField) and the table (index columns exist and hold text).
+ */
+export async function planRecords(
+  db: SqlAdapter,
+  table: string,
+  primaryKey: string,
+  columns: readonly string[],
+  options: MigrateRecordsOptions,
+): Promise<RecordPlan> {
+  const schema = options?.schema;
+  if (!schema || typeof schema.table !== "string" || !Array.isArray(schema.encrypted)) {
+    throw bad(
+      "records.schema",
+      "schema must be the app's record schema ({ table, encrypted, blindIndexes?, pad? }), the one given to createRecordCipher.",
+    );
+  }
+  const valueType = options.valueType ?? "string";
+  if (valueType !== "string" && valueType !== "bytes")
+    throw bad("records.valueType", 'valueType must be "string" or "bytes".');
+  const idField = schema.idField ?? "id";
+  if (idField !== primaryKey) {
+    throw bad(
+      "records.schema.idField",
+      `the schema's id field "${idField}" must be the table's primary key "${primaryKey}" (the record id is part of every value's context).`,
+    );
+  }
+  const described = await describeTable(db, table);
+  const fields = new Map<string, RecordField>();
+  for (const column of columns) {
+    if (!schema.encrypted.includes(column)) {
+      throw bad(
+        "columns",
+        `column "${column}" is not an encrypted field of the schema (encrypted: ${schema.encrypted.join(", ")}). Field names must be the column names.`,
+      );
+    }
+    const spec = schema.blindIndexes?.[column];
+    const pad = schema.pad?.[column] ?? options.pad;
+    const field: RecordField = { field: column, ...(pad !== undefined ? { pad } : {}) };
+    if (spec) {
+      const indexer = options.blindIndex;
+      if (!indexer || typeof indexer.index !== "function") {
+        throw bad(
+          "records.blindIndex",
+          `field "${column}" has a blind index: pass the app's blind indexer (createBlindIndexer({ keys })) as records.blindIndex.`,
+        );
+      }
+      if (valueType === "bytes") {
+        throw bad(
+          "records.valueType",
+          `field "${column}" has a blind index, which indexes strings: migrate it with valueType "string".`,
+        );
+      }
+      const name = checkName(spec.column ?? `${column}_idx`, "blind index column");
+      const info = requireColumn(described, table, name, "columns");
+      if (info.kind !== "text") {
+        throw bad(
+          "records.schema.blindIndexes",
+          `blind index column "${name}" is ${info.dataType}; it holds hex text (VARCHAR / TEXT).`,
+        );
+      }
+      if (name === primaryKey || columns.includes(name))
+        throw bad(
+          "records.schema.blindIndexes",
+          `"${name}" cannot be both an index and a value column.`,
+        );
+      const plan: ColumnPlan = { name, q: quote(db, name), form: "text", info };
+      const of = (value: string) => indexer.index(column, schema.table, value, spec);
+      field.index = { column: plan, of };
+    }
+    fields.set(column, field);
+  }
+  return { table: schema.table, valueType, fields };
+}

@@ -1,0 +1,138 @@
+import { createCipheriv, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
+import { envelopeFromEnv } from "@envelope/core";
+import { createBlindIndexer, createRecordCipher } from "@envelope/records";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli, tempDir } from "./support.js";
+
+// `envelope migrate --records-config`: the app's schema and blind indexer, loaded from a
+// module, make the migrated rows findable by blind index and padded as the app pads.
+
+const DATABASES = [
+  {
+    name: "postgresql",
+    url: process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
+  },
+  {
+    name: "mariadb",
+    url: process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
+  },
+];
+const gcmJson = (key: Buffer, text: string) => {
+  const iv = randomBytes(12);
+  const c = createCipheriv("aes-256-gcm", key, iv);
+  const encrypted = Buffer.concat([c.update(text), c.final()]);
+  return JSON.stringify({
+    iv: iv.toString("hex"),
+    authTag: c.getAuthTag().toString("hex"),
+    encrypted: encrypted.toString("hex"),
+  });
+};
+// The config module must resolve @envelope/records: write it inside the repository.
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+
+describe.each(DATABASES)("envelope migrate --records-config on $name", ({ url }) => {
+  let db: SqlAdapter;
+  let moduleDir: string;
+  const tables: string[] = [];
+  beforeAll(async () => {
+    db = await connect(url);
+    moduleDir = mkdtempSync(join(HERE, ".records-mig-"));
+  });
+  afterAll(async () => {
+    for (const t of tables) {
+      await db.query(`DROP TABLE IF EXISTS ${t}`);
+      await dropStateTables(db, `${t}_st`);
+    }
+    await db.close();
+    rmSync(moduleDir, { recursive: true, force: true });
+  });
+
+  it("fills the blind index and pads as the app does; dry run writes nothing", async () => {
+    const table = `cli_recmig_${process.pid}_${randomBytes(3).toString("hex")}`;
+    tables.push(table);
+    await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, email TEXT, email_idx VARCHAR(64))`);
+    const legacyKey = randomBytes(32);
+    const emails = ["Ann@Example.com", "bob.long.name@example.com", "c@d.io"];
+    for (const [i, e] of emails.entries())
+      await db.query(`INSERT INTO ${table} (id, email) VALUES (?, ?)`, [
+        i + 1,
+        gcmJson(legacyKey, e),
+      ]);
+    const indexKey = randomBytes(32).toString("hex");
+    const config = join(moduleDir, `${table}.mjs`);
+    writeFileSync(
+      config,
+      `import { createBlindIndexer } from "@envelope/records";
+export const records = {
+  schema: { table: ${JSON.stringify(table)}, encrypted: ["email"], blindIndexes: { email: { normalize: "email" } }, pad: { email: 32 } },
+  blindIndex: createBlindIndexer({ keys: process.env.TEST_RECORDS_MIG_INDEX_KEY }),
+};
+`,
+    );
+    process.env.TEST_RECORDS_MIG_INDEX_KEY = indexKey;
+    const env = {
+      OLD_ENC_KEY: legacyKey.toString("hex"),
+      APP_KEY: randomBytes(32).toString("hex"),
+      ENVELOPE_ENCRYPT_KEYS: "local-aes://env/APP_KEY",
+    };
+    const cwd = tempDir();
+    const flags = [
+      "--json",
+      "migrate",
+      "--db",
+      url,
+      "--table",
+      table,
+      "--column",
+      "email",
+      "--state-prefix",
+      `${table}_st`,
+      "--from",
+      "aes-256-gcm-json",
+      "--legacy-key-env",
+      "OLD_ENC_KEY",
+      "--to",
+      "local-aes://env/APP_KEY",
+      "--records-config",
+      config,
+    ];
+    const snapshot = async () =>
+      (await db.query(`SELECT id, email, email_idx FROM ${table} ORDER BY id`)).rows;
+    const before = await snapshot();
+    const dry = await cli(flags, { cwd, env });
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(await snapshot()).toEqual(before);
+
+    const withContext = await cli([...flags, "--context", "id={pk}"], { cwd, env });
+    expect(withContext.code).toBe(2);
+    expect(withContext.stdout + withContext.stderr).toContain("drop --context");
+
+    const run = await cli([...flags, "--apply"], { cwd, env });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.json().run.rewrapped).toBe(3);
+    delete process.env.TEST_RECORDS_MIG_INDEX_KEY;
+
+    const envelope = await envelopeFromEnv(env);
+    const cipher = createRecordCipher(
+      envelope,
+      {
+        table,
+        encrypted: ["email"],
+        blindIndexes: { email: { normalize: "email" } },
+        pad: { email: 32 },
+      },
+      { blindIndex: createBlindIndexer({ keys: indexKey }) },
+    );
+    const rows = await snapshot();
+    const app = await cipher.seal({ id: 99, email: "x@y.z" });
+    for (const [i, row] of rows.entries()) {
+      expect(row.email_idx).toBe(cipher.indexFor("email", emails[i]!.toLowerCase()));
+      expect(await cipher.openField(row, "email")).toBe(emails[i]);
+      expect((row.email as string).length).toBe(app.email.length);
+    }
+  });
+});

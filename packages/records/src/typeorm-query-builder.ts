@@ -1,0 +1,234 @@
+import { ConfigError } from "@envelope/core";
+import { type EntityMetadata, InsertQueryBuilder, QueryBuilder, UpdateQueryBuilder } from "typeorm";
+import { isSealedValue } from "./transitional.js";
+import { checkWhere } from "./typeorm-where.js";
+
+type Row = Record<string, unknown>;
+
+/** What the QueryBuilder guards know of an encrypted entity. */
+interface Guarded {
+  table: string;
+  /** Encrypted property → its blind index property (if any). */
+  indexOf: Map<string, string | undefined>;
+  /** Names (property and database) that refer to an encrypted column. */
+  names: Set<string>;
+}
+
+const guardedOf = new WeakMap<EntityMetadata, Guarded>();
+let installed = false;
+
+/**
+ * TypeORM QueryBuilders bypass the entity subscriber's checks in three places; each is
+ * guarded once for every encrypted entity:
+ * - a `where` / `andWhere` / `orWhere` (Select, Update, Delete, and inside `Brackets`) that
+ *   compares an encrypted column: as an object it is refused like find options; as an SQL
+ *   string it is refused when it names an encrypted column other than in `IS [NOT] NULL`;
+ * - `update().set(values)` with a plaintext for an encrypted column, or a blind index column
+ *   without its field: refused (a sealed value or null passes: that is how `save` writes);
+ * - `insert().orUpdate(columns, conflict)` overwriting an encrypted column: allowed only on a
+ *   conflict on the primary key (the values are sealed under the inserted row's id), and on
+ *   MySQL/MariaDB only when the table has no other unique key; the blind index column of
+ *   each overwritten field is added to the overwritten columns.
+ * Every refusal is `ENVELOPE_BAD_INPUT` and says what to use instead.
+ */
+export function guardQueryBuilders(
+  metadata: EntityMetadata,
+  table: string,
+  indexOf: Map<string, string | undefined>,
+): void {
+  const names = new Set<string>();
+  for (const field of indexOf.keys()) {
+    names.add(field);
+    const column = metadata.findColumnWithPropertyName(field);
+    if (column) names.add(column.databaseName);
+  }
+  guardedOf.set(metadata, { table, indexOf, names });
+  if (installed) return;
+  installed = true;
+  guardWhere();
+  guardSet();
+  guardOrUpdate();
+}
+
+function refused(g: Guarded, field: string, what: string, instead: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `${what} on the encrypted column "${field}" of "${g.table}": ${instead}`,
+    { details: { table: g.table, field } },
+  );
+}
+
+const FIND_BY =
+  "the column holds ciphertext, so the SQL would compare it with your value and match nothing. Find rows by the blind index (findBy of encryptEntity, or WHERE <field>_idx IN (:...candidates) with cipher.candidatesFor), or filter on plain columns.";
+
+type Builder = {
+  expressionMap: {
+    mainAlias?: { name: string; hasMetadata: boolean; metadata: EntityMetadata };
+    aliases: { name: string; hasMetadata: boolean; metadata: EntityMetadata }[];
+  };
+  connection: { driver: { options: { type: string } } };
+  parentQueryBuilder?: Builder;
+};
+
+/** The encrypted entities a builder (and the builders it is nested in) can name, by alias. */
+function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
+  const out: [string, Guarded][] = [];
+  for (let b: Builder | undefined = qb; b; b = b.parentQueryBuilder) {
+    const { mainAlias, aliases } = b.expressionMap;
+    for (const a of [mainAlias, ...aliases]) {
+      const g = a?.hasMetadata ? guardedOf.get(a.metadata) : undefined;
+      if (g && !out.some(([name]) => name === a!.name)) out.push([a!.name, g]);
+    }
+  }
+  return out;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The first encrypted column an SQL condition compares (`IS [NOT] NULL` is fine), if any. */
+function comparedColumn(sql: string, aliases: [string, Guarded][]): [string, Guarded] | undefined {
+  const q = '["`]?';
+  for (const [alias, g] of aliases) {
+    for (const name of g.names) {
+      // alias.name or a bare name, quoted or not; not a parameter (:name), not a longer name.
+      const re = new RegExp(
+        `(?<![\\w.:@$"\`])(?:${q}${escapeRe(alias)}${q}\\.)?${q}${escapeRe(name)}${q}(?![\\w"\`])(?!\\s+IS\\s+(?:NOT\\s+)?NULL\\b)`,
+        "i",
+      );
+      if (re.test(sql)) return [name, g];
+    }
+  }
+  return undefined;
+}
+
+function guardWhere(): void {
+  const proto = QueryBuilder.prototype as unknown as {
+    getWhereCondition(this: Builder, where: unknown): unknown;
+  };
+  const original = proto.getWhereCondition;
+  proto.getWhereCondition = function (this: Builder, where: unknown) {
+    const aliases = aliasesOf(this);
+    if (aliases.length > 0) {
+      if (typeof where === "string") {
+        const hit = comparedColumn(where, aliases);
+        if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
+      } else if (typeof where === "object" && where !== null && !isBrackets(where)) {
+        const main = this.expressionMap.mainAlias;
+        if (main?.hasMetadata) checkWhere(main.metadata, where, 0);
+      }
+    }
+    return original.call(this, where);
+  };
+}
+
+function isBrackets(where: object): boolean {
+  return "whereFactory" in where;
+}
+
+function guardSet(): void {
+  const original = UpdateQueryBuilder.prototype.set;
+  UpdateQueryBuilder.prototype.set = function (this: UpdateQueryBuilder<never>, values) {
+    const main = (this as unknown as Builder).expressionMap.mainAlias;
+    const g = main?.hasMetadata ? guardedOf.get(main.metadata) : undefined;
+    if (g && typeof values === "object" && values !== null) checkSet(g, values as Row);
+    return original.call(this, values);
+  } as UpdateQueryBuilder<never>["set"];
+}
+
+const SAVE =
+  "each row's values are sealed under its own data key and bound to its id, so a bulk SET cannot write them. Load the entity and save() it (or repository.save / upsert on the primary key).";
+
+function checkSet(g: Guarded, values: Row): void {
+  for (const [field, index] of g.indexOf) {
+    const value = values[field];
+    if (value !== undefined) {
+      const sealed = value === null || isStored(value);
+      if (!sealed) throw refused(g, field, "update().set() of a plaintext", SAVE);
+      if (index && values[index] === undefined)
+        throw refused(g, field, "update().set() without its blind index column", SAVE);
+    } else if (index && values[index] !== undefined) {
+      throw refused(g, field, `update().set() of the blind index column "${index}" alone`, SAVE);
+    }
+  }
+}
+
+function isStored(value: unknown): boolean {
+  if (typeof value !== "string" && !(value instanceof Uint8Array)) return false;
+  try {
+    return isSealedValue(value);
+  } catch {
+    return false;
+  }
+}
+
+function guardOrUpdate(): void {
+  const original = InsertQueryBuilder.prototype.orUpdate;
+  InsertQueryBuilder.prototype.orUpdate = function (
+    this: InsertQueryBuilder<never>,
+    overwrite: unknown,
+    conflictTarget?: unknown,
+    ...rest: unknown[]
+  ) {
+    const main = (this as unknown as Builder).expressionMap.mainAlias;
+    const g = main?.hasMetadata ? guardedOf.get(main.metadata) : undefined;
+    let columns = overwrite;
+    if (g && Array.isArray(overwrite)) {
+      const mysql = ["mysql", "mariadb"].includes(
+        (this as unknown as Builder).connection.driver.options.type,
+      );
+      columns = checkOrUpdate(g, main!.metadata, overwrite as string[], conflictTarget, mysql);
+    }
+    return (original as (...a: unknown[]) => InsertQueryBuilder<never>).call(
+      this,
+      columns,
+      conflictTarget,
+      ...rest,
+    );
+  } as InsertQueryBuilder<never>["orUpdate"];
+}
+
+const UPSERT =
+  "the inserted values are sealed under the inserted row's id, so a row matched on another key would hold values bound to another id. Upsert on the primary key (upsert(values, [<id>])), or load the entity and save() it.";
+
+/** The columns to overwrite, with the blind index of each overwritten encrypted field. */
+function checkOrUpdate(
+  g: Guarded,
+  metadata: EntityMetadata,
+  overwrite: string[],
+  conflictTarget: unknown,
+  mysql: boolean,
+): string[] {
+  const dbName = (property: string) =>
+    metadata.findColumnWithPropertyName(property)?.databaseName ?? property;
+  const named = (property: string) =>
+    overwrite.includes(property) || overwrite.includes(dbName(property));
+  const fields = [...g.indexOf.keys()].filter(named);
+  for (const [field, index] of g.indexOf) {
+    if (index && named(index) && !named(field))
+      throw refused(g, field, `orUpdate of the blind index column "${index}" alone`, UPSERT);
+  }
+  if (fields.length === 0) return overwrite;
+  const primary = metadata.primaryColumns.map((c) => c.databaseName);
+  const target = [conflictTarget ?? []].flat().map(String);
+  const onPrimary = target.length === primary.length && target.every((t) => primary.includes(t));
+  if (!onPrimary && !(mysql && target.length === 0))
+    throw refused(g, fields[0]!, "orUpdate with a conflict on another key", UPSERT);
+  // ON DUPLICATE KEY UPDATE fires on any unique key, whatever the conflict target says.
+  const otherUnique =
+    metadata.uniques.length > 0 ||
+    metadata.indices.some((i) => i.isUnique) ||
+    metadata.columns.some((c) => c.isPrimary !== true && (c as { isUnique?: boolean }).isUnique);
+  if (mysql && otherUnique)
+    throw refused(
+      g,
+      fields[0]!,
+      "orUpdate on MySQL/MariaDB (ON DUPLICATE KEY UPDATE fires on any unique key) of a table with a unique key besides the primary key",
+      UPSERT,
+    );
+  const out = [...overwrite];
+  for (const f of fields) {
+    const index = g.indexOf.get(f);
+    if (index && !named(index)) out.push(dbName(index));
+  }
+  return out;
+}
