@@ -55,31 +55,75 @@ export class PoolUnwrapError extends Error {
   }
 }
 
+/** Most results a worker holds back before sending them (bounds the extra latency). */
+const MAX_RESULT_BATCH = 8;
+
 // The worker: CommonJS run from a string (`eval`), so the same code works from the ESM and
 // CJS builds, from TypeScript sources under a test runner and from bundles, with no file to
 // locate. It receives each key once (a KeyObject, cloned by postMessage: never PEM text),
-// decrypts, copies the data key into a fresh ArrayBuffer that is transferred (not copied) to
-// the main thread, and zeroes its own copy. Errors go back as OpenSSL's code and message only.
+// decrypts, copies each data key into a fresh ArrayBuffer that is transferred (not copied)
+// to the main thread, and zeroes its own copy. Errors go back as OpenSSL's code and message
+// only.
+//
+// Messages are batched both ways, because waking an idle thread costs more CPU than the
+// message itself: the main thread sends the unwraps asked for in one turn of its event loop
+// as one message, and the worker, after each decrypt, pulls whatever else has arrived
+// (receiveMessageOnPort) and sends its results back only once it holds at least as many as
+// it still has queued (so it is never left without work while the main thread handles a
+// batch) or has nothing left to do (so a lone unwrap is never held back).
 const WORKER_SOURCE = `
 "use strict";
-const { parentPort, threadId } = require("node:worker_threads");
+const { parentPort, receiveMessageOnPort } = require("node:worker_threads");
 const { privateDecrypt, constants } = require("node:crypto");
+const MAX_BATCH = ${MAX_RESULT_BATCH};
 const keys = new Map();
-parentPort.on("message", (m) => {
-  if (m.key) keys.set(m.keyId, m.key);
+const queue = [];
+function take(m) {
+  if (m.keys) for (const [keyId, key] of m.keys) keys.set(keyId, key);
+  for (const task of m.tasks) queue.push(task);
+}
+function unwrap(task, transfer) {
   let out;
   try {
-    out = privateDecrypt({ key: keys.get(m.keyId), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, m.wrapped);
+    out = privateDecrypt({ key: keys.get(task.keyId), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, task.wrapped);
   } catch (e) {
-    parentPort.postMessage({ id: m.id, threadId, error: { code: typeof e.code === "string" ? e.code : undefined, message: String(e && e.message).slice(0, 200) } });
-    return;
+    return { id: task.id, error: { code: typeof e.code === "string" ? e.code : undefined, message: String(e && e.message).slice(0, 200) } };
   }
   const data = new ArrayBuffer(out.length);
   new Uint8Array(data).set(out);
   out.fill(0);
-  parentPort.postMessage({ id: m.id, threadId, data }, [data]);
+  transfer.push(data);
+  return { id: task.id, data };
+}
+parentPort.on("message", (first) => {
+  take(first);
+  let results = [];
+  let transfer = [];
+  while (queue.length > 0) {
+    results.push(unwrap(queue.shift(), transfer));
+    for (let m = receiveMessageOnPort(parentPort); m; m = receiveMessageOnPort(parentPort)) take(m.message);
+    if (results.length >= queue.length || results.length >= MAX_BATCH) {
+      parentPort.postMessage(results, transfer);
+      results = [];
+      transfer = [];
+    }
+  }
 });
 `;
+
+/** One unwrap as sent to a worker; `wrapped` is a copy whose buffer is transferred. */
+interface TaskMessage {
+  id: number;
+  keyId: number;
+  wrapped: Uint8Array;
+}
+
+/** What a worker sends back per unwrap: the data key's buffer, or OpenSSL's error. */
+interface TaskResult {
+  id: number;
+  data?: ArrayBuffer;
+  error?: { code?: string; message: string };
+}
 
 interface Task {
   resolve(dataKey: Buffer): void;
@@ -91,6 +135,9 @@ interface Slot {
   threadId: number;
   pending: Map<number, Task>;
   sentKeys: Set<number>;
+  /** Unwraps asked for in this turn of the event loop, sent together by `#flush`. */
+  outbox: TaskMessage[];
+  outboxKeys: [number, KeyObject][];
   unwraps: number;
   dead: boolean;
 }
@@ -133,18 +180,29 @@ export class RsaPool {
       this.#keyIds.set(key, keyId);
     }
     const id = this.#nextTask++;
-    const first = !slot.sentKeys.has(keyId);
-    if (first) slot.sentKeys.add(keyId);
+    if (!slot.sentKeys.has(keyId)) {
+      slot.sentKeys.add(keyId);
+      slot.outboxKeys.push([keyId, key]);
+    }
     return new Promise<Buffer>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       if (slot.pending.size === 1) slot.worker.ref();
       // An exact copy, transferred: a view into a larger buffer (a parsed envelope, Node's
       // Buffer pool) would otherwise be cloned whole, with whatever else it holds.
-      const copy = new Uint8Array(wrapped);
-      slot.worker.postMessage({ id, keyId, wrapped: copy, ...(first ? { key } : {}) }, [
-        copy.buffer,
-      ]);
+      slot.outbox.push({ id, keyId, wrapped: new Uint8Array(wrapped) });
+      if (slot.outbox.length === 1) setImmediate(() => this.#flush(slot));
     });
+  }
+
+  /** Sends a thread the unwraps asked for since the last flush, as one message. */
+  #flush(slot: Slot): void {
+    const tasks = slot.outbox.splice(0);
+    const keys = slot.outboxKeys.splice(0);
+    if (tasks.length === 0 || slot.dead) return;
+    slot.worker.postMessage(
+      { tasks, ...(keys.length > 0 ? { keys } : {}) },
+      tasks.map((t) => t.wrapped.buffer as ArrayBuffer),
+    );
   }
 
   /** Threads and the unwraps each ran (threads replaced or closed included). */
@@ -184,35 +242,22 @@ export class RsaPool {
       threadId: worker.threadId,
       pending: new Map(),
       sentKeys: new Set(),
+      outbox: [],
+      outboxKeys: [],
       unwraps: 0,
       dead: false,
     };
-    worker.on(
-      "message",
-      (m: { id: number; data?: ArrayBuffer; error?: { code?: string; message: string } }) => {
-        const task = slot.pending.get(m.id);
-        if (!task) {
-          if (m.data) new Uint8Array(m.data).fill(0);
-          return;
-        }
-        slot.pending.delete(m.id);
-        if (slot.pending.size === 0) worker.unref();
-        if (m.data) {
-          slot.unwraps++;
-          task.resolve(Buffer.from(m.data));
-        } else {
-          task.reject(
-            new PoolUnwrapError("decrypt", m.error?.message ?? "decrypt failed", m.error?.code),
-          );
-        }
-      },
-    );
+    worker.on("message", (results: TaskResult[]) => {
+      for (const r of results) this.#settle(slot, r);
+      if (slot.pending.size === 0) worker.unref();
+    });
     const fail = (why: string) => {
       if (slot.dead) return;
       slot.dead = true;
       this.#retired.push({ threadId: slot.threadId, unwraps: slot.unwraps });
       const tasks = [...slot.pending.values()];
       slot.pending.clear();
+      slot.outbox.length = 0;
       for (const t of tasks) t.reject(new PoolUnwrapError("stopped", why));
     };
     // A worker "error" carries the thrown value; only a fixed text goes on.
@@ -222,9 +267,31 @@ export class RsaPool {
     return slot;
   }
 
+  #settle(slot: Slot, result: TaskResult): void {
+    const task = slot.pending.get(result.id);
+    if (!task) {
+      if (result.data) new Uint8Array(result.data).fill(0);
+      return;
+    }
+    slot.pending.delete(result.id);
+    if (result.data) {
+      slot.unwraps++;
+      task.resolve(Buffer.from(result.data));
+    } else {
+      task.reject(
+        new PoolUnwrapError(
+          "decrypt",
+          result.error?.message ?? "decrypt failed",
+          result.error?.code,
+        ),
+      );
+    }
+  }
+
   async #stop(slot: Slot): Promise<void> {
     const tasks = [...slot.pending.values()];
     slot.pending.clear();
+    slot.outbox.length = 0;
     for (const t of tasks) t.reject(new PoolUnwrapError("stopped", "the thread pool was closed"));
     await slot.worker.terminate();
   }
