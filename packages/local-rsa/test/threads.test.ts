@@ -5,9 +5,9 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
+import { Worker } from "node:worker_threads";
 import { Envelope, EnvelopeError, type WrappedKey } from "@envelope/core";
 import { localRsaProvider, providerFactory } from "@envelope/local-rsa";
-import { Worker } from "node:worker_threads";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { OAEP } from "../src/constants.js";
 import { ctx, type PemPair, pemBody, rsaPem, tempDir } from "./helpers.js";
@@ -168,12 +168,14 @@ describe("local-rsa worker threads", () => {
     const entriesB = await Promise.all(keysB.map((k) => inlineB.wrap(k, request)));
     // Interleaved keys; every fifth entry corrupted.
     const keys = keysA.flatMap((k, i) => [k, keysB[i]!]);
-    const entries = entriesA.flatMap((e, i) => [e, entriesB[i]!]).map((e, i) => {
-      if (i % 5 !== 4) return e;
-      const wrapped = Uint8Array.from(e.wrapped);
-      wrapped[7]! ^= 1;
-      return { ...e, wrapped };
-    });
+    const entries = entriesA
+      .flatMap((e, i) => [e, entriesB[i]!])
+      .map((e, i) => {
+        if (i % 5 !== 4) return e;
+        const wrapped = Uint8Array.from(e.wrapped);
+        wrapped[7]! ^= 1;
+        return { ...e, wrapped };
+      });
     const sent = vi.spyOn(Worker.prototype, "postMessage");
     const received = vi.spyOn(Worker.prototype, "emit");
     try {
