@@ -17,6 +17,11 @@
  * pgCpuUsPerRow: CPU time of the PostgreSQL backends serving this process per row (from
  *   /proc; the same machine's cores), so the database's share of the cores is visible.
  * coresBusy: CPU time of all the process's threads / wall time (above 1: more than one core).
+ * ctxSwitchesPerRow: voluntary context switches of the whole process per row (a thread
+ *   going to sleep and being woken again: the pool's messages, GC helpers, the driver).
+ * noUnwrapInFlight (local-rsa): share of the job's wall time with no unwrap in flight, and
+ *   the gaps of more than 5 ms (start ms, length ms): time the RSA threads cannot be busy
+ *   whatever their speed (job setup, batch boundaries, the end).
  * coresAvailable: the same for `cores` threads spinning for 1 s just before each job (below
  *   `cores`: other processes hold CPU); ofAvailableBound compares with that share.
  * Not a test: numbers depend on the machine and its load (printed). Prints JSON lines.
@@ -102,6 +107,7 @@ const cpuSince = (before: Map<number, number>, after: Map<number, number>) =>
 async function rewrap(from: KeyProvider, to: KeyProvider, workers = 1) {
   const pg0 = await backendCpu();
   const elu0 = performance.eventLoopUtilization();
+  const switches0 = process.resourceUsage().voluntaryContextSwitches;
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
   const report = await rewrapTable({
@@ -118,6 +124,7 @@ async function rewrap(from: KeyProvider, to: KeyProvider, workers = 1) {
     stateTablePrefix: prefix,
   });
   const cpu = process.cpuUsage(cpu0);
+  const switches = process.resourceUsage().voluntaryContextSwitches - switches0;
   const mainThreadBusy = +performance.eventLoopUtilization(elu0).utilization.toFixed(2);
   const coresBusy = +((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)).toFixed(2);
   const rows = Math.max(1, report.run.rewrapped);
@@ -125,7 +132,14 @@ async function rewrap(from: KeyProvider, to: KeyProvider, workers = 1) {
   await dropStateTables(db, prefix);
   if (!report.complete) throw new Error("bench: the rewrap job did not complete");
   const cpuUsPerRow = Math.round((cpu.user + cpu.system) / rows);
-  return Object.assign(report, { coresBusy, mainThreadBusy, cpuUsPerRow, pgCpuUsPerRow });
+  const ctxSwitchesPerRow = +(switches / rows).toFixed(2);
+  return Object.assign(report, {
+    coresBusy,
+    mainThreadBusy,
+    cpuUsPerRow,
+    pgCpuUsPerRow,
+    ctxSwitchesPerRow,
+  });
 }
 
 /**
@@ -153,6 +167,43 @@ async function rewrapInMemory(from: KeyProvider, to: KeyProvider, n: number) {
   return {
     perSecond: rows.length / ((performance.now() - t0) / 1000),
     cpuUsPerRow: Math.round((cpu.user + cpu.system) / rows.length),
+  };
+}
+
+/**
+ * Wraps `provider.unwrap` to record how long no unwrap was in flight during a job, and the
+ * gaps longer than 5 ms ([start ms, length ms] from `start()`).
+ */
+function trackInFlight(provider: KeyProvider) {
+  const unwrap = provider.unwrap.bind(provider);
+  let inFlight = 0;
+  let t0 = 0;
+  let idleSince = 0;
+  let idleMs = 0;
+  const gaps: [number, number][] = [];
+  const done = () => {
+    if (--inFlight === 0) idleSince = performance.now();
+  };
+  provider.unwrap = (entry, request) => {
+    if (inFlight++ === 0 && t0 > 0) {
+      const gap = performance.now() - idleSince;
+      idleMs += gap;
+      if (gap > 5) gaps.push([Math.round(idleSince - t0), Math.round(gap)]);
+    }
+    const p = unwrap(entry, request);
+    p.then(done, done);
+    return p;
+  };
+  return {
+    start() {
+      t0 = idleSince = performance.now();
+    },
+    result(wallMs: number) {
+      // From the last unwrap to the end of the job (the job's own duration, not this call).
+      const tail = inFlight === 0 ? Math.max(0, t0 + wallMs - idleSince) : 0;
+      if (tail > 5) gaps.push([Math.round(idleSince - t0), Math.round(tail)]);
+      return { share: +((idleMs + tail) / wallMs).toFixed(3), gapsMs: gaps };
+    },
   };
 }
 
@@ -196,7 +247,10 @@ try {
     await seed(seedKey, rsaRows);
     const from = localRsaProvider({ keys: [{ path: oldPair.privateKeyPath }], threads, env: {} });
     const to = localRsaProvider({ keys: [{ path: newPair.privateKeyPath }], env: {} });
+    const tracked = trackInFlight(from);
+    tracked.start();
     const report = await rewrap(from, to);
+    const noUnwrapInFlight = tracked.result(report.durationMs);
     const stats = from.threadStats();
     await from.close();
     line({
@@ -226,6 +280,8 @@ try {
       mainThreadBusy: report.mainThreadBusy,
       cpuMsPerRow: +(report.cpuUsPerRow / 1000).toFixed(3),
       pgCpuMsPerRow: +(report.pgCpuUsPerRow / 1000).toFixed(3),
+      ctxSwitchesPerRow: report.ctxSwitchesPerRow,
+      noUnwrapInFlight,
       loadavg: loadavg().map((x) => +x.toFixed(2)),
     });
   }
@@ -258,6 +314,7 @@ try {
         inMemoryCpuUsPerRow: inMemory.cpuUsPerRow,
         cpuUsPerRow: report.cpuUsPerRow,
         pgCpuUsPerRow: report.pgCpuUsPerRow,
+        ctxSwitchesPerRow: report.ctxSwitchesPerRow,
         coresAvailable: available,
         coresBusy: report.coresBusy,
         mainThreadBusy: report.mainThreadBusy,

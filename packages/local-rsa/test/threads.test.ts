@@ -5,9 +5,10 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
+import { Worker } from "node:worker_threads";
 import { Envelope, EnvelopeError, type WrappedKey } from "@envelope/core";
 import { localRsaProvider, providerFactory } from "@envelope/local-rsa";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { OAEP } from "../src/constants.js";
 import { ctx, type PemPair, pemBody, rsaPem, tempDir } from "./helpers.js";
 
@@ -151,6 +152,45 @@ describe("local-rsa worker threads", () => {
     await expect(provider(1).unwrap(short, request)).rejects.toMatchObject({
       code: "ENVELOPE_UNWRAP_FAILED",
     });
+  });
+
+  it("unwraps asked for together go to a thread as one message; each caller gets its own key or error", async () => {
+    const b = rsaPem();
+    const both = localRsaProvider({
+      keys: [{ pem: a.privatePem }, { pem: b.privatePem }],
+      threads: 1,
+      env: {},
+    });
+    opened.push(both);
+    const inlineB = localRsaProvider({ keys: { pem: b.privatePem }, env: {} });
+    const { keys: keysA, entries: entriesA } = await wrapMany(15);
+    const keysB = Array.from({ length: 15 }, () => randomBytes(32));
+    const entriesB = await Promise.all(keysB.map((k) => inlineB.wrap(k, request)));
+    // Interleaved keys; every fifth entry corrupted.
+    const keys = keysA.flatMap((k, i) => [k, keysB[i]!]);
+    const entries = entriesA
+      .flatMap((e, i) => [e, entriesB[i]!])
+      .map((e, i) => {
+        if (i % 5 !== 4) return e;
+        const wrapped = Uint8Array.from(e.wrapped);
+        wrapped[7]! ^= 1;
+        return { ...e, wrapped };
+      });
+    const sent = vi.spyOn(Worker.prototype, "postMessage");
+    try {
+      const settled = await Promise.all(
+        entries.map((e) => both.unwrap(e, request).catch((x: unknown) => x)),
+      );
+      settled.forEach((r, i) => {
+        if (i % 5 === 4) expect(r).toMatchObject({ code: "ENVELOPE_UNWRAP_FAILED" });
+        else expect(Buffer.from(r as Uint8Array).equals(keys[i]!)).toBe(true);
+      });
+      // 30 unwraps asked for in one turn of the event loop: one message to the thread.
+      expect(sent.mock.calls.length).toBe(1);
+    } finally {
+      sent.mockRestore();
+    }
+    expect(both.threadStats()).toEqual([expect.objectContaining({ unwraps: 24 })]);
   });
 
   it("close() terminates the threads; pending unwraps fail typed; later unwraps run inline", async () => {
