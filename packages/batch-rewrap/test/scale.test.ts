@@ -57,10 +57,12 @@ const throttle = () =>
   });
 
 describe("planRangeCount (adaptive range size)", () => {
-  it("aims at 4 ranges per worker, each between one batch and 10,000 rows", () => {
-    expect(planRangeCount(20_000, 3, 500)).toBe(12);
+  it("aims at 4 ranges per worker, each between 4 batches and 10,000 rows", () => {
+    expect(planRangeCount(20_000, 3, 500)).toBe(10); // ≥ 2,000 rows (4 batches) per range
     expect(planRangeCount(20_000, 1, 500)).toBe(4);
-    expect(planRangeCount(1_000, 8, 500)).toBe(2); // ≥ 500 rows per range
+    expect(planRangeCount(4_000, 1, 500)).toBe(2);
+    expect(planRangeCount(1_000, 8, 100)).toBe(2);
+    expect(planRangeCount(1_000, 8, 500)).toBe(1);
     expect(planRangeCount(100, 4, 500)).toBe(1);
     expect(planRangeCount(0, 4, 500)).toBe(1);
     expect(planRangeCount(10_000_000, 2, 500)).toBe(1000); // ≤ 10,000 rows per range
@@ -106,7 +108,7 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
     const ranges = await db.query(`SELECT COUNT(*) AS n FROM ${prefix}_ranges WHERE job_id = ?`, [
       report.jobId,
     ]);
-    expect(Number(ranges.rows[0]!.n)).toBe(12);
+    expect(Number(ranges.rows[0]!.n)).toBe(10);
     // Each range's checkpoint names the worker that did it: all three worked.
     const byWorker = await db.query(
       `SELECT worker, COUNT(*) AS n, SUM(scanned) AS scanned FROM ${prefix}_checkpoints WHERE job_id = ? AND range_id >= 0 AND scanned > 0 GROUP BY worker ORDER BY worker`,
@@ -153,7 +155,7 @@ describe.each(DATABASES)("range sizing on $name", ({ url }) => {
         r.hi === null ? null : String(r.hi),
       ]);
     const planned = await plan();
-    expect(planned).toHaveLength(planRangeCount(3000, 2, 100)); // 8
+    expect(planned).toHaveLength(planRangeCount(3000, 2, 100)); // 7
     const second = await rewrapTable({ ...base, workers: 5 }); // a fresh plan would be 20 ranges
     expect(second.complete).toBe(true);
     expect(await plan()).toEqual(planned);

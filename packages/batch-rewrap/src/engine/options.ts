@@ -64,7 +64,7 @@ export interface TableJobOptions {
    * Primary keys per claimable range, fixed when the job is created (a resumed job keeps
    * its ranges). Integer keys: the width of each range in key values; other keys: the
    * number of keys. Default: adaptive, from the table's row estimate and `workers`, aiming
-   * at 4 ranges per worker, each between `batchSize` and 10,000 rows (see
+   * at 4 ranges per worker, each between 4 batches and 10,000 rows (see
    * {@link planRangeCount}). Set it when several processes share the job: rows / (4 ×
    * all workers).
    */
