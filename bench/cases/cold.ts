@@ -18,12 +18,14 @@ export interface ColdResult {
   concurrency: number;
 }
 
-function cpuUs(): number {
+/** CPU time of this process (all threads), µs. */
+export function cpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
 }
 
-async function pool(n: number, concurrency: number, op: (i: number) => Promise<unknown>) {
+/** Runs `op(0 … n-1)` with `concurrency` in flight. */
+export async function pool(n: number, concurrency: number, op: (i: number) => Promise<unknown>) {
   let next = 0;
   const worker = async () => {
     while (next < n) await op(next++);

@@ -4,25 +4,13 @@
 //   node --expose-gc --import tsx bench/profile/ab.ts <path/to/old/dist/index.js> [records] [rounds] [cold|warm|hier]
 import { randomBytes } from "node:crypto";
 import * as current from "@envelope/core";
-import { memoryProvider } from "../cases/cold.js";
+import { cpuUs as cpu, memoryProvider, pool } from "../cases/cold.js";
 import { CONTEXT } from "../lib/subjects.js";
 
 const old = (await import(process.argv[2]!)) as typeof current;
 const records = Number(process.argv[3] ?? 5000);
 const rounds = Number(process.argv[4] ?? 7);
 const mode = process.argv[5] ?? "cold";
-
-function cpu(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-async function pool(n: number, concurrency: number, op: (i: number) => Promise<unknown>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await op(next++);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-}
 
 const provider = memoryProvider();
 const sealer = new current.Envelope({ encrypt: provider, cache: false });

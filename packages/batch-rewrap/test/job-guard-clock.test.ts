@@ -5,9 +5,8 @@ import {
   rewrapTable,
   type SqlAdapter,
 } from "@envelope/batch-rewrap";
-import type { KeyProvider } from "@envelope/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { DATABASES, dropAll, keyPair, seedTable, uniqueName } from "./support.js";
+import { DATABASES, dropAll, gated, keyPair, seedTable, uniqueName } from "./support.js";
 
 const HOURS = 3 * 3600_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,33 +15,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function skewClock(offsetMs: number): void {
   vi.useFakeTimers({ toFake: ["Date"], shouldAdvanceTime: true });
   vi.setSystemTime(Date.now() + offsetMs);
-}
-
-/** The target key, paused at its `after`-th wrap until `release()`: a job held between two batches. */
-function gated(target: KeyProvider, after: number) {
-  let calls = 0;
-  let release!: () => void;
-  let reached!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const paused = new Promise<void>((r) => {
-    reached = r;
-  });
-  const provider: KeyProvider = {
-    id: target.id,
-    keyRef: target.keyRef,
-    handles: (entry) => target.handles(entry),
-    unwrap: (entry, request) => target.unwrap(entry, request),
-    async wrap(dataKey, request) {
-      if (++calls >= after) {
-        reached();
-        await gate;
-      }
-      return target.wrap(dataKey, request);
-    },
-  };
-  return { provider, paused, release };
 }
 
 // PGlite runs inside the worker's process and reads that process's clock: there is no

@@ -150,3 +150,33 @@ export const throttled = () =>
 export async function openDb(url: string): Promise<SqlAdapter> {
   return connect(url);
 }
+
+/**
+ * The rotation target, paused at its `after`-th wrap until `release()`: a slow KMS that
+ * holds a running job between two batches.
+ */
+export function gated(target: KeyProvider, after: number) {
+  let calls = 0;
+  let release!: () => void;
+  let reached!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const paused = new Promise<void>((r) => {
+    reached = r;
+  });
+  const provider: KeyProvider = {
+    id: target.id,
+    keyRef: target.keyRef,
+    handles: (entry) => target.handles(entry),
+    unwrap: (entry, request) => target.unwrap(entry, request),
+    async wrap(dataKey, request) {
+      if (++calls >= after) {
+        reached();
+        await gate;
+      }
+      return target.wrap(dataKey, request);
+    },
+  };
+  return { provider, paused, release };
+}

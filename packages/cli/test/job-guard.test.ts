@@ -9,44 +9,15 @@ import {
   rewrapTable,
 } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
-import { type KeyProvider, resolveKey } from "@envelope/core";
+import { resolveKey } from "@envelope/core";
 import { afterAll, describe, expect, it } from "vitest";
+import { gated } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
 const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * The rotation target, paused at its `after`-th wrap until `release()`: a slow KMS that
- * holds a running job between two batches.
- */
-function gated(target: KeyProvider, after: number) {
-  let calls = 0;
-  let release!: () => void;
-  let reached!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const paused = new Promise<void>((r) => {
-    reached = r;
-  });
-  const provider: KeyProvider = {
-    id: target.id,
-    keyRef: target.keyRef,
-    handles: (entry) => target.handles(entry),
-    unwrap: (entry, request) => target.unwrap(entry, request),
-    async wrap(dataKey, request) {
-      if (++calls >= after) {
-        reached();
-        await gate;
-      }
-      return target.wrap(dataKey, request);
-    },
-  };
-  return { provider, paused, release };
-}
 
 describe.each([
   ["PostgreSQL", PG],
