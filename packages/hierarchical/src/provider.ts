@@ -99,6 +99,10 @@ interface Current {
   uses: number;
 }
 
+/** An entry of one of the two shapes a data key takes here (seed or AES-KW wrapped). */
+const wellSized = (entry: WrappedKey) =>
+  entry.wrapped.length === WRAPPED_LENGTH || entry.wrapped.length === SEED_LENGTH;
+
 /**
  * Hierarchical key mode: each record's data key is derived from (on encrypt) or wrapped
  * by (on rewrap, AES-256 key wrap) a cached intermediate key (IK); IKs are wrapped by the master provider and kept in a
@@ -143,6 +147,8 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   const misses = new MissCache(options.missCache ?? {}, now);
   let storeReads = 0;
   let current: Current | undefined;
+  /** The IK `id` when it needs no store or KMS call: the current one, or cached. */
+  const ikAtHand = (id: string) => (current?.id === id ? current.key : cache.peek(id));
   let creating: Promise<void> | undefined;
   let masterCalls = 0;
   let created = 0;
@@ -223,16 +229,14 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
     // LocalUnwrap: with the IK at hand, the data key is one HMAC away (no promise).
     unwrapNow(entry: WrappedKey): Uint8Array | undefined {
-      const length = entry.wrapped.length;
-      if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) return undefined;
-      const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
+      if (!wellSized(entry)) return undefined;
+      const hot = ikAtHand(entry.keyRef);
       return hot ? unwrapWith(hot, entry) : undefined;
     },
 
     async unwrap(entry: WrappedKey): Promise<Uint8Array> {
-      const length = entry.wrapped.length;
-      if (length !== WRAPPED_LENGTH && length !== SEED_LENGTH) throw badWrapped(entry.keyRef);
-      const hot = current?.id === entry.keyRef ? current.key : cache.peek(entry.keyRef);
+      if (!wellSized(entry)) throw badWrapped(entry.keyRef);
+      const hot = ikAtHand(entry.keyRef);
       if (hot) return unwrapWith(hot, entry);
       if (misses.has(entry.keyRef)) throw keyNotFound(entry.keyRef, store.name);
       const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));

@@ -53,13 +53,21 @@ export async function entryKey(
   } else {
     dataKey = takeDataKey(await unwrapEntry(audit, provider, entry, request));
   }
-  const keys = deriveMessageKeys(dataKey, parts.messageId, parts.suite);
-  if (commitmentMatches(keys.commitment, parts.commitment)) {
-    return { dataKey, encryptionKey: keys.encryptionKey, cacheHit };
-  }
-  keys.encryptionKey.fill(0);
+  const encryptionKey = committedMessageKey(dataKey, parts);
+  if (encryptionKey) return { dataKey, encryptionKey, cacheHit };
   dataKey.fill(0);
   throw commitmentError(provider, entry);
+}
+
+/**
+ * The message key of `parts` derived from `dataKey`, or undefined (and nothing left in
+ * memory) when `dataKey` does not match the envelope's key commitment.
+ */
+export function committedMessageKey(dataKey: Uint8Array, parts: EnvelopeParts): Buffer | undefined {
+  const keys = deriveMessageKeys(dataKey, parts.messageId, parts.suite);
+  if (commitmentMatches(keys.commitment, parts.commitment)) return keys.encryptionKey;
+  keys.encryptionKey.fill(0);
+  return undefined;
 }
 
 /** One provider unwrap, audited, whose result must be a 32-byte key. */
@@ -91,4 +99,4 @@ async function unwrapEntry(
 }
 
 // Read only (auditEvent copies the fields it needs): one object for every unwrap.
-const UNWRAP_EXTRA = Object.freeze({ cacheHit: false });
+export const UNWRAP_EXTRA = Object.freeze({ cacheHit: false });

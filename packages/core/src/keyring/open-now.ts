@@ -1,13 +1,11 @@
 import type { Auditor } from "../audit.js";
-import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
 import { openAndZero } from "../crypto/seal.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
 import { unwrapsLocally } from "../providers/capabilities.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
+import { committedMessageKey, UNWRAP_EXTRA } from "./entry-key.js";
 import type { OpenedBy } from "./warm-path.js";
-
-const UNWRAP_EXTRA = Object.freeze({ cacheHit: false });
 
 /**
  * The cold path without a promise: the first candidate's provider derives the data key at
@@ -39,13 +37,10 @@ export function openNow(
     dataKey.fill(0);
     return undefined;
   }
-  const keys = deriveMessageKeys(dataKey, parts.messageId, parts.suite);
+  const encryptionKey = committedMessageKey(dataKey, parts);
   dataKey.fill(0);
-  if (!commitmentMatches(keys.commitment, parts.commitment)) {
-    keys.encryptionKey.fill(0);
-    return undefined;
-  }
+  if (!encryptionKey) return undefined;
   audit.event("unwrap", provider, started, UNWRAP_EXTRA, undefined, entry.keyRef);
   report({ provider, keyRef: entry.keyRef, cacheHit: false });
-  return openAndZero(keys.encryptionKey, parts.body, aad);
+  return openAndZero(encryptionKey, parts.body, aad);
 }
