@@ -137,6 +137,35 @@ describe.each([
       );
       expect(forced.code, forced.stderr).toBe(EXIT_CODES.KEY_IN_USE);
       expect(forced.stderr).toContain("WARNING: --force");
+      // The state tables are the database's: whoever can write it can plant escape
+      // sequences in a job's spec. The refusal and the --force warning show them
+      // escaped, never raw.
+      const jobs = `${prefix}_jobs`;
+      const { rows } = await db.query(`SELECT job_id, spec FROM ${jobs}`);
+      const spec = JSON.parse(String(rows[0]!.spec));
+      const hostile = {
+        ...spec,
+        columns: [...spec.columns, "x\u001b[2J\ny"],
+        primaryKey: "id\u001b]0;pwned\u0007",
+      };
+      const setSpec = (value: object) =>
+        db.query(`UPDATE ${jobs} SET spec = ? WHERE job_id = ?`, [
+          JSON.stringify(value),
+          rows[0]!.job_id,
+        ]);
+      await setSpec(hostile);
+      try {
+        for (const extra of [[], ["--force"]]) {
+          const r = await cli(
+            ["retire", config.decrypt[0], ...on, "--stale-after", "1", ...extra],
+            { cwd },
+          );
+          expect(r.stderr).toContain("is incomplete");
+          for (const raw of ["\u001b", "\u0007", "\ny"]) expect(r.stderr).not.toContain(raw);
+        }
+      } finally {
+        await setSpec(spec);
+      }
       expect(readFileSync(configPath, "utf8")).toBe(rotated);
 
       // Resumed to the end: nothing unfinished, retire goes ahead.

@@ -87,7 +87,7 @@ export async function refuseDuringJobs(
       : `Resume it to the end with \`${resumeHint(job, flags.statePrefix)}\` (or finish it from the process that ran it), then retry; --force goes ahead anyway (not advised)`;
   throw new EnvelopeError(
     "ENVELOPE_JOB_IN_PROGRESS",
-    `${command} refused: ${job.spec.kind} job ${shown(job.jobId)} on ${describe(job)} ${what} (last progress ${job.idleSeconds < 0 ? "unknown" : `${job.idleSeconds} s ago`}, ${job.ranges.pending} of ${job.ranges.total} range(s) left${jobs.length > 1 ? `; ${jobs.length} unfinished job(s) in all` : ""}). ${advice}. Nothing was changed.`,
+    `${command} refused: ${shown(job.spec.kind)} job ${shown(job.jobId)} on ${describe(job)} ${what} (last progress ${job.idleSeconds < 0 ? "unknown" : `${job.idleSeconds} s ago`}, ${job.ranges.pending} of ${job.ranges.total} range(s) left${jobs.length > 1 ? `; ${jobs.length} unfinished job(s) in all` : ""}). ${advice}. Nothing was changed.`,
     {
       details: {
         jobId: job.jobId,
@@ -100,12 +100,15 @@ export async function refuseDuringJobs(
   );
 }
 
-const describe = (job: UnfinishedJob) => `${job.spec.table}(${job.spec.columns.join(",")})`;
+// A job's spec is read from the state tables, which whoever can write the database can
+// change: every string of it is shown escaped (the --force warning is written directly).
+const describe = (job: UnfinishedJob) =>
+  `${shown(job.spec.table)}(${shown(job.spec.columns.join(","))})`;
 
 const resumeHint = (job: UnfinishedJob, prefix: string) =>
   [
-    `envelope ${job.spec.kind} --db … --table ${job.spec.table} --column ${job.spec.columns.join(",")}`,
-    job.spec.primaryKey !== "id" ? ` --pk ${job.spec.primaryKey}` : "",
+    `envelope ${shown(job.spec.kind)} --db … --table ${shown(job.spec.table)} --column ${shown(job.spec.columns.join(","))}`,
+    job.spec.primaryKey !== "id" ? ` --pk ${shown(job.spec.primaryKey)}` : "",
     prefix !== "envelope_rewrap" ? ` --state-prefix ${prefix}` : "",
-    ` --apply --resume --job ${job.jobId}`,
+    ` --apply --resume --job ${shown(job.jobId)}`,
   ].join("");
