@@ -2,6 +2,7 @@ import type { AuditHook } from "./audit.js";
 import type { DataKeyReuseOptions } from "./cache/data-key-cache.js";
 import type { UnwrapCacheOptions } from "./cache/unwrap-cache.js";
 import type { PadOption } from "./config/padding.js";
+import type { WriterSuite } from "./config/suite.js";
 import type { SigningOptions, TrustedSignerInput } from "./crypto/signing-keys.js";
 import type { EncryptionContext } from "./format/context.js";
 import type { KeyProvider } from "./providers/types.js";
@@ -50,6 +51,14 @@ export interface EnvelopeOptions {
    * padding support (docs/FORMAT.md §2.3). Never applied to stream key envelopes.
    */
   pad?: PadOption;
+  /**
+   * The suite unsigned values are written in: `1` (default, HKDF-SHA256, readable by every
+   * version) or `3` (one SHA-512 call instead of three HMACs, docs/FORMAT.md §15: less CPU
+   * per value whose data key is not cached). Readers older than suite 0x03 refuse suite 3
+   * values: turn it on only once every reader is upgraded. Reading is unaffected (every
+   * suite is read whatever this says); signing clients write suite 0x02.
+   */
+  suite?: WriterSuite;
 }
 
 export interface EncryptOptions<O extends "binary" | "text" = "binary" | "text"> {

@@ -22,6 +22,7 @@ import type {
   RewrapOptions,
 } from "./client-options.js";
 import { choosePad, padRule } from "./config/padding.js";
+import { writerSuite } from "./config/suite.js";
 import { bodyAad } from "./crypto/aad.js";
 import { type DataKeyMaterials, dataKeyMaterials } from "./crypto/materials.js";
 import { seal } from "./crypto/seal.js";
@@ -87,6 +88,7 @@ export class Envelope {
   readonly #trusted: TrustedSigners | undefined;
   readonly #verified: VerifiedSignatures | undefined;
   readonly #pad: PadRule | undefined;
+  readonly #suite: number;
   readonly #contexts = new ContextMemo();
   #closed = false;
 
@@ -112,6 +114,7 @@ export class Envelope {
     // With caching on, a signature verified once is not verified again (see the class).
     this.#verified = options.cache === false ? undefined : new VerifiedSignatures();
     this.#pad = padRule(options.pad);
+    this.#suite = writerSuite(options.suite);
   }
 
   /** Encrypts a value under a fresh (or, with data-key reuse, a recent) data key. */
@@ -151,7 +154,7 @@ export class Envelope {
         materials = await this.#ring.freshMaterials({ context });
         reuse?.put(reuseKey, materials, data.length);
       }
-      const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad, this.#suite);
       if (!reused) materials.dataKey.fill(0);
       this.#audit.event("encrypt", primary, started, { dataKeyReused: reused });
       return options.output === "text" ? toText(sealed) : sealed;
@@ -353,7 +356,7 @@ export class Envelope {
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
     const pad = choosePad(options.pad, this.#pad);
     const data = plaintextBytes(plaintext);
-    const sealed = seal(materials, data, flags, canonical, this.#signer, pad);
+    const sealed = seal(materials, data, flags, canonical, this.#signer, pad, this.#suite);
     return options.output === "text" ? toText(sealed) : sealed;
   }
 

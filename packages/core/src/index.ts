@@ -25,6 +25,7 @@ export { configFromEnv, ENV_VARS, envelopeFromEnv } from "./config/env.js";
 export { type PadOption, PII_PADDING } from "./config/padding.js";
 export { createEnvelope, resolveKey } from "./config/parse.js";
 export type { EnvelopeConfig, KeySpec, ProviderConfig } from "./config/schema.js";
+export type { WriterSuite } from "./config/suite.js";
 export { redactUri } from "./config/uri.js";
 export { generateSigningKeyPair, type SigningKeyPair } from "./crypto/ed25519.js";
 export { aesKeyUnwrap, aesKeyWrap } from "./crypto/key-wrap.js";

@@ -3,6 +3,7 @@ import { ConfigError } from "../errors.js";
 import { padFromEnv } from "./padding.js";
 import { createEnvelope } from "./parse.js";
 import type { EnvelopeConfig } from "./schema.js";
+import { suiteFromEnv } from "./suite.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -28,6 +29,8 @@ export const ENV_VARS = {
     "length padding of every value: a bucket size in bytes (e.g. 32), `pii` (64 bytes minimum, then steps of 32) or `off` (default)",
   ENVELOPE_PAD_MIN:
     "length padding: pad every value to at least this many bytes (with ENVELOPE_PAD=<bucket>)",
+  ENVELOPE_SUITE:
+    "suite of new values: `1` (default, HKDF-SHA256) or `3` (one-step SHA-512, less CPU; only once every reader knows suite 0x03)",
 } as const;
 
 const OUR_PREFIXES = [
@@ -40,6 +43,7 @@ const OUR_PREFIXES = [
   "ENVELOPE_TRUSTED_SIGNER",
   "ENVELOPE_MAX_ENTRIES",
   "ENVELOPE_PAD",
+  "ENVELOPE_SUITE",
 ];
 
 /** Reads `ENVELOPE_*` variables into a config (without building providers). */
@@ -112,6 +116,8 @@ export function configFromEnv(env: Env = process.env): EnvelopeConfig {
   }
   const pad = padFromEnv(env.ENVELOPE_PAD, env.ENVELOPE_PAD_MIN);
   if (pad !== undefined) config.pad = pad;
+  const suite = suiteFromEnv(env.ENVELOPE_SUITE);
+  if (suite !== undefined) config.suite = suite;
   const signingKey = env.ENVELOPE_SIGNING_KEY?.trim();
   if (signingKey) config.signing = { key: signingKey };
   const trusted = env.ENVELOPE_TRUSTED_SIGNERS?.trim();

@@ -6,6 +6,7 @@ import { loadFactory } from "../providers/registry.js";
 import type { KeyProvider } from "../providers/types.js";
 import { padRule } from "./padding.js";
 import { CONFIG_FIELDS, type EnvelopeConfig, type KeySpec } from "./schema.js";
+import { writerSuite } from "./suite.js";
 import { redactUri, uriScheme } from "./uri.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -72,7 +73,8 @@ export async function createEnvelope(
       ? undefined
       : // A loaded SigningKey is accepted where a key input is (see loadSigningKey).
         { key: loadSigningKey(config.signing.key, "signing.key", env) as unknown as KeyObject };
-  padRule(config.pad); // a bad padding option fails before any provider is loaded
+  padRule(config.pad); // a bad padding or suite option fails before any provider is loaded
+  writerSuite(config.suite);
   const [encrypt, decrypt] = await Promise.all([
     Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
     Promise.all((config.decrypt ?? []).map((spec, i) => resolveKey(spec, `decrypt[${i}]`, env))),
@@ -88,6 +90,7 @@ export async function createEnvelope(
     ...(config.trustedSigners !== undefined ? { trustedSigners: config.trustedSigners } : {}),
     ...(config.maxEntriesTried !== undefined ? { maxEntriesTried: config.maxEntriesTried } : {}),
     ...(config.pad !== undefined ? { pad: config.pad } : {}),
+    ...(config.suite !== undefined ? { suite: config.suite } : {}),
   });
 }
 

@@ -4,6 +4,7 @@ import type { UnwrapCacheOptions } from "../cache/unwrap-cache.js";
 import type { SigningOptions, TrustedSignerInput } from "../crypto/signing-keys.js";
 import type { KeyProvider } from "../providers/types.js";
 import type { PadOption } from "./padding.js";
+import type { WriterSuite } from "./suite.js";
 
 /**
  * One master key, given as a key URI (`local-rsa:///run/secrets/enc_key.pem`), a config
@@ -58,6 +59,11 @@ export interface EnvelopeConfig {
    * `"pii"` (`{ bucket: 32, min: 64 }`). Off by default; `encrypt(…, { pad })` overrides it.
    */
   pad?: PadOption;
+  /**
+   * Suite of new unsigned values: `1` (default) or `3` (one-step SHA-512, less CPU per
+   * uncached value; every reader must know suite 0x03 first). See `EnvelopeOptions.suite`.
+   */
+  suite?: WriterSuite;
 }
 
 export const CONFIG_FIELDS = [
@@ -71,4 +77,5 @@ export const CONFIG_FIELDS = [
   "trustedSigners",
   "maxEntriesTried",
   "pad",
+  "suite",
 ] as const;

@@ -21,7 +21,8 @@ import type { SigningKey } from "./signing-keys.js";
 /**
  * Seals one value under a data key: fresh message id, derived key, header + body in one
  * buffer. With `signer` the value is suite 0x02, signed in place once the body is written.
- * Otherwise suite 0x03 when the materials ask for it (docs/FORMAT.md §15), else 0x01.
+ * Otherwise suite 0x03 when the materials or the client (`preferred`) ask for it
+ * (docs/FORMAT.md §15), else 0x01.
  * With `pad` the value is padded to its bucket and flags bit 2 is set (docs/FORMAT.md
  * §2.3); callers never pass `pad` for a stream key envelope.
  */
@@ -32,6 +33,7 @@ export function seal(
   canonical: Buffer,
   signer?: SigningKey,
   pad?: PadRule,
+  preferred: number = SUITE_AES256GCM_HKDF_SHA256_COMMIT,
 ): Buffer {
   const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
   const length = pad ? paddedLength(data.length, pad) : data.length;
@@ -40,7 +42,8 @@ export function seal(
   // Signed mode wins over suite 0x03: there is no signed variant of it (FORMAT.md §15.4).
   const suite = signer
     ? SUITE_SIGNED_ED25519
-    : materials.suite === SUITE_AES256GCM_SHA512_COMMIT
+    : materials.suite === SUITE_AES256GCM_SHA512_COMMIT ||
+        preferred === SUITE_AES256GCM_SHA512_COMMIT
       ? SUITE_AES256GCM_SHA512_COMMIT
       : SUITE_AES256GCM_HKDF_SHA256_COMMIT;
   const keys = deriveMessageKeys(materials.dataKey, messageId, suite);
