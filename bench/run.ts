@@ -52,7 +52,7 @@ const { result: memory, big } = await runMemory(log);
 section("rewrap after a master-key rotation");
 const rewrap = await runRewrap(big, log);
 
-const targets = evaluateTargets(micro, kms, rewrap, memory);
+const targets = evaluateTargets(micro, kms, rewrap, memory, breakdown);
 const meta = { ...machine(), totalSeconds: ((performance.now() - started) / 1000).toFixed(0) };
 const results = { meta, micro, breakdown, kms, rewrap, memory, targets };
 const dir = fileURLToPath(new URL("./results/", import.meta.url));

@@ -54,11 +54,17 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
     return { timing, calls: counter.calls - before };
   };
 
-  // Direct-mode records: one distinct data key each.
-  const sealer = new Envelope({ encrypt: fast.provider, cache: false });
-  const direct: Buffer[] = [];
-  for (let i = 0; i < 10_000; i++)
-    direct.push(await sealer.encrypt(plaintext, { context: CONTEXT, output: "binary" }));
+  // Direct-mode records: one distinct data key each, written in suite 0x01 (the default)
+  // and in suite 0x03 (a writer with `suite: 3`: less CPU per uncached record).
+  const sealDirect = async (suite: 1 | 3) => {
+    const sealer = new Envelope({ encrypt: fast.provider, cache: false, suite });
+    const out: Buffer[] = [];
+    for (let i = 0; i < 10_000; i++)
+      out.push(await sealer.encrypt(plaintext, { context: CONTEXT, output: "binary" }));
+    return out;
+  };
+  const direct = await sealDirect(1);
+  const direct3 = await sealDirect(3);
 
   {
     const envelope = new Envelope({ encrypt: kms.provider });
@@ -76,20 +82,35 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
       note: `${SEQUENTIAL_SAMPLE} of 10,000 run (each pays one 10 ms KMS call); total projected`,
     });
   }
+  // 64 in flight: REPEATS interleaved rounds per suite, each a new client (cold cache);
+  // the best round is kept, as for the reference below.
   {
-    const envelope = new Envelope({ encrypt: kms.provider });
-    const { timing, calls } = await counted(() =>
-      timeBatch(10_000, 64, (i) => envelope.decrypt(direct[i]!, { context: CONTEXT })),
-    );
-    add({
-      case: "direct: decrypt 10,000 distinct, 64 concurrent",
-      mode: "direct",
-      records: 10_000,
-      ran: 10_000,
-      concurrency: 64,
-      kmsCalls: calls,
-      ...timing,
-    });
+    const best = new Map<1 | 3, { timing: Timing; calls: number }>();
+    for (let round = 0; round < REPEATS; round++) {
+      for (const [suite, values] of [
+        [1, direct],
+        [3, direct3],
+      ] as const) {
+        const envelope = new Envelope({ encrypt: kms.provider });
+        const run = await counted(() =>
+          timeBatch(10_000, 64, (i) => envelope.decrypt(values[i]!, { context: CONTEXT })),
+        );
+        const kept = best.get(suite);
+        if (!kept || run.timing.opsPerSec > kept.timing.opsPerSec) best.set(suite, run);
+      }
+    }
+    for (const [suite, { timing, calls }] of best) {
+      add({
+        case: `direct: decrypt 10,000 distinct, 64 concurrent${suite === 3 ? ", suite 0x03" : ""}`,
+        mode: "direct",
+        records: 10_000,
+        ran: 10_000,
+        concurrency: 64,
+        kmsCalls: calls,
+        ...timing,
+        note: `best of ${REPEATS} interleaved rounds`,
+      });
+    }
   }
 
   // The reference (warm-cache rate) and the hierarchical cases it is compared with run in

@@ -1,3 +1,5 @@
+import type { BreakdownResult } from "../cases/breakdown.js";
+import { COLD_CPU_TARGET_US } from "../cases/cold.js";
 import type { KmsResult } from "../cases/kms.js";
 import type { MemoryResult } from "../cases/memory.js";
 import type { MicroResult } from "../cases/micro.js";
@@ -19,6 +21,7 @@ export function evaluateTargets(
   kms: KmsResult[],
   rewrap: RewrapResult[],
   memory: MemoryResult,
+  breakdown: readonly BreakdownResult[] = [],
 ): TargetResult[] {
   const get = (subject: string, size: string, op: "encrypt" | "decrypt"): number => {
     const r = micro.find((m) => m.subject === subject && m.size === size && m.op === op);
@@ -149,12 +152,40 @@ export function evaluateTargets(
       });
     }
     const direct = k("direct: decrypt 10,000 distinct, 64 concurrent");
+    const direct3 = k("direct: decrypt 10,000 distinct, 64 concurrent, suite 0x03");
     const bound = (64 / 10) * 1000;
+    const rate = (r: KmsResult) =>
+      `${Math.round(r.opsPerSec).toLocaleString("en-US")}/s = ${pct(r.opsPerSec / bound)}`;
     out.push({
       target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 90% of 64 / 10 ms (6,400/s)",
-      figure: `${Math.round(direct.opsPerSec).toLocaleString("en-US")}/s = ${pct(direct.opsPerSec / bound)}`,
+      figure: rate(direct),
       met: direct.opsPerSec >= 0.9 * bound,
     });
+    // Issue 15, item 2: hold ≥ 0.95 of the bound at 64 in flight.
+    out.push({
+      target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 95% of 64 / 10 ms (issue 15)",
+      figure: `suite 0x01 ${rate(direct)}; suite 0x03 ${rate(direct3)}`,
+      met: direct.opsPerSec >= 0.95 * bound,
+    });
+  }
+  // Issue 15, item 2: CPU per cold record besides the unwrap (breakdown's cold rows).
+  {
+    const cold = breakdown.filter((b) => b.step.startsWith("cold CPU per record"));
+    const worst = (suite: string) =>
+      Math.max(...cold.filter((b) => b.step.includes(suite)).map((b) => b.us));
+    if (cold.length > 0) {
+      for (const [suite, note] of [
+        ["suite 0x01", "the default"],
+        ["suite 0x03", "opt-in writer setting suite: 3"],
+      ] as const) {
+        const us = worst(suite);
+        out.push({
+          target: `Cold decrypt (data key not cached), ${suite} (${note}): ≤ ${COLD_CPU_TARGET_US} µs CPU per record besides the unwrap`,
+          figure: `${us.toFixed(1)} µs (the worse of sequential and 64 in flight)`,
+          met: us <= COLD_CPU_TARGET_US,
+        });
+      }
+    }
   }
   // Issue 15, item 3: bulk decrypt of rows read from PostgreSQL (skipped without a database).
   {

@@ -1,7 +1,8 @@
 // A loop to profile: node --import tsx bench/profile/loop.ts warm|cold [seconds] [out.cpuprofile]
 // The profiler (node:inspector) starts after the setup, so the profile holds the loop only.
 // warm: one 64 B local-aes value decrypted again and again (default unwrap cache).
-// cold: 20,000 distinct records under an in-memory provider, 64 in flight.
+// cold / cold3: 20,000 distinct records under an in-memory provider, 64 in flight, written
+// in suite 0x01 / 0x03.
 // hier / hier-nocache: 20,000 distinct hierarchical records in sequence, core cache on / off.
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -57,7 +58,8 @@ if (mode === "hier" || mode === "hier-nocache") {
   }
 } else {
   const provider = memoryProvider();
-  const sealer = new Envelope({ encrypt: provider, cache: false });
+  const suite = mode === "cold3" ? 3 : 1;
+  const sealer = new Envelope({ encrypt: provider, cache: false, suite });
   const sealed: Buffer[] = [];
   for (let i = 0; i < 20_000; i++)
     sealed.push(await sealer.encrypt(randomBytes(64), { context: CONTEXT }));
