@@ -74,6 +74,10 @@ export async function decryptGrouped<T>(
       const early = options.pipeline && opened.ok && following;
       first = early ? openAt(following[0]!) : undefined;
       first?.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
+      // KMS answers arrive in bursts (every lane waits the same latency), and a burst's
+      // continuations run back to back: without this, the last lane of a burst would send
+      // its next call only after every earlier lane had opened all its values.
+      if (first && group.length > 1) await afterPendingCallbacks();
       for (let j = 1; j < group.length; j++) results[group[j]!] = await openAt(group[j]!);
       if (following && !first) first = openAt(following[0]!);
       group = following;
@@ -97,6 +101,9 @@ export async function decryptGrouped<T>(
   await Promise.all(running);
   return results;
 }
+
+/** Resolves once the I/O and timer callbacks already due have run (a macrotask turn). */
+const afterPendingCallbacks = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Encrypts `items` with at most `concurrency` in flight; results in input order. */
 export async function encryptEach<T>(

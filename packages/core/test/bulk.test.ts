@@ -135,6 +135,24 @@ describe("decryptMany", () => {
     ]);
   });
 
+  it("lets every lane of a burst send its next call before any lane opens the rest of its group", async () => {
+    // The first four unwraps start in one tick with one delay, so they return in one burst.
+    const log: string[] = [];
+    const { provider } = countingKms(5, log);
+    const items = await sealRows(new Envelope({ encrypt: provider }), 8);
+    log.length = 0;
+    const reader = new Envelope({
+      encrypt: provider,
+      onAudit: (e) => {
+        if (e.operation === "decrypt" && e.cacheHit) log.push("opened warm");
+      },
+    });
+    const results = await reader.decryptMany(items, { concurrency: 4 });
+    expect(results.every((r) => r.ok)).toBe(true);
+    const firstWarm = log.indexOf("opened warm");
+    for (const call of [5, 6, 7, 8]) expect(log.indexOf(`unwrap ${call}`)).toBeLessThan(firstWarm);
+  });
+
   it("unwraps each distinct data key once and returns results in input order", async () => {
     const { provider, stats } = countingKms();
     const items = (await sealRows(new Envelope({ encrypt: provider }), 20)).reverse();
