@@ -7,6 +7,9 @@ import { appendFileSync } from "node:fs";
 
 const TALLY = process.env.ENVELOPE_RUNTIME_TALLY;
 let registered = 0;
+// Every test gets one, so a hang fails the test everywhere; and Bun's own default (5 s) is
+// too short for PGlite's first start on a loaded CI machine.
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 function note(kind, name) {
   // Test names only: no key, no plaintext. Tabs and newlines would break the line format.
@@ -22,7 +25,7 @@ export function countedTests({ describe, it }) {
     // Numbered: the conformance suite gives every provider's tests the same names.
     const entry = `#${++registered} ${name}`;
     note("registered", entry);
-    it(name, timeoutMs ? { timeout: timeoutMs } : {}, async () => {
+    it(name, { timeout: timeoutMs ?? DEFAULT_TIMEOUT_MS }, async () => {
       await fn();
       note("passed", entry);
     });
