@@ -6,7 +6,8 @@
 //   deno run --allow-read --allow-write --allow-env --allow-net=127.0.0.1 --allow-sys scripts/runtime-smoke/run.mjs
 // Exit code 0 = every check passed. Only error codes and messages are printed, never a key
 // or a plaintext. ENVELOPE_SMOKE_PG_URL (default postgres://postgres@127.0.0.1:5432/test)
-// adds a real-PostgreSQL check; ENVELOPE_SMOKE_PG=off skips it.
+// adds a real-PostgreSQL check; ENVELOPE_SMOKE_PG=off skips it, ENVELOPE_SMOKE_PGLITE=off the
+// PGlite one.
 
 import { cjsChecks } from "./checks/cjs.mjs";
 import { coreChecks } from "./checks/core.mjs";
