@@ -1,6 +1,6 @@
 import { createCipheriv, randomBytes } from "node:crypto";
 import { type MigrateRecordsOptions, migrateTable, type SqlAdapter } from "@envelope/batch-rewrap";
-import { decodeEnvelope, Envelope, fromText } from "@envelope/core";
+import { type ConfigError, decodeEnvelope, Envelope, fromText } from "@envelope/core";
 import { gcmJsonDecoder, recordValueDecoder } from "@envelope/legacy";
 import { createBlindIndexer, createRecordCipher, type RecordSchema } from "@envelope/records";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -158,6 +158,128 @@ describe.each(DATABASES)("migrate with records on $name", ({ url }) => {
     expect(opened.email).toBe("new3@example.com");
     expect(rows[0]!.email_idx).toBe(cipher.indexFor("email", "new3@example.com"));
     expect(opened.phone).toBe(phoneOf(3));
+  });
+
+  // The app's ORM stores the fields under other column names (Sequelize `field`, TypeORM
+  // `@Column({ name })`, Drizzle `email: text("email_enc")`) and reads them back under the
+  // property names: the record cipher's context, padding and index are the property's.
+  async function mappedSetup() {
+    const table = uniqueName("recmap");
+    const prefix = `${table}_st`;
+    cleanup.push([table, prefix]);
+    await db.query(
+      `CREATE TABLE ${table} (user_id INT PRIMARY KEY, email_enc TEXT, email_bidx VARCHAR(64), phone_enc TEXT)`,
+    );
+    const ids = Array.from({ length: 6 }, (_, i) => i + 1);
+    await db.query(
+      `INSERT INTO ${table} (user_id, email_enc, phone_enc) VALUES ${ids.map(() => "(?, ?, ?)").join(", ")}`,
+      ids.flatMap((id) => [id, gcmJson(emailOf(id)), gcmJson(phoneOf(id))]),
+    );
+    const key = keyPair().provider;
+    const schema: RecordSchema<"email" | "phone"> = {
+      table: "users",
+      encrypted: ["email", "phone"],
+      blindIndexes: { email: { normalize: "email" } },
+      pad: { email: 32 },
+    };
+    const blindIndex = createBlindIndexer({ keys: randomBytes(32).toString("hex") });
+    const cipher = createRecordCipher(new Envelope({ encrypt: key }), schema, { blindIndex });
+    const records: MigrateRecordsOptions = {
+      schema,
+      blindIndex,
+      fieldOfColumn: {
+        user_id: "id",
+        email_enc: "email",
+        email_bidx: "email_idx",
+        phone_enc: "phone",
+      },
+    };
+    const job = {
+      db,
+      table,
+      primaryKey: "user_id",
+      columns: ["email_enc", "phone_enc"],
+      to: key,
+      from: gcmJsonDecoder(legacyKey),
+      stateTablePrefix: prefix,
+      records,
+    };
+    // What the ORM reads: each column under its property name.
+    const read = async (where = "1 = 1", params: unknown[] = []) =>
+      (
+        await db.query(
+          `SELECT user_id AS id, email_enc AS email, email_bidx AS email_idx, phone_enc AS phone FROM ${table} WHERE ${where} ORDER BY user_id`,
+          params,
+        )
+      ).rows;
+    return { table, cipher, job, read, ids };
+  }
+
+  it("fieldOfColumn: a value migrated from a mapped column opens through the app's record cipher and its blind index finds it", async () => {
+    const { cipher, job, read, ids } = await mappedSetup();
+    const report = await migrateTable({ ...job, apply: true });
+    expect(report.run.failed).toBe(0);
+    expect(report.run.rewrapped).toBe(ids.length * 2);
+
+    const wanted = emailOf(4).toUpperCase();
+    const candidates = cipher.candidatesFor("email", wanted);
+    const rows = await read(`email_bidx IN (${candidates.map(() => "?").join(", ")})`, candidates);
+    const found = (
+      await Promise.all(rows.map((r) => cipher.open<Record<string, unknown>>(r)))
+    ).filter((r) => cipher.matches("email", r.email, wanted));
+    expect(found.map((r) => [Number(r.id), r.email, r.phone])).toEqual([
+      [4, emailOf(4), phoneOf(4)],
+    ]);
+    const app = await cipher.seal({ id: 99, email: "a@b.co" });
+    for (const row of await read()) {
+      const opened = await cipher.open<Record<string, unknown>>(row);
+      expect(opened.email).toBe(emailOf(Number(row.id)));
+      expect(opened.phone).toBe(phoneOf(Number(row.id)));
+      expect(row.email_idx).toBe(cipher.indexFor("email", emailOf(Number(row.id))));
+      expect((row.email as string).length).toBe(app.email.length);
+    }
+  });
+
+  it("fieldOfColumn is checked up front: unmapped, unknown and doubly mapped names are typed errors that say what to map", async () => {
+    const { job } = await mappedSetup();
+    const { fieldOfColumn, ...unmapped } = job.records;
+    const refusal = (records: MigrateRecordsOptions, columns = job.columns) =>
+      migrateTable({ ...job, columns, records }).then(
+        () => undefined,
+        (e: ConfigError) => ({ code: e.code, field: e.details?.field, message: e.message }),
+      );
+    // Without the mapping: the id, then the column, are named with the option to map them.
+    expect(await refusal(unmapped)).toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+      message: expect.stringContaining('fieldOfColumn = { "user_id": "id" }'),
+    });
+    expect(await refusal({ ...unmapped, fieldOfColumn: { user_id: "id" } })).toMatchObject({
+      field: "columns",
+      message: expect.stringContaining('fieldOfColumn = { "email_enc": "<field>" }'),
+    });
+    // A blind-indexed field whose index column is not mapped: email_idx is not a column.
+    const { email_bidx: _, ...noIndexColumn } = fieldOfColumn!;
+    expect(await refusal({ ...unmapped, fieldOfColumn: noIndexColumn })).toMatchObject({
+      field: "records.fieldOfColumn",
+      message: expect.stringContaining('{ "<index column>": "email_idx" }'),
+    });
+    for (const bad of [
+      { ...fieldOfColumn, email_enc: "mail" },
+      { ...fieldOfColumn, other: "email" },
+      { ...fieldOfColumn, email_enc: 3 as unknown as string },
+      ["email"] as unknown as Record<string, string>,
+    ]) {
+      expect(await refusal({ ...unmapped, fieldOfColumn: bad })).toMatchObject({
+        code: "ENVELOPE_BAD_CONFIG",
+        field: "records.fieldOfColumn",
+      });
+    }
+    // Two migrated columns that hold one field.
+    await db.query(`ALTER TABLE ${job.table} ADD COLUMN email TEXT`);
+    expect(await refusal(job.records, ["email_enc", "email"])).toMatchObject({
+      field: "records.fieldOfColumn",
+      message: expect.stringContaining('both hold the field "email"'),
+    });
   });
 
   it("refuses a blind-indexed column without the blind indexer, and a context builder beside records", async () => {

@@ -135,4 +135,92 @@ export const records = {
       expect((row.email as string).length).toBe(app.email.length);
     }
   });
+
+  it("fieldOfColumn: a value migrated from the column the app's ORM maps its field to opens through the record cipher, and its blind index finds it", async () => {
+    const table = `cli_recmap_${process.pid}_${randomBytes(3).toString("hex")}`;
+    tables.push(table);
+    await db.query(
+      `CREATE TABLE ${table} (id INT PRIMARY KEY, ssn_enc TEXT, ssn_bidx VARCHAR(64))`,
+    );
+    const legacyKey = randomBytes(32);
+    const ssns = ["123-45-6789", "987-65-4321"];
+    for (const [i, v] of ssns.entries())
+      await db.query(`INSERT INTO ${table} (id, ssn_enc) VALUES (?, ?)`, [
+        i + 1,
+        gcmJson(legacyKey, v),
+      ]);
+    const indexKey = randomBytes(32).toString("hex");
+    const schema = {
+      table: "people",
+      encrypted: ["ssn"],
+      blindIndexes: { ssn: {} },
+      pad: { ssn: 16 },
+    };
+    const write = (name: string, fieldOfColumn: unknown) => {
+      const file = join(moduleDir, `${table}_${name}.mjs`);
+      writeFileSync(
+        file,
+        `import { createBlindIndexer } from "@envelope/records";
+export const records = {
+  schema: ${JSON.stringify(schema)},
+  blindIndex: createBlindIndexer({ keys: ${JSON.stringify(indexKey)} }),
+  fieldOfColumn: ${JSON.stringify(fieldOfColumn)},
+};
+`,
+      );
+      return file;
+    };
+    const env = {
+      OLD_ENC_KEY: legacyKey.toString("hex"),
+      APP_KEY: randomBytes(32).toString("hex"),
+      ENVELOPE_ENCRYPT_KEYS: "local-aes://env/APP_KEY",
+    };
+    const cwd = tempDir();
+    const flags = (config: string) => [
+      "--json",
+      "migrate",
+      "--db",
+      url,
+      "--table",
+      table,
+      "--column",
+      "ssn_enc",
+      "--state-prefix",
+      `${table}_st`,
+      "--from",
+      "aes-256-gcm-json",
+      "--legacy-key-env",
+      "OLD_ENC_KEY",
+      "--to",
+      "local-aes://env/APP_KEY",
+      "--records-config",
+      config,
+      "--apply",
+    ];
+    // A mapping to a name the schema does not know: refused before anything is read.
+    const typo = await cli(flags(write("typo", { ssn_enc: "snn", ssn_bidx: "ssn_idx" })), {
+      cwd,
+      env,
+    });
+    expect(typo.code).toBe(2);
+    expect(typo.stdout + typo.stderr).toContain("fieldOfColumn");
+
+    const run = await cli(flags(write("ok", { ssn_enc: "ssn", ssn_bidx: "ssn_idx" })), {
+      cwd,
+      env,
+    });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.json().run.rewrapped).toBe(2);
+
+    const cipher = createRecordCipher(await envelopeFromEnv(env), schema as never, {
+      blindIndex: createBlindIndexer({ keys: indexKey }),
+    });
+    const candidates = cipher.candidatesFor("ssn" as never, ssns[1]!);
+    const { rows } = await db.query(
+      `SELECT id, ssn_enc AS ssn, ssn_bidx AS ssn_idx FROM ${table} WHERE ssn_bidx IN (${candidates.map(() => "?").join(", ")})`,
+      candidates,
+    );
+    expect(rows.map((r) => Number(r.id))).toEqual([2]);
+    expect(await cipher.open<Record<string, unknown>>(rows[0]!)).toMatchObject({ ssn: ssns[1] });
+  });
 });

@@ -1,6 +1,13 @@
 import { ConfigError } from "@envelope/core";
-import { type EntityMetadata, InsertQueryBuilder, QueryBuilder, UpdateQueryBuilder } from "typeorm";
+import {
+  type EntityMetadata,
+  InsertQueryBuilder,
+  QueryBuilder,
+  SelectQueryBuilder,
+  UpdateQueryBuilder,
+} from "typeorm";
 import { isSealedValue } from "./transitional.js";
+import { referencedColumn } from "./typeorm-sql-refs.js";
 import { checkWhere } from "./typeorm-where.js";
 
 type Row = Record<string, unknown>;
@@ -18,11 +25,18 @@ const guardedOf = new WeakMap<EntityMetadata, Guarded>();
 let installed = false;
 
 /**
- * TypeORM QueryBuilders bypass the entity subscriber's checks in three places; each is
+ * TypeORM QueryBuilders bypass the entity subscriber's checks in these places; each is
  * guarded once for every encrypted entity:
  * - a `where` / `andWhere` / `orWhere` (Select, Update, Delete, and inside `Brackets`) that
  *   compares an encrypted column: as an object it is refused like find options; as an SQL
- *   string it is refused when it names an encrypted column other than in `IS [NOT] NULL`;
+ *   string it is refused when it names an encrypted column other than in `IS [NOT] NULL`
+ *   (names in string literals and parameters do not count);
+ * - `having` / `andHaving` / `orHaving` and the condition of a join (`leftJoin`,
+ *   `innerJoin`, their `AndSelect` / `AndMap` forms) naming an encrypted column: refused as a
+ *   where string is (the comparison would match nothing);
+ * - `orderBy` / `addOrderBy` (also find options' `order`) and `groupBy` / `addGroupBy` by an
+ *   encrypted column: refused (sealed values are random, so the order or the groups would
+ *   be meaningless);
  * - `update().set(values)` with a plaintext for an encrypted column, or a blind index column
  *   without its field: refused (a sealed value or null passes: that is how `save` writes);
  * - `insert().orUpdate(columns, conflict)` overwriting an encrypted column: allowed only on a
@@ -46,6 +60,7 @@ export function guardQueryBuilders(
   if (installed) return;
   installed = true;
   guardWhere();
+  guardClauses();
   guardSet();
   guardOrUpdate();
 }
@@ -83,24 +98,6 @@ function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
   return out;
 }
 
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-/** The first encrypted column an SQL condition compares (`IS [NOT] NULL` is fine), if any. */
-function comparedColumn(sql: string, aliases: [string, Guarded][]): [string, Guarded] | undefined {
-  const q = '["`]?';
-  for (const [alias, g] of aliases) {
-    for (const name of g.names) {
-      // alias.name or a bare name, quoted or not; not a parameter (:name), not a longer name.
-      const re = new RegExp(
-        `(?<![\\w.:@$"\`])(?:${q}${escapeRe(alias)}${q}\\.)?${q}${escapeRe(name)}${q}(?![\\w"\`])(?!\\s+IS\\s+(?:NOT\\s+)?NULL\\b)`,
-        "i",
-      );
-      if (re.test(sql)) return [name, g];
-    }
-  }
-  return undefined;
-}
-
 function guardWhere(): void {
   const proto = QueryBuilder.prototype as unknown as {
     getWhereCondition(this: Builder, where: unknown): unknown;
@@ -110,7 +107,7 @@ function guardWhere(): void {
     const aliases = aliasesOf(this);
     if (aliases.length > 0) {
       if (typeof where === "string") {
-        const hit = comparedColumn(where, aliases);
+        const hit = referencedColumn(where, aliases);
         if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
       } else if (typeof where === "object" && where !== null && !isBrackets(where)) {
         const main = this.expressionMap.mainAlias;
@@ -123,6 +120,65 @@ function guardWhere(): void {
 
 function isBrackets(where: object): boolean {
   return "whereFactory" in where;
+}
+
+const SORT =
+  "each value is sealed under its own key and a random nonce, so the database would sort or group by noise. Sort or group the opened entities in the app, or by a plain column.";
+
+type Method = (this: Builder, ...args: unknown[]) => unknown;
+
+/** Wraps `proto[name]` so that the SQL fragments `fragments(args)` picks are checked first. */
+function checkFragments(
+  proto: object,
+  name: string,
+  what: string,
+  instead: string,
+  fragments: (args: unknown[]) => unknown[],
+  after = false,
+): void {
+  const target = proto as Record<string, Method>;
+  const original = target[name]!;
+  target[name] = function (this: Builder, ...args: unknown[]) {
+    const check = () => {
+      const aliases = aliasesOf(this);
+      if (aliases.length === 0) return;
+      for (const sql of fragments(args)) {
+        if (typeof sql !== "string") continue;
+        const hit = referencedColumn(sql, aliases);
+        if (hit) throw refused(hit[1], hit[0], what, instead);
+      }
+    };
+    // A join's condition may name the alias the join itself creates: checked after it.
+    if (!after) check();
+    const out = original.apply(this, args);
+    if (after) check();
+    return out;
+  };
+}
+
+/** The sort keys of `orderBy(sort | { sort: order })`. */
+const sortKeys = ([sort]: unknown[]) =>
+  typeof sort === "object" && sort !== null ? Object.keys(sort) : [sort];
+
+function guardClauses(): void {
+  const select = SelectQueryBuilder.prototype;
+  for (const name of ["having", "andHaving", "orHaving"])
+    checkFragments(select, name, "A QueryBuilder having", FIND_BY, ([sql]) => [sql]);
+  for (const name of ["groupBy", "addGroupBy"])
+    checkFragments(select, name, "A QueryBuilder groupBy", SORT, ([sql]) => [sql]);
+  // Every join form (leftJoin, innerJoinAndSelect, leftJoinAndMapOne, …) ends in join().
+  checkFragments(
+    select,
+    "join",
+    "A QueryBuilder join condition",
+    FIND_BY,
+    (args) => [args[3]],
+    true,
+  );
+  for (const proto of [select, UpdateQueryBuilder.prototype]) {
+    for (const name of ["orderBy", "addOrderBy"])
+      checkFragments(proto, name, "A QueryBuilder orderBy", SORT, sortKeys);
+  }
 }
 
 function guardSet(): void {

@@ -1,5 +1,6 @@
-// TypeORM QueryBuilder on an encrypted entity: where, update().set(), delete().where() and
-// insert().orUpdate() either work correctly or are refused with a typed error.
+// TypeORM QueryBuilder on an encrypted entity: where, having, orderBy, groupBy, join
+// conditions, update().set(), delete().where() and insert().orUpdate() either work correctly
+// or are refused with a typed error.
 import { randomBytes, randomUUID } from "node:crypto";
 import { EnvelopeError, localAesProvider } from "@envelope/core";
 import { Brackets, DataSource, EntitySchema } from "typeorm";
@@ -107,6 +108,98 @@ describe.each([
       })
       .getMany();
     expect(byIndex.map((m) => [m.id, m.email])).toEqual([[ann.id, "qb@x.io"]]);
+  });
+
+  it("having, orderBy, groupBy and join conditions naming an encrypted column are refused; on plain columns they work", async () => {
+    const repo = ds.getRepository(Member);
+    const dan = await repo.save(repo.create({ email: "dan@x.io", phone: "4", code: "dan" }));
+    const qb = () => repo.createQueryBuilder("m");
+    const grouped = () => qb().select("m.code").groupBy("m.code");
+    const refusals = [
+      () => grouped().having("MAX(m.email) = :e", { e: "dan@x.io" }),
+      () => grouped().having("COUNT(*) > 0").andHaving("MIN(phone) > :p", { p: "1" }),
+      () => grouped().having("COUNT(*) > 0").orHaving("MIN(m.email) < 'a'"),
+      () => qb().orderBy("m.email"),
+      () => qb().orderBy({ "m.phone": "DESC" }),
+      () => qb().orderBy("m.code").addOrderBy("email", "ASC", "NULLS LAST"),
+      () => qb().select("m.email").groupBy("m.email"),
+      () => grouped().addGroupBy("m.phone"),
+      () => qb().leftJoin(Member, "o", "o.email = m.email"),
+      () => qb().innerJoinAndSelect(Member, "o", "o.id = m.id AND o.phone = :p", { p: "4" }),
+      () => qb().leftJoinAndMapOne("m.code", Member, "o", "o.id <> m.id AND m.email = o.email"),
+      () => ds.createQueryBuilder().update(Member).set({ code: "x" }).orderBy("email"),
+      () => repo.find({ order: { email: "ASC" } }),
+    ];
+    for (const refuse of refusals) expect(await codeOf(refuse)).toBe("ENVELOPE_BAD_INPUT");
+    let error: unknown;
+    try {
+      qb().orderBy("m.phone");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ details: { table: TABLE, field: "phone" } });
+    expect(String(error)).toContain("orderBy");
+
+    // Allowed: the same clauses on plain columns, a join on the id, IS NULL.
+    const joined = await qb()
+      .innerJoinAndSelect(Member, "o", "o.id = m.id AND o.email IS NOT NULL")
+      .where("m.id = :id", { id: dan.id })
+      .orderBy("m.code", "DESC")
+      .addOrderBy("m.id")
+      .getMany();
+    expect(joined.map((m) => m.email)).toEqual(["dan@x.io"]);
+    const counted = await qb()
+      .select("m.code", "code")
+      .addSelect("COUNT(*)", "n")
+      .where("m.id = :id", { id: dan.id })
+      .groupBy("m.code")
+      .having("COUNT(m.id) > 0")
+      .getRawMany();
+    expect(counted.map((r) => r.code)).toEqual(["dan"]);
+    expect(await repo.find({ where: { id: dan.id }, order: { code: "ASC" } })).toHaveLength(1);
+  });
+
+  it("a string literal or parameter equal to an encrypted column's name is no reference; real references still are", async () => {
+    const repo = ds.getRepository(Member);
+    const eve = await repo.save(repo.create({ email: "eve@x.io", phone: "email", code: "email" }));
+    const qb = () => repo.createQueryBuilder("m").where("m.id = :id", { id: eve.id });
+    const found = async (q: ReturnType<typeof qb>) => (await q.getMany()).map((m) => m.email);
+    // Literals ('' escapes a quote), parameter values and parameter names: allowed.
+    expect(await found(qb().andWhere("m.code = 'email'"))).toEqual(["eve@x.io"]);
+    expect(await found(qb().andWhere("m.code <> 'it''s m.email = ''phone'''"))).toEqual([
+      "eve@x.io",
+    ]);
+    expect(await found(qb().andWhere("m.code = :v", { v: "email" }))).toEqual(["eve@x.io"]);
+    expect(await found(qb().andWhere("m.code = :email", { email: "email" }))).toEqual(["eve@x.io"]);
+    expect(await found(qb().andWhere({ code: "email" }))).toEqual(["eve@x.io"]);
+    expect(await found(qb().innerJoin(Member, "o", "o.id = m.id AND o.code = 'phone'"))).toEqual(
+      [],
+    );
+    const grouped = await qb()
+      .select("m.code", "code")
+      .groupBy("m.code")
+      .having("MAX(m.code) = 'email'")
+      .getRawMany();
+    expect(grouped.map((r) => r.code)).toEqual(["email"]);
+
+    // A reference outside the literals is still refused, quoted as the dialect quotes it.
+    const quoted = type === "postgres" ? '"m"."email"' : "`m`.`email`";
+    const refusals = [
+      "m.code = 'email' OR m.email = :v",
+      "m.code = 'a''' OR email = :v",
+      `${quoted} = :v`,
+      `m.code = 'x' AND ${quoted} IS NOT NULL AND ${quoted} <> :v`,
+      // Where lexing depends on the dialect (backslash escapes, comments), literals count.
+      "m.code = 'a\\' OR m.email = :v OR m.code = '\\'",
+      "m.code = :v /* ' */ OR m.email = :v /* ' */",
+      "m.code = 'phone' -- it's email",
+    ];
+    for (const sql of refusals) {
+      expect(await codeOf(() => qb().andWhere(sql, { v: "x" })), sql).toBe("ENVELOPE_BAD_INPUT");
+    }
+    expect(await codeOf(() => qb().having(`MAX(m.code) = 'x' OR MAX(${quoted}) = :v`))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
   });
 
   it("update().set() of an encrypted column is refused (listeners on or off); plain columns work", async () => {

@@ -217,9 +217,10 @@ async function recordsLayout(options: MigrateTableOptions): Promise<{
     );
   }
   const from = tagged ? options.from : recordValueDecoder(options.from, records.valueType);
+  // The record cipher's context names the field, which may be stored under another column.
   const context: ContextBuilder = (row, column) => ({
     table: records.table,
-    column,
+    column: records.fields.get(column)?.field ?? column,
     id: String(row[pk]),
   });
   return { from, records, context };

@@ -13,9 +13,12 @@ const bad = (message: string, cause?: unknown) =>
 /**
  * `--records-config <module>`: the app's `@envelope/records` field config for `migrate`. The
  * module (.mjs, .js or .ts) exports `records` (or a default export) =
- * `{ schema, blindIndex?, valueType?, pad? }`: the very schema and blind indexer the app
- * gives `createRecordCipher`, so migrated values carry the same padding and blind indexes
- * as the app's writes. Nothing of it is printed (the blind indexer holds its keys).
+ * `{ schema, blindIndex?, valueType?, pad?, fieldOfColumn? }`: the very schema and blind
+ * indexer the app gives `createRecordCipher`, so migrated values carry the same padding and
+ * blind indexes as the app's writes. `fieldOfColumn` maps each database column whose name is
+ * not its record property's (the app's ORM maps `ssn` to `ssn_enc`) to that property, so
+ * the value is sealed under the context the app opens it with. Nothing of it is printed
+ * (the blind indexer holds its keys).
  *
  * @example
  * // migrate-records.mjs
@@ -24,6 +27,8 @@ const bad = (message: string, cause?: unknown) =>
  * export const records = {
  *   schema: usersSchema,
  *   blindIndex: createBlindIndexer({ keys: blindIndexKeysFrom({ env: "USERS_INDEX_KEYS" }) }),
+ *   // Only where the ORM stores a property under another column name:
+ *   fieldOfColumn: { ssn_enc: "ssn", ssn_bidx: "ssn_idx" },
  * };
  */
 export async function loadRecordsConfig(path: string, cwd: string): Promise<MigrateRecordsOptions> {

@@ -40,6 +40,8 @@ Examples:
       --legacy-key-env OLD_ENC_KEY --records-config ./migrate-records.mjs
       # ... and declares blind indexes / padding: fill email_idx, pad as the app does.
       # migrate-records.mjs exports records = { schema, blindIndex } (the app's own objects)
+      # and, where the ORM stores a field under another column name (ssn in ssn_enc),
+      # fieldOfColumn: { ssn_enc: "ssn", ssn_bidx: "ssn_idx" }; then --column ssn_enc
 
 Values that already are envelopes are skipped. A value in none of the --from formats is
 left unchanged and reported (ENVELOPE_LEGACY_UNRECOGNIZED); plaintext is sealed only with
@@ -106,7 +108,7 @@ export function registerMigrateCommand(
     )
     .option(
       "--records-config <module>",
-      "the app's @envelope/records config (a .mjs/.js/.ts module exporting records = { schema, blindIndex }): migrated values get the schema's padding and their blind index columns are filled in the same write, as the app writes them (implies --records)",
+      "the app's @envelope/records config (a .mjs/.js/.ts module exporting records = { schema, blindIndex, fieldOfColumn? }): migrated values get the schema's padding and their blind index columns are filled in the same write, as the app writes them; fieldOfColumn maps a column to the field the app's ORM stores in it, e.g. { ssn_enc: \"ssn\" } (implies --records)",
     )
     .option(
       "--to <uri>",
