@@ -128,6 +128,59 @@ describe.each(DATABASES)("migrateTable on $name", ({ url }) => {
       /^\{"iv"/,
     );
   });
+
+  it("refuses to go on with a job under another context layout; jobs stored without one still resume", async () => {
+    const table = uniqueName("miglay");
+    const prefix = `${table}_st`;
+    cleanup.push([table, prefix]);
+    const key = keyPair().provider;
+    await db.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, tenant TEXT, email TEXT)`);
+    const insert = (ids: number[]) =>
+      db.query(
+        `INSERT INTO ${table} (id, tenant, email) VALUES ${ids.map(() => "(?, 't1', ?)").join(", ")}`,
+        ids.flatMap((id) => [id, plaintextOf(id)]),
+      );
+    await insert([1, 2, 3]);
+    const options = {
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: key,
+      from: legacyDecoder({ format: "plaintext" }),
+      stateTablePrefix: prefix,
+      apply: true,
+      contextLayout: "{table}/{column}/{id}",
+    };
+    expect(await migrateTable(options)).toMatchObject({ complete: true });
+    await insert([4]); // written in plaintext by an app instance after the job
+
+    // Another layout (a tenant added to the context): refused before anything is written.
+    const error = await migrateTable({
+      ...options,
+      context: (row) => ({
+        table,
+        column: "email",
+        id: String(row.id),
+        tenant: String(row.tenant),
+      }),
+      contextColumns: ["tenant"],
+      contextLayout: "{table}/{column}/{id}/{tenant}",
+    }).catch((e) => e);
+    expect(error).toMatchObject({ code: "ENVELOPE_BAD_CONFIG", details: { field: "jobId" } });
+    expect(error.message).toMatch(/another context layout/);
+    const row4 = await db.query(`SELECT email FROM ${table} WHERE id = 4`);
+    expect(row4.rows[0]!.email).toBe(plaintextOf(4));
+
+    // The same layout goes on; so does a run on a job stored before layouts were recorded.
+    const jobs = `${prefix}_jobs`;
+    const stored = await db.query(`SELECT spec FROM ${jobs}`);
+    const { layout, ...old } = JSON.parse(String(stored.rows[0]!.spec));
+    expect(layout).toBe("{table}/{column}/{id}");
+    await db.query(`UPDATE ${jobs} SET spec = ?`, [JSON.stringify(old)]);
+    expect(await migrateTable(options)).toMatchObject({ complete: true, failures: {} });
+    expect(await verifyAll(db, table, key)).toEqual({ rows: 4, wrong: [] });
+  });
 });
 
 describe("PGlite (embedded default)", () => {

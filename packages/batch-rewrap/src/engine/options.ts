@@ -43,6 +43,12 @@ export interface TableJobOptions {
   context?: ContextBuilder;
   /** Extra columns the context builder reads (e.g. `tenant_id`). */
   contextColumns?: readonly string[];
+  /**
+   * A description of how `context` lays contexts out (the CLI passes its `--context`
+   * template). Stored with a migrate job, which then refuses to resume under another
+   * layout: values sealed under two layouts cannot all be opened by the app.
+   */
+  contextLayout?: string;
   /** Write changes. Default false: a dry run that reads and reports, and writes nothing. */
   apply?: boolean;
   /** Job id (≤ 100 chars). Default: derived from table, columns and targets, so rerunning the same command resumes. */

@@ -65,18 +65,31 @@ export async function prepareMigrate(options: MigrateTableOptions): Promise<Runt
   const contextColumns = [...(options.contextColumns ?? []), ...(options.from.columns ?? [])];
   const { from, records, context } = await recordsLayout(options);
   const job = { ...options, contextColumns, ...(context ? { context } : {}) };
+  const layout = records ? recordsLayoutLabel(records) : options.contextLayout;
   return prepare(job, migrateTransform(target, from, records), limiter, {
     kind: "migrate",
     targets: to.map(label),
     legacy: options.from.format,
+    ...(layout !== undefined ? { layout } : {}),
   });
+}
+
+/** A records job's context layout, for the job's definition: table and each column's field. */
+function recordsLayoutLabel(records: RecordPlan): string {
+  const fields = [...records.fields].map(([column, f]) => ({
+    column,
+    field: f.field,
+    ...(f.pad !== undefined ? { pad: f.pad } : {}),
+    ...(f.index ? { index: f.index.column.name } : {}),
+  }));
+  return JSON.stringify({ records: records.table, valueType: records.valueType, fields });
 }
 
 async function prepare(
   options: TableJobOptions,
   transform: ValueTransform,
   limiter: Limiter,
-  partial: Pick<JobSpec, "kind" | "targets" | "legacy">,
+  partial: Pick<JobSpec, "kind" | "targets" | "legacy" | "layout">,
 ): Promise<Runtime> {
   const { db } = options;
   if (!db || typeof db.query !== "function") {
@@ -139,6 +152,7 @@ async function prepare(
     columns: columns.map((c) => c.name),
     targets: partial.targets,
     ...(partial.legacy ? { legacy: partial.legacy } : {}),
+    ...(partial.layout !== undefined ? { layout: partial.layout } : {}),
   };
   const jobId = options.jobId ?? defaultJobId(spec);
   if (jobId.length === 0 || jobId.length > 100)
@@ -178,8 +192,8 @@ async function prepare(
   };
 }
 
-/** The job id used when none is given: kind, table and a hash of the whole spec. */
-export function defaultJobId(spec: JobSpec): string {
+/** The job id used when none is given: kind, table and a hash of the spec but its layout. */
+export function defaultJobId({ layout: _, ...spec }: JobSpec): string {
   const hash = createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 12);
   return `${spec.kind}-${spec.table}-${hash}`.slice(0, 100);
 }

@@ -11,6 +11,15 @@ export interface JobSpec {
   columns: string[];
   targets: string[];
   legacy?: string;
+  /**
+   * migrate: how each value's context is laid out (the records fields, or the CLI's
+   * `--context` template). A migrate job is never resumed with another layout: the column
+   * would end up holding values sealed under two different contexts, and the app opens
+   * only one. Not part of the default job id (a changed layout must meet the old job, not
+   * start a new one). Absent for rewrap jobs, for a `context` function given without
+   * `contextLayout`, and in jobs stored before this field existed.
+   */
+  layout?: string;
 }
 
 /** A claimable slice of the primary-key space: lo ≤ pk < hi (null = unbounded). */
@@ -77,7 +86,16 @@ async function loadAndCheck(
   const { rows } = await db.query(`SELECT spec FROM ${t.jobs} WHERE job_id = ?`, [jobId]);
   if (rows.length === 0) return false;
   const stored = JSON.parse(String(rows[0]!.spec)) as JobSpec;
-  if (JSON.stringify(stored) !== JSON.stringify(spec)) {
+  const { layout: storedLayout, ...storedRest } = stored;
+  const { layout, ...rest } = spec;
+  if (storedLayout !== undefined && layout !== undefined && storedLayout !== layout) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `Job "${jobId}" sealed values with another context layout (${storedLayout.slice(0, 300)}) than this run would (${layout.slice(0, 300)}): the column would hold values under two contexts, and the app opens only one. Resume with the job's own --context / --records-config; if the job's layout was wrong, restore the table from before it (or re-encrypt those rows) before starting over. Nothing was written.`,
+      { details: { field: "jobId", jobId } },
+    );
+  }
+  if (JSON.stringify(storedRest) !== JSON.stringify(rest)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       `Job "${jobId}" exists with a different definition (table ${stored.table}, columns ${stored.columns.join(",")}, targets ${stored.targets.join(",")}). Use the same options to resume it, or another job id to start a new one.`,

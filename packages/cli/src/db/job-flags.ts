@@ -117,6 +117,7 @@ export async function jobOptions(
     primaryKey: flags.pk,
     columns: flags.column!,
     context: template.build,
+    contextLayout: flags.context,
     contextColumns: [...new Set([...(flags.contextColumns ?? []), ...template.columns])],
     apply: Boolean(flags.apply),
     batchSize: int(flags.batchSize, "--batch-size"),
