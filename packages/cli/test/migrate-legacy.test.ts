@@ -196,6 +196,25 @@ describe("envelope migrate from Fernet, versioned and pgcrypto values (PostgreSQ
     expect(applied.json()).toMatchObject({ complete: true, run: { rewrapped: 30 } });
     expect(applied.stdout).not.toContain(passphrase);
   });
+  it("a job run again under another --context is refused (exit 2) before any write", async () => {
+    const table = await newTable("lay", "id INT PRIMARY KEY, tenant TEXT, email TEXT");
+    await db.query(`INSERT INTO ${table} VALUES (1, 't1', 'a@x'), (2, 't1', 'b@x')`);
+    const args = [...base(table, "email"), "--from", "plaintext", "--apply"];
+    expect((await cli(args, { cwd })).code).toBe(0);
+    await db.query(`INSERT INTO ${table} VALUES (3, 't1', 'c@x')`); // an app still writing plaintext
+    const other = await cli(
+      [...args, "--context", "table={table},column={column},id={pk},tenant={tenant}"],
+      { cwd },
+    );
+    expect(other.code, other.stdout).toBe(2);
+    expect(other.json().error).toMatchObject({ code: "ENVELOPE_BAD_CONFIG" });
+    expect(other.json().error.message).toMatch(/another context layout/);
+    const row3 = await db.query(`SELECT email FROM ${table} WHERE id = 3`);
+    expect(row3.rows[0]!.email).toBe("c@x");
+    const same = await cli(args, { cwd });
+    expect(same.code, same.stdout).toBe(0);
+    expect(Number(await envelopes(table, "email"))).toBe(3);
+  });
   it("a mixed column: Fernet and GCM JSON with a key each (<format>=<source>)", async () => {
     const fk = randomBytes(32);
     const gk = randomBytes(32);
