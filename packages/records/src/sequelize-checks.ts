@@ -72,6 +72,46 @@ export function refuseWhere(cipher: AnyCipher, where: unknown): void {
   );
 }
 
+/**
+ * `order` / `group` naming an encrypted attribute would sort or group rows by random
+ * ciphertext (a meaningless order that also leaks which rows share a value under a reused
+ * data key): refused. Reads attribute names, `[attribute, direction]` pairs, `[Model,
+ * attribute, direction]` paths and `col("name")`; `literal(...)` / `fn(...)` are not inspected.
+ */
+export function refuseOrderOrGroup(
+  cipher: AnyCipher,
+  options: { order?: unknown; group?: unknown },
+): void {
+  const names = new Set(cipher.schema.encrypted);
+  for (const clause of ["order", "group"] as const) {
+    const hit = attributeIn(options[clause], names, 0);
+    if (hit === undefined) continue;
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${clause} by the encrypted attribute "${hit}" of "${cipher.schema.table}": the column holds ciphertext, so the database would ${clause === "order" ? "sort" : "group"} by random bytes. Sort or group in the application after reading, or by plain attributes.`,
+      { details: { table: cipher.schema.table, field: hit, clause } },
+    );
+  }
+}
+
+function attributeIn(node: unknown, names: Set<string>, depth: number): string | undefined {
+  if (depth > 8) return undefined;
+  if (typeof node === "string") return names.has(node) ? node : undefined;
+  if (Array.isArray(node)) {
+    for (const x of node) {
+      const hit = attributeIn(x, names, depth + 1);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+  // sequelize.col("email"): a Col instance holding the name.
+  const col = (node as { constructor?: { name?: string }; col?: unknown } | null)?.col;
+  if (typeof col === "string" && (node as object).constructor?.name === "Col") {
+    return names.has(col) ? col : undefined;
+  }
+  return undefined;
+}
+
 function encryptedKeyIn(node: unknown, names: Set<string>, depth: number): string | undefined {
   if (depth > 64 || typeof node !== "object" || node === null) return undefined;
   if (Array.isArray(node)) {

@@ -16,6 +16,7 @@ import {
   addIdAttribute,
   checkModel,
   refused,
+  refuseOrderOrGroup,
   refuseWhere,
   validateAll,
 } from "./sequelize-checks.js";
@@ -230,8 +231,9 @@ export function encryptModel<M extends Model, const F extends string>(
     beforeUpsert(values: Row) {
       if (touches(values)) throw refused(c, "upsert");
     },
-    beforeFind(options: SaveOptions) {
+    beforeFind(options: SaveOptions & { order?: unknown; group?: unknown }) {
       refuseWhere(c, options.where);
+      refuseOrderOrGroup(c, options);
     },
     beforeFindAfterOptions(options: SaveOptions & { attributes?: unknown }) {
       if (addIdAttribute(model, c, options.attributes)) {

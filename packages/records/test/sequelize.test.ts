@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { decodeEnvelope, EnvelopeError, fromText, inspectEnvelope } from "@envelope/core";
 import {
+  col,
   DataTypes,
   Model,
   type ModelStatic,
@@ -342,6 +343,14 @@ describe.each([
       "ENVELOPE_BAD_INPUT",
     );
     expect(await codeOf(User.findAll({ where: { email: "e@x.io" } }))).toBe("ENVELOPE_BAD_INPUT");
+    // Sorting or grouping by ciphertext is meaningless: refused before any SQL.
+    for (const order of [["email"], [["email", "DESC"]], [[col("phone"), "ASC"]], "email"]) {
+      expect(await codeOf(User.findAll({ order: order as never }))).toBe("ENVELOPE_BAD_INPUT");
+    }
+    expect(await codeOf(User.findAll({ group: ["email"], attributes: ["email"] }))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    expect(await User.findAll({ where: { id }, order: [["id", "DESC"]] })).toHaveLength(1);
     expect(await codeOf(User.upsert({ id, email: "u@x.io" }))).toBe("ENVELOPE_BAD_INPUT");
     // hooks: false skips the sealing: the EncryptedText type refuses the plaintext.
     expect(
