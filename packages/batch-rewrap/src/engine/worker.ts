@@ -2,6 +2,7 @@ import { isRetryableTxError, type Row } from "../adapters/types.js";
 import { readCheckpoint } from "../state/checkpoints.js";
 import { type Claim, memoryClaimer, sessionClaimer } from "../state/claims.js";
 import type { KeyRange } from "../state/jobs.js";
+import { keyOrder } from "../state/key-order.js";
 import { commitBatch, LostClaim } from "./commit.js";
 import { processRow, type RowOutcome } from "./process.js";
 import { retryFailures } from "./retry.js";
@@ -23,9 +24,10 @@ export type { RunState } from "./run-state.js";
 export async function work(scope: WorkerScope): Promise<{ stopped: boolean }> {
   const { rt, t, state } = scope;
   const slots = new Slots(rt.limits.concurrency);
+  const order = keyOrder(rt.table);
   const claimer = rt.db.sessions
-    ? await sessionClaimer(rt.db, t, rt.job.id)
-    : memoryClaimer(rt.db, t, rt.job.id);
+    ? await sessionClaimer(rt.db, t, rt.job.id, order)
+    : memoryClaimer(rt.db, t, rt.job.id, order);
   try {
     for (;;) {
       if (rt.options.signal?.aborted) return { stopped: true };
