@@ -31,14 +31,24 @@ export async function work(scope: WorkerScope): Promise<{ stopped: boolean }> {
   try {
     for (;;) {
       if (rt.options.signal?.aborted) return { stopped: true };
-      const claim = await claimer.next();
+      // Busy from the claim on: a claim takes a few queries (see clipToSplitOffs), and a
+      // worker finding nothing meanwhile must wait for this one, not end.
+      state.demand.busy++;
+      let claim: Claim | undefined;
+      try {
+        claim = await claimer.next();
+      } finally {
+        if (!claim) state.demand.busy--;
+      }
       if (!claim) {
-        if (state.demand.busy === 0) break;
+        if (state.demand.busy === 0) {
+          state.demand.notify(); // the others waiting on a claim in progress: none is coming
+          break;
+        }
         await state.demand.idle();
         continue;
       }
       let result: "done" | "stopped" | "lost";
-      state.demand.busy++;
       try {
         result = await workRange(scope, claim, slots);
         await claim.release(result === "done");
