@@ -18,7 +18,8 @@ import {
   verifyAll,
 } from "./support.js";
 
-type Pick = (range: { hi: string | null }, lastPk: string) => Promise<string>;
+/** The keys to split at, in order (each below the one before), from the range and its checkpoint. */
+type Pick = (range: { hi: string | null }, lastPk: string) => Promise<string[]>;
 
 // Issue 12: a split commits its split-off range at once, but the split range's new end only
 // with the claim. A worker killed in between leaves both ranges covering the split-off keys.
@@ -45,7 +46,7 @@ function jobOptions(db: SqlAdapter, table: string, prefix: string, from: KeyProv
 
 /**
  * What a worker killed between a split's two commits leaves: it claims the job's first
- * pending range, splits it at the key `pick` chooses (the split-off commits at once), then
+ * pending range, splits it at the keys `pick` chooses (each split-off commits at once), then
  * its session is rolled back as the database does when the connection drops.
  */
 async function splitThenDie(
@@ -54,7 +55,7 @@ async function splitThenDie(
   prefix: string,
   integerKey: boolean,
   pick: Pick,
-): Promise<{ rangeId: number; at: string; lastPk: string }> {
+): Promise<{ rangeId: number; keys: string[]; at: string; lastPk: string }> {
   const t = stateTables(db, prefix);
   const jobId = table;
   if (!db.sessions) return forgeSplitOff(db, prefix, jobId, pick);
@@ -68,9 +69,9 @@ async function splitThenDie(
       [jobId, claim.range.rangeId],
     );
     const lastPk = String(checkpoint.rows[0]!.last_pk);
-    const at = await pick(claim.range, lastPk);
-    await claim.split(at);
-    return { rangeId: claim.range.rangeId, at, lastPk };
+    const keys = await pick(claim.range, lastPk);
+    for (const at of keys) await claim.split(at);
+    return { rangeId: claim.range.rangeId, keys, at: keys.at(-1)!, lastPk };
   } finally {
     await claimer.close(); // ROLLBACK: the claim's transaction never commits
   }
@@ -87,17 +88,24 @@ async function forgeSplitOff(db: SqlAdapter, prefix: string, jobId: string, pick
   );
   const range = { rangeId: Number(rows[0]!.range_id), hi: rows[0]!.hi as string | null };
   const lastPk = String(rows[0]!.last_pk);
-  const at = await pick(range, lastPk);
-  const max = await db.query(`SELECT MAX(range_id) AS m FROM ${prefix}_ranges WHERE job_id = ?`, [
-    jobId,
-  ]);
-  const id = Number(max.rows[0]!.m) + 1;
-  await db.query(
-    `INSERT INTO ${prefix}_ranges (job_id, range_id, lo, hi, status) VALUES (?, ?, ?, ?, 'pending')`,
-    [jobId, id, at, range.hi],
-  );
-  await db.query(`INSERT INTO ${prefix}_checkpoints (job_id, range_id) VALUES (?, ?)`, [jobId, id]);
-  return { rangeId: range.rangeId, at, lastPk };
+  const keys = await pick(range, lastPk);
+  let hi = range.hi;
+  for (const at of keys) {
+    const max = await db.query(`SELECT MAX(range_id) AS m FROM ${prefix}_ranges WHERE job_id = ?`, [
+      jobId,
+    ]);
+    const id = Number(max.rows[0]!.m) + 1;
+    await db.query(
+      `INSERT INTO ${prefix}_ranges (job_id, range_id, lo, hi, status) VALUES (?, ?, ?, ?, 'pending')`,
+      [jobId, id, at, hi],
+    );
+    await db.query(`INSERT INTO ${prefix}_checkpoints (job_id, range_id) VALUES (?, ?)`, [
+      jobId,
+      id,
+    ]);
+    hi = at;
+  }
+  return { rangeId: range.rangeId, keys, at: keys.at(-1)!, lastPk };
 }
 
 const targets = [
@@ -145,10 +153,11 @@ describe.each(targets)("a worker killed between split and release, on $name", ({
       [table],
     );
     const splitOff = ranges.rows.at(-1)!;
+    const firstSplitOff = ranges.rows.at(-split.keys.length)!;
     // The crash state: the split-off is committed, the split range kept its old end.
     expect(String(splitOff.lo)).toBe(split.at);
     const stale = ranges.rows.find((r) => Number(r.range_id) === split.rangeId)!;
-    expect(stale.hi).toEqual(splitOff.hi);
+    expect(stale.hi).toEqual(firstSplitOff.hi);
 
     // Counted apart: the stopped run's read-ahead did KMS work it never committed.
     const resumed = instrumented(to);
@@ -189,7 +198,7 @@ describe.each(targets)("a worker killed between split and release, on $name", ({
       rangeSize: 90,
       stopAt: 90 + BATCH,
       integerKey: true,
-      pick: async () => "150",
+      pick: async () => ["160", "150"], // two splits before the kill: it ends at the lower
     });
     expect(split).toMatchObject({ rangeId: 1, at: "150", lastPk: "120" });
   }, 60_000);
@@ -225,7 +234,7 @@ describe.each(targets)("a worker killed between split and release, on $name", ({
         `SELECT id FROM ${table} WHERE id > ? AND id < ? ORDER BY id LIMIT 1 OFFSET 60`,
         [lastPk, range.hi],
       );
-      return String(rows[0]!.id);
+      return [String(rows[0]!.id)];
     };
     const split = await killAndResume(
       db,
