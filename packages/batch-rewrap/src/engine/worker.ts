@@ -2,6 +2,7 @@ import { isRetryableTxError, type Row } from "../adapters/types.js";
 import { readCheckpoint } from "../state/checkpoints.js";
 import { type Claim, memoryClaimer, sessionClaimer } from "../state/claims.js";
 import type { KeyRange } from "../state/jobs.js";
+import { keyOrder } from "../state/key-order.js";
 import { commitBatch, LostClaim } from "./commit.js";
 import { processRow, type RowOutcome } from "./process.js";
 import { retryFailures } from "./retry.js";
@@ -23,20 +24,31 @@ export type { RunState } from "./run-state.js";
 export async function work(scope: WorkerScope): Promise<{ stopped: boolean }> {
   const { rt, t, state } = scope;
   const slots = new Slots(rt.limits.concurrency);
+  const order = keyOrder(rt.table);
   const claimer = rt.db.sessions
-    ? await sessionClaimer(rt.db, t, rt.job.id)
-    : memoryClaimer(rt.db, t, rt.job.id);
+    ? await sessionClaimer(rt.db, t, rt.job.id, order)
+    : memoryClaimer(rt.db, t, rt.job.id, order);
   try {
     for (;;) {
       if (rt.options.signal?.aborted) return { stopped: true };
-      const claim = await claimer.next();
+      // Busy from the claim on: a claim takes a few queries (see clipToSplitOffs), and a
+      // worker finding nothing meanwhile must wait for this one, not end.
+      state.demand.busy++;
+      let claim: Claim | undefined;
+      try {
+        claim = await claimer.next();
+      } finally {
+        if (!claim) state.demand.busy--;
+      }
       if (!claim) {
-        if (state.demand.busy === 0) break;
+        if (state.demand.busy === 0) {
+          state.demand.notify(); // the others waiting on a claim in progress: none is coming
+          break;
+        }
         await state.demand.idle();
         continue;
       }
       let result: "done" | "stopped" | "lost";
-      state.demand.busy++;
       try {
         result = await workRange(scope, claim, slots);
         await claim.release(result === "done");

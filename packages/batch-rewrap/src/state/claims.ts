@@ -1,17 +1,21 @@
 import type { SqlAdapter, SqlExecutor, SqlSession } from "../adapters/types.js";
 import type { KeyRange } from "./jobs.js";
+import type { KeyOrder } from "./key-order.js";
 import type { StateTables } from "./tables.js";
 
 /** A range this worker owns until `release`. */
 export interface Claim {
-  /** The range; `hi` moves down when the range is split. */
+  /**
+   * The range; `hi` moves down when the range is split, or when the claim finds ranges
+   * split off it whose new end a crash lost (see {@link clipToSplitOffs}).
+   */
   readonly range: KeyRange;
   /** Marks the range done (or leaves it pending) and lets others see it again. */
   release(done: boolean): Promise<void>;
   /**
    * Gives the keys from `at` up to this range's end to a new pending range (with its own
    * checkpoint), committed at once so an idle worker can claim it; this range then ends
-   * at `at`. The claim is kept throughout.
+   * at `at`, committed with the claim. The claim is kept throughout.
    */
   split(at: string): Promise<void>;
 }
@@ -47,6 +51,43 @@ const setRangeEnd = (q: SqlExecutor, t: StateTables, jobId: string, range: KeyRa
     range.rangeId,
   ]);
 
+/**
+ * Ends `range` at the first other range that starts inside it, in the claim's own
+ * transaction (`q`). A split commits its split-off [at, hi) at once but this range's new
+ * end only with the claim, so a worker killed in between leaves this range still ending
+ * at hi: without this, the keys from `at` would be scanned (and counted) twice. The keys
+ * below `at` are this range's: the checkpoint never passed `at` (after a split the worker
+ * reads only up to it), so the clipped range goes on from its checkpoint.
+ *
+ * Cheap in the usual case: only a range a crash left like that has a newer range with
+ * the same end (the first split-off copied it, and the top piece of every later split of
+ * that one copies it again); a consistent set of ranges never shares an end. Only then
+ * are the bounds compared, in the key's order.
+ */
+async function clipToSplitOffs(
+  q: SqlExecutor,
+  t: StateTables,
+  jobId: string,
+  range: KeyRange,
+  order: KeyOrder,
+): Promise<void> {
+  const sameEnd = await q.query(
+    `SELECT range_id FROM ${t.ranges} WHERE job_id = ? AND range_id > ? AND ${range.hi === null ? "hi IS NULL" : "hi = ?"} LIMIT 1`,
+    range.hi === null ? [jobId, range.rangeId] : [jobId, range.rangeId, range.hi],
+  );
+  if (sameEnd.rows.length === 0) return;
+  // Ranges split off this one (or off those) are newer: a range id is MAX + 1 when split off.
+  const { rows } = await q.query(
+    `SELECT lo FROM ${t.ranges} WHERE job_id = ? AND range_id > ? AND lo IS NOT NULL`,
+    [jobId, range.rangeId],
+  );
+  const los = rows.map((r) => String(r.lo));
+  const end = await order.firstBetween(q, los, range.lo, range.hi);
+  if (end === undefined) return;
+  await setRangeEnd(q, t, jobId, range, end);
+  range.hi = end;
+}
+
 export interface Claimer {
   next(): Promise<Claim | undefined>;
   close(): Promise<void>;
@@ -68,6 +109,7 @@ export async function sessionClaimer(
   db: SqlAdapter,
   t: StateTables,
   jobId: string,
+  order: KeyOrder,
 ): Promise<Claimer> {
   const session: SqlSession = await db.session();
   let open = false;
@@ -85,6 +127,7 @@ export async function sessionClaimer(
         return undefined;
       }
       const range = toRange(rows[0]!);
+      await clipToSplitOffs(session, t, jobId, range, order); // on error, close() rolls back
       return {
         range,
         async release(done) {
@@ -103,8 +146,8 @@ export async function sessionClaimer(
           // The new range is committed on another connection; this range's new end is
           // written in the claim's own transaction, which keeps holding its lock (no other
           // worker can take the range, and with it the batches read ahead, in between).
-          // A crash before the claim commits restores the old end: the overlap is only
-          // scanned again, its values already on the target key are skipped.
+          // A crash before the claim commits restores the old end; the next claim of this
+          // range ends it at the split-off again (clipToSplitOffs).
           try {
             await db.transaction((tx) => insertSplitOff(tx, t, jobId, range, at));
           } catch {
@@ -125,7 +168,12 @@ export async function sessionClaimer(
 // PGlite: one connection in one process, so claims are an in-memory set per adapter.
 const claimed = new WeakMap<SqlAdapter, Set<string>>();
 
-export function memoryClaimer(db: SqlAdapter, t: StateTables, jobId: string): Claimer {
+export function memoryClaimer(
+  db: SqlAdapter,
+  t: StateTables,
+  jobId: string,
+  order: KeyOrder,
+): Claimer {
   const mine = claimed.get(db) ?? new Set<string>();
   claimed.set(db, mine);
   return {
@@ -139,6 +187,13 @@ export function memoryClaimer(db: SqlAdapter, t: StateTables, jobId: string): Cl
       const range = toRange(row);
       const key = `${jobId}/${range.rangeId}`;
       mine.add(key);
+      try {
+        // A split commits both halves at once here, but the state may come from elsewhere.
+        await clipToSplitOffs(db, t, jobId, range, order);
+      } catch (error) {
+        mine.delete(key);
+        throw error;
+      }
       return {
         range,
         async release(done) {
