@@ -1,3 +1,4 @@
+import { setImmediate } from "node:timers";
 import type { PlaintextInput } from "./bytes.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
