@@ -79,8 +79,41 @@ async function unwrapCache() {
   envelope.clearCaches();
 }
 
+async function bulk() {
+  // Rows of two fields under one data key each (the grouped, pipelined path), suite 0x03.
+  const key = localAesProvider({ keys: randomBytes(32) });
+  const envelope = new Envelope({ encrypt: key, suite: 3 });
+  const items = [];
+  for (let id = 0; id < 6; id++) {
+    const materials = await envelope.generateDataKey();
+    for (const column of ["email", "phone"]) {
+      const ctx = { table: "users", column, id: String(id) };
+      items.push({
+        sealed: envelope.encryptWithDataKey(materials, `${column}-${id}`, { context: ctx }),
+        context: ctx,
+      });
+    }
+    materials.dataKey.fill(0);
+  }
+  items.push({ sealed: Buffer.from("not an envelope"), context });
+  const reader = new Envelope({ encrypt: key }); // a cold cache: one unwrap per row
+  const results = await reader.decryptMany(items, { concurrency: 2, as: "text" });
+  check(
+    results
+      .slice(0, -1)
+      .every((r, i) => r.ok && r.value === `${i % 2 ? "phone" : "email"}-${Math.floor(i / 2)}`),
+    "decryptMany opens every row, in input order",
+  );
+  check(
+    !results.at(-1).ok && results.at(-1).error.code === "ENVELOPE_UNSUPPORTED_VERSION",
+    "a bad item fails alone",
+  );
+  check(envelope.inspect(items[0].sealed).suite === 3, "suite: 3 writes suite 0x03");
+}
+
 export const coreChecks = [
   ["core: encrypt / decrypt, context binding, tamper detection", roundTrip],
   ["core: rewrap to a new key, body unchanged", rewrap],
   ["core: unwrap cache", unwrapCache],
+  ["core: decryptMany (grouped by data key), suite 0x03 writer", bulk],
 ];
