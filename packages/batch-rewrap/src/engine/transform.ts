@@ -63,6 +63,8 @@ export interface ValueTransform {
   endRow?(row: Row): void;
 }
 
+const applied = (value: Value): Applied => ({ value });
+
 const label = (p: { id?: string; providerId?: string; keyRef: string }) =>
   `${p.providerId ?? p.id}:${p.keyRef}`;
 
@@ -103,10 +105,14 @@ export function rewrapTransform(
       const refs = keyRefsOf(value);
       return refs.length === targets.size && refs.every((r) => targets.has(r)) ? "skip" : "work";
     },
-    async apply(value, context) {
-      const out = await envelope.rewrap(value, { to: [...to], context, verifyBody });
-      if (verifyAll) await verify(out, context);
-      return { value: out };
+    apply(value, context) {
+      // Not async, and `to` as is (rewrap copies it): this runs once per value.
+      const rewrapped = envelope.rewrap(value, { to, context, verifyBody });
+      if (!verifyAll) return rewrapped.then(applied);
+      return rewrapped.then(async (out) => {
+        await verify(out, context);
+        return { value: out };
+      });
     },
     async check(value, context) {
       (await envelope.decrypt(value, { context, as: "bytes" })).fill(0);
