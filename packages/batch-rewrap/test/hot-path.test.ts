@@ -1,9 +1,10 @@
 import { type Clock, Limiter } from "@envelope/batch-rewrap";
-import { type KeyProvider, localAesProvider, ProviderError } from "@envelope/core";
+import { Envelope, type KeyProvider, localAesProvider, ProviderError } from "@envelope/core";
 import { describe, expect, it } from "vitest";
 import { metered } from "../src/engine/metered.js";
 import { withKmsRetry } from "../src/engine/process.js";
 import { Slots } from "../src/engine/slots.js";
+import { rewrapTransform } from "../src/engine/transform.js";
 
 // The per-value helpers of the engine are plain functions returning promises (no async
 // frame, no await of the limiter when nothing paces): these tests pin what they must
@@ -167,5 +168,30 @@ describe("withKmsRetry", () => {
       }),
     ).rejects.toThrow("not a KMS error");
     expect(calls).toBe(1);
+  });
+});
+
+describe("rewrapTransform.classify", () => {
+  it("skips exactly the values whose entries are the targets, in any order", async () => {
+    const a = localAesProvider({ keys: Buffer.alloc(32, 1) });
+    const b = localAesProvider({ keys: Buffer.alloc(32, 2) });
+    const c = localAesProvider({ keys: Buffer.alloc(32, 3) });
+    const sealed = (...keys: KeyProvider[]) =>
+      new Envelope({ encrypt: keys, cache: false }).encrypt("x", { output: "binary" });
+    const to = [a, b];
+    const t = rewrapTransform(new Envelope({ encrypt: to, cache: false }), to, {
+      verifyAll: false,
+      verifyBody: true,
+    });
+    expect(t.classify(await sealed(a, b))).toBe("skip");
+    expect(t.classify(await sealed(b, a))).toBe("skip");
+    expect(t.classify(await sealed(a))).toBe("work");
+    expect(t.classify(await sealed(a, c))).toBe("work");
+    expect(t.classify(await sealed(a, b, c))).toBe("work");
+    const text = await new Envelope({ encrypt: to, cache: false }).encrypt("x");
+    expect(t.classify(text)).toBe("skip");
+    expect(() => t.classify(Buffer.from("not an envelope"))).toThrow(
+      expect.objectContaining({ code: expect.stringMatching(/^ENVELOPE_/) }),
+    );
   });
 });

@@ -89,6 +89,12 @@ export function rewrapTransform(
   { verifyAll, verifyBody }: { verifyAll: boolean; verifyBody: boolean },
 ): ValueTransform {
   const targets = new Set(to.map(label));
+  // provider id → key references: `targets` without building `id:keyRef` per entry.
+  const targetRefs = new Map<string, Set<string>>();
+  for (const p of to) {
+    const refs = targetRefs.get(p.id) ?? new Set<string>();
+    targetRefs.set(p.id, refs.add(p.keyRef));
+  }
   const targetOnly = new Envelope({ encrypt: [...to], cache: false });
   const verify = async (value: Value, context: EncryptionContext) => {
     try {
@@ -102,8 +108,11 @@ export function rewrapTransform(
   return {
     kind: "rewrap",
     classify(value) {
-      const refs = keyRefsOf(value);
-      return refs.length === targets.size && refs.every((r) => targets.has(r)) ? "skip" : "work";
+      // The entries' labels compared without building a string per entry (once per value).
+      const { entries } = parts(value);
+      if (entries.length !== targets.size) return "work";
+      for (const e of entries) if (!targetRefs.get(e.providerId)?.has(e.keyRef)) return "work";
+      return "skip";
     },
     apply(value, context) {
       // Not async, and `to` as is (rewrap copies it): this runs once per value.
