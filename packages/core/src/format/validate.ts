@@ -22,7 +22,8 @@ export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrappe
   if (typeof entry.keyRef !== "string" || entry.keyRef.length === 0)
     throw badEntry(entry, "empty key reference");
   const ref = Buffer.from(entry.keyRef, "utf8");
-  if (ref.length > MAX_KEY_REF_LENGTH) throw badEntry(entry, "key reference longer than 2048 bytes");
+  if (ref.length > MAX_KEY_REF_LENGTH)
+    throw badEntry(entry, "key reference longer than 2048 bytes");
   if (!(entry.wrapped instanceof Uint8Array) || entry.wrapped.length === 0)
     throw badEntry(entry, "empty wrapped key");
   if (entry.wrapped.length > MAX_WRAPPED_KEY_LENGTH)

@@ -122,16 +122,13 @@ const ENTRY_FIELDS = Array.from({ length: MAX_ENTRIES }, (_, i) => {
 function readEntry(r: Reader, index: number): WrappedKey {
   const field = ENTRY_FIELDS[index]!;
   const idLength = r.u8(field.providerIdLength);
-  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH)
-    fail(field.providerId, "bad length");
+  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH) fail(field.providerId, "bad length");
   const id = r.bytesOf(idLength, field.providerId);
   const providerId = Buffer.from(id.buffer, id.byteOffset, id.length).toString("latin1");
-  if (!PROVIDER_ID_PATTERN.test(providerId))
-    fail(field.providerId, "not a valid provider id");
+  if (!PROVIDER_ID_PATTERN.test(providerId)) fail(field.providerId, "not a valid provider id");
 
   const refLength = r.u16(field.keyRefLength);
-  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH)
-    fail(field.keyRef, "bad length");
+  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH) fail(field.keyRef, "bad length");
   const refBytes = r.bytesOf(refLength, field.keyRef);
   let keyRef: string;
   try {
