@@ -116,11 +116,13 @@ describe("Slots", () => {
     const slots = new Slots(2);
     const started: number[] = [];
     const gates: (() => void)[] = [];
-    const task = (i: number, fail = false) => () => {
-      started.push(i);
-      if (fail) throw new Error(`sync ${i}`);
-      return new Promise<number>((resolve) => gates.push(() => resolve(i)));
-    };
+    const task =
+      (i: number, fail = false) =>
+      () => {
+        started.push(i);
+        if (fail) throw new Error(`sync ${i}`);
+        return new Promise<number>((resolve) => gates.push(() => resolve(i)));
+      };
     const a = slots.run(task(1));
     const b = slots.run(task(2, true));
     const c = slots.run(task(3));

@@ -20,21 +20,21 @@ export function metered(provider: KeyProvider, limiter: Limiter): KeyProvider {
   };
   // Not an async function: in the common case (no rate limit, no throttling pause) the
   // call goes out at once with one `then` around it, not two async frames and an await
-  // of the limiter per KMS call (two calls per rewrapped value).
+  // of the limiter per KMS call (two calls per rewrapped value). No closure per call
+  // either: the slow path alone makes one.
+  const send = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, args: A): Promise<R> => {
+    let sent: Promise<R>;
+    try {
+      sent = Promise.resolve(fn(...args));
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    return sent.then(succeeded, failed);
+  };
   const paced =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      const send = (): Promise<R> => {
-        let sent: Promise<R>;
-        try {
-          sent = Promise.resolve(fn(...args));
-        } catch (error) {
-          sent = Promise.reject(error);
-        }
-        return sent.then(succeeded, failed);
-      };
-      return limiter.takeNow() ? send() : limiter.take().then(send);
-    };
+    (...args: A): Promise<R> =>
+      limiter.takeNow() ? send(fn, args) : limiter.take().then(() => send(fn, args));
   const out: KeyProvider & { toJSON(): object; [inspect.custom](): string } = {
     id: provider.id,
     keyRef: provider.keyRef,

@@ -94,25 +94,28 @@ export function withKmsRetry<T>(
   retries: number,
   call: () => Promise<T>,
 ): Promise<T> {
-  // Not async: the first attempt (nearly always the only one) costs one `catch`, not an
-  // async frame and an await per value.
-  const attempt = (n: number): Promise<T> => {
-    let sent: Promise<T>;
-    try {
-      sent = call();
-    } catch (error) {
-      sent = Promise.reject(error);
-    }
-    return sent.catch((error: unknown) => {
-      const code = EnvelopeError.isInstance(error) ? error.code : undefined;
-      if (!code || !RETRYABLE.has(code) || n >= retries) throw error;
-      // A throttle already cut the limiter's rate and paused it (the metered provider
-      // reports it per call), so the retry's next call waits there; no sleep of our own.
-      if (code === "ENVELOPE_KMS_THROTTLED") return attempt(n + 1);
-      return sleep(Math.random() * Math.min(5000, 100 * 2 ** n)).then(() => attempt(n + 1));
-    });
-  };
-  return attempt(0);
+  return attemptCall(call, retries, 0);
+}
+
+// Not async: the first attempt (nearly always the only one) costs one `catch`, not an
+// async frame and an await per value.
+function attemptCall<T>(call: () => Promise<T>, retries: number, attempt: number): Promise<T> {
+  let sent: Promise<T>;
+  try {
+    sent = call();
+  } catch (error) {
+    sent = Promise.reject(error);
+  }
+  return sent.catch((error: unknown) => {
+    const code = EnvelopeError.isInstance(error) ? error.code : undefined;
+    if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
+    // A throttle already cut the limiter's rate and paused it (the metered provider
+    // reports it per call), so the retry's next call waits there; no sleep of our own.
+    if (code === "ENVELOPE_KMS_THROTTLED") return attemptCall(call, retries, attempt + 1);
+    return sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt)).then(() =>
+      attemptCall(call, retries, attempt + 1),
+    );
+  });
 }
 
 function describeFailure(column: string, error: unknown): ValueFailure {
