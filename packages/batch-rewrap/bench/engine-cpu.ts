@@ -9,10 +9,20 @@
  * and the medians. With ENGINE_CPU_IN_MEMORY=1 also the CPU per row of `Envelope.rewrap`
  * alone on the same values (no database), the floor the engine adds to.
  *
- * For instruction counts (independent of the load), run it under callgrind with jobs = 1
- * and jobs = 2 and take the difference: the instructions of one warm job.
- *   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx \
- *     packages/batch-rewrap/bench/engine-cpu.ts 5000 1
+ * For instruction counts (callgrind counts them whatever the machine's load), bundle it
+ * first: under tsx, esbuild's keepNames helper runs a defineProperty for every closure the
+ * sources create per call, which the built packages do not do (3% of a tsx profile). Then
+ * run jobs = 2 and jobs = 3 and take the difference: the instructions of one warm job
+ * (divide by `rows`). Or, in one process: every job is bracketed by `mark()`, so
+ *   valgrind --tool=callgrind --dump-before='*GetUid*' --callgrind-out-file=cg.out node … 3000 4
+ * writes one dump per segment: cg.out.2, .4, .6, … hold the jobs (warm-up first), and the
+ * `summary:` line of each is that job's instruction count. Separate processes differ by
+ * up to 40% per job (JIT and GC timing); jobs of one process are far closer.
+ *   esbuild packages/batch-rewrap/bench/engine-cpu.ts --bundle --platform=node --format=esm \
+ *     --tsconfig=tsconfig.json --external:pg --external:mysql2 --external:@electric-sql/pglite \
+ *     --outfile=packages/batch-rewrap/bench/engine-cpu.bundle.mjs   # inside the package: pg resolves
+ *   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+ *     node packages/batch-rewrap/bench/engine-cpu.bundle.mjs 3000 2   # then 3000 3
  * Not a test: prints JSON lines.
  */
 import { randomBytes } from "node:crypto";
@@ -34,6 +44,11 @@ const line = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const db = await connect(url);
+/**
+ * Marks a job's start and end for callgrind: run with --dump-before='*GetUid*' and each
+ * job's instructions land in a dump file of their own (a native call nothing else here makes).
+ */
+const mark = () => process.getuid?.();
 
 /** CPU milliseconds of each PostgreSQL backend serving this process (Linux /proc). */
 async function backendCpu(): Promise<Map<number, number>> {
@@ -53,7 +68,10 @@ async function backendCpu(): Promise<Map<number, number>> {
   return out;
 }
 
-let [from, to] = [localAesProvider({ keys: randomBytes(32) }), localAesProvider({ keys: randomBytes(32) })];
+let [from, to] = [
+  localAesProvider({ keys: randomBytes(32) }),
+  localAesProvider({ keys: randomBytes(32) }),
+];
 try {
   await db.query(`DROP TABLE IF EXISTS ${table}`);
   await db.query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email BYTEA)`);
@@ -61,6 +79,7 @@ try {
 
   const job = async () => {
     const pg0 = await backendCpu();
+    mark();
     const cpu0 = process.cpuUsage();
     const report = await rewrapTable({
       db,
@@ -75,6 +94,7 @@ try {
       stateTablePrefix: prefix,
     });
     const cpu = process.cpuUsage(cpu0);
+    mark();
     const pg1 = await backendCpu();
     await dropStateTables(db, prefix);
     if (!report.complete || report.run.rewrapped !== rows)
