@@ -321,10 +321,13 @@ describe.each(DATABASES)("batched writes on $name", ({ url }) => {
     if (db.dialect === "postgres") expect(updates[0]).toBe(7);
   }, 60_000);
 
-  it("PostgreSQL key types written as arrays (integer, numeric, uuid, char(n)): every row written", async () => {
+  it("PostgreSQL key types written as arrays (integer, bigint, numeric, uuid, digit-only text, char(n)): every row written", async () => {
     if (db.dialect !== "postgres") return; // MySQL keeps the CASE form for every key type
     const keys: [string, (n: number) => string][] = [
       ["INTEGER", (n) => String(n)],
+      ["BIGINT", (n) => String(-n)],
+      // Digits only, so sent as an array literal: the leading zeros must survive.
+      ["TEXT", (n) => String(n).padStart(4, "0")],
       ["NUMERIC(12, 2)", (n) => `${n}.50`],
       ["UUID", (n) => `00000000-0000-4000-8000-${String(n).padStart(12, "0")}`],
       ["CHAR(8)", (n) => `k${String(n).padStart(7, "0")}`], // no array cast: the CASE form

@@ -132,7 +132,7 @@ async function updateUnnest(
   const sets: { sql: string; params: unknown[] }[] = [];
   const checks: { sql: string; params: unknown[] }[] = [];
   const arrays: string[] = [`CAST(? AS ${keyArray})`];
-  const arrayParams: unknown[] = [chunk.map((o) => o.row[rt.table.pk])];
+  const arrayParams: unknown[] = [keyArrayParam(chunk.map((o) => o.row[rt.table.pk]))];
   const names = ["k"];
   for (const [i, c] of columns.entries()) {
     const olds = chunk.map((o) => o.updates[i]!.old);
@@ -150,7 +150,7 @@ async function updateUnnest(
       const [oldBlob, oldAt, oldLen] = packed(olds as Buffer[]);
       const [newBlob, newAt, newLen] = packed(news as Buffer[]);
       arrays.push("CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])", "CAST(? AS int[])");
-      arrayParams.push(oldAt, oldLen, newAt, newLen);
+      arrayParams.push(intArray(oldAt), intArray(oldLen), intArray(newAt), intArray(newLen));
       names.push(`o${i}`, `p${i}`, `n${i}`, `m${i}`);
       sets.push({
         sql: `${c.q} = substring(CAST(? AS bytea) FROM v.n${i} FOR v.m${i})`,
@@ -177,6 +177,29 @@ async function updateUnnest(
     ...checks.flatMap((x) => x.params),
   ];
   return (await tx.query(sql, params)).affected;
+}
+
+/**
+ * An int[] parameter as its PostgreSQL literal (`{1,151,301}`): the driver would quote
+ * and escape each element of a JS array (two regex replaces per number, 2,000 numbers
+ * per 500-row batch); the database reads the same array either way.
+ */
+function intArray(values: number[]): string {
+  return `{${values.join(",")}}`;
+}
+
+const INTEGER = /^-?\d+$/;
+
+/** The keys as an array literal when they are all integers (see intArray), else as given. */
+function keyArrayParam(keys: unknown[]): unknown {
+  for (const k of keys) {
+    const integer =
+      (typeof k === "number" && Number.isSafeInteger(k)) ||
+      typeof k === "bigint" ||
+      (typeof k === "string" && INTEGER.test(k));
+    if (!integer) return keys;
+  }
+  return `{${keys.join(",")}}`;
 }
 
 /** One buffer of `values` end to end, with each one's 1-based offset and length (SQL substring). */

@@ -96,25 +96,35 @@ export class Limiter {
   /** Waits for a slot (and for any throttling pause), then counts one KMS call. */
   async take(): Promise<void> {
     for (;;) {
-      const now = this.#clock.now();
-      if (this.#pausedUntil > now) {
-        await this.#clock.sleep(this.#pausedUntil - now);
-        continue;
-      }
-      if (Number.isFinite(this.#rate)) {
-        const interval = 1000 / this.#rate;
-        const burst = this.#burst ?? Math.max(1, Math.floor(this.#rate / 10));
-        const tat = Math.max(this.#tat, now);
-        const wait = tat - (burst - 1) * interval - now;
-        if (wait > 0) {
-          await this.#clock.sleep(wait);
-          continue;
-        }
-        this.#tat = tat + interval;
-      }
-      this.#count(now);
-      return;
+      const wait = this.#tryTake();
+      if (wait <= 0) return;
+      await this.#clock.sleep(wait);
     }
+  }
+
+  /**
+   * `take` without waiting: counts one KMS call and returns true when it may go now (no
+   * pause, no pacing wait); false when the caller must `take()` instead. Lets the
+   * unpaced common case skip a promise and a microtask per call.
+   */
+  takeNow(): boolean {
+    return this.#tryTake() <= 0;
+  }
+
+  /** Counts one call and returns 0 when it may go now, else the milliseconds to wait first. */
+  #tryTake(): number {
+    const now = this.#clock.now();
+    if (this.#pausedUntil > now) return this.#pausedUntil - now;
+    if (Number.isFinite(this.#rate)) {
+      const interval = 1000 / this.#rate;
+      const burst = this.#burst ?? Math.max(1, Math.floor(this.#rate / 10));
+      const tat = Math.max(this.#tat, now);
+      const wait = tat - (burst - 1) * interval - now;
+      if (wait > 0) return wait;
+      this.#tat = tat + interval;
+    }
+    this.#count(now);
+    return 0;
   }
 
   /** The KMS throttled a call: cut the rate (once per burst) and pause every caller (longer for each throttle in a row). */

@@ -9,21 +9,32 @@ import type { Limiter } from "./limiter.js";
  * a job made.
  */
 export function metered(provider: KeyProvider, limiter: Limiter): KeyProvider {
+  const succeeded = <R>(result: R): R => {
+    limiter.onSuccess();
+    return result;
+  };
+  const failed = (error: unknown): never => {
+    if (EnvelopeError.isInstance(error) && error.code === "ENVELOPE_KMS_THROTTLED")
+      limiter.onThrottle();
+    throw error;
+  };
+  // Not an async function: in the common case (no rate limit, no throttling pause) the
+  // call goes out at once with one `then` around it, not two async frames and an await
+  // of the limiter per KMS call (two calls per rewrapped value). No closure per call
+  // either: the slow path alone makes one.
+  const send = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, args: A): Promise<R> => {
+    let sent: Promise<R>;
+    try {
+      sent = Promise.resolve(fn(...args));
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    return sent.then(succeeded, failed);
+  };
   const paced =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      await limiter.take();
-      let result: R;
-      try {
-        result = await fn(...args);
-      } catch (error) {
-        if (EnvelopeError.isInstance(error) && error.code === "ENVELOPE_KMS_THROTTLED")
-          limiter.onThrottle();
-        throw error;
-      }
-      limiter.onSuccess();
-      return result;
-    };
+    (...args: A): Promise<R> =>
+      limiter.takeNow() ? send(fn, args) : limiter.take().then(() => send(fn, args));
   const out: KeyProvider & { toJSON(): object; [inspect.custom](): string } = {
     id: provider.id,
     keyRef: provider.keyRef,

@@ -89,23 +89,33 @@ export async function processRow(
 }
 
 /** Retries throttling / unavailable / timeout errors (throttles pause the whole process through the limiter). */
-export async function withKmsRetry<T>(
+export function withKmsRetry<T>(
   _limiter: Limiter,
   retries: number,
   call: () => Promise<T>,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await call();
-    } catch (error) {
-      const code = EnvelopeError.isInstance(error) ? error.code : undefined;
-      if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
-      // A throttle already cut the limiter's rate and paused it (the metered provider
-      // reports it per call), so the retry's next call waits there; no sleep of our own.
-      if (code !== "ENVELOPE_KMS_THROTTLED")
-        await sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt));
-    }
+  return attemptCall(call, retries, 0);
+}
+
+// Not async: the first attempt (nearly always the only one) costs one `catch`, not an
+// async frame and an await per value.
+function attemptCall<T>(call: () => Promise<T>, retries: number, attempt: number): Promise<T> {
+  let sent: Promise<T>;
+  try {
+    sent = call();
+  } catch (error) {
+    sent = Promise.reject(error);
   }
+  return sent.catch((error: unknown) => {
+    const code = EnvelopeError.isInstance(error) ? error.code : undefined;
+    if (!code || !RETRYABLE.has(code) || attempt >= retries) throw error;
+    // A throttle already cut the limiter's rate and paused it (the metered provider
+    // reports it per call), so the retry's next call waits there; no sleep of our own.
+    if (code === "ENVELOPE_KMS_THROTTLED") return attemptCall(call, retries, attempt + 1);
+    return sleep(Math.random() * Math.min(5000, 100 * 2 ** attempt)).then(() =>
+      attemptCall(call, retries, attempt + 1),
+    );
+  });
 }
 
 function describeFailure(column: string, error: unknown): ValueFailure {

@@ -13,15 +13,37 @@ export class Slots {
     this.#free = Math.max(1, limit);
   }
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await task();
-    } finally {
-      this.#release();
+  // Not async: a task that gets a slot at once starts with one `then` around it (this runs
+  // once per row).
+  run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) {
+      this.#free--;
+      return this.#start(task);
     }
+    return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() =>
+      this.#start(task),
+    );
   }
+
+  #start<T>(task: () => Promise<T>): Promise<T> {
+    let running: Promise<T>;
+    try {
+      running = task();
+    } catch (error) {
+      running = Promise.reject(error);
+    }
+    return running.then(this.#done, this.#failed);
+  }
+
+  readonly #done = <T>(value: T): T => {
+    this.#release();
+    return value;
+  };
+
+  readonly #failed = (error: unknown): never => {
+    this.#release();
+    throw error;
+  };
 
   #release(): void {
     if (this.#head < this.#waiting.length) {

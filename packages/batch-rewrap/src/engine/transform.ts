@@ -63,6 +63,8 @@ export interface ValueTransform {
   endRow?(row: Row): void;
 }
 
+const applied = (value: Value): Applied => ({ value });
+
 const label = (p: { id?: string; providerId?: string; keyRef: string }) =>
   `${p.providerId ?? p.id}:${p.keyRef}`;
 
@@ -87,6 +89,12 @@ export function rewrapTransform(
   { verifyAll, verifyBody }: { verifyAll: boolean; verifyBody: boolean },
 ): ValueTransform {
   const targets = new Set(to.map(label));
+  // provider id → key references: `targets` without building `id:keyRef` per entry.
+  const targetRefs = new Map<string, Set<string>>();
+  for (const p of to) {
+    const refs = targetRefs.get(p.id) ?? new Set<string>();
+    targetRefs.set(p.id, refs.add(p.keyRef));
+  }
   const targetOnly = new Envelope({ encrypt: [...to], cache: false });
   const verify = async (value: Value, context: EncryptionContext) => {
     try {
@@ -100,13 +108,20 @@ export function rewrapTransform(
   return {
     kind: "rewrap",
     classify(value) {
-      const refs = keyRefsOf(value);
-      return refs.length === targets.size && refs.every((r) => targets.has(r)) ? "skip" : "work";
+      // The entries' labels compared without building a string per entry (once per value).
+      const { entries } = parts(value);
+      if (entries.length !== targets.size) return "work";
+      for (const e of entries) if (!targetRefs.get(e.providerId)?.has(e.keyRef)) return "work";
+      return "skip";
     },
-    async apply(value, context) {
-      const out = await envelope.rewrap(value, { to: [...to], context, verifyBody });
-      if (verifyAll) await verify(out, context);
-      return { value: out };
+    apply(value, context) {
+      // Not async, and `to` as is (rewrap copies it): this runs once per value.
+      const rewrapped = envelope.rewrap(value, { to, context, verifyBody });
+      if (!verifyAll) return rewrapped.then(applied);
+      return rewrapped.then(async (out) => {
+        await verify(out, context);
+        return { value: out };
+      });
     },
     async check(value, context) {
       (await envelope.decrypt(value, { context, as: "bytes" })).fill(0);

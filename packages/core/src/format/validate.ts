@@ -15,25 +15,29 @@ import { printable } from "./printable.js";
  * same limits bind encoders").
  */
 export function checkEntry(entry: WrappedKey): { id: Buffer; ref: Buffer; wrapped: Uint8Array } {
-  const bad = (problem: string) =>
-    new ProviderError(
-      "ENVELOPE_PROVIDER_CONTRACT",
-      `Key provider "${printable(String(entry?.providerId), 64)}" returned an invalid wrapped key: ${problem}. This is a bug in the provider.`,
-      { details: { provider: printable(String(entry?.providerId), 64) } },
-    );
-  if (typeof entry !== "object" || entry === null) throw bad("not an object");
+  if (typeof entry !== "object" || entry === null) throw badEntry(entry, "not an object");
   if (typeof entry.providerId !== "string" || !PROVIDER_ID_PATTERN.test(entry.providerId)) {
-    throw bad("provider id must match /^[a-z0-9][a-z0-9-]{0,63}$/");
+    throw badEntry(entry, "provider id must match /^[a-z0-9][a-z0-9-]{0,63}$/");
   }
   if (typeof entry.keyRef !== "string" || entry.keyRef.length === 0)
-    throw bad("empty key reference");
+    throw badEntry(entry, "empty key reference");
   const ref = Buffer.from(entry.keyRef, "utf8");
-  if (ref.length > MAX_KEY_REF_LENGTH) throw bad("key reference longer than 2048 bytes");
+  if (ref.length > MAX_KEY_REF_LENGTH)
+    throw badEntry(entry, "key reference longer than 2048 bytes");
   if (!(entry.wrapped instanceof Uint8Array) || entry.wrapped.length === 0)
-    throw bad("empty wrapped key");
+    throw badEntry(entry, "empty wrapped key");
   if (entry.wrapped.length > MAX_WRAPPED_KEY_LENGTH)
-    throw bad("wrapped key longer than 4096 bytes");
+    throw badEntry(entry, "wrapped key longer than 4096 bytes");
   return { id: Buffer.from(entry.providerId, "ascii"), ref, wrapped: entry.wrapped };
+}
+
+/** Not a closure inside checkEntry: that one was allocated for every entry encoded. */
+function badEntry(entry: WrappedKey, problem: string): ProviderError {
+  return new ProviderError(
+    "ENVELOPE_PROVIDER_CONTRACT",
+    `Key provider "${printable(String(entry?.providerId), 64)}" returned an invalid wrapped key: ${problem}. This is a bug in the provider.`,
+    { details: { provider: printable(String(entry?.providerId), 64) } },
+  );
 }
 
 /** §2.1 step 5 on encode: 1 … 16 entries. */

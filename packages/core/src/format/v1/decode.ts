@@ -98,35 +98,50 @@ export function decodeV1(r: Reader): EnvelopeParts {
 }
 
 /**
+ * The field names of entry i for `Reader` and `fail`, built once (MAX_ENTRIES of them):
+ * every read names its field, and a template string per read cost allocations on every
+ * decode.
+ */
+const ENTRY_FIELDS = Array.from({ length: MAX_ENTRIES }, (_, i) => {
+  const at = `entries[${i}]`;
+  return {
+    providerIdLength: `${at}.providerIdLength`,
+    providerId: `${at}.providerId`,
+    keyRefLength: `${at}.keyRefLength`,
+    keyRef: `${at}.keyRef`,
+    wrappedLength: `${at}.wrappedLength`,
+    wrapped: `${at}.wrapped`,
+  };
+});
+
+/**
  * §2.1 step 6 (the entry layout of §2): every length checked before its bytes are read:
  * providerIdLength 1 … 64 and its bytes `[a-z0-9-]` not starting with `-`, keyRefLength
  * 1 … 2048 and valid UTF-8, wrappedLength 1 … 4096.
  */
 function readEntry(r: Reader, index: number): WrappedKey {
-  const idLength = r.u8(`entries[${index}].providerIdLength`);
-  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH)
-    fail(`entries[${index}].providerId`, "bad length");
-  const id = r.bytesOf(idLength, `entries[${index}].providerId`);
+  const field = ENTRY_FIELDS[index]!;
+  const idLength = r.u8(field.providerIdLength);
+  if (idLength === 0 || idLength > MAX_PROVIDER_ID_LENGTH) fail(field.providerId, "bad length");
+  const id = r.bytesOf(idLength, field.providerId);
   const providerId = Buffer.from(id.buffer, id.byteOffset, id.length).toString("latin1");
-  if (!PROVIDER_ID_PATTERN.test(providerId))
-    fail(`entries[${index}].providerId`, "not a valid provider id");
+  if (!PROVIDER_ID_PATTERN.test(providerId)) fail(field.providerId, "not a valid provider id");
 
-  const refLength = r.u16(`entries[${index}].keyRefLength`);
-  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH)
-    fail(`entries[${index}].keyRef`, "bad length");
-  const refBytes = r.bytesOf(refLength, `entries[${index}].keyRef`);
+  const refLength = r.u16(field.keyRefLength);
+  if (refLength === 0 || refLength > MAX_KEY_REF_LENGTH) fail(field.keyRef, "bad length");
+  const refBytes = r.bytesOf(refLength, field.keyRef);
   let keyRef: string;
   try {
     keyRef = utf8.decode(refBytes);
   } catch {
-    fail(`entries[${index}].keyRef`, "not valid UTF-8");
+    fail(field.keyRef, "not valid UTF-8");
   }
 
-  const wrappedLength = r.u16(`entries[${index}].wrappedLength`);
+  const wrappedLength = r.u16(field.wrappedLength);
   if (wrappedLength === 0 || wrappedLength > MAX_WRAPPED_KEY_LENGTH) {
-    fail(`entries[${index}].wrapped`, "bad length");
+    fail(field.wrapped, "bad length");
   }
-  const wrapped = r.bytesOf(wrappedLength, `entries[${index}].wrapped`);
+  const wrapped = r.bytesOf(wrappedLength, field.wrapped);
   return { providerId, keyRef, wrapped };
 }
 
