@@ -136,11 +136,26 @@ describe("decryptMany", () => {
   });
 
   it("lets every lane of a burst send its next call before any lane opens the rest of its group", async () => {
-    // The first four unwraps start in one tick with one delay, so they return in one burst.
+    // The first four KMS answers arrive together, each in its own callback of one event-loop
+    // phase (as responses on four sockets read in one poll): four immediates queued at once.
     const log: string[] = [];
-    const { provider } = countingKms(5, log);
-    const items = await sealRows(new Envelope({ encrypt: provider }), 8);
-    log.length = 0;
+    const aes = localAesProvider({ keys: randomBytes(32) });
+    let calls = 0;
+    const answers: (() => void)[] = [];
+    const provider: KeyProvider = {
+      id: aes.id,
+      keyRef: aes.keyRef,
+      handles: (e) => aes.handles(e),
+      wrap: (k, r) => aes.wrap(k, r),
+      async unwrap(entry, request) {
+        const call = ++calls;
+        log.push(`unwrap ${call}`);
+        if (call === 1) setTimeout(() => answers.forEach((answer) => setImmediate(answer)), 5);
+        await new Promise<void>((r) => (call <= 4 ? answers.push(r) : setTimeout(r, 1)));
+        return aes.unwrap(entry, request);
+      },
+    };
+    const items = await sealRows(new Envelope({ encrypt: aes }), 8);
     const reader = new Envelope({
       encrypt: provider,
       onAudit: (e) => {
