@@ -150,8 +150,15 @@ describe("decryptMany", () => {
       async unwrap(entry, request) {
         const call = ++calls;
         log.push(`unwrap ${call}`);
-        if (call === 1) setTimeout(() => answers.forEach((answer) => setImmediate(answer)), 5);
-        await new Promise<void>((r) => (call <= 4 ? answers.push(r) : setTimeout(r, 1)));
+        if (call === 1) {
+          setTimeout(() => {
+            for (const answer of answers) setImmediate(answer);
+          }, 5);
+        }
+        await new Promise<void>((r) => {
+          if (call <= 4) answers.push(r);
+          else setTimeout(r, 1);
+        });
         return aes.unwrap(entry, request);
       },
     };
