@@ -189,13 +189,18 @@ export function evaluateTargets(
   }
   // Issue 15, item 3: bulk decrypt of rows read from PostgreSQL (skipped without a database).
   {
-    const bulk = kms.find((m) => m.case.startsWith("bulk: decryptMany"));
+    const bulk = kms.find(
+      (m) => m.case.startsWith("bulk: decryptMany") && !m.case.includes("0x03"),
+    );
+    const bulk3 = kms.find(
+      (m) => m.case.startsWith("bulk: decryptMany") && m.case.includes("0x03"),
+    );
     const loop = kms.find((m) => m.case.startsWith("bulk: loop"));
     if (bulk && loop) {
       const bound = (bulk.concurrency / KMS_MS) * 1000;
       out.push({
         target: `Bulk decrypt, rows from PostgreSQL, 10 ms KMS: ≥ 90% of ${bulk.concurrency} / 10 ms (${bound.toLocaleString("en-US")} rows/s)`,
-        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds`,
+        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds`,
         met: bulk.opsPerSec >= 0.9 * bound,
       });
     }
