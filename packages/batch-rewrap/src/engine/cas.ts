@@ -184,7 +184,7 @@ async function updateUnnest(
  * and escape each element of a JS array (two regex replaces per number, 2,000 numbers
  * per 500-row batch); the database reads the same array either way.
  */
-function intArray(values: number[]): string {
+function intArray(values: readonly (number | bigint | string)[]): string {
   return `{${values.join(",")}}`;
 }
 
@@ -199,7 +199,7 @@ function keyArrayParam(keys: unknown[]): unknown {
       (typeof k === "string" && INTEGER.test(k));
     if (!integer) return keys;
   }
-  return `{${keys.join(",")}}`;
+  return intArray(keys as (number | bigint | string)[]);
 }
 
 /** One buffer of `values` end to end, with each one's 1-based offset and length (SQL substring). */

@@ -88,13 +88,14 @@ export function rewrapTransform(
   to: readonly KeyProvider[],
   { verifyAll, verifyBody }: { verifyAll: boolean; verifyBody: boolean },
 ): ValueTransform {
-  const targets = new Set(to.map(label));
-  // provider id → key references: `targets` without building `id:keyRef` per entry.
+  // provider id → key references of the targets: compared without an `id:keyRef` string per entry.
   const targetRefs = new Map<string, Set<string>>();
   for (const p of to) {
     const refs = targetRefs.get(p.id) ?? new Set<string>();
     targetRefs.set(p.id, refs.add(p.keyRef));
   }
+  let targetCount = 0;
+  for (const refs of targetRefs.values()) targetCount += refs.size;
   const targetOnly = new Envelope({ encrypt: [...to], cache: false });
   const verify = async (value: Value, context: EncryptionContext) => {
     try {
@@ -110,7 +111,7 @@ export function rewrapTransform(
     classify(value) {
       // The entries' labels compared without building a string per entry (once per value).
       const { entries } = parts(value);
-      if (entries.length !== targets.size) return "work";
+      if (entries.length !== targetCount) return "work";
       for (const e of entries) if (!targetRefs.get(e.providerId)?.has(e.keyRef)) return "work";
       return "skip";
     },
