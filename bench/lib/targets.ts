@@ -1,6 +1,6 @@
 import type { BreakdownResult } from "../cases/breakdown.js";
 import { COLD_CPU_TARGET_US } from "../cases/cold.js";
-import type { KmsResult } from "../cases/kms.js";
+import { KMS_ALONE_CASE, type KmsResult } from "../cases/kms.js";
 import type { MemoryResult } from "../cases/memory.js";
 import type { MicroResult } from "../cases/micro.js";
 import type { RewrapResult } from "../cases/rewrap.js";
@@ -156,15 +156,22 @@ export function evaluateTargets(
     const bound = (64 / 10) * 1000;
     const rate = (r: KmsResult) =>
       `${Math.round(r.opsPerSec).toLocaleString("en-US")}/s = ${pct(r.opsPerSec / bound)}`;
+    // The simulated KMS alone, same run: how much of the gap is its timer's, not Envelope's.
+    const alone = kms.find((r) => r.case === KMS_ALONE_CASE);
+    const ofAlone = (r: KmsResult) =>
+      alone ? `, ${pct(r.opsPerSec / alone.opsPerSec)} of the KMS alone` : "";
+    const aloneNote = alone
+      ? ` (the simulated KMS alone, no Envelope: ${rate(alone)}; judged on 64 / 10 ms)`
+      : "";
     out.push({
       target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 90% of 64 / 10 ms (6,400/s)",
-      figure: rate(direct),
+      figure: `${rate(direct)}${ofAlone(direct)}${aloneNote}`,
       met: direct.opsPerSec >= 0.9 * bound,
     });
     // Issue 15, item 2: hold ≥ 0.95 of the bound at 64 in flight.
     out.push({
       target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 95% of 64 / 10 ms (issue 15)",
-      figure: `suite 0x01 ${rate(direct)}; suite 0x03 ${rate(direct3)}`,
+      figure: `suite 0x01 ${rate(direct)}${ofAlone(direct)}; suite 0x03 ${rate(direct3)}${ofAlone(direct3)}${aloneNote}`,
       met: direct.opsPerSec >= 0.95 * bound,
     });
   }
@@ -196,11 +203,16 @@ export function evaluateTargets(
       (m) => m.case.startsWith("bulk: decryptMany") && m.case.includes("0x03"),
     );
     const loop = kms.find((m) => m.case.startsWith("bulk: loop"));
+    const alone = kms.find((r) => r.case === KMS_ALONE_CASE);
     if (bulk && loop) {
       const bound = (bulk.concurrency / KMS_MS) * 1000;
+      // One unwrap per row, so the simulated KMS alone (same run) caps rows/s as it caps records/s.
+      const ofAlone = alone
+        ? `; the simulated KMS alone: ${Math.round(alone.opsPerSec).toLocaleString("en-US")} unwraps/s (${pct(alone.opsPerSec / bound)}), decryptMany ${pct(bulk.opsPerSec / alone.opsPerSec)} of it`
+        : "";
       out.push({
         target: `Bulk decrypt, rows from PostgreSQL, 10 ms KMS: ≥ 90% of ${bulk.concurrency} / 10 ms (${bound.toLocaleString("en-US")} rows/s)`,
-        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds`,
+        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds${ofAlone}`,
         met: bulk.opsPerSec >= 0.9 * bound,
       });
     }
