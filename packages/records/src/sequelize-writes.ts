@@ -46,7 +46,11 @@ export function guardWrites(model: ModelStatic<Model>, cipher: AnyCipher): void 
     return;
   }
   guardsOf.set(qi, [guard]);
-  const wrap = (name: string, table: (a: unknown[]) => unknown, rows: (a: unknown[]) => unknown[]) => {
+  const wrap = (
+    name: string,
+    table: (a: unknown[]) => unknown,
+    rows: (a: unknown[]) => unknown[],
+  ) => {
     const original = qi[name]!;
     // Async, as the methods it wraps: a refusal is a rejected promise, not a throw.
     qi[name] = async function (this: unknown, ...args: unknown[]) {
@@ -55,11 +59,31 @@ export function guardWrites(model: ModelStatic<Model>, cipher: AnyCipher): void 
       return original.apply(this, args);
     };
   };
-  wrap("insert", (a) => a[1], (a) => [a[2]]);
-  wrap("update", (a) => a[1], (a) => [a[2]]);
-  wrap("bulkInsert", (a) => a[0], (a) => [a[1]].flat());
-  wrap("bulkUpdate", (a) => a[0], (a) => [a[1]]);
-  wrap("upsert", (a) => a[0], (a) => [a[1], a[2]]);
+  wrap(
+    "insert",
+    (a) => a[1],
+    (a) => [a[2]],
+  );
+  wrap(
+    "update",
+    (a) => a[1],
+    (a) => [a[2]],
+  );
+  wrap(
+    "bulkInsert",
+    (a) => a[0],
+    (a) => [a[1]].flat(),
+  );
+  wrap(
+    "bulkUpdate",
+    (a) => a[0],
+    (a) => [a[1]],
+  );
+  wrap(
+    "upsert",
+    (a) => a[0],
+    (a) => [a[1], a[2]],
+  );
 }
 
 function nameOf(table: unknown): { table: string; schema: string | undefined } {

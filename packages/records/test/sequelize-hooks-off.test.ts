@@ -142,7 +142,9 @@ describe.each([
       await codeOf(qi.bulkInsert(TABLE, [{ id: randomUUID(), email: "raw@x.io", ...stamps() }])),
     ).toBe("ENVELOPE_BAD_INPUT");
     expect(
-      await codeOf(qi.bulkInsert({ tableName: TABLE }, [{ id: randomUUID(), phone_enc: "5550", ...stamps() }])),
+      await codeOf(
+        qi.bulkInsert({ tableName: TABLE }, [{ id: randomUUID(), phone_enc: "5550", ...stamps() }]),
+      ),
     ).toBe("ENVELOPE_BAD_INPUT");
     expect(await dumpHas("raw@x.io")).toBe(false);
     expect(await dumpHas("5550")).toBe(false);
@@ -165,7 +167,15 @@ describe.each([
     const sealed = await members.cipher.seal({ id, email: "e@x.io", phone: "5" });
     await sequelize
       .getQueryInterface()
-      .bulkInsert(TABLE, [{ id, email: sealed.email, email_idx: sealed.email_idx, phone_enc: sealed.phone, ...stamps() }]);
+      .bulkInsert(TABLE, [
+        {
+          id,
+          email: sealed.email,
+          email_idx: sealed.email_idx,
+          phone_enc: sealed.phone,
+          ...stamps(),
+        },
+      ]);
     // Plain attributes through the raw queryInterface are not the guard's business.
     await Member.create({ name: "only plain" }, off);
 

@@ -93,9 +93,9 @@ describe.each([
 
   it("QueryBuilder insert().callListeners(false), one row or many, is refused; nothing is written", async () => {
     const insert = () => ds.createQueryBuilder().insert().into(Member);
-    expect(
-      await codeOf(insert().values(plain("qb@x.io")).callListeners(false).execute()),
-    ).toBe("ENVELOPE_BAD_INPUT");
+    expect(await codeOf(insert().values(plain("qb@x.io")).callListeners(false).execute())).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
     // Many rows, the plaintext one last: the whole statement is refused, not just that row.
     const sealed = await members.cipher.seal({ id: randomUUID(), email: "ok@x.io", phone: null });
     expect(
@@ -181,7 +181,13 @@ describe.each([
     // Values sealed by the cipher pass with listeners off: that is what the subscriber writes.
     const g = randomUUID();
     const sealed = await members.cipher.seal({ id: g, email: "g@x.io", phone: "7" });
-    await ds.createQueryBuilder().insert().into(Member).values(sealed).callListeners(false).execute();
+    await ds
+      .createQueryBuilder()
+      .insert()
+      .into(Member)
+      .values(sealed)
+      .callListeners(false)
+      .execute();
     // getSql() sends nothing: not checked.
     const sql = ds.createQueryBuilder().insert().into(Member).values(plain("sql@x.io")).getSql();
     expect(sql).toMatch(/INSERT/);
