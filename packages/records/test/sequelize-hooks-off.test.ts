@@ -165,17 +165,15 @@ describe.each([
     // A row sealed by the cipher passes even through the raw queryInterface.
     const id = randomUUID();
     const sealed = await members.cipher.seal({ id, email: "e@x.io", phone: "5" });
-    await sequelize
-      .getQueryInterface()
-      .bulkInsert(TABLE, [
-        {
-          id,
-          email: sealed.email,
-          email_idx: sealed.email_idx,
-          phone_enc: sealed.phone,
-          ...stamps(),
-        },
-      ]);
+    await sequelize.getQueryInterface().bulkInsert(TABLE, [
+      {
+        id,
+        email: sealed.email,
+        email_idx: sealed.email_idx,
+        phone_enc: sealed.phone,
+        ...stamps(),
+      },
+    ]);
     // Plain attributes through the raw queryInterface are not the guard's business.
     await Member.create({ name: "only plain" }, off);
 
