@@ -46,45 +46,25 @@ export function guardWrites(model: ModelStatic<Model>, cipher: AnyCipher): void 
     return;
   }
   guardsOf.set(qi, [guard]);
-  const wrap = (
-    name: string,
-    table: (a: unknown[]) => unknown,
-    rows: (a: unknown[]) => unknown[],
-  ) => {
+  for (const [name, tableAt, rowsOf] of WRITES) {
     const original = qi[name]!;
     // Async, as the methods it wraps: a refusal is a rejected promise, not a throw.
     qi[name] = async function (this: unknown, ...args: unknown[]) {
-      const g = guardFor(qi, table(args));
-      if (g) for (const row of rows(args)) check(g, row, name);
+      const g = guardFor(qi, args[tableAt]);
+      if (g) for (const row of rowsOf(args)) check(g, row, name);
       return original.apply(this, args);
     };
-  };
-  wrap(
-    "insert",
-    (a) => a[1],
-    (a) => [a[2]],
-  );
-  wrap(
-    "update",
-    (a) => a[1],
-    (a) => [a[2]],
-  );
-  wrap(
-    "bulkInsert",
-    (a) => a[0],
-    (a) => [a[1]].flat(),
-  );
-  wrap(
-    "bulkUpdate",
-    (a) => a[0],
-    (a) => [a[1]],
-  );
-  wrap(
-    "upsert",
-    (a) => a[0],
-    (a) => [a[1], a[2]],
-  );
+  }
 }
+
+/** QueryInterface write methods: the argument naming the table, the rows of values. */
+const WRITES: [name: string, tableAt: number, rowsOf: (args: unknown[]) => unknown[]][] = [
+  ["insert", 1, (a) => [a[2]]], // (instance, table, values, options)
+  ["update", 1, (a) => [a[2]]], // (instance, table, values, where, options)
+  ["bulkInsert", 0, (a) => [a[1]].flat()], // (table, records, options, attributes)
+  ["bulkUpdate", 0, (a) => [a[1]]], // (table, values, where, options, attributes)
+  ["upsert", 0, (a) => [a[1], a[2]]], // (table, insertValues, updateValues, where, options)
+];
 
 function nameOf(table: unknown): { table: string; schema: string | undefined } {
   if (typeof table === "string") return { table, schema: undefined };
