@@ -81,7 +81,7 @@ export function refused(g: Guarded, field: string, what: string, instead: string
 const FIND_BY =
   "the column holds ciphertext, so the SQL would compare it with your value and match nothing. Find rows by the blind index (findBy of encryptEntity, or WHERE <field>_idx IN (:...candidates) with cipher.candidatesFor), or filter on plain columns.";
 
-type Builder = {
+export type Builder = {
   expressionMap: {
     mainAlias?: { name: string; hasMetadata: boolean; metadata: EntityMetadata };
     aliases: { name: string; hasMetadata: boolean; metadata: EntityMetadata }[];
@@ -91,7 +91,7 @@ type Builder = {
 };
 
 /** The encrypted entities a builder (and the builders it is nested in) can name, by alias. */
-function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
+export function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
   const out: [string, Guarded][] = [];
   for (let b: Builder | undefined = qb; b; b = b.parentQueryBuilder) {
     const { mainAlias, aliases } = b.expressionMap;

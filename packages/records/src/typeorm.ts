@@ -19,6 +19,7 @@ import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
 import { guardInsertValues } from "./typeorm-insert.js";
 import { guardQueryBuilders } from "./typeorm-query-builder.js";
+import { guardSelects } from "./typeorm-select.js";
 import { indexColumnsOnUpsert } from "./typeorm-upsert.js";
 import { refuseEncryptedWhere } from "./typeorm-where.js";
 
@@ -166,6 +167,7 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   const indexOf = new Map(encrypted.map((f) => [f, c.indexColumn(f)] as const));
   guardQueryBuilders(metadata, c.schema.table, indexOf);
   guardInsertValues();
+  guardSelects();
 
   return {
     cipher,
