@@ -15,7 +15,7 @@ type Builder = {
 type Method = (this: Builder, ...args: unknown[]) => unknown;
 
 /** Builders inside their own `execute()`: the SQL they build now is the SQL that is sent. */
-const executing = new WeakSet<object>();
+const executing = new WeakMap<object, number>();
 let installed = false;
 
 const LISTENERS =
@@ -42,11 +42,14 @@ export function guardInsertValues(): void {
   const proto = InsertQueryBuilder.prototype as unknown as Record<string, Method>;
   const execute = proto.execute!;
   proto.execute = async function (this: Builder, ...args: unknown[]) {
-    executing.add(this);
+    // A count, not a flag: the same builder may be executed twice at once.
+    executing.set(this, (executing.get(this) ?? 0) + 1);
     try {
       return await execute.apply(this, args);
     } finally {
-      executing.delete(this);
+      const left = executing.get(this)! - 1;
+      if (left > 0) executing.set(this, left);
+      else executing.delete(this);
     }
   };
   // Inherited from QueryBuilder: an own wrapper on InsertQueryBuilder's prototype only.

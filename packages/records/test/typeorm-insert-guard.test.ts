@@ -89,6 +89,13 @@ describe.each([
     expect(refusal.message).not.toMatch(/nolisten/); // the plaintext is not echoed
     expect(await dumpHas("nolisten@x.io")).toBe(false);
     expect(await dumpHas("555 0100")).toBe(false);
+    // save of a stored entity with listeners off is an UPDATE: refused by the set() guard.
+    const kept = await repo.save(repo.create({ email: "kept@x.io", phone: "1" }));
+    expect(
+      await codeOf(repo.save({ id: kept.id, email: "changed@x.io" }, { listeners: false })),
+    ).toBe("ENVELOPE_BAD_INPUT");
+    expect(await dumpHas("changed@x.io")).toBe(false);
+    await repo.delete({ id: kept.id });
   });
 
   it("QueryBuilder insert().callListeners(false), one row or many, is refused; nothing is written", async () => {
