@@ -94,12 +94,11 @@ function check(g: Guard, row: unknown, operation: string): void {
 }
 
 function notSealed(g: Guard, field: string, operation: string, index?: string): ConfigError {
-  const what = index
-    ? `the blind index column "${index}" without its field "${field}"`
-    : `a value that is not sealed (plaintext or an SQL literal/fn) to the encrypted attribute "${field}"`;
-  return new ConfigError(
-    "ENVELOPE_BAD_INPUT",
-    `Refusing to write ${what} of "${g.table}" (queryInterface.${operation}): encryptModel's hooks seal each record under its own data key, and this write skipped them (hooks: false, a literal/fn value, or a raw queryInterface call). Write through the model with its hooks on: create(), bulkCreate(), instance.save() / update().`,
-    { details: { table: g.table, field, operation } },
-  );
+  const where = `of "${g.table}" (queryInterface.${operation})`;
+  const message = index
+    ? `Refusing to write the blind index column "${index}" without its field "${field}" ${where}: the hooks compute the index from the value they seal, and an index without its value would make findBy return a row with nothing to open. Set "${field}" through the model instead.`
+    : `Refusing to write a value that is not sealed (plaintext or an SQL literal/fn) to the encrypted attribute "${field}" ${where}: encryptModel's hooks seal each record under its own data key, and this write skipped them (hooks: false, a literal/fn value, or a raw queryInterface call). Write through the model with its hooks on: create(), bulkCreate(), instance.save() / update().`;
+  return new ConfigError("ENVELOPE_BAD_INPUT", message, {
+    details: { table: g.table, field, operation },
+  });
 }

@@ -79,10 +79,13 @@ function checkInsert(qb: Builder, g: Guarded, metadata: EntityMetadata): void {
       if (given && !isWellFormedSealed(value)) throw plaintext(g, field);
       const indexValue = index ? column(index)?.getEntityValue(values) : undefined;
       if (!given && indexValue !== undefined && indexValue !== null)
-        throw refused(g, field, `An insert of the blind index column "${index}" alone`, LISTENERS);
+        throw refused(g, field, `An insert of the blind index column "${index}" alone`, INDEX);
     }
   }
 }
+
+const INDEX =
+  "the subscriber computes a blind index from its field when it seals; an index without its value would make findBy return a row with nothing to open. Set the field, not the index column.";
 
 const SELECT =
   "the selected values cannot be sealed under each inserted row's id. Read the rows and save() them.";
