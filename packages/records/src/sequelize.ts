@@ -22,6 +22,7 @@ import {
 } from "./sequelize-checks.js";
 import { bagOf, cipherOf, type Instance, openFound } from "./sequelize-find.js";
 import { guardsOf } from "./sequelize-guards.js";
+import { guardWrites } from "./sequelize-writes.js";
 import { quoteIdent } from "./sql.js";
 
 export { EncryptedText } from "./sequelize-type.js";
@@ -250,6 +251,7 @@ export function encryptModel<M extends Model, const F extends string>(
   };
   const target = model as unknown as { addHook(name: string, key: string, fn: Hook): void };
   for (const [name, fn] of Object.entries(hooks)) target.addHook(name, `envelope:${name}`, fn);
+  guardWrites(model as ModelStatic<Model>, c);
 
   return {
     model,

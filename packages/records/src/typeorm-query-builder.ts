@@ -6,14 +6,14 @@ import {
   SelectQueryBuilder,
   UpdateQueryBuilder,
 } from "typeorm";
-import { isSealedValue } from "./transitional.js";
+import { isWellFormedSealed } from "./sealed-value.js";
 import { referencedColumn } from "./typeorm-sql-refs.js";
 import { checkWhere } from "./typeorm-where.js";
 
 type Row = Record<string, unknown>;
 
 /** What the QueryBuilder guards know of an encrypted entity. */
-interface Guarded {
+export interface Guarded {
   table: string;
   /** Encrypted property → its blind index property (if any). */
   indexOf: Map<string, string | undefined>;
@@ -23,6 +23,11 @@ interface Guarded {
 
 const guardedOf = new WeakMap<EntityMetadata, Guarded>();
 let installed = false;
+
+/** The guarded entity `metadata` describes, if it is encrypted. */
+export function guardedFor(metadata: EntityMetadata): Guarded | undefined {
+  return guardedOf.get(metadata);
+}
 
 /**
  * TypeORM QueryBuilders bypass the entity subscriber's checks in these places; each is
@@ -65,7 +70,7 @@ export function guardQueryBuilders(
   guardOrUpdate();
 }
 
-function refused(g: Guarded, field: string, what: string, instead: string): ConfigError {
+export function refused(g: Guarded, field: string, what: string, instead: string): ConfigError {
   return new ConfigError(
     "ENVELOPE_BAD_INPUT",
     `${what} on the encrypted column "${field}" of "${g.table}": ${instead}`,
@@ -76,7 +81,7 @@ function refused(g: Guarded, field: string, what: string, instead: string): Conf
 const FIND_BY =
   "the column holds ciphertext, so the SQL would compare it with your value and match nothing. Find rows by the blind index (findBy of encryptEntity, or WHERE <field>_idx IN (:...candidates) with cipher.candidatesFor), or filter on plain columns.";
 
-type Builder = {
+export type Builder = {
   expressionMap: {
     mainAlias?: { name: string; hasMetadata: boolean; metadata: EntityMetadata };
     aliases: { name: string; hasMetadata: boolean; metadata: EntityMetadata }[];
@@ -86,7 +91,7 @@ type Builder = {
 };
 
 /** The encrypted entities a builder (and the builders it is nested in) can name, by alias. */
-function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
+export function aliasesOf(qb: Builder): [alias: string, guarded: Guarded][] {
   const out: [string, Guarded][] = [];
   for (let b: Builder | undefined = qb; b; b = b.parentQueryBuilder) {
     const { mainAlias, aliases } = b.expressionMap;
@@ -198,22 +203,13 @@ function checkSet(g: Guarded, values: Row): void {
   for (const [field, index] of g.indexOf) {
     const value = values[field];
     if (value !== undefined) {
-      const sealed = value === null || isStored(value);
+      const sealed = value === null || isWellFormedSealed(value);
       if (!sealed) throw refused(g, field, "update().set() of a plaintext", SAVE);
       if (index && values[index] === undefined)
         throw refused(g, field, "update().set() without its blind index column", SAVE);
     } else if (index && values[index] !== undefined) {
       throw refused(g, field, `update().set() of the blind index column "${index}" alone`, SAVE);
     }
-  }
-}
-
-function isStored(value: unknown): boolean {
-  if (typeof value !== "string" && !(value instanceof Uint8Array)) return false;
-  try {
-    return isSealedValue(value);
-  } catch {
-    return false;
   }
 }
 

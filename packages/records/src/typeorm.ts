@@ -17,7 +17,9 @@ import { loadBatcher } from "./load-batch.js";
 import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
+import { guardInsertValues } from "./typeorm-insert.js";
 import { guardQueryBuilders } from "./typeorm-query-builder.js";
+import { guardSelects } from "./typeorm-select.js";
 import { indexColumnsOnUpsert } from "./typeorm-upsert.js";
 import { refuseEncryptedWhere } from "./typeorm-where.js";
 
@@ -164,6 +166,8 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   refuseEncryptedWhere(metadata, encrypted, c.schema.table);
   const indexOf = new Map(encrypted.map((f) => [f, c.indexColumn(f)] as const));
   guardQueryBuilders(metadata, c.schema.table, indexOf);
+  guardInsertValues();
+  guardSelects();
 
   return {
     cipher,
