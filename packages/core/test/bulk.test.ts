@@ -2,16 +2,18 @@ import { randomBytes } from "node:crypto";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
 
-const { parse: parseActual } =
-  await vi.importActual<typeof import("../src/format/parse.js")>("../src/format/parse.js");
-
 import { Envelope, type KeyProvider, localAesProvider } from "../src/index.js";
 
 // Counts parses: decryptMany parses each value once (to group it) and hands the parts on.
-vi.mock("../src/format/parse.js", async (importOriginal) => {
+// The path is from the repository root (vitest's root): vitest finds the importer of a
+// relative vi.mock path from a V8-style stack trace, which Bun does not print.
+vi.mock("/packages/core/src/format/parse.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../src/format/parse.js")>();
   return { ...actual, parse: vi.fn(actual.parse) };
 });
+// The real parse, as the mock wraps it (vi.importActual of a relative path fails on Bun
+// for the same reason).
+const parseActual = vi.mocked(parse).getMockImplementation()!;
 
 /**
  * local-aes behind a delay (per call number when a function), counting unwraps and the most

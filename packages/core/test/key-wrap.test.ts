@@ -43,7 +43,11 @@ describe.each([
     expect(() => wrap(KEK, Buffer.alloc(12))).toThrow();
     expect(() => unwrap(KEK, Buffer.alloc(16))).toThrow();
     expect(() => unwrap(KEK, Buffer.alloc(41))).toThrow();
-    expect(() => wrap(Buffer.alloc(16), Buffer.alloc(32))).toThrow(); // AES-256 KEKs only
+    // AES-256 KEKs only (Deno's aes256-wrap would run AES-128/192-KW on these).
+    for (const size of [16, 24, 31, 33]) {
+      expect(() => wrap(Buffer.alloc(size), Buffer.alloc(32))).toThrow();
+      expect(() => unwrap(Buffer.alloc(size), VECTORS[1]!.wrapped)).toThrow();
+    }
   });
 });
 

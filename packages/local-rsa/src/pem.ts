@@ -69,7 +69,7 @@ function parsePrivate(
       ...(encrypted ? { passphrase } : {}),
     });
   } catch (cause) {
-    if (encrypted && (cause as { code?: string })?.code === "ERR_OSSL_BAD_DECRYPT") {
+    if (encrypted && isBadDecrypt(cause)) {
       throw badKey(
         `${where}: the passphrase is wrong (the private key could not be decrypted). Check the passphrase source.`,
         cause,
@@ -121,7 +121,22 @@ function wrapParse(parse: () => KeyObject, where: string): KeyObject {
   }
 }
 
+// A wrong passphrase, as each runtime reports it: Node and Bun ERR_OSSL_BAD_DECRYPT; Deno
+// ERR_OSSL_EVP_BAD_DECRYPT (PKCS#1) or no code at all, only OpenSSL's "bad decrypt" (PKCS#8).
+function isBadDecrypt(cause: unknown): boolean {
+  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
+  if (code === "ERR_OSSL_BAD_DECRYPT" || code === "ERR_OSSL_EVP_BAD_DECRYPT") return true;
+  return code === undefined && typeof message === "string" && /\bbad decrypt$/i.test(message);
+}
+
 function malformed(where: string, cause: unknown): ConfigError {
+  // Bun (BoringSSL) cannot load some key types at all (RSA-PSS): not a damaged file.
+  if ((cause as { code?: unknown } | null)?.code === "ERR_OSSL_EVP_UNSUPPORTED_ALGORITHM") {
+    return badKey(
+      `${where} holds a key of an algorithm this runtime's crypto does not support, not an RSA key. local-rsa needs RSA keys. ${GENERATE_HINT}`,
+      cause,
+    );
+  }
   return badKey(
     `${where} is not a valid PEM key (the PEM body could not be decoded; the file may be truncated or mangled). ${GENERATE_HINT}`,
     cause,

@@ -232,7 +232,16 @@ if (!out.every((k, i) => k.equals(keys[i]))) process.exit(3);
 process.stdout.write("threads=" + p.threadStats().length + "\\n");
 `,
       );
-      const out = execFileSync(process.execPath, ["--import", "tsx", script], {
+      // The same runtime as this test: Bun runs TypeScript itself; Deno once told to map the
+      // sources' ".js" imports to ".ts" and to take packages from the pnpm node_modules as
+      // they are; Node through tsx.
+      const args =
+        "Deno" in globalThis
+          ? ["run", "-A", "--sloppy-imports", "--node-modules-dir=manual", script]
+          : process.versions.bun
+            ? [script]
+            : ["--import", "tsx", script];
+      const out = execFileSync(process.execPath, args, {
         cwd: root,
         timeout: 20_000,
         encoding: "utf8",

@@ -33,6 +33,7 @@ function nativeWrapCipher(): string | null {
  * const wrapped = aesKeyWrap(kek, dataKey); // 40 bytes for a 32-byte data key
  */
 export function aesKeyWrap(kek: Uint8Array, key: Uint8Array): Buffer {
+  checkKek(kek);
   const name = nativeWrapCipher();
   if (!name) return blockKeyWrap(kek, key);
   const cipher = createCipheriv(name, kek, KW_IV);
@@ -44,8 +45,17 @@ export function aesKeyWrap(kek: Uint8Array, key: Uint8Array): Buffer {
  * (wrong key-wrapping key, or altered bytes); callers turn it into their typed error.
  */
 export function aesKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
+  checkKek(kek);
   const name = nativeWrapCipher();
   if (!name) return blockKeyUnwrap(kek, wrapped);
   const decipher = createDecipheriv(name, kek, KW_IV);
   return Buffer.concat([decipher.update(wrapped), decipher.final()]);
+}
+
+// AES-256 only, on every runtime: Deno's aes256-wrap takes a 16- or 24-byte key too and
+// then silently runs AES-128/192-KW, where Node and the block version refuse it.
+function checkKek(kek: Uint8Array): void {
+  if (kek.length !== 32) {
+    throw new RangeError(`AES key wrap: the key-wrapping key must be 32 bytes, not ${kek.length}.`);
+  }
 }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { hkdfSync, randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import {
   type EncryptionContext,
@@ -7,8 +7,8 @@ import {
   ProviderError,
   type WrappedKey,
 } from "@envelope/core";
-
-const KW_IV = Buffer.from("A6A6A6A6A6A6A6A6", "hex");
+// core's own AES-KW: node:crypto's id-aes256-wrap is missing on Bun and Deno.
+import { aesKeyUnwrap, aesKeyWrap } from "../../src/crypto/key-wrap.js";
 
 export interface CountingProviderOptions {
   /** Provider id written into entries. Default "counting". */
@@ -82,17 +82,11 @@ export function countingProvider(options: CountingProviderOptions = {}): Countin
   const kek = (context: EncryptionContext) =>
     Buffer.from(hkdfSync("sha256", master, Buffer.alloc(0), `kms-context:${bound(context)}`, 32));
   const wrapUnder = (dataKey: Uint8Array, context: EncryptionContext): WrappedKey => {
-    const cipher = createCipheriv("id-aes256-wrap", kek(context), KW_IV);
-    return {
-      providerId: id,
-      keyRef,
-      wrapped: Buffer.concat([cipher.update(dataKey), cipher.final()]),
-    };
+    return { providerId: id, keyRef, wrapped: aesKeyWrap(kek(context), dataKey) };
   };
   const unwrapRaw = (entry: WrappedKey, context: EncryptionContext): Buffer => {
     try {
-      const decipher = createDecipheriv("id-aes256-wrap", kek(context), KW_IV);
-      return Buffer.concat([decipher.update(entry.wrapped), decipher.final()]);
+      return aesKeyUnwrap(kek(context), entry.wrapped);
     } catch (cause) {
       throw new ProviderError(
         "ENVELOPE_UNWRAP_FAILED",
