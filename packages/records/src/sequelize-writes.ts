@@ -64,6 +64,10 @@ const WRITES: [name: string, tableAt: number, rowsOf: (args: unknown[]) => unkno
   ["bulkInsert", 0, (a) => [a[1]].flat()], // (table, records, options, attributes)
   ["bulkUpdate", 0, (a) => [a[1]]], // (table, values, where, options, attributes)
   ["upsert", 0, (a) => [a[1], a[2]]], // (table, insertValues, updateValues, where, options)
+  // Model.increment / decrement, instance.increment: arithmetic in SQL on the stored bytes.
+  // (model, table, where, amountsByField, extraAttributesToBeUpdated, options)
+  ["increment", 1, (a) => [a[3], a[4]]],
+  ["decrement", 1, (a) => [a[3], a[4]]],
 ];
 
 function nameOf(table: unknown): { table: string; schema: string | undefined } {
@@ -93,11 +97,15 @@ function check(g: Guard, row: unknown, operation: string): void {
   }
 }
 
+const ARITHMETIC = new Set(["increment", "decrement"]);
+
 function notSealed(g: Guard, field: string, operation: string, index?: string): ConfigError {
   const where = `of "${g.table}" (queryInterface.${operation})`;
-  const message = index
-    ? `Refusing to write the blind index column "${index}" without its field "${field}" ${where}: the hooks compute the index from the value they seal, and an index without its value would make findBy return a row with nothing to open. Set "${field}" through the model instead.`
-    : `Refusing to write a value that is not sealed (plaintext or an SQL literal/fn) to the encrypted attribute "${field}" ${where}: encryptModel's hooks seal each record under its own data key, and this write skipped them (hooks: false, a literal/fn value, or a raw queryInterface call). Write through the model with its hooks on: create(), bulkCreate(), instance.save() / update().`;
+  const message = ARITHMETIC.has(operation)
+    ? `Refusing to ${operation} the encrypted attribute "${field}" ${where}: the column holds a sealed value, not a number, so SQL arithmetic on it would corrupt it. Read the record, change the value in the app and save() it.`
+    : index
+      ? `Refusing to write the blind index column "${index}" without its field "${field}" ${where}: the hooks compute the index from the value they seal, and an index without its value would make findBy return a row with nothing to open. Set "${field}" through the model instead.`
+      : `Refusing to write a value that is not sealed (plaintext or an SQL literal/fn) to the encrypted attribute "${field}" ${where}: encryptModel's hooks seal each record under its own data key, and this write skipped them (hooks: false, a literal/fn value, or a raw queryInterface call). Write through the model with its hooks on: create(), bulkCreate(), instance.save() / update().`;
   return new ConfigError("ENVELOPE_BAD_INPUT", message, {
     details: { table: g.table, field, operation },
   });

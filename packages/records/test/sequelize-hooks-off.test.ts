@@ -136,6 +136,23 @@ describe.each([
     expect((await rows()).filter((r) => r.email_idx === forged)).toEqual([]);
   });
 
+  it("increment / decrement of an encrypted attribute is refused and the stored value is unchanged", async () => {
+    const m = await Member.create({ email: "inc@x.io", phone: "5551", name: "inc" });
+    const before = (await rows()).find((r) => r.id === m.get("id"));
+    const { code, message } = await errorOf(
+      Member.increment("email", { by: 1, where: { id: m.get("id") } }),
+    );
+    expect(code).toBe("ENVELOPE_BAD_INPUT");
+    expect(message).toContain("arithmetic");
+    expect(await codeOf(m.decrement({ phone: 2 }))).toBe("ENVELOPE_BAD_INPUT");
+    const after = (await rows()).find((r) => r.id === m.get("id"));
+    expect(after?.email).toEqual(before?.email);
+    expect(after?.phone_enc).toEqual(before?.phone_enc);
+    // A plain attribute passes the guard (the database itself refuses arithmetic on text).
+    const plain = await codeOf(Member.increment("name", { by: 1, where: { id: m.get("id") } }));
+    expect(plain).toMatch(/^not an EnvelopeError: SequelizeDatabaseError/);
+  });
+
   it("queryInterface.bulkInsert into the model's table with plaintext is refused", async () => {
     const qi = sequelize.getQueryInterface();
     expect(
