@@ -221,6 +221,13 @@ describe.each([
       ),
     ).toBe("ENVELOPE_BAD_INPUT");
     expect(await codeOf(() => update().set({ email_idx: "00000000" }))).toBe("ENVELOPE_BAD_INPUT");
+    // repository.increment / decrement: SQL arithmetic on a sealed value (a function in set()).
+    expect(await codeOf(() => repo.increment({ id: bob.id }, "phone", 1))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    expect(await codeOf(() => repo.decrement({ id: bob.id }, "email", 1))).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
     expect(
       await codeOf(() => update().set({ code: "b" }).where("email = :e", { e: "bob@x.io" })),
     ).toBe("ENVELOPE_BAD_INPUT");
