@@ -5,6 +5,9 @@ import { type AnyLegacyDecoder, recordValueDecoder, recordValueTypeOf } from "@e
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
+import { planThreads } from "../threads/options.js";
+import { RewrapPool } from "../threads/pool.js";
+import { threadedTransform } from "../threads/transform.js";
 import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
 import type {
@@ -36,11 +39,22 @@ export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtim
     .filter((p) => !to.includes(p))
     .map((p) => metered(p, limiter));
   const envelope = new Envelope({ encrypt: targets, decrypt: others, cache: false });
-  const transform = rewrapTransform(envelope, targets, {
-    verifyAll: options.verify === "all",
-    verifyBody: options.verifyBody ?? true,
+  const checks = { verifyAll: options.verify === "all", verifyBody: options.verifyBody ?? true };
+  const transform = rewrapTransform(envelope, targets, checks);
+  // Checked before anything else is: a bad spec fails a dry run too.
+  const threads =
+    options.threads === undefined
+      ? undefined
+      : await planThreads(options.threads, to, options.decrypt ?? [], limiter.ceiling);
+  const rt = await prepare(options, transform, limiter, {
+    kind: "rewrap",
+    targets: to.map(label),
   });
-  return prepare(options, transform, limiter, { kind: "rewrap", targets: to.map(label) });
+  if (!threads || !options.apply) return rt;
+  const pool = await RewrapPool.start(threads.size, { ...threads.setup, ...checks }, (calls) =>
+    limiter.record(calls),
+  );
+  return { ...rt, transform: threadedTransform(transform, pool), close: () => pool.close() };
 }
 
 /** Resolves options for a migrate job. */
