@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import type { Worker } from "node:worker_threads";
 import { Limiter, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
 import { decodeEnvelope, fromText, type KeyProvider, localAesProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -138,6 +139,46 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
     expect(main.failures).toEqual({ ENVELOPE_DECRYPT_FAILED: 2, ENVELOPE_NO_MATCHING_KEY: 1 });
     expect(main.rewrapped).toBe(37);
     expect(threaded).toEqual(main);
+  });
+
+  it("a thread that dies mid-job is replaced, and the values it held are retried", async () => {
+    const { table, prefix } = newTable("die");
+    const { oldKey, newKey, spec } = keys();
+    await seedTable(db, table, 600, oldKey.provider);
+    // Node emits process "worker" with each Worker this process creates.
+    const threads: Worker[] = [];
+    const onWorker = (w: Worker) => threads.push(w);
+    process.on("worker", onWorker);
+    let killed = false;
+    try {
+      const report = await rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to: newKey.provider,
+        decrypt: [oldKey.provider],
+        threads: { count: 2, ...spec },
+        stateTablePrefix: prefix,
+        apply: true,
+        batchSize: 50,
+        concurrency: 64,
+        sampleSize: 0,
+        onProgress: () => {
+          if (killed) return;
+          killed = true;
+          void threads[0]!.terminate();
+        },
+      });
+      expect(killed).toBe(true);
+      expect(threads.length).toBeGreaterThan(2); // the dead one was replaced
+      expect(report.complete).toBe(true);
+      expect(report.failures).toEqual({});
+      expect(report.run.rewrapped).toBe(600);
+      expect(await verifyAll(db, table, newKey.provider)).toEqual({ rows: 600, wrong: [] });
+    } finally {
+      process.off("worker", onWorker);
+    }
   });
 
   describe("bad thread options are typed errors, before anything is written", () => {
