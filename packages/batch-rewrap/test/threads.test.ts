@@ -1,5 +1,8 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
 import { Limiter, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
@@ -9,6 +12,14 @@ import { dropAll, instrumented, openDb, PG_URL, seedTable, verifyAll } from "./s
 
 // Issue 12, item 6: a rewrap job with local keys rewraps its values on worker threads.
 const CHILD = fileURLToPath(new URL("./fixtures/threads-child.mjs", import.meta.url));
+
+/** A key file readable by group and others (a warning, not a refusal, by default). */
+function keyFile(hex: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), "thr-key-")), "new.key");
+  writeFileSync(file, hex, { mode: 0o644 });
+  chmodSync(file, 0o644);
+  return file;
+}
 
 /** A local-aes key: its hex (what a thread's spec names, via env) and a provider. */
 function aesKey() {
@@ -235,6 +246,7 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
           OLD_KEY: oldKey.hex,
           NEW_KEY: newKey.hex,
           MODE: mode,
+          ...(mode === "cjs" ? { NEW_KEY_FILE: keyFile(newKey.hex) } : {}),
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
@@ -249,7 +261,10 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
           resolve(c);
         });
       });
-      expect({ code, err }).toEqual({ code: 0, err: "" });
+      // cjs: the new key's spec names a key file others can read: warned about once, by
+      // the main thread (not once more per thread).
+      const warnings = err.split("ENVELOPE_KEY_FILE_PERMISSIONS").length - 1;
+      expect({ code, warnings }).toEqual({ code: 0, warnings: mode === "cjs" ? 1 : 0 });
       expect(JSON.parse(out)).toEqual({ rewrapped: 300, complete: true, mainThreadUnwraps: 0 });
       expect(await verifyAll(db, table, newKey.provider)).toEqual({ rows: 300, wrong: [] });
     },

@@ -132,7 +132,13 @@ export class RewrapPool {
 
   #spawn(): { slot: Slot; started: Promise<void> } {
     const { entry, eval: isCode } = threadEntry();
-    const worker = new Worker(entry, { workerData: this.#setup, eval: isCode });
+    // --no-warnings: the main thread resolved the same specs first (planThreads), so a
+    // warning about a key file (ENVELOPE_KEY_FILE_PERMISSIONS) was printed once, not once more per thread.
+    const worker = new Worker(entry, {
+      workerData: this.#setup,
+      eval: isCode,
+      execArgv: ["--no-warnings"],
+    });
     worker.unref();
     const slot: Slot = { worker, pending: new Map(), load: 0, outbox: [], dead: false };
     this.#slots.push(slot);
