@@ -192,6 +192,43 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
     }
   });
 
+  it("keeps several full messages in flight per thread, whatever concurrency says", async () => {
+    const { table, prefix } = newTable("inflight");
+    const { oldKey, newKey, spec } = keys();
+    await seedTable(db, table, 400, oldKey.provider);
+    // Values per message sent to the threads (Node emits process "worker" per Worker).
+    const sizes: number[] = [];
+    const onWorker = (w: Worker) => {
+      const post = w.postMessage.bind(w);
+      w.postMessage = (m: { values?: unknown[] }, transfer?: never) => {
+        if (m.values) sizes.push(m.values.length);
+        return post(m, transfer);
+      };
+    };
+    process.on("worker", onWorker);
+    try {
+      const report = await rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to: newKey.provider,
+        decrypt: [oldKey.provider],
+        threads: { count: 2, ...spec },
+        stateTablePrefix: prefix,
+        apply: true,
+        concurrency: 1,
+        sampleSize: 0,
+      });
+      expect(report.run.rewrapped).toBe(400);
+    } finally {
+      process.off("worker", onWorker);
+    }
+    // concurrency 1 alone would send one value per message.
+    expect(Math.max(...sizes)).toBe(8);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(400);
+  });
+
   describe("bad thread options are typed errors, before anything is written", () => {
     const { oldKey, newKey, spec } = keys();
     const kms = "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/abc";

@@ -13,10 +13,11 @@ import {
 } from "./wire.js";
 
 /**
- * Values per message at most: a thread answers a message whole, so a bound keeps the main
- * thread from waiting on one long message while the other threads have nothing queued.
+ * Values per message at most. A thread answers a message whole: small messages let it work
+ * on the next one while the main thread handles its answer (pipelined), at ≈ 20 µs of
+ * messaging per message on each side.
  */
-export const MAX_PER_MESSAGE = 32;
+export const MAX_PER_MESSAGE = 8;
 
 interface Task {
   value: Value;
