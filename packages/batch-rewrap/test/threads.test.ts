@@ -8,6 +8,7 @@ import type { Worker } from "node:worker_threads";
 import { Limiter, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
 import { decodeEnvelope, fromText, type KeyProvider, localAesProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_PER_MESSAGE } from "../src/threads/pool.js";
 import { dropAll, instrumented, openDb, PG_URL, seedTable, verifyAll } from "./support.js";
 
 // Issue 12, item 6: a rewrap job with local keys rewraps its values on worker threads.
@@ -225,7 +226,7 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
       process.off("worker", onWorker);
     }
     // concurrency 1 alone would send one value per message.
-    expect(Math.max(...sizes)).toBe(8);
+    expect(Math.max(...sizes)).toBe(MAX_PER_MESSAGE);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(400);
   });
 

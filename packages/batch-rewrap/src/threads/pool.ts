@@ -13,11 +13,12 @@ import {
 } from "./wire.js";
 
 /**
- * Values per message at most. A thread answers a message whole: small messages let it work
- * on the next one while the main thread handles its answer (pipelined), at ≈ 20 µs of
- * messaging per message on each side.
+ * Values per message at most. A thread answers a message whole: bounded messages let it work
+ * on the next one while the main thread handles its answer (pipelined). On the 2-core dev
+ * machine (quiet, 50,000-row jobs, 2 threads) 32 gave 17,100–18,000 rows/s, 8 gave about
+ * 13,700 (a wake-up of each side per 8 values) and 64 14,200–14,900.
  */
-export const MAX_PER_MESSAGE = 8;
+export const MAX_PER_MESSAGE = 32;
 
 interface Task {
   value: Value;
