@@ -153,6 +153,32 @@ describe("rewrapTable on worker threads (PostgreSQL)", () => {
     expect(threaded).toEqual(main);
   });
 
+  it('verify: "all" runs on the threads too: each new value is decrypted by the target keys there', async () => {
+    const { table, prefix } = newTable("vall");
+    const { oldKey, newKey, spec } = keys();
+    await seedTable(db, table, 100, oldKey.provider);
+    const to = instrumented(newKey.provider);
+    const from = instrumented(oldKey.provider);
+    const report = await rewrapTable({
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to,
+      decrypt: [from],
+      threads: { count: 2, ...spec },
+      stateTablePrefix: prefix,
+      apply: true,
+      verify: "all",
+      sampleSize: 0,
+    });
+    expect(report.run.rewrapped).toBe(100);
+    // Unwrap, wrap, and the target's unwrap of the new value: all on the threads.
+    expect(report.kmsCallsPerValue).toBe(3);
+    expect(from.counts.unwrap + to.counts.unwrap + to.counts.wrap).toBe(0);
+    expect(await verifyAll(db, table, newKey.provider)).toEqual({ rows: 100, wrong: [] });
+  });
+
   it("a thread that dies mid-job is replaced, and the values it held are retried", async () => {
     const { table, prefix } = newTable("die");
     const { oldKey, newKey, spec } = keys();
