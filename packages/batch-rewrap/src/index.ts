@@ -42,3 +42,4 @@ export {
   findUnfinishedJobs,
   type UnfinishedJob,
 } from "./state/unfinished.js";
+export { MAX_THREADS, type RewrapThreads } from "./threads/options.js";

@@ -127,6 +127,11 @@ export class Limiter {
     return 0;
   }
 
+  /** Counts calls made elsewhere, unpaced: local keys on rewrap threads (see `threads`). */
+  record(calls: number): void {
+    this.calls += calls;
+  }
+
   /** The KMS throttled a call: cut the rate (once per burst) and pause every caller (longer for each throttle in a row). */
   onThrottle(): number {
     this.throttled++;

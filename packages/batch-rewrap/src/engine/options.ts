@@ -1,5 +1,6 @@
 import type { EncryptionContext, KeyProvider } from "@envelope/core";
 import type { Row, SqlAdapter } from "../adapters/types.js";
+import type { RewrapThreads } from "../threads/options.js";
 import type { AnyLegacyDecoder } from "./legacy.js";
 import type { Limiter, RateLimit } from "./limiter.js";
 import type { MigrateRecordsOptions } from "./record-fields.js";
@@ -108,6 +109,18 @@ export interface RewrapTableOptions extends TableJobOptions {
   verifyBody?: boolean;
   /** Keys that can unwrap the current values (old keys). The targets are tried too. */
   decrypt?: readonly KeyProvider[];
+  /**
+   * Rewrap the values on worker threads, so one process uses every core: for keys that are
+   * all local (`local-aes`), whose rewrap is CPU work. Give the specs (key URIs or provider
+   * configs) the providers of `to` and `decrypt` were built from: each thread builds its own
+   * providers from them. Values go to the threads in batches (those of one event-loop turn);
+   * reading, classifying, the preflight and the writes stay on the main thread. Applied runs
+   * only (a dry run makes no key call). Not with `rateLimit`. Default: the main thread.
+   *
+   * @example
+   * threads: { count: "auto", to: ["local-aes://env/NEW_KEY"], decrypt: ["local-aes://env/OLD_KEY"] }
+   */
+  threads?: RewrapThreads;
 }
 
 export interface MigrateTableOptions extends TableJobOptions {

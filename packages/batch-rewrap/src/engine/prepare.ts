@@ -5,6 +5,9 @@ import { type AnyLegacyDecoder, recordValueDecoder, recordValueTypeOf } from "@e
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
+import { planThreads } from "../threads/options.js";
+import { MAX_PER_MESSAGE, RewrapPool } from "../threads/pool.js";
+import { threadedTransform } from "../threads/transform.js";
 import { type Limiter, toLimiter } from "./limiter.js";
 import { metered } from "./metered.js";
 import type {
@@ -21,6 +24,9 @@ import type { ColumnPlan } from "./values.js";
 const label = (p: KeyProvider) => `${p.id}:${p.keyRef}`;
 const list = <T>(x: T | readonly T[]): T[] => (Array.isArray(x) ? [...x] : [x as T]);
 
+/** With rewrap threads, a job keeps at least this many full messages in flight per thread. */
+const IN_FLIGHT_MESSAGES = 4;
+
 /** Resolves options for a rewrap job: names checked against the database, providers metered. */
 export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtime> {
   const to = list(options.to);
@@ -36,11 +42,31 @@ export async function prepareRewrap(options: RewrapTableOptions): Promise<Runtim
     .filter((p) => !to.includes(p))
     .map((p) => metered(p, limiter));
   const envelope = new Envelope({ encrypt: targets, decrypt: others, cache: false });
-  const transform = rewrapTransform(envelope, targets, {
-    verifyAll: options.verify === "all",
-    verifyBody: options.verifyBody ?? true,
+  const checks = { verifyAll: options.verify === "all", verifyBody: options.verifyBody ?? true };
+  const transform = rewrapTransform(envelope, targets, checks);
+  // Checked before anything else is: a bad spec fails a dry run too.
+  const threads =
+    options.threads === undefined
+      ? undefined
+      : await planThreads(options.threads, to, options.decrypt ?? [], limiter.ceiling);
+  const rt = await prepare(options, transform, limiter, {
+    kind: "rewrap",
+    targets: to.map(label),
   });
-  return prepare(options, transform, limiter, { kind: "rewrap", targets: to.map(label) });
+  if (!threads || !options.apply) return rt;
+  const pool = await RewrapPool.start(threads.size, { ...threads.setup, ...checks }, (calls) =>
+    limiter.record(calls),
+  );
+  // Enough values in flight for every thread to have its next message queued while the
+  // main thread handles its last answer (else the two take turns, each idle half the time).
+  const workers = Math.max(1, options.workers ?? 1);
+  const inFlight = Math.ceil((IN_FLIGHT_MESSAGES * MAX_PER_MESSAGE * threads.size) / workers);
+  return {
+    ...rt,
+    limits: { ...rt.limits, concurrency: Math.max(rt.limits.concurrency, inFlight) },
+    transform: threadedTransform(transform, pool),
+    close: () => pool.close(),
+  };
 }
 
 /** Resolves options for a migrate job. */

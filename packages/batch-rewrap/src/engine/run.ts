@@ -103,6 +103,14 @@ export async function migrateTable(options: MigrateTableOptions): Promise<JobRep
 }
 
 async function runJob(rt: Runtime): Promise<JobReport> {
+  try {
+    return await runPrepared(rt);
+  } finally {
+    await rt.close?.();
+  }
+}
+
+async function runPrepared(rt: Runtime): Promise<JobReport> {
   const started = performance.now();
   const rangeSize =
     rt.options.rangeSize === undefined ? undefined : rangeSizeOption(rt.options.rangeSize);

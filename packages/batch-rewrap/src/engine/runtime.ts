@@ -53,4 +53,6 @@ export interface Runtime {
   context: ContextBuilder;
   /** What the job does to one value (rewrap, or seal a legacy value). */
   transform: ValueTransform;
+  /** Releases what the job started (its rewrap threads); called once the job ends. */
+  close?: () => Promise<void>;
 }
