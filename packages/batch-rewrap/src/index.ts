@@ -6,7 +6,14 @@ export { connect } from "./adapters/connect.js";
 export { type MysqlPoolLike, mysqlAdapter } from "./adapters/mysql.js";
 export { type PGliteLike, pgliteAdapter } from "./adapters/pglite.js";
 export { type PgPoolLike, postgresAdapter } from "./adapters/postgres.js";
-export type { QueryResult, Row, SqlAdapter, SqlExecutor, SqlSession } from "./adapters/types.js";
+export type {
+  AdapterOptions,
+  QueryResult,
+  Row,
+  SqlAdapter,
+  SqlExecutor,
+  SqlSession,
+} from "./adapters/types.js";
 export type { Counters } from "./engine/counters.js";
 export {
   type LegacyDecoder,

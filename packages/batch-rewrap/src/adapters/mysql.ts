@@ -1,6 +1,14 @@
 import type { Pool, PoolConnection, PoolOptions, ResultSetHeader } from "mysql2/promise";
 import { loadDriver } from "./driver.js";
-import type { QueryResult, Row, SqlAdapter, SqlExecutor, SqlSession } from "./types.js";
+import {
+  type AdapterOptions,
+  DEFAULT_MAX_CONNECTIONS,
+  type QueryResult,
+  type Row,
+  type SqlAdapter,
+  type SqlExecutor,
+  type SqlSession,
+} from "./types.js";
 
 /** The part of a `mysql2/promise` Pool the adapter uses. */
 export type MysqlPoolLike = Pick<Pool, "query" | "getConnection" | "end">;
@@ -15,6 +23,7 @@ export type MysqlPoolLike = Pick<Pool, "query" | "getConnection" | "end">;
  */
 export async function mysqlAdapter(
   pool: MysqlPoolLike | string | PoolOptions,
+  options: AdapterOptions = {},
 ): Promise<SqlAdapter> {
   let owned = false;
   let p: MysqlPoolLike;
@@ -25,7 +34,8 @@ export async function mysqlAdapter(
       () => import("mysql2/promise"),
     );
     const create = (mysql.default?.createPool ?? mysql.createPool) as typeof mysql.createPool;
-    const base = { supportBigNumbers: true, bigNumberStrings: true, connectionLimit: 8 };
+    const connectionLimit = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const base = { supportBigNumbers: true, bigNumberStrings: true, connectionLimit };
     p = typeof pool === "string" ? create({ uri: pool, ...base }) : create({ ...base, ...pool });
     owned = true;
   } else {
@@ -50,6 +60,9 @@ export async function mysqlAdapter(
     dialect: "mysql",
     name: "mysql",
     sessions: true,
+    // mysql2's promise pool wraps the callback pool, which keeps the resolved config.
+    maxConnections: (p as { pool?: { config?: { connectionLimit?: number } } }).pool?.config
+      ?.connectionLimit,
     query: (sql, params) => run(p, sql, params),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const conn = await connect();

@@ -1,6 +1,8 @@
 import type { Pool, PoolClient, PoolConfig } from "pg";
 import { loadDriver } from "./driver.js";
 import {
+  type AdapterOptions,
+  DEFAULT_MAX_CONNECTIONS,
   numberedPlaceholders,
   type QueryResult,
   type SqlAdapter,
@@ -18,14 +20,18 @@ export type PgPoolLike = Pick<Pool, "query" | "connect" | "end">;
  * @example
  * const db = await postgresAdapter("postgres://app@localhost/app");
  */
-export async function postgresAdapter(pool: PgPoolLike | string | PoolConfig): Promise<SqlAdapter> {
+export async function postgresAdapter(
+  pool: PgPoolLike | string | PoolConfig,
+  options: AdapterOptions = {},
+): Promise<SqlAdapter> {
   let owned = false;
   let p: PgPoolLike;
   if (typeof pool === "string" || !("connect" in pool)) {
     const pg = await loadDriver("pg", "A postgres:// database", () => import("pg"));
     const Pool = (pg.default?.Pool ??
       (pg as unknown as { Pool: typeof import("pg").Pool }).Pool) as typeof import("pg").Pool;
-    p = new Pool(typeof pool === "string" ? { connectionString: pool, max: 8 } : pool);
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    p = new Pool(typeof pool === "string" ? { connectionString: pool, max } : { max, ...pool });
     owned = true;
   } else {
     p = pool;
@@ -42,6 +48,8 @@ export async function postgresAdapter(pool: PgPoolLike | string | PoolConfig): P
     dialect: "postgres",
     name: "postgresql",
     sessions: true,
+    // pg's Pool keeps its resolved options (max defaults to 10 there).
+    maxConnections: (p as { options?: { max?: number } }).options?.max,
     query: (sql, params) => run(p, sql, params),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await p.connect();

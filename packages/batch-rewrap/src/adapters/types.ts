@@ -22,6 +22,19 @@ export interface SqlSession extends SqlExecutor {
  * MySQL/MariaDB (`mysql2`) and PGlite. Write your own for another driver by following
  * one of them.
  */
+/** Options of an adapter that creates its own pool (from a URL or driver options). */
+export interface AdapterOptions {
+  /**
+   * Most connections its pool opens at once. Default 8; a job with `workers: n` needs more
+   * than n (each worker keeps one for its range claim), and about 2 × n to read and commit
+   * without waiting on each other.
+   */
+  maxConnections?: number;
+}
+
+/** The pool size of an adapter that creates its own pool, unless `maxConnections` says otherwise. */
+export const DEFAULT_MAX_CONNECTIONS = 8;
+
 export interface SqlAdapter extends SqlExecutor {
   /** SQL dialect: quoting, introspection and upsert syntax. */
   readonly dialect: "postgres" | "mysql";
@@ -38,6 +51,12 @@ export interface SqlAdapter extends SqlExecutor {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** A dedicated connection (only when `sessions` is true). */
   session(): Promise<SqlSession>;
+  /**
+   * Connections the adapter's pool may open at once, when known. A job checks it: each
+   * worker keeps one connection for its range claim (`session`), and reads and commits
+   * need at least one more, so a pool of `workers` connections or fewer would wait forever.
+   */
+  readonly maxConnections?: number | undefined;
   /** Closes the pool / database if the adapter opened it. */
   close(): Promise<void>;
 }

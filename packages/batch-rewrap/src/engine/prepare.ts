@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { ConfigError, Envelope, type KeyProvider } from "@envelope/core";
 import { type AnyLegacyDecoder, recordValueDecoder, recordValueTypeOf } from "@envelope/legacy";
+import type { SqlAdapter } from "../adapters/types.js";
 import { checkName, quote } from "../sql/identifiers.js";
 import { describeTable, requireColumn } from "../sql/introspect.js";
 import type { JobSpec } from "../state/jobs.js";
@@ -127,6 +128,7 @@ async function prepare(
       },
     );
   }
+  checkPoolFitsWorkers(db, options.workers);
   const table = checkName(options.table, "table", true);
   const pk = checkName(options.primaryKey, "primaryKey");
   const specs = (options.columns ?? []).map((c) => (typeof c === "string" ? { name: c } : c));
@@ -216,6 +218,22 @@ async function prepare(
     context: options.context ?? ((row, column) => ({ table, column, id: String(row[pk]) })),
     transform,
   };
+}
+
+/**
+ * Each worker keeps one connection for its range claim and reads and commits on others: a
+ * pool with no more connections than workers would leave every worker waiting for a
+ * connection it will never get (the job would hang). Refused before anything is written.
+ */
+function checkPoolFitsWorkers(db: SqlAdapter, workers: number | undefined): void {
+  const n = Math.max(1, workers ?? 1);
+  const max = db.maxConnections;
+  if (!db.sessions || max === undefined || max > n) return;
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    `${n} worker(s) need more than ${n} database connections (each keeps one for its range claim and reads and commits on others), but the pool allows ${max}. Use fewer workers or a larger pool: about 2 × workers (connect(url, { maxConnections }), pg's Pool max, mysql2's connectionLimit). Nothing was written.`,
+    { details: { field: "workers", workers: n, maxConnections: max } },
+  );
 }
 
 /** The job id used when none is given: kind, table and a hash of the spec but its layout. */

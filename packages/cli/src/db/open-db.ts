@@ -8,9 +8,13 @@ export const DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 10;
 /**
  * Opens `--db` / `ENVELOPE_DB_URL` and checks the connection, so a bad URL, a server that is
  * down, refuses or does not answer fails before any work (ConfigError ENVELOPE_BAD_CONFIG,
- * field `db`: exit 2), with nothing written.
+ * field `db`: exit 2), with nothing written. The pool has room for `--workers` (each keeps
+ * a connection for its range claim): 2 × workers + 1 connections, at least 8.
  */
-export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<SqlAdapter> {
+export async function openDb(
+  ctx: CliContext,
+  flags: { db?: string; workers?: string },
+): Promise<SqlAdapter> {
   const url = flags.db ?? ctx.io.env.ENVELOPE_DB_URL;
   if (!url) {
     throw new ConfigError(
@@ -24,7 +28,7 @@ export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<S
   const seconds = connectTimeout(ctx.io.env.ENVELOPE_DB_CONNECT_TIMEOUT);
   let db: SqlAdapter | undefined;
   try {
-    db = await connect(url);
+    db = await connect(url, { maxConnections: poolSizeFor(flags.workers) });
     // Drivers connect lazily: check now, so a wrong URL, a server that is down or a refused
     // login is a clear configuration error (exit 2), not an unexpected error mid-job. Bounded:
     // `pg` waits forever on a host that takes the connection and never answers.
@@ -40,6 +44,12 @@ export async function openDb(ctx: CliContext, flags: { db?: string }): Promise<S
       { cause, details: { field: "db" } },
     );
   }
+}
+
+/** Connections for `--workers n` (an invalid n is refused later, with the other flags). */
+export function poolSizeFor(workers: string | undefined): number {
+  const n = Number(workers ?? 1);
+  return Number.isInteger(n) && n > 0 ? Math.max(8, 2 * n + 1) : 8;
 }
 
 function connectTimeout(value: string | undefined): number {
