@@ -49,4 +49,4 @@ export {
   findUnfinishedJobs,
   type UnfinishedJob,
 } from "./state/unfinished.js";
-export { MAX_THREADS, type RewrapThreads } from "./threads/options.js";
+export { isThreadableSpec, MAX_THREADS, type RewrapThreads } from "./threads/options.js";

@@ -94,6 +94,16 @@ export async function planThreads(
   return { size, setup: { to: toSpecs, decrypt: decryptSpecs, env } };
 }
 
+/** Whether a rewrap thread could be given this spec: plain data naming a threaded (local) provider. */
+export function isThreadableSpec(spec: unknown): boolean {
+  try {
+    plainSpec(spec, "spec");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A list of plain, local specs (checked one by one). */
 function specList(specs: unknown, field: string): KeySpec[] {
   if (!Array.isArray(specs) || (field === "threads.to" && specs.length === 0))

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { MAX_THREADS, type RewrapThreads } from "@envelope/batch-rewrap";
+import { isThreadableSpec, MAX_THREADS, type RewrapThreads } from "@envelope/batch-rewrap";
 import { ConfigError, type KeySpec } from "@envelope/core";
 
 /** The keys of a table rewrap as specs (URIs or provider configs), before they are resolved. */
@@ -29,7 +29,7 @@ export function rewrapThreads(
   });
   if (flag === undefined) {
     const all = [...specs.to, ...specs.decrypt];
-    const local = all.length > 0 && all.every(isLocalAesSpec);
+    const local = all.length > 0 && all.every(isThreadableSpec);
     return local && availableParallelism() > 1 && rateLimit === undefined
       ? threads("auto")
       : undefined;
@@ -44,18 +44,4 @@ export function rewrapThreads(
     `--threads must be auto (one per core), a count from 1 to ${MAX_THREADS}, or off.`,
     { details: { field: "--threads" } },
   );
-}
-
-function isLocalAesSpec(spec: KeySpec): boolean {
-  if (typeof spec === "string") return spec.startsWith("local-aes://");
-  if (typeof spec !== "object" || spec === null) return false;
-  const proto = Object.getPrototypeOf(spec);
-  if (proto !== Object.prototype && proto !== null) return false;
-  if ((spec as { provider?: unknown }).provider !== "local-aes") return false;
-  try {
-    structuredClone(spec); // plain data: a thread can be sent it
-    return true;
-  } catch {
-    return false;
-  }
 }
