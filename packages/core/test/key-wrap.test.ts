@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { aesKeyUnwrap, aesKeyWrap } from "../src/crypto/key-wrap.js";
 import { blockKeyUnwrap, blockKeyWrap } from "../src/crypto/key-wrap-blocks.js";
+import { EnvelopeError } from "../src/errors.js";
 
 // RFC 3394 §4.3 and §4.6: 256-bit KEK, 128- and 256-bit key data.
 const KEK = Buffer.from("000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F", "hex");
@@ -47,6 +48,47 @@ describe.each([
     for (const size of [16, 24, 31, 33]) {
       expect(() => wrap(Buffer.alloc(size), Buffer.alloc(32))).toThrow();
       expect(() => unwrap(Buffer.alloc(size), VECTORS[1]!.wrapped)).toThrow();
+    }
+  });
+});
+
+describe("aesKeyWrap / aesKeyUnwrap errors (public API)", () => {
+  const code = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return EnvelopeError.isInstance(e) ? e.code : `untyped ${(e as Error).name}`;
+    }
+    return "no error";
+  };
+
+  it("a key-wrapping key that is not 32 bytes is ENVELOPE_BAD_KEY", () => {
+    for (const size of [0, 16, 24, 31, 33]) {
+      expect(code(() => aesKeyWrap(Buffer.alloc(size), Buffer.alloc(32)))).toBe("ENVELOPE_BAD_KEY");
+      expect(code(() => aesKeyUnwrap(Buffer.alloc(size), VECTORS[1]!.wrapped))).toBe(
+        "ENVELOPE_BAD_KEY",
+      );
+    }
+  });
+
+  it("a key AES-KW cannot carry is ENVELOPE_BAD_INPUT", () => {
+    for (const size of [0, 8, 12, 33, 4104]) {
+      expect(code(() => aesKeyWrap(KEK, Buffer.alloc(size)))).toBe("ENVELOPE_BAD_INPUT");
+    }
+  });
+
+  it("an altered, truncated or foreign wrapped key is ENVELOPE_UNWRAP_FAILED", () => {
+    const wrapped = VECTORS[1]!.wrapped;
+    const flipped = Buffer.from(wrapped);
+    flipped[5]! ^= 1;
+    for (const [kek, bytes] of [
+      [KEK, flipped],
+      [randomBytes(32), wrapped],
+      [KEK, wrapped.subarray(0, 16)],
+      [KEK, Buffer.concat([wrapped, Buffer.alloc(1)])],
+      [KEK, Buffer.alloc(0)],
+    ] as const) {
+      expect(code(() => aesKeyUnwrap(kek, bytes))).toBe("ENVELOPE_UNWRAP_FAILED");
     }
   });
 });
