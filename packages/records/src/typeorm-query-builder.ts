@@ -34,8 +34,8 @@ export function guardedFor(metadata: EntityMetadata): Guarded | undefined {
  * guarded once for every encrypted entity:
  * - a `where` / `andWhere` / `orWhere` (Select, Update, Delete, and inside `Brackets`) that
  *   compares an encrypted column: as an object it is refused like find options; as an SQL
- *   string it is refused when it names an encrypted column other than in `IS [NOT] NULL`
- *   (names in string literals and parameters do not count);
+ *   string, or a function returning one, it is refused when it names an encrypted column
+ *   other than in `IS [NOT] NULL` (names in string literals and parameters do not count);
  * - `having` / `andHaving` / `orHaving` and the condition of a join (`leftJoin`,
  *   `innerJoin`, their `AndSelect` / `AndMap` forms) naming an encrypted column: refused as a
  *   where string is (the comparison would match nothing);
@@ -117,6 +117,13 @@ function guardWhere(): void {
       } else if (typeof where === "object" && where !== null && !isBrackets(where)) {
         const main = this.expressionMap.mainAlias;
         if (main?.hasMetadata) checkWhere(main.metadata, where, 0);
+      } else if (typeof where === "function") {
+        // `where((qb) => "…")`: TypeORM calls it here; the SQL it returns is checked as a
+        // string would be (a subquery it builds was checked by its own where calls).
+        const sql = original.call(this, where);
+        const hit = typeof sql === "string" ? referencedColumn(sql, aliases) : undefined;
+        if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
+        return sql;
       }
     }
     return original.call(this, where);

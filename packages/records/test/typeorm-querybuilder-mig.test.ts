@@ -94,6 +94,18 @@ describe.each([
       () => qb().where("m.id IS NOT NULL").andWhere("LOWER(m.phone) = :p", { p: "1" }),
       () => qb().where("m.id = :id", { id: ann.id }).orWhere({ email: "qb@x.io" }),
       () => qb().where(new Brackets((b) => b.where("m.email LIKE :e", { e: "%x%" }))),
+      // A where given as a function: TypeORM calls it and uses the SQL it returns.
+      () => qb().where(() => "m.email = :e", { e: "qb@x.io" }),
+      () =>
+        qb()
+          .where("m.id > 0")
+          .andWhere(() => "LOWER(m.phone) = '1'"),
+      () =>
+        qb().where(
+          (outer) =>
+            `m.id IN ${outer.subQuery().select("o.id").from(Member, "o").where("o.email = :e").getQuery()}`,
+          { e: "qb@x.io" },
+        ),
     ];
     for (const refuse of refusals) expect(await codeOf(refuse)).toBe("ENVELOPE_BAD_INPUT");
     const error = await codeOf(() => qb().where("m.email = :e", { e: "qb@x.io" }));
@@ -108,6 +120,10 @@ describe.each([
       })
       .getMany();
     expect(byIndex.map((m) => [m.id, m.email])).toEqual([[ann.id, "qb@x.io"]]);
+    const byFunction = await qb()
+      .where(() => "m.id = :id AND m.email IS NOT NULL", { id: ann.id })
+      .getMany();
+    expect(byFunction.map((m) => m.email)).toEqual(["qb@x.io"]);
   });
 
   it("having, orderBy, groupBy and join conditions naming an encrypted column are refused; on plain columns they work", async () => {
