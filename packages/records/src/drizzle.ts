@@ -1,13 +1,15 @@
 import { ConfigError } from "@envelope/core";
 import {
   and,
+  Column,
   eq,
   getTableColumns,
   type InferInsertModel,
   type InferSelectModel,
   inArray,
+  is,
   isNull,
-  type SQL,
+  SQL,
   sql,
 } from "drizzle-orm";
 import {
@@ -136,9 +138,13 @@ export function encryptedRepository<
   // records and the public interface carries the table's types.
   const d = db as unknown as LooseDb;
 
+  const encrypted = new Set(c.schema.encrypted.map((f) => columns[f]!));
   const select = (where: SQL | undefined, options: FindOptions = {}) => {
     let q = d.select().from(table).where(where).$dynamic();
-    if (options.orderBy?.length) q = q.orderBy(...options.orderBy);
+    if (options.orderBy?.length) {
+      checkOrder(options.orderBy, encrypted, tableName);
+      q = q.orderBy(...options.orderBy);
+    }
     if (options.limit !== undefined) q = q.limit(options.limit);
     if (options.offset !== undefined) q = q.offset(options.offset);
     return q as Promise<Row[]>;
@@ -218,6 +224,34 @@ export function encryptedRepository<
     },
   };
   return repository as unknown as EncryptedRepository<TTable, F>;
+}
+
+/**
+ * `orderBy` by an encrypted column (`asc(t.email)`, `t.email`, or inside any `sql` expression)
+ * would sort by ciphertext, sealed under a random nonce: noise. Refused before the query.
+ */
+function checkOrder(by: readonly (PgColumn | SQL)[], encrypted: Set<PgColumn>, table: string) {
+  const named = (chunk: unknown, depth: number): PgColumn | undefined => {
+    if (is(chunk, Column))
+      return encrypted.has(chunk as PgColumn) ? (chunk as PgColumn) : undefined;
+    if (depth < 32 && is(chunk, SQL)) {
+      for (const inner of chunk.queryChunks) {
+        const hit = named(inner, depth + 1);
+        if (hit) return hit;
+      }
+    }
+    return undefined;
+  };
+  for (const term of by) {
+    const column = named(term, 0);
+    if (column) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `encryptedRepository.find: orderBy on the encrypted column "${column.name}" of "${table}": each value is sealed under its own key and a random nonce, so the database would sort by noise. Sort the returned rows in the app, or order by a plain column.`,
+        { details: { table, field: column.name } },
+      );
+    }
+  }
 }
 
 /** The cipher's id, encrypted fields and blind index columns must be columns of the table. */

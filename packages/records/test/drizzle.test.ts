@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { EnvelopeError, inspectEnvelope } from "@envelope/core";
-import { asc, eq, inArray } from "drizzle-orm";
+import { asc, desc, eq, inArray, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { integer, pgTable, serial, text } from "drizzle-orm/pg-core";
 import type pgLib from "pg";
@@ -221,6 +221,19 @@ describe("encryptedRepository (Drizzle, real PostgreSQL)", () => {
     expect(await codeOf(repo.findBy("phone", "+1 555 0100"))).toBe("ENVELOPE_BAD_INPUT"); // no index
     // A WHERE with plaintext on an encrypted column is refused by the column, not run.
     expect(await codeOf(repo.find(eq(people.email, "ben@x.io")))).toBe("ENVELOPE_BAD_INPUT");
+    // Ordering by ciphertext would be noise: refused, in any form; plain columns work.
+    for (const orderBy of [
+      [asc(people.email)],
+      [people.phone],
+      [asc(people.id), desc(people.born)],
+      [sql`lower(${people.email})`],
+    ]) {
+      expect(await codeOf(repo.find(undefined, { orderBy }))).toBe("ENVELOPE_BAD_INPUT");
+    }
+    const byName = await repo.find(undefined, {
+      orderBy: [desc(people.name), asc(people.email_idx)],
+    });
+    expect(byName.map((p) => p.id)).toEqual(["cy", "ben", "ann"]);
   });
 
   it("a cold process reads with one unwrap per record", async () => {
