@@ -196,7 +196,13 @@ export class RewrapPool {
       const value = reply.values[i];
       if (error) tasks[i]!.reject(fromWire(error));
       else if (value === null || value === undefined)
-        tasks[i]!.reject(new Error("A rewrap thread answered without a value."));
+        tasks[i]!.reject(
+          new ProviderError(
+            "ENVELOPE_PROVIDER_CONTRACT",
+            "A rewrap worker thread answered without a value (a bug in Envelope): report it; the value was left as it was.",
+            { details: { provider: "threads" } },
+          ),
+        );
       else tasks[i]!.resolve(unpack(value));
     }
   }
