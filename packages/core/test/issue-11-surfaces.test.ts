@@ -89,6 +89,35 @@ describe("no key pasted into a URI is echoed (issue 11, 13)", () => {
       "vault-transit://…@vault:8200/transit/keys/pii",
     );
   });
+
+  it("a key file path (a mkdtemp folder, keygen's default name) stays readable; a base64 key inside a path does not", () => {
+    // keygen's default names are 39 characters: two of them must print differently
+    // (`envelope rotate` showed the new and the old key both as `local-rsa:….pem`).
+    for (const path of [
+      "/tmp/tmp.Xy7Qp2aB/keys/envelope-rsa-20261206-025300-123-a1b2c3.pem",
+      "/tmp/envelope-local-rsa-OmbViJ/fresh/keys/envelope-rsa-20261206-025426-581-5c061e.pem",
+      "/srv/App-Data_2026/Keys/envelope-rsa-20261206-025300-123-a1b2c3.pem",
+    ]) {
+      expect(redactUri(`local-rsa://${path}`)).toBe(`local-rsa://${path}`);
+    }
+    for (let i = 0; i < 200; i++) {
+      // Standard base64 (with / and +) after a hyphenated folder, and base64url (with - and _).
+      const key = randomBytes(32).toString("base64");
+      const url = randomBytes(32).toString("base64url");
+      for (const uri of [
+        `local-aes:///my-keys/${key}`,
+        `local-aes:///srv/app-data/${key}/x.key`,
+        `local-aes:${key}`,
+        `local-aes:///keys_v2/${url}`,
+        `local-aes://env-${url}`,
+      ]) {
+        const shown = redactUri(uri);
+        for (const part of (uri.includes(key) ? key : url).split(/[/+=_-]/)) {
+          if (part.length >= 12) expect(shown).not.toContain(part);
+        }
+      }
+    }
+  });
 });
 
 describe("strings from a stored value are escaped wherever shown (issue 11, 8)", () => {

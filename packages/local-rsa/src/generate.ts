@@ -17,9 +17,10 @@ export interface GenerateKeyPairOptions {
   dir: string;
   /**
    * File base name: writes `<name>.pem` and `<name>.pub.pem`. Default
-   * `envelope-rsa-<yyyymmdd-hhmmss-mmm>-<8 hex>`: the UTC time to the millisecond, then a
+   * `envelope-rsa-<yyyymmdd-hhmmss-mmm>-<6 hex>`: the UTC time to the millisecond, then a
    * random suffix, so keys generated in the same second (or by two processes at once) never
-   * collide, and names sort by creation time.
+   * collide, and names sort by creation time. 39 characters: shorter than the 40 at which
+   * error messages and the CLI redact a path segment as a possible key.
    */
   name?: string;
   /** RSA modulus size in bits. Default 3072. */
@@ -125,12 +126,14 @@ async function writeNew(path: string, content: string, mode: number): Promise<vo
 
 // Fixed width, so the alphabetical order is the creation order (a directory source falls
 // back to reverse name order when mtimes tie); the random suffix makes names unique even
-// within one millisecond.
+// within one millisecond (and the file is created exclusively: a clash fails, never
+// overwrites). Under 40 characters, so `redactSecrets` shows the name in full: with 8 hex
+// (41 characters) `envelope rotate` printed the new and the old key as the same `….pem`.
 function defaultName(now: Date): string {
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
   const date = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}`;
   const time = `${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
-  return `envelope-rsa-${date}-${time}-${p(now.getUTCMilliseconds(), 3)}-${randomBytes(4).toString("hex")}`;
+  return `envelope-rsa-${date}-${time}-${p(now.getUTCMilliseconds(), 3)}-${randomBytes(3).toString("hex")}`;
 }
 
 function badConfig(message: string, field: string): ConfigError {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Envelope } from "@envelope/core";
+import { Envelope, redactUri } from "@envelope/core";
 import { generateKeyPair, localRsaProvider, rsaKeyRef } from "@envelope/local-rsa";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { ctx, tempDir } from "./helpers.js";
@@ -14,7 +14,12 @@ describe("generateKeyPair", () => {
   it("defaults: 3072-bit, timestamped name, 0600 private key, 0700 new dir, loadable", async () => {
     const dir = join(tmp.dir, "fresh", "keys");
     const pair = await generateKeyPair({ dir });
-    expect(pair.privateKeyPath).toMatch(/\/envelope-rsa-\d{8}-\d{6}-\d{3}-[0-9a-f]{8}\.pem$/);
+    expect(pair.privateKeyPath).toMatch(/\/envelope-rsa-\d{8}-\d{6}-\d{3}-[0-9a-f]{6}\.pem$/);
+    // Messages and the CLI show key URIs through redactUri, which hides a path segment of
+    // 40+ characters as a possible key: a default name stays readable, so `envelope rotate`
+    // can tell the new key from the old one.
+    const uri = `local-rsa://${pair.privateKeyPath}`;
+    expect(redactUri(uri)).toBe(uri);
     expect(pair.publicKeyPath).toBe(pair.privateKeyPath.replace(/\.pem$/, ".pub.pem"));
     expect(mode(dir)).toBe(0o700);
     expect(mode(pair.privateKeyPath)).toBe(0o600);

@@ -44,17 +44,21 @@ const SECRET_LENGTH = 40;
 
 /**
  * `text` with every run of key-alphabet characters that could be a key or token replaced
- * by `…`: a `/`-separated piece of 40 or more characters, or a 40+ character run that
- * mixes upper case, lower case and digits (base64 with `/` in it). Over-redacts long
- * paths rather than risk echoing a key.
+ * by `…`: a `/`-separated piece of 40 or more characters, or a 40+ character stretch of the
+ * standard base64 alphabet (which has `/` but no `-` or `_`) that mixes upper case, lower
+ * case and digits: a base64 key with `/` in it. Over-redacts long paths rather than risk
+ * echoing a key; a path whose `/`-pieces and `-`-separated words are all shorter than 40
+ * (`/tmp/tmp.AbC123/keys/envelope-rsa-20261206-025300-123-a1b2c3.pem`) stays readable.
  */
 export function redactSecrets(text: string): string {
   return text.replace(KEY_ALPHABET_RUN, (run) => {
     if (run.length < SECRET_LENGTH) return run;
     const rest = run.replace(PUBLIC_IDS, "");
     const longPiece = rest.split("/").some((piece) => piece.length >= SECRET_LENGTH);
-    const random =
-      rest.length >= SECRET_LENGTH && /[A-Z]/.test(rest) && /[a-z]/.test(rest) && /\d/.test(rest);
+    // A standard-base64 key lies whole inside one stretch between `-` / `_` characters.
+    const random = rest
+      .split(/[-_]/)
+      .some((s) => s.length >= SECRET_LENGTH && /[A-Z]/.test(s) && /[a-z]/.test(s) && /\d/.test(s));
     return longPiece || random ? "…" : run;
   });
 }
