@@ -39,6 +39,31 @@ export const EXIT_CODES = {
   BROKEN_PIPE: 141,
 } as const;
 
+/** One line per exit code for `envelope --help`: every code of {@link EXIT_CODES}, in order. */
+export const EXIT_CODE_HELP: Readonly<Record<keyof typeof EXIT_CODES, string>> = {
+  OK: "ok",
+  INTERNAL: "internal error",
+  USAGE: "usage/config",
+  DATA: "bad or undecryptable data",
+  PROVIDER: "KMS/provider",
+  PARTIAL: "job finished with failures",
+  ROTATION_DUE: "rotation due (status --check)",
+  STRANDED: "stranded values (status --check)",
+  KEY_IN_USE: "key still in use (retire)",
+  DEGRADED: "providers only partly usable (check)",
+  JOB_IN_PROGRESS: "a job on these columns is running or incomplete (retire, rotate)",
+  INTERRUPTED: "interrupted (rerun, or add --resume, to continue)",
+  BROKEN_PIPE: "stdout closed by its reader",
+};
+
+/** The exit-code paragraph of `envelope --help`, built from {@link EXIT_CODES}. */
+export function exitCodesHelp(): string {
+  const parts = (Object.keys(EXIT_CODES) as (keyof typeof EXIT_CODES)[]).map(
+    (name) => `${EXIT_CODES[name]} ${EXIT_CODE_HELP[name]}`,
+  );
+  return `Exit codes: ${parts.join(" · ")}`;
+}
+
 const DATA_CODES = new Set([
   "ENVELOPE_BAD_FORMAT",
   "ENVELOPE_UNSUPPORTED_VERSION",

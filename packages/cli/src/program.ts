@@ -13,7 +13,7 @@ import { registerRetireCommand } from "./commands/retire.js";
 import { registerRewrapCommand } from "./commands/rewrap.js";
 import { registerRotateCommand } from "./commands/rotate.js";
 import { registerStatusCommand } from "./commands/status.js";
-import { EXIT_CODES, exitCodeFor, isFileError } from "./exit-codes.js";
+import { EXIT_CODES, exitCodeFor, exitCodesHelp, isFileError } from "./exit-codes.js";
 import { type CliIo, jsonText, processIo, shown } from "./io.js";
 import { CLI_VERSION } from "./version.js";
 
@@ -46,10 +46,7 @@ export function buildProgram(ctx: CliContext, setExit: (code: number) => void): 
       writeOut: (s) => ctx.io.stdout.write(s),
       writeErr: (s) => ctx.io.stderr.write(s),
     })
-    .addHelpText(
-      "after",
-      `\nExit codes: 0 ok · 1 internal error · 2 usage/config · 3 bad or undecryptable data · 4 KMS/provider · 5 job finished with failures · 6 rotation due (status --check) · 7 stranded values (status --check) · 8 key still in use (retire) · 130 interrupted (rerun, or add --resume, to continue)`,
-    );
+    .addHelpText("after", `\n${exitCodesHelp()}`);
   registerKeygenCommand(program, ctx);
   registerRotateCommand(program, ctx);
   registerStatusCommand(program, ctx, setExit);

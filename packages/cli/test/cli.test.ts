@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT_CODES } from "@envelope/cli";
 import { createEnvelope } from "@envelope/core";
@@ -44,6 +44,24 @@ describe("envelope CLI: keys and files", () => {
       expect(run.stdout).toContain(`Usage: envelope ${command}`);
     }
     expect((await cli(["no-such-command"], { cwd })).code).toBe(EXIT_CODES.USAGE);
+    // Every exit code a script can see is listed in --help (9, 10 and 141 were missing).
+    const help = (await cli(["--help"], { cwd })).stdout;
+    for (const code of Object.values(EXIT_CODES)) expect(help).toMatch(new RegExp(`[:·] ${code} `));
+  });
+
+  it("keygen in a git work tree writes a .gitignore into the key folder; outside one it does not", async () => {
+    const repo = tempDir();
+    mkdirSync(join(repo, ".git"));
+    mkdirSync(join(repo, "app"));
+    const run = await cli(["keygen", "--init", "--bits", "2048"], { cwd: join(repo, "app") });
+    expect(run.code, run.stderr).toBe(0);
+    expect(readFileSync(join(repo, "app/keys/.gitignore"), "utf8")).toMatch(/^\*$/m);
+    expect(run.stdout).toContain("keys/.gitignore written");
+    // rotate writes its key into the same folder: the .gitignore is kept as it is.
+    writeFileSync(join(repo, "app/keys/.gitignore"), "*.pem\n");
+    expect((await cli(["rotate", "--bits", "2048"], { cwd: join(repo, "app") })).code).toBe(0);
+    expect(readFileSync(join(repo, "app/keys/.gitignore"), "utf8")).toBe("*.pem\n");
+    expect(existsSync(join(cwd, "keys/.gitignore"))).toBe(false); // cwd is not in a repository
   });
 
   it("encrypts and decrypts files and stdin/stdout; plaintext never lands in a file on failure", async () => {

@@ -67,6 +67,9 @@ export function registerKeygenCommand(program: Command, ctx: CliContext): void {
               `public key   ${key.publicKeyPath}  (for encrypt-only services)`,
               `key ref      ${key.keyRef}`,
               `key URI      ${key.uri}`,
+              ...(key.gitignore
+                ? [`git          ${key.gitignore} written: the key folder is in a git repository`]
+                : []),
               opts.init
                 ? `config       ${configPath} now encrypts with this key`
                 : `Use it: ENVELOPE_ENCRYPT_KEYS=${key.uri}`,
