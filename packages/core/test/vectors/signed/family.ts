@@ -85,16 +85,6 @@ function checkSignature(v: SignedVector, bytes: Buffer): void {
   expect(aad.toString("hex")).toBe(i.aadHex);
 }
 
-/**
- * Vectors whose expected outcome changed when the format gained suite 0x03 (FORMAT.md §15).
- * The files stay byte-for-byte as generated; vectors/README.md lists them.
- */
-const SUPERSEDED: Readonly<Record<string, { error: string; errorClass: string }>> = {
-  // A signed value with its suite byte set to 3 now decodes as suite 3 (no signer key or
-  // signature fields): the bytes after the commitment no longer parse as entries.
-  "signed-neg-021-suite-3": { error: "ENVELOPE_BAD_FORMAT", errorClass: "FormatError" },
-};
-
 export const signed = defineFamily<SignedVector>({
   folder: "signed",
   title: "suite 0x02 (signed mode) test vectors",
@@ -120,7 +110,6 @@ export const signed = defineFamily<SignedVector>({
     decryptEach(vectors, {
       dir: DIR,
       checkPositive: checkSignature,
-      expectedFailure: (v) => SUPERSEDED[v.id],
     });
 
     it("rewrapped vector: bytes 0..163 and the body region equal those of signed-pos-01", () => {

@@ -21,21 +21,6 @@ interface V1Vector extends DecryptVector {
   };
 }
 
-/**
- * Vectors whose expected outcome changed when the format gained suite 0x02 (signed mode,
- * docs/FORMAT.md §14) or 0x03 (FORMAT.md §15). The files stay byte-for-byte as generated; the new outcome is
- * pinned here, with the reason, and vectors/README.md lists them.
- */
-const SUPERSEDED: Readonly<Record<string, { error: string; errorClass: string }>> = {
-  // A suite-1 value with its suite byte set to 2 now decodes as suite 2: the 96 bytes
-  // after the commitment are read as signer key and signature, and the byte after them,
-  // read as entryCount, is 52 (over the limit of 16).
-  "neg-058-suite-2": { error: "ENVELOPE_BAD_FORMAT", errorClass: "FormatError" },
-  // Suite 0x03 exists since FORMAT.md §15: the suite byte flipped to 3 now selects the
-  // one-step SHA-512 KDF, whose commitment differs from the stored HKDF one.
-  "neg-020-flip-suite": { error: "ENVELOPE_COMMITMENT_MISMATCH", errorClass: "DecryptionError" },
-};
-
 /** The intermediate values follow from the spec: HKDF output, commitment field, AAD. */
 function checkIntermediate(v: V1Vector, bytes: Buffer): void {
   const i = v.intermediate!;
@@ -77,7 +62,6 @@ export const v1 = defineFamily<V1Vector>({
     decryptEach(vectors, {
       dir: join(VECTORS_DIR, "v1"),
       checkPositive: checkIntermediate,
-      expectedFailure: (v) => SUPERSEDED[v.id],
     });
   },
 });
