@@ -155,6 +155,14 @@ describe.each([
       include: [{ model: Note, as: "notes", attributes: { exclude: ["id", "userId"] } }],
     });
     expect(plain(excluding!)).toEqual({ phone: "555 0100", notes: [{ body: "note one" }] });
+    // A separate include needs the id to load its rows: it stays on the result.
+    const separate = await User.findByPk(id, {
+      attributes: ["email"],
+      include: [{ model: Note, as: "notes", separate: true, attributes: ["body"] }],
+    });
+    expect(separate?.get("email")).toBe("sel@x.io");
+    expect(separate?.get("id")).toBe(id);
+    expect((separate?.get("notes") as Model[]).map((n) => n.get("body"))).toEqual(["note one"]);
   });
 
   it("a missing row is still null / empty", async () => {
