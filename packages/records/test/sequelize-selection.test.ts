@@ -162,7 +162,7 @@ describe.each([
     });
     expect(separate?.get("email")).toBe("sel@x.io");
     expect(separate?.get("id")).toBe(id);
-    expect((separate?.get("notes") as Model[]).map((n) => n.get("body"))).toEqual(["note one"]);
+    expect((separate!.get("notes") as Model[]).map((n) => n.get("body"))).toEqual(["note one"]);
   });
 
   it("a missing row is still null / empty", async () => {
