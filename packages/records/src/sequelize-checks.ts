@@ -4,6 +4,7 @@ import {
   type Model,
   type ModelStatic,
   AggregateError as SequelizeAggregateError,
+  Utils,
 } from "sequelize";
 import { shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
@@ -138,23 +139,59 @@ function encryptedKeyIn(node: unknown, names: Set<string>, depth: number): strin
 
 /**
  * A find that selects encrypted attributes without the id gets the id added (each field's
- * context holds it); true when it was added, so it can be removed from the results.
- * `attributes` is the list Sequelize expanded: names, or `[column, alias]` pairs.
+ * context holds it); true when it was added, so it can be removed from the results. Runs in
+ * `beforeFindAfterExpandIncludeAll`: `attributes` is the caller's list with `exclude` /
+ * `include` already expanded (attribute names, or `[expression, alias]` pairs), before
+ * Sequelize copies it to `originalAttributes`, the list it builds instances from (a name
+ * added later reaches the SQL but not the instances). The id is the only other value
+ * opening needs.
  */
-export function addIdAttribute(
-  model: ModelStatic<Model>,
-  cipher: AnyCipher,
-  attributes: unknown,
-): boolean {
+export function addIdAttribute(cipher: AnyCipher, attributes: unknown): boolean {
   if (!Array.isArray(attributes)) return false;
   const names = attributes.map((a) => (Array.isArray(a) ? a[1] : a));
   const idField = cipher.schema.idField ?? "id";
   if (names.includes(idField) || !cipher.schema.encrypted.some((f) => names.includes(f))) {
     return false;
   }
-  const field = (model.getAttributes() as Record<string, { field?: string }>)[idField]?.field;
-  attributes.push(field && field !== idField ? [field, idField] : idField);
+  attributes.push(idField); // mapped to its column (`field`) by Sequelize afterwards
   return true;
+}
+
+/**
+ * Sequelize's SQL values (`literal`, `fn`, `col`, `cast`, `where`, `json`: instances of
+ * `Utils.SequelizeMethod`), which Sequelize writes as SQL. By class, and by the name of a
+ * class in the prototype chain for a second copy of Sequelize.
+ */
+export function isSqlValue(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (value instanceof Utils.SequelizeMethod) return true;
+  for (let p = Object.getPrototypeOf(value); p && p !== Object.prototype; ) {
+    if ((p as { constructor?: { name?: string } }).constructor?.name === "SequelizeMethod") {
+      return true;
+    }
+    p = Object.getPrototypeOf(p);
+  }
+  return false;
+}
+
+/**
+ * An encrypted attribute set to an SQL value cannot be sealed (the database would compute
+ * the value, the app never sees it): refused before anything is sealed or written.
+ */
+export function refuseSqlValues(
+  cipher: AnyCipher,
+  values: Row,
+  fields: readonly string[],
+  operation: string,
+): void {
+  for (const f of fields) {
+    if (!cipher.schema.encrypted.includes(f) || !isSqlValue(values[f])) continue;
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${operation}: the encrypted attribute "${f}" of "${cipher.schema.table}" is set to an SQL value (sequelize.literal / fn / col / cast / where). An encrypted column holds only values sealed in the application, so the database cannot compute it. Compute the value in the application and assign the result (a string, or null) instead.`,
+      { details: { table: cipher.schema.table, field: f, operation } },
+    );
+  }
 }
 
 /** `bulkCreate({ validate: true })` validates after its before-hook: here, on the plaintext. */

@@ -1,6 +1,7 @@
 import { Model } from "sequelize";
 import type { RecordCipher } from "./record-cipher.js";
 import { valuesOrThrow } from "./rows.js";
+import { addIdAttribute } from "./sequelize-checks.js";
 
 type Row = Record<string, unknown>;
 type AnyCipher = RecordCipher<string, "text" | "binary">;
@@ -40,13 +41,15 @@ export async function openFound(items: readonly (Instance | Row)[], own: AnyCiph
     if (item instanceof Model) {
       const instance = item as unknown as Instance;
       const cipher = cipherOf.get(item.constructor);
-      if (cipher)
+      if (cipher && holdsEncrypted(cipher, instance.dataValues))
         tasks.push({ cipher, bag: instance.dataValues, previous: instance._previousDataValues });
       for (const v of Object.values(instance.dataValues)) if (typeof v === "object") visit(v);
       return;
     }
     // raw: true: a plain object of the model's own attributes.
-    if (rawCipher) tasks.push({ cipher: rawCipher, bag: item as Row });
+    if (rawCipher && holdsEncrypted(rawCipher, item as Row)) {
+      tasks.push({ cipher: rawCipher, bag: item as Row });
+    }
   };
   for (const item of items) visit(item, own);
   const byCipher = new Map<AnyCipher, Task[]>();
@@ -69,4 +72,65 @@ export async function openFound(items: readonly (Instance | Row)[], own: AnyCiph
     }
   }
   for (const write of writes) write();
+}
+
+/** A selection of plain attributes only (`attributes: ["name"]`) has nothing to open, nor an id. */
+function holdsEncrypted(cipher: AnyCipher, bag: Row): boolean {
+  return cipher.schema.encrypted.some((f) => f in bag);
+}
+
+interface Include {
+  model?: { getAttributes(): Record<string, unknown> };
+  as?: string;
+  attributes?: unknown;
+  include?: Include[];
+  separate?: boolean;
+}
+
+/** The ids added to `include` selections, per include object (removed after the find). */
+const addedTo = new WeakSet<object>();
+
+/**
+ * `include: [{ model: Note, attributes: ["body"] }]`: Sequelize selects the included
+ * model's primary key but builds its instances from the caller's list, without it. Called
+ * before Sequelize expands the includes' attributes (`exclude` forms expanded here as it
+ * does), it adds the id of every encrypted included model whose selection needs it.
+ */
+export function addIncludedIds(includes: unknown, raw: boolean): void {
+  if (raw || !Array.isArray(includes)) return;
+  for (const include of includes as Include[]) {
+    const cipher = include?.model && cipherOf.get(include.model);
+    if (cipher && include.attributes && !include.separate) {
+      const a = include.attributes as { exclude?: string[]; include?: unknown[] };
+      if (!Array.isArray(a)) {
+        let names: unknown[] = Object.keys(include.model!.getAttributes());
+        if (a.exclude) names = names.filter((n) => !a.exclude!.includes(n as string));
+        if (a.include) names = names.concat(a.include);
+        include.attributes = names;
+      }
+      if (addIdAttribute(cipher, include.attributes)) addedTo.add(include);
+    }
+    addIncludedIds(include?.include, raw);
+  }
+}
+
+/** Removes from included instances the ids {@link addIncludedIds} added. */
+export function removeIncludedIds(items: readonly unknown[], includes: unknown): void {
+  if (!Array.isArray(includes)) return;
+  for (const include of includes as Include[]) {
+    if (!include?.as || include.separate) continue;
+    const cipher = include.model && cipherOf.get(include.model);
+    const nested = items
+      .filter((i): i is Model => i instanceof Model)
+      .flatMap((i) => [(i as unknown as Instance).dataValues[include.as!]].flat())
+      .filter((x): x is Model => x instanceof Model);
+    if (cipher && addedTo.has(include)) {
+      const idField = cipher.schema.idField ?? "id";
+      for (const n of nested) {
+        delete (n as unknown as Instance).dataValues[idField];
+        delete (n as unknown as Instance)._previousDataValues[idField];
+      }
+    }
+    removeIncludedIds(nested, include.include);
+  }
 }

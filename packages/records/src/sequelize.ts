@@ -2,7 +2,7 @@ import { ConfigError } from "@envelope/core";
 import { mapLimit } from "@envelope/core/internal";
 import {
   type FindOptions,
-  type Model,
+  Model,
   type ModelStatic,
   Op,
   QueryTypes,
@@ -17,10 +17,18 @@ import {
   checkModel,
   refused,
   refuseOrderOrGroup,
+  refuseSqlValues,
   refuseWhere,
   validateAll,
 } from "./sequelize-checks.js";
-import { bagOf, cipherOf, type Instance, openFound } from "./sequelize-find.js";
+import {
+  addIncludedIds,
+  bagOf,
+  cipherOf,
+  type Instance,
+  openFound,
+  removeIncludedIds,
+} from "./sequelize-find.js";
 import { guardsOf } from "./sequelize-guards.js";
 import { guardWrites } from "./sequelize-writes.js";
 import { quoteIdent } from "./sql.js";
@@ -124,9 +132,14 @@ export function encryptModel<M extends Model, const F extends string>(
   };
 
   /** Seals the instance's encrypted values into its dataValues; returns the columns set. */
-  const sealInto = async (instance: Instance, options: SaveOptions): Promise<void> => {
+  const sealInto = async (
+    instance: Instance,
+    options: SaveOptions,
+    operation = "create",
+  ): Promise<void> => {
     const values = instance.dataValues;
     swaps.recover(instance, values);
+    refuseSqlValues(c, values, encrypted, operation);
     if (values[idField] === undefined || values[idField] === null) {
       values[idField] = await reserveId(options.transaction);
     }
@@ -161,6 +174,7 @@ export function encryptModel<M extends Model, const F extends string>(
     const id = instance._previousDataValues[idField] ?? instance.dataValues[idField];
     const changes: Row = {};
     for (const f of fields) changes[f] = instance.dataValues[f];
+    refuseSqlValues(c, changes, fields, "save / instance.update");
     const transaction = options.transaction ?? undefined;
     let wrote: Row | undefined;
     await guardedUpdate(c, changes, {
@@ -214,6 +228,8 @@ export function encryptModel<M extends Model, const F extends string>(
     beforeUpdate,
     afterUpdate,
     async beforeBulkCreate(instances: Instance[], options: SaveOptions) {
+      // Every row checked before any is sealed (no KMS call for a bulk that is refused).
+      for (const i of instances) refuseSqlValues(c, i.dataValues, encrypted, "bulkCreate");
       if (options.individualHooks) return; // each save runs beforeCreate
       if (options.updateOnDuplicate?.some((f) => touches({ [f]: true }))) {
         throw refused(c, "bulkCreate with updateOnDuplicate on encrypted attributes");
@@ -221,7 +237,7 @@ export function encryptModel<M extends Model, const F extends string>(
       // Sequelize validates after this hook: validate the plaintext now instead.
       if (options.validate) await validateAll(instances as never, options as Row);
       options.validate = false;
-      await mapLimit(instances, SEAL_CONCURRENCY, (i) => sealInto(i, options));
+      await mapLimit(instances, SEAL_CONCURRENCY, (i) => sealInto(i, options, "bulkCreate"));
     },
     afterBulkCreate(instances: Instance[]) {
       for (const i of instances) swaps.restore(i, i.dataValues);
@@ -236,17 +252,31 @@ export function encryptModel<M extends Model, const F extends string>(
       refuseWhere(c, options.where);
       refuseOrderOrGroup(c, options);
     },
-    beforeFindAfterOptions(options: SaveOptions & { attributes?: unknown }) {
-      if (addIdAttribute(model, c, options.attributes)) {
+    // Before Sequelize copies `attributes` to `originalAttributes`, which instances are built from.
+    beforeFindAfterExpandIncludeAll(
+      options: SaveOptions & { attributes?: unknown; include?: unknown },
+    ) {
+      if (addIdAttribute(c, options.attributes)) {
         (options as Record<symbol, unknown>)[ADDED_ID] = true;
       }
+      addIncludedIds(options.include, !!options.raw);
     },
-    async afterFind(result: unknown, options: SaveOptions) {
+    async afterFind(
+      result: unknown,
+      options: SaveOptions & { include?: { separate?: boolean }[] },
+    ) {
       const items = result === null || result === undefined ? [] : [result].flat();
       await openFound(items as (Instance | Row)[], c);
-      if ((options as Record<symbol, unknown>)[ADDED_ID]) {
-        for (const item of items as (Instance | Row)[]) delete bagOf(item)[idField];
+      // Kept when a `separate: true` include still needs it to load the associated rows.
+      const separate = options.include?.some((i) => i.separate) ?? false;
+      if ((options as Record<symbol, unknown>)[ADDED_ID] && !separate) {
+        for (const item of items as (Instance | Row)[]) {
+          delete bagOf(item)[idField];
+          if (item instanceof Model)
+            delete (item as unknown as Instance)._previousDataValues[idField];
+        }
       }
+      removeIncludedIds(items, options.include);
     },
   };
   const target = model as unknown as { addHook(name: string, key: string, fn: Hook): void };

@@ -119,6 +119,50 @@ describe.each([
     expect((await Member.findByPk(where.id))?.get("email")).toBe("row@x.io");
   });
 
+  it("SQL values (literal, fn, col, cast, where) for an encrypted attribute without a blind index are refused with hooks on: create, bulkCreate, save, instance.update; nothing is sealed or written", async () => {
+    const sqlValues = [
+      sequelize.literal("'lit-phone'"),
+      sequelize.fn("lower", "FN-PHONE"),
+      sequelize.col("name"),
+      sequelize.cast("cast-phone", "text"),
+      sequelize.where(sequelize.col("name"), "where-phone"),
+    ];
+    const before = (await rows()).length;
+    for (const value of sqlValues) {
+      const refusal = await errorOf(Member.create({ phone: value, name: "sqlv" }));
+      expect(refusal.code).toBe("ENVELOPE_BAD_INPUT");
+      expect(refusal.message).toMatch(/SQL value/);
+      expect(refusal.message).toMatch(/phone/);
+      expect(await codeOf(Member.build({ phone: value }).save())).toBe("ENVELOPE_BAD_INPUT");
+      expect(
+        await codeOf(Member.bulkCreate([{ phone: "555 0110" }, { email: "b@x.io", phone: value }])),
+      ).toBe("ENVELOPE_BAD_INPUT");
+      expect(await codeOf(Member.bulkCreate([{ phone: value }], { individualHooks: true }))).toBe(
+        "ENVELOPE_BAD_INPUT",
+      );
+      expect(await codeOf(Member.create({ email: value }))).toBe("ENVELOPE_BAD_INPUT");
+    }
+    expect((await rows()).length).toBe(before);
+    expect(await dumpHas("555 0110")).toBe(false);
+    const kept = await Member.create({ email: "sqlv@x.io", phone: "555 0111", name: "sqlv" });
+    const id = kept.get("id") as string;
+    const stored = (await rows()).find((r) => r.id === id);
+    for (const value of sqlValues) {
+      expect(await codeOf(kept.update({ phone: value }))).toBe("ENVELOPE_BAD_INPUT");
+      expect(await codeOf(kept.update({ email: value }))).toBe("ENVELOPE_BAD_INPUT");
+      kept.set("phone", value);
+      expect(await codeOf(kept.save())).toBe("ENVELOPE_BAD_INPUT");
+      kept.set("phone", "555 0111");
+      expect(await codeOf(Member.update({ phone: value }, { where: { id } }))).toBe(
+        "ENVELOPE_BAD_INPUT",
+      );
+    }
+    expect((await rows()).find((r) => r.id === id)).toEqual(stored);
+    const again = await Member.findByPk(id);
+    expect(again?.get("phone")).toBe("555 0111");
+    expect(again?.get("email")).toBe("sqlv@x.io");
+  });
+
   it("a blind index set without its field is refused (create, bulkCreate, instance.update, Model.update)", async () => {
     const forged = members.cipher.indexFor("email", "victim@x.io");
     expect(await codeOf(Member.create({ email_idx: forged }))).toBe("ENVELOPE_BAD_INPUT");
