@@ -58,6 +58,19 @@ export function refused(cipher: AnyCipher, what: string): ConfigError {
 }
 
 /**
+ * A bulk update changing the id of rows with encrypted attributes would leave their values
+ * sealed under the old id's context: every read of them would fail. Refused.
+ */
+export function idChange(cipher: AnyCipher): ConfigError {
+  const id = cipher.schema.idField ?? "id";
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `A bulk update cannot change "${id}" of "${cipher.schema.table}": each row's encrypted values are bound to its id, so they would no longer open. Create the row under the new id (read it, create() it with the new ${id}, destroy the old one).`,
+    { details: { table: cipher.schema.table, field: id } },
+  );
+}
+
+/**
  * A `where` naming an encrypted attribute would compare ciphertext with a plaintext (and send
  * that plaintext to the database): refused, pointing at `findBy`. Walks plain objects, arrays
  * and operator keys (`Op.and`, `Op.or`, …); `sequelize.where(...)` / literals are not inspected.

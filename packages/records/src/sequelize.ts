@@ -15,6 +15,7 @@ import { blindIndexColumn, reservedId } from "./rows.js";
 import {
   addIdAttribute,
   checkModel,
+  idChange,
   refused,
   refuseOrderOrGroup,
   refuseSqlValues,
@@ -244,6 +245,7 @@ export function encryptModel<M extends Model, const F extends string>(
     },
     beforeBulkUpdate(options: SaveOptions) {
       if (touches(options.attributes)) throw refused(c, "Model.update (a bulk update)");
+      if (options.attributes?.[idField] !== undefined) throw idChange(c);
     },
     beforeUpsert(values: Row) {
       if (touches(values)) throw refused(c, "upsert");

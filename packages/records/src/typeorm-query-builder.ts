@@ -19,6 +19,8 @@ export interface Guarded {
   indexOf: Map<string, string | undefined>;
   /** Names (property and database) that refer to an encrypted column. */
   names: Set<string>;
+  /** The id's property and database names: its values' context, so never set in bulk. */
+  idNames: Set<string>;
 }
 
 const guardedOf = new WeakMap<EntityMetadata, Guarded>();
@@ -54,14 +56,23 @@ export function guardQueryBuilders(
   metadata: EntityMetadata,
   table: string,
   indexOf: Map<string, string | undefined>,
+  idField: string,
 ): void {
-  const names = new Set<string>();
-  for (const field of indexOf.keys()) {
-    names.add(field);
-    const column = metadata.findColumnWithPropertyName(field);
-    if (column) names.add(column.databaseName);
-  }
-  guardedOf.set(metadata, { table, indexOf, names });
+  const namesOf = (fields: Iterable<string>) => {
+    const names = new Set<string>();
+    for (const field of fields) {
+      names.add(field);
+      const column = metadata.findColumnWithPropertyName(field);
+      if (column) names.add(column.databaseName);
+    }
+    return names;
+  };
+  guardedOf.set(metadata, {
+    table,
+    indexOf,
+    names: namesOf(indexOf.keys()),
+    idNames: namesOf([idField]),
+  });
   if (installed) return;
   installed = true;
   guardWhere();
@@ -206,13 +217,39 @@ function guardSet(): void {
 const SAVE =
   "each row's values are sealed under its own data key and bound to its id, so a bulk SET cannot write them. Load the entity and save() it (or repository.save / upsert on the primary key).";
 
+/**
+ * Sealed values that the entity subscriber has just written in place of a plaintext whose
+ * blind index stays as stored (a save that moves the whole record to a fresh data key
+ * re-seals every field; TypeORM leaves an index column out of the UPDATE when its value did
+ * not change). `set()` takes them without their index column. Each is taken once; an entry
+ * whose save never reached `set()` (it failed first) expires after a minute.
+ */
+const indexKept = new Map<unknown, number>();
+const INDEX_KEPT_MS = 60_000;
+
+/** Called by the subscriber for each such value, right before TypeORM's UPDATE. */
+export function keepIndexFor(value: unknown): void {
+  const now = Date.now();
+  for (const [v, until] of indexKept) if (until < now) indexKept.delete(v);
+  indexKept.set(value, now + INDEX_KEPT_MS);
+}
+
 function checkSet(g: Guarded, values: Row): void {
+  for (const id of g.idNames) {
+    if (values[id] !== undefined)
+      throw refused(
+        g,
+        id,
+        "update().set() changing the id",
+        "each row's encrypted values are bound to its id, so they would no longer open. Create the row under the new id (load it, save a copy with the new id, delete the old one).",
+      );
+  }
   for (const [field, index] of g.indexOf) {
     const value = values[field];
     if (value !== undefined) {
       const sealed = value === null || isWellFormedSealed(value);
       if (!sealed) throw refused(g, field, "update().set() of a plaintext", SAVE);
-      if (index && values[index] === undefined)
+      if (index && values[index] === undefined && !indexKept.delete(value))
         throw refused(g, field, "update().set() without its blind index column", SAVE);
     } else if (index && values[index] !== undefined) {
       throw refused(g, field, `update().set() of the blind index column "${index}" alone`, SAVE);

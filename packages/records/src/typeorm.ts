@@ -18,7 +18,7 @@ import { Swaps } from "./orm-swap.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn } from "./rows.js";
 import { guardInsertValues } from "./typeorm-insert.js";
-import { guardQueryBuilders } from "./typeorm-query-builder.js";
+import { guardQueryBuilders, keepIndexFor } from "./typeorm-query-builder.js";
 import { guardSelects } from "./typeorm-select.js";
 import { indexColumnsOnUpsert } from "./typeorm-upsert.js";
 import { refuseEncryptedWhere } from "./typeorm-where.js";
@@ -155,6 +155,15 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
       for (const [k, v] of Object.entries(patch)) {
         if (encrypted.includes(k) || indexColumns.includes(k)) sealed[k] = v;
       }
+      // A field re-sealed with its blind index as stored (the whole record moved to a fresh
+      // key, or the same plaintext set again): TypeORM leaves the unchanged index column
+      // out of its UPDATE, which the set() guard must accept for this value.
+      for (const f of encrypted) {
+        const index = c.indexColumn(f);
+        if (!index || !(f in sealed) || sealed[f] === null) continue;
+        const indexNow = index in sealed ? sealed[index] : entity[index];
+        if (sameIndex(indexNow, stored[index])) keepIndexFor(sealed[f]);
+      }
       swaps.swapIn(entity, entity, sealed, encrypted);
     },
     afterUpdate(event: UpdateEvent<E>) {
@@ -165,7 +174,7 @@ export function encryptEntity<E extends ObjectLiteral, const F extends string>(
   indexColumnsOnUpsert(metadata, c);
   refuseEncryptedWhere(metadata, encrypted, c.schema.table);
   const indexOf = new Map(encrypted.map((f) => [f, c.indexColumn(f)] as const));
-  guardQueryBuilders(metadata, c.schema.table, indexOf);
+  guardQueryBuilders(metadata, c.schema.table, indexOf, idField);
   guardInsertValues();
   guardSelects();
 
@@ -214,6 +223,11 @@ function checkEntity(metadata: EntityMetadata, cipher: AnyCipher): void {
       );
     }
   }
+}
+
+function sameIndex(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
+  return a === b;
 }
 
 function refusedBulk(cipher: AnyCipher): ConfigError {
