@@ -227,7 +227,7 @@ const negative: Negative[] = [
   {
     name: "key-envelope-length-off-by-one",
     description:
-      "keyEnvelopeLength one less than the key envelope: its last byte is read as a chunk marker, and the key envelope is cut",
+      "keyEnvelopeLength one less than the key envelope: the key envelope is cut by one byte (its GCM tag is truncated) and is refused before any chunk byte is examined",
     code: "ENVELOPE_BAD_FORMAT",
     stream: setU32(base, 11, headerLength - 15 - 1),
   },
