@@ -71,15 +71,29 @@ export function kmsCalls(s: KmsCallSettings) {
       `aws-kms ${operation} for key "${ref}" ${what}. The endpoint is not behaving like AWS KMS; nothing was written.`,
       { details: { provider: AWS_KMS_PROVIDER_ID, keyRef: ref, operation } },
     );
+  const region = s.key.region ?? s.home;
+  // KMS answers GenerateDataKey / Encrypt / ReEncrypt with the ARN of the key it used. When
+  // the configured key names one key (an ARN or a key id), the answer must be that key: an
+  // entry labelled with another key's ARN but wrapped under ours would never open. (An alias
+  // may point at any key: its answer is recorded as given.)
+  const isConfiguredKey = (ref: KmsKeyId): boolean => {
+    if (s.key.kind === "key-arn") return ref.raw === s.key.raw;
+    if (s.key.kind === "key-id") {
+      return ref.resource === `key/${s.key.raw}` && (region === undefined || ref.region === region);
+    }
+    return true;
+  };
   const toEntry = (arn: string | undefined, blob: Uint8Array | undefined, operation: string) => {
     const ref = arn === undefined ? undefined : parseKeyId(arn);
     if (ref?.kind !== "key-arn" || !(blob instanceof Uint8Array) || blob.length === 0) {
       throw contract(operation, "returned no key ARN or no ciphertext");
     }
+    if (!isConfiguredKey(ref)) {
+      throw contract(operation, `answered for another key (${ref.raw})`);
+    }
     s.onKeyArn(ref.raw);
     return { providerId: AWS_KMS_PROVIDER_ID, keyRef: ref.raw, wrapped: blob } as WrappedKey;
   };
-  const region = s.key.region ?? s.home;
 
   return {
     async generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey> {

@@ -225,4 +225,45 @@ describe("permanent failures: one request, each its own code", () => {
     );
     expect(error.code).toBe("ENVELOPE_PROVIDER_CONTRACT");
   });
+
+  it("GenerateDataKey, Encrypt or ReEncrypt answering for another key than the configured one is a contract error, nothing sealed", async () => {
+    // Found by a KMS server written apart from ours: the answer's KeyId was recorded as the
+    // entry's key although the blob was wrapped under the configured key, so the value could
+    // never be opened (NO_MATCHING_KEY / IncorrectKeyException).
+    const arn = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const other = arn.replace("1234abcd", "99999999");
+    const answering = (keyId: string) => ({
+      send: async () => ({
+        KeyId: keyId,
+        Plaintext: new Uint8Array(32).fill(7),
+        CiphertextBlob: new Uint8Array(48).fill(1),
+        $metadata: {},
+      }),
+    });
+    for (const configured of [arn, "1234abcd-12ab-34cd-56ef-1234567890ab"]) {
+      const liar = awsKmsProvider({
+        keyId: configured,
+        region: "us-east-1",
+        client: answering(other) as never,
+      });
+      const encrypt = await failure(
+        new Envelope({ encrypt: liar }).encrypt("v", { context: CONTEXT }),
+      );
+      expect(encrypt.code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+      expect(encrypt.message).toContain("another key");
+      const wrap = await failure(liar.wrap(new Uint8Array(32), { context: CONTEXT }));
+      expect(wrap.code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+      // The honest answer is accepted, by key ARN and by key id in the configured region.
+      const honest = awsKmsProvider({
+        keyId: configured,
+        region: "us-east-1",
+        client: answering(arn) as never,
+      });
+      expect((await honest.wrap(new Uint8Array(32), { context: CONTEXT })).keyRef).toBe(arn);
+    }
+    // An alias may point at any key: its answer is recorded as given.
+    const alias = "arn:aws:kms:us-east-1:111122223333:alias/pii";
+    const viaAlias = awsKmsProvider({ keyId: alias, client: answering(other) as never });
+    expect((await viaAlias.wrap(new Uint8Array(32), { context: CONTEXT })).keyRef).toBe(other);
+  });
 });

@@ -242,6 +242,29 @@ describe("withRetry", () => {
     expect(e.cause).toBe(last);
   });
 
+  it("the advice after the last attempt fits the failure: quota for throttling, the endpoint for timeouts and outages", async () => {
+    const fails = (name: string) => async () => {
+      throw vendorError(name);
+    };
+    const throttled = await rejection(
+      withRetry(target, fails("ThrottlingException"), classify, fast),
+    );
+    expect((throttled as Error).message).toContain("quota");
+    const down = await rejection(withRetry(target, fails("ServiceUnavailable"), classify, fast));
+    expect((down as Error).message).not.toContain("quota");
+    expect((down as Error).message).toContain("endpoint");
+    const hung = await rejection(
+      withRetry(target, () => new Promise<never>(() => {}), classify, {
+        ...fast,
+        timeoutMs: 20,
+        attempts: 2,
+      }),
+    );
+    expectEnvelopeError(hung, ProviderError, "ENVELOPE_KMS_TIMEOUT");
+    expect((hung as Error).message).not.toContain("quota");
+    expect((hung as Error).message).toContain("timeoutMs");
+  });
+
   it("backs off exponentially with full jitter, capped at maxDelayMs", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.999);
     const delays: number[] = [];

@@ -61,6 +61,16 @@ export interface RetryTarget {
   operation: string;
 }
 
+/** What to do once the retries are spent, by code: a quota problem is not a dead endpoint. */
+const GAVE_UP_ADVICE: Record<string, string> = {
+  ENVELOPE_KMS_THROTTLED:
+    "the KMS kept throttling. Retry later, raise the provider's quota, or enable the unwrap cache / data-key reuse to make fewer calls.",
+  ENVELOPE_KMS_UNAVAILABLE:
+    "the KMS is unavailable or unreachable. Check the endpoint, the network path to it and the service's health, then retry.",
+  ENVELOPE_KMS_TIMEOUT:
+    "the KMS did not answer in time. Check the endpoint and the network path to it (proxy, VPC endpoint, DNS), or raise the provider's timeoutMs.",
+};
+
 const RETRYABLE = new Set([
   "ENVELOPE_KMS_THROTTLED",
   "ENVELOPE_KMS_UNAVAILABLE",
@@ -99,7 +109,7 @@ export async function withRetry<T>(
   if (!RETRYABLE.has(final.code)) throw final;
   throw new ProviderError(
     final.code,
-    `${final.message} Gave up after ${attempts} attempt(s); the KMS is overloaded or unreachable. Retry later, raise the provider's quota, or enable the unwrap cache / data-key reuse to make fewer calls.`,
+    `${final.message} Gave up after ${attempts} attempt(s); ${GAVE_UP_ADVICE[final.code] ?? GAVE_UP_ADVICE.ENVELOPE_KMS_UNAVAILABLE}`,
     { cause: final.cause ?? final, details: { ...final.details, attempts } },
   );
 }
