@@ -64,6 +64,12 @@ export interface AzureKeyVaultTestServer extends TestServer {
   ca: string;
   /** Accepted bearer tokens; tests may add or remove. */
   tokens: Set<string>;
+  /**
+   * Departures from the live service, to test the client against other servers (a proxy,
+   * an emulator). `getDisabledKeys`: a get of a disabled version answers 200 with
+   * `attributes.enabled: false` instead of 403 KeyDisabled.
+   */
+  quirks: { getDisabledKeys: boolean };
 }
 
 type Kty = "RSA" | "RSA-HSM" | "oct" | "oct-HSM";
@@ -132,6 +138,7 @@ export async function startAzureKeyVaultServer(
   const keys = new Map<string, KeyRecord>();
   const calls: Record<string, number> = {};
   const faults: FaultOptions = {};
+  const quirks = { getDisabledKeys: false };
   const sockets = new Set<Socket>();
   let sequence = 0;
 
@@ -411,7 +418,7 @@ export async function startAzureKeyVaultServer(
 
   function get(vault: string, name: string, ver: string) {
     const { rec, v } = version(name, ver);
-    requireEnabled(v, "get");
+    if (!quirks.getDisabledKeys) requireEnabled(v, "get");
     return bundle(vault, rec, v);
   }
 
@@ -581,6 +588,7 @@ export async function startAzureKeyVaultServer(
     tokens,
     calls,
     faults,
+    quirks,
     resetCalls() {
       for (const k of Object.keys(calls)) delete calls[k];
       sequence = 0;

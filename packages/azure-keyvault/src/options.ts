@@ -43,14 +43,16 @@ export interface AzureKeyVaultOptions {
   additionalKeyIds?: readonly string[];
   /**
    * PEM file of the CA that signed the vault's TLS certificate, for a host outside
-   * `*.vault.azure.net` (private endpoint, proxy, emulator). Env: ENVELOPE_AZURE_KV_CA_FILE.
+   * `*.vault.azure.net` (private endpoint, proxy, emulator). Env (read only where keys are
+   * built from configuration: URIs, createEnvelope): ENVELOPE_AZURE_KV_CA_FILE.
    */
   caFile?: string;
   /**
    * Accept a bearer challenge whose resource does not match the vault's host: needed for a
    * vault reached under another name (private endpoint DNS name, proxy, emulator). The
    * token is then sent to that host, so only set it for a host you trust. Default false.
-   * Env: ENVELOPE_AZURE_KV_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=true.
+   * Env (read only where keys are built from configuration: URIs, createEnvelope):
+   * ENVELOPE_AZURE_KV_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=true.
    */
   disableChallengeResourceVerification?: boolean;
   /** Key Vault REST api-version, pinned so an SDK upgrade does not change the wire. Default "7.6". */

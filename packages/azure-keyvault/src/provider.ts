@@ -106,6 +106,10 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
     async wrap(dataKey) {
       const key = await current.get();
       const kid = key.id!;
+      // A version the key read says is disabled is never wrapped under (locally or by Key
+      // Vault, which may accept a wrapKey on it): the value could not be opened until the
+      // version is enabled again.
+      if (key.properties.enabled === false) throw disabledVersion(kid);
       const algorithm = algorithmFor(key.keyType, o.algorithm, kid);
       if (o.localWrap) {
         const publicKey = localWrapKey(key);
@@ -199,4 +203,12 @@ function checkFetched(key: KeyVaultKey, configured: KeyId, configuredId: string)
   }
   // Canonical form (lowercased host and version) so keyRef compares equal across calls.
   return { ...key, id: formatKeyId(id) };
+}
+
+function disabledVersion(kid: string): ProviderError {
+  return new ProviderError(
+    "ENVELOPE_KEY_DISABLED",
+    `azure-kv: key version ${kid} is disabled in Key Vault; nothing was wrapped under it. Enable a version (or rotate to a new one) and call envelope.refreshKeys().`,
+    { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
+  );
 }

@@ -183,6 +183,30 @@ describe("permanent failures get their own typed errors, without retries", () =>
     expect((await envelope.decrypt(value)).toString()).toBe("pii");
   });
 
+  it("a key read that reports the version disabled (not the live service's 403): nothing is wrapped under it", async () => {
+    // Found by a Key Vault server written apart from ours: it answered the get of a disabled
+    // version with enabled: false, and the provider then sent the wrap to Key Vault, which
+    // accepted it (public-key operations work on a disabled key): a value that cannot be
+    // opened until the version is enabled again.
+    const { name, key } = await sealed();
+    await h.admin.updateKeyProperties(name, key.properties.version!, { enabled: false });
+    h.kv.quirks.getDisabledKeys = true;
+    try {
+      for (const localWrap of [true, false]) {
+        h.kv.resetCalls();
+        const writer = new Envelope({
+          encrypt: h.provider(`${h.kv.url}/keys/${name}`, { localWrap }),
+        });
+        const error = await failure(writer.encrypt("x"));
+        expect(error.code).toBe("ENVELOPE_KEY_DISABLED");
+        expect(error.message).toContain("nothing was wrapped");
+        expect(h.kv.calls.wrapKey ?? 0).toBe(0);
+      }
+    } finally {
+      h.kv.quirks.getDisabledKeys = false;
+    }
+  });
+
   it("a deleted key: ENVELOPE_KEY_NOT_FOUND on decrypt and on encrypt", async () => {
     const { envelope, value, name } = await sealed();
     const poller = await h.admin.beginDeleteKey(name, { intervalInMs: 10 });
