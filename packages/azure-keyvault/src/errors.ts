@@ -4,6 +4,7 @@ import {
   providerError,
   type RetryTarget,
 } from "@envelope/core";
+import { redactSecrets } from "@envelope/core/internal";
 
 /**
  * What remains of an Azure SDK error once request and response are dropped: the SDK's
@@ -67,7 +68,9 @@ export function classify(target: RetryTarget): (error: unknown) => EnvelopeError
     const status = typeof e.statusCode === "number" ? e.statusCode : undefined;
     const code = e.details?.error?.code ?? e.code;
     const inner = e.details?.error?.innerError?.code;
-    const serviceMessage = e.details?.error?.message ?? e.message ?? "unknown error";
+    // Messages from Key Vault or a credential (Entra, a custom TokenCredential) are copied
+    // into ours: anything shaped like a token or key in them is masked first.
+    const serviceMessage = redactSecrets(e.details?.error?.message ?? e.message ?? "unknown error");
     const requestId = safeHeader(e, "x-ms-request-id");
     const cause = new AzureKeyVaultServiceError(
       status

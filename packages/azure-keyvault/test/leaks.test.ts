@@ -207,6 +207,24 @@ describe("azure-keyvault: no credential on any surface of an error (canary token
         return rejection(new Envelope({ encrypt: provider }).encrypt("x"));
       },
     ],
+    [
+      "a credential whose error message quotes a token (found by an independent Key Vault server: it was copied word for word)",
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      async () => {
+        const name = `leak-${++counter}`;
+        await h.admin.createRsaKey(name);
+        const token = `eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsIng1dCI6IkNBTkFSWSJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmF6dXJlLm5ldCIsIkNBTkFSWSI6InRva2VuIn0CANARYpayloadXyZ123.${"c2lnbmF0dXJlQ0FOQVJZ".repeat(3)}`;
+        const credential = {
+          getToken: async () => {
+            throw Object.assign(new Error(`AADSTS70011: the token ${token} was rejected`), {
+              name: "AuthenticationError",
+            });
+          },
+        };
+        const provider = h.provider(`${h.kv.url}/keys/${name}`, { credential });
+        return rejection(new Envelope({ encrypt: provider }).encrypt("x"));
+      },
+    ],
   ];
 
   it.each(cases)("%s: %s, and no canary on any surface", async (_name, code, provoke) => {

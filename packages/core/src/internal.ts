@@ -12,6 +12,7 @@ export {
 } from "./cache/secret-key-cache.js";
 export { mapLimit } from "./concurrency.js";
 export { padRule } from "./config/padding.js";
+export { redactSecrets } from "./config/uri.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
 export {
   checkKeyFileMode,
