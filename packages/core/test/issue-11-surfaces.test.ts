@@ -100,7 +100,11 @@ describe("no key pasted into a URI is echoed (issue 11, 13)", () => {
     ]) {
       expect(redactUri(`local-rsa://${path}`)).toBe(`local-rsa://${path}`);
     }
-    for (let i = 0; i < 200; i++) {
+    // A base64 key with no digit, split by a `/` (leaked while digits were required).
+    const noDigit = "QhmHufKshsFJgKEkFCLhQWomUyN/JRLaDAOxHQkSjSo=";
+    expect(redactUri(`local-aes:///my-keys/${noDigit}`)).not.toContain("QhmHufKshsFJ");
+    expect(redactUri(`local-aes:///my-keys/${noDigit}`)).not.toContain("JRLaDAOxHQk");
+    for (let i = 0; i < 2000; i++) {
       // Standard base64 (with / and +) after a hyphenated folder, and base64url (with - and _).
       const key = randomBytes(32).toString("base64");
       const url = randomBytes(32).toString("base64url");

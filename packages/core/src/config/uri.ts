@@ -45,8 +45,8 @@ const SECRET_LENGTH = 40;
 /**
  * `text` with every run of key-alphabet characters that could be a key or token replaced
  * by `…`: a `/`-separated piece of 40 or more characters, or a 40+ character stretch of the
- * standard base64 alphabet (which has `/` but no `-` or `_`) that mixes upper case, lower
- * case and digits: a base64 key with `/` in it. Over-redacts long paths rather than risk
+ * standard base64 alphabet (which has `/` but no `-` or `_`) that mixes upper and lower
+ * case: a base64 key with `/` in it. Over-redacts long paths rather than risk
  * echoing a key; a path whose `/`-pieces and `-`-separated words are all shorter than 40
  * (`/tmp/tmp.AbC123/keys/envelope-rsa-20261206-025300-123-a1b2c3.pem`) stays readable.
  */
@@ -56,9 +56,11 @@ export function redactSecrets(text: string): string {
     const rest = run.replace(PUBLIC_IDS, "");
     const longPiece = rest.split("/").some((piece) => piece.length >= SECRET_LENGTH);
     // A standard-base64 key lies whole inside one stretch between `-` / `_` characters.
+    // Upper and lower case both present is enough: 1 random 32-byte base64 key in ~1,400 has
+    // no digit (it leaked when a digit was required too), and one lacking a case is ~1e-10.
     const random = rest
       .split(/[-_]/)
-      .some((s) => s.length >= SECRET_LENGTH && /[A-Z]/.test(s) && /[a-z]/.test(s) && /\d/.test(s));
+      .some((s) => s.length >= SECRET_LENGTH && /[A-Z]/.test(s) && /[a-z]/.test(s));
     return longPiece || random ? "…" : run;
   });
 }
