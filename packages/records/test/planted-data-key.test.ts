@@ -4,16 +4,11 @@
  * sealed under a data key they generated. `update` must not seal new data under it.
  */
 import { generateKeyPairSync } from "node:crypto";
-import {
-  Envelope,
-  EnvelopeError,
-  inspectEnvelope,
-  type KeyProvider,
-  type WrappedKey,
-} from "@envelope/core";
+import { Envelope, EnvelopeError } from "@envelope/core";
 import { localRsaProvider } from "@envelope/local-rsa";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRecordCipher, encryptedPg, VALUE_TAGS } from "../src/index.js";
+import { readWithKnownKey } from "./attack-support.js";
 import { counted, envelopeWith, pool } from "./support.js";
 
 const TABLE = "records_planted_users";
@@ -40,26 +35,6 @@ async function plant(id: string, column: string, value: string, context = ctx(co
   const sealed = attacker.encryptWithDataKey(m, tagged(value), { context, output: "text" });
   m.dataKey.fill(0);
   return { sealed, known };
-}
-
-/**
- * The attacker reading a stored value with the data key they know: a provider that
- * "unwraps" every local-rsa entry to that key. Core's commitment check and GCM do the rest,
- * so this opens a value if and only if it is sealed under the known key.
- */
-async function readWithKnownKey(known: Buffer, sealed: string, context: Record<string, string>) {
-  const entry = inspectEnvelope(sealed).entries[0]!;
-  const knownKey: KeyProvider = {
-    id: "local-rsa",
-    keyRef: entry.keyRef,
-    handles: (e: WrappedKey) => e.providerId === "local-rsa",
-    wrap: async () => {
-      throw new Error("not used");
-    },
-    unwrap: async () => Buffer.from(known),
-  };
-  const plaintext = await new Envelope({ encrypt: knownKey }).decrypt(sealed, { context });
-  return plaintext.subarray(1).toString("utf8");
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
