@@ -61,8 +61,11 @@ export interface RetryTarget {
   operation: string;
 }
 
-/** What to do once the retries are spent, by code: a quota problem is not a dead endpoint. */
-const GAVE_UP_ADVICE: Record<string, string> = {
+/**
+ * The codes that are retried, each with what to do once the retries are spent: a quota
+ * problem is not a dead endpoint.
+ */
+const GAVE_UP_ADVICE: Readonly<Record<string, string>> = {
   ENVELOPE_KMS_THROTTLED:
     "the KMS kept throttling. Retry later, raise the provider's quota, or enable the unwrap cache / data-key reuse to make fewer calls.",
   ENVELOPE_KMS_UNAVAILABLE:
@@ -71,11 +74,7 @@ const GAVE_UP_ADVICE: Record<string, string> = {
     "the KMS did not answer in time. Check the endpoint and the network path to it (proxy, VPC endpoint, DNS), or raise the provider's timeoutMs.",
 };
 
-const RETRYABLE = new Set([
-  "ENVELOPE_KMS_THROTTLED",
-  "ENVELOPE_KMS_UNAVAILABLE",
-  "ENVELOPE_KMS_TIMEOUT",
-]);
+const RETRYABLE = new Set(Object.keys(GAVE_UP_ADVICE));
 
 /**
  * Runs a provider call with a per-attempt timeout and bounded, jittered exponential
@@ -109,7 +108,7 @@ export async function withRetry<T>(
   if (!RETRYABLE.has(final.code)) throw final;
   throw new ProviderError(
     final.code,
-    `${final.message} Gave up after ${attempts} attempt(s); ${GAVE_UP_ADVICE[final.code] ?? GAVE_UP_ADVICE.ENVELOPE_KMS_UNAVAILABLE}`,
+    `${final.message} Gave up after ${attempts} attempt(s); ${GAVE_UP_ADVICE[final.code]}`,
     { cause: final.cause ?? final, details: { ...final.details, attempts } },
   );
 }
