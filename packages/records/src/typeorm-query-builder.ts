@@ -121,23 +121,18 @@ function guardWhere(): void {
   const original = proto.getWhereCondition;
   proto.getWhereCondition = function (this: Builder, where: unknown) {
     const aliases = aliasesOf(this);
-    if (aliases.length > 0) {
-      if (typeof where === "string") {
-        const hit = referencedColumn(where, aliases);
-        if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
-      } else if (typeof where === "object" && where !== null && !isBrackets(where)) {
-        const main = this.expressionMap.mainAlias;
-        if (main?.hasMetadata) checkWhere(main.metadata, where, 0);
-      } else if (typeof where === "function") {
-        // `where((qb) => "…")`: TypeORM calls it here; the SQL it returns is checked as a
-        // string would be (a subquery it builds was checked by its own where calls).
-        const sql = original.call(this, where);
-        const hit = typeof sql === "string" ? referencedColumn(sql, aliases) : undefined;
-        if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
-        return sql;
-      }
+    if (aliases.length === 0) return original.call(this, where);
+    // `where((qb) => "…")`: TypeORM calls it here and uses the SQL it returns, so that SQL
+    // is checked as a where string is (a subquery it builds was checked by its own wheres).
+    const condition = typeof where === "function" ? original.call(this, where) : where;
+    if (typeof condition === "string") {
+      const hit = referencedColumn(condition, aliases);
+      if (hit) throw refused(hit[1], hit[0], "A QueryBuilder where", FIND_BY);
+    } else if (typeof where === "object" && where !== null && !isBrackets(where)) {
+      const main = this.expressionMap.mainAlias;
+      if (main?.hasMetadata) checkWhere(main.metadata, where, 0);
     }
-    return original.call(this, where);
+    return typeof where === "function" ? condition : original.call(this, where);
   };
 }
 
