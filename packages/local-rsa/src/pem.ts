@@ -75,6 +75,14 @@ function parsePrivate(
         cause,
       );
     }
+    // About 1 wrong passphrase in 300 decrypts to bytes whose padding happens to check out;
+    // the decoder then fails on them, which is a wrong passphrase far more often than damage.
+    if (encrypted && !isUnsupportedAlgorithm(cause)) {
+      throw badKey(
+        `${where}: the passphrase is wrong, or the key file is damaged (the private key decrypted to bytes that are not a key). Check the passphrase source, then the file.`,
+        cause,
+      );
+    }
     throw malformed(where, cause);
   }
   return { privateKey, publicKey: createPublicKey(privateKey) };
@@ -129,9 +137,13 @@ function isBadDecrypt(cause: unknown): boolean {
   return code === undefined && typeof message === "string" && /\bbad decrypt$/i.test(message);
 }
 
+// Bun (BoringSSL) cannot load some key types at all (RSA-PSS): not a damaged file.
+function isUnsupportedAlgorithm(cause: unknown): boolean {
+  return (cause as { code?: unknown } | null)?.code === "ERR_OSSL_EVP_UNSUPPORTED_ALGORITHM";
+}
+
 function malformed(where: string, cause: unknown): ConfigError {
-  // Bun (BoringSSL) cannot load some key types at all (RSA-PSS): not a damaged file.
-  if ((cause as { code?: unknown } | null)?.code === "ERR_OSSL_EVP_UNSUPPORTED_ALGORITHM") {
+  if (isUnsupportedAlgorithm(cause)) {
     return badKey(
       `${where} holds a key of an algorithm this runtime's crypto does not support, not an RSA key. local-rsa needs RSA keys. ${GENERATE_HINT}`,
       cause,
