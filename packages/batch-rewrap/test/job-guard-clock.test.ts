@@ -86,10 +86,14 @@ describe.each(targets)("job heartbeats use the database clock only ($name)", ({ 
           vi.useRealTimers();
         }
 
-        // Stopped (as a SIGKILL would leave it): incomplete once the lease has passed.
+        // Stopped by its signal: marked stopped, incomplete at once whatever the lease.
         abort.abort();
         slow.release();
         expect((await job).complete).toBe(false);
+        expect((await find(120))[0]?.state).toBe("incomplete");
+        // As a SIGKILL leaves it (no stop marked): incomplete once the lease has passed.
+        await db.query(`UPDATE ${prefix}_jobs SET status = 'running' WHERE job_id = ?`, [jobId]);
+        expect((await find(120))[0]?.state).toBe("running");
         await sleep(1500);
         const [stopped] = await find(1);
         expect(stopped).toMatchObject({ jobId, state: "incomplete" });

@@ -3,7 +3,7 @@ import type { SqlAdapter } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
 import { sumCheckpoints } from "../state/checkpoints.js";
 import { failureCounts, sampleFailures } from "../state/failures.js";
-import { countPendingRanges } from "../state/job-status.js";
+import { countPendingRanges, markJobResumed, markJobStopped } from "../state/job-status.js";
 import { createOrLoadJob, planRangeCount, planRanges, type RangeSizing } from "../state/jobs.js";
 import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
@@ -170,6 +170,7 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
     planRanges(rt.db, rt.table.name, rt.table.pk, rt.table.integerKey, sizing),
   );
   const reopened = !created && (await reopenIfFinished(rt.db, t, rt.job.id));
+  if (!created && !reopened) await markJobResumed(rt.db, t, rt.job.id);
   const run = zeroCounters();
   const state: RunState = {
     run,
@@ -183,6 +184,10 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
       work({ rt, t, state, workerId: `${rt.job.workerBase}:${i}` }),
     ),
   );
+  const stopped = results.some((r) => r.stopped);
+  // Every worker has committed its last batch: say so, so that a retire or rotate sees a
+  // stopped job (resume it) at once instead of a running one until the lease passes.
+  if (stopped) await markJobStopped(rt.db, t, rt.job.id);
   // Includes the preflight's calls: everything this run asked of the KMS.
   run.kmsCalls = rt.limits.limiter.calls - callsAtStart;
   return applyReport(
@@ -195,7 +200,7 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
       kmsCallsPerValue: perValue(run.rewrapped),
     },
     run,
-    results.some((r) => r.stopped),
+    stopped,
     started,
   );
 }

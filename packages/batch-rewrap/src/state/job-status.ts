@@ -22,6 +22,27 @@ export async function markJobDone(q: SqlExecutor, t: StateTables, jobId: string)
 }
 
 /**
+ * Marks the job stopped: this process was asked to stop (Ctrl-C, an aborted signal) and
+ * every one of its workers has committed its last batch. Read by `findUnfinishedJobs` as
+ * incomplete at once, not after the lease, unless another process of the job commits a
+ * batch later. A done job stays done.
+ */
+export async function markJobStopped(q: SqlExecutor, t: StateTables, jobId: string): Promise<void> {
+  await q.query(
+    `UPDATE ${t.jobs} SET status = 'stopped', updated_at = ${t.now} WHERE job_id = ? AND status <> 'done'`,
+    [jobId],
+  );
+}
+
+/** Marks a stopped job running again: an apply run (a resume) has started on it. */
+export async function markJobResumed(q: SqlExecutor, t: StateTables, jobId: string): Promise<void> {
+  await q.query(
+    `UPDATE ${t.jobs} SET status = 'running', updated_at = ${t.now} WHERE job_id = ? AND status = 'stopped'`,
+    [jobId],
+  );
+}
+
+/**
  * Tries to lock the job row in the session's open transaction without waiting: true when
  * this session holds it now, false when another worker does.
  */

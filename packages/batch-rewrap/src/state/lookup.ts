@@ -12,7 +12,10 @@ export interface JobState {
   jobId: string;
   /** What the job does (kind, table, primary key, columns, target key references). */
   spec: JobSpec;
-  /** `running` until a run finishes every range and its failure-retry pass, then `done`. */
+  /**
+   * `running` until a run finishes every range and its failure-retry pass, then `done`;
+   * `stopped` when the last run was stopped at a checkpoint (Ctrl-C) and not resumed yet.
+   */
   status: string;
   createdAt: string;
   updatedAt: string;

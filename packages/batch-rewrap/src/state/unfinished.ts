@@ -8,8 +8,9 @@ export interface UnfinishedJob {
   jobId: string;
   spec: JobSpec;
   /**
-   * `running`: a worker committed a batch (or created / reopened the job) within the lease;
-   * `incomplete`: no progress for longer than that, its process was stopped or killed (resume it).
+   * `running`: a worker committed a batch (or created / reopened / resumed the job) within
+   * the lease; `incomplete`: its process stopped at a checkpoint (Ctrl-C: at once) or was
+   * killed (no progress for longer than the lease). Resume it.
    */
   state: "running" | "incomplete";
   /**
@@ -87,10 +88,14 @@ export async function findUnfinishedJobs(
     const now = Date.parse(String(row.db_now));
     const idleMs =
       Number.isNaN(at) || Number.isNaN(now) ? Number.POSITIVE_INFINITY : Math.max(0, now - at);
+    // Stopped cleanly (Ctrl-C) and no batch committed since by another process of the job.
+    const stopped =
+      String(row.status) === "stopped" &&
+      !(row.beat != null && String(row.beat) > String(row.updated_at));
     out.push({
       jobId: String(row.job_id),
       spec,
-      state: idleMs <= leaseMs ? "running" : "incomplete",
+      state: !stopped && idleMs <= leaseMs ? "running" : "incomplete",
       lastProgressAt: last,
       idleSeconds: Number.isFinite(idleMs) ? Math.round(idleMs / 1000) : -1,
       ranges: { total: Number(row.total ?? 0), pending },

@@ -83,7 +83,7 @@ export async function refuseDuringJobs(
   const what = job.state === "running" ? "is running" : "is incomplete";
   const advice =
     job.state === "running"
-      ? `Wait for it to finish, then retry. If you stopped it (Ctrl-C) or its process is gone, resume it now with \`${resumeHint(job, flags.statePrefix)}\` (a resume joins the job at once); it counts as incomplete only once ${staleAfter} s have passed without progress`
+      ? `Wait for it to finish, then retry. If its process is gone (killed, crashed), resume it now with \`${resumeHint(job, flags.statePrefix)}\` (a resume joins the job at once); it counts as incomplete only once ${staleAfter} s have passed without progress`
       : `Resume it to the end with \`${resumeHint(job, flags.statePrefix)}\` (or finish it from the process that ran it), then retry; --force goes ahead anyway (not advised)`;
   throw new EnvelopeError(
     "ENVELOPE_JOB_IN_PROGRESS",
