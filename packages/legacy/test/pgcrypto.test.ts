@@ -72,7 +72,11 @@ describe("pgcrypto pgp_sym_encrypt values on PostgreSQL", () => {
     damaged[damaged.length - 3]! ^= 0x40;
     const right = pgcryptoDecoder({ pool, passphrase });
     expect(await asyncCodeOf(() => right.decode(damaged))).toBe("ENVELOPE_DECRYPT_FAILED");
-    expect(await asyncCodeOf(() => right.decode(a.replace(/[A-Za-z]{8}/, "!!!!!!!!")))).toMatch(
+    // The body's first 8 characters, always there (a run of 8 letters was missing from about
+    // 1 armored value in 100, which then went through unchanged and decrypted).
+    const mangled = a.replace(/\n\n[A-Za-z0-9+/]{8}/, "\n\n!!!!!!!!");
+    expect(mangled).not.toBe(a);
+    expect(await asyncCodeOf(() => right.decode(mangled))).toMatch(
       /ENVELOPE_BAD_FORMAT|ENVELOPE_DECRYPT_FAILED/,
     );
     expect(await asyncCodeOf(() => right.decode("plain text"))).toBe("ENVELOPE_BAD_FORMAT");
