@@ -7,6 +7,7 @@ import { countPendingRanges, markJobResumed, markJobStopped } from "../state/job
 import { createOrLoadJob, planRangeCount, planRanges, type RangeSizing } from "../state/jobs.js";
 import { reopenIfFinished } from "../state/reopen.js";
 import { ensureStateTables, type StateTables, stateTables } from "../state/tables.js";
+import { findUnfinishedJobs } from "../state/unfinished.js";
 import { addCounters, type Counters, zeroCounters } from "./counters.js";
 import type { MigrateTableOptions, RewrapTableOptions } from "./options.js";
 import { preflight } from "./preflight.js";
@@ -39,6 +40,13 @@ export interface JobReport {
    * every value not yet on the target key; the job id only lets it resume.
    */
   reopened?: boolean;
+  /**
+   * Apply: this run resumed a stopped (or killed) job, and once its ranges were done went
+   * over the whole table once more, so that values written under an old key behind the
+   * job's checkpoints while it was stopped were moved too: what that pass did. `run`
+   * includes it; `total` counts each row once and adds what the pass moved.
+   */
+  swept?: Counters;
   /** Stopped early by the abort signal (Ctrl-C); rerun to resume from the checkpoints. */
   stopped: boolean;
   /** What this run did. */
@@ -170,7 +178,8 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
     planRanges(rt.db, rt.table.name, rt.table.pk, rt.table.integerKey, sizing),
   );
   const reopened = !created && (await reopenIfFinished(rt.db, t, rt.job.id));
-  if (!created && !reopened) await markJobResumed(rt.db, t, rt.job.id);
+  // A job stopped (Ctrl-C) or idle past the lease (killed) before this run: resumed, not joined.
+  const interrupted = !created && !reopened && (await wasInterrupted(rt, t));
   const run = zeroCounters();
   const state: RunState = {
     run,
@@ -179,12 +188,30 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
     failedRows: new Set(),
     demand: new Demand(),
   };
-  const results = await Promise.all(
-    Array.from({ length: workers }, (_, i) =>
-      work({ rt, t, state, workerId: `${rt.job.workerBase}:${i}` }),
-    ),
-  );
-  const stopped = results.some((r) => r.stopped);
+  const pass = async () => {
+    const results = await Promise.all(
+      Array.from({ length: workers }, (_, i) =>
+        work({ rt, t, state, workerId: `${rt.job.workerBase}:${i}` }),
+      ),
+    );
+    return results.some((r) => r.stopped);
+  };
+  let stopped = await pass();
+  // A resumed job started at its checkpoints: a value written under an old key behind them
+  // while the job was stopped (an app instance still on the old config) was not seen. Once
+  // the ranges are done, one more pass over the whole table moves it, so the run does what
+  // the dry run announced. The job's totals stay those of the whole job.
+  let sweep: { counters: Counters; before: Counters } | undefined;
+  if (interrupted && !stopped) {
+    const before = await sumCheckpoints(rt.db, t, rt.job.id);
+    if (await reopenIfFinished(rt.db, t, rt.job.id)) {
+      const runBefore = { ...run };
+      stopped = await pass();
+      const counters = { ...run };
+      for (const k of Object.keys(counters) as (keyof Counters)[]) counters[k] -= runBefore[k];
+      sweep = { counters, before };
+    }
+  }
   // Every worker has committed its last batch: say so, so that a retire or rotate sees a
   // stopped job (resume it) at once instead of a running one until the lease passes.
   if (stopped) await markJobStopped(rt.db, t, rt.job.id);
@@ -196,13 +223,25 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
     {
       ...base,
       reopened,
+      ...(sweep ? { swept: sweep.counters } : {}),
       kmsThrottled: throttledCount(),
       kmsCallsPerValue: perValue(run.rewrapped),
     },
     run,
     stopped,
     started,
+    sweep?.before,
   );
+}
+
+/** The job was stopped by its signal, or has made no progress for longer than the lease. */
+async function wasInterrupted(rt: Runtime, t: StateTables): Promise<boolean> {
+  const jobs = await findUnfinishedJobs(rt.db, {
+    stateTablePrefix: rt.options.stateTablePrefix ?? "envelope_rewrap",
+  });
+  const interrupted = jobs.some((j) => j.jobId === rt.job.id && j.state === "incomplete");
+  await markJobResumed(rt.db, t, rt.job.id);
+  return interrupted;
 }
 
 async function applyReport(
@@ -215,8 +254,19 @@ async function applyReport(
   run: Counters,
   stopped: boolean,
   started: number,
+  beforeSweep?: Counters,
 ): Promise<JobReport> {
-  const total = await sumCheckpoints(rt.db, t, rt.job.id);
+  const checkpoints = await sumCheckpoints(rt.db, t, rt.job.id);
+  // After a sweep the checkpoints count its pass only: the job had read each row once
+  // before it (those counts stand), and what the sweep wrote comes on top.
+  const total = beforeSweep
+    ? {
+        ...beforeSweep,
+        rewrapped: beforeSweep.rewrapped + checkpoints.rewrapped,
+        conflicts: beforeSweep.conflicts + checkpoints.conflicts,
+        kmsCalls: beforeSweep.kmsCalls + checkpoints.kmsCalls,
+      }
+    : checkpoints;
   const failures = await failureCounts(rt.db, t, rt.job.id);
   // Failed: the values failing now (the failures table), not every failed attempt.
   total.failed = Object.values(failures).reduce((a, b) => a + b, 0);

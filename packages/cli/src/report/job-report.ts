@@ -71,6 +71,10 @@ export function renderJobReport(report: JobReport, prior?: PriorJob): string {
     lines.push(
       `  Complete. The job had finished before: this run went over the table again and ${verb} ${r.rewrapped} value(s) not yet on the target key.`,
     );
+  else if (report.swept)
+    lines.push(
+      `  Complete. After resuming at the job's checkpoints, this run went over the whole table once more (for values written under an old key behind them while the job was stopped) and ${verb} ${report.swept.rewrapped} value(s) in that pass.`,
+    );
   else lines.push("  Complete.");
   return lines.join("\n");
 }

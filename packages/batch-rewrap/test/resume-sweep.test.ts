@@ -1,0 +1,100 @@
+import { connect, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
+import { Envelope, type KeyProvider } from "@envelope/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  contextOf,
+  DATABASES,
+  dropAll,
+  gated,
+  keyPair,
+  plaintextOf,
+  seedTable,
+  uniqueName,
+  verifyAll,
+} from "./support.js";
+
+const targets = [...DATABASES, { name: "pglite", url: "pglite://memory" }];
+
+describe.each(targets)(
+  "a resumed job and values written behind its checkpoints ($name)",
+  ({ url }) => {
+    let db: SqlAdapter;
+    const table = uniqueName("sweep");
+    const prefix = uniqueName("sweep_st");
+    beforeAll(async () => {
+      db = await connect(url);
+    });
+    afterAll(async () => {
+      await dropAll(db, table, prefix);
+      await db.close();
+    });
+
+    const run = (to: KeyProvider, from: KeyProvider, signal?: AbortSignal) =>
+      rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to,
+        decrypt: [from],
+        apply: true,
+        batchSize: 10,
+        concurrency: 1,
+        sampleSize: 0,
+        jobId: "sweep",
+        stateTablePrefix: prefix,
+        ...(signal ? { signal } : {}),
+      });
+
+    it("the resumed run moves them too (what the dry run counted), and says it went over the table again", async () => {
+      const old = keyPair().provider;
+      const target = keyPair().provider;
+      await seedTable(db, table, 60, old);
+      // Stopped after two batches (rows 1–20 done).
+      const slow = gated(target, 21);
+      const abort = new AbortController();
+      const first = run(slow.provider, old, abort.signal);
+      await slow.paused;
+      abort.abort();
+      slow.release();
+      expect((await first).stopped).toBe(true);
+
+      // While the job is stopped, an app instance still on the old config writes rows 1–5
+      // again: behind the job's checkpoint.
+      const stale = new Envelope({ encrypt: old, cache: false });
+      for (let id = 1; id <= 5; id++) {
+        const value = await stale.encrypt(plaintextOf(id), {
+          context: contextOf(table, "email", id),
+          output: "binary",
+        });
+        await db.query(`UPDATE ${table} SET email = ? WHERE id = ?`, [value, id]);
+      }
+      const dry = await rewrapTable({
+        db,
+        table,
+        primaryKey: "id",
+        columns: ["email"],
+        to: target,
+        decrypt: [old],
+        sampleSize: 0,
+        jobId: "sweep",
+        stateTablePrefix: prefix,
+      });
+      const announced = dry.wouldRewrite!;
+      expect(announced).toBeGreaterThanOrEqual(5);
+
+      const resumed = await run(target, old);
+      expect(resumed).toMatchObject({ complete: true, stopped: false, swept: { rewrapped: 5 } });
+      expect(resumed.run.rewrapped).toBe(announced);
+      // The whole job: every row read once before the sweep; 60 moves plus the sweep's 5.
+      expect(resumed.total).toMatchObject({ scanned: 60, rewrapped: 65 });
+      expect(await verifyAll(db, table, target)).toEqual({ rows: 60, wrong: [] });
+
+      // A run that creates its job, or finds it finished, makes no second pass.
+      const again = await run(target, old);
+      expect(again).toMatchObject({ complete: true, reopened: true });
+      expect(again.swept).toBeUndefined();
+      expect(again.run.rewrapped).toBe(0);
+    }, 30_000);
+  },
+);
