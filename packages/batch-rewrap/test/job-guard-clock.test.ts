@@ -47,9 +47,9 @@ describe.each(targets)("job heartbeats use the database clock only ($name)", ({ 
     async (_label, skew) => {
       const from = keyPair().provider;
       const to = keyPair().provider;
-      await seedTable(db, table, 40, from);
+      await seedTable(db, table, 80, from);
       const jobId = `clock_${skew > 0 ? "ahead" : skew < 0 ? "behind" : "on_time"}`;
-      const slow = gated(to, 21); // two batches of 10 committed, paused in the third
+      const slow = gated(to, 21); // two batches of 10 committed, paused in the third (two more read: 50 of 80 done at the stop)
       const abort = new AbortController();
       if (skew !== 0) skewClock(skew);
       let job: Promise<JobReport> | undefined;

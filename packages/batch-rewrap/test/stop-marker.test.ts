@@ -5,7 +5,7 @@ import {
   rewrapTable,
   type SqlAdapter,
 } from "@envelope/batch-rewrap";
-import type { KeyProvider } from "@envelope/core";
+import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASES, dropAll, gated, keyPair, seedTable, uniqueName } from "./support.js";
 
@@ -42,11 +42,46 @@ describe.each(targets)("a job stopped by its signal ($name)", ({ url }) => {
     });
   const find = () => findUnfinishedJobs(db, { stateTablePrefix: prefix, table });
 
+  it("commits the batches it had already read (their KMS work is not thrown away)", async () => {
+    const from = keyPair().provider;
+    const to = keyPair().provider;
+    await seedTable(db, table, 80, from);
+    let wraps = 0;
+    const counted: KeyProvider = {
+      ...to,
+      handles: (e) => to.handles(e),
+      unwrap: (e, r) => to.unwrap(e, r),
+      wrap: (k, r) => {
+        wraps++;
+        return to.wrap(k, r);
+      },
+    };
+    const slow = gated(counted, 21); // paused in the third batch, two more read ahead
+    const abort = new AbortController();
+    const stopped = run(slow.provider, from, abort.signal);
+    await slow.paused;
+    abort.abort();
+    slow.release();
+    const report = await stopped;
+    expect(report.stopped).toBe(true);
+    const reader = new Envelope({ encrypt: to, decrypt: [from], cache: false });
+    const { rows } = await db.query(`SELECT email FROM ${table}`);
+    const onTarget = rows.filter(
+      (r) => reader.inspect(r.email as Buffer).entries[0]!.keyRef === to.keyRef,
+    ).length;
+    expect(onTarget).toBeGreaterThan(20);
+    expect(report.run.rewrapped).toBe(onTarget);
+    expect(wraps).toBe(onTarget); // every wrap made was written
+    const resumed = await run(to, from);
+    expect(resumed.complete).toBe(true);
+    await dropAll(db, table, prefix);
+  }, 30_000);
+
   it("is incomplete at once (no lease to wait out), running again while resumed, done after", async () => {
     const from = keyPair().provider;
     const to = keyPair().provider;
-    await seedTable(db, table, 40, from);
-    const slow = gated(to, 21); // two batches committed, paused in the third
+    await seedTable(db, table, 80, from);
+    const slow = gated(to, 21); // two batches committed, paused in the third (two more read)
     const abort = new AbortController();
     const first = run(slow.provider, from, abort.signal);
     await slow.paused;

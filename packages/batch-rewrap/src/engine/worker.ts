@@ -116,14 +116,15 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
   // before the batch before it commits).
   let mark = rt.limits.limiter.calls;
   for (;;) {
-    if (rt.options.signal?.aborted) {
-      await drop();
-      return "stopped" as const;
-    }
+    // Stopping (Ctrl-C): no new reads, but the batches already read are in the KMS slots or
+    // done; commit them rather than throw their KMS work away, then stop.
+    const stopping = Boolean(rt.options.signal?.aborted);
+    if (stopping && reads.length === 0) return "stopped" as const;
     for (let attempt = 1; ; attempt++) {
       let committing = false;
       try {
-        topUp();
+        if (!stopping) topUp();
+        else if (reads.length === 0) return "stopped" as const; // dropped after a failed read
         const current = await reads[0]!;
         if (current === STOP || current === END) {
           await drop();
@@ -145,7 +146,7 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
         account(state, counters, failed);
         last = lastKey(current);
         state.onBatch();
-        if (state.demand.waiting > 0) {
+        if (state.demand.waiting > 0 && !stopping) {
           // Split beyond everything read so far (the reads in flight finish first).
           const read = await Promise.all(reads);
           const tail = read.length === 0 ? current : read.at(-1)!;
