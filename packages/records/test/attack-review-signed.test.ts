@@ -11,7 +11,12 @@ import { Envelope, generateSigningKeyPair } from "@envelope/core";
 import { localRsaProvider } from "@envelope/local-rsa";
 import { DataTypes, Model, type ModelStatic, Sequelize } from "sequelize";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBlindIndexer, createRecordCipher, VALUE_TAGS } from "../src/index.js";
+import {
+  createBlindIndexer,
+  createRecordCipher,
+  transitionalRead,
+  VALUE_TAGS,
+} from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
 import { codeOf, MYSQL_URL } from "./attack-support.js";
 import { INDEX_KEY_1, PG_URL } from "./support.js";
@@ -199,6 +204,33 @@ describe.each([
     );
     expect(found).toContain(x);
     expect(found).not.toContain(y);
+  });
+
+  // FINDING R1 (design, low; records/src/record-cipher.ts update(), the `holdsLegacy` whole
+  // re-seal): in signed mode with a transitional read that allows plaintext, a plaintext
+  // value the attacker writes into a migrated row is read as legacy (audited), and the
+  // app's next update of ANY field re-seals the whole row, signing the attacker's value.
+  // After the migration, with the transitional read off and trustedSigners pinned, it opens
+  // as genuine. The same holds for `envelope migrate` run by a signing writer. Proposed fix:
+  // refuse `allowPlaintext` with a signing Envelope (or make it opt in loudly), or re-seal
+  // only the changed fields and leave legacy ones to the audited migrate job; at least
+  // document it in docs/SECURITY.md §3 next to "existing unsigned values must be re-encrypted".
+  it.fails("signed mode + transitional allowPlaintext: a plaintext planted in a sealed row is not signed by the app's next update", async () => {
+    const schema = { table: TABLE, encrypted: [...FIELDS] };
+    const migrating = createRecordCipher(appEnvelope(), schema, {
+      transitional: transitionalRead({ allowPlaintext: true, onLegacyRead: () => {} }),
+    });
+    const strict = createRecordCipher(appEnvelope(), schema);
+    const id = await create({ email: "sealed@example.com", phone: "+1 555 0105" });
+    await poke(TABLE, id, { ssn: "666-66-6666" });
+    const row = await stored(TABLE, id);
+    const changes = await migrating.update(row, { phone: "+1 555 0106" });
+    await poke(TABLE, id, changes);
+    const after = await strict.open<Row>(await stored(TABLE, id)).then(
+      (r) => String(r.ssn),
+      (e: { code?: string }) => String(e?.code ?? e),
+    );
+    expect(after).not.toBe("666-66-6666");
   });
 
   it("the app's own signed values swapped between columns of a row, or between tables, are refused typed", async () => {
