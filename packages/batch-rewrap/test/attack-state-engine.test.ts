@@ -10,7 +10,7 @@ import {
   rewrapTable,
   type SqlAdapter,
 } from "@envelope/batch-rewrap";
-import type { KeyProvider } from "@envelope/core";
+import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASES, dropAll, gated, keyPair, seedTable, uniqueName, verifyAll } from "./support.js";
 
@@ -114,6 +114,39 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
     expect(await underOld(from)).toBe(0);
     const check = await verifyAll(db, table, to);
     expect(check.wrong).toEqual([]);
+  });
+
+  // FINDING F1b (state/jobs.ts createOrLoadJob + state/reopen.ts): the attacker deletes only
+  // the jobs row of a finished job. The next apply run's insert of the job hits the old
+  // ranges' duplicate key, is taken as "another worker created it" (created: false);
+  // reopenIfFinished finds no job row and reopens nothing; every range is still done, so the
+  // run reads no row and reports complete, although values were written under the old key
+  // since (the very case reopen exists for). Proposed fix: in createOrLoadJob, when the
+  // insert fails on a duplicate key and no job row exists, refuse (ENVELOPE_BAD_CONFIG:
+  // state tables changed by hand) instead of loading; reopenIfFinished should throw when
+  // the job row is missing.
+  it.fails("a rerun of a finished job whose jobs row was deleted still moves values written under the old key since", async () => {
+    const from = keyPair().provider;
+    const to = keyPair().provider;
+    await seedTable(db, table, ROWS, from);
+    expect((await run("att_orphan", to, from)).complete).toBe(true);
+    // The app (an instance on the old config) writes 40 more values under the old key.
+    const app = new Envelope({ encrypt: from, cache: false });
+    for (let id = ROWS + 1; id <= 2 * ROWS; id++) {
+      const v = await app.encrypt(`user${id}@example.com`, {
+        context: { table, column: "email", id: String(id) },
+        output: "binary",
+      });
+      await db.query(`INSERT INTO ${table} (id, email) VALUES (?, ?)`, [id, v]);
+    }
+    expect(await underOld(from)).toBe(ROWS);
+    await db.query(`DELETE FROM ${T.jobs()} WHERE job_id = ?`, ["att_orphan"]);
+    const report = await run("att_orphan", to, from);
+    // Safe: either the run refuses (typed) or it moves the new values.
+    expect({ complete: report.complete, left: await underOld(from) }).toEqual({
+      complete: true,
+      left: 0,
+    });
   });
 
   it("a job row forged 'done' with every range done does not make the next run skip the table", async () => {

@@ -160,51 +160,82 @@ describe.each([
   // the job goes on committing (commit.ts locks only its checkpoint row), retire counts 0
   // values under the job's target and removes it, and the job then writes every value under
   // the removed key: 30 values stranded. (Same setup as job-guard.test.ts's second test.)
-  it.fails("retire of a running job's target refuses even when the attacker deleted the job's row", async () => {
-    const t = `${table}_c`;
-    const { cwd, configPath } = await rotated(t);
-    const on = ["--db", url, "--table", t, "--column", "email", "--state-prefix", prefix];
-    const config = JSON.parse(readFileSync(configPath, "utf8"));
-    const env = { PATH: process.env.PATH };
-    const k2 = config.encrypt as string;
-    const db = await connect(url);
-    const slow = gated(await resolveKey(k2, "encrypt", env), 1);
-    let job: Promise<unknown> | undefined;
-    try {
-      job = rewrapTable({
-        db,
-        table: t,
-        primaryKey: "id",
-        columns: ["email"],
-        to: slow.provider,
-        decrypt: [await resolveKey(config.decrypt[0], "decrypt[0]", env)],
-        apply: true,
-        batchSize: 100,
-        sampleSize: 0,
-        jobId: "att_running",
-        stateTablePrefix: prefix,
-      });
-      job.catch(() => {});
-      await slow.paused;
-      expect((await cli(["rotate", "--bits", "2048", "--name", "k3"], { cwd })).code).toBe(0);
-      const before = readFileSync(configPath, "utf8");
-      // The attacker hides the running job.
-      await db.query(`DELETE FROM ${prefix}_jobs WHERE job_id = ?`, ["att_running"]);
-      const retire = await cli(["retire", k2, ...on], { cwd });
-      const after = readFileSync(configPath, "utf8");
-      slow.release();
-      await job.catch(() => {});
-      // Safe: refused, or else no value ends up under the removed key.
-      const status = await cli(["--json", "status", "--check", ...on.slice(0, 6)], { cwd });
-      expect({ retire: retire.code, stranded: status.json().strandedValues }).toEqual({
-        retire: EXIT_CODES.JOB_IN_PROGRESS,
-        stranded: 0,
-      });
-      expect(after).toBe(before);
-    } finally {
-      slow.release();
-      await job?.catch(() => {});
-      await db.close();
-    }
-  }, 180_000);
+  const hide: [
+    string,
+    (db: Awaited<ReturnType<typeof connect>>, jobId: string) => Promise<unknown>,
+  ][] = [
+    [
+      "deleted the job's row",
+      (db, jobId) => db.query(`DELETE FROM ${prefix}_jobs WHERE job_id = ?`, [jobId]),
+    ],
+    [
+      "pointed the job's spec at another table",
+      async (db, jobId) => {
+        const { rows } = await db.query(`SELECT spec FROM ${prefix}_jobs WHERE job_id = ?`, [
+          jobId,
+        ]);
+        const spec = { ...JSON.parse(String(rows[0]!.spec)), table: "elsewhere" };
+        await db.query(`UPDATE ${prefix}_jobs SET spec = ? WHERE job_id = ?`, [
+          JSON.stringify(spec),
+          jobId,
+        ]);
+      },
+    ],
+  ];
+  for (const [how, tamper] of hide)
+    it.fails(`retire of a running job's target refuses even when the attacker ${how}`, async () => {
+      const n = hide.findIndex(([h]) => h === how);
+      const t = `${table}_c${n}`;
+      const jobId = `att_running_${n}`;
+      const { cwd, configPath } = await rotated(t);
+      const on = ["--db", url, "--table", t, "--column", "email", "--state-prefix", prefix];
+      const config = JSON.parse(readFileSync(configPath, "utf8"));
+      const env = { PATH: process.env.PATH };
+      const k2 = config.encrypt as string;
+      const db = await connect(url);
+      const slow = gated(await resolveKey(k2, "encrypt", env), 1);
+      let job: Promise<unknown> | undefined;
+      try {
+        job = rewrapTable({
+          db,
+          table: t,
+          primaryKey: "id",
+          columns: ["email"],
+          to: slow.provider,
+          decrypt: [await resolveKey(config.decrypt[0], "decrypt[0]", env)],
+          apply: true,
+          batchSize: 100,
+          sampleSize: 0,
+          jobId,
+          stateTablePrefix: prefix,
+        });
+        job.catch(() => {});
+        await slow.paused;
+        expect((await cli(["rotate", "--bits", "2048", "--name", "k3"], { cwd })).code).toBe(0);
+        const before = readFileSync(configPath, "utf8");
+        // The attacker hides the running job.
+        // On its own connection: the paused job holds the shared pool's.
+        const attacker = await connect(url);
+        try {
+          await tamper(attacker, jobId);
+        } finally {
+          await attacker.close();
+        }
+        const retire = await cli(["retire", k2, ...on], { cwd });
+        const after = readFileSync(configPath, "utf8");
+        slow.release();
+        await job.catch(() => {});
+        // Safe: refused, or else no value ends up under the removed key.
+        const status = await cli(["--json", "status", "--check", ...on.slice(0, 6)], { cwd });
+        expect({ retire: retire.code, stranded: status.json().strandedValues }).toEqual({
+          retire: EXIT_CODES.JOB_IN_PROGRESS,
+          stranded: 0,
+        });
+        expect(after).toBe(before);
+      } finally {
+        slow.release();
+        await job?.catch(() => {});
+        await db.close();
+      }
+    }, 180_000);
 });
