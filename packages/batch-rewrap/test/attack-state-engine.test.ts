@@ -89,6 +89,14 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
       `UPDATE ${T.checkpoints()} SET last_pk = '999999999' WHERE job_id = ? AND range_id >= 0`,
       ["att_skip"],
     );
+    // Marked running again (a live job, not a stopped one): the resuming run then makes no
+    // second pass over the table (a stopped job's resume does, and would move every value).
+    await db.query(`UPDATE ${T.jobs()} SET status = 'running' WHERE job_id = ?`, ["att_skip"]);
+    // Range 0 left pending (the stopped run may have finished it): so the job is not reopened.
+    await db.query(
+      `UPDATE ${T.ranges()} SET status = 'pending' WHERE job_id = ? AND range_id = 0`,
+      ["att_skip"],
+    );
     const report = await run("att_skip", to, from);
     const left = await underOld(from);
     expect(left).toBeGreaterThan(0);
@@ -104,6 +112,12 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
     await db.query(`UPDATE ${T.checkpoints()} SET last_pk = '999999999' WHERE job_id = ?`, [
       "att_skip2",
     ]);
+    await db.query(`UPDATE ${T.jobs()} SET status = 'running' WHERE job_id = ?`, ["att_skip2"]);
+    // Range 0 left pending (the stopped run may have finished it): so the job is not reopened.
+    await db.query(
+      `UPDATE ${T.ranges()} SET status = 'pending' WHERE job_id = ? AND range_id = 0`,
+      ["att_skip2"],
+    );
     await run("att_skip2", to, from);
     // The backstop of `envelope retire`: it counts the column itself, not the job's ranges.
     expect(await underOld(from)).toBeGreaterThanOrEqual(ROWS - 10);
