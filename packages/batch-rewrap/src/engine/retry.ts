@@ -1,5 +1,5 @@
 import { mapLimit } from "@envelope/core/internal";
-import type { SqlExecutor } from "../adapters/types.js";
+import type { Row, SqlExecutor } from "../adapters/types.js";
 import { clearRowFailures, failedValuesByPk } from "../state/failures.js";
 import { countPendingRanges, markJobDone, tryLockJob } from "../state/job-status.js";
 import { RETRY_RANGE_ID } from "../state/jobs.js";
@@ -23,10 +23,7 @@ export async function retryFailures(scope: WorkerScope): Promise<void> {
     for (let i = 0; i < keys.length; i += rt.limits.batchSize) {
       if (rt.options.signal?.aborted) return;
       const slice = keys.slice(i, i + rt.limits.batchSize);
-      const { rows } = await rt.db.query(
-        `SELECT ${rt.table.selectList} FROM ${rt.table.q} WHERE ${rt.table.pkq} IN (${slice.map(() => "?").join(", ")})`,
-        slice,
-      );
+      const rows = await rowsOf(scope, slice);
       const before = rt.limits.limiter.calls;
       const outcomes = await mapLimit(rows, rt.limits.concurrency, (row) =>
         processRow(rt, row, byPk.get(String(row[rt.table.pk]))),
@@ -77,3 +74,30 @@ export async function retryFailures(scope: WorkerScope): Promise<void> {
     await session.release();
   }
 }
+
+/**
+ * The rows of recorded failures, by primary key. A recorded key the key column's type cannot
+ * hold (the failures table is the database's, and whoever can write it can put anything
+ * there) names no row: PostgreSQL refuses the whole `IN` list for it, so the slice is read
+ * again key by key and such a key is left out (its record is cleared with the slice's).
+ */
+async function rowsOf(scope: WorkerScope, pks: string[]): Promise<Row[]> {
+  const { rt } = scope;
+  try {
+    const { rows } = await rt.db.query(
+      `SELECT ${rt.table.selectList} FROM ${rt.table.q} WHERE ${rt.table.pkq} IN (${pks.map(() => "?").join(", ")})`,
+      pks,
+    );
+    return rows;
+  } catch (error) {
+    if (!isDataException(error)) throw error;
+    if (pks.length === 1) return [];
+    const rows: Row[] = [];
+    for (const pk of pks) rows.push(...(await rowsOf(scope, [pk])));
+    return rows;
+  }
+}
+
+/** PostgreSQL class 22 (data exception): a value the column's type cannot hold. */
+const isDataException = (error: unknown) =>
+  /^22[0-9A-Z]{3}$/.test(String((error as { code?: unknown } | null)?.code ?? ""));
