@@ -126,6 +126,28 @@ describe("envelope CLI: keys and files", () => {
     expect(bad.code).toBe(EXIT_CODES.DATA);
   });
 
+  it("rotate's next steps name the table, columns and old key it was given, never a database URL", async () => {
+    const dir = tempDir();
+    const init = await cli(["--json", "keygen", "--init", "--bits", "2048", "--name", "a"], {
+      cwd: dir,
+    });
+    expect(init.code, init.stderr).toBe(0);
+    const rotated = await cli(
+      ["rotate", "--bits", "2048", "--name", "b", "--table", "users", "--column", "email,phone"],
+      { cwd: dir },
+    );
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const on = "--db <url> --table users --column email,phone";
+    expect(rotated.stdout).toContain(`envelope rewrap ${on} --apply`);
+    expect(rotated.stdout).toContain(`envelope retire local-rsa:${init.json().keyRef} ${on}`);
+    const fromEnv = await cli(["rotate", "--bits", "2048", "--name", "c"], {
+      cwd: dir,
+      env: { ENVELOPE_DB_URL: "postgres://app:s3cret@db.invalid/app" },
+    });
+    // With ENVELOPE_DB_URL the guard connects first: unreachable, so refused, nothing printed.
+    expect(fromEnv.stdout + fromEnv.stderr).not.toContain("s3cret");
+  });
+
   it("rotate makes a new key the encrypting one, rewrap --in-place moves a file to it, status shows ages", async () => {
     const rotated = await cli(["--json", "rotate", "--bits", "2048", "--name", "k2"], { cwd });
     expect(rotated.code, rotated.stderr).toBe(0);

@@ -113,6 +113,23 @@ describe("renderStatus", () => {
     expect(text).toContain("decrypt local-rsa:def  age unknown  k2");
   });
 
+  it("an old decrypt-only key is not told to rotate: it is told to be retired", () => {
+    const old = {
+      role: "decrypt" as const,
+      key: "local-rsa:///keys/old.pem",
+      provider: "local-rsa",
+      keyRef: "def",
+      createdAt: ago(120),
+      ageDays: 120,
+      state: "DUE" as const,
+    };
+    const text = renderStatus(report({ keys: [report().keys[0]!, old] }));
+    const line = text.split("\n").find((l) => l.includes("keys/old.pem"))!;
+    expect(line).not.toContain("rotate");
+    expect(line).toContain("← old decrypt key: rewrap its values, then `envelope retire` it");
+    expect(statusExitCode(report({ keys: [report().keys[0]!, old] }), true)).toBe(EXIT_CODES.OK);
+  });
+
   it("a column: values per key reference, stranded ones flagged, key references from the column escaped", () => {
     const evil = "local-rsa:\u001b[31mred";
     const text = renderStatus(

@@ -7,7 +7,7 @@ import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import { addDbOptions } from "../db/job-flags.js";
 import { openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
-import { output } from "../io.js";
+import { output, shown } from "../io.js";
 import { addGuardOptions, type GuardFlags, refuseDuringJobs } from "../rotation/job-guard.js";
 import { newLocalKey } from "./local-key.js";
 
@@ -107,6 +107,23 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         );
         rotation.keyCreated = { ...rotation.keyCreated, [uri]: new Date().toISOString() };
         writeJsonConfig(path, { ...file, encrypt: uri, decrypt, rotation });
+        // The next steps with what this command was given filled in. The database URL is
+        // never repeated (it may hold a password): `--db <url>`, or nothing when it comes
+        // from ENVELOPE_DB_URL.
+        const on = [
+          opts.db || !ctx.io.env.ENVELOPE_DB_URL ? "--db <url>" : "",
+          `--table ${opts.table ? shown(opts.table) : "<table>"}`,
+          `--column ${opts.column?.length ? shown(opts.column.join(",")) : "<column>"}`,
+        ]
+          .filter(Boolean)
+          .join(" ");
+        // The old key as `status` shows it (provider:keyRef, a fingerprint, not a secret).
+        const oldKey = previous[0]
+          ? await resolveKey(previous[0], "encrypt", ctx.io.env).then(
+              (p) => `${shown(p.id)}:${shown(p.keyRef)}`,
+              () => "<old key>",
+            )
+          : "<old key>";
         output(
           ctx.io,
           Boolean(flags.json),
@@ -122,10 +139,10 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
               `${path}: new values are now sealed under ${redactUri(uri)}`,
               `old key(s) kept for decryption: ${decrypt.map((s) => (typeof s === "string" ? redactUri(s) : JSON.stringify(s))).join(", ") || "none"}`,
               "Next: rewrap existing data, check, then retire the old key (refused while any value still needs it):",
-              "  envelope rewrap --db <url> --table <table> --column <column>          # dry run",
-              "  envelope rewrap --db <url> --table <table> --column <column> --apply",
-              "  envelope status --check --db <url> --table <table> --column <column>",
-              "  envelope retire <old key> --db <url> --table <table> --column <column>",
+              `  envelope rewrap ${on}          # dry run`,
+              `  envelope rewrap ${on} --apply`,
+              `  envelope status --check ${on}`,
+              `  envelope retire ${oldKey} ${on}`,
             ].join("\n"),
         );
       },

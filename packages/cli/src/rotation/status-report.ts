@@ -56,12 +56,16 @@ export function renderStatus(report: StatusReport): string {
   ];
   for (const k of keys) {
     const age = k.ageDays === undefined ? "age unknown" : `${k.ageDays} day(s) old`;
+    // Age matters for the key that encrypts; an old decrypt-only key is waiting to be
+    // retired once no value needs it, and rotating would not change that.
     const note =
-      k.state === "DUE"
-        ? "  ← DUE: run `envelope rotate`"
-        : k.state === "WARN"
-          ? "  ← rotate soon"
-          : "";
+      k.role !== "encrypt" && k.state !== "ok" && k.state !== "unknown age"
+        ? "  ← old decrypt key: rewrap its values, then `envelope retire` it"
+        : k.state === "DUE"
+          ? "  ← DUE: run `envelope rotate`"
+          : k.state === "WARN"
+            ? "  ← rotate soon"
+            : "";
     lines.push(
       `  ${k.role.padEnd(7)} ${shown(k.provider)}:${shown(k.keyRef)}  ${age}  ${shown(k.key)}${note}`,
     );
