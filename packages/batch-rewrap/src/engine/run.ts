@@ -178,8 +178,7 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
     planRanges(rt.db, rt.table.name, rt.table.pk, rt.table.integerKey, sizing),
   );
   const reopened = !created && (await reopenIfFinished(rt.db, t, rt.job.id));
-  // A job stopped (Ctrl-C) or idle past the lease (killed) before this run: resumed, not joined.
-  const interrupted = !created && !reopened && (await wasInterrupted(rt, t));
+  const interrupted = !created && !reopened && (await resumeJob(rt, t));
   const run = zeroCounters();
   const state: RunState = {
     run,
@@ -234,8 +233,12 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
   );
 }
 
-/** The job was stopped by its signal, or has made no progress for longer than the lease. */
-async function wasInterrupted(rt: Runtime, t: StateTables): Promise<boolean> {
+/**
+ * Marks a stopped job running again, and says whether this run resumes an interrupted job
+ * (stopped by its signal, or idle for longer than the lease: killed) rather than joining
+ * one that other processes are working.
+ */
+async function resumeJob(rt: Runtime, t: StateTables): Promise<boolean> {
   const jobs = await findUnfinishedJobs(rt.db, {
     stateTablePrefix: rt.options.stateTablePrefix ?? "envelope_rewrap",
   });
