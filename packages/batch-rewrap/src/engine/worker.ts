@@ -119,12 +119,11 @@ async function workRange(scope: WorkerScope, claim: Claim, slots: Slots) {
     // Stopping (Ctrl-C): no new reads, but the batches already read are in the KMS slots or
     // done; commit them rather than throw their KMS work away, then stop.
     const stopping = Boolean(rt.options.signal?.aborted);
-    if (stopping && reads.length === 0) return "stopped" as const;
     for (let attempt = 1; ; attempt++) {
       let committing = false;
       try {
         if (!stopping) topUp();
-        else if (reads.length === 0) return "stopped" as const; // dropped after a failed read
+        else if (reads.length === 0) return "stopped" as const; // all committed, or dropped
         const current = await reads[0]!;
         if (current === STOP || current === END) {
           await drop();
