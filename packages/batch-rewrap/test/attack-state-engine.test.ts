@@ -7,12 +7,21 @@ import {
   connect,
   countKeyRefs,
   findJob,
-  rewrapTable,
+  type RewrapTableOptions,
   type SqlAdapter,
 } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASES, dropAll, gated, keyPair, seedTable, uniqueName, verifyAll } from "./support.js";
+import {
+  DATABASES,
+  dropAll,
+  gated,
+  keyPair,
+  seedTable,
+  smallJob,
+  uniqueName,
+  verifyAll,
+} from "./support.js";
 
 const ROWS = 40;
 
@@ -35,23 +44,12 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
     await db.close();
   });
 
-  const run = (jobId: string, to: KeyProvider, from: KeyProvider, extra: object = {}) =>
-    rewrapTable({
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to,
-      decrypt: [from],
-      apply: true,
-      batchSize: 10,
-      rangeSize: 10,
-      concurrency: 1,
-      sampleSize: 0,
-      jobId,
-      stateTablePrefix: prefix,
-      ...extra,
-    });
+  const run = (
+    jobId: string,
+    to: KeyProvider,
+    from: KeyProvider,
+    extra: Partial<RewrapTableOptions> = {},
+  ) => smallJob(db, table, prefix, jobId, to, from, { rangeSize: 10, ...extra });
 
   /** A job stopped (Ctrl-C) after its first wrap: ranges pending, values still under `from`. */
   async function stoppedJob(jobId: string) {

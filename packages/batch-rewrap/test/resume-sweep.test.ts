@@ -1,4 +1,4 @@
-import { connect, rewrapTable, type SqlAdapter } from "@envelope/batch-rewrap";
+import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -9,6 +9,7 @@ import {
   keyPair,
   plaintextOf,
   seedTable,
+  smallJob,
   uniqueName,
   verifyAll,
 } from "./support.js";
@@ -30,21 +31,7 @@ describe.each(targets)(
     });
 
     const run = (to: KeyProvider, from: KeyProvider, signal?: AbortSignal) =>
-      rewrapTable({
-        db,
-        table,
-        primaryKey: "id",
-        columns: ["email"],
-        to,
-        decrypt: [from],
-        apply: true,
-        batchSize: 10,
-        concurrency: 1,
-        sampleSize: 0,
-        jobId: "sweep",
-        stateTablePrefix: prefix,
-        ...(signal ? { signal } : {}),
-      });
+      smallJob(db, table, prefix, "sweep", to, from, signal ? { signal } : {});
 
     it("the resumed run moves them too (what the dry run counted), and says it went over the table again", async () => {
       const old = keyPair().provider;
@@ -69,17 +56,7 @@ describe.each(targets)(
         });
         await db.query(`UPDATE ${table} SET email = ? WHERE id = ?`, [value, id]);
       }
-      const dry = await rewrapTable({
-        db,
-        table,
-        primaryKey: "id",
-        columns: ["email"],
-        to: target,
-        decrypt: [old],
-        sampleSize: 0,
-        jobId: "sweep",
-        stateTablePrefix: prefix,
-      });
+      const dry = await smallJob(db, table, prefix, "sweep", target, old, { apply: false });
       const announced = dry.wouldRewrite!;
       expect(announced).toBeGreaterThanOrEqual(5);
 

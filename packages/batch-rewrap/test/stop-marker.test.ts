@@ -1,13 +1,7 @@
-import {
-  connect,
-  findJob,
-  findUnfinishedJobs,
-  rewrapTable,
-  type SqlAdapter,
-} from "@envelope/batch-rewrap";
+import { connect, findJob, findUnfinishedJobs, type SqlAdapter } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASES, dropAll, gated, keyPair, seedTable, uniqueName } from "./support.js";
+import { DATABASES, dropAll, gated, keyPair, seedTable, smallJob, uniqueName } from "./support.js";
 
 const targets = [...DATABASES, { name: "pglite", url: "pglite://memory" }];
 
@@ -25,21 +19,7 @@ describe.each(targets)("a job stopped by its signal ($name)", ({ url }) => {
   });
 
   const run = (to: KeyProvider, from: KeyProvider, signal?: AbortSignal) =>
-    rewrapTable({
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to,
-      decrypt: [from],
-      apply: true,
-      batchSize: 10,
-      concurrency: 1,
-      sampleSize: 0,
-      jobId: "stopmark",
-      stateTablePrefix: prefix,
-      ...(signal ? { signal } : {}),
-    });
+    smallJob(db, table, prefix, "stopmark", to, from, signal ? { signal } : {});
   const find = () => findUnfinishedJobs(db, { stateTablePrefix: prefix, table });
 
   it("commits the batches it had already read (their KMS work is not thrown away)", async () => {

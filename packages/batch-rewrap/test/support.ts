@@ -1,5 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
+import {
+  connect,
+  dropStateTables,
+  type RewrapTableOptions,
+  rewrapTable,
+  type SqlAdapter,
+} from "@envelope/batch-rewrap";
 import {
   type EncryptionContext,
   Envelope,
@@ -179,4 +185,35 @@ export function gated(target: KeyProvider, after: number) {
     },
   };
   return { provider, paused, release };
+}
+
+/**
+ * An applied rewrap of `table.email` (see seedTable) from `from` to `to`, in batches of 10
+ * at concurrency 1, no preflight sample: small steps a test can stop or pause between.
+ * `extra` adds or overrides options (a signal, `rangeSize`, `apply: false`, …).
+ */
+export function smallJob(
+  db: SqlAdapter,
+  table: string,
+  prefix: string,
+  jobId: string,
+  to: KeyProvider,
+  from: KeyProvider,
+  extra: Partial<RewrapTableOptions> = {},
+) {
+  return rewrapTable({
+    db,
+    table,
+    primaryKey: "id",
+    columns: ["email"],
+    to,
+    decrypt: [from],
+    apply: true,
+    batchSize: 10,
+    concurrency: 1,
+    sampleSize: 0,
+    jobId,
+    stateTablePrefix: prefix,
+    ...extra,
+  });
 }
