@@ -73,6 +73,12 @@ export function isDuplicateKey(error: unknown): boolean {
   return e?.code === "23505" || e?.errno === 1062;
 }
 
+/** A value the column's type cannot hold (PostgreSQL class 22, data exception). */
+export function isDataException(error: unknown): boolean {
+  const e = error as { code?: unknown };
+  return typeof e?.code === "string" && /^22[0-9A-Z]{3}$/.test(e.code);
+}
+
 /** `?` → `$1, $2, …` for PostgreSQL. Our SQL never has `?` in literals or identifiers. */
 export function numberedPlaceholders(sql: string): string {
   let n = 0;

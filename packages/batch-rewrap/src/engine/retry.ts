@@ -1,5 +1,5 @@
 import { mapLimit } from "@envelope/core/internal";
-import type { Row, SqlExecutor } from "../adapters/types.js";
+import { isDataException, type Row, type SqlExecutor } from "../adapters/types.js";
 import { clearRowFailures, failedValuesByPk } from "../state/failures.js";
 import { countPendingRanges, markJobDone, tryLockJob } from "../state/job-status.js";
 import { RETRY_RANGE_ID } from "../state/jobs.js";
@@ -97,7 +97,3 @@ async function rowsOf(scope: WorkerScope, pks: string[]): Promise<Row[]> {
     return rows;
   }
 }
-
-/** PostgreSQL class 22 (data exception): a value the column's type cannot hold. */
-const isDataException = (error: unknown) =>
-  /^22[0-9A-Z]{3}$/.test(String((error as { code?: unknown } | null)?.code ?? ""));
