@@ -128,16 +128,12 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
     expect(check.wrong).toEqual([]);
   });
 
-  // FINDING F1b (state/jobs.ts createOrLoadJob + state/reopen.ts): the attacker deletes only
-  // the jobs row of a finished job. The next apply run's insert of the job hits the old
-  // ranges' duplicate key, is taken as "another worker created it" (created: false);
-  // reopenIfFinished finds no job row and reopens nothing; every range is still done, so the
-  // run reads no row and reports complete, although values were written under the old key
-  // since (the very case reopen exists for). Proposed fix: in createOrLoadJob, when the
-  // insert fails on a duplicate key and no job row exists, refuse (ENVELOPE_BAD_CONFIG:
-  // state tables changed by hand) instead of loading; reopenIfFinished should throw when
-  // the job row is missing.
-  it.fails("a rerun of a finished job whose jobs row was deleted still moves values written under the old key since", async () => {
+  // Was FINDING F1b: the attacker deletes only the jobs row of a finished job. The next
+  // apply run's insert of the job hit the old ranges' duplicate key and was taken as "another
+  // worker created it"; no job row, so nothing reopened; every range done, so the run read
+  // no row and reported complete while values written under the old key since stayed there.
+  // Now state rows without their jobs row are refused (typed, nothing written).
+  it("a rerun of a finished job whose jobs row was deleted refuses (typed), and a new job id moves every value", async () => {
     const from = keyPair().provider;
     const to = keyPair().provider;
     await seedTable(db, table, ROWS, from);
@@ -153,12 +149,15 @@ describe.each(DATABASES)("state tables edited by a database writer ($name)", ({ 
     }
     expect(await underOld(from)).toBe(ROWS);
     await db.query(`DELETE FROM ${T.jobs()} WHERE job_id = ?`, ["att_orphan"]);
-    const report = await run("att_orphan", to, from);
-    // Safe: either the run refuses (typed) or it moves the new values.
-    expect({ complete: report.complete, left: await underOld(from) }).toEqual({
-      complete: true,
-      left: 0,
+    await expect(run("att_orphan", to, from)).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+      message: expect.stringMatching(/no row in the jobs table.*another job id/s),
     });
+    expect(await underOld(from)).toBe(ROWS);
+    const fresh = await run("att_orphan_2", to, from);
+    expect(fresh.complete).toBe(true);
+    expect(await underOld(from)).toBe(0);
+    expect((await verifyAll(db, table, to)).wrong).toEqual([]);
   });
 
   it("a job row forged 'done' with every range done does not make the next run skip the table", async () => {

@@ -2,7 +2,7 @@ import { ConfigError } from "@envelope/core";
 import type { SqlExecutor } from "../adapters/types.js";
 import { advanceCheckpoint, lockCheckpoint } from "../state/checkpoints.js";
 import { recordFailure } from "../state/failures.js";
-import { RETRY_RANGE_ID } from "../state/jobs.js";
+import { checkJobRow, RETRY_RANGE_ID } from "../state/jobs.js";
 import { casUpdateMany, casUpdateOne } from "./cas.js";
 import { type Counters, zeroCounters } from "./counters.js";
 import { processRow, type RowOutcome } from "./process.js";
@@ -33,6 +33,7 @@ export async function commitBatch(
   batch: BatchToCommit,
 ): Promise<{ counters: Counters; failed: { pk: string; column: string }[] }> {
   const { rangeId, expectedLast, outcomes } = batch;
+  await checkJobRow(tx, t, rt.job.id, rt.job.spec);
   const checkpoint = await lockCheckpoint(tx, t, rt.job.id, rangeId);
   if (!checkpoint) {
     throw new ConfigError(

@@ -1,5 +1,5 @@
 import { ConfigError } from "@envelope/core";
-import { isDuplicateKey, type SqlAdapter } from "../adapters/types.js";
+import { isDuplicateKey, type SqlAdapter, type SqlExecutor } from "../adapters/types.js";
 import { quote } from "../sql/identifiers.js";
 import type { StateTables } from "./tables.js";
 
@@ -72,9 +72,23 @@ export async function createOrLoadJob(
     return { created: true };
   } catch (error) {
     if (!isDuplicateKey(error)) throw error;
-    await loadAndCheck(db, t, jobId, spec);
-    return { created: false };
+    // Another worker created the job meanwhile, or its state rows outlived its jobs row.
+    if (await loadAndCheck(db, t, jobId, spec)) return { created: false };
+    throw orphanedState(jobId);
   }
+}
+
+/**
+ * The job's ranges or checkpoints exist but its jobs row does not: the state tables were
+ * changed by hand. Loading them would trust ranges marked done by nobody this job knows,
+ * and an apply run would skip values still under an old key while reporting complete.
+ */
+export function orphanedState(jobId: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    `Job "${jobId}" has ranges or checkpoints in the state tables but no row in the jobs table: they were changed by hand, so its progress cannot be trusted. Run again with another job id (a new job goes over the whole table), or delete this job's rows from the ranges, checkpoints and failures tables. Nothing was written.`,
+    { details: { field: "jobId", jobId } },
+  );
 }
 
 async function loadAndCheck(
@@ -86,8 +100,8 @@ async function loadAndCheck(
   const { rows } = await db.query(`SELECT spec FROM ${t.jobs} WHERE job_id = ?`, [jobId]);
   if (rows.length === 0) return false;
   const stored = JSON.parse(String(rows[0]!.spec)) as JobSpec;
-  const { layout: storedLayout, ...storedRest } = stored;
-  const { layout, ...rest } = spec;
+  const storedLayout = stored.layout;
+  const layout = spec.layout;
   if (storedLayout !== undefined && layout !== undefined && storedLayout !== layout) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -95,7 +109,7 @@ async function loadAndCheck(
       { details: { field: "jobId", jobId } },
     );
   }
-  if (JSON.stringify(storedRest) !== JSON.stringify(rest)) {
+  if (!sameDefinition(stored, spec)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       `Job "${jobId}" exists with a different definition (table ${stored.table}, columns ${stored.columns.join(",")}, targets ${stored.targets.join(",")}). Use the same options to resume it, or another job id to start a new one.`,
@@ -103,6 +117,40 @@ async function loadAndCheck(
     );
   }
   return true;
+}
+
+/** Same job definition, the context layout aside (an older job stored none). */
+function sameDefinition(stored: JobSpec, spec: JobSpec): boolean {
+  const { layout: _stored, ...storedRest } = stored;
+  const { layout: _spec, ...rest } = spec;
+  return JSON.stringify(storedRest) === JSON.stringify(rest);
+}
+
+/**
+ * Checked in every batch's transaction, before any value is written: the job's row still
+ * exists with this run's definition. The guards of `retire` and `rotate` find running
+ * jobs through that row; a job whose row was deleted or re-pointed at another table by
+ * hand would otherwise go on writing values under a key those guards no longer protect.
+ */
+export async function checkJobRow(
+  tx: SqlExecutor,
+  t: StateTables,
+  jobId: string,
+  spec: JobSpec,
+): Promise<void> {
+  const { rows } = await tx.query(`SELECT spec FROM ${t.jobs} WHERE job_id = ?`, [jobId]);
+  let stored: JobSpec | undefined;
+  try {
+    stored = rows.length === 0 ? undefined : (JSON.parse(String(rows[0]!.spec)) as JobSpec);
+  } catch {
+    stored = undefined;
+  }
+  if (stored && sameDefinition(stored, spec)) return;
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    `Job "${jobId}" lost its row in the jobs table, or the row now defines another job, while this run was writing: the state tables were changed by hand. The run stopped; the batch in hand was not written (values already rewrapped stay correct). Check who edits the state tables, then run again with another job id.`,
+    { details: { field: "jobId", jobId } },
+  );
 }
 
 /** Range sizing bounds: rows per range when the size is adaptive. */

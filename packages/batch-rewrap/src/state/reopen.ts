@@ -1,5 +1,6 @@
 import type { SqlAdapter, SqlExecutor } from "../adapters/types.js";
 import { countPendingRanges } from "./job-status.js";
+import { orphanedState } from "./jobs.js";
 import type { StateTables } from "./tables.js";
 
 /**
@@ -21,7 +22,7 @@ export async function reopenIfFinished(
 ): Promise<boolean> {
   return db.transaction(async (tx: SqlExecutor) => {
     const job = await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [jobId]);
-    if (job.rows.length === 0) return false;
+    if (job.rows.length === 0) throw orphanedState(jobId);
     if ((await countPendingRanges(tx, t, jobId)) > 0) return false;
     await tx.query(
       `UPDATE ${t.ranges} SET status = 'pending' WHERE job_id = ? AND status = 'done'`,
