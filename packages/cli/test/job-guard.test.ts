@@ -122,7 +122,17 @@ describe.each([
       });
       expect(incomplete.code, incomplete.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
       expect(incomplete.stderr).toContain("is incomplete");
-      expect(incomplete.stderr).toContain("--apply --resume");
+      // The resume command as it can be run: `--db <url>` for the --db given (the URL, which
+      // may hold a password, is never printed), no --db at all when ENVELOPE_DB_URL has it.
+      const resume = `--table ${table} --column email --state-prefix ${prefix} --apply --resume --job `;
+      expect(incomplete.stderr).toContain(`envelope rewrap --db <url> ${resume}`);
+      expect(incomplete.stderr).not.toContain(url);
+      const fromEnv = await cli(
+        ["retire", config.decrypt[0], ...on.slice(2), "--stale-after", "1"],
+        { cwd, env: { ENVELOPE_DB_URL: url } },
+      );
+      expect(fromEnv.code, fromEnv.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
+      expect(fromEnv.stderr).toContain(`envelope rewrap ${resume}`);
       const recent = await cli(["retire", config.decrypt[0], ...on], { cwd });
       expect(recent.code, recent.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
       expect(recent.stderr).toContain("is incomplete");

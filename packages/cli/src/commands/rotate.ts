@@ -5,7 +5,7 @@ import type { CliContext, GlobalFlags } from "../command-context.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import { addDbOptions } from "../db/job-flags.js";
-import { openDb } from "../db/open-db.js";
+import { dbFlagHint, openDb } from "../db/open-db.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 import { addGuardOptions, type GuardFlags, refuseDuringJobs } from "../rotation/job-guard.js";
@@ -107,11 +107,9 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         );
         rotation.keyCreated = { ...rotation.keyCreated, [uri]: new Date().toISOString() };
         writeJsonConfig(path, { ...file, encrypt: uri, decrypt, rotation });
-        // The next steps with what this command was given filled in. The database URL is
-        // never repeated (it may hold a password): `--db <url>`, or nothing when it comes
-        // from ENVELOPE_DB_URL.
+        // The next steps with what this command was given filled in.
         const on = [
-          opts.db || !ctx.io.env.ENVELOPE_DB_URL ? "--db <url>" : "",
+          dbFlagHint(ctx, opts),
           `--table ${opts.table ? shown(opts.table) : "<table>"}`,
           `--column ${opts.column?.length ? shown(opts.column.join(",")) : "<column>"}`,
         ]

@@ -2,6 +2,15 @@ import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { CliContext } from "../command-context.js";
 
+/**
+ * The database flag of a printed next step: `--db <url>`, or nothing when the URL comes
+ * from ENVELOPE_DB_URL (the step then works as printed). The URL itself is never
+ * repeated: it may hold a password.
+ */
+export function dbFlagHint(ctx: CliContext, flags: { db?: string | undefined }): string {
+  return flags.db || !ctx.io.env.ENVELOPE_DB_URL ? "--db <url>" : "";
+}
+
 /** Seconds the connection check may take: mysql2's own connect timeout; `pg` has none. */
 export const DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 10;
 

@@ -7,6 +7,7 @@ import {
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { Command } from "commander";
 import type { CliContext } from "../command-context.js";
+import { dbFlagHint } from "../db/open-db.js";
 import { shown } from "../io.js";
 
 /** The flags of the job guard of `retire` and `rotate`. */
@@ -16,6 +17,8 @@ export interface GuardFlags {
   force?: boolean;
   /** No --force warning (already given by an earlier check of the same command). */
   quiet?: boolean;
+  /** The command's --db, for the resume hint (printed as `--db <url>`, never the URL). */
+  db?: string;
 }
 
 export function addGuardOptions(cmd: Command): Command {
@@ -83,8 +86,8 @@ export async function refuseDuringJobs(
   const what = job.state === "running" ? "is running" : "is incomplete";
   const advice =
     job.state === "running"
-      ? `Wait for it to finish, then retry. If its process is gone (killed, crashed), resume it now with \`${resumeHint(job, flags.statePrefix)}\` (a resume joins the job at once); it counts as incomplete only once ${staleAfter} s have passed without progress`
-      : `Resume it to the end with \`${resumeHint(job, flags.statePrefix)}\` (or finish it from the process that ran it), then retry; --force goes ahead anyway (not advised)`;
+      ? `Wait for it to finish, then retry. If its process is gone (killed, crashed), resume it now with \`${resumeHint(job, flags.statePrefix, dbFlagHint(ctx, flags))}\` (a resume joins the job at once); it counts as incomplete only once ${staleAfter} s have passed without progress`
+      : `Resume it to the end with \`${resumeHint(job, flags.statePrefix, dbFlagHint(ctx, flags))}\` (or finish it from the process that ran it), then retry; --force goes ahead anyway (not advised)`;
   throw new EnvelopeError(
     "ENVELOPE_JOB_IN_PROGRESS",
     `${command} refused: ${shown(job.spec.kind)} job ${shown(job.jobId)} on ${describe(job)} ${what} (last progress ${job.idleSeconds < 0 ? "unknown" : `${job.idleSeconds} s ago`}, ${job.ranges.pending} of ${job.ranges.total} range(s) left${jobs.length > 1 ? `; ${jobs.length} unfinished job(s) in all` : ""}). ${advice}. Nothing was changed.`,
@@ -105,10 +108,14 @@ export async function refuseDuringJobs(
 const describe = (job: UnfinishedJob) =>
   `${shown(job.spec.table)}(${shown(job.spec.columns.join(","))})`;
 
-const resumeHint = (job: UnfinishedJob, prefix: string) =>
+const resumeHint = (job: UnfinishedJob, prefix: string, db: string) =>
   [
-    `envelope ${shown(job.spec.kind)} --db … --table ${shown(job.spec.table)} --column ${shown(job.spec.columns.join(","))}`,
+    `envelope ${shown(job.spec.kind)}${db ? ` ${db}` : ""} --table ${shown(job.spec.table)} --column ${shown(job.spec.columns.join(","))}`,
     job.spec.primaryKey !== "id" ? ` --pk ${shown(job.spec.primaryKey)}` : "",
+    // A migrate job also needs its legacy format and that format's key options again.
+    job.spec.kind === "migrate" && job.spec.legacy
+      ? ` --from ${shown(job.spec.legacy)} <its legacy-key options>`
+      : "",
     prefix !== "envelope_rewrap" ? ` --state-prefix ${prefix}` : "",
     ` --apply --resume --job ${shown(job.jobId)}`,
   ].join("");
