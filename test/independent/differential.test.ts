@@ -123,6 +123,23 @@ for (const family of ["v1", "signed", "padded", "suite3"]) {
   }
 }
 
+// The one FORMAT.md value of the stream family: a stream key envelope (flags bit 1), which
+// decrypt refuses with ENVELOPE_WRONG_PURPOSE; its mutations exercise the order of checks
+// around the purpose bit (§2.1, §2.2, §13).
+{
+  const j = JSON.parse(readFileSync(join(VECTORS, "stream/streaming-purpose.json"), "utf8"));
+  positives.push({
+    family: "stream",
+    v: {
+      id: "streaming-purpose keyEnvelopeViaDecrypt",
+      kind: "negative",
+      envelopeHex: j.keyEnvelopeViaDecrypt.envelope,
+      keys: { localAes: [{ keyHex: j.localAesKeyHex }] },
+      decrypt: { context: j.keyEnvelopeViaDecrypt.context },
+    },
+  });
+}
+
 describe("spec decoder and @envelope/core agree on mutated vectors", () => {
   for (const { family, v } of positives) {
     it(`${family}/${v.id}`, { timeout: 300_000 }, async () => {

@@ -9,7 +9,7 @@
 // Spec points where the spec, the vectors and the library do not say the same thing are
 // listed in test/independent/FINDINGS.md; a case that fails because of one is marked
 // `it.fails` with the finding named.
-import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ import {
   localAes,
   localAesKeyRef,
   localRsa,
+  localRsaKeyRef,
   type Provider,
   parseBinary,
   SpecError,
@@ -53,7 +54,9 @@ interface Vector {
     plaintextRule?: { repeatHex: string; length: number };
     plaintextSha256?: string;
     error?: string;
+    errorClass?: string;
   };
+  supersededExpected?: { error: string };
   intermediate?: {
     commitmentHex?: string;
     aadHex?: string;
@@ -92,7 +95,11 @@ function sealedOf(dir: string, v: Vector): Buffer | string {
 // The README's harness: all RSA keys in one local-rsa provider, all AES keys in one local-aes one.
 function providersOf(v: Vector): Provider[] {
   const out: Provider[] = [];
-  if (v.keys.localRsa) out.push(localRsa(v.keys.localRsa.map((k) => k.privateKeyPem)));
+  if (v.keys.localRsa) {
+    for (const k of v.keys.localRsa)
+      expect(localRsaKeyRef(createPrivateKey(k.privateKeyPem))).toBe(k.keyRef);
+    out.push(localRsa(v.keys.localRsa.map((k) => k.privateKeyPem)));
+  }
   if (v.keys.localAes) {
     const keys = v.keys.localAes.map((k) => Buffer.from(k.keyHex, "hex"));
     // keyRef in the vector is informative (README): we compute it (§10.1) and check it agrees.
@@ -124,6 +131,27 @@ function errorCode(fn: () => unknown): string {
   }
   return "(opened)";
 }
+
+/** §8 "Errors" table: the class of each code a decoder can reach. */
+const CLASS_OF: Record<string, string> = {
+  ENVELOPE_BAD_FORMAT: "FormatError",
+  ENVELOPE_UNSUPPORTED_VERSION: "FormatError",
+  ENVELOPE_UNSUPPORTED_SUITE: "FormatError",
+  ENVELOPE_LIMIT_EXCEEDED: "FormatError",
+  ENVELOPE_WRONG_PURPOSE: "DecryptionError",
+  ENVELOPE_BAD_PADDING: "DecryptionError",
+  ENVELOPE_CONTEXT_MISMATCH: "DecryptionError",
+  ENVELOPE_NO_MATCHING_KEY: "DecryptionError",
+  ENVELOPE_COMMITMENT_MISMATCH: "DecryptionError",
+  ENVELOPE_DECRYPT_FAILED: "DecryptionError",
+  ENVELOPE_UNSIGNED: "DecryptionError",
+  ENVELOPE_UNTRUSTED_SIGNER: "DecryptionError",
+  ENVELOPE_BAD_SIGNATURE: "DecryptionError",
+  ENVELOPE_UNWRAP_FAILED: "ProviderError",
+  ENVELOPE_PROVIDER_CONTRACT: "ProviderError",
+  ENVELOPE_BAD_INPUT: "ConfigError",
+};
+const superseded: string[] = [];
 
 /** Vectors expected to fail with this decoder because of a spec point (see FINDINGS.md). */
 const KNOWN_SPEC_GAPS: Record<string, string> = {};
@@ -171,6 +199,9 @@ for (const family of FAMILIES) {
         run(`${v.id} is refused with ${v.expected.error}`, () => {
           const sealed = sealedOf(dir, v);
           expect(errorCode(() => decrypt(sealed, opts()))).toBe(v.expected.error);
+          // the vector's class is the one the §8 table gives for its code
+          expect(v.expected.errorClass).toBe(CLASS_OF[v.expected.error as string]);
+          if (v.supersededExpected) superseded.push(v.id);
         });
       }
     }
@@ -394,9 +425,135 @@ describe("independent decoder opens what @envelope/core seals", () => {
   });
 });
 
+// ---------------------------------------------------------------------------------------
+// Spec statements no vector pins, checked on both sides (spec decoder and library).
+describe("spec statements not pinned by a vector, against the library", () => {
+  const libCode = async (f: () => unknown) => {
+    try {
+      await f();
+      return "(opened)";
+    } catch (e) {
+      return (e as { code?: string }).code ?? "(no code)";
+    }
+  };
+  const ks = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32)];
+  type Options = ConstructorParameters<typeof Envelope>[0];
+
+  it("§7 step 3: a value with more candidate entries than the cap (3) is LIMIT_EXCEEDED before any unwrap", async () => {
+    const writer = new Envelope({
+      encrypt: ks.map((k) => localAesProvider({ keys: [k] })),
+    } as Options);
+    const sealed = await writer.encrypt(Buffer.from("x"));
+    expect(parseBinary(sealed).entries).toHaveLength(4);
+    expect(errorCode(() => decrypt(sealed, { providers: [localAes(ks)] }))).toBe(
+      "ENVELOPE_LIMIT_EXCEEDED",
+    );
+    expect(
+      decrypt(sealed, { providers: [localAes(ks)], maxEntriesTried: 4 }).plaintext.length,
+    ).toBe(1);
+    // the library: one encrypt provider (cap 3) refuses, maxEntriesTried 4 opens
+    const oneProvider = new Envelope({
+      encrypt: localAesProvider({ keys: [ks[0] as Buffer] }),
+      decrypt: [localAesProvider({ keys: ks.slice(1) })],
+      cache: false,
+    } as Options);
+    expect(await libCode(() => oneProvider.decrypt(sealed))).toBe("ENVELOPE_LIMIT_EXCEEDED");
+    // "the number of keys the reader encrypts with (its encrypt providers)": one provider
+    // holding four keys counts as one (FINDINGS.md F3), so the cap stays 3
+    const fourKeysOneProvider = new Envelope({
+      encrypt: localAesProvider({ keys: ks }),
+      cache: false,
+    } as Options);
+    expect(await libCode(() => fourKeysOneProvider.decrypt(sealed))).toBe(
+      "ENVELOPE_LIMIT_EXCEEDED",
+    );
+    const raised = new Envelope({
+      encrypt: localAesProvider({ keys: ks }),
+      cache: false,
+      maxEntriesTried: 4,
+    } as Options);
+    expect(await libCode(() => raised.decrypt(sealed))).toBe("(opened)");
+  });
+
+  it("§13: a bad supplied context is BAD_INPUT, after the decoder's own errors", async () => {
+    const env = new Envelope({
+      encrypt: localAesProvider({ keys: [ks[0] as Buffer] }),
+      cache: false,
+    } as Options);
+    const sealed = await env.encrypt(Buffer.from("x"));
+    for (const bad of [{ a: 1 }, null, [], new Map([["a", "b"]])] as unknown as Record<
+      string,
+      string
+    >[]) {
+      expect(errorCode(() => decrypt(sealed, { providers: [localAes(ks)], context: bad }))).toBe(
+        "ENVELOPE_BAD_INPUT",
+      );
+      expect(await libCode(() => env.decrypt(sealed, { context: bad }))).toBe("ENVELOPE_BAD_INPUT");
+      const garbage = Buffer.from([1, 1, 0x80]);
+      expect(errorCode(() => decrypt(garbage, { providers: [localAes(ks)], context: bad }))).toBe(
+        "ENVELOPE_BAD_FORMAT",
+      );
+      expect(await libCode(() => env.decrypt(garbage, { context: bad }))).toBe(
+        "ENVELOPE_BAD_FORMAT",
+      );
+    }
+  });
+
+  it("§15.1: a signing writer configured with suite 3 writes suite 0x02", async () => {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const env = new Envelope({
+      encrypt: localAesProvider({ keys: [ks[0] as Buffer] }),
+      suite: 3,
+      signing: { key: privateKey },
+    } as Options);
+    const sealed = await env.encrypt(Buffer.from("x"));
+    expect(parseBinary(sealed).suite).toBe(2);
+    expect(decrypt(sealed, { providers: [localAes(ks)] }).plaintext.equals(Buffer.from("x"))).toBe(
+      true,
+    );
+  });
+
+  it("§14.5 3c: a small-order signerKey is not refused; an unpinned reader opens such a value", async () => {
+    // signed-pos-05 with signerKey = the identity point (01 00…00) and signature R = identity,
+    // S = 0: [0]B − [k]A = identity = R for every message, so it verifies (cofactorless,
+    // as OpenSSL implements it). See FINDINGS.md F4.
+    const dir = join(VECTORS, "signed");
+    const v = load("signed").vectors.find(
+      (x) => x.id === "signed-pos-05-signed-unpinned-reader",
+    ) as Vector;
+    const b = Buffer.from(sealedOf(dir, v) as Buffer);
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    identity.copy(b, 67);
+    identity.copy(b, 99);
+    b.fill(0, 131, 163);
+    const keys = (v.keys.localAes ?? []).map((k) => Buffer.from(k.keyHex, "hex"));
+    expect(
+      decrypt(b, { providers: [localAes(keys)], context: v.decrypt.context }).plaintext.length,
+    ).toBeGreaterThan(0);
+    const env = new Envelope({ encrypt: localAesProvider({ keys }), cache: false } as Options);
+    expect(await libCode(() => env.decrypt(b, { context: v.decrypt.context }))).toBe("(opened)");
+    expect(
+      errorCode(() =>
+        decrypt(b, {
+          providers: [localAes(keys)],
+          context: v.decrypt.context,
+          trustedSigners: [randomBytes(32)],
+        }),
+      ),
+    ).toBe("ENVELOPE_UNTRUSTED_SIGNER");
+  });
+});
+
 describe("vector counts", () => {
   it("counts every per-value vector", () => {
     expect(counts.positive).toBeGreaterThan(0);
     expect(counts.negative).toBeGreaterThan(0);
+    // §13: exactly three vectors keep a superseded expectation
+    expect(superseded.sort()).toEqual([
+      "neg-020-flip-suite",
+      "neg-058-suite-2",
+      "signed-neg-021-suite-3",
+    ]);
   });
 });
