@@ -402,6 +402,69 @@ describe("independent decoder opens what @envelope/core seals", () => {
     }
   });
 
+  it("§11 rewrap: header and body region byte-identical, the new entries open with the spec decoder", async () => {
+    const rsaProvider = localRsaProvider({ keys: { pem: rsaPem } });
+    for (const options of [{}, { storeContext: true, pad: 32 }, { suite: 3 }]) {
+      const env = new Envelope({
+        encrypt: localAesProvider({ keys: [aesKey] }),
+        decrypt: [rsaProvider],
+        ...options,
+      } as ConstructorParameters<typeof Envelope>[0]);
+      const pt = randomBytes(40);
+      const sealed = await env.encrypt(pt, { context: ctx });
+      const before = parseBinary(sealed);
+      for (const keep of [false, true]) {
+        const out = (await env.rewrap(sealed, { to: rsaProvider, context: ctx, keep })) as Buffer;
+        const after = parseBinary(out);
+        expect(out.subarray(0, 67).equals(sealed.subarray(0, 67))).toBe(true);
+        const bodyLen = 4 + before.ciphertextLength + 16;
+        expect(
+          out.subarray(out.length - bodyLen).equals(sealed.subarray(sealed.length - bodyLen)),
+        ).toBe(true);
+        expect(after.storedContext?.equals(before.storedContext as Buffer) ?? true).toBe(true);
+        // §11 order: the targets' entries first, then (keep) the others in their order
+        expect(after.entries.map((e) => e.providerId)).toEqual(
+          keep ? ["local-rsa", "local-aes"] : ["local-rsa"],
+        );
+        const opened = decrypt(out, {
+          providers: [localRsa([rsaPem])],
+          context: before.storedContext ? undefined : ctx,
+        });
+        expect(opened.plaintext.equals(pt)).toBe(true);
+      }
+    }
+  });
+
+  it("§5.4 data-key reuse and encryptWithDataKey: one message id per value, each opens", async () => {
+    const env = new Envelope({
+      encrypt: localAesProvider({ keys: [aesKey] }),
+      dataKeyReuse: { maxMessages: 10 },
+    } as ConstructorParameters<typeof Envelope>[0]);
+    const a = await env.encrypt(Buffer.from("one"));
+    const b = await env.encrypt(Buffer.from("two"));
+    const [pa, pb] = [parseBinary(a), parseBinary(b)];
+    expect(pa.messageId.equals(pb.messageId)).toBe(false);
+    expect(decrypt(a, { providers: ours }).plaintext.equals(Buffer.from("one"))).toBe(true);
+    expect(decrypt(b, { providers: ours }).plaintext.equals(Buffer.from("two"))).toBe(true);
+    const materials = await env.generateDataKey({ context: ctx });
+    const c = (await env.encryptWithDataKey(materials, Buffer.from("three"), {
+      context: ctx,
+    })) as Buffer;
+    const d = (await env.encryptWithDataKey(materials, Buffer.from("four"), {
+      context: ctx,
+    })) as Buffer;
+    expect(parseBinary(c).messageId.equals(parseBinary(d).messageId)).toBe(false);
+    expect(
+      parseBinary(c).entries[0]?.wrapped.equals(parseBinary(d).entries[0]?.wrapped as Buffer),
+    ).toBe(true);
+    expect(
+      decrypt(c, { providers: ours, context: ctx }).plaintext.equals(Buffer.from("three")),
+    ).toBe(true);
+    expect(
+      decrypt(d, { providers: ours, context: ctx }).plaintext.equals(Buffer.from("four")),
+    ).toBe(true);
+  });
+
   it("signed (suite 0x02) values, padded and with stored context", async () => {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const raw = Buffer.from(publicKey.export({ format: "der", type: "spki" })).subarray(12);
