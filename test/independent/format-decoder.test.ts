@@ -261,6 +261,11 @@ describe("independent decoder: spec statements not pinned by a vector", () => {
     expect(okm.subarray(32).toString("hex")).toBe(
       "1cf059393eb0e2a14e2b06d8d546ae5385913192533544cc71a711bfb28ec565",
     );
+    // ... and equal to the vector's commitment field (offset 35), as §15.2 says
+    const v = load("suite3").vectors.find((x) => x.id === "suite3-pos-01-basic") as Vector;
+    const p = parseBinary(Buffer.from(v.envelopeHex as string, "hex"));
+    expect(p.messageId.equals(mid)).toBe(true);
+    expect(p.commitment.equals(okm.subarray(32))).toBe(true);
   });
 
   it("§4 example context and bytewise (not UTF-16) key order", () => {
