@@ -43,7 +43,10 @@ describe("review: envelope check exit codes, as documented", () => {
     );
     const run = await cli(["--json", "check"], { cwd });
     const decryptRow = run.json().providers.find((p: { role: string }) => p.role === "decrypt");
-    expect(decryptRow).toMatchObject({ status: "failed", error: { code: "ENVELOPE_ENCRYPT_ONLY" } });
+    expect(decryptRow).toMatchObject({
+      status: "failed",
+      error: { code: "ENVELOPE_ENCRYPT_ONLY" },
+    });
     expect(run.code).toBe(EXIT_CODES.PROVIDER);
     expect((await cli(["check", "--allow-degraded"], { cwd })).code).toBe(EXIT_CODES.PROVIDER);
   });
@@ -110,56 +113,52 @@ describe("review: envelope check against a KMS that never answers (built bin, pl
   // SDK's pending request keeps alive (aws-kms: per-attempt timeout 10 s, 3 attempts).
   // A probe or a deploy script (`envelope check && …`) waits for the SDK, not --timeout.
   // Measured: report on stdout after ~0.5 s, process exit (code 4) after ~30 s.
-  it.fails(
-    "exits within a few seconds of --timeout 500 (aws-kms at a black-holed endpoint)",
-    async () => {
-      const cwd = tempDir();
-      writeFileSync(
-        join(cwd, "envelope.config.mjs"),
-        [
-          `import { awsKmsProvider } from ${JSON.stringify(AWS_KMS_DIST)};`,
-          "export default { encrypt: awsKmsProvider({",
-          '  keyId: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",',
-          `  endpoint: "http://127.0.0.1:${port}",`,
-          '  credentials: { accessKeyId: "AKIDREVIEW", secretAccessKey: "review-not-a-secret" },',
-          "}) };",
-          "",
-        ].join("\n"),
-      );
-      const started = Date.now();
-      const child = spawn(process.execPath, [built.bin, "--json", "check", "--timeout", "500"], {
-        cwd,
-        env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+  it.fails("exits within a few seconds of --timeout 500 (aws-kms at a black-holed endpoint)", async () => {
+    const cwd = tempDir();
+    writeFileSync(
+      join(cwd, "envelope.config.mjs"),
+      [
+        `import { awsKmsProvider } from ${JSON.stringify(AWS_KMS_DIST)};`,
+        "export default { encrypt: awsKmsProvider({",
+        '  keyId: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",',
+        `  endpoint: "http://127.0.0.1:${port}",`,
+        '  credentials: { accessKeyId: "AKIDREVIEW", secretAccessKey: "review-not-a-secret" },',
+        "}) };",
+        "",
+      ].join("\n"),
+    );
+    const started = Date.now();
+    const child = spawn(process.execPath, [built.bin, "--json", "check", "--timeout", "500"], {
+      cwd,
+      env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+    });
+    let stdout = "";
+    let reportedAt = 0;
+    child.stdout.on("data", (d) => {
+      stdout += String(d);
+      reportedAt ||= Date.now() - started;
+    });
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += String(d);
+    });
+    const code = await new Promise<number | null>((resolve) => {
+      const kill = setTimeout(() => child.kill("SIGKILL"), 45_000);
+      child.on("exit", (c) => {
+        clearTimeout(kill);
+        resolve(c);
       });
-      let stdout = "";
-      let reportedAt = 0;
-      child.stdout.on("data", (d) => {
-        stdout += String(d);
-        reportedAt ||= Date.now() - started;
-      });
-      let stderr = "";
-      child.stderr.on("data", (d) => {
-        stderr += String(d);
-      });
-      const code = await new Promise<number | null>((resolve) => {
-        const kill = setTimeout(() => child.kill("SIGKILL"), 45_000);
-        child.on("exit", (c) => {
-          clearTimeout(kill);
-          resolve(c);
-        });
-      });
-      const exitedAt = Date.now() - started;
-      // What a probe reads: a failed key with the timeout code, exit 4.
-      expect(JSON.parse(stdout), stderr).toMatchObject({
-        ok: false,
-        providers: [{ status: "failed", error: { code: "ENVELOPE_KMS_TIMEOUT" } }],
-      });
-      expect(code).toBe(EXIT_CODES.PROVIDER);
-      expect({ reportedAt: reportedAt < 5_000, exitedAt: exitedAt < 5_000 }).toEqual({
-        reportedAt: true,
-        exitedAt: true,
-      });
-    },
-    60_000,
-  );
+    });
+    const exitedAt = Date.now() - started;
+    // What a probe reads: a failed key with the timeout code, exit 4.
+    expect(JSON.parse(stdout), stderr).toMatchObject({
+      ok: false,
+      providers: [{ status: "failed", error: { code: "ENVELOPE_KMS_TIMEOUT" } }],
+    });
+    expect(code).toBe(EXIT_CODES.PROVIDER);
+    expect({ reportedAt: reportedAt < 5_000, exitedAt: exitedAt < 5_000 }).toEqual({
+      reportedAt: true,
+      exitedAt: true,
+    });
+  }, 60_000);
 });

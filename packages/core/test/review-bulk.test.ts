@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { parse } from "../src/format/parse.js";
 import {
   Envelope,
-  type EnvelopeOptions,
   EnvelopeError,
+  type EnvelopeOptions,
   type KeyProvider,
   localAesProvider,
 } from "../src/index.js";
@@ -222,7 +222,9 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
     // Hostile values go first, so they lead the groups they share with honest values.
     const items = [
       ...hostile.map((h) =>
-        h.name === "not an object" ? (null as never) : { sealed: h.sealed as Buffer, context: h.context },
+        h.name === "not an object"
+          ? (null as never)
+          : { sealed: h.sealed as Buffer, context: h.context },
       ),
       ...rows.map((r) => ({ sealed: r.sealed, context: r.context })),
     ];
@@ -240,9 +242,7 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
       "ENVELOPE_COMMITMENT_MISMATCH",
       "ENVELOPE_UNWRAP_FAILED",
     ]);
-    const hostileCodes = Object.fromEntries(
-      hostile.map((h, i) => [h.name, codeOf(results[i]!)]),
-    );
+    const hostileCodes = Object.fromEntries(hostile.map((h, i) => [h.name, codeOf(results[i]!)]));
     for (const [i, h] of hostile.entries()) {
       const r = results[i]!;
       expect(r.ok, h.name).toBe(false);
@@ -276,7 +276,11 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
     const victimEntry = parse(rows[3]!.sealed).entries[0]!;
     const planted = craft({
       entries: [
-        { providerId: victimEntry.providerId, keyRef: victimEntry.keyRef, wrapped: victimEntry.wrapped },
+        {
+          providerId: victimEntry.providerId,
+          keyRef: victimEntry.keyRef,
+          wrapped: victimEntry.wrapped,
+        },
       ],
     });
     kms.reset();
@@ -295,7 +299,10 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
     const { kms, envelope, writer } = setup(2);
     const rows = await sealRows(writer, 2);
     const items = [
-      ...Array.from({ length: 100 }, (_, i) => ({ sealed: rows[0]!.sealed, context: ctx(1000 + i, "email") })),
+      ...Array.from({ length: 100 }, (_, i) => ({
+        sealed: rows[0]!.sealed,
+        context: ctx(1000 + i, "email"),
+      })),
       ...rows.map((r) => ({ sealed: r.sealed, context: r.context })),
     ];
     kms.reset();
@@ -324,7 +331,7 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
 
 describe("review: encryptMany as documented", () => {
   it("input order, per-item typed errors, at most `concurrency` wraps in flight, readable back", async () => {
-    const { kms, envelope, writer } = setup(3);
+    const { kms, envelope } = setup(3);
     const items = Array.from({ length: 40 }, (_, i) => ({
       plaintext: i === 7 ? (42 as never) : `value-${i}`,
       context: ctx(i, "email"),
@@ -345,9 +352,11 @@ describe("review: encryptMany as documented", () => {
       expect(back[i]).toEqual({ ok: true, value: `value-${i}` });
     }
     // Each value under its own context: swapping two fails.
-    const swapped = await envelope.decrypt(sealed[0]!.ok ? sealed[0]!.value : "", {
-      context: ctx(1, "email"),
-    }).catch((e) => e);
+    const swapped = await envelope
+      .decrypt(sealed[0]!.ok ? sealed[0]!.value : "", {
+        context: ctx(1, "email"),
+      })
+      .catch((e) => e);
     expect(swapped).toMatchObject({ code: "ENVELOPE_DECRYPT_FAILED" });
   });
 });

@@ -18,12 +18,14 @@ import {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** local-aes with hooks, recording the contexts and buffers every call saw and returned. */
-function spied(options: {
-  generate?: boolean;
-  wrapDelayMs?: number;
-  unwrapDelayMs?: number;
-  unwrapError?: () => Error;
-} = {}) {
+function spied(
+  options: {
+    generate?: boolean;
+    wrapDelayMs?: number;
+    unwrapDelayMs?: number;
+    unwrapError?: () => Error;
+  } = {},
+) {
   const aes = localAesProvider({ keys: randomBytes(32) });
   const seen = {
     contexts: [] as [string, unknown][],
@@ -145,7 +147,10 @@ describe("review: envelope.check() as documented", () => {
   it.fails("a canary unwrapped after the timeout is zeroed when it arrives", async () => {
     const { provider, seen } = spied({ unwrapDelayMs: 150 });
     const report = await new Envelope({ encrypt: provider }).check({ timeoutMs: 50 });
-    expect(report.providers[0]!.error).toMatchObject({ code: "ENVELOPE_KMS_TIMEOUT", step: "unwrap" });
+    expect(report.providers[0]!.error).toMatchObject({
+      code: "ENVELOPE_KMS_TIMEOUT",
+      step: "unwrap",
+    });
     await sleep(250);
     expect(seen.unwrapped).toHaveLength(1);
     expect(zero(seen.unwrapped[0]!)).toBe(true);
@@ -154,7 +159,10 @@ describe("review: envelope.check() as documented", () => {
   it("a canary wrapped after the timeout (GenerateDataKey) is zeroed when it arrives", async () => {
     const { provider, seen } = spied({ generate: true, wrapDelayMs: 150 });
     const report = await new Envelope({ encrypt: provider }).check({ timeoutMs: 50 });
-    expect(report.providers[0]!.error).toMatchObject({ code: "ENVELOPE_KMS_TIMEOUT", step: "wrap" });
+    expect(report.providers[0]!.error).toMatchObject({
+      code: "ENVELOPE_KMS_TIMEOUT",
+      step: "wrap",
+    });
     await sleep(250);
     expect(seen.generated).toHaveLength(1);
     expect(zero(seen.generated[0]!)).toBe(true);

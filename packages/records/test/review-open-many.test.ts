@@ -67,7 +67,10 @@ describe("review: openMany with planted rows (attacker with write access to the 
         row: { id: "x4", email: victim.email, phone: victim.phone, ssn: victim.ssn },
       },
       // A value whose first entry is the victim's, placed before the victim in the batch.
-      { name: "first entry = victim's", row: { id: "x5", email: withEntryOf(victim.email as string) } },
+      {
+        name: "first entry = victim's",
+        row: { id: "x5", email: withEntryOf(victim.email as string) },
+      },
       // 100 entries, each a real entry of another row.
       {
         name: "100 entries",
