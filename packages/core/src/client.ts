@@ -433,7 +433,8 @@ export class Envelope {
    * latency. Touches no application data and caches nothing. `report.ok` is false when a
    * provider failed; see ProviderReadiness for `degraded` (encrypt-only keys and the like).
    */
-  check(options?: ReadinessOptions): Promise<ReadinessReport> {
+  async check(options?: ReadinessOptions): Promise<ReadinessReport> {
+    this.#checkOpen(); // a closed client is not ready, whatever its providers say
     return checkReadiness(this.#ring.encryptors, this.#ring.decryptors, options);
   }
 

@@ -20,8 +20,9 @@ export interface ReadinessOptions {
 /**
  * - `ok`: wrapped and unwrapped the canary (or, for an encrypt-only key, wrapped it).
  * - `degraded`: usable for what the config asks but not fully proven: an encrypt-only
- *   key (cannot decrypt by design), or a decrypt-only key whose KMS refused to wrap the
- *   canary, so its unwrap could not be tried.
+ *   `encrypt` key (cannot decrypt by design), or a decrypt-only key whose KMS refused to
+ *   wrap the canary, so its unwrap could not be tried. A `decrypt` key that cannot decrypt
+ *   (given as a public key only) is `failed`: it is there to read old data.
  * - `failed`: the provider cannot do its job; `error` says why.
  */
 export type ReadinessStatus = "ok" | "degraded" | "failed";
@@ -106,11 +107,11 @@ async function checkOne(
     const denied = role === "decrypt" && codeOf(error) === "ENVELOPE_KMS_ACCESS_DENIED";
     return fail(result, "wrap", error, denied ? "degraded" : "failed");
   }
+  // A provider that throws at once is reported like one that rejects.
+  const unwrapping = (async () => provider.unwrap(entry, request))();
   try {
     const started = performance.now();
-    const unwrapped = takeDataKey(
-      await withTimeout(provider.unwrap(entry, request), timeoutMs, provider),
-    );
+    const unwrapped = takeDataKey(await withTimeout(unwrapping, timeoutMs, provider));
     result.latencyMs.unwrap = elapsed(started);
     const same = unwrapped.equals(canary);
     unwrapped.fill(0);
@@ -124,7 +125,16 @@ async function checkOne(
     }
     return result;
   } catch (error) {
-    const encryptOnly = codeOf(error) === "ENVELOPE_ENCRYPT_ONLY";
+    // If the KMS answers after the timeout, the canary it returns is zeroed then.
+    unwrapping.then(
+      (late) => {
+        if (late instanceof Uint8Array) late.fill(0);
+      },
+      () => {},
+    );
+    // An encrypt-only key is fine for encrypting; a key kept to decrypt old data that
+    // cannot decrypt (its public half alone) reads nothing: failed.
+    const encryptOnly = role === "encrypt" && codeOf(error) === "ENVELOPE_ENCRYPT_ONLY";
     return fail(result, "unwrap", error, encryptOnly ? "degraded" : "failed");
   } finally {
     canary?.fill(0);
