@@ -17,21 +17,38 @@ const ERROR_CODE = /^ENVELOPE_[A-Z0-9_]{1,60}$/;
  * Key references as metric labels. An entry's key reference is read from a stored value,
  * which an attacker who can write to the database chooses; every distinct label value is a
  * new time series, so past `max` distinct references the rest share one label,
- * `_other`. The references kept are escaped and capped like everywhere else they show.
+ * `_other`. The references of the configured keys are kept apart (`trust`): planted
+ * references read first cannot take their labels. The references kept are escaped and
+ * capped like everywhere else they show.
  */
 export class KeyRefLabels {
   private readonly seen = new Set<string>();
+  private readonly trusted = new Set<string>();
 
   constructor(private readonly max: number) {}
 
   label(keyRef: string): string {
     const safe = printable(String(keyRef), KEY_REF_LABEL_LENGTH);
-    if (this.seen.has(safe)) return safe;
+    if (this.trusted.has(safe) || this.seen.has(safe)) return safe;
     if (this.seen.size >= this.max) return OTHER_KEY_REF;
     this.seen.add(safe);
     return safe;
   }
+
+  /**
+   * A reference of a configured key (from the provider, never from a stored value): it
+   * always keeps its own label and takes none of the `max` slots. Bounded as well, since
+   * a provider's reference changes with each key version it is refreshed to.
+   */
+  trust(keyRef: string): void {
+    if (this.trusted.size < TRUSTED_MAX) {
+      this.trusted.add(printable(String(keyRef), KEY_REF_LABEL_LENGTH));
+    }
+  }
 }
+
+// Configured keys and the versions they rotate through in one process's life.
+const TRUSTED_MAX = 1000;
 
 /** A key reference as a span attribute: escaped and capped (spans make no time series). */
 export function keyRefAttribute(keyRef: string): string {

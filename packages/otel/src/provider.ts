@@ -87,6 +87,8 @@ async function traced<T>(
     [ATTR.kmsOperation]: operation,
   };
   if (sourceKeyRef !== undefined) spanAttributes[ATTR.sourceKeyRef] = keyRefAttribute(sourceKeyRef);
+  // Every call but an unwrap names the provider's own key (an unwrap, a stored entry's).
+  if (operation !== "unwrap") keyRefs.trust(keyRef);
   const metric: Attributes = {
     [ATTR.provider]: provider.id,
     [ATTR.keyRef]: keyRefs.label(keyRef),

@@ -113,6 +113,11 @@ export function envelopeTelemetry(options: TelemetryOptions = {}): EnvelopeTelem
     cachesUnwrap(provider) ? instrumentProvider(provider) : provider;
 
   const instrument = (given: EnvelopeOptions): EnvelopeOptions => {
+    const configured = [
+      ...(Array.isArray(given.encrypt) ? given.encrypt : [given.encrypt]),
+      ...(given.decrypt ?? []),
+    ] as (KeyProvider | undefined)[];
+    for (const provider of configured) if (provider) keyRefs.trust(provider.keyRef);
     const encrypt = Array.isArray(given.encrypt)
       ? given.encrypt.map(forClient)
       : forClient(given.encrypt as KeyProvider);

@@ -86,22 +86,27 @@ describe("operation metrics (from the audit hook)", () => {
 
   it("labels key references past maxKeyRefs as _other (stored values choose key references)", async () => {
     const otel = otelHarness({ maxKeyRefs: 1 });
-    const [a, b] = [randomBytes(32), randomBytes(32)];
-    const writerB = new Envelope({ encrypt: localAesProvider({ keys: b }) });
-    const sealedB = await writerB.encrypt("x", { context });
-    const both = localAesProvider({ keys: [a, b] });
-    const envelope = new Envelope(otel.telemetry.instrument({ encrypt: both }));
-    await envelope.encrypt("y", { context }); // key A takes the one label slot
+    const [a, b, c] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const sealedBy = (key: Buffer) =>
+      new Envelope({ encrypt: localAesProvider({ keys: key }) }).encrypt("x", { context });
+    const [sealedB, sealedC] = [await sealedBy(b), await sealedBy(c)];
+    const all = localAesProvider({ keys: [a, b, c] });
+    const keyRefB = localAesProvider({ keys: b }).keyRef;
+    const envelope = new Envelope(otel.telemetry.instrument({ encrypt: all }));
+    // Key A is the configured key: its label takes none of the slots. B, read from a stored
+    // value, takes the one slot; C, read next, is _other.
+    await envelope.encrypt("y", { context });
     await envelope.decrypt(sealedB, { context });
+    await envelope.decrypt(sealedC, { context });
 
     const labels = new Set(
       (await otel.points(METRICS.operations)).map((p) => p.attributes[ATTR.keyRef]),
     );
-    expect(labels).toEqual(new Set([both.keyRef, OTHER_KEY_REF]));
+    expect(labels).toEqual(new Set([all.keyRef, keyRefB, OTHER_KEY_REF]));
     const kmsLabels = new Set(
       (await otel.points(METRICS.kmsCalls)).map((p) => p.attributes[ATTR.keyRef]),
     );
-    expect(kmsLabels).toEqual(new Set([both.keyRef, OTHER_KEY_REF]));
+    expect(kmsLabels).toEqual(new Set([all.keyRef, keyRefB, OTHER_KEY_REF]));
   });
 
   it("refuses a maxKeyRefs that is not a positive integer, with a typed error", () => {

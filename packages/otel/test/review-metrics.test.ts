@@ -291,14 +291,14 @@ describe("review: an attacker who writes key references into stored values", () 
     }
   });
 
-  // FINDING (low). Doc: packages/otel/README.md `maxKeyRefs`: "most distinct key
+  // Was FINDING (low; fixed: labels.ts keeps configured keys apart). Doc: packages/otel/README.md `maxKeyRefs`: "most distinct key
   // references used as metric labels; later ones are labelled `_other`. Key references are
   // read from stored values, so whoever can write to the database could otherwise create
   // time series at will". The first `maxKeyRefs` references seen win, and the configured
   // keys are not reserved: after a restart, an attacker's planted values read first (a
   // list page) take every slot, and the service's own encrypt key is then reported as
   // `_other` on every metric, so per-key dashboards and alerts go blind.
-  it.fails("the configured key keeps its own label after an attacker fills maxKeyRefs", async () => {
+  it("the configured key keeps its own label after an attacker fills maxKeyRefs", async () => {
     const otel = otelHarness({ maxKeyRefs: 10 });
     const provider = discoveryProvider();
     const envelope = new Envelope(otel.telemetry.instrument({ encrypt: provider }));
