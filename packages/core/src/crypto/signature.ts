@@ -13,7 +13,7 @@ import {
   TAG_LENGTH,
 } from "../format/constants.js";
 import type { EnvelopeParts } from "../format/envelope.js";
-import { publicKeyFromRaw } from "./ed25519.js";
+import { isWeakEd25519Key, publicKeyFromRaw } from "./ed25519.js";
 import type { SigningKey, TrustedSigners } from "./signing-keys.js";
 
 const DOMAIN = Buffer.from(SIGNATURE_DOMAIN, "ascii");
@@ -124,6 +124,8 @@ export function checkSignature(
   try {
     const message = signedBytes(parts as SignedFields, canonicalContext);
     if (verified?.has(parts.signature!, message)) return;
+    // A small-order or non-canonical signer key is refused on every runtime (§14.5.1).
+    if (isWeakEd25519Key(signerKey)) throw new RangeError("weak Ed25519 signer key");
     key ??= publicKeyFromRaw(signerKey);
     ok =
       parts.signature!.length === SIGNATURE_LENGTH && verify(null, message, key, parts.signature!);

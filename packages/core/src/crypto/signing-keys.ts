@@ -4,7 +4,7 @@ import { inspect } from "node:util";
 import { ConfigError } from "../errors.js";
 import { SIGNER_KEY_LENGTH } from "../format/constants.js";
 import { checkKeyFileMode, strictKeyFiles } from "../providers/key-file.js";
-import { ed25519Sign, publicKeyFromRaw, rawPublicKey } from "./ed25519.js";
+import { ed25519Sign, isWeakEd25519Key, publicKeyFromRaw, rawPublicKey } from "./ed25519.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -162,6 +162,12 @@ function loadPublicKey(input: unknown, field: string, env: Env): KeyObject {
   }
   if (key.asymmetricKeyType !== "ed25519")
     throw bad(field, `it is a ${key.asymmetricKeyType} key; signed mode needs Ed25519 keys.`);
+  if (isWeakEd25519Key(rawPublicKey(key))) {
+    throw bad(
+      field,
+      "it is a small-order or non-canonical Ed25519 point, which no key pair has and under which a forged signature can verify: use the public key of the writer's real key pair.",
+    );
+  }
   return key;
 }
 
