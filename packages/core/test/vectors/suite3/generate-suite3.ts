@@ -6,7 +6,7 @@
  *
  *   pnpm exec tsx packages/core/test/vectors/suite3/generate-suite3.ts
  */
-import { createCipheriv, createHash, hkdfSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +92,80 @@ function seal({ plaintext, store, pad, okm }: SealOptions): Buffer {
     u32(gcmPlain.length),
     body,
   ]);
+}
+
+/** Every field of a suite 0x03 value in order (FORMAT.md §2; one entry), with its bytes. */
+function layoutOf(bytes: Buffer): { field: string; offset: number; length: number; hex: string }[] {
+  const out: { field: string; offset: number; length: number; hex: string }[] = [];
+  let at = 0;
+  const take = (field: string, length: number) => {
+    out.push({ field, offset: at, length, hex: bytes.subarray(at, at + length).toString("hex") });
+    at += length;
+    return bytes.subarray(at - length, at);
+  };
+  take("version", 1);
+  take("suite", 1);
+  const flags = take("flags", 1)[0]!;
+  take("messageId", 32);
+  take("commitment", 32);
+  const count = take("entryCount", 1)[0]!;
+  for (let e = 0; e < count; e++) {
+    take(`entries[${e}].providerId`, take(`entries[${e}].providerIdLength`, 1)[0]!);
+    take(`entries[${e}].keyRef`, take(`entries[${e}].keyRefLength`, 2).readUInt16BE(0));
+    take(`entries[${e}].wrapped`, take(`entries[${e}].wrappedLength`, 2).readUInt16BE(0));
+  }
+  if (flags & 0x01) take("context", take("contextLength", 2).readUInt16BE(0));
+  take("ciphertext", take("ciphertextLength", 4).readUInt32BE(0));
+  take("tag", 16);
+  if (at !== bytes.length) throw new Error("layout does not cover the value");
+  return out;
+}
+
+/** The values a decoder computes on the way (FORMAT.md §15.2, §5.3), from the spec alone. */
+function intermediateOf(bytes: Buffer, plaintext: Buffer): Record<string, unknown> {
+  const flags = bytes[2]!;
+  const counter = Buffer.from([0, 0, 0, 1]);
+  const input = Buffer.concat([counter, DEK, Buffer.from(INFO3, "ascii"), MESSAGE_ID]);
+  const okm = okm3(DEK, MESSAGE_ID);
+  if (!okm.subarray(32, 64).equals(bytes.subarray(35, 67))) throw new Error("commitment");
+  const ctx = canonical(CONTEXT);
+  const aad = Buffer.concat([Buffer.from([0x01, 0x03, flags]), MESSAGE_ID, ctx]);
+  // open the body from these values alone, so the published intermediates are the working ones
+  const layout = layoutOf(bytes);
+  const ct = layout.find((f) => f.field === "ciphertext")!;
+  const gcm = createDecipheriv("aes-256-gcm", okm.subarray(0, 32), Buffer.alloc(12));
+  gcm.setAAD(aad);
+  gcm.setAuthTag(bytes.subarray(bytes.length - 16));
+  const opened = Buffer.concat([
+    gcm.update(bytes.subarray(ct.offset, ct.offset + ct.length)),
+    gcm.final(),
+  ]);
+  const out: Record<string, unknown> = {
+    dataKeyHex: DEK.toString("hex"),
+    kdf: {
+      hash: "SHA-512",
+      counterHex: counter.toString("hex"),
+      labelAscii: INFO3,
+      labelHex: Buffer.from(INFO3, "ascii").toString("hex"),
+      messageIdHex: MESSAGE_ID.toString("hex"),
+      inputHex: input.toString("hex"),
+    },
+    okmHex: okm.toString("hex"),
+    encryptionKeyHex: okm.subarray(0, 32).toString("hex"),
+    commitmentHex: okm.subarray(32, 64).toString("hex"),
+    nonceHex: Buffer.alloc(12).toString("hex"),
+    canonicalContextHex: ctx.toString("hex"),
+    aadHex: aad.toString("hex"),
+  };
+  if (!opened.subarray(0, plaintext.length).equals(plaintext)) throw new Error("plaintext");
+  if (flags & 0x04) {
+    const padding = opened.subarray(plaintext.length);
+    if (padding[0] !== 0x80 || !padding.subarray(1).every((b) => b === 0)) throw new Error("pad");
+    out.gcmPlaintextHex = opened.toString("hex");
+    out.valueLength = plaintext.length;
+    out.paddingHex = padding.toString("hex");
+  } else if (opened.length !== plaintext.length) throw new Error("length");
+  return out;
 }
 
 const plaintext = Buffer.from("alice@example.com", "utf8");
@@ -195,6 +269,10 @@ for (const [id, description, bytes, decrypt, expected] of vectors) {
       "plaintextUtf8" in expected
         ? { plaintextHex: Buffer.from(expected.plaintextUtf8, "utf8").toString("hex"), ...expected }
         : expected,
+    // positive only: every field, and what a decoder computes on the way (FORMAT.md §12, §15.2)
+    ...(id.startsWith("pos")
+      ? { layout: layoutOf(bytes), intermediate: intermediateOf(bytes, plaintext) }
+      : {}),
   };
   writeFileSync(join(DIR, `suite3-${id}.json`), `${JSON.stringify(vector, null, 2)}\n`);
 }
