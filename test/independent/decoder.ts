@@ -272,7 +272,25 @@ export function signedBytes(p: Parsed, canonicalContext: Buffer): Buffer {
 }
 
 const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
+// §14.5.1: the seven listed y values (top bit cleared) are small order; y ≥ p is non-canonical.
+const SMALL_ORDER = [
+  "00".repeat(32),
+  `01${"00".repeat(31)}`,
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+  `ec${"ff".repeat(30)}7f`,
+  `ed${"ff".repeat(30)}7f`,
+  `ee${"ff".repeat(30)}7f`,
+];
+const P = 2n ** 255n - 19n;
+function refusedSignerKey(signerKey: Buffer): boolean {
+  const y = Buffer.from(signerKey);
+  y[31] = (y[31] as number) & 0x7f;
+  if (SMALL_ORDER.includes(y.toString("hex"))) return true;
+  return BigInt(`0x${Buffer.from(y).reverse().toString("hex")}`) >= P;
+}
 function ed25519Verify(signerKey: Buffer, message: Buffer, signature: Buffer): boolean {
+  if (refusedSignerKey(signerKey)) return false; // §14.5.1: ENVELOPE_BAD_SIGNATURE
   try {
     const key = createPublicKey({
       key: Buffer.concat([ED25519_SPKI_PREFIX, signerKey]),

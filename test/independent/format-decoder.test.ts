@@ -581,10 +581,10 @@ describe("spec statements not pinned by a vector, against the library", () => {
     );
   });
 
-  it("§14.5 3c: a small-order signerKey is not refused; an unpinned reader opens such a value", async () => {
+  it("§14.5.1: a small-order signerKey is refused by an unpinned reader on every runtime, and cannot be pinned", async () => {
     // signed-pos-05 with signerKey = the identity point (01 00…00) and signature R = identity,
-    // S = 0: [0]B − [k]A = identity = R for every message, so it verifies (cofactorless,
-    // as OpenSSL implements it). See FINDINGS.md F4.
+    // S = 0: [0]B − [k]A = identity = R for every message, so the cofactorless equation
+    // holds (OpenSSL 3.0 accepted it); §14.5.1 refuses the key first. See FINDINGS.md F2.
     const dir = join(VECTORS, "signed");
     const v = load("signed").vectors.find(
       (x) => x.id === "signed-pos-05-signed-unpinned-reader",
@@ -597,10 +597,35 @@ describe("spec statements not pinned by a vector, against the library", () => {
     b.fill(0, 131, 163);
     const keys = (v.keys.localAes ?? []).map((k) => Buffer.from(k.keyHex, "hex"));
     expect(
-      decrypt(b, { providers: [localAes(keys)], context: v.decrypt.context }).plaintext.length,
-    ).toBeGreaterThan(0);
+      errorCode(() => decrypt(b, { providers: [localAes(keys)], context: v.decrypt.context })),
+    ).toBe("ENVELOPE_BAD_SIGNATURE");
     const env = new Envelope({ encrypt: localAesProvider({ keys }), cache: false } as Options);
-    expect(await libCode(() => env.decrypt(b, { context: v.decrypt.context }))).toBe("(opened)");
+    expect(await libCode(() => env.decrypt(b, { context: v.decrypt.context }))).toBe(
+      "ENVELOPE_BAD_SIGNATURE",
+    );
+    // Every listed key, with either sign bit, and each non-canonical y (p … 2^255 − 1).
+    const weak = [
+      identity,
+      Buffer.from("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85", "hex"),
+      Buffer.from(`ec${"ff".repeat(31)}`, "hex"),
+      ...Array.from({ length: 19 }, (_, i) => {
+        const y = Buffer.from(`ed${"ff".repeat(30)}7f`, "hex");
+        y[0] = 0xed + i;
+        return y;
+      }),
+    ];
+    for (const key of weak) {
+      let code = "(accepted)";
+      try {
+        new Envelope({
+          encrypt: localAesProvider({ keys }),
+          trustedSigners: [key],
+        } as Options);
+      } catch (error) {
+        code = (error as { code?: string }).code ?? "(untyped)";
+      }
+      expect(code, key.toString("hex")).toBe("ENVELOPE_BAD_CONFIG");
+    }
     expect(
       errorCode(() =>
         decrypt(b, {

@@ -423,6 +423,37 @@ describe("a reader not in signed mode", () => {
     }
     expect(provider.calls.unwrap).toBe(0);
   });
+
+  it("refuses a small-order signer key whose 'signature' verifies for every message (FORMAT.md §14.5.1), on every runtime", async () => {
+    const { writer, provider } = pair();
+    const reader = new Envelope({ encrypt: provider, cache: false });
+    const forged = Buffer.from(await writer.encrypt("secret", { context, output: "binary" }));
+    // signerKey = R = the identity point (01 00…00), S = 0: [S]B − [k]A = R for any k.
+    const identity = Buffer.alloc(32);
+    identity[0] = 1;
+    identity.copy(forged, SIGNER_AT);
+    identity.copy(forged, SIGNATURE_AT);
+    forged.fill(0, SIGNATURE_AT + 32, SIGNATURE_AT + 64);
+    provider.reset();
+    expectEnvelopeError(
+      await rejection(reader.decrypt(forged, { context })),
+      DecryptionError,
+      "ENVELOPE_BAD_SIGNATURE",
+    );
+    expect(provider.calls.unwrap).toBe(0);
+    // Nor can such a key be pinned (the identity with its sign bit, a point of order 8, y = p).
+    for (const hex of [
+      `01${"00".repeat(30)}80`,
+      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+      `ed${"ff".repeat(30)}7f`,
+    ]) {
+      expectEnvelopeError(
+        thrown(() => new Envelope({ encrypt: provider, trustedSigners: [`ed25519:${hex}`] })),
+        ConfigError,
+        "ENVELOPE_BAD_CONFIG",
+      );
+    }
+  });
 });
 
 describe("signing keys and trusted signers: inputs, config, env", () => {
