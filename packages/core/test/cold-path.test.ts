@@ -35,6 +35,21 @@ describe("cold decrypt (issue 15, item 2)", () => {
   });
 });
 
+describe("configured providers", () => {
+  it("a provider listed under both encrypt and decrypt is tried once per entry", async () => {
+    // The KMS binds the row id: unwrapping under another id fails at the provider.
+    const provider = countingProvider({ kmsContext: (c) => c.id ?? "" });
+    const sealed = await new Envelope({ encrypt: provider, cache: false }).encrypt("x", {
+      context: CONTEXT,
+    });
+    const envelope = new Envelope({ encrypt: provider, decrypt: [provider], cache: false });
+    provider.reset();
+    const failed = await rejection(envelope.decrypt(sealed, { context: { ...CONTEXT, id: "43" } }));
+    expect(failed.code).toBe("ENVELOPE_UNWRAP_FAILED");
+    expect(provider.calls.unwrap).toBe(1);
+  });
+});
+
 describe("ContextMemo (issue 15, item 5)", () => {
   const snap = (c: EncryptionContext) => snapshotContext(c);
 

@@ -245,6 +245,11 @@ describe("context read once (issue 11, 7)", () => {
 
   it.each([
     ["inherited properties", Object.create({ a: "1" })],
+    // Its prototype's own prototype is null, like another realm's Object.prototype.
+    [
+      "properties inherited from a null-prototype object",
+      Object.create(Object.create(null, { a: { value: "1", enumerable: true } })),
+    ],
     [
       "a class instance",
       new (class Row {

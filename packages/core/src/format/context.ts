@@ -58,8 +58,11 @@ export function snapshotContext(
   // Object.prototype of this or another realm (vm, test runners), or null. A Map, Date,
   // Set, array or boxed string has another prototype and is refused here: it has no own
   // enumerable keys and would otherwise be sealed under (and open with) the empty context.
-  const proto: unknown = Object.getPrototypeOf(context);
-  if (proto !== null && Object.getPrototypeOf(proto) !== null) {
+  const proto: object | null = Object.getPrototypeOf(context);
+  // A prototype whose own prototype is null is Object.prototype (of any realm) only if
+  // it has no enumerable fields: `Object.create(Object.create(null))` with fields would
+  // pass the first test and have them dropped.
+  if (proto !== null && (Object.getPrototypeOf(proto) !== null || Object.keys(proto).length > 0)) {
     throw badContext(
       "is a class instance or inherits properties from a prototype; pass a plain object literal (e.g. { ...fields })",
     );

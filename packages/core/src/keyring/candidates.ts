@@ -74,6 +74,8 @@ export function checkedProviders(
   for (const [i, p] of decryptOption.entries()) checkProvider(p, `decrypt[${i}]`);
   return {
     encrypt: Object.freeze([...encrypt]),
-    decrypt: Object.freeze([...encrypt, ...decryptOption]),
+    // A provider listed under both (or twice) is tried once: a failing entry would
+    // otherwise cost it one unwrap per listing.
+    decrypt: Object.freeze([...new Set([...encrypt, ...decryptOption])]),
   };
 }
