@@ -45,7 +45,7 @@ describe("configured providers", () => {
     const envelope = new Envelope({ encrypt: provider, decrypt: [provider], cache: false });
     provider.reset();
     const failed = await rejection(envelope.decrypt(sealed, { context: { ...CONTEXT, id: "43" } }));
-    expect(failed.code).toBe("ENVELOPE_UNWRAP_FAILED");
+    expect((failed as { code?: string }).code).toBe("ENVELOPE_UNWRAP_FAILED");
     expect(provider.calls.unwrap).toBe(1);
   });
 });
