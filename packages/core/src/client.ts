@@ -402,8 +402,8 @@ export class Envelope {
   ): Promise<BulkResult<Buffer | string>[]> {
     const as = options?.as;
     // With the unwrap cache a group's other values need no KMS call, so the next group's
-    // unwrap may start before they open (see decryptGrouped).
-    const bulk = { ...options, pipeline: this.#cache !== undefined };
+    // unwrap may start before they open, when the cache is large enough (decryptGrouped).
+    const bulk = { ...options, cacheEntries: this.#cache?.maxEntries };
     return decryptGrouped(items, bulk, (item, parts) =>
       this.#decrypt(item.sealed, parts, { context: item.context, as }),
     );

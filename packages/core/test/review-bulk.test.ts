@@ -104,7 +104,8 @@ describe("review: decryptMany as documented", () => {
     expect(kms.stats.maxInFlight).toBeLessThanOrEqual(5);
   });
 
-  // FINDING. Doc: packages/core/README.md, decryptMany row: "values sharing a data key
+  // Was FINDING (fixed: bulk.ts overlaps a lane's next unwrap only with two cache keys per
+  // lane). Doc: packages/core/README.md, decryptMany row: "values sharing a data key
   // (one record's fields) unwrap it once; at most `concurrency` (default 16, ≤ 1024) KMS
   // calls in flight". When `concurrency` exceeds the unwrap cache's `maxEntries`, the
   // pipeline (bulk.ts decryptGrouped: the next group's unwrap starts before the rest of
@@ -113,7 +114,7 @@ describe("review: decryptMany as documented", () => {
   // records: 8 in flight, 59 unwraps (not 30). Default cache (1000) with concurrency 1024
   // (allowed; records README says raise it for exports), 2048 records: 1039–1048 in
   // flight, 2096–4096 unwraps across runs (not 2048): up to twice the KMS calls and quota.
-  it.fails("the concurrency bound holds with a small unwrap cache (maxEntries: 1)", async () => {
+  it("the concurrency bound holds with a small unwrap cache (maxEntries: 1)", async () => {
     const { kms, envelope, writer } = setup(3, { cache: { maxEntries: 1 } });
     const rows = await sealRows(writer, 30);
     kms.reset();
@@ -125,8 +126,8 @@ describe("review: decryptMany as documented", () => {
     expect(kms.stats.maxInFlight).toBeLessThanOrEqual(4);
   });
 
-  // FINDING (same cause as above), with the default cache and the documented maximum.
-  it.fails("default cache (1000 keys) and concurrency 1024: one unwrap per record, ≤ 1024 in flight", async () => {
+  // Was FINDING (same cause as above, fixed with it), with the default cache and the documented maximum.
+  it("default cache (1000 keys) and concurrency 1024: one unwrap per record, ≤ 1024 in flight", async () => {
     const { kms, envelope, writer } = setup(3);
     const rows = await sealRows(writer, 2048);
     kms.reset();

@@ -156,14 +156,14 @@ describe("review: openMany with planted rows (attacker with write access to the 
     expect(kms.seen.unwraps).toBe(2);
   });
 
-  // FINDING (core decryptMany, see packages/core/test/review-bulk.test.ts). Doc:
+  // Was FINDING (core decryptMany, fixed; see packages/core/test/review-bulk.test.ts). Doc:
   // packages/records/README.md "Bounded. At most `concurrency` data keys are unwrapped at
   // once (KMS calls in flight) … (default 16, 1–1024) … raise it for exports" and "One KMS
   // call per record". With the envelope's default unwrap cache (1000 keys) and concurrency
   // 1024, an export of 2048 records (3 fields each) made 2096–4088 unwraps over 3 runs
   // (up to each record's key twice) with 1048 in flight: the pipeline starts the next record's unwrap before the
   // rest of a record opens, and by then the cache evicted its key.
-  it.fails("concurrency 1024 with the default unwrap cache: one unwrap per record", async () => {
+  it("concurrency 1024 with the default unwrap cache: one unwrap per record", async () => {
     const { kms, reader } = await setup(0, 1024, 3);
     const writer = createRecordCipher(envelopeWith(kms.provider), schema);
     const rows = (await Promise.all(people(2048).map((r) => writer.seal(r)))) as Row[];

@@ -64,9 +64,11 @@ export class UnwrapCache {
   // Looked up by message id alone: building the data key's cache key (the wrapped bytes,
   // 384 for RSA-3072) and hashing it costs more than the AES of a small value.
   private readonly messages = new Map<string, MessageRecord>();
+  private readonly max: number;
 
   constructor(options: UnwrapCacheOptions = {}) {
     const max = options.maxEntries ?? 1000;
+    this.max = max;
     const ttl = options.ttlMs ?? 300_000;
     if (!Number.isSafeInteger(max) || max < 1) {
       throw new ConfigError(
@@ -94,6 +96,11 @@ export class UnwrapCache {
         messages.clear();
       },
     });
+  }
+
+  /** Most data keys held at once. */
+  get maxEntries(): number {
+    return this.max;
   }
 
   /** A cached data key, or undefined. The buffer is the cache's: use it synchronously. */
