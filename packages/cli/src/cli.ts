@@ -2,12 +2,21 @@
 import { EXIT_CODES } from "./exit-codes.js";
 import { processIo } from "./io.js";
 import { main, reportError } from "./program.js";
+import { runQuitHooks } from "./quit.js";
 
 // First Ctrl-C: stop after the batch in flight commits its checkpoint. Second: leave now
-// (the database state is still consistent: each batch is one transaction).
+// (the database state is still consistent: each batch is one transaction), after at most
+// 2 s spent marking a running job stopped (quit.ts). Third: leave at once.
 const controller = new AbortController();
+let quitting = false;
 process.on("SIGINT", () => {
-  if (controller.signal.aborted) process.exit(130);
+  if (quitting) process.exit(130);
+  if (controller.signal.aborted) {
+    quitting = true;
+    process.stderr.write("envelope: quitting now; uncommitted batches roll back.\n");
+    void runQuitHooks(2000).finally(() => process.exit(130));
+    return;
+  }
   process.stderr.write("\nenvelope: stopping at the next checkpoint… (Ctrl-C again to quit now)\n");
   controller.abort();
 });

@@ -1,5 +1,5 @@
-import type { SqlExecutor, SqlSession } from "../adapters/types.js";
-import type { StateTables } from "./tables.js";
+import type { SqlAdapter, SqlExecutor, SqlSession } from "../adapters/types.js";
+import { type StateTables, stateTables } from "./tables.js";
 
 /** Ranges of the job no worker has finished yet. */
 export async function countPendingRanges(
@@ -31,6 +31,23 @@ export async function markJobStopped(q: SqlExecutor, t: StateTables, jobId: stri
   await q.query(
     `UPDATE ${t.jobs} SET status = 'stopped', updated_at = ${t.now} WHERE job_id = ? AND status <> 'done'`,
     [jobId],
+  );
+}
+
+/**
+ * Public form of {@link markJobStopped}, for a process that leaves without waiting for its
+ * batches (a CLI's second Ctrl-C): the batches it had not committed roll back with its
+ * connections, and the job reads as incomplete at once instead of running until the
+ * lease passes. A done job stays done; an unknown job or missing tables change nothing.
+ */
+export async function stopJob(
+  db: SqlAdapter,
+  options: { jobId: string; stateTablePrefix?: string },
+): Promise<void> {
+  await markJobStopped(
+    db,
+    stateTables(db, options.stateTablePrefix ?? "envelope_rewrap"),
+    options.jobId,
   );
 }
 

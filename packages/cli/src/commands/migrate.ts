@@ -8,7 +8,7 @@ import { DEFAULT_ROW_TEMPLATE } from "../config/encryption-context.js";
 import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { addDbOptions, collect, type DbFlags, jobOptions } from "../db/job-flags.js";
 import { openDb } from "../db/open-db.js";
-import { checkResume } from "../db/resume.js";
+import { checkResume, stopJobOnQuit } from "../db/resume.js";
 import { progressBar } from "../progress.js";
 import { printReport } from "../report/job-report.js";
 import { buildLegacyDecoder, type LegacyFlags } from "./migrate-decoder.js";
@@ -143,12 +143,14 @@ export function registerMigrateCommand(
       );
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
+      let offQuit: (() => void) | undefined;
       try {
         const { jobId, prior } = await checkResume(ctx, flags, db, {
           kind: "migrate",
           to,
           legacy: from.format,
         });
+        offQuit = stopJobOnQuit(db, flags, jobId);
         bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
         const { context, ...job } = await jobOptions(ctx, opts, db, jobId, bar.onProgress);
         const report = await migrateTable({
@@ -160,6 +162,7 @@ export function registerMigrateCommand(
         bar.stop();
         setExit(printReport(ctx, Boolean(flags.json), report, prior));
       } finally {
+        offQuit?.();
         bar?.stop();
         await db.close();
       }

@@ -6,7 +6,7 @@ import { specList } from "../config/load.js";
 import { loadKeys, targetKeys } from "../config/load-keys.js";
 import { addDbOptions, collect, type DbFlags, jobOptions, threaded } from "../db/job-flags.js";
 import { openDb } from "../db/open-db.js";
-import { checkResume } from "../db/resume.js";
+import { checkResume, stopJobOnQuit } from "../db/resume.js";
 import { rewrapThreads } from "../db/rewrap-threads.js";
 import { progressBar } from "../progress.js";
 import { printReport } from "../report/job-report.js";
@@ -86,8 +86,10 @@ export function registerRewrapCommand(
       );
       const db = await openDb(ctx, opts);
       let bar: ReturnType<typeof progressBar> | undefined;
+      let offQuit: (() => void) | undefined;
       try {
         const { jobId, prior } = await checkResume(ctx, flags, db, { kind: "rewrap", to });
+        offQuit = stopJobOnQuit(db, flags, jobId);
         bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
         const report = await rewrapTable({
           ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
@@ -99,6 +101,7 @@ export function registerRewrapCommand(
         bar.stop();
         setExit(printReport(ctx, Boolean(flags.json), report, prior));
       } finally {
+        offQuit?.();
         bar?.stop();
         await db.close();
       }

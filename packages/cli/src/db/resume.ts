@@ -1,6 +1,7 @@
-import { findJob, type JobState, jobIdFor, type SqlAdapter } from "@envelope/batch-rewrap";
+import { findJob, type JobState, jobIdFor, type SqlAdapter, stopJob } from "@envelope/batch-rewrap";
 import { ConfigError, type KeyProvider } from "@envelope/core";
 import type { CliContext, GlobalFlags } from "../command-context.js";
+import { onQuit } from "../quit.js";
 import { type DbFlags, need } from "./job-flags.js";
 
 /** What the job's state tables held before this run (`--json`: `previously`), if the job existed. */
@@ -82,4 +83,14 @@ export function resumeNotice(jobId: string, prior: PriorJob, apply: boolean): st
     : prior.rangesPending === 0
       ? `job ${jobId} has every range done (${prior.rowsDone} rows${failed}): ${again}.`
       : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
+}
+
+/**
+ * For an apply run: marks its job stopped if the process quits on a second Ctrl-C without
+ * waiting for its batches (cli.ts), so `retire` and `status` see it as incomplete at once
+ * rather than running until the lease passes. Returns the function that unregisters it.
+ */
+export function stopJobOnQuit(db: SqlAdapter, flags: DbFlags, jobId: string): () => void {
+  if (!flags.apply) return () => {};
+  return onQuit(() => stopJob(db, { jobId, stateTablePrefix: flags.statePrefix }));
 }

@@ -1,0 +1,113 @@
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect, dropStateTables, findUnfinishedJobs } from "@envelope/batch-rewrap";
+import { EXIT_CODES } from "@envelope/cli";
+import { afterAll, describe, expect, it } from "vitest";
+import { cli, tempDir } from "./support.js";
+
+const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/** The built command, as an operator runs it (test/global-setup.ts rebuilds a stale dist/). */
+const BIN = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ROWS = 300;
+
+describe.each([
+  ["PostgreSQL", PG],
+  ["MariaDB", MY],
+])("a rewrap quit with a second Ctrl-C on %s", (_name, url) => {
+  const table = `dcc_${tag}`;
+  const prefix = `dcc_st_${tag}`;
+  afterAll(async () => {
+    const db = await connect(url);
+    await db.query(`DROP TABLE IF EXISTS ${table}`);
+    await dropStateTables(db, prefix);
+    await db.close();
+  });
+
+  it("marks its job stopped on the way out: incomplete at once (not running for the lease), resumable to the end", async () => {
+    const cwd = tempDir();
+    const configPath = join(cwd, "envelope.config.json");
+    const on = ["--db", url, "--table", table, "--column", "email", "--state-prefix", prefix];
+    expect((await cli(["keygen", "--init", "--bits", "2048", "--name", "k1"], { cwd })).code).toBe(
+      0,
+    );
+    const seeded = await cli(["seed-demo", "--db", url, "--table", table, "--rows", `${ROWS}`], {
+      cwd,
+    });
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect((await cli(["rotate", "--bits", "2048", "--name", "k2"], { cwd })).code).toBe(0);
+    const oldKey = JSON.parse(readFileSync(configPath, "utf8")).decrypt[0] as string;
+    const db = await connect(url);
+    try {
+      // The real command, slowed by its KMS rate limit so it is mid-job at the signals.
+      const child = spawn(
+        process.execPath,
+        [
+          BIN,
+          "--config",
+          configPath,
+          "rewrap",
+          ...on,
+          "--apply",
+          "--batch-size",
+          "10",
+          "--rate-limit",
+          "100",
+        ],
+        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH } },
+      );
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      child.stderr.on("data", (d) => {
+        out += d;
+      });
+      const exited = new Promise<number | null>((resolve) =>
+        child.on("exit", (code) => resolve(code)),
+      );
+      const moved = async () =>
+        Number(
+          (
+            await db
+              .query(`SELECT COALESCE(SUM(rewrapped), 0) AS n FROM ${prefix}_checkpoints`)
+              .catch(() => ({ rows: [{ n: 0 }] }))
+          ).rows[0]!.n,
+        );
+      const deadline = Date.now() + 15_000;
+      while ((await moved()) === 0) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(out);
+        await sleep(50);
+      }
+      child.kill("SIGINT");
+      await sleep(20);
+      child.kill("SIGINT");
+      expect(await exited, out).toBe(130);
+      expect(out).toContain("quitting now");
+      const left = await moved();
+      expect(left).toBeLessThan(ROWS);
+
+      // Incomplete at once, within the default lease (120 s) a killed job would wait out.
+      const [job] = await findUnfinishedJobs(db, { stateTablePrefix: prefix, table });
+      expect(job?.state).toBe("incomplete");
+      const retire = await cli(["retire", oldKey, ...on], { cwd });
+      expect(retire.code, retire.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
+      expect(retire.stderr).toContain("is incomplete");
+
+      // The resume the message names finishes the job; nothing was lost.
+      const resumed = await cli(["rewrap", ...on, "--apply", "--resume"], { cwd });
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const status = await cli(["--json", "status", "--check", ...on.slice(0, 6)], { cwd });
+      expect(status.code, status.stderr).toBe(0);
+      expect((await cli(["retire", oldKey, ...on], { cwd })).code).toBe(0);
+    } finally {
+      await db.close();
+    }
+  }, 120_000);
+});
