@@ -89,6 +89,22 @@ describe.each([
         await attacker.close();
       }
       const retire = await cli(["retire", k2, ...on], { cwd });
+      // The resume hint never repeats the database URL (it may hold a password): with
+      // --db it says `--db <url>`; with ENVELOPE_DB_URL it leaves --db out (runs as printed).
+      const secret = "Sup3rS3cretPw";
+      const withPw = url.startsWith("postgres") ? url.replace("postgres@", `postgres:${secret}@`) : url;
+      const viaFlag = await cli(["retire", k2, ...on.slice(2), "--db", withPw], { cwd });
+      const viaEnv = await cli(["retire", k2, ...on.slice(2)], {
+        cwd,
+        env: { ENVELOPE_DB_URL: withPw },
+      });
+      for (const r of [viaFlag, viaEnv]) {
+        expect(r.code, r.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);
+        expect(r.stdout + r.stderr).not.toContain(secret);
+        expect(r.stdout + r.stderr).not.toContain("127.0.0.1");
+      }
+      expect(viaFlag.stderr).toContain("--db <url>");
+      expect(viaEnv.stderr).toMatch(/`envelope rewrap --table/);
       slow.release();
       await job.catch(() => {});
       const status = await cli(["--json", "status", "--check", ...on.slice(0, 6)], { cwd });
