@@ -181,6 +181,20 @@ describe("today: the plain-object context check", () => {
     expect(await refusedOrKept(ctx)).toBe("ENVELOPE_BAD_INPUT");
   });
 
+  // FINDING (low; format/context.ts L65, new today): `Object.keys(proto)` runs a Proxy
+  // prototype's ownKeys trap; a trap that throws escapes as an untyped Error instead of
+  // ENVELOPE_BAD_INPUT (typed errors with stable codes).
+  it.fails("a context whose prototype's ownKeys trap throws is ENVELOPE_BAD_INPUT, not an untyped error", async () => {
+    const ctx = Object.create(
+      new Proxy(Object.create(null), {
+        ownKeys() {
+          throw new Error("trap");
+        },
+      }),
+    );
+    expect(await refusedOrKept(ctx)).toBe("ENVELOPE_BAD_INPUT");
+  });
+
   it("side effect, fail-closed: with an enumerable field planted on Object.prototype (prototype pollution), every plain-literal context is refused, not sealed without it", async () => {
     const proto = Object.prototype as Record<string, unknown>;
     proto.polluted = "x";
