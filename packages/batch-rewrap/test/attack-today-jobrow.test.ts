@@ -137,9 +137,7 @@ describe.each(DATABASES)("today: the per-batch job-row check ($name)", ({ url })
       `INSERT INTO ${q(`${prefix}_ranges`)} (job_id, range_id, lo, hi, status) VALUES (?, 0, NULL, NULL, 'done')`,
       ["atk_today_planted"],
     );
-    await expect(
-      smallJob(db, table, prefix, "atk_today_planted", to, from),
-    ).rejects.toMatchObject({
+    await expect(smallJob(db, table, prefix, "atk_today_planted", to, from)).rejects.toMatchObject({
       code: "ENVELOPE_BAD_CONFIG",
       message: expect.stringMatching(/no row in the jobs table.*Nothing was written/s),
     });

@@ -92,7 +92,9 @@ describe.each([
       // The resume hint never repeats the database URL (it may hold a password): with
       // --db it says `--db <url>`; with ENVELOPE_DB_URL it leaves --db out (runs as printed).
       const secret = "Sup3rS3cretPw";
-      const withPw = url.startsWith("postgres") ? url.replace("postgres@", `postgres:${secret}@`) : url;
+      const withPw = url.startsWith("postgres")
+        ? url.replace("postgres@", `postgres:${secret}@`)
+        : url;
       const viaFlag = await cli(["retire", k2, ...on.slice(2), "--db", withPw], { cwd });
       const viaEnv = await cli(["retire", k2, ...on.slice(2)], {
         cwd,

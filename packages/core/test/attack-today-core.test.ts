@@ -33,17 +33,19 @@ const le = (n: bigint) => {
 const Y8 = 0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n;
 const SMALL = [0n, 1n, P - 1n, Y8, P - Y8];
 const weakKeys: Buffer[] = [];
-for (const y of SMALL) for (const sign of [0, 0x80]) {
-  const b = le(y);
-  b[31]! |= sign;
-  weakKeys.push(b);
-}
+for (const y of SMALL)
+  for (const sign of [0, 0x80]) {
+    const b = le(y);
+    b[31]! |= sign;
+    weakKeys.push(b);
+  }
 // Every non-canonical y (p ≤ y < 2^255), with both sign bits.
-for (let y = P; y < 1n << 255n; y++) for (const sign of [0, 0x80]) {
-  const b = le(y);
-  b[31]! |= sign;
-  weakKeys.push(b);
-}
+for (let y = P; y < 1n << 255n; y++)
+  for (const sign of [0, 0x80]) {
+    const b = le(y);
+    b[31]! |= sign;
+    weakKeys.push(b);
+  }
 
 describe("today: degenerate Ed25519 signer keys", () => {
   it("the derived order-8 y is a point of order 8 (sanity of the test's own list)", () => {
@@ -101,7 +103,10 @@ describe("today: degenerate Ed25519 signer keys", () => {
       expectEnvelopeError(
         thrown(
           () =>
-            new Envelope({ encrypt: provider, trustedSigners: [`ed25519:${weak.toString("hex")}`] }),
+            new Envelope({
+              encrypt: provider,
+              trustedSigners: [`ed25519:${weak.toString("hex")}`],
+            }),
         ),
         ConfigError,
         "ENVELOPE_BAD_CONFIG",
@@ -146,13 +151,17 @@ describe("today: the plain-object context check", () => {
     const getterProto = Object.create(null);
     Object.defineProperty(getterProto, "tenant", { get: () => "a", enumerable: true });
     expect(await refusedOrKept(Object.create(getterProto))).toBe("ENVELOPE_BAD_INPUT");
-    expect(await refusedOrKept(runInNewContext("new (class C { constructor(){ this.a = '1' } })()"))).toBe(
-      "ENVELOPE_BAD_INPUT",
-    );
+    expect(
+      await refusedOrKept(runInNewContext("new (class C { constructor(){ this.a = '1' } })()")),
+    ).toBe("ENVELOPE_BAD_INPUT");
     expect(await refusedOrKept(runInNewContext("({ tenant: 'a' })"))).toBe("fields kept");
-    expect(await refusedOrKept(runInNewContext("Object.create(Object.create(null, { t: { value: 'a', enumerable: true } }))"))).toBe(
-      "ENVELOPE_BAD_INPUT",
-    );
+    expect(
+      await refusedOrKept(
+        runInNewContext(
+          "Object.create(Object.create(null, { t: { value: 'a', enumerable: true } }))",
+        ),
+      ),
+    ).toBe("ENVELOPE_BAD_INPUT");
   });
 
   // FINDING (low; format/context.ts L65): the check counts only the prototype's

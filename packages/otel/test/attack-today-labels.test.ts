@@ -32,8 +32,7 @@ function aliasProvider() {
       return { ...(await inner.wrap(k, r)), keyRef: ARN };
     },
     async unwrap(entry: WrappedKey, request) {
-      if (entry.keyRef !== ARN)
-        throw new ProviderError("ENVELOPE_KEY_NOT_FOUND", "no such key");
+      if (entry.keyRef !== ARN) throw new ProviderError("ENVELOPE_KEY_NOT_FOUND", "no such key");
       return inner.unwrap({ ...entry, keyRef: inner.keyRef }, request);
     },
   };
