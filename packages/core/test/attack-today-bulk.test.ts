@@ -83,21 +83,35 @@ function setup(delayMs = 3, options: Partial<EnvelopeOptions> = {}) {
 }
 
 describe("today: the pipelining cache-size rule (bulk.ts cacheEntries) and readiness", () => {
-  // The rule `2 × lanes ≤ maxEntries` is per call; the cache is the client's. Two calls at
-  // once, each allowed to pipeline on its own (4 lanes, 8 entries), share 8 entries.
-  it("two concurrent decryptMany calls that each fit the cache: one unwrap per record, ≤ 4 + 4 in flight", async () => {
+  // FINDING (low-medium; bulk.ts L60 `pipeline = 2 * lanes <= cacheEntries`, client.ts
+  // L406): the rule is per call, the unwrap cache is the client's. In a server, list pages
+  // call decryptMany at once: four calls of 4 lanes on a cache of 8 each think they have
+  // room to pipeline, evict each other's keys before their groups open, and unwrap again:
+  // measured: 216-234 unwraps for 120 records, more than 16 in flight (2 calls: 65 for 60) and more than 4 per call in
+  // flight, the two documented promises the change meant to restore. Fix: count the lanes
+  // of every running call against the cache (or hand a group's data key to its members
+  // instead of relying on the cache).
+  it.fails("four concurrent decryptMany calls that each fit the cache: one unwrap per record, at most 4 per call in flight", async () => {
     const { kms, envelope, writer } = setup(3, { cache: { maxEntries: 8 } });
-    const a = await sealRows(writer, 30);
-    const b = await sealRows(writer, 30);
+    const batches = [];
+    for (let i = 0; i < 4; i++) batches.push(await sealRows(writer, 30));
     kms.reset();
-    const items = (rows: typeof a) => rows.map((r) => ({ sealed: r.sealed, context: r.context }));
-    const [ra, rb] = await Promise.all([
-      envelope.decryptMany(items(a), { concurrency: 4 }),
-      envelope.decryptMany(items(b), { concurrency: 4 }),
-    ]);
-    expect([...ra, ...rb].map(codeOf).every((c) => c === "ok")).toBe(true);
-    expect({ unwraps: kms.stats.unwrap, boundOk: kms.stats.maxInFlight <= 8 }).toEqual({
-      unwraps: 60,
+    const results = await Promise.all(
+      batches.map((rows) =>
+        envelope.decryptMany(
+          rows.map((r) => ({ sealed: r.sealed, context: r.context })),
+          { concurrency: 4 },
+        ),
+      ),
+    );
+    expect(
+      results
+        .flat()
+        .map(codeOf)
+        .every((c) => c === "ok"),
+    ).toBe(true);
+    expect({ unwraps: kms.stats.unwrap, boundOk: kms.stats.maxInFlight <= 16 }).toEqual({
+      unwraps: 120,
       boundOk: true,
     });
   });
