@@ -41,7 +41,7 @@ export class KeyRefLabels {
    * a provider's reference changes with each key version it is refreshed to.
    */
   trust(keyRef: string): void {
-    if (this.trusted.size < TRUSTED_MAX) {
+    if (keyRef !== "" && this.trusted.size < TRUSTED_MAX) {
       this.trusted.add(printable(String(keyRef), KEY_REF_LABEL_LENGTH));
     }
   }

@@ -103,6 +103,9 @@ async function traced<T>(
       try {
         const result = await run();
         record(instruments, metric, started, "success");
+        // The entry this provider just wrapped names its own key (an aliased KMS key: the
+        // ARN behind the alias): trust it, so reads of the service's values keep a label.
+        if (operation !== "unwrap") keyRefs.trust(wrappedKeyRef(result));
         return result;
       } catch (error) {
         // The code only: no recordException, whose message and stack could quote a vendor
@@ -133,4 +136,11 @@ function record(
   }
   instruments.kmsCalls.add(1, attributes);
   instruments.kmsDuration.record((performance.now() - started) / 1000, attributes);
+}
+
+/** The key reference of the entry a wrap, rewrap or generateDataKey returned ("" if none). */
+function wrappedKeyRef(result: unknown): string {
+  const entry = (result as { entry?: unknown } | undefined)?.entry ?? result;
+  const keyRef = (entry as { keyRef?: unknown } | undefined)?.keyRef;
+  return typeof keyRef === "string" ? keyRef : "";
 }

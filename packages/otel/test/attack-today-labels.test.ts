@@ -63,14 +63,15 @@ function planted(keyRef: string): string {
 }
 
 describe("today: trusted key-reference labels", () => {
-  // FINDING (low; otel/src/provider.ts L91 + telemetry.ts instrument): only `provider.keyRef`
+  // Was FINDING (fixed: provider.ts trusts the keyRef of the entries its own wraps return).
+  // It was (low; otel/src/provider.ts L91 + telemetry.ts instrument): only `provider.keyRef`
   // is trusted. A KMS key configured by alias (aws-kms: keyRef "alias/app") writes entries
   // naming the key ARN, and every unwrap is labelled with the entry's reference, the ARN,
   // which is never trusted. An attacker's planted values read first (after a restart) take
   // the maxKeyRefs slots and the service's own decrypts are labelled `_other` — the finding
   // the change closed for `encrypt`, still open for decrypt under an alias. Fix: trust the
   // keyRef of the entries the provider's own wrap / generateDataKey return.
-  it.fails("the service's own unwraps (entries naming the ARN of its aliased key) keep their label after an attacker fills maxKeyRefs", async () => {
+  it("the service's own unwraps (entries naming the ARN of its aliased key) keep their label after an attacker fills maxKeyRefs", async () => {
     const otel = otelHarness({ maxKeyRefs: 10 });
     const provider = aliasProvider();
     const envelope = new Envelope(otel.telemetry.instrument({ encrypt: provider, cache: false }));

@@ -33,7 +33,8 @@ export async function commitBatch(
   batch: BatchToCommit,
 ): Promise<{ counters: Counters; failed: { pk: string; column: string }[] }> {
   const { rangeId, expectedLast, outcomes } = batch;
-  await checkJobRow(tx, t, rt.job.id, rt.job.spec);
+  // The retry step's batches run while that step holds the job row (see checkJobRow).
+  await checkJobRow(tx, t, rt.job.id, rt.job.spec, rangeId !== RETRY_RANGE_ID);
   const checkpoint = await lockCheckpoint(tx, t, rt.job.id, rangeId);
   if (!checkpoint) {
     throw new ConfigError(

@@ -38,7 +38,9 @@ export async function markJobStopped(q: SqlExecutor, t: StateTables, jobId: stri
  * Public form of {@link markJobStopped}, for a process that leaves without waiting for its
  * batches (a CLI's second Ctrl-C): the batches it had not committed roll back with its
  * connections, and the job reads as incomplete at once instead of running until the
- * lease passes. A done job stays done; an unknown job or missing tables change nothing.
+ * lease passes. A done job stays done and an unknown job changes nothing; without the state
+ * tables it rejects (the database's error). It waits for the job row, which the job's retry
+ * step (after every range is done) holds until it ends.
  */
 export async function stopJob(
   db: SqlAdapter,

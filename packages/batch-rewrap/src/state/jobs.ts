@@ -131,14 +131,24 @@ function sameDefinition(stored: JobSpec, spec: JobSpec): boolean {
  * exists with this run's definition. The guards of `retire` and `rotate` find running
  * jobs through that row; a job whose row was deleted or re-pointed at another table by
  * hand would otherwise go on writing values under a key those guards no longer protect.
+ *
+ * With `lock`, the row is read under a shared lock held until the batch commits, so a
+ * DELETE or UPDATE of it waits for the batch (and a `retire` after it counts the batch's
+ * values). The retry step's batches read it without: that step holds the row FOR UPDATE
+ * on its own session for its whole length (only one worker retries), so the row cannot
+ * change under them, and a shared lock from another connection would wait on it forever.
  */
 export async function checkJobRow(
   tx: SqlExecutor,
   t: StateTables,
   jobId: string,
   spec: JobSpec,
+  lock: boolean,
 ): Promise<void> {
-  const { rows } = await tx.query(`SELECT spec FROM ${t.jobs} WHERE job_id = ?`, [jobId]);
+  const { rows } = await tx.query(
+    `SELECT spec FROM ${t.jobs} WHERE job_id = ?${lock ? ` ${t.shareLock}` : ""}`,
+    [jobId],
+  );
   let stored: JobSpec | undefined;
   try {
     stored = rows.length === 0 ? undefined : (JSON.parse(String(rows[0]!.spec)) as JobSpec);

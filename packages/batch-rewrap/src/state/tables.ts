@@ -10,6 +10,8 @@ export interface StateTables {
   failures: string;
   /** SQL for the database's current time, the one clock of heartbeats (see {@link dbNowSql}). */
   now: string;
+  /** The clause that makes a SELECT take a shared row lock (held to the transaction's end). */
+  shareLock: string;
 }
 
 export function stateTables(db: SqlAdapter, prefix: string): StateTables {
@@ -20,6 +22,7 @@ export function stateTables(db: SqlAdapter, prefix: string): StateTables {
     checkpoints: quote(db, `${prefix}_checkpoints`),
     failures: quote(db, `${prefix}_failures`),
     now: dbNowSql(db),
+    shareLock: db.dialect === "mysql" ? "LOCK IN SHARE MODE" : "FOR SHARE",
   };
 }
 
