@@ -42,7 +42,7 @@ export type OpenItem<T> = (item: DecryptManyItem, parts: EnvelopeParts | undefin
  * Lanes start while the items are still being grouped: a new group gets a lane at once
  * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
  * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
- * lane sees every member of its group. With an unwrap cache of at least two keys per lane,
+ * lane sees every member of its group. While `pipeline()` says the unwrap cache has room,
  * once a group's first value has opened the lane starts the next group's unwrap before
  * opening the rest, so that CPU work runs while the next KMS call is out; a lane whose
  * first value failed opens the rest before moving on, so a lane never has two unwraps
@@ -50,14 +50,10 @@ export type OpenItem<T> = (item: DecryptManyItem, parts: EnvelopeParts | undefin
  */
 export async function decryptGrouped<T>(
   items: readonly DecryptManyItem[],
-  options: BulkOptions & { cacheEntries?: number | undefined },
+  options: BulkOptions & { pipeline?: () => boolean },
   open: OpenItem<T>,
 ): Promise<BulkResult<T>[]> {
   const lanes = concurrencyOf(options);
-  // Each lane may hold two keys in the cache at once (its group's and the next one's):
-  // with fewer entries than that, a group's key could leave before the group has opened,
-  // and opening the rest would unwrap it again (more calls out than `concurrency`).
-  const pipeline = options.cacheEntries !== undefined && 2 * lanes <= options.cacheEntries;
   checkItems(items, "decryptMany");
   const parsed = new Array<EnvelopeParts | undefined>(items.length);
   const results = new Array<BulkResult<T>>(items.length);
@@ -76,7 +72,7 @@ export async function decryptGrouped<T>(
       results[group[0]!] = opened;
       const following = next < queue.length ? queue[next++] : undefined;
       // The next KMS call goes out before this group's remaining (cache-warm) values open.
-      const early = pipeline && opened.ok && following;
+      const early = opened.ok && following && options.pipeline?.();
       first = early ? openAt(following[0]!) : undefined;
       first?.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
       // KMS answers arrive in bursts (every lane waits the same latency), and a burst's
@@ -183,7 +179,7 @@ async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {
   }
 }
 
-function concurrencyOf(options: BulkOptions): number {
+export function concurrencyOf(options: BulkOptions): number {
   const n = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_CONCURRENCY) {
     throw new ConfigError(

@@ -6,6 +6,7 @@ import { Auditor } from "./audit.js";
 import {
   type BulkOptions,
   type BulkResult,
+  concurrencyOf,
   type DecryptManyItem,
   decryptGrouped,
   type EncryptManyItem,
@@ -81,6 +82,8 @@ export type { DataKeyMaterials } from "./crypto/materials.js";
 export class Envelope {
   readonly #ring: KeyRing;
   readonly #cache: UnwrapCache | undefined;
+  /** Lanes of the decryptMany calls running now, which share the unwrap cache. */
+  #bulkLanes = 0;
   readonly #reuse: DataKeyCache | undefined;
   readonly #storeContext: boolean;
   readonly #audit: Auditor;
@@ -396,17 +399,26 @@ export class Envelope {
     items: readonly DecryptManyItem[],
     options?: BulkOptions & { as?: "bytes" },
   ): Promise<BulkResult<Buffer>[]>;
-  decryptMany(
+  async decryptMany(
     items: readonly DecryptManyItem[],
     options: BulkOptions & { as?: "bytes" | "text" } = {},
   ): Promise<BulkResult<Buffer | string>[]> {
     const as = options?.as;
-    // With the unwrap cache a group's other values need no KMS call, so the next group's
-    // unwrap may start before they open, when the cache is large enough (decryptGrouped).
-    const bulk = { ...options, cacheEntries: this.#cache?.maxEntries };
-    return decryptGrouped(items, bulk, (item, parts) =>
-      this.#decrypt(item.sealed, parts, { context: item.context, as }),
-    );
+    const lanes = concurrencyOf(options ?? {});
+    const cache = this.#cache;
+    // With the unwrap cache a group's other values need no KMS call, so a lane may start
+    // the next group's unwrap before they open (decryptGrouped) while the cache holds two
+    // keys per lane of every decryptMany running on this client: with fewer, a group's key
+    // could leave before the group opened and be unwrapped again (past `concurrency`).
+    const pipeline = () => cache !== undefined && 2 * this.#bulkLanes <= cache.maxEntries;
+    this.#bulkLanes += lanes;
+    try {
+      return await decryptGrouped(items, { ...options, pipeline }, (item, parts) =>
+        this.#decrypt(item.sealed, parts, { context: item.context, as }),
+      );
+    } finally {
+      this.#bulkLanes -= lanes;
+    }
   }
 
   /** Encrypts many values, at most `concurrency` at a time; per-item results in input order. */

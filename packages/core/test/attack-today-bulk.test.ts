@@ -83,15 +83,12 @@ function setup(delayMs = 3, options: Partial<EnvelopeOptions> = {}) {
 }
 
 describe("today: the pipelining cache-size rule (bulk.ts cacheEntries) and readiness", () => {
-  // FINDING (low-medium; bulk.ts L60 `pipeline = 2 * lanes <= cacheEntries`, client.ts
-  // L406): the rule is per call, the unwrap cache is the client's. In a server, list pages
-  // call decryptMany at once: four calls of 4 lanes on a cache of 8 each think they have
-  // room to pipeline, evict each other's keys before their groups open, and unwrap again:
-  // measured: 216-234 unwraps for 120 records, more than 16 in flight (2 calls: 65 for 60) and more than 4 per call in
-  // flight, the two documented promises the change meant to restore. Fix: count the lanes
-  // of every running call against the cache (or hand a group's data key to its members
-  // instead of relying on the cache).
-  it.fails("four concurrent decryptMany calls that each fit the cache: one unwrap per record, at most 4 per call in flight", async () => {
+  // Was FINDING (low-medium; fixed: client.ts counts the lanes of every running decryptMany
+  // against the cache). The rule was per call while the unwrap cache is the client's: in a
+  // server, list pages call decryptMany at once; four calls of 4 lanes on a cache of 8 each
+  // thought they had room to pipeline, evicted each other's keys before their groups opened,
+  // and unwrapped again: 216-234 unwraps for 120 records, more than 4 per call in flight.
+  it("four concurrent decryptMany calls that each fit the cache: one unwrap per record, at most 4 per call in flight", async () => {
     const { kms, envelope, writer } = setup(3, { cache: { maxEntries: 8 } });
     const batches = [];
     for (let i = 0; i < 4; i++) batches.push(await sealRows(writer, 30));
@@ -134,15 +131,14 @@ describe("today: the pipelining cache-size rule (bulk.ts cacheEntries) and readi
     expect(r.unwraps).toBe(20);
   });
 
-  // FINDING (low, docs; packages/core/README.md decryptMany row, edited today): "values
-  // sharing a data key (one record's fields) unwrap it once" does not hold with
-  // `cache: false`: every field unwraps again (20 records × 3 fields = 60 unwraps). The
-  // concurrency bound holds. Pre-existing behaviour; the README should say it needs the
-  // unwrap cache (or decryptGrouped could hand the group's data key to its members).
-  it.fails("with cache: false, values sharing a data key still unwrap it once", async () => {
+  // Was FINDING (low, docs): the core README's decryptMany row said "values sharing a data
+  // key (one record's fields) unwrap it once" without saying that takes the unwrap cache.
+  // It says so now; with `cache: false` every field unwraps (20 records × 3 fields = 60),
+  // as `decrypt` does, and the concurrency bound holds.
+  it("with cache: false, each value unwraps its own data key (as documented), within the bound", async () => {
     const r = await plain(false);
     expect(r.maxInFlight).toBeLessThanOrEqual(4);
-    expect(r.unwraps).toBe(20);
+    expect(r.unwraps).toBe(60);
   });
 
   it("check() on a closed client is ENVELOPE_CLOSED (a rejection, not a throw)", async () => {

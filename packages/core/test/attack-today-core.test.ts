@@ -4,11 +4,13 @@
  * de-duplicated decrypt providers (keyring/candidates.ts). Each test asserts the SAFE or
  * documented outcome; `it.fails` marks a finding (see its comment).
  */
-import { createPublicKey, verify } from "node:crypto";
+import { createPublicKey, randomBytes, verify } from "node:crypto";
 import { runInNewContext } from "node:vm";
 import {
   ConfigError,
+  createEnvelope,
   DecryptionError,
+  decodeEnvelope,
   Envelope,
   generateSigningKeyPair,
   ProviderError,
@@ -164,13 +166,14 @@ describe("today: the plain-object context check", () => {
     ).toBe("ENVELOPE_BAD_INPUT");
   });
 
-  // FINDING (low; format/context.ts L65): the check counts only the prototype's
+  // Was FINDING (fixed: context.ts plainPrototype also wants Object.prototype's own
+  // hasOwnProperty). It was (low; format/context.ts L65): the check counts only the prototype's
   // *enumerable* keys. A null-prototype parent with a non-enumerable field passes, so
   // `ctx.tenant` reads "a" in the caller's code while the value is sealed under {} — the
   // doc above snapshotContext promises `Object.create(proto)` with inherited properties is
   // BAD_INPUT. (Object.getOwnPropertyNames(proto) would see it; Object.prototype's own
   // names would then need telling apart, e.g. by comparing with a known realm's list.)
-  it.fails("an object inheriting a non-enumerable field from a null-prototype parent is refused", async () => {
+  it("an object inheriting a non-enumerable field from a null-prototype parent is refused", async () => {
     const parent = Object.create(null);
     Object.defineProperty(parent, "tenant", { value: "a", enumerable: false });
     const ctx = Object.create(parent);
@@ -178,11 +181,12 @@ describe("today: the plain-object context check", () => {
     expect(await refusedOrKept(ctx)).toBe("ENVELOPE_BAD_INPUT");
   });
 
-  // FINDING (low; caller-built only; format/context.ts L65): a Proxy as the prototype
+  // Was FINDING (fixed with the one above; a Proxy that also fakes a hasOwnProperty method
+  // can still lie). It was (low; caller-built only; format/context.ts L65): a Proxy as the prototype
   // answers getPrototypeOf → null and ownKeys → [], so the check passes while `ctx.tenant`
   // is inherited; sealed under {}. A Proxy can lie to any reflective check: noted, not
   // fixable by a better test of the prototype.
-  it.fails("an object inheriting fields from a Proxy that hides them is refused", async () => {
+  it("an object inheriting fields from a Proxy that hides them is refused", async () => {
     const target = Object.create(null);
     target.tenant = "a";
     const ctx = Object.create(new Proxy(target, { ownKeys: () => [] }));
@@ -190,10 +194,11 @@ describe("today: the plain-object context check", () => {
     expect(await refusedOrKept(ctx)).toBe("ENVELOPE_BAD_INPUT");
   });
 
-  // FINDING (low; format/context.ts L65, new today): `Object.keys(proto)` runs a Proxy
+  // Was FINDING (fixed: the prototype checks run in a try, a throw is BAD_INPUT). It was
+  // (low; format/context.ts L65, new today): `Object.keys(proto)` runs a Proxy
   // prototype's ownKeys trap; a trap that throws escapes as an untyped Error instead of
   // ENVELOPE_BAD_INPUT (typed errors with stable codes).
-  it.fails("a context whose prototype's ownKeys trap throws is ENVELOPE_BAD_INPUT, not an untyped error", async () => {
+  it("a context whose prototype's ownKeys trap throws is ENVELOPE_BAD_INPUT, not an untyped error", async () => {
     const ctx = Object.create(
       new Proxy(Object.create(null), {
         ownKeys() {
@@ -204,11 +209,14 @@ describe("today: the plain-object context check", () => {
     expect(await refusedOrKept(ctx)).toBe("ENVELOPE_BAD_INPUT");
   });
 
-  it("side effect, fail-closed: with an enumerable field planted on Object.prototype (prototype pollution), every plain-literal context is refused, not sealed without it", async () => {
+  // A plain literal's prototype is this realm's Object.prototype, recognised by identity:
+  // a field planted there (prototype pollution) is not the caller's context and is not
+  // read (own fields only), and it does not make every context fail either.
+  it("with an enumerable field planted on Object.prototype (prototype pollution), a plain literal keeps its own fields", async () => {
     const proto = Object.prototype as Record<string, unknown>;
     proto.polluted = "x";
     try {
-      expect(await refusedOrKept({ tenant: "a" })).toBe("ENVELOPE_BAD_INPUT");
+      expect(await refusedOrKept({ tenant: "a" })).toBe("fields kept");
     } finally {
       delete proto.polluted;
     }
@@ -244,17 +252,32 @@ describe("today: de-duplicated decrypt providers", () => {
     expect(report.providers.map((r) => r.role)).toEqual(["encrypt"]);
   });
 
-  // FINDING (low; keyring/candidates.ts L77): the de-duplication is by object identity.
-  // The same key given twice as two objects — what a config gets when the encrypt key's URI
-  // is also listed in ENVELOPE_DECRYPT_KEYS (resolveKey builds a new provider each time) —
-  // is still unwrapped twice per entry when its KMS fails, which the change meant to stop.
-  it.fails("the same key as two provider objects (same id and keyRef) is tried once per entry", async () => {
-    const a = failing("same");
-    const b = { ...a.p };
-    const writer = new Envelope({ encrypt: a.inner, cache: false });
-    const sealed = await writer.encrypt("x", { context });
-    const reader = new Envelope({ encrypt: a.p, decrypt: [b], cache: false });
-    await rejection(reader.decrypt(sealed, { context }));
-    expect(a.count()).toBe(1);
+  // Was FINDING (low; fixed where it arises: createEnvelope resolves one provider per key
+  // URI). The de-duplication is by object identity, and the same key given twice as two
+  // objects (the encrypt key's URI also listed in ENVELOPE_DECRYPT_KEYS: resolveKey built a
+  // new provider each time) was unwrapped twice per entry. Two objects built by hand stay
+  // two providers (they may differ in what they reach: endpoint, credentials).
+  it("the same key URI under encrypt and decrypt (createEnvelope) is one provider, tried once per entry", async () => {
+    const env = { K: randomBytes(32).toString("base64") };
+    const outcomes: string[] = [];
+    const reader = await createEnvelope(
+      {
+        encrypt: "local-aes://env/K",
+        decrypt: ["local-aes://env/K"],
+        cache: false,
+        onAudit: (event) => {
+          if (event.operation === "unwrap") outcomes.push(event.outcome);
+        },
+      },
+      env,
+    );
+    const sealed = Buffer.from(await reader.encrypt("x", { context, output: "binary" }));
+    const entry = decodeEnvelope(sealed).entries[0]!;
+    const at = sealed.indexOf(Buffer.from(entry.wrapped));
+    sealed.writeUInt8(sealed.readUInt8(at + 3) ^ 0x01, at + 3); // the wrapped key no longer unwraps
+    outcomes.length = 0;
+    const failed = (await rejection(reader.decrypt(sealed, { context }))) as { code?: string };
+    expect(failed.code).toBe("ENVELOPE_UNWRAP_FAILED");
+    expect(outcomes).toEqual(["failure"]);
   });
 });

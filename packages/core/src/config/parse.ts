@@ -75,9 +75,21 @@ export async function createEnvelope(
         { key: loadSigningKey(config.signing.key, "signing.key", env) as unknown as KeyObject };
   padRule(config.pad); // a bad padding or suite option fails before any provider is loaded
   writerSuite(config.suite);
+  // One provider per key URI: the encrypt key's URI listed under decrypt too (a common
+  // ENVELOPE_DECRYPT_KEYS) is the same provider, tried once per entry, not twice.
+  const byUri = new Map<string, Promise<KeyProvider>>();
+  const resolve = (spec: KeySpec, field: string) => {
+    if (typeof spec !== "string") return resolveKey(spec, field, env);
+    let provider = byUri.get(spec);
+    if (!provider) {
+      provider = resolveKey(spec, field, env);
+      byUri.set(spec, provider);
+    }
+    return provider;
+  };
   const [encrypt, decrypt] = await Promise.all([
-    Promise.all(encryptSpecs.map((spec, i) => resolveKey(spec, `encrypt[${i}]`, env))),
-    Promise.all((config.decrypt ?? []).map((spec, i) => resolveKey(spec, `decrypt[${i}]`, env))),
+    Promise.all(encryptSpecs.map((spec, i) => resolve(spec, `encrypt[${i}]`))),
+    Promise.all((config.decrypt ?? []).map((spec, i) => resolve(spec, `decrypt[${i}]`))),
   ]);
   return new Envelope({
     encrypt,

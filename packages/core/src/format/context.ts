@@ -58,18 +58,17 @@ export function snapshotContext(
   // Object.prototype of this or another realm (vm, test runners), or null. A Map, Date,
   // Set, array or boxed string has another prototype and is refused here: it has no own
   // enumerable keys and would otherwise be sealed under (and open with) the empty context.
-  const proto: object | null = Object.getPrototypeOf(context);
-  // A prototype whose own prototype is null is Object.prototype (of any realm) only if
-  // it has no enumerable fields: `Object.create(Object.create(null))` with fields would
-  // pass the first test and have them dropped.
-  if (proto !== null && (Object.getPrototypeOf(proto) !== null || Object.keys(proto).length > 0)) {
+  if (!plainPrototype(context)) {
     throw badContext(
       "is a class instance or inherits properties from a prototype; pass a plain object literal (e.g. { ...fields })",
     );
   }
   // Null-prototype objects pass the check above; exotic ones (a module namespace) do not
   // describe themselves as plain objects.
-  if (proto === null && Object.prototype.toString.call(context) !== "[object Object]") {
+  if (
+    Object.getPrototypeOf(context) === null &&
+    Object.prototype.toString.call(context) !== "[object Object]"
+  ) {
     throw badContext("must be a plain object of string keys to string values");
   }
   const keys = Object.keys(context);
@@ -87,6 +86,27 @@ export function snapshotContext(
     }
   }
   return out;
+}
+
+/**
+ * Whether `context`'s prototype is `null` or `Object.prototype` of some realm (this one, a
+ * `node:vm` context, a test runner's): a prototype with a null prototype, no enumerable
+ * fields and its own `hasOwnProperty` method. Anything else (a class, a Map, a
+ * null-prototype object holding fields, even non-enumerable ones; a Proxy whose traps
+ * hide them or throw) would have fields the snapshot drops.
+ */
+function plainPrototype(context: object): boolean {
+  try {
+    const proto: object | null = Object.getPrototypeOf(context);
+    if (proto === null || proto === Object.prototype) return true;
+    return (
+      Object.getPrototypeOf(proto) === null &&
+      Object.keys(proto).length === 0 &&
+      typeof Object.getOwnPropertyDescriptor(proto, "hasOwnProperty")?.value === "function"
+    );
+  } catch {
+    return false;
+  }
 }
 
 const ASCII = /^\p{ASCII}*$/u;
