@@ -361,3 +361,71 @@ describe("review: encryptMany as documented", () => {
     expect(swapped).toMatchObject({ code: "ENVELOPE_DECRYPT_FAILED" });
   });
 });
+
+// From the attack review of the cache-size rule: decryptMany pipelines only while the unwrap
+// cache holds two keys per lane of every running call; readiness on a closed client.
+describe("attack review: the pipelining cache-size rule and readiness", () => {
+  // Was FINDING (low-medium; fixed: client.ts counts the lanes of every running decryptMany
+  // against the cache). The rule was per call while the unwrap cache is the client's: in a
+  // server, list pages call decryptMany at once; four calls of 4 lanes on a cache of 8 each
+  // thought they had room to pipeline, evicted each other's keys before their groups opened,
+  // and unwrapped again: 216-234 unwraps for 120 records, more than 4 per call in flight.
+  it("four concurrent decryptMany calls that each fit the cache: one unwrap per record, at most 4 per call in flight", async () => {
+    const { kms, envelope, writer } = setup(3, { cache: { maxEntries: 8 } });
+    const batches = [];
+    for (let i = 0; i < 4; i++) batches.push(await sealRows(writer, 30));
+    kms.reset();
+    const results = await Promise.all(
+      batches.map((rows) =>
+        envelope.decryptMany(
+          rows.map((r) => ({ sealed: r.sealed, context: r.context })),
+          { concurrency: 4 },
+        ),
+      ),
+    );
+    expect(
+      results
+        .flat()
+        .map(codeOf)
+        .every((c) => c === "ok"),
+    ).toBe(true);
+    expect({ unwraps: kms.stats.unwrap, boundOk: kms.stats.maxInFlight <= 16 }).toEqual({
+      unwraps: 120,
+      boundOk: true,
+    });
+  });
+
+  const plain = async (cache: { maxEntries: number } | false) => {
+    const { kms, envelope, writer } = setup(3, { cache });
+    const rows = await sealRows(writer, 20);
+    kms.reset();
+    const results = await envelope.decryptMany(
+      rows.map((r) => ({ sealed: r.sealed, context: r.context })),
+      { concurrency: 4 },
+    );
+    expect(results.every((r) => r.ok)).toBe(true);
+    return { maxInFlight: kms.stats.maxInFlight, unwraps: kms.stats.unwrap };
+  };
+
+  it("pipelining off just below the rule (maxEntries 7, concurrency 4): one unwrap per record, bound held", async () => {
+    const r = await plain({ maxEntries: 7 });
+    expect(r.maxInFlight).toBeLessThanOrEqual(4);
+    expect(r.unwraps).toBe(20);
+  });
+
+  // Was FINDING (low, docs): the core README's decryptMany row said "values sharing a data
+  // key (one record's fields) unwrap it once" without saying that takes the unwrap cache.
+  // It says so now; with `cache: false` every field unwraps (20 records × 3 fields = 60),
+  // as `decrypt` does, and the concurrency bound holds.
+  it("with cache: false, each value unwraps its own data key (as documented), within the bound", async () => {
+    const r = await plain(false);
+    expect(r.maxInFlight).toBeLessThanOrEqual(4);
+    expect(r.unwraps).toBe(60);
+  });
+
+  it("check() on a closed client is ENVELOPE_CLOSED (a rejection, not a throw)", async () => {
+    const { envelope } = setup(1);
+    envelope.close?.();
+    await expect(envelope.check()).rejects.toMatchObject({ code: "ENVELOPE_CLOSED" });
+  });
+});
