@@ -98,11 +98,7 @@ async function checkOne(
     ({ canary, entry } = await withTimeout(wrapping, timeoutMs, provider));
     result.latencyMs.wrap = elapsed(started);
   } catch (error) {
-    // If the KMS answers after the timeout, the canary it returns is zeroed then.
-    wrapping.then(
-      (late) => late.canary.fill(0),
-      () => {},
-    );
+    zeroWhenLate(wrapping, (late) => late.canary);
     // A decrypt-only key may sit behind a role that may only decrypt: not a failure.
     const denied = role === "decrypt" && codeOf(error) === "ENVELOPE_KMS_ACCESS_DENIED";
     return fail(result, "wrap", error, denied ? "degraded" : "failed");
@@ -125,13 +121,7 @@ async function checkOne(
     }
     return result;
   } catch (error) {
-    // If the KMS answers after the timeout, the canary it returns is zeroed then.
-    unwrapping.then(
-      (late) => {
-        if (late instanceof Uint8Array) late.fill(0);
-      },
-      () => {},
-    );
+    zeroWhenLate(unwrapping, (late) => late);
     // An encrypt-only key is fine for encrypting; a key kept to decrypt old data that
     // cannot decrypt (its public half alone) reads nothing: failed.
     const encryptOnly = role === "encrypt" && codeOf(error) === "ENVELOPE_ENCRYPT_ONLY";
@@ -139,6 +129,17 @@ async function checkOne(
   } finally {
     canary?.fill(0);
   }
+}
+
+/** A step given up on (timeout, error): the canary the KMS returns later is zeroed then. */
+function zeroWhenLate<T>(step: Promise<T>, canaryOf: (late: T) => unknown): void {
+  step.then(
+    (late) => {
+      const canary = canaryOf(late);
+      if (canary instanceof Uint8Array) canary.fill(0);
+    },
+    () => {},
+  );
 }
 
 async function wrapCanary(

@@ -58,17 +58,15 @@ export function snapshotContext(
   // Object.prototype of this or another realm (vm, test runners), or null. A Map, Date,
   // Set, array or boxed string has another prototype and is refused here: it has no own
   // enumerable keys and would otherwise be sealed under (and open with) the empty context.
-  if (!plainPrototype(context)) {
+  const proto = plainPrototypeOf(context);
+  if (proto === undefined) {
     throw badContext(
       "is a class instance or inherits properties from a prototype; pass a plain object literal (e.g. { ...fields })",
     );
   }
   // Null-prototype objects pass the check above; exotic ones (a module namespace) do not
   // describe themselves as plain objects.
-  if (
-    Object.getPrototypeOf(context) === null &&
-    Object.prototype.toString.call(context) !== "[object Object]"
-  ) {
+  if (proto === null && Object.prototype.toString.call(context) !== "[object Object]") {
     throw badContext("must be a plain object of string keys to string values");
   }
   const keys = Object.keys(context);
@@ -89,23 +87,23 @@ export function snapshotContext(
 }
 
 /**
- * Whether `context`'s prototype is `null` or `Object.prototype` of some realm (this one, a
+ * `context`'s prototype when it is `null` or `Object.prototype` of some realm (this one, a
  * `node:vm` context, a test runner's): a prototype with a null prototype, no enumerable
- * fields and its own `hasOwnProperty` method. Anything else (a class, a Map, a
- * null-prototype object holding fields, even non-enumerable ones; a Proxy whose traps
- * hide them or throw) would have fields the snapshot drops.
+ * fields and its own `hasOwnProperty` method. Undefined for anything else (a class, a
+ * Map, a null-prototype object holding fields, even non-enumerable ones; a Proxy whose
+ * traps hide them or throw), whose fields the snapshot would drop.
  */
-function plainPrototype(context: object): boolean {
+function plainPrototypeOf(context: object): object | null | undefined {
   try {
     const proto: object | null = Object.getPrototypeOf(context);
-    if (proto === null || proto === Object.prototype) return true;
-    return (
+    if (proto === null || proto === Object.prototype) return proto;
+    const foreignObjectPrototype =
       Object.getPrototypeOf(proto) === null &&
       Object.keys(proto).length === 0 &&
-      typeof Object.getOwnPropertyDescriptor(proto, "hasOwnProperty")?.value === "function"
-    );
+      typeof Object.getOwnPropertyDescriptor(proto, "hasOwnProperty")?.value === "function";
+    return foreignObjectPrototype ? proto : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
