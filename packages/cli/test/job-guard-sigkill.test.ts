@@ -1,18 +1,13 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { connect, dropStateTables, findUnfinishedJobs } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, describe, expect, it } from "vitest";
-import { cli, tempDir } from "./support.js";
+import { cli, startBuiltRewrap, tempDir } from "./support.js";
 
 const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-/** The built command, as an operator runs it (test/global-setup.ts rebuilds a stale dist/). */
-const BIN = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROWS = 400;
@@ -48,47 +43,16 @@ describe.each([
     const db = await connect(url);
     try {
       // The real command, slowed by its KMS rate limit so it is still mid-job when killed.
-      const child = spawn(
-        process.execPath,
-        [
-          BIN,
-          "--config",
-          configPath,
-          "rewrap",
-          ...on,
-          "--apply",
-          "--batch-size",
-          "10",
-          "--rate-limit",
-          "100",
-        ],
-        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH } },
-      );
-      let out = "";
-      child.stdout.on("data", (d) => {
-        out += d;
-      });
-      child.stderr.on("data", (d) => {
-        out += d;
-      });
-      const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-        child.on("exit", (_code, signal) => resolve(signal)),
-      );
-      const moved = async () =>
-        Number(
-          (
-            await db
-              .query(`SELECT COALESCE(SUM(rewrapped), 0) AS n FROM ${prefix}_checkpoints`)
-              .catch(() => ({ rows: [{ n: 0 }] }))
-          ).rows[0]!.n,
-        );
-      const deadline = Date.now() + 15_000;
-      while ((await moved()) === 0) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(out);
-        await sleep(50);
-      }
+      const { child, exited, moved, output } = await startBuiltRewrap(db, prefix, configPath, [
+        ...on,
+        "--apply",
+        "--batch-size",
+        "10",
+        "--rate-limit",
+        "100",
+      ]);
       child.kill("SIGKILL");
-      expect(await exited, out).toBe("SIGKILL");
+      expect((await exited).signal, output()).toBe("SIGKILL");
       const atKill = await moved();
       expect(atKill).toBeGreaterThan(0);
       expect(atKill).toBeLessThan(ROWS);

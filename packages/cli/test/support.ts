@@ -1,9 +1,10 @@
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import type { SqlAdapter } from "@envelope/batch-rewrap";
 import { type CliIo, main } from "@envelope/cli";
 
 export interface Run {
@@ -73,4 +74,59 @@ export function buildBin(): BuiltBin {
     { cwd: PKG, stdio: "pipe" },
   );
   return { bin: join(out, "cli.js"), remove: () => rmSync(out, { recursive: true, force: true }) };
+}
+
+/** A rewrap job run by the built `envelope` command (test/global-setup.ts keeps dist/ fresh). */
+export interface BuiltJob {
+  child: ChildProcess;
+  /** stdout and stderr so far. */
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Values the job has committed so far, from its checkpoints. */
+  moved: () => Promise<number>;
+}
+
+/**
+ * Starts `envelope --config <config> rewrap <args>` as an operator runs it, from the repo
+ * root, and resolves once it has committed a first batch (throws with its output if it
+ * exits first or commits nothing within 15 s). Slow the job (`--rate-limit`) so that it is
+ * still mid-job when the test acts on it.
+ */
+export async function startBuiltRewrap(
+  db: SqlAdapter,
+  statePrefix: string,
+  configPath: string,
+  args: string[],
+): Promise<BuiltJob> {
+  const root = fileURLToPath(new URL("../../../", import.meta.url));
+  const bin = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, "--config", configPath, "rewrap", ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: process.env.PATH },
+  });
+  let out = "";
+  child.stdout?.on("data", (d) => {
+    out += d;
+  });
+  child.stderr?.on("data", (d) => {
+    out += d;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const moved = async () =>
+    Number(
+      (
+        await db
+          .query(`SELECT COALESCE(SUM(rewrapped), 0) AS n FROM ${statePrefix}_checkpoints`)
+          .catch(() => ({ rows: [{ n: 0 }] }))
+      ).rows[0]!.n,
+    );
+  const deadline = Date.now() + 15_000;
+  while ((await moved()) === 0) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(out);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, output: () => out, exited, moved };
 }
