@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
 
-import { Envelope, type KeyProvider, localAesProvider } from "../src/index.js";
+import { Envelope, type KeyProvider, localAesProvider, UnwrapCache } from "../src/index.js";
 
 // Counts parses: decryptMany parses each value once (to group it) and hands the parts on.
 // The path is from the repository root (vitest's root): vitest finds the importer of a
@@ -188,6 +188,27 @@ describe("decryptMany", () => {
     expect(stats.unwraps).toBe(20);
     expect(stats.maxInFlight).toBeLessThanOrEqual(4);
     expect(stats.maxInFlight).toBeGreaterThan(1);
+  });
+
+  it("does not remember message keys (a bulk read opens each value once); decrypt does", async () => {
+    const remember = vi.spyOn(UnwrapCache.prototype, "rememberMessageKey");
+    try {
+      const { provider, stats } = countingKms(0);
+      const items = await sealRows(new Envelope({ encrypt: provider }), 5);
+      const bulk = new Envelope({ encrypt: provider });
+      const results = await bulk.decryptMany(items, { as: "text", concurrency: 2 });
+      expect(results.map((r) => (r.ok ? r.value : r.error.code))).toEqual(
+        items.map((i) => `${i.context.column}-${i.context.id}`),
+      );
+      expect(stats.unwraps).toBe(5); // the other two fields of a row opened from the cache
+      expect(remember).not.toHaveBeenCalled();
+      // Control: a loop of decrypt over the same rows keeps the second and third field's keys.
+      const loop = new Envelope({ encrypt: provider });
+      for (const item of items) await loop.decrypt(item.sealed, { context: item.context });
+      expect(remember).toHaveBeenCalledTimes(10);
+    } finally {
+      remember.mockRestore();
+    }
   });
 
   it("a bad item gets its own typed error; the others open", async () => {

@@ -132,12 +132,17 @@ export class KeyRing {
     return entry;
   }
 
-  /** Finds a configured provider for some entry, gets its data key, checks commitment, opens. */
+  /**
+   * Finds a configured provider for some entry, gets its data key, checks commitment, opens.
+   * `rememberMessageKey`: keep the message key derived from a cached data key for the next
+   * read of this value (false for a bulk read, which opens each value once).
+   */
   async open(
     parts: EnvelopeParts,
     request: KeyRequest,
     aad: Uint8Array,
     report: (used: OpenedBy) => void,
+    rememberMessageKey: boolean,
   ): Promise<Buffer> {
     const cache = this.#cache;
     const remembered = cache ? openRemembered(cache, parts, request, aad, report) : undefined;
@@ -146,7 +151,9 @@ export class KeyRing {
     const pairs = this.#candidates(parts);
     const keys = cache ? cacheKeysOf(pairs, request) : undefined;
     const warm =
-      cache && keys ? openCached(cache, pairs, keys, parts, request, aad, report) : undefined;
+      cache && keys
+        ? openCached(cache, pairs, keys, parts, request, aad, report, rememberMessageKey)
+        : undefined;
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
     if (now) return now;
