@@ -30,14 +30,15 @@ export interface EncryptManyItem {
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 1024;
 
-/** How `decryptGrouped` opens one item: its parts when they parsed (else it parses and fails). */
-export type OpenItem<T> = (item: DecryptManyItem, parts: EnvelopeParts | undefined) => Promise<T>;
+/** How `decryptGrouped` opens one item. */
+export type OpenItem<T> = (item: DecryptManyItem) => Promise<T>;
 
 /**
  * Decrypts `items` in groups that share a data key (same first wrapped-key entry: the
- * fields of one record, values under a reused data key). Each value is parsed once, here,
- * and its parts handed to `open`. A lane takes a whole group: its first value pays the
- * unwrap, the rest open from the unwrap cache.
+ * fields of one record, values under a reused data key). Each value is parsed here to group
+ * it and again by `open`: parts kept from the first parse until a lane reaches them outlive
+ * the young-generation GC and cost more than the second parse (docs/PERFORMANCE.md). A lane
+ * takes a whole group: its first value pays the unwrap, the rest open from the unwrap cache.
  *
  * Lanes start while the items are still being grouped: a new group gets a lane at once
  * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
@@ -55,15 +56,10 @@ export async function decryptGrouped<T>(
 ): Promise<BulkResult<T>[]> {
   const lanes = concurrencyOf(options);
   checkItems(items, "decryptMany");
-  const parsed = new Array<EnvelopeParts | undefined>(items.length);
   const results = new Array<BulkResult<T>>(items.length);
   const queue: number[][] = [];
   let next = 0;
-  const openAt = (i: number) => {
-    const parts = parsed[i];
-    parsed[i] = undefined; // each value opens once; its parts need not outlive that
-    return settle(() => open(itemAt(items, i), parts));
-  };
+  const openAt = (i: number) => settle(() => open(itemAt(items, i)));
   const lane = async () => {
     let group = queue[next++];
     let first = group && openAt(group[0]!);
@@ -88,7 +84,6 @@ export async function decryptGrouped<T>(
   const groups = new Map<string, number[]>();
   for (let i = 0; i < items.length; i++) {
     const parts = partsOf(items[i]);
-    parsed[i] = parts;
     const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
     const group = groups.get(key);
     if (group) {
@@ -157,7 +152,7 @@ function partsOf(item: unknown): EnvelopeParts | undefined {
   try {
     return parse((item as DecryptManyItem).sealed);
   } catch {
-    return undefined; // opened alone, where `open` parses again and reports the error
+    return undefined; // opened alone, where `open` parses and reports the error
   }
 }
 

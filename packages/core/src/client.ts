@@ -42,7 +42,6 @@ import {
   encodeSnapshot,
   snapshotContext,
 } from "./format/context.js";
-import type { EnvelopeParts } from "./format/envelope.js";
 import { type PadRule, stripPadding } from "./format/padding.js";
 import {
   type EnvelopeInfo,
@@ -174,27 +173,22 @@ export class Envelope {
   decrypt(sealed: Sealed, options: DecryptOptions | undefined = {}): Promise<Buffer | string> {
     // Not async itself: returning #decrypt's promise from an async function would add
     // microtask ticks to every decrypt (the warm path is a few µs).
-    return this.#decrypt(sealed, undefined, options ?? {});
+    return this.#decrypt(sealed, options ?? {});
   }
 
   /**
-   * `decrypt`, given the value's parts when the caller parsed it already. `bulk`
-   * (decryptMany) does not remember message keys: a bulk read opens each value once, and
-   * keeping keys it will not read again cost about a fifth of its CPU (docs/PERFORMANCE.md).
+   * `decrypt`; `bulk` (decryptMany) does not remember message keys: a bulk read opens each
+   * value once, and keeping keys it will not read again cost about a fifth of its CPU
+   * (docs/PERFORMANCE.md).
    */
-  async #decrypt(
-    sealed: Sealed,
-    parsed: EnvelopeParts | undefined,
-    options: DecryptOptions,
-    bulk = false,
-  ): Promise<Buffer | string> {
+  async #decrypt(sealed: Sealed, options: DecryptOptions, bulk = false): Promise<Buffer | string> {
     this.#checkOpen();
     const started = this.#audit.start();
     // keyRef: the entry's key that opened the value, which after a rotation is not the
     // provider's current keyRef.
     let used: Partial<OpenedBy> & { cacheHit: boolean } = { cacheHit: false };
     try {
-      const parts = parsed ?? parse(sealed);
+      const parts = parse(sealed);
       checkPurpose(parts.flags, options); // before any unwrap: a stream key is not a value
       const given = snapshotContext(options.context);
       // Without a stored context the canonical bytes are the given context's (memoized).
@@ -419,8 +413,8 @@ export class Envelope {
     const pipeline = () => cache !== undefined && 2 * this.#bulkLanes <= cache.maxEntries;
     this.#bulkLanes += lanes;
     try {
-      return await decryptGrouped(items, { ...options, pipeline }, (item, parts) =>
-        this.#decrypt(item.sealed, parts, { context: item.context, as }, true),
+      return await decryptGrouped(items, { ...options, pipeline }, (item) =>
+        this.#decrypt(item.sealed, { context: item.context, as }, true),
       );
     } finally {
       this.#bulkLanes -= lanes;

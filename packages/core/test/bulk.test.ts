@@ -4,7 +4,7 @@ import { parse } from "../src/format/parse.js";
 
 import { Envelope, type KeyProvider, localAesProvider, UnwrapCache } from "../src/index.js";
 
-// Counts parses: decryptMany parses each value once (to group it) and hands the parts on.
+// Counts parses: decryptMany parses each value to group it, and again to open it.
 // The path is from the repository root (vitest's root): vitest finds the importer of a
 // relative vi.mock path from a V8-style stack trace, which Bun does not print.
 vi.mock("/packages/core/src/format/parse.ts", async (importOriginal) => {
@@ -67,14 +67,14 @@ describe("decryptMany", () => {
     vi.mocked(parse).mockClear();
   });
 
-  it("parses each value once", async () => {
+  it("parses each value twice: to group it and to open it", async () => {
     const { provider } = countingKms(0);
     const items = await sealRows(new Envelope({ encrypt: provider }), 4);
     const reader = new Envelope({ encrypt: provider });
     vi.mocked(parse).mockClear();
     const results = await reader.decryptMany(items, { concurrency: 2 });
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(vi.mocked(parse).mock.calls.length).toBe(items.length);
+    expect(vi.mocked(parse).mock.calls.length).toBe(2 * items.length);
   });
 
   it("sends the first unwrap before the rest of the batch is parsed", async () => {
@@ -93,8 +93,9 @@ describe("decryptMany", () => {
     } finally {
       vi.mocked(parse).mockImplementation(parseActual);
     }
-    // Row 1's unwrap goes out after its first value parsed, row 2's after its first.
-    expect(log.slice(0, 5)).toEqual(["parse", "unwrap 1", "parse", "parse", "parse"]);
+    // Row 1's unwrap goes out once its first value parsed (to group it, then to open it),
+    // before the rest of the batch is grouped; row 2's before grouping ends too.
+    expect(log.slice(0, 5)).toEqual(["parse", "parse", "unwrap 1", "parse", "parse"]);
     expect(log.indexOf("unwrap 2")).toBeLessThan(log.lastIndexOf("parse"));
   });
 
