@@ -12,14 +12,16 @@ const PG_URL = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/t
 
 /**
  * Issue 15, item 3: 1,000 rows of three encrypted fields read from PostgreSQL, opened by a
- * loop of `await decrypt` and by `decryptMany`, with a 10 ms KMS. The timed span is the
- * same for both: from sending the SELECT to the last value opened, so it includes the
- * query, pg's decoding of the rows, building the items, a new client (cold unwrap cache:
- * every row costs one KMS call) and the decrypts. Each case runs REPEATS times (a new client
- * each time, so each round pays the same KMS calls) and keeps the best round, as the other
- * 10 ms KMS cases do. The bound is the concurrency over the KMS latency (64 / 10 ms =
- * 6,400 rows/s); the simulated KMS's setTimeout fires on a whole millisecond, so a call
- * takes 10–11 ms and the bound cannot quite be reached.
+ * loop of `await decrypt` and by `decryptMany`, with a 10 ms KMS. Two spans are timed in
+ * each round, the same way for both: the decrypt span, from the SELECT's rows in hand to the
+ * last value opened (building the items, a new client with a cold unwrap cache, so every
+ * row costs one KMS call, and the decrypts), which is what the concurrency bounds and what
+ * the target is judged on; and the end-to-end span, from sending the SELECT (the query and
+ * pg's decoding of the rows, 8–30 ms here with no KMS call out, come first). Each case runs
+ * REPEATS times (a new client each time, so each round pays the same KMS calls) and keeps
+ * the best round, as the other 10 ms KMS cases do. The bound is the concurrency over the
+ * KMS latency (64 / 10 ms = 6,400 rows/s); the simulated KMS's setTimeout fires on a whole
+ * millisecond, so a call takes 10–11 ms and the bound cannot quite be reached.
  */
 export async function runBulk(log: (line: string) => void): Promise<KmsResult[]> {
   const client = new pg.Client({ connectionString: PG_URL });
@@ -70,15 +72,20 @@ export async function runBulk(log: (line: string) => void): Promise<KmsResult[]>
     ) => {
       const before = counter.calls;
       const rates: number[] = [];
+      const endToEnd: number[] = [];
       let ms = Number.POSITIVE_INFINITY;
       for (let round = 0; round < REPEATS; round++) {
         const started = performance.now();
         const { rows } = await client.query<Row>(`SELECT * FROM ${from} ORDER BY id LIMIT ${ran}`);
+        const fetched = performance.now();
         await open(rows);
-        const took = performance.now() - started;
-        rates.push((ran / took) * 1000);
-        ms = Math.min(ms, took);
+        const ended = performance.now();
+        rates.push((ran / (ended - fetched)) * 1000);
+        endToEnd.push((ran / (ended - started)) * 1000);
+        ms = Math.min(ms, ended - fetched);
       }
+      const rowsPerSec = (rates: number[]) =>
+        rates.map((r) => Math.round(r).toLocaleString("en-US")).join(", ");
       const calls = (counter.calls - before) / REPEATS;
       const result: KmsResult = {
         case: name,
@@ -94,7 +101,8 @@ export async function runBulk(log: (line: string) => void): Promise<KmsResult[]>
         p50Us: undefined,
         p99Us: undefined,
         projectedSeconds: ROWS / ((ran / ms) * 1000),
-        note: `rows of 3 fields (one data key per row); timed from the SELECT to the last value opened (query, row decoding, new client, decrypts); best of ${REPEATS} rounds (${rates.map((r) => Math.round(r).toLocaleString("en-US")).join(", ")} rows/s); bound ${((concurrency * 1000) / KMS_LATENCY_MS).toLocaleString("en-US")} rows/s at ${concurrency} in flight`,
+        endToEndPerSec: Math.max(...endToEnd),
+        note: `rows of 3 fields (one data key per row); timed from the SELECT's rows in hand to the last value opened (items, new client, decrypts); best of ${REPEATS} rounds (${rowsPerSec(rates)} rows/s; from sending the SELECT: ${rowsPerSec(endToEnd)} rows/s); bound ${((concurrency * 1000) / KMS_LATENCY_MS).toLocaleString("en-US")} rows/s at ${concurrency} in flight`,
       };
       results.push(result);
       log(

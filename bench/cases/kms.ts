@@ -24,6 +24,8 @@ export interface KmsResult extends Timing {
   kmsPer1000: number;
   /** Wall time for all `records` at the measured rate (equals `ms` when ran = records). */
   projectedSeconds: number;
+  /** Bulk cases: rows/s over the whole span, the SELECT included (`opsPerSec` starts after it). */
+  endToEndPerSec?: number;
   note?: string;
 }
 

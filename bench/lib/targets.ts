@@ -206,13 +206,15 @@ export function evaluateTargets(
     const alone = kms.find((r) => r.case === KMS_ALONE_CASE);
     if (bulk && loop) {
       const bound = (bulk.concurrency / KMS_MS) * 1000;
+      const endToEnd = (m: KmsResult) =>
+        `${Math.round(m.endToEndPerSec ?? 0).toLocaleString("en-US")} rows/s = ${pct((m.endToEndPerSec ?? 0) / bound)}`;
       // One unwrap per row, so the simulated KMS alone (same run) caps rows/s as it caps records/s.
       const ofAlone = alone
         ? `; the simulated KMS alone: ${Math.round(alone.opsPerSec).toLocaleString("en-US")} unwraps/s (${pct(alone.opsPerSec / bound)}), decryptMany ${pct(bulk.opsPerSec / alone.opsPerSec)} of it`
         : "";
       out.push({
         target: `Bulk decrypt, rows from PostgreSQL, 10 ms KMS: ≥ 90% of ${bulk.concurrency} / 10 ms (${bound.toLocaleString("en-US")} rows/s)`,
-        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT to the last value opened, best of 3 rounds${ofAlone}`,
+        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT's rows in hand to the last value opened, best of 3 rounds; from sending the SELECT (the query first, no KMS call out): ${endToEnd(bulk)}${bulk3 ? `, suite 0x03 ${endToEnd(bulk3)}` : ""}${ofAlone}`,
         met: bulk.opsPerSec >= 0.9 * bound,
       });
     }
