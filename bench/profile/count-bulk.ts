@@ -1,10 +1,12 @@
 // decryptMany work for instruction counts under callgrind (independent of the machine's
 // load), with a given build of core:
 //   valgrind --tool=callgrind --callgrind-out-file=/dev/null node --import tsx \
-//     bench/profile/count-bulk.ts <path/to/core/dist/index.js> 1000
-// and again with 2000: (Ir(2000) - Ir(1000)) / 1000 = instructions per row of 3 fields.
+//     bench/profile/count-bulk.ts <path/to/core/dist/index.js> 1000 [many|pool]
+// and again with 4000: (Ir(4000) - Ir(1000)) / 3000 = instructions per row of 3 fields.
 // Rows of 3 values under one data key each, an in-memory provider (unwrap ~0), a fresh
 // client (cold cache) per batch of 1,000 rows, 64 in flight; one batch first as JIT warm-up.
+// "pool" is the reference: 64 loops of `await decrypt` taking values from one queue, with
+// the results kept as decryptMany keeps them.
 import { randomBytes } from "node:crypto";
 import * as current from "@envelope/core";
 import { memoryProvider } from "../lib/memory-provider.js";
@@ -24,9 +26,25 @@ for (let id = 0; id < 1000; id++) {
     items.push({ sealed, context });
   }
 }
+const pool = process.argv[4] === "pool";
 for (let done = -1000; done < rows; done += 1000) {
-  const results = await new core.Envelope({ encrypt: provider }).decryptMany(items, {
-    concurrency: 64,
-  });
+  const envelope = new core.Envelope({ encrypt: provider });
+  const results = pool
+    ? await decryptPool(envelope)
+    : await envelope.decryptMany(items, { concurrency: 64 });
   if (!results.every((r) => r.ok)) throw new Error("count-bulk: a value failed");
+}
+
+async function decryptPool(envelope: current.Envelope) {
+  const results = new Array<{ ok: boolean; value: Buffer }>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      const { sealed, context } = items[i]!;
+      results[i] = { ok: true, value: await envelope.decrypt(sealed, { context }) };
+    }
+  };
+  await Promise.all(Array.from({ length: 64 }, lane));
+  return results;
 }
