@@ -1,5 +1,6 @@
 import { setImmediate } from "node:timers";
 import type { PlaintextInput } from "./bytes.js";
+import { latin1 } from "./crypto/seal.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
 import type { EnvelopeParts } from "./format/envelope.js";
@@ -34,7 +35,7 @@ const MAX_CONCURRENCY = 1024;
 export type OpenItem<T> = (item: DecryptManyItem) => Promise<T>;
 
 /**
- * Decrypts `items` in groups that share a data key (same first wrapped-key entry: the
+ * Decrypts `items` in groups that share a data key (the same wrapped-key entries: the
  * fields of one record, values under a reused data key). Each value is parsed here to group
  * it and again by `open`: parts kept from the first parse until a lane reaches them outlive
  * the young-generation GC and cost more than the second parse (docs/PERFORMANCE.md). A lane
@@ -59,7 +60,10 @@ export async function decryptGrouped<T>(
   const results = new Array<BulkResult<T>>(items.length);
   const queue: number[][] = [];
   let next = 0;
-  const openAt = (i: number) => settle(() => open(itemAt(items, i)));
+  // Each item as it was grouped: a caller replacing `items[i]` or its `sealed` while the
+  // batch runs cannot move a value into another group (and its unwrap past the bound).
+  const grouped = new Array<unknown>(items.length);
+  const openAt = (i: number) => settle(() => open(itemAt(grouped, i) as DecryptManyItem));
   const lane = async () => {
     let group = queue[next++];
     let first = group && openAt(group[0]!);
@@ -83,7 +87,9 @@ export async function decryptGrouped<T>(
   const running: Promise<void>[] = [];
   const groups = new Map<string, number[]>();
   for (let i = 0; i < items.length; i++) {
-    const parts = partsOf(items[i]);
+    const item = heldItem(items[i]);
+    grouped[i] = item;
+    const parts = partsOf(item);
     const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
     const group = groups.get(key);
     if (group) {
@@ -156,12 +162,25 @@ function partsOf(item: unknown): EnvelopeParts | undefined {
   }
 }
 
-/** The first entry names the data key: provider, key reference and wrapped bytes. */
+/** An item's `sealed` and `context` read once, or the non-item as it is (it fails alone). */
+function heldItem(item: unknown): unknown {
+  if (!isItem(item)) return item;
+  const { sealed, context } = item as DecryptManyItem;
+  return { sealed, context };
+}
+
+/**
+ * Every entry (provider, key reference, wrapped bytes), in order: a record's fields carry
+ * the same list. Not the first entry alone: a planted value copying another record's first
+ * entry would join its group and then try an entry of its own while the lane's next
+ * unwrap is out, past `concurrency`.
+ */
 function dataKeyOf(parts: EnvelopeParts): string {
-  const entry = parts.entries[0]!;
-  const w = entry.wrapped;
-  const wrapped = Buffer.from(w.buffer, w.byteOffset, w.length).toString("latin1");
-  return `${entry.providerId}\u0000${entry.keyRef}\u0000${wrapped}`;
+  let key = "";
+  for (const entry of parts.entries) {
+    key += `${entry.providerId}\u0000${entry.keyRef}\u0000${latin1(entry.wrapped)}\u0000`;
+  }
+  return key;
 }
 
 async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {
