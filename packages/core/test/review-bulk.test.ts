@@ -185,7 +185,9 @@ describe("review: decryptMany with hostile values planted in the batch (attacker
       wrapped: x.wrapped,
     });
     const hostile: { name: string; sealed: unknown; context?: Record<string, string> }[] = [
-      { name: "garbage bytes", sealed: randomBytes(200) },
+      // Random bytes behind a first byte no version uses (a random first byte is 0x01,
+      // the version, once in 256 runs, and the value then fails on its suite instead).
+      { name: "garbage bytes", sealed: Buffer.concat([Buffer.of(0x7f), randomBytes(199)]) },
       { name: "garbage text", sealed: "ev1:!!!not-base64!!!" },
       { name: "empty", sealed: Buffer.alloc(0) },
       { name: "truncated", sealed: victim.sealed.subarray(0, victim.sealed.length - 20) },
