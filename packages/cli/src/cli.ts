@@ -6,7 +6,9 @@ import { runQuitHooks } from "./quit.js";
 
 // First Ctrl-C: stop after the batch in flight commits its checkpoint. Second: leave now
 // (the database state is still consistent: each batch is one transaction), after at most
-// 2 s spent marking a running job stopped (quit.ts). Third: leave at once.
+// 5 s spent marking a running job stopped (quit.ts): the job row waits for the batches in
+// flight, which a KMS rate limit on a loaded machine kept past 2 s. Third: leave at once.
+const QUIT_HOOKS_MS = 5000;
 const controller = new AbortController();
 let quitting = false;
 process.on("SIGINT", () => {
@@ -14,7 +16,7 @@ process.on("SIGINT", () => {
   if (controller.signal.aborted) {
     quitting = true;
     process.stderr.write("envelope: quitting now; uncommitted batches roll back.\n");
-    void runQuitHooks(2000).finally(() => process.exit(130));
+    void runQuitHooks(QUIT_HOOKS_MS).finally(() => process.exit(130));
     return;
   }
   process.stderr.write("\nenvelope: stopping at the next checkpoint… (Ctrl-C again to quit now)\n");
