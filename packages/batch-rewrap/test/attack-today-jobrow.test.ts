@@ -4,70 +4,20 @@
  * write access to the database (no private key). Each test asserts the SAFE outcome;
  * `it.fails` marks a finding (see its comment).
  */
-import {
-  connect,
-  countKeyRefs,
-  type SqlAdapter,
-  type SqlExecutor,
-  stopJob,
-} from "@envelope/batch-rewrap";
+import { connect, countKeyRefs, type SqlAdapter, stopJob } from "@envelope/batch-rewrap";
 import type { KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASES, dropAll, keyPair, seedTable, smallJob, uniqueName } from "./support.js";
+import {
+  DATABASES,
+  dropAll,
+  keyPair,
+  pausedAfterJobCheck,
+  seedTable,
+  smallJob,
+  uniqueName,
+} from "./support.js";
 
 const ROWS = 20;
-
-/**
- * The adapter, with the first batch transaction paused right after its job-row check (the
- * SELECT of checkJobRow) until `release()`: a batch whose CAS updates take a while, which a
- * large batch on a busy database does on its own.
- */
-function pausedAfterJobCheck(db: SqlAdapter) {
-  let release!: () => void;
-  let reached!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const paused = new Promise<void>((r) => {
-    reached = r;
-  });
-  let done = false;
-  const wrapTx = (tx: SqlExecutor): SqlExecutor => ({
-    async query(sql, params) {
-      const result = await tx.query(sql, params);
-      if (
-        !done &&
-        /^SELECT spec FROM .*jobs.* WHERE job_id = \?( FOR SHARE| LOCK IN SHARE MODE)?$/s.test(
-          sql.trim(),
-        )
-      ) {
-        done = true;
-        reached();
-        await gate;
-      }
-      return result;
-    },
-  });
-  const adapter: SqlAdapter = {
-    get dialect() {
-      return db.dialect;
-    },
-    get name() {
-      return db.name;
-    },
-    get sessions() {
-      return db.sessions;
-    },
-    get maxConnections() {
-      return db.maxConnections;
-    },
-    query: (sql, params) => db.query(sql, params),
-    transaction: (fn) => db.transaction((tx) => fn(wrapTx(tx))),
-    session: () => db.session(),
-    close: () => db.close(),
-  };
-  return { adapter, paused, release };
-}
 
 describe.each(DATABASES)("today: the per-batch job-row check ($name)", ({ url }) => {
   let db: SqlAdapter;

@@ -1,7 +1,22 @@
-import { connect, findJob, findUnfinishedJobs, type SqlAdapter } from "@envelope/batch-rewrap";
+import {
+  connect,
+  findJob,
+  findUnfinishedJobs,
+  type SqlAdapter,
+  stopJob,
+} from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASES, dropAll, gated, keyPair, seedTable, smallJob, uniqueName } from "./support.js";
+import {
+  DATABASES,
+  dropAll,
+  gated,
+  keyPair,
+  pausedAfterJobCheck,
+  seedTable,
+  smallJob,
+  uniqueName,
+} from "./support.js";
 
 const targets = [...DATABASES, { name: "pglite", url: "pglite://memory" }];
 
@@ -100,5 +115,47 @@ describe.each(targets)("a job stopped by its signal ($name)", ({ url }) => {
     again.release();
     expect((await resumed).complete).toBe(true);
     expect(await find()).toEqual([]);
+  }, 30_000);
+});
+
+// The CLI's second Ctrl-C: stopJob marks the job stopped and the process leaves without
+// waiting for its batches. The mark waits for the batches holding the job row; those commit
+// their checkpoints during that wait, and must not then read as progress made after it.
+describe.each(DATABASES)("a job stopped by stopJob while a batch commits ($name)", ({ url }) => {
+  let db: SqlAdapter;
+  const table = uniqueName("stopquit");
+  const prefix = uniqueName("stopquit_st");
+  beforeAll(async () => {
+    db = await connect(url);
+  });
+  afterAll(async () => {
+    await dropAll(db, table, prefix);
+    await db.close();
+  });
+
+  it("is incomplete once stopJob returns, though the batch in flight committed after it began", async () => {
+    const from = keyPair().provider;
+    const to = keyPair().provider;
+    await seedTable(db, table, 40, from);
+    const paused = pausedAfterJobCheck(db);
+    const job = smallJob(paused.adapter, table, prefix, "stopquit", to, from);
+    job.catch(() => {});
+    await paused.paused; // the first batch holds the job row's shared lock
+    // The process leaves as soon as the mark is made: no batch of it starts after.
+    const stop = stopJob(db, { jobId: "stopquit", stateTablePrefix: prefix }).then(paused.kill);
+    await new Promise((r) => setTimeout(r, 300)); // the mark waits for the batch's lock
+    paused.release();
+    await stop;
+    await job.catch(() => {});
+    const [found] = await findUnfinishedJobs(db, { stateTablePrefix: prefix, table });
+    expect(found).toMatchObject({ jobId: "stopquit", state: "incomplete" });
+    // The batch did commit: it is the job's progress, resumable from there.
+    const { rows } = await db.query(
+      `SELECT COALESCE(SUM(rewrapped), 0) AS n FROM ${prefix}_checkpoints WHERE job_id = ?`,
+      ["stopquit"],
+    );
+    expect(Number(rows[0]!.n)).toBe(10);
+    const resumed = await smallJob(db, table, prefix, "stopquit", to, from);
+    expect(resumed.complete).toBe(true);
   }, 30_000);
 });

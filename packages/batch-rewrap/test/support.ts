@@ -5,6 +5,7 @@ import {
   type RewrapTableOptions,
   rewrapTable,
   type SqlAdapter,
+  type SqlExecutor,
 } from "@envelope/batch-rewrap";
 import {
   type EncryptionContext,
@@ -216,4 +217,70 @@ export function smallJob(
     stateTablePrefix: prefix,
     ...extra,
   });
+}
+
+/**
+ * The adapter, with the first batch transaction paused right after its job-row check (the
+ * SELECT of checkJobRow, which holds the row's shared lock) until `release()`: a batch whose
+ * CAS updates take a while, which a large batch on a busy database does on its own.
+ * `kill()` makes every later query of the job fail, as if its process had left: a
+ * transaction in progress rolls back, none starts.
+ */
+export function pausedAfterJobCheck(db: SqlAdapter) {
+  let release!: () => void;
+  let reached!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const paused = new Promise<void>((r) => {
+    reached = r;
+  });
+  let done = false;
+  let killed = false;
+  const alive = () => {
+    if (killed) throw new Error("the process has left");
+  };
+  const wrapTx = (tx: SqlExecutor): SqlExecutor => ({
+    async query(sql, params) {
+      alive();
+      const result = await tx.query(sql, params);
+      if (
+        !done &&
+        /^SELECT spec FROM .*jobs.* WHERE job_id = \?( FOR SHARE| LOCK IN SHARE MODE)?$/s.test(
+          sql.trim(),
+        )
+      ) {
+        done = true;
+        reached();
+        await gate;
+      }
+      alive();
+      return result;
+    },
+  });
+  const adapter: SqlAdapter = {
+    get dialect() {
+      return db.dialect;
+    },
+    get name() {
+      return db.name;
+    },
+    get sessions() {
+      return db.sessions;
+    },
+    get maxConnections() {
+      return db.maxConnections;
+    },
+    query: async (sql, params) => {
+      alive();
+      return db.query(sql, params);
+    },
+    transaction: (fn) => db.transaction((tx) => fn(wrapTx(tx))),
+    session: () => db.session(),
+    close: () => db.close(),
+  };
+  const kill = () => {
+    killed = true;
+  };
+  return { adapter, paused, release, kill };
 }

@@ -39,18 +39,24 @@ export async function markJobStopped(q: SqlExecutor, t: StateTables, jobId: stri
  * batches (a CLI's second Ctrl-C): the batches it had not committed roll back with its
  * connections, and the job reads as incomplete at once instead of running until the
  * lease passes. A done job stays done and an unknown job changes nothing; without the state
- * tables it rejects (the database's error). It waits for the job row, which the job's retry
- * step (after every range is done) holds until it ends.
+ * tables it rejects (the database's error). It waits for the job row, which every batch
+ * in flight holds (shared) until it commits, and the job's retry step (after every range is
+ * done) holds until it ends.
+ *
+ * The row is locked first and marked after, in one transaction: the mark's time is then
+ * read once those batches have committed. An UPDATE that waited for them itself would
+ * carry the time it started at, older than their checkpoints, and the job would read as
+ * running again (progress after the stop) until the lease passed.
  */
 export async function stopJob(
   db: SqlAdapter,
   options: { jobId: string; stateTablePrefix?: string },
 ): Promise<void> {
-  await markJobStopped(
-    db,
-    stateTables(db, options.stateTablePrefix ?? "envelope_rewrap"),
-    options.jobId,
-  );
+  const t = stateTables(db, options.stateTablePrefix ?? "envelope_rewrap");
+  await db.transaction(async (tx) => {
+    await tx.query(`SELECT job_id FROM ${t.jobs} WHERE job_id = ? FOR UPDATE`, [options.jobId]);
+    await markJobStopped(tx, t, options.jobId);
+  });
 }
 
 /** Marks a stopped job running again: an apply run (a resume) has started on it. */
