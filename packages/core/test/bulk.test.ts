@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
 
 import { Envelope, type KeyProvider, localAesProvider, UnwrapCache } from "../src/index.js";
+import { fieldContext, pacedKms, sealRows } from "./support/bulk-rows.js";
 
 // Counts parses: decryptMany parses each value to group it, and again to open it.
 // The path is from the repository root (vitest's root): vitest finds the importer of a
@@ -15,60 +16,13 @@ vi.mock("/packages/core/src/format/parse.ts", async (importOriginal) => {
 // for the same reason).
 const parseActual = vi.mocked(parse).getMockImplementation()!;
 
-/**
- * local-aes behind a delay (per call number when a function), counting unwraps and the most
- * in flight at once, and logging each call's start and end to `log`.
- */
-function countingKms(delayMs: number | ((call: number) => number) = 5, log: string[] = []) {
-  const aes = localAesProvider({ keys: randomBytes(32) });
-  const stats = { unwraps: 0, inFlight: 0, maxInFlight: 0 };
-  const provider: KeyProvider = {
-    id: aes.id,
-    keyRef: aes.keyRef,
-    handles: (e) => aes.handles(e),
-    wrap: (k, r) => aes.wrap(k, r),
-    async unwrap(entry, request) {
-      stats.unwraps++;
-      stats.inFlight++;
-      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
-      const call = stats.unwraps;
-      log.push(`unwrap ${call}`);
-      const ms = typeof delayMs === "number" ? delayMs : delayMs(call);
-      await new Promise((r) => setTimeout(r, ms));
-      log.push(`returned ${call}`);
-      stats.inFlight--;
-      return aes.unwrap(entry, request);
-    },
-  };
-  return { provider, stats };
-}
-
-const ctx = (id: number, column: string) => ({ table: "users", column, id: String(id) });
-
-/** `records` rows of three fields each, every row under its own data key. */
-async function sealRows(envelope: Envelope, records: number) {
-  const items = [];
-  for (let id = 0; id < records; id++) {
-    const materials = await envelope.generateDataKey();
-    for (const column of ["email", "phone", "ssn"]) {
-      const context = ctx(id, column);
-      items.push({
-        sealed: envelope.encryptWithDataKey(materials, `${column}-${id}`, { context }),
-        context,
-      });
-    }
-    materials.dataKey.fill(0);
-  }
-  return items;
-}
-
 describe("decryptMany", () => {
   beforeEach(() => {
     vi.mocked(parse).mockClear();
   });
 
   it("parses each value twice: to group it and to open it", async () => {
-    const { provider } = countingKms(0);
+    const { provider } = pacedKms({ delayMs: 0 });
     const items = await sealRows(new Envelope({ encrypt: provider }), 4);
     const reader = new Envelope({ encrypt: provider });
     vi.mocked(parse).mockClear();
@@ -79,7 +33,7 @@ describe("decryptMany", () => {
 
   it("sends the first unwrap before the rest of the batch is parsed", async () => {
     const log: string[] = [];
-    const { provider } = countingKms(1, log);
+    const { provider } = pacedKms({ delayMs: 1, log });
     const items = await sealRows(new Envelope({ encrypt: provider }), 3);
     log.length = 0;
     vi.mocked(parse).mockImplementation((sealed) => {
@@ -101,7 +55,7 @@ describe("decryptMany", () => {
 
   it("refills a slot the moment an unwrap returns (a pool, not rounds)", async () => {
     const log: string[] = [];
-    const { provider } = countingKms((call) => (call === 1 ? 80 : 5), log);
+    const { provider } = pacedKms({ delayMs: (call) => (call === 1 ? 80 : 5), log });
     const items = await sealRows(new Envelope({ encrypt: provider }), 4);
     log.length = 0;
     const reader = new Envelope({ encrypt: provider });
@@ -113,7 +67,7 @@ describe("decryptMany", () => {
 
   it("starts the next group's unwrap before opening the rest of a group", async () => {
     const log: string[] = [];
-    const { provider } = countingKms(1, log);
+    const { provider } = pacedKms({ delayMs: 1, log });
     const items = await sealRows(new Envelope({ encrypt: provider }), 2);
     log.length = 0;
     const reader = new Envelope({
@@ -179,7 +133,7 @@ describe("decryptMany", () => {
   });
 
   it("unwraps each distinct data key once and returns results in input order", async () => {
-    const { provider, stats } = countingKms();
+    const { provider, stats } = pacedKms();
     const items = (await sealRows(new Envelope({ encrypt: provider }), 20)).reverse();
     const reader = new Envelope({ encrypt: provider }); // a cold cache, as another process has
     const results = await reader.decryptMany(items, { as: "text", concurrency: 4 });
@@ -194,7 +148,7 @@ describe("decryptMany", () => {
   it("does not remember message keys (a bulk read opens each value once); decrypt does", async () => {
     const remember = vi.spyOn(UnwrapCache.prototype, "rememberMessageKey");
     try {
-      const { provider, stats } = countingKms(0);
+      const { provider, stats } = pacedKms({ delayMs: 0 });
       const items = await sealRows(new Envelope({ encrypt: provider }), 5);
       const bulk = new Envelope({ encrypt: provider });
       const results = await bulk.decryptMany(items, { as: "text", concurrency: 2 });
@@ -218,7 +172,7 @@ describe("decryptMany", () => {
     const results = await envelope.decryptMany([
       a!,
       { sealed: "ev1:not-an-envelope" },
-      { sealed: b!.sealed, context: ctx(99, "phone") }, // another row's context
+      { sealed: b!.sealed, context: fieldContext(99, "phone") }, // another row's context
       null as never,
       b!,
     ]);
@@ -248,7 +202,7 @@ describe("encryptMany", () => {
     const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
     const items = Array.from({ length: 30 }, (_, id) => ({
       plaintext: `v${id}`,
-      context: ctx(id, "email"),
+      context: fieldContext(id, "email"),
     }));
     const sealed = await envelope.encryptMany(items, { output: "text", concurrency: 3 });
     const back = await envelope.decryptMany(

@@ -5,13 +5,8 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
-import {
-  Envelope,
-  type EnvelopeError,
-  type KeyProvider,
-  localAesProvider,
-  UnwrapCache,
-} from "../src/index.js";
+import { Envelope, type EnvelopeError, UnwrapCache } from "../src/index.js";
+import { fieldContext, pacedKms, sealRows } from "./support/bulk-rows.js";
 import { craft } from "./support/craft.js";
 
 // Records every message key derived, to check each is zeroed after a bulk open.
@@ -28,53 +23,6 @@ vi.mock("/packages/core/src/crypto/kdf.ts", async (importOriginal) => {
   };
 });
 
-/** local-aes behind a delay (a remote KMS: no unwrapNow), counting unwraps in flight. */
-function countingKms(delayMs = 3, onUnwrap?: (n: number) => void) {
-  const aes = localAesProvider({ keys: randomBytes(32) });
-  const stats = { unwrap: 0, inFlight: 0, maxInFlight: 0 };
-  const provider: KeyProvider = {
-    id: aes.id,
-    keyRef: aes.keyRef,
-    handles: (e) => aes.handles(e),
-    wrap: (k, r) => aes.wrap(k, r),
-    async unwrap(entry, request) {
-      stats.unwrap++;
-      onUnwrap?.(stats.unwrap);
-      stats.inFlight++;
-      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
-      try {
-        await new Promise((r) => setTimeout(r, delayMs));
-        return await aes.unwrap(entry, request);
-      } finally {
-        stats.inFlight--;
-      }
-    },
-  };
-  const reset = () => {
-    stats.unwrap = stats.inFlight = stats.maxInFlight = 0;
-  };
-  return { provider, stats, reset };
-}
-
-const COLUMNS = ["email", "phone", "ssn"] as const;
-const ctx = (id: number, column: string) => ({ table: "users", column, id: String(id) });
-
-async function sealRows(envelope: Envelope, records: number) {
-  const rows: { sealed: Buffer; context: Record<string, string> }[] = [];
-  for (let id = 0; id < records; id++) {
-    const materials = await envelope.generateDataKey();
-    for (const column of COLUMNS) {
-      const context = ctx(id, column);
-      rows.push({
-        sealed: envelope.encryptWithDataKey(materials, `${column}-${id}`, { context }),
-        context,
-      });
-    }
-    materials.dataKey.fill(0);
-  }
-  return rows;
-}
-
 const codeOf = (r: { ok: boolean; error?: unknown }) =>
   r.ok ? "ok" : (r.error as EnvelopeError).code;
 
@@ -85,8 +33,11 @@ describe("review-2: decryptMany after the second parse", () => {
   it("a caller replacing item.sealed mid-call cannot put two unwraps out on one lane", async () => {
     let items: { sealed: Buffer; context: Record<string, string> }[] = [];
     let swap: (() => void) | undefined;
-    const kms = countingKms(3, (n) => {
-      if (n === 1) queueMicrotask(() => swap?.()); // after the synchronous grouping
+    const kms = pacedKms({
+      delayMs: 3,
+      onUnwrap: (n) => {
+        if (n === 1) queueMicrotask(() => swap?.()); // after the synchronous grouping
+      },
     });
     const writer = new Envelope({ encrypt: kms.provider });
     const rows = await sealRows(writer, 3);
@@ -106,7 +57,7 @@ describe("review-2: decryptMany after the second parse", () => {
   // victim's was grouped with the victim's record and unwrapped its second entry while the
   // lane's pipelined unwrap was out. Fixed: values are grouped by all their entries.
   it("an attacker's planted value cannot put two unwraps out on one lane", async () => {
-    const kms = countingKms(3);
+    const kms = pacedKms({ delayMs: 3 });
     const writer = new Envelope({ encrypt: kms.provider });
     const rows = await sealRows(writer, 2);
     const victim = parse(rows[0]!.sealed).entries[0]!;
@@ -120,7 +71,11 @@ describe("review-2: decryptMany after the second parse", () => {
     const reader = new Envelope({ encrypt: kms.provider });
     kms.reset();
     const results = await reader.decryptMany(
-      [...rows.slice(0, 3), { sealed: planted, context: ctx(9, "email") }, ...rows.slice(3)],
+      [
+        ...rows.slice(0, 3),
+        { sealed: planted, context: fieldContext(9, "email") },
+        ...rows.slice(3),
+      ],
       { concurrency: 1 },
     );
     expect(results.map(codeOf).filter((c) => c === "ok")).toHaveLength(6);
@@ -132,13 +87,13 @@ describe("review-2: decryptMany after the second parse", () => {
   it("bulk warm path zeroes the message key on success, GCM failure and commitment mismatch", async () => {
     const remember = vi.spyOn(UnwrapCache.prototype, "rememberMessageKey");
     try {
-      const kms = countingKms(1);
+      const kms = pacedKms({ delayMs: 1 });
       const writer = new Envelope({ encrypt: kms.provider });
       const rows = await sealRows(writer, 2);
       const reader = new Envelope({ encrypt: kms.provider });
       const tampered = Buffer.from(rows[1]!.sealed);
       tampered[tampered.length - 1]! ^= 1; // GCM failure on the warm path
-      const wrongContext = { sealed: rows[2]!.sealed, context: ctx(7, "ssn") };
+      const wrongContext = { sealed: rows[2]!.sealed, context: fieldContext(7, "ssn") };
       const v = parse(rows[0]!.sealed);
       const mismatch = craft({
         entries: [
@@ -155,7 +110,7 @@ describe("review-2: decryptMany after the second parse", () => {
           rows[0]!,
           { sealed: tampered, context: rows[1]!.context },
           wrongContext,
-          { sealed: mismatch, context: ctx(0, "x") },
+          { sealed: mismatch, context: fieldContext(0, "x") },
           ...rows.slice(3),
         ],
         { concurrency: 1 },
