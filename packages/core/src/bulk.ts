@@ -31,8 +31,12 @@ export interface EncryptManyItem {
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 1024;
 
-/** How `decryptGrouped` opens one item. */
-export type OpenItem<T> = (item: DecryptManyItem) => Promise<T>;
+/**
+ * How `decryptGrouped` opens one item. `afterUnwrap`, given for a group's first value, is
+ * to be awaited once a KMS call has put its data key in the unwrap cache, before the value
+ * is checked and opened (KeyRing.open).
+ */
+export type OpenItem<T> = (item: DecryptManyItem, afterUnwrap?: () => Promise<void>) => Promise<T>;
 
 /**
  * Decrypts `items` in groups that share a data key (the same wrapped-key entries: the
@@ -44,11 +48,19 @@ export type OpenItem<T> = (item: DecryptManyItem) => Promise<T>;
  * Lanes start while the items are still being grouped: a new group gets a lane at once
  * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
  * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
- * lane sees every member of its group. While `pipeline()` says the unwrap cache has room,
- * once a group's first value has opened the lane starts the next group's unwrap before
- * opening the rest, so that CPU work runs while the next KMS call is out; a lane whose
- * first value failed opens the rest before moving on, so a lane never has two unwraps
- * out. Results come back in input order; a bad item gets its own error.
+ * lane sees every member of its group.
+ *
+ * KMS answers arrive in bursts (every lane waits the same latency) on one thread, and an
+ * answer waits while the thread opens values: a lane that opened its group before sending
+ * its next call made every later answer of the burst, and so every later call, late. So
+ * once a KMS answer has put a group's data key in the unwrap cache (`afterUnwrap`), the
+ * lane sends its next group's call at once, while `pipeline()` says the cache has room for
+ * both keys, and then waits for a turn (`turns`) to open the group: a few groups per
+ * event-loop iteration, so the answers that came due meanwhile are taken first. The key
+ * ring calls `afterUnwrap` only for a value with one candidate entry, so neither the first
+ * value (another entry) nor the rest of its group (the key is cached) can unwrap again
+ * while the next call is out: a lane never has two unwraps out. Results come back in input
+ * order; a bad item gets its own error.
  */
 export async function decryptGrouped<T>(
   items: readonly DecryptManyItem[],
@@ -64,24 +76,35 @@ export async function decryptGrouped<T>(
   // batch runs cannot move a value into another group (and its unwrap past the bound).
   const grouped = new Array<unknown>(items.length);
   const openAt = (i: number) => settle(() => open(itemAt(grouped, i) as DecryptManyItem));
+  const turns = turnsPerIteration(GROUPS_PER_TURN);
   const lane = async () => {
+    let following: number[] | undefined;
+    let followingFirst: Promise<BulkResult<T>> | undefined;
+    const sendNext = async () => {
+      // Without room for both keys, the group opens at once: a key held over a wait could
+      // leave the cache before the group opened, and be unwrapped again.
+      if (!options.pipeline?.()) return;
+      if (!followingFirst && next < queue.length) {
+        following = queue[next++]!;
+        followingFirst = openFirst(following);
+        followingFirst.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
+      }
+      await turns();
+    };
+    const openFirst = (group: number[]) =>
+      settle(() => open(itemAt(grouped, group[0]!) as DecryptManyItem, sendNext));
     let group = queue[next++];
-    let first = group && openAt(group[0]!);
+    let first = group && openFirst(group);
     while (group && first) {
-      const opened = await first;
-      results[group[0]!] = opened;
-      const following = next < queue.length ? queue[next++] : undefined;
-      // The next KMS call goes out before this group's remaining (cache-warm) values open.
-      const early = opened.ok && following && options.pipeline?.();
-      first = early ? openAt(following[0]!) : undefined;
-      first?.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
-      // KMS answers arrive in bursts (every lane waits the same latency), and a burst's
-      // continuations run back to back: without this, the last lane of a burst would send
-      // its next call only after every earlier lane had opened all its values.
-      if (first && group.length > 1) await afterPendingCallbacks();
+      results[group[0]!] = await first;
       for (let j = 1; j < group.length; j++) results[group[j]!] = await openAt(group[j]!);
-      if (following && !first) first = openAt(following[0]!);
-      group = following;
+      if (followingFirst) {
+        [group, first] = [following, followingFirst];
+        following = followingFirst = undefined;
+      } else {
+        group = next < queue.length ? queue[next++] : undefined;
+        first = group && openFirst(group);
+      }
     }
   };
   const running: Promise<void>[] = [];
@@ -104,8 +127,30 @@ export async function decryptGrouped<T>(
   return results;
 }
 
-/** Resolves once the I/O and timer callbacks already due have run (a macrotask turn). */
-const afterPendingCallbacks = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Groups a bulk read opens per event-loop iteration before it lets due callbacks run. */
+const GROUPS_PER_TURN = 4;
+
+/**
+ * Turns given out in request order, `perIteration` per event-loop iteration (a check
+ * phase): between two, the loop runs the timer and I/O callbacks that came due.
+ */
+function turnsPerIteration(perIteration: number): () => Promise<void> {
+  const waiting: (() => void)[] = [];
+  let scheduled = false;
+  const grant = () => {
+    for (const resolve of waiting.splice(0, perIteration)) resolve();
+    scheduled = waiting.length > 0;
+    if (scheduled) setImmediate(grant); // queued in this check phase: the next iteration
+  };
+  return () =>
+    new Promise<void>((resolve) => {
+      waiting.push(resolve);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(grant);
+      }
+    });
+}
 
 /** Encrypts `items` with at most `concurrency` in flight; results in input order. */
 export async function encryptEach<T>(

@@ -179,9 +179,14 @@ export class Envelope {
   /**
    * `decrypt`; `bulk` (decryptMany) does not remember message keys: a bulk read opens each
    * value once, and keeping keys it will not read again cost about a fifth of its CPU
-   * (docs/PERFORMANCE.md).
+   * (docs/PERFORMANCE.md). `afterUnwrap`: see KeyRing.open.
    */
-  async #decrypt(sealed: Sealed, options: DecryptOptions, bulk = false): Promise<Buffer | string> {
+  async #decrypt(
+    sealed: Sealed,
+    options: DecryptOptions,
+    bulk = false,
+    afterUnwrap?: () => Promise<void>,
+  ): Promise<Buffer | string> {
     this.#checkOpen();
     const started = this.#audit.start();
     // keyRef: the entry's key that opened the value, which after a rotation is not the
@@ -202,7 +207,7 @@ export class Envelope {
       const report = (u: OpenedBy) => {
         used = u;
       };
-      const opened = await this.#ring.open(parts, { context }, aad, report, !bulk);
+      const opened = await this.#ring.open(parts, { context }, aad, report, !bulk, afterUnwrap);
       const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#audit.event("decrypt", used.provider, started, extra, undefined, used.keyRef);
@@ -413,8 +418,8 @@ export class Envelope {
     const pipeline = () => cache !== undefined && 2 * this.#bulkLanes <= cache.maxEntries;
     this.#bulkLanes += lanes;
     try {
-      return await decryptGrouped(items, { ...options, pipeline }, (item) =>
-        this.#decrypt(item.sealed, { context: item.context, as }, true),
+      return await decryptGrouped(items, { ...options, pipeline }, (item, afterUnwrap) =>
+        this.#decrypt(item.sealed, { context: item.context, as }, true, afterUnwrap),
       );
     } finally {
       this.#bulkLanes -= lanes;

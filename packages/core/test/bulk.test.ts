@@ -4,6 +4,7 @@ import { parse } from "../src/format/parse.js";
 
 import { Envelope, type KeyProvider, localAesProvider, UnwrapCache } from "../src/index.js";
 import { fieldContext, pacedKms, sealRows } from "./support/bulk-rows.js";
+import { craft } from "./support/craft.js";
 
 // Counts parses: decryptMany parses each value to group it, and again to open it.
 // The path is from the repository root (vitest's root): vitest finds the importer of a
@@ -65,7 +66,7 @@ describe("decryptMany", () => {
     expect(log.indexOf("unwrap 4")).toBeLessThan(log.indexOf("returned 1"));
   });
 
-  it("starts the next group's unwrap before opening the rest of a group", async () => {
+  it("starts the next group's unwrap as soon as the first group's key is back, before any of its values opens", async () => {
     const log: string[] = [];
     const { provider } = pacedKms({ delayMs: 1, log });
     const items = await sealRows(new Envelope({ encrypt: provider }), 2);
@@ -81,8 +82,8 @@ describe("decryptMany", () => {
     expect(log).toEqual([
       "unwrap 1",
       "returned 1",
+      "unwrap 2", // before the first row's values open
       "opened",
-      "unwrap 2", // before the first row's other two values open
       "opened",
       "opened",
       "returned 2",
@@ -130,6 +131,42 @@ describe("decryptMany", () => {
     expect(results.every((r) => r.ok)).toBe(true);
     const firstWarm = log.indexOf("opened warm");
     for (const call of [5, 6, 7, 8]) expect(log.indexOf(`unwrap ${call}`)).toBeLessThan(firstWarm);
+  });
+
+  it("never has an unwrap out beside a lane's next call: a planted value copying a two-entry record's entries", async () => {
+    // Values with more than one candidate entry are not pipelined: the planted value's
+    // commitment fails on the first entry's cached key and it goes on to unwrap the second.
+    const shared = { inFlight: 0, maxInFlight: 0 };
+    const counted = (inner: KeyProvider): KeyProvider => ({
+      ...inner,
+      handles: (e) => inner.handles(e),
+      wrap: (k, r) => inner.wrap(k, r),
+      async unwrap(entry, request) {
+        shared.maxInFlight = Math.max(shared.maxInFlight, ++shared.inFlight);
+        try {
+          return await inner.unwrap(entry, request);
+        } finally {
+          shared.inFlight--;
+        }
+      },
+    });
+    const a = counted(pacedKms({ delayMs: 2 }).provider);
+    const b = counted(pacedKms({ delayMs: 2 }).provider);
+    const rows = await sealRows(new Envelope({ encrypt: [a, b] }), 3);
+    const { entries } = parse(rows[0]!.sealed);
+    expect(entries).toHaveLength(2);
+    const planted = craft({ entries: entries.map((e) => ({ ...e })) });
+    const reader = new Envelope({ encrypt: a, decrypt: [b] });
+    const results = await reader.decryptMany(
+      [rows[0]!, { sealed: planted, context: rows[1]!.context }, ...rows.slice(1)],
+      { concurrency: 1 },
+    );
+    expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([
+      "ok",
+      "ENVELOPE_COMMITMENT_MISMATCH",
+      ...rows.slice(1).map(() => "ok"),
+    ]);
+    expect(shared.maxInFlight).toBe(1);
   });
 
   it("unwraps each distinct data key once and returns results in input order", async () => {

@@ -25,7 +25,9 @@ export interface EntryKey {
  * checks the result against the envelope's key commitment; throws
  * `ENVELOPE_COMMITMENT_MISMATCH` when it opens to another data key. `cacheKey` is the
  * entry's unwrap-cache key when the caller already built it (the same string object
- * keeps its hash, so the cache does not hash 60–500 characters again).
+ * keeps its hash, so the cache does not hash 60–500 characters again). `afterUnwrap` is
+ * awaited once a KMS answer has put the data key in the cache, before the commitment
+ * check (a bulk read sends its next KMS call there: see decryptGrouped).
  */
 export async function entryKey(
   cache: UnwrapCache | undefined,
@@ -35,6 +37,7 @@ export async function entryKey(
   parts: EnvelopeParts,
   request: KeyRequest,
   cacheKey?: string,
+  afterUnwrap?: () => Promise<void>,
 ): Promise<EntryKey> {
   const cached = cache && cachesUnwrap(provider) ? cache : undefined;
   let dataKey: Buffer;
@@ -49,6 +52,7 @@ export async function entryKey(
       const loaded = await cached.loadKey(key, () => unwrapEntry(audit, provider, entry, request));
       dataKey = loaded.key;
       cacheHit = loaded.joined;
+      if (afterUnwrap) await afterUnwrap();
     }
   } else {
     dataKey = takeDataKey(await unwrapEntry(audit, provider, entry, request));

@@ -135,7 +135,10 @@ export class KeyRing {
   /**
    * Finds a configured provider for some entry, gets its data key, checks commitment, opens.
    * `rememberMessageKey`: keep the message key derived from a cached data key for the next
-   * read of this value (false for a bulk read, which opens each value once).
+   * read of this value (false for a bulk read, which opens each value once). `afterUnwrap`:
+   * awaited once a KMS call has put the data key in the unwrap cache, before the value is
+   * checked and opened; only for a value with one candidate entry, which cannot go on to
+   * unwrap another entry (a bulk read's lane sends its next call there, within its bound).
    */
   async open(
     parts: EnvelopeParts,
@@ -143,6 +146,7 @@ export class KeyRing {
     aad: Uint8Array,
     report: (used: OpenedBy) => void,
     rememberMessageKey: boolean,
+    afterUnwrap?: () => Promise<void>,
   ): Promise<Buffer> {
     const cache = this.#cache;
     const remembered = cache ? openRemembered(cache, parts, request, aad, report) : undefined;
@@ -157,7 +161,8 @@ export class KeyRing {
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
     if (now) return now;
-    const found = await this.#firstDataKey(pairs, keys, parts, request);
+    const hook = pairs.length === 1 ? afterUnwrap : undefined;
+    const found = await this.#firstDataKey(pairs, keys, parts, request, hook);
     found.dataKey.fill(0);
     report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });
     return openAndZero(found.encryptionKey, parts.body, aad);
@@ -177,6 +182,7 @@ export class KeyRing {
     keys: readonly (string | undefined)[] | undefined,
     parts: EnvelopeParts,
     request: KeyRequest,
+    afterUnwrap?: () => Promise<void>,
   ): Promise<VerifiedDataKey> {
     let failures: TriedEntry[] | undefined;
     for (let i = 0; i < pairs.length; i++) {
@@ -185,7 +191,7 @@ export class KeyRing {
       const entry = pairs[i]![0];
       const provider = pairs[i]![1];
       try {
-        const found = await this.#entryKey(provider, entry, parts, request, keys?.[i]);
+        const found = await this.#entryKey(provider, entry, parts, request, keys?.[i], afterUnwrap);
         const { dataKey, encryptionKey, cacheHit } = found;
         return { dataKey, encryptionKey, cacheHit, provider, entry };
       } catch (error) {
@@ -259,8 +265,18 @@ export class KeyRing {
     parts: EnvelopeParts,
     request: KeyRequest,
     cacheKey?: string,
+    afterUnwrap?: () => Promise<void>,
   ): Promise<EntryKey> {
-    return entryKey(this.#cache, this.#audit, provider, entry, parts, request, cacheKey);
+    return entryKey(
+      this.#cache,
+      this.#audit,
+      provider,
+      entry,
+      parts,
+      request,
+      cacheKey,
+      afterUnwrap,
+    );
   }
 
   #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
