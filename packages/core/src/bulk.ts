@@ -5,6 +5,7 @@ import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
 import type { EnvelopeParts } from "./format/envelope.js";
 import { parse, type Sealed } from "./format/parse.js";
+import type { BulkOpen, HeldKey } from "./keyring/bulk-open.js";
 
 /** One item's outcome: its value, or the typed error that item alone failed with. */
 export type BulkResult<T> = { ok: true; value: T } | { ok: false; error: EnvelopeError };
@@ -31,40 +32,40 @@ export interface EncryptManyItem {
 const DEFAULT_CONCURRENCY = 16;
 const MAX_CONCURRENCY = 1024;
 
-/**
- * How `decryptGrouped` opens one item. `afterUnwrap`, given for a group's first value, is
- * to be awaited once a KMS call has put its data key in the unwrap cache, before the value
- * is checked and opened (KeyRing.open).
- */
-export type OpenItem<T> = (item: DecryptManyItem, afterUnwrap?: () => Promise<void>) => Promise<T>;
+/** How `decryptGrouped` opens one item: `bulk` goes to the key ring (KeyRing.open). */
+export type OpenItem<T> = (item: DecryptManyItem, bulk: BulkOpen) => Promise<T>;
 
 /**
  * Decrypts `items` in groups that share a data key (the same wrapped-key entries: the
  * fields of one record, values under a reused data key). Each value is parsed here to group
  * it and again by `open`: parts kept from the first parse until a lane reaches them outlive
  * the young-generation GC and cost more than the second parse (docs/PERFORMANCE.md). A lane
- * takes a whole group: its first value pays the unwrap, the rest open from the unwrap cache.
+ * takes a whole group: its first value pays the unwrap, the rest open from the same key.
  *
  * Lanes start while the items are still being grouped: a new group gets a lane at once
  * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
  * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
  * lane sees every member of its group.
  *
+ * Every KMS unwrap of the call passes one gate of `concurrency` permits: the bound holds
+ * whatever the values (a planted copy that misses its group's key, another entry tried)
+ * and whatever else uses the client's cache meanwhile.
+ *
  * KMS answers arrive in bursts (every lane waits the same latency) on one thread, and an
  * answer waits while the thread opens values: a lane that opened its group before sending
  * its next call made every later answer of the burst, and so every later call, late. So
- * once a KMS answer has put a group's data key in the unwrap cache (`afterUnwrap`), the
- * lane sends its next group's call at once, while `pipeline()` says the cache has room for
- * both keys, and then waits for a turn (`turns`) to open the group: a few groups per
- * event-loop iteration, so the answers that came due meanwhile are taken first. The key
- * ring calls `afterUnwrap` only for a value with one candidate entry, so neither the first
- * value (another entry) nor the rest of its group (the key is cached) can unwrap again
- * while the next call is out: a lane never has two unwraps out. Results come back in input
- * order; a bad item gets its own error.
+ * once a KMS answer has put a group's data key in the unwrap cache (`afterUnwrap`, only
+ * for a value with one candidate entry), the lane keeps a copy for the group (the cache may
+ * evict its own meanwhile), sends its next group's call at once, and then waits for a turn
+ * to open the group: a few groups per event-loop iteration, so the answers that came due
+ * meanwhile are taken first. The group's other values open with the held key when their
+ * only entry has the same unwrap-cache key (the same wrapped key under the same
+ * KMS-bound context); any other value takes the normal path. Held keys are zeroed when
+ * their group is done. Results come back in input order; a bad item gets its own error.
  */
 export async function decryptGrouped<T>(
   items: readonly DecryptManyItem[],
-  options: BulkOptions & { pipeline?: () => boolean },
+  options: BulkOptions,
   open: OpenItem<T>,
 ): Promise<BulkResult<T>[]> {
   const lanes = concurrencyOf(options);
@@ -73,38 +74,50 @@ export async function decryptGrouped<T>(
   const queue: number[][] = [];
   let next = 0;
   // Each item as it was grouped: a caller replacing `items[i]` or its `sealed` while the
-  // batch runs cannot move a value into another group (and its unwrap past the bound).
+  // batch runs cannot move a value into another group.
   const grouped = new Array<unknown>(items.length);
-  const openAt = (i: number) => settle(() => open(itemAt(grouped, i) as DecryptManyItem));
+  const openAt = (i: number, bulk: BulkOpen) =>
+    settle(() => open(itemAt(grouped, i) as DecryptManyItem, bulk));
+  const gate = callGate(lanes);
   const turns = turnsPerIteration(GROUPS_PER_TURN);
   const lane = async () => {
-    let following: number[] | undefined;
-    let followingFirst: Promise<BulkResult<T>> | undefined;
-    const sendNext = async () => {
-      // Without room for both keys, the group opens at once: a key held over a wait could
-      // leave the cache before the group opened, and be unwrapped again.
-      if (!options.pipeline?.()) return;
-      if (!followingFirst && next < queue.length) {
-        following = queue[next++]!;
-        followingFirst = openFirst(following);
-        followingFirst.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
-      }
-      await turns();
+    let following: Slot<T> | undefined;
+    let stopped = false;
+    const start = (group: number[]): Slot<T> => {
+      const slot: Slot<T> = { group, first: undefined as unknown as Promise<BulkResult<T>> };
+      const afterUnwrap = async (key: HeldKey) => {
+        if (stopped) {
+          key.dataKey.fill(0);
+          return;
+        }
+        slot.held = key;
+        if (!following && next < queue.length) {
+          following = start(queue[next++]!);
+          following.first.catch(() => {}); // awaited below; a bug thrown meanwhile must not go unhandled
+        }
+        await turns();
+      };
+      slot.first = openAt(group[0]!, { gate, afterUnwrap });
+      return slot;
     };
-    const openFirst = (group: number[]) =>
-      settle(() => open(itemAt(grouped, group[0]!) as DecryptManyItem, sendNext));
-    let group = queue[next++];
-    let first = group && openFirst(group);
-    while (group && first) {
-      results[group[0]!] = await first;
-      for (let j = 1; j < group.length; j++) results[group[j]!] = await openAt(group[j]!);
-      if (followingFirst) {
-        [group, first] = [following, followingFirst];
-        following = followingFirst = undefined;
-      } else {
-        group = next < queue.length ? queue[next++] : undefined;
-        first = group && openFirst(group);
+    let slot = next < queue.length ? start(queue[next++]!) : undefined;
+    try {
+      while (slot) {
+        try {
+          results[slot.group[0]!] = await slot.first;
+          const rest = { gate, held: slot.held };
+          for (let j = 1; j < slot.group.length; j++) {
+            results[slot.group[j]!] = await openAt(slot.group[j]!, rest);
+          }
+        } finally {
+          slot.held?.dataKey.fill(0);
+        }
+        slot = following ?? (next < queue.length ? start(queue[next++]!) : undefined);
+        following = undefined;
       }
+    } finally {
+      stopped = true; // a bug ended the lane: keys still arriving are zeroed at once
+      following?.held?.dataKey.fill(0);
     }
   };
   const running: Promise<void>[] = [];
@@ -125,6 +138,30 @@ export async function decryptGrouped<T>(
   }
   await Promise.all(running);
   return results;
+}
+
+/** A lane's group: its first value's open, and the key the lane holds for the rest. */
+interface Slot<T> {
+  readonly group: number[];
+  first: Promise<BulkResult<T>>;
+  held?: HeldKey;
+}
+
+/** At most `limit` calls running at once; the others wait, in order, for a permit. */
+function callGate(limit: number): BulkOpen["gate"] {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (call) => {
+    if (running < limit) running++;
+    else await new Promise<void>((resolve) => waiting.push(resolve)); // handed a permit
+    try {
+      return await call();
+    } finally {
+      const nextCall = waiting.shift();
+      if (nextCall) nextCall();
+      else running--;
+    }
+  };
 }
 
 /** Groups a bulk read opens per event-loop iteration before it lets due callbacks run. */

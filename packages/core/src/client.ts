@@ -6,7 +6,6 @@ import { Auditor } from "./audit.js";
 import {
   type BulkOptions,
   type BulkResult,
-  concurrencyOf,
   type DecryptManyItem,
   decryptGrouped,
   type EncryptManyItem,
@@ -53,6 +52,7 @@ import {
 import { checkPurpose, purposeFlags } from "./format/purpose.js";
 import { toText } from "./format/text.js";
 import { checkEntry, checkEntryCount } from "./format/validate.js";
+import type { BulkOpen } from "./keyring/bulk-open.js";
 import { reuseCacheKey } from "./keyring/cache-keys.js";
 import { KeyRing, type OpenedBy } from "./keyring/key-ring.js";
 import { supportsRefresh } from "./providers/capabilities.js";
@@ -81,8 +81,6 @@ export type { DataKeyMaterials } from "./crypto/materials.js";
 export class Envelope {
   readonly #ring: KeyRing;
   readonly #cache: UnwrapCache | undefined;
-  /** Lanes of the decryptMany calls running now, which share the unwrap cache. */
-  #bulkLanes = 0;
   readonly #reuse: DataKeyCache | undefined;
   readonly #storeContext: boolean;
   readonly #audit: Auditor;
@@ -179,13 +177,12 @@ export class Envelope {
   /**
    * `decrypt`; `bulk` (decryptMany) does not remember message keys: a bulk read opens each
    * value once, and keeping keys it will not read again cost about a fifth of its CPU
-   * (docs/PERFORMANCE.md). `afterUnwrap`: see KeyRing.open.
+   * (docs/PERFORMANCE.md); see KeyRing.open.
    */
   async #decrypt(
     sealed: Sealed,
     options: DecryptOptions,
-    bulk = false,
-    afterUnwrap?: () => Promise<void>,
+    bulk?: BulkOpen,
   ): Promise<Buffer | string> {
     this.#checkOpen();
     const started = this.#audit.start();
@@ -207,7 +204,7 @@ export class Envelope {
       const report = (u: OpenedBy) => {
         used = u;
       };
-      const opened = await this.#ring.open(parts, { context }, aad, report, !bulk, afterUnwrap);
+      const opened = await this.#ring.open(parts, { context }, aad, report, bulk);
       const plaintext = stripPadding(opened, parts.flags);
       const extra = { cacheHit: used.cacheHit };
       this.#audit.event("decrypt", used.provider, started, extra, undefined, used.keyRef);
@@ -409,21 +406,9 @@ export class Envelope {
     options: BulkOptions & { as?: "bytes" | "text" } = {},
   ): Promise<BulkResult<Buffer | string>[]> {
     const as = options?.as;
-    const lanes = concurrencyOf(options ?? {});
-    const cache = this.#cache;
-    // With the unwrap cache a group's other values need no KMS call, so a lane may start
-    // the next group's unwrap before they open (decryptGrouped) while the cache holds two
-    // keys per lane of every decryptMany running on this client: with fewer, a group's key
-    // could leave before the group opened and be unwrapped again (past `concurrency`).
-    const pipeline = () => cache !== undefined && 2 * this.#bulkLanes <= cache.maxEntries;
-    this.#bulkLanes += lanes;
-    try {
-      return await decryptGrouped(items, { ...options, pipeline }, (item, afterUnwrap) =>
-        this.#decrypt(item.sealed, { context: item.context, as }, true, afterUnwrap),
-      );
-    } finally {
-      this.#bulkLanes -= lanes;
-    }
+    return decryptGrouped(items, options ?? {}, (item, bulk) =>
+      this.#decrypt(item.sealed, { context: item.context, as }, bulk),
+    );
   }
 
   /** Encrypts many values, at most `concurrency` at a time; per-item results in input order. */

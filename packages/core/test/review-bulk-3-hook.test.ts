@@ -65,8 +65,8 @@ function countingReader(aes: KeyProvider, maxEntries: number) {
   return { reader, count };
 }
 
-describe("review-3: findings", () => {
-  // FINDING (medium; attacker with DB write, promise 1): decryptGrouped groups values by
+describe("review-3: findings (fixed: every KMS call passes a per-call gate; lanes hold their group's key)", () => {
+  // Was FINDING, fixed (bulk.ts callGate: the bound no longer depends on grouping). It was (medium; attacker with DB write, promise 1): decryptGrouped groups values by
   // their wrapped-key entries only, but the unwrap cache is keyed by entry AND the
   // KMS-bound context (cache-keys.ts). With a provider that binds part of the context at
   // its KMS — aws-kms with `kmsContext: ["table", "id"]`, which the records README tells
@@ -82,7 +82,7 @@ describe("review-3: findings", () => {
   // decryptMany taken inside the unwrap cache's loader (only the flight's initiator calls
   // the KMS) — so no cache miss can exceed the bound; or at least group by entries plus
   // each candidate provider's kmsContextKey(context).
-  it.fails("a record's value planted in another row (KMS-bound row id) cannot put two unwraps out on one lane", async () => {
+  it("a record's value planted in another row (KMS-bound row id) cannot put two unwraps out on one lane", async () => {
     const kms = pacedKms({ delayMs: (call) => (call === 2 ? 40 : 2) });
     // As aws-kms with kmsContext: ["table", "id"] (records README).
     const bound: KeyProvider = {
@@ -103,10 +103,10 @@ describe("review-3: findings", () => {
       "ENVELOPE_DECRYPT_FAILED", // local-aes does not bind context; a real KMS refuses it
       ...rows.slice(3).map(() => "ok"),
     ]);
-    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // measured: 2
+    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // was 2
   });
 
-  // FINDING (medium, promise 2): "two keys per lane" is not room enough under an LRU. A
+  // Was FINDING, fixed (the lane holds its group's key, bulk-open.ts). It was (medium, promise 2): "two keys per lane" is not room enough under an LRU. A
   // lane's pipelined next key is stored when its KMS answer lands and not touched until
   // its group's turn; meanwhile groups already finished touch their (now dead) keys with
   // their rest-of-group opens, so they are more recent than the live key, and the next
@@ -121,21 +121,21 @@ describe("review-3: findings", () => {
   // key in the lane (or pin its cache entry, refcounted, until the group has opened) and
   // open the rest with it when their lookup misses under the same KMS context; zero it
   // when the group is done.
-  it.fails("with two keys of cache room per lane, each distinct data key is unwrapped once (local-aes, concurrency 3, maxEntries 6)", async () => {
+  it("with two keys of cache room per lane, each distinct data key is unwrapped once (local-aes, concurrency 3, maxEntries 6)", async () => {
     const aes = localAesProvider({ keys: randomBytes(32) });
     const rows = await sealRows(new Envelope({ encrypt: aes }), 8);
     const { reader, count } = countingReader(aes, 6);
     const results = await reader.decryptMany(rows, { concurrency: 3 });
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(count.unwraps).toBe(8); // measured: 10
+    expect(count.unwraps).toBe(8); // was 10
   });
 
-  // FINDING (same cause as above): the rule counts the lanes of every running decryptMany
+  // Was FINDING, fixed as the one above. It was (same cause as above): the rule counts the lanes of every running decryptMany
   // (client.ts), yet two calls of one lane each on a cache of 4 (exactly the rule) unwrap
   // 8 times for 6 records: a call granted several turns in one check phase runs its lane
   // two groups ahead, touching dead keys, and the next insertion evicts the other call's
   // live pipelined key. Fix: as above.
-  it.fails("two concurrent decryptMany calls within the cache rule: each distinct data key unwrapped once", async () => {
+  it("two concurrent decryptMany calls within the cache rule: each distinct data key unwrapped once", async () => {
     const aes = localAesProvider({ keys: randomBytes(32) });
     const rows = await sealRows(new Envelope({ encrypt: aes }), 6);
     const { reader, count } = countingReader(aes, 4);
@@ -144,15 +144,15 @@ describe("review-3: findings", () => {
       reader.decryptMany(rows.slice(9), { concurrency: 1 }),
     ]);
     expect(results.flat().every((r) => r.ok)).toBe(true);
-    expect(count.unwraps).toBe(6); // measured: 8
+    expect(count.unwraps).toBe(6); // was 8
   });
 
-  // FINDING (low, promise 1): `envelope.clearCaches()` ("after a suspected compromise")
+  // Was FINDING, fixed (the held key, and the gate). It was (low, promise 1): `envelope.clearCaches()` ("after a suspected compromise")
   // while a decryptMany runs drops the key a lane's group still needs; the rest of the
   // group then unwraps beside the lane's pipelined next call: 2 in flight at concurrency
   // 1, with the default cache. Any other eviction does the same (next test). Fix: the KMS
   // call gate suggested in the first finding makes the bound independent of the cache.
-  it.fails("clearCaches() during a batch cannot put two unwraps out on one lane", async () => {
+  it("clearCaches() during a batch cannot put two unwraps out on one lane", async () => {
     let reader: Envelope | undefined;
     const kms = pacedKms({
       delayMs: (call) => (call === 2 ? 40 : 2),
@@ -165,16 +165,16 @@ describe("review-3: findings", () => {
     kms.reset();
     const results = await reader.decryptMany(rows, { concurrency: 1 });
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // measured: 2
+    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // was 2
   });
 
-  // FINDING (low, promise 1 "with small caches"): the pipelining rule counts only bulk
+  // Was FINDING, fixed (the held key, and the gate). It was (low, promise 1 "with small caches"): the pipelining rule counts only bulk
   // lanes, but the unwrap cache is shared with everything else on the client:
   // generateDataKey primes it (so do single decrypts). Two records sealed on the same
   // client while a decryptMany (concurrency 1, maxEntries 2: the rule allows pipelining)
   // waits for its turn evict the group's key; its rest unwraps beside the lane's next
   // call: 2 in flight. Fix: as above (gate the KMS calls, or pin the group's key).
-  it.fails("generateDataKey() on the same client during a batch cannot put two unwraps out on one lane (maxEntries 2)", async () => {
+  it("generateDataKey() on the same client during a batch cannot put two unwraps out on one lane (maxEntries 2)", async () => {
     let reader: Envelope | undefined;
     const kms = pacedKms({
       delayMs: (call) => (call === 2 ? 40 : 2),
@@ -190,7 +190,7 @@ describe("review-3: findings", () => {
     kms.reset();
     const results = await reader.decryptMany(rows, { concurrency: 1 });
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // measured: 2
+    expect(kms.stats.maxInFlight).toBeLessThanOrEqual(1); // was 2
   });
 });
 

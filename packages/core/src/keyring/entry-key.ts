@@ -9,6 +9,7 @@ import { cachesUnwrap } from "../providers/capabilities.js";
 import { takeDataKey } from "../providers/checks.js";
 import { commitmentError } from "../providers/failures.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
+import type { BulkOpen } from "./bulk-open.js";
 import { unwrapCacheKey } from "./cache-keys.js";
 
 /** A data key checked against an envelope's key commitment, and the message key derived. */
@@ -25,9 +26,9 @@ export interface EntryKey {
  * checks the result against the envelope's key commitment; throws
  * `ENVELOPE_COMMITMENT_MISMATCH` when it opens to another data key. `cacheKey` is the
  * entry's unwrap-cache key when the caller already built it (the same string object
- * keeps its hash, so the cache does not hash 60–500 characters again). `afterUnwrap` is
- * awaited once a KMS answer has put the data key in the cache, before the commitment
- * check (a bulk read sends its next KMS call there: see decryptGrouped).
+ * keeps its hash, so the cache does not hash 60–500 characters again). `bulk`: a bulk
+ * read's gate on KMS calls, and its hook after one (see BulkOpen), called before the
+ * commitment check.
  */
 export async function entryKey(
   cache: UnwrapCache | undefined,
@@ -37,7 +38,7 @@ export async function entryKey(
   parts: EnvelopeParts,
   request: KeyRequest,
   cacheKey?: string,
-  afterUnwrap?: () => Promise<void>,
+  bulk?: BulkOpen,
 ): Promise<EntryKey> {
   const cached = cache && cachesUnwrap(provider) ? cache : undefined;
   let dataKey: Buffer;
@@ -49,13 +50,14 @@ export async function entryKey(
       dataKey = Buffer.from(found);
       cacheHit = true;
     } else {
-      const loaded = await cached.loadKey(key, () => unwrapEntry(audit, provider, entry, request));
+      const loaded = await cached.loadKey(key, () => gated(audit, provider, entry, request, bulk));
       dataKey = loaded.key;
       cacheHit = loaded.joined;
-      if (afterUnwrap) await afterUnwrap();
+      if (bulk?.afterUnwrap)
+        await bulk.afterUnwrap({ cacheKey: key, dataKey: Buffer.from(dataKey) });
     }
   } else {
-    dataKey = takeDataKey(await unwrapEntry(audit, provider, entry, request));
+    dataKey = takeDataKey(await gated(audit, provider, entry, request, bulk));
   }
   const encryptionKey = committedMessageKey(dataKey, parts);
   if (encryptionKey) return { dataKey, encryptionKey, cacheHit };
@@ -72,6 +74,19 @@ export function committedMessageKey(dataKey: Uint8Array, parts: EnvelopeParts): 
   if (commitmentMatches(keys.commitment, parts.commitment)) return keys.encryptionKey;
   keys.encryptionKey.fill(0);
   return undefined;
+}
+
+/** `unwrapEntry`, through a bulk read's gate on KMS calls when there is one. */
+function gated(
+  audit: Auditor,
+  provider: KeyProvider,
+  entry: WrappedKey,
+  request: KeyRequest,
+  bulk: BulkOpen | undefined,
+): Promise<Uint8Array> {
+  return bulk
+    ? bulk.gate(() => unwrapEntry(audit, provider, entry, request))
+    : unwrapEntry(audit, provider, entry, request);
 }
 
 /** One provider unwrap, audited, whose result must be a 32-byte key. */

@@ -17,6 +17,7 @@ import {
   wrapFailure,
 } from "../providers/failures.js";
 import type { KeyProvider, KeyRequest, NativeRewrap } from "../providers/types.js";
+import { type BulkOpen, openHeld } from "./bulk-open.js";
 import { cacheKeysOf, unwrapCacheKey } from "./cache-keys.js";
 import { candidates, checkedProviders, handlersOf, noMatchingKey } from "./candidates.js";
 import { type EntryKey, entryKey } from "./entry-key.js";
@@ -134,19 +135,17 @@ export class KeyRing {
 
   /**
    * Finds a configured provider for some entry, gets its data key, checks commitment, opens.
-   * `rememberMessageKey`: keep the message key derived from a cached data key for the next
-   * read of this value (false for a bulk read, which opens each value once). `afterUnwrap`:
-   * awaited once a KMS call has put the data key in the unwrap cache, before the value is
-   * checked and opened; only for a value with one candidate entry, which cannot go on to
-   * unwrap another entry (a bulk read's lane sends its next call there, within its bound).
+   * `bulk`: a bulk read's open (decryptMany), which does not remember message keys (it
+   * opens each value once), gates its KMS calls, may hold its group's key, and is told when
+   * an unwrap put the key in the cache, but only for a value with one candidate entry:
+   * one with more could go on to unwrap another entry (see decryptGrouped).
    */
   async open(
     parts: EnvelopeParts,
     request: KeyRequest,
     aad: Uint8Array,
     report: (used: OpenedBy) => void,
-    rememberMessageKey: boolean,
-    afterUnwrap?: () => Promise<void>,
+    bulk?: BulkOpen,
   ): Promise<Buffer> {
     const cache = this.#cache;
     const remembered = cache ? openRemembered(cache, parts, request, aad, report) : undefined;
@@ -154,15 +153,18 @@ export class KeyRing {
     // Listed once, cache keys built once: the cached-key peek and the cold path share them.
     const pairs = this.#candidates(parts);
     const keys = cache ? cacheKeysOf(pairs, request) : undefined;
+    const one = pairs.length === 1;
+    const held = one ? openHeld(bulk?.held, pairs[0], keys?.[0], parts, aad, report) : undefined;
+    if (held) return held;
     const warm =
       cache && keys
-        ? openCached(cache, pairs, keys, parts, request, aad, report, rememberMessageKey)
+        ? openCached(cache, pairs, keys, parts, request, aad, report, !bulk)
         : undefined;
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
     if (now) return now;
-    const hook = pairs.length === 1 ? afterUnwrap : undefined;
-    const found = await this.#firstDataKey(pairs, keys, parts, request, hook);
+    const hooked = bulk && !one ? { gate: bulk.gate } : bulk;
+    const found = await this.#firstDataKey(pairs, keys, parts, request, hooked);
     found.dataKey.fill(0);
     report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });
     return openAndZero(found.encryptionKey, parts.body, aad);
@@ -182,7 +184,7 @@ export class KeyRing {
     keys: readonly (string | undefined)[] | undefined,
     parts: EnvelopeParts,
     request: KeyRequest,
-    afterUnwrap?: () => Promise<void>,
+    bulk?: BulkOpen,
   ): Promise<VerifiedDataKey> {
     let failures: TriedEntry[] | undefined;
     for (let i = 0; i < pairs.length; i++) {
@@ -191,7 +193,7 @@ export class KeyRing {
       const entry = pairs[i]![0];
       const provider = pairs[i]![1];
       try {
-        const found = await this.#entryKey(provider, entry, parts, request, keys?.[i], afterUnwrap);
+        const found = await this.#entryKey(provider, entry, parts, request, keys?.[i], bulk);
         const { dataKey, encryptionKey, cacheHit } = found;
         return { dataKey, encryptionKey, cacheHit, provider, entry };
       } catch (error) {
@@ -265,18 +267,9 @@ export class KeyRing {
     parts: EnvelopeParts,
     request: KeyRequest,
     cacheKey?: string,
-    afterUnwrap?: () => Promise<void>,
+    bulk?: BulkOpen,
   ): Promise<EntryKey> {
-    return entryKey(
-      this.#cache,
-      this.#audit,
-      provider,
-      entry,
-      parts,
-      request,
-      cacheKey,
-      afterUnwrap,
-    );
+    return entryKey(this.#cache, this.#audit, provider, entry, parts, request, cacheKey, bulk);
   }
 
   #candidates(parts: EnvelopeParts): [WrappedKey, KeyProvider][] {
