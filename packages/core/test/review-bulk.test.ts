@@ -364,11 +364,11 @@ describe("review: encryptMany as documented", () => {
   });
 });
 
-// From the attack review of the cache-size rule: decryptMany pipelines only while the unwrap
-// cache holds two keys per lane of every running call; readiness on a closed client.
+// From the attack review of the cache-size rule (since replaced: a lane holds its record's
+// key, and a per-call gate bounds the KMS calls); readiness on a closed client.
 describe("attack review: the pipelining cache-size rule and readiness", () => {
-  // Was FINDING (low-medium; fixed: client.ts counts the lanes of every running decryptMany
-  // against the cache). The rule was per call while the unwrap cache is the client's: in a
+  // Was FINDING (low-medium; fixed then by counting the lanes of every running decryptMany
+  // against the cache, now by lanes holding their record's key). The rule was per call while the unwrap cache is the client's: in a
   // server, list pages call decryptMany at once; four calls of 4 lanes on a cache of 8 each
   // thought they had room to pipeline, evicted each other's keys before their groups opened,
   // and unwrapped again: 216-234 unwraps for 120 records, more than 4 per call in flight.
