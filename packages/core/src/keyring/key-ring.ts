@@ -163,6 +163,8 @@ export class KeyRing {
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
     if (now) return now;
+    // With more than one candidate the hook is withheld: the value could go on to unwrap
+    // another entry while the lane's next call is out.
     const hooked = bulk && !one ? { gate: bulk.gate } : bulk;
     const found = await this.#firstDataKey(pairs, keys, parts, request, hooked);
     found.dataKey.fill(0);
