@@ -159,11 +159,10 @@ export async function openDb(url: string): Promise<SqlAdapter> {
 }
 
 /**
- * The rotation target, paused at its `after`-th wrap until `release()`: a slow KMS that
- * holds a running job between two batches.
+ * A point a test pauses a job at: the job calls `reached()` and awaits `gate`; the test
+ * awaits `paused`, then calls `release()`.
  */
-export function gated(target: KeyProvider, after: number) {
-  let calls = 0;
+function pausePoint() {
   let release!: () => void;
   let reached!: () => void;
   const gate = new Promise<void>((r) => {
@@ -172,6 +171,16 @@ export function gated(target: KeyProvider, after: number) {
   const paused = new Promise<void>((r) => {
     reached = r;
   });
+  return { gate, paused, reached, release };
+}
+
+/**
+ * The rotation target, paused at its `after`-th wrap until `release()`: a slow KMS that
+ * holds a running job between two batches.
+ */
+export function gated(target: KeyProvider, after: number) {
+  let calls = 0;
+  const { gate, paused, reached, release } = pausePoint();
   const provider: KeyProvider = {
     id: target.id,
     keyRef: target.keyRef,
@@ -227,14 +236,7 @@ export function smallJob(
  * transaction in progress rolls back, none starts.
  */
 export function pausedAfterJobCheck(db: SqlAdapter) {
-  let release!: () => void;
-  let reached!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const paused = new Promise<void>((r) => {
-    reached = r;
-  });
+  const { gate, paused, reached, release } = pausePoint();
   let done = false;
   let killed = false;
   const alive = () => {
