@@ -25,7 +25,8 @@ describe("context encoding: ASCII fast path and UTF-8 path agree with the spec",
         fc.dictionary(
           ascii.filter((k) => k.length > 0),
           ascii,
-          { maxKeys: 8 },
+          // Past 16 keys the fast path sorts with Array.prototype.sort, below by insertion.
+          { maxKeys: 24 },
         ),
         (ctx) => {
           expect(encodeContext(ctx).equals(reference(ctx))).toBe(true);
