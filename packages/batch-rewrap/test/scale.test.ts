@@ -14,6 +14,7 @@ import {
   dropAll,
   keyPair,
   openDb,
+  PG_URL,
   plaintextOf,
   seedTable,
   uniqueName,
@@ -316,7 +317,7 @@ describe("adaptive rate against a throttling KMS (PostgreSQL)", () => {
   let db: SqlAdapter;
   const cleanup: [string, string][] = [];
   beforeAll(async () => {
-    db = await openDb(DATABASES[0].url);
+    db = await openDb(PG_URL);
   });
   afterAll(async () => {
     for (const [table, prefix] of cleanup) await dropAll(db, table, prefix);

@@ -14,34 +14,16 @@ import {
   localAesProvider,
   ProviderError,
 } from "@envelope/core";
+import { selectDatabases } from "../../../test/support/databases.js";
 
 export const PG_URL = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const MYSQL_URL = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
-const ALL_DATABASES = [
+/** Both, or those ENVELOPE_TEST_DATABASES names (test/support/databases.ts). */
+export const DATABASES = selectDatabases([
   { name: "postgresql", url: PG_URL },
   { name: "mariadb", url: MYSQL_URL },
-] as const;
-
-/**
- * The databases each scenario runs on: both, unless ENVELOPE_TEST_DATABASES names some
- * (comma-separated: `postgresql`, `mariadb`). CI runs both under the README's command and
- * only PostgreSQL when it runs the suite again on another Node version: the SQL dialects
- * do not change with Node, and the MariaDB half is a minute of each run.
- */
-export const DATABASES = selectDatabases(process.env.ENVELOPE_TEST_DATABASES);
-
-function selectDatabases(names: string | undefined) {
-  if (!names) return ALL_DATABASES;
-  const wanted = names.split(",").map((n) => n.trim());
-  const unknown = wanted.filter((n) => !ALL_DATABASES.some((d) => d.name === n));
-  if (unknown.length > 0) {
-    throw new Error(
-      `ENVELOPE_TEST_DATABASES: unknown ${unknown.join(", ")}; use postgresql and/or mariadb`,
-    );
-  }
-  return ALL_DATABASES.filter((d) => wanted.includes(d.name));
-}
+] as const);
 
 /** A unique, prefixed name so concurrent test files and helpers never collide. */
 export function uniqueName(label: string): string {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { connect, dropStateTables } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, describe, expect, it } from "vitest";
+import { selectDatabases } from "../../../test/support/databases.js";
 import { cli, tempDir } from "./support.js";
 
 const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -12,11 +13,11 @@ const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 
 // PGlite is one process at a time: only the CLI opens it, one command after the other.
 const pgliteDir = tempDir();
-const cases: [string, string][] = [
+const cases = selectDatabases<[string, string]>([
   ["PostgreSQL", PG],
   ["MariaDB", MY],
   ["PGlite", `pglite://${join(pgliteDir, "db")}`],
-];
+]);
 
 describe.each(cases)("status --check and retire on %s", (_name, url) => {
   const table = `cli_retire_${tag}`;
