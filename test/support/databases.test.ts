@@ -10,17 +10,22 @@ const tuples = [
 
 describe("selectDatabases (ENVELOPE_TEST_DATABASES)", () => {
   it("keeps every case when the variable is unset or empty", () => {
-    expect(selectDatabases(objects, undefined)).toEqual(objects);
-    expect(selectDatabases(tuples, "")).toEqual(tuples);
+    expect(selectDatabases(objects, {})).toEqual(objects);
+    expect(selectDatabases(tuples, { ENVELOPE_TEST_DATABASES: "" })).toEqual(tuples);
   });
 
   it("keeps the named ones, by name or by a tuple's first label, in any case", () => {
-    expect(selectDatabases(objects, "postgresql")).toEqual([{ name: "postgresql" }]);
-    expect(selectDatabases(tuples, " PostgreSQL , pglite")).toEqual([tuples[0], tuples[2]]);
+    expect(selectDatabases(objects, { ENVELOPE_TEST_DATABASES: "postgresql" })).toEqual([
+      { name: "postgresql" },
+    ]);
+    expect(selectDatabases(tuples, { ENVELOPE_TEST_DATABASES: " PostgreSQL , pglite" })).toEqual([
+      tuples[0],
+      tuples[2],
+    ]);
   });
 
   it("refuses an unknown name instead of running nothing", () => {
-    expect(() => selectDatabases(tuples, "postgres")).toThrow(
+    expect(() => selectDatabases(tuples, { ENVELOPE_TEST_DATABASES: "postgres" })).toThrow(
       /ENVELOPE_TEST_DATABASES: unknown postgres; use postgresql, mariadb, pglite/,
     );
   });

@@ -11,8 +11,9 @@ type Case = { readonly name: string } | readonly [string, ...unknown[]];
 
 export function selectDatabases<T extends Case>(
   cases: readonly T[],
-  wanted = process.env.ENVELOPE_TEST_DATABASES,
+  env: { ENVELOPE_TEST_DATABASES?: string } = process.env,
 ): T[] {
+  const wanted = env.ENVELOPE_TEST_DATABASES;
   if (!wanted) return [...cases];
   const names = wanted.split(",").map((n) => n.trim().toLowerCase());
   const unknown = names.filter((n) => !KNOWN.includes(n));
