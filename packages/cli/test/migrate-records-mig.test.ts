@@ -6,22 +6,12 @@ import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewra
 import { envelopeFromEnv } from "@envelope/core";
 import { createBlindIndexer, createRecordCipher } from "@envelope/records";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { selectDatabases } from "../../../test/support/databases.js";
+import { DATABASES } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
 // `envelope migrate --records-config`: the app's schema and blind indexer, loaded from a
 // module, make the migrated rows findable by blind index and padded as the app pads.
 
-const DATABASES = selectDatabases([
-  {
-    name: "postgresql",
-    url: process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
-  },
-  {
-    name: "mariadb",
-    url: process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
-  },
-]);
 const gcmJson = (key: Buffer, text: string) => {
   const iv = randomBytes(12);
   const c = createCipheriv("aes-256-gcm", key, iv);

@@ -2,19 +2,8 @@ import { randomBytes } from "node:crypto";
 import { connect, dropStateTables } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { describe, expect, it } from "vitest";
-import { selectDatabases } from "../../../test/support/databases.js";
+import { DATABASES } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
-
-const DATABASES = selectDatabases([
-  {
-    name: "postgresql",
-    url: process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test",
-  },
-  {
-    name: "mariadb",
-    url: process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test",
-  },
-] as const);
 
 describe.each(DATABASES)("rewrap report on $name", ({ url }) => {
   it("N damaged values: failed N once, each code says what is true of the value, a rerun agrees", async () => {
