@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { decodeEnvelope, Envelope } from "@envelope/core";
 import { hierarchicalProvider, memoryKeyStore } from "@envelope/hierarchical";
-import { type Timing, timeBatch } from "../lib/measure.js";
+import { keepLoopAwake, type Timing, timeBatch } from "../lib/measure.js";
 import { simulatedKms } from "../lib/sim-kms.js";
 import { CONTEXT } from "../lib/subjects.js";
 
@@ -12,6 +12,8 @@ export const REPEATS = 3;
 export const SEQUENTIAL_SAMPLE = 150;
 /** The reference case: the simulated KMS's own unwraps at 64 in flight. */
 export const KMS_ALONE_CASE = "simulated KMS alone: 10,000 unwraps, 64 concurrent";
+/** Appended to a case's name when it ran with the event loop kept awake (keepLoopAwake). */
+export const AWAKE = ", event loop kept awake";
 
 export interface KmsResult extends Timing {
   case: string;
@@ -91,41 +93,51 @@ export async function runKms(log: (line: string) => void): Promise<KmsResult[]> 
   // simulated KMS alone (its unwrap of the same entries, 64 in flight, no Envelope), the
   // rate its timer (whole milliseconds: a 10 ms call takes 10–11 ms) and key unwrap allow.
   {
-    const best = new Map<1 | 3 | "kms", { timing: Timing; calls: number }>();
+    // Suite 0x01 and the KMS alone run a second time with the event loop kept awake: the
+    // KMS's timers then fire when due, which takes the simulation's own lateness out.
+    const best = new Map<
+      string,
+      { suite: 1 | 3 | "kms"; awake: string; timing: Timing; calls: number }
+    >();
     const entries = direct.map((v) => decodeEnvelope(v).entries[0]!);
     const request = { context: CONTEXT };
     for (let round = 0; round < REPEATS; round++) {
-      for (const [suite, values] of [
-        [1, direct],
-        [3, direct3],
-        ["kms", direct],
+      for (const [suite, values, awake] of [
+        [1, direct, ""],
+        [3, direct3, ""],
+        ["kms", direct, ""],
+        [1, direct, AWAKE],
+        ["kms", direct, AWAKE],
       ] as const) {
         const envelope = new Envelope({ encrypt: kms.provider });
         const open =
           suite === "kms"
             ? (i: number) => kms.provider.unwrap(entries[i]!, request)
             : (i: number) => envelope.decrypt(values[i]!, { context: CONTEXT });
-        const run = await counted(() => timeBatch(10_000, 64, open));
-        const kept = best.get(suite);
-        if (!kept || run.timing.opsPerSec > kept.timing.opsPerSec) best.set(suite, run);
+        const stop = awake ? keepLoopAwake() : () => {};
+        const run = await counted(() => timeBatch(10_000, 64, open)).finally(stop);
+        const key = `${suite}${awake}`;
+        const kept = best.get(key);
+        if (!kept || run.timing.opsPerSec > kept.timing.opsPerSec)
+          best.set(key, { suite, awake, ...run });
       }
     }
-    for (const [suite, { timing, calls }] of best) {
+    for (const { suite, awake, timing, calls } of best.values()) {
       if (suite === "kms") {
         add({
-          case: KMS_ALONE_CASE,
+          case: `${KMS_ALONE_CASE}${awake}`,
           mode: "reference",
           records: 10_000,
           ran: 10_000,
           concurrency: 64,
           kmsCalls: calls,
           ...timing,
-          note: `the simulated KMS's unwrap of the same entries, no Envelope: the ceiling its timer allows; best of ${REPEATS} rounds interleaved with the decrypts`,
+          note: `the simulated KMS's unwrap of the same entries, no Envelope: the ceiling its timer allows${awake ? " when the loop never sleeps" : ""}; best of ${REPEATS} rounds interleaved with the decrypts`,
         });
         continue;
       }
       add({
-        case: `direct: decrypt 10,000 distinct, 64 concurrent${suite === 3 ? ", suite 0x03" : ""}`,
+        case: `direct: decrypt 10,000 distinct, 64 concurrent${suite === 3 ? ", suite 0x03" : ""}${awake}`,
         mode: "direct",
         records: 10_000,
         ran: 10_000,

@@ -75,6 +75,24 @@ export async function timeSequential(op: () => unknown, budget: Budget = MICRO):
 
 const ROUNDS = 5;
 
+/**
+ * Keeps the event loop from sleeping until the returned stop is called: a chain of
+ * setImmediate callbacks gives libuv's poll a zero timeout, so timers fire when due. A
+ * sleeping loop wakes for its next timer by a whole-millisecond poll timeout and a
+ * simulated KMS's `setTimeout(10)` answers late; a KMS reached over a socket wakes the
+ * loop the moment its answer arrives.
+ */
+export function keepLoopAwake(): () => void {
+  let awake = true;
+  const spin = () => {
+    if (awake) setImmediate(spin);
+  };
+  setImmediate(spin);
+  return () => {
+    awake = false;
+  };
+}
+
 /** Runs `count` distinct operations, `concurrency` at a time; latency per operation. */
 export async function timeBatch(
   count: number,

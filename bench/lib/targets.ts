@@ -1,6 +1,6 @@
 import type { BreakdownResult } from "../cases/breakdown.js";
 import { COLD_CPU_TARGET_US } from "../cases/cold.js";
-import { KMS_ALONE_CASE, type KmsResult } from "../cases/kms.js";
+import { AWAKE, KMS_ALONE_CASE, type KmsResult } from "../cases/kms.js";
 import type { MemoryResult } from "../cases/memory.js";
 import type { MicroResult } from "../cases/micro.js";
 import type { RewrapResult } from "../cases/rewrap.js";
@@ -170,10 +170,18 @@ export function evaluateTargets(
       figure: `${rate(direct)}${ofAlone(direct)}${aloneNote}`,
       met: direct.opsPerSec >= 0.9 * bound,
     });
-    // Issue 15, item 2: hold ≥ 0.95 of the bound at 64 in flight.
+    // Issue 15, item 2: hold ≥ 0.95 of the bound at 64 in flight. Judged on the plain run;
+    // the awake run (the KMS's timers on time) is shown beside it as evidence of where the
+    // rest of the bound goes.
+    const directAwake = kms.find((r) => r.case === `${direct.case}${AWAKE}`);
+    const aloneAwake = kms.find((r) => r.case === `${KMS_ALONE_CASE}${AWAKE}`);
+    const awakeNote =
+      directAwake && aloneAwake
+        ? `; with the event loop kept awake, so that the simulated KMS's timers fire when due: suite 0x01 ${rate(directAwake)}, the KMS alone ${rate(aloneAwake)}`
+        : "";
     out.push({
       target: "10 ms KMS, direct mode, 64 concurrent decrypts: ≥ 95% of 64 / 10 ms (issue 15)",
-      figure: `suite 0x01 ${rate(direct)}${ofAlone(direct)}; suite 0x03 ${rate(direct3)}${ofAlone(direct3)}${aloneNote}`,
+      figure: `suite 0x01 ${rate(direct)}${ofAlone(direct)}; suite 0x03 ${rate(direct3)}${ofAlone(direct3)}${aloneNote}${awakeNote}`,
       met: direct.opsPerSec >= 0.95 * bound,
     });
   }
