@@ -207,7 +207,10 @@ export function evaluateTargets(
   // Issue 15, item 3: bulk decrypt of rows read from PostgreSQL (skipped without a database).
   {
     const bulk = kms.find(
-      (m) => m.case.startsWith("bulk: decryptMany") && !m.case.includes("0x03"),
+      (m) =>
+        m.case.startsWith("bulk: decryptMany") &&
+        !m.case.includes("0x03") &&
+        !m.case.endsWith(AWAKE),
     );
     const bulk3 = kms.find(
       (m) => m.case.startsWith("bulk: decryptMany") && m.case.includes("0x03"),
@@ -222,9 +225,15 @@ export function evaluateTargets(
       const ofAlone = alone
         ? `; the simulated KMS alone: ${Math.round(alone.opsPerSec).toLocaleString("en-US")} unwraps/s (${pct(alone.opsPerSec / bound)}), decryptMany ${pct(bulk.opsPerSec / alone.opsPerSec)} of it`
         : "";
+      // Judged on the plain run; the awake one (the KMS's timers on time) shown beside it.
+      const bulkAwake = kms.find((m) => m.case === `${bulk.case}${AWAKE}`);
+      const aloneAwake = kms.find((r) => r.case === `${KMS_ALONE_CASE}${AWAKE}`);
+      const awakeNote = bulkAwake
+        ? `; with the event loop kept awake, so that the simulated KMS's timers fire when due: ${Math.round(bulkAwake.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulkAwake.opsPerSec / bound)}${aloneAwake ? `, the KMS alone ${pct(aloneAwake.opsPerSec / bound)}` : ""}`
+        : "";
       out.push({
         target: `Bulk decrypt, rows from PostgreSQL, 10 ms KMS: ≥ 90% of ${bulk.concurrency} / 10 ms (${bound.toLocaleString("en-US")} rows/s)`,
-        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT's rows in hand to the last value opened, best of 3 rounds; from sending the SELECT (the query first, no KMS call out): ${endToEnd(bulk)}${bulk3 ? `, suite 0x03 ${endToEnd(bulk3)}` : ""}${ofAlone}`,
+        figure: `${Math.round(bulk.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk.opsPerSec / bound)}${bulk3 ? ` (suite 0x03 values: ${Math.round(bulk3.opsPerSec).toLocaleString("en-US")} rows/s = ${pct(bulk3.opsPerSec / bound)})` : ""} (loop of await decrypt: ${Math.round(loop.opsPerSec)} rows/s); ${bulk.kmsPer1000.toFixed(0)} KMS calls per 1,000 rows; both timed from the SELECT's rows in hand to the last value opened, best of 3 rounds; from sending the SELECT (the query first, no KMS call out): ${endToEnd(bulk)}${bulk3 ? `, suite 0x03 ${endToEnd(bulk3)}` : ""}${ofAlone}${awakeNote}`,
         met: bulk.opsPerSec >= 0.9 * bound,
       });
     }
