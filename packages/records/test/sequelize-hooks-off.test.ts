@@ -204,7 +204,9 @@ describe.each([
     ).toBe("ENVELOPE_BAD_INPUT");
     expect(
       await codeOf(
-        qi.bulkInsert({ tableName: TABLE }, [{ id: randomUUID(), phone_enc: "555 0150", ...stamps() }]),
+        qi.bulkInsert({ tableName: TABLE }, [
+          { id: randomUUID(), phone_enc: "555 0150", ...stamps() },
+        ]),
       ),
     ).toBe("ENVELOPE_BAD_INPUT");
     // Needles with "@" or a space: neither occurs in the UUIDs, hex blind indexes, base64
