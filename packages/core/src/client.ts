@@ -135,8 +135,9 @@ export class Envelope {
     const started = this.#audit.start();
     const primary = this.#ring.encryptors[0]!;
     let reused = false;
+    let data: Uint8Array | undefined;
     try {
-      const data = plaintextBytes(plaintext);
+      data = plaintextBytes(plaintext);
       // Encoded before defaulting, so `context: null` is refused as decrypt refuses it.
       // Read once (issue 11): the bytes authenticated and the context a KMS binds agree.
       const given = snapshotContext(options.context);
@@ -161,6 +162,10 @@ export class Envelope {
     } catch (error) {
       this.#audit.event("encrypt", primary, started, { dataKeyReused: reused }, error);
       throw error;
+    } finally {
+      // A string's UTF-8 copy sits in node's shared Buffer pool, beside the envelope just
+      // returned; zeroed, it cannot travel with a `sealed.buffer` stored by mistake.
+      if (typeof plaintext === "string") data?.fill(0);
     }
   }
 
@@ -368,8 +373,12 @@ export class Envelope {
     const flags = this.#storeContext ? FLAG_CONTEXT_STORED : 0;
     const pad = choosePad(options.pad, this.#pad);
     const data = plaintextBytes(plaintext);
-    const sealed = seal(materials, data, flags, canonical, this.#signer, pad, this.#suite);
-    return options.output === "text" ? toText(sealed) : sealed;
+    try {
+      const sealed = seal(materials, data, flags, canonical, this.#signer, pad, this.#suite);
+      return options.output === "text" ? toText(sealed) : sealed;
+    } finally {
+      if (typeof plaintext === "string") data.fill(0); // as in encrypt
+    }
   }
 
   /** Header facts of a sealed value (versions, providers, key references, sizes). No secrets. */

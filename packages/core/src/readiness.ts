@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { randomBytesPooled } from "./crypto/random.js";
+import { secretCopy } from "./crypto/secret-bytes.js";
 import { ConfigError, EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH } from "./format/constants.js";
 import type { WrappedKey } from "./format/envelope.js";
@@ -150,7 +151,7 @@ async function wrapCanary(
   if (role === "encrypt" && provider.generateDataKey) {
     const generated = await provider.generateDataKey(request);
     checkDataKey(generated?.dataKey, provider);
-    const canary = Buffer.from(generated.dataKey);
+    const canary = secretCopy(generated.dataKey);
     generated.dataKey.fill(0);
     checkReturnedEntry(generated.entry, provider);
     return { canary, entry: generated.entry };

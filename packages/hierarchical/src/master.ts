@@ -6,6 +6,7 @@ import {
   ProviderError,
   type WrappedKey,
 } from "@envelope/core";
+import { secretCopy } from "@envelope/core/internal";
 import { corruptRecord, PROVIDER_ID } from "./errors.js";
 import {
   type IntermediateKeyRecord,
@@ -44,7 +45,7 @@ export async function createIntermediateKey(
   let entry: WrappedKey;
   if (master.generateDataKey) {
     const generated = await master.generateDataKey(request);
-    key = Buffer.from(generated.dataKey);
+    key = secretCopy(generated.dataKey);
     generated.dataKey.fill(0);
     entry = generated.entry;
   } else {
@@ -104,7 +105,7 @@ export async function unwrapIntermediateKey(
       { cause: error, details: { provider: PROVIDER_ID, keyRef: record.id, master: master.id } },
     );
   }
-  const key = Buffer.from(raw);
+  const key = secretCopy(raw);
   raw.fill(0);
   if (key.length !== IK_LENGTH || !keyCheckMatches(key, record)) {
     key.fill(0);

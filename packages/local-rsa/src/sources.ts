@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "@envelope/core";
-import { checkKeyFileMode } from "@envelope/core/internal";
+import { checkKeyFileMode, secretCopy, secretFromText } from "@envelope/core/internal";
 import { PROVIDER_ID } from "./constants.js";
 import { holdsPrivateKey, type ParsedKey, parsePemKey } from "./pem.js";
 
@@ -196,7 +196,9 @@ function readPassphrase(
     if (typeof source.passphrase !== "string" && !(source.passphrase instanceof Uint8Array)) {
       throw badConfig(`${field}.passphrase must be a string or bytes.`, `${field}.passphrase`);
     }
-    return Buffer.from(source.passphrase);
+    return typeof source.passphrase === "string"
+      ? secretFromText(source.passphrase, "utf8")
+      : secretCopy(source.passphrase);
   }
   if (source.passphraseEnv !== undefined) {
     const name = source.passphraseEnv;
@@ -207,7 +209,7 @@ function readPassphrase(
         `${field}.passphraseEnv`,
       );
     }
-    return Buffer.from(value, "utf8");
+    return secretFromText(value, "utf8");
   }
   if (source.passphraseFile !== undefined) {
     const file = source.passphraseFile;
@@ -226,7 +228,7 @@ function readPassphrase(
     // `echo secret > file` and most secret mounts end with a newline that is not part of it.
     let end = bytes.length;
     while (end > 0 && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x0d)) end--;
-    const passphrase = Buffer.from(bytes.subarray(0, end));
+    const passphrase = secretCopy(bytes.subarray(0, end));
     bytes.fill(0);
     if (passphrase.length === 0)
       throw badConfig(`passphrase file ${String(file)} is empty.`, `${field}.passphraseFile`);

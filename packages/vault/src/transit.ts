@@ -5,6 +5,7 @@ import {
   type WrappedKey,
   withRetry,
 } from "@envelope/core";
+import { secretFromText } from "@envelope/core/internal";
 import type { TokenSource } from "./auth.js";
 import type { VaultClient, VaultRequestOptions } from "./client.js";
 import { classifyVaultError, describeFailure, type FailureHint } from "./errors.js";
@@ -82,7 +83,7 @@ export function transit(s: TransitSettings) {
       if (typeof plaintext !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(plaintext)) {
         throw contract(`${operation} returned no base64 plaintext`);
       }
-      return Buffer.from(plaintext, "base64");
+      return secretFromText(plaintext, "base64");
     },
   };
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from "lru-cache";
+import { secretCopy } from "../crypto/secret-bytes.js";
 
 /** One cached key and what its owner keeps beside it (never secret). */
 export interface SecretEntry<M> {
@@ -108,7 +109,7 @@ export class SecretKeyCache<M = undefined> {
    */
   set(id: string, key: Uint8Array, meta: M): SecretEntry<M> | undefined {
     if (this.#closed) return undefined;
-    const entry: SecretEntry<M> = { key: Buffer.from(key), meta };
+    const entry: SecretEntry<M> = { key: secretCopy(key), meta };
     this.#lru.set(id, entry);
     return entry;
   }
@@ -147,7 +148,7 @@ export class SecretKeyCache<M = undefined> {
     }
     // Every waiter registered before the flight landed (it leaves the map first); the last
     // one to resume takes the shared buffer itself, the others copy it.
-    return { key: --flight.waiters === 0 ? shared : Buffer.from(shared), joined };
+    return { key: --flight.waiters === 0 ? shared : secretCopy(shared), joined };
   }
 
   async #fetch(id: string, loader: () => Promise<Uint8Array>, meta: () => M): Promise<Buffer> {
@@ -155,7 +156,7 @@ export class SecretKeyCache<M = undefined> {
       const result = await loader();
       // Our own copies: a loader that reuses its buffer cannot alter the cache, and the
       // LRU may evict (and zero) the cached copy before the waiters resume.
-      const shared = Buffer.from(result);
+      const shared = secretCopy(result);
       result.fill(0);
       this.set(id, shared, meta());
       return shared;

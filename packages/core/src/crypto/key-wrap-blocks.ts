@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, timingSafeEqual } from "node:crypto";
+import { secretCopy } from "./secret-bytes.js";
 
 // RFC 3394 AES Key Wrap built from single AES-256 blocks, for runtimes whose node:crypto
 // has no AES-KW cipher (Bun, on BoringSSL). Byte-for-byte the same output as OpenSSL's
@@ -53,7 +54,7 @@ export function blockKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
   }
   const n = wrapped.length / 8 - 1;
   const decipher = createDecipheriv("aes-256-ecb", kek, null).setAutoPadding(false);
-  const work = Buffer.from(wrapped); // A || R[1..n], rewritten in place
+  const work = secretCopy(wrapped); // A || R[1..n], rewritten in place
   const block = Buffer.alloc(16);
   try {
     for (let j = 5; j >= 0; j--) {
@@ -71,7 +72,7 @@ export function blockKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
     if (!timingSafeEqual(work.subarray(0, 8), KW_IV)) {
       throw new Error("AES key unwrap: integrity check failed (wrong key or altered bytes).");
     }
-    return Buffer.from(work.subarray(8));
+    return secretCopy(work.subarray(8));
   } finally {
     block.fill(0);
     work.fill(0);

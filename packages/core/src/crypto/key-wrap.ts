@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ConfigError, DecryptionError } from "../errors.js";
 import { blockKeyUnwrap, blockKeyWrap } from "./key-wrap-blocks.js";
+import { secretBytes } from "./secret-bytes.js";
 
 // RFC 3394 default initial value, as node's id-aes256-wrap expects. AES-KW is
 // deterministic and needs no nonce: one key-wrapping key can wrap any number of keys.
@@ -68,7 +69,17 @@ export function aesKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
     const name = nativeWrapCipher();
     if (!name) return blockKeyUnwrap(kek, wrapped);
     const decipher = createDecipheriv(name, kek, KW_IV);
-    return Buffer.concat([decipher.update(wrapped), decipher.final()]);
+    // update's output has an ArrayBuffer of its own; Buffer.concat would copy the key
+    // into node's shared pool (crypto/secret-bytes.ts).
+    const key = decipher.update(wrapped);
+    const tail = decipher.final();
+    if (tail.length === 0) return key; // OpenSSL's AES-KW gives everything in update
+    const joined = secretBytes(key.length + tail.length);
+    joined.set(key);
+    joined.set(tail, key.length);
+    key.fill(0);
+    tail.fill(0);
+    return joined;
   } catch (cause) {
     throw new DecryptionError(
       "ENVELOPE_UNWRAP_FAILED",

@@ -1,6 +1,7 @@
 import type { Auditor } from "../audit.js";
 import type { UnwrapCache } from "../cache/unwrap-cache.js";
 import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
+import { secretCopy } from "../crypto/secret-bytes.js";
 import { ProviderError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
@@ -47,14 +48,14 @@ export async function entryKey(
     const key = cacheKey ?? unwrapCacheKey(provider, entry, request);
     const found = cached.peek(key);
     if (found) {
-      dataKey = Buffer.from(found);
+      dataKey = secretCopy(found);
       cacheHit = true;
     } else {
       const loaded = await cached.loadKey(key, () => gated(audit, provider, entry, request, bulk));
       dataKey = loaded.key;
       cacheHit = loaded.joined;
       if (bulk?.afterUnwrap)
-        await bulk.afterUnwrap({ cacheKey: key, dataKey: Buffer.from(dataKey) });
+        await bulk.afterUnwrap({ cacheKey: key, dataKey: secretCopy(dataKey) });
     }
   } else {
     dataKey = takeDataKey(await gated(audit, provider, entry, request, bulk));

@@ -3,6 +3,7 @@ import type { UnwrapCache } from "../cache/unwrap-cache.js";
 import type { EncryptionMaterials } from "../crypto/materials.js";
 import { randomBytesPooled } from "../crypto/random.js";
 import { openAndZero } from "../crypto/seal.js";
+import { secretCopy } from "../crypto/secret-bytes.js";
 import type { EnvelopeError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
@@ -79,7 +80,7 @@ export class KeyRing {
     if (supportsDataKeyGeneration(primary)) {
       const generated = await this.#call("wrap", primary, () => primary.generateDataKey(request));
       checkDataKey(generated?.dataKey, primary);
-      dataKey = Buffer.from(generated.dataKey);
+      dataKey = secretCopy(generated.dataKey);
       generated.dataKey.fill(0);
       first = generated.entry;
       suite = generated.suite;

@@ -1,3 +1,4 @@
+import { secretCopy } from "../crypto/secret-bytes.js";
 import { ConfigError, ProviderError } from "../errors.js";
 import { DATA_KEY_LENGTH } from "../format/constants.js";
 import type { WrappedKey } from "../format/envelope.js";
@@ -50,7 +51,7 @@ export function checkReturnedEntry(entry: WrappedKey, provider: KeyProvider): vo
 
 /** Copies a data key a provider returned into our own buffer, and zeroes the provider's. */
 export function takeDataKey(returned: Uint8Array): Buffer {
-  const owned = Buffer.from(returned);
+  const owned = secretCopy(returned);
   returned.fill(0);
   return owned;
 }

@@ -1,5 +1,6 @@
 import { pbkdf2Sync } from "node:crypto";
 import { ConfigError } from "@envelope/core";
+import { secretCopy, secretFromText } from "@envelope/core/internal";
 
 /** Bytes in a Fernet key: a 16-byte HMAC-SHA256 signing key, then a 16-byte AES-128 key. */
 export const FERNET_KEY_BYTES = 32;
@@ -13,8 +14,12 @@ export const FERNET_KEY_BYTES = 32;
  * const key = parseFernetKey(process.env.FERNET_KEY!);
  */
 export function parseFernetKey(text: string | Uint8Array, where = "the given key"): Buffer {
-  const s = (typeof text === "string" ? text : Buffer.from(text).toString("utf8")).trim();
-  const key = /^[A-Za-z0-9+/_-]{43}=?$/.test(s) ? Buffer.from(s, "base64") : undefined;
+  const s = (
+    typeof text === "string"
+      ? text
+      : Buffer.from(text.buffer, text.byteOffset, text.length).toString("utf8")
+  ).trim();
+  const key = /^[A-Za-z0-9+/_-]{43}=?$/.test(s) ? secretFromText(s, "base64") : undefined;
   if (key?.length !== FERNET_KEY_BYTES) {
     throw new ConfigError(
       "ENVELOPE_BAD_KEY",
@@ -62,8 +67,8 @@ export function deriveFernetKey(options: Pbkdf2FernetOptions): Buffer {
   }
   const secret =
     typeof options.secret === "string"
-      ? Buffer.from(options.secret, "utf8")
-      : Buffer.from(options.secret);
+      ? secretFromText(options.secret, "utf8")
+      : secretCopy(options.secret);
   const salt =
     typeof options.salt === "string"
       ? Buffer.from(options.salt, options.saltEncoding ?? "utf8")
@@ -84,7 +89,7 @@ export function deriveFernetKey(options: Pbkdf2FernetOptions): Buffer {
       details: { field: "output" },
     });
   }
-  const key = Buffer.from(derived.toString("hex").slice(0, FERNET_KEY_BYTES), "ascii");
+  const key = secretFromText(derived.toString("hex").slice(0, FERNET_KEY_BYTES), "utf8");
   derived.fill(0);
   return key;
 }

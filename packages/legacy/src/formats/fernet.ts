@@ -1,5 +1,6 @@
 import { createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
 import { ConfigError } from "@envelope/core";
+import { secretCopy } from "@envelope/core/internal";
 import { asText, notLegacy, wrongKey } from "../errors.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
@@ -54,7 +55,7 @@ export function fernetDecoder(keys: readonly Uint8Array[]): LegacyDecoder {
         { details: { field: "legacyKey" } },
       );
     }
-    const copy = Buffer.from(k);
+    const copy = secretCopy(k);
     return { signing: copy.subarray(0, 16), encryption: copy.subarray(16) };
   });
   return tag({

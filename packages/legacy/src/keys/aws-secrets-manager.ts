@@ -1,4 +1,5 @@
 import { ConfigError, ProviderError } from "@envelope/core";
+import { secretCopy, secretFromText } from "@envelope/core/internal";
 
 /** The narrow part of a `SecretsManagerClient` this package calls. */
 export interface SecretsManagerLike {
@@ -76,13 +77,13 @@ export async function readAwsSecret(source: AwsSecretSource): Promise<Buffer> {
         "ENVELOPE_BAD_KEY",
         `${where} is binary; it has no field "${source.field}".`,
       );
-    return Buffer.from(out.SecretBinary);
+    return secretCopy(out.SecretBinary);
   }
   if (typeof out.SecretString !== "string")
     throw new ConfigError("ENVELOPE_BAD_KEY", `${where} has no value.`);
   return source.field
     ? jsonField(out.SecretString, source.field, where)
-    : Buffer.from(out.SecretString, "utf8");
+    : secretFromText(out.SecretString, "utf8");
 }
 
 /** One string field of a JSON object secret (Secrets Manager's key/value secrets). */
@@ -105,7 +106,7 @@ export function jsonField(text: string, field: string, where: string): Buffer {
         details: { field },
       },
     );
-  return Buffer.from(value, "utf8");
+  return secretFromText(value, "utf8");
 }
 
 const CODES: Record<

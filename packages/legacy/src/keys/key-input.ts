@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { secretCopy } from "@envelope/core/internal";
 
 /** Key bytes handed to a decoder (load them with `loadLegacyKey` / `loadSecret`). */
 export type KeyInput = Uint8Array;
@@ -12,5 +13,5 @@ export function keyBytes(key: KeyInput, length: number, format: string): Buffer 
       { details: { field: "legacyKey" } },
     );
   }
-  return Buffer.from(key);
+  return secretCopy(key);
 }

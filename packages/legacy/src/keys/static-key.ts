@@ -1,6 +1,11 @@
 import { readFileSync, statSync } from "node:fs";
 import { ConfigError } from "@envelope/core";
-import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
+import {
+  checkKeyFileMode,
+  secretCopy,
+  secretFromText,
+  strictKeyFiles,
+} from "@envelope/core/internal";
 
 /** Where a legacy secret lives locally. Never logged; error messages name only the source. */
 export type LegacyKeySource = { env: string } | { file: string } | { bytes: Uint8Array };
@@ -14,7 +19,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * newline of a file is the caller's to trim.
  */
 export function readLocalSecret(source: LegacyKeySource, env: Env = process.env): Buffer {
-  if ("bytes" in source) return Buffer.from(source.bytes);
+  if ("bytes" in source) return secretCopy(source.bytes);
   if ("env" in source) {
     const raw = env[source.env];
     if (!raw)
@@ -23,7 +28,7 @@ export function readLocalSecret(source: LegacyKeySource, env: Env = process.env)
         `Legacy key: environment variable ${source.env} is not set.`,
         { details: { field: source.env } },
       );
-    return Buffer.from(raw, "utf8");
+    return secretFromText(raw, "utf8");
   }
   try {
     checkKeyFileMode(source.file, statSync(source.file).mode, {
@@ -55,11 +60,11 @@ export function describeSource(source: LegacyKeySource): string {
  */
 export function parseAesKey(raw: Buffer, where: string, rawBytes = true): Buffer {
   let key: Buffer | undefined;
-  if (rawBytes && raw.length === 32) key = Buffer.from(raw);
+  if (rawBytes && raw.length === 32) key = secretCopy(raw);
   else {
     const text = raw.toString("utf8").trim();
-    if (/^[0-9a-fA-F]{64}$/.test(text)) key = Buffer.from(text, "hex");
-    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = Buffer.from(text, "base64");
+    if (/^[0-9a-fA-F]{64}$/.test(text)) key = secretFromText(text, "hex");
+    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = secretFromText(text, "base64");
   }
   raw.fill(0);
   if (key?.length !== 32) {

@@ -1,4 +1,5 @@
 import { ConfigError, ProviderError } from "@envelope/core";
+import { secretFromText } from "@envelope/core/internal";
 
 /** The narrow part of a node-vault client this package calls. */
 export interface VaultKvClient {
@@ -98,7 +99,7 @@ export async function readVaultKvSecret(
         details: { field: source.field },
       },
     );
-  return Buffer.from(value, "utf8");
+  return secretFromText(value, "utf8");
 }
 
 function mapVaultError(error: unknown, where: string): ProviderError {

@@ -1,0 +1,44 @@
+// Keys live in memory that holds nothing but keys. Node's `Buffer.from(x)`,
+// `Buffer.allocUnsafe(n)` and `Buffer.concat` place small buffers in one shared 8 KiB
+// pool (64 KiB on Node 24), so a key copied there shares its ArrayBuffer with unrelated
+// values: the envelope an encrypt returns, a driver's row, a log line's bytes. Code that
+// stores, logs or transfers `value.buffer` instead of the view (a known class of driver
+// and serializer bug) would carry the key with it. These slabs are never handed out whole
+// and are never the backing store of anything but a secret.
+
+const SLAB_SIZE = 16 * 1024;
+// Larger secrets (a PEM passphrase, say) get an ArrayBuffer of their own.
+const MAX_SLAB_ITEM = 1024;
+
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let used = 0;
+
+/**
+ * `length` bytes for a secret, in memory that holds only secrets. The content is
+ * undefined (fill it at once); the caller zeroes it when done, as with any key.
+ */
+export function secretBytes(length: number): Buffer {
+  if (length > MAX_SLAB_ITEM) return Buffer.allocUnsafeSlow(length);
+  if (used + length > SLAB_SIZE) {
+    // The old slab lives on while a key in it does; it still holds only secrets.
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    used = 0;
+  }
+  const out = slab.subarray(used, used + length);
+  // 8-byte steps keep each key in its own words (and keep the offsets aligned).
+  used += (length + 7) & ~7;
+  return out;
+}
+
+/** A copy of `source` in secret-only memory (see `secretBytes`). */
+export function secretCopy(source: Uint8Array): Buffer {
+  const out = secretBytes(source.length);
+  out.set(source);
+  return out;
+}
+
+/** Encodes secret text (hex, base64 or base64url, UTF-8) straight into secret-only memory. */
+export function secretFromText(text: string, encoding: "hex" | "base64" | "utf8"): Buffer {
+  const out = secretBytes(Buffer.byteLength(text, encoding));
+  return out.subarray(0, out.write(text, encoding));
+}

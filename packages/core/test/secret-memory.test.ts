@@ -1,0 +1,120 @@
+import { randomFillSync } from "node:crypto";
+import { Envelope, type KeyProvider, localAesProvider, type WrappedKey } from "@envelope/core";
+import { secretBytes, secretCopy, secretFromText } from "@envelope/core/internal";
+import { describe, expect, it } from "vitest";
+
+// Node places small Buffers (`Buffer.from`, `allocUnsafe`, `concat`) in one shared pool, so
+// a key copied there would share its ArrayBuffer with the envelope handed back, and with
+// every other small Buffer of the process. An app that stores or transfers `value.buffer`
+// instead of the view (a known driver and serializer bug) would carry the key with it.
+// These tests look for key bytes where such a bug would look: the ArrayBuffer behind the
+// envelopes, and node's current pool.
+
+/** A random key in memory of its own (`Buffer.alloc` never uses node's pool). */
+function ownKey(): Buffer {
+  return randomFillSync(Buffer.alloc(32));
+}
+
+/** Node's current pool: the ArrayBuffer the next small Buffer is cut from. */
+function nodePool(): Buffer {
+  return Buffer.from(Buffer.allocUnsafe(1).buffer);
+}
+
+function holds(memory: ArrayBufferLike, key: Buffer): boolean {
+  return Buffer.from(memory).includes(key);
+}
+
+/** local-aes, with every data key it wraps copied aside (into memory of their own). */
+function recordingLocalAes(master: Buffer): { provider: KeyProvider; dataKeys: Buffer[] } {
+  const inner = localAesProvider({ keys: master.toString("hex") });
+  const dataKeys: Buffer[] = [];
+  const provider = new Proxy(inner, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== "function") return value;
+      if (property === "wrap") {
+        return (dataKey: Uint8Array, ...rest: unknown[]): Promise<WrappedKey> => {
+          const copy = Buffer.alloc(dataKey.length);
+          copy.set(dataKey);
+          dataKeys.push(copy);
+          return (value as (...args: unknown[]) => Promise<WrappedKey>).call(
+            target,
+            dataKey,
+            ...rest,
+          );
+        };
+      }
+      return (value as (...args: unknown[]) => unknown).bind(target);
+    },
+  });
+  return { provider, dataKeys };
+}
+
+describe("secret-only memory (crypto/secret-bytes.ts)", () => {
+  it("never cuts a secret from node's pool, and never shares memory with other Buffers", () => {
+    const key = secretBytes(32);
+    const pooled = Buffer.allocUnsafe(32);
+    expect(key.buffer).not.toBe(pooled.buffer);
+    expect(key.buffer).not.toBe(Buffer.from("not a secret").buffer);
+    expect(secretCopy(pooled).buffer).not.toBe(pooled.buffer);
+    // Larger secrets get an ArrayBuffer of their own.
+    const big = secretBytes(4096);
+    expect(big.buffer.byteLength).toBe(4096);
+  });
+
+  it("gives each secret its own bytes, even when a slab fills up", () => {
+    const keys = Array.from({ length: 2000 }, (_, i) => secretCopy(Buffer.alloc(32, i % 251)));
+    keys.forEach((k, i) => {
+      expect(k.length).toBe(32);
+      expect(k.every((b) => b === i % 251)).toBe(true);
+    });
+    expect(new Set(keys.map((k) => k.buffer)).size).toBeGreaterThan(1);
+  });
+
+  it("decodes key text without a copy in node's pool", () => {
+    const hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const key = secretFromText(hex, "hex");
+    expect(key.toString("hex")).toBe(hex);
+    expect(secretFromText(key.toString("base64url"), "base64").equals(key)).toBe(true);
+    expect(secretFromText(key.toString("base64"), "base64").equals(key)).toBe(true);
+    expect(secretFromText("pass phrase é", "utf8").toString("utf8")).toBe("pass phrase é");
+    expect(holds(nodePool().buffer, key)).toBe(false);
+  });
+});
+
+describe("no key bytes in the memory behind an envelope, or in node's pool", () => {
+  for (const cache of [true, false]) {
+    it(`local-aes, unwrap cache ${cache ? "on" : "off"}: encrypt, then decrypt cold and warm`, async () => {
+      const master = ownKey();
+      const { provider, dataKeys } = recordingLocalAes(master);
+      const env = new Envelope({ encrypt: provider, cache: cache ? {} : false });
+      const sealed: Buffer[] = [];
+      for (let i = 0; i < 50; i++) {
+        sealed.push(await env.encrypt(`value ${i}`, { context: { id: String(i) } }));
+      }
+      for (let round = 0; round < 2; round++) {
+        for (let i = 0; i < sealed.length; i++) {
+          const text = await env.decrypt(sealed[i]!, { context: { id: String(i) }, as: "text" });
+          expect(text).toBe(`value ${i}`);
+        }
+      }
+      expect(dataKeys.length).toBe(50);
+      const places = [...new Set(sealed.map((s) => s.buffer)), nodePool().buffer];
+      for (const memory of places) {
+        expect(holds(memory, master)).toBe(false);
+        for (const dataKey of dataKeys) expect(holds(memory, dataKey)).toBe(false);
+      }
+      await env.close();
+    });
+  }
+
+  it("a string plaintext's UTF-8 copy is zeroed once sealed", async () => {
+    const env = new Envelope({ encrypt: localAesProvider({ keys: ownKey() }) });
+    const secret = "SSN 078-05-1120 of a canary";
+    const sealed = await env.encrypt(secret);
+    const needle = Buffer.alloc(11);
+    needle.write("078-05-1120", "latin1"); // not in node's pool itself
+    expect(holds(sealed.buffer, needle)).toBe(false);
+    await env.close();
+  });
+});
