@@ -13,7 +13,12 @@ export {
 export { mapLimit } from "./concurrency.js";
 export { padRule } from "./config/padding.js";
 export { redactSecrets } from "./config/uri.js";
-export { secretBytes, secretCopy, secretFromText } from "./crypto/secret-bytes.js";
+export {
+  secretBytes,
+  secretCopy,
+  secretFromFile,
+  secretFromText,
+} from "./crypto/secret-bytes.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";
 export {
   checkKeyFileMode,

@@ -1,6 +1,16 @@
 import { randomFillSync } from "node:crypto";
-import { Envelope, type KeyProvider, localAesProvider, type WrappedKey } from "@envelope/core";
-import { secretBytes, secretCopy, secretFromText } from "@envelope/core/internal";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MessageChannel } from "node:worker_threads";
+import {
+  createEnvelope,
+  Envelope,
+  type KeyProvider,
+  localAesProvider,
+  type WrappedKey,
+} from "@envelope/core";
+import { secretBytes, secretCopy, secretFromFile, secretFromText } from "@envelope/core/internal";
 import { describe, expect, it } from "vitest";
 
 // Node places small Buffers (`Buffer.from`, `allocUnsafe`, `concat`) in one shared pool, so
@@ -71,6 +81,39 @@ describe("secret-only memory (crypto/secret-bytes.ts)", () => {
     expect(new Set(keys.map((k) => k.buffer)).size).toBeGreaterThan(1);
   });
 
+  it("refuses anything but bytes, instead of copying zeros", () => {
+    expect(() => secretCopy("a string" as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => secretCopy(new ArrayBuffer(32) as unknown as Uint8Array)).toThrow(TypeError);
+  });
+
+  it("a key's .buffer cannot be transferred away with the other keys in its slab", () => {
+    const other = secretCopy(Buffer.alloc(32, 9));
+    const given = secretCopy(Buffer.alloc(32, 5));
+    const { port1, port2 } = new MessageChannel();
+    try {
+      // Node 22 and 24, Bun and Deno refuse; Node 20 copies instead of moving.
+      port1.postMessage(given, [given.buffer as ArrayBuffer]);
+    } catch {}
+    port1.close();
+    port2.close();
+    expect(other.length).toBe(32);
+    expect(other.every((b) => b === 9)).toBe(true);
+    expect(secretBytes(32).length).toBe(32);
+  });
+
+  it("reads a key file into secret memory and zeroes node's copy", () => {
+    const dir = mkdtempSync(join(tmpdir(), "envelope-secret-"));
+    try {
+      const key = ownKey();
+      const file = join(dir, "key.bin");
+      writeFileSync(file, key);
+      expect(secretFromFile(file).equals(key)).toBe(true);
+      expect(holds(nodePool().buffer, key)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("decodes key text without a copy in node's pool", () => {
     const hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     const key = secretFromText(hex, "hex");
@@ -105,6 +148,26 @@ describe("no key bytes in the memory behind an envelope, or in node's pool", () 
         for (const dataKey of dataKeys) expect(holds(memory, dataKey)).toBe(false);
       }
       await env.close();
+    });
+  }
+
+  for (const form of ["raw", "hex"] as const) {
+    it(`local-aes from a key file (${form}): the master key is not behind the envelope`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "envelope-secret-"));
+      try {
+        const master = ownKey();
+        const file = join(dir, "master.key");
+        writeFileSync(file, form === "raw" ? master : master.toString("hex"));
+        chmodSync(file, 0o600);
+        const env = await createEnvelope({ encrypt: `local-aes://${file}` });
+        const sealed = await env.encrypt("hello");
+        expect(await env.decrypt(sealed, { as: "text" })).toBe("hello");
+        expect(holds(sealed.buffer, master)).toBe(false);
+        expect(holds(nodePool().buffer, master)).toBe(false);
+        await env.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   }
 

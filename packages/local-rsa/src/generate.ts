@@ -3,6 +3,7 @@ import { chmod, mkdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ConfigError } from "@envelope/core";
+import { secretFromText } from "@envelope/core/internal";
 import {
   ALLOWED_MODULUS_LENGTHS,
   DEFAULT_MODULUS_LENGTH,
@@ -103,7 +104,14 @@ export async function generateKeyPair(options: GenerateKeyPairOptions): Promise<
 // chmod afterwards because the process umask may have narrowed or the FS ignored `mode`.
 async function writeNew(path: string, content: string, mode: number): Promise<void> {
   try {
-    await writeFile(path, content, { flag: "wx", mode });
+    // Written from our own bytes, zeroed after: node would encode the string into its
+    // shared Buffer pool and leave the private key there.
+    const bytes = secretFromText(content, "utf8");
+    try {
+      await writeFile(path, bytes, { flag: "wx", mode });
+    } finally {
+      bytes.fill(0);
+    }
   } catch (cause) {
     if ((cause as { code?: string })?.code === "EEXIST") {
       throw new ConfigError(

@@ -1,7 +1,12 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "@envelope/core";
-import { checkKeyFileMode, secretCopy, secretFromText } from "@envelope/core/internal";
+import {
+  checkKeyFileMode,
+  secretCopy,
+  secretFromFile,
+  secretFromText,
+} from "@envelope/core/internal";
 import { PROVIDER_ID } from "./constants.js";
 import { holdsPrivateKey, type ParsedKey, parsePemKey } from "./pem.js";
 
@@ -64,7 +69,15 @@ function loadSource(source: RsaKeySource, field: string, env: Env, strict: boole
       if (typeof source.pem !== "string" && !(source.pem instanceof Uint8Array)) {
         throw badConfig(`${field}.pem must be PEM text (a string or bytes).`, `${field}.pem`);
       }
-      return [load(Buffer.from(source.pem), passphrase, `${field}.pem`)];
+      return [
+        load(
+          typeof source.pem === "string"
+            ? secretFromText(source.pem, "utf8")
+            : secretCopy(source.pem),
+          passphrase,
+          `${field}.pem`,
+        ),
+      ];
     }
     if (source.path !== undefined) return loadPath(source.path, passphrase, field, strict);
     return [loadEnv(source.env, passphrase, field, env)];
@@ -93,7 +106,11 @@ function loadEnv(
     );
   }
   // Env files and CI secret UIs often flatten newlines to a literal "\n".
-  return load(Buffer.from(value.replace(/\\n/g, "\n")), passphrase, `environment variable ${name}`);
+  return load(
+    secretFromText(value.replace(/\\n/g, "\n"), "utf8"),
+    passphrase,
+    `environment variable ${name}`,
+  );
 }
 
 function loadPath(
@@ -152,7 +169,7 @@ function loadFile(
 ): LoadedKey {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(file);
+    bytes = secretFromFile(file);
   } catch (cause) {
     throw unreadable(`key file ${file}`, cause);
   }
@@ -221,7 +238,7 @@ function readPassphrase(
     });
     let bytes: Buffer;
     try {
-      bytes = readFileSync(String(file));
+      bytes = secretFromFile(String(file));
     } catch (cause) {
       throw unreadable(`passphrase file ${String(file)}`, cause);
     }

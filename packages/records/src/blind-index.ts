@@ -2,7 +2,12 @@ import { createHash, createHmac, hkdfSync } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "@envelope/core";
-import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
+import {
+  checkKeyFileMode,
+  secretCopy,
+  secretFromText,
+  strictKeyFiles,
+} from "@envelope/core/internal";
 import { nameProblem, shown } from "./names.js";
 import { type Normalizer, normalizeWith } from "./normalize.js";
 
@@ -207,11 +212,11 @@ function parseKey(key: BlindIndexKey, i: number): Buffer {
     );
   if (key instanceof Uint8Array) {
     if (key.length !== KEY_BYTES) throw refuse(`has ${key.length} bytes, not ${KEY_BYTES}`);
-    return Buffer.from(key);
+    return secretCopy(key);
   }
   if (typeof key !== "string") throw refuse(`is a ${typeof key}, not bytes or a string`);
   const text = key.trim();
-  if (text.length === 64 && /^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, "hex");
+  if (text.length === 64 && /^[0-9a-fA-F]{64}$/.test(text)) return secretFromText(text, "hex");
   const unpadded = text.length === 44 && text.endsWith("=") ? text.slice(0, 43) : text;
   if (unpadded.length !== 43 || !/^[A-Za-z0-9+/_-]{43}$/.test(unpadded)) {
     throw refuse(
@@ -221,7 +226,8 @@ function parseKey(key: BlindIndexKey, i: number): Buffer {
   if (/[+/]/.test(unpadded) && /[-_]/.test(unpadded)) {
     throw refuse("mixes the base64 (+/) and base64url (-_) alphabets");
   }
-  const bytes = Buffer.from(unpadded.replaceAll("+", "-").replaceAll("/", "_"), "base64url");
+  // node's base64 decoder reads both alphabets.
+  const bytes = secretFromText(unpadded.replaceAll("+", "-").replaceAll("/", "_"), "base64");
   // Node decodes leniently: 43 characters carry 258 bits, and the 2 spare bits of the last
   // character must be zero, or several strings would name one key.
   if (

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import {
   ConfigError,
   defineProviderFactory,
@@ -6,7 +6,7 @@ import {
   redactUri,
   type UriOptionValue,
 } from "@envelope/core";
-import { checkKeyFileMode, strictKeyFiles } from "@envelope/core/internal";
+import { checkKeyFileMode, secretFromFile, strictKeyFiles } from "@envelope/core/internal";
 import type { VaultAuth } from "./auth.js";
 import type { VaultTlsOptions } from "./client.js";
 import type { ContextMapping } from "./context.js";
@@ -219,7 +219,7 @@ function statMode(path: string): number | undefined {
 
 function readPem(path: string, variable: string): Buffer {
   try {
-    return readFileSync(path);
+    return secretFromFile(path); // VAULT_CLIENT_KEY is a private key
   } catch (cause) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",

@@ -72,7 +72,13 @@ export function aesKeyUnwrap(kek: Uint8Array, wrapped: Uint8Array): Buffer {
     // update's output has an ArrayBuffer of its own; Buffer.concat would copy the key
     // into node's shared pool (crypto/secret-bytes.ts).
     const key = decipher.update(wrapped);
-    const tail = decipher.final();
+    let tail: Buffer;
+    try {
+      tail = decipher.final();
+    } catch (error) {
+      key.fill(0);
+      throw error;
+    }
     if (tail.length === 0) return key; // OpenSSL's AES-KW gives everything in update
     const joined = secretBytes(key.length + tail.length);
     joined.set(key);

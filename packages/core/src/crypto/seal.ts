@@ -14,7 +14,7 @@ import { bodyAad } from "./aad.js";
 import { openBody, sealBodyInto } from "./aead.js";
 import { deriveMessageKeys } from "./kdf.js";
 import type { EncryptionMaterials } from "./materials.js";
-import { randomBytesPooled } from "./random.js";
+import { randomPublicBytes } from "./random.js";
 import { signSealedInPlace } from "./signature.js";
 import type { SigningKey } from "./signing-keys.js";
 
@@ -35,7 +35,7 @@ export function seal(
   pad?: PadRule,
   preferred: number = SUITE_AES256GCM_HKDF_SHA256_COMMIT,
 ): Buffer {
-  const messageId = randomBytesPooled(MESSAGE_ID_LENGTH);
+  const messageId = randomPublicBytes(MESSAGE_ID_LENGTH);
   const length = pad ? paddedLength(data.length, pad) : data.length;
   const tail = pad ? paddingTail(data.length, length) : undefined;
   if (pad) flags |= FLAG_PADDED;

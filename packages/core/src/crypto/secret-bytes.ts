@@ -5,6 +5,8 @@
 // stores, logs or transfers `value.buffer` instead of the view (a known class of driver
 // and serializer bug) would carry the key with it. These slabs are never handed out whole
 // and are never the backing store of anything but a secret.
+import { readFileSync } from "node:fs";
+import * as workerThreads from "node:worker_threads";
 
 // A slab lives on while any key cut from it does, so a cache of N long-lived keys can pin
 // up to N slabs: 8 KiB, as node's own pool on Node 20 and 22 (64 KiB on Node 24).
@@ -12,7 +14,21 @@ const SLAB_SIZE = 8 * 1024;
 // Larger secrets (a PEM passphrase, say) get an ArrayBuffer of their own.
 const MAX_SLAB_ITEM = 1024;
 
-let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+// A caller given one key (generateDataKey's materials, say) could otherwise transfer its
+// `.buffer` to a worker, and the slab with it: every other key in it would be detached.
+// Node marks its own pool so; Bun and Deno may not have the function.
+const untransferable: (buffer: ArrayBuffer) => void =
+  typeof workerThreads.markAsUntransferable === "function"
+    ? (buffer) => workerThreads.markAsUntransferable(buffer)
+    : () => {};
+
+function newSlab(): Buffer {
+  const slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+  untransferable(slab.buffer);
+  return slab;
+}
+
+let slab = newSlab();
 let used = 0;
 
 /**
@@ -23,7 +39,7 @@ export function secretBytes(length: number): Buffer {
   if (length > MAX_SLAB_ITEM) return Buffer.allocUnsafeSlow(length);
   if (used + length > SLAB_SIZE) {
     // The old slab lives on while a key in it does; it still holds only secrets.
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slab = newSlab();
     used = 0;
   }
   const out = slab.subarray(used, used + length);
@@ -34,6 +50,11 @@ export function secretBytes(length: number): Buffer {
 
 /** A copy of `source` in secret-only memory (see `secretBytes`). */
 export function secretCopy(source: Uint8Array): Buffer {
+  // Buffer.from would read a string as text and an ArrayBuffer as its bytes; `set` would
+  // silently make zeros or an empty key of them. Callers pass bytes.
+  if (!(source instanceof Uint8Array)) {
+    throw new TypeError(`a secret must be a Uint8Array, not ${typeof source}`);
+  }
   const out = secretBytes(source.length);
   out.set(source);
   return out;
@@ -43,4 +64,17 @@ export function secretCopy(source: Uint8Array): Buffer {
 export function secretFromText(text: string, encoding: "hex" | "base64" | "utf8"): Buffer {
   const out = secretBytes(Buffer.byteLength(text, encoding));
   return out.subarray(0, out.write(text, encoding));
+}
+
+/**
+ * A secret file's bytes in secret-only memory. node reads a small file into its shared pool;
+ * that copy is zeroed before this returns, with nothing else run in between.
+ */
+export function secretFromFile(path: string): Buffer {
+  const read = readFileSync(path);
+  try {
+    return secretCopy(read);
+  } finally {
+    read.fill(0);
+  }
 }

@@ -1,10 +1,11 @@
 import { createPrivateKey, createPublicKey, KeyObject } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { inspect } from "node:util";
 import { ConfigError } from "../errors.js";
 import { SIGNER_KEY_LENGTH } from "../format/constants.js";
 import { checkKeyFileMode, strictKeyFiles } from "../providers/key-file.js";
 import { ed25519Sign, isWeakEd25519Key, publicKeyFromRaw, rawPublicKey } from "./ed25519.js";
+import { secretFromFile } from "./secret-bytes.js";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -202,7 +203,7 @@ function pemFrom(input: string, field: string, env: Env, kind: "signing" | "trus
           strict: strictKeyFiles(undefined, env),
         });
       }
-      bytes = readFileSync(path);
+      bytes = secretFromFile(path);
     } catch (cause) {
       if (ConfigError.isInstance(cause)) throw cause;
       throw bad(field, `cannot read the key file ${shown(path)}.`, errorName(cause));

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { inspect } from "node:util";
 import { redactSecrets } from "../config/uri.js";
 import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
-import { secretCopy, secretFromText } from "../crypto/secret-bytes.js";
+import { secretCopy, secretFromFile, secretFromText } from "../crypto/secret-bytes.js";
 import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
 import { printable } from "../format/printable.js";
@@ -88,7 +88,12 @@ export function localAesProvider(options: LocalAesOptions): KeyProvider {
 export const localAesFactory: ProviderFactory = {
   scheme: ID,
   async fromUri(uri, env = process.env) {
-    return localAesProvider({ keys: [keyFromUri(uri, env)] });
+    const key = keyFromUri(uri, env);
+    try {
+      return localAesProvider({ keys: [key] });
+    } finally {
+      if (key instanceof Uint8Array) key.fill(0); // the provider holds its own copy
+    }
   },
   async fromConfig(config) {
     return localAesProvider(config as unknown as LocalAesOptions);
@@ -131,7 +136,7 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
         what: "key file",
         strict: strictKeyFiles(undefined, env),
       });
-      bytes = readFileSync(file);
+      bytes = secretFromFile(file);
     } catch (error) {
       if (EnvelopeError.isInstance(error)) throw error;
       // The system error names the path (which may be a pasted key): keep its code only.
@@ -142,7 +147,10 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
         { cause: new Error(`reading the key file failed: ${code}`), details: { code } },
       );
     }
-    return bytes.length === 32 ? bytes : bytes.toString("utf8");
+    if (bytes.length === 32) return bytes;
+    const text = bytes.toString("utf8");
+    bytes.fill(0);
+    return text;
   }
   throw new ConfigError(
     "ENVELOPE_BAD_CONFIG",

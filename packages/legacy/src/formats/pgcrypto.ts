@@ -51,7 +51,7 @@ export function pgcryptoDecoder(options: PgcryptoOptions): AsyncLegacyDecoder {
   const passphrase =
     typeof options.passphrase === "string"
       ? options.passphrase
-      : Buffer.from(options.passphrase ?? []).toString("utf8");
+      : passphraseText(options.passphrase);
   if (!passphrase) {
     throw new ConfigError("ENVELOPE_BAD_KEY", "pgcrypto: the passphrase is empty.", {
       details: { field: "passphrase" },
@@ -110,4 +110,10 @@ function mapPgError(error: unknown): Error {
     `pgcrypto: PostgreSQL could not run the decryption (${code ?? "no SQLSTATE"}). Check the connection; the row is retried on the next run.`,
     { cause, details: { provider: "pgcrypto" } },
   );
+}
+
+/** A passphrase given as bytes, read as UTF-8 through a view (no copy in node's pool). */
+function passphraseText(bytes: Uint8Array | undefined): string {
+  if (!bytes) return "";
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8");
 }

@@ -1,8 +1,9 @@
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { ConfigError } from "@envelope/core";
 import {
   checkKeyFileMode,
   secretCopy,
+  secretFromFile,
   secretFromText,
   strictKeyFiles,
 } from "@envelope/core/internal";
@@ -19,7 +20,11 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * newline of a file is the caller's to trim.
  */
 export function readLocalSecret(source: LegacyKeySource, env: Env = process.env): Buffer {
-  if ("bytes" in source) return secretCopy(source.bytes);
+  if ("bytes" in source) {
+    // Bytes, as typed; a string given from JavaScript is read as UTF-8, as before.
+    const given: unknown = source.bytes;
+    return typeof given === "string" ? secretFromText(given, "utf8") : secretCopy(source.bytes);
+  }
   if ("env" in source) {
     const raw = env[source.env];
     if (!raw)
@@ -36,7 +41,7 @@ export function readLocalSecret(source: LegacyKeySource, env: Env = process.env)
       what: "key file",
       strict: strictKeyFiles(undefined, env),
     });
-    return readFileSync(source.file);
+    return secretFromFile(source.file);
   } catch (cause) {
     if (ConfigError.isInstance(cause)) throw cause;
     throw new ConfigError(
