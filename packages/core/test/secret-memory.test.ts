@@ -81,9 +81,14 @@ describe("secret-only memory (crypto/secret-bytes.ts)", () => {
     expect(new Set(keys.map((k) => k.buffer)).size).toBeGreaterThan(1);
   });
 
-  it("refuses anything but bytes, instead of copying zeros", () => {
+  it("copies any bytes Buffer.from copied, and refuses the rest instead of copying zeros", () => {
     expect(() => secretCopy("a string" as unknown as Uint8Array)).toThrow(TypeError);
-    expect(() => secretCopy(new ArrayBuffer(32) as unknown as Uint8Array)).toThrow(TypeError);
+    expect(() => secretCopy(42 as unknown as Uint8Array)).toThrow(TypeError);
+    const bytes = Buffer.alloc(32, 3);
+    const { buffer } = new Uint8Array(bytes);
+    expect(secretCopy(buffer as unknown as Uint8Array).equals(bytes)).toBe(true);
+    const view = new DataView(buffer, 4, 8);
+    expect(secretCopy(view as unknown as Uint8Array).equals(bytes.subarray(4, 12))).toBe(true);
   });
 
   it("a key's .buffer cannot be transferred away with the other keys in its slab", () => {

@@ -48,15 +48,21 @@ export function secretBytes(length: number): Buffer {
   return out;
 }
 
-/** A copy of `source` in secret-only memory (see `secretBytes`). */
+/**
+ * A copy of `source` in secret-only memory (see `secretBytes`). Any binary input that
+ * `Buffer.from` copied is taken (an ArrayBuffer or another view, from JavaScript callers);
+ * anything else is refused, where `set` would silently make a key of zeros.
+ */
 export function secretCopy(source: Uint8Array): Buffer {
-  // Buffer.from would read a string as text and an ArrayBuffer as its bytes; `set` would
-  // silently make zeros or an empty key of them. Callers pass bytes.
-  if (!(source instanceof Uint8Array)) {
-    throw new TypeError(`a secret must be a Uint8Array, not ${typeof source}`);
-  }
-  const out = secretBytes(source.length);
-  out.set(source);
+  const given: unknown = source;
+  let bytes: Uint8Array;
+  if (given instanceof Uint8Array) bytes = given;
+  else if (ArrayBuffer.isView(given))
+    bytes = new Uint8Array(given.buffer, given.byteOffset, given.byteLength);
+  else if (given instanceof ArrayBuffer) bytes = new Uint8Array(given);
+  else throw new TypeError(`a secret must be bytes, not ${typeof given}`);
+  const out = secretBytes(bytes.length);
+  out.set(bytes);
   return out;
 }
 
