@@ -17,6 +17,7 @@ export {
   secretBytes,
   secretCopy,
   secretFromFile,
+  secretFromInput,
   secretFromText,
 } from "./crypto/secret-bytes.js";
 export { MAX_PRINTABLE_LENGTH, printable } from "./format/printable.js";

@@ -5,6 +5,7 @@ import {
   checkKeyFileMode,
   secretCopy,
   secretFromFile,
+  secretFromInput,
   secretFromText,
 } from "@envelope/core/internal";
 import { PROVIDER_ID } from "./constants.js";
@@ -69,15 +70,7 @@ function loadSource(source: RsaKeySource, field: string, env: Env, strict: boole
       if (typeof source.pem !== "string" && !(source.pem instanceof Uint8Array)) {
         throw badConfig(`${field}.pem must be PEM text (a string or bytes).`, `${field}.pem`);
       }
-      return [
-        load(
-          typeof source.pem === "string"
-            ? secretFromText(source.pem, "utf8")
-            : secretCopy(source.pem),
-          passphrase,
-          `${field}.pem`,
-        ),
-      ];
+      return [load(secretFromInput(source.pem), passphrase, `${field}.pem`)];
     }
     if (source.path !== undefined) return loadPath(source.path, passphrase, field, strict);
     return [loadEnv(source.env, passphrase, field, env)];
@@ -213,9 +206,7 @@ function readPassphrase(
     if (typeof source.passphrase !== "string" && !(source.passphrase instanceof Uint8Array)) {
       throw badConfig(`${field}.passphrase must be a string or bytes.`, `${field}.passphrase`);
     }
-    return typeof source.passphrase === "string"
-      ? secretFromText(source.passphrase, "utf8")
-      : secretCopy(source.passphrase);
+    return secretFromInput(source.passphrase);
   }
   if (source.passphraseEnv !== undefined) {
     const name = source.passphraseEnv;

@@ -72,6 +72,11 @@ export function secretFromText(text: string, encoding: "hex" | "base64" | "utf8"
   return out.subarray(0, out.write(text, encoding));
 }
 
+/** A secret given as text (read as UTF-8, as `Buffer.from` reads it) or as bytes. */
+export function secretFromInput(input: string | Uint8Array): Buffer {
+  return typeof input === "string" ? secretFromText(input, "utf8") : secretCopy(input);
+}
+
 /**
  * A secret file's bytes in secret-only memory. node reads a small file into its shared pool;
  * that copy is zeroed before this returns, with nothing else run in between.

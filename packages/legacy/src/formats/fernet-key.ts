@@ -1,6 +1,6 @@
 import { pbkdf2Sync } from "node:crypto";
 import { ConfigError } from "@envelope/core";
-import { secretCopy, secretFromText } from "@envelope/core/internal";
+import { secretFromInput, secretFromText } from "@envelope/core/internal";
 
 /** Bytes in a Fernet key: a 16-byte HMAC-SHA256 signing key, then a 16-byte AES-128 key. */
 export const FERNET_KEY_BYTES = 32;
@@ -65,10 +65,7 @@ export function deriveFernetKey(options: Pbkdf2FernetOptions): Buffer {
       { details: { field: "iterations" } },
     );
   }
-  const secret =
-    typeof options.secret === "string"
-      ? secretFromText(options.secret, "utf8")
-      : secretCopy(options.secret);
+  const secret = secretFromInput(options.secret);
   const salt =
     typeof options.salt === "string"
       ? Buffer.from(options.salt, options.saltEncoding ?? "utf8")

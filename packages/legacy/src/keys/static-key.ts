@@ -4,6 +4,7 @@ import {
   checkKeyFileMode,
   secretCopy,
   secretFromFile,
+  secretFromInput,
   secretFromText,
   strictKeyFiles,
 } from "@envelope/core/internal";
@@ -20,11 +21,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
  * newline of a file is the caller's to trim.
  */
 export function readLocalSecret(source: LegacyKeySource, env: Env = process.env): Buffer {
-  if ("bytes" in source) {
-    // Bytes, as typed; a string given from JavaScript is read as UTF-8, as before.
-    const given: unknown = source.bytes;
-    return typeof given === "string" ? secretFromText(given, "utf8") : secretCopy(source.bytes);
-  }
+  // Bytes, as typed; a string given from JavaScript is read as UTF-8, as before.
+  if ("bytes" in source) return secretFromInput(source.bytes);
   if ("env" in source) {
     const raw = env[source.env];
     if (!raw)
