@@ -179,11 +179,7 @@ export class Envelope {
     return this.#decrypt(sealed, options ?? {});
   }
 
-  /**
-   * `decrypt`; `bulk` (decryptMany) does not remember message keys: a bulk read opens each
-   * value once, and keeping keys it will not read again cost about a fifth of its CPU
-   * (docs/PERFORMANCE.md); see KeyRing.open.
-   */
+  /** `decrypt`; `bulk` is decryptMany's part of an open (see KeyRing.open). */
   async #decrypt(
     sealed: Sealed,
     options: DecryptOptions,

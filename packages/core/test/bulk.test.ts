@@ -2,7 +2,13 @@ import { randomBytes } from "node:crypto";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
 
-import { Envelope, type KeyProvider, localAesProvider, UnwrapCache } from "../src/index.js";
+import {
+  type BulkResult,
+  Envelope,
+  type KeyProvider,
+  localAesProvider,
+  UnwrapCache,
+} from "../src/index.js";
 import { fieldContext, pacedKms, sealRows } from "./support/bulk-rows.js";
 import { craft } from "./support/craft.js";
 
@@ -182,24 +188,44 @@ describe("decryptMany", () => {
     expect(stats.maxInFlight).toBeGreaterThan(1);
   });
 
-  it("does not remember message keys (a bulk read opens each value once); decrypt does", async () => {
+  it("remembers message keys only for values whose data key was cached before (a repeated read)", async () => {
     const remember = vi.spyOn(UnwrapCache.prototype, "rememberMessageKey");
+    const peek = vi.spyOn(UnwrapCache.prototype, "peekMessageKey");
+    const peeked = () => peek.mock.results.filter((r) => r.value !== undefined).length;
     try {
       const { provider, stats } = pacedKms({ delayMs: 0 });
       const items = await sealRows(new Envelope({ encrypt: provider }), 5);
+      const expected = items.map((i) => `${i.context.column}-${i.context.id}`);
+      const texts = (results: BulkResult<string>[]) =>
+        results.map((r) => (r.ok ? r.value : r.error.code));
       const bulk = new Envelope({ encrypt: provider });
-      const results = await bulk.decryptMany(items, { as: "text", concurrency: 2 });
-      expect(results.map((r) => (r.ok ? r.value : r.error.code))).toEqual(
-        items.map((i) => `${i.context.column}-${i.context.id}`),
+      // First read: keys come from the KMS, the other two fields open with the held key.
+      expect(texts(await bulk.decryptMany(items, { as: "text", concurrency: 2 }))).toEqual(
+        expected,
       );
-      expect(stats.unwraps).toBe(5); // the other two fields of a row opened from the cache
+      expect(stats.unwraps).toBe(5);
       expect(remember).not.toHaveBeenCalled();
-      // Control: a loop of decrypt over the same rows keeps the second and third field's keys.
+      // Read again (a list page): every data key is cached, each message key is kept.
+      expect(texts(await bulk.decryptMany(items, { as: "text", concurrency: 2 }))).toEqual(
+        expected,
+      );
+      expect(remember).toHaveBeenCalledTimes(15);
+      expect(peeked()).toBe(0);
+      // A third read opens every value with its remembered key: nothing derived or kept.
+      expect(texts(await bulk.decryptMany(items, { as: "text", concurrency: 2 }))).toEqual(
+        expected,
+      );
+      expect(remember).toHaveBeenCalledTimes(15);
+      expect(peeked()).toBe(15);
+      expect(stats.unwraps).toBe(5);
+      // Control: a loop of decrypt keeps the second and third field's keys on its first read.
+      remember.mockClear();
       const loop = new Envelope({ encrypt: provider });
       for (const item of items) await loop.decrypt(item.sealed, { context: item.context });
       expect(remember).toHaveBeenCalledTimes(10);
     } finally {
       remember.mockRestore();
+      peek.mockRestore();
     }
   });
 

@@ -136,10 +136,11 @@ export class KeyRing {
 
   /**
    * Finds a configured provider for some entry, gets its data key, checks commitment, opens.
-   * `bulk`: a bulk read's open (decryptMany), which does not remember message keys (it
-   * opens each value once), gates its KMS calls, may hold its group's key, and is told when
-   * an unwrap put the key in the cache, but only for a value with one candidate entry:
-   * one with more could go on to unwrap another entry (see decryptGrouped).
+   * `bulk`: a bulk read's open (decryptMany), which gates its KMS calls, may hold its
+   * group's key, and is told when an unwrap put the key in the cache, but only for a value
+   * with one candidate entry: one with more could go on to unwrap another entry (see
+   * decryptGrouped). A value opened with a held key or a key just unwrapped keeps no
+   * message key; one whose data key was already cached does, as `decrypt` would.
    */
   async open(
     parts: EnvelopeParts,
@@ -159,7 +160,7 @@ export class KeyRing {
     if (held) return held;
     const warm =
       cache && keys
-        ? openCached(cache, pairs, keys, parts, request, aad, report, !bulk)
+        ? openCached(cache, pairs, keys, parts, request, aad, report)
         : undefined;
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
