@@ -3,8 +3,9 @@ import type { PlaintextInput } from "./bytes.js";
 import { latin1 } from "./crypto/seal.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
-import type { EnvelopeParts } from "./format/envelope.js";
-import { parse, type Sealed } from "./format/parse.js";
+import type { Sealed } from "./format/parse.js";
+import { fromText } from "./format/text.js";
+import { entryBytes } from "./format/v1/entry-bytes.js";
 import type { BulkOpen, HeldKey } from "./keyring/bulk-open.js";
 
 /** One item's outcome: its value, or the typed error that item alone failed with. */
@@ -37,14 +38,14 @@ export type OpenItem<T> = (item: DecryptManyItem, bulk: BulkOpen) => Promise<T>;
 
 /**
  * Decrypts `items` in groups that share a data key (the same wrapped-key entries: the
- * fields of one record, values under a reused data key). Each value is parsed here to group
- * it and again by `open`: parts kept from the first parse until a lane reaches them outlive
- * the young-generation GC and cost more than the second parse (docs/PERFORMANCE.md). A lane
- * takes a whole group: its first value pays the unwrap, the rest open from the same key.
+ * fields of one record, values under a reused data key). A value is grouped by the bytes
+ * of its entries (groupKeyOf) and parsed once, by `open`, when its lane reaches it: parts
+ * kept from grouping until then outlived the young-generation GC (docs/PERFORMANCE.md). A
+ * lane takes a whole group: its first value pays the unwrap, the rest open from its key.
  *
  * Lanes start while the items are still being grouped: a new group gets a lane at once
  * while fewer than `concurrency` run, so the first KMS calls go out before the rest of the
- * batch is parsed. Grouping runs to the end synchronously, before any lane resumes, so a
+ * batch is grouped. Grouping runs to the end synchronously, before any lane resumes, so a
  * lane sees every member of its group.
  *
  * Every KMS unwrap of the call passes one gate of `concurrency` permits: the bound holds
@@ -125,8 +126,7 @@ export async function decryptGrouped<T>(
   for (let i = 0; i < items.length; i++) {
     const item = heldItem(items[i]);
     grouped[i] = item;
-    const parts = partsOf(item);
-    const key = parts ? dataKeyOf(parts) : `#${i}`; // unparsable: its own group, fails alone
+    const key = groupKeyOf(item) ?? `#${i}`; // not a v1 value: its own group, fails alone
     const group = groups.get(key);
     if (group) {
       group.push(i);
@@ -234,14 +234,29 @@ function itemAt<T>(items: readonly T[], i: number): T {
   return item;
 }
 
-/** The parts of an item's sealed value; undefined when it is no item or does not parse. */
-function partsOf(item: unknown): EnvelopeParts | undefined {
+/**
+ * The group of an item's value: the bytes of all its entries (provider, key reference,
+ * wrapped key, in order), so a record's fields share one. Not the first entry alone: a
+ * planted value copying another record's first entry would join its group and then try an
+ * entry of its own while the lane's next unwrap is out, past `concurrency`. Read from the
+ * length fields without a full parse (a third of a warm bulk read's CPU went to parsing to
+ * group, docs/PERFORMANCE.md); `open` parses and checks every value. Undefined when it is
+ * no item or not a v1 value.
+ */
+function groupKeyOf(item: unknown): string | undefined {
   if (!isItem(item)) return undefined;
-  try {
-    return parse((item as DecryptManyItem).sealed);
-  } catch {
-    return undefined; // opened alone, where `open` parses and reports the error
+  const { sealed } = item as DecryptManyItem;
+  let bytes: Uint8Array | undefined;
+  if (sealed instanceof Uint8Array) bytes = sealed;
+  else if (typeof sealed === "string") {
+    try {
+      bytes = fromText(sealed);
+    } catch {
+      return undefined; // opened alone, where `open` reports the error
+    }
   }
+  const entries = bytes && entryBytes(bytes);
+  return entries && latin1(entries);
 }
 
 /** An item's `sealed` and `context` read once, or the non-item as it is (it fails alone). */
@@ -249,20 +264,6 @@ function heldItem(item: unknown): unknown {
   if (!isItem(item)) return item;
   const { sealed, context } = item as DecryptManyItem;
   return { sealed, context };
-}
-
-/**
- * Every entry (provider, key reference, wrapped bytes), in order: a record's fields carry
- * the same list. Not the first entry alone: a planted value copying another record's first
- * entry would join its group and then try an entry of its own while the lane's next
- * unwrap is out, past `concurrency`.
- */
-function dataKeyOf(parts: EnvelopeParts): string {
-  let key = "";
-  for (const entry of parts.entries) {
-    key += `${entry.providerId}\u0000${entry.keyRef}\u0000${latin1(entry.wrapped)}\u0000`;
-  }
-  return key;
 }
 
 async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {

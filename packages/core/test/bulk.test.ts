@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "../src/format/parse.js";
+import { toText } from "../src/format/text.js";
+import { entryBytes } from "../src/format/v1/entry-bytes.js";
 
 import {
   type BulkResult,
@@ -12,33 +14,48 @@ import {
 import { fieldContext, pacedKms, sealRows } from "./support/bulk-rows.js";
 import { craft } from "./support/craft.js";
 
-// Counts parses: decryptMany parses each value to group it, and again to open it.
-// The path is from the repository root (vitest's root): vitest finds the importer of a
-// relative vi.mock path from a V8-style stack trace, which Bun does not print.
+// Counts parses and groupings: decryptMany groups each value by its entries' bytes, and
+// parses it once, to open it. The paths are from the repository root (vitest's root):
+// vitest finds the importer of a relative vi.mock path from a V8-style stack trace, which
+// Bun does not print.
 vi.mock("/packages/core/src/format/parse.ts", async (importOriginal) => {
   const actual = await importOriginal<typeof import("../src/format/parse.js")>();
   return { ...actual, parse: vi.fn(actual.parse) };
 });
-// The real parse, as the mock wraps it (vi.importActual of a relative path fails on Bun
-// for the same reason).
+vi.mock("/packages/core/src/format/v1/entry-bytes.ts", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../src/format/v1/entry-bytes.js")>();
+  return { ...actual, entryBytes: vi.fn(actual.entryBytes) };
+});
+// The real functions, as the mocks wrap them (vi.importActual of a relative path fails on
+// Bun for the same reason).
 const parseActual = vi.mocked(parse).getMockImplementation()!;
+const entryBytesActual = vi.mocked(entryBytes).getMockImplementation()!;
 
 describe("decryptMany", () => {
   beforeEach(() => {
     vi.mocked(parse).mockClear();
+    vi.mocked(entryBytes).mockClear();
   });
 
-  it("parses each value twice: to group it and to open it", async () => {
-    const { provider } = pacedKms({ delayMs: 0 });
-    const items = await sealRows(new Envelope({ encrypt: provider }), 4);
+  it("groups each value by its entries' bytes and parses it once, to open it", async () => {
+    const { provider, stats } = pacedKms({ delayMs: 0 });
+    const binary = await sealRows(new Envelope({ encrypt: provider }), 4);
+    // The text form too: decoded to group, and again by the parse that opens it.
+    const text = (await sealRows(new Envelope({ encrypt: provider }), 2)).map((item) => ({
+      ...item,
+      sealed: toText(item.sealed),
+    }));
+    const items = [...binary, ...text];
     const reader = new Envelope({ encrypt: provider });
     vi.mocked(parse).mockClear();
     const results = await reader.decryptMany(items, { concurrency: 2 });
     expect(results.every((r) => r.ok)).toBe(true);
-    expect(vi.mocked(parse).mock.calls.length).toBe(2 * items.length);
+    expect(vi.mocked(parse).mock.calls.length).toBe(items.length);
+    expect(vi.mocked(entryBytes).mock.calls.length).toBe(items.length);
+    expect(stats.unwraps).toBe(6); // one per record: its three fields were one group
   });
 
-  it("sends the first unwrap before the rest of the batch is parsed", async () => {
+  it("sends the first unwrap before the rest of the batch is grouped", async () => {
     const log: string[] = [];
     const { provider } = pacedKms({ delayMs: 1, log });
     const items = await sealRows(new Envelope({ encrypt: provider }), 3);
@@ -47,17 +64,22 @@ describe("decryptMany", () => {
       log.push("parse");
       return parseActual(sealed);
     });
+    vi.mocked(entryBytes).mockImplementation((bytes) => {
+      log.push("group");
+      return entryBytesActual(bytes);
+    });
     try {
       const reader = new Envelope({ encrypt: provider });
       const results = await reader.decryptMany(items, { concurrency: 2 });
       expect(results.every((r) => r.ok)).toBe(true);
     } finally {
       vi.mocked(parse).mockImplementation(parseActual);
+      vi.mocked(entryBytes).mockImplementation(entryBytesActual);
     }
-    // Row 1's unwrap goes out once its first value parsed (to group it, then to open it),
-    // before the rest of the batch is grouped; row 2's before grouping ends too.
-    expect(log.slice(0, 5)).toEqual(["parse", "parse", "unwrap 1", "parse", "parse"]);
-    expect(log.indexOf("unwrap 2")).toBeLessThan(log.lastIndexOf("parse"));
+    // Row 1's unwrap goes out once its first value is grouped and parsed to open, before
+    // the rest of the batch is grouped; row 2's before grouping ends too.
+    expect(log.slice(0, 5)).toEqual(["group", "parse", "unwrap 1", "group", "group"]);
+    expect(log.indexOf("unwrap 2")).toBeLessThan(log.lastIndexOf("group"));
   });
 
   it("refills a slot the moment an unwrap returns (a pool, not rounds)", async () => {
