@@ -80,6 +80,7 @@ export async function decryptGrouped<T>(
   const openAt = (i: number, bulk: BulkOpen) =>
     settle(() => open(itemAt(grouped, i) as DecryptManyItem, bulk));
   const gate = callGate(lanes);
+  const loaded = new Set<string>();
   const turns = turnsPerIteration(GROUPS_PER_TURN);
   const lane = async () => {
     let following: Slot<T> | undefined;
@@ -98,7 +99,7 @@ export async function decryptGrouped<T>(
         }
         await turns();
       };
-      slot.first = openAt(group[0]!, { gate, afterUnwrap });
+      slot.first = openAt(group[0]!, { gate, afterUnwrap, loaded });
       return slot;
     };
     let slot = next < queue.length ? start(queue[next++]!) : undefined;
@@ -106,7 +107,7 @@ export async function decryptGrouped<T>(
       while (slot) {
         try {
           results[slot.group[0]!] = await slot.first;
-          const rest = { gate, held: slot.held };
+          const rest = { gate, held: slot.held, loaded };
           for (let j = 1; j < slot.group.length; j++) {
             results[slot.group[j]!] = await openAt(slot.group[j]!, rest);
           }
@@ -240,8 +241,11 @@ function itemAt<T>(items: readonly T[], i: number): T {
  * planted value copying another record's first entry would join its group and then try an
  * entry of its own while the lane's next unwrap is out, past `concurrency`. Read from the
  * length fields without a full parse (a third of a warm bulk read's CPU went to parsing to
- * group, docs/PERFORMANCE.md); `open` parses and checks every value. Undefined when it is
- * no item or not a v1 value.
+ * group, docs/PERFORMANCE.md); `open` parses and checks every value. A planted value whose
+ * entries copy a record's but which fails that parse joins the record's group and fails
+ * alone; if it comes first, the record's other fields open without a held key (one gated
+ * unwrap, no early start of the lane's next call). Undefined when it is no item or not a
+ * v1 value.
  */
 function groupKeyOf(item: unknown): string | undefined {
   if (!isItem(item)) return undefined;

@@ -52,7 +52,11 @@ describe("decryptMany", () => {
     expect(results.every((r) => r.ok)).toBe(true);
     expect(vi.mocked(parse).mock.calls.length).toBe(items.length);
     expect(vi.mocked(entryBytes).mock.calls.length).toBe(items.length);
-    expect(stats.unwraps).toBe(6); // one per record: its three fields were one group
+    expect(stats.unwraps).toBe(6); // one per record
+    // One group per record, text values too: a record's other fields opened with the key
+    // their lane held, not through the cache (a hit) or a join of its unwrap.
+    const { hits, misses, inflightJoins } = reader.cacheStats();
+    expect({ hits, misses, inflightJoins }).toEqual({ hits: 0, misses: 6, inflightJoins: 0 });
   });
 
   it("sends the first unwrap before the rest of the batch is grouped", async () => {
@@ -240,6 +244,16 @@ describe("decryptMany", () => {
       expect(remember).toHaveBeenCalledTimes(15);
       expect(peeked()).toBe(15);
       expect(stats.unwraps).toBe(5);
+      // Values with two entries (no held key: each field unwraps through the cache) keep
+      // none on their first read either, and keep them when read again.
+      remember.mockClear();
+      const second = localAesProvider({ keys: randomBytes(32) });
+      const twice = await sealRows(new Envelope({ encrypt: [provider, second] }), 5);
+      const multi = new Envelope({ encrypt: [provider, second] });
+      await multi.decryptMany(twice, { concurrency: 2 });
+      expect(remember).not.toHaveBeenCalled();
+      await multi.decryptMany(twice, { concurrency: 2 });
+      expect(remember).toHaveBeenCalledTimes(15);
       // Control: a loop of decrypt keeps the second and third field's keys on its first read.
       remember.mockClear();
       const loop = new Envelope({ encrypt: provider });
@@ -248,6 +262,29 @@ describe("decryptMany", () => {
     } finally {
       remember.mockRestore();
       peek.mockRestore();
+    }
+  });
+
+  it("a malformed copy leading a record's group fails alone; the record opens, one unwrap, bound kept", async () => {
+    const remember = vi.spyOn(UnwrapCache.prototype, "rememberMessageKey");
+    try {
+      const { provider, stats } = pacedKms({ delayMs: 2 });
+      const items = await sealRows(new Envelope({ encrypt: provider }), 4);
+      // The same entries (so the same group), then a byte past the end: parse refuses it.
+      const planted = items
+        .filter((_, i) => i % 3 === 0)
+        .map((item) => ({ ...item, sealed: Buffer.concat([item.sealed, Buffer.of(0)]) }));
+      const reader = new Envelope({ encrypt: provider });
+      const results = await reader.decryptMany([...planted, ...items], { concurrency: 2 });
+      expect(results.slice(0, 4).map((r) => (r.ok ? "ok" : r.error.code))).toEqual(
+        Array(4).fill("ENVELOPE_BAD_FORMAT"),
+      );
+      expect(results.slice(4).every((r) => r.ok)).toBe(true);
+      expect(stats.unwraps).toBe(4);
+      expect(stats.maxInFlight).toBeLessThanOrEqual(2);
+      expect(remember).not.toHaveBeenCalled(); // still a first read
+    } finally {
+      remember.mockRestore();
     }
   });
 

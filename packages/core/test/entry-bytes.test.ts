@@ -67,6 +67,14 @@ describe("entryBytes", () => {
       if (found) expect(Buffer.from(found)).toEqual(Buffer.from(entryBytes(whole)!));
     }
     expect(entryBytes(craft({ version: 2 }))).toBeUndefined();
+    expect(entryBytes(craft({ suite: 4 }))).toBeUndefined();
+    // Each length within §2.1's limits, as the decoder requires: a planted value cannot
+    // make a group key of megabytes.
+    expect(entryBytes(craft({ entries: [{ providerId: "a".repeat(65) }] }))).toBeUndefined();
+    expect(entryBytes(craft({ entries: [{ keyRefLength: 0, keyRef: "" }] }))).toBeUndefined();
+    expect(entryBytes(craft({ entries: [{ keyRef: "k".repeat(2049) }] }))).toBeUndefined();
+    expect(entryBytes(craft({ entries: [{ wrapped: new Uint8Array(4097) }] }))).toBeUndefined();
+    expect(entryBytes(craft({ entries: [{ wrapped: new Uint8Array(4096) }] }))).toBeDefined();
     expect(entryBytes(craft({ entryCount: 0, entries: [] }))).toBeUndefined();
     expect(entryBytes(craft({ entryCount: 17 }))).toBeUndefined();
     expect(entryBytes(craft({ entries: [{ wrappedLength: 60_000 }] }))).toBeUndefined();

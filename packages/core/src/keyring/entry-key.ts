@@ -54,6 +54,7 @@ export async function entryKey(
       const loaded = await cached.loadKey(key, () => gated(audit, provider, entry, request, bulk));
       dataKey = loaded.key;
       cacheHit = loaded.joined;
+      bulk?.loaded.add(key);
       if (bulk?.afterUnwrap)
         await bulk.afterUnwrap({ cacheKey: key, dataKey: secretCopy(dataKey) });
     }

@@ -139,8 +139,8 @@ export class KeyRing {
    * `bulk`: a bulk read's open (decryptMany), which gates its KMS calls, may hold its
    * group's key, and is told when an unwrap put the key in the cache, but only for a value
    * with one candidate entry: one with more could go on to unwrap another entry (see
-   * decryptGrouped). A value opened with a held key or a key just unwrapped keeps no
-   * message key; one whose data key was already cached does, as `decrypt` would.
+   * decryptGrouped). A value opened with a held key or a key this call loaded keeps no
+   * message key; one whose data key was cached before the call does, as `decrypt` would.
    */
   async open(
     parts: EnvelopeParts,
@@ -160,14 +160,14 @@ export class KeyRing {
     if (held) return held;
     const warm =
       cache && keys
-        ? openCached(cache, pairs, keys, parts, request, aad, report)
+        ? openCached(cache, pairs, keys, parts, request, aad, report, bulk?.loaded)
         : undefined;
     if (warm) return warm;
     const now = openNow(this.#audit, pairs, parts, request, aad, report);
     if (now) return now;
     // With more than one candidate the hook is withheld: the value could go on to unwrap
     // another entry while the lane's next call is out.
-    const hooked = bulk && !one ? { gate: bulk.gate } : bulk;
+    const hooked = bulk && !one ? { gate: bulk.gate, loaded: bulk.loaded } : bulk;
     const found = await this.#firstDataKey(pairs, keys, parts, request, hooked);
     found.dataKey.fill(0);
     report({ provider: found.provider, keyRef: found.entry.keyRef, cacheHit: found.cacheHit });

@@ -1,7 +1,7 @@
 import type { UnwrapCache } from "../cache/unwrap-cache.js";
 import { openBody } from "../crypto/aead.js";
 import { commitmentMatches, deriveMessageKeys } from "../crypto/kdf.js";
-import { latin1 } from "../crypto/seal.js";
+import { latin1, openAndZero } from "../crypto/seal.js";
 import type { EnvelopeParts, WrappedKey } from "../format/envelope.js";
 import type { KeyProvider, KeyRequest } from "../providers/types.js";
 import { kmsContextOf } from "./cache-keys.js";
@@ -42,8 +42,10 @@ export function openRemembered(
  * The warm path of decrypt, part 2: a cached data key of a candidate entry (`keys[i]` is
  * the unwrap-cache key of `pairs[i]`, undefined where the provider opts out). The message
  * key derived is kept for the next read of this message: a data key still cached means
- * its record was read a moment ago, and a list page or a hot record is read again.
- * Synchronous like part 1. Undefined when no candidate's data key is cached.
+ * its record was read a moment ago, and a list page or a hot record is read again. Not
+ * when the key is in `fresh` (loaded by this bulk read: a first read, which an export
+ * never repeats); that message key is zeroed after the open. Synchronous like part 1.
+ * Undefined when no candidate's data key is cached.
  */
 export function openCached(
   cache: UnwrapCache,
@@ -53,6 +55,7 @@ export function openCached(
   request: KeyRequest,
   aad: Uint8Array,
   report: (used: OpenedBy) => void,
+  fresh?: ReadonlySet<string>,
 ): Buffer | undefined {
   for (let i = 0; i < pairs.length; i++) {
     const key = keys[i];
@@ -63,6 +66,7 @@ export function openCached(
     const derived = deriveMessageKeys(cached, parts.messageId, parts.suite);
     if (commitmentMatches(derived.commitment, parts.commitment)) {
       report({ provider, keyRef: entry.keyRef, cacheHit: true });
+      if (fresh?.has(key)) return openAndZero(derived.encryptionKey, parts.body, aad);
       // The commitment matched, so this key is right whatever the AAD: keep it (the
       // cache owns it from here), with the entry and KMS context it came from.
       const origin: MessageKeyOrigin = {
