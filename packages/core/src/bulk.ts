@@ -80,13 +80,16 @@ export async function decryptGrouped<T>(
   const openAt = (i: number, bulk: BulkOpen) =>
     settle(() => open(itemAt(grouped, i) as DecryptManyItem, bulk));
   const gate = callGate(lanes);
-  const loaded = new Set<string>();
   const turns = turnsPerIteration(GROUPS_PER_TURN);
   const lane = async () => {
     let following: Slot<T> | undefined;
     let stopped = false;
     const start = (group: number[]): Slot<T> => {
-      const slot: Slot<T> = { group, first: undefined as unknown as Promise<BulkResult<T>> };
+      const slot: Slot<T> = {
+        group,
+        first: undefined as unknown as Promise<BulkResult<T>>,
+        loaded: new Set(),
+      };
       const afterUnwrap = async (key: HeldKey) => {
         if (stopped) {
           key.dataKey.fill(0);
@@ -99,7 +102,7 @@ export async function decryptGrouped<T>(
         }
         await turns();
       };
-      slot.first = openAt(group[0]!, { gate, afterUnwrap, loaded });
+      slot.first = openAt(group[0]!, { gate, afterUnwrap, loaded: slot.loaded });
       return slot;
     };
     let slot = next < queue.length ? start(queue[next++]!) : undefined;
@@ -107,7 +110,7 @@ export async function decryptGrouped<T>(
       while (slot) {
         try {
           results[slot.group[0]!] = await slot.first;
-          const rest = { gate, held: slot.held, loaded };
+          const rest = { gate, held: slot.held, loaded: slot.loaded };
           for (let j = 1; j < slot.group.length; j++) {
             results[slot.group[j]!] = await openAt(slot.group[j]!, rest);
           }
@@ -146,6 +149,8 @@ interface Slot<T> {
   readonly group: number[];
   first: Promise<BulkResult<T>>;
   held?: HeldKey;
+  /** Unwrap-cache keys its values loaded (BulkOpen.loaded): per group, so it stays small. */
+  readonly loaded: Set<string>;
 }
 
 /** At most `limit` calls running at once; the others wait, in order, for a permit. */

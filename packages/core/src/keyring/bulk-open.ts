@@ -28,9 +28,9 @@ export interface BulkOpen {
   /** The group's key, for its other values. */
   held?: HeldKey | undefined;
   /**
-   * Unwrap-cache keys this call loaded (KMS unwraps and joins): a value opened from one of
-   * them is on its first read and keeps no message key; one whose data key was cached
-   * before the call (a page read again) keeps it, as `decrypt` does.
+   * Unwrap-cache keys this value's group loaded (KMS unwraps and joins): a value opened
+   * from one of them is on its first read and keeps no message key; one whose data key was
+   * cached before (a page read again) keeps it, as `decrypt` does.
    */
   loaded: Set<string>;
 }

@@ -139,8 +139,8 @@ export class KeyRing {
    * `bulk`: a bulk read's open (decryptMany), which gates its KMS calls, may hold its
    * group's key, and is told when an unwrap put the key in the cache, but only for a value
    * with one candidate entry: one with more could go on to unwrap another entry (see
-   * decryptGrouped). A value opened with a held key or a key this call loaded keeps no
-   * message key; one whose data key was cached before the call does, as `decrypt` would.
+   * decryptGrouped). A value opened with a held key or a key its group loaded keeps no
+   * message key; one whose data key was cached before does, as `decrypt` would.
    */
   async open(
     parts: EnvelopeParts,

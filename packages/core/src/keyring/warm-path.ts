@@ -43,8 +43,8 @@ export function openRemembered(
  * the unwrap-cache key of `pairs[i]`, undefined where the provider opts out). The message
  * key derived is kept for the next read of this message: a data key still cached means
  * its record was read a moment ago, and a list page or a hot record is read again. Not
- * when the key is in `fresh` (loaded by this bulk read: a first read, which an export
- * never repeats); that message key is zeroed after the open. Synchronous like part 1.
+ * when the key is in `fresh` (loaded for this value's group by a bulk read: a first read,
+ * which an export never repeats); that message key is zeroed after the open. Synchronous like part 1.
  * Undefined when no candidate's data key is cached.
  */
 export function openCached(
