@@ -4,7 +4,7 @@ import { latin1 } from "./crypto/seal.js";
 import { ConfigError, EnvelopeError } from "./errors.js";
 import type { EncryptionContext } from "./format/context.js";
 import type { Sealed } from "./format/parse.js";
-import { fromText } from "./format/text.js";
+import { fromText, textHead } from "./format/text.js";
 import { entryBytes } from "./format/v1/entry-bytes.js";
 import type { BulkOpen, HeldKey } from "./keyring/bulk-open.js";
 
@@ -249,23 +249,37 @@ function itemAt<T>(items: readonly T[], i: number): T {
  * group, docs/PERFORMANCE.md); `open` parses and checks every value. A planted value whose
  * entries copy a record's but which fails that parse joins the record's group and fails
  * alone; if it comes first, the record's other fields open without a held key (one gated
- * unwrap, no early start of the lane's next call). Undefined when it is no item or not a
- * v1 value.
+ * unwrap, no early start of the lane's next call). A text value is grouped by the head of
+ * its text decoded alone (textEntries), so a malformed text value may join a group the same
+ * way. Undefined when it is no item or not a v1 value.
  */
 function groupKeyOf(item: unknown): string | undefined {
   if (!isItem(item)) return undefined;
   const { sealed } = item as DecryptManyItem;
-  let bytes: Uint8Array | undefined;
-  if (sealed instanceof Uint8Array) bytes = sealed;
-  else if (typeof sealed === "string") {
-    try {
-      bytes = fromText(sealed);
-    } catch {
-      return undefined; // opened alone, where `open` reports the error
-    }
-  }
-  const entries = bytes && entryBytes(bytes);
+  let entries: Uint8Array | undefined;
+  if (sealed instanceof Uint8Array) entries = entryBytes(sealed);
+  else if (typeof sealed === "string") entries = textEntries(sealed);
   return entries && latin1(entries);
+}
+
+/**
+ * Bytes of a text value decoded to find its entries (a multiple of 3: whole base64 groups).
+ * A header and entries of 3 KiB hold any single entry and most pairs, so a large value is
+ * not decoded in full here and again by `open` (docs/PERFORMANCE.md, fifteenth pass).
+ */
+const TEXT_HEAD_BYTES = 3 * 1024;
+
+/** A text value's entry bytes, from its head, else from the whole value (longer entries). */
+function textEntries(sealed: string): Uint8Array | undefined {
+  const head = textHead(sealed, TEXT_HEAD_BYTES);
+  if (!head) return undefined; // no text form: opened alone, where `open` reports the error
+  const entries = entryBytes(head);
+  if (entries || head.length < TEXT_HEAD_BYTES) return entries; // found, or the value was all head
+  try {
+    return entryBytes(fromText(sealed));
+  } catch {
+    return undefined; // malformed: opened alone, where `open` reports the error
+  }
 }
 
 /** An item's `sealed` and `context` read once, or the non-item as it is (it fails alone). */

@@ -288,6 +288,65 @@ describe("decryptMany", () => {
     }
   });
 
+  it("groups a large text value by the head of its text, not by decoding it whole", async () => {
+    const { provider, stats } = pacedKms({ delayMs: 0 });
+    const writer = new Envelope({ encrypt: provider });
+    const big = "x".repeat(100 * 1024);
+    const items = [];
+    for (let id = 0; id < 3; id++) {
+      const materials = await writer.generateDataKey();
+      for (const column of ["notes", "bio"]) {
+        const context = fieldContext(id, column);
+        const sealed = writer.encryptWithDataKey(materials, `${big}${id}`, { context });
+        items.push({ sealed: toText(sealed), context });
+      }
+      materials.dataKey.fill(0);
+    }
+    const reader = new Envelope({ encrypt: provider });
+    const results = await reader.decryptMany(items, { as: "text", concurrency: 2 });
+    expect(results.map((r) => r.ok && r.value.length)).toEqual(Array(6).fill(big.length + 1));
+    const grouped = vi.mocked(entryBytes).mock.calls.map(([bytes]) => bytes.length);
+    expect(grouped).toEqual(Array(6).fill(3 * 1024)); // a head, not ~100 KiB
+    expect(stats.unwraps).toBe(3);
+    const { hits, misses, inflightJoins } = reader.cacheStats();
+    expect({ hits, misses, inflightJoins }).toEqual({ hits: 0, misses: 3, inflightJoins: 0 });
+  });
+
+  it("groups text values whose entries run past the decoded head (large wrapped keys)", async () => {
+    // Wrapped keys padded to 3,600 bytes: the entries end past the 3 KiB head.
+    const paced = pacedKms({ delayMs: 1 });
+    const pad = 3600;
+    const provider: KeyProvider = {
+      ...paced.provider,
+      handles: (e) => paced.provider.handles(e),
+      wrap: async (key, request) => {
+        const wrapped = await paced.provider.wrap(key, request);
+        return { ...wrapped, wrapped: Buffer.concat([wrapped.wrapped, Buffer.alloc(pad)]) };
+      },
+      unwrap: (entry, request) =>
+        paced.provider.unwrap(
+          { ...entry, wrapped: entry.wrapped.subarray(0, entry.wrapped.length - pad) },
+          request,
+        ),
+    };
+    const rows = await sealRows(new Envelope({ encrypt: provider }), 3);
+    const items = rows.map((item) => ({ ...item, sealed: toText(item.sealed) }));
+    // A malformed copy of the first record's first field (a stray character at the end):
+    // its head is the record's, so it joins the group, and it fails alone.
+    items.push({ ...items[0]!, sealed: `${items[0]!.sealed}!` });
+    const reader = new Envelope({ encrypt: provider });
+    const results = await reader.decryptMany(items, { as: "text", concurrency: 2 });
+    expect(results.map((r) => (r.ok ? r.value : r.error.code))).toEqual([
+      ...rows.map((r) => `${r.context.column}-${r.context.id}`),
+      "ENVELOPE_BAD_FORMAT",
+    ]);
+    expect(paced.stats.unwraps).toBe(3);
+    expect(paced.stats.maxInFlight).toBeLessThanOrEqual(2);
+    // One group per record: the other fields opened with the key their lane held.
+    const { hits, misses, inflightJoins } = reader.cacheStats();
+    expect({ hits, misses, inflightJoins }).toEqual({ hits: 0, misses: 3, inflightJoins: 0 });
+  });
+
   it("a bad item gets its own typed error; the others open", async () => {
     const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
     const [a, b] = await sealRows(envelope, 1);

@@ -28,6 +28,18 @@ export function isTextForm(value: string): boolean {
 }
 
 /**
+ * The first bytes of a text value, at most `maxBytes` (rounded down to whole base64
+ * groups), decoded without checking the rest of the string: for a look at the header only
+ * (decryptMany's grouping), so a large value is not decoded in full twice. Not a decoder:
+ * the value is still decoded by `fromText` before it is used. Undefined without the prefix.
+ */
+export function textHead(text: string, maxBytes: number): Buffer | undefined {
+  if (!text.startsWith(TEXT_PREFIX)) return undefined;
+  const chars = Math.floor(maxBytes / 3) * 4;
+  return Buffer.from(text.slice(TEXT_PREFIX.length, TEXT_PREFIX.length + chars), "base64url");
+}
+
+/**
  * Strict decoder (docs/FORMAT.md §9): exact prefix, base64url alphabet, no padding,
  * canonical trailing bits. The bytes then go to the binary decoder (§2.1).
  */
