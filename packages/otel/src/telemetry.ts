@@ -112,12 +112,17 @@ export function envelopeTelemetry(options: TelemetryOptions = {}): EnvelopeTelem
   const forClient = (provider: KeyProvider) =>
     cachesUnwrap(provider) ? instrumentProvider(provider) : provider;
 
+  // The configured keys' references always keep their labels, a decrypt-only (old) key's
+  // too: it only unwraps, so no wrap of its own would ever trust it.
+  const trustConfigured = (providers: readonly (KeyProvider | undefined)[]) => {
+    for (const provider of providers) if (provider) keyRefs.trust(provider.keyRef);
+  };
+
   const instrument = (given: EnvelopeOptions): EnvelopeOptions => {
-    const configured = [
+    trustConfigured([
       ...(Array.isArray(given.encrypt) ? given.encrypt : [given.encrypt]),
       ...(given.decrypt ?? []),
-    ] as (KeyProvider | undefined)[];
-    for (const provider of configured) if (provider) keyRefs.trust(provider.keyRef);
+    ] as (KeyProvider | undefined)[]);
     const encrypt = Array.isArray(given.encrypt)
       ? given.encrypt.map(forClient)
       : forClient(given.encrypt as KeyProvider);
@@ -144,6 +149,7 @@ export function envelopeTelemetry(options: TelemetryOptions = {}): EnvelopeTelem
         ? undefined
         : Promise.all(config.decrypt.map((s, i) => resolveKey(s, `decrypt[${i}]`, env))),
     ]);
+    trustConfigured([...(encrypt ?? []), ...(decrypt ?? [])]);
     return {
       ...config,
       // createEnvelope reports a missing or malformed field itself.

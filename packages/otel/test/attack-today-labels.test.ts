@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import {
+  createEnvelope,
   Envelope,
   type KeyProvider,
   localAesProvider,
@@ -22,11 +23,11 @@ const ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234
  * is the alias, the entries it writes name the key ARN (aws-kms kms-calls.ts toEntry), and
  * it claims every entry of its id (discovery), failing the ones it did not write.
  */
-function aliasProvider() {
+function aliasProvider(keyRef = "alias/app") {
   const inner = localAesProvider({ keys: randomBytes(32) });
   const provider: KeyProvider = {
     id: inner.id,
-    keyRef: "alias/app",
+    keyRef,
     handles: (e) => e.providerId === inner.id,
     async wrap(k, r) {
       return { ...(await inner.wrap(k, r)), keyRef: ARN };
@@ -99,6 +100,27 @@ describe("today: trusted key-reference labels", () => {
       await otel.value("envelope.operations", {
         "envelope.operation": "encrypt",
         "envelope.key_ref": "alias/app",
+      }),
+    ).toBe(1);
+  });
+
+  it("a decrypt-only key given to instrumentConfig keeps its label after the attacker fills maxKeyRefs", async () => {
+    const otel = otelHarness({ maxKeyRefs: 10 });
+    // A KMS key by its ARN: its entries name its keyRef, and it claims every entry of its id.
+    const old = aliasProvider(ARN);
+    const own = await new Envelope({ encrypt: old }).encrypt("x");
+    const current = localAesProvider({ keys: randomBytes(32) });
+    const envelope = await createEnvelope(
+      await otel.telemetry.instrumentConfig({ encrypt: current, decrypt: [old], cache: false }),
+    );
+    await envelope.decryptMany(
+      Array.from({ length: 20 }, (_, i) => ({ sealed: planted(`attacker-${i}`) })),
+    );
+    expect(String(await envelope.decrypt(own))).toBe("x");
+    expect(
+      await otel.value("envelope.operations", {
+        "envelope.operation": "decrypt",
+        "envelope.key_ref": old.keyRef,
       }),
     ).toBe(1);
   });
