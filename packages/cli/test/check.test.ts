@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EXIT_CODES } from "@envelope/cli";
 import { describe, expect, it } from "vitest";
+import { renderReadiness } from "../src/commands/check.js";
 import { cli, tempDir } from "./support.js";
 
 describe("envelope check", () => {
@@ -55,5 +56,25 @@ describe("envelope check", () => {
     const run = await cli(["check", "--timeout", "soon"], { cwd });
     expect(run.code).toBe(EXIT_CODES.USAGE);
     expect(run.stderr).toContain("timeoutMs");
+  });
+
+  it("names the master a hierarchical key was checked through, and the probe's latency", () => {
+    const text = renderReadiness({
+      ok: true,
+      checkedAt: "2026-12-07T00:00:00.000Z",
+      providers: [
+        {
+          provider: "hierarchical",
+          keyRef: "ik-0123456789abcdef01234567",
+          role: "encrypt",
+          status: "ok",
+          via: { provider: "aws-kms", keyRef: "arn:aws:kms:eu-west-1:111122223333:key/k" },
+          latencyMs: { probe: 0.4, wrap: 8.1, unwrap: 7.4 },
+        },
+      ],
+    });
+    expect(text).toContain(
+      "OK       encrypt hierarchical:ik-0123456789abcdef01234567 via aws-kms:arn:aws:kms:eu-west-1:111122223333:key/k  (probe 0.4 ms, wrap 8.1 ms, unwrap 7.4 ms)",
+    );
   });
 });

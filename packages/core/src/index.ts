@@ -65,6 +65,7 @@ export { fromText, isTextForm, toText } from "./format/text.js";
 export {
   bindsKmsContext,
   cachesUnwrap,
+  delegatesReadiness,
   kmsContextKeyOf,
   providerCapabilities,
   supportsDataKeyGeneration,
@@ -109,6 +110,8 @@ export type {
   LocalUnwrap,
   NativeRewrap,
   ProviderFactory,
+  ReadinessDelegation,
+  ReadinessTargets,
 } from "./providers/types.js";
 export {
   type ProviderReadiness,
@@ -116,6 +119,7 @@ export {
   type ReadinessOptions,
   type ReadinessReport,
   type ReadinessStatus,
+  type ReadinessStep,
 } from "./readiness.js";
 export {
   DEFAULT_CHUNK_SIZE,

@@ -4,6 +4,7 @@ import { secretCopy } from "./crypto/secret-bytes.js";
 import { ConfigError, EnvelopeError, ProviderError } from "./errors.js";
 import { DATA_KEY_LENGTH } from "./format/constants.js";
 import type { WrappedKey } from "./format/envelope.js";
+import { delegatesReadiness } from "./providers/capabilities.js";
 import { checkDataKey, checkReturnedEntry, takeDataKey } from "./providers/checks.js";
 import type { KeyProvider, KeyRequest } from "./providers/types.js";
 
@@ -14,9 +15,15 @@ import type { KeyProvider, KeyRequest } from "./providers/types.js";
 export const READINESS_CONTEXT = Object.freeze({ "envelope:check": "readiness" });
 
 export interface ReadinessOptions {
-  /** Per provider and step (wrap, unwrap). Default 10 000 ms. */
+  /** Per provider and step (probe, wrap, unwrap), 1 to 2 147 483 647. Default 10 000 ms. */
   timeoutMs?: number;
 }
+
+/** The longest timer Node keeps: a larger delay fires after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** What a check runs for a provider: a read first (probe), then the canary's two calls. */
+export type ReadinessStep = "probe" | "wrap" | "unwrap";
 
 /**
  * - `ok`: wrapped and unwrapped the canary (or, for an encrypt-only key, wrapped it).
@@ -34,10 +41,15 @@ export interface ProviderReadiness {
   /** `encrypt` providers must wrap and unwrap; `decrypt`-only ones are kept to read old data. */
   role: "encrypt" | "decrypt";
   status: ReadinessStatus;
+  /**
+   * The provider that wrapped and unwrapped the canary in this one's place (hierarchical
+   * mode: its master KMS key; `probe` read its key store). Absent when it was this one.
+   */
+  via?: { provider: string; keyRef: string };
   /** Milliseconds per step that ran. */
-  latencyMs: { wrap?: number; unwrap?: number };
+  latencyMs: { probe?: number; wrap?: number; unwrap?: number };
   /** Why the status is not `ok`: a stable code, the step and a message (never key material). */
-  error?: { code: string; step: "wrap" | "unwrap"; message: string };
+  error?: { code: string; step: ReadinessStep; message: string };
 }
 
 export interface ReadinessReport {
@@ -50,8 +62,10 @@ export interface ReadinessReport {
 /**
  * Wraps a fresh random canary data key with each provider and unwraps it again, in
  * parallel across providers. Touches no application data, caches nothing, and zeroes the
- * canary. Encrypt providers use the same call as `encrypt` (GenerateDataKey where the
- * provider has it), so the permissions checked are the ones traffic needs.
+ * canary. Each provider gets the call `encrypt` makes to it (GenerateDataKey for the first
+ * encrypt key where it has one, wrap for the others), so the permissions checked are the
+ * ones traffic needs. A provider that delegates (hierarchical mode) is checked through its
+ * master, after its probe, and its older masters as decrypt keys.
  */
 export async function checkReadiness(
   encryptors: readonly KeyProvider[],
@@ -59,16 +73,26 @@ export async function checkReadiness(
   options: ReadinessOptions = {},
 ): Promise<ReadinessReport> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `check: timeoutMs must be a whole number of milliseconds ≥ 1 (got ${String(timeoutMs)}).`,
+      `check: timeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS} (got ${String(timeoutMs)}).`,
       { details: { field: "timeoutMs" } },
     );
   }
-  const decryptOnly = decryptors.filter((p) => !encryptors.includes(p));
+  // Each provider once, in order: the encrypt keys, then the decrypt-only ones, then the
+  // older masters of delegating providers that are not configured themselves.
+  const decryptOnly: KeyProvider[] = [];
+  const add = (p: KeyProvider) => {
+    if (!encryptors.includes(p) && !decryptOnly.includes(p)) decryptOnly.push(p);
+  };
+  for (const p of decryptors) add(p);
+  for (const p of [...encryptors, ...decryptors]) {
+    if (delegatesReadiness(p)) for (const older of p.readinessTargets().decrypt ?? []) add(older);
+  }
   const providers = await Promise.all([
-    ...encryptors.map((p) => checkOne(p, "encrypt", timeoutMs)),
+    // The first encrypt key generates the data key (where it can); encrypt wraps it with the rest.
+    ...encryptors.map((p, i) => checkOne(p, i === 0 ? "generate" : "wrap", timeoutMs)),
     ...decryptOnly.map((p) => checkOne(p, "decrypt", timeoutMs)),
   ]);
   return {
@@ -78,23 +102,43 @@ export async function checkReadiness(
   };
 }
 
+/** How a check wraps the canary: as `encrypt` does (its first key generates), or as a decrypt key. */
+type Use = "generate" | "wrap" | "decrypt";
+
 async function checkOne(
-  provider: KeyProvider,
-  role: "encrypt" | "decrypt",
+  configured: KeyProvider,
+  use: Use,
   timeoutMs: number,
 ): Promise<ProviderReadiness> {
+  const role = use === "decrypt" ? "decrypt" : "encrypt";
   const result: ProviderReadiness = {
-    provider: provider.id,
-    keyRef: provider.keyRef,
+    provider: configured.id,
+    keyRef: configured.keyRef,
     role,
     status: "ok",
     latencyMs: {},
   };
+  // A delegating provider makes its master generate each key it creates (an intermediate
+  // key): the master gets the same call here, whatever the provider's place in the list.
+  const targets = delegatesReadiness(configured) ? configured.readinessTargets() : undefined;
+  const provider = targets?.master ?? configured;
+  if (targets) result.via = { provider: provider.id, keyRef: provider.keyRef };
+  const how: Use = targets && use === "wrap" ? "generate" : use;
+  if (targets?.probe) {
+    const started = performance.now();
+    try {
+      // A probe that throws at once is reported like one that rejects.
+      await withTimeout((async () => targets.probe!())(), timeoutMs, configured);
+      result.latencyMs.probe = elapsed(started);
+    } catch (error) {
+      return fail(result, "probe", error, "failed");
+    }
+  }
   const request: KeyRequest = { context: READINESS_CONTEXT };
   let canary: Buffer | undefined;
   let entry: WrappedKey;
   const started = performance.now();
-  const wrapping = wrapCanary(provider, role, request);
+  const wrapping = wrapCanary(provider, how, request);
   try {
     ({ canary, entry } = await withTimeout(wrapping, timeoutMs, provider));
     result.latencyMs.wrap = elapsed(started);
@@ -145,10 +189,10 @@ function zeroWhenLate<T>(step: Promise<T>, canaryOf: (late: T) => unknown): void
 
 async function wrapCanary(
   provider: KeyProvider,
-  role: "encrypt" | "decrypt",
+  use: Use,
   request: KeyRequest,
 ): Promise<{ canary: Buffer; entry: WrappedKey }> {
-  if (role === "encrypt" && provider.generateDataKey) {
+  if (use === "generate" && provider.generateDataKey) {
     const generated = await provider.generateDataKey(request);
     checkDataKey(generated?.dataKey, provider);
     const canary = secretCopy(generated.dataKey);
@@ -169,7 +213,7 @@ async function wrapCanary(
 
 function fail(
   result: ProviderReadiness,
-  step: "wrap" | "unwrap",
+  step: ReadinessStep,
   error: unknown,
   status: ReadinessStatus,
 ): ProviderReadiness {

@@ -161,10 +161,90 @@ describe("Envelope.check()", () => {
     expect(JSON.stringify(report)).not.toContain("SECRET-CANARY");
   });
 
-  it("a bad timeoutMs is ENVELOPE_BAD_CONFIG", async () => {
+  it("a bad timeoutMs is ENVELOPE_BAD_CONFIG, a timer too long for Node too", async () => {
     const envelope = new Envelope({ encrypt: bent() });
-    await expect(envelope.check({ timeoutMs: Number.NaN })).rejects.toMatchObject({
-      code: "ENVELOPE_BAD_CONFIG",
+    // Node fires a timer of more than 2^31 - 1 ms after 1 ms: every check would time out.
+    for (const timeoutMs of [Number.NaN, 0, 1.5, 2 ** 31]) {
+      await expect(envelope.check({ timeoutMs })).rejects.toMatchObject({
+        code: "ENVELOPE_BAD_CONFIG",
+      });
+    }
+    expect((await envelope.check({ timeoutMs: 2 ** 31 - 1 })).ok).toBe(true);
+  });
+
+  it("checks each encrypt key with the call encrypt makes: GenerateDataKey for the first, wrap for the rest", async () => {
+    // Each key allows one of the two calls only, as a KMS key policy can.
+    const generateOnly = () => {
+      const aes = localAesProvider({ keys: randomBytes(32) });
+      return bent({
+        keyRef: aes.keyRef,
+        handles: (e) => aes.handles(e),
+        unwrap: (e, r) => aes.unwrap(e, r),
+        wrap: async () => {
+          throw denied("wrap");
+        },
+        generateDataKey: async (r) => {
+          const dataKey = randomBytes(32);
+          return { dataKey, entry: await aes.wrap(dataKey, r) };
+        },
+      });
+    };
+    const wrapOnly = () =>
+      bent({
+        generateDataKey: async () => {
+          throw denied("generateDataKey");
+        },
+      });
+    const works = [generateOnly(), wrapOnly()];
+    const envelope = new Envelope({ encrypt: works });
+    expect(String(await envelope.decrypt(await envelope.encrypt("x")))).toBe("x");
+    expect((await envelope.check()).providers.map((p) => p.status)).toEqual(["ok", "ok"]);
+    // The second key may generate but not wrap: encrypt fails, and so does the check.
+    const broken = new Envelope({ encrypt: [generateOnly(), generateOnly()] });
+    await expect(broken.encrypt("x")).rejects.toMatchObject({ code: "ENVELOPE_KMS_ACCESS_DENIED" });
+    const report = await broken.check();
+    expect(report.ok).toBe(false);
+    expect(report.providers[1]).toMatchObject({
+      status: "failed",
+      error: { code: "ENVELOPE_KMS_ACCESS_DENIED", step: "wrap" },
     });
+  });
+
+  it("a provider that delegates is checked through its master, after its probe, never by its own calls", async () => {
+    const master = bent();
+    const older = bent();
+    const probes: string[] = [];
+    const own = async () => {
+      throw new Error("a readiness check must not call the delegating provider itself");
+    };
+    const delegating = (probe: () => Promise<unknown>): KeyProvider => ({
+      id: "delegating",
+      keyRef: "k1",
+      handles: () => false,
+      wrap: own,
+      unwrap: own,
+      generateDataKey: own,
+      readinessTargets: () => ({ master, decrypt: [older], probe }),
+    });
+    const ok = await new Envelope({
+      encrypt: delegating(async () => probes.push("probe")),
+    }).check();
+    expect(probes).toEqual(["probe"]);
+    expect(ok.ok).toBe(true);
+    expect(ok.providers.map((p) => [p.provider, p.keyRef, p.role, p.status])).toEqual([
+      ["delegating", "k1", "encrypt", "ok"],
+      [older.id, older.keyRef, "decrypt", "ok"],
+    ]);
+    expect(ok.providers[0]!.via).toEqual({ provider: master.id, keyRef: master.keyRef });
+    const failed = await new Envelope({
+      encrypt: delegating(async () => {
+        throw denied("read");
+      }),
+    }).check();
+    expect(failed.providers[0]).toMatchObject({
+      status: "failed",
+      error: { code: "ENVELOPE_KMS_ACCESS_DENIED", step: "probe" },
+    });
+    expect(failed.providers[0]!.latencyMs.wrap).toBeUndefined();
   });
 });

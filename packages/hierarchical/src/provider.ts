@@ -5,6 +5,7 @@ import {
   EnvelopeError,
   type GeneratedDataKey,
   type KeyProvider,
+  type ReadinessTargets,
   SUITE_AES256GCM_SHA512_COMMIT,
   type WrappedKey,
 } from "@envelope/core";
@@ -99,6 +100,9 @@ interface Current {
   uses: number;
 }
 
+/** The id a readiness probe reads before any IK exists: well-formed, never generated (newIkId). */
+const PROBE_ID = `ik-${"0".repeat(24)}`;
+
 /** An entry of one of the two shapes a data key takes here (seed or AES-KW wrapped). */
 const wellSized = (entry: WrappedKey) =>
   entry.wrapped.length === WRAPPED_LENGTH || entry.wrapped.length === SEED_LENGTH;
@@ -179,11 +183,14 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
     return creating;
   };
 
-  const loadKey = async (id: string): Promise<Buffer> => {
-    storeReads++;
-    const record = await store.get(id).catch((error) => {
+  const readRecord = (id: string) =>
+    store.get(id).catch((error) => {
       throw EnvelopeError.isInstance(error) ? error : storeUnavailable(store.name, "get", error);
     });
+
+  const loadKey = async (id: string): Promise<Buffer> => {
+    storeReads++;
+    const record = await readRecord(id);
     // Only "not there" is remembered; a store that failed is asked again next time.
     if (!record) {
       misses.add(id);
@@ -246,6 +253,15 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
         key.fill(0);
       }
     },
+
+    // ReadinessDelegation: `Envelope.check()` proves the master key and the store, and
+    // creates, stores or counts no intermediate key (a canary through generateDataKey would).
+    readinessTargets: (): ReadinessTargets => ({
+      master,
+      decrypt: options.decrypt ?? [],
+      // A read of the current IK's record (or of an id no IK has): the store answers.
+      probe: () => readRecord(current?.id ?? PROBE_ID),
+    }),
 
     stats: (): HierarchicalStats => ({
       masterCalls,

@@ -59,6 +59,7 @@ export function wrapProvider(provider: KeyProvider, telemetry: ProviderTelemetry
       ? { kmsContextKey: (context) => provider.kmsContextKey!(context) }
       : {}),
     ...(provider.refresh ? { refresh: () => provider.refresh!() } : {}),
+    ...(provider.readinessTargets ? { readinessTargets: () => provider.readinessTargets!() } : {}),
     ...(provider.skipUnwrapCache !== undefined
       ? { skipUnwrapCache: provider.skipUnwrapCache }
       : {}),

@@ -24,7 +24,7 @@ export function registerCheckCommand(
     .description(
       "Readiness check: wrap and unwrap a canary data key with every configured key (no application data touched) and report each key's status and latency.",
     )
-    .option("--timeout <ms>", "per key and step (wrap, unwrap)", "10000")
+    .option("--timeout <ms>", "per key and step (probe, wrap, unwrap)", "10000")
     .option(
       "--allow-degraded",
       "exit 0 when keys are only degraded (encrypt-only, decrypt-only without wrap permission)",
@@ -72,11 +72,13 @@ export function renderReadiness(report: ReadinessReport): string {
 }
 
 function renderOne(p: ProviderReadiness): string {
-  const ms = [p.latencyMs.wrap, p.latencyMs.unwrap]
-    .map((v, i) => (v === undefined ? undefined : `${i === 0 ? "wrap" : "unwrap"} ${v} ms`))
-    .filter(Boolean)
+  const ms = (["probe", "wrap", "unwrap"] as const)
+    .filter((step) => p.latencyMs[step] !== undefined)
+    .map((step) => `${step} ${p.latencyMs[step]} ms`)
     .join(", ");
-  const head = `${p.status.toUpperCase().padEnd(8)} ${p.role.padEnd(7)} ${shown(p.provider)}:${shown(p.keyRef, 80)}${ms ? `  (${ms})` : ""}`;
+  // Hierarchical mode: the master key the canary went through.
+  const via = p.via ? ` via ${shown(p.via.provider)}:${shown(p.via.keyRef, 80)}` : "";
+  const head = `${p.status.toUpperCase().padEnd(8)} ${p.role.padEnd(7)} ${shown(p.provider)}:${shown(p.keyRef, 80)}${via}${ms ? `  (${ms})` : ""}`;
   if (!p.error) return head;
   return `${head}\n         ${p.error.code} on ${p.error.step}: ${shown(p.error.message, 400)}`;
 }

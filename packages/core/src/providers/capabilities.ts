@@ -5,6 +5,7 @@ import type {
   KmsContextBinding,
   LocalUnwrap,
   NativeRewrap,
+  ReadinessDelegation,
 } from "./types.js";
 
 // Type guards for the optional abilities of a provider. The core asks these instead of
@@ -66,6 +67,19 @@ export function unwrapsLocally(provider: KeyProvider): provider is KeyProvider &
   return typeof provider.unwrapNow === "function";
 }
 
+/**
+ * True when a readiness check exercises other providers in this one's place
+ * (`readinessTargets`: hierarchical mode's master).
+ *
+ * @example
+ * const checked = delegatesReadiness(provider) ? provider.readinessTargets().master : provider;
+ */
+export function delegatesReadiness(
+  provider: KeyProvider,
+): provider is KeyProvider & ReadinessDelegation {
+  return typeof provider.readinessTargets === "function";
+}
+
 /** The KMS-bound part of `context` for `provider`, or "" when it binds none. */
 export function kmsContextKeyOf(
   provider: KeyProvider,
@@ -82,6 +96,7 @@ export function providerCapabilities(provider: KeyProvider): string[] {
     bindsKmsContext(provider) ? "kmsContextBinding" : "",
     supportsRefresh(provider) ? "refresh" : "",
     unwrapsLocally(provider) ? "localUnwrap" : "",
+    delegatesReadiness(provider) ? "readinessDelegation" : "",
   ].filter(Boolean);
 }
 

@@ -45,7 +45,8 @@ export interface KeyProvider
     Partial<NativeRewrap>,
     Partial<KmsContextBinding>,
     Partial<KeyRefresh>,
-    Partial<LocalUnwrap> {
+    Partial<LocalUnwrap>,
+    Partial<ReadinessDelegation> {
   /** Provider id written into each entry: lowercase ASCII, e.g. `local-rsa`, `aws-kms`. */
   readonly id: string;
   /** Reference of the key new data keys are wrapped under (fingerprint, ARN, name/version). */
@@ -106,6 +107,26 @@ export interface LocalUnwrap {
  */
 export interface KeyRefresh {
   refresh(): Promise<unknown>;
+}
+
+/**
+ * Capability: what a readiness check (`Envelope.check()`) exercises in this provider's
+ * place, for a provider whose keys another provider wraps (hierarchical mode). A canary
+ * through its own wrap would create and store an intermediate key, and once one is cached
+ * its unwrap never reaches the master KMS: such a check would write to the key store and
+ * report a dead master as ok.
+ */
+export interface ReadinessDelegation {
+  readinessTargets(): ReadinessTargets;
+}
+
+export interface ReadinessTargets {
+  /** Wraps and unwraps the canary, as it does this provider's own keys. */
+  readonly master: KeyProvider;
+  /** Older masters this provider still unwraps with: each is checked as a decrypt key. */
+  readonly decrypt?: readonly KeyProvider[];
+  /** Runs first: a read that changes nothing (the key store is reachable). */
+  readonly probe?: () => Promise<unknown>;
 }
 
 /**
