@@ -78,7 +78,7 @@ export async function decryptGrouped<T>(
   // batch runs cannot move a value into another group.
   const grouped = new Array<unknown>(items.length);
   const openAt = (i: number, bulk: BulkOpen) =>
-    settle(() => open(itemAt(grouped, i) as DecryptManyItem, bulk));
+    settle(() => open(itemAt(grouped[i], i) as DecryptManyItem, bulk));
   const gate = callGate(lanes);
   const turns = turnsPerIteration(GROUPS_PER_TURN);
   const lane = async () => {
@@ -128,7 +128,7 @@ export async function decryptGrouped<T>(
   const running: Promise<void>[] = [];
   const groups = new Map<string, number[]>();
   for (let i = 0; i < items.length; i++) {
-    const item = heldItem(items[i]);
+    const item = snapshot(items[i], i, ["sealed", "context"]);
     grouped[i] = item;
     const key = groupKeyOf(item) ?? `#${i}`; // not a v1 value: its own group, fails alone
     const group = groups.get(key);
@@ -208,7 +208,9 @@ export async function encryptEach<T>(
   const lane = async () => {
     while (next < items.length) {
       const i = next++;
-      results[i] = await settle(() => seal(itemAt(items, i)));
+      results[i] = await settle(() =>
+        seal(itemAt(snapshot(items[i], i, ["plaintext", "context"]), i) as EncryptManyItem),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, lane));
@@ -225,9 +227,9 @@ function checkItems(items: unknown, method: string): void {
 
 const isItem = (item: unknown): item is object => typeof item === "object" && item !== null;
 
-/** The item, or a per-item ENVELOPE_BAD_INPUT when it is not an object. */
-function itemAt<T>(items: readonly T[], i: number): T {
-  const item = items[i];
+/** The item, or a per-item ENVELOPE_BAD_INPUT when it is not an object or not readable. */
+function itemAt(item: unknown, i: number): object {
+  if (item instanceof UnreadableItem) throw item.error;
   if (!isItem(item)) {
     throw new ConfigError(
       "ENVELOPE_BAD_INPUT",
@@ -282,11 +284,32 @@ function textEntries(sealed: string): Uint8Array | undefined {
   }
 }
 
-/** An item's `sealed` and `context` read once, or the non-item as it is (it fails alone). */
-function heldItem(item: unknown): unknown {
+/** An item whose fields could not be read (a getter threw): it fails alone, with `error`. */
+class UnreadableItem {
+  constructor(readonly error: ConfigError) {}
+}
+
+/**
+ * An item's `fields` read once, or the non-item as it is (it fails alone). A getter that
+ * throws makes an UnreadableItem: that item fails, not the whole batch.
+ */
+function snapshot(item: unknown, i: number, fields: readonly string[]): unknown {
   if (!isItem(item)) return item;
-  const { sealed, context } = item as DecryptManyItem;
-  return { sealed, context };
+  const copy: Record<string, unknown> = {};
+  for (const field of fields) {
+    try {
+      copy[field] = (item as Record<string, unknown>)[field];
+    } catch {
+      return new UnreadableItem(
+        new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `Item ${i} could not be read: reading its ${field} threw. Give plain objects ({ sealed, context } or { plaintext, context }).`,
+          { details: { field: `items[${i}].${field}` } },
+        ),
+      );
+    }
+  }
+  return copy;
 }
 
 async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {

@@ -366,6 +366,31 @@ describe("decryptMany", () => {
     ]);
   });
 
+  it("an item whose getter throws fails alone with ENVELOPE_BAD_INPUT", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const [a, b] = await sealRows(envelope, 1);
+    const trap = {
+      get sealed(): never {
+        throw new Error("getter");
+      },
+    };
+    const results = await envelope.decryptMany([a!, trap as never, b!]);
+    expect(results.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([
+      "ok",
+      "ENVELOPE_BAD_INPUT",
+      "ok",
+    ]);
+    const sealed = await envelope.encryptMany([
+      { plaintext: "x" },
+      {
+        get plaintext(): never {
+          throw new Error("getter");
+        },
+      } as never,
+    ]);
+    expect(sealed.map((r) => (r.ok ? "ok" : r.error.code))).toEqual(["ok", "ENVELOPE_BAD_INPUT"]);
+  });
+
   it("refuses a non-array and a bad concurrency up front", async () => {
     const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
     await expect(envelope.decryptMany("x" as never)).rejects.toMatchObject({
