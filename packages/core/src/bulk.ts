@@ -128,7 +128,7 @@ export async function decryptGrouped<T>(
   const running: Promise<void>[] = [];
   const groups = new Map<string, number[]>();
   for (let i = 0; i < items.length; i++) {
-    const item = snapshot(items[i], i, ["sealed", "context"]);
+    const item = snapshot(items, i, ["sealed", "context"]);
     grouped[i] = item;
     const key = groupKeyOf(item) ?? `#${i}`; // not a v1 value: its own group, fails alone
     const group = groups.get(key);
@@ -209,7 +209,7 @@ export async function encryptEach<T>(
     while (next < items.length) {
       const i = next++;
       results[i] = await settle(() =>
-        seal(itemAt(snapshot(items[i], i, ["plaintext", "context"]), i) as EncryptManyItem),
+        seal(itemAt(snapshot(items, i, ["plaintext", "context"]), i) as EncryptManyItem),
       );
     }
   };
@@ -290,26 +290,28 @@ class UnreadableItem {
 }
 
 /**
- * An item's `fields` read once, or the non-item as it is (it fails alone). A getter that
- * throws makes an UnreadableItem: that item fails, not the whole batch.
+ * Item `i`'s `fields` read once, or the non-item as it is (it fails alone). A getter that
+ * throws (the item's, or the array's own at `i`) makes an UnreadableItem: that item fails,
+ * not the whole batch. A context's own fields are read, and checked, when it is opened.
  */
-function snapshot(item: unknown, i: number, fields: readonly string[]): unknown {
-  if (!isItem(item)) return item;
-  const copy: Record<string, unknown> = {};
-  for (const field of fields) {
-    try {
-      copy[field] = (item as Record<string, unknown>)[field];
-    } catch {
-      return new UnreadableItem(
-        new ConfigError(
-          "ENVELOPE_BAD_INPUT",
-          `Item ${i} could not be read: reading its ${field} threw. Give plain objects ({ sealed, context } or { plaintext, context }).`,
-          { details: { field: `items[${i}].${field}` } },
-        ),
-      );
-    }
+function snapshot(items: readonly unknown[], i: number, fields: readonly string[]): unknown {
+  let field = "";
+  try {
+    const item = items[i];
+    if (!isItem(item)) return item;
+    const copy: Record<string, unknown> = {};
+    for (field of fields) copy[field] = (item as Record<string, unknown>)[field];
+    return copy;
+  } catch {
+    const at = field ? `items[${i}].${field}` : `items[${i}]`;
+    return new UnreadableItem(
+      new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `${at} could not be read: a getter threw. Give plain objects ({ sealed, context } or { plaintext, context }).`,
+        { details: { field: at } },
+      ),
+    );
   }
-  return copy;
 }
 
 async function settle<T>(run: () => Promise<T>): Promise<BulkResult<T>> {

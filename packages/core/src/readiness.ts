@@ -6,7 +6,12 @@ import { DATA_KEY_LENGTH } from "./format/constants.js";
 import type { WrappedKey } from "./format/envelope.js";
 import { delegatesReadiness } from "./providers/capabilities.js";
 import { checkDataKey, checkReturnedEntry, takeDataKey } from "./providers/checks.js";
-import type { KeyProvider, KeyRequest } from "./providers/types.js";
+import type {
+  KeyProvider,
+  KeyRequest,
+  ReadinessDelegation,
+  ReadinessTargets,
+} from "./providers/types.js";
 
 /**
  * The context every canary is wrapped under. A KMS that binds context (AWS) sees this
@@ -80,6 +85,11 @@ export async function checkReadiness(
       { details: { field: "timeoutMs" } },
     );
   }
+  // What each delegating provider names, asked once (a throw is reported on its row).
+  const delegated = new Map<KeyProvider, ReadinessTargets | Thrown>();
+  for (const p of [...encryptors, ...decryptors]) {
+    if (delegatesReadiness(p) && !delegated.has(p)) delegated.set(p, targetsOf(p));
+  }
   // Each provider once, in order: the encrypt keys, then the decrypt-only ones, then the
   // older masters of delegating providers that are not configured themselves.
   const decryptOnly: KeyProvider[] = [];
@@ -87,13 +97,14 @@ export async function checkReadiness(
     if (!encryptors.includes(p) && !decryptOnly.includes(p)) decryptOnly.push(p);
   };
   for (const p of decryptors) add(p);
-  for (const p of [...encryptors, ...decryptors]) {
-    if (delegatesReadiness(p)) for (const older of p.readinessTargets().decrypt ?? []) add(older);
+  for (const targets of delegated.values()) {
+    if (!(targets instanceof Thrown)) for (const older of targets.decrypt ?? []) add(older);
   }
+  const check = (p: KeyProvider, use: Use) => checkOne(p, use, delegated.get(p), timeoutMs);
   const providers = await Promise.all([
     // The first encrypt key generates the data key (where it can); encrypt wraps it with the rest.
-    ...encryptors.map((p, i) => checkOne(p, i === 0 ? "generate" : "wrap", timeoutMs)),
-    ...decryptOnly.map((p) => checkOne(p, "decrypt", timeoutMs)),
+    ...encryptors.map((p, i) => check(p, i === 0 ? "generate" : "wrap")),
+    ...decryptOnly.map((p) => check(p, "decrypt")),
   ]);
   return {
     ok: providers.every((p) => p.status !== "failed"),
@@ -105,9 +116,23 @@ export async function checkReadiness(
 /** How a check wraps the canary: as `encrypt` does (its first key generates), or as a decrypt key. */
 type Use = "generate" | "wrap" | "decrypt";
 
+/** What a provider's `readinessTargets()` threw. */
+class Thrown {
+  constructor(readonly error: unknown) {}
+}
+
+function targetsOf(provider: KeyProvider & ReadinessDelegation): ReadinessTargets | Thrown {
+  try {
+    return provider.readinessTargets();
+  } catch (error) {
+    return new Thrown(error);
+  }
+}
+
 async function checkOne(
   configured: KeyProvider,
   use: Use,
+  targets: ReadinessTargets | Thrown | undefined,
   timeoutMs: number,
 ): Promise<ProviderReadiness> {
   const role = use === "decrypt" ? "decrypt" : "encrypt";
@@ -118,9 +143,9 @@ async function checkOne(
     status: "ok",
     latencyMs: {},
   };
+  if (targets instanceof Thrown) return fail(result, "probe", targets.error, "failed");
   // A delegating provider makes its master generate each key it creates (an intermediate
   // key): the master gets the same call here, whatever the provider's place in the list.
-  const targets = delegatesReadiness(configured) ? configured.readinessTargets() : undefined;
   const provider = targets?.master ?? configured;
   if (targets) result.via = { provider: provider.id, keyRef: provider.keyRef };
   const how: Use = targets && use === "wrap" ? "generate" : use;
@@ -197,7 +222,12 @@ async function wrapCanary(
     checkDataKey(generated?.dataKey, provider);
     const canary = secretCopy(generated.dataKey);
     generated.dataKey.fill(0);
-    checkReturnedEntry(generated.entry, provider);
+    try {
+      checkReturnedEntry(generated.entry, provider);
+    } catch (error) {
+      canary.fill(0);
+      throw error;
+    }
     return { canary, entry: generated.entry };
   }
   const canary = randomBytesPooled(DATA_KEY_LENGTH);

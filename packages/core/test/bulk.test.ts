@@ -389,6 +389,26 @@ describe("decryptMany", () => {
       } as never,
     ]);
     expect(sealed.map((r) => (r.ok ? "ok" : r.error.code))).toEqual(["ok", "ENVELOPE_BAD_INPUT"]);
+    // A context whose getter throws (a lazy ORM field), and an array whose element does.
+    const lazy = {
+      get id(): never {
+        throw new Error("lazy ORM field");
+      },
+    };
+    const rows = [a!, { sealed: b!.sealed, context: lazy }, b!];
+    Object.defineProperty(rows, 2, {
+      get: () => {
+        throw new Error("lazy row");
+      },
+    });
+    const mixed = await envelope.decryptMany(rows as never);
+    expect(mixed.map((r) => (r.ok ? "ok" : r.error.code))).toEqual([
+      "ok",
+      "ENVELOPE_BAD_INPUT",
+      "ENVELOPE_BAD_INPUT",
+    ]);
+    const lazySeal = await envelope.encryptMany([{ plaintext: "x", context: lazy as never }]);
+    expect(lazySeal.map((r) => (r.ok ? "ok" : r.error.code))).toEqual(["ENVELOPE_BAD_INPUT"]);
   });
 
   it("refuses a non-array and a bad concurrency up front", async () => {

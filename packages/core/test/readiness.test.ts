@@ -210,6 +210,30 @@ describe("Envelope.check()", () => {
     });
   });
 
+  it("a readinessTargets() that throws fails that key's row; the check still reports", async () => {
+    const thrower: KeyProvider = {
+      ...bent(),
+      readinessTargets: () => {
+        throw denied("connect");
+      },
+    };
+    const report = await new Envelope({ encrypt: bent(), decrypt: [thrower] }).check();
+    expect(report.providers.map((p) => p.status)).toEqual(["ok", "failed"]);
+    expect(report.providers[1]!.error).toMatchObject({
+      code: "ENVELOPE_KMS_ACCESS_DENIED",
+      step: "probe",
+    });
+  });
+
+  it("zeroes a data key of the wrong length that GenerateDataKey returned", async () => {
+    const short = Buffer.alloc(16, 0xab);
+    const report = await new Envelope({
+      encrypt: bent({ generateDataKey: async () => ({ dataKey: short, entry: {} as never }) }),
+    }).check();
+    expect(report.providers[0]!.error?.code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+    expect(short.equals(Buffer.alloc(16))).toBe(true);
+  });
+
   it("a provider that delegates is checked through its master, after its probe, never by its own calls", async () => {
     const master = bent();
     const older = bent();

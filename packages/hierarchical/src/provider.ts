@@ -17,7 +17,7 @@ import {
   unwrapWith,
   WRAPPED_LENGTH,
 } from "./data-key.js";
-import { keyNotFound, PROVIDER_ID, storeUnavailable } from "./errors.js";
+import { corruptRecord, keyNotFound, PROVIDER_ID, storeUnavailable } from "./errors.js";
 import {
   IntermediateKeyCache,
   type IntermediateKeyCacheOptions,
@@ -25,7 +25,7 @@ import {
   type MissCacheOptions,
 } from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
-import { IK_ID_PATTERN } from "./record.js";
+import { IK_ID_PATTERN, recordIntact } from "./record.js";
 import type { KeyStore } from "./store/types.js";
 
 export interface RotateAfter {
@@ -259,8 +259,16 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
     readinessTargets: (): ReadinessTargets => ({
       master,
       decrypt: options.decrypt ?? [],
-      // A read of the current IK's record (or of an id no IK has): the store answers.
-      probe: () => readRecord(current?.id ?? PROBE_ID),
+      probe: async () => {
+        // The current IK's record (or an id no IK has): the store answers, and holds the
+        // key this process seals under, which every other reader (and this one after a
+        // restart) loads from it. A store restored from an older backup fails here.
+        const id = current?.id;
+        const record = await readRecord(id ?? PROBE_ID);
+        if (id === undefined) return;
+        if (!record) throw keyNotFound(id, store.name);
+        if (!recordIntact(record)) throw corruptRecord(id, store.name, "checksum mismatch");
+      },
     }),
 
     stats: (): HierarchicalStats => ({

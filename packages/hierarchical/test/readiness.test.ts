@@ -104,6 +104,33 @@ describe("Envelope.check() with a hierarchical provider", () => {
     expect(calls).toMatchObject({ wrap: 0, unwrap: 0 });
   });
 
+  it("fails at the probe when the store lost the intermediate key this process seals under", async () => {
+    // A store restored from a backup older than the current IK: this process still seals
+    // with the IK it holds, which no other reader (nor this one after a restart) can load.
+    const inner = memoryKeyStore();
+    const state = { lost: false };
+    const store: KeyStore = {
+      name: "restored-store",
+      get: async (id) => (state.lost ? undefined : inner.get(id)),
+      put: (r) => inner.put(r),
+      list: () => inner.list(),
+      update: (id, v, r) => inner.update(id, v, r),
+    };
+    const provider = hierarchicalProvider({
+      master: localAesProvider({ keys: randomBytes(32) }),
+      store,
+    });
+    const envelope = new Envelope({ encrypt: provider });
+    await envelope.encrypt("x");
+    expect((await envelope.check()).ok).toBe(true);
+    state.lost = true;
+    const report = await envelope.check();
+    expect(report.providers[0]).toMatchObject({
+      status: "failed",
+      error: { code: "ENVELOPE_KEY_NOT_FOUND", step: "probe" },
+    });
+  });
+
   it("checks the older masters of a master rotation as decrypt keys", async () => {
     const current = localAesProvider({ keys: randomBytes(32) });
     const { provider: older, state } = switchableMaster();

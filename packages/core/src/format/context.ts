@@ -69,21 +69,33 @@ export function snapshotContext(
   if (proto === null && Object.prototype.toString.call(context) !== "[object Object]") {
     throw badContext("must be a plain object of string keys to string values");
   }
-  const keys = Object.keys(context);
+  const keys = readContext(() => Object.keys(context));
   if (keys.length > MAX_CONTEXT_PAIRS) {
     throw badContext(`has ${keys.length} keys; the limit is ${MAX_CONTEXT_PAIRS}`);
   }
   const out: Record<string, string> = {};
   for (const key of keys) {
+    const value = readContext(() => context[key]);
     // `out.__proto__ = v` would set the prototype, not a property: the pair would vanish
     // and the value be sealed under a context without it.
     if (key === "__proto__") {
-      Object.defineProperty(out, key, { value: context[key], enumerable: true, writable: true });
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true });
     } else {
-      out[key] = context[key] as string;
+      out[key] = value as string;
     }
   }
   return out;
+}
+
+/** A read of the caller's context; a getter or Proxy trap that throws is a typed error. */
+function readContext<T>(read: () => T): T {
+  try {
+    return read();
+  } catch {
+    throw badContext(
+      "could not be read (a getter or Proxy trap threw); pass a plain object literal of strings",
+    );
+  }
 }
 
 /**
