@@ -11,13 +11,19 @@ afterAll(async () => {
   await h.close();
 });
 
-// Each test gets a fresh key, so a disabled or deleted key ends with its test.
+// Each test gets a fresh key, so a disabled or deleted key ends with its test. Only the
+// timeout fault's test waits out `timeoutMs`; the others get room for a slow machine.
 const keys = new WeakMap<AwsKmsProvider, string>();
-const fresh = () => {
+const fresh = (test?: { fault?: string }) => {
   const key = h.kms.createKey({ region: "eu-west-1" });
   const provider = h.provider({
     keyId: key.arn,
-    retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2, timeoutMs: 300 },
+    retry: {
+      attempts: 2,
+      baseDelayMs: 1,
+      maxDelayMs: 2,
+      timeoutMs: test?.fault === "timeout" ? 300 : 5000,
+    },
   });
   keys.set(provider, key.arn);
   return provider;

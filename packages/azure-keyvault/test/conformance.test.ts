@@ -15,7 +15,8 @@ afterAll(async () => {
 // Each test gets a fresh RSA key and a credential whose token a "denied" fault can spoil.
 let counter = 0;
 const made = new WeakMap<KeyProvider, { name: string; token: { value: string } }>();
-const fresh = async () => {
+// Only the timeout fault's test waits out `timeoutMs`; the others get room for a slow machine.
+const fresh = async (test?: { fault?: string }) => {
   const name = `conf-${++counter}`;
   await h.admin.createRsaKey(name);
   const token = { value: TOKEN };
@@ -27,7 +28,12 @@ const fresh = async () => {
   };
   const provider = h.provider(`${h.kv.url}/keys/${name}`, {
     credential,
-    retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2, timeoutMs: 500 },
+    retry: {
+      attempts: 2,
+      baseDelayMs: 1,
+      maxDelayMs: 2,
+      timeoutMs: test?.fault === "timeout" ? 500 : 5000,
+    },
   });
   made.set(provider, { name, token });
   return provider;

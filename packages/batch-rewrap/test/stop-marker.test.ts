@@ -142,7 +142,7 @@ describe.each(DATABASES)("a job stopped by stopJob while a batch commits ($name)
     job.catch(() => {});
     await paused.paused; // the first batch holds the job row's shared lock
     // The process leaves as soon as the mark is made: no batch of it starts after.
-    const stop = stopJob(db, { jobId: "stopquit", stateTablePrefix: prefix }).then(paused.kill);
+    const stop = stopJob(paused.stopper, { jobId: "stopquit", stateTablePrefix: prefix });
     await new Promise((r) => setTimeout(r, 300)); // the mark waits for the batch's lock
     paused.release();
     await stop;

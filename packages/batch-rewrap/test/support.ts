@@ -262,7 +262,40 @@ export function pausedAfterJobCheck(db: SqlAdapter) {
       return result;
     },
   });
-  const adapter: SqlAdapter = {
+  const adapter = delegating(db, {
+    query: async (sql, params) => {
+      alive();
+      return db.query(sql, params);
+    },
+    transaction: (fn) => db.transaction((tx) => fn(wrapTx(tx))),
+  });
+  const kill = () => {
+    killed = true;
+  };
+  /**
+   * `db` for `stopJob`, as a process that leaves the moment its stop mark is made: `kill`
+   * runs when the mark's transaction has done its work, before its COMMIT is sent. InnoDB
+   * releases row locks before it acknowledges a COMMIT, so a batch waiting on the job row
+   * could otherwise take the lock and commit while the COMMIT's answer is on its way
+   * (MariaDB, 2 runs in 3 of the whole suite on a loaded 2-vCPU machine).
+   */
+  const stopper = delegating(db, {
+    transaction: (fn) =>
+      db.transaction(async (tx) => {
+        const result = await fn(tx);
+        kill();
+        return result;
+      }),
+  });
+  return { adapter, paused, release, kill, stopper };
+}
+
+/** `db` with some members replaced; the rest are read through. */
+function delegating(
+  db: SqlAdapter,
+  replaced: Pick<SqlAdapter, "transaction"> & Partial<SqlAdapter>,
+): SqlAdapter {
+  return {
     get dialect() {
       return db.dialect;
     },
@@ -275,16 +308,9 @@ export function pausedAfterJobCheck(db: SqlAdapter) {
     get maxConnections() {
       return db.maxConnections;
     },
-    query: async (sql, params) => {
-      alive();
-      return db.query(sql, params);
-    },
-    transaction: (fn) => db.transaction((tx) => fn(wrapTx(tx))),
+    query: (sql, params) => db.query(sql, params),
     session: () => db.session(),
     close: () => db.close(),
+    ...replaced,
   };
-  const kill = () => {
-    killed = true;
-  };
-  return { adapter, paused, release, kill };
 }

@@ -14,14 +14,20 @@ afterAll(async () => {
 // Each test gets a fresh derived key (so the context is bound in Vault) and its own token.
 let counter = 0;
 const made = new WeakMap<KeyProvider, { name: string; token: string }>();
-const fresh = async () => {
+// Only the timeout fault's test waits out `timeoutMs`; the others get room for a slow machine.
+const fresh = async (test?: { fault?: string }) => {
   const name = `conf-${++counter}`;
   await h.admin.write(`transit/keys/${name}`, { derived: true });
   const token = h.vault.createToken({ policies: ["root"] });
   const provider = h.provider({
     keyName: name,
     auth: { token },
-    retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2, timeoutMs: 300 },
+    retry: {
+      attempts: 2,
+      baseDelayMs: 1,
+      maxDelayMs: 2,
+      timeoutMs: test?.fault === "timeout" ? 300 : 5000,
+    },
   });
   await provider.init();
   made.set(provider, { name, token });

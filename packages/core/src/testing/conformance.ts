@@ -43,9 +43,11 @@ export interface ConformanceSubject {
   /**
    * A provider for the key under test. Called once per test: return one for a fresh key
    * where the KMS allows it, so a fault (a disabled or deleted key) ends with its test.
-   * Give it a short retry timeout (`retry.timeoutMs`) and fast backoff for the fault tests.
+   * Give it fast backoff for the fault tests, and a short retry timeout (`retry.timeoutMs`)
+   * when `fault` is `"timeout"`: only that test waits for it. A short timeout on the others
+   * lets a slow machine turn their quick errors into timeouts.
    */
-  provider(): MaybePromise<KeyProvider>;
+  provider(test?: { fault?: FaultKind }): MaybePromise<KeyProvider>;
   /** A provider of the same kind for another key: it must not open the first key's values. */
   otherKey(): MaybePromise<KeyProvider>;
   /** The KMS itself binds the context (AWS EncryptionContext, a derived Vault key). */
@@ -206,7 +208,7 @@ export function runProviderConformance(api: ConformanceTestApi, subject: Conform
         continue;
       }
       it(name, async () => {
-        const provider = await subject.provider();
+        const provider = await subject.provider({ fault: kind });
         const envelope = new Envelope({ encrypt: provider, cache: false });
         const plaintext = `fault ${kind} ${randomBytes(8).toString("hex")}`;
         const sealed = await envelope.encrypt(plaintext, { context: CONTEXT });
