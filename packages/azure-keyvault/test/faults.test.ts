@@ -139,7 +139,9 @@ describe("transient faults are retried with a bound, then typed", () => {
     expect(error.code).toBe("ENVELOPE_KMS_TIMEOUT");
     expect(error.message).toMatch(/timed out after 300 ms/);
     expect(h.kv.calls.unwrapKey).toBe(2);
-    expect(took).toBeGreaterThanOrEqual(550);
+    // Two 300 ms attempts; timers count from the event loop's cached clock, which a busy
+    // loop leaves behind, so allow them to fire that much early by Date.now.
+    expect(took).toBeGreaterThanOrEqual(450);
     expect(took).toBeLessThan(5_000);
   });
 

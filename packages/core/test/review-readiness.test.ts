@@ -131,7 +131,8 @@ describe("review: envelope.check() as documented", () => {
     const envelope = new Envelope({ encrypt: hang(), decrypt: [hang(), hang()] });
     const started = Date.now();
     const report = await envelope.check({ timeoutMs: 200 });
-    expect(Date.now() - started).toBeLessThan(2 * 200 + 300);
+    // The bound is per step (2 × 200 ms); the rest is room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(2 * 200 + 1600);
     expect(report.ok).toBe(false);
     expect(report.providers.map((p) => p.error?.code)).toEqual([
       "ENVELOPE_KMS_TIMEOUT",

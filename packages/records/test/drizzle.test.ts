@@ -187,7 +187,8 @@ describe("encryptedRepository (Drizzle, real PostgreSQL)", () => {
       name: "Ann",
     });
     expect(ben!.born).toBeNull();
-    for (const secret of ["Ann.Lee", "ann.lee", "555 0100", "555 0101", "ben@x", "1990"]) {
+    // "1990-02-03", not "1990": four digits turn up in hex blind indexes by chance.
+    for (const secret of ["Ann.Lee", "ann.lee", "555 0100", "555 0101", "ben@x", "1990-02-03"]) {
       expect(await dumpContains(pg, REPO, secret)).toBe(false);
     }
     expect(await dumpContains(pg, REPO, "Ann")).toBe(true); // name is not encrypted
