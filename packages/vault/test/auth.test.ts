@@ -1,14 +1,22 @@
 import { Envelope } from "@envelope/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { failure, type Harness, harness, sleep } from "./helpers.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { failure, type Harness, harness } from "./helpers.js";
+
+// Leases are judged by Date.now() in both the provider and the test server, so the clock is
+// moved by hand: a real sleep left ~500 ms of slack before a 2 s lease ran out.
+const later = (ms: number) => vi.setSystemTime(Date.now() + ms);
 
 let h: Harness;
 beforeEach(async () => {
+  vi.useFakeTimers({ toFake: ["Date"] });
   h = await harness();
   await h.admin.write("transit/keys/pii", {});
   h.vault.resetCalls();
 });
-afterEach(() => h.close());
+afterEach(async () => {
+  await h.close();
+  vi.useRealTimers();
+});
 
 const roundTrip = async (envelope: Envelope) => {
   const sealed = await envelope.encrypt("x");
@@ -29,10 +37,10 @@ describe("token auth", () => {
     const token = h.vault.createToken({ policies: ["root"], ttl: 2, renewable: true });
     const envelope = new Envelope({ encrypt: h.provider({ auth: { token } }), cache: false });
     await roundTrip(envelope);
-    await sleep(1500); // under a third of the 2 s lease is left
+    later(1500); // under a third of the 2 s lease is left
     await roundTrip(envelope);
     expect(h.vault.calls["auth.token.renew-self"]).toBe(1);
-    await sleep(1000); // past the original expiry: works only because it was renewed
+    later(1000); // past the original expiry: works only because it was renewed
     await roundTrip(envelope);
   });
 
@@ -74,7 +82,7 @@ describe("AppRole auth", () => {
       cache: false,
     });
     await roundTrip(envelope);
-    await sleep(1500);
+    later(1500);
     await roundTrip(envelope);
     expect(h.vault.calls["auth.token.renew-self"]).toBe(1);
     expect(h.vault.calls["auth.approle.login"]).toBe(1);
@@ -91,7 +99,7 @@ describe("AppRole auth", () => {
       cache: false,
     });
     await roundTrip(envelope);
-    await sleep(1500);
+    later(1500);
     await roundTrip(envelope);
     expect(h.vault.calls["auth.token.renew-self"]).toBeUndefined();
     expect(h.vault.calls["auth.approle.login"]).toBe(2);
@@ -100,15 +108,16 @@ describe("AppRole auth", () => {
   it("logs in again when renewal is capped by the token's max TTL", async () => {
     const { roleId, secretId } = h.vault.addAppRole({
       policies: ["root"],
-      tokenTtl: 2,
-      tokenMaxTtl: 2,
+      tokenTtl: 3,
+      tokenMaxTtl: 3,
     });
     const envelope = new Envelope({
       encrypt: h.provider({ auth: { approle: { roleId, secretId } } }),
       cache: false,
     });
     await roundTrip(envelope);
-    await sleep(1500);
+    // 0.8 s left: renew-self is capped at 1 s, under half the 3 s lease, so it logs in again.
+    later(2200);
     await roundTrip(envelope);
     expect(h.vault.calls["auth.token.renew-self"]).toBe(1);
     expect(h.vault.calls["auth.approle.login"]).toBe(2);
