@@ -23,7 +23,7 @@ export function isInstrumented(provider: KeyProvider): boolean {
  * each wrap / unwrap / generateDataKey / rewrap call. Arguments and results pass through
  * untouched and are never read: the data key, the wrapped bytes and the context stay out
  * of every attribute. Optional methods stay absent when the provider lacks them (core
- * decides on GenerateDataKey and native rewrap by their presence), and `keyRef` is read
+ * decides on GenerateDataKey, native rewrap and local unwraps by their presence), and `keyRef` is read
  * through, so a key version re-read by `refresh()` shows at once.
  */
 export function wrapProvider(provider: KeyProvider, telemetry: ProviderTelemetry): KeyProvider {
@@ -60,6 +60,11 @@ export function wrapProvider(provider: KeyProvider, telemetry: ProviderTelemetry
       : {}),
     ...(provider.refresh ? { refresh: () => provider.refresh!() } : {}),
     ...(provider.readinessTargets ? { readinessTargets: () => provider.readinessTargets!() } : {}),
+    // A local derivation (hierarchical mode), not a KMS call: passed on untraced, so a
+    // provider instrumented by hand keeps its promise-free warm path.
+    ...(provider.unwrapNow
+      ? { unwrapNow: (entry, request) => provider.unwrapNow!(entry, request) }
+      : {}),
     ...(provider.skipUnwrapCache !== undefined
       ? { skipUnwrapCache: provider.skipUnwrapCache }
       : {}),

@@ -182,4 +182,23 @@ describe("instrumented providers", () => {
       }),
     ).toBe(4);
   });
+
+  it("pass a hand-instrumented hierarchical provider's local unwrap on, untraced", async () => {
+    const otel = otelHarness();
+    const provider = hierarchicalProvider({ master: aesProvider(), store: memoryKeyStore() });
+    let local = 0;
+    const unwrapNow = provider.unwrapNow!.bind(provider);
+    provider.unwrapNow = (entry, request) => {
+      local++;
+      return unwrapNow(entry, request);
+    };
+    const wrapped = otel.telemetry.instrumentProvider(provider);
+    const envelope = new Envelope({ encrypt: wrapped });
+    const sealed = await Promise.all([1, 2, 3].map((i) => envelope.encrypt(`v${i}`, { context })));
+    const spansBefore = otel.spans().length;
+    for (const value of sealed) await envelope.decrypt(value, { context });
+    expect(local).toBe(3);
+    // Served by the local derivation: no unwrap span, no KMS call counted.
+    expect(otel.spans().length).toBe(spansBefore);
+  });
 });
