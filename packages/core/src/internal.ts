@@ -14,6 +14,7 @@ export { mapLimit } from "./concurrency.js";
 export { padRule } from "./config/padding.js";
 export { redactSecrets } from "./config/uri.js";
 export {
+  aesKeyFromText,
   secretBytes,
   secretCopy,
   secretFromFile,

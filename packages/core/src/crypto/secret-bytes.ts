@@ -72,6 +72,17 @@ export function secretFromText(text: string, encoding: "hex" | "base64" | "utf8"
   return out.subarray(0, out.write(text, encoding));
 }
 
+/**
+ * A 32-byte key written as 64 hex characters or as base64 / base64url (43 characters and
+ * an optional "="), decoded into secret-only memory; undefined for any other text.
+ */
+export function aesKeyFromText(text: string): Buffer | undefined {
+  const trimmed = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return secretFromText(trimmed, "hex");
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed)) return secretFromText(trimmed, "base64");
+  return undefined;
+}
+
 /** A secret given as text (read as UTF-8, as `Buffer.from` reads it) or as bytes. */
 export function secretFromInput(input: string | Uint8Array): Buffer {
   return typeof input === "string" ? secretFromText(input, "utf8") : secretCopy(input);

@@ -3,7 +3,7 @@ import { statSync } from "node:fs";
 import { inspect } from "node:util";
 import { redactSecrets } from "../config/uri.js";
 import { aesKeyUnwrap, aesKeyWrap } from "../crypto/key-wrap.js";
-import { secretCopy, secretFromFile, secretFromText } from "../crypto/secret-bytes.js";
+import { aesKeyFromText, secretCopy, secretFromFile } from "../crypto/secret-bytes.js";
 import { ConfigError, EnvelopeError, ProviderError } from "../errors.js";
 import type { WrappedKey } from "../format/envelope.js";
 import { printable } from "../format/printable.js";
@@ -161,11 +161,7 @@ function keyFromUri(uri: string, env: Readonly<Record<string, string | undefined
 function parseKey(input: AesKeyInput): Buffer {
   let key: Buffer | undefined;
   if (input instanceof Uint8Array) key = secretCopy(input);
-  else if (typeof input === "string") {
-    const text = input.trim();
-    if (/^[0-9a-fA-F]{64}$/.test(text)) key = secretFromText(text, "hex");
-    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = secretFromText(text, "base64");
-  }
+  else if (typeof input === "string") key = aesKeyFromText(input);
   if (key?.length !== 32) {
     throw new ConfigError(
       "ENVELOPE_BAD_KEY",

@@ -1,6 +1,7 @@
 import { statSync } from "node:fs";
 import { ConfigError } from "@envelope/core";
 import {
+  aesKeyFromText,
   checkKeyFileMode,
   secretCopy,
   secretFromFile,
@@ -62,13 +63,8 @@ export function describeSource(source: LegacyKeySource): string {
  * `rawBytes`: from a file or bytes, never from an env var) 32 raw bytes.
  */
 export function parseAesKey(raw: Buffer, where: string, rawBytes = true): Buffer {
-  let key: Buffer | undefined;
-  if (rawBytes && raw.length === 32) key = secretCopy(raw);
-  else {
-    const text = raw.toString("utf8").trim();
-    if (/^[0-9a-fA-F]{64}$/.test(text)) key = secretFromText(text, "hex");
-    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) key = secretFromText(text, "base64");
-  }
+  const key =
+    rawBytes && raw.length === 32 ? secretCopy(raw) : aesKeyFromText(raw.toString("utf8"));
   raw.fill(0);
   if (key?.length !== 32) {
     throw new ConfigError(
