@@ -11,20 +11,12 @@ import { connect, dropStateTables, rewrapTable } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { resolveKey } from "@envelope/core";
 import { afterAll, describe, expect, it } from "vitest";
-import { selectDatabases } from "../../../test/support/databases.js";
-import { gated } from "../../batch-rewrap/test/support.js";
+import { DATABASES, gated } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 
-describe.each(
-  selectDatabases([
-    ["PostgreSQL", PG],
-    ["MariaDB", MY],
-  ] as const),
-)("today: hiding a running job from retire on %s", (_name, url) => {
+describe.each(DATABASES)("today: hiding a running job from retire on $name", ({ url }) => {
   const table = `atk_today_${tag}`;
   const prefix = `atk_today_st_${tag}`;
   const tables: string[] = [];

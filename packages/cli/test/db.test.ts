@@ -5,10 +5,9 @@ import { fileURLToPath } from "node:url";
 import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MYSQL_URL as MY, PG_URL as PG } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;

@@ -4,21 +4,14 @@ import { join } from "node:path";
 import { connect, dropStateTables, findUnfinishedJobs } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, describe, expect, it } from "vitest";
-import { selectDatabases } from "../../../test/support/databases.js";
+import { DATABASES } from "../../batch-rewrap/test/support.js";
 import { cli, startBuiltRewrap, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const MY = process.env.BATCH_REWRAP_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ROWS = 300;
 
-describe.each(
-  selectDatabases([
-    ["PostgreSQL", PG],
-    ["MariaDB", MY],
-  ] as const),
-)("a rewrap quit with a second Ctrl-C on %s", (_name, url) => {
+describe.each(DATABASES)("a rewrap quit with a second Ctrl-C on $name", ({ url }) => {
   const table = `dcc_${tag}`;
   const prefix = `dcc_st_${tag}`;
   afterAll(async () => {

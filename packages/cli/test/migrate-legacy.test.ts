@@ -11,9 +11,9 @@ import {
   startSecretsManagerServer,
 } from "../../../test/servers/secrets-manager.js";
 import { startVaultKvServer, type VaultKvTestServer } from "../../../test/servers/vault-kv.js";
+import { PG_URL as PG } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const tag = `${process.pid}_${randomBytes(3).toString("hex")}`;
 const fernetToken = (key: Buffer, message: string) =>
   new fernet.Token({ secret: new fernet.Secret(key.toString("base64url")) }).encode(message);

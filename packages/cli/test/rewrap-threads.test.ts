@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewrap";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PG_URL as PG } from "../../batch-rewrap/test/support.js";
 import { cli, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 
 // Issue 12, item 6: `envelope rewrap --db` unwraps local-rsa values on worker threads.

@@ -7,9 +7,9 @@ import { connect, dropStateTables, type SqlAdapter } from "@envelope/batch-rewra
 import { EXIT_CODES } from "@envelope/cli";
 import { createEnvelope } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PG_URL as PG } from "../../batch-rewrap/test/support.js";
 import { type BuiltBin, buildBin, tempDir } from "./support.js";
 
-const PG = process.env.BATCH_REWRAP_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const ROTATION_MD = fileURLToPath(new URL("../../../docs/ROTATION.md", import.meta.url));
 const tag = `${process.pid}_${randomBytes(2).toString("hex")}`;
 
