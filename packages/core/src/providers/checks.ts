@@ -30,7 +30,7 @@ export function checkDataKey(
   provider: KeyProvider,
 ): asserts dataKey is Uint8Array {
   if (!(dataKey instanceof Uint8Array) || dataKey.length !== DATA_KEY_LENGTH) {
-    if (dataKey instanceof Uint8Array) dataKey.fill(0); // key bytes all the same: zero them
+    if (dataKey instanceof Uint8Array) dataKey.fill(0); // refused, but key material all the same: zero it
     throw new ProviderError(
       "ENVELOPE_PROVIDER_CONTRACT",
       `Key provider "${printable(provider.id)}" returned a data key that is not 32 bytes. This is a bug in the provider; nothing was encrypted or decrypted with it.`,
