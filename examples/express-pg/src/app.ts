@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Envelope } from "@envelope/core";
+import type { Envelope, ReadinessReport } from "@envelope/core";
 import type { BlindIndexer } from "@envelope/records";
 import express, { type Express } from "express";
 import type { Pool } from "pg";
@@ -20,6 +20,9 @@ export interface AppOptions {
   /** Default: logs nothing. `jsonLogger` writes ids and codes as JSON lines. */
   log?: Logger;
 }
+
+/** How long one readiness report answers `/ready`. */
+const READY_REPORT_MS = 5000;
 
 /**
  * The users API as an Express app, not yet listening: the server and the tests both
@@ -65,6 +68,21 @@ export function createApp(options: AppOptions): Express {
     await options.pool.query("SELECT 1");
     // Key references are ids (fingerprints, ARNs), not secrets: handy to watch a rotation.
     res.json({ status: "ok", keys: ref.current().describe() });
+  });
+
+  // Readiness (a Kubernetes readinessProbe, a load balancer): every configured key wraps
+  // and unwraps a canary (envelope.check()). Probes come every few seconds and each check
+  // is two KMS calls per key, so one report serves for READY_REPORT_MS; a rotation's new
+  // envelope gets a report of its own at once.
+  let ready: { envelope: Envelope; at: number; report: Promise<ReadinessReport> } | undefined;
+  app.get("/ready", async (_req, res) => {
+    const envelope = ref.current();
+    if (!ready || ready.envelope !== envelope || performance.now() - ready.at > READY_REPORT_MS) {
+      ready = { envelope, at: performance.now(), report: envelope.check({ timeoutMs: 3000 }) };
+    }
+    // Ids, statuses, error codes and messages only: never key material.
+    const report = await ready.report;
+    res.status(report.ok ? 200 : 503).json(report);
   });
 
   app.post("/users", async (req, res) => {

@@ -3,12 +3,21 @@
 // key rotation — the `envelope` CLI, spawned — runs while signups and updates keep coming.
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEnvelope, decodeEnvelope, fromText } from "@envelope/core";
+import {
+  createEnvelope,
+  decodeEnvelope,
+  Envelope,
+  fromText,
+  type KeyProvider,
+  ProviderError,
+} from "@envelope/core";
 import { blindIndexKeysFrom, createBlindIndexer, createRecordCipher } from "@envelope/records";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../src/app.js";
 import { BLIND_INDEX_KEY_FILE } from "../src/keys/blind-index-key.js";
 import { envelopeCliPath, runEnvelopeCli } from "../src/keys/envelope-cli.js";
 import { CLI_CONFIG_FILE, keyUri, readKeyRing } from "../src/keys/key-ring.js";
@@ -190,6 +199,50 @@ describe("examples/express-pg end to end", () => {
     expect(cli.keys.map((k) => `${k.role} ${k.provider}:${k.keyRef}`)).toEqual([
       `encrypt ${keys.encrypt[0]}`,
     ]);
+  });
+
+  it("/ready checks the key with a canary; a key whose KMS is down makes it 503", async () => {
+    const res = await api("GET", "/ready");
+    expect(res.status, res.text).toBe(200);
+    expect(res.json.ok).toBe(true);
+    const keys = await health();
+    expect(res.json.providers).toEqual([
+      expect.objectContaining({ role: "encrypt", status: "ok", provider: "local-rsa" }),
+    ]);
+    expect(`local-rsa:${res.json.providers[0].keyRef}`).toBe(keys.encrypt[0]);
+
+    // The same app over an envelope whose only key's KMS does not answer.
+    const down = new ProviderError("ENVELOPE_KMS_UNAVAILABLE", "test-kms: connection refused.");
+    const deadKey: KeyProvider = {
+      id: "test-kms",
+      keyRef: "key-1",
+      handles: (entry) => entry.providerId === "test-kms",
+      wrap: () => Promise.reject(down),
+      unwrap: () => Promise.reject(down),
+    };
+    const app = createApp({
+      pool,
+      envelope: new Envelope({ encrypt: deadKey }),
+      blindIndex: createBlindIndexer({ keys: randomBytes(32) }),
+      table: TABLE,
+    });
+    const other = app.listen(0, "127.0.0.1");
+    await new Promise((ready) => other.once("listening", ready));
+    try {
+      const { port } = other.address() as AddressInfo;
+      const failed = await fetch(`http://127.0.0.1:${port}/ready`);
+      expect(failed.status).toBe(503);
+      const report = await failed.json();
+      expect(report.ok).toBe(false);
+      expect(report.providers[0]).toMatchObject({
+        provider: "test-kms",
+        keyRef: "key-1",
+        status: "failed",
+        error: { code: "ENVELOPE_KMS_UNAVAILABLE" },
+      });
+    } finally {
+      other.close();
+    }
   });
 
   it("signs users up and returns them normalized; GET /users/:id reads them back", async () => {
