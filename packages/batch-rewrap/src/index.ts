@@ -40,9 +40,10 @@ export type {
 } from "./engine/record-fields.js";
 export { type JobReport, migrateTable, rewrapTable } from "./engine/run.js";
 export { type CountKeyRefsOptions, countKeyRefs, type ScanResult } from "./engine/scan.js";
+export { requireTableColumns } from "./sql/introspect.js";
 export { stopJob } from "./state/job-status.js";
 export { type JobSpec, planRangeCount } from "./state/jobs.js";
-export { findJob, type JobState, jobIdFor } from "./state/lookup.js";
+export { findJob, type JobState, jobIdFor, tableExists } from "./state/lookup.js";
 export { dropStateTables } from "./state/tables.js";
 export {
   DEFAULT_STALE_AFTER_SECONDS,

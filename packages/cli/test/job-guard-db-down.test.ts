@@ -157,9 +157,20 @@ describe("rotate and retire when the database is down, refuses or does not answe
         // Tables of those names that are not state tables (another tool's, or hand-made).
         for (const suffix of ["jobs", "ranges", "checkpoints"])
           await db.query(`CREATE TABLE ${prefix}_${suffix} (n INT)`);
+        // The table the job guard is asked about exists (a typo there is refused before).
+        await db.query(`CREATE TABLE ${prefix}_users (id INT PRIMARY KEY, email TEXT)`);
         const config = readFileSync(configPath, "utf8");
         const keys = readdirSync(join(cwd, "keys")).sort();
-        const on = ["--db", url, "--table", "users", "--column", "email", "--state-prefix", prefix];
+        const on = [
+          "--db",
+          url,
+          "--table",
+          `${prefix}_users`,
+          "--column",
+          "email",
+          "--state-prefix",
+          prefix,
+        ];
         for (const args of [
           ["--json", "retire", oldKey, ...on],
           ["--json", "rotate", "--bits", "2048", ...on],
@@ -178,7 +189,7 @@ describe("rotate and retire when the database is down, refuses or does not answe
         expect(readFileSync(configPath, "utf8")).toBe(config);
         expect(readdirSync(join(cwd, "keys")).sort()).toEqual(keys);
       } finally {
-        for (const suffix of ["jobs", "ranges", "checkpoints"])
+        for (const suffix of ["jobs", "ranges", "checkpoints", "users"])
           await db.query(`DROP TABLE IF EXISTS ${prefix}_${suffix}`);
         await db.close();
       }

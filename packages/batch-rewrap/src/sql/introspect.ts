@@ -93,3 +93,20 @@ export function requireColumn(
   }
   return info;
 }
+
+/**
+ * Checks that `table` and each of `columns` exist: a ConfigError names the one that does not.
+ * For commands that only name a table to look something up by it (the CLI's job guard),
+ * where a typo would match nothing and pass unseen.
+ *
+ * @example
+ * await requireTableColumns(db, "users", ["email", "phone"]);
+ */
+export async function requireTableColumns(
+  db: SqlAdapter,
+  table: string,
+  columns: readonly string[],
+): Promise<void> {
+  const described = await describeTable(db, table);
+  for (const column of columns) requireColumn(described, table, column, "column");
+}

@@ -118,6 +118,7 @@ export function jobIdFor(job: {
   return defaultJobId(spec);
 }
 
+/** True when `table` (or `schema.table`) exists in the connected database. */
 export async function tableExists(db: SqlAdapter, table: string): Promise<boolean> {
   const [schema, name] = table.includes(".") ? table.split(".") : [undefined, table];
   const current = db.dialect === "mysql" ? "DATABASE()" : "current_schema()";

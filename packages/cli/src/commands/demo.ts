@@ -1,3 +1,4 @@
+import { tableExists } from "@envelope/batch-rewrap";
 import { ConfigError } from "@envelope/core";
 import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
@@ -29,6 +30,12 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
       const keys = await loadKeys(ctx, flags);
       const db = await openDb(ctx, opts);
       try {
+        if (await tableExists(db, opts.table))
+          throw new ConfigError(
+            "ENVELOPE_BAD_INPUT",
+            `Table ${opts.table} already exists; seed-demo creates a new table. Pick another --table, or drop it first if it is an old demo table. Nothing was changed.`,
+            { details: { field: "table" } },
+          );
         await db.query(`CREATE TABLE ${opts.table} (id BIGINT PRIMARY KEY, email TEXT NOT NULL)`);
         for (let start = 1; start <= rows; start += 500) {
           const ids = Array.from({ length: Math.min(500, rows - start + 1) }, (_, i) => start + i);

@@ -1,9 +1,8 @@
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { countKeyRefs } from "@envelope/batch-rewrap";
 import { ConfigError, type KeyProvider, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
+import { editableConfig } from "../config/editable.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import { addDbOptions } from "../db/job-flags.js";
@@ -52,33 +51,7 @@ export function registerRetireCommand(
   );
   retire.action(async (key: string, opts: RetireFlags, cmd: Command) => {
     const flags = cmd.optsWithGlobals<GlobalFlags>();
-    const path = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
-    if (!path.endsWith(".json"))
-      throw new ConfigError(
-        "ENVELOPE_BAD_CONFIG",
-        "retire edits JSON config files only; with a .js/.ts config, check with `envelope status --check` and edit it by hand.",
-        { details: { field: "config" } },
-      );
-    if (!existsSync(path))
-      throw new ConfigError(
-        "ENVELOPE_BAD_CONFIG",
-        `Config file ${path} does not exist; retire removes a key from a config file's \`decrypt\`.`,
-        { details: { field: "config" } },
-      );
-    // The decision is made on the file's keys; keys from the environment or flags would make
-    // it describe a config that is not the one being edited.
-    const overrides = [
-      ctx.io.env.ENVELOPE_ENCRYPT_KEYS ? "ENVELOPE_ENCRYPT_KEYS" : "",
-      ctx.io.env.ENVELOPE_DECRYPT_KEYS ? "ENVELOPE_DECRYPT_KEYS" : "",
-      flags.key?.length ? "--key" : "",
-      flags.decryptKey?.length ? "--decrypt-key" : "",
-    ].filter(Boolean);
-    if (overrides.length > 0)
-      throw new ConfigError(
-        "ENVELOPE_BAD_CONFIG",
-        `retire edits ${path}, but ${overrides.join(", ")} override its keys; unset them (or edit them by hand after \`envelope status --check\`).`,
-        { details: { field: "config" } },
-      );
+    const path = editableConfig("retire", flags, ctx.io.env, ctx.io.cwd);
     if (!opts.table || !opts.column?.length)
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",

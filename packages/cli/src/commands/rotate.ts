@@ -2,6 +2,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError, type KeySpec, redactUri, resolveKey } from "@envelope/core";
 import type { Command } from "commander";
 import type { CliContext, GlobalFlags } from "../command-context.js";
+import { editableConfig } from "../config/editable.js";
 import { specList } from "../config/load.js";
 import { readJsonConfig, writeJsonConfig } from "../config/write.js";
 import { addDbOptions } from "../db/job-flags.js";
@@ -60,12 +61,7 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         cmd: Command,
       ) => {
         const flags = cmd.optsWithGlobals<GlobalFlags>();
-        const path = resolve(ctx.io.cwd, flags.config ?? "envelope.config.json");
-        if (!path.endsWith(".json"))
-          throw new ConfigError(
-            "ENVELOPE_BAD_CONFIG",
-            "rotate edits JSON config files only; edit your .js/.ts config by hand.",
-          );
+        const path = editableConfig("rotate", flags, ctx.io.env, ctx.io.cwd);
         const file = readJsonConfig(path);
         let forced: { jobId: string }[] = [];
         if (opts.db ?? ctx.io.env.ENVELOPE_DB_URL) {
@@ -91,7 +87,14 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         } as { keyDir?: string; keyCreated: Record<string, string> };
         let uri: string;
         let created: Record<string, unknown> = {};
+        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
         if (opts.to) {
+          if (previous.length === 1 && previous[0] === opts.to)
+            throw new ConfigError(
+              "ENVELOPE_BAD_INPUT",
+              `rotate: ${redactUri(opts.to)} is already the encrypting key of ${path}. Nothing was changed.`,
+              { details: { field: "to" } },
+            );
           await resolveKey(opts.to, "--to", ctx.io.env); // fail now, not at the next encrypt
           uri = opts.to;
         } else {
@@ -101,7 +104,6 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
           uri = key.uri;
           created = key;
         }
-        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
         const decrypt = [...previous, ...specList(file.decrypt as KeySpec[] | undefined)].filter(
           (s, i, all) => s !== uri && all.indexOf(s) === i,
         );

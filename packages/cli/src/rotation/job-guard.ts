@@ -1,6 +1,7 @@
 import {
   DEFAULT_STALE_AFTER_SECONDS,
   findUnfinishedJobs,
+  requireTableColumns,
   type SqlAdapter,
   type UnfinishedJob,
 } from "@envelope/batch-rewrap";
@@ -55,6 +56,8 @@ export async function refuseDuringJobs(
     });
   let jobs: UnfinishedJob[];
   try {
+    // A typo in --table or --column would match no job and pass the guard unseen.
+    if (where.table) await requireTableColumns(db, where.table, where.columns ?? []);
     jobs = await findUnfinishedJobs(db, {
       stateTablePrefix: flags.statePrefix,
       ...(where.table ? { table: where.table } : {}),
