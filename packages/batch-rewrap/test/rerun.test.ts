@@ -146,6 +146,48 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     expect(await verifyAll(db, table, newKey)).toEqual({ rows: 300, wrong: [] });
   });
 
+  it("a rerun is not refused by the values it already recorded as failed; it retries them and moves the rest", async () => {
+    const { table, prefix } = names("tampered");
+    const oldKey = keyPair().provider;
+    const newKey = keyPair().provider;
+    await seedTable(db, table, 200, oldKey);
+    // Altered in place (last tag byte): ENVELOPE_DECRYPT_FAILED, the preflight's refusal had
+    // the rerun sampled them, past the rows the first run's preflight reads.
+    for (const id of [150, 180]) {
+      const value = (await db.query(`SELECT email FROM ${table} WHERE id = ?`, [id])).rows[0]!
+        .email as Buffer;
+      const altered = Buffer.from(value);
+      altered[altered.length - 1]! ^= 1;
+      await db.query(`UPDATE ${table} SET email = ? WHERE id = ?`, [altered, id]);
+    }
+    const options = {
+      db,
+      table,
+      primaryKey: "id",
+      columns: ["email"],
+      to: newKey,
+      decrypt: [oldKey],
+      stateTablePrefix: prefix,
+      apply: true,
+      batchSize: 50,
+    };
+    const first = await rewrapTable(options);
+    expect(first.run).toMatchObject({ rewrapped: 198, failed: 2 });
+    expect(first.failures).toEqual({ ENVELOPE_DECRYPT_FAILED: 2 });
+
+    // Written since under the old key by an instance on the old config: the rerun moves it.
+    await writeUnder(db, table, oldKey, [201]);
+    const again = await rewrapTable(options);
+    expect(again.run).toMatchObject({ rewrapped: 1, failed: 2 });
+    expect(again.failures).toEqual({ ENVELOPE_DECRYPT_FAILED: 2 });
+
+    // Repaired: the next rerun finishes the job.
+    await writeUnder(db, table, oldKey, [150, 180]);
+    const fixed = await rewrapTable(options);
+    expect(fixed).toMatchObject({ complete: true, failures: {} });
+    expect(await verifyAll(db, table, newKey)).toEqual({ rows: 201, wrong: [] });
+  });
+
   it("a run with nothing to do makes no KMS call; one with k values to move samples only those", async () => {
     const { table, prefix } = names("calls");
     const oldKey = recording(keyPair().provider);

@@ -1,5 +1,8 @@
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { Row } from "../adapters/types.js";
+import { failedValuesByPk, failurePk } from "../state/failures.js";
+import { tableExists } from "../state/lookup.js";
+import { stateTables } from "../state/tables.js";
 import { buildContext } from "./row-context.js";
 import type { Runtime } from "./runtime.js";
 import { runtimeRows } from "./scan.js";
@@ -17,12 +20,15 @@ export const PREFLIGHT_SCAN_ROWS = 100_000;
  *
  * Only values the job will actually rewrite are sampled (up to `sampleSize` per column,
  * among the first {@link PREFLIGHT_SCAN_ROWS} rows in key order): values already on the
- * target cost no KMS call, so a run with nothing to do makes none.
+ * target cost no KMS call, so a run with nothing to do makes none. Values an earlier run of
+ * this job recorded as failed are left out: they are known and reported, and the run
+ * retries them; sampling one would refuse every rerun until it is repaired.
  */
 export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   const sampleSize = rt.options.sampleSize ?? 16;
   let checked = 0;
   if (sampleSize < 1) return { checked };
+  const known = await knownFailures(rt);
   const sampled = new Map(rt.table.columns.map((c) => [c.name, 0]));
   let read = 0;
   // migrate, mixed columns: a value in no configured format is a per-row failure, unless
@@ -36,6 +42,7 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
         if (sampled.get(column.name)! >= sampleSize) continue;
         const raw = row[column.name];
         if (raw === null || raw === undefined) continue;
+        if (known.get(failurePk(String(row[rt.table.pk])))?.has(column.name)) continue;
         const where = `${rt.table.name}.${column.name} (${rt.table.pk} = ${String(row[rt.table.pk]).slice(0, 40)})`;
         let value: string | Buffer;
         try {
@@ -67,6 +74,14 @@ export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   if (unrecognized && checked === 0 && done === 0)
     throw explain(unrecognized.error, unrecognized.where, rt);
   return { checked };
+}
+
+/** The values this job recorded as failed in earlier runs (none before its first run). */
+async function knownFailures(rt: Runtime): Promise<Map<string, Set<string>>> {
+  const prefix = rt.options.stateTablePrefix ?? "envelope_rewrap";
+  // Reads only: a dry run creates no state tables.
+  if (!(await tableExists(rt.db, `${prefix}_failures`))) return new Map();
+  return failedValuesByPk(rt.db, stateTables(rt.db, prefix), rt.job.id);
 }
 
 /** The full proof on one value: decrypt, and the target can open what would be written. */
