@@ -125,7 +125,8 @@ export async function main(
       if (json) {
         const usage = new ConfigError(
           "ENVELOPE_BAD_INPUT",
-          `${error.message.replace(/^error: /, "")}. See envelope <command> --help.`,
+          // One line: Commander's "(Did you mean …?)" comes on a line of its own.
+          `${error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ")}. See envelope <command> --help.`,
           { details: { field: "arguments", commander: error.code } },
         );
         reportError(io, true, usage);
@@ -149,7 +150,7 @@ export function reportError(io: CliIo, json: boolean, error: unknown): number {
     io.stdout.write(`${jsonText({ error: errorJson(error), exitCode: code })}\n`);
   } else if (isFileError(error)) {
     io.stderr.write(
-      `envelope: ${shown(error.message, MESSAGE_MAX)}. Check the path and permissions.\n`,
+      `envelope: ${shown(error.message, MESSAGE_MAX)}. Check the path and permissions. [${shown(error.code)}]\n`,
     );
   } else if (EnvelopeError.isInstance(error)) {
     io.stderr.write(`envelope: ${shown(error.message, MESSAGE_MAX)} [${shown(error.code)}]\n`);

@@ -254,4 +254,21 @@ describe("a usage error under --json", () => {
     expect(human.stdout).toBe("");
     expect(human.stderr).toContain("unknown option '--bogus'");
   });
+
+  it("keeps Commander's suggestion on the same line, not as an escaped newline", async () => {
+    const run = await cli(["--json", "rewrap", "--tabel", "x"], { cwd: tempDir() });
+    const { message } = run.json().error;
+    expect(message).toContain("unknown option '--tabel' (Did you mean --table?)");
+    expect(message).not.toMatch(/\\x0a|\n/);
+  });
+});
+
+describe("a file error", () => {
+  it("ends its human line with the code, as every error line does", async () => {
+    const run = await cli(["inspect", "no-such-file.env"], { cwd: tempDir() });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.stderr).toMatch(
+      /^envelope: ENOENT: .*Check the path and permissions\. \[ENOENT\]\n$/,
+    );
+  });
 });
