@@ -59,8 +59,11 @@ const ctx = (id: number, column: string) => ({ table: "users", column, id: Strin
 async function sealRows(envelope: Envelope, records: number) {
   const rows: { id: number; column: string; sealed: Buffer; context: Record<string, string> }[] =
     [];
+  // The data keys are made at once: one after the other, 2,048 of them behind the KMS's
+  // 3 ms delay took 8-20 s of the test's 30 s on a loaded machine.
+  const keys = await Promise.all(Array.from({ length: records }, () => envelope.generateDataKey()));
   for (let id = 0; id < records; id++) {
-    const materials = await envelope.generateDataKey();
+    const materials = keys[id]!;
     for (const column of COLUMNS) {
       const context = ctx(id, column);
       rows.push({

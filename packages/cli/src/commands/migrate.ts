@@ -150,9 +150,10 @@ export function registerMigrateCommand(
           to,
           legacy: from.format,
         });
-        offQuit = stopJobOnQuit(db, flags, jobId);
+        const quit = stopJobOnQuit(db, flags, jobId);
+        offQuit = quit.off;
         bar = progressBar(ctx.io, Boolean(flags.json), "migrate");
-        const { context, ...job } = await jobOptions(ctx, opts, db, jobId, bar.onProgress);
+        const { context, ...job } = await jobOptions(ctx, opts, quit.db, jobId, bar.onProgress);
         const report = await migrateTable({
           ...job,
           ...(records ? { records } : { context }),

@@ -89,10 +89,11 @@ export function registerRewrapCommand(
       let offQuit: (() => void) | undefined;
       try {
         const { jobId, prior } = await checkResume(ctx, flags, db, { kind: "rewrap", to });
-        offQuit = stopJobOnQuit(db, flags, jobId);
+        const quit = stopJobOnQuit(db, flags, jobId);
+        offQuit = quit.off;
         bar = progressBar(ctx.io, Boolean(flags.json), "rewrap");
         const report = await rewrapTable({
-          ...(await jobOptions(ctx, opts, db, jobId, bar.onProgress)),
+          ...(await jobOptions(ctx, opts, quit.db, jobId, bar.onProgress)),
           to,
           decrypt: [...keys.encrypt, ...keys.decrypt],
           verifyBody: opts.verifyBody !== false,

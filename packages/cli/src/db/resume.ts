@@ -88,9 +88,55 @@ export function resumeNotice(jobId: string, prior: PriorJob, apply: boolean): st
 /**
  * For an apply run: marks its job stopped if the process quits on a second Ctrl-C without
  * waiting for its batches (cli.ts), so `retire` and `status` see it as incomplete at once
- * rather than running until the lease passes. Returns the function that unregisters it.
+ * rather than running until the lease passes. Returns the adapter the job must use and the
+ * function that unregisters the hook.
+ *
+ * The job's batch transactions stop committing once the mark is made, before the mark's
+ * COMMIT is sent: InnoDB releases the job row before it acknowledges a COMMIT, so a batch
+ * waiting on that row could otherwise commit while the answer is on its way, and the job
+ * would read as running (progress after the stop) until the lease passed.
  */
-export function stopJobOnQuit(db: SqlAdapter, flags: DbFlags, jobId: string): () => void {
-  if (!flags.apply) return () => {};
-  return onQuit(() => stopJob(db, { jobId, stateTablePrefix: flags.statePrefix }));
+export function stopJobOnQuit(
+  db: SqlAdapter,
+  flags: DbFlags,
+  jobId: string,
+): { db: SqlAdapter; off: () => void } {
+  if (!flags.apply) return { db, off: () => {} };
+  let leaving = false;
+  const via = (transaction: SqlAdapter["transaction"]): SqlAdapter => ({
+    get dialect() {
+      return db.dialect;
+    },
+    get name() {
+      return db.name;
+    },
+    get sessions() {
+      return db.sessions;
+    },
+    get maxConnections() {
+      return db.maxConnections;
+    },
+    query: (sql, params) => db.query(sql, params),
+    session: () => db.session(),
+    close: () => db.close(),
+    transaction,
+  });
+  const job = via((fn) =>
+    db.transaction(async (tx) => {
+      const result = await fn(tx);
+      // The process is leaving: this batch never commits (it rolls back when the
+      // connection closes at exit).
+      if (leaving) await new Promise(() => {});
+      return result;
+    }),
+  );
+  const stopper = via((fn) =>
+    db.transaction(async (tx) => {
+      const result = await fn(tx); // the job row is locked and marked stopped
+      leaving = true;
+      return result;
+    }),
+  );
+  const off = onQuit(() => stopJob(stopper, { jobId, stateTablePrefix: flags.statePrefix }));
+  return { db: job, off };
 }
