@@ -72,17 +72,43 @@ export function createApp(options: AppOptions): Express {
 
   // Readiness (a Kubernetes readinessProbe, a load balancer): every configured key wraps
   // and unwraps a canary (envelope.check()). Probes come every few seconds and each check
-  // is two KMS calls per key, so one report serves for READY_REPORT_MS; a rotation's new
-  // envelope gets a report of its own at once.
-  let ready: { envelope: Envelope; at: number; report: Promise<ReadinessReport> } | undefined;
+  // is two KMS calls per key, so a check still running answers every probe that comes
+  // meanwhile (a slow KMS is when they would pile up), and its report then serves for
+  // READY_REPORT_MS; a rotation's new envelope gets a check of its own at once.
+  let ready:
+    | { envelope: Envelope; doneAt: number | undefined; report: Promise<ReadinessReport> }
+    | undefined;
   app.get("/ready", async (_req, res) => {
     const envelope = ref.current();
-    if (!ready || ready.envelope !== envelope || performance.now() - ready.at > READY_REPORT_MS) {
-      ready = { envelope, at: performance.now(), report: envelope.check({ timeoutMs: 3000 }) };
+    const stale = ready?.doneAt !== undefined && performance.now() - ready.doneAt > READY_REPORT_MS;
+    if (!ready || ready.envelope !== envelope || stale) {
+      const entry = {
+        envelope,
+        doneAt: undefined as number | undefined,
+        report: envelope.check({ timeoutMs: 3000 }),
+      };
+      ready = entry;
+      // A check that cannot run (the client is closing: ENVELOPE_CLOSED) is not kept.
+      entry.report.then(
+        () => {
+          entry.doneAt = performance.now();
+        },
+        () => {
+          if (ready === entry) ready = undefined;
+        },
+      );
     }
-    // Ids, statuses, error codes and messages only: never key material.
-    const report = await ready.report;
-    res.status(report.ok ? 200 : 503).json(report);
+    const checking = ready;
+    try {
+      // Ids, statuses, error codes and messages only: never key material.
+      const report = await checking.report;
+      res.status(report.ok ? 200 : 503).json(report);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      res
+        .status(503)
+        .json({ ok: false, error: { code: typeof code === "string" ? code : "UNKNOWN" } });
+    }
   });
 
   app.post("/users", async (req, res) => {

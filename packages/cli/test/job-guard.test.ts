@@ -79,6 +79,20 @@ describe.each(DATABASES)("retire and rotate during a rewrap job on $name", ({ ur
         ["rotate", "--bits", "2048", "--db", url, "--state-prefix", prefix],
         ["rotate", "--bits", "2048", ...on],
         ["rotate", "--bits", "2048", ...on, "--force"],
+        // The same table named with its schema (PostgreSQL's public, MariaDB's database).
+        [
+          "rotate",
+          "--bits",
+          "2048",
+          "--db",
+          url,
+          "--table",
+          `${url.startsWith("mysql") ? new URL(url).pathname.slice(1) : "public"}.${table}`,
+          "--column",
+          "email",
+          "--state-prefix",
+          prefix,
+        ],
       ]) {
         const r = await cli(args, { cwd });
         expect(r.code, r.stderr).toBe(EXIT_CODES.JOB_IN_PROGRESS);

@@ -3,7 +3,7 @@
 // from the environment, a typo in --table or --column, a rotation to the key already in use.
 
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "@envelope/batch-rewrap";
 import { EXIT_CODES } from "@envelope/cli";
@@ -83,7 +83,12 @@ describe("rotate refuses, changing nothing", () => {
 
   it("to the key that already encrypts", async () => {
     const current = JSON.parse(config).encrypt as string;
-    await refused(["rotate", "--to", current], /is already the encrypting key/);
+    await refused(["rotate", "--to", current], /is the key that already encrypts/);
+    // The same key written another way: its public half.
+    await refused(
+      ["rotate", "--to", current.replace(/\.pem$/, ".pub.pem")],
+      /is the key that already encrypts/,
+    );
   });
 
   it("with a --table or --column that does not exist (it would match no job and pass the guard)", async () => {
@@ -94,6 +99,10 @@ describe("rotate refuses, changing nothing", () => {
     await refused(
       ["rotate", "--bits", "2048", "--db", PG_URL, "--table", table, "--column", "emial"],
       /Column "emial" \(column\) is not in table/,
+    );
+    await refused(
+      ["rotate", "--bits", "2048", "--db", PG_URL, "--column", "email"],
+      /--column needs --table/,
     );
     // The names right: it rotates.
     const run = await cli(
@@ -131,7 +140,6 @@ describe("seed-demo", () => {
     expect(run.code, run.stderr).toBe(EXIT_CODES.USAGE);
     expect(run.json().error.code).toBe("ENVELOPE_BAD_INPUT");
     expect(run.json().error.message).toMatch(/already exists.*Nothing was changed/);
-    expect(existsSync(cwd)).toBe(true);
     const check = await connect(PG_URL);
     const { rows } = await check.query(`SELECT email FROM ${table}`);
     await check.close();

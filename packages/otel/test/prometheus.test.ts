@@ -81,12 +81,16 @@ describe("the README's Prometheus rules, against a real scrape", () => {
       );
       expect(found, `${name}{${matchers}} matches no scraped sample`).toBe(true);
     }
-    for (const [, list] of rules.matchAll(/\bby \(([^)]*)\)/g)) {
-      for (const label of list!.split(",").map((l) => l.trim())) {
-        expect(
-          samples.some((s) => s.labels.has(label)),
-          `label ${label} is on no scraped sample`,
-        ).toBe(true);
+    // Each rule's `by (…)` labels must be on the series that rule reads.
+    for (const expr of rules.split(/\bexpr:/).slice(1)) {
+      const names = new Set([...expr.matchAll(/\b(envelope_[a-z_]+)(?=\{|\[)/g)].map((m) => m[1]));
+      for (const [, list] of expr.matchAll(/\bby \(([^)]*)\)/g)) {
+        for (const label of list!.split(",").map((l) => l.trim())) {
+          expect(
+            samples.some((s) => names.has(s.name) && s.labels.has(label)),
+            `label ${label} is on no scraped sample of ${[...names].join(", ")}`,
+          ).toBe(true);
+        }
       }
     }
     // The rotation rule's claim: a read through the old key is counted under its reference.

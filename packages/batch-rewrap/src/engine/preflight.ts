@@ -21,14 +21,18 @@ export const PREFLIGHT_SCAN_ROWS = 100_000;
  * Only values the job will actually rewrite are sampled (up to `sampleSize` per column,
  * among the first {@link PREFLIGHT_SCAN_ROWS} rows in key order): values already on the
  * target cost no KMS call, so a run with nothing to do makes none. Values an earlier run of
- * this job recorded as failed are left out: they are known and reported, and the run
- * retries them; sampling one would refuse every rerun until it is repaired.
+ * this job recorded as failed are left out when the run verifies every body: they are known
+ * and reported, and the run retries them; sampling one would refuse every rerun until it is
+ * repaired.
  */
 export async function preflight(rt: Runtime): Promise<{ checked: number }> {
   const sampleSize = rt.options.sampleSize ?? 16;
   let checked = 0;
   if (sampleSize < 1) return { checked };
-  const known = await knownFailures(rt);
+  // Only when the run checks every body: with verifyBody off, the preflight is the one check
+  // of the context template, and a known-damaged value would be rewrapped unchecked.
+  const verifyBody = (rt.options as { verifyBody?: boolean }).verifyBody !== false; // rewrap only
+  const known = verifyBody ? await knownFailures(rt) : new Map<string, Set<string>>();
   const sampled = new Map(rt.table.columns.map((c) => [c.name, 0]));
   let read = 0;
   // migrate, mixed columns: a value in no configured format is a per-row failure, unless

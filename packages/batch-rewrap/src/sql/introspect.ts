@@ -1,5 +1,6 @@
 import { ConfigError } from "@envelope/core";
 import type { SqlAdapter } from "../adapters/types.js";
+import { checkName } from "./identifiers.js";
 
 /** How a column stores values, from its SQL type. */
 export interface ColumnInfo {
@@ -107,6 +108,6 @@ export async function requireTableColumns(
   table: string,
   columns: readonly string[],
 ): Promise<void> {
-  const described = await describeTable(db, table);
+  const described = await describeTable(db, checkName(table, "table", true));
   for (const column of columns) requireColumn(described, table, column, "column");
 }

@@ -71,14 +71,17 @@ export async function findUnfinishedJobs(
      FROM ${t.jobs} j ORDER BY j.job_id`,
   );
   const leaseMs = (options.staleAfterSeconds ?? DEFAULT_STALE_AFTER_SECONDS) * 1000;
-  const table = options.table?.toLowerCase();
+  // `public.users` and `users` name the same table for this guard: matching too much only
+  // refuses more, matching too little would let a rotate or retire pass a running job.
+  const bare = (name: string) => name.toLowerCase().split(".").at(-1)!;
+  const table = options.table === undefined ? undefined : bare(options.table);
   const columns = new Set((options.columns ?? []).map((c) => c.toLowerCase()));
   const out: UnfinishedJob[] = [];
   for (const row of rows) {
     const pending = Number(row.pending ?? 0);
     if (String(row.status) === "done" && pending === 0) continue;
     const spec = JSON.parse(String(row.spec)) as JobSpec;
-    if (table !== undefined && spec.table.toLowerCase() !== table) continue;
+    if (table !== undefined && bare(spec.table) !== table) continue;
     if (columns.size > 0 && !spec.columns.some((c) => columns.has(c.toLowerCase()))) continue;
     // ISO strings of one format: the greater string is the later time. Both it and db_now
     // come from the database's clock, so the difference is the same on every machine.

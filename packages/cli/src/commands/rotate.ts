@@ -63,6 +63,22 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         const flags = cmd.optsWithGlobals<GlobalFlags>();
         const path = editableConfig("rotate", flags, ctx.io.env, ctx.io.cwd);
         const file = readJsonConfig(path);
+        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
+        if (opts.to) {
+          // Fail now, not at the next encrypt; and compare keys, not how they are written
+          // (a relative path, the public half of the same RSA key).
+          const target = await resolveKey(opts.to, "--to", ctx.io.env);
+          const current =
+            previous.length === 1
+              ? await resolveKey(previous[0]!, "encrypt", ctx.io.env).catch(() => undefined)
+              : undefined;
+          if (current && `${current.id}:${current.keyRef}` === `${target.id}:${target.keyRef}`)
+            throw new ConfigError(
+              "ENVELOPE_BAD_INPUT",
+              `rotate: ${redactUri(opts.to)} is the key that already encrypts in ${path} (${shown(target.id)}:${shown(target.keyRef)}). Nothing was changed.`,
+              { details: { field: "to" } },
+            );
+        }
         let forced: { jobId: string }[] = [];
         if (opts.db ?? ctx.io.env.ENVELOPE_DB_URL) {
           // Before anything is written: no new key file, no config change while a job runs.
@@ -87,15 +103,7 @@ export function registerRotateCommand(program: Command, ctx: CliContext): void {
         } as { keyDir?: string; keyCreated: Record<string, string> };
         let uri: string;
         let created: Record<string, unknown> = {};
-        const previous = specList(file.encrypt as KeySpec | KeySpec[] | undefined);
         if (opts.to) {
-          if (previous.length === 1 && previous[0] === opts.to)
-            throw new ConfigError(
-              "ENVELOPE_BAD_INPUT",
-              `rotate: ${redactUri(opts.to)} is already the encrypting key of ${path}. Nothing was changed.`,
-              { details: { field: "to" } },
-            );
-          await resolveKey(opts.to, "--to", ctx.io.env); // fail now, not at the next encrypt
           uri = opts.to;
         } else {
           // A keyDir from the config is relative to the config file; --dir to the current directory.

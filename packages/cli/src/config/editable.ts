@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
 import { ConfigError } from "@envelope/core";
 import type { GlobalFlags } from "../command-context.js";
-import { CONFIG_FILES } from "./load.js";
+import { CONFIG_FILES, configPath } from "./load.js";
 
 /**
  * The JSON config file that `rotate` and `retire` edit: `--config`, or the file every other
@@ -21,9 +20,7 @@ export function editableConfig(
   env: Readonly<Record<string, string | undefined>>,
   cwd: string,
 ): string {
-  const path = flags.config
-    ? resolve(cwd, flags.config)
-    : CONFIG_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+  const path = configPath(flags, cwd);
   const refuse = (message: string) =>
     new ConfigError("ENVELOPE_BAD_CONFIG", `${command}: ${message} Nothing was changed.`, {
       details: { field: "config" },

@@ -33,6 +33,13 @@ export const CONFIG_FILES = [
   "envelope.config.ts",
 ];
 
+/** The config file commands read: `--config`, else the first of CONFIG_FILES in `cwd` (if any). */
+export function configPath(flags: ConfigFlags, cwd: string): string | undefined {
+  return flags.config
+    ? resolve(cwd, flags.config)
+    : CONFIG_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+}
+
 export interface ConfigFlags {
   config?: string;
   key?: string[];
@@ -50,9 +57,7 @@ export async function loadConfig(
   cwd: string,
   options: { requireKey?: boolean } = {},
 ): Promise<LoadedConfig> {
-  const path = flags.config
-    ? resolve(cwd, flags.config)
-    : CONFIG_FILES.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+  const path = configPath(flags, cwd);
   if (flags.config && !existsSync(path!)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",

@@ -103,7 +103,10 @@ export function stopJobOnQuit(
 ): { db: SqlAdapter; off: () => void } {
   if (!flags.apply) return { db, off: () => {} };
   let leaving = false;
-  const via = (transaction: SqlAdapter["transaction"]): SqlAdapter => ({
+  const via = (
+    transaction: SqlAdapter["transaction"],
+    query: SqlAdapter["query"] = (sql, params) => db.query(sql, params),
+  ): SqlAdapter => ({
     get dialect() {
       return db.dialect;
     },
@@ -116,19 +119,22 @@ export function stopJobOnQuit(
     get maxConnections() {
       return db.maxConnections;
     },
-    query: (sql, params) => db.query(sql, params),
+    query,
     session: () => db.session(),
     close: () => db.close(),
     transaction,
   });
-  const job = via((fn) =>
-    db.transaction(async (tx) => {
-      const result = await fn(tx);
-      // The process is leaving: this batch never commits (it rolls back when the
-      // connection closes at exit).
-      if (leaving) await new Promise(() => {});
-      return result;
-    }),
+  const job = via(
+    (fn) =>
+      db.transaction(async (tx) => {
+        const result = await fn(tx);
+        // The process is leaving: this batch never commits (it rolls back when the
+        // connection closes at exit).
+        if (leaving) await new Promise(() => {});
+        return result;
+      }),
+    // A statement outside a batch (the job marked running again) is held back too.
+    (sql, params) => (leaving ? new Promise<never>(() => {}) : db.query(sql, params)),
   );
   const stopper = via((fn) =>
     db.transaction(async (tx) => {

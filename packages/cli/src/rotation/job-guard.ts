@@ -54,6 +54,12 @@ export async function refuseDuringJobs(
     throw new ConfigError("ENVELOPE_BAD_INPUT", "--stale-after is a number of seconds (≥ 0).", {
       details: { field: "stale-after" },
     });
+  if (where.columns?.length && !where.table)
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${command}: --column needs --table (a column alone could match no job). Nothing was changed.`,
+      { details: { field: "table" } },
+    );
   let jobs: UnfinishedJob[];
   try {
     // A typo in --table or --column would match no job and pass the guard unseen.
