@@ -3,6 +3,7 @@
  * encrypted columns in PostgreSQL, MySQL/MariaDB and PGlite.
  */
 export { connect } from "./adapters/connect.js";
+export { delegatingAdapter } from "./adapters/delegating.js";
 export { type MysqlPoolLike, mysqlAdapter } from "./adapters/mysql.js";
 export { type PGliteLike, pgliteAdapter } from "./adapters/pglite.js";
 export { type PgPoolLike, postgresAdapter } from "./adapters/postgres.js";

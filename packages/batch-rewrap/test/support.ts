@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   connect,
+  delegatingAdapter,
   dropStateTables,
   type RewrapTableOptions,
   rewrapTable,
@@ -262,7 +263,7 @@ export function pausedAfterJobCheck(db: SqlAdapter) {
       return result;
     },
   });
-  const adapter = delegating(db, {
+  const adapter = delegatingAdapter(db, {
     query: async (sql, params) => {
       alive();
       return db.query(sql, params);
@@ -279,7 +280,7 @@ export function pausedAfterJobCheck(db: SqlAdapter) {
    * could otherwise take the lock and commit while the COMMIT's answer is on its way
    * (MariaDB, 2 runs in 3 of the whole suite on a loaded 2-vCPU machine).
    */
-  const stopper = delegating(db, {
+  const stopper = delegatingAdapter(db, {
     transaction: (fn) =>
       db.transaction(async (tx) => {
         const result = await fn(tx);
@@ -288,29 +289,4 @@ export function pausedAfterJobCheck(db: SqlAdapter) {
       }),
   });
   return { adapter, paused, release, kill, stopper };
-}
-
-/** `db` with some members replaced; the rest are read through. */
-function delegating(
-  db: SqlAdapter,
-  replaced: Pick<SqlAdapter, "transaction"> & Partial<SqlAdapter>,
-): SqlAdapter {
-  return {
-    get dialect() {
-      return db.dialect;
-    },
-    get name() {
-      return db.name;
-    },
-    get sessions() {
-      return db.sessions;
-    },
-    get maxConnections() {
-      return db.maxConnections;
-    },
-    query: (sql, params) => db.query(sql, params),
-    session: () => db.session(),
-    close: () => db.close(),
-    ...replaced,
-  };
 }

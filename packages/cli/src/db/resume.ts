@@ -1,4 +1,11 @@
-import { findJob, type JobState, jobIdFor, type SqlAdapter, stopJob } from "@envelope/batch-rewrap";
+import {
+  delegatingAdapter,
+  findJob,
+  type JobState,
+  jobIdFor,
+  type SqlAdapter,
+  stopJob,
+} from "@envelope/batch-rewrap";
 import { ConfigError, type KeyProvider } from "@envelope/core";
 import type { CliContext, GlobalFlags } from "../command-context.js";
 import { onQuit } from "../quit.js";
@@ -103,29 +110,8 @@ export function stopJobOnQuit(
 ): { db: SqlAdapter; off: () => void } {
   if (!flags.apply) return { db, off: () => {} };
   let leaving = false;
-  const via = (
-    transaction: SqlAdapter["transaction"],
-    query: SqlAdapter["query"] = (sql, params) => db.query(sql, params),
-  ): SqlAdapter => ({
-    get dialect() {
-      return db.dialect;
-    },
-    get name() {
-      return db.name;
-    },
-    get sessions() {
-      return db.sessions;
-    },
-    get maxConnections() {
-      return db.maxConnections;
-    },
-    query,
-    session: () => db.session(),
-    close: () => db.close(),
-    transaction,
-  });
-  const job = via(
-    (fn) =>
+  const job = delegatingAdapter(db, {
+    transaction: (fn) =>
       db.transaction(async (tx) => {
         const result = await fn(tx);
         // The process is leaving: this batch never commits (it rolls back when the
@@ -134,15 +120,16 @@ export function stopJobOnQuit(
         return result;
       }),
     // A statement outside a batch (the job marked running again) is held back too.
-    (sql, params) => (leaving ? new Promise<never>(() => {}) : db.query(sql, params)),
-  );
-  const stopper = via((fn) =>
-    db.transaction(async (tx) => {
-      const result = await fn(tx); // the job row is locked and marked stopped
-      leaving = true;
-      return result;
-    }),
-  );
+    query: (sql, params) => (leaving ? new Promise<never>(() => {}) : db.query(sql, params)),
+  });
+  const stopper = delegatingAdapter(db, {
+    transaction: (fn) =>
+      db.transaction(async (tx) => {
+        const result = await fn(tx); // the job row is locked and marked stopped
+        leaving = true;
+        return result;
+      }),
+  });
   const off = onQuit(() => stopJob(stopper, { jobId, stateTablePrefix: flags.statePrefix }));
   return { db: job, off };
 }
