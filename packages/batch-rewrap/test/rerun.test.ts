@@ -48,6 +48,17 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     for (const [table, prefix] of cleanup) await dropAll(db, table, prefix);
     await db.close();
   });
+  /** A rewrap of `email` from `from` to `to`, 50 rows a batch, state under `prefix`. */
+  const jobOn = (table: string, prefix: string, from: KeyProvider, to: KeyProvider) => ({
+    db,
+    table,
+    primaryKey: "id",
+    columns: ["email"],
+    to,
+    decrypt: [from],
+    stateTablePrefix: prefix,
+    batchSize: 50,
+  });
   const names = (label: string) => {
     const table = uniqueName(label);
     const prefix = `${table}_st`;
@@ -60,17 +71,7 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     const oldKey = keyPair().provider;
     const newKey = keyPair().provider;
     await seedTable(db, table, 200, oldKey);
-    const options = {
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to: newKey,
-      decrypt: [oldKey],
-      stateTablePrefix: prefix,
-      batchSize: 50,
-      rangeSize: 60,
-    };
+    const options = { ...jobOn(table, prefix, oldKey, newKey), rangeSize: 60 };
     const first = await rewrapTable({ ...options, apply: true });
     expect(first.complete).toBe(true);
     expect(first.reopened).not.toBe(true);
@@ -112,17 +113,7 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     await db.query(`UPDATE ${table} SET email = ? WHERE id IN (210, 260)`, [
       Buffer.from("not an envelope at all"),
     ]);
-    const options = {
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to: newKey,
-      decrypt: [oldKey],
-      stateTablePrefix: prefix,
-      apply: true,
-      batchSize: 50,
-    };
+    const options = { ...jobOn(table, prefix, oldKey, newKey), apply: true };
     const report = await rewrapTable(options);
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
     expect(report.complete).toBe(false);
@@ -160,17 +151,7 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
       altered[altered.length - 1]! ^= 1;
       await db.query(`UPDATE ${table} SET email = ? WHERE id = ?`, [altered, id]);
     }
-    const options = {
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to: newKey,
-      decrypt: [oldKey],
-      stateTablePrefix: prefix,
-      apply: true,
-      batchSize: 50,
-    };
+    const options = { ...jobOn(table, prefix, oldKey, newKey), apply: true };
     const first = await rewrapTable(options);
     expect(first.run).toMatchObject({ rewrapped: 198, failed: 2 });
     expect(first.failures).toEqual({ ENVELOPE_DECRYPT_FAILED: 2 });
@@ -193,16 +174,7 @@ describe.each(DATABASES)("reruns, counters and KMS calls on $name", ({ url }) =>
     const oldKey = recording(keyPair().provider);
     const newKey = recording(keyPair().provider);
     await seedTable(db, table, 200, newKey.provider);
-    const options = {
-      db,
-      table,
-      primaryKey: "id",
-      columns: ["email"],
-      to: newKey.provider,
-      decrypt: [oldKey.provider],
-      stateTablePrefix: prefix,
-      batchSize: 50,
-    };
+    const options = jobOn(table, prefix, oldKey.provider, newKey.provider);
     const seedCalls = newKey.calls();
 
     // Nothing to do: dry run and apply, no provider call at all.
