@@ -80,6 +80,41 @@ describe("jobReportBody", () => {
     expect(jobReportBody(report())).toMatchObject({ resumed: false });
     expect(jobReportBody(report())).not.toHaveProperty("previously");
   });
+  // The JSON tells the story of the stderr notice (resumeNotice): a dry run says what an
+  // --apply run would do with the job, and `reopened` is always there.
+  it.each([
+    ["apply, unfinished job", report(), prior(), [true, false, false, false]],
+    [
+      "apply, job reopened",
+      report({ reopened: true }),
+      prior({ rangesPending: 0 }),
+      [false, true, false, false],
+    ],
+    ["apply, new job", report({ reopened: false }), undefined, [false, false, false, false]],
+    ["dry run, no job", report({ apply: false }), undefined, [false, false, false, false]],
+    ["dry run, ranges pending", report({ apply: false }), prior(), [false, false, true, false]],
+    [
+      "dry run, every range done, failures left",
+      report({ apply: false }),
+      prior({ rangesPending: 0, outstandingFailures: 2 }),
+      [false, false, false, true],
+    ],
+    [
+      "dry run, complete job",
+      report({ apply: false }),
+      prior({ rangesPending: 0, complete: true }),
+      [false, false, false, true],
+    ],
+  ] as const)("%s: resumed, reopened, wouldResume, wouldReopen", (_, r, p, flags) => {
+    const body = jobReportBody(r, p);
+    expect([body.resumed, body.reopened, body.wouldResume, body.wouldReopen]).toEqual(flags);
+    if (p && !r.apply)
+      expect(resumeNotice("job-1", p, false)).toContain(
+        body.wouldResume
+          ? "an --apply run would be resuming"
+          : "an --apply run goes over the table again",
+      );
+  });
 });
 
 describe("renderJobReport", () => {

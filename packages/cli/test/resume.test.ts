@@ -125,6 +125,18 @@ describe("rewrap --resume", () => {
       `job ${jobId} is already complete (120 rows done): dry run (nothing is written); an --apply run goes over the table again and moves the values counted below.`,
     );
     expect(dry.stdout).toContain("Dry run: 1 value(s) would be rewrapped.");
+    // --json tells the same story: this run neither resumed nor reopened, an apply would reopen.
+    const dryJson = await cli(["--json", ...args], { cwd });
+    expect(dryJson.code, dryJson.stderr).toBe(EXIT_CODES.OK);
+    expect(dryJson.json()).toMatchObject({
+      apply: false,
+      wouldRewrite: 1,
+      resumed: false,
+      reopened: false,
+      wouldResume: false,
+      wouldReopen: true,
+      previously: { complete: true },
+    });
     const again = await cli([...args, "--apply"], { cwd });
     expect(again.code, again.stderr).toBe(EXIT_CODES.OK);
     expect(again.stderr).toContain(

@@ -76,6 +76,15 @@ export async function checkResume(
   return { jobId, prior };
 }
 
+/**
+ * What an `--apply` run does with an existing job: continue it at its checkpoints while
+ * ranges are pending, else go over the whole table again (batch-rewrap's reopenIfFinished).
+ * The stderr notice and a dry run's `--json` (`wouldResume` / `wouldReopen`) both say this.
+ */
+export function applyRunOn(prior: PriorJob): "resume" | "reopen" {
+  return prior.complete || prior.rangesPending === 0 ? "reopen" : "resume";
+}
+
 /** What the operator is told before a run on an existing job: resumed, or gone over again. */
 export function resumeNotice(jobId: string, prior: PriorJob, apply: boolean): string {
   const would = apply ? "" : "dry run (nothing is written); an --apply run would be ";
@@ -87,7 +96,7 @@ export function resumeNotice(jobId: string, prior: PriorJob, apply: boolean): st
     : "dry run (nothing is written); an --apply run goes over the table again and moves the values counted below";
   return prior.complete
     ? `job ${jobId} is already complete (${prior.rowsDone} rows done): ${again}.`
-    : prior.rangesPending === 0
+    : applyRunOn(prior) === "reopen"
       ? `job ${jobId} has every range done (${prior.rowsDone} rows${failed}): ${again}.`
       : `${would}resuming job ${jobId} (${prior.rowsDone} rows already done; ${prior.rangesPending} of ${prior.rangesTotal} range(s) left${prior.outstandingFailures ? `; ${prior.outstandingFailures} failed value(s) to retry` : ""})`;
 }

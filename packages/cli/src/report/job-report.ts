@@ -1,6 +1,6 @@
 import type { JobReport } from "@envelope/batch-rewrap";
 import type { CliContext } from "../command-context.js";
-import type { PriorJob } from "../db/resume.js";
+import { applyRunOn, type PriorJob } from "../db/resume.js";
 import { EXIT_CODES } from "../exit-codes.js";
 import { output, shown } from "../io.js";
 
@@ -23,9 +23,22 @@ function resumed(report: JobReport, prior: PriorJob | undefined): boolean {
   return Boolean(report.apply && prior && !prior.complete && !report.reopened);
 }
 
-/** The `--json` output: the report, whether this run resumed the job, and what it found before. */
+/**
+ * The `--json` output: the report; whether this run resumed the job or went over the table
+ * again (`resumed`, `reopened`: an apply run's, always false in a dry run); for a dry run on
+ * an existing job, which of the two an `--apply` run would do, as the stderr notice says
+ * (`wouldResume`, `wouldReopen`: always false in an apply run); and what it found before.
+ */
 export function jobReportBody(report: JobReport, prior?: PriorJob) {
-  return { ...report, resumed: resumed(report, prior), ...(prior ? { previously: prior } : {}) };
+  const next = !report.apply && prior ? applyRunOn(prior) : undefined;
+  return {
+    ...report,
+    resumed: resumed(report, prior),
+    reopened: Boolean(report.reopened),
+    wouldResume: next === "resume",
+    wouldReopen: next === "reopen",
+    ...(prior ? { previously: prior } : {}),
+  };
 }
 
 /** The human text of a job report. Strings read from the table are escaped and capped. */
