@@ -28,7 +28,7 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
       if (!Number.isInteger(rows) || rows < 1 || rows > 10_000_000)
         throw new ConfigError("ENVELOPE_BAD_INPUT", "--rows must be 1…10000000.");
       const keys = await loadKeys(ctx, flags);
-      const db = await openDb(ctx, opts);
+      const db = await openDb(ctx, opts, { createPglite: true });
       try {
         if (await tableExists(db, opts.table))
           throw new ConfigError(

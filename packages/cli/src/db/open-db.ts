@@ -1,6 +1,9 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { CliContext } from "../command-context.js";
+import { shown } from "../io.js";
 
 /**
  * The database flag of a printed next step: `--db <url>`, or nothing when the URL comes
@@ -19,13 +22,18 @@ export const DEFAULT_DB_CONNECT_TIMEOUT_SECONDS = 10;
  * down, refuses or does not answer fails before any work (ConfigError ENVELOPE_BAD_CONFIG,
  * field `db`: exit 2), with nothing written. The pool has room for `--workers` (each keeps
  * a connection for its range claim): 2 × workers + 1 connections, at least 8.
+ *
+ * A `pglite://` folder is relative to the CLI's working directory, and must exist unless
+ * `createPglite` (seed-demo): PGlite would otherwise create an empty database at a
+ * mistyped path, and a rotate, rewrap or status would run on it.
  */
 export async function openDb(
   ctx: CliContext,
   flags: { db?: string; workers?: string },
+  options: { createPglite?: boolean } = {},
 ): Promise<SqlAdapter> {
-  const url = flags.db ?? ctx.io.env.ENVELOPE_DB_URL;
-  if (!url) {
+  const given = flags.db ?? ctx.io.env.ENVELOPE_DB_URL;
+  if (!given) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       "Give the database with --db <url> or ENVELOPE_DB_URL (postgres://…, mysql://…, pglite://./dir).",
@@ -34,6 +42,7 @@ export async function openDb(
       },
     );
   }
+  const url = pgliteFolder(ctx, given, Boolean(options.createPglite));
   const seconds = connectTimeout(ctx.io.env.ENVELOPE_DB_CONNECT_TIMEOUT);
   let db: SqlAdapter | undefined;
   try {
@@ -53,6 +62,25 @@ export async function openDb(
       { cause, details: { field: "db" } },
     );
   }
+}
+
+/**
+ * A `pglite://<dir>` URL with its folder resolved against the CLI's working directory (as
+ * every other path it takes); refused when the folder does not exist, unless `create`.
+ * Other URLs, and `pglite://memory`, are returned as they are.
+ */
+function pgliteFolder(ctx: CliContext, url: string, create: boolean): string {
+  if (!url.startsWith("pglite://")) return url;
+  const path = url.slice("pglite://".length);
+  if (path === "memory" || path === "") return url;
+  const dir = resolve(ctx.io.cwd, path);
+  if (!create && !existsSync(dir))
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `No PGlite database at ${shown(dir)} (--db / ENVELOPE_DB_URL ${shown(url)}): the folder does not exist. Check the path (a relative one is from the current directory), or create a demo database there with envelope seed-demo --db ${shown(url)}. Nothing was created.`,
+      { details: { field: "db", path: dir } },
+    );
+  return `pglite://${dir}`;
 }
 
 /** Connections for `--workers n` (an invalid n is refused later, with the other flags). */
