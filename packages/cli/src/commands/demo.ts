@@ -29,14 +29,26 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
         throw new ConfigError("ENVELOPE_BAD_INPUT", "--rows must be 1…10000000.");
       const keys = await loadKeys(ctx, flags);
       const db = await openDb(ctx, opts, { createPglite: true });
+      // Quoted, so the table is created with the name exactly as given (PostgreSQL would fold
+      // an unquoted Demo to demo): the name tableExists looked up, and the one rewrap and
+      // status then quote. The name passed the plain-name check above.
+      const q = db.dialect === "mysql" ? "`" : '"';
+      const table = `${q}${opts.table}${q}`;
+      const exists = (cause?: unknown) =>
+        new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `Table ${opts.table} already exists${cause ? " (or another relation of that name: a view, sequence or index)" : ""}; seed-demo creates a new table. Pick another --table, or drop it first if it is an old demo table. Nothing was changed.`,
+          { details: { field: "table" }, ...(cause ? { cause } : {}) },
+        );
       try {
-        if (await tableExists(db, opts.table))
-          throw new ConfigError(
-            "ENVELOPE_BAD_INPUT",
-            `Table ${opts.table} already exists; seed-demo creates a new table. Pick another --table, or drop it first if it is an old demo table. Nothing was changed.`,
-            { details: { field: "table" } },
-          );
-        await db.query(`CREATE TABLE ${opts.table} (id BIGINT PRIMARY KEY, email TEXT NOT NULL)`);
+        if (await tableExists(db, opts.table)) throw exists();
+        await db
+          .query(`CREATE TABLE ${table} (id BIGINT PRIMARY KEY, email TEXT NOT NULL)`)
+          .catch((error: unknown) => {
+            // What the lookup does not see (a sequence or index of that name, a server that
+            // folds table names to lower case, a table created meanwhile) is refused here.
+            throw alreadyExists(error) ? exists(error) : error;
+          });
         for (let start = 1; start <= rows; start += 500) {
           const ids = Array.from({ length: Math.min(500, rows - start + 1) }, (_, i) => start + i);
           const values = await Promise.all(
@@ -48,7 +60,7 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
             ),
           );
           await db.query(
-            `INSERT INTO ${opts.table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
+            `INSERT INTO ${table} (id, email) VALUES ${ids.map(() => "(?, ?)").join(", ")}`,
             ids.flatMap((id, i) => [id, values[i]]),
           );
         }
@@ -63,4 +75,10 @@ export function registerDemoCommand(program: Command, ctx: CliContext): void {
           `created ${opts.table} with ${rows} encrypted rows (context table=${opts.table},column=email,id=<id>) under ${keys.envelope.describe().encrypt.join(", ")}`,
       );
     });
+}
+
+/** PostgreSQL's duplicate_table (42P07) or MySQL/MariaDB's ER_TABLE_EXISTS_ERROR (1050). */
+function alreadyExists(error: unknown): boolean {
+  const e = error as { code?: unknown; errno?: unknown } | null;
+  return e?.code === "42P07" || e?.code === "ER_TABLE_EXISTS_ERROR" || e?.errno === 1050;
 }
