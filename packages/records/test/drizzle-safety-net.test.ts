@@ -172,6 +172,18 @@ describe("a where naming an encrypted column is refused before any SQL", () => {
     ]);
   });
 
+  it("in the app's own queries the encryptedText column refuses plaintext (insert, eq)", async () => {
+    sent.length = 0;
+    const own = [
+      async () => db.insert(usersTable).values({ id: "leak", email: "LEAK@x.com" }),
+      async () => db.select().from(usersTable).where(eq(usersTable.email, "LEAK@x.com")),
+    ];
+    for (const query of own) {
+      expect(await rejectionOf(query())).toMatchObject({ code: "ENVELOPE_BAD_INPUT" });
+    }
+    expect(sent).toEqual([]);
+  });
+
   it("a where on plain columns and findBy are unchanged", async () => {
     expect((await repo.findOne(eq(usersTable.name, "Ann")))?.email).toBe("ann@x.io");
     expect((await repo.findBy("email", " ANN@x.io")).map((u) => u.id)).toEqual(["a"]);
