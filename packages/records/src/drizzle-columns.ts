@@ -1,5 +1,6 @@
 import { ConfigError, decodeEnvelope, fromText, isTextForm } from "@envelope/core";
-import { customType } from "drizzle-orm/pg-core";
+import { is } from "drizzle-orm";
+import { customType, type PgColumn, PgCustomColumn } from "drizzle-orm/pg-core";
 
 /**
  * Drizzle column types for encrypted fields (import from `@envelope/records/drizzle`).
@@ -25,24 +26,40 @@ import { customType } from "drizzle-orm/pg-core";
  */
 export const encryptedText = customType<{ data: string; driverData: string }>({
   dataType: () => "text",
-  toDriver(value) {
-    if (typeof value !== "string" || !isTextForm(value)) throw plaintextWrite();
-    decodeEnvelope(fromText(value)); // throws a FormatError on anything malformed
-    return value;
-  },
+  toDriver: sealedTextOnly,
   fromDriver: (value) => value,
 });
 
 /** Like `encryptedText` for `bytea` columns; use with a cipher created with `output: "binary"`. */
 export const encryptedBytes = customType<{ data: Buffer; driverData: Buffer }>({
   dataType: () => "bytea",
-  toDriver(value) {
-    if (!(value instanceof Uint8Array)) throw plaintextWrite();
-    decodeEnvelope(value);
-    return Buffer.from(value.buffer, value.byteOffset, value.length);
-  },
+  toDriver: sealedBytesOnly,
   fromDriver: (value) => value,
 });
+
+function sealedTextOnly(value: string): string {
+  if (typeof value !== "string" || !isTextForm(value)) throw plaintextWrite();
+  decodeEnvelope(fromText(value)); // throws a FormatError on anything malformed
+  return value;
+}
+
+function sealedBytesOnly(value: Buffer): Buffer {
+  if (!(value instanceof Uint8Array)) throw plaintextWrite();
+  decodeEnvelope(value);
+  return Buffer.from(value.buffer, value.byteOffset, value.length);
+}
+
+/**
+ * Whether a table's column was declared with {@link encryptedText} / {@link encryptedBytes}.
+ * Drizzle keeps a custom column's `toDriver` in a field it does not type (`mapTo`); the
+ * check compares it with ours, so a Drizzle that renamed the field makes every column fail
+ * the check (the repository then refuses to start) rather than pass it.
+ */
+export function isEncryptedColumn(column: PgColumn): boolean {
+  if (!is(column, PgCustomColumn)) return false;
+  const toDriver = (column as unknown as { mapTo?: unknown }).mapTo;
+  return toDriver === sealedTextOnly || toDriver === sealedBytesOnly;
+}
 
 function plaintextWrite(): ConfigError {
   return new ConfigError(

@@ -10,6 +10,7 @@ import {
   is,
   isNull,
   SQL,
+  StringChunk,
   sql,
 } from "drizzle-orm";
 import {
@@ -19,6 +20,7 @@ import {
   type PgQueryResultHKT,
   type PgTable,
 } from "drizzle-orm/pg-core";
+import { isEncryptedColumn } from "./drizzle-columns.js";
 import { guardedUpdate } from "./guarded-update.js";
 import { nameProblem, shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
@@ -130,6 +132,7 @@ export function encryptedRepository<
       { details: { table: shown(tableName) } },
     );
   }
+  checkTable(c.schema.table, config.name, tableName);
   const idField = c.schema.idField ?? "id";
   checkColumns(c, columns, tableName, idField);
   const idColumn = columns[idField]!;
@@ -138,8 +141,9 @@ export function encryptedRepository<
   // records and the public interface carries the table's types.
   const d = db as unknown as LooseDb;
 
-  const encrypted = new Set(c.schema.encrypted.map((f) => columns[f]!));
+  const encrypted = new Map(c.schema.encrypted.map((f) => [columns[f]!, f]));
   const select = (where: SQL | undefined, options: FindOptions = {}) => {
+    if (where) checkWhere(where, encrypted, tableName);
     let q = d.select().from(table).where(where).$dynamic();
     if (options.orderBy?.length) {
       checkOrder(options.orderBy, encrypted, tableName);
@@ -227,23 +231,36 @@ export function encryptedRepository<
 }
 
 /**
+ * The first encrypted column named in `chunk` (a column, or anywhere inside an `sql`
+ * expression, nested or not). `skip` leaves out sub-expressions that may name one.
+ */
+function encryptedIn(
+  chunk: unknown,
+  encrypted: ReadonlyMap<PgColumn, string>,
+  skip: (sql: SQL) => boolean = () => false,
+  depth = 0,
+): PgColumn | undefined {
+  if (is(chunk, Column)) return encrypted.has(chunk as PgColumn) ? (chunk as PgColumn) : undefined;
+  if (depth < 32 && is(chunk, SQL) && !skip(chunk)) {
+    for (const inner of chunk.queryChunks) {
+      const hit = encryptedIn(inner, encrypted, skip, depth + 1);
+      if (hit) return hit;
+    }
+  }
+  return undefined;
+}
+
+/**
  * `orderBy` by an encrypted column (`asc(t.email)`, `t.email`, or inside any `sql` expression)
  * would sort by ciphertext, sealed under a random nonce: noise. Refused before the query.
  */
-function checkOrder(by: readonly (PgColumn | SQL)[], encrypted: Set<PgColumn>, table: string) {
-  const named = (chunk: unknown, depth: number): PgColumn | undefined => {
-    if (is(chunk, Column))
-      return encrypted.has(chunk as PgColumn) ? (chunk as PgColumn) : undefined;
-    if (depth < 32 && is(chunk, SQL)) {
-      for (const inner of chunk.queryChunks) {
-        const hit = named(inner, depth + 1);
-        if (hit) return hit;
-      }
-    }
-    return undefined;
-  };
+function checkOrder(
+  by: readonly (PgColumn | SQL)[],
+  encrypted: ReadonlyMap<PgColumn, string>,
+  table: string,
+) {
   for (const term of by) {
-    const column = named(term, 0);
+    const column = encryptedIn(term, encrypted);
     if (column) {
       throw new ConfigError(
         "ENVELOPE_BAD_INPUT",
@@ -252,6 +269,49 @@ function checkOrder(by: readonly (PgColumn | SQL)[], encrypted: Set<PgColumn>, t
       );
     }
   }
+}
+
+/**
+ * A `where` that names an encrypted column compares ciphertext: `eq(t.email, "x")` would
+ * match nothing, and in an `sql` template (`sql\`${t.email} = ${"x"}\``) the value is not
+ * passed through the column, so the plaintext would be sent to the database as a parameter.
+ * Refused before the query, whatever the expression; only `isNull(t.email)` /
+ * `isNotNull(t.email)` pass (NULL is stored as NULL).
+ */
+function checkWhere(where: SQL, encrypted: ReadonlyMap<PgColumn, string>, table: string) {
+  const column = encryptedIn(where, encrypted, isNullTest);
+  if (column) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `encryptedRepository.find: where on the encrypted column "${shown(column.name)}" of "${table}": the column holds ciphertext, so the comparison cannot match and would send its value to the database. Look rows up with findBy("${shown(encrypted.get(column)!)}", value) (its blind index), filter on plain columns, or use isNull / isNotNull.`,
+      { details: { table, field: shown(column.name) } },
+    );
+  }
+}
+
+/** Drizzle's `isNull(c)` / `isNotNull(c)`: `sql\`${c} is null\``, nothing else in it. */
+function isNullTest(expression: SQL): boolean {
+  const [before, column, after, ...rest] = expression.queryChunks;
+  const text = (chunk: unknown) => (is(chunk, StringChunk) ? chunk.value.join("") : undefined);
+  return (
+    rest.length === 0 &&
+    is(column, Column) &&
+    text(before) === "" &&
+    (text(after) === " is null" || text(after) === " is not null")
+  );
+}
+
+/**
+ * The cipher's table is in every value's encryption context: a cipher made for another table
+ * would seal values that the other helpers (and the CLI) cannot open under this table's name.
+ */
+function checkTable(cipherTable: string, name: string, qualified: string): void {
+  if (cipherTable === name || cipherTable === qualified) return;
+  throw new ConfigError(
+    "ENVELOPE_BAD_CONFIG",
+    `encryptedRepository: the record cipher is for table "${shown(cipherTable)}", but the Drizzle table is "${shown(qualified)}". The cipher's table is part of every value's encryption context: create the cipher with table: "${shown(qualified)}", or pass the Drizzle table it was made for.`,
+    { details: { table: shown(qualified), field: "table" } },
+  );
 }
 
 /** The cipher's id, encrypted fields and blind index columns must be columns of the table. */
@@ -273,6 +333,18 @@ function checkColumns(
       `encryptedRepository: the record cipher names ${missing.map((m) => `"${m}"`).join(", ")}, which ${missing.length === 1 ? "is not a column" : "are not columns"} of the Drizzle table "${table}". Field names are the table's TypeScript keys (e.g. email_idx: text("email_idx")).`,
       { details: { table, field: missing[0]! } },
     );
+  }
+  // A plain text() column would let plaintext through: in the repository's where, in the
+  // app's own db.insert / db.update, in an eq() on it.
+  for (const f of cipher.schema.encrypted) {
+    const column = columns[f]!;
+    if (!isEncryptedColumn(column)) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        `encryptedRepository: the encrypted field "${f}" of "${table}" is a plain ${column.getSQLType()} column in the Drizzle table. Declare it with encryptedText("${shown(column.name)}") (or encryptedBytes("${shown(column.name)}") for a cipher with output: "binary") from @envelope/records/drizzle: that column refuses any value that is not sealed, in writes and in where clauses.`,
+        { details: { table, field: f } },
+      );
+    }
   }
 }
 
