@@ -4,6 +4,7 @@ import {
   type DataKeyMaterials,
   type EncryptionContext,
   type Envelope,
+  isTextForm,
 } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
@@ -21,6 +22,7 @@ import type {
   SealedRecord,
   SealedValue,
 } from "./record-types.js";
+import { isWellFormedSealed } from "./sealed-value.js";
 import { isSealedValue, legacyFieldValue } from "./transitional.js";
 
 // The types live in record-types.ts, the schema checks in record-schema.ts, the record of
@@ -62,7 +64,37 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const transitional = options.transitional;
   const concurrency = checkConcurrency(options.concurrency);
 
+  const envelopesAsData = options.allowEnvelopePlaintext ?? false;
+
   const idOf = recordIdReader(s.table, idField);
+
+  /**
+   * Refuses a plaintext that is itself a well-formed Envelope value (core's strict decoder,
+   * not a prefix): sealing it would store an envelope of an envelope, which `open` returns
+   * as ciphertext and whose blind index is computed over the ciphertext — what a rerun of a
+   * "seal every row" loop over rows it already sealed does.
+   */
+  const refuseSealed = (field: string, value: unknown) => {
+    if (
+      envelopesAsData === true ||
+      (Array.isArray(envelopesAsData) && envelopesAsData.includes(field))
+    ) {
+      return;
+    }
+    if (
+      typeof value === "string"
+        ? !isTextForm(value)
+        : !(value instanceof Uint8Array && isSealedValue(value))
+    ) {
+      return;
+    }
+    if (!isWellFormedSealed(value)) return;
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `Field "${field}" of "${s.table}" already holds an Envelope value (already sealed): sealing it again would store an envelope of an envelope, which open() returns as ciphertext. Select only rows not yet sealed, e.g. WHERE ${field} NOT LIKE 'ev1:%' (bytea: WHERE get_byte(${field}, 0) <> 1), or pass stored rows to open() first. If this field really stores Envelope values as data, list it in options.allowEnvelopePlaintext.`,
+      { details: { table: s.table, field } },
+    );
+  };
   const context = (field: string, id: string): EncryptionContext => ({
     table: s.table,
     column: field,
@@ -145,6 +177,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const id = idOf(record, "seal");
       const out: Record<string, unknown> = { ...record };
       const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
+      for (const f of present) refuseSealed(f, record[f]);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
       const m = await keys.fresh(id);
@@ -192,6 +225,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
           { details: { table: s.table, field: idField } },
         );
       }
+      for (const f of s.encrypted) if (f in changes) refuseSealed(f, changes[f]);
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
       const touched = Object.keys(changes).some((k) => encrypted.has(k));
@@ -242,7 +276,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     },
     indexesOf(record) {
       const out: Record<string, unknown> = {};
-      for (const f of Object.keys(specs)) if (f in record) indexInto(out, f, record[f]);
+      for (const f of Object.keys(specs)) {
+        if (!(f in record)) continue;
+        refuseSealed(f, record[f]);
+        indexInto(out, f, record[f]);
+      }
       return out as Record<string, string | null>;
     },
     indexColumn(field) {

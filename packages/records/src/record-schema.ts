@@ -74,6 +74,16 @@ export function checkSchema<F extends string>(
       { details: { field: "transitional" } },
     );
   }
+  const asData = options.allowEnvelopePlaintext;
+  if (asData !== undefined && typeof asData !== "boolean") {
+    if (!Array.isArray(asData) || asData.some((f) => typeof f !== "string" || !seen.has(f))) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "options.allowEnvelopePlaintext must be true, false, or a list of encrypted fields whose plaintext may be an Envelope value.",
+        { details: { field: "allowEnvelopePlaintext" } },
+      );
+    }
+  }
   if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {
     throw new ConfigError("ENVELOPE_BAD_CONFIG", 'output must be "text" or "binary".', {
       details: { field: "output" },

@@ -1,7 +1,7 @@
 import { EnvelopeError } from "@envelope/core";
 import { describe, expect, it } from "vitest";
-import { createRecordCipher } from "../src/index.js";
-import { counted, envelopeWith } from "./support.js";
+import { createBlindIndexer, createRecordCipher } from "../src/index.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
 
 /**
  * Defects an independent review found by following the README literally: each test fails
@@ -107,5 +107,112 @@ describe("values JSON would turn into {} are refused at seal time (no silent dat
     const replaced = { map: new Map([["a", 1]]), toJSON: () => ({ a: 1 }) };
     const row = await c.seal({ id: "tj", profile: replaced });
     expect((await c.open(row)).profile).toEqual({ a: 1 });
+  });
+});
+
+describe("a value that is already sealed is refused (no envelope of an envelope on a rerun)", () => {
+  const indexed = {
+    table: "records_review",
+    encrypted: ["email", "profile"],
+    blindIndexes: { email: { normalize: "email" } },
+  } as const;
+  const users = (options: { allowEnvelopePlaintext?: boolean | string[] } = {}) =>
+    createRecordCipher(envelopeWith(counted()), indexed, {
+      blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
+      ...options,
+    });
+
+  it("seal of a row it already sealed: ENVELOPE_BAD_INPUT that says how to select unsealed rows", async () => {
+    const c = users();
+    const once = await c.seal({ id: 1, email: "ann@example.com", profile: { a: 1 } });
+    const e = await errorOf(c.seal(once));
+    expect(e.code).toBe("ENVELOPE_BAD_INPUT");
+    expect(e.message).toContain("already sealed");
+    expect(e.message).toContain("WHERE email NOT LIKE 'ev1:%'");
+    expect(e.message).toContain("allowEnvelopePlaintext");
+    expect(e.details).toEqual({ table: "records_review", field: "email" });
+    expect(e.message).not.toContain(once.email);
+  });
+
+  it("binary output: a Buffer that is an envelope is refused too", async () => {
+    const c = createRecordCipher(envelopeWith(counted()), indexed, {
+      blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
+      output: "binary",
+    });
+    const once = await c.seal({ id: 1, email: "ann@example.com", profile: Buffer.from("x") });
+    expect((await errorOf(c.seal({ id: 1, profile: once.profile }))).code).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+  });
+
+  it("update and indexesOf refuse it as well; nothing else is", async () => {
+    const c = users();
+    const row = await c.seal({ id: 2, email: "ann@example.com" });
+    expect((await errorOf(c.update(row, { email: row.email }))).code).toBe("ENVELOPE_BAD_INPUT");
+    expect((await errorOf(() => c.indexesOf({ email: row.email }))).code).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    // The prefix alone is not an envelope: such a plaintext seals and opens as it was.
+    const odd = await c.seal({ id: 3, email: "ev1:not-an-envelope", profile: "ev1:AQEA" });
+    expect(await c.open(odd)).toMatchObject({ email: "ev1:not-an-envelope", profile: "ev1:AQEA" });
+  });
+
+  it("allowEnvelopePlaintext lets a listed field store an envelope as data, and only that field", async () => {
+    const c = users({ allowEnvelopePlaintext: ["profile"] });
+    const inner = (await c.seal({ id: 4, email: "a@b.c" })).email;
+    const row = await c.seal({ id: 5, profile: inner });
+    expect((await c.open(row)).profile).toBe(inner);
+    expect((await errorOf(c.seal({ id: 6, email: inner }))).code).toBe("ENVELOPE_BAD_INPUT");
+    const all = users({ allowEnvelopePlaintext: true });
+    expect((await all.open(await all.seal({ id: 7, email: inner }))).email).toBe(inner);
+    expect(() => users({ allowEnvelopePlaintext: ["nope"] })).toThrow(/allowEnvelopePlaintext/);
+  });
+
+  it("the README's loop over existing rows, run twice (a restart), seals each row once", async () => {
+    const db = pool();
+    const table = `records_review_rerun_${process.pid}`;
+    const c = createRecordCipher(
+      envelopeWith(counted()),
+      {
+        table,
+        encrypted: ["email", "phone", "ssn"],
+        blindIndexes: { email: { normalize: "email" } },
+      },
+      { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+    );
+    try {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.query(
+        `CREATE TABLE ${table} (id int PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
+      );
+      await db.query(
+        `INSERT INTO ${table} (id, email, phone, ssn) SELECT g, 'u' || g || '@example.com', '+1 555 ' || g, NULL FROM generate_series(1, 5) g`,
+      );
+      // The README's step (packages/records/README.md, 2. Columns), with its SELECT of rows not yet sealed.
+      const sealExisting = async () => {
+        const { rows } = await db.query(
+          `SELECT * FROM ${table} WHERE email NOT LIKE 'ev1:%' OR phone NOT LIKE 'ev1:%' OR ssn NOT LIKE 'ev1:%' ORDER BY id LIMIT 500`,
+        );
+        for (const row of rows) {
+          const s = await c.seal(row);
+          await db.query(
+            `UPDATE ${table} SET email=$1, email_idx=$2, phone=$3, ssn=$4 WHERE id=$5`,
+            [s.email, s.email_idx, s.phone, s.ssn, row.id],
+          );
+        }
+        return rows.length;
+      };
+      expect(await sealExisting()).toBe(5);
+      expect(await sealExisting()).toBe(0);
+      // Without the WHERE (the old sample), the rerun is refused instead of sealing twice.
+      const { rows } = await db.query(`SELECT * FROM ${table} ORDER BY id`);
+      expect((await errorOf(c.seal(rows[0]))).code).toBe("ENVELOPE_BAD_INPUT");
+      const opened = await c.open<{ email: string }>(rows[0]);
+      expect(opened.email).toBe("u1@example.com");
+      expect(rows[0].email_idx).toBe(c.indexFor("email", "u1@example.com"));
+    } finally {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.end();
+    }
   });
 });
