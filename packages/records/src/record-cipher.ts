@@ -134,6 +134,30 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     out[column] = indexer!.index(field, s.table, value, spec);
   };
 
+  /**
+   * Refuses a blind index column given without its field: the cipher computes it from the
+   * value it seals, and an index written alone would make a lookup find a row whose value
+   * does not match (or no longer find the row by its value). `alone(field)` says whether the
+   * field is absent beside it.
+   */
+  const refuseIndexAlone = (
+    given: Record<string, unknown>,
+    what: string,
+    alone: (field: string) => boolean,
+    skipNull: boolean,
+  ) => {
+    for (const [field, spec] of Object.entries(specs)) {
+      const column = spec?.column ?? `${field}_idx`;
+      const value = given[column];
+      if (value === undefined || (skipNull && value === null) || !alone(field)) continue;
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `${what} of "${s.table}": the blind index column "${column}" is given without its field "${field}". The cipher computes it from the value it seals; written alone it would make findByBlindIndex find a row with no matching value to open (or lose the row's own index). Change "${field}" instead; the index follows.`,
+        { details: { table: s.table, field: column } },
+      );
+    }
+  };
+
   const sealedOf = (value: unknown, field: string): string | Uint8Array => {
     if (typeof value === "string" || value instanceof Uint8Array) return value;
     throw new ConfigError(
@@ -178,6 +202,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const out: Record<string, unknown> = { ...record };
       const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
       for (const f of present) refuseSealed(f, record[f]);
+      // A null index beside no field is what a row read before indexing holds: kept.
+      refuseIndexAlone(record, "seal", (f) => !(f in record), true);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
       const m = await keys.fresh(id);
@@ -226,6 +252,7 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
         );
       }
       for (const f of s.encrypted) if (f in changes) refuseSealed(f, changes[f]);
+      refuseIndexAlone(changes, "update", (f) => !(f in changes), false);
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
       const touched = Object.keys(changes).some((k) => encrypted.has(k));

@@ -125,6 +125,9 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    * record is re-sealed under a fresh data key (one KMS call) and every encrypted field of
    * the row and its blind index come back. A field that does not open rejects with its
    * typed decrypt error (`ENVELOPE_DECRYPT_FAILED`, …) and nothing is returned to write.
+   *
+   * Refused (`ENVELOPE_BAD_INPUT`): a change of the id, a blind index column without its
+   * field (the cipher computes indexes), a value that is already an Envelope value.
    */
   update<T extends Record<string, unknown>>(
     row: Record<string, unknown>,

@@ -1,6 +1,6 @@
 import { EnvelopeError } from "@envelope/core";
 import { describe, expect, it } from "vitest";
-import { createBlindIndexer, createRecordCipher } from "../src/index.js";
+import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
 import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
 
 /**
@@ -210,6 +210,73 @@ describe("a value that is already sealed is refused (no envelope of an envelope 
       const opened = await c.open<{ email: string }>(rows[0]);
       expect(opened.email).toBe("u1@example.com");
       expect(rows[0].email_idx).toBe(c.indexFor("email", "u1@example.com"));
+    } finally {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.end();
+    }
+  });
+});
+
+describe("a blind index column written without its field is refused", () => {
+  const indexed = {
+    table: "records_review",
+    encrypted: ["email", "phone"],
+    blindIndexes: { email: { normalize: "email" }, phone: { normalize: "phone", column: "ph" } },
+  } as const;
+  const users = () =>
+    createRecordCipher(envelopeWith(counted()), indexed, {
+      blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }),
+    });
+
+  it("cipher.update(row, { email_idx }) and a custom index column: ENVELOPE_BAD_INPUT", async () => {
+    const c = users();
+    const row = await c.seal({ id: 1, email: "ann@example.com", phone: "+1 555 0100" });
+    const attempts: Record<string, unknown>[] = [
+      { email_idx: "deadbeef" },
+      { email_idx: null },
+      { ph: "00" },
+    ];
+    for (const changes of attempts) {
+      const e = await errorOf(c.update(row, changes));
+      expect(e.code).toBe("ENVELOPE_BAD_INPUT");
+      expect(e.message).toMatch(/without its field/);
+    }
+    // With its field, the given index is replaced by the computed one.
+    const patch = await c.update(row, { email: "Bob@example.com", email_idx: "deadbeef" });
+    expect(patch.email_idx).toBe(c.indexFor("email", "bob@example.com"));
+  });
+
+  it("seal refuses a non-null index column alone; a null one (a row not indexed yet) passes", async () => {
+    const c = users();
+    expect((await errorOf(c.seal({ id: 2, email_idx: "deadbeef" }))).code).toBe(
+      "ENVELOPE_BAD_INPUT",
+    );
+    expect(await c.seal({ id: 3, phone: null, email_idx: null })).toEqual({
+      id: 3,
+      phone: null,
+      ph: null,
+      email_idx: null,
+    });
+    const sealed = await c.seal({ id: 4, email: "a@b.c", email_idx: "deadbeef" });
+    expect(sealed.email_idx).toBe(c.indexFor("email", "a@b.c"));
+  });
+
+  it("encryptedPg.update(table, id, { email_idx }) is refused and the row stays findable", async () => {
+    const db = pool();
+    const table = `records_review_idx_${process.pid}`;
+    const c = createRecordCipher(
+      envelopeWith(counted()),
+      { table, encrypted: ["email"], blindIndexes: { email: { normalize: "email" } } },
+      { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+    );
+    const repo = encryptedPg(db, c);
+    try {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, email text, email_idx text)`);
+      await repo.insert(table, { id: 1, email: "ann@example.com" });
+      const e = await errorOf(repo.update(table, 1, { email_idx: "deadbeef" }));
+      expect(e.code).toBe("ENVELOPE_BAD_INPUT");
+      expect(await repo.findByBlindIndex(table, "email", "Ann@example.com")).toHaveLength(1);
     } finally {
       await db.query(`DROP TABLE IF EXISTS ${table}`);
       await db.end();
