@@ -1,3 +1,4 @@
+import { EnvelopeError, type EnvelopeErrorOptions } from "@envelope/core";
 import { printable } from "@envelope/core/internal";
 
 /**
@@ -33,4 +34,47 @@ function tooLong(name: string, bytes?: number): string {
 /** A caller-given name shown in a message: control characters escaped, cut to 64 characters. */
 export function shown(name: unknown): string {
   return printable(String(name), 64);
+}
+
+/**
+ * The same error with non-secret facts added to its `details` (those it has win): same
+ * class, code, message and cause, and its stack. Details are frozen, hence a new error.
+ * Anything that is not an EnvelopeError, or whose class cannot be rebuilt so, is returned
+ * as it is.
+ */
+export function withDetails<E>(error: E, extra: Record<string, string | undefined>): E {
+  if (!EnvelopeError.isInstance(error)) return error;
+  const added = Object.entries(extra).filter(
+    ([k, v]) => v !== undefined && error.details[k] === undefined,
+  );
+  if (added.length === 0) return error;
+  try {
+    const Class = error.constructor as new (
+      code: EnvelopeError["code"],
+      message: string,
+      options: EnvelopeErrorOptions,
+    ) => EnvelopeError;
+    const out = new Class(error.code, error.message, {
+      ...(error.cause === undefined ? {} : { cause: error.cause }),
+      details: { ...Object.fromEntries(added), ...error.details },
+    });
+    if (out.code !== error.code || out.message !== error.message) return error;
+    if (error.stack !== undefined) out.stack = error.stack;
+    return out as E;
+  } catch {
+    return error;
+  }
+}
+
+/** Where a value lives, for error details: `{ table, column, id }` of its context, shown. */
+export function placeOf(context: {
+  table?: string;
+  column?: string;
+  id?: string;
+}): Record<string, string | undefined> {
+  return {
+    table: context.table === undefined ? undefined : shown(context.table),
+    column: context.column === undefined ? undefined : shown(context.column),
+    id: context.id === undefined ? undefined : shown(context.id),
+  };
 }

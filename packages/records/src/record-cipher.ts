@@ -8,7 +8,7 @@ import {
 } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
-import { shown } from "./names.js";
+import { placeOf, shown, withDetails } from "./names.js";
 import { normalizeWith } from "./normalize.js";
 import { checkConcurrency, openRows } from "./open-many.js";
 import { recordIdReader } from "./record-id.js";
@@ -169,19 +169,25 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
 
   // envelope.decrypt checks the key commitment and serves the data key from the unwrap
   // cache: every field of a record has the same entries, hence one unwrap per record.
+  // Its errors name the row: `{ table, column, id }` added to their details (non-secret:
+  // the context is not secret), so a failed list read says which row to look at.
   const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
     const value = row[field];
     if (value === null || value === undefined) return value;
-    if (transitional) {
-      const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
-      return read.legacyFormat === undefined
-        ? decodeValue(read.plaintext, field)
-        : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+    try {
+      if (transitional) {
+        const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
+        return read.legacyFormat === undefined
+          ? decodeValue(read.plaintext, field)
+          : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+      }
+      const plaintext = await envelope.decrypt(sealedOf(value, field), {
+        context: context(field, id),
+      });
+      return decodeValue(plaintext, field);
+    } catch (error) {
+      throw withDetails(error, placeOf(context(field, id)));
     }
-    const plaintext = await envelope.decrypt(sealedOf(value, field), {
-      context: context(field, id),
-    });
-    return decodeValue(plaintext, field);
   };
 
   /** True when the transitional read is on and a field of the row still holds a legacy value. */
@@ -269,7 +275,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       let whole =
         touched && first !== undefined && (holdsLegacy(row) || !keys.underCurrentKeys(row));
       if (!whole && sealsData && first !== undefined) {
-        m = await keys.reusable(row, first, id);
+        try {
+          m = await keys.reusable(row, first, id);
+        } catch (error) {
+          throw withDetails(error, placeOf(context(first, id)));
+        }
         whole = m === undefined;
       }
       try {

@@ -1,6 +1,15 @@
-import { EnvelopeError } from "@envelope/core";
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import { legacyDecoder } from "@envelope/batch-rewrap";
+import { DecryptionError, EnvelopeError } from "@envelope/core";
 import { describe, expect, it } from "vitest";
-import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
+import {
+  createBlindIndexer,
+  createRecordCipher,
+  encryptedPg,
+  transitionalRead,
+} from "../src/index.js";
+import { handRolledGcmJson } from "./legacy-values.js";
 import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
 
 /**
@@ -280,6 +289,108 @@ describe("a blind index column written without its field is refused", () => {
     } finally {
       await db.query(`DROP TABLE IF EXISTS ${table}`);
       await db.end();
+    }
+  });
+});
+
+describe("errors of open, openMany and list reads name the row (table, column, id), never a value", () => {
+  const people = { table: "records_review", encrypted: ["email", "ssn"] } as const;
+
+  it("open / openField / openMany: same class, code, message and cause, with { table, column, id }", async () => {
+    const envelope = envelopeWith(counted());
+    const c = createRecordCipher(envelope, people);
+    const a = await c.seal({ id: "a1", email: "ann@example.com", ssn: "078-05-1120" });
+    const b = await c.seal({ id: "b2", email: "bob@example.com", ssn: "219-09-9999" });
+    const swapped = { ...b, ssn: a.ssn }; // a's ssn copied into b's row
+    // What core says for the same value, for comparison.
+    const raw = await errorOf(
+      envelope.decrypt(a.ssn, { context: { table: "records_review", column: "ssn", id: "b2" } }),
+    );
+    expect(raw.details).toEqual({});
+
+    const results = await c.openMany([a, swapped, b]);
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    const errors = [
+      results[1]!.ok ? undefined : results[1]!.error,
+      await errorOf(c.open(swapped)),
+      await errorOf(c.openField(swapped, "ssn")),
+    ];
+    for (const e of errors) {
+      expect(e).toBeInstanceOf(DecryptionError);
+      expect(DecryptionError.isInstance(e)).toBe(true);
+      expect(e!.code).toBe("ENVELOPE_DECRYPT_FAILED");
+      expect(e!.message).toBe(raw.message);
+      expect(e!.cause).toBeInstanceOf(Error);
+      expect((e!.cause as Error).message).toBe((raw.cause as Error).message);
+      expect(e!.details).toEqual({ table: "records_review", column: "ssn", id: "b2" });
+      const shown = `${e!.message} ${JSON.stringify(e)} ${inspect(e, { showHidden: true })}`;
+      for (const secret of ["078-05-1120", "219-09-9999", "bob@example.com", a.ssn]) {
+        expect(shown).not.toContain(secret);
+      }
+    }
+  });
+
+  it("a row's plaintext or type-tag error names the row too", async () => {
+    const envelope = envelopeWith(counted());
+    const c = createRecordCipher(envelope, people);
+    const [plain] = await c.openMany([{ id: 7, email: 42 }]);
+    expect(plain!.ok ? undefined : plain!.error.details).toMatchObject({
+      table: "records_review",
+      column: "email",
+      id: "7",
+    });
+    // A value sealed with plain envelope.encrypt (no type tag), in the right context.
+    const untagged = await envelope.encrypt("x", {
+      context: { table: "records_review", column: "email", id: "8" },
+    });
+    const [tagless] = await c.openMany([{ id: 8, email: untagged }]);
+    expect(tagless!.ok ? undefined : tagless!.error.code).toBe("ENVELOPE_BAD_FORMAT");
+    expect(tagless!.ok ? undefined : tagless!.error.details).toMatchObject({ id: "8" });
+  });
+
+  it("encryptedPg.findMany and findById reject with the failing row's id", async () => {
+    const db = pool();
+    const table = `records_review_err_${process.pid}`;
+    const c = createRecordCipher(envelopeWith(counted()), { table, encrypted: ["email"] });
+    const repo = encryptedPg(db, c);
+    try {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, email text)`);
+      for (let id = 1; id <= 5; id++) await repo.insert(table, { id, email: `u${id}@x.io` });
+      // Row 4's value copied from row 2 (an insider's swap).
+      await db.query(
+        `UPDATE ${table} SET email = (SELECT email FROM ${table} WHERE id = 2) WHERE id = 4`,
+      );
+      const e = await errorOf(repo.findMany(table, { orderBy: "id" }));
+      expect(e).toBeInstanceOf(DecryptionError);
+      expect(e.details).toEqual({ table, column: "email", id: "4" });
+      expect((await errorOf(repo.findById(table, 4))).details).toMatchObject({ id: "4" });
+    } finally {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.end();
+    }
+  });
+
+  it("transitional read: an altered legacy value's ENVELOPE_DECRYPT_FAILED carries its format", async () => {
+    const key = randomBytes(32);
+    const c = createRecordCipher(envelopeWith(counted()), people, {
+      transitional: transitionalRead({
+        decoders: [legacyDecoder({ format: "aes-256-gcm-json", key: { bytes: key } })],
+        onLegacyRead: () => {},
+      }),
+    });
+    const tampered = JSON.parse(handRolledGcmJson(key, "078-05-1120"));
+    tampered.encrypted = `ff${tampered.encrypted.slice(2)}`;
+    const row = { id: "9", ssn: JSON.stringify(tampered) };
+    const [viaMany] = await c.openMany([row]);
+    for (const e of [await errorOf(c.open(row)), viaMany!.ok ? undefined : viaMany!.error]) {
+      expect(e!.code).toBe("ENVELOPE_DECRYPT_FAILED");
+      expect(e!.details).toMatchObject({
+        format: "aes-256-gcm-json",
+        table: "records_review",
+        column: "ssn",
+        id: "9",
+      });
     }
   });
 });
