@@ -240,9 +240,15 @@ function parseKey(key: BlindIndexKey, i: number): Buffer {
   return bytes;
 }
 
+/** True when `bits` is a usable `BlindIndexSpec.bits` (undefined: the default). */
+export function validBits(bits: unknown): boolean {
+  const b = bits ?? DEFAULT_BLIND_INDEX_BITS;
+  return typeof b === "number" && Number.isInteger(b) && b >= 8 && b <= 256 && b % 8 === 0;
+}
+
 function checkBits(bits: number | undefined): number {
   const b = bits ?? DEFAULT_BLIND_INDEX_BITS;
-  if (!Number.isInteger(b) || b < 8 || b > 256 || b % 8 !== 0) {
+  if (!validBits(bits)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       `blind index bits must be a multiple of 8 from 8 to 256 (got ${String(bits)}); the default is ${DEFAULT_BLIND_INDEX_BITS}.`,

@@ -78,3 +78,38 @@ export function placeOf(context: {
     id: context.id === undefined ? undefined : shown(context.id),
   };
 }
+
+/**
+ * ` Did you mean "x"?` for the candidate closest to `name` (at most 2 edits, or the same
+ * letters in another case), or "" when none is close.
+ */
+export function didYouMean(name: string, candidates: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = c.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best === undefined ? "" : ` Did you mean "${best}"?`;
+}
+
+/** Levenshtein distance, on names of at most a few dozen characters. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        prev[j]! + 1,
+        row[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}

@@ -394,3 +394,75 @@ describe("errors of open, openMany and list reads name the row (table, column, i
     }
   });
 });
+
+describe("the schema and options are checked when the cipher is created", () => {
+  const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+  const make =
+    (schema: Record<string, unknown>, options: Record<string, unknown> = {}) =>
+    () =>
+      createRecordCipher(
+        envelopeWith(counted()),
+        { table: "records_review", encrypted: ["a", "email"], ...schema } as never,
+        { blindIndex, ...options } as never,
+      );
+
+  it.each([
+    [
+      "bits: 12",
+      { blindIndexes: { a: { bits: 12 } } },
+      /blindIndexes\.a\.bits must be a multiple of 8/,
+    ],
+    ["bits: 0", { blindIndexes: { a: { bits: 0 } } }, /blindIndexes\.a\.bits/],
+    ["bits: '32'", { blindIndexes: { a: { bits: "32" } } }, /blindIndexes\.a\.bits/],
+    [
+      'normalize: "emial"',
+      { blindIndexes: { email: { normalize: "emial" } } },
+      /normalize must be .* Did you mean "email"\?/,
+    ],
+    ["normalize: 3", { blindIndexes: { email: { normalize: 3 } } }, /normalize must be/],
+    [
+      "a misspelt spec key",
+      { blindIndexes: { email: { normalise: "email" } } },
+      /normalise is not a blind index option\. Did you mean "normalize"\?/,
+    ],
+    ["a spec that is not an object", { blindIndexes: { email: "email" } }, /must be an object/],
+    [
+      "blindIndex: in the schema",
+      { blindIndex: { email: {} } },
+      /unknown key "blindIndex" in the record schema\. Did you mean "blindIndexes"\? "blindIndex" is an option/,
+    ],
+    [
+      "encrypt: in the schema",
+      { encrypt: ["a"] },
+      /unknown key "encrypt" .* Did you mean "encrypted"\?/,
+    ],
+  ])("%s: ENVELOPE_BAD_CONFIG at createRecordCipher", (_, schema, message) => {
+    let error: unknown;
+    try {
+      make(schema)();
+    } catch (e) {
+      error = e;
+    }
+    expect(EnvelopeError.isInstance(error) && error.code).toBe("ENVELOPE_BAD_CONFIG");
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it.each([
+    ["ouput", { ouput: "binary" }, /unknown key "ouput" in the options\. Did you mean "output"\?/],
+    ["blindIndexes in the options", { blindIndexes: {} }, /"blindIndexes" is a schema key/],
+    ["concurency", { concurency: 4 }, /Did you mean "concurrency"\?/],
+  ])("options %s: ENVELOPE_BAD_CONFIG", (_, options, message) => {
+    expect(make({}, options)).toThrow(message);
+  });
+
+  it("valid specs and options still pass, keys set to undefined too (as prismaEncryption passes them)", () => {
+    const c = make(
+      {
+        idField: undefined,
+        blindIndexes: { a: { bits: 64, column: "a_hash" }, email: { normalize: (v: string) => v } },
+      },
+      { output: "text", concurrency: 8, transitional: undefined },
+    )();
+    expect(c.indexFor("a", "x")).toHaveLength(16);
+  });
+});
