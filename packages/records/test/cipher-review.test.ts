@@ -1,9 +1,19 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { inspect } from "node:util";
 import { legacyDecoder } from "@envelope/batch-rewrap";
-import { DecryptionError, EnvelopeError } from "@envelope/core";
+import {
+  DecryptionError,
+  Envelope,
+  EnvelopeError,
+  fromText,
+  localAesProvider,
+} from "@envelope/core";
 import { describe, expect, it } from "vitest";
 import {
+  blindIndexKeysFrom,
   createBlindIndexer,
   createRecordCipher,
   encryptedPg,
@@ -464,5 +474,90 @@ describe("the schema and options are checked when the cipher is created", () => 
       { output: "text", concurrency: 8, transitional: undefined },
     )();
     expect(c.indexFor("a", "x")).toHaveLength(16);
+  });
+});
+
+describe("nits: blind index keys, plain columns, padding sizes", () => {
+  it("a 48-byte base64 key says so, not just '64 characters'", () => {
+    const key = randomBytes(48).toString("base64");
+    expect(key).toHaveLength(64);
+    let error: unknown;
+    try {
+      createBlindIndexer({ keys: key });
+    } catch (e) {
+      error = e;
+    }
+    expect(EnvelopeError.isInstance(error) && error.code).toBe("ENVELOPE_BAD_KEY");
+    expect((error as Error).message).toContain("got 64 characters: 48 bytes as base64");
+    expect((error as Error).message).not.toContain(key);
+    expect(() => createBlindIndexer({ keys: "ab".repeat(48) })).toThrow(
+      /got 96 characters: 48 bytes as hex/,
+    );
+  });
+
+  it("an unreadable blind key file is ENVELOPE_BAD_KEY, as docs/ERRORS.md says", () => {
+    let error: unknown;
+    try {
+      blindIndexKeysFrom({ file: join(tmpdir(), `records-review-missing-${process.pid}`) });
+    } catch (e) {
+      error = e;
+    }
+    expect(EnvelopeError.isInstance(error) && error.code).toBe("ENVELOPE_BAD_KEY");
+    expect((error as Error).message).toMatch(/Could not read blind index keys/);
+  });
+
+  it("the same key twice (in any encoding) is refused", () => {
+    const bytes = randomBytes(32);
+    for (const keys of [
+      [bytes.toString("hex"), bytes.toString("hex")],
+      [INDEX_KEY_1, bytes.toString("hex"), bytes.toString("base64")],
+    ]) {
+      expect(() => createBlindIndexer({ keys })).toThrow(/is the same key as keys\[\d\]/);
+    }
+  });
+
+  it("findByBlindIndex / candidatesFor on a plain column say it is not an encrypted field", async () => {
+    const c = createRecordCipher(
+      envelopeWith(counted()),
+      {
+        table: "records_review",
+        encrypted: ["email", "phone"],
+        blindIndexes: { email: {} },
+      },
+      { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
+    );
+    const db = encryptedPg({ query: async () => ({ rows: [] }) }, c);
+    const plain = await errorOf(db.findByBlindIndex("records_review", "name", "Ann"));
+    expect(plain.code).toBe("ENVELOPE_BAD_INPUT");
+    expect(plain.message).toMatch(/"name" is not an encrypted field/);
+    expect(plain.message).not.toMatch(/declare it/);
+    expect((await errorOf(() => c.candidatesFor("name" as never, "Ann"))).message).toMatch(
+      /is not an encrypted field/,
+    );
+    // An encrypted field without an index is still told to declare one.
+    expect((await errorOf(db.findByBlindIndex("records_review", "phone", "1"))).message).toMatch(
+      /declare it in the schema's blindIndexes/,
+    );
+  });
+
+  it("the README's padding sizes: an SSN field is 170 bytes / 231 characters unpadded, 222 / 300 with 'pii'", async () => {
+    const envelope = new Envelope({ encrypt: localAesProvider({ keys: randomBytes(32) }) });
+    const sizes = async (pad?: "pii") => {
+      const c = createRecordCipher(envelope, {
+        table: "users",
+        encrypted: ["ssn"],
+        ...(pad ? { pad: { ssn: pad } } : {}),
+      });
+      const { ssn } = await c.seal({ id: "42", ssn: "078-05-1120" });
+      return [fromText(ssn).length, ssn.length];
+    };
+    expect(await sizes()).toEqual([170, 231]);
+    expect(await sizes("pii")).toEqual([222, 300]);
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8").replace(
+      /\s+/g,
+      " ",
+    );
+    expect(readme.includes("222 bytes sealed under one `local-aes` key instead of 170")).toBe(true);
+    expect(readme.includes("300 characters in text form instead of 231")).toBe(true);
   });
 });
