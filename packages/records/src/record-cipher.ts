@@ -212,6 +212,8 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       refuseIndexAlone(record, "seal", (f) => !(f in record), true);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
+      // A value that cannot be encoded is refused before the KMS call.
+      for (const f of present) encodeValue(record[f], f).fill(0);
       const m = await keys.fresh(id);
       try {
         for (const f of present) out[f] = sealField(m, f, record[f], id);
@@ -257,7 +259,13 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
           { details: { table: s.table, field: idField } },
         );
       }
-      for (const f of s.encrypted) if (f in changes) refuseSealed(f, changes[f]);
+      for (const f of s.encrypted) {
+        if (!(f in changes)) continue;
+        refuseSealed(f, changes[f]);
+        // Refused before any unwrap or KMS call, not after.
+        const v = changes[f];
+        if (v !== null && v !== undefined) encodeValue(v, f).fill(0);
+      }
       refuseIndexAlone(changes, "update", (f) => !(f in changes), false);
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;

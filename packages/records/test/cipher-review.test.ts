@@ -72,14 +72,16 @@ describe("values JSON would turn into {} are refused at seal time (no silent dat
     expect(`${e.message} ${JSON.stringify(e)}`).not.toContain("secret-value");
   });
 
-  it("the reviewer's case: a Map and a Set are refused, not stored as {}", async () => {
-    const c = createRecordCipher(envelopeWith(counted()), {
+  it("the reviewer's case: a Map and a Set are refused, not stored as {}, before any KMS call", async () => {
+    const kms = counted();
+    const c = createRecordCipher(envelopeWith(kms), {
       table: "records_review",
       encrypted: ["a", "b"],
     });
     const e = await errorOf(c.seal({ id: 1, a: new Map([["k", "secret"]]), b: new Set([1, 2]) }));
     expect(e.code).toBe("ENVELOPE_BAD_INPUT");
     expect(e.details.field).toBe("a");
+    expect(kms.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 0 });
   });
 
   it("update refuses them too", async () => {
