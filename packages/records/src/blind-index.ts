@@ -77,6 +77,15 @@ export function createBlindIndexer(options: BlindIndexerOptions): BlindIndexer {
   const keyIds = roots.map((root) =>
     createHash("sha256").update(`${DOMAIN}:key-id`).update(root).digest("hex").slice(0, 16),
   );
+  const twice = keyIds.findIndex((id, i) => keyIds.indexOf(id) !== i);
+  if (twice !== -1) {
+    for (const root of roots) root.fill(0);
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `blind index keys[${twice}] is the same key as keys[${keyIds.indexOf(keyIds[twice]!)}] (key id ${keyIds[twice]}). List each key once: the current key first, then the older keys still accepted on lookup.`,
+      { details: { field: `keys[${twice}]` } },
+    );
+  }
   const fieldKeys = new Map<string, Buffer[]>();
 
   const keysFor = (table: string, field: string): Buffer[] => {
@@ -169,8 +178,9 @@ export function blindIndexKeysFrom(
       text = readFileSync(source.file, "utf8");
     } catch (cause) {
       if (ConfigError.isInstance(cause)) throw cause;
+      // ENVELOPE_BAD_KEY, as docs/ERRORS.md says of a key file that cannot be read.
       throw new ConfigError(
-        "ENVELOPE_BAD_CONFIG",
+        "ENVELOPE_BAD_KEY",
         `Could not read blind index keys from ${where}: check the path and permissions.`,
         { cause, details: { field: "file" } },
       );
@@ -220,7 +230,7 @@ function parseKey(key: BlindIndexKey, i: number): Buffer {
   const unpadded = text.length === 44 && text.endsWith("=") ? text.slice(0, 43) : text;
   if (unpadded.length !== 43 || !/^[A-Za-z0-9+/_-]{43}$/.test(unpadded)) {
     throw refuse(
-      `is not 64 hex characters nor 43/44 base64 characters (got ${text.length} characters)`,
+      `is not 64 hex characters nor 43/44 base64 characters (got ${text.length} characters${describeWrongText(text)})`,
     );
   }
   if (/[+/]/.test(unpadded) && /[-_]/.test(unpadded)) {
@@ -240,9 +250,34 @@ function parseKey(key: BlindIndexKey, i: number): Buffer {
   return bytes;
 }
 
+/** True when `bits` is a usable `BlindIndexSpec.bits` (undefined: the default). */
+export function validBits(bits: unknown): boolean {
+  const b = bits ?? DEFAULT_BLIND_INDEX_BITS;
+  return typeof b === "number" && Number.isInteger(b) && b >= 8 && b <= 256 && b % 8 === 0;
+}
+
+/**
+ * What a key string that is neither 64 hex nor 43/44 base64 characters looks like, by its
+ * length and alphabet only (never its content): "64 characters" alone reads as hex to
+ * someone who pasted 48 bytes of base64.
+ */
+function describeWrongText(text: string): string {
+  const n = text.length;
+  if (n === 0) return "";
+  if (/^[0-9a-fA-F]+$/.test(text) && n % 2 === 0) {
+    const base64 = n % 4 !== 1 ? `, or ${Math.floor((n * 6) / 8)} as base64` : "";
+    return `: ${n / 2} bytes as hex${base64}; a key is 32 bytes`;
+  }
+  const body = text.replace(/=+$/, "");
+  if (/^[A-Za-z0-9+/_-]+$/.test(body) && n - body.length <= 2 && body.length % 4 !== 1) {
+    return `: ${Math.floor((body.length * 6) / 8)} bytes as base64; a key is 32 bytes`;
+  }
+  return ", neither hex nor base64";
+}
+
 function checkBits(bits: number | undefined): number {
   const b = bits ?? DEFAULT_BLIND_INDEX_BITS;
-  if (!Number.isInteger(b) || b < 8 || b > 256 || b % 8 !== 0) {
+  if (!validBits(bits)) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
       `blind index bits must be a multiple of 8 from 8 to 256 (got ${String(bits)}); the default is ${DEFAULT_BLIND_INDEX_BITS}.`,

@@ -39,11 +39,19 @@ export function encodeValue(value: unknown, field: string): Buffer {
   if (value instanceof Uint8Array) return tagged(TAG.bytes, value);
   if (typeof value === "object" && value !== null) {
     let json: string | undefined;
+    let lost: string | undefined;
+    // The replacer sees every value after its toJSON: what JSON would drop or turn into
+    // `{}` (a Map's entries, a Set's members) is noted, and the value refused below.
+    const replacer = (_key: string, v: unknown) => {
+      lost ??= notJsonData(v);
+      return v;
+    };
     try {
-      json = JSON.stringify(value);
+      json = JSON.stringify(value, replacer);
     } catch (cause) {
       throw badValue(field, "an object JSON.stringify cannot serialize", cause);
     }
+    if (lost !== undefined) throw unserializable(field, lost);
     if (json === undefined) throw badValue(field, "an object that serializes to nothing");
     return tagged(TAG.json, Buffer.from(json, "utf8"));
   }
@@ -81,6 +89,54 @@ export function decodeValue(bytes: Buffer, field: string): unknown {
   } finally {
     bytes.fill(0);
   }
+}
+
+/**
+ * Objects JSON.stringify reduces to `{}` (or `null`, or drops) without an error, although
+ * they hold data: their entries live in internal slots, not in enumerable properties.
+ */
+const OPAQUE: readonly [new (...args: never[]) => object, string][] = [
+  [Map, "a Map"],
+  [Set, "a Set"],
+  [WeakMap, "a WeakMap"],
+  [WeakSet, "a WeakSet"],
+  [WeakRef, "a WeakRef"],
+  [Promise, "a Promise"],
+  [RegExp, "a RegExp"],
+  [Error, "an Error"],
+  [ArrayBuffer, "an ArrayBuffer"],
+  [DataView, "a DataView"],
+  ...(typeof SharedArrayBuffer === "function"
+    ? [[SharedArrayBuffer, "a SharedArrayBuffer"] as [new () => object, string]]
+    : []),
+];
+
+/**
+ * What makes `v` (a value JSON.stringify is about to write, after its toJSON) lose data,
+ * or undefined when JSON keeps it: plain and null-prototype objects, arrays, typed arrays
+ * (their indexes are enumerable), boxed primitives and class instances with enumerable own
+ * properties are kept; functions, symbols, Maps, Sets and their kind, and class instances
+ * with no enumerable own property (they serialize to `{}`) are not.
+ */
+function notJsonData(v: unknown): string | undefined {
+  if (typeof v === "function") return "a function";
+  if (typeof v === "symbol") return "a symbol";
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  for (const [type, name] of OPAQUE) if (v instanceof type) return name;
+  const proto = Object.getPrototypeOf(v);
+  if (proto === Object.prototype || proto === null) return undefined;
+  if (ArrayBuffer.isView(v)) return undefined;
+  if (v instanceof Number || v instanceof String || v instanceof Boolean) return undefined;
+  if (Object.keys(v).length > 0) return undefined;
+  return "an object with no enumerable property and no toJSON (a class instance JSON writes as {})";
+}
+
+function unserializable(field: string, what: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `Field "${field}" holds ${what}, itself or inside its JSON value; JSON would store it as {} (or drop it) and the data would be lost. Convert it to a plain object or array first (e.g. Object.fromEntries(map), [...set]), or give its class a toJSON.`,
+    { details: { field } },
+  );
 }
 
 function tagged(tag: number, value: Uint8Array): Buffer {

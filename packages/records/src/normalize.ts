@@ -31,6 +31,9 @@ export function normalizeTrimLower(value: string): string {
 
 export type Normalizer = "email" | "phone" | "trim-lower" | ((value: string) => string);
 
+/** The normalizers known by name. */
+export const NORMALIZER_NAMES: readonly string[] = ["email", "phone", "trim-lower"];
+
 /** Applies a normalizer by name or function; no normalizer = the value as given. */
 export function normalizeWith(normalize: Normalizer | undefined, value: string): string {
   if (normalize === undefined) return value;

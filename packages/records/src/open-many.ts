@@ -7,6 +7,7 @@ import {
   EnvelopeError,
 } from "@envelope/core";
 import { decodeValue } from "./codec.js";
+import { placeOf, withDetails } from "./names.js";
 import { isSealedValue, legacyFieldValue, type TransitionalRead } from "./transitional.js";
 
 type Row = Record<string, unknown>;
@@ -30,13 +31,13 @@ export interface RowOpener {
 
 /** One encrypted field of one row: where its plaintext comes from. */
 type Slot =
-  | { field: string; kind: "envelope"; item: number }
+  | { field: string; kind: "envelope"; item: number; context: EncryptionContext }
   | { field: string; kind: "legacy"; value: string | Uint8Array; context: EncryptionContext };
 
 type Plan = { ok: true; row: Row; slots: Slot[] } | { ok: false; error: EnvelopeError };
 
 /** A field's plaintext before decoding, and how to decode it. */
-type Opened = { field: string; plaintext: Buffer; legacy: boolean };
+type Opened = { field: string; plaintext: Buffer; legacy: boolean; context: EncryptionContext };
 
 /**
  * Opens many stored rows. Every envelope value of every row goes into ONE `decryptMany`:
@@ -91,12 +92,17 @@ function plan(opener: RowOpener, row: unknown, index: number, items: DecryptMany
     for (const field of opener.encrypted) {
       const value = r[field];
       if (!(field in r) || value === null || value === undefined) continue;
-      const sealed = opener.sealedOf(value, field);
       const context = opener.contextOf(field, id);
+      let sealed: string | Uint8Array;
+      try {
+        sealed = opener.sealedOf(value, field);
+      } catch (error) {
+        throw withDetails(error, placeOf(context));
+      }
       if (opener.transitional && !isSealedValue(sealed)) {
         slots.push({ field, kind: "legacy", value: sealed, context });
       } else {
-        slots.push({ field, kind: "envelope", item: items.length + queued.length });
+        slots.push({ field, kind: "envelope", item: items.length + queued.length, context });
         queued.push({ sealed, context });
       }
     }
@@ -119,16 +125,27 @@ async function finish<T>(
   for (const slot of slots) {
     if (slot.kind === "envelope") {
       const result = decrypted[slot.item]!;
-      if (result.ok) opened.push({ field: slot.field, plaintext: result.value, legacy: false });
-      else failure ??= result.error;
+      if (result.ok) {
+        opened.push({
+          field: slot.field,
+          plaintext: result.value,
+          legacy: false,
+          context: slot.context,
+        });
+      } else failure ??= withDetails(result.error, placeOf(slot.context));
       continue;
     }
     try {
       // Audited per value by the transitional read, as `open` does.
       const read = await opener.transitional!.open(opener.envelope, slot.value, slot.context);
-      opened.push({ field: slot.field, plaintext: read.plaintext, legacy: true });
+      opened.push({
+        field: slot.field,
+        plaintext: read.plaintext,
+        legacy: true,
+        context: slot.context,
+      });
     } catch (error) {
-      failure ??= typed(error);
+      failure ??= withDetails(typed(error), placeOf(slot.context));
     }
   }
   if (failure) {
@@ -143,7 +160,7 @@ async function finish<T>(
         : decodeValue(o.plaintext, o.field); // checks the type tag, zeroes the bytes
     } catch (error) {
       for (const rest of opened.slice(i + 1)) rest.plaintext.fill(0);
-      return { ok: false, error: typed(error) };
+      return { ok: false, error: withDetails(typed(error), placeOf(o.context)) };
     }
   }
   return { ok: true, value: out as T };

@@ -4,10 +4,11 @@ import {
   type DataKeyMaterials,
   type EncryptionContext,
   type Envelope,
+  isTextForm,
 } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { decodeValue, encodeValue } from "./codec.js";
-import { shown } from "./names.js";
+import { placeOf, shown, withDetails } from "./names.js";
 import { normalizeWith } from "./normalize.js";
 import { checkConcurrency, openRows } from "./open-many.js";
 import { recordIdReader } from "./record-id.js";
@@ -21,6 +22,7 @@ import type {
   SealedRecord,
   SealedValue,
 } from "./record-types.js";
+import { isWellFormedSealed } from "./sealed-value.js";
 import { isSealedValue, legacyFieldValue } from "./transitional.js";
 
 // The types live in record-types.ts, the schema checks in record-schema.ts, the record of
@@ -62,7 +64,37 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
   const transitional = options.transitional;
   const concurrency = checkConcurrency(options.concurrency);
 
+  const envelopesAsData = options.allowEnvelopePlaintext ?? false;
+
   const idOf = recordIdReader(s.table, idField);
+
+  /**
+   * Refuses a plaintext that is itself a well-formed Envelope value (core's strict decoder,
+   * not a prefix): sealing it would store an envelope of an envelope, which `open` returns
+   * as ciphertext and whose blind index is computed over the ciphertext — what a rerun of a
+   * "seal every row" loop over rows it already sealed does.
+   */
+  const refuseSealed = (field: string, value: unknown) => {
+    if (
+      envelopesAsData === true ||
+      (Array.isArray(envelopesAsData) && envelopesAsData.includes(field))
+    ) {
+      return;
+    }
+    if (
+      typeof value === "string"
+        ? !isTextForm(value)
+        : !(value instanceof Uint8Array && isSealedValue(value))
+    ) {
+      return;
+    }
+    if (!isWellFormedSealed(value)) return;
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `Field "${field}" of "${s.table}" already holds an Envelope value (already sealed): sealing it again would store an envelope of an envelope, which open() returns as ciphertext. Select only rows not yet sealed, e.g. WHERE ${field} NOT LIKE 'ev1:%' (bytea: WHERE get_byte(${field}, 0) <> 1), or pass stored rows to open() first. If this field really stores Envelope values as data, list it in options.allowEnvelopePlaintext.`,
+      { details: { table: s.table, field } },
+    );
+  };
   const context = (field: string, id: string): EncryptionContext => ({
     table: s.table,
     column: field,
@@ -102,6 +134,30 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     out[column] = indexer!.index(field, s.table, value, spec);
   };
 
+  /**
+   * Refuses a blind index column given without its field: the cipher computes it from the
+   * value it seals, and an index written alone would make a lookup find a row whose value
+   * does not match (or no longer find the row by its value). `alone(field)` says whether the
+   * field is absent beside it.
+   */
+  const refuseIndexAlone = (
+    given: Record<string, unknown>,
+    what: string,
+    alone: (field: string) => boolean,
+    skipNull: boolean,
+  ) => {
+    for (const [field, spec] of Object.entries(specs)) {
+      const column = spec?.column ?? `${field}_idx`;
+      const value = given[column];
+      if (value === undefined || (skipNull && value === null) || !alone(field)) continue;
+      throw new ConfigError(
+        "ENVELOPE_BAD_INPUT",
+        `${what} of "${s.table}": the blind index column "${column}" is given without its field "${field}". The cipher computes it from the value it seals; written alone it would make findByBlindIndex find a row with no matching value to open (or lose the row's own index). Change "${field}" instead; the index follows.`,
+        { details: { table: s.table, field: column } },
+      );
+    }
+  };
+
   const sealedOf = (value: unknown, field: string): string | Uint8Array => {
     if (typeof value === "string" || value instanceof Uint8Array) return value;
     throw new ConfigError(
@@ -113,19 +169,25 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
 
   // envelope.decrypt checks the key commitment and serves the data key from the unwrap
   // cache: every field of a record has the same entries, hence one unwrap per record.
+  // Its errors name the row: `{ table, column, id }` added to their details (non-secret:
+  // the context is not secret), so a failed list read says which row to look at.
   const openOne = async (row: Record<string, unknown>, field: string, id: string) => {
     const value = row[field];
     if (value === null || value === undefined) return value;
-    if (transitional) {
-      const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
-      return read.legacyFormat === undefined
-        ? decodeValue(read.plaintext, field)
-        : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+    try {
+      if (transitional) {
+        const read = await transitional.open(envelope, sealedOf(value, field), context(field, id));
+        return read.legacyFormat === undefined
+          ? decodeValue(read.plaintext, field)
+          : legacyFieldValue(read.plaintext, transitional.legacyAs, field);
+      }
+      const plaintext = await envelope.decrypt(sealedOf(value, field), {
+        context: context(field, id),
+      });
+      return decodeValue(plaintext, field);
+    } catch (error) {
+      throw withDetails(error, placeOf(context(field, id)));
     }
-    const plaintext = await envelope.decrypt(sealedOf(value, field), {
-      context: context(field, id),
-    });
-    return decodeValue(plaintext, field);
   };
 
   /** True when the transitional read is on and a field of the row still holds a legacy value. */
@@ -145,8 +207,13 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       const id = idOf(record, "seal");
       const out: Record<string, unknown> = { ...record };
       const present = s.encrypted.filter((f) => record[f] !== null && record[f] !== undefined);
+      for (const f of present) refuseSealed(f, record[f]);
+      // A null index beside no field is what a row read before indexing holds: kept.
+      refuseIndexAlone(record, "seal", (f) => !(f in record), true);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
+      // A value that cannot be encoded is refused before the KMS call.
+      for (const f of present) encodeValue(record[f], f).fill(0);
       const m = await keys.fresh(id);
       try {
         for (const f of present) out[f] = sealField(m, f, record[f], id);
@@ -192,6 +259,14 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
           { details: { table: s.table, field: idField } },
         );
       }
+      for (const f of s.encrypted) {
+        if (!(f in changes)) continue;
+        refuseSealed(f, changes[f]);
+        // Refused before any unwrap or KMS call, not after.
+        const v = changes[f];
+        if (v !== null && v !== undefined) encodeValue(v, f).fill(0);
+      }
+      refuseIndexAlone(changes, "update", (f) => !(f in changes), false);
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(changes)) if (!encrypted.has(k)) out[k] = v;
       const touched = Object.keys(changes).some((k) => encrypted.has(k));
@@ -208,7 +283,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       let whole =
         touched && first !== undefined && (holdsLegacy(row) || !keys.underCurrentKeys(row));
       if (!whole && sealsData && first !== undefined) {
-        m = await keys.reusable(row, first, id);
+        try {
+          m = await keys.reusable(row, first, id);
+        } catch (error) {
+          throw withDetails(error, placeOf(context(first, id)));
+        }
         whole = m === undefined;
       }
       try {
@@ -242,7 +321,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     },
     indexesOf(record) {
       const out: Record<string, unknown> = {};
-      for (const f of Object.keys(specs)) if (f in record) indexInto(out, f, record[f]);
+      for (const f of Object.keys(specs)) {
+        if (!(f in record)) continue;
+        refuseSealed(f, record[f]);
+        indexInto(out, f, record[f]);
+      }
       return out as Record<string, string | null>;
     },
     indexColumn(field) {

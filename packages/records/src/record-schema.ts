@@ -1,7 +1,8 @@
 import { ConfigError } from "@envelope/core";
 import { padRule } from "@envelope/core/internal";
-import type { BlindIndexSpec } from "./blind-index.js";
-import { nameProblem, shown } from "./names.js";
+import { type BlindIndexSpec, DEFAULT_BLIND_INDEX_BITS, validBits } from "./blind-index.js";
+import { didYouMean, nameProblem, shown } from "./names.js";
+import { NORMALIZER_NAMES } from "./normalize.js";
 import type { RecordCipherOptions, RecordSchema } from "./record-types.js";
 
 /** Checks a record schema and the cipher options that depend on it; a frozen copy. */
@@ -16,6 +17,21 @@ export function checkSchema<F extends string>(
   if (!schema || typeof schema.table !== "string" || schema.table.length === 0) {
     throw bad("table", "must be the table name (a non-empty string)");
   }
+  // A misspelt key would otherwise be ignored: `blindIndex:` for `blindIndexes:` leaves a
+  // field unindexed, `ouput:` leaves the output as text.
+  unknownKeys(schema, SCHEMA_KEYS, OPTION_KEYS, "the record schema", "an option (third argument)");
+  if (options !== undefined && (typeof options !== "object" || options === null)) {
+    throw new ConfigError("ENVELOPE_BAD_CONFIG", "createRecordCipher: options must be an object.", {
+      details: { field: "options" },
+    });
+  }
+  unknownKeys(
+    options ?? {},
+    OPTION_KEYS,
+    SCHEMA_KEYS,
+    "the options",
+    "a schema key (second argument)",
+  );
   // Names go into contexts, blind index key derivation and SQL: one limit for all of them.
   const checkName = (field: string, name: unknown) => {
     const problem = nameProblem(name);
@@ -43,6 +59,7 @@ export function checkSchema<F extends string>(
     if (!seen.has(field)) {
       throw bad(`blindIndexes.${shown(field)}`, "names a field that is not encrypted");
     }
+    checkSpec(field, spec);
     const column = spec?.column ?? `${field}_idx`;
     checkName(`blindIndexes.${field}.column`, column);
     if (seen.has(column) || column === idField) {
@@ -74,6 +91,16 @@ export function checkSchema<F extends string>(
       { details: { field: "transitional" } },
     );
   }
+  const asData = options.allowEnvelopePlaintext;
+  if (asData !== undefined && typeof asData !== "boolean") {
+    if (!Array.isArray(asData) || asData.some((f) => typeof f !== "string" || !seen.has(f))) {
+      throw new ConfigError(
+        "ENVELOPE_BAD_CONFIG",
+        "options.allowEnvelopePlaintext must be true, false, or a list of encrypted fields whose plaintext may be an Envelope value.",
+        { details: { field: "allowEnvelopePlaintext" } },
+      );
+    }
+  }
   if (options.output !== undefined && options.output !== "text" && options.output !== "binary") {
     throw new ConfigError("ENVELOPE_BAD_CONFIG", 'output must be "text" or "binary".', {
       details: { field: "output" },
@@ -84,4 +111,71 @@ export function checkSchema<F extends string>(
     encrypted: Object.freeze([...schema.encrypted]),
     ...(schema.pad ? { pad: Object.freeze({ ...schema.pad }) } : {}),
   });
+}
+
+const SCHEMA_KEYS = ["table", "idField", "encrypted", "blindIndexes", "pad"] as const;
+const OPTION_KEYS = [
+  "blindIndex",
+  "output",
+  "transitional",
+  "concurrency",
+  "allowEnvelopePlaintext",
+] as const;
+const SPEC_KEYS = ["normalize", "bits", "column"] as const;
+
+/** Refuses a key not in `known` (undefined values are ignored), with a "did you mean". */
+function unknownKeys(
+  given: object,
+  known: readonly string[],
+  other: readonly string[],
+  where: string,
+  otherIs: string,
+): void {
+  for (const [key, value] of Object.entries(given)) {
+    if (value === undefined || known.includes(key)) continue;
+    const hint = other.includes(key) ? ` "${key}" is ${otherIs}.` : "";
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `createRecordCipher: unknown key "${shown(key)}" in ${where}.${didYouMean(key, known)}${hint} Known keys: ${known.join(", ")}.`,
+      { details: { field: shown(key) } },
+    );
+  }
+}
+
+/** Checks a blind index spec when the cipher is created, not at the first seal. */
+function checkSpec(field: string, spec: unknown): void {
+  const at = `blindIndexes.${shown(field)}`;
+  const bad = (name: string, problem: string) =>
+    new ConfigError("ENVELOPE_BAD_CONFIG", `Record schema: ${name} ${problem}.`, {
+      details: { field: name },
+    });
+  if (spec === undefined) return;
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    throw bad(at, 'must be an object, e.g. { normalize: "email" } ({} for the defaults)');
+  }
+  for (const [key, value] of Object.entries(spec)) {
+    if (value === undefined || (SPEC_KEYS as readonly string[]).includes(key)) continue;
+    throw bad(
+      `${at}.${shown(key)}`,
+      `is not a blind index option.${didYouMean(key, SPEC_KEYS)} Known: ${SPEC_KEYS.join(", ")}`,
+    );
+  }
+  const { normalize, bits } = spec as BlindIndexSpec;
+  if (
+    normalize !== undefined &&
+    typeof normalize !== "function" &&
+    !(typeof normalize === "string" && NORMALIZER_NAMES.includes(normalize))
+  ) {
+    const hint = typeof normalize === "string" ? didYouMean(normalize, NORMALIZER_NAMES) : "";
+    throw bad(
+      `${at}.normalize`,
+      `must be "email", "phone", "trim-lower" or a function (got ${typeof normalize === "string" ? `"${shown(normalize)}"` : typeof normalize}).${hint}`,
+    );
+  }
+  if (!validBits(bits)) {
+    throw bad(
+      `${at}.bits`,
+      `must be a multiple of 8 from 8 to 256 (got ${shown(bits)}); the default is ${DEFAULT_BLIND_INDEX_BITS}`,
+    );
+  }
 }

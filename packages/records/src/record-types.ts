@@ -38,6 +38,15 @@ export interface RecordCipherOptions<O extends "text" | "binary" = "text"> {
    * A list read over distinct records runs at about `concurrency / KMS latency` rows/s.
    */
   concurrency?: number;
+  /**
+   * Fields whose plaintext may itself be an Envelope value (`true`: every field). Off by
+   * default: `seal`, `update` and `indexesOf` refuse a value that is a well-formed Envelope
+   * value (an `ev1:` string or its binary form, checked with core's decoder) with
+   * `ENVELOPE_BAD_INPUT`, because it is nearly always a row sealed twice — a rerun of a
+   * "seal the existing rows" loop — whose `open` would return ciphertext. Only for an app
+   * that stores envelopes as data in an encrypted field.
+   */
+  allowEnvelopePlaintext?: boolean | readonly string[];
 }
 
 /** Options of {@link RecordCipher.openMany}. */
@@ -116,6 +125,9 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    * record is re-sealed under a fresh data key (one KMS call) and every encrypted field of
    * the row and its blind index come back. A field that does not open rejects with its
    * typed decrypt error (`ENVELOPE_DECRYPT_FAILED`, …) and nothing is returned to write.
+   *
+   * Refused (`ENVELOPE_BAD_INPUT`): a change of the id, a blind index column without its
+   * field (the cipher computes indexes), a value that is already an Envelope value.
    */
   update<T extends Record<string, unknown>>(
     row: Record<string, unknown>,

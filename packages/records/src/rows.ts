@@ -1,5 +1,6 @@
 import { type BulkResult, ConfigError } from "@envelope/core";
 import { mapLimit } from "@envelope/core/internal";
+import { shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 
 /**
@@ -39,10 +40,17 @@ export function sealAll(cipher: AnyCipher, records: readonly Row[]): Promise<Row
 export function blindIndexColumn(cipher: AnyCipher, field: string): string {
   const column = cipher.indexColumn(field);
   if (column) return column;
+  if (!cipher.schema.encrypted.includes(field)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `"${shown(field)}" is not an encrypted field of "${cipher.schema.table}" (encrypted: ${cipher.schema.encrypted.join(", ")}), so it has no blind index: match a plain column with an ordinary WHERE (encryptedPg's findMany({ where })).`,
+      { details: { table: cipher.schema.table, field: shown(field) } },
+    );
+  }
   throw new ConfigError(
     "ENVELOPE_BAD_INPUT",
-    `Field "${field}" of "${cipher.schema.table}" has no blind index: declare it in the schema's blindIndexes.`,
-    { details: { table: cipher.schema.table, field } },
+    `Field "${shown(field)}" of "${cipher.schema.table}" has no blind index: declare it in the schema's blindIndexes.`,
+    { details: { table: cipher.schema.table, field: shown(field) } },
   );
 }
 

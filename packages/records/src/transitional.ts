@@ -10,7 +10,7 @@ import {
   SUITE_AES256GCM_SHA512_COMMIT,
   SUITE_SIGNED_ED25519,
 } from "@envelope/core";
-import { shown } from "./names.js";
+import { shown, withDetails } from "./names.js";
 
 /**
  * Reads one legacy column value (hand-rolled AES, Fernet, …) into its plaintext bytes.
@@ -171,7 +171,11 @@ function tryDecoder(
   } catch (error) {
     const notThisFormat = EnvelopeError.isInstance(error) && error.code === "ENVELOPE_BAD_FORMAT";
     if (notThisFormat && claimed === undefined) return undefined;
-    if (EnvelopeError.isInstance(error)) throw error;
+    // The decoder's own typed error (wrong legacy key, altered value): kept, with the
+    // format and the place in its details, as docs/ERRORS.md says.
+    if (EnvelopeError.isInstance(error)) {
+      throw withDetails(error, { format: shown(decoder.format), ...place(context) });
+    }
     // A third-party decoder's own error: we cannot tell "not mine" from "wrong key".
     throw new DecryptionError(
       "ENVELOPE_DECRYPT_FAILED",

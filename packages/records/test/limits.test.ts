@@ -269,7 +269,9 @@ describe("key sources name long env variables and paths cut", () => {
       } catch (e) {
         error = e;
       }
-      expect(error).toMatchObject({ code: "ENVELOPE_BAD_CONFIG" });
+      // An unreadable key file is ENVELOPE_BAD_KEY (docs/ERRORS.md); no keys in env, BAD_CONFIG.
+      const code = "file" in source ? "ENVELOPE_BAD_KEY" : "ENVELOPE_BAD_CONFIG";
+      expect(error).toMatchObject({ code });
       expect((error as Error).message.length).toBeLessThan(600);
     }
   });
