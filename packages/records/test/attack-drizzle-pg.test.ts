@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
 import { appEnvelope, codeOf, knownKeyReads, plant } from "./attack-support.js";
-import { INDEX_KEY_1, pool } from "./support.js";
+import { INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 type Row = Record<string, unknown>;
 const FIELDS = ["email", "phone", "ssn"] as const;

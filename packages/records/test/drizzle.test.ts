@@ -7,7 +7,9 @@ import type pgLib from "pg";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { encryptedBytes, encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
-import { counted, dumpContains, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, dumpContains, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_drizzle_users";
 const users = pgTable(TABLE, {

@@ -7,7 +7,17 @@ import {
   encryptedPg,
   type Queryable,
 } from "../src/index.js";
-import { counted, dumpContains, envelopeWith, INDEX_KEY_1, INDEX_KEY_2, pool } from "./support.js";
+import {
+  counted,
+  dumpContains,
+  envelopeWith,
+  INDEX_KEY_1,
+  INDEX_KEY_2,
+  pool,
+  usePgSchema,
+} from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_pg_users";
 const db = pool();

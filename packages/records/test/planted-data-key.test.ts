@@ -9,7 +9,9 @@ import { localRsaProvider } from "@envelope/local-rsa";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRecordCipher, encryptedPg, VALUE_TAGS } from "../src/index.js";
 import { readWithKnownKey } from "./attack-support.js";
-import { counted, envelopeWith, pool } from "./support.js";
+import { counted, envelopeWith, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_planted_users";
 const schema = { table: TABLE, encrypted: ["email", "phone", "ssn"] } as const;

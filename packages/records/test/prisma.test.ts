@@ -10,10 +10,14 @@ import {
   dumpContains,
   envelopeWith,
   INDEX_KEY_1,
+  PG_SCHEMA,
   PG_URL,
   pool,
+  usePgSchema,
   watchedUnwraps,
 } from "./support.js";
+
+usePgSchema();
 
 // Prisma 7: `prisma generate` wants to download its schema-engine binary first, which an
 // offline machine cannot; the generated client needs no native engine (it talks to
@@ -73,7 +77,9 @@ beforeAll(async () => {
   await db.query(`CREATE TABLE records_prisma_users (
     id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
   await db.query("CREATE TABLE records_prisma_notes (id serial PRIMARY KEY, body text)");
-  base = new PrismaClient({ adapter: new PrismaPg({ connectionString: PG_URL }) });
+  // Prisma names tables with their schema (public by default) rather than by search_path.
+  const adapter = new PrismaPg({ connectionString: PG_URL }, { schema: PG_SCHEMA });
+  base = new PrismaClient({ adapter });
   prisma = base.$extends(
     prismaEncryption({
       envelope,
