@@ -36,7 +36,6 @@ const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
 
 beforeAll(async () => {
   for (const t of [DRIZZLE, PG]) {
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
     await db.query(
       `CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
     );

@@ -73,7 +73,6 @@ beforeAll(async () => {
     PrismaClient: new (options: unknown) => Client;
   };
   const { PrismaPg } = await import("@prisma/adapter-pg");
-  await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
   await db.query(`CREATE TABLE records_prisma_users (
     id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
   await db.query("CREATE TABLE records_prisma_notes (id serial PRIMARY KEY, body text)");
