@@ -52,12 +52,18 @@ export function envelopeWith(provider: KeyProvider, decrypt: KeyProvider[] = [])
 const PG_SERVER_URL = process.env.RECORDS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 
 /**
+ * A name no other test file or test run uses: vitest loads this module afresh for every
+ * test file, and the pid and random part keep other runs' names apart. For what a run
+ * creates in shared places: PG_SCHEMA below, and the Prisma client each run generates.
+ */
+export const RUN_ID = `${process.pid}_${randomBytes(4).toString("hex")}`;
+
+/**
  * This test file's own PostgreSQL schema. Two test runs on one database (two clones, or
  * watch mode beside CI) used to drop and fill each other's fixed-name tables; now each file
- * creates its tables here. vitest loads this module afresh for every test file, so the name
- * is new per file, and the pid and random part keep other runs' names apart.
+ * creates its tables here.
  */
-export const PG_SCHEMA = `records_${process.pid}_${randomBytes(4).toString("hex")}`;
+export const PG_SCHEMA = `records_${RUN_ID}`;
 
 /**
  * The test database, with PG_SCHEMA first on every connection's search_path, so unqualified
