@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
 import { appEnvelope, codeOf, knownKeyReads, plant } from "./attack-support.js";
-import { INDEX_KEY_1, pool } from "./support.js";
+import { INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 type Row = Record<string, unknown>;
 const FIELDS = ["email", "phone", "ssn"] as const;
@@ -34,7 +36,6 @@ const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
 
 beforeAll(async () => {
   for (const t of [DRIZZLE, PG]) {
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
     await db.query(
       `CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
     );

@@ -20,7 +20,9 @@ import { createRecordCipher } from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
 import { encryptEntity } from "../src/typeorm.js";
 import { appEnvelope, codeOf } from "./attack-support.js";
-import { PG_URL } from "./support.js";
+import { PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 /** A refused change, or a row that still opens under its new id. */
 async function refusedOrReadable(change: Promise<unknown>, read: () => Promise<unknown>) {

@@ -19,7 +19,9 @@ import {
 } from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
 import { codeOf, MYSQL_URL } from "./attack-support.js";
-import { INDEX_KEY_1, PG_URL } from "./support.js";
+import { INDEX_KEY_1, PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 type Row = Record<string, unknown>;
 const FIELDS = ["email", "phone", "ssn"] as const;

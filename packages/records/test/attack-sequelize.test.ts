@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
 import { appEnvelope, codeOf, knownKeyReads, MYSQL_URL, plant } from "./attack-support.js";
-import { INDEX_KEY_1, PG_URL } from "./support.js";
+import { INDEX_KEY_1, PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 type Row = Record<string, unknown>;
 const FIELDS = ["email", "phone", "ssn"] as const;

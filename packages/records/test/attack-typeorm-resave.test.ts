@@ -20,7 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
 import { appEnvelope, knownKeyReads, MYSQL_URL, plant } from "./attack-support.js";
-import { INDEX_KEY_1, PG_URL } from "./support.js";
+import { INDEX_KEY_1, PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 type Row = Record<string, unknown>;
 const MISMATCH = "ENVELOPE_COMMITMENT_MISMATCH";

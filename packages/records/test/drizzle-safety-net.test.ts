@@ -12,7 +12,9 @@ import type pgLib from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptedBytes, encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
-import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_drizzle_net_users";
 const pg = pool();
@@ -60,7 +62,6 @@ const rejectionOf = (p: Promise<unknown>) =>
   );
 
 beforeAll(async () => {
-  await pg.query(`DROP TABLE IF EXISTS ${TABLE}`);
   await pg.query(
     `CREATE TABLE ${TABLE} (id text PRIMARY KEY, email text, email_idx text, photo bytea, name text)`,
   );

@@ -7,7 +7,9 @@ import type pgLib from "pg";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest";
 import { encryptedBytes, encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
-import { counted, dumpContains, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, dumpContains, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_drizzle_users";
 const users = pgTable(TABLE, {
@@ -41,7 +43,6 @@ const avatars = createRecordCipher(
 );
 
 beforeAll(async () => {
-  await pg.query(`DROP TABLE IF EXISTS ${TABLE}, records_drizzle_counter`);
   await pg.query(`CREATE TABLE ${TABLE} (id text PRIMARY KEY, email text, email_idx text,
     phone text, avatar bytea, name text)`);
   await pg.query("CREATE TABLE records_drizzle_counter (id serial PRIMARY KEY, note text)");
@@ -156,7 +157,6 @@ const codeOf = (p: Promise<unknown>) =>
 
 describe("encryptedRepository (Drizzle, real PostgreSQL)", () => {
   beforeAll(async () => {
-    await pg.query(`DROP TABLE IF EXISTS ${REPO}, ${IDENTITY}`);
     await pg.query(`CREATE TABLE ${REPO} (id text PRIMARY KEY, email text, email_idx text,
       phone text, born text, name text)`);
     await pg.query(`CREATE INDEX ON ${REPO} (email_idx)`);
@@ -308,7 +308,6 @@ describe("encryptedRepository (Drizzle, real PostgreSQL)", () => {
       email: encryptedText("email"),
       email_idx: text("email_idx"),
     });
-    await pg.query(`DROP TABLE IF EXISTS ${t}`);
     await pg.query(`CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text)`);
     const cipher8 = createRecordCipher(
       envelope,

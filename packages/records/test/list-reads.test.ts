@@ -6,7 +6,9 @@ import { integer, pgTable, text } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptedRepository, encryptedText } from "../src/drizzle.js";
 import { createBlindIndexer, createRecordCipher, encryptedPg } from "../src/index.js";
-import { envelopeWith, INDEX_KEY_1, pool, watchedUnwraps } from "./support.js";
+import { envelopeWith, INDEX_KEY_1, pool, usePgSchema, watchedUnwraps } from "./support.js";
+
+usePgSchema();
 
 /**
  * List reads of the pg and Drizzle helpers on a real PostgreSQL: the rows go through

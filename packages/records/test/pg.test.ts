@@ -7,7 +7,17 @@ import {
   encryptedPg,
   type Queryable,
 } from "../src/index.js";
-import { counted, dumpContains, envelopeWith, INDEX_KEY_1, INDEX_KEY_2, pool } from "./support.js";
+import {
+  counted,
+  dumpContains,
+  envelopeWith,
+  INDEX_KEY_1,
+  INDEX_KEY_2,
+  pool,
+  usePgSchema,
+} from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_pg_users";
 const db = pool();
@@ -20,7 +30,6 @@ const schema = {
 } as const;
 
 beforeAll(async () => {
-  await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
   await db.query(`CREATE TABLE ${TABLE} (
     id serial PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
   await db.query(`CREATE INDEX ON ${TABLE} (email_idx)`);
@@ -103,7 +112,6 @@ describe("encryptedPg (real PostgreSQL)", () => {
 
   it("truncated indexes collide; lookups drop the false positives after opening", async () => {
     const t = "records_pg_collide";
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
     await db.query(`CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text)`);
     const tiny = createRecordCipher(
       envelope,
@@ -156,7 +164,6 @@ describe("encryptedPg (real PostgreSQL)", () => {
 
   it("master key rotation: update moves a stale row whole, and a concurrent write survives", async () => {
     const t = "records_pg_rotation";
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
     await db.query(
       `CREATE TABLE ${t} (id text PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
     );
@@ -208,7 +215,6 @@ describe("encryptedPg (real PostgreSQL)", () => {
 
   it("a client-generated uuid id, a pg.Client, and clear errors", async () => {
     const t = "records_pg_uuid";
-    await db.query(`DROP TABLE IF EXISTS ${t}`);
     await db.query(`CREATE TABLE ${t} (id uuid PRIMARY KEY, secret text)`);
     const client = await db.connect();
     try {

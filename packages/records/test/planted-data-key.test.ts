@@ -9,7 +9,9 @@ import { localRsaProvider } from "@envelope/local-rsa";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRecordCipher, encryptedPg, VALUE_TAGS } from "../src/index.js";
 import { readWithKnownKey } from "./attack-support.js";
-import { counted, envelopeWith, pool } from "./support.js";
+import { counted, envelopeWith, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const TABLE = "records_planted_users";
 const schema = { table: TABLE, encrypted: ["email", "phone", "ssn"] } as const;
@@ -160,7 +162,6 @@ describe("the same attack through encryptedPg (real PostgreSQL)", () => {
   });
 
   it("the attacker writes a planted email with SQL; the app's next update of the SSN stays out of their reach", async () => {
-    await db.query(`DROP TABLE IF EXISTS ${TABLE}`);
     await db.query(`CREATE TABLE ${TABLE} (id text PRIMARY KEY, email text, phone text, ssn text)`);
     const app = new Envelope({ encrypt: localRsaProvider({ keys: { pem: privateKey } }) });
     const repo = encryptedPg(db, createRecordCipher(app, schema));

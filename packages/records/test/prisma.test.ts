@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -10,16 +11,27 @@ import {
   dumpContains,
   envelopeWith,
   INDEX_KEY_1,
+  PG_SCHEMA,
   PG_URL,
   pool,
+  RUN_ID,
+  usePgSchema,
   watchedUnwraps,
 } from "./support.js";
+
+usePgSchema();
 
 // Prisma 7: `prisma generate` wants to download its schema-engine binary first, which an
 // offline machine cannot; the generated client needs no native engine (it talks to
 // PostgreSQL through @prisma/adapter-pg), so any executable will do as that binary.
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
+// Each test file generates its own client, under the git-ignored .prisma-client/: two runs
+// in one checkout that regenerate one folder break each other's imports ("Cannot find
+// module './internal/class'").
+const generatedRoot = join(here, ".prisma-client");
+const clientDir = join(generatedRoot, RUN_ID);
+const schemaFile = join(generatedRoot, `${RUN_ID}.prisma`);
 
 type Row = Record<string, unknown>;
 interface Model {
@@ -51,29 +63,29 @@ let prisma: Client;
 
 beforeAll(async () => {
   const cli = join(dirname(require.resolve("prisma/package.json")), "build/index.js");
-  execFileSync(
-    process.execPath,
-    [cli, "generate", "--schema", join(here, "prisma/schema.prisma")],
-    {
-      env: {
-        ...process.env,
-        PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? "/bin/true",
-        CHECKPOINT_DISABLE: "1",
-        PRISMA_HIDE_UPDATE_MESSAGE: "1",
-      },
-      stdio: "pipe",
+  const schema = readFileSync(join(here, "prisma/schema.prisma"), "utf8");
+  mkdirSync(generatedRoot, { recursive: true });
+  writeFileSync(schemaFile, schema.replace(/output\s*=\s*"[^"]*"/, `output = "./${RUN_ID}"`));
+  execFileSync(process.execPath, [cli, "generate", "--schema", schemaFile], {
+    env: {
+      ...process.env,
+      PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? "/bin/true",
+      CHECKPOINT_DISABLE: "1",
+      PRISMA_HIDE_UPDATE_MESSAGE: "1",
     },
-  );
-  const generated = pathToFileURL(join(here, ".prisma-client/client.ts")).href;
+    stdio: "pipe",
+  });
+  const generated = pathToFileURL(join(clientDir, "client.ts")).href;
   const { PrismaClient } = (await import(/* @vite-ignore */ generated)) as {
     PrismaClient: new (options: unknown) => Client;
   };
   const { PrismaPg } = await import("@prisma/adapter-pg");
-  await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
   await db.query(`CREATE TABLE records_prisma_users (
     id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
   await db.query("CREATE TABLE records_prisma_notes (id serial PRIMARY KEY, body text)");
-  base = new PrismaClient({ adapter: new PrismaPg({ connectionString: PG_URL }) });
+  // Prisma names tables with their schema (public by default) rather than by search_path.
+  const adapter = new PrismaPg({ connectionString: PG_URL }, { schema: PG_SCHEMA });
+  base = new PrismaClient({ adapter });
   prisma = base.$extends(
     prismaEncryption({
       envelope,
@@ -94,6 +106,8 @@ afterAll(async () => {
   await base?.$disconnect();
   await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
   await db.end();
+  rmSync(clientDir, { recursive: true, force: true });
+  rmSync(schemaFile, { force: true });
 });
 
 describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQL)", () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Envelope, type KeyProvider, localAesProvider } from "@envelope/core";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 
 export interface Counted extends KeyProvider {
   readonly calls: { wrap: number; unwrap: number; generateDataKey: number };
@@ -48,7 +49,56 @@ export function envelopeWith(provider: KeyProvider, decrypt: KeyProvider[] = [])
   return new Envelope({ encrypt: provider, decrypt });
 }
 
-export const PG_URL = process.env.RECORDS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const PG_SERVER_URL = process.env.RECORDS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+/**
+ * A name no other test file or test run uses: vitest loads this module afresh for every
+ * test file, and the pid and random part keep other runs' names apart. For what a run
+ * creates in shared places: PG_SCHEMA below, and the Prisma client each run generates.
+ */
+export const RUN_ID = `${process.pid}_${randomBytes(4).toString("hex")}`;
+
+/**
+ * This test file's own PostgreSQL schema. Two test runs on one database (two clones, or
+ * watch mode beside CI) used to drop and fill each other's fixed-name tables; now each file
+ * creates its tables here.
+ */
+export const PG_SCHEMA = `records_${RUN_ID}`;
+
+/**
+ * The test database, with PG_SCHEMA first on every connection's search_path, so unqualified
+ * names (raw SQL, Drizzle, Sequelize, TypeORM, batch-rewrap) create and find tables there.
+ * `public` stays after it for the functions of extensions installed there: TypeORM's uuid
+ * columns default to uuid-ossp's uuid_generate_v4(). Prisma qualifies its table names, so it
+ * is given PG_SCHEMA itself. A file that uses this calls usePgSchema() first.
+ */
+export const PG_URL = withSearchPath(PG_SERVER_URL, `${PG_SCHEMA},public`);
+
+function withSearchPath(url: string, searchPath: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("options", `-c search_path=${searchPath}`);
+  return parsed.href;
+}
+
+async function onServer(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates PG_SCHEMA before this file's tests and drops it, with every table in it, after
+ * them all. Call it at the top of the file, before other hooks: vitest runs beforeAll hooks
+ * in order and afterAll hooks in reverse, so the schema outlives the file's own cleanup.
+ */
+export function usePgSchema(): void {
+  beforeAll(() => onServer(`CREATE SCHEMA ${PG_SCHEMA}`));
+  afterAll(() => onServer(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`));
+}
 
 export function pool(): pg.Pool {
   return new pg.Pool({ connectionString: PG_URL, max: 4 });

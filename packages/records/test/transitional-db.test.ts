@@ -13,7 +13,9 @@ import {
   transitionalRead,
 } from "../src/index.js";
 import { handRolledGcmJson } from "./legacy-values.js";
-import { envelopeWith, PG_URL } from "./support.js";
+import { envelopeWith, PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 const MARIADB_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 

@@ -6,7 +6,9 @@ import { DataSource, EntitySchema } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
-import { envelopeWith, PG_URL } from "./support.js";
+import { envelopeWith, PG_URL, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 class Owner {
   id!: string;

@@ -4,7 +4,16 @@ import { DataSource, EntitySchema, type EntitySubscriberInterface, IsNull, Not }
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
-import { counted, envelopeWith, INDEX_KEY_1, PG_URL, watchedUnwraps } from "./support.js";
+import {
+  counted,
+  envelopeWith,
+  INDEX_KEY_1,
+  PG_URL,
+  usePgSchema,
+  watchedUnwraps,
+} from "./support.js";
+
+usePgSchema();
 
 const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
