@@ -20,7 +20,9 @@ import {
   transitionalRead,
 } from "../src/index.js";
 import { handRolledGcmJson } from "./legacy-values.js";
-import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+usePgSchema();
 
 /**
  * Defects an independent review found by following the README literally: each test fails
@@ -202,7 +204,6 @@ describe("a value that is already sealed is refused (no envelope of an envelope 
       { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) },
     );
     try {
-      await db.query(`DROP TABLE IF EXISTS ${table}`);
       await db.query(
         `CREATE TABLE ${table} (id int PRIMARY KEY, email text, email_idx text, phone text, ssn text)`,
       );
@@ -292,7 +293,6 @@ describe("a blind index column written without its field is refused", () => {
     );
     const repo = encryptedPg(db, c);
     try {
-      await db.query(`DROP TABLE IF EXISTS ${table}`);
       await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, email text, email_idx text)`);
       await repo.insert(table, { id: 1, email: "ann@example.com" });
       const e = await errorOf(repo.update(table, 1, { email_idx: "deadbeef" }));
@@ -366,7 +366,6 @@ describe("errors of open, openMany and list reads name the row (table, column, i
     const c = createRecordCipher(envelopeWith(counted()), { table, encrypted: ["email"] });
     const repo = encryptedPg(db, c);
     try {
-      await db.query(`DROP TABLE IF EXISTS ${table}`);
       await db.query(`CREATE TABLE ${table} (id int PRIMARY KEY, email text)`);
       for (let id = 1; id <= 5; id++) await repo.insert(table, { id, email: `u${id}@x.io` });
       // Row 4's value copied from row 2 (an insider's swap).
