@@ -1,15 +1,10 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
-import {
-  type Args,
-  addIdToSelect,
-  type Delegates,
-  plain,
-  rewriteWhere,
-  withoutFields,
-} from "./prisma-args.js";
+import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
+import { refuseClauses } from "./prisma-clauses.js";
 import { findFiltered, openResult } from "./prisma-read.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
+import { rewriteWhere, type WhereScope } from "./prisma-where.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
 import { sealAll } from "./rows.js";
 
@@ -82,6 +77,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
     );
   }
   const ciphers = new Map<string, RecordCipher>();
+  const anyEncrypted = new Set<string>();
   for (const [model, spec] of Object.entries(options.models)) {
     ciphers.set(
       model,
@@ -96,6 +92,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
         { blindIndex: options.blindIndex, concurrency: options.concurrency },
       ),
     );
+    for (const f of spec.encrypted) anyEncrypted.add(f);
   }
 
   return <C>(client: C): C => {
@@ -116,7 +113,9 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
           async $allOperations({ model, operation, args, query }: QueryHook) {
             const cipher = model ? ciphers.get(model) : undefined;
             if (!cipher || !model) return query(args);
-            return handle(cipher, operation, { ...args }, query, () => delegate(model));
+            return handle({ cipher, anyEncrypted }, operation, { ...args }, query, () =>
+              delegate(model),
+            );
           },
         },
       },
@@ -125,12 +124,13 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
 }
 
 async function handle(
-  cipher: RecordCipher,
+  scope: WhereScope,
   operation: string,
   args: Args,
   query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
 ): Promise<unknown> {
+  const { cipher } = scope;
   const idField = cipher.schema.idField ?? "id";
   const encrypted = cipher.schema.encrypted;
   const touches = (data: unknown) =>
@@ -143,11 +143,10 @@ async function handle(
       { details: { table: cipher.schema.table, operation } },
     );
   }
-  const stripId = addIdToSelect(args, idField, encrypted);
-  let filter: ((row: Row) => boolean) | undefined;
-  if (operation === "findFirst" || operation === "findFirstOrThrow" || operation === "findMany") {
-    filter = rewriteWhere(cipher, args);
-  }
+  // Everything is checked before anything is sealed or sent.
+  refuseClauses(scope, operation, args);
+  const rewritten = rewriteWhere(scope, operation, args);
+  const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 
   switch (operation) {
     case "create":
@@ -164,11 +163,7 @@ async function handle(
     }
     case "update":
       if (touches(args.data)) {
-        return openResult(
-          cipher,
-          await guardedPrismaUpdate(cipher, args, query, delegate),
-          stripId,
-        );
+        return openResult(cipher, await guardedPrismaUpdate(cipher, args, query, delegate), added);
       }
       break;
     case "upsert": {
@@ -185,6 +180,8 @@ async function handle(
     }
   }
 
-  if (filter) return findFiltered(cipher, operation, args, query, delegate, filter, stripId);
-  return openResult(cipher, await query(args), stripId);
+  if (rewritten) {
+    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added);
+  }
+  return openResult(cipher, await query(args), added);
 }
