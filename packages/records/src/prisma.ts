@@ -2,6 +2,7 @@ import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
+import { refuseData } from "./prisma-data.js";
 import { findFiltered, openResult } from "./prisma-read.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
 import { rewriteWhere, type WhereScope } from "./prisma-where.js";
@@ -145,6 +146,7 @@ async function handle(
   }
   // Everything is checked before anything is sealed or sent.
   refuseClauses(scope, operation, args);
+  refuseData(scope, operation, args);
   const rewritten = rewriteWhere(scope, operation, args);
   const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 
