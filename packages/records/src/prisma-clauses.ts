@@ -75,8 +75,11 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
   // Relations read with select / include take their own where, orderBy, cursor…: not
   // rewritten (the extension sees this model's query only), so refused when they name an
   // encrypted field of a configured model.
-  for (const clause of ["select", "include"] as const)
-    nested(scope, operation, args[clause], clause, 0);
+  if (!scope.relationsChecked) {
+    for (const clause of ["select", "include"] as const) {
+      nested(scope, operation, args[clause], clause, 0);
+    }
+  }
 }
 
 function nested(scope: WhereScope, operation: string, node: unknown, path: string, depth: number) {

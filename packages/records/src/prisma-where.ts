@@ -15,6 +15,12 @@ export interface WhereScope {
   cipher: RecordCipher;
   /** Encrypted field names of every configured model: what a relation filter may not name. */
   anyEncrypted: ReadonlySet<string>;
+  /**
+   * Relation filters are checked by model (prisma-relations.ts, from Prisma's runtime data
+   * model); when false, any key of this model's where but its own fields is scanned for
+   * `anyEncrypted` names instead.
+   */
+  relationsChecked?: boolean;
 }
 
 /** A rewritten `where`: the database finds candidates, `test` (over opened rows) decides. */
@@ -116,7 +122,7 @@ function whereNode(walk: Walk, where: unknown, depth: number): Node {
       if (node.exact) kept[key] = value;
       else added.push(node.where);
     } else {
-      refuseNested(walk, key, value, "where");
+      if (!walk.scope.relationsChecked) refuseNested(walk, key, value, "where");
       plain = true;
       kept[key] = value;
     }

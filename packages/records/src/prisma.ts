@@ -4,6 +4,7 @@ import { type Args, type Delegates, plain, selectFor, withoutFields } from "./pr
 import { refuseClauses } from "./prisma-clauses.js";
 import { refuseData } from "./prisma-data.js";
 import { findFiltered, openResult } from "./prisma-read.js";
+import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
 import { rewriteWhere, type WhereScope } from "./prisma-where.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
@@ -79,6 +80,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
   }
   const ciphers = new Map<string, RecordCipher>();
   const anyEncrypted = new Set<string>();
+  const encryptedByModel = new Map<string, ReadonlySet<string>>();
   for (const [model, spec] of Object.entries(options.models)) {
     ciphers.set(
       model,
@@ -94,10 +96,17 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
       ),
     );
     for (const f of spec.encrypted) anyEncrypted.add(f);
+    encryptedByModel.set(model, new Set(spec.encrypted));
   }
 
   return <C>(client: C): C => {
     const base = client as unknown as Delegates;
+    // Without Prisma's runtime data model, relation keys cannot be told from fields: the
+    // where of a configured model is then scanned for encrypted names under any key.
+    const dataModel = dataModelOf(client);
+    const relations: RelationScope | undefined = dataModel
+      ? { dataModel, encrypted: encryptedByModel }
+      : undefined;
     const delegate = (model: string) => {
       const d = base[model.charAt(0).toLowerCase() + model.slice(1)];
       if (!d)
@@ -112,10 +121,16 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
       query: {
         $allModels: {
           async $allOperations({ model, operation, args, query }: QueryHook) {
+            // Relation filters of any model's query that reach an encrypted field.
+            if (relations && model && args) refuseRelations(relations, model, operation, args);
             const cipher = model ? ciphers.get(model) : undefined;
             if (!cipher || !model) return query(args);
-            return handle({ cipher, anyEncrypted }, operation, { ...args }, query, () =>
-              delegate(model),
+            return handle(
+              { cipher, anyEncrypted, relationsChecked: relations !== undefined },
+              operation,
+              { ...args },
+              query,
+              () => delegate(model),
             );
           },
         },

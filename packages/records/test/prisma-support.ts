@@ -39,6 +39,7 @@ export interface Model {
 export interface Client {
   user: Model;
   note: Model;
+  post: Model;
   $extends(ext: unknown): Client;
   $on(event: "query", listener: (e: { query: string; params: string }) => void): void;
   $disconnect(): Promise<void>;
@@ -58,12 +59,32 @@ export function clientFolder(schema: string): string {
  * Generates the client, creates `schema` with the two tables of schema.prisma and returns a
  * client on it whose every SQL statement and bound parameters are appended to `log`.
  */
-export async function prismaOn(db: pg.Pool, schema: string, log: string[]): Promise<Client> {
+export async function prismaOn(
+  db: pg.Pool,
+  schema: string,
+  log: string[],
+  options: { posts?: boolean } = {},
+): Promise<Client> {
   const folder = clientFolder(schema);
   mkdirSync(folder, { recursive: true });
   const source = readFileSync(join(here, "prisma/schema.prisma"), "utf8");
-  const copy = source.replace('output       = "../.prisma-client"', 'output       = "./client"');
+  let copy = source.replace('output       = "../.prisma-client"', 'output       = "./client"');
   if (copy === source) throw new Error("test/prisma/schema.prisma: output line not found");
+  if (options.posts) {
+    // A model with a relation to User (posts.author_id → users.id), to try relation filters.
+    const users = '  @@map("records_prisma_users")';
+    if (!copy.includes(users)) throw new Error("test/prisma/schema.prisma: User's @@map not found");
+    copy = `${copy.replace(users, `  posts     Post[]\n\n${users}`)}
+model Post {
+  id       String  @id
+  title    String?
+  authorId String? @map("author_id")
+  author   User?   @relation(fields: [authorId], references: [id])
+
+  @@map("records_prisma_posts")
+}
+`;
+  }
   writeFileSync(join(folder, "schema.prisma"), copy);
   const cli = join(dirname(require.resolve("prisma/package.json")), "build/index.js");
   execFileSync(process.execPath, [cli, "generate", "--schema", join(folder, "schema.prisma")], {
@@ -85,6 +106,10 @@ export async function prismaOn(db: pg.Pool, schema: string, log: string[]): Prom
   await db.query(`CREATE TABLE ${schema}.records_prisma_users (
     id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
   await db.query(`CREATE TABLE ${schema}.records_prisma_notes (id serial PRIMARY KEY, body text)`);
+  if (options.posts) {
+    await db.query(`CREATE TABLE ${schema}.records_prisma_posts (
+      id text PRIMARY KEY, title text, author_id text REFERENCES ${schema}.records_prisma_users)`);
+  }
   const client = new PrismaClient({
     adapter: new PrismaPg({ connectionString: PG_URL }, { schema }),
     log: [{ emit: "event", level: "query" }],
