@@ -42,6 +42,52 @@ export function refuseRelations(
   const walk = { scope, operation };
   whereOf(walk, model, args.where, false, 0);
   for (const clause of ["select", "include"] as const) readsOf(walk, model, args[clause], 0);
+  for (const clause of ["data", "create", "update"] as const) {
+    for (const data of Array.isArray(args[clause]) ? args[clause] : [args[clause]]) {
+      writesOf(walk, model, data, 0);
+    }
+  }
+}
+
+/** Nested writes that only link rows (their where checked like a relation filter). */
+const LINKS = new Set(["connect", "disconnect", "set", "delete", "deleteMany"]);
+
+/**
+ * Nested writes (`author: { create: { email } }`) of a configured model are not sealed by
+ * the extension, which sees only the top-level model's query: their plaintext would be
+ * stored. Refused; linking rows (connect, disconnect, set, delete*) is allowed, its where
+ * checked like a relation filter. Writes into models that are not configured are walked on,
+ * for relations of theirs that reach a configured one.
+ */
+function writesOf(walk: Walk, model: string, data: unknown, depth: number) {
+  if (depth > MAX_DEPTH || !isObject(data)) return;
+  for (const [key, value] of Object.entries(data)) {
+    const target = relation(walk.scope, model, key);
+    if (target === undefined || !isObject(value)) continue;
+    const configured = walk.scope.encrypted.has(target);
+    for (const [op, arg] of Object.entries(value)) {
+      if (arg === undefined) continue;
+      const list = Array.isArray(arg) ? arg : [arg];
+      if (LINKS.has(op)) {
+        for (const w of list) whereOf(walk, target, w, true, depth + 1);
+      } else if (configured) {
+        throw new ConfigError(
+          "ENVELOPE_BAD_INPUT",
+          `${walk.operation}: the nested write "${key}: { ${op} }" writes model ${target}, whose encrypted fields the extension seals only in ${target}'s own queries. Write the ${target} row with its own create / update (then connect it by id).`,
+          { details: { model: target, operation: walk.operation } },
+        );
+      } else {
+        for (const item of list) {
+          if (!isObject(item)) continue;
+          // create / update data, upsert's create + update, connectOrCreate's create, …
+          whereOf(walk, target, item.where, true, depth + 1);
+          for (const d of [item, item.data, item.create, item.update]) {
+            for (const x of Array.isArray(d) ? d : [d]) writesOf(walk, target, x, depth + 1);
+          }
+        }
+      }
+    }
+  }
 }
 
 interface Walk {

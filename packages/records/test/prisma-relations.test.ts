@@ -103,3 +103,64 @@ describe("Prisma relation filters on encrypted fields", () => {
       expect(sent).not.toContain(secret);
   });
 });
+
+describe("Prisma nested writes into an encrypted model", () => {
+  it.each<[string, () => Promise<unknown>]>([
+    [
+      "create with a nested create",
+      () =>
+        prisma.post.create({
+          data: {
+            id: randomUUID(),
+            author: { create: { id: randomUUID(), email: "eve@example.com" } },
+          },
+        }),
+    ],
+    [
+      "update with a nested update",
+      () =>
+        prisma.post.update({
+          where: { id: post },
+          data: { author: { update: { phone: "555 0199" } } },
+        }),
+    ],
+    [
+      "upsert with connectOrCreate",
+      () =>
+        prisma.post.upsert({
+          where: { id: post },
+          create: { id: post },
+          update: {
+            author: {
+              connectOrCreate: { where: { id: ann }, create: { id: ann, ssn: "123-45-6789" } },
+            },
+          },
+        }),
+    ],
+    [
+      "connect by an encrypted field",
+      () =>
+        prisma.post.update({
+          where: { id: post },
+          data: { author: { connect: { id: ann, email: "ann@example.com" } } },
+        }),
+    ],
+  ])("refused before any SQL: %s", async (_, run) => {
+    const before = log.length;
+    await expect(run()).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_INPUT",
+      message: expect.stringMatching(/model User/),
+    });
+    expect(log.length).toBe(before);
+  });
+
+  it("connect by id goes through, and nothing stored holds plaintext", async () => {
+    const id = randomUUID();
+    await prisma.post.create({ data: { id, title: "T", author: { connect: { id: ann } } } });
+    expect(await prisma.post.findUnique({ where: { id } })).toMatchObject({ authorId: ann });
+    const { rows } = await db.query(`SELECT t::text AS line FROM ${schema}.records_prisma_users t`);
+    for (const secret of ["example.com", "555 01", "123-45-6789"]) {
+      expect(rows.some((r: { line: string }) => r.line.includes(secret))).toBe(false);
+    }
+  });
+});
