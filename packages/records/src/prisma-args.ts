@@ -1,6 +1,3 @@
-import { ConfigError } from "@envelope/core";
-import type { RecordCipher } from "./record-cipher.js";
-
 // Rewriting the arguments of a Prisma query for a model with encrypted fields.
 
 type Row = Record<string, unknown>;
@@ -48,53 +45,29 @@ export function plain(data: Row): Row {
 }
 
 /**
- * Opening needs the id: select it when the caller selected encrypted fields without it,
- * or stop omitting it when encrypted fields are returned (`omit: { id: true }`).
+ * Opening needs the id, and the check of a rewritten `where` the fields it names: select
+ * them when the caller's `select` leaves them out, or stop omitting them (`omit`). Returns
+ * the fields added, to be removed from the results again.
  */
-export function addIdToSelect(
+export function selectFor(
   args: Args,
   idField: string,
   encrypted: readonly string[],
-): string | undefined {
+  checked: readonly string[],
+): string[] {
   const omit = args.omit as Row | undefined;
-  if (omit?.[idField] && !args.select && !encrypted.every((f) => omit[f])) {
-    const { [idField]: _, ...rest } = omit;
-    args.omit = rest;
-    return idField;
+  if (omit && !args.select) {
+    const returned = encrypted.some((f) => !omit[f]) || checked.length > 0;
+    const needed = returned ? [idField, ...checked] : [];
+    const added = needed.filter((f) => omit[f]);
+    if (added.length > 0) args.omit = withoutFields(omit, added);
+    return added;
   }
   const select = args.select;
-  if (!select || select[idField] || !encrypted.some((f) => select[f])) return undefined;
-  args.select = { ...select, [idField]: true };
-  return idField;
-}
-
-/** `where: { email: "x" }` on a blind-indexed field → `where: { email_idx: { in: candidates } }`. */
-export function rewriteWhere(
-  cipher: RecordCipher,
-  args: Args,
-): ((row: Row) => boolean) | undefined {
-  const where = args.where;
-  if (!where) return undefined;
-  const checks: ((row: Row) => boolean)[] = [];
-  const next: Row = { ...where };
-  for (const field of cipher.schema.encrypted) {
-    if (!(field in where)) continue;
-    let value = where[field];
-    if (value && typeof value === "object" && "equals" in value) value = (value as Row).equals;
-    const column = cipher.indexColumn(field);
-    if (typeof value !== "string" || !column) {
-      throw new ConfigError(
-        "ENVELOPE_BAD_INPUT",
-        `where.${field}: encrypted fields can only be matched by equality with a string, and only when they have a blind index.`,
-        { details: { table: cipher.schema.table, field } },
-      );
-    }
-    delete next[field];
-    next[column] = { in: cipher.candidatesFor(field, value) };
-    const expected = value;
-    checks.push((row) => cipher.matches(field, row[field], expected));
-  }
-  if (checks.length === 0) return undefined;
-  args.where = next;
-  return (row) => checks.every((check) => check(row));
+  if (!select) return [];
+  const opened = encrypted.some((f) => select[f]) || checked.length > 0;
+  const added = (opened ? [idField, ...checked] : []).filter((f) => !select[f]);
+  if (added.length > 0)
+    args.select = { ...select, ...Object.fromEntries(added.map((f) => [f, true])) };
+  return added;
 }

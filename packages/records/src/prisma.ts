@@ -1,15 +1,12 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
-import {
-  type Args,
-  addIdToSelect,
-  type Delegates,
-  plain,
-  rewriteWhere,
-  withoutFields,
-} from "./prisma-args.js";
+import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
+import { refuseClauses } from "./prisma-clauses.js";
+import { refuseData } from "./prisma-data.js";
 import { findFiltered, openResult } from "./prisma-read.js";
+import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
+import { rewriteWhere, type WhereScope } from "./prisma-where.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
 import { sealAll } from "./rows.js";
 
@@ -82,6 +79,8 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
     );
   }
   const ciphers = new Map<string, RecordCipher>();
+  const anyEncrypted = new Set<string>();
+  const encryptedByModel = new Map<string, ReadonlySet<string>>();
   for (const [model, spec] of Object.entries(options.models)) {
     ciphers.set(
       model,
@@ -96,10 +95,18 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
         { blindIndex: options.blindIndex, concurrency: options.concurrency },
       ),
     );
+    for (const f of spec.encrypted) anyEncrypted.add(f);
+    encryptedByModel.set(model, new Set(spec.encrypted));
   }
 
   return <C>(client: C): C => {
     const base = client as unknown as Delegates;
+    // Without Prisma's runtime data model, relation keys cannot be told from fields: the
+    // where of a configured model is then scanned for encrypted names under any key.
+    const dataModel = dataModelOf(client);
+    const relations: RelationScope | undefined = dataModel
+      ? { dataModel, encrypted: encryptedByModel }
+      : undefined;
     const delegate = (model: string) => {
       const d = base[model.charAt(0).toLowerCase() + model.slice(1)];
       if (!d)
@@ -114,9 +121,17 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
       query: {
         $allModels: {
           async $allOperations({ model, operation, args, query }: QueryHook) {
+            // Relation filters of any model's query that reach an encrypted field.
+            if (relations && model && args) refuseRelations(relations, model, operation, args);
             const cipher = model ? ciphers.get(model) : undefined;
             if (!cipher || !model) return query(args);
-            return handle(cipher, operation, { ...args }, query, () => delegate(model));
+            return handle(
+              { cipher, anyEncrypted, relationsChecked: relations !== undefined },
+              operation,
+              { ...args },
+              query,
+              () => delegate(model),
+            );
           },
         },
       },
@@ -125,12 +140,13 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
 }
 
 async function handle(
-  cipher: RecordCipher,
+  scope: WhereScope,
   operation: string,
   args: Args,
   query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
 ): Promise<unknown> {
+  const { cipher } = scope;
   const idField = cipher.schema.idField ?? "id";
   const encrypted = cipher.schema.encrypted;
   const touches = (data: unknown) =>
@@ -143,11 +159,11 @@ async function handle(
       { details: { table: cipher.schema.table, operation } },
     );
   }
-  const stripId = addIdToSelect(args, idField, encrypted);
-  let filter: ((row: Row) => boolean) | undefined;
-  if (operation === "findFirst" || operation === "findFirstOrThrow" || operation === "findMany") {
-    filter = rewriteWhere(cipher, args);
-  }
+  // Everything is checked before anything is sealed or sent.
+  refuseClauses(scope, operation, args);
+  refuseData(scope, operation, args);
+  const rewritten = rewriteWhere(scope, operation, args);
+  const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 
   switch (operation) {
     case "create":
@@ -164,11 +180,7 @@ async function handle(
     }
     case "update":
       if (touches(args.data)) {
-        return openResult(
-          cipher,
-          await guardedPrismaUpdate(cipher, args, query, delegate),
-          stripId,
-        );
+        return openResult(cipher, await guardedPrismaUpdate(cipher, args, query, delegate), added);
       }
       break;
     case "upsert": {
@@ -185,6 +197,8 @@ async function handle(
     }
   }
 
-  if (filter) return findFiltered(cipher, operation, args, query, delegate, filter, stripId);
-  return openResult(cipher, await query(args), stripId);
+  if (rewritten) {
+    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added);
+  }
+  return openResult(cipher, await query(args), added);
 }
