@@ -2,7 +2,10 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, prismaEncryption } from "../src/index.js";
 import { type Client, dropAll, prismaOn, type Row, schemaName } from "./prisma-support.js";
-import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+// Its tables are in the schema prismaOn makes; this keeps anything else off public.
+usePgSchema();
 
 // Relation filters reach the encrypted User through another model's query (Post is not
 // configured) or through a relation read: the extension cannot rewrite them, so one naming

@@ -2,7 +2,10 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, prismaEncryption } from "../src/index.js";
 import { type Client, dropAll, prismaOn, type Row, schemaName } from "./prisma-support.js";
-import { counted, envelopeWith, INDEX_KEY_1, pool } from "./support.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+// Its tables are in the schema prismaOn makes; this keeps anything else off public.
+usePgSchema();
 
 // Writes the extension must refuse before any SQL: a change of the id (every encrypted
 // value is bound to it, so the row would never open again) and a blind index column set
