@@ -210,7 +210,9 @@ describe.each(DATABASES)("batched writes on $name", ({ url }) => {
 
   it("two batches are read and in the KMS slots ahead of the one committing", async () => {
     const { table, prefix } = names("readahead");
-    const kms = new SimKms({ latencyMs: 5 });
+    // 20 ms a wrap: a batch's reads ahead have ~140 ms to land before it commits, even
+    // with the database slow (at 5 ms, 3 of 8 commits saw them in a loaded full run).
+    const kms = new SimKms({ latencyMs: 20 });
     await seedTable(db, table, 400, kms.key("old", { latency: false }));
     let read = 0; // batch reads that returned rows
     let commits = 0;
