@@ -250,7 +250,10 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       return openOne(row, field, idOf(row, "openField"));
     },
 
-    async update(row, changes) {
+    async update(row, given) {
+      // `undefined` means "leave it as it is" (as in Prisma, Drizzle and Sequelize), not
+      // NULL: such a change is dropped here, or it would erase the stored value and index.
+      const changes = definedOnly(given);
       const id = idOf(row, "update");
       if (idField in changes && String(changes[idField]) !== id) {
         throw new ConfigError(
@@ -368,4 +371,11 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     value: () => `RecordCipher { table: '${s.table}', encrypted: [${s.encrypted.join(", ")}] }`,
   });
   return Object.freeze(cipher);
+}
+
+/** `changes` without its keys whose value is `undefined`. */
+function definedOnly<T extends Record<string, unknown>>(changes: T): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(changes)) if (v !== undefined) out[k] = v;
+  return out as Partial<T>;
 }

@@ -128,6 +128,8 @@ export interface RecordCipher<F extends string = string, O extends "text" | "bin
    *
    * Refused (`ENVELOPE_BAD_INPUT`): a change of the id, a blind index column without its
    * field (the cipher computes indexes), a value that is already an Envelope value.
+   * A change whose value is `undefined` is no change (the field is left as it is); `null`
+   * clears the field and its blind index.
    */
   update<T extends Record<string, unknown>>(
     row: Record<string, unknown>,

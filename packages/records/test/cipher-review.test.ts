@@ -305,6 +305,48 @@ describe("a blind index column written without its field is refused", () => {
   });
 });
 
+describe("a change whose value is undefined leaves the field as it is (found by the review of the above)", () => {
+  const schema = {
+    table: "records_review_undef",
+    encrypted: ["email", "phone"],
+    blindIndexes: { email: { normalize: "email" } },
+  } as const;
+  const options = { blindIndex: createBlindIndexer({ keys: INDEX_KEY_1 }) };
+
+  it("cipher.update(row, { email: undefined, name }) returns no email or email_idx to write", async () => {
+    const c = createRecordCipher(envelopeWith(counted()), schema, options);
+    const row = await c.seal({ id: 1, email: "ann@example.com", phone: "+1 555 0100", name: "A" });
+    const out = await c.update(row, { email: undefined, phone: undefined, name: "Ann" });
+    expect(out).toEqual({ name: "Ann" });
+    // null still clears the field and its index.
+    expect(await c.update(row, { email: null })).toEqual({ email: null, email_idx: null });
+  });
+
+  it("encryptedPg.update(table, id, { email: undefined, … }) keeps the stored email findable", async () => {
+    const db = pool();
+    const table = `records_review_undef_${process.pid}`;
+    const c = createRecordCipher(envelopeWith(counted()), { ...schema, table }, options);
+    const repo = encryptedPg(db, c);
+    try {
+      await db.query(
+        `CREATE TABLE ${table} (id int PRIMARY KEY, email text, email_idx text, phone text, name text)`,
+      );
+      await repo.insert(table, {
+        id: 1,
+        email: "ann@example.com",
+        phone: "+1 555 0100",
+        name: "A",
+      });
+      const after = await repo.update(table, 1, { email: undefined, name: "Ann" });
+      expect(after).toMatchObject({ email: "ann@example.com", phone: "+1 555 0100", name: "Ann" });
+      expect(await repo.findByBlindIndex(table, "email", "ann@example.com")).toHaveLength(1);
+    } finally {
+      await db.query(`DROP TABLE IF EXISTS ${table}`);
+      await db.end();
+    }
+  });
+});
+
 describe("errors of open, openMany and list reads name the row (table, column, id), never a value", () => {
   const people = { table: "records_review", encrypted: ["email", "ssn"] } as const;
 
