@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EXIT_CODES } from "@envelope/cli";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,6 +59,16 @@ describe("a pglite:// folder that does not exist", () => {
     expect(existsSync(typo)).toBe(false);
     expect(readFileSync(join(cwd, "envelope.config.json"), "utf8")).toBe(config);
     expect(readdirSync(join(cwd, "keys"))).toEqual(keys);
+  });
+
+  it("an existing folder that holds no PGlite database is refused too, and left empty", async () => {
+    const empty = join(cwd, "empty");
+    mkdirSync(empty);
+    const run = await cli(["status", ...where, "--db", `pglite://${empty}`], { cwd });
+    expect(run.code, run.stderr).toBe(EXIT_CODES.USAGE);
+    expect(run.stderr).toContain(`No PGlite database at ${empty}`);
+    expect(run.stderr).toContain("holds no PGlite database");
+    expect(readdirSync(empty)).toEqual([]);
   });
 
   it("a relative folder is the working directory's, for seed-demo (which creates it) and the others", {

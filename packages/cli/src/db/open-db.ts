@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
 import { ConfigError, EnvelopeError } from "@envelope/core";
 import type { CliContext } from "../command-context.js";
@@ -66,7 +66,8 @@ export async function openDb(
 
 /**
  * A `pglite://<dir>` URL with its folder resolved against the CLI's working directory (as
- * every other path it takes); refused when the folder does not exist, unless `create`.
+ * every other path it takes); refused when the folder does not exist or holds no PGlite
+ * database (PGlite would make one in an empty folder), unless `create`.
  * Other URLs, and `pglite://memory`, are returned as they are.
  */
 function pgliteFolder(ctx: CliContext, url: string, create: boolean): string {
@@ -74,10 +75,17 @@ function pgliteFolder(ctx: CliContext, url: string, create: boolean): string {
   const path = url.slice("pglite://".length);
   if (path === "memory" || path === "") return url;
   const dir = resolve(ctx.io.cwd, path);
-  if (!create && !existsSync(dir))
+  if (create) return `pglite://${dir}`;
+  // PGlite keeps PostgreSQL's data directory there: PG_VERSION is its first file.
+  const missing = !existsSync(dir)
+    ? "the folder does not exist"
+    : !existsSync(join(dir, "PG_VERSION"))
+      ? "the folder holds no PGlite database (no PG_VERSION file)"
+      : undefined;
+  if (missing)
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `No PGlite database at ${shown(dir)} (--db / ENVELOPE_DB_URL ${shown(url)}): the folder does not exist. Check the path (a relative one is from the current directory), or create a demo database there with envelope seed-demo --db ${shown(url)}. Nothing was created.`,
+      `No PGlite database at ${shown(dir)} (--db / ENVELOPE_DB_URL ${shown(url)}): ${missing}. Check the path (a relative one is from the current directory), or create a demo database there with envelope seed-demo --db ${shown(url)}. Nothing was created.`,
       { details: { field: "db", path: dir } },
     );
   return `pglite://${dir}`;
