@@ -100,6 +100,10 @@ function relation(scope: RelationScope, model: string, key: string): string | un
   return field?.kind === "object" ? field.type : undefined;
 }
 
+function isField(scope: RelationScope, model: string, key: string): boolean {
+  return scope.dataModel.models[model]?.fields.some((f) => f.name === key) ?? true;
+}
+
 function whereOf(walk: Walk, model: string, where: unknown, related: boolean, depth: number) {
   if (depth > MAX_DEPTH || !isObject(where)) return;
   const own = related ? walk.scope.encrypted.get(model) : undefined;
@@ -122,6 +126,10 @@ function whereOf(walk: Walk, model: string, where: unknown, related: boolean, de
       for (const w of filters) whereOf(walk, target, w, true, depth + 1);
     } else if (own?.has(key) && !nullCheck(value)) {
       throw refused(walk, model, key, "a relation filter");
+    } else if (own && isObject(value) && !isField(walk.scope, model, key)) {
+      // A compound unique input (`connect: { name_email: { name, email } }`).
+      const hit = Object.keys(value).find((k) => own.has(k));
+      if (hit !== undefined) throw refused(walk, model, hit, `the compound unique key "${key}"`);
     }
   }
 }

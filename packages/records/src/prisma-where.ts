@@ -21,6 +21,12 @@ export interface WhereScope {
    * `anyEncrypted` names instead.
    */
   relationsChecked?: boolean;
+  /**
+   * The model's field names (scalars and relations) from Prisma's runtime data model. Any
+   * other key of a `where` (but AND / OR / NOT) is a compound unique input
+   * (`name_email: { name, email }`), whose parts the database compares as they are sent.
+   */
+  modelFields?: ReadonlySet<string>;
 }
 
 /** A rewritten `where`: the database finds candidates, `test` (over opened rows) decides. */
@@ -122,6 +128,7 @@ function whereNode(walk: Walk, where: unknown, depth: number): Node {
       if (node.exact) kept[key] = value;
       else added.push(node.where);
     } else {
+      refuseCompound(walk, key, value);
       if (!walk.scope.relationsChecked) refuseNested(walk, key, value, "where");
       plain = true;
       kept[key] = value;
@@ -245,6 +252,25 @@ function equality(walk: Walk, field: string, values: string[]): Node {
   const candidates = [...new Set(values.flatMap((v) => cipher.candidatesFor(field, v)))];
   const ev: Test = (row) => values.some((v) => cipher.matches(field, row[field], v));
   return { where: { [column]: { in: candidates } }, exact: false, test: ev, ev };
+}
+
+/**
+ * A compound unique input (`@@unique([name, email])` → `name_email: { name, email }`) is
+ * not a field of the model: its parts are compared in SQL as sent, so one naming an
+ * encrypted field would send its plaintext and match nothing. Refused (without a data
+ * model, refuseNested catches it: it scans every other key for encrypted names).
+ */
+function refuseCompound(walk: Walk, key: string, value: unknown) {
+  const fields = walk.scope.modelFields;
+  if (!fields || fields.has(key) || !isPlainObject(value)) return;
+  const field = walk.scope.cipher.schema.encrypted.find((f) => f in value);
+  if (field === undefined) return;
+  throw bad(
+    walk.scope,
+    field,
+    walk.operation,
+    `where: the compound unique key "${key}" includes the encrypted field "${field}", whose column holds ciphertext, so the database cannot match it. Use the id or another unique key of plain fields, or find the row first (findFirst({ where: { ${field}, ... } })) and use its id.`,
+  );
 }
 
 function refuseOperator(walk: Walk, field: string, what: string): never {

@@ -125,8 +125,14 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
             if (relations && model && args) refuseRelations(relations, model, operation, args);
             const cipher = model ? ciphers.get(model) : undefined;
             if (!cipher || !model) return query(args);
+            const fields = dataModel?.models[model]?.fields.map((f) => f.name);
             return handle(
-              { cipher, anyEncrypted, relationsChecked: relations !== undefined },
+              {
+                cipher,
+                anyEncrypted,
+                relationsChecked: relations !== undefined,
+                modelFields: fields ? new Set(fields) : undefined,
+              },
               operation,
               { ...args },
               query,

