@@ -41,7 +41,9 @@ interface QueryHook {
   model?: string;
   operation: string;
   args: Args;
-  query: (args: Args) => Promise<unknown>;
+  query: (args: Args, params?: Row) => Promise<unknown>;
+  /** Prisma's request of this query; its `transaction` is the caller's, if any. */
+  __internalParams?: Row & { transaction?: { kind?: unknown } };
 }
 /** What `$extends` accepts in the callback form (`Prisma.defineExtension`). */
 interface ExtensibleClient {
@@ -116,11 +118,42 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
         );
       return d;
     };
+    /**
+     * The extension's own reads (the row an update changes, findFirst's candidates) must
+     * see what the caller's interactive transaction wrote: they are sent as the next step
+     * of this query's chain (past this extension, so rows come back sealed) with this
+     * request's parameters, transaction included, and only the operation changed. Outside
+     * an interactive transaction, reads go through the base client as before; so do they in
+     * a batch transaction (`$transaction([...])`), which runs its queries in order once they
+     * are all built, so a read cannot join it.
+     */
+    const reader = (
+      model: string,
+      query: QueryHook["query"],
+      params: QueryHook["__internalParams"],
+    ): Delegates[string] => {
+      const tx = params?.transaction?.kind;
+      if (!params || tx === undefined || tx === "batch") return delegate(model);
+      const read = (action: string) => (a: Row) =>
+        query(a, {
+          ...params,
+          action,
+          args: a,
+          clientMethod: `${model.charAt(0).toLowerCase()}${model.slice(1)}.${action}`,
+          dataPath: [],
+          unpacker: undefined,
+          argsMapper: undefined,
+        });
+      return {
+        findUnique: read("findUnique") as Delegates[string]["findUnique"],
+        findMany: read("findMany") as Delegates[string]["findMany"],
+      };
+    };
     return (client as unknown as ExtensibleClient).$extends({
       name: "@envelope/records",
       query: {
         $allModels: {
-          async $allOperations({ model, operation, args, query }: QueryHook) {
+          async $allOperations({ model, operation, args, query, __internalParams }: QueryHook) {
             // Relation filters of any model's query that reach an encrypted field.
             if (relations && model && args) refuseRelations(relations, model, operation, args);
             const cipher = model ? ciphers.get(model) : undefined;
@@ -136,7 +169,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
               operation,
               { ...args },
               query,
-              () => delegate(model),
+              () => reader(model, query, __internalParams),
             );
           },
         },

@@ -79,6 +79,39 @@ describe("Prisma extension: review findings", () => {
     expect(await prisma.user.count({ where: { name: "Ann" } })).toBe(1);
   });
 
+  it("the extension's own reads run inside the caller's interactive transaction", async () => {
+    const id = randomUUID();
+    const found = await transaction(async (tx) => {
+      await tx.user.create({ data: { id, name: "Tx", email: "tx@example.com" } });
+      const first = await tx.user.findFirst({ where: { email: "tx@example.com" } });
+      const updated = await tx.user.update({
+        where: { id },
+        data: { email: "tx2@example.com" },
+      });
+      const upserted = await tx.user.upsert({
+        where: { id },
+        create: { id, name: "never" },
+        update: { email: "tx3@example.com", name: "Tx3" },
+      });
+      return { first, updated, upserted };
+    });
+    expect(found).toEqual({
+      first: expect.objectContaining({ id, email: "tx@example.com" }),
+      updated: expect.objectContaining({ id, email: "tx2@example.com" }),
+      upserted: expect.objectContaining({ id, email: "tx3@example.com", name: "Tx3" }),
+    });
+    expect(await prisma.user.findUnique({ where: { id } })).toMatchObject({
+      email: "tx3@example.com",
+      name: "Tx3",
+    });
+    expect(await prisma.user.findFirst({ where: { email: "TX3@example.com" } })).toMatchObject({
+      id,
+    });
+    // Outside a transaction (reads through the base client).
+    await prisma.user.update({ where: { id }, data: { email: "tx4@example.com" } });
+    expect((await prisma.user.findFirst({ where: { email: "tx4@example.com" } }))?.id).toBe(id);
+  });
+
   it("no plaintext of an encrypted field reached the database", () => {
     expect(log.length).toBeGreaterThan(0);
     const sent = log.join("\n").toLowerCase();
