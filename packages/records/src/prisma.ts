@@ -2,7 +2,7 @@ import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
-import { refuseData } from "./prisma-data.js";
+import { refuseData, withoutGivenIndexes } from "./prisma-data.js";
 import { findFiltered, openResult } from "./prisma-read.js";
 import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
@@ -201,6 +201,7 @@ async function handle(
   // Everything is checked before anything is sealed or sent.
   refuseClauses(scope, operation, args);
   refuseData(scope, operation, args);
+  withoutGivenIndexes(scope, operation, args);
   const rewritten = rewriteWhere(scope, operation, args);
   const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 

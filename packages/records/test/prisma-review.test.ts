@@ -112,6 +112,36 @@ describe("Prisma extension: review findings", () => {
     expect((await prisma.user.findFirst({ where: { email: "tx4@example.com" } }))?.id).toBe(id);
   });
 
+  it("read-modify-write: a row read and written back with its blind index is accepted, the index recomputed", async () => {
+    const id = randomUUID();
+    await prisma.user.create({ data: { id, name: "A", email: "rmw@example.com" } });
+    const u = (await prisma.user.findUnique({ where: { id } }))!;
+    expect(u.email_idx).toEqual(expect.any(String));
+    expect(await prisma.user.update({ where: { id }, data: { ...u, name: "B" } })).toMatchObject({
+      id,
+      name: "B",
+      email: "rmw@example.com",
+    });
+    const copy = randomUUID();
+    await prisma.user.create({ data: { ...u, id: copy } });
+    await prisma.user.createMany({ data: [{ ...u, id: randomUUID(), name: "C" }] });
+    // A forged index beside its field is replaced by the computed one.
+    await prisma.user.update({
+      where: { id: copy },
+      data: { email: "rmw@example.com", email_idx: { set: "deadbeef" }, name: "D" },
+    });
+    const stored = await db.query(
+      `SELECT email_idx FROM ${schema}.records_prisma_users WHERE id = $1 OR id = $2`,
+      [id, copy],
+    );
+    expect(stored.rows.map((r) => r.email_idx)).toEqual([u.email_idx, u.email_idx]);
+    expect(
+      (await prisma.user.findMany({ where: { email: "rmw@example.com" } }))
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(["B", "C", "D"]);
+  });
+
   it("no plaintext of an encrypted field reached the database", () => {
     expect(log.length).toBeGreaterThan(0);
     const sent = log.join("\n").toLowerCase();
