@@ -1,3 +1,4 @@
+import { checkDepth } from "./prisma-args.js";
 import { bad, keyIn, refuseNested, type WhereScope } from "./prisma-where.js";
 
 // Clauses other than `where` that would make the database sort, group, page or aggregate by
@@ -20,7 +21,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
     );
   };
 
-  const order = keyIn(args.orderBy, scope.anyEncrypted, 0);
+  const order = keyIn(operation, args.orderBy, scope.anyEncrypted, 0);
   if (order !== undefined) {
     refuse(
       order,
@@ -36,7 +37,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
       "compare random bytes (every value differs). Deduplicate the opened rows in the application",
     );
   }
-  const cursor = keyIn(args.cursor, own, 0);
+  const cursor = keyIn(operation, args.cursor, own, 0);
   if (cursor !== undefined) {
     refuse(
       cursor,
@@ -53,7 +54,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
         "group by random bytes (each row its own group, and nothing could be opened without the id). Group the opened rows in the application, or group by the blind index field",
       );
     }
-    const having = keyIn(args.having, scope.anyEncrypted, 0);
+    const having = keyIn(operation, args.having, scope.anyEncrypted, 0);
     if (having !== undefined) {
       refuse(
         having,
@@ -63,7 +64,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
     }
   }
   for (const clause of AGGREGATES) {
-    const hit = keyIn(args[clause], own, 0);
+    const hit = keyIn(operation, args[clause], own, 0);
     if (hit !== undefined) {
       refuse(
         hit,
@@ -83,7 +84,8 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
 }
 
 function nested(scope: WhereScope, operation: string, node: unknown, path: string, depth: number) {
-  if (depth > 32 || typeof node !== "object" || node === null) return;
+  checkDepth(depth, operation, path);
+  if (typeof node !== "object" || node === null) return;
   for (const [key, value] of Object.entries(node)) {
     if (NESTED.has(key)) {
       refuseNested({ scope, operation }, path, value, key);

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { checkDepth } from "./prisma-args.js";
 
 // Relation filters reach an encrypted model through another model's query (`post.findMany(
 // { where: { author: { email } } })`), which the extension does not rewrite: the database
@@ -19,7 +20,6 @@ export interface RelationScope {
 }
 
 const LIST_FILTERS = new Set(["some", "every", "none", "is", "isNot"]);
-const MAX_DEPTH = 32;
 
 /** Prisma's runtime data model of a client, when it has one of the expected shape. */
 export function dataModelOf(client: unknown): DataModel | undefined {
@@ -60,7 +60,8 @@ const LINKS = new Set(["connect", "disconnect", "set", "delete", "deleteMany"]);
  * for relations of theirs that reach a configured one.
  */
 function writesOf(walk: Walk, model: string, data: unknown, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(data)) return;
+  checkDepth(depth, walk.operation, "a nested write");
+  if (!isObject(data)) return;
   for (const [key, value] of Object.entries(data)) {
     const target = relation(walk.scope, model, key);
     if (target === undefined || !isObject(value)) continue;
@@ -105,7 +106,8 @@ function isField(scope: RelationScope, model: string, key: string): boolean {
 }
 
 function whereOf(walk: Walk, model: string, where: unknown, related: boolean, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(where)) return;
+  checkDepth(depth, walk.operation, "where");
+  if (!isObject(where)) return;
   const own = related ? walk.scope.encrypted.get(model) : undefined;
   for (const [key, value] of Object.entries(where)) {
     if (value === undefined) continue;
@@ -135,7 +137,8 @@ function whereOf(walk: Walk, model: string, where: unknown, related: boolean, de
 }
 
 function readsOf(walk: Walk, model: string, reads: unknown, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(reads)) return;
+  checkDepth(depth, walk.operation, "select / include");
+  if (!isObject(reads)) return;
   for (const [key, value] of Object.entries(reads)) {
     if (key === "_count" && isObject(value)) {
       readsOf(walk, model, value.select, depth + 1);
@@ -147,7 +150,7 @@ function readsOf(walk: Walk, model: string, reads: unknown, depth: number) {
     if (own) {
       whereOf(walk, target, value.where, true, depth + 1);
       for (const clause of ["orderBy", "cursor", "distinct"] as const) {
-        const hit = namesIn(value[clause], own, 0);
+        const hit = namesIn(walk, value[clause], own, 0);
         if (hit !== undefined) throw refused(walk, target, hit, `a relation's ${clause}`);
       }
     } else {
@@ -176,13 +179,18 @@ function nullCheck(value: unknown): boolean {
 }
 
 /** A key (any depth) or string (in a list or alone) of `node` in `names`. */
-function namesIn(node: unknown, names: ReadonlySet<string>, depth: number): string | undefined {
-  if (depth > MAX_DEPTH) return undefined;
+function namesIn(
+  walk: Walk,
+  node: unknown,
+  names: ReadonlySet<string>,
+  depth: number,
+): string | undefined {
+  checkDepth(depth, walk.operation, "a relation's orderBy / cursor / distinct");
   if (typeof node === "string") return names.has(node) ? node : undefined;
   if (typeof node !== "object" || node === null) return undefined;
   for (const [key, value] of Object.entries(node)) {
     if (!Array.isArray(node) && names.has(key)) return key;
-    const hit = namesIn(value, names, depth + 1);
+    const hit = namesIn(walk, value, names, depth + 1);
     if (hit !== undefined) return hit;
   }
   return undefined;

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { checkDepth } from "./prisma-args.js";
 import type { RecordCipher } from "./record-cipher.js";
 
 // `where` of a Prisma query on a model with encrypted fields. The column holds ciphertext,
@@ -45,7 +46,6 @@ const CHECKED = new Set([
   "findUniqueOrThrow",
 ]);
 const SINGLE = new Set(["update", "delete", "upsert"]);
-const MAX_DEPTH = 64;
 
 interface Node {
   /** What is sent: the input object itself when `exact`. */
@@ -94,9 +94,7 @@ export function rewriteWhere(
 }
 
 function whereNode(walk: Walk, where: unknown, depth: number): Node {
-  if (depth > MAX_DEPTH) {
-    throw bad(walk.scope, undefined, walk.operation, "where is nested too deeply.");
-  }
+  checkDepth(depth, walk.operation, "where");
   if (!isPlainObject(where)) return { where, exact: true };
   const { cipher } = walk.scope;
   const kept: Row = {};
@@ -293,7 +291,7 @@ export function refuseNested(
   value: unknown,
   clause: string,
 ) {
-  const hit = keyIn(value, walk.scope.anyEncrypted, 0);
+  const hit = keyIn(walk.operation, value, walk.scope.anyEncrypted, 0);
   if (hit === undefined) return;
   throw bad(
     walk.scope,
@@ -305,18 +303,20 @@ export function refuseNested(
 
 /** The first key of `node` (at any depth) in `names`, or a string of a `fields` list. */
 export function keyIn(
+  operation: string,
   node: unknown,
   names: ReadonlySet<string>,
   depth: number,
 ): string | undefined {
-  if (depth > MAX_DEPTH || typeof node !== "object" || node === null) return undefined;
+  checkDepth(depth, operation, "a clause");
+  if (typeof node !== "object" || node === null) return undefined;
   for (const [key, value] of Object.entries(node)) {
     if (names.has(key)) return key;
     if (key === "fields" && Array.isArray(value)) {
       const hit = value.find((v) => typeof v === "string" && names.has(v));
       if (hit !== undefined) return hit as string;
     }
-    const hit = keyIn(value, names, depth + 1);
+    const hit = keyIn(operation, value, names, depth + 1);
     if (hit !== undefined) return hit;
   }
   return undefined;

@@ -142,6 +142,32 @@ describe("Prisma extension: review findings", () => {
     ).toEqual(["B", "C", "D"]);
   });
 
+  it("deep nesting: a relation filter under 34 ANDs is still refused, past the limit any query is", async () => {
+    const nest = (w: Row, times: number) => {
+      let out = w;
+      for (let i = 0; i < times; i++) out = { AND: [out] };
+      return out;
+    };
+    const relation = { author: { email: "deep@example.com" } };
+    let deepRead: Row = { posts: { where: { title: "t" } } };
+    for (let i = 0; i < 70; i++)
+      deepRead = { posts: { include: { author: { include: deepRead } } } };
+    const before = log.length;
+    await expect(prisma.post.findMany({ where: nest(relation, 34) })).rejects.toEqual(
+      badInput(/"email" of model User/),
+    );
+    for (const where of [nest(relation, 70), nest({ title: "t" }, 70)]) {
+      await expect(prisma.post.findMany({ where })).rejects.toEqual(badInput(/nested more than/));
+    }
+    await expect(prisma.user.findMany({ where: nest({ name: "t" }, 70) })).rejects.toEqual(
+      badInput(/nested more than/),
+    );
+    await expect(prisma.user.findMany({ include: deepRead })).rejects.toEqual(
+      badInput(/nested more than/),
+    );
+    expect(log.length).toBe(before);
+  });
+
   it("no plaintext of an encrypted field reached the database", () => {
     expect(log.length).toBeGreaterThan(0);
     const sent = log.join("\n").toLowerCase();
