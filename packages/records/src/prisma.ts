@@ -3,7 +3,7 @@ import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
 import { refuseData, withoutGivenIndexes } from "./prisma-data.js";
-import { findFiltered, openResult } from "./prisma-read.js";
+import { findFiltered, openResult, pageInMemory } from "./prisma-read.js";
 import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
 import { rewriteWhere, type WhereScope } from "./prisma-where.js";
@@ -203,6 +203,7 @@ async function handle(
   refuseData(scope, operation, args);
   withoutGivenIndexes(scope, operation, args);
   const rewritten = rewriteWhere(scope, operation, args);
+  const page = rewritten ? pageInMemory(scope, operation, args, rewritten.fields[0]) : undefined;
   const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 
   switch (operation) {
@@ -238,7 +239,7 @@ async function handle(
   }
 
   if (rewritten) {
-    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added);
+    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added, page);
   }
   return openResult(cipher, await query(args), added);
 }

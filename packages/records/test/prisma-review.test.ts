@@ -168,6 +168,38 @@ describe("Prisma extension: review findings", () => {
     expect(log.length).toBe(before);
   });
 
+  it("a planted row with a copied blind index cannot hide the real match from take, skip or distinct", async () => {
+    const victim = randomUUID();
+    const planted = randomUUID();
+    const later = randomUUID();
+    await prisma.user.create({
+      data: { id: `b-${victim}`, name: "V", email: "victim@example.com" },
+    });
+    await prisma.user.create({
+      data: { id: `c-${later}`, name: "W", email: "victim@example.com" },
+    });
+    const { email_idx } = (await base.user.findUnique({ where: { id: `b-${victim}` } }))!;
+    // A database writer copies the victim's index into a row of its own that sorts first.
+    await base.user.create({ data: { id: `a-${planted}`, name: "V", email_idx } });
+    const where = { email: "victim@example.com" };
+    const orderBy = { id: "asc" };
+    const ids = (rows: Row[]) => rows.map((r) => r.id);
+    expect(ids(await prisma.user.findMany({ where, orderBy, take: 1 }))).toEqual([`b-${victim}`]);
+    expect(ids(await prisma.user.findMany({ where, orderBy, skip: 1 }))).toEqual([`c-${later}`]);
+    expect(ids(await prisma.user.findMany({ where, orderBy, skip: 1, take: 5 }))).toEqual([
+      `c-${later}`,
+    ]);
+    expect((await prisma.user.findFirst({ where, orderBy, skip: 1 }))?.id).toBe(`c-${later}`);
+    const before = log.length;
+    await expect(prisma.user.findMany({ where, orderBy, distinct: ["name"] })).rejects.toEqual(
+      badInput(/distinct/),
+    );
+    await expect(prisma.user.findMany({ where, orderBy, take: -1 })).rejects.toEqual(
+      badInput(/take/),
+    );
+    expect(log.length).toBe(before);
+  });
+
   it("no plaintext of an encrypted field reached the database", () => {
     expect(log.length).toBeGreaterThan(0);
     const sent = log.join("\n").toLowerCase();
