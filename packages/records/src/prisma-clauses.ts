@@ -21,7 +21,12 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
     );
   };
 
-  const order = keyIn(operation, args.orderBy, scope.anyEncrypted, 0);
+  // With Prisma's data model, orderBy is resolved model by model in refuseRelations; without
+  // it, relation keys cannot be told from fields, so any configured model's encrypted name
+  // under any key is refused.
+  const order = scope.relationsChecked
+    ? undefined
+    : keyIn(operation, args.orderBy, scope.anyEncrypted, 0);
   if (order !== undefined) {
     refuse(
       order,
@@ -54,7 +59,14 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
         "group by random bytes (each row its own group, and nothing could be opened without the id). Group the opened rows in the application, or group by the blind index field",
       );
     }
-    const having = keyIn(operation, args.having, scope.anyEncrypted, 0);
+    // having filters this model's own fields (aggregates of them): the union of every
+    // model's encrypted names is only the fallback without a data model.
+    const having = keyIn(
+      operation,
+      args.having,
+      scope.relationsChecked ? own : scope.anyEncrypted,
+      0,
+    );
     if (having !== undefined) {
       refuse(
         having,

@@ -41,6 +41,7 @@ export function refuseRelations(
 ): void {
   const walk = { scope, operation };
   whereOf(walk, model, args.where, false, 0);
+  orderByOf(walk, model, args.orderBy, 0);
   for (const clause of ["select", "include"] as const) readsOf(walk, model, args[clause], 0);
   for (const clause of ["data", "create", "update"] as const) {
     for (const data of Array.isArray(args[clause]) ? args[clause] : [args[clause]]) {
@@ -134,6 +135,41 @@ function whereOf(walk: Walk, model: string, where: unknown, related: boolean, de
       if (hit !== undefined) throw refused(walk, model, hit, `the compound unique key "${key}"`);
     }
   }
+}
+
+/**
+ * `orderBy`, resolved field by field on the model it names: the queried model's own
+ * encrypted fields, and those of any model reached through a relation (`orderBy: { author:
+ * { email: "asc" } }`, from the query of any model), would sort by ciphertext.
+ */
+function orderByOf(walk: Walk, model: string, orderBy: unknown, depth: number) {
+  checkDepth(depth, walk.operation, "orderBy");
+  if (Array.isArray(orderBy)) {
+    for (const item of orderBy) orderByOf(walk, model, item, depth + 1);
+    return;
+  }
+  if (!isObject(orderBy)) return;
+  const own = walk.scope.encrypted.get(model);
+  for (const [key, value] of Object.entries(orderBy)) {
+    if (value === undefined) continue;
+    const target = relation(walk.scope, model, key);
+    if (target !== undefined) {
+      orderByOf(walk, target, value, depth + 1);
+    } else if (own?.has(key)) {
+      throw unsorted(walk, model, key);
+    } else if (key === "_relevance" && own && isObject(value)) {
+      const hit = namesIn(walk, value.fields, own, depth + 1);
+      if (hit !== undefined) throw unsorted(walk, model, hit);
+    }
+  }
+}
+
+function unsorted(walk: Walk, model: string, field: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `${walk.operation}: orderBy on the encrypted field "${field}" of model ${model}: the column holds ciphertext, so the database would sort by random bytes. Sort the opened rows in the application, or by plain fields.`,
+    { details: { model, field, operation: walk.operation } },
+  );
 }
 
 function readsOf(walk: Walk, model: string, reads: unknown, depth: number) {

@@ -15,6 +15,7 @@ const db = pool();
 const schema = schemaName("prisma_review");
 const log: string[] = [];
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+const envelope = envelopeWith(counted());
 let base: Client;
 let prisma: Client;
 const SECRETS = ["example.com"];
@@ -29,7 +30,7 @@ beforeAll(async () => {
   base = await prismaOn(db, schema, log, { posts: true, nameEmailUnique: true });
   prisma = base.$extends(
     prismaEncryption({
-      envelope: envelopeWith(counted()),
+      envelope,
       blindIndex,
       models: {
         User: {
@@ -198,6 +199,48 @@ describe("Prisma extension: review findings", () => {
       badInput(/take/),
     );
     expect(log.length).toBe(before);
+  });
+
+  it("orderBy and having resolve encrypted fields model by model (a plain field named like another model's encrypted one)", async () => {
+    // Note's "name" is encrypted; User's is plain.
+    const both = base.$extends(
+      prismaEncryption({
+        envelope,
+        blindIndex,
+        models: {
+          User: { table: "records_prisma_users", encrypted: ["email", "phone"] },
+          Note: { encrypted: ["body", "name"] },
+        },
+      }),
+    );
+    expect(Array.isArray(await both.user.findMany({ orderBy: { name: "asc" } }))).toBe(true);
+    expect(
+      Array.isArray(
+        await both.user.groupBy({ by: ["name"], having: { name: { _count: { gt: 0 } } } }),
+      ),
+    ).toBe(true);
+    const before = log.length;
+    await expect(both.user.findMany({ orderBy: [{ email: "asc" }] })).rejects.toEqual(
+      badInput(/orderBy on the encrypted field "email"/),
+    );
+    expect(log.length).toBe(before);
+  });
+
+  it("orderBy through a relation from an unconfigured model's query is refused on an encrypted field", async () => {
+    const before = log.length;
+    // Post is not configured: its orderBy through the author relation reaches User.email.
+    await expect(prisma.post.findMany({ orderBy: { author: { email: "asc" } } })).rejects.toEqual(
+      badInput(/orderBy on the encrypted field "email" of model User/),
+    );
+    await expect(
+      prisma.post.findMany({
+        orderBy: [{ title: "asc" }, { author: { phone: { sort: "desc" } } }],
+      }),
+    ).rejects.toEqual(badInput(/orderBy/));
+    expect(log.length).toBe(before);
+    expect(
+      Array.isArray(await prisma.post.findMany({ orderBy: { author: { name: "asc" } } })),
+    ).toBe(true);
   });
 
   it("no plaintext of an encrypted field reached the database", () => {
