@@ -1,5 +1,6 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
+import { encodeValue } from "./codec.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
 import { refuseData, withoutGivenIndexes } from "./prisma-data.js";
@@ -225,6 +226,15 @@ async function handle(
       }
       break;
     case "upsert": {
+      // Both branches' values are checked before either is sealed (a KMS call) or the row
+      // read: a value the update branch cannot encode is refused before any of it.
+      for (const branch of [args.create, args.update]) {
+        if (!touches(branch)) continue;
+        const values = plain(branch!);
+        for (const f of encrypted) {
+          if (values[f] !== null && values[f] !== undefined) encodeValue(values[f], f).fill(0);
+        }
+      }
       if (touches(args.create)) args.create = await cipher.seal(plain(args.create!));
       if (touches(args.update)) {
         const current = await delegate().findUnique({ where: args.where! });

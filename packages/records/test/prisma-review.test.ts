@@ -15,7 +15,8 @@ const db = pool();
 const schema = schemaName("prisma_review");
 const log: string[] = [];
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
-const envelope = envelopeWith(counted());
+const kms = counted();
+const envelope = envelopeWith(kms);
 let base: Client;
 let prisma: Client;
 const SECRETS = ["example.com"];
@@ -241,6 +242,20 @@ describe("Prisma extension: review findings", () => {
     expect(
       Array.isArray(await prisma.post.findMany({ orderBy: { author: { name: "asc" } } })),
     ).toBe(true);
+  });
+
+  it("upsert checks the values of both branches before sealing either", async () => {
+    const before = log.length;
+    kms.reset();
+    await expect(
+      prisma.user.upsert({
+        where: { id: randomUUID() },
+        create: { id: randomUUID(), email: "ok@example.com" },
+        update: { email: "bad \uD800" },
+      }),
+    ).rejects.toEqual(badInput(/"email"/));
+    expect(kms.calls).toEqual({ wrap: 0, unwrap: 0, generateDataKey: 0 });
+    expect(log.length).toBe(before);
   });
 
   it("no plaintext of an encrypted field reached the database", () => {
