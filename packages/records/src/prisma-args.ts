@@ -32,18 +32,22 @@ export function withAnd(where: Row, extra: Row): Row {
 /** Prisma accepts `{ field: { set: value } }`: unwrap it for encrypted fields. */
 export function plain(data: Row): Row {
   const out: Row = { ...data };
-  for (const [k, v] of Object.entries(out)) {
-    if (
-      v &&
-      typeof v === "object" &&
-      !Array.isArray(v) &&
-      "set" in v &&
-      Object.keys(v).length === 1
-    ) {
-      out[k] = (v as { set: unknown }).set;
-    }
-  }
+  for (const [k, v] of Object.entries(out)) out[k] = unwrapSet(v);
   return out;
+}
+
+/** Prisma's `{ set: value }` for a scalar field: the value; anything else as it is. */
+export function unwrapSet(v: unknown): unknown {
+  if (
+    v &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    Object.keys(v).length === 1 &&
+    "set" in v
+  ) {
+    return (v as { set: unknown }).set;
+  }
+  return v;
 }
 
 /**

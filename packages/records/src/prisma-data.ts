@@ -1,3 +1,4 @@
+import { unwrapSet } from "./prisma-args.js";
 import { bad, type WhereScope } from "./prisma-where.js";
 
 // `data` the extension refuses before any SQL, whatever else it holds.
@@ -87,18 +88,4 @@ export function withoutGivenIndexes(scope: WhereScope, operation: string, args: 
     args.create = strip(args.create);
     args.update = strip(args.update);
   }
-}
-
-/** Prisma's `{ set: value }` for a scalar field. */
-function unwrapSet(v: unknown): unknown {
-  if (
-    v &&
-    typeof v === "object" &&
-    !Array.isArray(v) &&
-    Object.keys(v).length === 1 &&
-    "set" in v
-  ) {
-    return (v as { set: unknown }).set;
-  }
-  return v;
 }
