@@ -171,6 +171,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
               { ...args },
               query,
               () => reader(model, query, __internalParams),
+              __internalParams?.transaction?.kind === "batch",
             );
           },
         },
@@ -185,6 +186,7 @@ async function handle(
   args: Args,
   query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
+  inBatch = false,
 ): Promise<unknown> {
   const { cipher } = scope;
   const idField = cipher.schema.idField ?? "id";
@@ -200,6 +202,15 @@ async function handle(
     );
   }
   // Everything is checked before anything is sealed or sent.
+  if (inBatch && operation === "upsert" && touches(args.update)) {
+    // Its row is read outside the batch, before the batch's earlier writes: a row they create
+    // looks missing, and the update branch would silently lose its encrypted fields.
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `upsert writing encrypted fields in its update branch cannot run in a batch $transaction([...]): the extension reads the row first, and that read cannot join the batch. Use an interactive transaction ($transaction(async (tx) => ...)) instead.`,
+      { details: { table: cipher.schema.table, operation } },
+    );
+  }
   refuseClauses(scope, operation, args);
   refuseData(scope, operation, args);
   withoutGivenIndexes(scope, operation, args);

@@ -244,6 +244,25 @@ describe("Prisma extension: review findings", () => {
     ).toBe(true);
   });
 
+  it("upsert writing encrypted fields in a batch transaction is refused (its read cannot join the batch)", async () => {
+    const id = randomUUID();
+    const batch = (prisma as unknown as { $transaction(list: unknown[]): Promise<unknown> })
+      .$transaction;
+    await expect(
+      batch.call(prisma, [
+        prisma.user.create({ data: { id, name: "Batch", email: "batch@example.com" } }),
+        prisma.user.upsert({
+          where: { id },
+          create: { id, name: "never" },
+          update: { email: "batch2@example.com", name: "Batch2" },
+        }),
+      ]),
+    ).rejects.toEqual(badInput(/batch \$transaction/));
+    expect((await prisma.user.findUnique({ where: { id } }))?.email ?? null).not.toBe(
+      "batch@example.com",
+    );
+  });
+
   it("upsert checks the values of both branches before sealing either", async () => {
     const before = log.length;
     kms.reset();
