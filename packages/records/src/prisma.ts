@@ -215,6 +215,14 @@ async function handle(
   refuseData(scope, operation, args);
   withoutGivenIndexes(scope, operation, args);
   const rewritten = rewriteWhere(scope, operation, args);
+  if (inBatch && rewritten && operation.startsWith("findFirst")) {
+    // findFirst's candidates are read through the base client, outside the batch.
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${operation} with where on an encrypted field cannot run in a batch $transaction([...]): its candidates are read outside the batch, which would miss the batch's own writes. Use findMany, or an interactive transaction ($transaction(async (tx) => ...)).`,
+      { details: { table: cipher.schema.table, operation, field: rewritten.fields[0] } },
+    );
+  }
   const page = rewritten ? pageInMemory(scope, operation, args, rewritten.fields[0]) : undefined;
   const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 

@@ -244,7 +244,7 @@ describe("Prisma extension: review findings", () => {
     ).toBe(true);
   });
 
-  it("upsert writing encrypted fields in a batch transaction is refused (its read cannot join the batch)", async () => {
+  it("upsert writing encrypted fields and findFirst on a blind index are refused in a batch transaction (their reads cannot join it)", async () => {
     const id = randomUUID();
     const batch = (prisma as unknown as { $transaction(list: unknown[]): Promise<unknown> })
       .$transaction;
@@ -257,6 +257,9 @@ describe("Prisma extension: review findings", () => {
           update: { email: "batch2@example.com", name: "Batch2" },
         }),
       ]),
+    ).rejects.toEqual(badInput(/batch \$transaction/));
+    await expect(
+      batch.call(prisma, [prisma.user.findFirst({ where: { email: "batch@example.com" } })]),
     ).rejects.toEqual(badInput(/batch \$transaction/));
     expect((await prisma.user.findUnique({ where: { id } }))?.email ?? null).not.toBe(
       "batch@example.com",
