@@ -1,3 +1,5 @@
+import { ConfigError } from "@envelope/core";
+
 // Rewriting the arguments of a Prisma query for a model with encrypted fields.
 
 type Row = Record<string, unknown>;
@@ -30,18 +32,22 @@ export function withAnd(where: Row, extra: Row): Row {
 /** Prisma accepts `{ field: { set: value } }`: unwrap it for encrypted fields. */
 export function plain(data: Row): Row {
   const out: Row = { ...data };
-  for (const [k, v] of Object.entries(out)) {
-    if (
-      v &&
-      typeof v === "object" &&
-      !Array.isArray(v) &&
-      "set" in v &&
-      Object.keys(v).length === 1
-    ) {
-      out[k] = (v as { set: unknown }).set;
-    }
-  }
+  for (const [k, v] of Object.entries(out)) out[k] = unwrapSet(v);
   return out;
+}
+
+/** Prisma's `{ set: value }` for a scalar field: the value; anything else as it is. */
+export function unwrapSet(v: unknown): unknown {
+  if (
+    v &&
+    typeof v === "object" &&
+    !Array.isArray(v) &&
+    Object.keys(v).length === 1 &&
+    "set" in v
+  ) {
+    return (v as { set: unknown }).set;
+  }
+  return v;
 }
 
 /**
@@ -70,4 +76,21 @@ export function selectFor(
   if (added.length > 0)
     args.select = { ...select, ...Object.fromEntries(added.map((f) => [f, true])) };
   return added;
+}
+
+/**
+ * How deep every walk of a query's arguments goes (where, relation filters, nested reads
+ * and writes, orderBy…). Past it, the query is refused: a walk that stopped silently would
+ * let an encrypted field nested deeper reach the database unchecked.
+ */
+export const MAX_DEPTH = 64;
+
+/** Throws `ENVELOPE_BAD_INPUT` when `depth` is past MAX_DEPTH. */
+export function checkDepth(depth: number, operation: string, clause: string): void {
+  if (depth <= MAX_DEPTH) return;
+  throw new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `${operation}: ${clause} is nested more than ${MAX_DEPTH} levels deep, too deep to check for encrypted fields. Flatten it (AND / OR lists, fewer nested relations).`,
+    { details: { operation, clause } },
+  );
 }

@@ -1,3 +1,4 @@
+import { checkDepth } from "./prisma-args.js";
 import { bad, keyIn, refuseNested, type WhereScope } from "./prisma-where.js";
 
 // Clauses other than `where` that would make the database sort, group, page or aggregate by
@@ -20,7 +21,12 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
     );
   };
 
-  const order = keyIn(args.orderBy, scope.anyEncrypted, 0);
+  // With Prisma's data model, orderBy is resolved model by model in refuseRelations; without
+  // it, relation keys cannot be told from fields, so any configured model's encrypted name
+  // under any key is refused.
+  const order = scope.relationsChecked
+    ? undefined
+    : keyIn(operation, args.orderBy, scope.anyEncrypted, 0);
   if (order !== undefined) {
     refuse(
       order,
@@ -36,7 +42,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
       "compare random bytes (every value differs). Deduplicate the opened rows in the application",
     );
   }
-  const cursor = keyIn(args.cursor, own, 0);
+  const cursor = keyIn(operation, args.cursor, own, 0);
   if (cursor !== undefined) {
     refuse(
       cursor,
@@ -53,7 +59,14 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
         "group by random bytes (each row its own group, and nothing could be opened without the id). Group the opened rows in the application, or group by the blind index field",
       );
     }
-    const having = keyIn(args.having, scope.anyEncrypted, 0);
+    // having filters this model's own fields (aggregates of them): the union of every
+    // model's encrypted names is only the fallback without a data model.
+    const having = keyIn(
+      operation,
+      args.having,
+      scope.relationsChecked ? own : scope.anyEncrypted,
+      0,
+    );
     if (having !== undefined) {
       refuse(
         having,
@@ -63,7 +76,7 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
     }
   }
   for (const clause of AGGREGATES) {
-    const hit = keyIn(args[clause], own, 0);
+    const hit = keyIn(operation, args[clause], own, 0);
     if (hit !== undefined) {
       refuse(
         hit,
@@ -83,7 +96,8 @@ export function refuseClauses(scope: WhereScope, operation: string, args: Row): 
 }
 
 function nested(scope: WhereScope, operation: string, node: unknown, path: string, depth: number) {
-  if (depth > 32 || typeof node !== "object" || node === null) return;
+  checkDepth(depth, operation, path);
+  if (typeof node !== "object" || node === null) return;
   for (const [key, value] of Object.entries(node)) {
     if (NESTED.has(key)) {
       refuseNested({ scope, operation }, path, value, key);

@@ -1,3 +1,4 @@
+import { unwrapSet } from "./prisma-args.js";
 import { bad, type WhereScope } from "./prisma-where.js";
 
 // `data` the extension refuses before any SQL, whatever else it holds.
@@ -33,12 +34,14 @@ export function refuseData(scope: WhereScope, operation: string, args: Row): voi
     const row = data as Row;
     for (const field of cipher.schema.encrypted) {
       const column = cipher.indexColumn(field);
-      if (column === undefined || row[column] === undefined) continue;
+      // Given with its field (a row read and written back, `{ ...user, name }`), the index
+      // is recomputed from the field: withoutGivenIndexes drops the given one.
+      if (column === undefined || row[column] === undefined || row[field] !== undefined) continue;
       throw bad(
         scope,
         field,
         operation,
-        `${operation}: "${column}" is the blind index of "${field}", which the extension computes from the value it seals. Set "${field}" instead: an index written on its own would make a lookup by "${field}" find a row whose value does not match, and miss the row by its real value.`,
+        `${operation}: "${column}" is the blind index of "${field}", which the extension computes from the value it seals, and is given without "${field}". Set "${field}" instead (or leave both out): an index written on its own would make a lookup by "${field}" find a row whose value does not match, and miss the row by its real value.`,
       );
     }
     const value = unwrapSet(row[idField]);
@@ -59,16 +62,30 @@ export function refuseData(scope: WhereScope, operation: string, args: Row): voi
   }
 }
 
-/** Prisma's `{ set: value }` for a scalar field. */
-function unwrapSet(v: unknown): unknown {
-  if (
-    v &&
-    typeof v === "object" &&
-    !Array.isArray(v) &&
-    Object.keys(v).length === 1 &&
-    "set" in v
-  ) {
-    return (v as { set: unknown }).set;
+/**
+ * The data of a write with each blind index column given beside its field removed (copies;
+ * the caller's objects are left alone): the extension computes the index from the field,
+ * and a stale or forged one must not be written, e.g. when the field's value is unchanged.
+ * Call after refuseData, which refuses an index given without its field.
+ */
+export function withoutGivenIndexes(scope: WhereScope, operation: string, args: Row): void {
+  const { cipher } = scope;
+  const strip = (data: unknown): unknown => {
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return data;
+    const row = data as Row;
+    const drop = cipher.schema.encrypted
+      .filter((f) => row[f] !== undefined)
+      .map((f) => cipher.indexColumn(f))
+      .filter((c): c is string => c !== undefined && c in row);
+    if (drop.length === 0) return data;
+    const out: Row = { ...row };
+    for (const c of drop) delete out[c];
+    return out;
+  };
+  if (CREATES.has(operation) || UPDATES.has(operation)) {
+    args.data = Array.isArray(args.data) ? args.data.map(strip) : strip(args.data);
+  } else if (operation === "upsert") {
+    args.create = strip(args.create);
+    args.update = strip(args.update);
   }
-  return v;
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { checkDepth } from "./prisma-args.js";
 
 // Relation filters reach an encrypted model through another model's query (`post.findMany(
 // { where: { author: { email } } })`), which the extension does not rewrite: the database
@@ -19,7 +20,6 @@ export interface RelationScope {
 }
 
 const LIST_FILTERS = new Set(["some", "every", "none", "is", "isNot"]);
-const MAX_DEPTH = 32;
 
 /** Prisma's runtime data model of a client, when it has one of the expected shape. */
 export function dataModelOf(client: unknown): DataModel | undefined {
@@ -41,6 +41,7 @@ export function refuseRelations(
 ): void {
   const walk = { scope, operation };
   whereOf(walk, model, args.where, false, 0);
+  orderByOf(walk, model, args.orderBy, 0);
   for (const clause of ["select", "include"] as const) readsOf(walk, model, args[clause], 0);
   for (const clause of ["data", "create", "update"] as const) {
     for (const data of Array.isArray(args[clause]) ? args[clause] : [args[clause]]) {
@@ -60,7 +61,8 @@ const LINKS = new Set(["connect", "disconnect", "set", "delete", "deleteMany"]);
  * for relations of theirs that reach a configured one.
  */
 function writesOf(walk: Walk, model: string, data: unknown, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(data)) return;
+  checkDepth(depth, walk.operation, "a nested write");
+  if (!isObject(data)) return;
   for (const [key, value] of Object.entries(data)) {
     const target = relation(walk.scope, model, key);
     if (target === undefined || !isObject(value)) continue;
@@ -100,8 +102,13 @@ function relation(scope: RelationScope, model: string, key: string): string | un
   return field?.kind === "object" ? field.type : undefined;
 }
 
+function isField(scope: RelationScope, model: string, key: string): boolean {
+  return scope.dataModel.models[model]?.fields.some((f) => f.name === key) ?? true;
+}
+
 function whereOf(walk: Walk, model: string, where: unknown, related: boolean, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(where)) return;
+  checkDepth(depth, walk.operation, "where");
+  if (!isObject(where)) return;
   const own = related ? walk.scope.encrypted.get(model) : undefined;
   for (const [key, value] of Object.entries(where)) {
     if (value === undefined) continue;
@@ -122,12 +129,52 @@ function whereOf(walk: Walk, model: string, where: unknown, related: boolean, de
       for (const w of filters) whereOf(walk, target, w, true, depth + 1);
     } else if (own?.has(key) && !nullCheck(value)) {
       throw refused(walk, model, key, "a relation filter");
+    } else if (own && isObject(value) && !isField(walk.scope, model, key)) {
+      // A compound unique input (`connect: { name_email: { name, email } }`).
+      const hit = Object.keys(value).find((k) => own.has(k));
+      if (hit !== undefined) throw refused(walk, model, hit, `the compound unique key "${key}"`);
     }
   }
 }
 
+/**
+ * `orderBy`, resolved field by field on the model it names: the queried model's own
+ * encrypted fields, and those of any model reached through a relation (`orderBy: { author:
+ * { email: "asc" } }`, from the query of any model), would sort by ciphertext.
+ */
+function orderByOf(walk: Walk, model: string, orderBy: unknown, depth: number) {
+  checkDepth(depth, walk.operation, "orderBy");
+  if (Array.isArray(orderBy)) {
+    for (const item of orderBy) orderByOf(walk, model, item, depth + 1);
+    return;
+  }
+  if (!isObject(orderBy)) return;
+  const own = walk.scope.encrypted.get(model);
+  for (const [key, value] of Object.entries(orderBy)) {
+    if (value === undefined) continue;
+    const target = relation(walk.scope, model, key);
+    if (target !== undefined) {
+      orderByOf(walk, target, value, depth + 1);
+    } else if (own?.has(key)) {
+      throw unsorted(walk, model, key);
+    } else if (key === "_relevance" && own && isObject(value)) {
+      const hit = namesIn(walk, value.fields, own, depth + 1);
+      if (hit !== undefined) throw unsorted(walk, model, hit);
+    }
+  }
+}
+
+function unsorted(walk: Walk, model: string, field: string): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_INPUT",
+    `${walk.operation}: orderBy on the encrypted field "${field}" of model ${model}: the column holds ciphertext, so the database would sort by random bytes. Sort the opened rows in the application, or by plain fields.`,
+    { details: { model, field, operation: walk.operation } },
+  );
+}
+
 function readsOf(walk: Walk, model: string, reads: unknown, depth: number) {
-  if (depth > MAX_DEPTH || !isObject(reads)) return;
+  checkDepth(depth, walk.operation, "select / include");
+  if (!isObject(reads)) return;
   for (const [key, value] of Object.entries(reads)) {
     if (key === "_count" && isObject(value)) {
       readsOf(walk, model, value.select, depth + 1);
@@ -139,7 +186,7 @@ function readsOf(walk: Walk, model: string, reads: unknown, depth: number) {
     if (own) {
       whereOf(walk, target, value.where, true, depth + 1);
       for (const clause of ["orderBy", "cursor", "distinct"] as const) {
-        const hit = namesIn(value[clause], own, 0);
+        const hit = namesIn(walk, value[clause], own, 0);
         if (hit !== undefined) throw refused(walk, target, hit, `a relation's ${clause}`);
       }
     } else {
@@ -168,13 +215,18 @@ function nullCheck(value: unknown): boolean {
 }
 
 /** A key (any depth) or string (in a list or alone) of `node` in `names`. */
-function namesIn(node: unknown, names: ReadonlySet<string>, depth: number): string | undefined {
-  if (depth > MAX_DEPTH) return undefined;
+function namesIn(
+  walk: Walk,
+  node: unknown,
+  names: ReadonlySet<string>,
+  depth: number,
+): string | undefined {
+  checkDepth(depth, walk.operation, "a relation's orderBy / cursor / distinct");
   if (typeof node === "string") return names.has(node) ? node : undefined;
   if (typeof node !== "object" || node === null) return undefined;
   for (const [key, value] of Object.entries(node)) {
     if (!Array.isArray(node) && names.has(key)) return key;
-    const hit = namesIn(value, names, depth + 1);
+    const hit = namesIn(walk, value, names, depth + 1);
     if (hit !== undefined) return hit;
   }
   return undefined;

@@ -1,4 +1,5 @@
 import { ConfigError } from "@envelope/core";
+import { checkDepth } from "./prisma-args.js";
 import type { RecordCipher } from "./record-cipher.js";
 
 // `where` of a Prisma query on a model with encrypted fields. The column holds ciphertext,
@@ -21,6 +22,12 @@ export interface WhereScope {
    * `anyEncrypted` names instead.
    */
   relationsChecked?: boolean;
+  /**
+   * The model's field names (scalars and relations) from Prisma's runtime data model. Any
+   * other key of a `where` (but AND / OR / NOT) is a compound unique input
+   * (`name_email: { name, email }`), whose parts the database compares as they are sent.
+   */
+  modelFields?: ReadonlySet<string>;
 }
 
 /** A rewritten `where`: the database finds candidates, `test` (over opened rows) decides. */
@@ -39,7 +46,6 @@ const CHECKED = new Set([
   "findUniqueOrThrow",
 ]);
 const SINGLE = new Set(["update", "delete", "upsert"]);
-const MAX_DEPTH = 64;
 
 interface Node {
   /** What is sent: the input object itself when `exact`. */
@@ -88,9 +94,7 @@ export function rewriteWhere(
 }
 
 function whereNode(walk: Walk, where: unknown, depth: number): Node {
-  if (depth > MAX_DEPTH) {
-    throw bad(walk.scope, undefined, walk.operation, "where is nested too deeply.");
-  }
+  checkDepth(depth, walk.operation, "where");
   if (!isPlainObject(where)) return { where, exact: true };
   const { cipher } = walk.scope;
   const kept: Row = {};
@@ -122,6 +126,7 @@ function whereNode(walk: Walk, where: unknown, depth: number): Node {
       if (node.exact) kept[key] = value;
       else added.push(node.where);
     } else {
+      refuseCompound(walk, key, value);
       if (!walk.scope.relationsChecked) refuseNested(walk, key, value, "where");
       plain = true;
       kept[key] = value;
@@ -247,6 +252,25 @@ function equality(walk: Walk, field: string, values: string[]): Node {
   return { where: { [column]: { in: candidates } }, exact: false, test: ev, ev };
 }
 
+/**
+ * A compound unique input (`@@unique([name, email])` → `name_email: { name, email }`) is
+ * not a field of the model: its parts are compared in SQL as sent, so one naming an
+ * encrypted field would send its plaintext and match nothing. Refused (without a data
+ * model, refuseNested catches it: it scans every other key for encrypted names).
+ */
+function refuseCompound(walk: Walk, key: string, value: unknown) {
+  const fields = walk.scope.modelFields;
+  if (!fields || fields.has(key) || !isPlainObject(value)) return;
+  const field = walk.scope.cipher.schema.encrypted.find((f) => f in value);
+  if (field === undefined) return;
+  throw bad(
+    walk.scope,
+    field,
+    walk.operation,
+    `where: the compound unique key "${key}" includes the encrypted field "${field}", whose column holds ciphertext, so the database cannot match it. Use the id or another unique key of plain fields, or find the row first (findFirst({ where: { ${field}, ... } })) and use its id.`,
+  );
+}
+
 function refuseOperator(walk: Walk, field: string, what: string): never {
   throw bad(
     walk.scope,
@@ -267,7 +291,7 @@ export function refuseNested(
   value: unknown,
   clause: string,
 ) {
-  const hit = keyIn(value, walk.scope.anyEncrypted, 0);
+  const hit = keyIn(walk.operation, value, walk.scope.anyEncrypted, 0);
   if (hit === undefined) return;
   throw bad(
     walk.scope,
@@ -279,18 +303,20 @@ export function refuseNested(
 
 /** The first key of `node` (at any depth) in `names`, or a string of a `fields` list. */
 export function keyIn(
+  operation: string,
   node: unknown,
   names: ReadonlySet<string>,
   depth: number,
 ): string | undefined {
-  if (depth > MAX_DEPTH || typeof node !== "object" || node === null) return undefined;
+  checkDepth(depth, operation, "a clause");
+  if (typeof node !== "object" || node === null) return undefined;
   for (const [key, value] of Object.entries(node)) {
     if (names.has(key)) return key;
     if (key === "fields" && Array.isArray(value)) {
       const hit = value.find((v) => typeof v === "string" && names.has(v));
       if (hit !== undefined) return hit as string;
     }
-    const hit = keyIn(value, names, depth + 1);
+    const hit = keyIn(operation, value, names, depth + 1);
     if (hit !== undefined) return hit;
   }
   return undefined;

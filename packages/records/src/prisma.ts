@@ -1,9 +1,10 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
+import { encodeValue } from "./codec.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
-import { refuseData } from "./prisma-data.js";
-import { findFiltered, openResult } from "./prisma-read.js";
+import { refuseData, withoutGivenIndexes } from "./prisma-data.js";
+import { findFiltered, openResult, pageInMemory } from "./prisma-read.js";
 import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
 import { rewriteWhere, type WhereScope } from "./prisma-where.js";
@@ -41,7 +42,9 @@ interface QueryHook {
   model?: string;
   operation: string;
   args: Args;
-  query: (args: Args) => Promise<unknown>;
+  query: (args: Args, params?: Row) => Promise<unknown>;
+  /** Prisma's request of this query; its `transaction` is the caller's, if any. */
+  __internalParams?: Row & { transaction?: { kind?: unknown } };
 }
 /** What `$extends` accepts in the callback form (`Prisma.defineExtension`). */
 interface ExtensibleClient {
@@ -116,21 +119,59 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
         );
       return d;
     };
+    /**
+     * The extension's own reads (the row an update changes, findFirst's candidates) must
+     * see what the caller's interactive transaction wrote: they are sent as the next step
+     * of this query's chain (past this extension, so rows come back sealed) with this
+     * request's parameters, transaction included, and only the operation changed. Outside
+     * an interactive transaction, reads go through the base client as before; so do they in
+     * a batch transaction (`$transaction([...])`), which runs its queries in order once they
+     * are all built, so a read cannot join it.
+     */
+    const reader = (
+      model: string,
+      query: QueryHook["query"],
+      params: QueryHook["__internalParams"],
+    ): Delegates[string] => {
+      const tx = params?.transaction?.kind;
+      if (!params || tx === undefined || tx === "batch") return delegate(model);
+      const read = (action: string) => (a: Row) =>
+        query(a, {
+          ...params,
+          action,
+          args: a,
+          clientMethod: `${model.charAt(0).toLowerCase()}${model.slice(1)}.${action}`,
+          dataPath: [],
+          unpacker: undefined,
+          argsMapper: undefined,
+        });
+      return {
+        findUnique: read("findUnique") as Delegates[string]["findUnique"],
+        findMany: read("findMany") as Delegates[string]["findMany"],
+      };
+    };
     return (client as unknown as ExtensibleClient).$extends({
       name: "@envelope/records",
       query: {
         $allModels: {
-          async $allOperations({ model, operation, args, query }: QueryHook) {
+          async $allOperations({ model, operation, args, query, __internalParams }: QueryHook) {
             // Relation filters of any model's query that reach an encrypted field.
             if (relations && model && args) refuseRelations(relations, model, operation, args);
             const cipher = model ? ciphers.get(model) : undefined;
             if (!cipher || !model) return query(args);
+            const fields = dataModel?.models[model]?.fields.map((f) => f.name);
             return handle(
-              { cipher, anyEncrypted, relationsChecked: relations !== undefined },
+              {
+                cipher,
+                anyEncrypted,
+                relationsChecked: relations !== undefined,
+                modelFields: fields ? new Set(fields) : undefined,
+              },
               operation,
               { ...args },
               query,
-              () => delegate(model),
+              () => reader(model, query, __internalParams),
+              __internalParams?.transaction?.kind === "batch",
             );
           },
         },
@@ -145,6 +186,7 @@ async function handle(
   args: Args,
   query: (args: Args) => Promise<unknown>,
   delegate: () => Delegates[string],
+  inBatch = false,
 ): Promise<unknown> {
   const { cipher } = scope;
   const idField = cipher.schema.idField ?? "id";
@@ -160,9 +202,28 @@ async function handle(
     );
   }
   // Everything is checked before anything is sealed or sent.
+  if (inBatch && operation === "upsert" && touches(args.update)) {
+    // Its row is read outside the batch, before the batch's earlier writes: a row they create
+    // looks missing, and the update branch would silently lose its encrypted fields.
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `upsert writing encrypted fields in its update branch cannot run in a batch $transaction([...]): the extension reads the row first, and that read cannot join the batch. Use an interactive transaction ($transaction(async (tx) => ...)) instead.`,
+      { details: { table: cipher.schema.table, operation } },
+    );
+  }
   refuseClauses(scope, operation, args);
   refuseData(scope, operation, args);
+  withoutGivenIndexes(scope, operation, args);
   const rewritten = rewriteWhere(scope, operation, args);
+  if (inBatch && rewritten && operation.startsWith("findFirst")) {
+    // findFirst's candidates are read through the base client, outside the batch.
+    throw new ConfigError(
+      "ENVELOPE_BAD_INPUT",
+      `${operation} with where on an encrypted field cannot run in a batch $transaction([...]): its candidates are read outside the batch, which would miss the batch's own writes. Use findMany, or an interactive transaction ($transaction(async (tx) => ...)).`,
+      { details: { table: cipher.schema.table, operation, field: rewritten.fields[0] } },
+    );
+  }
+  const page = rewritten ? pageInMemory(scope, operation, args, rewritten.fields[0]) : undefined;
   const added = selectFor(args, idField, encrypted, rewritten?.fields ?? []);
 
   switch (operation) {
@@ -184,6 +245,15 @@ async function handle(
       }
       break;
     case "upsert": {
+      // Both branches' values are checked before either is sealed (a KMS call) or the row
+      // read: a value the update branch cannot encode is refused before any of it.
+      for (const branch of [args.create, args.update]) {
+        if (!touches(branch)) continue;
+        const values = plain(branch!);
+        for (const f of encrypted) {
+          if (values[f] !== null && values[f] !== undefined) encodeValue(values[f], f).fill(0);
+        }
+      }
       if (touches(args.create)) args.create = await cipher.seal(plain(args.create!));
       if (touches(args.update)) {
         const current = await delegate().findUnique({ where: args.where! });
@@ -198,7 +268,7 @@ async function handle(
   }
 
   if (rewritten) {
-    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added);
+    return findFiltered(cipher, operation, args, query, delegate, rewritten.test, added, page);
   }
   return openResult(cipher, await query(args), added);
 }

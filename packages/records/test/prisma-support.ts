@@ -63,13 +63,19 @@ export async function prismaOn(
   db: pg.Pool,
   schema: string,
   log: string[],
-  options: { posts?: boolean } = {},
+  options: { posts?: boolean; nameEmailUnique?: boolean } = {},
 ): Promise<Client> {
   const folder = clientFolder(schema);
   mkdirSync(folder, { recursive: true });
   const source = readFileSync(join(here, "prisma/schema.prisma"), "utf8");
   let copy = source.replace('output       = "../.prisma-client"', 'output       = "./client"');
   if (copy === source) throw new Error("test/prisma/schema.prisma: output line not found");
+  if (options.nameEmailUnique) {
+    // A compound unique key with an encrypted part: `name_email: { name, email }`.
+    const users = '  @@map("records_prisma_users")';
+    if (!copy.includes(users)) throw new Error("test/prisma/schema.prisma: User's @@map not found");
+    copy = copy.replace(users, `  @@unique([name, email])\n${users}`);
+  }
   if (options.posts) {
     // A model with a relation to User (posts.author_id → users.id), to try relation filters.
     const users = '  @@map("records_prisma_users")';
