@@ -17,6 +17,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
 export type Row = Record<string, unknown>;
+
+/** The User model's encryption in the Prisma tests: three sealed fields, email searchable. */
+export const USER_MODEL = {
+  table: "records_prisma_users",
+  encrypted: ["email", "phone", "ssn"],
+  blindIndexes: { email: { normalize: "email" } },
+} as const;
 export interface Model {
   create(args: Row): Promise<Row>;
   createMany(args: Row): Promise<{ count: number }>;

@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, prismaEncryption } from "../src/index.js";
-import { type Client, dropAll, prismaOn, type Row, schemaName } from "./prisma-support.js";
+import {
+  type Client,
+  dropAll,
+  prismaOn,
+  type Row,
+  schemaName,
+  USER_MODEL,
+} from "./prisma-support.js";
 import { counted, envelopeWith, INDEX_KEY_1, pool, usePgSchema } from "./support.js";
 
 // Its tables are in the schema prismaOn makes; this keeps anything else off public.
@@ -30,11 +37,7 @@ beforeAll(async () => {
       envelope: envelopeWith(counted()),
       blindIndex,
       models: {
-        User: {
-          table: "records_prisma_users",
-          encrypted: ["email", "phone", "ssn"],
-          blindIndexes: { email: { normalize: "email" } },
-        },
+        User: USER_MODEL,
       },
     }),
   );
