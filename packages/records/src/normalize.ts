@@ -16,12 +16,17 @@ export function normalizeEmail(value: string): string {
  * Canonical form of a phone number for blind indexing: its ASCII digits only, so
  * "+1 (555) 010-0199" and "1-555-010-0199" index alike. A leading "00" international
  * prefix is not rewritten: store numbers in one convention (E.164) to match reliably.
+ * A value with no digit at all ("n/a", "unknown") is not a number: it is kept as it is
+ * (NFKC, trimmed), so that such values do not all index, and match, as one.
  *
  * @example
  * normalizePhone("+1 (555) 010-0199") // "15550100199"
+ * normalizePhone(" n/a ") // "n/a"
  */
 export function normalizePhone(value: string): string {
-  return value.normalize("NFKC").replace(/[^0-9]/g, "");
+  const text = value.normalize("NFKC");
+  const digits = text.replace(/[^0-9]/g, "");
+  return digits === "" ? text.trim() : digits;
 }
 
 /** NFC, trimmed, lower-cased: usernames, codes, anything compared case-insensitively. */

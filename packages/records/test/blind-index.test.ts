@@ -3,11 +3,13 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
+import { Envelope, localAesProvider } from "@envelope/core";
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import {
   blindIndexKeysFrom,
   createBlindIndexer,
+  createRecordCipher,
   normalizeEmail,
   normalizePhone,
   normalizeTrimLower,
@@ -27,8 +29,27 @@ describe("normalizers", () => {
     ["+1 (555) 010-0199", "15550100199"],
     ["1-555-010-0199", "15550100199"],
     ["０１２", "012"], // full-width digits
+    [" n/a ", "n/a"], // no digit: kept (trimmed), not ""
+    ["unknown", "unknown"],
+    ["", ""],
   ])("normalizePhone(%j) = %j", (input, expected) => {
     expect(normalizePhone(input)).toBe(expected);
+  });
+
+  it('"phone": values without digits neither index nor match alike (they all were "")', () => {
+    const idx = createBlindIndexer({ keys: INDEX_KEY_1 });
+    const phone = (v: string) => idx.index("phone", "users", v, { normalize: "phone" });
+    expect(phone("n/a")).not.toBe(phone("unknown"));
+    expect(phone("n/a")).not.toBe(phone(""));
+    expect(phone(" n/a")).toBe(phone("n/a"));
+    expect(phone("+1 555 0100")).toBe(phone("1-555-0100"));
+    const cipher = createRecordCipher(
+      new Envelope({ encrypt: localAesProvider({ keys: [randomBytes(32)] }) }),
+      { table: "users", encrypted: ["phone"], blindIndexes: { phone: { normalize: "phone" } } },
+      { blindIndex: idx },
+    );
+    expect(cipher.matches("phone", "n/a", "unknown")).toBe(false);
+    expect(cipher.matches("phone", "n/a", "n/a ")).toBe(true);
   });
 
   it("trim-lower", () => expect(normalizeTrimLower("  MiXed ")).toBe("mixed"));
