@@ -3,12 +3,14 @@ import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { encodeValue } from "./codec.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
+import { checkAgainstDataModel, checkPrismaOptions } from "./prisma-config.js";
 import { refuseData, withoutGivenIndexes } from "./prisma-data.js";
 import { findFiltered, openResult, pageInMemory } from "./prisma-read.js";
 import { dataModelOf, type RelationScope, refuseRelations } from "./prisma-relations.js";
 import { guardedPrismaUpdate } from "./prisma-update.js";
 import { rewriteWhere, type WhereScope } from "./prisma-where.js";
 import { createRecordCipher, type RecordCipher } from "./record-cipher.js";
+import type { RecordSchema } from "./record-types.js";
 import { sealAll } from "./rows.js";
 
 type Row = Record<string, unknown>;
@@ -23,6 +25,10 @@ export interface PrismaModelEncryption {
   table?: string;
   /** Id field. Default `"id"`. Its value must be in `data` on create (e.g. `id: randomUUID()`). */
   idField?: string;
+  /** Length padding per encrypted field, as `RecordSchema.pad`, e.g. `{ ssn: "pii" }`. */
+  pad?: RecordSchema["pad"];
+  /** As `RecordCipherOptions.allowEnvelopePlaintext`: fields whose plaintext may itself be an Envelope value. */
+  allowEnvelopePlaintext?: boolean | readonly string[];
 }
 
 export interface PrismaEncryptionOptions {
@@ -81,6 +87,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
       "prismaEncryption({ envelope, models }): give the Envelope and the encrypted fields by model name.",
     );
   }
+  checkPrismaOptions(options as unknown as Row, options.models);
   const ciphers = new Map<string, RecordCipher>();
   const anyEncrypted = new Set<string>();
   const encryptedByModel = new Map<string, ReadonlySet<string>>();
@@ -94,8 +101,13 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
           idField: spec.idField,
           encrypted: spec.encrypted,
           blindIndexes: spec.blindIndexes,
+          pad: spec.pad,
         },
-        { blindIndex: options.blindIndex, concurrency: options.concurrency },
+        {
+          blindIndex: options.blindIndex,
+          concurrency: options.concurrency,
+          allowEnvelopePlaintext: spec.allowEnvelopePlaintext,
+        },
       ),
     );
     for (const f of spec.encrypted) anyEncrypted.add(f);
@@ -107,6 +119,7 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
     // Without Prisma's runtime data model, relation keys cannot be told from fields: the
     // where of a configured model is then scanned for encrypted names under any key.
     const dataModel = dataModelOf(client);
+    if (dataModel) checkAgainstDataModel(dataModel, options.models);
     const relations: RelationScope | undefined = dataModel
       ? { dataModel, encrypted: encryptedByModel }
       : undefined;

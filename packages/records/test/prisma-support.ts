@@ -118,7 +118,9 @@ model Post {
   await db.query(`CREATE SCHEMA ${schema}`);
   await db.query(`CREATE TABLE ${schema}.records_prisma_users (
     id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
-  await db.query(`CREATE TABLE ${schema}.records_prisma_notes (id serial PRIMARY KEY, body text)`);
+  await db.query(
+    `CREATE TABLE ${schema}.records_prisma_notes (id serial PRIMARY KEY, body text, name text)`,
+  );
   if (options.posts) {
     await db.query(`CREATE TABLE ${schema}.records_prisma_posts (
       id text PRIMARY KEY, title text, author_id text REFERENCES ${schema}.records_prisma_users)`);

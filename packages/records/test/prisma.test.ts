@@ -1,59 +1,22 @@
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher, prismaEncryption } from "../src/index.js";
+import { type Client, dropAll, prismaOn, type Row, USER_MODEL } from "./prisma-support.js";
 import {
   counted,
   dumpContains,
   envelopeWith,
   INDEX_KEY_1,
   PG_SCHEMA,
-  PG_URL,
   pool,
-  RUN_ID,
   usePgSchema,
   watchedUnwraps,
 } from "./support.js";
 
 usePgSchema();
 
-// Prisma 7: `prisma generate` wants to download its schema-engine binary first, which an
-// offline machine cannot; the generated client needs no native engine (it talks to
-// PostgreSQL through @prisma/adapter-pg), so any executable will do as that binary.
-const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-// Each test file generates its own client, under the git-ignored .prisma-client/: two runs
-// in one checkout that regenerate one folder break each other's imports ("Cannot find
-// module './internal/class'").
-const generatedRoot = join(here, ".prisma-client");
-const clientDir = join(generatedRoot, RUN_ID);
-const schemaFile = join(generatedRoot, `${RUN_ID}.prisma`);
-
-type Row = Record<string, unknown>;
-interface Model {
-  create(args: Row): Promise<Row>;
-  createMany(args: Row): Promise<{ count: number }>;
-  update(args: Row): Promise<Row>;
-  updateMany(args: Row): Promise<{ count: number }>;
-  upsert(args: Row): Promise<Row>;
-  findUnique(args: Row): Promise<Row | null>;
-  findFirst(args: Row): Promise<Row | null>;
-  findFirstOrThrow(args: Row): Promise<Row>;
-  findMany(args?: Row): Promise<Row[]>;
-  delete(args: Row): Promise<Row>;
-  count(args?: Row): Promise<number>;
-}
-interface Client {
-  user: Model;
-  note: Model;
-  $extends(ext: unknown): Client;
-  $disconnect(): Promise<void>;
-}
-
+// The client and its tables are made by prismaOn in this file's own schema (PG_SCHEMA), the
+// one this file's plain SQL reads through its search path.
 const db = pool();
 const kms = counted();
 const envelope = envelopeWith(kms);
@@ -62,40 +25,13 @@ let base: Client;
 let prisma: Client;
 
 beforeAll(async () => {
-  const cli = join(dirname(require.resolve("prisma/package.json")), "build/index.js");
-  const schema = readFileSync(join(here, "prisma/schema.prisma"), "utf8");
-  mkdirSync(generatedRoot, { recursive: true });
-  writeFileSync(schemaFile, schema.replace(/output\s*=\s*"[^"]*"/, `output = "./${RUN_ID}"`));
-  execFileSync(process.execPath, [cli, "generate", "--schema", schemaFile], {
-    env: {
-      ...process.env,
-      PRISMA_SCHEMA_ENGINE_BINARY: process.env.PRISMA_SCHEMA_ENGINE_BINARY ?? "/bin/true",
-      CHECKPOINT_DISABLE: "1",
-      PRISMA_HIDE_UPDATE_MESSAGE: "1",
-    },
-    stdio: "pipe",
-  });
-  const generated = pathToFileURL(join(clientDir, "client.ts")).href;
-  const { PrismaClient } = (await import(/* @vite-ignore */ generated)) as {
-    PrismaClient: new (options: unknown) => Client;
-  };
-  const { PrismaPg } = await import("@prisma/adapter-pg");
-  await db.query(`CREATE TABLE records_prisma_users (
-    id text PRIMARY KEY, email text, email_idx text, phone text, ssn text, name text)`);
-  await db.query("CREATE TABLE records_prisma_notes (id serial PRIMARY KEY, body text)");
-  // Prisma names tables with their schema (public by default) rather than by search_path.
-  const adapter = new PrismaPg({ connectionString: PG_URL }, { schema: PG_SCHEMA });
-  base = new PrismaClient({ adapter });
+  base = await prismaOn(db, PG_SCHEMA, []);
   prisma = base.$extends(
     prismaEncryption({
       envelope,
       blindIndex,
       models: {
-        User: {
-          table: "records_prisma_users",
-          encrypted: ["email", "phone", "ssn"],
-          blindIndexes: { email: { normalize: "email" } },
-        },
+        User: USER_MODEL,
         Note: { table: "records_prisma_notes", encrypted: ["body"] },
       },
     }),
@@ -104,10 +40,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await base?.$disconnect();
-  await db.query("DROP TABLE IF EXISTS records_prisma_users, records_prisma_notes");
+  await dropAll(db, PG_SCHEMA);
   await db.end();
-  rmSync(clientDir, { recursive: true, force: true });
-  rmSync(schemaFile, { force: true });
 });
 
 describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQL)", () => {
@@ -395,13 +329,13 @@ describe("Prisma client extension (Prisma 7 + @prisma/adapter-pg, real PostgreSQ
       "SELECT nextval(pg_get_serial_sequence('records_prisma_notes', 'id'))::int AS id",
     );
     const note = await prisma.note.create({ data: { id: rows[0].id, body: "hi" } });
-    expect(note).toEqual({ id: rows[0].id, body: "hi" });
+    expect(note).toEqual({ id: rows[0].id, body: "hi", name: null });
     // The same envelopes open with the plain record cipher (same table/column/id context).
     const stored = (await db.query("SELECT * FROM records_prisma_notes")).rows[0];
     const notes = createRecordCipher(envelope, {
       table: "records_prisma_notes",
       encrypted: ["body"],
     });
-    expect(await notes.open(stored)).toEqual({ id: rows[0].id, body: "hi" });
+    expect(await notes.open(stored)).toEqual({ id: rows[0].id, body: "hi", name: null });
   });
 });
