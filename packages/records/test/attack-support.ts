@@ -106,4 +106,4 @@ export async function knownKeyReads(
   return out;
 }
 
-export const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
+export { MYSQL_URL } from "./support.js";

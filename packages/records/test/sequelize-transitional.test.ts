@@ -9,11 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRecordCipher, type LegacyReadEvent, transitionalRead } from "../src/index.js";
 import { EncryptedText, encryptModel } from "../src/sequelize.js";
 import { handRolledGcmJson } from "./legacy-values.js";
-import { envelopeWith, PG_URL, usePgSchema } from "./support.js";
+import { envelopeWith, MYSQL_URL, PG_URL, usePgSchema } from "./support.js";
 
 usePgSchema();
 
-const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 type Row = Record<string, unknown>;
 
 describe.each([

@@ -16,6 +16,7 @@ import {
   counted,
   envelopeWith,
   INDEX_KEY_1,
+  MYSQL_URL,
   PG_URL,
   usePgSchema,
   watchedUnwraps,
@@ -23,7 +24,6 @@ import {
 
 usePgSchema();
 
-const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
 
 type Row = Record<string, unknown>;

@@ -50,6 +50,8 @@ export function envelopeWith(provider: KeyProvider, decrypt: KeyProvider[] = [])
 }
 
 const PG_SERVER_URL = process.env.RECORDS_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** The MariaDB / MySQL server of the Sequelize, TypeORM and transitional read tests. */
+export const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
 /**
  * A name no other test file or test run uses: vitest loads this module afresh for every

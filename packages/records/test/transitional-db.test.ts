@@ -13,11 +13,9 @@ import {
   transitionalRead,
 } from "../src/index.js";
 import { handRolledGcmJson } from "./legacy-values.js";
-import { envelopeWith, PG_URL, usePgSchema } from "./support.js";
+import { envelopeWith, MYSQL_URL, PG_URL, usePgSchema } from "./support.js";
 
 usePgSchema();
-
-const MARIADB_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
 /** The little SQL each database needs: `?` placeholders are rewritten for PostgreSQL. */
 interface Db {
@@ -41,7 +39,7 @@ async function postgres(): Promise<Db> {
 }
 
 async function mariadb(): Promise<Db> {
-  const pool = mysql.createPool({ uri: MARIADB_URL, connectionLimit: 2 });
+  const pool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 2 });
   return {
     async query(sql, params = []) {
       const [rows] = await pool.query(sql, params);

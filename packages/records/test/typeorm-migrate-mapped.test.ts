@@ -8,11 +8,9 @@ import { DataSource, EntitySchema } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBlindIndexer, createRecordCipher, type RecordSchema } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
-import { envelopeWith, INDEX_KEY_1, PG_URL, usePgSchema } from "./support.js";
+import { envelopeWith, INDEX_KEY_1, MYSQL_URL, PG_URL, usePgSchema } from "./support.js";
 
 usePgSchema();
-
-const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
 class Patient {
   id!: string;

@@ -6,7 +6,7 @@ import { DataSource, EntitySchema } from "typeorm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRecordCipher } from "../src/index.js";
 import { encryptEntity } from "../src/typeorm.js";
-import { envelopeWith, PG_URL, usePgSchema } from "./support.js";
+import { envelopeWith, MYSQL_URL, PG_URL, usePgSchema } from "./support.js";
 
 usePgSchema();
 
@@ -20,8 +20,6 @@ class Pet {
   name!: string;
   owner?: Owner | null;
 }
-
-const MYSQL_URL = process.env.RECORDS_TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test";
 
 describe.each([
   { type: "postgres" as const, url: PG_URL },
