@@ -101,8 +101,14 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
     id,
   });
 
-  const sealField = (m: Materials, field: string, value: unknown, id: string) => {
-    const plaintext = encodeValue(value, field);
+  /** Seals one field; `plaintext` is its encoding (zeroed here), or made from `value`. */
+  const sealField = (
+    m: Materials,
+    field: string,
+    value: unknown,
+    id: string,
+    plaintext = encodeValue(value, field),
+  ) => {
     try {
       const pad = s.pad?.[field as F];
       const sealed = envelope.encryptWithDataKey(m, plaintext, {
@@ -212,13 +218,20 @@ export function createRecordCipher<const F extends string, O extends "text" | "b
       refuseIndexAlone(record, "seal", (f) => !(f in record), true);
       for (const f of s.encrypted) if (f in record) indexInto(out, f, record[f]);
       if (present.length === 0) return out as SealedRecord<T, F, O>;
-      // A value that cannot be encoded is refused before the KMS call.
-      for (const f of present) encodeValue(record[f], f).fill(0);
-      const m = await keys.fresh(id);
+      // Encoded once, before the KMS call: a value that cannot be encoded is refused first.
+      const encoded: Buffer[] = [];
       try {
-        for (const f of present) out[f] = sealField(m, f, record[f], id);
+        for (const f of present) encoded.push(encodeValue(record[f], f));
+        const m = await keys.fresh(id);
+        try {
+          for (const [i, f] of present.entries()) {
+            out[f] = sealField(m, f, record[f], id, encoded[i]);
+          }
+        } finally {
+          m.dataKey.fill(0);
+        }
       } finally {
-        m.dataKey.fill(0);
+        for (const plaintext of encoded) plaintext.fill(0);
       }
       return out as SealedRecord<T, F, O>;
     },
