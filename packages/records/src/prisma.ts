@@ -1,6 +1,7 @@
 import { ConfigError, type Envelope } from "@envelope/core";
 import type { BlindIndexer, BlindIndexSpec } from "./blind-index.js";
 import { encodeValue } from "./codec.js";
+import { shown } from "./names.js";
 import { type Args, type Delegates, plain, selectFor, withoutFields } from "./prisma-args.js";
 import { refuseClauses } from "./prisma-clauses.js";
 import { checkAgainstDataModel, checkPrismaOptions } from "./prisma-config.js";
@@ -128,10 +129,13 @@ export function prismaEncryption(options: PrismaEncryptionOptions): <C>(client: 
       if (!d)
         throw new ConfigError(
           "ENVELOPE_BAD_CONFIG",
-          `Prisma model "${model}" not found on the client.`,
+          `Prisma model "${shown(model)}" not found on the client (use the model's name as in schema.prisma, e.g. "User"): its writes would be stored unencrypted.`,
+          { details: { field: `models.${shown(model)}` } },
         );
       return d;
     };
+    // Without the data model, the model names at least are checked (by their delegates).
+    if (!dataModel) for (const model of Object.keys(options.models)) delegate(model);
     /**
      * The extension's own reads (the row an update changes, findFirst's candidates) must
      * see what the caller's interactive transaction wrote: they are sent as the next step

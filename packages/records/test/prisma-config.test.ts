@@ -44,6 +44,17 @@ describe("prismaEncryption: the config is checked against the client's data mode
     expect(extend({ user: { ...USER_MODEL } })).toThrow(badConfig(/Did you mean "User"\?/));
   });
 
+  it("without Prisma's runtime data model, a model name without a delegate on the client is refused", () => {
+    // A client of a Prisma version that has no `_runtimeDataModel`: only its delegates.
+    const bare = { user: base.user, note: base.note, $extends: base.$extends.bind(base) };
+    const apply = (models: Record<string, unknown>) => () =>
+      prismaEncryption({ envelope, blindIndex, models } as never)(bare);
+    expect(apply({ Users: { ...USER_MODEL } })).toThrow(
+      badConfig(/model "Users" not found on the client.*unencrypted/, "models.Users"),
+    );
+    expect(apply({ User: { ...USER_MODEL } })).not.toThrow();
+  });
+
   it("an encrypted field the model does not have is refused: the real field would stay plaintext", () => {
     expect(extend({ User: { table: USER_MODEL.table, encrypted: ["emial", "phone"] } })).toThrow(
       badConfig(/model User has no field "emial".*Did you mean "email"\?/, "models.User.encrypted"),
