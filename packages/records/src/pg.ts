@@ -1,13 +1,16 @@
 import { ConfigError } from "@envelope/core";
 import { guardedUpdate } from "./guarded-update.js";
-import { shown } from "./names.js";
+import { didYouMean, shown } from "./names.js";
 import type { RecordCipher } from "./record-cipher.js";
 import { blindIndexColumn, openAll, openMatching, reservedId } from "./rows.js";
 import { quoteIdent } from "./sql.js";
 
 /** What the helper needs of `pg.Pool` / `pg.Client` / `pg.PoolClient`: `query(text, values)`. */
 export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+  query(
+    text: string,
+    values?: unknown[],
+  ): Promise<{ rows: Record<string, unknown>[]; fields?: readonly { name: string }[] }>;
 }
 
 /** Options of {@link EncryptedPg.findMany}. Column names are quoted; values are parameters. */
@@ -101,10 +104,21 @@ export function encryptedPg(
     }
     return { c, idField: c.schema.idField ?? "id", t: quoteIdent(table) };
   };
+  /** The table's columns checked against the schema, once per cipher and table. */
+  const opened = async (table: string) => {
+    const found = cipherOf(table);
+    let passed = checkedColumns.get(found.c);
+    if (!passed?.has(table)) {
+      await checkColumns(db, found.c, found.t);
+      if (!passed) checkedColumns.set(found.c, (passed = new Set()));
+      passed.add(table);
+    }
+    return found;
+  };
 
   return {
     async insert<T>(table: string, record: Record<string, unknown>) {
-      const { c, idField, t } = cipherOf(table);
+      const { c, idField, t } = await opened(table);
       let full = record;
       let reserved = false;
       if (record[idField] === undefined || record[idField] === null) {
@@ -126,20 +140,20 @@ export function encryptedPg(
     },
 
     async findMany<T>(table: string, options: FindManyOptions = {}) {
-      const { c, t } = cipherOf(table);
+      const { c, t } = await opened(table);
       const { sql, values } = listQuery(c, options);
       const { rows } = await db.query(`SELECT * FROM ${t}${sql}`, values);
       return openAll<T>(c, rows);
     },
 
     async findById<T>(table: string, id: unknown) {
-      const { c, idField, t } = cipherOf(table);
+      const { c, idField, t } = await opened(table);
       const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(idField)} = $1`, [id]);
       return rows[0] ? c.open<T>(rows[0]) : undefined;
     },
 
     async findByBlindIndex<T>(table: string, field: string, value: string) {
-      const { c, t } = cipherOf(table);
+      const { c, t } = await opened(table);
       const column = blindIndexColumn(c, field);
       const { rows } = await db.query(`SELECT * FROM ${t} WHERE ${quoteIdent(column)} = ANY($1)`, [
         c.candidatesFor(field, value),
@@ -148,7 +162,7 @@ export function encryptedPg(
     },
 
     async update<T>(table: string, id: unknown, changes: Record<string, unknown>) {
-      const { c, idField, t } = cipherOf(table);
+      const { c, idField, t } = await opened(table);
       const where = quoteIdent(idField);
       const written = await guardedUpdate(c, changes, {
         async read() {
@@ -172,6 +186,39 @@ export function encryptedPg(
       return written ? c.open<T>(written) : undefined;
     },
   };
+}
+
+/** Ciphers whose schema was checked against a table's columns, and those tables. */
+const checkedColumns = new WeakMap<object, Set<string>>();
+
+/**
+ * Refuses a schema naming an id, encrypted or blind index column the table does not have:
+ * a misspelt field (`encrypted: ["emial"]`) would leave the real column's values
+ * unencrypted on insert, and returned as ciphertext on reads. Reads no row.
+ */
+async function checkColumns(
+  db: Queryable,
+  cipher: RecordCipher<string, "text" | "binary">,
+  quotedTable: string,
+): Promise<void> {
+  const { fields } = await db.query(`SELECT * FROM ${quotedTable} WHERE false`);
+  if (!Array.isArray(fields)) return; // a Queryable that does not report columns
+  const names = fields.map((f) => f.name);
+  const { schema } = cipher;
+  const wanted: [string, string][] = [[schema.idField ?? "id", "idField"]];
+  for (const f of schema.encrypted) {
+    wanted.push([f, "encrypted"]);
+    const index = cipher.indexColumn(f);
+    if (index) wanted.push([index, `blindIndexes.${f}`]);
+  }
+  for (const [column, role] of wanted) {
+    if (names.includes(column)) continue;
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `encryptedPg: table ${shown(quotedTable)} has no column "${shown(column)}" (the record schema's ${shown(role)}).${didYouMean(column, names)} Fix the schema or the table: a misspelt encrypted field leaves the real column's values unencrypted.`,
+      { details: { table: shown(schema.table), field: shown(column) } },
+    );
+  }
 }
 
 /** WHERE / ORDER BY / LIMIT / OFFSET of a findMany, refusing what cannot match ciphertext. */

@@ -26,9 +26,15 @@ const cipher = createRecordCipher(
   { table: "t", encrypted: ["a"], blindIndexes: { a: {} } },
   { blindIndex },
 );
-/** A Queryable that must not be reached: the bad name is refused before any SQL. */
+/**
+ * A Queryable that only answers encryptedPg's check of the table's columns (it reads no
+ * row): the bad name is refused before any other SQL.
+ */
 const noDb = {
-  query: async () => {
+  query: async (text: string) => {
+    if (text === 'SELECT * FROM "t" WHERE false') {
+      return { rows: [], fields: ["id", "a", "a_idx"].map((name) => ({ name })) };
+    }
     throw new Error("no query may run");
   },
 };

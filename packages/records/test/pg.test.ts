@@ -236,3 +236,66 @@ describe("encryptedPg (real PostgreSQL)", () => {
     }
   });
 });
+
+describe("encryptedPg checks the schema against the table's columns", () => {
+  const blindIndex = createBlindIndexer({ keys: INDEX_KEY_1 });
+  const statements: string[] = [];
+  const watched: Queryable = {
+    query: (text, values) => {
+      statements.push(text);
+      return db.query(text, values);
+    },
+  };
+
+  it("a misspelt encrypted field is refused before anything is written (the real column would get plaintext)", async () => {
+    const typo = createRecordCipher(envelope, { table: TABLE, encrypted: ["emial", "phone"] });
+    const before = (await db.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n;
+    kms.reset();
+    const error = await encryptedPg(db, typo)
+      .insert(TABLE, { email: "typo@example.com", phone: "+1 555 0123" })
+      .catch((e) => e);
+    expect(error).toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+      details: { table: TABLE, field: "emial" },
+    });
+    expect(error.message).toMatch(/no column "emial".*Did you mean "email"\?/);
+    expect(kms.calls.wrap).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM ${TABLE}`)).rows[0].n).toBe(before);
+    expect(await dumpContains(db, TABLE, "typo@example.com")).toBe(false);
+    // Reads are refused too (they would return the ciphertext of "email" as its value).
+    await expect(encryptedPg(db, typo).findMany(TABLE)).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+    });
+  });
+
+  it("a missing blind index column or id column is refused", async () => {
+    const noIndex = createRecordCipher(
+      envelope,
+      { table: TABLE, encrypted: ["email"], blindIndexes: { email: { column: "email_hash" } } },
+      { blindIndex },
+    );
+    await expect(encryptedPg(db, noIndex).findById(TABLE, 1)).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+      details: { field: "email_hash" },
+    });
+    const noId = createRecordCipher(envelope, {
+      table: TABLE,
+      idField: "uid",
+      encrypted: ["email"],
+    });
+    await expect(encryptedPg(db, noId).findById(TABLE, 1)).rejects.toMatchObject({
+      code: "ENVELOPE_BAD_CONFIG",
+      details: { field: "uid" },
+    });
+  });
+
+  it("a correct schema is checked once per cipher and table, reading no row", async () => {
+    const users = createRecordCipher(envelope, schema, { blindIndex });
+    statements.length = 0;
+    const repo = encryptedPg(watched, users);
+    const a = await repo.insert<{ id: number }>(TABLE, { email: "once@example.com" });
+    await repo.findById(TABLE, a.id);
+    await encryptedPg(watched, users).findByBlindIndex(TABLE, "email", "once@example.com");
+    expect(statements.filter((s) => s.includes("WHERE false"))).toHaveLength(1);
+  });
+});
