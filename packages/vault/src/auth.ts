@@ -85,7 +85,12 @@ export class TokenSource {
   }
 
   #baseHeaders(): Record<string, string> {
-    return this.#namespace ? { "X-Vault-Namespace": this.#namespace } : {};
+    // X-Vault-Request: true on every request, as Vault's own Go client and CLI send it: a
+    // Vault Agent or Vault Proxy listener with require_request_header (SSRF protection)
+    // refuses requests without it (412 "missing 'X-Vault-Request' header").
+    const headers: Record<string, string> = { "X-Vault-Request": "true" };
+    if (this.#namespace) headers["X-Vault-Namespace"] = this.#namespace;
+    return headers;
   }
 
   async #current(timeout: number): Promise<Lease> {

@@ -103,6 +103,14 @@ export function classifyVaultError(
       "See `cause`; check the Vault address and options.",
     );
   }
+  if (f.status === 412 && /X-Vault-Request/i.test(msg)) {
+    // A Vault Agent / Vault Proxy listener with require_request_header: not an outage.
+    return say(
+      "ENVELOPE_KMS_ERROR",
+      `a Vault Agent or Vault Proxy in front of Vault requires the X-Vault-Request header (${msg})`,
+      "This package sends X-Vault-Request: true on every request; if you inject your own client, make it send requestOptions.headers as given.",
+    );
+  }
   switch (f.status) {
     case 429:
       return say(

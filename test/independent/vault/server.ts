@@ -165,6 +165,12 @@ export class IndependentVault {
   readonly requests: RecordedRequest[] = [];
   readonly faults: Fault[] = [];
   sealed = false;
+  /**
+   * Answer like a Vault Agent / Vault Proxy listener with `require_request_header = true`
+   * (SSRF protection): a request without `X-Vault-Request: true` gets 412
+   * `missing 'X-Vault-Request' header`. The official Go client and the CLI always send it.
+   */
+  requireRequestHeader = false;
   /** Added to Date.now(): lets a test move Vault's clock (token TTLs) without waiting. */
   clockOffsetMs = 0;
   rootToken: string;
@@ -440,6 +446,10 @@ export class IndependentVault {
       }
     }
 
+    if (this.requireRequestHeader && req.headers["x-vault-request"] !== "true") {
+      send(412, { errors: ["missing 'X-Vault-Request' header"] });
+      return;
+    }
     if (this.sealed) {
       send(503, { errors: ["Vault is sealed"] });
       return;
