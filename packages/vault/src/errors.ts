@@ -161,6 +161,14 @@ export function classifyVaultError(
         "Lower min_decryption_version on the key to reopen old data, or restore the value from a rewrapped copy. Rewrap values before raising it.",
       );
     }
+    if (/version is too new/.test(msg)) {
+      // The wrapped key names a version this Vault does not have: the value is fine, this Vault is behind.
+      return say(
+        "ENVELOPE_KEY_NOT_FOUND",
+        `this Vault has no such version of the key; its latest version is older than the one that wrapped this data key (${msg})`,
+        "This Vault was restored from an older snapshot, is a replica that is behind, or is another cluster or namespace with the same key name: point at the Vault that wrapped the value. The value itself is not damaged; do not discard it.",
+      );
+    }
     if (/missing 'context' for key derivation/.test(msg)) {
       return say(
         "ENVELOPE_KMS_ERROR",

@@ -695,8 +695,7 @@ describe("errors and retries", () => {
     expect(transitCalls("decrypt")).toHaveLength(1);
   });
 
-  // FINDING 2 (fixed in the next commit): Vault's "version is too new" reads as a damaged value.
-  it.fails("FINDING 2: a ciphertext of a version this Vault does not have (restored from an older snapshot, lagging replica) is KEY_NOT_FOUND and never says to restore the value", async () => {
+  it("FINDING 2: a ciphertext of a version this Vault does not have (restored from an older snapshot, lagging replica) is KEY_NOT_FOUND and never says to restore the value", async () => {
     const p = provider();
     const envelope = new Envelope({ encrypt: p, cache: false });
     vault.key("pii")!.latest = 2;
