@@ -881,3 +881,156 @@ describe("tokens: expiry, renewal, re-login (README Authentication)", () => {
     expect(vault.calls(/approle\/login/)).toHaveLength(3);
   });
 });
+
+describe("more behaviour under load and migration", () => {
+  it("20 concurrent first calls share one key read and one AppRole login", async () => {
+    vault.addAppRole({
+      roleName: "c",
+      roleId: "c-role",
+      secretId: "CANARY-SECRET-ID-11",
+      policies: ["envelope-pii"],
+    });
+    const envelope = new Envelope({
+      encrypt: provider({
+        auth: { approle: { roleId: "c-role", secretId: "CANARY-SECRET-ID-11" } },
+      }),
+      cache: false,
+    });
+    await Promise.all(
+      Array.from({ length: 20 }, () => envelope.encrypt(PLAINTEXT, { context: CONTEXT })),
+    );
+    expect(vault.calls(/approle\/login/)).toHaveLength(1);
+    expect(vault.calls(/^transit\/keys\/pii$/, "GET")).toHaveLength(1);
+    expect(transitCalls("datakey")).toHaveLength(20);
+  });
+
+  it("20 concurrent calls after a revocation share one re-login", async () => {
+    vault.addAppRole({
+      roleName: "c2",
+      roleId: "c2-role",
+      secretId: "CANARY-SECRET-ID-12",
+      policies: ["envelope-pii"],
+    });
+    const envelope = new Envelope({
+      encrypt: provider({
+        derived: false,
+        auth: { approle: { roleId: "c2-role", secretId: "CANARY-SECRET-ID-12" } },
+      }),
+      cache: false,
+    });
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    for (const t of vault.issuedTokens()) vault.revokeToken(t.id);
+    vault.requests.length = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, () => envelope.encrypt(PLAINTEXT, { context: CONTEXT })),
+    );
+    expect(vault.calls(/approle\/login/)).toHaveLength(1);
+  });
+
+  it("a secret_id with num_uses=1: the re-login after expiry fails with ACCESS_DENIED saying secret IDs can be use-limited", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    vault.addAppRole({
+      roleName: "once",
+      roleId: "once-role",
+      secretId: "CANARY-SECRET-ID-13",
+      policies: ["envelope-pii"],
+      tokenTtl: 30,
+      renewable: false,
+      secretIdNumUses: 1,
+    });
+    const envelope = new Envelope({
+      encrypt: provider({
+        derived: false,
+        auth: { approle: { roleId: "once-role", secretId: "CANARY-SECRET-ID-13" } },
+      }),
+      cache: false,
+    });
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vi.setSystemTime(Date.now() + 25_000);
+    // The re-login fails, but the token in hand is valid for 5 s more: it keeps serving.
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vi.setSystemTime(Date.now() + 6_000);
+    const error = await failure(envelope.encrypt(PLAINTEXT, { context: CONTEXT }));
+    expectTyped(error, "ENVELOPE_KMS_ACCESS_DENIED", ["CANARY-SECRET-ID-13"]);
+    expect(error.message).toMatch(/number of uses|expire/);
+  });
+
+  // FINDING 3: renewal trouble while the current token is still valid.
+  it("FINDING 3: token: a failing renew-self is not retried by every request (back-off), and requests go on", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const token = policyToken(undefined, { ttl: 30 });
+    const envelope = new Envelope({
+      encrypt: provider({ derived: false, auth: { token } }),
+      cache: false,
+    });
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vi.setSystemTime(Date.now() + 22_000); // 8 s left of 30: time to renew
+    vault.fault(/renew-self/, { status: 500, errors: ["internal error"] }, 100);
+    for (let i = 0; i < 10; i++) await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    expect(vault.calls(/renew-self/).length).toBeLessThanOrEqual(2);
+    expect(transitCalls("datakey")).toHaveLength(11);
+  });
+
+  it("FINDING 3: token: a renew-self that hangs does not fail requests while the token is valid", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const token = policyToken(undefined, { ttl: 30 });
+    const envelope = new Envelope({
+      encrypt: provider({ derived: false, auth: { token }, retry: { ...FAST, timeoutMs: 300 } }),
+      cache: false,
+    });
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vi.setSystemTime(Date.now() + 22_000);
+    vault.fault(/renew-self/, { delayMs: 1000 }, 100);
+    for (let i = 0; i < 3; i++) await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    expect(vault.calls(/renew-self/).length).toBeLessThanOrEqual(2);
+  });
+
+  it("FINDING 3: AppRole: renewal capped and Vault's login failing: the still-valid token keeps serving", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    vault.addAppRole({
+      roleName: "cap",
+      roleId: "cap-role",
+      secretId: "CANARY-SECRET-ID-14",
+      policies: ["envelope-pii"],
+      tokenTtl: 30,
+      tokenMaxTtl: 30,
+    });
+    const envelope = new Envelope({
+      encrypt: provider({
+        derived: false,
+        auth: { approle: { roleId: "cap-role", secretId: "CANARY-SECRET-ID-14" } },
+      }),
+      cache: false,
+    });
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vi.setSystemTime(Date.now() + 22_000); // 8 s left; renewal is capped by the max TTL
+    vault.fault(/approle\/login/, { status: 500, errors: ["internal error"] }, 100);
+    for (let i = 0; i < 5; i++) await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    expect(vault.calls(/approle\/login/).length).toBeLessThanOrEqual(3);
+    // Once the token has expired, the login failure is the error.
+    vi.setSystemTime(Date.now() + 10_000);
+    const error = await failure(envelope.encrypt(PLAINTEXT, { context: CONTEXT }));
+    expectTyped(error, "ENVELOPE_KMS_UNAVAILABLE", ["CANARY-SECRET-ID-14"]);
+    vault.clearFaults();
+    await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+  });
+
+  it("rewrap to another Vault key (pii -> pii2) goes through unwrap + wrap and keeps the body", async () => {
+    vault.createKey("pii2");
+    vault.writePolicy("both", {
+      ...readmePolicy("transit", "pii"),
+      ...readmePolicy("transit", "pii2"),
+    });
+    const token = policyToken(["both"]);
+    const oldKey = provider({ auth: { token } });
+    const newKey = provider({ keyName: "pii2", auth: { token } });
+    const envelope = new Envelope({ encrypt: newKey, decrypt: [oldKey], cache: false });
+    const sealed = await new Envelope({ encrypt: oldKey }).encrypt(PLAINTEXT, { context: CONTEXT });
+    const moved = (await envelope.rewrap(sealed, { context: CONTEXT })) as Buffer;
+    expect(inspectEnvelope(moved).entries.map((e) => e.keyRef)).toEqual(["transit/keys/pii2@v1"]);
+    expect(
+      Buffer.from(decodeEnvelope(moved).body).equals(Buffer.from(decodeEnvelope(sealed).body)),
+    ).toBe(true);
+    expect(await envelope.decrypt(moved, { context: CONTEXT, as: "text" })).toBe(PLAINTEXT);
+  });
+});
