@@ -1034,3 +1034,119 @@ describe("more behaviour under load and migration", () => {
     expect(await envelope.decrypt(moved, { context: CONTEXT, as: "text" })).toBe(PLAINTEXT);
   });
 });
+
+describe("hostile or odd stored entries", () => {
+  async function vaultEncrypt(plaintextB64: string): Promise<string> {
+    const res = await fetch(`${vault.address}/v1/transit/encrypt/pii`, {
+      method: "POST",
+      headers: { "X-Vault-Token": vault.rootToken, "Content-Type": "application/json" },
+      body: JSON.stringify({ plaintext: plaintextB64 }),
+    });
+    return ((await res.json()) as { data: { ciphertext: string } }).data.ciphertext;
+  }
+
+  it.each([
+    ["an empty data key", ""],
+    ["a 16-byte data key", Buffer.alloc(16, 1).toString("base64")],
+    ["another 32-byte data key", Buffer.alloc(32, 2).toString("base64")],
+  ])(
+    "an entry swapped for a valid Vault ciphertext of %s is refused with a typed error",
+    async (_, b64) => {
+      const envelope = new Envelope({ encrypt: provider(), cache: false });
+      const sealed = await envelope.encrypt(PLAINTEXT, { context: CONTEXT, output: "text" });
+      const parts = decodeEnvelope(fromText(sealed));
+      const ct = await vaultEncrypt(b64);
+      const { encodeEnvelope } = await import("@envelope/core");
+      const swapped = encodeEnvelope({
+        ...parts,
+        entries: [{ ...parts.entries[0]!, wrapped: Buffer.from(ct) }],
+      });
+      const error = await failure(envelope.decrypt(swapped, { context: CONTEXT }));
+      expect(error.code).toMatch(/^ENVELOPE_/);
+      expect(surfaces(error)).not.toContain(PLAINTEXT);
+    },
+  );
+
+  it("after trim, versions below min_available_version are KEY_DISABLED", async () => {
+    const envelope = new Envelope({ encrypt: provider(), cache: false });
+    const v1 = await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    const post = (path: string, body: unknown) =>
+      fetch(`${vault.address}/v1/transit/keys/pii/${path}`, {
+        method: "POST",
+        headers: { "X-Vault-Token": vault.rootToken, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect((await post("rotate", {})).status).toBe(200);
+    expect(
+      (await post("config", { min_decryption_version: 2, min_encryption_version: 2 })).status,
+    ).toBe(200);
+    expect((await post("trim", { min_available_version: 2 })).status).toBe(200);
+    const error = await failure(envelope.decrypt(v1, { context: CONTEXT }));
+    expectTyped(error, "ENVELOPE_KEY_DISABLED");
+  });
+});
+
+describe("README: narrower roles", () => {
+  it("a writer with datakey/plaintext + encrypt (+ keys read) seals but cannot read back", async () => {
+    vault.writePolicy("writer-only", {
+      "transit/datakey/plaintext/pii": ["update"],
+      "transit/encrypt/pii": ["update"],
+      "transit/keys/pii": ["read"],
+    });
+    const envelope = new Envelope({
+      encrypt: provider({ auth: { token: policyToken(["writer-only"]) } }),
+      cache: false,
+    });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    expectTyped(
+      await failure(envelope.decrypt(sealed, { context: CONTEXT })),
+      "ENVELOPE_KMS_ACCESS_DENIED",
+    );
+  });
+
+  it("FINDING 4: a rewrap job needs rewrap, keys read AND decrypt (the README said only the first two)", async () => {
+    const p = provider();
+    await p.init();
+    const v1 = await new Envelope({ encrypt: p, cache: false }).encrypt(PLAINTEXT, {
+      context: CONTEXT,
+    });
+    await fetch(`${vault.address}/v1/transit/keys/pii/rotate`, {
+      method: "POST",
+      headers: { "X-Vault-Token": vault.rootToken },
+    });
+    vault.writePolicy("rewrap-only", {
+      "transit/rewrap/pii": ["update"],
+      "transit/keys/pii": ["read"],
+    });
+    const job = provider({ auth: { token: policyToken(["rewrap-only"]) } });
+    await job.init();
+    const error = await failure(
+      new Envelope({ encrypt: job, cache: false }).rewrap(v1, { context: CONTEXT }),
+    );
+    expectTyped(error, "ENVELOPE_KMS_ACCESS_DENIED");
+    expect(vault.calls(/^transit\/rewrap\/pii$/)).toHaveLength(1);
+    expect(vault.calls(/^transit\/decrypt\/pii$/)[0]!.status).toBe(403);
+    // With decrypt added (and still no datakey / encrypt) the job works.
+    vault.writePolicy("rewrap-job", {
+      "transit/rewrap/pii": ["update"],
+      "transit/keys/pii": ["read"],
+      "transit/decrypt/pii": ["update"],
+    });
+    const fixed = provider({ auth: { token: policyToken(["rewrap-job"]) } });
+    await fixed.init();
+    const moved = await new Envelope({ encrypt: fixed, cache: false }).rewrap(v1, {
+      context: CONTEXT,
+    });
+    expect(inspectEnvelope(moved).entries[0]!.keyRef).toBe("transit/keys/pii@v2");
+    // The README's "Narrower roles" must say so.
+    const { readFileSync } = await import("node:fs");
+    const readme = readFileSync(
+      new URL("../../../packages/vault/README.md", import.meta.url),
+      "utf8",
+    );
+    expect(/a rewrap job needs only `rewrap` and `keys\/<name>` read/.test(readme)).toBe(false);
+    expect(/a rewrap job needs `rewrap`, `keys\/<name>` read and `decrypt`/.test(readme)).toBe(
+      true,
+    );
+  });
+});
