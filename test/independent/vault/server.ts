@@ -29,6 +29,7 @@
 // 503 "Vault is sealed"; 429 / 5xx / dropped connections / delays by fault injection.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 
 export type Capability = "create" | "read" | "update" | "delete" | "list" | "sudo" | "deny";
@@ -331,19 +332,21 @@ export class IndependentVault {
 
   // ---- HTTP ----------------------------------------------------------------------------------
 
-  async start(): Promise<this> {
-    this.#server = createServer((req, res) => {
+  /** Listens on 127.0.0.1; with `tls` (PEM key and certificate) over HTTPS, as Vault does by default. */
+  async start(tls?: { key: string | Buffer; cert: string | Buffer }): Promise<this> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) this.#send(res, 500, { errors: [String(error)] });
       });
-    });
+    };
+    this.#server = tls ? createTlsServer(tls, handler) : createServer(handler);
     this.#server.on("connection", (socket) => {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
     });
     await new Promise<void>((resolve) => this.#server!.listen(0, "127.0.0.1", resolve));
     const { port } = this.#server.address() as AddressInfo;
-    this.address = `http://127.0.0.1:${port}`;
+    this.address = `${tls ? "https" : "http"}://127.0.0.1:${port}`;
     return this;
   }
 
@@ -928,10 +931,13 @@ function describeKey(key: TransitKey): Record<string, unknown> {
 }
 
 /** Starts a server with a `transit` mount in the root namespace. */
-export async function startIndependentVault(): Promise<IndependentVault> {
+export async function startIndependentVault(tls?: {
+  key: string | Buffer;
+  cert: string | Buffer;
+}): Promise<IndependentVault> {
   const vault = new IndependentVault();
   vault.enableTransit("transit");
-  return vault.start();
+  return vault.start(tls);
 }
 
 /** The README's minimal policy for one key, on a mount. */
