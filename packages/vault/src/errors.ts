@@ -158,7 +158,7 @@ export function classifyVaultError(
       return say(
         "ENVELOPE_KEY_DISABLED",
         "the key version that wrapped this data key is below the key's min_decryption_version",
-        "Lower min_decryption_version on the key to reopen old data, or restore the value from a rewrapped copy. Rewrap values before raising it.",
+        "Lower min_decryption_version on the key to reopen old data (impossible for versions removed by trim, below min_available_version), or restore the value from a rewrapped copy. Rewrap values before raising it.",
       );
     }
     if (/version is too new/.test(msg)) {

@@ -1083,6 +1083,11 @@ describe("hostile or odd stored entries", () => {
     expect((await post("trim", { min_available_version: 2 })).status).toBe(200);
     const error = await failure(envelope.decrypt(v1, { context: CONTEXT }));
     expectTyped(error, "ENVELOPE_KEY_DISABLED");
+    // Its advice must not promise that lowering min_decryption_version always works: after
+    // trim, Vault refuses to go below min_available_version.
+    const lower = await post("config", { min_decryption_version: 1 });
+    expect(lower.status).toBe(400);
+    expect(error.message).toMatch(/trim/);
   });
 });
 
@@ -1148,5 +1153,64 @@ describe("README: narrower roles", () => {
     expect(/a rewrap job needs `rewrap`, `keys\/<name>` read and `decrypt`/.test(readme)).toBe(
       true,
     );
+  });
+});
+
+describe("answers Vault would not give (broken proxy, compromised Vault)", () => {
+  const ok = (data: unknown) => ({ status: 200, raw: JSON.stringify({ data }) });
+
+  it.each([
+    ["an HTML page", { status: 200, raw: "<html>login</html>", contentType: "text/html" }],
+    ["no data", { status: 200, raw: "{}" }],
+    [
+      "a ciphertext without the vault: prefix",
+      ok({ ciphertext: "abc", plaintext: Buffer.alloc(32).toString("base64") }),
+    ],
+    ["a plaintext that is not base64", ok({ ciphertext: "vault:v1:AAAA", plaintext: "%%%" })],
+    [
+      "a 16-byte data key",
+      ok({ ciphertext: "vault:v1:AAAA", plaintext: Buffer.alloc(16, 1).toString("base64") }),
+    ],
+  ])("datakey answering %s is a typed error and nothing is sealed", async (_, answer) => {
+    const envelope = new Envelope({
+      encrypt: provider({ derived: false, auth: { token: policyToken(), renew: false } }),
+      cache: false,
+    });
+    vault.fault(/datakey/, answer, 10);
+    const error = await failure(envelope.encrypt(PLAINTEXT, { context: CONTEXT }));
+    expect(error.code).toMatch(/^ENVELOPE_/);
+    expect(surfaces(error)).not.toContain(PLAINTEXT);
+  });
+
+  it("decrypt answering another data key is refused by the key commitment (no wrong plaintext)", async () => {
+    const envelope = new Envelope({ encrypt: provider(), cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    vault.fault(/^transit\/decrypt/, ok({ plaintext: Buffer.alloc(32, 3).toString("base64") }));
+    const error = await failure(envelope.decrypt(sealed, { context: CONTEXT }));
+    expect(error.code).toMatch(/^ENVELOPE_/);
+    expect(surfaces(error)).not.toContain(PLAINTEXT);
+  });
+
+  it("rewrap answering a ciphertext of another data key: caught by the verifying decrypt, old entry kept", async () => {
+    const p = provider();
+    await p.init();
+    const envelope = new Envelope({ encrypt: p, cache: false });
+    const v1 = await envelope.encrypt(PLAINTEXT, { context: CONTEXT });
+    await fetch(`${vault.address}/v1/transit/keys/pii/rotate`, {
+      method: "POST",
+      headers: { "X-Vault-Token": vault.rootToken },
+    });
+    await envelope.refreshKeys();
+    const res = await fetch(`${vault.address}/v1/transit/encrypt/pii`, {
+      method: "POST",
+      headers: { "X-Vault-Token": vault.rootToken, "Content-Type": "application/json" },
+      body: JSON.stringify({ plaintext: Buffer.alloc(32, 4).toString("base64") }),
+    });
+    const foreign = ((await res.json()) as { data: { ciphertext: string } }).data.ciphertext;
+    expect(foreign).toMatch(/^vault:v2:/);
+    vault.fault(/^transit\/rewrap/, ok({ ciphertext: foreign, key_version: 2 }));
+    const error = await failure(envelope.rewrap(v1, { context: CONTEXT }));
+    expect(error.code).toMatch(/^ENVELOPE_/);
+    expect(await envelope.decrypt(v1, { context: CONTEXT, as: "text" })).toBe(PLAINTEXT);
   });
 });

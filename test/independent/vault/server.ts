@@ -99,6 +99,8 @@ export interface RecordedRequest {
 
 export type FaultAction =
   | { status: number; errors?: string[]; headers?: Record<string, string> }
+  /** Any answer, e.g. a 200 that is not what Vault would say (a broken proxy, a compromised Vault). */
+  | { status: number; raw: string; contentType?: string }
   | { drop: true }
   | { delayMs: number };
 
@@ -443,6 +445,11 @@ export class IndependentVault {
       if ("delayMs" in action) {
         await new Promise((resolve) => setTimeout(resolve, action.delayMs));
         if (res.destroyed || req.socket.destroyed) return;
+      } else if ("raw" in action) {
+        record.status = action.status;
+        res.writeHead(action.status, { "Content-Type": action.contentType ?? "application/json" });
+        res.end(action.raw);
+        return;
       } else {
         send(action.status, { errors: action.errors ?? [] }, action.headers);
         return;
