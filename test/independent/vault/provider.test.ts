@@ -345,6 +345,32 @@ describe("rotation and Vault's native rewrap", () => {
     await rotate();
     await envelope.refreshKeys();
     expect(p.keyRef).toBe("transit/keys/pii@v2");
+    expect(await p.refresh()).toEqual({
+      latestVersion: 2,
+      minDecryptionVersion: 1,
+      derived: false,
+    });
+    expect(
+      p.handles({
+        providerId: "vault-transit",
+        keyRef: "transit/keys/pii@v1",
+        wrapped: new Uint8Array(),
+      }),
+    ).toBe(true);
+    expect(
+      p.handles({
+        providerId: "vault-transit",
+        keyRef: "transit/keys/pii2@v1",
+        wrapped: new Uint8Array(),
+      }),
+    ).toBe(false);
+    expect(
+      p.handles({
+        providerId: "vault-transit",
+        keyRef: "other/keys/pii@v1",
+        wrapped: new Uint8Array(),
+      }),
+    ).toBe(false);
     vault.requests.length = 0;
     const rewrapped = await envelope.rewrap(v1, { context: CONTEXT });
     const before = decodeEnvelope(v1);
