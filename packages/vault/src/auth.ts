@@ -43,6 +43,8 @@ export class TokenSource {
   #pending: Promise<Lease> | undefined;
   readonly #now: () => number;
   readonly #keyLabel: string | undefined;
+  /** ms since epoch before which a failed renewal / re-login is not tried again. */
+  #retryAt = 0;
 
   constructor(
     auth: VaultAuth | undefined,
@@ -85,7 +87,12 @@ export class TokenSource {
   }
 
   #baseHeaders(): Record<string, string> {
-    return this.#namespace ? { "X-Vault-Namespace": this.#namespace } : {};
+    // X-Vault-Request: true on every request, as Vault's own Go client and CLI send it: a
+    // Vault Agent or Vault Proxy listener with require_request_header (SSRF protection)
+    // refuses requests without it (412 "missing 'X-Vault-Request' header").
+    const headers: Record<string, string> = { "X-Vault-Request": "true" };
+    if (this.#namespace) headers["X-Vault-Namespace"] = this.#namespace;
+    return headers;
   }
 
   async #current(timeout: number): Promise<Lease> {
@@ -99,11 +106,27 @@ export class TokenSource {
 
   #needsRefresh(lease: Lease): boolean {
     if (lease.expiresAt === 0) return false;
-    return lease.expiresAt - this.#now() < lease.durationMs / 3;
+    const now = this.#now();
+    // After a failed renewal or re-login the current token serves on, until it expires or
+    // the back-off has passed: not one more Vault call per request while Vault struggles.
+    if (now < this.#retryAt && lease.expiresAt > now) return false;
+    return lease.expiresAt - now < lease.durationMs / 3;
   }
 
   async #refresh(previous: Lease | undefined, timeout: number): Promise<Lease> {
     const auth = this.#auth!;
+    const now = this.#now();
+    // While the current token is still valid, renewing it (or logging in again) must neither
+    // fail nor stall the request it rides on: it gets half the attempt's time, and if it
+    // fails the current token is used on and the next try waits a quarter of what is left.
+    const valid = previous !== undefined && (previous.expiresAt === 0 || previous.expiresAt > now);
+    const budget = valid ? Math.max(1, Math.floor(timeout / 2)) : timeout;
+    let kept = false;
+    const keep = (lease: Lease): Lease => {
+      kept = true;
+      this.#retryAt = this.#now() + Math.max(1000, (lease.expiresAt - this.#now()) / 4);
+      return lease;
+    };
     let lease: Lease;
     if ("token" in auth) {
       if (!previous) {
@@ -112,22 +135,29 @@ export class TokenSource {
             ? { token: auth.token, expiresAt: 0, durationMs: 0, renewable: false }
             : await this.#lookup(auth.token, timeout);
       } else if (previous.renewable) {
-        // A failed renewal keeps the old lease (still valid until it expires); the next request tries again.
-        lease = await this.#renew(previous, timeout).catch(() => previous);
+        // A failed renewal keeps the old lease (still valid until it expires).
+        lease = await this.#renew(previous, budget).catch(() => keep(previous));
       } else {
         // Not renewable: use it until Vault refuses it; a 403 then says what to do.
         lease = { ...previous, expiresAt: 0 };
       }
-    } else if (previous?.renewable) {
-      const renewed = await this.#renew(previous, timeout).catch(() => undefined);
-      // Renewal refused, or capped by the token's max TTL (bought less than half a lease): log in again.
-      lease =
-        renewed && renewed.durationMs * 2 >= previous.durationMs
-          ? renewed
-          : await this.#login(auth.approle, timeout);
     } else {
-      lease = await this.#login(auth.approle, timeout);
+      const renewed = previous?.renewable
+        ? await this.#renew(previous, budget).catch(() => undefined)
+        : undefined;
+      if (previous && renewed && renewed.durationMs * 2 >= previous.durationMs) {
+        lease = renewed;
+      } else {
+        // Not renewable, renewal refused, or capped by the token's max TTL (bought less than
+        // half a lease): log in again; while the token in hand is valid, a failed login keeps it.
+        const inHand = renewed ?? previous;
+        lease =
+          valid && inHand
+            ? await this.#login(auth.approle, budget).catch(() => keep(inHand))
+            : await this.#login(auth.approle, timeout);
+      }
     }
+    if (!kept) this.#retryAt = 0;
     this.#lease = lease;
     return lease;
   }

@@ -103,6 +103,14 @@ export function classifyVaultError(
       "See `cause`; check the Vault address and options.",
     );
   }
+  if (f.status === 412 && /X-Vault-Request/i.test(msg)) {
+    // A Vault Agent / Vault Proxy listener with require_request_header: not an outage.
+    return say(
+      "ENVELOPE_KMS_ERROR",
+      `a Vault Agent or Vault Proxy in front of Vault requires the X-Vault-Request header (${msg})`,
+      "This package sends X-Vault-Request: true on every request; if you inject your own client, make it send requestOptions.headers as given.",
+    );
+  }
   switch (f.status) {
     case 429:
       return say(
@@ -150,7 +158,15 @@ export function classifyVaultError(
       return say(
         "ENVELOPE_KEY_DISABLED",
         "the key version that wrapped this data key is below the key's min_decryption_version",
-        "Lower min_decryption_version on the key to reopen old data, or restore the value from a rewrapped copy. Rewrap values before raising it.",
+        "Lower min_decryption_version on the key to reopen old data (impossible for versions removed by trim, below min_available_version), or restore the value from a rewrapped copy. Rewrap values before raising it.",
+      );
+    }
+    if (/version is too new/.test(msg)) {
+      // The wrapped key names a version this Vault does not have: the value is fine, this Vault is behind.
+      return say(
+        "ENVELOPE_KEY_NOT_FOUND",
+        `this Vault has no such version of the key; its latest version is older than the one that wrapped this data key (${msg})`,
+        "This Vault was restored from an older snapshot, is a replica that is behind, or is another cluster or namespace with the same key name: point at the Vault that wrapped the value. The value itself is not damaged; do not discard it.",
       );
     }
     if (/missing 'context' for key derivation/.test(msg)) {
