@@ -1,0 +1,628 @@
+// @envelope/aws-kms (public API only, as its README shows it) against ./server.ts, an AWS
+// KMS test server written from the AWS KMS API reference apart from test/servers/aws-kms.ts.
+//
+// Run: pnpm exec vitest run test/independent/aws-kms
+import { inspect } from "node:util";
+import { AwsKmsServiceError, awsKmsProvider } from "@envelope/aws-kms";
+import {
+  createEnvelope,
+  decodeEnvelope,
+  Envelope,
+  EnvelopeError,
+  inspectEnvelope,
+  type KeyProvider,
+  ProviderError,
+} from "@envelope/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { sdk } from "./sdk.js";
+import { ACCOUNT, type KmsTestServer, startKmsServer } from "./server.js";
+
+const { DecryptCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } =
+  sdk;
+
+const REGION = "eu-west-1";
+const PLAINTEXT = "alice@example.com";
+const context = { table: "users", column: "email", id: "42" };
+const SESSION = {
+  accessKeyId: "ASIAINDEPENDENTCANARY",
+  secretAccessKey: "CanarySecretKey0000000000000000000000000x",
+  sessionToken: "CanarySessionToken".repeat(8),
+};
+
+let kms: KmsTestServer;
+let keyA: ReturnType<KmsTestServer["createKey"]>;
+let keyB: ReturnType<KmsTestServer["createKey"]>;
+const providers: { destroy(): void }[] = [];
+
+beforeAll(async () => {
+  kms = await startKmsServer({ credentials: SESSION });
+  keyA = kms.createKey(REGION);
+  keyB = kms.createKey(REGION);
+  kms.createAlias("alias/pii", keyA);
+});
+afterAll(async () => {
+  for (const p of providers) p.destroy();
+  await kms.close();
+});
+afterEach(() => kms.clearFaults());
+
+const aliasArn = `arn:aws:kms:${REGION}:${ACCOUNT}:alias/pii`;
+
+function provider(options: Partial<Parameters<typeof awsKmsProvider>[0]> & { keyId: string }) {
+  const p = awsKmsProvider({
+    endpoint: kms.url,
+    credentials: SESSION,
+    ...options,
+  });
+  providers.push(p);
+  return p;
+}
+
+/** The requests made by `fn`. */
+async function during<T>(fn: () => Promise<T>) {
+  const from = kms.requests.length;
+  let result: T | undefined;
+  let error: unknown;
+  try {
+    result = await fn();
+  } catch (e) {
+    error = e;
+  }
+  return { result, error, requests: kms.requests.slice(from) };
+}
+
+/** Everything an error can show a log: message, stack, JSON, inspect (hidden too), the causes. */
+function everythingShown(error: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = error;
+  for (let i = 0; e && i < 10; i++) {
+    const err = e as Error & { details?: unknown };
+    parts.push(
+      String(err.message),
+      String(err.stack),
+      JSON.stringify(err),
+      JSON.stringify(err.details ?? {}),
+    );
+    e = err.cause;
+  }
+  parts.push(inspect(error, { showHidden: true, depth: Number.POSITIVE_INFINITY }));
+  return parts.join("\n");
+}
+
+/** Credentials, the plaintext, and every data key KMS handed out or was handed in `requests`. */
+function secretsOf(requests: KmsTestServer["requests"]): string[] {
+  const out = [SESSION.secretAccessKey, SESSION.sessionToken, SESSION.accessKeyId, PLAINTEXT];
+  for (const r of requests) {
+    const v = r.response?.Plaintext ?? r.body.Plaintext;
+    if (typeof v === "string" && v.length >= 16) {
+      out.push(v, Buffer.from(v, "base64").toString("hex"));
+    }
+  }
+  return out;
+}
+
+function expectNoSecrets(error: unknown, requests: KmsTestServer["requests"]) {
+  const shown = everythingShown(error);
+  for (const s of secretsOf(requests)) expect(shown).not.toContain(s);
+}
+
+describe("the independent server speaks AWS KMS to the official SDK", () => {
+  const client = () =>
+    new KMSClient({ region: REGION, endpoint: kms.url, credentials: SESSION, maxAttempts: 1 });
+
+  it("Decrypt without KeyId finds the key from the ciphertext; EncryptionContext must match exactly", async () => {
+    const c = client();
+    const ec = { a: "1", b: "2" };
+    const enc = await c.send(
+      new EncryptCommand({
+        KeyId: "alias/pii",
+        Plaintext: Buffer.from("x"),
+        EncryptionContext: ec,
+      }),
+    );
+    expect(enc.KeyId).toBe(keyA.arn);
+    const dec = await c.send(
+      new DecryptCommand({
+        CiphertextBlob: enc.CiphertextBlob,
+        EncryptionContext: { b: "2", a: "1" },
+      }),
+    );
+    expect(dec.KeyId).toBe(keyA.arn);
+    expect(Buffer.from(dec.Plaintext!).toString()).toBe("x");
+    const bads: (Record<string, string> | undefined)[] = [
+      { a: "1" },
+      { a: "1", b: "2", c: "3" },
+      { a: "1", b: "3" },
+      undefined,
+    ];
+    for (const bad of bads) {
+      await expect(
+        c.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, EncryptionContext: bad })),
+      ).rejects.toMatchObject({
+        name: "InvalidCiphertextException",
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    await expect(
+      c.send(
+        new DecryptCommand({
+          CiphertextBlob: enc.CiphertextBlob,
+          EncryptionContext: ec,
+          KeyId: keyB.arn,
+        }),
+      ),
+    ).rejects.toMatchObject({ name: "IncorrectKeyException" });
+    const gdk = await c.send(new GenerateDataKeyCommand({ KeyId: keyA.id, KeySpec: "AES_256" }));
+    expect(gdk.Plaintext).toHaveLength(32);
+    const meta = await c.send(new DescribeKeyCommand({ KeyId: aliasArn }));
+    expect(meta.KeyMetadata?.Arn).toBe(keyA.arn);
+    await expect(c.send(new DescribeKeyCommand({ KeyId: "alias/nope" }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
+    const bad = new KMSClient({
+      region: REGION,
+      endpoint: kms.url,
+      credentials: { ...SESSION, secretAccessKey: "wrong" },
+      maxAttempts: 1,
+    });
+    await expect(bad.send(new DescribeKeyCommand({ KeyId: keyA.id }))).rejects.toMatchObject({
+      name: "InvalidSignatureException",
+    });
+    const other = new KMSClient({
+      region: "us-east-1",
+      endpoint: kms.url,
+      credentials: SESSION,
+      maxAttempts: 1,
+    });
+    await expect(other.send(new DescribeKeyCommand({ KeyId: keyA.arn }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
+    for (const x of [c, bad, other]) x.destroy();
+  });
+});
+
+describe("round trips, as the README shows them", () => {
+  it("new Envelope({ encrypt: awsKmsProvider({ keyId: <alias ARN> }) }): GenerateDataKey, then Decrypt by key ARN, context sent both times", async () => {
+    const envelope = new Envelope({ encrypt: provider({ keyId: aliasArn }), cache: false });
+    const { result: sealed, requests: w } = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context }),
+    );
+    expect(w.map((r) => r.operation)).toEqual(["GenerateDataKey"]);
+    expect(w[0]!.headers["x-amz-target"]).toBe("TrentService.GenerateDataKey");
+    expect(w[0]!.headers["content-type"]).toBe("application/x-amz-json-1.1");
+    expect(w[0]!.body).toMatchObject({
+      KeyId: aliasArn,
+      KeySpec: "AES_256",
+      EncryptionContext: context,
+    });
+    expect(inspectEnvelope(sealed!).entries.map((e) => e.keyRef)).toEqual([keyA.arn]);
+
+    const { result, requests: r } = await during(() =>
+      envelope.decrypt(sealed!, { context, as: "text" }),
+    );
+    expect(result).toBe(PLAINTEXT);
+    expect(r.map((q) => q.operation)).toEqual(["Decrypt"]);
+    expect(r[0]!.body).toMatchObject({
+      KeyId: keyA.arn,
+      EncryptionContext: context,
+      EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+    });
+  });
+
+  it("createEnvelope({ encrypt: 'aws-kms://<alias ARN>?endpoint=…' }, env) opens what the code-built client sealed", async () => {
+    const fromCode = new Envelope({ encrypt: provider({ keyId: aliasArn }) });
+    const sealed = await fromCode.encrypt(PLAINTEXT, { context });
+    const env = {
+      AWS_ACCESS_KEY_ID: SESSION.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SESSION.secretAccessKey,
+      AWS_SESSION_TOKEN: SESSION.sessionToken,
+    };
+    const fromConfig = await createEnvelope(
+      { encrypt: `aws-kms://${aliasArn}?endpoint=${encodeURIComponent(kms.url)}` },
+      env,
+    );
+    expect(await fromConfig.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+    const again = await fromConfig.encrypt(PLAINTEXT, { context });
+    expect(await fromCode.decrypt(again, { context, as: "text" })).toBe(PLAINTEXT);
+    // { provider: "aws-kms", …options } in config, as the Options heading says
+    const fromObject = await createEnvelope({
+      encrypt: { provider: "aws-kms", keyId: keyA.arn, endpoint: kms.url, credentials: SESSION },
+    } as never);
+    expect(await fromObject.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+  });
+
+  it.each([
+    ["key id", () => ({ keyId: keyA.id, region: REGION })],
+    ["key ARN", () => ({ keyId: keyA.arn })],
+    ["alias name", () => ({ keyId: "alias/pii", region: REGION })],
+    ["alias ARN", () => ({ keyId: aliasArn })],
+  ])(
+    "keyId as %s: entries record the key ARN and open with any other form",
+    async (_name, opts) => {
+      const envelope = new Envelope({ encrypt: provider(opts()), cache: false });
+      const sealed = await envelope.encrypt(PLAINTEXT, { context });
+      expect(inspectEnvelope(sealed).entries[0]!.keyRef).toBe(keyA.arn);
+      for (const other of [
+        { keyId: keyA.arn },
+        { keyId: "alias/pii", region: REGION },
+        { keyId: keyA.id, region: REGION },
+      ]) {
+        const reader = new Envelope({ encrypt: provider(other), cache: false });
+        expect(await reader.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+      }
+    },
+  );
+
+  it("multi-wrap: Encrypt under a second key, either key alone opens the value", async () => {
+    const envelope = new Envelope({
+      encrypt: [provider({ keyId: keyA.arn }), provider({ keyId: keyB.arn })],
+    });
+    const { result: sealed, requests } = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context }),
+    );
+    expect(requests.map((r) => r.operation).sort()).toEqual(["Encrypt", "GenerateDataKey"]);
+    const enc = requests.find((r) => r.operation === "Encrypt")!;
+    expect(enc.body).toMatchObject({ KeyId: keyB.arn, EncryptionContext: context });
+    for (const k of [keyA, keyB]) {
+      const only = new Envelope({ encrypt: provider({ keyId: k.arn }), cache: false });
+      expect(await only.decrypt(sealed!, { context, as: "text" })).toBe(PLAINTEXT);
+    }
+  });
+});
+
+describe("the encryption context reaches KMS", () => {
+  it("a different, extra or missing context key is refused by KMS (InvalidCiphertextException) as a typed error", async () => {
+    const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn }), cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    for (const wrong of [
+      { ...context, id: "43" },
+      { ...context, extra: "x" },
+      { table: "users", column: "email" },
+    ]) {
+      const { error, requests } = await during(() => envelope.decrypt(sealed, { context: wrong }));
+      expect(requests.map((r) => [r.operation, r.errorType])).toEqual([
+        ["Decrypt", "InvalidCiphertextException"],
+      ]);
+      expect(requests[0]!.body.EncryptionContext).toEqual(wrong);
+      expect(error).toBeInstanceOf(EnvelopeError);
+      expect((error as EnvelopeError).code).toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
+      expect((error as Error).message).toMatch(/context/);
+      expectNoSecrets(error, requests);
+    }
+  });
+
+  it("kmsContext: ['table', 'column'] sends only those keys; the whole context is still bound", async () => {
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, kmsContext: ["table", "column"] }),
+      cache: false,
+    });
+    const { result: sealed, requests } = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context }),
+    );
+    expect(requests[0]!.body.EncryptionContext).toEqual({ table: "users", column: "email" });
+    const { error, requests: r } = await during(() =>
+      envelope.decrypt(sealed!, { context: { ...context, id: "43" } }),
+    );
+    expect(r[0]!.body.EncryptionContext).toEqual({ table: "users", column: "email" });
+    expect(error).toBeInstanceOf(EnvelopeError); // Envelope's own AAD
+  });
+
+  it("the unwrap cache never answers a context KMS would refuse", async () => {
+    const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn }) });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+    const { error, requests } = await during(() =>
+      envelope.decrypt(sealed, { context: { ...context, id: "7" } }),
+    );
+    expect(requests.map((r) => r.errorType)).toEqual(["InvalidCiphertextException"]);
+    expect((error as EnvelopeError).code).toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
+  });
+});
+
+describe("AWS errors become typed errors", () => {
+  const fast = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 2000 };
+
+  const cases: [string, Parameters<KmsTestServer["inject"]>[1], string, boolean][] = [
+    [
+      "AccessDeniedException (400)",
+      { kind: "error", name: "AccessDeniedException" },
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      false,
+    ],
+    [
+      "AccessDeniedException (403)",
+      { kind: "error", name: "AccessDeniedException", status: 403 },
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      false,
+    ],
+    [
+      "ThrottlingException",
+      { kind: "error", name: "ThrottlingException", message: "Rate exceeded" },
+      "ENVELOPE_KMS_THROTTLED",
+      true,
+    ],
+    [
+      "KMSInternalException (500)",
+      { kind: "error", name: "KMSInternalException" },
+      "ENVELOPE_KMS_UNAVAILABLE",
+      true,
+    ],
+    [
+      "DependencyTimeoutException (503)",
+      { kind: "error", name: "DependencyTimeoutException", status: 503 },
+      "ENVELOPE_KMS_UNAVAILABLE",
+      true,
+    ],
+    [
+      "KeyUnavailableException",
+      { kind: "error", name: "KeyUnavailableException" },
+      "ENVELOPE_KMS_UNAVAILABLE",
+      true,
+    ],
+    ["a load balancer's HTML 503", { kind: "html", status: 503 }, "ENVELOPE_KMS_UNAVAILABLE", true],
+    ["a dropped connection", { kind: "drop" }, "ENVELOPE_KMS_UNAVAILABLE", true],
+    [
+      "NotFoundException (404, the Smithy model's status)",
+      { kind: "error", name: "NotFoundException", status: 404 },
+      "ENVELOPE_KEY_NOT_FOUND",
+      false,
+    ],
+    [
+      "DisabledException (409)",
+      { kind: "error", name: "DisabledException", status: 409 },
+      "ENVELOPE_KEY_DISABLED",
+      false,
+    ],
+    [
+      "KMSInvalidStateException (409)",
+      { kind: "error", name: "KMSInvalidStateException", status: 409 },
+      "ENVELOPE_KEY_DISABLED",
+      false,
+    ],
+    [
+      "ValidationException",
+      { kind: "error", name: "ValidationException" },
+      "ENVELOPE_KMS_ERROR",
+      false,
+    ],
+  ];
+
+  for (const operation of ["GenerateDataKey", "Decrypt"] as const) {
+    it.each(cases)(`${operation}: %s`, async (_name, fault, code, retried) => {
+      const envelope = new Envelope({
+        encrypt: provider({ keyId: keyA.arn, retry: fast }),
+        cache: false,
+      });
+      const sealed =
+        operation === "Decrypt" ? await envelope.encrypt(PLAINTEXT, { context }) : undefined;
+      kms.inject(operation, fault, 10);
+      const from = kms.requests.length;
+      const { error, requests } = await during(() =>
+        sealed ? envelope.decrypt(sealed, { context }) : envelope.encrypt(PLAINTEXT, { context }),
+      );
+      const all = kms.requests.slice(from - (sealed ? 1 : 0));
+      expect(requests).toHaveLength(retried ? 3 : 1);
+      expect(error).toBeInstanceOf(ProviderError);
+      const e = error as ProviderError;
+      expect(e.code).toBe(code);
+      expect(e.message).toContain(keyA.arn);
+      expect(e.message).toContain(operation);
+      expect(e.details).toMatchObject({ provider: "aws-kms", operation });
+      expectNoSecrets(error, all);
+    });
+  }
+
+  it("a throttled request is retried and then succeeds; a per-attempt hang times out (bounded)", async () => {
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, retry: fast }),
+      cache: false,
+    });
+    kms.inject("GenerateDataKey", { kind: "error", name: "ThrottlingException" }, 2);
+    const ok = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect(ok.error).toBeUndefined();
+    expect(ok.requests.map((r) => r.status)).toEqual([400, 400, 200]);
+
+    const slow = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, retry: { ...fast, timeoutMs: 200 } }),
+      cache: false,
+    });
+    kms.inject("GenerateDataKey", { kind: "hang" }, 10);
+    const started = Date.now();
+    const { error, requests } = await during(() => slow.encrypt(PLAINTEXT, { context }));
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(requests).toHaveLength(3);
+    expect((error as ProviderError).code).toBe("ENVELOPE_KMS_TIMEOUT");
+  });
+
+  it("real key states: disabled, pending deletion, unknown alias, deleted key", async () => {
+    const k = kms.createKey(REGION);
+    const p = provider({ keyId: k.arn, retry: fast });
+    const envelope = new Envelope({ encrypt: p, cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    kms.disableKey(k);
+    for (const op of [
+      () => envelope.encrypt(PLAINTEXT, { context }),
+      () => envelope.decrypt(sealed, { context }),
+    ]) {
+      const { error, requests } = await during(op);
+      expect(requests.map((r) => r.errorType)).toEqual(["DisabledException"]);
+      expect((error as ProviderError).code).toBe("ENVELOPE_KEY_DISABLED");
+      expect((error as Error).message).toMatch(/enable/i);
+    }
+    kms.scheduleKeyDeletion(k);
+    const pending = await during(() => envelope.decrypt(sealed, { context }));
+    expect(pending.requests.map((r) => r.errorType)).toEqual(["KMSInvalidStateException"]);
+    expect((pending.error as ProviderError).code).toBe("ENVELOPE_KEY_DISABLED");
+    expect((pending.error as Error).message).toMatch(/cancel-key-deletion/);
+    kms.deleteKeyNow(k);
+    const gone = await during(() => envelope.decrypt(sealed, { context }));
+    expect(gone.requests.map((r) => r.errorType)).toEqual(["NotFoundException"]);
+    expect((gone.error as ProviderError).code).toBe("ENVELOPE_KEY_NOT_FOUND");
+
+    const noAlias = new Envelope({
+      encrypt: provider({ keyId: `arn:aws:kms:${REGION}:${ACCOUNT}:alias/missing`, retry: fast }),
+    });
+    const na = await during(() => noAlias.encrypt(PLAINTEXT, { context }));
+    expect(na.requests.map((r) => r.errorType)).toEqual(["NotFoundException"]);
+    expect((na.error as ProviderError).code).toBe("ENVELOPE_KEY_NOT_FOUND");
+  });
+
+  it("a corrupted wrapped key is InvalidCiphertextException; another key's ARN on the entry is IncorrectKeyException", async () => {
+    const p = provider({ keyId: keyA.arn, decryptKeys: [keyB.arn], retry: fast });
+    const generated = await p.generateDataKey!({ context });
+    const entry = generated.entry;
+    const corrupt = { ...entry, wrapped: Uint8Array.from(entry.wrapped) };
+    corrupt.wrapped[corrupt.wrapped.length - 1]! ^= 1;
+    const c = await during(() => p.unwrap(corrupt, { context }));
+    expect(c.requests.map((r) => r.errorType)).toEqual(["InvalidCiphertextException"]);
+    expect((c.error as ProviderError).code).toBe("ENVELOPE_KMS_CONTEXT_MISMATCH");
+    const relabelled = { ...entry, keyRef: keyB.arn };
+    const i = await during(() => p.unwrap(relabelled, { context }));
+    expect(i.requests.map((r) => r.errorType)).toEqual(["IncorrectKeyException"]);
+    expect((i.error as ProviderError).code).toBe("ENVELOPE_UNWRAP_FAILED");
+    expectNoSecrets(i.error, i.requests);
+    generated.dataKey.fill(0);
+  });
+
+  it("credentials KMS rejects: wrong secret (InvalidSignatureException), unknown key id (UnrecognizedClientException); not retried, nothing leaked", async () => {
+    for (const [credentials, type] of [
+      [
+        { ...SESSION, secretAccessKey: "WrongSecret000000000000000000000000000000x" },
+        "InvalidSignatureException",
+      ],
+      [{ ...SESSION, accessKeyId: "ASIAUNKNOWNUNKNOWN00" }, "UnrecognizedClientException"],
+    ] as const) {
+      const envelope = new Envelope({
+        encrypt: provider({ keyId: keyA.arn, credentials, retry: fast }),
+      });
+      const { error, requests } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+      expect(requests.map((r) => r.errorType)).toEqual([type]);
+      expect((error as ProviderError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+      expect((error as Error).cause).toBeInstanceOf(AwsKmsServiceError);
+      expectNoSecrets(error, requests);
+      expect(everythingShown(error)).not.toContain(credentials.secretAccessKey);
+    }
+  });
+
+  it("a key policy that denies Decrypt: AccessDeniedException once, typed, audit events carry no secret", async () => {
+    const k = kms.createKey(REGION);
+    const events: unknown[] = [];
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: k.arn, retry: fast }),
+      cache: false,
+      onAudit: (e) => events.push(e),
+    });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    kms.deny(k, "Decrypt");
+    const { error, requests } = await during(() => envelope.decrypt(sealed, { context }));
+    expect(requests.map((r) => r.errorType)).toEqual(["AccessDeniedException"]);
+    expect((error as ProviderError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+    expect((error as Error).message).toMatch(/kms:Decrypt/);
+    expectNoSecrets(error, requests);
+    const audit = inspect(events, { depth: 10, showHidden: true });
+    for (const s of secretsOf(requests)) expect(audit).not.toContain(s);
+  });
+});
+
+describe("rotation, rewrap and nothing half-written", () => {
+  it("RotateKeyOnDemand: old values still open, new ones use the new material, same ARN", async () => {
+    const k = kms.createKey(REGION);
+    const envelope = new Envelope({ encrypt: provider({ keyId: k.arn }), cache: false });
+    const before = await envelope.encrypt(PLAINTEXT, { context });
+    kms.rotateKeyOnDemand(k);
+    const after = await envelope.encrypt(PLAINTEXT, { context });
+    expect(inspectEnvelope(after).entries[0]!.keyRef).toBe(k.arn);
+    expect(await envelope.decrypt(before, { context, as: "text" })).toBe(PLAINTEXT);
+    expect(await envelope.decrypt(after, { context, as: "text" })).toBe(PLAINTEXT);
+    // force: true re-encrypts under the newest material (ReEncrypt), body unchanged
+    const { result: forced, requests } = await during(() =>
+      envelope.rewrap(before, { context, force: true }),
+    );
+    expect(requests.map((r) => r.operation)).toContain("ReEncrypt");
+    expect(await envelope.decrypt(forced!, { context, as: "text" })).toBe(PLAINTEXT);
+  });
+
+  it("manual rotation by moving the alias: rewrap is ReEncrypt + Decrypt, body byte-identical, old key can then be disabled", async () => {
+    const oldKey = kms.createKey(REGION);
+    const newKey = kms.createKey(REGION);
+    kms.createAlias("alias/rotating", oldKey);
+    const alias = `arn:aws:kms:${REGION}:${ACCOUNT}:alias/rotating`;
+    const app = new Envelope({ encrypt: provider({ keyId: alias }), cache: false });
+    const sealed = await app.encrypt(PLAINTEXT, { context });
+    kms.updateAlias("alias/rotating", newKey);
+    const target = provider({ keyId: alias });
+    const { result: rewrapped, requests } = await during(() =>
+      app.rewrap(sealed, { to: target, context }),
+    );
+    expect(requests.map((r) => r.operation)).toEqual(["ReEncrypt", "Decrypt"]);
+    expect(requests[0]!.body).toMatchObject({
+      SourceKeyId: oldKey.arn,
+      DestinationKeyId: alias,
+      SourceEncryptionContext: context,
+      DestinationEncryptionContext: context,
+    });
+    expect(inspectEnvelope(rewrapped!).entries.map((e) => e.keyRef)).toEqual([newKey.arn]);
+    expect(
+      Buffer.from(decodeEnvelope(rewrapped!).body).equals(Buffer.from(decodeEnvelope(sealed).body)),
+    ).toBe(true);
+    kms.disableKey(oldKey);
+    const reader = new Envelope({ encrypt: provider({ keyId: newKey.arn }), cache: false });
+    expect(await reader.decrypt(rewrapped!, { context, as: "text" })).toBe(PLAINTEXT);
+  });
+
+  it("a rewrap that fails (target key disabled, ReEncrypt throttled) throws typed and leaves the value as it was", async () => {
+    const src = kms.createKey(REGION);
+    const dst = kms.createKey(REGION);
+    const app = new Envelope({ encrypt: provider({ keyId: src.arn }), cache: false });
+    const sealed = await app.encrypt(PLAINTEXT, { context });
+    const copy = Buffer.from(sealed);
+    kms.disableKey(dst);
+    const target = provider({
+      keyId: dst.arn,
+      decryptKeys: [src.arn],
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    const r1 = await during(() => app.rewrap(sealed, { to: target, context }));
+    expect((r1.error as EnvelopeError).code).toBe("ENVELOPE_KEY_DISABLED");
+    kms.enableKey(dst);
+    kms.inject("ReEncrypt", { kind: "error", name: "ThrottlingException" }, 5);
+    const r2 = await during(() => app.rewrap(sealed, { to: target, context }));
+    expect((r2.error as EnvelopeError).code).toBe("ENVELOPE_KMS_THROTTLED");
+    expect(r2.requests.filter((r) => r.operation === "ReEncrypt")).toHaveLength(2);
+    expect(Buffer.from(sealed).equals(copy)).toBe(true);
+    expect(await app.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+    kms.clearFaults();
+    const done = await app.rewrap(sealed, { to: target, context });
+    expect(inspectEnvelope(done).entries.map((e) => e.keyRef)).toEqual([dst.arn]);
+  });
+
+  it("multi-wrap where the second key is denied: encrypt fails typed, nothing is returned", async () => {
+    const k = kms.createKey(REGION);
+    kms.deny(k, "Encrypt");
+    const envelope = new Envelope({
+      encrypt: [provider({ keyId: keyA.arn }), provider({ keyId: k.arn })],
+    });
+    const { result, error } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect(result).toBeUndefined();
+    expect((error as EnvelopeError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+  });
+});
+
+describe("envelope.check()", () => {
+  it("ok against a usable key; failed with the typed code when the key is disabled; the canary context reaches KMS", async () => {
+    const k = kms.createKey(REGION);
+    const envelope = new Envelope({ encrypt: provider({ keyId: k.arn }) });
+    const { result: report, requests } = await during(() => envelope.check());
+    expect(report!.ok).toBe(true);
+    expect(report!.providers[0]).toMatchObject({ provider: "aws-kms", status: "ok" });
+    expect(requests.length).toBeGreaterThanOrEqual(2);
+    for (const r of requests)
+      expect(r.body.EncryptionContext).toEqual({ "envelope:check": "readiness" });
+    kms.disableKey(k);
+    const bad = await envelope.check();
+    expect(bad.ok).toBe(false);
+    expect(bad.providers[0]!.error?.code).toBe("ENVELOPE_KEY_DISABLED");
+  });
+});
+
+void ({} as KeyProvider);
