@@ -13,7 +13,7 @@ import {
   type KeyProvider,
   ProviderError,
 } from "@envelope/core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { sdk } from "./sdk.js";
 import { ACCOUNT, type KmsTestServer, startKmsServer } from "./server.js";
 
@@ -524,6 +524,237 @@ describe("AWS errors become typed errors", () => {
   });
 });
 
+describe("more AWS answers, as other front ends write them", () => {
+  const fast = { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 2000 };
+  const json = { "content-type": "application/x-amz-json-1.1" };
+
+  it.each([
+    [
+      "namespaced __type",
+      {
+        status: 400,
+        headers: json,
+        body: JSON.stringify({
+          __type: "com.amazonaws.kms#NotFoundException",
+          message: "Alias is not found.",
+        }),
+      },
+      "ENVELOPE_KEY_NOT_FOUND",
+      1,
+    ],
+    [
+      "x-amzn-ErrorType with a coral suffix and an empty body",
+      {
+        status: 400,
+        headers: {
+          ...json,
+          "x-amzn-errortype":
+            "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/",
+        },
+        body: "",
+      },
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      1,
+    ],
+    [
+      "capitalised Message",
+      {
+        status: 400,
+        headers: json,
+        body: JSON.stringify({ __type: "DisabledException", Message: "key is disabled" }),
+      },
+      "ENVELOPE_KEY_DISABLED",
+      1,
+    ],
+    [
+      "coral UnrecognizedClientException",
+      {
+        status: 400,
+        headers: json,
+        body: JSON.stringify({
+          __type: "com.amazon.coral.service#UnrecognizedClientException",
+          message: "The security token included in the request is invalid.",
+        }),
+      },
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      1,
+    ],
+    ["HTTP 500 with an empty body", { status: 500, body: "" }, "ENVELOPE_KMS_UNAVAILABLE", 3],
+    [
+      "HTTP 502 from a proxy",
+      { status: 502, headers: { "content-type": "text/plain" }, body: "Bad Gateway" },
+      "ENVELOPE_KMS_UNAVAILABLE",
+      3,
+    ],
+    [
+      "HTTP 429 ThrottlingException",
+      {
+        status: 429,
+        headers: json,
+        body: JSON.stringify({ __type: "ThrottlingException", message: "Rate exceeded" }),
+      },
+      "ENVELOPE_KMS_THROTTLED",
+      3,
+    ],
+  ] as const)("%s", async (_name, raw, code, count) => {
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, retry: fast }),
+      cache: false,
+    });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    kms.inject("Decrypt", { kind: "raw", ...raw }, 10);
+    const { error, requests } = await during(() => envelope.decrypt(sealed, { context }));
+    expect(requests).toHaveLength(count);
+    expect((error as ProviderError).code).toBe(code);
+    expect((error as Error).message).toContain(keyA.arn);
+  });
+
+  it("an endpoint that answers for another key, or without the data key, is a contract error and nothing is returned", async () => {
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, retry: fast }),
+      cache: false,
+    });
+    kms.inject("GenerateDataKey", { kind: "answer", patch: (r) => ({ ...r, KeyId: keyB.arn }) });
+    const a = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect(a.result).toBeUndefined();
+    expect((a.error as ProviderError).code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+    kms.inject("GenerateDataKey", { kind: "answer", patch: ({ Plaintext: _p, ...r }) => r });
+    const b = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect((b.error as ProviderError).code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    kms.inject("Decrypt", { kind: "answer", patch: (r) => ({ ...r, KeyId: keyB.arn }) });
+    const c = await during(() => envelope.decrypt(sealed, { context }));
+    expect((c.error as ProviderError).code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+    expectNoSecrets(c.error, c.requests);
+  });
+
+  it("URI options: kmsContext and grantTokens reach KMS; an unencoded endpoint works too", async () => {
+    const env = {
+      AWS_ACCESS_KEY_ID: SESSION.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SESSION.secretAccessKey,
+      AWS_SESSION_TOKEN: SESSION.sessionToken,
+    };
+    const envelope = await createEnvelope(
+      {
+        encrypt: `aws-kms://${keyA.arn}?endpoint=${kms.url}&kmsContext=table,column&grantTokens=tokenA,tokenB`,
+      },
+      env,
+    );
+    const { result: sealed, requests } = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context }),
+    );
+    expect(requests[0]!.body).toMatchObject({
+      KeyId: keyA.arn,
+      EncryptionContext: { table: "users", column: "email" },
+      GrantTokens: ["tokenA", "tokenB"],
+    });
+    const r = await during(() => envelope.decrypt(sealed!, { context, as: "text" }));
+    expect(r.result).toBe(PLAINTEXT);
+    expect(r.requests[0]!.body).toMatchObject({
+      GrantTokens: ["tokenA", "tokenB"],
+      EncryptionContext: { table: "users", column: "email" },
+    });
+  });
+
+  it("a key in another region (decryptKeys): Decrypt is signed for that region; rewrap to the home key decrypts there and encrypts here", async () => {
+    const east = kms.createKey("us-east-1");
+    const eastApp = new Envelope({ encrypt: provider({ keyId: east.arn }), cache: false });
+    const sealed = await eastApp.encrypt(PLAINTEXT, { context });
+    const west = provider({ keyId: keyA.arn, decryptKeys: [east.arn] });
+    const westApp = new Envelope({ encrypt: west, cache: false });
+    const { result, requests } = await during(() =>
+      westApp.decrypt(sealed, { context, as: "text" }),
+    );
+    expect(result).toBe(PLAINTEXT);
+    expect(requests.map((q) => [q.operation, q.region])).toEqual([["Decrypt", "us-east-1"]]);
+    const moved = await during(() => westApp.rewrap(sealed, { context }));
+    expect(moved.error).toBeUndefined();
+    expect(moved.requests.map((q) => [q.operation, q.region]).slice(0, 2)).toEqual([
+      ["Decrypt", "us-east-1"],
+      ["Encrypt", REGION],
+    ]);
+    expect(inspectEnvelope(moved.result!).entries.map((e) => e.keyRef)).toEqual([keyA.arn]);
+    expect(await westApp.decrypt(moved.result!, { context, as: "text" })).toBe(PLAINTEXT);
+  });
+});
+
+describe("credentials and regions from the SDK chain; an injected client", () => {
+  const chainEnv = (vars: Record<string, string | undefined>) => {
+    for (const name of [
+      "AWS_ACCESS_KEY_ID",
+      "AWS_SECRET_ACCESS_KEY",
+      "AWS_SESSION_TOKEN",
+      "AWS_PROFILE",
+      "AWS_REGION",
+      "AWS_DEFAULT_REGION",
+      "AWS_WEB_IDENTITY_TOKEN_FILE",
+      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+      "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]) {
+      vi.stubEnv(name, undefined);
+    }
+    vi.stubEnv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+    vi.stubEnv("AWS_CONFIG_FILE", "/nonexistent/config");
+    vi.stubEnv("AWS_EC2_METADATA_DISABLED", "true");
+    for (const [k, v] of Object.entries(vars)) vi.stubEnv(k, v);
+  };
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it("alias name and key id with the region and credentials from the environment (SDK default chain)", async () => {
+    chainEnv({
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: SESSION.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: SESSION.secretAccessKey,
+      AWS_SESSION_TOKEN: SESSION.sessionToken,
+    });
+    for (const keyId of ["alias/pii", keyA.id]) {
+      const p = awsKmsProvider({ keyId, endpoint: kms.url });
+      providers.push(p);
+      const envelope = new Envelope({ encrypt: p, cache: false });
+      const { result: sealed, requests } = await during(() =>
+        envelope.encrypt(PLAINTEXT, { context }),
+      );
+      expect(requests.map((r) => [r.region, r.status])).toEqual([[REGION, 200]]);
+      expect(inspectEnvelope(sealed!).entries[0]!.keyRef).toBe(keyA.arn);
+      expect(await envelope.decrypt(sealed!, { context, as: "text" })).toBe(PLAINTEXT);
+    }
+  });
+
+  it("no credentials anywhere: ENVELOPE_KMS_ACCESS_DENIED saying so, no request sent, not retried", async () => {
+    chainEnv({});
+    const p = awsKmsProvider({
+      keyId: keyA.arn,
+      endpoint: kms.url,
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    providers.push(p);
+    const envelope = new Envelope({ encrypt: p });
+    const started = Date.now();
+    const { error, requests } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect(requests).toHaveLength(0);
+    expect((error as ProviderError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+    expect((error as Error).message).toMatch(/credentials/i);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("an injected KMSClient with the SDK's default retries: attempts x maxAttempts requests, as the README says", async () => {
+    const client = new KMSClient({ region: REGION, endpoint: kms.url, credentials: SESSION });
+    const p = awsKmsProvider({
+      keyId: keyA.arn,
+      client,
+      retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    const envelope = new Envelope({ encrypt: p });
+    kms.inject("GenerateDataKey", { kind: "error", name: "KMSInternalException" }, 100);
+    const { error, requests } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect((error as ProviderError).code).toBe("ENVELOPE_KMS_UNAVAILABLE");
+    expect(requests).toHaveLength(2 * 3);
+    client.destroy();
+  });
+});
+
 describe("rotation, rewrap and nothing half-written", () => {
   it("RotateKeyOnDemand: old values still open, new ones use the new material, same ARN", async () => {
     const k = kms.createKey(REGION);
@@ -594,6 +825,26 @@ describe("rotation, rewrap and nothing half-written", () => {
     kms.clearFaults();
     const done = await app.rewrap(sealed, { to: target, context });
     expect(inspectEnvelope(done).entries.map((e) => e.keyRef)).toEqual([dst.arn]);
+  });
+
+  it("ReEncrypt succeeds but the target may not Decrypt (README: it must): rewrap fails typed, the value is unchanged", async () => {
+    const src = kms.createKey(REGION);
+    const dst = kms.createKey(REGION);
+    kms.deny(dst, "Decrypt");
+    const app = new Envelope({ encrypt: provider({ keyId: src.arn }), cache: false });
+    const sealed = await app.encrypt(PLAINTEXT, { context });
+    const copy = Buffer.from(sealed);
+    const target = provider({ keyId: dst.arn, decryptKeys: [src.arn] });
+    const { result, error, requests } = await during(() =>
+      app.rewrap(sealed, { to: target, context }),
+    );
+    expect(result).toBeUndefined();
+    expect(requests.map((r) => [r.operation, r.errorType])).toEqual([
+      ["ReEncrypt", undefined],
+      ["Decrypt", "AccessDeniedException"],
+    ]);
+    expect((error as EnvelopeError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+    expect(Buffer.from(sealed).equals(copy)).toBe(true);
   });
 
   it("multi-wrap where the second key is denied: encrypt fails typed, nothing is returned", async () => {

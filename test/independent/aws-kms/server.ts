@@ -62,7 +62,11 @@ export type Fault =
   | { kind: "error"; name: string; status?: number; message?: string }
   | { kind: "hang" }
   | { kind: "drop" }
-  | { kind: "html"; status: number };
+  | { kind: "html"; status: number }
+  /** Any raw answer (error shapes as other AWS front ends write them). */
+  | { kind: "raw"; status: number; headers?: Record<string, string>; body: string }
+  /** The real answer, altered (a KMS look-alike that answers wrongly). */
+  | { kind: "answer"; patch: (response: Record<string, unknown>) => Record<string, unknown> };
 
 export interface LoggedRequest {
   operation: string;
@@ -589,6 +593,16 @@ export async function startKmsServer(
         log.status = fault.status;
         res.writeHead(fault.status, { "content-type": "text/html" });
         res.end("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>");
+        return;
+      }
+      if (fault?.kind === "raw") {
+        log.status = fault.status;
+        res.writeHead(fault.status, { "x-amzn-requestid": requestId, ...fault.headers });
+        res.end(fault.body);
+        return;
+      }
+      if (fault?.kind === "answer") {
+        send(200, fault.patch(operations[operation]!(body, region) as Record<string, unknown>));
         return;
       }
       if (fault?.kind === "error") {
