@@ -123,7 +123,10 @@ const BY_NAME: Record<string, Mapping> = {
   ThrottledException: THROTTLED,
   TooManyRequestsException: THROTTLED,
   RequestLimitExceeded: THROTTLED,
-  AccessDeniedException: ACCESS_DENIED,
+  AccessDeniedException: {
+    ...ACCESS_DENIED,
+    fix: 'Check the credentials in use (default chain: env, profile, role), that the key policy / IAM policy allows kms:GenerateDataKey, kms:Encrypt, kms:Decrypt, kms:ReEncrypt* and kms:DescribeKey on this key, and that any kms:EncryptionContext condition in them matches the context sent (envelope.check() sends {"envelope:check": "readiness"}; see the README\'s Permissions).',
+  },
   UnrecognizedClientException: ACCESS_DENIED,
   InvalidSignatureException: ACCESS_DENIED,
   IncompleteSignatureException: ACCESS_DENIED,

@@ -2,6 +2,7 @@
 // KMS test server written from the AWS KMS API reference apart from test/servers/aws-kms.ts.
 //
 // Run: pnpm exec vitest run test/independent/aws-kms
+import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { AwsKmsServiceError, awsKmsProvider } from "@envelope/aws-kms";
 import {
@@ -15,7 +16,7 @@ import {
 } from "@envelope/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { sdk } from "./sdk.js";
-import { ACCOUNT, type KmsTestServer, startKmsServer } from "./server.js";
+import { ACCOUNT, type KmsTestServer, type PolicyStatement, startKmsServer } from "./server.js";
 
 const { DecryptCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } =
   sdk;
@@ -856,6 +857,64 @@ describe("rotation, rewrap and nothing half-written", () => {
     const { result, error } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
     expect(result).toBeUndefined();
     expect((error as EnvelopeError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+  });
+});
+
+describe("the README's key policy, followed literally", () => {
+  const readme = readFileSync(
+    new URL("../../../packages/aws-kms/README.md", import.meta.url),
+    "utf8",
+  );
+  const section = readme.slice(
+    readme.indexOf("## Permissions"),
+    readme.indexOf("\n## ", readme.indexOf("## Permissions") + 5),
+  );
+  const blocks = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map(
+    (m) => JSON.parse(m[1]!) as unknown,
+  );
+  const statements = (v: unknown): PolicyStatement[] =>
+    Array.isArray(v)
+      ? v
+      : typeof v === "object" && v !== null && "Statement" in v
+        ? (v as { Statement: PolicyStatement[] }).Statement
+        : [v as PolicyStatement];
+  // "To require a context, add a condition such as `"Condition": { … }`"
+  const condition = JSON.parse(`{${/`("Condition": \{[^`]*\})`/.exec(section)![1]}}`)
+    .Condition as PolicyStatement["Condition"];
+
+  it("the application statement allows what traffic does (encrypt, decrypt, rewrap), and nothing else is needed", async () => {
+    const k = kms.createKey(REGION);
+    kms.setKeyPolicy(k, statements(blocks[0]));
+    const envelope = new Envelope({ encrypt: provider({ keyId: k.arn }), cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+    expect(
+      await envelope.decrypt(await envelope.rewrap(sealed, { context, force: true }), {
+        context,
+        as: "text",
+      }),
+    ).toBe(PLAINTEXT);
+    expect((await envelope.check()).ok).toBe(true);
+  });
+
+  it("with the README's required-context condition: traffic for that table passes, another table is denied, and envelope.check() still passes", async () => {
+    expect(condition).toEqual({ StringEquals: { "kms:EncryptionContext:table": "users" } });
+    const k = kms.createKey(REGION);
+    const [app, ...further] = blocks.flatMap(statements);
+    kms.setKeyPolicy(k, [{ ...app!, Condition: condition }, ...further]);
+    const envelope = new Envelope({ encrypt: provider({ keyId: k.arn }), cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(PLAINTEXT);
+    const denied = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context: { ...context, table: "orders" } }),
+    );
+    expect((denied.error as ProviderError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+    // The message must point at the condition, not only at the credentials.
+    expect((denied.error as Error).message).toMatch(/kms:EncryptionContext/);
+    // A readiness probe on this key must not report a key that serves traffic as failed.
+    const report = await envelope.check();
+    expect(report.providers[0]!.error).toBeUndefined();
+    expect(report.ok).toBe(true);
   });
 });
 

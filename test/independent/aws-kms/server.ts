@@ -56,6 +56,23 @@ interface Key {
   versions: Buffer[];
   /** Operations denied to the caller (AccessDeniedException). */
   denied: Set<string>;
+  /** A key policy (Allow statements); undefined = everything allowed. */
+  policy?: PolicyStatement[];
+}
+
+/**
+ * The part of a key policy statement this server evaluates: Allow statements, `kms:`
+ * actions (or `kms:*`), and `StringEquals` / `StringEqualsIfExists` conditions on
+ * `kms:EncryptionContext:<key>` (the request's EncryptionContext must hold that pair; with
+ * IfExists, only when it has the key). Principal and Resource are not checked (one caller,
+ * and "*" in a key policy means the key itself).
+ */
+export interface PolicyStatement {
+  Sid?: string;
+  Effect: "Allow" | "Deny";
+  Action: string | string[];
+  Condition?: Record<string, Record<string, string | string[]>>;
+  [other: string]: unknown;
 }
 
 export type Fault =
@@ -112,6 +129,8 @@ export interface KmsTestServer {
   deleteKeyNow(key: Key): void;
   rotateKeyOnDemand(key: Key): void;
   deny(key: Key, operation: string): void;
+  /** Sets the key policy (undefined: everything allowed). */
+  setKeyPolicy(key: Key, statements: PolicyStatement[] | undefined): void;
   /** The next `times` requests for `operation` ("*" = any) get `fault`. */
   inject(operation: string, fault: Fault, times?: number): void;
   clearFaults(): void;
@@ -186,8 +205,39 @@ export async function startKmsServer(
     return key;
   }
 
-  function usable(key: Key, operation: string): void {
-    if (key.denied.has(operation)) {
+  function allowedByPolicy(key: Key, operation: string, ec: Record<string, string>): boolean {
+    if (!key.policy) return true;
+    const matches = (st: PolicyStatement) => {
+      const actions = Array.isArray(st.Action) ? st.Action : [st.Action];
+      if (
+        !actions.some(
+          (a) =>
+            a === `kms:${operation}` ||
+            a === "kms:*" ||
+            (a === "kms:ReEncrypt*" && operation.startsWith("ReEncrypt")),
+        )
+      ) {
+        return false;
+      }
+      for (const [op, pairs] of Object.entries(st.Condition ?? {})) {
+        if (op !== "StringEquals" && op !== "StringEqualsIfExists") return false; // not modelled: never matches
+        for (const [conditionKey, wanted] of Object.entries(pairs)) {
+          const prefix = "kms:EncryptionContext:";
+          if (!conditionKey.startsWith(prefix)) return false;
+          const value = ec[conditionKey.slice(prefix.length)];
+          if (value === undefined && op === "StringEqualsIfExists") continue;
+          if (value === undefined || !(Array.isArray(wanted) ? wanted : [wanted]).includes(value))
+            return false;
+        }
+      }
+      return true;
+    };
+    if (key.policy.some((st) => st.Effect === "Deny" && matches(st))) return false;
+    return key.policy.some((st) => st.Effect === "Allow" && matches(st));
+  }
+
+  function usable(key: Key, operation: string, ec: Record<string, string> = {}): void {
+    if (key.denied.has(operation) || !allowedByPolicy(key, operation, ec)) {
       throw new KmsError(
         "AccessDeniedException",
         `User: arn:aws:iam::${ACCOUNT}:user/envelope-test is not authorized to perform: kms:${operation} on resource: ${key.arn} because no resource-based policy allows the kms:${operation} action`,
@@ -305,6 +355,7 @@ export async function startKmsServer(
     region: string,
     operation: string,
     field: string,
+    ec: Record<string, string>,
   ): { key: Key; parsed: ReturnType<typeof parseBlob> } {
     const named = keyId === undefined ? undefined : resolveKey(keyId, region, field);
     const parsed = parseBlob(b);
@@ -316,7 +367,7 @@ export async function startKmsServer(
       );
     }
     if (!key || key.region !== region) throw new KmsError("InvalidCiphertextException", "");
-    usable(key, operation);
+    usable(key, operation, ec);
     return { key, parsed };
   }
 
@@ -346,7 +397,7 @@ export async function startKmsServer(
           "Please specify either number of bytes or key spec.",
         );
       }
-      usable(key, "GenerateDataKey");
+      usable(key, "GenerateDataKey", ec);
       const plaintext = randomBytes(length);
       return {
         CiphertextBlob: seal(key, plaintext, ec).toString("base64"),
@@ -360,7 +411,7 @@ export async function startKmsServer(
       algorithm(body.EncryptionAlgorithm);
       const plaintext = blob(body.Plaintext, "plaintext", 4096);
       const ec = context(body.EncryptionContext, "EncryptionContext");
-      usable(key, "Encrypt");
+      usable(key, "Encrypt", ec);
       return {
         CiphertextBlob: seal(key, plaintext, ec).toString("base64"),
         KeyId: key.arn,
@@ -372,7 +423,7 @@ export async function startKmsServer(
       algorithm(body.EncryptionAlgorithm);
       const b = blob(body.CiphertextBlob, "ciphertextBlob");
       const ec = context(body.EncryptionContext, "EncryptionContext");
-      const { key, parsed } = keyForCiphertext(b, body.KeyId, region, "Decrypt", "KeyId");
+      const { key, parsed } = keyForCiphertext(b, body.KeyId, region, "Decrypt", "KeyId", ec);
       return {
         KeyId: key.arn,
         Plaintext: open(key, parsed, ec).toString("base64"),
@@ -385,18 +436,22 @@ export async function startKmsServer(
       algorithm(body.DestinationEncryptionAlgorithm);
       const b = blob(body.CiphertextBlob, "ciphertextBlob");
       const destination = resolveKey(body.DestinationKeyId, region, "DestinationKeyId");
-      const source = keyForCiphertext(b, body.SourceKeyId, region, "ReEncryptFrom", "SourceKeyId");
-      const plaintext = open(
-        source.key,
-        source.parsed,
-        context(body.SourceEncryptionContext, "SourceEncryptionContext"),
+      const sourceEc = context(body.SourceEncryptionContext, "SourceEncryptionContext");
+      const destinationEc = context(
+        body.DestinationEncryptionContext,
+        "DestinationEncryptionContext",
       );
-      usable(destination, "ReEncryptTo");
-      const out = seal(
-        destination,
-        plaintext,
-        context(body.DestinationEncryptionContext, "DestinationEncryptionContext"),
+      const source = keyForCiphertext(
+        b,
+        body.SourceKeyId,
+        region,
+        "ReEncryptFrom",
+        "SourceKeyId",
+        sourceEc,
       );
+      const plaintext = open(source.key, source.parsed, sourceEc);
+      usable(destination, "ReEncryptTo", destinationEc);
+      const out = seal(destination, plaintext, destinationEc);
       plaintext.fill(0);
       return {
         CiphertextBlob: out.toString("base64"),
@@ -674,6 +729,9 @@ export async function startKmsServer(
     deleteKeyNow: (key) => void keys.delete(key.id),
     rotateKeyOnDemand: (key) => void key.versions.push(randomBytes(32)),
     deny: (key, operation) => void key.denied.add(operation),
+    setKeyPolicy(key, statements) {
+      key.policy = statements;
+    },
     inject(operation, fault, times = 1) {
       faults.push({ operation, fault, left: times });
     },
