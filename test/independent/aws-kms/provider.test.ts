@@ -756,6 +756,44 @@ describe("credentials and regions from the SDK chain; an injected client", () =>
   });
 });
 
+describe("multi-Region keys, as the README describes them", () => {
+  it("a provider on the replica ARN decrypts the primary's envelopes locally, naming the replica; rewrap to it is a ReEncrypt in its region", async () => {
+    const primary = kms.createKey("us-east-1", { multiRegion: true });
+    const replica = kms.replicateKey(primary, REGION);
+    const east = new Envelope({ encrypt: provider({ keyId: primary.arn }), cache: false });
+    const sealed = await east.encrypt(PLAINTEXT, { context });
+    const west = new Envelope({ encrypt: provider({ keyId: replica.arn }), cache: false });
+    const read = await during(() => west.decrypt(sealed, { context, as: "text" }));
+    expect(read.error).toBeUndefined();
+    expect(read.result).toBe(PLAINTEXT);
+    expect(read.requests.map((r) => [r.operation, r.region, r.body.KeyId])).toEqual([
+      ["Decrypt", REGION, replica.arn],
+    ]);
+
+    const moved = await during(() => west.rewrap(sealed, { context, force: true }));
+    expect(moved.error).toBeUndefined();
+    expect(moved.requests.map((r) => [r.operation, r.region])).toEqual([
+      ["ReEncrypt", REGION],
+      ["Decrypt", REGION],
+    ]);
+    expect(moved.requests[0]!.body).toMatchObject({
+      SourceKeyId: replica.arn,
+      DestinationKeyId: replica.arn,
+    });
+    expect(inspectEnvelope(moved.result!).entries.map((e) => e.keyRef)).toEqual([replica.arn]);
+    expect(await east.decrypt(moved.result!, { context, as: "text" })).toBe(PLAINTEXT);
+
+    // mrkAware: false treats the replica as an unrelated key: it does not claim the entry.
+    const strict = new Envelope({
+      encrypt: provider({ keyId: replica.arn, mrkAware: false }),
+      cache: false,
+    });
+    const refused = await during(() => strict.decrypt(sealed, { context }));
+    expect(refused.requests).toHaveLength(0);
+    expect(refused.error).toBeInstanceOf(EnvelopeError);
+  });
+});
+
 describe("rotation, rewrap and nothing half-written", () => {
   it("RotateKeyOnDemand: old values still open, new ones use the new material, same ARN", async () => {
     const k = kms.createKey(REGION);

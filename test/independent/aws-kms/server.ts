@@ -119,7 +119,9 @@ export interface KmsTestServer {
   url: string;
   credentials: Credentials;
   requests: LoggedRequest[];
-  createKey(region?: string): Key;
+  /** A symmetric key; `multiRegion` gives it an `mrk-` id that `replicateKey` can copy. */
+  createKey(region?: string, options?: { multiRegion?: boolean }): Key;
+  replicateKey(key: Key, region: string): Key;
   createAlias(name: string, key: Key): void;
   updateAlias(name: string, key: Key): void;
   disableKey(key: Key): void;
@@ -163,7 +165,7 @@ export async function startKmsServer(
     accessKeyId: "AKIDINDEPENDENTTEST1",
     secretAccessKey: "independent-test-secret-key/0000000000000",
   };
-  const keys = new Map<string, Key>(); // by key id
+  const keys = new Map<string, Key>(); // by `${region}|${key id}` (replicas share an id)
   const aliases = new Map<string, string>(); // `${region}|alias/name` -> key id
   const faults: { operation: string; fault: Fault; left: number }[] = [];
   const requests: LoggedRequest[] = [];
@@ -198,8 +200,8 @@ export async function startKmsServer(
     } else {
       id = keyId;
     }
-    const key = keys.get(id);
-    if (!key || key.region !== region) {
+    const key = keys.get(`${region}|${id}`);
+    if (!key) {
       throw new KmsError("NotFoundException", `Key '${arnOf(region, id)}' does not exist`);
     }
     return key;
@@ -359,14 +361,14 @@ export async function startKmsServer(
   ): { key: Key; parsed: ReturnType<typeof parseBlob> } {
     const named = keyId === undefined ? undefined : resolveKey(keyId, region, field);
     const parsed = parseBlob(b);
-    const key = keys.get(parsed.keyId);
-    if (named && (!key || key.id !== named.id)) {
+    const key = keys.get(`${region}|${parsed.keyId}`);
+    if (named && named.id !== parsed.keyId) {
       throw new KmsError(
         "IncorrectKeyException",
         "The key ID in the request does not identify a CMK that can perform this operation.",
       );
     }
-    if (!key || key.region !== region) throw new KmsError("InvalidCiphertextException", "");
+    if (!key) throw new KmsError("InvalidCiphertextException", "");
     usable(key, operation, ec);
     return { key, parsed };
   }
@@ -477,7 +479,7 @@ export async function startKmsServer(
           EncryptionAlgorithms: ["SYMMETRIC_DEFAULT"],
           KeyManager: "CUSTOMER",
           Origin: "AWS_KMS",
-          MultiRegion: false,
+          MultiRegion: key.id.startsWith("mrk-"),
           CreationDate: 1_700_000_000,
         },
       };
@@ -687,19 +689,22 @@ export async function startKmsServer(
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
 
-  const createKey = (region = "eu-west-1"): Key => {
-    const id = randomUUID();
+  const addKey = (region: string, id: string, versions: Buffer[]): Key => {
     const key: Key = {
       id,
       region,
       arn: arnOf(region, id),
       state: "Enabled",
-      versions: [randomBytes(32)],
+      versions,
       denied: new Set(),
     };
-    keys.set(id, key);
+    keys.set(`${region}|${id}`, key);
     return key;
   };
+  const createKey = (region = "eu-west-1", options: { multiRegion?: boolean } = {}): Key =>
+    addKey(region, options.multiRegion ? `mrk-${randomBytes(16).toString("hex")}` : randomUUID(), [
+      randomBytes(32),
+    ]);
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -726,7 +731,12 @@ export async function startKmsServer(
     cancelKeyDeletion(key) {
       key.state = "Disabled";
     },
-    deleteKeyNow: (key) => void keys.delete(key.id),
+    deleteKeyNow: (key) => void keys.delete(`${key.region}|${key.id}`),
+    replicateKey(key, region) {
+      if (!key.id.startsWith("mrk-")) throw new Error("only multi-Region keys replicate");
+      // Related multi-Region keys share key material, rotations included.
+      return addKey(region, key.id, key.versions);
+    },
     rotateKeyOnDemand: (key) => void key.versions.push(randomBytes(32)),
     deny: (key, operation) => void key.denied.add(operation),
     setKeyPolicy(key, statements) {
