@@ -794,6 +794,42 @@ describe("multi-Region keys, as the README describes them", () => {
   });
 });
 
+describe("options KMS would refuse on every call are refused up front", () => {
+  it("more than 10 grant tokens, or one over 8192 characters (KMS's GrantTokens limits): a ConfigError naming grantTokens, not a ValidationException on every call", async () => {
+    const eleven = Array.from({ length: 11 }, (_, i) => `token${i}`);
+    for (const grantTokens of [eleven, ["x".repeat(8193)]]) {
+      let thrown: unknown;
+      const { requests } = await during(async () => {
+        try {
+          const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn, grantTokens }) });
+          await envelope.encrypt(PLAINTEXT, { context });
+        } catch (error) {
+          thrown = error;
+        }
+      });
+      expect(requests.map((r) => r.errorType)).toEqual([]);
+      expect(thrown).toBeInstanceOf(EnvelopeError);
+      expect((thrown as EnvelopeError).code).toBe("ENVELOPE_BAD_CONFIG");
+      expect((thrown as Error).message).toMatch(/grantTokens/);
+    }
+    await expect(
+      createEnvelope({
+        encrypt: `aws-kms://${keyA.arn}?endpoint=${encodeURIComponent(kms.url)}&grantTokens=${eleven.join(",")}`,
+      }),
+    ).rejects.toMatchObject({ code: "ENVELOPE_BAD_CONFIG" });
+    // Ten are fine, and all ten reach KMS.
+    const ten = eleven.slice(0, 10);
+    const ok = await during(() =>
+      new Envelope({ encrypt: provider({ keyId: keyA.arn, grantTokens: ten }) }).encrypt(
+        PLAINTEXT,
+        { context },
+      ),
+    );
+    expect(ok.error).toBeUndefined();
+    expect(ok.requests[0]!.body.GrantTokens).toEqual(ten);
+  });
+});
+
 describe("rotation, rewrap and nothing half-written", () => {
   it("RotateKeyOnDemand: old values still open, new ones use the new material, same ARN", async () => {
     const k = kms.createKey(REGION);

@@ -286,11 +286,12 @@ export async function startKmsServer(
     if (
       !Array.isArray(value) ||
       value.length > 10 ||
-      !value.every((t) => typeof t === "string" && t.length > 0)
+      !value.every((t) => typeof t === "string" && t.length > 0 && t.length <= 8192)
     ) {
+      // API reference: GrantTokens holds 0 to 10 items of 1 to 8192 characters each.
       throw new KmsError(
         "ValidationException",
-        "1 validation error detected: Value at 'grantTokens' failed to satisfy constraint",
+        "1 validation error detected: Value at 'grantTokens' failed to satisfy constraint: Member must have length less than or equal to 10",
       );
     }
   }
