@@ -209,6 +209,23 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
   const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
   const name = e.name ?? "Error";
   const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 200 && status < 300) {
+    // A success status whose body the SDK could not read (truncated or not JSON): the
+    // endpoint answered, but not as KMS does. The SDK error is dropped whole: its message
+    // may quote the body, and that body carries the data key (GenerateDataKey, Decrypt).
+    return new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `${target.provider} ${target.operation} for key "${target.keyRef}" got HTTP ${status} with a body that is not KMS's JSON (a proxy or TLS-inspecting middlebox that rewrites or truncates answers?). The endpoint is not behaving like AWS KMS; nothing was written.`,
+      {
+        details: {
+          provider: target.provider,
+          keyRef: target.keyRef,
+          operation: target.operation,
+          httpStatus: status,
+        },
+      },
+    );
+  }
   // The SDK names connection failures "TimeoutError" (so it may retry them); the socket
   // error code says what really happened.
   const netCode = String(e.code ?? "");

@@ -2,6 +2,7 @@
 // KMS test server written from the AWS KMS API reference apart from test/servers/aws-kms.ts.
 //
 // Run: pnpm exec vitest run test/independent/aws-kms
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { AwsKmsServiceError, awsKmsProvider } from "@envelope/aws-kms";
@@ -627,6 +628,31 @@ describe("more AWS answers, as other front ends write them", () => {
     const c = await during(() => envelope.decrypt(sealed, { context }));
     expect((c.error as ProviderError).code).toBe("ENVELOPE_PROVIDER_CONTRACT");
     expectNoSecrets(c.error, c.requests);
+  });
+
+  it("HTTP 200 with a body that is not KMS's JSON (a truncating proxy): a contract error, not 'KMS rejected the request'; the data key in it is not shown", async () => {
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: keyA.arn, retry: fast }),
+      cache: false,
+    });
+    const dataKey = randomBytes(32).toString("base64");
+    for (const body of [
+      `{"CiphertextBlob":"AQID","KeyId":"${keyA.arn}","Plaintext":"${dataKey}"`,
+      `x{"Plaintext":"${dataKey}"}`,
+    ]) {
+      kms.inject("GenerateDataKey", { kind: "raw", status: 200, headers: json, body });
+      const { result, error, requests } = await during(() =>
+        envelope.encrypt(PLAINTEXT, { context }),
+      );
+      expect(result).toBeUndefined();
+      expect(requests).toHaveLength(1);
+      expect((error as ProviderError).code).toBe("ENVELOPE_PROVIDER_CONTRACT");
+      expect((error as Error).message).toMatch(/HTTP 200/);
+      expect((error as Error).message).not.toMatch(/rejected/);
+      const shown = everythingShown(error);
+      expect(shown).not.toContain(dataKey);
+      expect(shown).not.toContain(dataKey.slice(0, 12));
+    }
   });
 
   it("URI options: kmsContext and grantTokens reach KMS; an unencoded endpoint works too", async () => {
