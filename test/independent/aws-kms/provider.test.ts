@@ -749,6 +749,44 @@ describe("credentials and regions from the SDK chain; an injected client", () =>
     }
   });
 
+  it("a host clock 20 minutes off: KMS answers 'Signature expired' with its Date, the SDK corrects its clock offset, and the call is sent again (as the SDK's own retry would) instead of failing as access denied", async () => {
+    kms.setClockOffset(20 * 60_000);
+    try {
+      const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn }), cache: false });
+      const {
+        result: sealed,
+        error,
+        requests,
+      } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+      expect(error).toBeUndefined();
+      expect(requests.map((r) => r.errorType ?? r.status)).toEqual([
+        "InvalidSignatureException",
+        200,
+      ]);
+      const again = await during(() => envelope.decrypt(sealed!, { context, as: "text" }));
+      expect(again.result).toBe(PLAINTEXT);
+      expect(again.requests).toHaveLength(1); // the corrected offset stays on the client
+      // A signature that is simply wrong is still not retried.
+      const wrong = new Envelope({
+        encrypt: provider({
+          keyId: keyA.arn,
+          credentials: {
+            ...SESSION,
+            secretAccessKey: "WrongSecret000000000000000000000000000000x",
+          },
+        }),
+      });
+      const w = await during(() => wrong.encrypt(PLAINTEXT, { context }));
+      expect((w.error as ProviderError).code).toBe("ENVELOPE_KMS_ACCESS_DENIED");
+      expect(w.requests.map((r) => r.errorType)).toEqual(
+        ["InvalidSignatureException", "InvalidSignatureException"].slice(0, w.requests.length),
+      );
+      expect(w.requests.length).toBeLessThanOrEqual(2);
+    } finally {
+      kms.setClockOffset(0);
+    }
+  });
+
   it("no credentials anywhere: ENVELOPE_KMS_ACCESS_DENIED saying so, no request sent, not retried", async () => {
     chainEnv({});
     const p = awsKmsProvider({

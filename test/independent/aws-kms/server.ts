@@ -136,6 +136,8 @@ export interface KmsTestServer {
   /** The next `times` requests for `operation` ("*" = any) get `fault`. */
   inject(operation: string, fault: Fault, times?: number): void;
   clearFaults(): void;
+  /** Moves this server's clock (ms ahead of the host's). */
+  setClockOffset(ms: number): void;
   count(operation?: string): number;
   close(): Promise<void>;
 }
@@ -159,7 +161,11 @@ function canonicalContext(ec: Record<string, string>): Buffer {
 }
 
 export async function startKmsServer(
-  options: { credentials?: Credentials } = {},
+  options: {
+    credentials?: Credentials;
+    /** How far this server's clock is ahead of the host's (to model a skewed client clock). */
+    clockOffsetMs?: number;
+  } = {},
 ): Promise<KmsTestServer> {
   const credentials: Credentials = options.credentials ?? {
     accessKeyId: "AKIDINDEPENDENTTEST1",
@@ -169,6 +175,8 @@ export async function startKmsServer(
   const aliases = new Map<string, string>(); // `${region}|alias/name` -> key id
   const faults: { operation: string; fault: Fault; left: number }[] = [];
   const requests: LoggedRequest[] = [];
+  let clockOffsetMs = options.clockOffsetMs ?? 0;
+  const now = () => Date.now() + clockOffsetMs;
 
   const arnOf = (region: string, id: string) => `arn:aws:kms:${region}:${ACCOUNT}:key/${id}`;
 
@@ -529,6 +537,18 @@ export async function startKmsServer(
       );
     }
     const amzDate = String(req.headers["x-amz-date"] ?? "");
+    // SigV4: a request signed more than 15 minutes before or after the server's time is refused.
+    const signedAt = Date.parse(
+      amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z"),
+    );
+    const serverNow = now();
+    if (!Number.isFinite(signedAt) || Math.abs(serverNow - signedAt) > 15 * 60_000) {
+      const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
+      throw new KmsError(
+        "InvalidSignatureException",
+        `Signature expired: ${amzDate} is now earlier than ${stamp(serverNow - 15 * 60_000)} (${stamp(serverNow)} - 15 min.)`,
+      );
+    }
     const names = signed!.split(";");
     if (
       !names.includes("host") ||
@@ -610,6 +630,7 @@ export async function startKmsServer(
       res.writeHead(status, {
         "content-type": "application/x-amz-json-1.1",
         "x-amzn-requestid": requestId,
+        date: new Date(now()).toUTCString(),
         ...(errorType ? { "x-amzn-errortype": errorType } : {}),
         "content-length": Buffer.byteLength(text),
       });
@@ -747,6 +768,9 @@ export async function startKmsServer(
       faults.push({ operation, fault, left: times });
     },
     clearFaults: () => void faults.splice(0),
+    setClockOffset(ms) {
+      clockOffsetMs = ms;
+    },
     count: (operation) =>
       requests.filter((r) => operation === undefined || r.operation === operation).length,
     async close() {
