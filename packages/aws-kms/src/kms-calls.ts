@@ -20,7 +20,7 @@ import { type KmsKeyId, parseKeyId } from "./key-ref.js";
 import type { ResolvedAwsOptions } from "./options.js";
 
 /**
- * A host clock more than 15 minutes off gets "Signature expired" (InvalidSignatureException)
+ * A host clock more than 5 minutes off gets "Signature expired" (InvalidSignatureException)
  * from KMS. The SDK then corrects the client's clock offset from the answer's Date header
  * and flags the error `$metadata.clockSkewCorrected`; its own retry strategy (off here,
  * `maxAttempts: 1`) would send the request again at once. Do the same, once: the request is

@@ -749,7 +749,7 @@ describe("credentials and regions from the SDK chain; an injected client", () =>
     }
   });
 
-  it("a host clock 20 minutes off: KMS answers 'Signature expired' with its Date, the SDK corrects its clock offset, and the call is sent again (as the SDK's own retry would) instead of failing as access denied", async () => {
+  it("a host clock 20 minutes off (KMS allows 5): KMS answers 'Signature expired' with its Date, the SDK corrects its clock offset, and the call is sent again (as the SDK's own retry would) instead of failing as access denied", async () => {
     kms.setClockOffset(20 * 60_000);
     try {
       const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn }), cache: false });

@@ -537,16 +537,17 @@ export async function startKmsServer(
       );
     }
     const amzDate = String(req.headers["x-amz-date"] ?? "");
-    // SigV4: a request signed more than 15 minutes before or after the server's time is refused.
+    // SigV4: KMS refuses a request signed more than 5 minutes before or after its time
+    // ("Signature expired: … is now earlier than … (… - 5 min.)", seen from KMS in aws-sdk-js#2340).
     const signedAt = Date.parse(
       amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, "$1-$2-$3T$4:$5:$6Z"),
     );
     const serverNow = now();
-    if (!Number.isFinite(signedAt) || Math.abs(serverNow - signedAt) > 15 * 60_000) {
+    if (!Number.isFinite(signedAt) || Math.abs(serverNow - signedAt) > 5 * 60_000) {
       const stamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, "");
       throw new KmsError(
         "InvalidSignatureException",
-        `Signature expired: ${amzDate} is now earlier than ${stamp(serverNow - 15 * 60_000)} (${stamp(serverNow)} - 15 min.)`,
+        `Signature expired: ${amzDate} is now earlier than ${stamp(serverNow - 5 * 60_000)} (${stamp(serverNow)} - 5 min.)`,
       );
     }
     const names = signed!.split(";");
