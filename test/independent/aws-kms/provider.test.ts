@@ -209,6 +209,25 @@ describe("round trips, as the README shows them", () => {
       EncryptionContext: context,
       EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
     });
+    // "Never sent: the plaintext you encrypt, the envelope body"
+    const sent = JSON.stringify([...w, ...r].map((q) => q.body));
+    expect(sent).not.toContain(PLAINTEXT);
+    expect(sent).not.toContain(Buffer.from(PLAINTEXT).toString("base64"));
+    expect(sent).not.toContain(
+      Buffer.from(decodeEnvelope(sealed!).body).toString("base64").slice(0, 16),
+    );
+  });
+
+  it("a context in any key order, with Unicode and ':' in keys, opens; KMS sees it as given", async () => {
+    const envelope = new Envelope({ encrypt: provider({ keyId: keyA.arn }), cache: false });
+    const unicode = { "tenant:id": "çà-日本", "a b": "x\u00e9", z: "1" };
+    const sealed = await envelope.encrypt(PLAINTEXT, { context: unicode });
+    const reordered = { z: "1", "a b": "x\u00e9", "tenant:id": "çà-日本" };
+    const { result, requests } = await during(() =>
+      envelope.decrypt(sealed, { context: reordered, as: "text" }),
+    );
+    expect(result).toBe(PLAINTEXT);
+    expect(requests[0]!.body.EncryptionContext).toEqual(unicode);
   });
 
   it("createEnvelope({ encrypt: 'aws-kms://<alias ARN>?endpoint=…' }, env) opens what the code-built client sealed", async () => {
@@ -385,6 +404,16 @@ describe("AWS errors become typed errors", () => {
       "ValidationException",
       { kind: "error", name: "ValidationException" },
       "ENVELOPE_KMS_ERROR",
+      false,
+    ],
+    [
+      "ExpiredTokenException",
+      {
+        kind: "error",
+        name: "ExpiredTokenException",
+        message: "The security token included in the request is expired",
+      },
+      "ENVELOPE_KMS_ACCESS_DENIED",
       false,
     ],
   ];
