@@ -1083,6 +1083,23 @@ describe("the README's key policy, followed literally", () => {
     expect(report.providers[0]!.error).toBeUndefined();
     expect(report.ok).toBe(true);
   });
+  it("a write-only service (GenerateDataKey + Encrypt) with the readiness statement: check() passes, yet application data still cannot be decrypted", async () => {
+    const k = kms.createKey(REGION);
+    const [app, ...further] = blocks.flatMap(statements);
+    kms.setKeyPolicy(k, [{ ...app!, Action: ["kms:GenerateDataKey", "kms:Encrypt"] }, ...further]);
+    const envelope = new Envelope({ encrypt: provider({ keyId: k.arn }), cache: false });
+    const sealed = await envelope.encrypt(PLAINTEXT, { context });
+    await expect(envelope.decrypt(sealed, { context })).rejects.toMatchObject({
+      code: "ENVELOPE_KMS_ACCESS_DENIED",
+    });
+    // nor under the readiness context itself, which the value was not sealed under
+    await expect(
+      envelope.decrypt(sealed, { context: { "envelope:check": "readiness" } }),
+    ).rejects.toBeInstanceOf(EnvelopeError);
+    const report = await envelope.check();
+    expect(report.providers[0]!.error).toBeUndefined();
+    expect(report.ok).toBe(true);
+  });
 });
 
 describe("envelope.check()", () => {
