@@ -121,8 +121,14 @@ const ACCESS_DENIED: Mapping = {
 const BY_NAME: Record<string, Mapping> = {
   ThrottlingException: THROTTLED,
   ThrottledException: THROTTLED,
+  Throttling: THROTTLED,
+  RequestThrottled: THROTTLED,
+  RequestThrottledException: THROTTLED,
   TooManyRequestsException: THROTTLED,
   RequestLimitExceeded: THROTTLED,
+  // AWS common error (HTTP 408): the service timed out reading the request. Transient.
+  RequestTimeout: UNAVAILABLE,
+  RequestTimeoutException: UNAVAILABLE,
   AccessDeniedException: {
     ...ACCESS_DENIED,
     fix: 'Check the credentials in use (default chain: env, profile, role), that the key policy / IAM policy allows kms:GenerateDataKey, kms:Encrypt, kms:Decrypt, kms:ReEncrypt* and kms:DescribeKey on this key, and that any kms:EncryptionContext condition in them matches the context sent (envelope.check() sends {"envelope:check": "readiness"}; see the README\'s Permissions).',
@@ -235,7 +241,10 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
       : UNAVAILABLE
     : BY_NAME[name];
   if (!mapping) {
-    if (status !== undefined && status >= 500) mapping = UNAVAILABLE;
+    // By status, as the SDK's own retry strategy (switched off here) decides: 429 is
+    // throttling, 408 and 5xx are transient, whatever the body (a proxy's page, no body).
+    if (status === 429) mapping = THROTTLED;
+    else if (status !== undefined && (status >= 500 || status === 408)) mapping = UNAVAILABLE;
     else if (status === undefined && isSocketError(error)) {
       mapping = UNAVAILABLE;
     } else {

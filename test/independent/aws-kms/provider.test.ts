@@ -640,6 +640,39 @@ describe("more AWS answers, as other front ends write them", () => {
     expect((error as Error).message).toContain(keyA.arn);
   });
 
+  it.each([
+    [
+      "a bare HTTP 429 from a proxy or gateway",
+      { status: 429, headers: { "content-type": "text/plain" }, body: "Too Many Requests" },
+      "ENVELOPE_KMS_THROTTLED",
+    ],
+    [
+      "HTTP 408 RequestTimeoutException (AWS common error: reading the request timed out)",
+      {
+        status: 408,
+        headers: json,
+        body: JSON.stringify({ __type: "RequestTimeoutException", message: "Request timed out" }),
+      },
+      "ENVELOPE_KMS_UNAVAILABLE",
+    ],
+  ] as const)(
+    "%s is retried, as the SDK's retries the provider switched off would",
+    async (_name, raw, code) => {
+      const envelope = new Envelope({
+        encrypt: provider({ keyId: keyA.arn, retry: fast }),
+        cache: false,
+      });
+      kms.inject("GenerateDataKey", { kind: "raw", ...raw }, 2);
+      const ok = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+      expect(ok.error).toBeUndefined();
+      expect(ok.requests.map((r) => r.status)).toEqual([raw.status, raw.status, 200]);
+      kms.inject("GenerateDataKey", { kind: "raw", ...raw }, 10);
+      const { error, requests } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+      expect(requests).toHaveLength(3);
+      expect((error as ProviderError).code).toBe(code);
+    },
+  );
+
   it("an endpoint that answers for another key, or without the data key, is a contract error and nothing is returned", async () => {
     const envelope = new Envelope({
       encrypt: provider({ keyId: keyA.arn, retry: fast }),
