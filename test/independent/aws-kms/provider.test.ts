@@ -1116,6 +1116,22 @@ describe("the README's key policy, followed literally", () => {
     expect(report.providers[0]!.error).toBeUndefined();
     expect(report.ok).toBe(true);
   });
+  it("with the README's kmsContext: ['table', 'column'] too, check() passes under the readiness statement (the canary's context reaches KMS)", async () => {
+    const k = kms.createKey(REGION);
+    const [app, ...further] = blocks.flatMap(statements);
+    kms.setKeyPolicy(k, [{ ...app!, Condition: condition }, ...further]);
+    const envelope = new Envelope({
+      encrypt: provider({ keyId: k.arn, kmsContext: ["table", "column"] }),
+      cache: false,
+    });
+    const { requests } = await during(() => envelope.encrypt(PLAINTEXT, { context }));
+    expect(requests[0]!.body.EncryptionContext).toEqual({ table: "users", column: "email" });
+    const { result: report, requests: probe } = await during(() => envelope.check());
+    expect(probe[0]!.body.EncryptionContext).toEqual({ "envelope:check": "readiness" });
+    expect(report!.providers[0]!.error).toBeUndefined();
+    expect(report!.ok).toBe(true);
+  });
+
   it("a write-only service (GenerateDataKey + Encrypt) with the readiness statement: check() passes, yet application data still cannot be decrypted", async () => {
     const k = kms.createKey(REGION);
     const [app, ...further] = blocks.flatMap(statements);
