@@ -1,4 +1,9 @@
-import { ConfigError, type EncryptionContext, encodeContext } from "@envelope/core";
+import {
+  ConfigError,
+  type EncryptionContext,
+  encodeContext,
+  READINESS_CONTEXT,
+} from "@envelope/core";
 
 /**
  * Which part of the caller's context becomes the KMS EncryptionContext: `"all"` (the
@@ -24,9 +29,15 @@ export function checkMapping(mapping: unknown): KmsContextMapping {
   );
 }
 
+// envelope.check()'s canary context key. A list mapping keeps it too: the canary holds no
+// application data, and a key policy can then allow the readiness probe by that pair alone
+// (README, Permissions) whatever the list names.
+const READINESS_KEYS = Object.keys(READINESS_CONTEXT);
+
 /**
  * The EncryptionContext sent to KMS, or undefined when it would be empty (KMS treats an
- * absent and an empty context alike).
+ * absent and an empty context alike). A list mapping also keeps `envelope:check`, the key
+ * of `envelope.check()`'s canary context.
  *
  * @example
  * mapContext({ table: "users", id: "42" }, ["table"]) // { table: "users" }
@@ -37,7 +48,7 @@ export function mapContext(
 ): Record<string, string> | undefined {
   if (mapping === "none") return undefined;
   const out: Record<string, string> = {};
-  const keys = mapping === "all" ? Object.keys(context) : mapping;
+  const keys = mapping === "all" ? Object.keys(context) : [...mapping, ...READINESS_KEYS];
   for (const key of keys) {
     const value = context[key];
     if (typeof value === "string") out[key] = value;

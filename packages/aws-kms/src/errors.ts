@@ -121,9 +121,18 @@ const ACCESS_DENIED: Mapping = {
 const BY_NAME: Record<string, Mapping> = {
   ThrottlingException: THROTTLED,
   ThrottledException: THROTTLED,
+  Throttling: THROTTLED,
+  RequestThrottled: THROTTLED,
+  RequestThrottledException: THROTTLED,
   TooManyRequestsException: THROTTLED,
   RequestLimitExceeded: THROTTLED,
-  AccessDeniedException: ACCESS_DENIED,
+  // AWS common error (HTTP 408): the service timed out reading the request. Transient.
+  RequestTimeout: UNAVAILABLE,
+  RequestTimeoutException: UNAVAILABLE,
+  AccessDeniedException: {
+    ...ACCESS_DENIED,
+    fix: 'Check the credentials in use (default chain: env, profile, role), that the key policy / IAM policy allows kms:GenerateDataKey, kms:Encrypt, kms:Decrypt, kms:ReEncrypt* and kms:DescribeKey on this key, and that any kms:EncryptionContext condition in them matches the context sent (envelope.check() sends {"envelope:check": "readiness"}; see the README\'s Permissions).',
+  },
   UnrecognizedClientException: ACCESS_DENIED,
   InvalidSignatureException: ACCESS_DENIED,
   IncompleteSignatureException: ACCESS_DENIED,
@@ -206,6 +215,23 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
   const e = (typeof error === "object" && error !== null ? error : {}) as AwsLikeError;
   const name = e.name ?? "Error";
   const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && status >= 200 && status < 300) {
+    // A success status whose body the SDK could not read (truncated or not JSON): the
+    // endpoint answered, but not as KMS does. The SDK error is dropped whole: its message
+    // may quote the body, and that body carries the data key (GenerateDataKey, Decrypt).
+    return new ProviderError(
+      "ENVELOPE_PROVIDER_CONTRACT",
+      `${target.provider} ${target.operation} for key "${target.keyRef}" got HTTP ${status} with a body that is not KMS's JSON (a proxy or TLS-inspecting middlebox that rewrites or truncates answers?). The endpoint is not behaving like AWS KMS; nothing was written.`,
+      {
+        details: {
+          provider: target.provider,
+          keyRef: target.keyRef,
+          operation: target.operation,
+          httpStatus: status,
+        },
+      },
+    );
+  }
   // The SDK names connection failures "TimeoutError" (so it may retry them); the socket
   // error code says what really happened.
   const netCode = String(e.code ?? "");
@@ -215,7 +241,10 @@ export function classifyAwsError(error: unknown, target: RetryTarget): ProviderE
       : UNAVAILABLE
     : BY_NAME[name];
   if (!mapping) {
-    if (status !== undefined && status >= 500) mapping = UNAVAILABLE;
+    // By status, as the SDK's own retry strategy (switched off here) decides: 429 is
+    // throttling, 408 and 5xx are transient, whatever the body (a proxy's page, no body).
+    if (status === 429) mapping = THROTTLED;
+    else if (status !== undefined && (status >= 500 || status === 408)) mapping = UNAVAILABLE;
     else if (status === undefined && isSocketError(error)) {
       mapping = UNAVAILABLE;
     } else {

@@ -19,6 +19,26 @@ import { classifyAwsError } from "./errors.js";
 import { type KmsKeyId, parseKeyId } from "./key-ref.js";
 import type { ResolvedAwsOptions } from "./options.js";
 
+/**
+ * A host clock more than 5 minutes off gets "Signature expired" (InvalidSignatureException)
+ * from KMS. The SDK then corrects the client's clock offset from the answer's Date header
+ * and flags the error `$metadata.clockSkewCorrected`; its own retry strategy (off here,
+ * `maxAttempts: 1`) would send the request again at once. Do the same, once: the request is
+ * re-signed with the corrected time. Any other error, or a second one, is the caller's.
+ */
+async function resendIfClockCorrected<T>(
+  send: (signal: AbortSignal) => Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  try {
+    return await send(signal);
+  } catch (error) {
+    const metadata = (error as { $metadata?: { clockSkewCorrected?: unknown } } | null)?.$metadata;
+    if (metadata?.clockSkewCorrected !== true || signal.aborted) throw error;
+    return send(signal);
+  }
+}
+
 /** Provider id written into every envelope entry. */
 export const AWS_KMS_PROVIDER_ID = "aws-kms";
 
@@ -55,7 +75,12 @@ export function kmsCalls(s: KmsCallSettings) {
     return client;
   };
   const call = <T>(target: RetryTarget, send: (signal: AbortSignal) => Promise<T>): Promise<T> =>
-    withRetry(target, send, (error) => classifyAwsError(error, target), s.retry);
+    withRetry(
+      target,
+      (signal) => resendIfClockCorrected(send, signal),
+      (error) => classifyAwsError(error, target),
+      s.retry,
+    );
   const target = (operation: string, ref = keyRef): RetryTarget => ({
     provider: AWS_KMS_PROVIDER_ID,
     keyRef: ref,

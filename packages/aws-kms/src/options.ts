@@ -115,7 +115,7 @@ export function resolveOptions(options: AwsKmsProviderOptions): ResolvedAwsOptio
     key,
     home: key.region ?? options.region,
     kmsContext: checkMapping(options.kmsContext),
-    grantTokens: checkStrings(options.grantTokens, "grantTokens"),
+    grantTokens: checkGrantTokens(options.grantTokens),
     decryptKeys,
     discovery: checkDiscovery(options.discovery),
     mrkAware: options.mrkAware ?? true,
@@ -133,6 +133,23 @@ function checkStrings(value: unknown, field: string): string[] {
     );
   }
   return [...value];
+}
+
+// KMS's limits on GrantTokens (API reference): at most 10 tokens, each 1 to 8192 characters.
+// Past them every call fails with ValidationException, so they are refused here.
+const MAX_GRANT_TOKENS = 10;
+const MAX_GRANT_TOKEN_LENGTH = 8192;
+
+function checkGrantTokens(value: unknown): string[] {
+  const tokens = checkStrings(value, "grantTokens");
+  if (tokens.length > MAX_GRANT_TOKENS || tokens.some((t) => t.length > MAX_GRANT_TOKEN_LENGTH)) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      `aws-kms: grantTokens takes at most ${MAX_GRANT_TOKENS} tokens of at most ${MAX_GRANT_TOKEN_LENGTH} characters each (KMS refuses more on every call); pass only the tokens of grants that are not yet eventually consistent.`,
+      { details: { field: "grantTokens" } },
+    );
+  }
+  return tokens;
 }
 
 function checkDiscovery(value: unknown): DiscoveryOption | undefined {
