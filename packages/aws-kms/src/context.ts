@@ -29,15 +29,20 @@ export function checkMapping(mapping: unknown): KmsContextMapping {
   );
 }
 
-// envelope.check()'s canary context key. A list mapping keeps it too: the canary holds no
+// envelope.check()'s canary context. A list mapping passes it whole: the canary holds no
 // application data, and a key policy can then allow the readiness probe by that pair alone
-// (README, Permissions) whatever the list names.
-const READINESS_KEYS = Object.keys(READINESS_CONTEXT);
+// (README, Permissions) whatever the list names. Only the canary's exact context, so that
+// an application context that happens to use the same key maps as it always did (values
+// sealed under it before must still decrypt).
+const READINESS_ENTRIES = Object.entries(READINESS_CONTEXT);
+const isReadinessCanary = (context: EncryptionContext) =>
+  Object.keys(context).length === READINESS_ENTRIES.length &&
+  READINESS_ENTRIES.every(([key, value]) => context[key] === value);
 
 /**
  * The EncryptionContext sent to KMS, or undefined when it would be empty (KMS treats an
- * absent and an empty context alike). A list mapping also keeps `envelope:check`, the key
- * of `envelope.check()`'s canary context.
+ * absent and an empty context alike). `envelope.check()`'s canary context is passed whole
+ * under a list mapping too.
  *
  * @example
  * mapContext({ table: "users", id: "42" }, ["table"]) // { table: "users" }
@@ -48,7 +53,7 @@ export function mapContext(
 ): Record<string, string> | undefined {
   if (mapping === "none") return undefined;
   const out: Record<string, string> = {};
-  const keys = mapping === "all" ? Object.keys(context) : [...mapping, ...READINESS_KEYS];
+  const keys = mapping === "all" || isReadinessCanary(context) ? Object.keys(context) : mapping;
   for (const key of keys) {
     const value = context[key];
     if (typeof value === "string") out[key] = value;

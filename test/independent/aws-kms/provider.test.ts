@@ -1130,6 +1130,13 @@ describe("the README's key policy, followed literally", () => {
     expect(probe[0]!.body.EncryptionContext).toEqual({ "envelope:check": "readiness" });
     expect(report!.providers[0]!.error).toBeUndefined();
     expect(report!.ok).toBe(true);
+    // Only the canary's exact context passes whole: an application context that uses the
+    // same key maps by the list as before (values sealed so must still decrypt).
+    const appContext = { ...context, "envelope:check": "readiness" };
+    const { requests: own } = await during(() =>
+      envelope.encrypt(PLAINTEXT, { context: appContext }),
+    );
+    expect(own[0]!.body.EncryptionContext).toEqual({ table: "users", column: "email" });
   });
 
   it("a write-only service (GenerateDataKey + Encrypt) with the readiness statement: check() passes, yet application data still cannot be decrypted", async () => {
