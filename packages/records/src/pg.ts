@@ -110,7 +110,10 @@ export function encryptedPg(
     let passed = checkedColumns.get(found.c);
     if (!passed?.has(table)) {
       await checkColumns(db, found.c, found.t);
-      if (!passed) checkedColumns.set(found.c, (passed = new Set()));
+      if (!passed) {
+        passed = new Set();
+        checkedColumns.set(found.c, passed);
+      }
       passed.add(table);
     }
     return found;
