@@ -1,4 +1,4 @@
-import { connect, type SqlAdapter } from "@envelope/batch-rewrap";
+import { connect, delegatingAdapter, type SqlAdapter } from "@envelope/batch-rewrap";
 import { Envelope, type KeyProvider } from "@envelope/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -125,6 +125,48 @@ describe.each(targets)(
       });
       expect((await again).run.rewrapped).toBe(5);
       expect(await verifyAll(db, table, target)).toEqual({ rows: 60, wrong: [] });
+    }, 30_000);
+
+    it("a stop during the read before complete leaves the run stopped, not complete on a part of the table", async () => {
+      const old = keyPair().provider;
+      const target = keyPair().provider;
+      await seedTable(db, table, 60, old);
+      // Aborts when the table is read from its start (no WHERE) once every range of the job
+      // is done: the check's first page. The page is still read; the check then stops.
+      const abort = new AbortController();
+      let aborted = false;
+      const rangesDone = async () => {
+        const { rows } = await db
+          .query(
+            `SELECT COUNT(*) AS n, SUM(CASE WHEN status = 'done' THEN 0 ELSE 1 END) AS pending FROM ${prefix}_ranges WHERE job_id = ?`,
+            ["stopcheck"],
+          )
+          .catch(() => ({ rows: [] as Record<string, unknown>[] }));
+        return Number(rows[0]?.n ?? 0) > 0 && Number(rows[0]?.pending ?? 1) === 0;
+      };
+      const watched = delegatingAdapter(db, {
+        transaction: (fn) => db.transaction(fn),
+        query: async (sql, params) => {
+          if (
+            !aborted &&
+            new RegExp(`FROM [\`"]?${table}[\`"]?\\s+ORDER BY`).test(sql) &&
+            (await rangesDone())
+          ) {
+            aborted = true;
+            abort.abort();
+          }
+          return db.query(sql, params);
+        },
+      });
+      const report = await smallJob(watched, table, prefix, "stopcheck", target, old, {
+        signal: abort.signal,
+      });
+      expect(aborted).toBe(true);
+      expect(report).toMatchObject({ stopped: true, complete: false, pendingRanges: 0 });
+      expect(report.verified).toBeUndefined();
+      // The next run checks again and says complete.
+      const again = await smallJob(db, table, prefix, "stopcheck", target, old);
+      expect(again).toMatchObject({ complete: true, verified: { scanned: 60, remaining: 0 } });
     }, 30_000);
   },
 );
