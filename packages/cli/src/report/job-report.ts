@@ -78,7 +78,7 @@ export function renderJobReport(report: JobReport, prior?: PriorJob): string {
     );
   else if (leftAfterCheck(report))
     lines.push(
-      `  NOT complete: every range of the job is done and nothing failed, but reading the column(s) again (no KMS call) found ${report.verified!.remaining} value(s) still not on the target key. Either they were written under an old key while this run went on (an application instance still on the old config), or the job's state tables (<state-prefix>_*) were changed to mark work done that was not: check who can write to them. Run the same command again: it goes over the whole table.`,
+      `  NOT complete: every range of the job is done and nothing failed, but reading the column(s) again (no KMS call) found ${report.verified!.remaining} value(s) still not on the target key. Either they were written under an old key while this run went on (an application instance still on the old config), or the job's state tables (<state-prefix>_*) were changed to mark work done that was not: check who can write to them. Run the same command again (without --resume): every range is done, so it goes over the whole table.`,
     );
   else if (!report.complete)
     lines.push(
