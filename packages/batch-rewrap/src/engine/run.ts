@@ -26,7 +26,10 @@ export interface JobReport {
   table: string;
   columns: string[];
   targets: string[];
-  /** Every range done and no failure outstanding. */
+  /**
+   * Apply: every range done, no failure outstanding, and the read of the column(s) that
+   * follows found no value still to move (`verified.remaining` 0). Dry run: nothing to do.
+   */
   complete: boolean;
   /**
    * Apply: ranges not yet done when this run ended. A worker that finds nothing left to
