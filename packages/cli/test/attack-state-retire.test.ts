@@ -92,6 +92,49 @@ describe.each(DATABASES)("retire against forged job state on $name", ({ url }) =
     }
   }, 120_000);
 
+  it("old values written back and a checkpoint pushed past the rows: rewrap --apply says NOT complete (exit 5), not Complete., and the next run moves them", async () => {
+    const t = `${table}_f1`;
+    const { cwd, config } = await rotated(t);
+    const on = ["--db", url, "--table", t, "--column", "email", "--state-prefix", prefix];
+    const job = [...on, "--job", "att_f1", "--apply"];
+    const db = await connect(url);
+    try {
+      // The attacker keeps the values as they are under the old key…
+      const { rows: saved } = await db.query(`SELECT id, email FROM ${t} ORDER BY id`);
+      const first = await cli(["rewrap", ...job, "--range-size", "10"], { cwd });
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toContain("Complete.");
+      // …writes them back once the job is done, and edits its state: one range pending
+      // with its checkpoint past the last row, the job running (so no second pass).
+      for (const r of saved)
+        await db.query(`UPDATE ${t} SET email = ? WHERE id = ?`, [r.email, r.id]);
+      await db.query(
+        `UPDATE ${prefix}_ranges SET status = 'pending' WHERE job_id = ? AND range_id = 0`,
+        ["att_f1"],
+      );
+      await db.query(`UPDATE ${prefix}_checkpoints SET last_pk = '999999999' WHERE job_id = ?`, [
+        "att_f1",
+      ]);
+      await db.query(`UPDATE ${prefix}_jobs SET status = 'running' WHERE job_id = ?`, ["att_f1"]);
+      const forged = await cli(["rewrap", ...job], { cwd });
+      expect(forged.code, forged.stderr).toBe(EXIT_CODES.PARTIAL);
+      expect(forged.stdout).toMatch(
+        /NOT complete: .*found 30 value\(s\) still not on the target key/,
+      );
+      expect(forged.stdout).not.toContain("Complete.");
+      // Retire still refuses (it counts the column), and the next run moves them.
+      const refused = await cli(["retire", config.decrypt[0], ...on, "--dry-run"], { cwd });
+      expect(refused.code, refused.stderr).toBe(EXIT_CODES.KEY_IN_USE);
+      const again = await cli(["rewrap", ...job], { cwd });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toContain("Complete.");
+      const retire = await cli(["retire", config.decrypt[0], ...on, "--dry-run"], { cwd });
+      expect(retire.code, retire.stdout + retire.stderr).toBe(0);
+    } finally {
+      await db.close();
+    }
+  }, 180_000);
+
   it("a malformed or hostile job spec makes retire refuse, escaped, config unchanged", async () => {
     const t = `${table}_b`;
     const { cwd, configPath, text, config } = await rotated(t);

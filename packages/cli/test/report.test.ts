@@ -65,6 +65,18 @@ describe("printReport", () => {
     }
   });
 
+  it("values the check found still to move after every range was done make a partial run (exit 5) that says why", () => {
+    const { code, text } = print(
+      report({ complete: false, pendingRanges: 0, verified: { scanned: 1000, remaining: 40 } }),
+    );
+    expect(code).toBe(EXIT_CODES.PARTIAL);
+    expect(text).toContain("NOT complete");
+    expect(text).toContain("found 40 value(s) still not on the target key");
+    expect(text).toContain("Run the same command again");
+    expect(text).not.toContain("Complete.");
+    expect(text).not.toContain("Some values failed");
+  });
+
   it("a complete job is exit 0", () => {
     const { code, text } = print(report({}));
     expect(code).toBe(EXIT_CODES.OK);

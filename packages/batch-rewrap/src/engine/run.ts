@@ -26,7 +26,10 @@ export interface JobReport {
   table: string;
   columns: string[];
   targets: string[];
-  /** Every range done and no failure outstanding. */
+  /**
+   * Apply: every range done, no failure outstanding, and the read of the column(s) that
+   * follows found no value still to move (`verified.remaining` 0). Dry run: nothing to do.
+   */
   complete: boolean;
   /**
    * Apply: ranges not yet done when this run ended. A worker that finds nothing left to
@@ -47,6 +50,17 @@ export interface JobReport {
    * includes it; `total` counts each row once and adds what the pass moved.
    */
   swept?: Counters;
+  /**
+   * Apply: the check made before `complete` is claimed, once every range is done and no
+   * failure is outstanding: the job's column(s) read again over the whole table, in key
+   * order, and each value's header parsed (no KMS call, no write). `remaining` counts the
+   * values still not on the target key(s), or not usable, when it read them: above 0, the
+   * run is not complete whatever the state tables say (values written under an old key
+   * while the run went on, or state tables edited to mark work done that was not), and the
+   * next apply run goes over the whole table again. Absent when the run did not get that
+   * far (stopped, ranges pending, failures outstanding), or was stopped during the check.
+   */
+  verified?: { scanned: number; remaining: number };
   /** Stopped early by the abort signal (Ctrl-C); rerun to resume from the checkpoints. */
   stopped: boolean;
   /** What this run did. */
@@ -211,6 +225,18 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
       sweep = { counters, before };
     }
   }
+  // `complete` is not taken from the state tables alone: anyone who can write to the
+  // database can mark ranges done or move a checkpoint past the rows, and an app instance
+  // still on an old key can write behind the checkpoints. Before it is claimed, the column
+  // itself is read (headers only, no KMS call).
+  let verified: JobReport["verified"];
+  if (!stopped) {
+    verified = await verifyDone(rt, t);
+    if (rt.options.signal?.aborted) {
+      stopped = true;
+      verified = undefined;
+    }
+  }
   // Every worker has committed its last batch: say so, so that a retire or rotate sees a
   // stopped job (resume it) at once instead of a running one until the lease passes.
   if (stopped) await markJobStopped(rt.db, t, rt.job.id);
@@ -223,6 +249,7 @@ async function runPrepared(rt: Runtime): Promise<JobReport> {
       ...base,
       reopened,
       ...(sweep ? { swept: sweep.counters } : {}),
+      ...(verified ? { verified } : {}),
       kmsThrottled: throttledCount(),
       kmsCallsPerValue: perValue(run.rewrapped),
     },
@@ -245,6 +272,21 @@ async function resumeJob(rt: Runtime, t: StateTables): Promise<boolean> {
   const interrupted = jobs.some((j) => j.jobId === rt.job.id && j.state === "incomplete");
   await markJobResumed(rt.db, t, rt.job.id);
   return interrupted;
+}
+
+/**
+ * The check before `complete`: when every range of the job is done and no failure is
+ * outstanding, reads the whole table in key order (as the dry run does: pk and the job's
+ * columns, each value's header parsed, no KMS call) and counts the values the job would
+ * still change or cannot use. Undefined when the job is not done by its own state (then it
+ * is not complete anyway, and the read would be wasted).
+ */
+async function verifyDone(rt: Runtime, t: StateTables): Promise<JobReport["verified"]> {
+  if ((await countPendingRanges(rt.db, t, rt.job.id)) > 0) return undefined;
+  if (Object.keys(await failureCounts(rt.db, t, rt.job.id)).length > 0) return undefined;
+  const scan = await scanTable(rt);
+  const invalid = Object.values(scan.invalid).reduce((a, b) => a + b, 0);
+  return { scanned: scan.scanned, remaining: scan.work + invalid };
 }
 
 async function applyReport(
@@ -278,7 +320,11 @@ async function applyReport(
   const durationMs = performance.now() - started;
   return {
     ...base,
-    complete: pendingRanges === 0 && Object.keys(failures).length === 0,
+    complete:
+      pendingRanges === 0 &&
+      Object.keys(failures).length === 0 &&
+      base.verified !== undefined &&
+      base.verified.remaining === 0,
     pendingRanges,
     stopped,
     run,

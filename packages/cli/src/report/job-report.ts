@@ -76,6 +76,10 @@ export function renderJobReport(report: JobReport, prior?: PriorJob): string {
     lines.push(
       `  This worker is done: nothing left to claim, no failures. Other workers still hold ${report.pendingRanges} range(s); the job completes when they finish (run again with --resume afterwards to check).`,
     );
+  else if (leftAfterCheck(report))
+    lines.push(
+      `  NOT complete: every range of the job is done and nothing failed, but reading the column(s) again (no KMS call) found ${report.verified!.remaining} value(s) still not on the target key. Either they were written under an old key while this run went on (an application instance still on the old config), or the job's state tables (<state-prefix>_*) were changed to mark work done that was not: check who can write to them. Run the same command again (without --resume): every range is done, so it goes over the whole table.`,
+    );
   else if (!report.complete)
     lines.push(
       "  Some values failed: none of them was changed (what each code means for the value is above). Fix the cause, then run the same command again (or add --resume) to retry them.",
@@ -92,7 +96,10 @@ export function renderJobReport(report: JobReport, prior?: PriorJob): string {
   return lines.join("\n");
 }
 
-/** Interrupted → 130; failures left (and no other worker still at it) → 5; else 0. */
+/**
+ * Interrupted → 130; failures left, or values the check before `complete` found still to
+ * move (and no other worker still at it) → 5; else 0.
+ */
 export function jobExitCode(report: JobReport): number {
   if (report.stopped) return EXIT_CODES.INTERRUPTED;
   if (report.apply && !report.complete && !othersStillWorking(report)) return EXIT_CODES.PARTIAL;
@@ -135,6 +142,19 @@ export function failureMeaning(code: string, kind: "rewrap" | "migrate"): string
 }
 
 /** A worker of a shared job ended with ranges still claimed by others, and nothing failed. */
+/**
+ * The job's own state says done (every range, no failure), but the check that reads the
+ * column before `complete` is claimed found values still to move.
+ */
+function leftAfterCheck(report: JobReport): boolean {
+  return (
+    report.apply &&
+    !report.complete &&
+    (report.verified?.remaining ?? 0) > 0 &&
+    Object.keys(report.failures).length === 0
+  );
+}
+
 function othersStillWorking(report: JobReport): boolean {
   return (
     report.apply &&
