@@ -1,0 +1,594 @@
+// @envelope/azure-keyvault through its public API (package exports, README usage) against an
+// independently written Key Vault + Entra server (./server.ts), with the real
+// @azure/keyvault-keys and @azure/identity clients. See README.md beside this file.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { Agent } from "node:https";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { format, inspect } from "node:util";
+import { azureKeyVaultProvider } from "@envelope/azure-keyvault";
+import {
+  createEnvelope,
+  decodeEnvelope,
+  Envelope,
+  EnvelopeError,
+  encodeEnvelope,
+  type ProviderError,
+} from "@envelope/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IndependentKeyVault } from "./server.js";
+
+// @azure/identity is the provider package's dependency, not the root's: load that copy.
+const fromProvider = createRequire(
+  new URL("../../../packages/azure-keyvault/package.json", import.meta.url),
+);
+const { ClientSecretCredential } = fromProvider(
+  "@azure/identity",
+) as typeof import("../../../packages/azure-keyvault/node_modules/@azure/identity");
+
+const context = { table: "users", column: "email", id: "42" };
+const SECRET_TEXT = "alice@example.com";
+
+let kv: IndependentKeyVault;
+let caFile: string;
+let agent: Agent;
+
+beforeAll(async () => {
+  kv = await new IndependentKeyVault().start();
+  const dir = mkdtempSync(join(tmpdir(), "envelope-azure-independent-"));
+  caFile = join(dir, "ca.pem");
+  writeFileSync(caFile, kv.cert.certPem);
+  agent = new Agent({ ca: kv.cert.certPem, keepAlive: false });
+});
+afterAll(async () => {
+  await kv?.stop();
+});
+
+/**
+ * The real ClientSecretCredential against the test server's Entra endpoints. `agent` (to trust
+ * the test CA) is passed through to the identity client's HTTP pipeline at run time, though
+ * the credential's option type does not list it.
+ */
+function entraCredential(
+  server: IndependentKeyVault,
+  secret = server.clientSecret,
+  httpsAgent?: Agent,
+) {
+  return new ClientSecretCredential(server.tenantId, server.clientId, secret, {
+    authorityHost: server.url,
+    disableInstanceDiscovery: true,
+    agent: httpsAgent ?? new Agent({ ca: server.cert.certPem }),
+  } as ConstructorParameters<typeof ClientSecretCredential>[3]);
+}
+
+function credential(secret = kv.clientSecret) {
+  return entraCredential(kv, secret, agent);
+}
+
+let keyCounter = 0;
+function newKey(init: Parameters<IndependentKeyVault["createKey"]>[1] = {}): {
+  name: string;
+  version: string;
+  keyId: string;
+} {
+  const name = `pii-${++keyCounter}`;
+  const version = kv.createKey(name, init);
+  return { name, version, keyId: `${kv.url}/keys/${name}` };
+}
+
+/** Every string a log or error must never hold: tokens issued, the client secret, the plaintext, data keys sent to wrapkey. */
+function secrets(server = kv): string[] {
+  const out = [server.clientSecret, SECRET_TEXT, ...server.tokens.keys()];
+  for (const r of server.log) {
+    if (r.op !== "wrapkey" || !r.body) continue;
+    try {
+      const v = JSON.parse(r.body).value as string;
+      out.push(
+        v,
+        Buffer.from(v, "base64url").toString("base64"),
+        Buffer.from(v, "base64url").toString("hex"),
+      );
+    } catch {}
+  }
+  return out.filter((x) => x.length >= 8);
+}
+
+function renderings(error: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = error;
+  for (let depth = 0; e && depth < 8; depth++) {
+    parts.push(String(e), (e as Error).stack ?? "", JSON.stringify(e) ?? "");
+    e = (e as Error).cause;
+  }
+  parts.push(
+    inspect(error, { showHidden: true, depth: Number.POSITIVE_INFINITY }),
+    format("%o", error),
+  );
+  return parts.join("\n");
+}
+
+/** Awaits a rejection and checks it is a typed Envelope error with `code` that leaks nothing. */
+async function typed(promise: Promise<unknown>, code: string, server = kv): Promise<ProviderError> {
+  const error = await promise.then(
+    () => {
+      throw new Error(`expected ${code}, but it resolved`);
+    },
+    (e: unknown) => e,
+  );
+  expect(EnvelopeError.isInstance(error), String(error)).toBe(true);
+  expect((error as EnvelopeError).code, (error as Error).message).toBe(code);
+  const text = renderings(error);
+  for (const s of secrets(server)) expect(text).not.toContain(s);
+  expect(text).not.toMatch(/Bearer [A-Za-z0-9._-]{8,}/);
+  return error as ProviderError;
+}
+
+function provider(keyId: string, extra: Partial<Parameters<typeof azureKeyVaultProvider>[0]> = {}) {
+  return azureKeyVaultProvider({
+    keyId,
+    credential: credential(),
+    caFile,
+    disableChallengeResourceVerification: true,
+    ...extra,
+  });
+}
+
+const FAST = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20, timeoutMs: 2000 };
+
+describe("round trips", () => {
+  it("encrypts and decrypts through the README's provider object (local wrap, RSA-OAEP-256)", async () => {
+    const { keyId, name, version } = newKey();
+    const p = azureKeyVaultProvider({
+      keyId,
+      credential: credential(),
+      caFile,
+      disableChallengeResourceVerification: true,
+    });
+    const envelope = new Envelope({ encrypt: p });
+    const before = kv.log.length;
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context, output: "text" });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    expect(p.keyRef).toBe(`${kv.url}/keys/${name}/${version}`);
+    // Local wrap: encrypt read the key and wrapped in-process; decrypt sent one unwrapkey.
+    const mine = kv.log.slice(before).filter((r) => r.path.includes(`/keys/${name}`));
+    expect(mine.filter((r) => r.op === "wrapkey")).toHaveLength(0);
+    expect(mine.filter((r) => r.op === "unwrapkey" && r.status === 200)).toHaveLength(1);
+    const unwrap = mine.find((r) => r.op === "unwrapkey" && r.status === 200)!;
+    expect(unwrap.path).toBe(`/keys/${name}/${version}/unwrapkey`);
+    expect(JSON.parse(unwrap.body).alg).toBe("RSA-OAEP-256");
+    for (const r of mine) expect(r.apiVersion).toBe("7.6");
+    // Another row's context fails with the core's one decryption code.
+    await typed(
+      envelope.decrypt(sealed, { context: { ...context, id: "43" } }),
+      "ENVELOPE_DECRYPT_FAILED",
+    );
+  });
+
+  it.each([
+    ["RSA-OAEP-256", { localWrap: false }],
+    ["RSA-OAEP", { localWrap: false, algorithm: "RSA-OAEP" as const }],
+    ["RSA-OAEP", { algorithm: "RSA-OAEP" as const }],
+  ])("round-trips with %s (%o), Key Vault unwrapping what was wrapped", async (alg, extra) => {
+    const { keyId, name } = newKey({ size: 3072 });
+    const envelope = new Envelope({ encrypt: provider(keyId, extra) });
+    const before = kv.log.length;
+    const sealed = await envelope.encrypt(Buffer.from(SECRET_TEXT), { context });
+    expect((await envelope.decrypt(sealed, { context })).toString()).toBe(SECRET_TEXT);
+    const mine = kv.log
+      .slice(before)
+      .filter((r) => r.path.includes(`/keys/${name}/`) && r.status === 200);
+    const wraps = mine.filter((r) => r.op === "wrapkey");
+    expect(wraps).toHaveLength((extra as { localWrap?: boolean }).localWrap === false ? 1 : 0);
+    for (const w of wraps) expect(JSON.parse(w.body).alg).toBe(alg);
+    const unwraps = mine.filter((r) => r.op === "unwrapkey");
+    expect(unwraps).toHaveLength(1);
+    expect(JSON.parse(unwraps[0]!.body).alg).toBe(alg);
+    // A 3072-bit key: the wrapped data key Key Vault unwrapped is 384 bytes.
+    expect(Buffer.from(JSON.parse(unwraps[0]!.body).value, "base64url")).toHaveLength(384);
+  });
+
+  it("builds the provider from a config object through createEnvelope, with the CA and challenge setting from the documented env variables", async () => {
+    const { name, version } = newKey();
+    const envelope = await createEnvelope(
+      {
+        encrypt: {
+          provider: "azure-kv",
+          keyId: `azure-kv://localhost:${kv.port}/keys/${name}`,
+          credential: credential(),
+        },
+      },
+      {
+        ENVELOPE_AZURE_KV_CA_FILE: caFile,
+        ENVELOPE_AZURE_KV_DISABLE_CHALLENGE_RESOURCE_VERIFICATION: "true",
+      },
+    );
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context, output: "text" });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    expect(envelope.describe().encrypt.join(" ")).toContain(`/keys/${name}`);
+    expect(JSON.stringify(envelope.inspect(sealed))).toContain(version);
+  });
+
+  it("without the CA, the vault's self-signed certificate is refused with a typed error", async () => {
+    const { keyId } = newKey();
+    const p = azureKeyVaultProvider({
+      keyId,
+      credential: credential(),
+      disableChallengeResourceVerification: true,
+      retry: FAST,
+    });
+    const e = await typed(
+      new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_KMS_ERROR",
+    );
+    expect(e.message).toMatch(/TLS/);
+  });
+});
+
+describe("oct-HSM keys (Managed HSM, A256KW)", () => {
+  let hsm: IndependentKeyVault;
+  let hsmCa: string;
+  beforeAll(async () => {
+    hsm = await new IndependentKeyVault({ challenge: "hsm" }).start();
+    hsmCa = join(mkdtempSync(join(tmpdir(), "envelope-azure-hsm-")), "ca.pem");
+    writeFileSync(hsmCa, hsm.cert.certPem);
+  });
+  afterAll(() => hsm.stop());
+
+  it("wraps and unwraps with Key Vault's A256KW, requesting a token for the Managed HSM resource", async () => {
+    hsm.createKey("pii-aes", { kty: "oct-HSM", keyOps: ["wrapKey", "unwrapKey"] });
+    const cred = entraCredential(hsm);
+    const p = azureKeyVaultProvider({
+      keyId: `azure-kv://localhost:${hsm.port}/keys/pii-aes`,
+      credential: cred,
+      caFile: hsmCa,
+      disableChallengeResourceVerification: true,
+    });
+    const envelope = new Envelope({ encrypt: p });
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    const wrap = hsm.log.find((r) => r.op === "wrapkey" && r.status === 200)!;
+    expect(JSON.parse(wrap.body).alg).toBe("A256KW");
+    const unwrap = hsm.log.find((r) => r.op === "unwrapkey" && r.status === 200)!;
+    expect(Buffer.from(JSON.parse(unwrap.body).value, "base64url")).toHaveLength(40);
+    expect(
+      [...hsm.tokens.values()].every((t) => t.audience === "https://managedhsm.azure.net"),
+    ).toBe(true);
+    // An RSA algorithm configured for an oct-HSM key is refused before anything is wrapped.
+    const wrong = azureKeyVaultProvider({
+      keyId: `azure-kv://localhost:${hsm.port}/keys/pii-aes`,
+      credential: cred,
+      caFile: hsmCa,
+      disableChallengeResourceVerification: true,
+      algorithm: "RSA-OAEP-256",
+    });
+    await typed(
+      new Envelope({ encrypt: wrong }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_BAD_CONFIG",
+      hsm,
+    );
+  });
+});
+
+describe("the bearer challenge and the token endpoint", () => {
+  it("sends the first request without token or body, gets the 401 challenge, fetches one token for https://vault.azure.net/.default, and reuses it", async () => {
+    const { keyId, name } = newKey();
+    const p = provider(keyId, { localWrap: false });
+    const envelope = new Envelope({ encrypt: p, cache: false });
+    const tokensBefore = kv.tokenRequests;
+    const before = kv.log.length;
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    for (let i = 0; i < 3; i++)
+      expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    const mine = kv.log.slice(before);
+    const vault = mine.filter((r) => r.path.startsWith(`/keys/${name}`));
+    // Each SDK client challenges once: the KeyClient (get) and the CryptographyClient (wrap/unwrap).
+    const challenged = vault.filter((r) => r.status === 401);
+    expect(challenged.length).toBeGreaterThanOrEqual(1);
+    expect(challenged.length).toBeLessThanOrEqual(2);
+    for (const r of challenged) {
+      expect(r.authorized).toBe(false);
+      expect(r.body).toBe(""); // the SDK withholds the body (the data key) until the challenge is validated
+    }
+    expect(vault[0]!.status).toBe(401);
+    expect(vault.filter((r) => r.op === "unwrapkey" && r.status === 200)).toHaveLength(3);
+    expect(kv.tokenRequests - tokensBefore).toBe(1);
+    const token = mine.find((r) => r.op === "token")!;
+    expect(token.path).toBe(`/${kv.tenantId}/oauth2/v2.0/token`);
+    expect([...kv.tokens.values()].at(-1)!.audience).toBe("https://vault.azure.net");
+  });
+
+  it("accepts the scope= form of the challenge", async () => {
+    const scoped = await new IndependentKeyVault({ challenge: "scope" }).start();
+    try {
+      scoped.createKey("k");
+      const dir = mkdtempSync(join(tmpdir(), "envelope-azure-scope-"));
+      writeFileSync(join(dir, "ca.pem"), scoped.cert.certPem);
+      const p = azureKeyVaultProvider({
+        keyId: `${scoped.url}/keys/k`,
+        credential: entraCredential(scoped),
+        caFile: join(dir, "ca.pem"),
+        disableChallengeResourceVerification: true,
+      });
+      const envelope = new Envelope({ encrypt: p });
+      const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+      expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+      expect(scoped.count("get", { status: 401 })).toBe(1);
+    } finally {
+      await scoped.stop();
+    }
+  });
+
+  describe("at a *.vault.azure.net name (resolved to 127.0.0.1 by the test's agent), with challenge verification on", () => {
+    const lookup = (_host: string, options: unknown, cb: (...args: unknown[]) => void) => {
+      if (typeof options === "object" && options !== null && (options as { all?: boolean }).all)
+        cb(null, [{ address: "127.0.0.1", family: 4 }]);
+      else cb(null, "127.0.0.1", 4);
+    };
+    const pinned = (server: IndependentKeyVault) =>
+      new Agent({ ca: server.cert.certPem, lookup: lookup as never });
+
+    it("works without disableChallengeResourceVerification when the challenge names https://vault.azure.net", async () => {
+      const { name } = newKey();
+      const p = azureKeyVaultProvider({
+        keyId: `https://independent.vault.azure.net:${kv.port}/keys/${name}`,
+        credential: credential(),
+        clientOptions: { agent: pinned(kv) },
+      });
+      const envelope = new Envelope({ encrypt: p });
+      const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+      expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+      expect(p.keyRef).toMatch(
+        new RegExp(
+          `^https://independent\\.vault\\.azure\\.net:${kv.port}/keys/${name}/[0-9a-f]{32}$`,
+        ),
+      );
+    });
+
+    it("refuses a challenge that names another resource: no token is fetched or sent", async () => {
+      const rogue = await new IndependentKeyVault({
+        challengeResource: "https://attacker.example",
+      }).start();
+      try {
+        rogue.createKey("k");
+        const p = azureKeyVaultProvider({
+          keyId: `https://independent.vault.azure.net:${rogue.port}/keys/k`,
+          credential: entraCredential(rogue, rogue.clientSecret, pinned(rogue)),
+          clientOptions: { agent: pinned(rogue) },
+          retry: FAST,
+        });
+        const e = await typed(
+          new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+          "ENVELOPE_KMS_ERROR",
+          rogue,
+        );
+        expect(e.message).toMatch(/challenge/i);
+        expect(rogue.tokenRequests).toBe(0);
+        expect(rogue.log.filter((r) => r.authorized)).toHaveLength(0);
+      } finally {
+        await rogue.stop();
+      }
+    });
+
+    it("refuses localhost (outside *.vault.azure.net) unless disableChallengeResourceVerification is set", async () => {
+      const { keyId } = newKey();
+      const tokens = kv.tokenRequests;
+      const p = azureKeyVaultProvider({ keyId, credential: credential(), caFile, retry: FAST });
+      const e = await typed(
+        new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+        "ENVELOPE_KMS_ERROR",
+      );
+      expect(e.message).toMatch(/challenge/i);
+      expect(kv.tokenRequests).toBe(tokens);
+    });
+  });
+
+  it("a wrong client secret (AADSTS7000215) is ENVELOPE_KMS_ACCESS_DENIED, not retried, and the secret appears nowhere", async () => {
+    const { keyId } = newKey();
+    const wrongSecret = `wrong-secret-${"x".repeat(20)}`;
+    const p = azureKeyVaultProvider({
+      keyId,
+      credential: credential(wrongSecret),
+      caFile,
+      disableChallengeResourceVerification: true,
+      retry: FAST,
+    });
+    const tokens = kv.tokenRequests;
+    const e = await typed(
+      new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_KMS_ACCESS_DENIED",
+    );
+    expect(renderings(e)).not.toContain(wrongSecret);
+    expect(e.message).toMatch(/credential|token/i);
+    expect(kv.tokenRequests - tokens).toBe(1);
+  });
+
+  it("a token the vault rejects (wrong audience) is ENVELOPE_KMS_ACCESS_DENIED", async () => {
+    const { keyId } = newKey();
+    const forged = kv.issueToken("https://storage.azure.com");
+    const p = provider(keyId, {
+      credential: {
+        getToken: async () => ({ token: forged, expiresOnTimestamp: Date.now() + 3_600_000 }),
+      },
+      retry: FAST,
+    });
+    const e = await typed(
+      new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_KMS_ACCESS_DENIED",
+    );
+    expect(e.message).toContain("401");
+  });
+});
+
+describe("Key Vault errors map to typed errors", () => {
+  async function sealedUnder(extra: Partial<Parameters<typeof azureKeyVaultProvider>[0]> = {}) {
+    const key = newKey();
+    const p = provider(key.keyId, { retry: FAST, ...extra });
+    const envelope = new Envelope({ encrypt: p, cache: false });
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    return { ...key, p, envelope, sealed };
+  }
+
+  it.each([
+    [
+      "403 RBAC on unwrap",
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      1,
+      {
+        kind: "status",
+        status: 403,
+        code: "Forbidden",
+        message: "Caller is not authorized to perform action on resource.",
+        inner: "ForbiddenByRbac",
+      },
+    ],
+    [
+      "404 KeyNotFound",
+      "ENVELOPE_KEY_NOT_FOUND",
+      1,
+      {
+        kind: "status",
+        status: 404,
+        code: "KeyNotFound",
+        message: "A key with (name/id) x was not found in this key vault.",
+      },
+    ],
+    [
+      "429 with Retry-After: 30",
+      "ENVELOPE_KMS_THROTTLED",
+      3,
+      {
+        kind: "status",
+        status: 429,
+        code: "Throttled",
+        message: "Request was not processed because too many requests were received.",
+        retryAfter: "30",
+      },
+    ],
+    [
+      "500",
+      "ENVELOPE_KMS_UNAVAILABLE",
+      3,
+      {
+        kind: "status",
+        status: 500,
+        code: "InternalServerError",
+        message: "Internal server error.",
+      },
+    ],
+    [
+      "503",
+      "ENVELOPE_KMS_UNAVAILABLE",
+      3,
+      {
+        kind: "status",
+        status: 503,
+        code: "ServiceUnavailable",
+        message: "The service is unavailable.",
+      },
+    ],
+    ["a dropped connection", "ENVELOPE_KMS_UNAVAILABLE", 3, { kind: "drop" }],
+  ] as const)(
+    "%s → %s after %i request(s), quickly and without leaking",
+    async (_label, code, requests, fault) => {
+      const { envelope, sealed, name, version } = await sealedUnder();
+      kv.fail("unwrapkey", fault as never, 10);
+      const before = kv.log.length;
+      const started = Date.now();
+      const e = await typed(envelope.decrypt(sealed, { context }), code);
+      kv.faults.length = 0;
+      // Bounded: Retry-After (30 s) is not waited for; at most attempts requests reach the vault.
+      expect(Date.now() - started).toBeLessThan(5000);
+      const sent = kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.authorized);
+      expect(sent).toHaveLength(requests);
+      expect(e.message).toContain(`/keys/${name}/${version}`);
+      expect(e.message).toMatch(/azure-kv/);
+      // The value still opens once the vault recovers.
+      expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    },
+  );
+
+  it("a hanging vault is ENVELOPE_KMS_TIMEOUT after attempts × timeoutMs", async () => {
+    const { envelope, sealed } = await sealedUnder({
+      retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10, timeoutMs: 300 },
+    });
+    kv.fail("unwrapkey", { kind: "hang" }, 2);
+    const started = Date.now();
+    await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KMS_TIMEOUT");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("one transient 503 / 429 is retried and the call succeeds", async () => {
+    const { envelope, sealed } = await sealedUnder();
+    kv.fail("unwrapkey", {
+      kind: "status",
+      status: 429,
+      code: "Throttled",
+      message: "slow down",
+      retryAfter: "1",
+    });
+    kv.fail("unwrapkey", {
+      kind: "status",
+      status: 503,
+      code: "ServiceUnavailable",
+      message: "busy",
+    });
+    const before = kv.log.length;
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    expect(kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.authorized)).toHaveLength(
+      3,
+    );
+  });
+
+  it("a disabled key version refuses unwrap: ENVELOPE_KEY_DISABLED, and re-enabling it restores access", async () => {
+    const { envelope, sealed, name, version } = await sealedUnder();
+    kv.update(name, version, { enabled: false });
+    const e = await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KEY_DISABLED");
+    expect(e.message).toMatch(/enable/i);
+    kv.update(name, version, { enabled: true });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+  });
+
+  it("key_ops without unwrapKey: Key Vault's 403 KeyOperationForbidden is ENVELOPE_KMS_ACCESS_DENIED naming the permitted operations", async () => {
+    const { envelope, sealed, name, version } = await sealedUnder();
+    kv.update(name, version, { keyOps: ["wrapKey", "encrypt"] });
+    const e = await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KMS_ACCESS_DENIED");
+    expect(e.message).toMatch(/permitted operations|key_ops/i);
+  });
+
+  it("a deleted key is ENVELOPE_KEY_NOT_FOUND on decrypt and on encrypt", async () => {
+    const { envelope, sealed, name } = await sealedUnder();
+    kv.deleteKey(name);
+    await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KEY_NOT_FOUND");
+    const fresh = new Envelope({ encrypt: provider(`${kv.url}/keys/${name}`, { retry: FAST }) });
+    await typed(fresh.encrypt(SECRET_TEXT, { context }), "ENVELOPE_KEY_NOT_FOUND");
+  });
+
+  it("a corrupted wrapped key that Key Vault cannot unwrap (400) is a typed failure, not a crash or wrong plaintext", async () => {
+    const { envelope, sealed } = await sealedUnder();
+    const parts = decodeEnvelope(sealed);
+    const wrapped = Buffer.from(parts.entries[0]!.wrapped);
+    wrapped[wrapped.length - 1]! ^= 0x01;
+    const tampered = encodeEnvelope({ ...parts, entries: [{ ...parts.entries[0]!, wrapped }] });
+    const error = await envelope.decrypt(tampered, { context }).catch((e: unknown) => e);
+    expect(EnvelopeError.isInstance(error)).toBe(true);
+    expect(["ENVELOPE_UNWRAP_FAILED", "ENVELOPE_DECRYPT_FAILED"]).toContain(
+      (error as EnvelopeError).code,
+    );
+    for (const s of secrets()) expect(renderings(error)).not.toContain(s);
+  });
+
+  it("every encrypt-side refusal leaves nothing written: encrypt rejects and no value comes back", async () => {
+    // key_ops allowing neither wrapKey nor encrypt: no local wrap; Key Vault's wrapKey refuses.
+    const { keyId, name } = newKey({ keyOps: ["unwrapKey", "decrypt"] });
+    const p = provider(keyId, { retry: FAST });
+    const e = await typed(
+      new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_KMS_ACCESS_DENIED",
+    );
+    expect(e.message).toContain(name);
+    expect(
+      kv.log.filter((r) => r.op === "wrapkey" && r.path.includes(`/keys/${name}/`) && r.authorized),
+    ).toHaveLength(1);
+  });
+});
