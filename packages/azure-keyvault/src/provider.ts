@@ -110,6 +110,10 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
       // Vault, which may accept a wrapKey on it): the value could not be opened until the
       // version is enabled again.
       if (key.properties.enabled === false) throw disabledVersion(kid);
+      // Key Vault refuses wrapKey outside the version's nbf/exp window (unwrap stays allowed),
+      // so a remote wrap there is a wasted call whose 403 reads like a missing permission.
+      const outside = outsideValidity(key, kid);
+      if (outside) throw outside;
       const algorithm = algorithmFor(key.keyType, o.algorithm, kid);
       if (o.localWrap) {
         const publicKey = localWrapKey(key);
@@ -209,6 +213,26 @@ function disabledVersion(kid: string): ProviderError {
   return new ProviderError(
     "ENVELOPE_KEY_DISABLED",
     `azure-kv: key version ${kid} is disabled in Key Vault; nothing was wrapped under it. Enable a version (or rotate to a new one) and call envelope.refreshKeys().`,
+    { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
+  );
+}
+
+function outsideValidity(
+  key: KeyVaultKey,
+  kid: string,
+  now = new Date(),
+): ProviderError | undefined {
+  const { notBefore, expiresOn } = key.properties;
+  const problem =
+    notBefore && now < notBefore
+      ? `is not valid before ${notBefore.toISOString()} (its nbf)`
+      : expiresOn && now >= expiresOn
+        ? `expired at ${expiresOn.toISOString()} (its exp)`
+        : undefined;
+  if (!problem) return undefined;
+  return new ProviderError(
+    "ENVELOPE_KEY_DISABLED",
+    `azure-kv: key version ${kid} ${problem}; Key Vault wraps nothing under it outside that window, so nothing was wrapped. Rotate the key to a new version (or change this version's activation / expiration date) and call envelope.refreshKeys(). Data already wrapped under it still decrypts.`,
     { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
   );
 }

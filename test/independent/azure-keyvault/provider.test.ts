@@ -54,11 +54,13 @@ function entraCredential(
   server: IndependentKeyVault,
   secret = server.clientSecret,
   httpsAgent?: Agent,
+  extra: object = {},
 ) {
   return new ClientSecretCredential(server.tenantId, server.clientId, secret, {
     authorityHost: server.url,
     disableInstanceDiscovery: true,
     agent: httpsAgent ?? new Agent({ ca: server.cert.certPem }),
+    ...extra,
   } as ConstructorParameters<typeof ClientSecretCredential>[3]);
 }
 
@@ -591,4 +593,267 @@ describe("Key Vault errors map to typed errors", () => {
       kv.log.filter((r) => r.op === "wrapkey" && r.path.includes(`/keys/${name}/`) && r.authorized),
     ).toHaveLength(1);
   });
+});
+
+describe("key validity (nbf / exp) and disabled versions on encrypt", () => {
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it("an expired key still opens old data (Key Vault does not crypto-lock unwrap)", async () => {
+    const { keyId, name, version } = newKey();
+    const envelope = new Envelope({ encrypt: provider(keyId), cache: false });
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    kv.update(name, version, { exp: now() - 60 });
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+  });
+
+  it.each([
+    ["expired (exp in the past)", () => ({ exp: now() - 60 }), /expire/i],
+    [
+      "not yet valid (nbf in the future)",
+      () => ({ nbf: now() + 3600 }),
+      /not (yet )?valid|before|nbf|activation/i,
+    ],
+  ])(
+    "a key version that is %s refuses new wraps with a typed error that says so",
+    async (_label, attrs, says) => {
+      const { keyId, name, version } = newKey();
+      kv.update(name, version, attrs());
+      const p = provider(keyId, { retry: FAST });
+      const e = await typed(
+        new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+        "ENVELOPE_KEY_DISABLED",
+      );
+      expect(e.message).toMatch(says);
+      expect(e.message).not.toMatch(/Grant the caller/);
+    },
+  );
+
+  it("a disabled latest version: encrypt refuses with ENVELOPE_KEY_DISABLED and nothing is wrapped under it", async () => {
+    const { keyId, name, version } = newKey();
+    kv.update(name, version, { enabled: false });
+    const p = provider(keyId, { localWrap: false, retry: FAST });
+    const e = await typed(
+      new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_KEY_DISABLED",
+    );
+    expect(e.message).toContain(version);
+    expect(
+      kv.log.filter((r) => r.op === "wrapkey" && r.path.includes(`/keys/${name}/`)),
+    ).toHaveLength(0);
+  });
+});
+
+describe("rotation to a new key version", () => {
+  it("unversioned keyId: keeps the cached version until refreshKeys(), then wraps under the new one; old data opens; rewrap moves it with the body unchanged", async () => {
+    const { keyId, name, version: v1 } = newKey();
+    const p = provider(keyId);
+    const envelope = new Envelope({ encrypt: p, cache: false });
+    const old = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(p.keyRef).toBe(`${kv.url}/keys/${name}/${v1}`);
+
+    const v2 = kv.rotate(name);
+    const stillOld = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(stillOld).entries[0]!.keyRef).toBe(`${kv.url}/keys/${name}/${v1}`);
+
+    await envelope.refreshKeys();
+    expect(p.keyRef).toBe(`${kv.url}/keys/${name}/${v2}`);
+    const fresh = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(fresh).entries[0]!.keyRef).toBe(`${kv.url}/keys/${name}/${v2}`);
+
+    // Old data opens with one unwrapkey on exactly its own version.
+    const before = kv.log.length;
+    expect(await envelope.decrypt(old, { context, as: "text" })).toBe(SECRET_TEXT);
+    const unwraps = kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.status === 200);
+    expect(unwraps.map((r) => r.path)).toEqual([`/keys/${name}/${v1}/unwrapkey`]);
+
+    // Rewrap: new version, same ciphertext body.
+    const moved = await envelope.rewrap(old, { context });
+    const a = decodeEnvelope(old);
+    const b = decodeEnvelope(moved);
+    expect(b.entries.map((e) => e.keyRef)).toEqual([`${kv.url}/keys/${name}/${v2}`]);
+    expect(Buffer.from(b.body).equals(Buffer.from(a.body))).toBe(true);
+    expect(await envelope.decrypt(moved, { context, as: "text" })).toBe(SECRET_TEXT);
+
+    // Rewrap of a value already on the current version changes nothing and calls nothing.
+    const calls = kv.log.length;
+    const same = await envelope.rewrap(moved, { context });
+    expect(Buffer.from(same).equals(Buffer.from(moved))).toBe(true);
+    expect(kv.log.length).toBe(calls);
+
+    // After every value is moved, disabling v1 only affects what was not moved.
+    kv.update(name, v1, { enabled: false });
+    expect(await envelope.decrypt(moved, { context, as: "text" })).toBe(SECRET_TEXT);
+    await typed(envelope.decrypt(stillOld, { context }), "ENVELOPE_KEY_DISABLED");
+  });
+
+  it("keyRefreshMs: 0 picks a rotation up on the next encrypt", async () => {
+    const { keyId, name } = newKey();
+    const p = provider(keyId, { keyRefreshMs: 0 });
+    const envelope = new Envelope({ encrypt: p });
+    await envelope.encrypt(SECRET_TEXT, { context });
+    const v2 = kv.rotate(name);
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(sealed).entries[0]!.keyRef).toBe(`${kv.url}/keys/${name}/${v2}`);
+  });
+
+  it("a pinned version keeps wrapping under that version after a rotation and a refresh", async () => {
+    const { name, version: v1 } = newKey();
+    const p = provider(`${kv.url}/keys/${name}/${v1}`);
+    const envelope = new Envelope({ encrypt: p });
+    kv.rotate(name);
+    await envelope.refreshKeys();
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(sealed).entries[0]!.keyRef).toBe(`${kv.url}/keys/${name}/${v1}`);
+    expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    const before = kv.log.length;
+    await envelope.decrypt(await envelope.encrypt(SECRET_TEXT, { context }), { context });
+    // Pinned: the key is read at /keys/<name>/<v1>, never the latest.
+    for (const r of kv.log.slice(before).filter((x) => x.op === "get"))
+      expect(r.path).toBe(`/keys/${name}/${v1}`);
+  });
+
+  it("refreshKeys() rejects with the typed error while the vault cannot be read; the periodic re-read keeps the last good version", async () => {
+    const { keyId, name, version } = newKey();
+    const p = provider(keyId, { keyRefreshMs: 0, retry: FAST });
+    const envelope = new Envelope({ encrypt: p });
+    await envelope.encrypt(SECRET_TEXT, { context });
+    kv.fail("get", { kind: "status", status: 503, code: "ServiceUnavailable", message: "busy" }, 6);
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(sealed).entries[0]!.keyRef).toBe(`${kv.url}/keys/${name}/${version}`);
+    kv.faults.length = 0;
+    kv.fail("get", { kind: "status", status: 503, code: "ServiceUnavailable", message: "busy" }, 3);
+    await typed(envelope.refreshKeys(), "ENVELOPE_KMS_UNAVAILABLE");
+    kv.faults.length = 0;
+  });
+
+  it("moves data to another key name with decryptKeys; an entry naming a host or key not configured is refused before any request", async () => {
+    const oldKey = newKey();
+    const newer = newKey();
+    const before = new Envelope({ encrypt: provider(oldKey.keyId) });
+    const sealed = await before.encrypt(SECRET_TEXT, { context });
+    const after = new Envelope({
+      encrypt: provider(newer.keyId, { decryptKeys: [oldKey.keyId] }),
+      cache: false,
+    });
+    expect(await after.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    const moved = await after.rewrap(sealed, { context });
+    expect(decodeEnvelope(moved).entries[0]!.keyRef).toBe(
+      `${kv.url}/keys/${newer.name}/${newer.version}`,
+    );
+
+    // Not configured: no token or request goes to the host the stored entry names.
+    const stranger = new Envelope({
+      encrypt: provider(newer.keyId, { retry: FAST }),
+      cache: false,
+    });
+    const requests = kv.log.length;
+    const e = await stranger.decrypt(sealed, { context }).catch((x: unknown) => x);
+    expect(EnvelopeError.isInstance(e)).toBe(true);
+    expect(
+      kv.log.slice(requests).filter((r) => r.path.includes(`/keys/${oldKey.name}/`)),
+    ).toHaveLength(0);
+  });
+});
+
+describe("readiness: envelope.check()", () => {
+  it("reports ok after wrapping and unwrapping a canary with the vault", async () => {
+    const { keyId, name } = newKey();
+    const envelope = new Envelope({ encrypt: provider(keyId) });
+    const before = kv.log.length;
+    const report = await envelope.check();
+    expect(report.ok).toBe(true);
+    expect(report.providers).toHaveLength(1);
+    expect(report.providers[0]!.status).toBe("ok");
+    expect(report.providers[0]!.keyRef).toContain(`/keys/${name}`);
+    expect(
+      kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.status === 200),
+    ).toHaveLength(1);
+  });
+
+  it.each([
+    [
+      "RBAC denies unwrap",
+      (_n: string) =>
+        kv.fail("unwrapkey", {
+          kind: "status",
+          status: 403,
+          code: "Forbidden",
+          message: "Caller is not authorized to perform action on resource.",
+          inner: "ForbiddenByRbac",
+        }),
+      "ENVELOPE_KMS_ACCESS_DENIED",
+      void 0,
+    ],
+    [
+      "the vault is down",
+      () =>
+        kv.fail(
+          "get",
+          { kind: "status", status: 503, code: "ServiceUnavailable", message: "busy" },
+          3,
+        ),
+      "ENVELOPE_KMS_UNAVAILABLE",
+      void 0,
+    ],
+    ["the key is gone", (n: string) => kv.deleteKey(n), "ENVELOPE_KEY_NOT_FOUND", void 0],
+  ])(
+    "reports failed when %s, with the stable code and no secret",
+    async (_label, breakIt, code) => {
+      const { keyId, name } = newKey();
+      const envelope = new Envelope({ encrypt: provider(keyId, { retry: FAST }) });
+      breakIt(name);
+      const report = await envelope.check({ timeoutMs: 5000 });
+      kv.faults.length = 0;
+      expect(report.ok).toBe(false);
+      expect(report.providers[0]!.status).toBe("failed");
+      expect(report.providers[0]!.error?.code).toBe(code);
+      const text = JSON.stringify(report);
+      for (const s of secrets()) expect(text).not.toContain(s);
+    },
+  );
+});
+
+describe("the Entra token endpoint failing", () => {
+  it.each([
+    [503, "temporarily_unavailable"],
+    [429, "temporarily_unavailable"],
+  ])(
+    "Entra answering %i is a transient, retried failure (%s), not 'access denied'",
+    async (status, aadError) => {
+      const { keyId } = newKey();
+      // The credential's own HTTP retries off, so each provider attempt is one token request.
+      const fresh = entraCredential(kv, kv.clientSecret, agent, {
+        retryOptions: { maxRetries: 0 },
+      });
+      const p = provider(keyId, { credential: fresh, retry: FAST });
+      kv.fail(
+        "token",
+        {
+          kind: "status",
+          status,
+          code: aadError,
+          message: "The service is temporarily unavailable.",
+        },
+        10,
+      );
+      const tokens = kv.tokenRequests;
+      const e = await new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }).then(
+        () => {
+          throw new Error("encrypt succeeded while Entra failed");
+        },
+        (x: unknown) => x as ProviderError,
+      );
+      // Transient either way: the first attempt sees Entra's answer; later ones may see MSAL's
+      // hold-back (it keeps requests back for Retry-After, 60 s by default, after a 429/5xx).
+      expect(["ENVELOPE_KMS_UNAVAILABLE", "ENVELOPE_KMS_THROTTLED"]).toContain(e.code);
+      await typed(Promise.reject(e), e.code);
+      expect(e.message).toMatch(/Entra/);
+      kv.faults.length = 0;
+      // Retried by the provider, within its bound (MSAL itself holds later requests back
+      // for the Retry-After period, so fewer may reach Entra).
+      expect(kv.tokenRequests - tokens).toBeGreaterThanOrEqual(1);
+      expect(kv.tokenRequests - tokens).toBeLessThanOrEqual(FAST.attempts);
+      expect(e.message).not.toMatch(/Configure a credential/);
+    },
+  );
 });

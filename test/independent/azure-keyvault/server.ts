@@ -532,6 +532,7 @@ export class IndependentKeyVault {
         trace_id: randomUUID(),
         correlation_id: randomUUID(),
       });
+    if (op === "token") this.tokenRequests++;
     const fault = this.#takeFault(op);
     if (fault?.kind === "status") return aad(fault.status, fault.code, 50000, fault.message);
     if (tenant !== this.tenantId)
@@ -568,7 +569,6 @@ export class IndependentKeyVault {
         rbac_url: "https://pas.windows.net",
       });
     }
-    this.tokenRequests++;
     const form = new URLSearchParams(body);
     if (form.get("grant_type") !== "client_credentials")
       return aad(
