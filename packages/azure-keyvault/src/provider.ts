@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import type { KeyVaultKey } from "@azure/keyvault-keys";
 import {
+  ConfigError,
   type KeyProvider,
   ProviderError,
   providerError,
@@ -114,6 +115,11 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
       // so a remote wrap there is a wasted call whose 403 reads like a missing permission.
       const outside = outsideValidity(key, kid);
       if (outside) throw outside;
+      // Unwrap is always Key Vault's unwrapKey, which it refuses when the key's own permitted
+      // operations lack it: a value wrapped under such a key (locally via `encrypt`, or by a
+      // wrapKey Key Vault accepts) could be written but never read back.
+      const ops = key.keyOperations ?? key.key?.keyOps;
+      if (ops && !ops.includes("unwrapKey")) throw cannotUnwrap(kid, ops);
       const algorithm = algorithmFor(key.keyType, o.algorithm, kid);
       if (o.localWrap) {
         const publicKey = localWrapKey(key);
@@ -234,5 +240,13 @@ function outsideValidity(
     "ENVELOPE_KEY_DISABLED",
     `azure-kv: key version ${kid} ${problem}; Key Vault wraps nothing under it outside that window, so nothing was wrapped. Rotate the key to a new version (or change this version's activation / expiration date) and call envelope.refreshKeys(). Data already wrapped under it still decrypts.`,
     { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
+  );
+}
+
+function cannotUnwrap(kid: string, ops: readonly string[]): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_KEY",
+    `azure-kv: key ${kid} permits only ${ops.join(", ") || "no operations"}; without unwrapKey Key Vault would refuse to unwrap anything wrapped under it, so nothing was wrapped. Allow wrapKey and unwrapKey on that key version (az keyvault key set-attributes --ops wrapKey unwrapKey) and call envelope.refreshKeys().`,
+    { details: { keyRef: kid } },
   );
 }

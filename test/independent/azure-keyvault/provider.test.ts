@@ -1,11 +1,12 @@
 // @envelope/azure-keyvault through its public API (package exports, README usage) against an
 // independently written Key Vault + Entra server (./server.ts), with the real
 // @azure/keyvault-keys and @azure/identity clients. See README.md beside this file.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { format, inspect } from "node:util";
 import { azureKeyVaultProvider } from "@envelope/azure-keyvault";
 import {
@@ -122,7 +123,7 @@ async function typed(promise: Promise<unknown>, code: string, server = kv): Prom
   expect((error as EnvelopeError).code, (error as Error).message).toBe(code);
   const text = renderings(error);
   for (const s of secrets(server)) expect(text).not.toContain(s);
-  expect(text).not.toMatch(/Bearer [A-Za-z0-9._-]{8,}/);
+  expect(text).not.toMatch(/Bearer (?!authorization=)[A-Za-z0-9._-]{8,}/);
   return error as ProviderError;
 }
 
@@ -643,6 +644,40 @@ describe("key validity (nbf / exp) and disabled versions on encrypt", () => {
   });
 });
 
+describe("key_ops", () => {
+  it.each([
+    ["encrypt/decrypt only (no wrapKey/unwrapKey)", ["encrypt", "decrypt", "sign", "verify"], true],
+    ["wrapKey only (no unwrapKey)", ["wrapKey"], true],
+    ["wrapKey only (no unwrapKey), remote wrap", ["wrapKey"], false],
+  ])(
+    "a key whose key_ops are %s is refused on encrypt: Key Vault would refuse unwrapKey, so the value could never be read",
+    async (_label, keyOps, localWrap) => {
+      const { keyId, name } = newKey({ keyOps });
+      const envelope = new Envelope({
+        encrypt: provider(keyId, { localWrap, retry: FAST }),
+        cache: false,
+      });
+      const result = await envelope.encrypt(SECRET_TEXT, { context }).then(
+        async (sealed) => {
+          // What the code before did: the value is written, and reading it back fails.
+          const read = await envelope.decrypt(sealed, { context }).catch((e: unknown) => e);
+          return `encrypt succeeded; decrypt then gave ${(read as EnvelopeError).code ?? "plaintext"}`;
+        },
+        (e: unknown) => e,
+      );
+      expect(EnvelopeError.isInstance(result), String(result)).toBe(true);
+      const e = await typed(Promise.reject(result), "ENVELOPE_BAD_KEY");
+      expect(e.message).toContain(name);
+      expect(e.message).toMatch(/unwrapKey/);
+      expect(
+        kv.log.filter(
+          (r) => r.op === "wrapkey" && r.path.includes(`/keys/${name}/`) && r.authorized,
+        ),
+      ).toHaveLength(0);
+    },
+  );
+});
+
 describe("rotation to a new key version", () => {
   it("unversioned keyId: keeps the cached version until refreshKeys(), then wraps under the new one; old data opens; rewrap moves it with the body unchanged", async () => {
     const { keyId, name, version: v1 } = newKey();
@@ -856,4 +891,86 @@ describe("the Entra token endpoint failing", () => {
       expect(e.message).not.toMatch(/Configure a credential/);
     },
   );
+});
+
+describe("nothing half-written, nothing logged", () => {
+  it("multi-wrap: when one of two keys cannot wrap, encrypt rejects whole; a failed rewrap leaves the value as it was", async () => {
+    const a = newKey();
+    const b = newKey();
+    const pa = provider(a.keyId, { retry: FAST });
+    const pb = provider(b.keyId, { retry: FAST });
+    const both = new Envelope({ encrypt: [pa, pb], cache: false });
+    const sealed = await both.encrypt(SECRET_TEXT, { context });
+    expect(decodeEnvelope(sealed).entries).toHaveLength(2);
+
+    kv.deleteKey(b.name);
+    const fresh = new Envelope({ encrypt: [pa, provider(b.keyId, { retry: FAST })], cache: false });
+    await typed(fresh.encrypt(SECRET_TEXT, { context }), "ENVELOPE_KEY_NOT_FOUND");
+
+    // Rewrap onto a new version of a whose wrap fails: rejected, and the input still opens.
+    const copy = Buffer.from(sealed);
+    kv.rotate(a.name);
+    kv.update(a.name, undefined, { enabled: false });
+    await pa.refresh();
+    await typed(both.rewrap(sealed, { context, to: pa }), "ENVELOPE_KEY_DISABLED");
+    expect(Buffer.from(sealed).equals(copy)).toBe(true);
+    expect(await both.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+  });
+
+  it("with the Azure SDK's verbose logging on, no token, secret, data key or plaintext reaches its log", async () => {
+    // The SDK's own @azure/logger (the ESM build it loads), found beside @azure/keyvault-keys.
+    const sdk = realpathSync(
+      fileURLToPath(
+        new URL(
+          "../../../packages/azure-keyvault/node_modules/@azure/keyvault-keys",
+          import.meta.url,
+        ),
+      ),
+    );
+    const logger = (await import(
+      pathToFileURL(join(sdk, "..", "logger", "dist", "esm", "index.js")).href
+    )) as {
+      AzureLogger: { log: (...args: unknown[]) => void };
+      setLogLevel(level?: string): void;
+    };
+    const lines: string[] = [];
+    const original = logger.AzureLogger.log;
+    logger.AzureLogger.log = (...args: unknown[]) => {
+      lines.push(format(...args));
+    };
+    logger.setLogLevel("verbose");
+    try {
+      const { keyId, name, version } = newKey();
+      const envelope = new Envelope({
+        encrypt: provider(keyId, { localWrap: false, retry: FAST }),
+        cache: false,
+      });
+      const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+      expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+      kv.fail(
+        "unwrapkey",
+        { kind: "status", status: 503, code: "ServiceUnavailable", message: "busy" },
+        3,
+      );
+      await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KMS_UNAVAILABLE");
+      kv.update(name, version, { enabled: false });
+      await typed(envelope.decrypt(sealed, { context }), "ENVELOPE_KEY_DISABLED");
+      await typed(
+        new Envelope({
+          encrypt: provider(keyId, {
+            credential: credential("not-the-secret-0123456789"),
+            retry: FAST,
+          }),
+        }).encrypt(SECRET_TEXT, { context }),
+        "ENVELOPE_KMS_ACCESS_DENIED",
+      );
+    } finally {
+      logger.setLogLevel();
+      logger.AzureLogger.log = original;
+    }
+    expect(lines.length).toBeGreaterThan(0); // the capture works: the SDK did log
+    const text = lines.join("\n");
+    for (const s of [...secrets(), "not-the-secret-0123456789"]) expect(text).not.toContain(s);
+    expect(text).not.toMatch(/Bearer (?!authorization=)[A-Za-z0-9._-]{8,}/);
+  });
 });
