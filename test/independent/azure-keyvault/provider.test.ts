@@ -974,3 +974,66 @@ describe("nothing half-written, nothing logged", () => {
     expect(text).not.toMatch(/Bearer (?!authorization=)[A-Za-z0-9._-]{8,}/);
   });
 });
+
+describe("trust nothing the vault returns", () => {
+  it.each([
+    ["a 31-byte data key", Buffer.alloc(31, 7)],
+    ["a different 32-byte data key", Buffer.alloc(32, 7)],
+    ["an empty value", Buffer.alloc(0)],
+  ])("unwrapkey answering %s is a typed error, never a wrong plaintext", async (_label, bogus) => {
+    const { keyId, name, version } = newKey();
+    const envelope = new Envelope({ encrypt: provider(keyId, { retry: FAST }), cache: false });
+    const sealed = await envelope.encrypt(SECRET_TEXT, { context });
+    kv.fail("unwrapkey", {
+      kind: "json",
+      status: 200,
+      body: { kid: `${kv.url}/keys/${name}/${version}`, value: bogus.toString("base64url") },
+    });
+    const e = await envelope.decrypt(sealed, { context }).catch((x: unknown) => x);
+    expect(EnvelopeError.isInstance(e), String(e)).toBe(true);
+    expect([
+      "ENVELOPE_PROVIDER_CONTRACT",
+      "ENVELOPE_COMMITMENT_MISMATCH",
+      "ENVELOPE_DECRYPT_FAILED",
+      "ENVELOPE_UNWRAP_FAILED",
+    ]).toContain((e as EnvelopeError).code);
+    if (bogus.length > 0) expect(renderings(e)).not.toContain(bogus.toString("hex"));
+  });
+
+  it("a get-key answer for another key is refused (ENVELOPE_PROVIDER_CONTRACT) and nothing is wrapped", async () => {
+    const { keyId, name } = newKey();
+    const other = newKey();
+    const otherBundle = kv.version(other.name);
+    kv.fail("get", {
+      kind: "json",
+      status: 200,
+      body: {
+        key: {
+          kid: `${kv.url}/keys/${other.name}/${other.version}`,
+          kty: "RSA",
+          key_ops: ["wrapKey", "unwrapKey"],
+          ...(otherBundle.publicKey!.export({ format: "jwk" }) as object),
+        },
+        attributes: { enabled: true, created: 1, updated: 1 },
+      },
+    });
+    const e = await typed(
+      new Envelope({ encrypt: provider(keyId, { retry: FAST }) }).encrypt(SECRET_TEXT, { context }),
+      "ENVELOPE_PROVIDER_CONTRACT",
+    );
+    expect(e.message).toContain(name);
+  });
+
+  it("serviceVersion is the api-version on the wire; one the vault does not know is a typed error naming it", async () => {
+    const { keyId } = newKey();
+    const before = kv.log.length;
+    const ok = new Envelope({ encrypt: provider(keyId, { serviceVersion: "7.5" }) });
+    await ok.decrypt(await ok.encrypt(SECRET_TEXT, { context }), { context });
+    for (const r of kv.log.slice(before).filter((x) => x.path.startsWith("/keys/"))) {
+      expect(r.apiVersion).toBe("7.5");
+    }
+    const bad = new Envelope({ encrypt: provider(keyId, { serviceVersion: "7.99", retry: FAST }) });
+    const e = await typed(bad.encrypt(SECRET_TEXT, { context }), "ENVELOPE_KMS_ERROR");
+    expect(e.message).toMatch(/7\.99|serviceVersion/);
+  });
+});

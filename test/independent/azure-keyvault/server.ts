@@ -60,6 +60,7 @@ export type Fault =
       retryAfter?: string;
       inner?: string;
     }
+  | { kind: "json"; status: number; body: unknown }
   | { kind: "drop" }
   | { kind: "hang" };
 
@@ -338,6 +339,7 @@ export class IndependentKeyVault {
           req.socket.destroy();
           return;
         }
+        if (fault.kind === "json") return send(fault.status, fault.body);
         if (fault.kind === "hang") {
           entry.status = -2;
           this.#hanging.add(res);
