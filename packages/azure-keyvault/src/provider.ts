@@ -11,7 +11,7 @@ import {
 } from "@envelope/core";
 import { algorithmFor, tagWrapped, untagWrapped } from "./algorithm.js";
 import { AzureClients } from "./clients.js";
-import { lazyDefaultCredential } from "./credential.js";
+import { lazyDefaultCredential, sharedTokenRequests } from "./credential.js";
 import { classify } from "./errors.js";
 import { CurrentKey } from "./key-cache.js";
 import { formatKeyId, type KeyId, sameKey, tryParseVersioned } from "./key-id.js";
@@ -59,7 +59,7 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
   const o = resolveOptions(options);
   const configured = o.keyId;
   const configuredId = formatKeyId(configured);
-  const clients = new AzureClients(o.credential ?? lazyDefaultCredential(), {
+  const clients = new AzureClients(sharedTokenRequests(o.credential ?? lazyDefaultCredential()), {
     ...o.clientOptions,
     serviceVersion: o.serviceVersion,
     // Envelope's withRetry is the one bounded retry loop; see `retry` in the README.

@@ -301,6 +301,19 @@ describe("the bearer challenge and the token endpoint", () => {
     expect([...kv.tokens.values()].at(-1)!.audience).toBe("https://vault.azure.net");
   });
 
+  it("a cold start under load asks Entra for one token, not one per concurrent request", async () => {
+    const { keyId } = newKey();
+    const writer = new Envelope({ encrypt: provider(keyId) });
+    const sealed = await Promise.all(
+      Array.from({ length: 20 }, () => writer.encrypt(SECRET_TEXT, { context })),
+    );
+    const reader = new Envelope({ encrypt: provider(keyId), cache: false });
+    const tokens = kv.tokenRequests;
+    const opened = await Promise.all(sealed.map((v) => reader.decrypt(v, { context, as: "text" })));
+    expect(opened.every((t) => t === SECRET_TEXT)).toBe(true);
+    expect(kv.tokenRequests - tokens).toBe(1);
+  });
+
   it("accepts the scope= form of the challenge", async () => {
     const scoped = await new IndependentKeyVault({ challenge: "scope" }).start();
     try {
@@ -384,6 +397,33 @@ describe("the bearer challenge and the token endpoint", () => {
       expect(e.message).toMatch(/challenge/i);
       expect(kv.tokenRequests).toBe(tokens);
     });
+  });
+
+  it("a vault in another tenant than the credential's is ENVELOPE_KMS_ACCESS_DENIED naming the tenant problem; no token is requested", async () => {
+    const foreign = await new IndependentKeyVault({
+      challengeTenant: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    }).start();
+    try {
+      foreign.createKey("k");
+      const dir = mkdtempSync(join(tmpdir(), "envelope-azure-tenant-"));
+      writeFileSync(join(dir, "ca.pem"), foreign.cert.certPem);
+      const p = azureKeyVaultProvider({
+        keyId: `${foreign.url}/keys/k`,
+        credential: entraCredential(foreign),
+        caFile: join(dir, "ca.pem"),
+        disableChallengeResourceVerification: true,
+        retry: FAST,
+      });
+      const e = await typed(
+        new Envelope({ encrypt: p }).encrypt(SECRET_TEXT, { context }),
+        "ENVELOPE_KMS_ACCESS_DENIED",
+        foreign,
+      );
+      expect(e.message).toMatch(/tenant/i);
+      expect(foreign.tokenRequests).toBe(0);
+    } finally {
+      await foreign.stop();
+    }
   });
 
   it("a wrong client secret (AADSTS7000215) is ENVELOPE_KMS_ACCESS_DENIED, not retried, and the secret appears nowhere", async () => {

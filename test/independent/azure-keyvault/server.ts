@@ -77,6 +77,8 @@ export interface LoggedRequest {
 export interface ServerOptions {
   /** Challenge form: `resource` (Key Vault's usual), `scope`, or `hsm` (Managed HSM resource). */
   challenge?: "resource" | "scope" | "hsm";
+  /** The tenant the challenge names (default: the server's own tenant). */
+  challengeTenant?: string;
   /** The resource the challenge names instead of Key Vault's (a misdirected or hostile server). */
   challengeResource?: string;
   /** Audience the vault accepts tokens for (default: the challenge's resource). */
@@ -487,7 +489,7 @@ export class IndependentKeyVault {
   }
 
   #challenge(): string {
-    const authorization = `authorization="https://login.microsoftonline.com/${this.tenantId}"`;
+    const authorization = `authorization="https://login.microsoftonline.com/${this.options.challengeTenant ?? this.tenantId}"`;
     if (this.options.challenge === "scope")
       return `Bearer ${authorization}, scope="${AKV_RESOURCE}/.default"`;
     return `Bearer ${authorization}, resource="${this.options.challengeResource ?? this.resource}"`;
