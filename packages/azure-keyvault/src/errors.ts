@@ -150,6 +150,30 @@ export function classify(target: RetryTarget): (error: unknown) => EnvelopeError
         "Check network access to the vault, or raise retry.timeoutMs.",
       );
     }
+    // Microsoft Entra throttling or unavailable (429, 5xx, or OAuth `temporarily_unavailable`:
+    // "retry the request") is transient, not a credential problem: retried, and said so.
+    const entra = CREDENTIAL.test(e.name ?? "") ? entraFailure(error) : undefined;
+    if (entra?.held) {
+      return fail(
+        "ENVELOPE_KMS_THROTTLED",
+        "Microsoft Entra ID answered a token request with 429 or 5xx recently, and the credential (MSAL) holds further requests back until its Retry-After passes (60 s by default)",
+        "Retry after that; reuse one credential object per process so its token cache is shared.",
+      );
+    }
+    if (entra?.status === 429) {
+      return fail(
+        "ENVELOPE_KMS_THROTTLED",
+        `Microsoft Entra ID throttled the token request (429${entra.code ? ` ${entra.code}` : ""})`,
+        "Retry later; reuse one credential object per process so its token cache is shared.",
+      );
+    }
+    if (entra && ((entra.status ?? 0) >= 500 || entra.code === "temporarily_unavailable")) {
+      return fail(
+        "ENVELOPE_KMS_UNAVAILABLE",
+        `Microsoft Entra ID could not issue a token right now (${[entra.status, entra.code].filter(Boolean).join(" ")})`,
+        "Retry later; check the Azure status page and the network path to the identity endpoint (AZURE_AUTHORITY_HOST).",
+      );
+    }
     if (CREDENTIAL.test(e.name ?? "")) {
       return fail(
         "ENVELOPE_KMS_ACCESS_DENIED",
@@ -192,4 +216,47 @@ function safeHeader(e: RestLike, name: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+// The token endpoint's answer under an @azure/identity error: MSAL's ServerError (`status`,
+// `errorCode`) or identity's AuthenticationError (`statusCode`, `errorResponse.error`).
+function entraFailure(
+  error: unknown,
+): { status?: number; code?: string; held?: boolean } | undefined {
+  let e: unknown = error;
+  for (let depth = 0; e && typeof e === "object" && depth < 4; depth++) {
+    const x = e as {
+      status?: unknown;
+      statusCode?: unknown;
+      errorCode?: unknown;
+      errorResponse?: { error?: unknown };
+      cause?: unknown;
+    };
+    const status =
+      typeof x.status === "number"
+        ? x.status
+        : typeof x.statusCode === "number"
+          ? x.statusCode
+          : undefined;
+    const code =
+      typeof x.errorCode === "string"
+        ? x.errorCode
+        : typeof x.errorResponse?.error === "string"
+          ? x.errorResponse.error
+          : undefined;
+    // MSAL holds requests back after Entra answered 429 / 5xx (for its Retry-After, 60 s by
+    // default) and meanwhile throws the cached answer: a ServerError whose errorCode is the
+    // numeric AADSTS code list and that has no status. That is throttling, not a bad credential.
+    if (
+      status === undefined &&
+      (x as { name?: unknown }).name === "ServerError" &&
+      typeof x.errorCode === "string" &&
+      /^\d+( \d+)*$/.test(x.errorCode)
+    ) {
+      return { status: 429, held: true };
+    }
+    if (status !== undefined || code !== undefined) return { status, code };
+    e = x.cause;
+  }
+  return undefined;
 }

@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import type { KeyVaultKey } from "@azure/keyvault-keys";
 import {
+  ConfigError,
   type KeyProvider,
   ProviderError,
   providerError,
@@ -10,7 +11,7 @@ import {
 } from "@envelope/core";
 import { algorithmFor, tagWrapped, untagWrapped } from "./algorithm.js";
 import { AzureClients } from "./clients.js";
-import { lazyDefaultCredential } from "./credential.js";
+import { lazyDefaultCredential, sharedTokenRequests } from "./credential.js";
 import { classify } from "./errors.js";
 import { CurrentKey } from "./key-cache.js";
 import { formatKeyId, type KeyId, sameKey, tryParseVersioned } from "./key-id.js";
@@ -58,7 +59,7 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
   const o = resolveOptions(options);
   const configured = o.keyId;
   const configuredId = formatKeyId(configured);
-  const clients = new AzureClients(o.credential ?? lazyDefaultCredential(), {
+  const clients = new AzureClients(sharedTokenRequests(o.credential ?? lazyDefaultCredential()), {
     ...o.clientOptions,
     serviceVersion: o.serviceVersion,
     // Envelope's withRetry is the one bounded retry loop; see `retry` in the README.
@@ -110,6 +111,15 @@ export function azureKeyVaultProvider(options: AzureKeyVaultOptions): AzureKeyVa
       // Vault, which may accept a wrapKey on it): the value could not be opened until the
       // version is enabled again.
       if (key.properties.enabled === false) throw disabledVersion(kid);
+      // Key Vault refuses wrapKey outside the version's nbf/exp window (unwrap stays allowed),
+      // so a remote wrap there is a wasted call whose 403 reads like a missing permission.
+      const outside = outsideValidity(key, kid);
+      if (outside) throw outside;
+      // Unwrap is always Key Vault's unwrapKey, which it refuses when the key's own permitted
+      // operations lack it: a value wrapped under such a key (locally via `encrypt`, or by a
+      // wrapKey Key Vault accepts) could be written but never read back.
+      const ops = key.keyOperations ?? key.key?.keyOps;
+      if (ops && !ops.includes("unwrapKey")) throw cannotUnwrap(kid, ops);
       const algorithm = algorithmFor(key.keyType, o.algorithm, kid);
       if (o.localWrap) {
         const publicKey = localWrapKey(key);
@@ -210,5 +220,33 @@ function disabledVersion(kid: string): ProviderError {
     "ENVELOPE_KEY_DISABLED",
     `azure-kv: key version ${kid} is disabled in Key Vault; nothing was wrapped under it. Enable a version (or rotate to a new one) and call envelope.refreshKeys().`,
     { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
+  );
+}
+
+function outsideValidity(
+  key: KeyVaultKey,
+  kid: string,
+  now = new Date(),
+): ProviderError | undefined {
+  const { notBefore, expiresOn } = key.properties;
+  const problem =
+    notBefore && now < notBefore
+      ? `is not valid before ${notBefore.toISOString()} (its nbf)`
+      : expiresOn && now >= expiresOn
+        ? `expired at ${expiresOn.toISOString()} (its exp)`
+        : undefined;
+  if (!problem) return undefined;
+  return new ProviderError(
+    "ENVELOPE_KEY_DISABLED",
+    `azure-kv: key version ${kid} ${problem}; Key Vault wraps nothing under it outside that window, so nothing was wrapped. Rotate the key to a new version (or change this version's activation / expiration date) and call envelope.refreshKeys(). Data already wrapped under it still decrypts.`,
+    { details: { provider: PROVIDER_ID, keyRef: kid, operation: "wrap" } },
+  );
+}
+
+function cannotUnwrap(kid: string, ops: readonly string[]): ConfigError {
+  return new ConfigError(
+    "ENVELOPE_BAD_KEY",
+    `azure-kv: key ${kid} permits only ${ops.join(", ") || "no operations"}; without unwrapKey Key Vault would refuse to unwrap anything wrapped under it, so nothing was wrapped. Allow wrapKey and unwrapKey on that key version (az keyvault key set-attributes --ops wrapKey unwrapKey) and call envelope.refreshKeys().`,
+    { details: { keyRef: kid } },
   );
 }
