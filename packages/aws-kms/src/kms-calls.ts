@@ -42,6 +42,13 @@ async function resendIfClockCorrected<T>(
 /** Provider id written into every envelope entry. */
 export const AWS_KMS_PROVIDER_ID = "aws-kms";
 
+/**
+ * Regions one provider opens clients for, at most. An entry names its key's region (with
+ * `discovery` or `decryptKeys`), so without a bound, values planted in the database with a
+ * new region each would make one client each, kept until `destroy()`. AWS has about 40.
+ */
+export const MAX_REGION_CLIENTS = 64;
+
 export interface KmsCallSettings extends ResolvedAwsOptions {
   endpoint: string | undefined;
   credentials: AwsCredentials | undefined;
@@ -64,6 +71,10 @@ export function kmsCalls(s: KmsCallSettings) {
     if (s.client) return s.client;
     let client = built.get(region ?? "");
     if (!client) {
+      // The configured key's own region is always served.
+      if (built.size >= MAX_REGION_CLIENTS && region !== (s.key.region ?? s.home)) {
+        throw tooManyRegions(region);
+      }
       client = buildClient({
         region,
         endpoint: s.endpoint,
@@ -74,6 +85,12 @@ export function kmsCalls(s: KmsCallSettings) {
     }
     return client;
   };
+  const tooManyRegions = (region: string | undefined) =>
+    new ProviderError(
+      "ENVELOPE_UNWRAP_FAILED",
+      `aws-kms: this value's entry names a key in region "${String(region).slice(0, 40)}", and the provider already has clients for ${MAX_REGION_CLIENTS} regions, the most it opens. Values naming that many regions were likely written by someone else: check where they came from, or narrow discovery to your accounts (discovery: { accountIds }).`,
+      { details: { provider: AWS_KMS_PROVIDER_ID, keyRef, region: String(region).slice(0, 40) } },
+    );
   const call = <T>(target: RetryTarget, send: (signal: AbortSignal) => Promise<T>): Promise<T> =>
     withRetry(
       target,
