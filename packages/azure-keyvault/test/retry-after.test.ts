@@ -60,3 +60,37 @@ describe("azure-kv honours Key Vault's Retry-After", () => {
     expect(performance.now() - started).toBeLessThan(900);
   });
 });
+
+describe("which header gives the wait (as the Azure SDK's throttling policy reads them)", () => {
+  const target = {
+    provider: "azure-kv",
+    keyRef: "https://v.vault.azure.net/keys/k/1",
+    operation: "unwrap",
+  };
+  const restError = (statusCode: number, headers: Record<string, string>) =>
+    Object.assign(new Error("throttled"), {
+      name: "RestError",
+      statusCode,
+      details: { error: { code: "Throttled", message: "Too many requests" } },
+      response: { headers: { get: (name: string) => headers[name.toLowerCase()] } },
+    });
+  it.each([
+    [429, { "retry-after-ms": "1500", "retry-after": "9" }, 1500],
+    [429, { "x-ms-retry-after-ms": "250", "retry-after": "9" }, 250],
+    [429, { "retry-after": "2" }, 2000],
+    [503, { "retry-after": "3" }, 3000],
+    [
+      429,
+      { "retry-after": "Wed, 21 Oct 2015 07:28:00 GMT", date: "Wed, 21 Oct 2015 07:27:55 GMT" },
+      5000,
+    ],
+    [429, { "retry-after-ms": "soon", "retry-after": "1" }, 1000],
+    [429, { "retry-after": "-1" }, undefined],
+    [429, {}, undefined],
+    [400, { "retry-after": "2" }, undefined], // not a throttled / unavailable answer
+  ] as const)("%i %j → retryAfterMs %s", async (status, headers, expected) => {
+    const { classify } = await import("../src/errors.js");
+    const e = classify(target)(restError(status, headers));
+    expect(e.details.retryAfterMs).toBe(expected);
+  });
+});
