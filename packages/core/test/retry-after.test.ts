@@ -182,3 +182,14 @@ describe("withRetry honours the server's Retry-After (details.retryAfterMs)", ()
     expect(s.at).toHaveLength(1);
   });
 });
+
+describe("what the final error says", () => {
+  it("a Retry-After of 0 on the last attempt adds nothing to the message", async () => {
+    const s = script([new Throttled(0), new Throttled(0)]);
+    const error = await rejection(
+      withRetry(target, s.call, classify, { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 }),
+    );
+    expect(error.message).not.toContain("Retry-After");
+    expect(error.message).toContain("Gave up after 2 attempt(s)");
+  });
+});

@@ -185,8 +185,7 @@ export async function withRetry<T>(
   const final = last!;
   if (!RETRYABLE.has(final.code)) throw final;
   const asked = retryAfterOf(final);
-  const waitSaid =
-    asked === undefined ? "" : ` The server asked to wait ${seconds(asked)} (Retry-After)`;
+  const waitSaid = asked ? ` The server asked to wait ${seconds(asked)} (Retry-After)` : "";
   const message = tooLong
     ? `${final.message}${waitSaid}, longer than retry.maxDelayMs (${cap} ms), so no further attempt was made: an earlier retry would only be refused again. Gave up after ${made} attempt(s); retry after that wait (details.retryAfterMs), or raise retry.maxDelayMs to let the provider wait that long.`
     : `${final.message}${waitSaid ? `${waitSaid}.` : ""} Gave up after ${made} attempt(s); ${GAVE_UP_ADVICE[final.code]}`;
