@@ -1,6 +1,8 @@
 import {
   type EnvelopeError,
   type ErrorCode,
+  MAX_RETRY_AFTER_MS,
+  parseRetryAfter,
   providerError,
   type RetryTarget,
 } from "@envelope/core";
@@ -81,8 +83,18 @@ export function classify(target: RetryTarget): (error: unknown) => EnvelopeError
       inner,
       requestId,
     );
+    // The wait Key Vault asked for on 429 / 5xx; core's withRetry honours it (up to maxDelayMs).
+    const retryAfterMs =
+      status === 429 || (status !== undefined && status >= 500) ? retryAfter(e) : undefined;
     const fail = (c: ErrorCode, problem: string, fix: string) =>
-      providerError(c, target, problem, fix, cause);
+      providerError(
+        c,
+        target,
+        problem,
+        fix,
+        cause,
+        retryAfterMs === undefined ? undefined : { retryAfterMs },
+      );
     const said = status
       ? ` (Key Vault: ${status} ${code ?? ""}${inner ? `/${inner}` : ""}: ${serviceMessage})`
       : "";
@@ -208,6 +220,20 @@ export function classify(target: RetryTarget): (error: unknown) => EnvelopeError
       "See `cause`.",
     );
   };
+}
+
+/**
+ * The wait a throttled / unavailable answer asked for, in ms, read as the Azure SDK's own
+ * throttling policy reads it: `retry-after-ms`, then `x-ms-retry-after-ms` (milliseconds), then
+ * `Retry-After` (seconds or an HTTP-date, measured from the answer's `Date`). Unusable values
+ * are ignored (the backoff applies).
+ */
+function retryAfter(e: RestLike): number | undefined {
+  for (const name of ["retry-after-ms", "x-ms-retry-after-ms"]) {
+    const ms = safeHeader(e, name)?.trim();
+    if (ms && /^\d+$/.test(ms)) return Math.min(Number(ms), MAX_RETRY_AFTER_MS);
+  }
+  return parseRetryAfter(safeHeader(e, "retry-after"), { date: safeHeader(e, "date") });
 }
 
 function safeHeader(e: RestLike, name: string): string | undefined {

@@ -13,7 +13,9 @@ let h: Harness;
 let counter = 0;
 
 beforeAll(async () => {
-  h = await startHarness();
+  // 429s here say Retry-After: 0, so these tests check the bounded backoff itself; a
+  // Retry-After that is waited for, or is longer than maxDelayMs, is in retry-after.test.ts.
+  h = await startHarness({ retryAfterSeconds: 0 });
 });
 afterAll(async () => {
   await h.close();

@@ -94,7 +94,9 @@ export {
 } from "./providers/registry.js";
 export {
   checkRetryOptions,
+  MAX_RETRY_AFTER_MS,
   MAX_RETRY_ATTEMPTS,
+  parseRetryAfter,
   providerError,
   type RetryOptions,
   type RetryTarget,

@@ -1,4 +1,10 @@
-import { type EnvelopeError, providerError, type RetryTarget } from "@envelope/core";
+import {
+  type EnvelopeError,
+  parseRetryAfter,
+  providerError,
+  type RetryTarget,
+} from "@envelope/core";
+import { headersOf } from "./response-headers.js";
 
 /** What the classifier needs to know about the call that failed. */
 export interface FailureHint {
@@ -71,8 +77,21 @@ export function classifyVaultError(
     status: f.status,
     code: f.code,
   });
+  // The wait Vault asked for on 429 / 5xx (a rate-limit quota sends Retry-After when the
+  // quota config enables rate-limit response headers); core's withRetry honours it.
+  const asked =
+    f.status === 429 || (f.status !== undefined && f.status >= 500)
+      ? parseRetryAfter(headersOf(error).retryAfter, { date: headersOf(error).date })
+      : undefined;
   const say = (code: Parameters<typeof providerError>[0], problem: string, fix: string) =>
-    providerError(code, target, problem, fix, cause);
+    providerError(
+      code,
+      target,
+      problem,
+      fix,
+      cause,
+      asked === undefined ? undefined : { retryAfterMs: asked },
+    );
   const msg = f.message;
 
   if (f.status === undefined) {

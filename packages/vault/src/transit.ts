@@ -10,6 +10,7 @@ import type { TokenSource } from "./auth.js";
 import type { VaultClient, VaultRequestOptions } from "./client.js";
 import { classifyVaultError, describeFailure, type FailureHint } from "./errors.js";
 import { ciphertextVersion, formatKeyRef, PROVIDER_ID } from "./key-ref.js";
+import { recordHeaders, type SeenHeaders, tagHeaders } from "./response-headers.js";
 
 export interface TransitSettings {
   client: VaultClient;
@@ -42,12 +43,20 @@ export function transit(s: TransitSettings) {
       target,
       async () => {
         const headers = await s.auth.headers(s.timeoutMs);
+        // Vault's Retry-After (rate-limit quotas) reaches the classifier through the error.
+        const seen: SeenHeaders = {};
+        const send = (h: Record<string, string>) =>
+          recordHeaders(seen, () => fn({ headers: h, timeout: s.timeoutMs })).catch(
+            (error: unknown) => {
+              throw tagHeaders(error, seen);
+            },
+          );
         try {
-          return await fn({ headers, timeout: s.timeoutMs });
+          return await send(headers);
         } catch (error) {
           if (!s.auth.canRelogin || describeFailure(error).status !== 403) throw error;
           s.auth.invalidate(headers["X-Vault-Token"]);
-          return await fn({ headers: await s.auth.headers(s.timeoutMs), timeout: s.timeoutMs });
+          return await send(await s.auth.headers(s.timeoutMs));
         }
       },
       (error) => classifyVaultError(error, target, hint),
