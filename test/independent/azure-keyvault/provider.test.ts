@@ -497,9 +497,11 @@ describe("Key Vault errors map to typed errors", () => {
       },
     ],
     [
+      // The vault asks for 30 s, more than retry.maxDelayMs: given up at once (an earlier
+      // retry would only be refused), the wait named in the error.
       "429 with Retry-After: 30",
       "ENVELOPE_KMS_THROTTLED",
-      3,
+      1,
       {
         kind: "status",
         status: 429,
@@ -540,7 +542,8 @@ describe("Key Vault errors map to typed errors", () => {
       const started = Date.now();
       const e = await typed(envelope.decrypt(sealed, { context }), code);
       kv.faults.length = 0;
-      // Bounded: Retry-After (30 s) is not waited for; at most attempts requests reach the vault.
+      // Bounded: at most attempts requests reach the vault, and a Retry-After longer than
+      // maxDelayMs (30 s) is not waited for.
       expect(Date.now() - started).toBeLessThan(5000);
       const sent = kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.authorized);
       expect(sent).toHaveLength(requests);
@@ -561,8 +564,9 @@ describe("Key Vault errors map to typed errors", () => {
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
-  it("one transient 503 / 429 is retried and the call succeeds", async () => {
-    const { envelope, sealed } = await sealedUnder();
+  it("one transient 503 / 429 is retried and the call succeeds, after the 429's Retry-After", async () => {
+    // maxDelayMs above the vault's Retry-After (1 s), so that the wait is taken.
+    const { envelope, sealed } = await sealedUnder({ retry: { ...FAST, maxDelayMs: 1500 } });
     kv.fail("unwrapkey", {
       kind: "status",
       status: 429,
@@ -577,7 +581,9 @@ describe("Key Vault errors map to typed errors", () => {
       message: "busy",
     });
     const before = kv.log.length;
+    const started = Date.now();
     expect(await envelope.decrypt(sealed, { context, as: "text" })).toBe(SECRET_TEXT);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(kv.log.slice(before).filter((r) => r.op === "unwrapkey" && r.authorized)).toHaveLength(
       3,
     );

@@ -590,14 +590,21 @@ describe("errors and retries", () => {
     return new Envelope({ encrypt: p, cache: false }).encrypt(PLAINTEXT, { context: CONTEXT });
   }
 
-  it("429 once, then success: retried", async () => {
-    const p = provider({ derived: false, auth: { token: policyToken(), renew: false } });
+  it("429 once, then success: retried after its Retry-After", async () => {
+    // maxDelayMs above Vault's Retry-After (1 s), so that the wait is taken.
+    const p = provider({
+      derived: false,
+      auth: { token: policyToken(), renew: false },
+      retry: { ...FAST, maxDelayMs: 1500 },
+    });
     vault.fault(/datakey/, {
       status: 429,
       errors: ['request path "transit/datakey/plaintext/pii": rate limit quota exceeded'],
       headers: { "Retry-After": "1" },
     });
+    const started = Date.now();
     await sealWith(p);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(transitCalls("datakey")).toHaveLength(2);
   });
 
