@@ -346,6 +346,21 @@ describe("the README, literally", () => {
     expect(README).toMatch(/ENVELOPE_STRICT_KEY_FILES/);
   });
 
+  it("records Buffer fields from CBC: the README's decoder reads a binary plaintext", () => {
+    const iv = randomBytes(16);
+    const bytes = Buffer.from([0xff, 0x00, 0xfe, 0x80, 0x01]);
+    const c = createCipheriv("aes-256-cbc", key, iv);
+    const value = `${iv.toString("hex")}:${Buffer.concat([c.update(bytes), c.final()]).toString("hex")}`;
+    const line = README.split("\n").find((l) => l.includes('"bytes") })'));
+    expect(line).toContain("cbcDecoder(key, { requireUtf8: false })");
+    const from = recordValueDecoder(cbcDecoder(key, { requireUtf8: false }), "bytes");
+    expect(from.decode(value)).toEqual(Buffer.concat([Buffer.from([0x06]), bytes]));
+    // The default refuses it, and its error says why that may be.
+    const e = errorOf(() => recordValueDecoder(cbcDecoder(key), "bytes").decode(value));
+    expect(e.code).toBe("ENVELOPE_DECRYPT_FAILED");
+    expect(e.message).toContain("requireUtf8: false");
+  });
+
   it("Fernet: MultiFernet order and the PBKDF2 derivation", () => {
     const env = {
       FERNET_KEY: randomBytes(32).toString("base64url"),

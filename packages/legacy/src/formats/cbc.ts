@@ -1,5 +1,6 @@
 import { createDecipheriv } from "node:crypto";
-import { asText, notLegacy, wrongKey } from "../errors.js";
+import { DecryptionError } from "@envelope/core";
+import { asText, notLegacy } from "../errors.js";
 import { type KeyInput, keyBytes } from "../keys/key-input.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
@@ -43,6 +44,17 @@ export function cbcDecoder(key: KeyInput, options: CbcOptions = {}): LegacyDecod
   });
 }
 
+/**
+ * One error for every CBC failure after the shape check: a bad padding and a plaintext
+ * that is not UTF-8 must not be told apart (no cause either), or the error is a padding
+ * oracle. So the message names every reason, the binary-plaintext one included.
+ */
+const failed = () =>
+  new DecryptionError(
+    "ENVELOPE_DECRYPT_FAILED",
+    "Could not decrypt a legacy aes-256-cbc value: wrong legacy key, the value was altered, or its plaintext is not UTF-8 text (binary values need cbcDecoder(key, { requireUtf8: false })).",
+  );
+
 function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): Buffer {
   const parts = asText(value).trim().split(":");
   if (parts.length !== 2) throw notLegacy(FORMAT, "expected <iv>:<ciphertext>");
@@ -63,14 +75,14 @@ function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): B
   } catch {
     // No cause: a bad padding and a bad UTF-8 plaintext must fail alike (the cause would
     // tell them apart, a padding oracle for whoever sees the error).
-    throw wrongKey(FORMAT);
+    throw failed();
   }
   if (requireUtf8) {
     try {
       strictUtf8.decode(plain);
     } catch {
       plain.fill(0);
-      throw wrongKey(FORMAT);
+      throw failed();
     }
   }
   return plain;
