@@ -2,6 +2,8 @@
 // probe asserts the safe outcome. The last block follows the README literally.
 import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
@@ -26,7 +28,8 @@ import {
 } from "@envelope/legacy";
 import * as fernet from "fernet";
 import { describe, expect, it } from "vitest";
-import { codeOf, handRolledCbc, handRolledGcmJson } from "./support.js";
+import { testCertificate } from "../../../test/servers/tls.js";
+import { asyncCodeOf, codeOf, handRolledCbc, handRolledGcmJson } from "./support.js";
 
 const key = randomBytes(32);
 const other = randomBytes(32);
@@ -296,6 +299,38 @@ describe("nothing secret in errors, inspect or JSON", () => {
       expect(e.code).toBe("ENVELOPE_BAD_CONFIG");
       const text = `${e.message}${JSON.stringify(e)}`;
       expect(text).not.toContain(spec.slice(0, 16));
+    }
+  });
+});
+
+describe("key sources over the network", () => {
+  it("Vault KV: VAULT_SKIP_VERIFY in the environment does not turn certificate checks off", async () => {
+    // @envelope/vault deliberately ignores VAULT_SKIP_VERIFY (its README); the legacy key
+    // source builds its own node-vault client, which would honour it: the Vault token and
+    // the legacy key would then go to whoever answers with any certificate.
+    const { key: tlsKey, cert } = await testCertificate();
+    const tokens: string[] = [];
+    const server = createServer({ key: tlsKey, cert }, (req, res) => {
+      tokens.push(String(req.headers["x-vault-token"]));
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ data: { data: { key: key.toString("hex") } } }));
+    });
+    await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+    const before = process.env.VAULT_SKIP_VERIFY;
+    process.env.VAULT_SKIP_VERIFY = "1";
+    try {
+      const address = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const code = await asyncCodeOf(() =>
+        loadAesKey({
+          vault: { address, token: "vault-token-1", path: "app/legacy", field: "key" },
+        }),
+      );
+      expect(code).toBe("ENVELOPE_KMS_UNAVAILABLE");
+      expect(tokens).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.VAULT_SKIP_VERIFY;
+      else process.env.VAULT_SKIP_VERIFY = before;
+      await new Promise((ok) => server.close(ok));
     }
   });
 });
