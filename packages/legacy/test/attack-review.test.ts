@@ -7,7 +7,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { EnvelopeError } from "@envelope/core";
+import { PGlite } from "@electric-sql/pglite";
+import { migrateTable, pgliteAdapter } from "@envelope/batch-rewrap";
+import { Envelope, EnvelopeError, localAesProvider } from "@envelope/core";
 import {
   cbcDecoder,
   deriveFernetKey,
@@ -141,6 +143,51 @@ describe("forged and altered values", () => {
         accepted++;
     }
     expect(accepted).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("migration makes CBC values authenticated", () => {
+  it("after migrateTable, an altered or swapped value is ENVELOPE_DECRYPT_FAILED, not plaintext", async () => {
+    const db = pgliteAdapter(new PGlite(), { owned: true });
+    try {
+      await db.query("CREATE TABLE users (id INT PRIMARY KEY, email TEXT)");
+      await db.query("INSERT INTO users (id, email) VALUES (?, ?), (?, ?)", [
+        1,
+        handRolledCbc(key, "one@example.com"),
+        2,
+        handRolledCbc(key, "two@example.com"),
+      ]);
+      const to = localAesProvider({ keys: randomBytes(32).toString("hex") });
+      const report = await migrateTable({
+        db,
+        table: "users",
+        primaryKey: "id",
+        columns: ["email"],
+        to,
+        from: cbcDecoder(key),
+        apply: true,
+      });
+      expect(report).toMatchObject({ complete: true, failures: {} });
+      const { rows } = await db.query("SELECT id, email FROM users ORDER BY id");
+      const [one, two] = rows.map((r) => String(r.email)) as [string, string];
+      const envelope = new Envelope({ encrypt: to });
+      const open = async (value: string, id: number) =>
+        (
+          await envelope.decrypt(value, {
+            context: { table: "users", column: "email", id: String(id) },
+            as: "bytes",
+          })
+        ).toString("utf8");
+      expect(await open(one, 1)).toBe("one@example.com");
+      // Row 2's value planted in row 1: bound to its row, refused.
+      expect(await asyncCodeOf(() => open(two, 1))).toBe("ENVELOPE_DECRYPT_FAILED");
+      // One character of the sealed value changed: refused (a CBC bit flip no longer works).
+      const i = one.length - 10;
+      const altered = `${one.slice(0, i)}${one[i] === "A" ? "B" : "A"}${one.slice(i + 1)}`;
+      expect(await asyncCodeOf(() => open(altered, 1))).not.toBe("no error");
+    } finally {
+      await db.close();
+    }
   });
 });
 
