@@ -225,6 +225,16 @@ describe("format and key-id confusion", () => {
     }
   });
 
+  it("versioned by column: a row whose version column is emptied is an error that says so", () => {
+    const from = versionedDecoder({ versions: { "1": cbc }, tag: { column: "kv" } });
+    const value = handRolledCbc(other, "x");
+    expect(from.decode(value, { kv: 1 }).toString()).toBe("x");
+    const e = errorOf(() => from.decode(value, { kv: null }));
+    expect(e.code).toBe("ENVELOPE_BAD_FORMAT");
+    expect(e.message).toContain('version column "kv"');
+    expect(mixedDecoder({ decoders: [from], plaintext: true }).formatOf(value)).toBe("versioned");
+  });
+
   it("mixed + plaintext: a value that looks like a format but does not decode is that format's error", () => {
     const from = mixedDecoder({ decoders: [fern, gcm, cbc], plaintext: true });
     const token = fernetToken("secret");
