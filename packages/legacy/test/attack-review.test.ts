@@ -29,8 +29,10 @@ import {
   versionedDecoder,
 } from "@envelope/legacy";
 import * as fernet from "fernet";
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { testCertificate } from "../../../test/servers/tls.js";
+import { PG_URL } from "../../batch-rewrap/test/support.js";
 import { asyncCodeOf, codeOf, handRolledCbc, handRolledGcmJson } from "./support.js";
 
 const key = randomBytes(32);
@@ -356,6 +358,51 @@ describe("nothing secret in errors, inspect or JSON", () => {
       expect(e.code).toBe("ENVELOPE_BAD_CONFIG");
       const text = `${e.message}${JSON.stringify(e)}`;
       expect(text).not.toContain(spec.slice(0, 16));
+    }
+  });
+});
+
+describe("pgcrypto: a function planted earlier on search_path", () => {
+  it("neither receives the passphrase nor forges the plaintext", async () => {
+    // A role that can CREATE in a schema searched before pgcrypto's (public in PostgreSQL
+    // 14 and older, with pgcrypto in an `extensions` schema as on Supabase; or a "$user"
+    // schema) plants pgp_sym_decrypt_bytea(bytea, text). Simulated here with a schema put
+    // first on the connection's search_path.
+    const admin = new pg.Pool({ connectionString: PG_URL, max: 1 });
+    const evil = `attack_${process.pid}_${randomBytes(3).toString("hex")}`;
+    let victim: pg.Pool | undefined;
+    try {
+      await admin.query("CREATE EXTENSION IF NOT EXISTS pgcrypto");
+      const ext = (
+        await admin.query(
+          "SELECT n.nspname AS s FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'",
+        )
+      ).rows[0].s as string;
+      await admin.query(`CREATE SCHEMA ${evil}`);
+      await admin.query(`CREATE TABLE ${evil}.stolen (p text)`);
+      for (const sig of ["b bytea, p text", "b bytea, p text, o text"]) {
+        await admin.query(
+          `CREATE FUNCTION ${evil}.pgp_sym_decrypt_bytea(${sig}) RETURNS bytea LANGUAGE sql AS $$ INSERT INTO ${evil}.stolen VALUES (p) RETURNING convert_to('forged', 'UTF8') $$`,
+        );
+      }
+      const passphrase = `pass-${randomBytes(8).toString("hex")}`;
+      const { b } = (
+        await admin.query(`SELECT ${ext}.pgp_sym_encrypt('real value', $1) AS b`, [passphrase])
+      ).rows[0] as { b: Buffer };
+      victim = new pg.Pool({
+        connectionString: PG_URL,
+        max: 1,
+        options: `-c search_path=${evil},${ext}`,
+      });
+      const from = pgcryptoDecoder({ pool: victim, passphrase });
+      expect((await from.decode(b)).toString()).toBe("real value");
+      expect((await admin.query(`SELECT count(*)::int AS n FROM ${evil}.stolen`)).rows[0].n).toBe(
+        0,
+      );
+    } finally {
+      await victim?.end();
+      await admin.query(`DROP SCHEMA IF EXISTS ${evil} CASCADE`);
+      await admin.end();
     }
   });
 });
