@@ -267,6 +267,13 @@ describe("format and key-id confusion", () => {
     }
   });
 
+  it("mixed + plaintext: a Fernet-looking value too long to decode is an error, not plaintext", () => {
+    const from = mixedDecoder({ decoders: [fern], plaintext: true });
+    const huge = `gAAAAA${"A".repeat(17 * 1024 * 1024)}`;
+    expect(from.formatOf(huge)).toBe("fernet");
+    expect(codeOf(() => from.decode(huge))).toBe("ENVELOPE_BAD_FORMAT");
+  });
+
   it("mixed + plaintext: a truncated CBC or GCM JSON value is an error, not plaintext", () => {
     const from = mixedDecoder({ decoders: [gcm, cbc], plaintext: true });
     const c = handRolledCbc(other, "a secret that spans blocks");
