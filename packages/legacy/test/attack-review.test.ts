@@ -28,6 +28,7 @@ import {
   recordValueDecoder,
   versionedDecoder,
 } from "@envelope/legacy";
+import { transitionalRead } from "@envelope/records";
 import * as fernet from "fernet";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
@@ -272,6 +273,29 @@ describe("format and key-id confusion", () => {
     const huge = `gAAAAA${"A".repeat(17 * 1024 * 1024)}`;
     expect(from.formatOf(huge)).toBe("fernet");
     expect(codeOf(() => from.decode(huge))).toBe("ENVELOPE_BAD_FORMAT");
+  });
+
+  it("transitionalRead with allowPlaintext: a cut-short legacy value is an error, not returned as plaintext", async () => {
+    const envelope = new Envelope({
+      encrypt: localAesProvider({ keys: randomBytes(32).toString("hex") }),
+    });
+    const reads: string[] = [];
+    const t = transitionalRead({
+      decoders: [fern, gcm, cbc],
+      allowPlaintext: true,
+      onLegacyRead: (e) => reads.push(e.format),
+    });
+    const context = { table: "users", column: "email", id: "1" };
+    const cut = [
+      fernetToken("a secret that spans blocks").replace(/=+$/, "").slice(0, -3),
+      handRolledCbc(other, "a secret that spans blocks").slice(0, -5),
+      handRolledGcmJson(key, "a secret").slice(0, -20),
+    ];
+    for (const v of cut) {
+      expect(await asyncCodeOf(() => t.open(envelope, v, context))).not.toBe("no error");
+    }
+    expect((await t.open(envelope, "never encrypted", context)).legacyFormat).toBe("plaintext");
+    expect(reads).toEqual(["plaintext"]);
   });
 
   it("mixed + plaintext: a truncated CBC or GCM JSON value is an error, not plaintext", () => {
