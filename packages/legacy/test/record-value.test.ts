@@ -74,7 +74,14 @@ describe("recordValueDecoder: migrate output a RecordCipher opens", () => {
   });
 
   it("keeps an async decoder async (pgcrypto)", async () => {
-    const pool = { query: async () => ({ rows: [{ p: Buffer.from("bob@example.com") }] }) };
+    // A stand-in connection: the catalog lookup of pgcrypto's schema, then the decryption.
+    const pool = {
+      query: async (text: string) => ({
+        rows: [
+          text.includes("pg_extension") ? { s: "public" } : { p: Buffer.from("bob@example.com") },
+        ],
+      }),
+    };
     const d = recordValueDecoder(pgcryptoDecoder({ pool, passphrase: "p" }));
     expect("async" in d && d.async).toBe(true);
     const out = await d.decode(Buffer.from([0xc3, 0x0d, 0x04, 0x07, 0x03, 0x02]));

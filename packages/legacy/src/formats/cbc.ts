@@ -1,12 +1,15 @@
 import { createDecipheriv } from "node:crypto";
-import { asText, notLegacy, wrongKey } from "../errors.js";
+import { DecryptionError } from "@envelope/core";
+import { asText, notLegacy } from "../errors.js";
 import { type KeyInput, keyBytes } from "../keys/key-input.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
 
 const FORMAT = "aes-256-cbc";
-const HEX_FORM = /^[0-9a-fA-F]{32}:(?:[0-9a-fA-F]{32})+$/;
-const B64_FORM = /^[A-Za-z0-9+/]{22}(?:==)?:[A-Za-z0-9+/]+={0,2}$/;
+// Shape only: a 16-byte IV, a colon, then hex or base64 of any length. A value cut short
+// still matches and fails as CBC in decode, instead of passing for plaintext in a mixed column.
+const HEX_FORM = /^[0-9a-fA-F]{32}:[0-9a-fA-F]*$/;
+const B64_FORM = /^[A-Za-z0-9+/]{22}(?:==)?:[A-Za-z0-9+/]*={0,2}$/;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The shape test: `<iv>:<ciphertext>` in hex (32 hex iv) or base64 (16-byte iv). */
@@ -41,6 +44,17 @@ export function cbcDecoder(key: KeyInput, options: CbcOptions = {}): LegacyDecod
   });
 }
 
+/**
+ * One error for every CBC failure after the shape check: a bad padding and a plaintext
+ * that is not UTF-8 must not be told apart (no cause either), or the error is a padding
+ * oracle. So the message names every reason, the binary-plaintext one included.
+ */
+const failed = () =>
+  new DecryptionError(
+    "ENVELOPE_DECRYPT_FAILED",
+    "Could not decrypt a legacy aes-256-cbc value: wrong legacy key, the value was altered, or its plaintext is not UTF-8 text (binary values need cbcDecoder(key, { requireUtf8: false })).",
+  );
+
 function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): Buffer {
   const parts = asText(value).trim().split(":");
   if (parts.length !== 2) throw notLegacy(FORMAT, "expected <iv>:<ciphertext>");
@@ -58,15 +72,17 @@ function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): B
   try {
     const decipher = createDecipheriv("aes-256-cbc", key, iv);
     plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
-  } catch (cause) {
-    throw wrongKey(FORMAT, cause);
+  } catch {
+    // No cause: a bad padding and a bad UTF-8 plaintext must fail alike (the cause would
+    // tell them apart, a padding oracle for whoever sees the error).
+    throw failed();
   }
   if (requireUtf8) {
     try {
       strictUtf8.decode(plain);
-    } catch (cause) {
+    } catch {
       plain.fill(0);
-      throw wrongKey(FORMAT, cause);
+      throw failed();
     }
   }
   return plain;

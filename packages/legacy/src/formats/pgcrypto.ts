@@ -57,6 +57,19 @@ export function pgcryptoDecoder(options: PgcryptoOptions): AsyncLegacyDecoder {
       details: { field: "passphrase" },
     });
   }
+  // The functions are called by their schema-qualified names, looked up once in the
+  // catalog: an unqualified call resolves through search_path, and a role that can create
+  // functions in a schema listed before pgcrypto's (public before `extensions`, or a
+  // "$user" schema) could plant its own pgp_sym_decrypt_bytea that receives the passphrase
+  // and returns forged plaintext (the CVE-2018-1058 pattern).
+  let schema: Promise<string> | undefined;
+  const pgcryptoSchema = () => {
+    schema ??= findPgcryptoSchema(pool).catch((error) => {
+      schema = undefined; // a failed lookup (connection lost) is tried again next value
+      throw error;
+    });
+    return schema;
+  };
   return tag({
     format: FORMAT,
     async: true as const,
@@ -65,9 +78,10 @@ export function pgcryptoDecoder(options: PgcryptoOptions): AsyncLegacyDecoder {
       if (!looksLikePgcrypto(value))
         throw notLegacy(FORMAT, "neither pgp_sym_encrypt bytes nor an armored PGP message");
       const armored = typeof value === "string" || value[0] === 0x2d; // "-"
+      const q = await pgcryptoSchema();
       const sql = armored
-        ? "SELECT pgp_sym_decrypt_bytea(dearmor($1::text), $2::text) AS p"
-        : "SELECT pgp_sym_decrypt_bytea($1::bytea, $2::text) AS p";
+        ? `SELECT ${q}.pgp_sym_decrypt_bytea(${q}.dearmor($1::pg_catalog.text), $2::pg_catalog.text) AS p`
+        : `SELECT ${q}.pgp_sym_decrypt_bytea($1::pg_catalog.bytea, $2::pg_catalog.text) AS p`;
       const arg = armored ? (typeof value === "string" ? value : value.toString("utf8")) : value;
       let rows: Record<string, unknown>[];
       try {
@@ -81,6 +95,28 @@ export function pgcryptoDecoder(options: PgcryptoOptions): AsyncLegacyDecoder {
       return p;
     },
   });
+}
+
+/** The schema pgcrypto is installed in, as a quoted identifier (from the catalog, not search_path). */
+async function findPgcryptoSchema(pool: PgQueryable): Promise<string> {
+  let rows: Record<string, unknown>[];
+  try {
+    ({ rows } = await pool.query(
+      "SELECT n.nspname AS s FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'",
+      [],
+    ));
+  } catch (error) {
+    throw mapPgError(error);
+  }
+  const name = rows[0]?.s;
+  if (typeof name !== "string" || name.length === 0) {
+    throw new ConfigError(
+      "ENVELOPE_BAD_CONFIG",
+      "pgcrypto: the extension is not installed in the database the decoder connects to. Run CREATE EXTENSION IF NOT EXISTS pgcrypto there.",
+      { details: { field: "pool" } },
+    );
+  }
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** Rebuilds a driver error from safe fields (SQLSTATE and the server's short message). */

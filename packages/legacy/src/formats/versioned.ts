@@ -72,8 +72,10 @@ export function versionedDecoder(
     if (!parts) {
       throw new FormatError(
         "ENVELOPE_BAD_FORMAT",
-        "Value is not in the legacy versioned format: no version prefix.",
-        { details: { field: "legacyValue" } },
+        "column" in where
+          ? `Value is not in the legacy versioned format: the row's version column "${where.column}" is empty.`
+          : "Value is not in the legacy versioned format: no version prefix.",
+        { details: { field: "column" in where ? "legacyVersion" : "legacyValue" } },
       );
     }
     return decoderFor(parts.version).decode(parts.inner);

@@ -49,14 +49,17 @@ export async function loadSecretText(
  * parseSecretSpec("aws-sm:app/fernet?stage=AWSPREVIOUS#FERNET_KEY");
  */
 export function parseSecretSpec(spec: string): SecretSource {
+  const colon = spec.indexOf(":");
+  const scheme = colon < 0 ? "" : spec.slice(0, colon);
+  // A spec of an unknown scheme is not quoted: it is often the key itself, given where its
+  // source was expected (`--legacy-key 3f9a…` for `--legacy-key env:NAME`).
+  const known = ["env", "file", "aws-sm", "vault-kv"].includes(scheme);
   const bad = (why: string) =>
     new ConfigError(
       "ENVELOPE_BAD_CONFIG",
-      `Legacy key source "${spec.slice(0, 120)}": ${why}. Use env:NAME, file:/path, aws-sm:<secret>[?stage=…][#field] or vault-kv:<mount>/<path>[?version=N]#field.`,
+      `Legacy key source ${known ? `"${spec.slice(0, 120)}"` : "(not shown: it may be the key itself)"}: ${why}. Use env:NAME, file:/path, aws-sm:<secret>[?stage=…][#field] or vault-kv:<mount>/<path>[?version=N]#field.`,
       { details: { field: "legacyKey" } },
     );
-  const colon = spec.indexOf(":");
-  const scheme = colon < 0 ? "" : spec.slice(0, colon);
   const rest = spec.slice(colon + 1);
   if (scheme === "env") {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(rest)) throw bad("not an environment variable name");

@@ -44,9 +44,13 @@ async function nodeVault(address: string): Promise<VaultKvClient> {
     namespace?: string;
   };
   // debug off: node-vault's DEBUG output would print response bodies (the secret).
+  // strictSSL always explicit: node-vault would otherwise turn certificate checks off when
+  // VAULT_SKIP_VERIFY is set, as @envelope/vault deliberately does not (pass `client` for
+  // a CA bundle or mTLS).
   const client = factory({
     apiVersion: "v1",
     endpoint: address.replace(/\/+$/, ""),
+    requestOptions: { strictSSL: true },
     debug: () => {},
   });
   // node-vault would pick VAULT_TOKEN / VAULT_NAMESPACE up by itself; we send both per request.
