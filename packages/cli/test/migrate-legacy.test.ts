@@ -27,7 +27,7 @@ const gcmJson = (key: Buffer, text: string) => {
     encrypted: encrypted.toString("hex"),
   });
 };
-const cbc = (key: Buffer, text: string) => {
+const cbc = (key: Buffer, text: string | Buffer) => {
   const iv = randomBytes(16);
   const c = createCipheriv("aes-256-cbc", key, iv);
   return `${iv.toString("hex")}:${Buffer.concat([c.update(text), c.final()]).toString("hex")}`;
@@ -284,5 +284,36 @@ describe("envelope migrate from Fernet, versioned and pgcrypto values (PostgreSQ
     await expect(cipher.openField(row, "plain_email")).rejects.toMatchObject({
       code: "ENVELOPE_BAD_FORMAT",
     });
+  });
+
+  it("--records bytes with aes-256-cbc: binary plaintexts migrate (CBC's UTF-8 check is off for bytes)", async () => {
+    const key = randomBytes(32);
+    const table = await newTable("recb", "id INT PRIMARY KEY, avatar TEXT");
+    const binary = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3]); // not UTF-8
+    await db.query(`INSERT INTO ${table} VALUES (1, ?)`, [cbc(key, binary)]);
+    const env = { OLD_KEY: key.toString("hex"), APP_KEY: randomBytes(32).toString("hex") };
+    const run = await cli(
+      [
+        ...base(table, "avatar"),
+        "--from",
+        "aes-256-cbc",
+        "--legacy-key-env",
+        "OLD_KEY",
+        "--to",
+        "local-aes://env/APP_KEY",
+        "--records",
+        "bytes",
+        "--apply",
+      ],
+      { cwd, env },
+    );
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const envelope = await envelopeFromEnv({
+      ...env,
+      ENVELOPE_ENCRYPT_KEYS: "local-aes://env/APP_KEY",
+    });
+    const cipher = createRecordCipher(envelope, { table, encrypted: ["avatar"] });
+    const row = (await db.query(`SELECT id, avatar FROM ${table}`)).rows[0]!;
+    expect(Buffer.from((await cipher.openField(row, "avatar")) as Buffer)).toEqual(binary);
   });
 });

@@ -159,7 +159,10 @@ async function cipherDecoder(
     );
   const key = await loadAesKey(keys[0]!, env);
   try {
-    return format === "aes-256-gcm-json" ? gcmJsonDecoder(key) : cbcDecoder(key);
+    if (format === "aes-256-gcm-json") return gcmJsonDecoder(key);
+    // CBC's UTF-8 check (a wrong key's garbage rarely decodes) would refuse every binary
+    // plaintext, and --records bytes says the plaintexts are bytes.
+    return cbcDecoder(key, { requireUtf8: flags.records !== "bytes" });
   } finally {
     key.fill(0);
   }
