@@ -100,6 +100,13 @@ interface Current {
   uses: number;
 }
 
+/**
+ * Failures of an IK record that last until someone repairs the store: a checksum or key
+ * check that fails, a wrapped IK the master refuses, a master key that is not configured.
+ * Throttling, outages and denied access are asked again at once.
+ */
+const LASTING = new Set(["ENVELOPE_BAD_KEY", "ENVELOPE_UNWRAP_FAILED", "ENVELOPE_KEY_NOT_FOUND"]);
+
 /** The id a readiness probe reads before any IK exists: well-formed, never generated (newIkId). */
 const PROBE_ID = `ik-${"0".repeat(24)}`;
 
@@ -196,8 +203,20 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       misses.add(id);
       throw keyNotFound(id, store.name);
     }
+    if (record.id !== id) {
+      // A store that answers with another id's record (a lookup bug, an edited id column):
+      // that record's key check proves only its own id, so it must not open this one.
+      throw corruptRecord(id, store.name, "the store returned the record of another id");
+    }
     masterCalls++;
-    return unwrapIntermediateKey(record, masters, store.name);
+    try {
+      return await unwrapIntermediateKey(record, masters, store.name);
+    } catch (error) {
+      // A record that fails its checks fails the same way until someone repairs it: remember
+      // it like a miss, so a planted record costs one master call per TTL, not one per decrypt.
+      if (EnvelopeError.isInstance(error) && LASTING.has(error.code)) misses.add(id, error);
+      throw error;
+    }
   };
 
   const provider = {
@@ -215,9 +234,16 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
      * anyone without the IK, and seeds never repeat in practice (2^-128 after 2^64 keys).
      */
     async generateDataKey(): Promise<GeneratedDataKey> {
-      while (!usable(current)) await startNew();
+      while (!usable(current)) {
+        await startNew();
+        // Used even if the master took longer than rotateAfter.ageMs to create it (else a
+        // slow master or a short ageMs would create IKs without end); checked and counted
+        // below without an await in between.
+        const fresh = current as Current | undefined; // set by startNew (TS cannot see it)
+        if (fresh !== undefined && fresh.uses < maxUses) break;
+      }
       // Check and count in one synchronous step, so the use limit holds under concurrency.
-      const ik = current;
+      const ik = current!;
       ik.uses++;
       const seed = nextSeed();
       const entry = { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: seed };
@@ -227,8 +253,15 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
     /** Wraps a given data key (rewrap into hierarchical mode) with AES-KW under the current IK. */
     async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
-      while (!usable(current)) await startNew();
-      const ik = current;
+      while (!usable(current)) {
+        await startNew();
+        // Used even if the master took longer than rotateAfter.ageMs to create it (else a
+        // slow master or a short ageMs would create IKs without end); checked and counted
+        // below without an await in between.
+        const fresh = current as Current | undefined; // set by startNew (TS cannot see it)
+        if (fresh !== undefined && fresh.uses < maxUses) break;
+      }
+      const ik = current!;
       ik.uses++;
       // AES-KW needs no nonce: an intermediate key can wrap any number of data keys.
       return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: aesKeyWrap(ik.key, dataKey) };
@@ -245,7 +278,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       if (!wellSized(entry)) throw badWrapped(entry.keyRef);
       const hot = ikAtHand(entry.keyRef);
       if (hot) return unwrapWith(hot, entry);
-      if (misses.has(entry.keyRef)) throw keyNotFound(entry.keyRef, store.name);
+      if (misses.has(entry.keyRef)) throw misses.failure(entry.keyRef, store.name);
       const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));
       try {
         return unwrapWith(key, entry);
