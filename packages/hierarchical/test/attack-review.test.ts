@@ -2,7 +2,7 @@
 // and the key store's table/file) and holds every public key, but no master key. Each
 // probe asserts the SAFE outcome; findings fixed in this review are named "FINDING" in the
 // test title and their tests fail on the code before the fix.
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,10 +12,12 @@ import {
   Envelope,
   EnvelopeError,
   encodeEnvelope,
+  generateSigningKeyPair,
   type KeyProvider,
   localAesProvider,
   type WrappedKey,
 } from "@envelope/core";
+import { localRsaProvider } from "@envelope/local-rsa";
 import { describe, expect, it } from "vitest";
 import { derive } from "../src/data-key.js";
 import {
@@ -405,5 +407,86 @@ describe("attack review: master rotation drops no entry on trust", () => {
     expect(await store.list()).toEqual(before);
     const reader = new Envelope({ encrypt: hierarchicalProvider({ master: old, store }) });
     expect(await reader.decrypt(sealed, { context: ctx("1"), as: "text" })).toBe("x");
+  });
+});
+
+describe("attack review: a master whose wrapping key is public", () => {
+  it("whoever holds the public key and can write the store plants an IK; only signed mode refuses the forgery", async () => {
+    const pair = generateKeyPairSync("rsa", {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: "spki", format: "pem" },
+      privateKeyEncoding: { type: "pkcs8", format: "pem" },
+    });
+    const store = memoryKeyStore();
+    const master = localRsaProvider({ keys: { pem: pair.privateKey } });
+    const signer = generateSigningKeyPair();
+    const writer = new Envelope({
+      encrypt: hierarchicalProvider({ master, store }),
+      signing: { key: signer.privateKeyPem },
+    });
+    const genuine = await writer.encrypt("genuine", { context: ctx("1") });
+    // The attacker: the public key (encrypt-only provider) and write access to the store.
+    const attacker = new Envelope({
+      encrypt: hierarchicalProvider({
+        master: localRsaProvider({ keys: { pem: pair.publicKey } }),
+        store,
+      }),
+    });
+    const forged = await attacker.encrypt("forged", { context: ctx("1") });
+    // An unsigned reader cannot tell (as in direct mode with a public wrapping key)…
+    const unsignedReader = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
+    expect(await unsignedReader.decrypt(forged, { context: ctx("1"), as: "text" })).toBe("forged");
+    // …a reader in signed mode refuses it and still opens the genuine value.
+    const signedReader = new Envelope({
+      encrypt: hierarchicalProvider({ master, store }),
+      trustedSigners: [signer.publicKey],
+    });
+    expect(await codeOf(signedReader.decrypt(forged, { context: ctx("1") }))).toBe(
+      "ENVELOPE_UNSIGNED",
+    );
+    expect(await signedReader.decrypt(genuine, { context: ctx("1"), as: "text" })).toBe("genuine");
+  });
+});
+
+describe("README examples, literally (paths moved to a temp directory)", () => {
+  it("the minimal example, rotateMaster's report and the verify script run as written", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hier-readme-"));
+    const saved = process.env.MASTER_KEY;
+    process.env.MASTER_KEY = randomBytes(32).toString("hex");
+    try {
+      const path = join(dir, "envelope-keys.json");
+      // --- Minimal example ---
+      const store = await fileKeyStore({ path, create: true }); // create: first deployment only
+      const provider = hierarchicalProvider({
+        master: localAesProvider({ keys: process.env.MASTER_KEY! }),
+        store,
+        rotateAfter: { ageMs: 24 * 3600_000, uses: 1_000_000 },
+      });
+      const envelope = new Envelope({ encrypt: provider });
+      const sealed = await envelope.encrypt("alice@example.com", {
+        context: { table: "users", column: "email", id: "42" },
+      });
+      const email = await envelope.decrypt(sealed, {
+        context: { table: "users", column: "email", id: "42" },
+        as: "text",
+      });
+      expect(email).toBe("alice@example.com");
+      expect(envelope.inspect(sealed).entries[0]!.keyRef).toMatch(/^ik-[0-9a-f]{24}$/);
+      // --- Rotation ---
+      const oldMaster = localAesProvider({ keys: process.env.MASTER_KEY! });
+      const newMaster = localAesProvider({ keys: randomBytes(32) });
+      const report = await rotateMaster(store, { from: oldMaster, to: newMaster, concurrency: 8 });
+      expect(report).toMatchObject({ total: 1, rewrapped: 1, native: 0, unchanged: 0, failed: [] });
+      expect(typeof report.durationMs).toBe("number");
+      // --- scripts/verify-keystore.ts (with the new master, as the rotation steps say) ---
+      const reopened = await fileKeyStore({ path });
+      const verified = await verifyKeyStore(reopened, { masters: [newMaster] });
+      expect(formatVerifyReport(verified)).toContain("1 intermediate keys, 1 ok, 0 failed");
+      expect(verified.failures.length > 0 ? 1 : 0).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.MASTER_KEY;
+      else process.env.MASTER_KEY = saved;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
