@@ -316,19 +316,47 @@ describe("attack review: resources", () => {
   });
 });
 
+describe("attack review: oversized store records", () => {
+  it.each([
+    ["an 8 MiB wrapped IK", { wrapped: randomBytes(8 << 20) }],
+    ["a 1 MiB master key reference", { keyRef: "k".repeat(1 << 20) }],
+  ])(
+    "FINDING: a planted record with %s is refused before any master call (the envelope limits, FORMAT.md §8)",
+    async (_, change) => {
+      const { provider: master, calls } = countingMaster();
+      const { store, plant } = tamperable(memoryKeyStore());
+      const writer = hierarchicalProvider({ master, store });
+      const sealed = await new Envelope({ encrypt: writer }).encrypt("x", {
+        context: ctx("1"),
+        output: "binary",
+      });
+      const real = (await store.get(writer.stats().current!))!;
+      const id = `ik-${"34".repeat(12)}`;
+      plant({ ...sealRecord({ ...real, id, master: { ...real.master, ...change } }), version: 1 });
+      const moved = withEntries(sealed, [{ ...entryOf(sealed), keyRef: id }]);
+      const before = calls.unwrap;
+      const reader = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
+      expect(await codeOf(reader.decrypt(moved, { context: ctx("1") }))).toBe("ENVELOPE_BAD_KEY");
+      expect(calls.unwrap - before).toBe(0);
+    },
+  );
+});
+
 describe("attack review: what errors, reports, inspect and JSON show", () => {
-  it("strings from a planted store record are escaped and capped, and the message keeps its advice (it was cut by core's 4096-char cap before)", async () => {
+  it("strings from a planted store record are escaped and capped, and quoted at most 200 chars each (a 2 KB key reference made a 4.4 KB error before)", async () => {
     const master = localAesProvider({ keys: randomBytes(32) });
     const { store, plant } = tamperable(memoryKeyStore());
     const envelope = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
     const sealed = await envelope.encrypt("x", { context: ctx("1"), output: "binary" });
     const id = `ik-${"12".repeat(12)}`;
-    const evil = `\u001b[2J\nERROR fake log line ${"A".repeat(100_000)}`;
+    // As long as the limits allow (64-byte provider id, 2048-byte key reference).
+    const evilId = "\u001b[2J\nERROR fake log line";
+    const evilRef = `\u001b[2J\nERROR fake log line ${"A".repeat(2000)}`;
     plant({
       ...sealRecord({
         id,
         createdAt: 0,
-        master: { providerId: evil, keyRef: evil, wrapped: randomBytes(40) },
+        master: { providerId: evilId, keyRef: evilRef, wrapped: randomBytes(40) },
         keyCheck: "0".repeat(64),
       }),
       version: 1,
