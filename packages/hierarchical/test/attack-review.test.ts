@@ -2,7 +2,7 @@
 // and the key store's table/file) and holds every public key, but no master key. Each
 // probe asserts the SAFE outcome; findings fixed in this review are named "FINDING" in the
 // test title and their tests fail on the code before the fix.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, createHmac, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -516,5 +516,52 @@ describe("README examples, literally (paths moved to a temp directory)", () => {
       else process.env.MASTER_KEY = saved;
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("docs/FORMAT.md §10.3, computed from the text alone", () => {
+  it("entry, key check and checksum of a real value and its record match the spec", async () => {
+    const masterKey = randomBytes(32);
+    const master = localAesProvider({ keys: masterKey });
+    const store = memoryKeyStore();
+    const envelope = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
+    const sealed = await envelope.encrypt("x", { context: ctx("1"), output: "binary" });
+    const entry = entryOf(sealed);
+    expect(entry.providerId).toBe("hierarchical");
+    expect(entry.keyRef).toMatch(/^ik-[0-9a-f]{24}$/);
+    expect(entry.wrapped.length).toBe(32);
+    const record = (await store.get(entry.keyRef))!;
+    const ik = Buffer.from(
+      await master.unwrap(record.master, { context: { "envelope-intermediate-key": record.id } }),
+    );
+    const keyCheck = createHmac("sha256", ik)
+      .update(Buffer.from("envelope:hierarchical:v1:key-check:", "ascii"))
+      .update(Buffer.from(record.id, "ascii"))
+      .digest("hex");
+    expect(record.keyCheck).toBe(keyCheck);
+    const F = (x: string | Uint8Array) => {
+      const bytes = typeof x === "string" ? Buffer.from(x, "utf8") : Buffer.from(x);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    const checksum = createHash("sha256")
+      .update("envelope:hierarchical:v1:record:")
+      .update(F(record.id))
+      .update(F(String(record.createdAt)))
+      .update(F(record.master.providerId))
+      .update(F(record.master.keyRef))
+      .update(F(record.master.wrapped))
+      .update(F(record.keyCheck))
+      .digest("hex");
+    expect(record.checksum).toBe(checksum);
+    // The DEK from the seed opens the value: rewrap the entry as local-aes with that DEK.
+    const dek = createHmac("sha256", ik)
+      .update(Buffer.from("envelope:hierarchical:v1:data-key:", "ascii"))
+      .update(entry.wrapped)
+      .digest();
+    const direct = withEntries(sealed, [await master.wrap(dek, { context: {} })]);
+    const plain = new Envelope({ encrypt: master });
+    expect(await plain.decrypt(direct, { context: ctx("1"), as: "text" })).toBe("x");
   });
 });
