@@ -25,7 +25,12 @@ import {
   type MissCacheOptions,
 } from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
-import { IK_ID_PATTERN, recordIntact } from "./record.js";
+import {
+  IK_ID_PATTERN,
+  type IntermediateKeyRecord,
+  keyCheckMatches,
+  recordIntact,
+} from "./record.js";
 import type { KeyStore } from "./store/types.js";
 
 export interface RotateAfter {
@@ -60,6 +65,13 @@ export interface HierarchicalOptions {
    * that reads these values runs a version that knows suite 0x03. Signed writers ignore it.
    */
   suite?: 1 | 3;
+  /**
+   * How often (ms) a writer re-reads the record of the IK it seals under and checks it
+   * against the key it holds (one store read, no master call). When the record is gone or
+   * belongs to another key (a deleted or edited row, a restore from an older backup), the
+   * writer starts a new IK instead of sealing values nobody else could open. Default 60000.
+   */
+  storeCheckMs?: number;
   /** Clock, ms since the epoch (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -98,6 +110,8 @@ interface Current {
   readonly key: Buffer;
   readonly createdAt: number;
   uses: number;
+  /** When its store record was last seen intact and matching `key`. */
+  checkedAt: number;
 }
 
 /**
@@ -145,6 +159,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   positive(options.cache?.ttlMs, 3_600_000, "cache.ttlMs");
   positive(options.missCache?.maxEntries, 1024, "missCache.maxEntries");
   positive(options.missCache?.ttlMs, 10_000, "missCache.ttlMs");
+  const storeCheckMs = positive(options.storeCheckMs, 60_000, "storeCheckMs");
   if (options.suite !== undefined && options.suite !== 1 && options.suite !== 3) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -183,11 +198,41 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       misses.delete(record.id);
       cache.set(record.id, key);
       current?.key.fill(0);
-      current = { id: record.id, key, createdAt: record.createdAt, uses: 0 };
+      current = { id: record.id, key, createdAt: record.createdAt, uses: 0, checkedAt: now() };
     })().finally(() => {
       creating = undefined;
     });
     return creating;
+  };
+
+  // The record of the IK this process seals under must still be in the store: if it was
+  // deleted or replaced, values sealed now would open nowhere else (nor here after a
+  // restart). Checked every storeCheckMs with one store read and the key check (no master
+  // call); on a mismatch the IK is retired and the next seal starts a new one. A store that
+  // fails is not evidence of loss: sealing goes on and the check runs again next period.
+  let checking: Promise<void> | undefined;
+  const checkCurrent = (c: Current): Promise<void> => {
+    checking ??= (async () => {
+      let record: unknown;
+      try {
+        record = await store.get(c.id);
+      } catch {
+        c.checkedAt = now();
+        return;
+      }
+      const r = record as IntermediateKeyRecord | undefined;
+      if (r !== undefined && recordIntact(r) && r.id === c.id && keyCheckMatches(c.key, r)) {
+        c.checkedAt = now();
+        return;
+      }
+      if (current === c) {
+        current = undefined;
+        c.key.fill(0);
+      }
+    })().finally(() => {
+      checking = undefined;
+    });
+    return checking;
   };
 
   const readRecord = (id: string) =>
@@ -234,6 +279,8 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
      * anyone without the IK, and seeds never repeat in practice (2^-128 after 2^64 keys).
      */
     async generateDataKey(): Promise<GeneratedDataKey> {
+      if (current !== undefined && now() - current.checkedAt >= storeCheckMs)
+        await checkCurrent(current);
       while (!usable(current)) {
         await startNew();
         // Used even if the master took longer than rotateAfter.ageMs to create it (else a
@@ -253,6 +300,8 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
     /** Wraps a given data key (rewrap into hierarchical mode) with AES-KW under the current IK. */
     async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
+      if (current !== undefined && now() - current.checkedAt >= storeCheckMs)
+        await checkCurrent(current);
       while (!usable(current)) {
         await startNew();
         // Used even if the master took longer than rotateAfter.ageMs to create it (else a

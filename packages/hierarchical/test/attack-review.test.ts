@@ -565,3 +565,39 @@ describe("docs/FORMAT.md §10.3, computed from the text alone", () => {
     expect(await plain.decrypt(direct, { context: ctx("1"), as: "text" })).toBe("x");
   });
 });
+
+describe("attack review: the writer's own intermediate key vanishes from the store", () => {
+  it.each([
+    ["deleted", (_r: StoredKeyRecord) => undefined],
+    [
+      "replaced by a record of another key",
+      (r: StoredKeyRecord) => ({ ...r, keyCheck: "0".repeat(64) }),
+    ],
+  ])(
+    "FINDING: once its record is %s, a writer stops sealing under that IK within storeCheckMs",
+    async (_, edit) => {
+      const master = localAesProvider({ keys: randomBytes(32) });
+      const inner = memoryKeyStore();
+      const edits = new Map<string, StoredKeyRecord | undefined>();
+      const store: KeyStore = {
+        ...inner,
+        get: async (id) => (edits.has(id) ? edits.get(id) : inner.get(id)),
+      };
+      let t = 1_000_000;
+      const writer = hierarchicalProvider({ master, store, now: () => t });
+      const envelope = new Envelope({ encrypt: writer });
+      await envelope.encrypt("before", { context: ctx("1") });
+      const first = writer.stats().current!;
+      // A DB writer deletes/edits the row, or the store is restored from an older backup.
+      const record = (await inner.get(first))!;
+      const edited = edit(record);
+      edits.set(first, edited && { ...sealRecord(edited), version: 1 });
+      t += 60_001;
+      const after = await envelope.encrypt("after", { context: ctx("1") });
+      // Another process (or this one after a restart) must be able to open what was sealed.
+      const reader = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
+      expect(await reader.decrypt(after, { context: ctx("1"), as: "text" })).toBe("after");
+      expect(writer.stats().current).not.toBe(first);
+    },
+  );
+});
