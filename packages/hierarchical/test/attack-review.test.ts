@@ -601,3 +601,25 @@ describe("attack review: the writer's own intermediate key vanishes from the sto
     },
   );
 });
+
+describe("the store check and a master rotation", () => {
+  it("a writer keeps its IK across rotateMaster (same key check) and re-reads the store once per storeCheckMs", async () => {
+    const { provider: old } = countingMaster();
+    const next = localAesProvider({ keys: randomBytes(32) });
+    const inner = memoryKeyStore();
+    let reads = 0;
+    const store: KeyStore = { ...inner, get: (id) => (reads++, inner.get(id)) };
+    let t = 1_000_000;
+    const writer = hierarchicalProvider({ master: old, store, now: () => t });
+    const envelope = new Envelope({ encrypt: writer });
+    await envelope.encrypt("a", { context: ctx("1") });
+    const ik = writer.stats().current;
+    expect((await rotateMaster(inner, { from: old, to: next })).rewrapped).toBe(1);
+    for (let i = 0; i < 100; i++) await envelope.encrypt("b", { context: ctx("1") });
+    expect(reads).toBe(0);
+    t += 60_000;
+    for (let i = 0; i < 100; i++) await envelope.encrypt("c", { context: ctx("1") });
+    expect(reads).toBe(1);
+    expect(writer.stats().current).toBe(ik);
+  });
+});
