@@ -1,4 +1,6 @@
+import { type EnvelopeError, ProviderError } from "@envelope/core";
 import { SecretKeyCache } from "@envelope/core/internal";
+import { keyNotFound } from "./errors.js";
 
 export interface IntermediateKeyCacheOptions {
   /** Unwrapped intermediate keys held at once. Default 256. */
@@ -69,12 +71,13 @@ export interface MissCacheOptions {
 }
 
 /**
- * Intermediate-key ids the key store did not hold, remembered for a short time, so values
- * that name unknown ids (planted by whoever can write to the database) cost one store read
- * per id and TTL, not one per entry per decrypt. Bounded by entries and age.
+ * Intermediate-key ids the key store did not hold, or whose record failed its checks,
+ * remembered for a short time, so values that name them (planted by whoever can write to
+ * the database) cost one store read (and at most one master call) per id and TTL, not one
+ * per entry per decrypt. Bounded by entries and age.
  */
 export class MissCache {
-  readonly #seen = new Map<string, number>();
+  readonly #seen = new Map<string, { at: number; failure: EnvelopeError | undefined }>();
   readonly #max: number;
   readonly #ttl: number;
   readonly #now: () => number;
@@ -87,11 +90,11 @@ export class MissCache {
     this.#now = now;
   }
 
-  /** True while `id` is remembered as missing (the store is not asked again). */
+  /** True while `id` is remembered as missing or broken (the store is not asked again). */
   has(id: string): boolean {
-    const at = this.#seen.get(id);
-    if (at === undefined) return false;
-    if (this.#now() - at >= this.#ttl) {
+    const seen = this.#seen.get(id);
+    if (seen === undefined) return false;
+    if (this.#now() - seen.at >= this.#ttl) {
       this.#seen.delete(id);
       return false;
     }
@@ -99,10 +102,22 @@ export class MissCache {
     return true;
   }
 
-  /** Remembers that the store did not hold `id`. */
-  add(id: string): void {
+  /**
+   * The error to throw for a remembered id: a fresh one of the same code and message as
+   * the first time (`keyNotFound` when the store did not hold it).
+   */
+  failure(id: string, store: string): EnvelopeError {
+    const first = this.#seen.get(id)?.failure;
+    if (!first) return keyNotFound(id, store);
+    return new ProviderError(first.code as never, first.message, {
+      details: { ...(first.details ?? {}), remembered: true },
+    });
+  }
+
+  /** Remembers that the store did not hold `id` (no `failure`), or that its record failed. */
+  add(id: string, failure?: EnvelopeError): void {
     this.#seen.delete(id);
-    this.#seen.set(id, this.#now());
+    this.#seen.set(id, { at: this.#now(), failure });
     while (this.#seen.size > this.#max) this.#seen.delete(this.#seen.keys().next().value as string);
   }
 

@@ -6,7 +6,7 @@ import {
   ProviderError,
   type WrappedKey,
 } from "@envelope/core";
-import { secretCopy } from "@envelope/core/internal";
+import { printable, secretCopy } from "@envelope/core/internal";
 import { corruptRecord, PROVIDER_ID } from "./errors.js";
 import {
   type IntermediateKeyRecord,
@@ -83,11 +83,12 @@ export async function unwrapIntermediateKey(
 ): Promise<Buffer> {
   if (!recordIntact(record)) {
     const id = (record as { id?: unknown } | null)?.id;
-    throw corruptRecord(String(id), storeName, "checksum mismatch");
+    throw corruptRecord(printable(String(id), 64), storeName, "checksum mismatch");
   }
   const master = masters.find((m) => m.id === record.master.providerId && m.handles(record.master));
   if (!master) {
-    const under = `${record.master.providerId}:${record.master.keyRef}`;
+    // Read from the store, which whoever can write to the database controls: escaped, capped.
+    const under = printable(`${record.master.providerId}:${record.master.keyRef}`);
     throw new ProviderError(
       "ENVELOPE_KEY_NOT_FOUND",
       `hierarchical: intermediate key ${record.id} is wrapped under master key ${under}, which is not configured. Add that master key to the hierarchical provider's decrypt list (or finish rotateMaster).`,

@@ -25,7 +25,12 @@ import {
   type MissCacheOptions,
 } from "./key-cache.js";
 import { createIntermediateKey, unwrapIntermediateKey } from "./master.js";
-import { IK_ID_PATTERN, recordIntact } from "./record.js";
+import {
+  IK_ID_PATTERN,
+  type IntermediateKeyRecord,
+  keyCheckMatches,
+  recordIntact,
+} from "./record.js";
 import type { KeyStore } from "./store/types.js";
 
 export interface RotateAfter {
@@ -60,6 +65,13 @@ export interface HierarchicalOptions {
    * that reads these values runs a version that knows suite 0x03. Signed writers ignore it.
    */
   suite?: 1 | 3;
+  /**
+   * How often (ms) a writer re-reads the record of the IK it seals under and checks it
+   * against the key it holds (one store read, no master call). When the record is gone or
+   * belongs to another key (a deleted or edited row, a restore from an older backup), the
+   * writer starts a new IK instead of sealing values nobody else could open. Default 60000.
+   */
+  storeCheckMs?: number;
   /** Clock, ms since the epoch (tests). Default `Date.now`. */
   now?: () => number;
 }
@@ -98,7 +110,16 @@ interface Current {
   readonly key: Buffer;
   readonly createdAt: number;
   uses: number;
+  /** When its store record was last seen intact and matching `key`. */
+  checkedAt: number;
 }
+
+/**
+ * Failures of an IK record that last until someone repairs the store: a checksum or key
+ * check that fails, a wrapped IK the master refuses, a master key that is not configured.
+ * Throttling, outages and denied access are asked again at once.
+ */
+const LASTING = new Set(["ENVELOPE_BAD_KEY", "ENVELOPE_UNWRAP_FAILED", "ENVELOPE_KEY_NOT_FOUND"]);
 
 /** The id a readiness probe reads before any IK exists: well-formed, never generated (newIkId). */
 const PROBE_ID = `ik-${"0".repeat(24)}`;
@@ -138,6 +159,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
   positive(options.cache?.ttlMs, 3_600_000, "cache.ttlMs");
   positive(options.missCache?.maxEntries, 1024, "missCache.maxEntries");
   positive(options.missCache?.ttlMs, 10_000, "missCache.ttlMs");
+  const storeCheckMs = positive(options.storeCheckMs, 60_000, "storeCheckMs");
   if (options.suite !== undefined && options.suite !== 1 && options.suite !== 3) {
     throw new ConfigError(
       "ENVELOPE_BAD_CONFIG",
@@ -176,11 +198,41 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       misses.delete(record.id);
       cache.set(record.id, key);
       current?.key.fill(0);
-      current = { id: record.id, key, createdAt: record.createdAt, uses: 0 };
+      current = { id: record.id, key, createdAt: record.createdAt, uses: 0, checkedAt: now() };
     })().finally(() => {
       creating = undefined;
     });
     return creating;
+  };
+
+  // The record of the IK this process seals under must still be in the store: if it was
+  // deleted or replaced, values sealed now would open nowhere else (nor here after a
+  // restart). Checked every storeCheckMs with one store read and the key check (no master
+  // call); on a mismatch the IK is retired and the next seal starts a new one. A store that
+  // fails is not evidence of loss: sealing goes on and the check runs again next period.
+  let checking: Promise<void> | undefined;
+  const checkCurrent = (c: Current): Promise<void> => {
+    checking ??= (async () => {
+      let record: unknown;
+      try {
+        record = await store.get(c.id);
+      } catch {
+        c.checkedAt = now();
+        return;
+      }
+      const r = record as IntermediateKeyRecord | undefined;
+      if (r !== undefined && recordIntact(r) && r.id === c.id && keyCheckMatches(c.key, r)) {
+        c.checkedAt = now();
+        return;
+      }
+      if (current === c) {
+        current = undefined;
+        c.key.fill(0);
+      }
+    })().finally(() => {
+      checking = undefined;
+    });
+    return checking;
   };
 
   const readRecord = (id: string) =>
@@ -196,8 +248,20 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       misses.add(id);
       throw keyNotFound(id, store.name);
     }
+    if (record.id !== id) {
+      // A store that answers with another id's record (a lookup bug, an edited id column):
+      // that record's key check proves only its own id, so it must not open this one.
+      throw corruptRecord(id, store.name, "the store returned the record of another id");
+    }
     masterCalls++;
-    return unwrapIntermediateKey(record, masters, store.name);
+    try {
+      return await unwrapIntermediateKey(record, masters, store.name);
+    } catch (error) {
+      // A record that fails its checks fails the same way until someone repairs it: remember
+      // it like a miss, so a planted record costs one master call per TTL, not one per decrypt.
+      if (EnvelopeError.isInstance(error) && LASTING.has(error.code)) misses.add(id, error);
+      throw error;
+    }
   };
 
   const provider = {
@@ -215,9 +279,18 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
      * anyone without the IK, and seeds never repeat in practice (2^-128 after 2^64 keys).
      */
     async generateDataKey(): Promise<GeneratedDataKey> {
-      while (!usable(current)) await startNew();
+      if (current !== undefined && now() - current.checkedAt >= storeCheckMs)
+        await checkCurrent(current);
+      while (!usable(current)) {
+        await startNew();
+        // Used even if the master took longer than rotateAfter.ageMs to create it (else a
+        // slow master or a short ageMs would create IKs without end); checked and counted
+        // below without an await in between.
+        const fresh = current as Current | undefined; // set by startNew (TS cannot see it)
+        if (fresh !== undefined && fresh.uses < maxUses) break;
+      }
       // Check and count in one synchronous step, so the use limit holds under concurrency.
-      const ik = current;
+      const ik = current!;
       ik.uses++;
       const seed = nextSeed();
       const entry = { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: seed };
@@ -227,8 +300,17 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
 
     /** Wraps a given data key (rewrap into hierarchical mode) with AES-KW under the current IK. */
     async wrap(dataKey: Uint8Array): Promise<WrappedKey> {
-      while (!usable(current)) await startNew();
-      const ik = current;
+      if (current !== undefined && now() - current.checkedAt >= storeCheckMs)
+        await checkCurrent(current);
+      while (!usable(current)) {
+        await startNew();
+        // Used even if the master took longer than rotateAfter.ageMs to create it (else a
+        // slow master or a short ageMs would create IKs without end); checked and counted
+        // below without an await in between.
+        const fresh = current as Current | undefined; // set by startNew (TS cannot see it)
+        if (fresh !== undefined && fresh.uses < maxUses) break;
+      }
+      const ik = current!;
       ik.uses++;
       // AES-KW needs no nonce: an intermediate key can wrap any number of data keys.
       return { providerId: PROVIDER_ID, keyRef: ik.id, wrapped: aesKeyWrap(ik.key, dataKey) };
@@ -245,7 +327,7 @@ export function hierarchicalProvider(options: HierarchicalOptions): Hierarchical
       if (!wellSized(entry)) throw badWrapped(entry.keyRef);
       const hot = ikAtHand(entry.keyRef);
       if (hot) return unwrapWith(hot, entry);
-      if (misses.has(entry.keyRef)) throw keyNotFound(entry.keyRef, store.name);
+      if (misses.has(entry.keyRef)) throw misses.failure(entry.keyRef, store.name);
       const key = await cache.load(entry.keyRef, () => loadKey(entry.keyRef));
       try {
         return unwrapWith(key, entry);

@@ -65,6 +65,13 @@ export function sealRecord(fields: Omit<IntermediateKeyRecord, "checksum">): Int
   return { ...fields, checksum: checksumOf(fields) };
 }
 
+// The limits core's decoder enforces on an envelope's entries (docs/FORMAT.md §8): a master
+// entry read from the key store (which whoever can write to the database controls) gets no
+// more room, so one planted record cannot make this process hash or send megabytes.
+const MAX_PROVIDER_ID_BYTES = 64;
+const MAX_KEY_REF_BYTES = 2048;
+const MAX_WRAPPED_BYTES = 4096;
+
 /** True when the record's shape is sound and its checksum matches its fields. */
 export function recordIntact(record: unknown): record is IntermediateKeyRecord {
   if (typeof record !== "object" || record === null) return false;
@@ -81,7 +88,10 @@ export function recordIntact(record: unknown): record is IntermediateKeyRecord {
     typeof r.master.providerId === "string" &&
     typeof r.master.keyRef === "string" &&
     r.master.wrapped instanceof Uint8Array &&
-    r.master.wrapped.length > 0;
+    r.master.wrapped.length > 0 &&
+    r.master.wrapped.length <= MAX_WRAPPED_BYTES &&
+    Buffer.byteLength(r.master.providerId) <= MAX_PROVIDER_ID_BYTES &&
+    Buffer.byteLength(r.master.keyRef) <= MAX_KEY_REF_BYTES;
   if (!shapeOk) return false;
   const want = Buffer.from(checksumOf(r as IntermediateKeyRecord), "hex");
   const have = Buffer.from(r.checksum as string, "hex");

@@ -1,4 +1,5 @@
 import { EnvelopeError, type KeyProvider, ProviderError, type WrappedKey } from "@envelope/core";
+import { printable } from "@envelope/core/internal";
 import { PROVIDER_ID } from "./errors.js";
 import { ikRequest, unwrapIntermediateKey } from "./master.js";
 import {
@@ -86,7 +87,7 @@ export async function rotateMaster(
       } catch (error) {
         const e = EnvelopeError.isInstance(error) ? error : undefined;
         report.failed.push({
-          id: record.id,
+          id: printable(String(record.id), 64),
           code: e?.code ?? "ENVELOPE_KMS_ERROR",
           message: error instanceof Error ? error.message : String(error),
         });
@@ -129,6 +130,9 @@ async function rotateOne(
       master: entry,
       keyCheck: record.keyCheck,
     });
+    // No entry is dropped on trust: the new one must open, with `to`, to the key that passes
+    // this record's key check, before it replaces the old one (one more master call per IK).
+    await verifyReplacement(updated, to, store.name);
     if (await store.update(record.id, record.version, updated))
       return native ? "native" : "rewrapped";
     // Someone changed the record meanwhile (another rotation): start from what is stored now.
@@ -162,6 +166,23 @@ async function rewrapEntry(
     return { entry: checked(await to.wrap(key, request), to), native: false };
   } finally {
     key.fill(0);
+  }
+}
+
+async function verifyReplacement(
+  updated: IntermediateKeyRecord,
+  to: KeyProvider,
+  storeName: string,
+): Promise<void> {
+  try {
+    (await unwrapIntermediateKey(updated, [to], storeName)).fill(0);
+  } catch (error) {
+    const code = EnvelopeError.isInstance(error) ? error.code : "ENVELOPE_UNWRAP_FAILED";
+    throw new ProviderError(
+      code,
+      `hierarchical: rotateMaster left intermediate key ${updated.id} under its old master: the entry master "${printable(to.id, 64)}" returned does not open to that key with the same provider (${error instanceof Error ? error.message : "unknown error"}). Check that the new master can unwrap (not encrypt-only, right key), then run it again.`,
+      { cause: error, details: { provider: PROVIDER_ID, keyRef: updated.id, master: to.id } },
+    );
   }
 }
 

@@ -50,7 +50,8 @@ describe("rotateMaster", () => {
       expect(report.rewrapped).toBe(1);
       calls.push(before.calls.unwrap + after.total());
     }
-    expect(calls).toEqual([2, 2]);
+    // unwrap (old) + wrap (new) + one unwrap (new) proving the new entry before it replaces the old.
+    expect(calls).toEqual([3, 3]);
   });
 
   it("falls back to unwrap + wrap when the target has no native rewrap", async () => {
