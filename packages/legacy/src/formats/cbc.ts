@@ -4,6 +4,7 @@ import { asText, notLegacy } from "../errors.js";
 import { type KeyInput, keyBytes } from "../keys/key-input.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
+import { decipherAll } from "./decipher.js";
 
 const FORMAT = "aes-256-cbc";
 // Shape only: a 16-byte IV, a colon, then hex or base64 of any length. A value cut short
@@ -71,7 +72,7 @@ function decodeCbc(key: Buffer, value: string | Buffer, requireUtf8: boolean): B
   let plain: Buffer;
   try {
     const decipher = createDecipheriv("aes-256-cbc", key, iv);
-    plain = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    plain = decipherAll(decipher, ciphertext);
   } catch {
     // No cause: a bad padding and a bad UTF-8 plaintext must fail alike (the cause would
     // tell them apart, a padding oracle for whoever sees the error).

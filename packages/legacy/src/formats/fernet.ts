@@ -4,6 +4,7 @@ import { secretCopy } from "@envelope/core/internal";
 import { asText, notLegacy, wrongKey } from "../errors.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
+import { decipherAll } from "./decipher.js";
 import { FERNET_KEY_BYTES } from "./fernet-key.js";
 
 const FORMAT = "fernet";
@@ -86,7 +87,7 @@ function decodeFernet(keys: readonly FernetKey[], value: string | Buffer): Buffe
   const ciphertext = token.subarray(25, token.length - 32);
   try {
     const decipher = createDecipheriv("aes-128-cbc", key.encryption, iv);
-    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    return decipherAll(decipher, ciphertext);
   } catch (cause) {
     // Authentic but badly padded: the writer was broken. Still never the raw value.
     throw wrongKey(FORMAT, cause);

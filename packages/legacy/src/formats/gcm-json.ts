@@ -3,6 +3,7 @@ import { asText, notLegacy, wrongKey } from "../errors.js";
 import { type KeyInput, keyBytes } from "../keys/key-input.js";
 import { tag } from "../tag.js";
 import type { LegacyDecoder } from "../types.js";
+import { decipherAll } from "./decipher.js";
 
 const FORMAT = "aes-256-gcm-json";
 const HEX = /^(?:[0-9a-fA-F]{2})*$/;
@@ -52,7 +53,7 @@ function decodeGcmJson(key: Buffer, value: string | Buffer): Buffer {
   try {
     const decipher = createDecipheriv("aes-256-gcm", key, iv, { authTagLength: 16 });
     decipher.setAuthTag(authTag);
-    return Buffer.concat([decipher.update(Buffer.from(parsed.encrypted, "hex")), decipher.final()]);
+    return decipherAll(decipher, Buffer.from(parsed.encrypted, "hex"));
   } catch (cause) {
     throw wrongKey(FORMAT, cause);
   }
