@@ -1,5 +1,6 @@
 import { inspect } from "node:util";
 import {
+  ConfigError,
   type EncryptionContext,
   type GeneratedDataKey,
   type KeyProvider,
@@ -89,6 +90,15 @@ export function vaultTransitProvider(options: VaultTransitOptions): VaultTransit
     const version = data?.latest_version;
     if (typeof version !== "number" || !Number.isSafeInteger(version) || version < 1) {
       throw contract(`GET ${mount}/keys/${name} returned no latest_version`);
+    }
+    if (data?.supports_encryption === false) {
+      // A signing or HMAC-only key (ed25519, ecdsa-*, hmac): every wrap would fail in Vault.
+      const type = typeof data.type === "string" ? data.type.slice(0, 40) : "unknown";
+      throw new ConfigError(
+        "ENVELOPE_BAD_KEY",
+        `vault-transit: key ${mount}/keys/${name} is of type "${type}", which cannot encrypt, so it cannot wrap data keys. Point keyName at an encryption key (e.g. vault write -f ${mount}/keys/<name> type=aes256-gcm96).`,
+        { details: { provider: PROVIDER_ID, keyRef: keyRef(), type } },
+      );
     }
     if (latest === undefined || version > latest) latest = version;
     derived = data?.derived === true;

@@ -253,3 +253,36 @@ describe("ACL: the policy from the README is enough", () => {
     expect(h.vault.calls.decrypt).toBe(1);
   });
 });
+
+describe("a key that cannot encrypt", () => {
+  it("init() refuses a signing key (Vault's key read says supports_encryption: false) with ENVELOPE_BAD_KEY, naming its type", async () => {
+    await h.admin.write("transit/keys/signer", {});
+    // The real client, with Vault's answer for an ed25519 key (the test server models only
+    // encryption keys): type and supports_* as GET transit/keys/<name> documents them.
+    const real = nodeVault({ endpoint: h.vault.url, debug: () => {} }) as unknown as VaultClient;
+    const client: VaultClient = {
+      read: async (path, o) => {
+        const body = (await real.read(path, o)) as { data?: Record<string, unknown> };
+        if (path !== "transit/keys/signer" || !body.data) return body;
+        return {
+          ...body,
+          data: {
+            ...body.data,
+            type: "ed25519",
+            supports_encryption: false,
+            supports_signing: true,
+          },
+        };
+      },
+      write: (path, data, o) => real.write(path, data, o),
+    };
+    const provider = vaultTransitProvider({
+      client,
+      keyName: "signer",
+      auth: { token: h.vault.rootToken },
+    });
+    const error = await failure(provider.init());
+    expect(error.code).toBe("ENVELOPE_BAD_KEY");
+    expect(error.message).toMatch(/type "ed25519", which cannot encrypt/);
+  });
+});
