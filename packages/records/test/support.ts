@@ -93,12 +93,41 @@ async function onServer(sql: string): Promise<void> {
 }
 
 /**
+ * TypeORM's uuid columns default to uuid_generate_v4(), and its synchronize runs CREATE
+ * EXTENSION IF NOT EXISTS "uuid-ossp", which installs the extension (one per database) into
+ * the first schema of the search path: a test file's own. Dropped with that schema, or
+ * invisible from the other files' search paths, it failed their tables ("function
+ * uuid_generate_v4() does not exist") on a database that did not have it yet. So it is put
+ * in public, which every file's search path ends with, before any file makes its schema;
+ * one in another schema (left by such a run) is moved there.
+ */
+async function uuidOsspInPublic(): Promise<void> {
+  try {
+    await onServer(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'uuid-ossp') THEN
+        CREATE EXTENSION "uuid-ossp" WITH SCHEMA public;
+      ELSIF (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+             WHERE e.extname = 'uuid-ossp') <> 'public' THEN
+        ALTER EXTENSION "uuid-ossp" SET SCHEMA public;
+      END IF;
+    END $$`);
+  } catch (error) {
+    // Two files creating it at once: the other one won (unique_violation, duplicate_object).
+    const code = (error as { code?: string }).code;
+    if (code !== "23505" && code !== "42710") throw error;
+  }
+}
+
+/**
  * Creates PG_SCHEMA before this file's tests and drops it, with every table in it, after
  * them all. Call it at the top of the file, before other hooks: vitest runs beforeAll hooks
  * in order and afterAll hooks in reverse, so the schema outlives the file's own cleanup.
  */
 export function usePgSchema(): void {
-  beforeAll(() => onServer(`CREATE SCHEMA ${PG_SCHEMA}`));
+  beforeAll(async () => {
+    await uuidOsspInPublic();
+    await onServer(`CREATE SCHEMA ${PG_SCHEMA}`);
+  });
   afterAll(() => onServer(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`));
 }
 
