@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { type EnvelopeError, EnvelopeError as EnvelopeErrorClass } from "@envelope/core";
 import {
   type VaultTransitOptions,
@@ -63,3 +65,39 @@ export async function failure(promise: Promise<unknown>): Promise<EnvelopeError>
 }
 
 export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+/**
+ * An HTTP proxy in front of `target` (the Vault test server): `answer` may answer a request
+ * itself (returning true); everything else is forwarded as it is.
+ */
+export async function forwardingProxy(
+  target: string,
+  answer: (req: IncomingMessage, res: ServerResponse) => boolean,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const upstream = new URL(target);
+  const proxy = createServer((req, res) => {
+    if (answer(req, res)) return;
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    async close() {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    },
+  };
+}

@@ -1,8 +1,6 @@
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Envelope, ProviderError } from "@envelope/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type Harness, harness } from "./helpers.js";
+import { forwardingProxy, type Harness, harness } from "./helpers.js";
 
 // A Vault rate-limit quota answers 429 with Retry-After (whole seconds, when the quota
 // config sets enable_rate_limit_response_headers). A tiny proxy in front of the Vault test
@@ -10,7 +8,7 @@ import { type Harness, harness } from "./helpers.js";
 // else; the provider talks to it through its real node-vault client.
 
 let h: Harness;
-let proxy: Server;
+let proxy: Awaited<ReturnType<typeof forwardingProxy>>;
 let proxyUrl: string;
 let throttle = 0;
 let decrypts: number[] = [];
@@ -20,8 +18,7 @@ beforeEach(async () => {
   await h.admin.write("transit/keys/pii", {});
   throttle = 0;
   decrypts = [];
-  const upstream = new URL(h.vault.url);
-  proxy = createServer((req, res) => {
+  proxy = await forwardingProxy(h.vault.url, (req, res) => {
     if (req.url?.startsWith("/v1/transit/decrypt/")) {
       decrypts.push(performance.now());
       if (throttle > 0) {
@@ -33,30 +30,15 @@ beforeEach(async () => {
             errors: ['request path "transit/decrypt/pii": rate limit quota exceeded'],
           }),
         );
-        return;
+        return true;
       }
     }
-    const forward = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        path: req.url,
-        method: req.method,
-        headers: req.headers,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    req.pipe(forward);
+    return false;
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  proxyUrl = proxy.url;
 });
 afterEach(async () => {
-  proxy.closeAllConnections();
-  await new Promise((resolve) => proxy.close(resolve));
+  await proxy.close();
   await h.close();
 });
 

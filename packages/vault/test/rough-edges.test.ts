@@ -1,45 +1,26 @@
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Envelope } from "@envelope/core";
 import { failure } from "@envelope/core/testing";
 import { providerFactory, type VaultTransitProvider } from "@envelope/vault";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Harness, harness } from "./helpers.js";
+import { forwardingProxy, type Harness, harness } from "./helpers.js";
 
 let h: Harness;
-let proxy: Server;
+let proxy: Awaited<ReturnType<typeof forwardingProxy>>;
 let proxyUrl: string;
 
 beforeAll(async () => {
   h = await harness();
   await h.admin.write("transit/keys/pii", {});
   // A proxy in front of Vault that forwards only transit paths (anything else: 404).
-  const target = new URL(h.vault.url);
-  proxy = createServer((req, res) => {
-    if (!req.url?.startsWith("/v1/transit/")) {
-      res.writeHead(404, { "content-type": "application/json" }).end('{"errors":[]}');
-      return;
-    }
-    const upstream = request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path: req.url,
-        method: req.method,
-        headers: req.headers,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    req.pipe(upstream);
+  proxy = await forwardingProxy(h.vault.url, (req, res) => {
+    if (req.url?.startsWith("/v1/transit/")) return false;
+    res.writeHead(404, { "content-type": "application/json" }).end('{"errors":[]}');
+    return true;
   });
-  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-  proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  proxyUrl = proxy.url;
 });
 afterAll(async () => {
-  await new Promise((resolve) => proxy.close(resolve));
+  await proxy.close();
   await h.close();
 });
 
