@@ -67,6 +67,27 @@ function tamperable(inner: KeyStore) {
   return { store, plant: (r: StoredKeyRecord) => planted.set(r.id, r) };
 }
 
+/**
+ * A value sealed by a writer, and the attacker's record: a copy of its IK's record under
+ * `id` (a fresh checksum needs no key; the key check is kept), `change`d, with the value's
+ * entry pointed at it.
+ */
+async function plantedCopy(
+  master: KeyProvider,
+  id: string,
+  change: (real: StoredKeyRecord) => Partial<StoredKeyRecord> = () => ({}),
+) {
+  const { store, plant } = tamperable(memoryKeyStore());
+  const writer = hierarchicalProvider({ master, store });
+  const sealed = await new Envelope({ encrypt: writer }).encrypt("x", {
+    context: ctx("1"),
+    output: "binary",
+  });
+  const real = (await store.get(writer.stats().current!))!;
+  plant({ ...sealRecord({ ...real, id, ...change(real) }), version: 1 });
+  return { store, moved: withEntries(sealed, [{ ...entryOf(sealed), keyRef: id }]) };
+}
+
 describe("attack review: values under the wrong context", () => {
   const master = localAesProvider({ keys: randomBytes(32) });
 
@@ -137,19 +158,10 @@ describe("attack review: intermediate keys and derivation inputs the attacker ch
 
   it("a planted record reusing another record's wrapped IK (no KMS context binding) fails the key check", async () => {
     const master = localAesProvider({ keys: randomBytes(32) });
-    const { store, plant } = tamperable(memoryKeyStore());
-    const writer = hierarchicalProvider({ master, store });
-    const sealed = await new Envelope({ encrypt: writer }).encrypt("x", {
-      context: ctx("1"),
-      output: "binary",
-    });
-    const real = (await store.get(writer.stats().current!))!;
     // Copy the wrapped IK under a new id with a fresh (keyless) checksum; the key check
     // cannot be recomputed without the IK, so the attacker keeps the old one.
-    const id = `ik-${"ab".repeat(12)}`;
-    plant({ ...sealRecord({ ...real, id }), version: 1 });
+    const { store, moved } = await plantedCopy(master, `ik-${"ab".repeat(12)}`);
     const reader = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
-    const moved = withEntries(sealed, [{ ...entryOf(sealed), keyRef: id }]);
     expect(await codeOf(reader.decrypt(moved, { context: ctx("1") }))).toBe("ENVELOPE_BAD_KEY");
   });
 
@@ -269,16 +281,7 @@ describe("attack review: writer-side key reuse", () => {
 describe("attack review: resources", () => {
   it("FINDING: a planted record that fails its key check costs one master call per TTL, not one per decrypt", async () => {
     const { provider: master, calls } = countingMaster();
-    const { store, plant } = tamperable(memoryKeyStore());
-    const writer = hierarchicalProvider({ master, store });
-    const sealed = await new Envelope({ encrypt: writer }).encrypt("x", {
-      context: ctx("1"),
-      output: "binary",
-    });
-    const real = (await store.get(writer.stats().current!))!;
-    const id = `ik-${"ef".repeat(12)}`;
-    plant({ ...sealRecord({ ...real, id }), version: 1 });
-    const moved = withEntries(sealed, [{ ...entryOf(sealed), keyRef: id }]);
+    const { store, moved } = await plantedCopy(master, `ik-${"ef".repeat(12)}`);
     let t = 0;
     const reader = hierarchicalProvider({ master, store, now: () => t });
     const envelope = new Envelope({ encrypt: reader });
@@ -324,16 +327,9 @@ describe("attack review: oversized store records", () => {
     "FINDING: a planted record with %s is refused before any master call (the envelope limits, FORMAT.md §8)",
     async (_, change) => {
       const { provider: master, calls } = countingMaster();
-      const { store, plant } = tamperable(memoryKeyStore());
-      const writer = hierarchicalProvider({ master, store });
-      const sealed = await new Envelope({ encrypt: writer }).encrypt("x", {
-        context: ctx("1"),
-        output: "binary",
-      });
-      const real = (await store.get(writer.stats().current!))!;
-      const id = `ik-${"34".repeat(12)}`;
-      plant({ ...sealRecord({ ...real, id, master: { ...real.master, ...change } }), version: 1 });
-      const moved = withEntries(sealed, [{ ...entryOf(sealed), keyRef: id }]);
+      const { store, moved } = await plantedCopy(master, `ik-${"34".repeat(12)}`, (real) => ({
+        master: { ...real.master, ...change },
+      }));
       const before = calls.unwrap;
       const reader = new Envelope({ encrypt: hierarchicalProvider({ master, store }) });
       expect(await codeOf(reader.decrypt(moved, { context: ctx("1") }))).toBe("ENVELOPE_BAD_KEY");
